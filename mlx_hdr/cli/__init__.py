@@ -1,0 +1,53 @@
+"""The ``mlx-hdr`` command line: thin Typer wrappers over library functions.
+
+Each sub-module defines ``register(app)``; errors are caught once, here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from mlx_hdr.errors import HDRError
+
+COMMAND_MODULES = ("predict", "evaluate", "train", "data", "convert")
+
+app = typer.Typer(
+    name="mlx-hdr",
+    help="Single-image LDR to HDR reconstruction with MLX.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"mlx_hdr.cli.{_name}")
+    except ModuleNotFoundError as exc:  # a command not written yet
+        if exc.name != f"mlx_hdr.cli.{_name}":
+            raise
+        continue
+    _module.register(app)
+
+
+def main() -> None:
+    """Console entry point: run the app, turning expected errors into one line."""
+    try:
+        app(standalone_mode=False)
+    except HDRError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except (KeyboardInterrupt, typer.Abort):
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors etc.
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
