@@ -1,0 +1,70 @@
+"""Colour and value-domain transforms, each forward next to its inverse.
+
+Conventions: images are NHWC or HWC float32 numpy arrays, RGB with Rec.709/sRGB primaries.
+"display" values are in [0, 1]; "scene-linear" values are >= 0 and unbounded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+EPS = 1e-6  # the design's min-max epsilon
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """sRGB EOTF (IEC 61966-2-1): display [0, 1] -> scene-linear [0, 1]."""
+    x = np.asarray(x, np.float32)
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """sRGB OETF: scene-linear, clipped to [0, 1] -> display [0, 1]."""
+    x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
+def rgb_to_luminance(x: np.ndarray) -> np.ndarray:
+    """Rec.709 luminance Y of linear RGB (..., 3) -> (...)."""
+    return np.asarray(x, np.float32) @ REC709_LUMA
+
+
+def _axes(x: np.ndarray) -> tuple[int, ...]:
+    """Per-image reduction axes: all but the batch axis of NHWC, all of HWC."""
+    return tuple(range(1, x.ndim)) if x.ndim == 4 else tuple(range(x.ndim))
+
+
+def hdr_to_target(hdr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scene-linear HDR -> the network's target domain, [-1, 1].
+
+    log1p, then per-image min-max to [0, 1] with eps 1e-6, then to [-1, 1] (the design).
+    Returns ``(target, lo, hi)`` where lo/hi are the per-image log1p min/max (keepdims),
+    needed by :func:`target_to_hdr`.
+    """
+    log = np.log1p(np.maximum(np.asarray(hdr, np.float32), 0.0))
+    lo = log.min(axis=_axes(log), keepdims=True)
+    hi = log.max(axis=_axes(log), keepdims=True)
+    unit = (log - lo) / (hi - lo + EPS)
+    return (unit * 2.0 - 1.0).astype(np.float32), lo, hi
+
+
+def target_to_hdr(target: np.ndarray, lo, hi) -> np.ndarray:
+    """Inverse of :func:`hdr_to_target`: [-1, 1] -> scene-linear HDR >= 0."""
+    unit = (np.asarray(target, np.float32) + 1.0) * 0.5
+    return np.expm1(unit * (np.asarray(hi) - lo + EPS) + lo).clip(0.0).astype(np.float32)
+
+
+def ldr_to_input(ldr: np.ndarray) -> np.ndarray:
+    """Display LDR in [0, 1] -> encoder input: per-image min-max, then ImageNet mean/std."""
+    x = np.asarray(ldr, np.float32)
+    lo = x.min(axis=_axes(x), keepdims=True)
+    hi = x.max(axis=_axes(x), keepdims=True)
+    unit = (x - lo) / (hi - lo + EPS)
+    return ((unit - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
+
+
+def input_to_ldr(x: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`ldr_to_input` up to the lost min-max: -> display [0, 1]."""
+    return (np.asarray(x, np.float32) * IMAGENET_STD + IMAGENET_MEAN).astype(np.float32)
