@@ -1,0 +1,296 @@
+"""Read PyTorch checkpoints into numpy without PyTorch and without the general unpickler.
+
+Two on-disk formats are supported:
+
+* the zip format (PyTorch >= 1.6): ``<prefix>/data.pkl`` plus one raw storage per
+  ``<prefix>/data/<key>`` record and a ``<prefix>/byteorder`` record;
+* the legacy format (older files, e.g. torchvision's ``mobilenet_v2-b0353104.pth``): a
+  sequence of pickles (magic number, protocol version, system info, the object, the list of
+  storage keys) followed by each storage as an int64 element count and its raw bytes.
+
+The pickle is read by :class:`RestrictedUnpickler`, whose ``find_class`` only resolves an
+allow-list of tensor-rebuild functions, storage types and ``collections.OrderedDict``, all
+mapped to local stand-ins: nothing from ``torch`` (or anywhere else) is imported or run.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import zipfile
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mlx_hdr.errors import WeightsError
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
+
+# torch storage class name -> numpy dtype (bfloat16 is read as raw uint16, see _to_numpy).
+STORAGE_DTYPES = {
+    "FloatStorage": np.dtype("f4"),
+    "DoubleStorage": np.dtype("f8"),
+    "HalfStorage": np.dtype("f2"),
+    "BFloat16Storage": np.dtype("u2"),
+    "LongStorage": np.dtype("i8"),
+    "IntStorage": np.dtype("i4"),
+    "ShortStorage": np.dtype("i2"),
+    "CharStorage": np.dtype("i1"),
+    "ByteStorage": np.dtype("u1"),
+    "BoolStorage": np.dtype("?"),
+    "UntypedStorage": np.dtype("u1"),
+}
+
+
+@dataclass(frozen=True)
+class StorageType:
+    """Stand-in for a ``torch.*Storage`` class named in the pickle."""
+
+    name: str
+
+    @property
+    def dtype(self) -> np.dtype:
+        return STORAGE_DTYPES[self.name]
+
+
+@dataclass
+class Storage:
+    """A flat typed buffer; ``data`` is filled once the raw bytes are read.
+
+    A legacy view storage points at its ``root`` storage, starting ``start`` elements in.
+    """
+
+    stype: StorageType
+    numel: int
+    data: np.ndarray | None = None
+    root: Storage | None = None
+    start: int = 0
+
+    def array(self) -> np.ndarray:
+        if self.root is not None:
+            return self.root.array()[self.start : self.start + self.numel]
+        if self.data is None:
+            raise ValueError("a tensor refers to a storage whose bytes were never read")
+        return self.data
+
+
+@dataclass
+class LazyTensor:
+    """``torch._utils._rebuild_tensor_v2`` arguments, materialised after storages are read."""
+
+    storage: Storage
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+    def materialize(self) -> np.ndarray:
+        flat = self.storage.array()
+        size, stride = tuple(map(int, self.size)), tuple(map(int, self.stride))
+        if len(size) != len(stride) or min(size + stride + (self.offset,), default=0) < 0:
+            raise ValueError(f"bad tensor geometry size={size} stride={stride}")
+        if 0 in size:
+            return _to_numpy(np.zeros(size, flat.dtype), self.storage.stype)
+        last = self.offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
+        if last >= flat.size:
+            raise ValueError(f"tensor of size {size} runs past its storage ({flat.size} elements)")
+        item = flat.dtype.itemsize
+        view = np.lib.stride_tricks.as_strided(
+            flat[self.offset :], shape=size, strides=[s * item for s in stride], writeable=False
+        )
+        return _to_numpy(np.array(view, dtype=flat.dtype.newbyteorder("=")), self.storage.stype)
+
+
+def _to_numpy(arr: np.ndarray, stype: StorageType) -> np.ndarray:
+    if stype.name == "BFloat16Storage":  # numpy has no bfloat16: widen exactly to float32
+        return (arr.astype(np.uint32) << 16).view(np.float32)
+    return arr
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored) -> LazyTensor:
+    if not isinstance(storage, Storage):
+        raise pickle.UnpicklingError("tensor rebuilt from something that is not a storage")
+    return LazyTensor(storage, int(storage_offset), tuple(size), tuple(stride))
+
+
+def _rebuild_parameter(data, *_ignored):
+    return data
+
+
+ALLOWED = {
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("collections", "OrderedDict"): OrderedDict,
+}
+ALLOWED.update({("torch", name): StorageType(name) for name in STORAGE_DTYPES})
+ALLOWED[("torch.storage", "UntypedStorage")] = StorageType("UntypedStorage")
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only :data:`ALLOWED` names and torch storage ids.
+
+    ``storages`` maps storage keys to :class:`Storage` objects; ``legacy`` selects the
+    pre-1.6 persistent-id layout (which may describe views of a root storage).
+    """
+
+    def __init__(self, file, legacy: bool):
+        super().__init__(file, encoding="utf-8")
+        self.legacy = legacy
+        self.storages: dict[str, Storage] = {}
+
+    def find_class(self, module: str, name: str):
+        try:
+            return ALLOWED[(module, name)]
+        except KeyError:
+            raise WeightsError(f"refused to load `{module}.{name}` (not a tensor type)") from None
+
+    def persistent_load(self, pid):
+        if not isinstance(pid, tuple) or not pid or _ascii(pid[0]) != "storage":
+            raise pickle.UnpicklingError(f"unsupported persistent id {_ascii(pid[0])!r}")
+        stype, key, _location, numel = pid[1], str(pid[2]), pid[3], int(pid[4])
+        if not isinstance(stype, StorageType):
+            raise pickle.UnpicklingError("storage of an unknown type")
+        storage = self.storages.setdefault(key, Storage(stype, numel))
+        view = pid[5] if self.legacy and len(pid) > 5 else None
+        if view is None:
+            return storage
+        view_key, start, view_numel = str(view[0]), int(view[1]), int(view[2])
+        return self.storages.setdefault(
+            view_key, Storage(stype, view_numel, root=storage, start=start)
+        )
+
+
+def _ascii(value) -> str:
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _load_zip(path: Path) -> tuple[object, dict[str, Storage]]:
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") <= 1]
+        if len(pickles) != 1:
+            raise ValueError("zip archive without exactly one data.pkl (not a torch checkpoint)")
+        prefix = pickles[0][: -len("data.pkl")]
+        order = "<"
+        if f"{prefix}byteorder" in names:
+            order = ">" if archive.read(f"{prefix}byteorder").strip() == b"big" else "<"
+        unpickler = RestrictedUnpickler(io.BytesIO(archive.read(pickles[0])), legacy=False)
+        obj = unpickler.load()
+        for key, storage in unpickler.storages.items():
+            raw = archive.read(f"{prefix}data/{key}")
+            storage.data = _frombuffer(raw, storage, order)
+    return obj, unpickler.storages
+
+
+def _frombuffer(raw: bytes, storage: Storage, order: str) -> np.ndarray:
+    dtype = storage.stype.dtype.newbyteorder(order)
+    need = storage.numel * dtype.itemsize
+    if len(raw) < need:
+        raise ValueError(f"storage holds {len(raw)} bytes, expected {need}")
+    return np.frombuffer(raw, dtype, count=storage.numel)
+
+
+def _load_legacy(path: Path) -> tuple[object, dict[str, Storage]]:
+    with open(path, "rb") as fh:
+        header = [RestrictedUnpickler(fh, legacy=True).load() for _ in range(3)]
+        if header[0] != LEGACY_MAGIC or header[1] != LEGACY_PROTOCOL:
+            raise ValueError("neither a zip nor a legacy PyTorch checkpoint (bad magic number)")
+        order = "<" if not isinstance(header[2], dict) or header[2].get("little_endian") else ">"
+        unpickler = RestrictedUnpickler(fh, legacy=True)
+        obj = unpickler.load()
+        keys = RestrictedUnpickler(fh, legacy=True).load()
+        for key in keys:
+            storage = unpickler.storages[str(key)]
+            (numel,) = struct.unpack(f"{order}q", _read_exact(fh, 8))
+            if numel != storage.numel:
+                raise ValueError(f"storage {key} holds {numel} elements, expected {storage.numel}")
+            raw = _read_exact(fh, numel * storage.stype.dtype.itemsize)
+            storage.data = _frombuffer(raw, storage, order)
+    return obj, unpickler.storages
+
+
+def _read_exact(fh, n: int) -> bytes:
+    data = fh.read(n)
+    if len(data) != n:
+        raise EOFError("file ends inside a tensor storage (truncated?)")
+    return data
+
+
+def _unwrap(obj: object) -> dict:
+    """``{"state_dict": {...}}``-style wrappers -> the state dict itself."""
+    while isinstance(obj, dict) and not any(isinstance(v, LazyTensor) for v in obj.values()):
+        inner = [obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), dict)]
+        if not inner:
+            break
+        obj = inner[0]
+    if not isinstance(obj, dict):
+        raise ValueError(f"the checkpoint holds a {type(obj).__name__}, not a state dict")
+    return obj
+
+
+def _state_dict(obj: object) -> dict[str, np.ndarray]:
+    state = _unwrap(obj)
+    odd = [str(k) for k, v in state.items() if not isinstance(v, LazyTensor)]
+    if odd:
+        raise ValueError(f"{len(odd)} entries are not tensors, e.g. {odd[:3]}")
+    out = {str(k): v.materialize() for k, v in state.items()}
+    if out and all(k.startswith("module.") for k in out):  # saved from DataParallel
+        out = {k[len("module.") :]: v for k, v in out.items()}
+    return out
+
+
+CORRUPT = (
+    pickle.UnpicklingError,
+    EOFError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    struct.error,
+    KeyError,
+    IndexError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    OverflowError,
+    MemoryError,
+)
+
+
+def load_torch_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a PyTorch ``.pth``/``.pt`` state dict as ``{name: np.ndarray}`` without torch.
+
+    Tensors keep PyTorch's layout (conv weights ``(O, I, kH, kW)``) and dtype (bfloat16 is
+    widened to float32). ``{"state_dict": ...}``/``{"model": ...}`` wrappers are unwrapped and
+    a DataParallel ``module.`` prefix is stripped. Raises ``WeightsError`` (one line, naming
+    the file) when the file is missing, corrupt, or its pickle names anything outside the
+    allow-list; refused code is never imported or run.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError("checkpoint file not found", path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if head.startswith(b"PK"):
+            obj, _ = _load_zip(path)
+        elif head.startswith(b"\x80"):
+            obj, _ = _load_legacy(path)
+        else:
+            raise ValueError("not a PyTorch checkpoint (neither a zip archive nor a pickle)")
+        return _state_dict(obj)
+    except WeightsError as exc:
+        raise WeightsError(str(exc), path) from None
+    except zipfile.BadZipFile as exc:
+        raise WeightsError(f"truncated or corrupt zip checkpoint ({exc})", path) from None
+    except CORRUPT as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise WeightsError(f"corrupt or unsupported PyTorch checkpoint: {detail}", path) from None
+    except OSError as exc:
+        raise WeightsError(f"cannot read checkpoint: {exc.strerror or exc}", path) from None
