@@ -1,0 +1,281 @@
+"""The hybrid autoencoder: a frozen ImageNet encoder and a small learned UNet-like decoder.
+
+Input: NHWC float32, ImageNet-normalised (``color.ldr_to_input``), any H, W.
+Output: NHWC float32 in [-1, 1], 3 channels, same H, W (the log-domain target of
+``color.hdr_to_target``).
+
+Upsampling is sub-pixel convolution (PixelShuffle). Its checkerboard artefact is removed
+at the source with ICNR initialisation (Aitken et al. 2017): the conv producing 4·C
+channels starts with the four sub-pixel groups identical, i.e. nearest-neighbour
+upsampling followed by a conv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten
+
+from mlx_hdr.errors import WeightsError
+
+FORMAT = "mlx-hdr-hybrid"
+FORMAT_VERSION = "1"
+UPSAMPLE_MODES = ("pixelshuffle_icnr", "pixelshuffle", "resize_conv")
+MULTIPLE = 32  # total encoder stride
+
+
+@dataclass
+class HybridConfig:
+    """Architecture of :class:`HybridAutoencoder` (saved with the weights)."""
+
+    encoder: str = "mobilenet_v2"
+    # bottleneck width, then one width per decoder stage at strides 16, 8, 4, 2, 1
+    decoder_channels: tuple[int, ...] = (192, 128, 64, 32, 24, 16)
+    upsample: str = "pixelshuffle_icnr"
+    input_skip: bool = True  # concatenate the input image at full resolution
+    encoder_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
+        if len(self.decoder_channels) != 6:
+            raise ValueError("decoder_channels needs 6 widths (bottleneck + 5 stages)")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> HybridConfig:
+        return cls(**json.loads(text))
+
+
+def pixel_shuffle(x: mx.array, r: int = 2) -> mx.array:
+    """Depth-to-space, PyTorch channel order: (N, H, W, C·r·r) -> (N, H·r, W·r, C)."""
+    n, h, w, c = x.shape
+    x = x.reshape(n, h, w, c // (r * r), r, r)
+    return x.transpose(0, 1, 4, 2, 5, 3).reshape(n, h * r, w * r, c // (r * r))
+
+
+def icnr_(conv: nn.Conv2d, r: int = 2) -> None:
+    """ICNR init (Aitken 2017) in place: every sub-pixel group of output channels is equal."""
+    out_ch = conv.weight.shape[0]
+    base = conv.weight[: out_ch // (r * r)]
+    # output channel c·r² + k (PyTorch pixel_shuffle order) copies sub-kernel c
+    conv.weight = mx.repeat(base, r * r, axis=0)
+    if "bias" in conv:
+        conv.bias = mx.repeat(conv.bias[: out_ch // (r * r)], r * r, axis=0)
+
+
+class ConvBlock(nn.Module):
+    """(conv -> InstanceNorm -> ReLU) twice; 3×3 convs (the first may be 1×1)."""
+
+    def __init__(self, in_ch: int, out_ch: int, first_kernel: int = 3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, first_kernel, padding=first_kernel // 2)
+        self.norm1 = nn.InstanceNorm(out_ch, affine=True)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.norm2 = nn.InstanceNorm(out_ch, affine=True)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        x = nn.relu(self.norm1(self.conv1(x)))
+        return nn.relu(self.norm2(self.conv2(x)))
+
+
+class Upsample2x(nn.Module):
+    """×2 upsampling: sub-pixel conv (optionally ICNR-initialised) or resize + conv."""
+
+    def __init__(self, in_ch: int, out_ch: int, mode: str):
+        super().__init__()
+        self.mode = mode
+        if mode == "resize_conv":
+            self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        else:
+            self.conv = nn.Conv2d(in_ch, 4 * out_ch, 3, padding=1)
+            if mode == "pixelshuffle_icnr":
+                icnr_(self.conv)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        if self.mode == "resize_conv":
+            n, h, w, c = x.shape
+            x = mx.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
+            return self.conv(x.reshape(n, 2 * h, 2 * w, c))
+        return pixel_shuffle(self.conv(x))
+
+
+class HybridAutoencoder(nn.Module):
+    """Frozen encoder + bottleneck + UNet-like decoder; NHWC ImageNet-normalised -> [-1, 1]."""
+
+    def __init__(self, config: HybridConfig, encoder: nn.Module | None = None):
+        super().__init__()
+        self.config = config
+        if encoder is None:
+            from mlx_hdr.models.encoders import build_encoder
+
+            encoder = build_encoder(config.encoder, **config.encoder_kwargs)
+        self.encoder = encoder
+        self.encoder.freeze()
+        skips = list(encoder.feature_channels)  # C1..C5
+        d = config.decoder_channels
+        # 1×1 first: C5 is wide (1280 for MobileNetV2) and would dominate the parameters
+        self.bottleneck = ConvBlock(skips[4], d[0], first_kernel=1)
+        # stage k works at stride 16, 8, 4, 2 with skip C4..C1, then the full-res head
+        self.ups = [Upsample2x(d[0], d[1], config.upsample)]
+        self.blocks = []
+        for k, skip in enumerate(reversed(skips[:4])):
+            self.blocks.append(ConvBlock(d[k + 1] + skip, d[k + 1]))
+            self.ups.append(Upsample2x(d[k + 1], d[k + 2], config.upsample))
+        head_in = d[5] + (3 if config.input_skip else 0)
+        self.head = ConvBlock(head_in, d[5])
+        self.out = nn.Conv2d(d[5], 3, 1)
+
+    def decode(self, x: mx.array, feats: list[mx.array]) -> mx.array:
+        """Decoder on the encoder features (input already a multiple of 32)."""
+        y = self.ups[0](self.bottleneck(feats[4]))
+        for k, block in enumerate(self.blocks):
+            y = self.ups[k + 1](block(mx.concatenate([y, feats[3 - k]], axis=-1)))
+        if self.config.input_skip:
+            y = mx.concatenate([y, x], axis=-1)
+        return mx.tanh(self.out(self.head(y)))
+
+    def __call__(self, x: mx.array) -> mx.array:
+        """(N, H, W, 3) ImageNet-normalised float32 -> (N, H, W, 3) in [-1, 1]."""
+        h, w = x.shape[1:3]
+        xp = pad_to_multiple(x, MULTIPLE)
+        feats = [mx.stop_gradient(f) for f in self.encoder.features_at(xp)]
+        return self.decode(xp, feats)[:, :h, :w, :]
+
+
+def pad_to_multiple(x: mx.array, multiple: int = MULTIPLE) -> mx.array:
+    """Pad NHWC bottom/right to a multiple: reflect, or edge where the image is too small."""
+    h, w = x.shape[1:3]
+    ph, pw = -h % multiple, -w % multiple
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if ph < h and pw < w else "edge"
+    return mx.pad(x, [(0, 0), (0, ph), (0, pw), (0, 0)], mode=mode)
+
+
+def trainable_parameter_count(model: nn.Module) -> int:
+    return sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+
+
+def conv_flops(fn, shape: tuple[int, int, int, int]) -> int:
+    """FLOPs (2 per multiply-add) of every Conv2d / Linear that ``fn(zeros(shape))`` runs.
+
+    Counts layers that are ``nn.Conv2d``/``nn.Linear`` (or subclasses); the graph is built
+    lazily and never evaluated, so this is cheap.
+    """
+    total = 0
+    originals = {cls: cls.__call__ for cls in (nn.Conv2d, nn.Linear)}
+
+    def wrap(orig):
+        def counted(self, x):
+            nonlocal total
+            y = orig(self, x)
+            total += 2 * (self.weight.size // self.weight.shape[0]) * y.size
+            return y
+
+        return counted
+
+    for cls, orig in originals.items():
+        cls.__call__ = wrap(orig)
+    try:
+        fn(mx.zeros(shape))
+    finally:
+        for cls, orig in originals.items():
+            cls.__call__ = orig
+    return total
+
+
+def summary(model: HybridAutoencoder, size: int = 512) -> dict:
+    """Parameter counts and FLOPs at ``size``² (batch 1): decoder (learned) and total."""
+    total_flops = conv_flops(model, (1, size, size, 3))
+    enc_flops = conv_flops(model.encoder.features_at, (1, size, size, 3))
+    enc_params = sum(v.size for _, v in tree_flatten(model.encoder.parameters()))
+    return {
+        "decoder_params": trainable_parameter_count(model),
+        "encoder_params": enc_params,
+        "decoder_gflops": (total_flops - enc_flops) / 1e9,
+        "encoder_gflops": enc_flops / 1e9,
+        "size": size,
+    }
+
+
+def checkerboard_score(y: mx.array) -> float:
+    """Share of an NHWC image's AC spectral energy at the ×2-grid frequencies.
+
+    The energy in a small window around (H/2, 0), (0, W/2) and (H/2, W/2) over all non-DC
+    energy, averaged over images and channels. ~3·(2r+1)²/(H·W) for white noise; near 0
+    for smooth images; large for a PixelShuffle mosaic.
+    """
+    import numpy as np
+
+    a = np.asarray(y, np.float64).transpose(0, 3, 1, 2)
+    power = np.abs(np.fft.fft2(a - a.mean(axis=(2, 3), keepdims=True))) ** 2
+    h, w = a.shape[2:]
+    r = max(1, min(h, w) // 64)
+    mask = np.zeros((h, w), bool)
+    for fy, fx in ((h // 2, 0), (0, w // 2), (h // 2, w // 2)):
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                mask[(fy + dy) % h, (fx + dx) % w] = True
+    mask[0, 0] = False
+    ratio = power[..., mask].sum(-1) / np.maximum(power.sum(axis=(2, 3)), 1e-30)
+    return float(ratio.mean())
+
+
+def _atomic_save(path: Path, arrays: dict, metadata: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.safetensors")
+    try:
+        mx.save_safetensors(str(tmp), arrays, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_model(path, model: HybridAutoencoder, dtype=mx.float16) -> Path:
+    """Save all weights (encoder included) and the config to one safetensors file, atomically."""
+    path = Path(path)
+    arrays = {k: v.astype(dtype) for k, v in tree_flatten(model.parameters())}
+    metadata = {"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_json()}
+    _atomic_save(path, arrays, metadata)
+    return path
+
+
+def read_config(path) -> HybridConfig:
+    """The :class:`HybridConfig` stored in a saved model; ``WeightsError`` if not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError("model file not found", path)
+    try:
+        _, meta = mx.load(str(path), return_metadata=True)
+    except Exception as exc:
+        raise WeightsError(f"not a readable safetensors file ({exc})", path) from None
+    if meta.get("format") != FORMAT:
+        raise WeightsError(f"not an {FORMAT} model (format={meta.get('format')!r})", path)
+    if meta.get("version") != FORMAT_VERSION:
+        raise WeightsError(f"unsupported model version {meta.get('version')!r}", path)
+    try:
+        return HybridConfig.from_json(meta["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"bad model config ({exc})", path) from None
+
+
+def load_model(path) -> tuple[HybridAutoencoder, HybridConfig]:
+    """Load a model saved by :func:`save_model`, strictly (float32 weights)."""
+    from mlx_hdr.weights import load_strict
+
+    config = read_config(path)
+    model = HybridAutoencoder(config)
+    load_strict(model, path)
+    model.set_dtype(mx.float32)
+    model.encoder.freeze()
+    model.eval()
+    mx.eval(model.parameters())
+    return model, config
