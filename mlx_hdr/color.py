@@ -68,3 +68,36 @@ def ldr_to_input(ldr: np.ndarray) -> np.ndarray:
 def input_to_ldr(x: np.ndarray) -> np.ndarray:
     """Inverse of :func:`ldr_to_input` up to the lost min-max: -> display [0, 1]."""
     return (np.asarray(x, np.float32) * IMAGENET_STD + IMAGENET_MEAN).astype(np.float32)
+
+
+# Rec.709 primaries and D65 white as OpenEXR's ``chromaticities`` (rx ry gx gy bx by wx wy).
+REC709_CHROMATICITIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
+_BRADFORD = np.array(
+    [[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]], np.float64
+)
+
+
+def _xy_to_xyz(x: float, y: float) -> np.ndarray:
+    return np.array([x / y, 1.0, (1.0 - x - y) / y])
+
+
+def rgb_to_xyz_matrix(chromaticities) -> np.ndarray:
+    """3x3 linear RGB -> CIE XYZ (Y of white = 1) for primaries/white given as 8 xy numbers."""
+    c = np.asarray(chromaticities, np.float64)
+    prim = np.stack([_xy_to_xyz(*c[i : i + 2]) for i in (0, 2, 4)], axis=1)
+    scale = np.linalg.solve(prim, _xy_to_xyz(*c[6:8]))
+    return prim * scale
+
+
+def rgb_to_rec709_matrix(chromaticities) -> np.ndarray:
+    """3x3 matrix taking linear RGB with these chromaticities to Rec.709/D65 linear RGB.
+
+    The white point is adapted to D65 with the Bradford transform (as OpenEXR and ACES do).
+    Apply as ``img @ M.T``.
+    """
+    src = rgb_to_xyz_matrix(chromaticities)
+    dst = rgb_to_xyz_matrix(REC709_CHROMATICITIES)
+    w_src = _BRADFORD @ (src @ np.ones(3))
+    w_dst = _BRADFORD @ (dst @ np.ones(3))
+    adapt = np.linalg.inv(_BRADFORD) @ np.diag(w_dst / w_src) @ _BRADFORD
+    return (np.linalg.inv(dst) @ adapt @ src).astype(np.float32)

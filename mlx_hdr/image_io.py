@@ -1,0 +1,423 @@
+"""All image file reading and writing.
+
+- :func:`read_hdr` -> float32 HxWx3 **scene-linear** RGB (>= 0, unbounded; Rec.709 primaries):
+  Radiance ``.hdr`` (RGBE, RLE or flat), OpenEXR ``.exr`` (half/float; RGB(A), luminance-only
+  ``Y`` and luminance/chroma ``Y, RY, BY``), ``.pfm``.
+- :func:`read_ldr` -> float32 HxWx3 **display** RGB in [0, 1]: JPEG, PNG, TIFF (8 and 16 bit,
+  grey, palette, alpha dropped, CMYK), with the EXIF orientation applied.
+- :func:`write_hdr` / :func:`write_ldr` write atomically (temp file beside the target, then
+  ``os.replace``); :func:`atomic_write` offers the same to other modules.
+
+Every bad input raises :class:`mlx_hdr.errors.InputError` with a one-line message naming the
+file. ``MAX_PIXELS`` (default 100 MP) refuses larger images before decoding them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from mlx_hdr.color import REC709_CHROMATICITIES, rgb_to_rec709_matrix, rgb_to_xyz_matrix
+from mlx_hdr.errors import InputError
+
+MAX_PIXELS = 100_000_000  # refuse images above this many pixels (decompression bombs)
+HDR_SUFFIXES = (".hdr", ".exr", ".pfm")
+LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+LDR_WRITE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+_alpha_warned = False
+
+
+# ---------------------------------------------------------------- checks and atomic writes
+
+
+def _check_input(path, suffixes: tuple[str, ...], kind: str) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise InputError(
+            f"unsupported {kind} file type {path.suffix!r} ({', '.join(suffixes)})", path
+        )
+    if not path.exists():
+        raise InputError("file not found", path)
+    if not path.is_file():
+        raise InputError("not a regular file", path)
+    if not os.access(path, os.R_OK):
+        raise InputError("permission denied", path)
+    if path.stat().st_size == 0:
+        raise InputError("empty file (0 bytes)", path)
+    return path
+
+
+def _check_pixels(path, width: int, height: int, max_pixels: int | None) -> None:
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    if width <= 0 or height <= 0:
+        raise InputError(f"invalid image size {width}x{height}", path)
+    if width * height > limit:
+        raise InputError(
+            f"image is {width}x{height} = {width * height / 1e6:.0f} MP, above the "
+            f"{limit / 1e6:.0f} MP limit (possible decompression bomb; raise max_pixels)",
+            path,
+        )
+
+
+@contextlib.contextmanager
+def atomic_write(path) -> Iterator[Path]:
+    """Yield a temporary path (same directory and suffix) that replaces ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InputError("output directory does not exist", path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# ---------------------------------------------------------------- HDR reading
+
+
+def sanitize_hdr(img: np.ndarray, path=None) -> np.ndarray:
+    """Make HDR values finite and >= 0, warning when anything changed.
+
+    NaN -> 0, +inf -> the largest finite value in the image, negatives (and -inf) -> 0.
+    """
+    img = np.asarray(img, np.float32)
+    bad = ~np.isfinite(img) | (img < 0)
+    if not bad.any():
+        return img
+    n_nan, n_inf, n_neg = np.isnan(img).sum(), np.isposinf(img).sum(), (img < 0).sum()
+    finite = img[np.isfinite(img)]
+    top = float(finite.max()) if finite.size else 0.0
+    out = np.nan_to_num(img, nan=0.0, posinf=max(top, 0.0), neginf=0.0)
+    out = np.maximum(out, 0.0)
+    counts = {"NaN (->0)": n_nan, f"+inf (->{top:g})": n_inf, "negative (->0)": n_neg}
+    what = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    where = f"{path}: " if path is not None else ""
+    warnings.warn(f"{where}replaced {what} values", stacklevel=2)
+    return out
+
+
+def read_hdr(path, max_pixels: int | None = None) -> np.ndarray:
+    """Read a ``.hdr``/``.exr``/``.pfm`` file as float32 HxWx3 scene-linear RGB (Rec.709).
+
+    Values are relative radiance (>= 0, unbounded). NaN, inf and negative values are replaced
+    with a warning (see :func:`sanitize_hdr`). EXR files with other primaries are converted to
+    Rec.709. Raises ``InputError`` for a missing, empty, truncated, unsupported or too large
+    (``max_pixels``, default ``MAX_PIXELS``) file.
+    """
+    path = _check_input(path, HDR_SUFFIXES, "HDR")
+    reader = {".hdr": _read_rgbe, ".exr": _read_exr, ".pfm": _read_pfm}[path.suffix.lower()]
+    img = reader(path, max_pixels)
+    return sanitize_hdr(np.ascontiguousarray(img, np.float32), path)
+
+
+def _rgbe_size(path: Path) -> tuple[int, int]:
+    """Width and height from a Radiance header (without decoding the pixels)."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head.startswith((b"#?", b"\n")):
+        raise InputError("not a Radiance RGBE file (missing '#?' signature)", path)
+    m = re.search(rb"\n\n([-+][YX]) (\d+) ([-+][YX]) (\d+)\n", head)
+    if m is None:
+        raise InputError("Radiance header has no resolution line", path)
+    a, b = int(m.group(2)), int(m.group(4))
+    return (b, a) if m.group(1).endswith(b"Y") else (a, b)
+
+
+@contextlib.contextmanager
+def _quiet_cv2() -> Iterator[None]:
+    """Silence OpenCV's own stderr messages (we raise our own one-line error instead)."""
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(level)
+
+
+def _read_rgbe(path: Path, max_pixels: int | None) -> np.ndarray:
+    width, height = _rgbe_size(path)
+    _check_pixels(path, width, height, max_pixels)
+    with _quiet_cv2():
+        bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if bgr is None or bgr.ndim != 3 or bgr.shape[:2] != (height, width):
+        raise InputError("corrupt or truncated Radiance RGBE data", path)
+    return bgr[..., ::-1]
+
+
+def _read_exr(path: Path, max_pixels: int | None) -> np.ndarray:
+    import OpenEXR
+
+    try:
+        header = OpenEXR.File(str(path), header_only=True).header()
+        lo, hi = header["dataWindow"]
+        _check_pixels(path, int(hi[0] - lo[0] + 1), int(hi[1] - lo[1] + 1), max_pixels)
+        part = OpenEXR.File(str(path), separate_channels=True).parts[0]
+    except InputError:
+        raise
+    except Exception as exc:  # OpenEXR raises RuntimeError/ValueError with multi-line text
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot read OpenEXR file ({first})", path) from None
+    channels = {name: ch.pixels for name, ch in part.channels.items()}
+    chroma = header.get("chromaticities", REC709_CHROMATICITIES)
+    img = _exr_channels_to_rgb(channels, chroma, path)
+    if not np.allclose(chroma, REC709_CHROMATICITIES, atol=1e-3):
+        img = img @ rgb_to_rec709_matrix(chroma).T
+    return img
+
+
+def _upsample(ch: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour upsampling of a subsampled EXR channel to ``shape``."""
+    if ch.shape == shape:
+        return ch
+    ry, rx = -(-shape[0] // ch.shape[0]), -(-shape[1] // ch.shape[1])
+    return np.repeat(np.repeat(ch, ry, axis=0), rx, axis=1)[: shape[0], : shape[1]]
+
+
+def _exr_channels_to_rgb(channels: dict, chroma, path: Path) -> np.ndarray:
+    """RGB(A), Y, or Y/RY/BY channels -> HxWx3 float32 (RGB in the file's primaries)."""
+    ch = {k: np.asarray(v, np.float32) for k, v in channels.items()}
+    if {"R", "G", "B"} <= ch.keys():
+        return np.stack([ch["R"], ch["G"], ch["B"]], axis=-1)
+    if "Y" not in ch:
+        names = ", ".join(sorted(ch)) or "none"
+        raise InputError(f"OpenEXR file has no R,G,B or Y channels (found: {names})", path)
+    y = ch["Y"]
+    if not {"RY", "BY"} <= ch.keys():
+        return np.repeat(y[..., None], 3, axis=-1)
+    # Luminance/chroma, reconstructed like OpenEXR's RgbaYca::YCAtoRGBA.
+    ry, by = _upsample(ch["RY"], y.shape), _upsample(ch["BY"], y.shape)
+    yw = rgb_to_xyz_matrix(chroma)[1]
+    r, b = (ry + 1.0) * y, (by + 1.0) * y
+    g = (y - r * yw[0] - b * yw[2]) / yw[1]
+    return np.stack([r, g, b], axis=-1).astype(np.float32)
+
+
+# ---------------------------------------------------------------- PFM
+
+
+def _read_pfm(path: Path, max_pixels: int | None) -> np.ndarray:
+    """Portable float map: rows stored bottom-to-top; negative scale = little-endian.
+
+    The scale's magnitude is ignored, as most PFM readers and writers do.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    m = re.match(rb"(P[Ff])\s+(\d+)\s+(\d+)\s+([-+0-9.eE]+)\s", data)
+    if m is None:
+        raise InputError("not a PFM file (bad header)", path)
+    channels = 3 if m.group(1) == b"PF" else 1
+    width, height, scale = int(m.group(2)), int(m.group(3)), float(m.group(4))
+    _check_pixels(path, width, height, max_pixels)
+    if scale == 0:
+        raise InputError("PFM scale is 0", path)
+    count = width * height * channels
+    body = data[m.end() :]
+    if len(body) < 4 * count:
+        raise InputError(f"truncated PFM data ({len(body)} of {4 * count} bytes)", path)
+    dtype = "<f4" if scale < 0 else ">f4"
+    img = np.frombuffer(body, dtype, count).reshape(height, width, channels)[::-1]
+    img = img.astype(np.float32)
+    return np.repeat(img, 3, axis=-1) if channels == 1 else img
+
+
+def _write_pfm(path: Path, img: np.ndarray) -> None:
+    height, width = img.shape[:2]
+    with open(path, "wb") as f:
+        f.write(f"PF\n{width} {height}\n-1.0\n".encode("ascii"))
+        f.write(np.ascontiguousarray(img[::-1], "<f4").tobytes())
+
+
+# ---------------------------------------------------------------- LDR reading
+
+
+@dataclass(frozen=True)
+class LdrInfo:
+    """What :func:`read_ldr_info` finds: size after orientation, bit depth, mode, EXIF tag."""
+
+    width: int
+    height: int
+    bits: int
+    mode: str
+    orientation: int
+    has_alpha: bool
+
+
+def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"refused: {exc}".split(". ")[0], path) from None
+    except UnidentifiedImageError:
+        raise InputError("not a recognised image (corrupt or wrong extension)", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot open image ({exc})", path) from None
+    _check_pixels(path, im.width, im.height, max_pixels)
+    return im
+
+
+def _is_16bit(im: Image.Image) -> bool:
+    raw = str(im.tile[0].args if im.tile else "")
+    return im.mode.startswith("I;16") or ";16" in raw or im.mode in ("I", "F")
+
+
+def read_ldr_info(path, max_pixels: int | None = None) -> LdrInfo:
+    """Header facts about an LDR file without decoding its pixels."""
+    path = _check_input(path, LDR_SUFFIXES, "LDR")
+    with _open_pil(path, max_pixels) as im:
+        bits = 16 if _is_16bit(im) else 8
+        orientation = int(im.getexif().get(0x0112, 1) or 1)
+        w, h = (im.height, im.width) if orientation in (5, 6, 7, 8) else im.size
+        alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+        return LdrInfo(w, h, bits, im.mode, orientation, alpha)
+
+
+def exif_orient(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation tag (1..8) to an HxWxC array, like ``ImageOps.exif_transpose``."""
+    ops = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return np.ascontiguousarray(ops.get(orientation, ops[1])(img))
+
+
+def _warn_alpha(path: Path) -> None:
+    global _alpha_warned
+    if not _alpha_warned:
+        _alpha_warned = True
+        warnings.warn(f"{path}: alpha channel dropped (warned once)", stacklevel=3)
+
+
+def _read_16bit(path: Path, orientation: int) -> np.ndarray:
+    """16-bit RGB(A) PNG/TIFF (Pillow would truncate them to 8 bits) via OpenCV."""
+    with _quiet_cv2():
+        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise InputError("corrupt or truncated 16-bit image data", path)
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        _warn_alpha(path)
+    arr = arr[..., :3][..., ::-1] if arr.ndim == 3 else arr[..., None].repeat(3, -1)
+    scale = 65535.0 if arr.dtype == np.uint16 else 255.0
+    return exif_orient(arr.astype(np.float32) / scale, orientation)
+
+
+def _pil_to_rgb(im: Image.Image, path: Path) -> np.ndarray:
+    """Decoded Pillow image of any mode -> HxWx3 float32 in [0, 1]."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im).astype(np.float32) / 65535.0
+        return np.repeat(np.clip(arr, 0, 1)[..., None], 3, axis=-1)
+    if im.mode == "F":
+        return np.repeat(np.clip(np.asarray(im, np.float32), 0, 1)[..., None], 3, axis=-1)
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        _warn_alpha(path)
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    return np.asarray(im.convert("RGB"), np.float32) / 255.0
+
+
+def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
+    """Read a JPEG/PNG/TIFF as float32 HxWx3 display RGB in [0, 1].
+
+    8-bit values are divided by 255, 16-bit by 65535; grey is repeated to 3 channels, palette
+    and CMYK are converted to RGB, alpha is dropped (one warning per process), and the EXIF
+    orientation is applied. Raises ``InputError`` for missing, empty, truncated, unsupported
+    or too large (``max_pixels``, default ``MAX_PIXELS``) files.
+    """
+    path = _check_input(path, LDR_SUFFIXES, "LDR")
+    with _open_pil(path, max_pixels) as im:
+        try:
+            wide = _is_16bit(im)  # before getexif(), which may decode a PNG and drop .tile
+            orientation = int(im.getexif().get(0x0112, 1) or 1)
+            if wide and im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+                return _read_16bit(path, orientation)
+            im.load()  # full decode: truncated files fail here (LOAD_TRUNCATED_IMAGES is False)
+            im = ImageOps.exif_transpose(im)
+            return _pil_to_rgb(im, path)
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise InputError(f"corrupt or truncated image data ({exc})", path) from None
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _check_image(img, path: Path) -> np.ndarray:
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = img[..., None].repeat(3, axis=-1)
+    if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] == 0 or img.shape[1] == 0:
+        raise InputError(f"cannot write an image of shape {img.shape} (need HxWx3)", path)
+    return img.astype(np.float32)
+
+
+def write_hdr(path, img: np.ndarray, dtype: str = "half") -> Path:
+    """Write scene-linear HxWx3 RGB atomically; format by extension (.hdr/.exr/.pfm).
+
+    ``dtype`` ("half" or "float") applies to EXR (ZIP-compressed scanlines). RGBE keeps 8-bit
+    mantissas (~1% relative error); PFM stores float32. Negative/NaN values are written as is
+    by PFM/EXR, clamped by RGBE. Returns the path.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in HDR_SUFFIXES:
+        raise InputError(f"unsupported HDR output type {path.suffix!r} (.hdr, .exr, .pfm)", path)
+    if dtype not in ("half", "float"):
+        raise InputError(f"dtype must be 'half' or 'float', not {dtype!r}", path)
+    img = _check_image(img, path)
+    with atomic_write(path) as tmp:
+        if suffix == ".hdr":
+            with _quiet_cv2():
+                ok = cv2.imwrite(str(tmp), np.ascontiguousarray(img[..., ::-1]))
+            if not ok:
+                raise InputError("OpenCV could not write the Radiance file", path)
+        elif suffix == ".exr":
+            _write_exr(tmp, img, np.float16 if dtype == "half" else np.float32)
+        else:
+            _write_pfm(tmp, img)
+    return path
+
+
+def _write_exr(path: Path, img: np.ndarray, dtype) -> None:
+    import OpenEXR
+
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    OpenEXR.File(header, {"RGB": np.ascontiguousarray(img.astype(dtype))}).write(str(path))
+
+
+def write_ldr(path, img01: np.ndarray, quality: int = 95) -> Path:
+    """Write a display image (HxWx3 in [0, 1], clipped) as 8-bit PNG or JPEG, atomically."""
+    path = Path(path)
+    if path.suffix.lower() not in LDR_WRITE_SUFFIXES:
+        raise InputError(f"unsupported LDR output type {path.suffix!r} (.png, .jpg)", path)
+    img = _check_image(img01, path)
+    u8 = (np.clip(np.nan_to_num(img), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
+    opts = {"quality": int(quality)} if fmt == "JPEG" else {}
+    with atomic_write(path) as tmp:
+        Image.fromarray(u8).save(tmp, format=fmt, **opts)
+    return path

@@ -1,0 +1,326 @@
+"""image_io: round trips, odd formats on tiny generated files, real files, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import cv2
+import numpy as np
+import OpenEXR
+import pytest
+from PIL import Image
+
+import mlx_hdr  # noqa: F401  (OpenBLAS preload before anything imports mlx.core)
+from mlx_hdr import image_io as io
+from mlx_hdr.color import (
+    REC709_CHROMATICITIES,
+    linear_to_srgb,
+    rgb_to_rec709_matrix,
+    rgb_to_xyz_matrix,
+    srgb_to_linear,
+)
+from mlx_hdr.errors import InputError
+
+AP0 = (0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767)
+
+
+def hdr_image(h=9, w=13, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.exp2(rng.uniform(-6, 8, (h, w, 3))).astype(np.float32)
+
+
+def rgb8(h=6, w=10, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+# ---------------------------------------------------------------- HDR round trips
+
+
+@pytest.mark.parametrize("width", [5, 40])  # OpenCV writes flat RGBE below 8 px, RLE above
+def test_rgbe_round_trip(tmp_path, width):
+    img = hdr_image(w=width)
+    path = io.write_hdr(tmp_path / "a.hdr", img)
+    data = path.read_bytes()
+    first = data[data.index(b"+X %d\n" % width) + len(b"+X %d\n" % width) :][:2]
+    assert (first == b"\x02\x02") == (width >= 8)  # new-style RLE scanline marker
+    out = io.read_hdr(path)
+    assert out.shape == img.shape and out.dtype == np.float32
+    # RGBE: 8-bit mantissa shared by the pixel: error <= 2^-7 of the pixel's max channel.
+    err = np.abs(out - img) / img.max(axis=-1, keepdims=True)
+    assert err.max() < 2**-7
+
+
+@pytest.mark.parametrize("dtype,tol", [("half", 2**-11), ("float", 0.0)])
+def test_exr_round_trip(tmp_path, dtype, tol):
+    img = hdr_image()
+    out = io.read_hdr(io.write_hdr(tmp_path / "a.exr", img, dtype=dtype))
+    assert np.all(np.abs(out - img) <= tol * img)
+    channels = OpenEXR.File(str(tmp_path / "a.exr"), separate_channels=True).parts[0].channels
+    assert channels["R"].pixels.dtype == (np.float16 if dtype == "half" else np.float32)
+
+
+def test_pfm_round_trip_and_row_order(tmp_path):
+    img = hdr_image()
+    out = io.read_hdr(io.write_hdr(tmp_path / "a.pfm", img))
+    np.testing.assert_array_equal(out, img)
+    # Hand-made big-endian greyscale PFM: first stored row is the bottom of the image.
+    rows = np.arange(6, dtype=">f4").reshape(3, 2)
+    (tmp_path / "g.pfm").write_bytes(b"Pf\n2 3\n1.0\n" + rows.tobytes())
+    grey = io.read_hdr(tmp_path / "g.pfm")
+    assert grey.shape == (3, 2, 3)
+    np.testing.assert_array_equal(grey[..., 1], [[4, 5], [2, 3], [0, 1]])
+
+
+def test_hdr_sanitised_with_warning(tmp_path):
+    img = hdr_image(4, 4)
+    img[0, 0, 0], img[0, 1, 1], img[0, 2, 2] = np.nan, np.inf, -3.0
+    io.write_hdr(tmp_path / "bad.pfm", img)
+    with pytest.warns(UserWarning, match="NaN"):
+        out = io.read_hdr(tmp_path / "bad.pfm")
+    finite = img[np.isfinite(img)]
+    assert out[0, 0, 0] == 0 and out[0, 2, 2] == 0 and out[0, 1, 1] == finite.max()
+    assert np.isfinite(out).all() and out.min() >= 0
+
+
+# ---------------------------------------------------------------- EXR variants
+
+
+def test_exr_luminance_only(tmp_path):
+    y = hdr_image()[..., 0]
+    OpenEXR.File({}, {"Y": y.astype(np.float16)}).write(str(tmp_path / "y.exr"))
+    out = io.read_hdr(tmp_path / "y.exr")
+    assert out.shape == (*y.shape, 3)
+    np.testing.assert_allclose(out[..., 2], y, rtol=1e-3)
+
+
+def test_exr_luminance_chroma(tmp_path):
+    rgb = hdr_image()
+    y = rgb @ rgb_to_xyz_matrix(REC709_CHROMATICITIES)[1].astype(np.float32)
+    ry, by = (rgb[..., 0] - y) / y, (rgb[..., 2] - y) / y  # OpenEXR's RGBAtoYCA
+    OpenEXR.File({}, {"Y": y, "RY": ry, "BY": by}).write(str(tmp_path / "yc.exr"))
+    out = io.read_hdr(tmp_path / "yc.exr")
+    # float32 cancellation in G = (Y - wr R - wb B) / wg: error relative to the pixel's max.
+    assert (np.abs(out - rgb) / rgb.max(-1, keepdims=True)).max() < 1e-5
+
+
+def test_exr_subsampled_chroma_upsampling():
+    ch = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    up = io._upsample(ch, (3, 4))
+    np.testing.assert_array_equal(up, [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4]])
+
+
+def test_exr_other_primaries_converted(tmp_path):
+    rgb = hdr_image()
+    rgb[0, 0] = 1.0  # white stays white under Bradford adaptation D60 -> D65
+    OpenEXR.File({"chromaticities": AP0}, {"RGB": rgb}).write(str(tmp_path / "aces.exr"))
+    with pytest.warns(UserWarning, match="negative"):  # out-of-gamut colours clamped
+        out = io.read_hdr(tmp_path / "aces.exr")
+    np.testing.assert_allclose(out[0, 0], 1.0, atol=2e-4)
+    expected = np.maximum(rgb[1:] @ rgb_to_rec709_matrix(AP0).T, 0)
+    assert (np.abs(out[1:] - expected) / rgb[1:].max(-1, keepdims=True)).max() < 1e-5
+
+
+def test_exr_rgba_and_no_colour_channels(tmp_path):
+    rgb = hdr_image()
+    a = np.ones(rgb.shape[:2], np.float32)
+    # The OpenEXR binding ignores numpy strides: pass contiguous planes.
+    chans = {c: np.ascontiguousarray(rgb[..., i]) for i, c in enumerate("RGB")} | {"A": a}
+    OpenEXR.File({}, chans).write(str(tmp_path / "rgba.exr"))
+    np.testing.assert_array_equal(io.read_hdr(tmp_path / "rgba.exr"), rgb)
+    OpenEXR.File({}, {"Z": a}).write(str(tmp_path / "z.exr"))
+    with pytest.raises(InputError, match="found: Z"):
+        io.read_hdr(tmp_path / "z.exr")
+
+
+# ---------------------------------------------------------------- LDR formats
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16bit_rgb_and_grey(tmp_path, ext):
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 65536, (5, 7, 3), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / f"c{ext}"), rgb[..., ::-1])
+    out = io.read_ldr(tmp_path / f"c{ext}")
+    np.testing.assert_allclose(out, rgb / 65535.0, atol=1e-7)
+    assert io.read_ldr_info(tmp_path / f"c{ext}").bits == 16
+    cv2.imwrite(str(tmp_path / f"g{ext}"), rgb[..., 0])
+    grey = io.read_ldr(tmp_path / f"g{ext}")
+    np.testing.assert_allclose(grey, np.repeat(rgb[..., :1] / 65535.0, 3, -1), atol=1e-7)
+
+
+def test_8bit_modes(tmp_path, monkeypatch):
+    rgb = rgb8()
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "l.png")
+    np.testing.assert_allclose(io.read_ldr(tmp_path / "l.png"), rgb[..., [0, 0, 0]] / 255.0)
+    pal = Image.fromarray(rgb).quantize(16)
+    pal.save(tmp_path / "p.png")
+    np.testing.assert_allclose(
+        io.read_ldr(tmp_path / "p.png"), np.asarray(pal.convert("RGB")) / 255.0
+    )
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=100)
+    assert Image.open(tmp_path / "cmyk.jpg").mode == "CMYK"
+    assert np.abs(io.read_ldr(tmp_path / "cmyk.jpg") - rgb / 255.0).mean() < 0.05
+
+
+def test_alpha_dropped_with_one_warning(tmp_path, monkeypatch):
+    monkeypatch.setattr(io, "_alpha_warned", False)
+    rgba = np.dstack([rgb8(), np.full((6, 10), 7, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    Image.fromarray(rgba[..., [0, 3]]).save(tmp_path / "la.png")
+    with pytest.warns(UserWarning, match="alpha"):
+        out = io.read_ldr(tmp_path / "a.png")
+    np.testing.assert_allclose(out, rgba[..., :3] / 255.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # second file: no second warning
+        la = io.read_ldr(tmp_path / "la.png")
+    np.testing.assert_allclose(la, rgba[..., [0, 0, 0]] / 255.0)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation(tmp_path, orientation):
+    rgb = rgb8(4, 6)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(rgb).save(tmp_path / "o.png", exif=exif)
+    out = io.read_ldr(tmp_path / "o.png")
+    np.testing.assert_array_equal(out, io.exif_orient(rgb, orientation) / np.float32(255))
+    expected = (
+        np.asarray(Image.fromarray(rgb).transpose(_PIL_OPS[orientation]))
+        if (orientation > 1)
+        else rgb
+    )
+    np.testing.assert_array_equal(io.exif_orient(rgb, orientation), expected)
+    info = io.read_ldr_info(tmp_path / "o.png")
+    assert (info.height, info.width) == out.shape[:2] and info.orientation == orientation
+
+
+_PIL_OPS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def test_exif_rotated_jpeg(tmp_path):
+    rgb = np.zeros((8, 16, 3), np.uint8)
+    rgb[:, :8] = 255  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display = rotate 90 degrees clockwise: left half -> top half
+    Image.fromarray(rgb).save(tmp_path / "r.jpg", exif=exif, quality=100)
+    out = io.read_ldr(tmp_path / "r.jpg")
+    assert out.shape == (16, 8, 3)
+    assert out[:6].mean() > 0.9 and out[10:].mean() < 0.1
+
+
+# ---------------------------------------------------------------- real files
+
+
+def test_real_eval_pair_consistent(shared):
+    case = shared / "data/eval-public/ilm_desk"
+    gt, ldr = io.read_hdr(case / "gt.hdr"), io.read_ldr(case / "input.jpg")
+    scale = json.loads((case / "meta.json").read_text())["exposure_scale"]
+    assert gt.shape == ldr.shape == (874, 644, 3)
+    # The synthetic LDR recipe: ldr = srgb(clip(gt * s)), so they agree on unclipped pixels.
+    ok = (gt * scale).max(axis=-1) < 0.9
+    diff = np.abs(linear_to_srgb(gt * scale) - ldr)[ok]
+    assert np.median(diff) < 0.01
+    assert np.abs(srgb_to_linear(ldr[ok]) - gt[ok] * scale).mean() < 0.01
+
+
+def test_real_pool_file(shared):
+    img = io.read_hdr(shared / "data/hdr-pool/ph_lebombo.hdr")
+    assert img.shape == (512, 1024, 3) and img.min() >= 0 and img.max() > 1
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+def _bad_files(tmp_path, shared_dir):
+    real = (shared_dir / "data/eval-public/ilm_desk/gt.hdr").read_bytes()
+    jpg = (shared_dir / "data/eval-public/ilm_desk/input.jpg").read_bytes()
+    io.write_hdr(tmp_path / "ok.exr", hdr_image(64, 64))
+    io.write_ldr(tmp_path / "ok.png", np.random.default_rng(0).random((64, 64, 3)))
+    files = {
+        "empty.jpg": b"",
+        "trunc.jpg": jpg[: len(jpg) // 2],
+        "trunc.png": (tmp_path / "ok.png").read_bytes()[:300],
+        "garbage.png": b"this is not an image at all",
+        "trunc.hdr": real[: len(real) // 2],
+        "noheader.hdr": b"hello world\n",
+        "trunc.exr": (tmp_path / "ok.exr").read_bytes()[:200],
+        "trunc.pfm": b"PF\n4 4\n-1.0\n" + b"\0" * 20,
+        "image.gif": b"GIF89a",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    return list(files) + ["missing.hdr", "missing.jpg"]
+
+
+def test_bad_inputs_give_one_line_input_error(tmp_path, shared):
+    for name in _bad_files(tmp_path, shared):
+        path = tmp_path / name
+        reader = io.read_hdr if path.suffix in (".hdr", ".exr", ".pfm") else io.read_ldr
+        with pytest.raises(InputError) as info:
+            reader(path)
+        msg = str(info.value)
+        assert str(path) in msg and "\n" not in msg, (name, msg)
+    (tmp_path / "dir.hdr").mkdir()
+    with pytest.raises(InputError, match="not a regular file"):
+        io.read_hdr(tmp_path / "dir.hdr")
+
+
+def test_pixel_limit_and_decompression_bomb(tmp_path, monkeypatch):
+    io.write_ldr(tmp_path / "big.png", np.zeros((40, 50, 3)))
+    io.write_hdr(tmp_path / "big.hdr", np.ones((40, 50, 3)))
+    io.write_hdr(tmp_path / "big.exr", np.ones((40, 50, 3)))
+    for p, read in [("big.png", io.read_ldr), ("big.hdr", io.read_hdr), ("big.exr", io.read_hdr)]:
+        with pytest.raises(InputError, match="limit"):
+            read(tmp_path / p, max_pixels=1000)
+    monkeypatch.setattr(io, "MAX_PIXELS", 1000)
+    with pytest.raises(InputError, match="limit"):
+        io.read_hdr(tmp_path / "big.hdr")
+    monkeypatch.setattr(io, "MAX_PIXELS", 10**9)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow's own bomb check fires first
+    with pytest.raises(InputError, match=str(tmp_path / "big.png")):
+        io.read_ldr(tmp_path / "big.png")
+
+
+# ---------------------------------------------------------------- atomic writes
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    target = tmp_path / "out.exr"
+    target.write_bytes(b"old")
+
+    def boom(path, img, dtype):
+        path.write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io, "_write_exr", boom)
+    with pytest.raises(OSError):
+        io.write_hdr(target, hdr_image())
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.exr"]
+    for bad in [
+        lambda: io.write_hdr(tmp_path / "x.tga", hdr_image()),
+        lambda: io.write_ldr(tmp_path / "x.png", np.zeros((4, 4, 5))),
+        lambda: io.write_ldr(tmp_path / "nodir" / "x.png", np.zeros((4, 4, 3))),
+    ]:
+        with pytest.raises(InputError):
+            bad()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.exr"]
+
+
+def test_write_ldr_png_and_jpeg(tmp_path):
+    img = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
+    png = io.read_ldr(io.write_ldr(tmp_path / "a.png", img))
+    assert np.abs(png - img).max() <= 0.5 / 255 + 1e-6
+    ramp_x, ramp_y = np.meshgrid(np.linspace(0, 1, 16), np.linspace(0, 1, 16))
+    smooth = np.dstack([ramp_x, ramp_y, np.full((16, 16), 0.5)])
+    jpg = io.read_ldr(io.write_ldr(tmp_path / "a.jpg", smooth, quality=95))
+    assert np.abs(jpg - smooth).max() < 0.06 and np.abs(jpg - smooth).mean() < 0.01
