@@ -1,0 +1,97 @@
+"""PyTorch checkpoint -> MLX safetensors: read strictly, map by rule, check, write atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import mlx.core as mx
+
+from convert.download import download_checkpoint, sha256_file
+from convert.mapping import convert_state_dict, load_spec
+from convert.torch_pickle import load_torch_checkpoint
+from mlx_hdr.errors import WeightsError
+from mlx_hdr.weights import FORMAT, converted_path
+
+CONVERTER_VERSION = "1"
+DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def output_path(arch: str, dst: str | Path | None) -> Path:
+    """``dst`` as a file (``*.safetensors``) or a directory; default ``converted_path(arch)``."""
+    if dst is None:
+        return converted_path(arch)
+    dst = Path(dst)
+    return dst if dst.suffix == ".safetensors" else dst / f"{arch}.safetensors"
+
+
+def save_safetensors_atomic(path: Path, arrays: dict[str, mx.array], metadata: dict) -> Path:
+    """Write safetensors through a temporary file in the same directory, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # MLX appends ".safetensors" to other names, so the temporary name must end with it.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".safetensors")
+    os.close(fd)
+    try:
+        mx.save_safetensors(tmp, arrays, metadata)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def convert_checkpoint(
+    arch: str, src: str | Path, dst: str | Path | None = None, dtype: str = "float32"
+) -> Path:
+    """Convert the PyTorch checkpoint ``src`` of ``arch`` to MLX safetensors; return its path.
+
+    ``arch``: ``mobilenet_v3_large``, ``mobilenet_v2``, ``vgg16`` or ``lpips_vgg``. ``dst``: a
+    ``.safetensors`` file or a directory (default ``mlx_hdr.weights.converted_path(arch)``).
+    Floating tensors are stored as ``dtype``; conv kernels in MLX layout (O, kH, kW, I).
+    Metadata: ``format``, ``architecture``, ``source_file``, ``source_sha256``,
+    ``converter_version``. Raises ``WeightsError`` (one line) on any bad input; nothing is
+    written then.
+    """
+    if dtype not in DTYPES:
+        raise WeightsError(f"unsupported dtype {dtype!r} (choose from {', '.join(DTYPES)})")
+    load_spec(arch)  # unknown architecture: fail before reading a large file
+    src = Path(src)
+    state = load_torch_checkpoint(src)
+    arrays = convert_state_dict(arch, state, source=src)
+    target = DTYPES[dtype]
+    out = {}
+    for key, array in arrays.items():
+        value = mx.array(array)
+        out[key] = value.astype(target) if mx.issubdtype(value.dtype, mx.floating) else value
+    metadata = {
+        "format": FORMAT,
+        "architecture": arch,
+        "source_file": src.name,
+        "source_sha256": sha256_file(src),
+        "converter_version": CONVERTER_VERSION,
+    }
+    return save_safetensors_atomic(output_path(arch, dst), out, metadata)
+
+
+def convert_from(
+    arch: str,
+    src: str | Path | None = None,
+    dst: str | Path | None = None,
+    download: bool = False,
+    dtype: str = "float32",
+    variant: str | None = None,
+) -> Path:
+    """What ``mlx-hdr convert`` does: convert ``src``, or the official file with ``download``."""
+    if (src is None) == (not download):
+        raise WeightsError("give either a checkpoint file or --download (exactly one)")
+    if download:
+        src = download_checkpoint(arch, variant)
+    return convert_checkpoint(arch, src, dst, dtype)

@@ -1,0 +1,127 @@
+"""Where converted weights live, and strict loading into MLX models.
+
+Converted weights are MLX safetensors made by ``mlx-hdr convert`` (see the ``convert``
+package) with metadata ``format = mlx-hdr`` and ``architecture = <arch>``; conv kernels are
+in MLX layout (O, kH, kW, I) and keys equal the models' parameter names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten
+
+from mlx_hdr.errors import WeightsError
+
+FORMAT = "mlx-hdr"
+SHOW = 3  # how many names an error message lists per category
+
+
+def weights_dir() -> Path:
+    """Directory of converted weights: ``$MLX_HDR_HOME``, default ``~/.cache/mlx-hdr``."""
+    return Path(os.environ.get("MLX_HDR_HOME") or "~/.cache/mlx-hdr").expanduser()
+
+
+def converted_path(arch: str) -> Path:
+    """Default converted-weights file of ``arch``: ``weights_dir()/<arch>.safetensors``."""
+    return weights_dir() / f"{arch}.safetensors"
+
+
+def _names(keys: list[str]) -> str:
+    shown = ", ".join(keys[:SHOW])
+    return shown + (f", ... (+{len(keys) - SHOW})" if len(keys) > SHOW else "")
+
+
+def check_shapes(
+    actual: Mapping[str, tuple[int, ...]],
+    expected: Mapping[str, tuple[int, ...]],
+    what: str = "weights",
+    path: str | Path | None = None,
+) -> None:
+    """Raise ``WeightsError`` unless ``actual`` has exactly ``expected``'s keys and shapes.
+
+    The one-line message counts missing, unexpected and mis-shaped keys and names the first few.
+    """
+    missing = sorted(set(expected) - set(actual))
+    unexpected = sorted(set(actual) - set(expected))
+    shapes = {k: (tuple(actual[k]), tuple(expected[k])) for k in actual if k in expected}
+    wrong = sorted(k for k, (got, want) in shapes.items() if got != want)
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing ({_names(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected ({_names(unexpected)})")
+    if wrong:
+        shown = [f"{k} {shapes[k][0]} != expected {shapes[k][1]}" for k in wrong]
+        problems.append(f"{len(wrong)} with wrong shape ({_names(shown)})")
+    if problems:
+        raise WeightsError(f"{what} does not match: " + "; ".join(problems), path)
+
+
+def _how_to_make(arch: str) -> str:
+    return f"make it with `mlx-hdr convert {arch} --download` or `mlx-hdr convert {arch} FILE.pth`"
+
+
+def resolve_converted(
+    arch_or_path: str | Path, architecture: str | None = None
+) -> tuple[Path, str | None]:
+    """An architecture name or a file path -> (file path, expected architecture or None)."""
+    arg = str(arch_or_path)
+    if isinstance(arch_or_path, Path) or arg.endswith(".safetensors") or os.sep in arg:
+        return Path(arg), architecture
+    return converted_path(arg), arg
+
+
+def load_converted(
+    arch_or_path: str | Path, architecture: str | None = None
+) -> dict[str, mx.array]:
+    """Load converted safetensors by architecture name or file path -> ``{key: mx.array}``.
+
+    ``architecture`` (implied when an architecture name is given) must equal the file's
+    ``architecture`` metadata. Raises ``WeightsError`` when the file is missing (saying which
+    ``mlx-hdr convert`` command makes it), unreadable, or for another architecture.
+    """
+    path, architecture = resolve_converted(arch_or_path, architecture)
+    if not path.is_file():
+        hint = _how_to_make(architecture) if architecture else "convert it with `mlx-hdr convert`"
+        raise WeightsError(f"converted weights not found; {hint}", path)
+    try:
+        arrays, metadata = mx.load(str(path), return_metadata=True)
+    except (RuntimeError, ValueError, OSError) as exc:
+        detail = " ".join(str(exc).split())
+        raise WeightsError(f"unreadable safetensors file ({detail})", path) from None
+    found = metadata.get("architecture")
+    if architecture and found and found != architecture:
+        raise WeightsError(f"holds {found} weights, expected {architecture}", path)
+    return arrays
+
+
+def load_strict(
+    model: nn.Module,
+    weights: Mapping[str, mx.array] | str | Path,
+    architecture: str | None = None,
+) -> nn.Module:
+    """Load ``weights`` (a dict, or a converted file / architecture name) into ``model``.
+
+    Keys and shapes must equal ``tree_flatten(model.parameters())`` exactly, else
+    ``WeightsError`` lists the missing, unexpected and mis-shaped keys. Arrays are cast to the
+    dtype of the parameter they replace. Returns ``model``.
+    """
+    path = None
+    if not isinstance(weights, Mapping):
+        path, architecture = resolve_converted(weights, architecture)
+        weights = load_converted(weights, architecture)
+    params = dict(tree_flatten(model.parameters()))
+    check_shapes(
+        {k: tuple(v.shape) for k, v in weights.items()},
+        {k: tuple(v.shape) for k, v in params.items()},
+        what=f"weights for {type(model).__name__}",
+        path=path,
+    )
+    cast = [(k, v.astype(params[k].dtype)) for k, v in weights.items()]
+    model.load_weights(cast, strict=True)
+    return model
