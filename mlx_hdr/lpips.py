@@ -1,0 +1,64 @@
+"""LPIPS v0.1 with VGG16 (Zhang et al. 2018), as the ``lpips`` package computes it.
+
+``LPIPS()(x, y)`` takes two NHWC float32 batches in [-1, 1] and returns the (N,) distances;
+it is differentiable (usable as a training loss). Weights: the converted safetensors of
+``vgg16`` (``features.*``) and ``lpips_vgg`` (``lins.{k}.weight``), see ``mlx-hdr convert``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from mlx_hdr.models.layers import Conv2d
+from mlx_hdr.models.vgg import VGG16Features
+from mlx_hdr.weights import load_strict
+
+# lpips.ScalingLayer: maps [-1, 1] inputs to the ImageNet-normalised domain of VGG.
+SHIFT = (-0.030, -0.088, -0.188)
+SCALE = (0.458, 0.448, 0.450)
+EPS = 1e-10
+
+
+def normalize_channels(x: mx.array) -> mx.array:
+    """lpips ``normalize_tensor``: x / (||x||_2 over channels + 1e-10).
+
+    1e-20 under the square root keeps the gradient finite where a feature vector is all
+    zero (ReLU); it is below float32 resolution for any norm that matters.
+    """
+    norm = mx.sqrt(mx.sum(x * x, axis=-1, keepdims=True) + 1e-20)
+    return x / (norm + EPS)
+
+
+class LPIPS(nn.Module):
+    """LPIPS v0.1 (VGG16): ``net`` holds the VGG features, ``lins`` the five 1x1 convs."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = VGG16Features()
+        self.lins = [Conv2d(c, 1, 1, bias=False) for c in self.net.feature_channels]
+        self.freeze()
+
+    @classmethod
+    def from_pretrained(cls, vgg_path: str | Path, lin_path: str | Path) -> LPIPS:
+        """Load converted ``vgg16`` and ``lpips_vgg`` safetensors (raises ``WeightsError``)."""
+        model = cls()
+        load_strict(model.net, vgg_path, "vgg16")
+        lins = nn.Module()
+        lins.lins = model.lins
+        load_strict(lins, lin_path, "lpips_vgg")
+        model.freeze()
+        return model
+
+    def __call__(self, x: mx.array, y: mx.array) -> mx.array:
+        """(N, H, W, 3) x, y in [-1, 1] -> (N,) LPIPS distances."""
+        shift, scale = mx.array(SHIFT), mx.array(SCALE)
+        fx = self.net.features_at((x - shift) / scale)
+        fy = self.net.features_at((y - shift) / scale)
+        total = 0.0
+        for lin, a, b in zip(self.lins, fx, fy, strict=True):
+            diff = (normalize_channels(a) - normalize_channels(b)) ** 2
+            total = total + lin(diff).mean(axis=(1, 2, 3))
+        return total

@@ -1,0 +1,67 @@
+"""LPIPS v0.1 (VGG16) against the official ``lpips`` package's values on its examples."""
+
+from __future__ import annotations
+
+# isort: off
+import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
+
+# isort: on
+import mlx.core as mx
+import numpy as np
+import pytest
+from PIL import Image
+
+from convert.convert import convert_checkpoint
+from mlx_hdr.errors import WeightsError
+from mlx_hdr.lpips import LPIPS
+
+# /work/shared/weights/README.md: official lpips 0.1.4, net="vgg", v0.1.
+REFERENCE = {"ex_p0": 0.568613, "ex_p1": 0.421664}
+
+
+@pytest.fixture(scope="module")
+def converted(shared, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lpips")
+    weights = shared / "weights"
+    vgg = convert_checkpoint("vgg16", weights / "vgg16_features.pth", out / "vgg16.safetensors")
+    lin = convert_checkpoint("lpips_vgg", weights / "lpips_v0.1_vgg.pth", out / "lin.safetensors")
+    return vgg, lin
+
+
+@pytest.fixture(scope="module")
+def lpips(converted):
+    return LPIPS.from_pretrained(*converted)
+
+
+def _read(shared, name: str) -> mx.array:
+    img = Image.open(shared / "data/lpips-examples" / f"{name}.png").convert("RGB")
+    return mx.array(np.asarray(img, np.float32)[None] / 127.5 - 1.0)
+
+
+def test_lpips_matches_official_package(lpips, shared):
+    ref = _read(shared, "ex_ref")
+    others = mx.concatenate([_read(shared, name) for name in REFERENCE])
+    dist = np.array(lpips(mx.concatenate([ref, ref]), others))
+    assert dist.shape == (2,)
+    np.testing.assert_allclose(dist, list(REFERENCE.values()), atol=1e-4)
+    assert lpips(ref, ref).item() == 0.0
+
+
+def test_lpips_gradient_matches_finite_differences(lpips, shared):
+    # Per-pixel differences hit ReLU/max-pool kinks of the 8-bit images; the directional
+    # derivative along the gradient is smooth. (The gradient also equals PyTorch's lpips
+    # gradient to 2e-8, checked once with torch, not in CI.)
+    x = _read(shared, "ex_ref")[:, :32, :32]
+    y = _read(shared, "ex_p0")[:, :32, :32]
+    grad = mx.grad(lambda a: lpips(a, y).sum())(x)
+    norm = mx.sqrt((grad * grad).sum()).item()
+    assert np.isfinite(np.array(grad)).all() and norm > 0
+    step = 1e-2
+    decrease = lpips(x, y).item() - lpips(x - step * grad / norm, y).item()
+    np.testing.assert_allclose(decrease / step, norm, rtol=0.05)
+
+
+def test_lpips_rejects_swapped_weight_files(converted):
+    vgg, lin = converted
+    with pytest.raises(WeightsError, match="lpips_vgg"):
+        LPIPS.from_pretrained(lin, vgg)
