@@ -1,0 +1,107 @@
+"""Resumable training checkpoints: one safetensors file, written atomically, no pickle.
+
+Arrays: ``model.<key>`` (trainable parameters only; the frozen encoder comes from its own
+weights), ``optimizer.<key>`` (Adam moments, step, lr) and ``rng.mx`` (``mx.random.state``).
+Metadata (JSON strings): format, step, epoch, the training config, the numpy bit-generator
+state and free-form ``extra`` (best validation score, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+from mlx.utils import tree_flatten, tree_unflatten
+
+from mlx_hdr.errors import WeightsError
+
+FORMAT = "mlx-hdr-train-checkpoint"
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    epoch: int
+    config: dict
+    extra: dict
+
+
+def save_checkpoint(
+    path,
+    model: nn.Module,
+    optimizer,
+    *,
+    step: int,
+    epoch: int,
+    config_json: str,
+    np_rng: np.random.Generator | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write the full training state to ``path`` (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"model.{k}": v for k, v in tree_flatten(model.trainable_parameters())}
+    arrays.update({f"optimizer.{k}": v for k, v in tree_flatten(optimizer.state)})
+    arrays["rng.mx"] = mx.random.state[0]
+    meta = {
+        "format": FORMAT,
+        "step": str(step),
+        "epoch": str(epoch),
+        "config": config_json,
+        "np_rng": json.dumps(np_rng.bit_generator.state if np_rng is not None else None),
+        "extra": json.dumps(extra or {}),
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.safetensors")
+    try:
+        mx.save_safetensors(str(tmp), arrays, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_checkpoint(path) -> tuple[dict[str, mx.array], dict]:
+    """Arrays and metadata of a checkpoint; ``WeightsError`` if missing or not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError("checkpoint not found", path)
+    try:
+        arrays, meta = mx.load(str(path), return_metadata=True)
+    except Exception as exc:
+        raise WeightsError(f"unreadable checkpoint ({exc})", path) from None
+    if meta.get("format") != FORMAT:
+        raise WeightsError("not a training checkpoint", path)
+    return arrays, meta
+
+
+def load_checkpoint(
+    path, model: nn.Module, optimizer, np_rng: np.random.Generator | None = None
+) -> Checkpoint:
+    """Restore model, optimizer and RNG state in place from :func:`save_checkpoint`'s file."""
+    arrays, meta = read_checkpoint(path)
+    params = {k[6:]: v for k, v in arrays.items() if k.startswith("model.")}
+    expected = dict(tree_flatten(model.trainable_parameters()))
+    bad = sorted(set(params) ^ set(expected))
+    bad += [k for k in params if k in expected and params[k].shape != expected[k].shape]
+    if bad:
+        raise WeightsError(f"checkpoint does not match the model ({', '.join(bad[:4])})", path)
+    model.update(tree_unflatten(list(params.items())))
+    opt = [(k[10:], v) for k, v in arrays.items() if k.startswith("optimizer.")]
+    optimizer.state = tree_unflatten(opt)
+    if "rng.mx" in arrays:
+        mx.random.state[0] = arrays["rng.mx"]
+    np_state = json.loads(meta.get("np_rng", "null"))
+    if np_rng is not None and np_state is not None:
+        np_rng.bit_generator.state = np_state
+    mx.eval(model.parameters(), optimizer.state)
+    return Checkpoint(
+        step=int(meta["step"]),
+        epoch=int(meta["epoch"]),
+        config=json.loads(meta["config"]),
+        extra=json.loads(meta.get("extra", "{}")),
+    )

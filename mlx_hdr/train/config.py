@@ -1,0 +1,103 @@
+"""Training recipe: one dataclass, loadable from JSON/TOML, overridable by CLI flags."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from mlx_hdr.errors import InputError
+from mlx_hdr.models.hybrid import HybridConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved in every checkpoint."""
+
+    run_dir: str = "runs/default"
+    data: str = "../shared/data/hdr-pool"  # HDR pool folder, or a manifest of pairs
+    model: HybridConfig = field(default_factory=HybridConfig)
+    encoder_weights: str | None = None  # None: the converted file in the user cache
+    lpips_vgg: str | None = None  # None: converted vgg16 / lpips_vgg in the user cache
+    lpips_lin: str | None = None
+    l1_weight: float = 2.0
+    lpips_weight: float = 3.0  # 0 skips building VGG
+    alpha_weight: float = 0.0  # L1 weight map 1 + w·clip_mask
+    lr: float = 9e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    warmup_steps: int = 0
+    schedule: str = "constant"  # or "cosine" (to 0 over all steps, after warmup)
+    batch_size: int = 16
+    epochs: int = 100
+    steps_per_epoch: int = 100
+    crop: int = 224
+    val_size: int = 8  # fixed validation pairs
+    val_crop: int = 224
+    seed: int = 0
+    compile: bool = True
+    checkpoint_every: int = 0  # steps; 0: at the end of each epoch only
+    log_every: int = 10
+    max_steps: int = 0  # stop after this many steps in total (0: no limit)
+    workers: int = 2
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            self.model = HybridConfig(**self.model)
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+
+    @property
+    def total_steps(self) -> int:
+        total = self.epochs * self.steps_per_epoch
+        return min(total, self.max_steps) if self.max_steps else total
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training options: {', '.join(unknown)}")
+        return cls(**d)
+
+
+def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
+    """Read a recipe (.json or .toml) and apply ``overrides`` (None values are ignored).
+
+    Model options may be given flat (``encoder``, ``upsample``, ``decoder_channels``) or
+    under ``model``.
+    """
+    d: dict = {}
+    if path is not None:
+        d = _read_recipe(Path(path))
+    model = dict(d.pop("model", {}) or {})
+    for key in ("encoder", "upsample", "decoder_channels", "input_skip"):
+        for src in (d, overrides):
+            if src.get(key) is not None:
+                model[key] = src.pop(key)
+            else:
+                src.pop(key, None)
+    d.update({k: v for k, v in overrides.items() if v is not None})
+    d["model"] = model
+    try:
+        return TrainConfig.from_dict(d)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"bad training config ({exc})", path) from None
+
+
+def _read_recipe(path: Path) -> dict:
+    if not path.is_file():
+        raise InputError("config file not found", path)
+    try:
+        if path.suffix == ".toml":
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                raise InputError("TOML recipes need Python >= 3.11; use JSON", path) from None
+            return tomllib.loads(path.read_text())
+        return json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise InputError(f"unreadable config ({exc})", path) from None

@@ -1,0 +1,51 @@
+"""The design's loss: λ_L1·L1 + λ_LPIPS·LPIPS(VGG16), on [-1, 1] log-domain images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mlx.core as mx
+import numpy as np
+
+CLIP_THRESHOLD = 0.95  # display value above which an input pixel counts as (softly) clipped
+
+
+def clip_mask(ldr: np.ndarray, threshold: float = CLIP_THRESHOLD) -> np.ndarray:
+    """Soft clipped-pixel mask (HDRCNN style): NHWC display [0,1] -> (N, H, W, 1) in [0, 1]."""
+    m = np.asarray(ldr, np.float32).max(axis=-1, keepdims=True)
+    return np.clip((m - threshold) / (1.0 - threshold), 0.0, 1.0).astype(np.float32)
+
+
+def weighted_l1(pred: mx.array, target: mx.array, weight: mx.array | None = None) -> mx.array:
+    """Mean |pred - target|, optionally weighted per pixel by ``weight`` (N, H, W, 1)."""
+    err = mx.abs(pred - target)
+    if weight is None:
+        return err.mean()
+    return (err * weight).mean() / weight.mean()
+
+
+def hybrid_loss(
+    pred: mx.array,
+    target: mx.array,
+    mask: mx.array | None = None,
+    *,
+    l1_weight: float = 2.0,
+    lpips_weight: float = 3.0,
+    alpha_weight: float = 0.0,
+    lpips: Callable | None = None,
+) -> tuple[mx.array, dict[str, mx.array]]:
+    """λ_L1·L1 + λ_LPIPS·mean LPIPS for NHWC tensors in [-1, 1]; returns (total, parts).
+
+    ``alpha_weight`` w > 0 weights L1 by 1 + w·mask (mask: clipped regions of the input,
+    (N, H, W, 1) in [0, 1]); the weights are normalised to mean 1 so λ_L1 keeps its scale.
+    LPIPS is skipped when ``lpips_weight`` is 0 or ``lpips`` is None.
+    """
+    weight = None
+    if alpha_weight > 0 and mask is not None:
+        weight = 1.0 + alpha_weight * mask
+    parts = {"l1": weighted_l1(pred, target, weight)}
+    total = l1_weight * parts["l1"]
+    if lpips_weight > 0 and lpips is not None:
+        parts["lpips"] = lpips(pred, target).mean()
+        total = total + lpips_weight * parts["lpips"]
+    return total, parts

@@ -1,0 +1,110 @@
+"""Training plots drawn with Pillow (no matplotlib): loss/metric curves and sample strips."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from mlx_hdr.color import linear_to_srgb, rgb_to_luminance, target_to_hdr
+
+PANEL = (360, 220)
+MARGIN = 40
+COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
+
+
+def _save_png(img: Image.Image, path: Path) -> None:
+    from mlx_hdr.image_io import atomic_write
+
+    with atomic_write(path) as tmp:
+        img.save(tmp, format="PNG")
+
+
+def _draw_panel(title: str, series: dict[str, list[tuple[float, float]]]) -> Image.Image:
+    w, h = PANEL
+    img = Image.new("RGB", PANEL, "white")
+    d = ImageDraw.Draw(img)
+    d.text((MARGIN, 5), title, fill="black")
+    pts = [p for s in series.values() for p in s if math.isfinite(p[1])]
+    box = (MARGIN, 22, w - 10, h - 22)
+    d.rectangle(box, outline=(150, 150, 150))
+    if not pts:
+        return img
+    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1e-6)
+    d.text((2, box[1]), f"{y1:.3g}", fill="black")
+    d.text((2, box[3] - 10), f"{y0:.3g}", fill="black")
+    d.text((box[0], box[3] + 4), f"{x0:g}", fill="black")
+    d.text((box[2] - 40, box[3] + 4), f"{x1:g}", fill="black")
+
+    def to_px(p):
+        return (
+            box[0] + (p[0] - x0) / (x1 - x0) * (box[2] - box[0]),
+            box[3] - (p[1] - y0) / (y1 - y0) * (box[3] - box[1]),
+        )
+
+    for k, (name, s) in enumerate(series.items()):
+        color = COLORS[k % len(COLORS)]
+        xy = [to_px(p) for p in s if math.isfinite(p[1])]
+        if len(xy) > 1:
+            d.line(xy, fill=color, width=2)
+        for x, y in xy if len(xy) < 30 else []:
+            d.ellipse((x - 2, y - 2, x + 2, y + 2), fill=color)
+        d.text((box[2] - 90, box[1] + 4 + 12 * k), name, fill=color)
+    return img
+
+
+def plot_curves(history: list[dict], path) -> Path:
+    """Write ``training_curves.png``: training losses vs step and validation metrics vs epoch.
+
+    ``history``: the JSONL log records (``kind`` "train" with ``step``, ``loss``, ``l1``,
+    optional ``lpips``; ``kind`` "val" with ``epoch``, ``psnr``, ``ssim``, ``l1``).
+    """
+    train = [r for r in history if r.get("kind") == "train"]
+    val = [r for r in history if r.get("kind") == "val"]
+    losses = {k: [(r["step"], r[k]) for r in train if k in r] for k in ("loss", "l1", "lpips")}
+    panels = [
+        _draw_panel("train loss", {k: v for k, v in losses.items() if v}),
+        _draw_panel("val PSNR (log domain, dB)", {"psnr": [(r["epoch"], r["psnr"]) for r in val]}),
+        _draw_panel("val SSIM", {"ssim": [(r["epoch"], r["ssim"]) for r in val]}),
+        _draw_panel("val L1", {"l1": [(r["epoch"], r["l1"]) for r in val]}),
+    ]
+    sheet = Image.new("RGB", (2 * PANEL[0], 2 * PANEL[1]), "white")
+    for i, p in enumerate(panels):
+        sheet.paste(p, ((i % 2) * PANEL[0], (i // 2) * PANEL[1]))
+    path = Path(path)
+    _save_png(sheet, path)
+    return path
+
+
+def reinhard_preview(hdr: np.ndarray) -> np.ndarray:
+    """Reinhard L/(1+L) on luminance, chroma ratios kept, then sRGB: linear -> display [0, 1]."""
+    lum = rgb_to_luminance(hdr)[..., None]
+    scaled = hdr * (1.0 / (1.0 + lum))
+    return linear_to_srgb(scaled)
+
+
+def sample_strip(ldr: np.ndarray, pred: np.ndarray, target: np.ndarray, lo, hi) -> np.ndarray:
+    """Rows of input | prediction | target (HWC display [0, 1]) for NHWC batches.
+
+    ``pred`` and ``target`` are in the [-1, 1] log domain; both are mapped back to linear
+    with the target's ``lo``/``hi`` and tone-mapped with Reinhard L/(1+L).
+    """
+    rows = []
+    for i in range(len(ldr)):
+        p = reinhard_preview(target_to_hdr(pred[i], lo[i], hi[i]))
+        t = reinhard_preview(target_to_hdr(target[i], lo[i], hi[i]))
+        rows.append(np.concatenate([ldr[i], p, t], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def save_sample(path, ldr, pred, target, lo, hi) -> Path:
+    """Write the :func:`sample_strip` of a batch as an 8-bit PNG (atomically)."""
+    strip = sample_strip(ldr, pred, target, lo, hi)
+    img = Image.fromarray((np.clip(strip, 0, 1) * 255 + 0.5).astype(np.uint8))
+    path = Path(path)
+    _save_png(img, path)
+    return path

@@ -1,0 +1,318 @@
+"""The training loop: compiled steps, validation, checkpoints, NaN guard, logs and plots.
+
+Run directory layout::
+
+    config.json            the resolved TrainConfig
+    log.jsonl              one record per logged step ("train") and per epoch ("val")
+    checkpoints/last.safetensors, checkpoints/best.safetensors   resumable state
+    model.safetensors      the best model, self-contained (encoder included), for predict
+    training_curves.png    losses and validation metrics
+    samples/epoch_NNN.png  input | prediction | target, Reinhard L/(1+L)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+
+from mlx_hdr.color import hdr_to_target, ldr_to_input
+from mlx_hdr.errors import HDRError
+from mlx_hdr.models.hybrid import HybridAutoencoder, save_model
+from mlx_hdr.train import checkpoint as ckpt
+from mlx_hdr.train.config import TrainConfig
+from mlx_hdr.train.data import BatchSource, prefetch
+from mlx_hdr.train.loss import clip_mask
+from mlx_hdr.train.plots import plot_curves, save_sample
+from mlx_hdr.train.step import make_optimizer, make_train_step
+
+
+class TrainingDiverged(HDRError):
+    """The loss or the gradients became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    epoch: int
+    losses: list[float] = field(default_factory=list)
+    val: list[dict] = field(default_factory=list)
+    best_psnr: float = -math.inf
+    seconds_per_step: float = math.nan
+
+
+def build_model(cfg: TrainConfig) -> HybridAutoencoder:
+    """The hybrid model with the encoder's pretrained weights (``"random"``: none, for tests)."""
+    model = HybridAutoencoder(cfg.model)
+    if cfg.encoder_weights != "random":
+        from mlx_hdr.weights import converted_path, load_strict
+
+        path = cfg.encoder_weights or converted_path(cfg.model.encoder)
+        load_strict(model.encoder, path, architecture=cfg.model.encoder)
+        model.encoder.freeze()
+    mx.eval(model.parameters())
+    return model
+
+
+def build_lpips(cfg: TrainConfig):
+    """LPIPS(VGG16) from converted weights, or None when its weight is 0."""
+    if cfg.lpips_weight <= 0:
+        return None
+    from mlx_hdr.lpips import LPIPS
+    from mlx_hdr.weights import converted_path
+
+    vgg = cfg.lpips_vgg or converted_path("vgg16")
+    lin = cfg.lpips_lin or converted_path("lpips_vgg")
+    lpips = LPIPS.from_pretrained(vgg, lin)
+    lpips.freeze()
+    return lpips
+
+
+def prepare(batch: dict[str, np.ndarray]) -> tuple:
+    """Loader batch -> (x, target, mask) mx arrays and the target's (lo, hi) for previews."""
+    target, lo, hi = hdr_to_target(batch["hdr"])
+    mask = batch.get("clip_mask")
+    if mask is None:
+        mask = clip_mask(batch["ldr"])
+    mask = mask[..., None] if mask.ndim == 3 else mask
+    arrays = (ldr_to_input(batch["ldr"]), target, mask.astype(np.float32))
+    return tuple(mx.array(a) for a in arrays), (lo, hi)
+
+
+def predict_batches(model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """Model output in [-1, 1] for an NHWC input array, in chunks."""
+    outs = []
+    for i in range(0, len(x), batch_size):
+        y = model(mx.array(x[i : i + batch_size]))
+        mx.eval(y)
+        outs.append(np.array(y))
+    return np.concatenate(outs)
+
+
+def validate(model, val: dict, batch_size: int) -> tuple[dict, np.ndarray]:
+    """Mean log-domain PSNR / SSIM / L1 on the fixed validation set, and the predictions."""
+    from mlx_hdr.metrics import log_domain_metrics
+
+    pred = predict_batches(model, val["x"], batch_size)
+    m = log_domain_metrics(pred, val["target"], inputs="target")
+    return {k: float(np.mean(v)) for k, v in m.items()}, pred
+
+
+def make_source(cfg: TrainConfig, rank: int = 0) -> BatchSource:
+    """The data source the recipe names (the HDR pool through the camera simulator)."""
+    from mlx_hdr.train.pool import pool_source
+
+    return pool_source(cfg)
+
+
+class RunLog:
+    """Append-only JSONL log (rank 0 only) that also keeps the records in memory."""
+
+    def __init__(self, path: Path | None, echo=print):
+        self.path, self.echo, self.records = path, echo, []
+        if path is not None and path.exists():
+            self.records = [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def write(self, record: dict, message: str | None = None) -> None:
+        self.records.append(record)
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if message and self.echo:
+                self.echo(message)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records from steps after a resumed checkpoint (they will be redone)."""
+        keep = [r for r in self.records if r.get("step", 0) <= step]
+        self.records = keep
+        if self.path is not None:
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+
+
+def memory_stats() -> dict:
+    """Peak MLX allocator memory and the process's max RSS, in MiB."""
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {"peak_mem_mb": mx.get_peak_memory() / 2**20, "max_rss_mb": rss_kib / 1024}
+
+
+class Trainer:
+    """Holds the model, optimizer and step function of one run; see :func:`train`."""
+
+    def __init__(
+        self, cfg: TrainConfig, source: BatchSource | None = None, *, group=None, echo=print
+    ):
+        self.cfg, self.group = cfg, group
+        self.rank = 0 if group is None else group.rank()
+        self.size = 1 if group is None else group.size()
+        if cfg.batch_size % self.size:
+            raise HDRError(f"batch size {cfg.batch_size} is not divisible by {self.size} ranks")
+        self.run_dir = Path(cfg.run_dir)
+        self.main = self.rank == 0
+        if self.main:
+            (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "samples").mkdir(exist_ok=True)
+        self.source = source if source is not None else make_source(cfg, self.rank)
+        mx.random.seed(cfg.seed)  # same initial decoder on every rank and every run
+        self.model = build_model(cfg)
+        self.optimizer = make_optimizer(cfg)
+        self.lpips = build_lpips(cfg)
+        self.log = RunLog(self.run_dir / "log.jsonl" if self.main else None, echo)
+        self.step, self.best = 0, -math.inf
+
+    def resume(self) -> None:
+        """Restore the last checkpoint of the run directory (exact continuation)."""
+        state = ckpt.load_checkpoint(self.ckpt_path("last"), self.model, self.optimizer)
+        self.step = state.step
+        self.best = state.extra.get("best_psnr", -math.inf)
+        if self.main:
+            self.log.truncate_after(self.step)
+            self.log.echo(f"resumed from step {self.step} (epoch {state.epoch})")
+
+    def ckpt_path(self, name: str) -> Path:
+        return self.run_dir / "checkpoints" / f"{name}.safetensors"
+
+    def save(self, name: str) -> None:
+        if not self.main:
+            return
+        ckpt.save_checkpoint(
+            self.ckpt_path(name),
+            self.model,
+            self.optimizer,
+            step=self.step,
+            epoch=self.step // self.cfg.steps_per_epoch,
+            config_json=self.cfg.to_json(),
+            extra={"best_psnr": self.best},
+        )
+
+    def build_step(self):
+        self.optimizer.init(self.model.trainable_parameters())
+        c = self.cfg
+        return make_train_step(
+            self.model,
+            self.optimizer,
+            lpips=self.lpips,
+            l1_weight=c.l1_weight,
+            lpips_weight=c.lpips_weight,
+            alpha_weight=c.alpha_weight,
+            compile=c.compile,
+            group=self.group,
+        )
+
+    def check_finite(self, loss: float, norm: float) -> None:
+        if math.isfinite(loss) and math.isfinite(norm):
+            return
+        last = self.ckpt_path("last")
+        kept = f"last good checkpoint: {last}" if last.exists() else "no checkpoint was written"
+        msg = f"training diverged at step {self.step + 1} (loss={loss}, grad norm={norm}); {kept}"
+        self.log.write({"kind": "error", "step": self.step + 1, "message": msg})
+        raise TrainingDiverged(msg)
+
+    def run(self) -> TrainResult:
+        """Train from ``self.step`` to the configured total number of steps."""
+        cfg, step_fn = self.cfg, self.build_step()
+        val = self.validation_set()
+        result = TrainResult(self.run_dir, self.step, self.step // cfg.steps_per_epoch)
+        t_last, n_timed, t_sum = time.perf_counter(), 0, 0.0
+        data = prefetch(self.source, self.step, cfg.total_steps, self.rank, self.size)
+        for step, batch in data:
+            (x, target, mask), _ = prepare(batch)
+            loss, parts, norm = step_fn(x, target, mask)
+            mx.eval(loss, parts, norm, self.model.state, self.optimizer.state)
+            loss_f, norm_f = loss.item(), norm.item()
+            self.check_finite(loss_f, norm_f)
+            self.step = step + 1
+            now = time.perf_counter()
+            dt, t_last = now - t_last, now
+            if step > result.step:  # the first step includes compilation
+                n_timed, t_sum = n_timed + 1, t_sum + dt
+            result.losses.append(loss_f)
+            if self.step % cfg.log_every == 0 or self.step == cfg.total_steps:
+                self.log_step(loss_f, parts, norm_f, dt)
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                self.save("last")
+            if self.step % cfg.steps_per_epoch == 0 or self.step == cfg.total_steps:
+                result.val.append(self.end_epoch(val))
+                t_last = time.perf_counter()  # validation is not step time
+        result.step, result.epoch = self.step, self.step // cfg.steps_per_epoch
+        result.best_psnr = self.best
+        result.seconds_per_step = t_sum / n_timed if n_timed else math.nan
+        return result
+
+    def log_step(self, loss: float, parts: dict, norm: float, dt: float) -> None:
+        rec = {"kind": "train", "step": self.step, "epoch": self.step // self.cfg.steps_per_epoch}
+        rec.update(loss=loss, grad_norm=norm, **{k: v.item() for k, v in parts.items()})
+        lr = self.optimizer.learning_rate
+        rec.update(lr=float(lr.item() if isinstance(lr, mx.array) else lr))
+        rec.update(step_s=dt, images_per_s=self.cfg.batch_size / dt, **memory_stats())
+        msg = (
+            f"step {self.step}: loss {loss:.4f} ({dt:.2f} s/step, {rec['images_per_s']:.1f} img/s)"
+        )
+        self.log.write(rec, msg)
+
+    def validation_set(self) -> dict:
+        val = self.source.validation(self.cfg.val_size)
+        target, lo, hi = hdr_to_target(val["hdr"])
+        return {
+            "x": ldr_to_input(val["ldr"]),
+            "target": target,
+            "ldr": val["ldr"],
+            "lo": lo,
+            "hi": hi,
+        }
+
+    def end_epoch(self, val: dict) -> dict:
+        """Validate, write the sample strip and curves, save last/best checkpoints."""
+        epoch = (self.step - 1) // self.cfg.steps_per_epoch + 1
+        metrics, pred = validate(self.model, val, self.cfg.batch_size)
+        rec = {"kind": "val", "step": self.step, "epoch": epoch, **metrics}
+        if not self.main:
+            return rec
+        m = metrics
+        msg = f"epoch {epoch}: val PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, L1 {m['l1']:.4f}"
+        self.log.write(rec, msg)
+        n = min(4, len(pred))
+        sample = self.run_dir / "samples" / f"epoch_{epoch:03d}.png"
+        save_sample(
+            sample, val["ldr"][:n], pred[:n], val["target"][:n], val["lo"][:n], val["hi"][:n]
+        )
+        plot_curves(self.log.records, self.run_dir / "training_curves.png")
+        improved = metrics["psnr"] > self.best
+        if improved:
+            self.best = metrics["psnr"]
+        self.save("last")
+        if improved:
+            self.save("best")
+            save_model(self.run_dir / "model.safetensors", self.model)
+        return rec
+
+
+def train(
+    cfg: TrainConfig,
+    source: BatchSource | None = None,
+    *,
+    resume: bool = False,
+    group=None,
+    echo=print,
+) -> TrainResult:
+    """Train the hybrid model as ``cfg`` says; returns losses, validation records and timing.
+
+    ``source`` defaults to the HDR pool named by ``cfg.data`` through the camera simulator.
+    ``resume`` continues exactly from ``run_dir/checkpoints/last.safetensors``. ``group``: an
+    ``mx.distributed`` group for data parallelism (``cfg.batch_size`` is the global batch).
+    Raises :class:`TrainingDiverged` on NaN/inf (the last good checkpoint is kept).
+    """
+    trainer = Trainer(cfg, source, group=group, echo=echo)
+    if trainer.main:
+        (trainer.run_dir / "config.json").write_text(
+            json.dumps(json.loads(cfg.to_json()), indent=2)
+        )
+    if resume:
+        trainer.resume()
+    return trainer.run()
