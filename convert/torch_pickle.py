@@ -202,17 +202,17 @@ def _load_legacy(path: Path) -> tuple[object, dict[str, Storage]]:
         header = [RestrictedUnpickler(fh, legacy=True).load() for _ in range(3)]
         if header[0] != LEGACY_MAGIC or header[1] != LEGACY_PROTOCOL:
             raise ValueError("neither a zip nor a legacy PyTorch checkpoint (bad magic number)")
-        order = "<" if not isinstance(header[2], dict) or header[2].get("little_endian") else ">"
         unpickler = RestrictedUnpickler(fh, legacy=True)
         obj = unpickler.load()
         keys = RestrictedUnpickler(fh, legacy=True).load()
         for key in keys:
             storage = unpickler.storages[str(key)]
-            (numel,) = struct.unpack(f"{order}q", _read_exact(fh, 8))
+            # torch writes legacy storages little-endian whatever the machine's byte order
+            (numel,) = struct.unpack("<q", _read_exact(fh, 8))
             if numel != storage.numel:
                 raise ValueError(f"storage {key} holds {numel} elements, expected {storage.numel}")
             raw = _read_exact(fh, numel * storage.stype.dtype.itemsize)
-            storage.data = _frombuffer(raw, storage, order)
+            storage.data = _frombuffer(raw, storage, "<")
     return obj, unpickler.storages
 
 
