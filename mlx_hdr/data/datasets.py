@@ -1,0 +1,131 @@
+"""Find LDR/HDR pairs in the dataset layouts we know, detected automatically.
+
+Layouts (checked in this order):
+
+- ``hdr-real``: SingleHDR's HDR-Real training set, ``LDR_in/*.jpg`` + ``HDR_gt/*.hdr``
+  paired by file stem.
+- ``hdr-synth``: HDR only, ``HDR_gt/*.{hdr,exr}`` without ``LDR_in`` (SingleHDR's HDR-Synth).
+- ``scenes``: one folder per scene with the HDR ``gt.{hdr,exr,pfm}`` and the LDR input
+  (``input.*``, or the folder's only JPEG/PNG/TIFF): HDR-Eye style test sets and the generic
+  ``<case>/input.* + gt.*`` layout of ``eval-public``.
+- ``hdr-pool``: a flat folder of HDR files, with an optional ``MANIFEST.csv`` whose ``kind``
+  column says ``panorama`` or ``photo``.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlx_hdr.errors import InputError
+from mlx_hdr.image_io import HDR_SUFFIXES, LDR_SUFFIXES
+
+LAYOUTS = ("hdr-real", "hdr-synth", "scenes", "hdr-pool")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training/test sample: an HDR and its LDR (None for HDR-only collections)."""
+
+    name: str
+    ldr_path: Path | None
+    hdr_path: Path
+    kind: str | None = None  # "panorama" | "photo" when known (HDR pools)
+
+
+@dataclass
+class Dataset:
+    """What :func:`scan_dataset` found."""
+
+    root: Path
+    layout: str
+    pairs: list[Pair]
+    unpaired: list[Path] = field(default_factory=list)  # files without a partner
+
+
+def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def _subdir(root: Path, name: str) -> Path | None:
+    """A child folder matched case-insensitively."""
+    for p in root.iterdir():
+        if p.is_dir() and p.name.lower() == name.lower():
+            return p
+    return None
+
+
+def _pair_by_stem(root: Path, ldr_dir: Path, hdr_dir: Path) -> Dataset:
+    ldrs = {p.stem: p for p in _files(ldr_dir, LDR_SUFFIXES)}
+    hdrs = {p.stem: p for p in _files(hdr_dir, HDR_SUFFIXES)}
+    pairs = [Pair(s, ldrs[s], hdrs[s]) for s in sorted(ldrs.keys() & hdrs.keys())]
+    unpaired = sorted([ldrs[s] for s in ldrs.keys() - hdrs.keys()])
+    unpaired += sorted([hdrs[s] for s in hdrs.keys() - ldrs.keys()])
+    return Dataset(root, "hdr-real", pairs, unpaired)
+
+
+def _scene(folder: Path) -> tuple[Pair | None, list[Path]]:
+    """Pair of one scene folder, or (None, its files) when it has no unique LDR."""
+    hdrs = [p for p in _files(folder, HDR_SUFFIXES) if p.stem.lower() == "gt"]
+    ldrs = _files(folder, LDR_SUFFIXES)
+    inputs = [p for p in ldrs if p.stem.lower() == "input"]
+    ldr = inputs[0] if len(inputs) == 1 else (ldrs[0] if len(ldrs) == 1 else None)
+    if len(hdrs) != 1 or ldr is None:
+        return None, hdrs + ldrs
+    return Pair(folder.name, ldr, hdrs[0]), []
+
+
+def _scan_scenes(root: Path, folders: list[Path]) -> Dataset:
+    pairs, unpaired = [], []
+    for folder in folders:
+        pair, extra = _scene(folder)
+        if pair is not None:
+            pairs.append(pair)
+        unpaired += extra
+    return Dataset(root, "scenes", pairs, unpaired)
+
+
+def read_pool_kinds(root: Path) -> dict[str, str]:
+    """``file -> kind`` from an HDR pool's optional MANIFEST.csv (empty when absent)."""
+    path = root / "MANIFEST.csv"
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, newline="") as f:
+            return {r["file"]: r.get("kind") or None for r in csv.DictReader(f) if r.get("file")}
+    except (OSError, KeyError, csv.Error, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read pool manifest ({exc})", path) from None
+
+
+def _scan_pool(root: Path, layout: str, folder: Path) -> Dataset:
+    kinds = read_pool_kinds(root)
+    hdrs = _files(folder, HDR_SUFFIXES)
+    pairs = [Pair(p.stem, None, p, kinds.get(p.name)) for p in hdrs]
+    return Dataset(root, layout, pairs, [p for p in _files(folder, LDR_SUFFIXES)])
+
+
+def scan_dataset(root) -> Dataset:
+    """Detect the layout of ``root`` and list its pairs (see the module docstring).
+
+    Raises ``InputError`` naming the expected layouts when nothing matches.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError("dataset folder not found" if not root.exists() else "not a folder", root)
+    ldr_dir, hdr_dir = _subdir(root, "LDR_in"), _subdir(root, "HDR_gt")
+    if ldr_dir is not None and hdr_dir is not None:
+        return _pair_by_stem(root, ldr_dir, hdr_dir)
+    if hdr_dir is not None and _files(hdr_dir, HDR_SUFFIXES):
+        return _scan_pool(root, "hdr-synth", hdr_dir)
+    scenes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    scenes = [p for p in scenes if any(q.stem.lower() == "gt" for q in _files(p, HDR_SUFFIXES))]
+    if scenes:
+        return _scan_scenes(root, scenes)
+    if _files(root, HDR_SUFFIXES):
+        return _scan_pool(root, "hdr-pool", root)
+    raise InputError(
+        "no dataset found: expected LDR_in/ + HDR_gt/ (HDR-Real), HDR_gt/ (HDR-Synth), "
+        "<scene>/gt.hdr + <scene>/input.jpg folders, or a folder of .hdr/.exr/.pfm files",
+        root,
+    )

@@ -1,0 +1,155 @@
+"""Scan a dataset once into a JSON-lines manifest that training reads instead of rescanning.
+
+Line 1 is a header ``{"format": "mlx-hdr-manifest", "version": 1, "root": ..., "layout": ...,
+"max_value": ..., "unpaired": [...]}``; every further line is one pair:
+``name, ldr, hdr`` (paths relative to root; ``ldr`` null for HDR-only data), ``kind``,
+``width, height`` (of the HDR as stored), ``max`` (largest HDR value), ``dr_stops``
+(log2 of P99.9 / P0.1 of luminance over Y > 0), ``orientation`` (op to apply to the HDR so
+it matches the LDR, null without LDR), ``orientation_score`` (SSIM), ``kept``, ``reason``
+(why dropped: ``too_bright``, ``unreadable``, ``size_mismatch``) and ``detail``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlx_hdr.data.datasets import Pair, scan_dataset
+from mlx_hdr.data.orientation import find_orientation
+from mlx_hdr.data.preprocess import MAX_HDR_VALUE, dynamic_range_stops, keep_hdr
+from mlx_hdr.errors import InputError
+from mlx_hdr.image_io import atomic_write, read_hdr, read_ldr
+
+FORMAT = "mlx-hdr-manifest"
+
+
+@dataclass
+class Manifest:
+    """A read manifest: its header and its records (paths as stored, relative to root)."""
+
+    header: dict
+    records: list[dict]
+
+    @property
+    def root(self) -> Path:
+        return Path(self.header["root"])
+
+    def path(self, record: dict, key: str) -> Path | None:
+        """Absolute path of a record's ``"ldr"`` or ``"hdr"`` (None when absent)."""
+        return None if record.get(key) is None else self.root / record[key]
+
+    def kept(self) -> list[dict]:
+        return [r for r in self.records if r["kept"]]
+
+
+def _rel(path: Path | None, root: Path) -> str | None:
+    return None if path is None else str(Path(path).relative_to(root))
+
+
+def index_pair(pair: Pair, root: Path, max_value: float = MAX_HDR_VALUE, orient: bool = True):
+    """Measure one pair and decide whether to keep it (one manifest record)."""
+    rec = {"name": pair.name, "ldr": _rel(pair.ldr_path, root), "hdr": _rel(pair.hdr_path, root)}
+    rec |= {"kind": pair.kind, "width": None, "height": None, "max": None, "dr_stops": None}
+    rec |= {"orientation": None, "orientation_score": None, "kept": False, "reason": None}
+    rec["detail"] = None
+    try:
+        hdr = read_hdr(pair.hdr_path)
+        ldr = read_ldr(pair.ldr_path) if pair.ldr_path is not None else None
+    except InputError as exc:
+        return rec | {"reason": "unreadable", "detail": str(exc)}
+    rec |= {"height": hdr.shape[0], "width": hdr.shape[1], "max": float(hdr.max())}
+    rec["dr_stops"] = round(dynamic_range_stops(hdr), 3)
+    kept, why = keep_hdr(rec["max"], max_value)
+    if not kept:
+        return rec | {"reason": "too_bright", "detail": why}
+    if ldr is not None and orient:
+        try:
+            found = find_orientation(ldr, hdr)
+        except ValueError as exc:
+            return rec | {"reason": "size_mismatch", "detail": str(exc)}
+        rec |= {"orientation": found.op, "orientation_score": round(found.score, 4)}
+    elif ldr is not None and ldr.shape != hdr.shape:
+        return rec | {"reason": "size_mismatch", "detail": f"{ldr.shape} vs {hdr.shape}"}
+    return rec | {"kept": True}
+
+
+def index_dataset(
+    root,
+    out=None,
+    max_value: float = MAX_HDR_VALUE,
+    orient: bool = True,
+    workers: int = 2,
+    progress: bool = False,
+) -> Manifest:
+    """Scan ``root`` (any layout of :mod:`mlx_hdr.data.datasets`), measure every pair and
+    write the manifest to ``out`` atomically when given. Returns the manifest."""
+    ds = scan_dataset(root)
+    root = ds.root.resolve()
+    pairs = [
+        Pair(p.name, p.ldr_path and p.ldr_path.resolve(), p.hdr_path.resolve(), p.kind)
+        for p in ds.pairs
+    ]
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        it = pool.map(lambda p: index_pair(p, root, max_value, orient), pairs)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, total=len(pairs), desc="index", unit="pair")
+        records = list(it)
+    header = {"format": FORMAT, "version": 1, "root": str(root), "layout": ds.layout}
+    header |= {"max_value": max_value, "unpaired": [_rel(p.resolve(), root) for p in ds.unpaired]}
+    manifest = Manifest(header, records)
+    if out is not None:
+        write_manifest(manifest, out)
+    return manifest
+
+
+def write_manifest(manifest: Manifest, path) -> Path:
+    """Write a manifest as JSON lines, atomically."""
+    path = Path(path)
+    with atomic_write(path) as tmp, open(tmp, "w") as f:
+        for row in [manifest.header, *manifest.records]:
+            f.write(json.dumps(row) + "\n")
+    return path
+
+
+def read_manifest(path) -> Manifest:
+    """Read a manifest written by :func:`write_manifest`; ``InputError`` if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("manifest not found", path)
+    try:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not a JSON-lines manifest ({exc})", path) from None
+    if not rows or not isinstance(rows[0], dict) or rows[0].get("format") != FORMAT:
+        raise InputError(f"not an mlx-hdr manifest (first line must have format={FORMAT})", path)
+    return Manifest(rows[0], rows[1:])
+
+
+def summarize(manifest: Manifest) -> dict:
+    """Counts, drop reasons, orientation fixes and dynamic-range statistics of the kept pairs."""
+    recs = manifest.records
+    kept = manifest.kept()
+    drs = [r["dr_stops"] for r in kept if r["dr_stops"] is not None]
+    fixes = Counter(r["orientation"] for r in kept if r["orientation"] not in (None, "identity"))
+    return {
+        "root": manifest.header["root"],
+        "layout": manifest.header["layout"],
+        "pairs": len(recs),
+        "with_ldr": sum(r["ldr"] is not None for r in recs),
+        "kept": len(kept),
+        "dropped": dict(Counter(r["reason"] for r in recs if not r["kept"])),
+        "kinds": dict(Counter(r["kind"] or "unknown" for r in kept)),
+        "orientation_fixes": dict(fixes),
+        "unpaired": len(manifest.header.get("unpaired", [])),
+        "dr_stops": {
+            "min": min(drs, default=None),
+            "median": statistics.median(drs) if drs else None,
+            "max": max(drs, default=None),
+        },
+    }

@@ -1,0 +1,149 @@
+"""A camera simulator: scene-linear HDR -> a plausible 8-bit JPEG photo of it.
+
+Used to train on HDR-only collections (as SingleHDR, Liu et al. 2020, does). The chain is
+exposure -> sensor noise (Poisson-Gaussian, linear) -> clipping at 1.0 -> camera response
+curve -> 8-bit quantisation -> JPEG. Everything is drawn from a ``np.random.Generator``, so a
+seed reproduces a sample exactly.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+
+from mlx_hdr.color import linear_to_srgb, rgb_to_luminance
+
+CURVES = ("srgb", "gamma", "eilertsen2017")
+
+
+@dataclass
+class SimConfig:
+    """Ranges the simulator samples from (uniformly unless stated)."""
+
+    clip_fraction: tuple[float, float] = (0.02, 0.15)  # pixels with max(RGB) >= 1 after exposure
+    curves: tuple[str, ...] = CURVES  # response curves, chosen uniformly
+    gamma: tuple[float, float] = (1.8, 2.6)  # "gamma": display = linear ** (1 / gamma)
+    full_well: tuple[float, float] = (300.0, 20000.0)  # electrons at clipping, log-uniform
+    read_noise: tuple[float, float] = (0.0, 0.004)  # Gaussian std, fraction of clipping level
+    noise_prob: float = 0.8  # probability of adding sensor noise at all
+    jpeg_quality: tuple[int, int] = (70, 100)  # inclusive; None disables JPEG
+    jpeg_prob: float = 1.0
+
+
+@dataclass
+class SimRecord:
+    """The parameters one simulated photo was made with."""
+
+    exposure: float  # the HDR was multiplied by this before clipping at 1.0
+    curve: str
+    curve_params: tuple[float, ...]
+    full_well: float | None  # None: no noise
+    read_noise: float
+    jpeg_quality: int | None
+    clipped_fraction: float  # measured: fraction of pixels with max(RGB) * exposure >= 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def exposure_for_clip_fraction(hdr: np.ndarray, fraction: float) -> float:
+    """Scale s so that about ``fraction`` of the pixels have max(R, G, B) * s >= 1.
+
+    s = 1 / quantile(max(RGB), 1 - fraction). Like the eval-public recipe, an image whose
+    median luminance would land above 0.9 (low dynamic range) uses 1 / P97 instead, and an
+    all-black image gets s = 1.
+    """
+    m = np.asarray(hdr, np.float32).max(axis=-1)
+    q = float(np.quantile(m, 1.0 - fraction))
+    if q <= 0:
+        q = float(m.max())
+    if q <= 0:
+        return 1.0
+    s = 1.0 / q
+    if float(np.median(rgb_to_luminance(hdr))) * s > 0.9:
+        s = 1.0 / max(float(np.quantile(m, 0.97)), 1e-12)
+    return s
+
+
+def apply_curve(x: np.ndarray, curve: str, params: tuple[float, ...] = ()) -> np.ndarray:
+    """Camera response: linear [0, 1] -> display [0, 1]; every curve maps 0 -> 0 and 1 -> 1.
+
+    - ``srgb``: the sRGB OETF.
+    - ``gamma``: x ** (1 / g), params = (g,).
+    - ``eilertsen2017``: the S-shaped (in log exposure) film-like sigmoid of HDR-CNN
+      (Eilertsen et al. 2017), (1 + s) x**n / (x**n + s), params = (n, s).
+    """
+    x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
+    if curve == "srgb":
+        return linear_to_srgb(x)
+    if curve == "gamma":
+        return (x ** (1.0 / params[0])).astype(np.float32)
+    if curve == "eilertsen2017":
+        n, s = params
+        xn = x**n
+        return ((1.0 + s) * xn / (xn + s)).astype(np.float32)
+    raise ValueError(f"unknown camera curve {curve!r} (choose from {CURVES})")
+
+
+def sample_curve(rng: np.random.Generator, cfg: SimConfig) -> tuple[str, tuple[float, ...]]:
+    """Draw a curve name and its parameters."""
+    curve = str(rng.choice(cfg.curves))
+    if curve == "gamma":
+        return curve, (float(rng.uniform(*cfg.gamma)),)
+    if curve == "eilertsen2017":  # the paper's n ~ N(0.9, 0.1), s ~ N(0.6, 0.1), kept sane
+        n = float(np.clip(rng.normal(0.9, 0.1), 0.6, 1.2))
+        s = float(np.clip(rng.normal(0.6, 0.1), 0.3, 0.9))
+        return curve, (n, s)
+    return curve, ()
+
+
+def add_sensor_noise(
+    x: np.ndarray, rng: np.random.Generator, full_well: float, read_noise: float
+) -> np.ndarray:
+    """Poisson shot noise (``full_well`` electrons at 1.0) plus Gaussian read noise, linear."""
+    electrons = rng.poisson(np.clip(x, 0.0, 4.0) * full_well)  # > 4x clipping: clipped anyway
+    noisy = electrons.astype(np.float32) / full_well
+    noisy += rng.normal(0.0, read_noise, x.shape).astype(np.float32)
+    return np.where(x > 4.0, x, noisy).astype(np.float32)
+
+
+def jpeg_round_trip(u8: np.ndarray, quality: int) -> np.ndarray:
+    """Encode and decode an HxWx3 uint8 image as JPEG in memory (Pillow, 4:2:0)."""
+    buf = io.BytesIO()
+    Image.fromarray(u8).save(buf, format="JPEG", quality=int(quality))
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def simulate_ldr(
+    hdr: np.ndarray, rng: np.random.Generator, cfg: SimConfig | None = None
+) -> tuple[np.ndarray, np.ndarray, SimRecord]:
+    """Simulate a photo of a scene-linear HxWx3 HDR.
+
+    Returns ``(ldr, hdr_scaled, record)``: ``ldr`` display float32 HxWx3 in [0, 1] (8-bit
+    values / 255); ``hdr_scaled`` = hdr * exposure (float32, >= 0) so that the LDR's clipping
+    point is 1.0 (the training target's domain); ``record`` the parameters used.
+    """
+    cfg = cfg or SimConfig()
+    hdr = np.maximum(np.asarray(hdr, np.float32), 0.0)
+    s = exposure_for_clip_fraction(hdr, float(rng.uniform(*cfg.clip_fraction)))
+    scaled = (hdr * s).astype(np.float32)
+    clipped = float((scaled.max(axis=-1) >= 1.0).mean())
+    curve, params = sample_curve(rng, cfg)
+    full_well = read = None
+    x = scaled
+    if rng.random() < cfg.noise_prob:
+        full_well = float(np.exp(rng.uniform(*np.log(cfg.full_well))))
+        read = float(rng.uniform(*cfg.read_noise))
+        x = add_sensor_noise(scaled, rng, full_well, read)
+    u8 = (apply_curve(x, curve, params) * 255.0 + 0.5).astype(np.uint8)
+    quality = None
+    if cfg.jpeg_quality is not None and rng.random() < cfg.jpeg_prob:
+        quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
+        u8 = jpeg_round_trip(u8, quality)
+    record = SimRecord(s, curve, params, full_well, read or 0.0, quality, clipped)
+    return u8.astype(np.float32) / 255.0, scaled, record
