@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # isort: off
 import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
 
@@ -13,9 +15,14 @@ from mlx.utils import tree_flatten
 from PIL import Image
 from skimage import data
 
-from convert import load_torch_checkpoint
+from convert.convert import convert_checkpoint
+from convert.mapping import load_spec, map_state_dict
 from mlx_hdr.color import IMAGENET_MEAN, IMAGENET_STD
 from mlx_hdr.models.mobilenetv2 import MobileNetV2
+from mlx_hdr.models.mobilenetv3 import MobileNetV3Config, MobileNetV3Large
+from mlx_hdr.weights import load_strict
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # /work/shared/weights/README.md, computed with PyTorch + torchvision.
 V2_REFERENCE = {
@@ -24,26 +31,20 @@ V2_REFERENCE = {
 }
 
 
-def _torch_to_mlx(state: dict[str, np.ndarray]) -> list[tuple[str, mx.array]]:
-    return [
-        (k, mx.array(v.transpose(0, 2, 3, 1) if v.ndim == 4 else v))
-        for k, v in state.items()
-        if not k.endswith("num_batches_tracked")
-    ]
-
-
 def _imagenet_input(img: np.ndarray) -> mx.array:
     x = np.asarray(Image.fromarray(img).resize((224, 224), Image.BILINEAR), np.float32) / 255
     return mx.array(((x - IMAGENET_MEAN) / IMAGENET_STD)[None])
 
 
 @pytest.fixture(scope="module")
-def mobilenet_v2(shared):
-    model = MobileNetV2()
-    weights = _torch_to_mlx(load_torch_checkpoint(shared / "weights/mobilenet_v2-b0353104.pth"))
-    assert {k for k, _ in weights} == {k for k, _ in tree_flatten(model.parameters())}
-    model.load_weights(weights, strict=True)
-    return model
+def v2_weights(shared, tmp_path_factory):
+    src = shared / "weights/mobilenet_v2-b0353104.pth"
+    return convert_checkpoint("mobilenet_v2", src, tmp_path_factory.mktemp("v2"))
+
+
+@pytest.fixture(scope="module")
+def mobilenet_v2(v2_weights):
+    return load_strict(MobileNetV2(), v2_weights, "mobilenet_v2")
 
 
 @pytest.mark.parametrize("name", ["chelsea", "coffee"])
@@ -62,3 +63,41 @@ def test_mobilenet_v2_features_at(mobilenet_v2):
     assert [f.shape[-1] for f in feats] == list(mobilenet_v2.feature_channels)
     assert mobilenet_v2.feature_channels == (16, 24, 32, 96, 1280)
     assert [f.shape[1:3] for f in feats] == [(64 // s, 96 // s) for s in (2, 4, 8, 16, 32)]
+
+
+@pytest.fixture(scope="module")
+def v3_fixture():
+    path = FIXTURES / "mobilenet_v3_large_w050.npz"
+    with np.load(path) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_mobilenet_v3_large_matches_torchvision(v3_fixture):
+    """Fixture from scripts/make_v3_fixture.py: torchvision's model, random weights."""
+    state = {k[6:]: v.astype(np.float32) for k, v in v3_fixture.items() if k.startswith("state/")}
+    weights = map_state_dict("mobilenet_v3_large", state)
+    cfg = MobileNetV3Config(
+        width_mult=float(v3_fixture["width_mult"]), num_classes=int(v3_fixture["num_classes"])
+    )
+    model = load_strict(MobileNetV3Large(cfg), {k: mx.array(v) for k, v in weights.items()})
+    x = mx.array(v3_fixture["input"])
+    feats = model.features_at(x)
+    assert len(feats) == 5
+    assert model.feature_channels == tuple(f.shape[-1] for f in feats)
+    refs = [v3_fixture[f"feature_{i}"] for i in range(5)] + [v3_fixture["logits"]]
+    for out, ref in zip([*feats, model(x)], refs, strict=True):
+        assert out.shape == ref.shape
+        # float32 accumulation-order differences, relative to the map's scale.
+        np.testing.assert_allclose(np.array(out), ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_mobilenet_v3_large_full_width_layout():
+    model = MobileNetV3Large()
+    keys = dict(tree_flatten(model.parameters()))
+    assert model.feature_channels == (16, 24, 40, 112, 960)
+    # The converter's spec is torchvision's full-size state dict in MLX layout.
+    assert {k: tuple(v.shape) for k, v in keys.items()} == load_spec("mobilenet_v3_large")
+    n_params = sum(v.size for k, v in keys.items() if "running" not in k)
+    assert n_params == 5_483_032  # torchvision's documented parameter count
+    feats = model.features_at(mx.zeros((1, 64, 32, 3)))
+    assert [f.shape[1:3] for f in feats] == [(64 // s, 32 // s) for s in (2, 4, 8, 16, 32)]
