@@ -16,6 +16,7 @@ mapped to local stand-ins: nothing from ``torch`` (or anywhere else) is imported
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import struct
 import zipfile
@@ -217,6 +218,8 @@ def _load_legacy(path: Path) -> tuple[object, dict[str, Storage]]:
 
 
 def _read_exact(fh, n: int) -> bytes:
+    if n > os.fstat(fh.fileno()).st_size - fh.tell():  # never allocate for a bogus size
+        raise EOFError("file ends inside a tensor storage (truncated?)")
     data = fh.read(n)
     if len(data) != n:
         raise EOFError("file ends inside a tensor storage (truncated?)")
