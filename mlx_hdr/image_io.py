@@ -18,6 +18,7 @@ import contextlib
 import os
 import re
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -141,16 +142,29 @@ def _rgbe_size(path: Path) -> tuple[int, int]:
     return (b, a) if m.group(1).endswith(b"Y") else (a, b)
 
 
+_cv2_quiet = {"depth": 0, "level": None}
+_cv2_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def _quiet_cv2() -> Iterator[None]:
-    """Silence OpenCV's own stderr messages (we raise our own one-line error instead)."""
+    """Silence OpenCV's own stderr messages (we raise our own one-line error instead).
+
+    OpenCV's log level is global: a counter keeps it silent while any thread is inside.
+    """
     logging = cv2.utils.logging
-    level = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    with _cv2_lock:
+        if _cv2_quiet["depth"] == 0:
+            _cv2_quiet["level"] = logging.getLogLevel()
+            logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+        _cv2_quiet["depth"] += 1
     try:
         yield
     finally:
-        logging.setLogLevel(level)
+        with _cv2_lock:
+            _cv2_quiet["depth"] -= 1
+            if _cv2_quiet["depth"] == 0:
+                logging.setLogLevel(_cv2_quiet["level"])
 
 
 def _read_rgbe(path: Path, max_pixels: int | None) -> np.ndarray:

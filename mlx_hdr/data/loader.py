@@ -28,7 +28,7 @@ from mlx_hdr.data.datasets import Pair, scan_dataset
 from mlx_hdr.data.manifest import Manifest, read_manifest
 from mlx_hdr.data.orientation import apply_dihedral
 from mlx_hdr.data.panorama import ViewConfig, random_crop, random_view
-from mlx_hdr.data.preprocess import augment_pair, clip_mask, estimate_exposure
+from mlx_hdr.data.preprocess import MAX_HDR_VALUE, augment_pair, clip_mask, estimate_exposure
 from mlx_hdr.data.simulate import SimConfig, simulate_ldr
 from mlx_hdr.image_io import read_hdr, read_ldr
 
@@ -75,11 +75,14 @@ class PoolSource:
         size: int = 256,
         sim: SimConfig | None = None,
         view: ViewConfig | None = None,
+        max_value: float | None = MAX_HDR_VALUE,
+        tries: int = 5,
     ):
         self.pairs = scan_dataset(pairs).pairs if isinstance(pairs, (str, Path)) else list(pairs)
         if not self.pairs:
             raise ValueError("empty HDR pool")
-        self.size, self.sim, self.view = size, sim or SimConfig(), view or ViewConfig()
+        self.size, self.sim, self.view_cfg = size, sim or SimConfig(), view or ViewConfig()
+        self.max_value, self.tries = max_value, max(1, tries)
         self._cache: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -102,17 +105,33 @@ class PoolSource:
                 img = self._cache.setdefault(i, img)
         return img
 
-    def sample(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def view(self, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+        """A random HDR crop: a perspective view of a panorama, a crop of a photo."""
         i = int(rng.integers(len(self)))
         img, size = self.hdr(i), (self.size, self.size)
         if self.pairs[i].kind == "panorama":
-            crop, _ = random_view(img, rng, size, self.view)
+            crop, info = random_view(img, rng, size, self.view_cfg)
         else:
-            crop, _ = random_crop(img, rng, size, self.view)
+            crop, info = random_crop(img, rng, size, self.view_cfg)
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
-        ldr, hdr, _ = simulate_ldr(crop, rng, self.sim)
-        return ldr, np.ascontiguousarray(hdr)
+        return np.ascontiguousarray(crop), info | {"name": self.pairs[i].name}
+
+    def sample_with_record(self, rng: np.random.Generator):
+        """``(ldr, hdr, record)``; views whose exposed max exceeds ``max_value`` are redrawn
+        (up to ``tries`` times, then clamped): the design's brightness filter, per sample."""
+        for _ in range(self.tries):
+            crop, info = self.view(rng)
+            ldr, hdr, rec = simulate_ldr(crop, rng, self.sim)
+            if self.max_value is None or hdr.max() <= self.max_value:
+                break
+        if self.max_value is not None:
+            hdr = np.minimum(hdr, np.float32(self.max_value))
+        return ldr, hdr, rec.to_dict() | info
+
+    def sample(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        ldr, hdr, _ = self.sample_with_record(rng)
+        return ldr, hdr
 
 
 @dataclass

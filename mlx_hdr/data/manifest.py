@@ -7,6 +7,11 @@ Line 1 is a header ``{"format": "mlx-hdr-manifest", "version": 1, "root": ..., "
 (log2 of P99.9 / P0.1 of luminance over Y > 0), ``orientation`` (op to apply to the HDR so
 it matches the LDR, null without LDR), ``orientation_score`` (SSIM), ``kept``, ``reason``
 (why dropped: ``too_bright``, ``unreadable``, ``size_mismatch``) and ``detail``.
+
+The design's brightness filter (max > ``max_value``, default 4096) is applied to paired data,
+whose HDRs are scaled relative to their LDR. The scale of an HDR-only file is arbitrary, so
+there the filter is applied per simulated sample after exposure, by the loader's
+:class:`~mlx_hdr.data.loader.PoolSource`.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ def index_pair(pair: Pair, root: Path, max_value: float = MAX_HDR_VALUE, orient:
         return rec | {"reason": "unreadable", "detail": str(exc)}
     rec |= {"height": hdr.shape[0], "width": hdr.shape[1], "max": float(hdr.max())}
     rec["dr_stops"] = round(dynamic_range_stops(hdr), 3)
-    kept, why = keep_hdr(rec["max"], max_value)
+    kept, why = keep_hdr(rec["max"], max_value) if ldr is not None else (True, None)
     if not kept:
         return rec | {"reason": "too_bright", "detail": why}
     if ldr is not None and orient:
@@ -121,7 +126,7 @@ def read_manifest(path) -> Manifest:
     """Read a manifest written by :func:`write_manifest`; ``InputError`` if it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise InputError("manifest not found", path)
+        raise InputError("no such manifest or dataset folder", path)
     try:
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -153,3 +158,27 @@ def summarize(manifest: Manifest) -> dict:
             "max": max(drs, default=None),
         },
     }
+
+
+def check(path) -> dict:
+    """Summary of a manifest file, or of a dataset folder indexed in memory (nothing written)."""
+    path = Path(path)
+    manifest = index_dataset(path) if path.is_dir() else read_manifest(path)
+    return summarize(manifest)
+
+
+def format_summary(summary: dict) -> str:
+    """A few human-readable lines for :func:`summarize`'s result."""
+    dr = summary["dr_stops"]
+    lines = [
+        f"{summary['root']} ({summary['layout']}): {summary['pairs']} pairs, "
+        f"{summary['with_ldr']} with LDR, {summary['unpaired']} unpaired files",
+        f"kept {summary['kept']}; dropped {summary['dropped'] or 'none'}",
+        f"kinds {summary['kinds']}; orientation fixes {summary['orientation_fixes'] or 'none'}",
+    ]
+    if dr["median"] is not None:
+        lines.append(
+            f"dynamic range (stops): min {dr['min']:.1f}, median {dr['median']:.1f}, "
+            f"max {dr['max']:.1f}"
+        )
+    return "\n".join(lines)

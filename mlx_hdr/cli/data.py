@@ -1,0 +1,51 @@
+"""``mlx-hdr data index|check``: build and inspect dataset manifests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlx_hdr.data.manifest import check, format_summary, index_dataset, summarize
+from mlx_hdr.data.preprocess import MAX_HDR_VALUE
+
+data_app = typer.Typer(help="Dataset manifests: index a folder once, check a manifest.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``data`` command group to ``app``."""
+    app.add_typer(data_app, name="data")
+
+
+@data_app.command("index")
+def index_command(
+    directory: Annotated[Path, typer.Argument(help="Dataset folder (any supported layout).")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Manifest to write (JSON lines).")
+    ] = Path("manifest.jsonl"),
+    max_value: Annotated[
+        float, typer.Option(help="Drop paired HDRs brighter than this (the design: 4096).")
+    ] = MAX_HDR_VALUE,
+    orientation: Annotated[
+        bool, typer.Option(help="Detect rotated/flipped HDRs (paired data).")
+    ] = True,
+    workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> dict:
+    """Scan DIRECTORY once and write a manifest of its pairs (kept/dropped and why)."""
+    manifest = index_dataset(directory, output, max_value, orientation, workers, progress)
+    summary = summarize(manifest)
+    typer.echo(format_summary(summary))
+    typer.echo(f"wrote {output}")
+    return summary
+
+
+@data_app.command("check")
+def check_command(
+    path: Annotated[Path, typer.Argument(help="A manifest (.jsonl) or a dataset folder.")],
+) -> dict:
+    """Print counts, drop reasons and dynamic-range statistics."""
+    summary = check(path)
+    typer.echo(format_summary(summary))
+    return summary
