@@ -32,6 +32,11 @@ for _name in COMMAND_MODULES:
     _module.register(app)
 
 
+@app.callback()
+def _root() -> None:
+    """Single-image LDR to HDR reconstruction with MLX."""
+
+
 def main() -> None:
     """Console entry point: run the app, turning expected errors into one line."""
     try:
@@ -44,10 +49,8 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors etc.
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except typer.TyperException as exc:  # usage errors (Typer vendors its own click)
+        if not hasattr(exc, "show"):
+            raise
+        exc.show()
+        sys.exit(getattr(exc, "exit_code", 2))
