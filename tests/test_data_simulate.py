@@ -1,0 +1,103 @@
+"""Camera simulator: exposure, curves, noise, quantisation, JPEG, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import mlx_hdr  # noqa: F401
+from mlx_hdr.color import linear_to_srgb
+from mlx_hdr.data import simulate as sim
+from mlx_hdr.image_io import read_hdr, read_ldr
+
+
+def hdr_image(h=48, w=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.exp2(rng.normal(0, 3, (h, w, 3))).astype(np.float32)
+
+
+@pytest.mark.parametrize("fraction", [0.02, 0.08, 0.15])
+def test_exposure_hits_clip_fraction(fraction):
+    hdr = hdr_image()
+    s = sim.exposure_for_clip_fraction(hdr, fraction)
+    clipped = ((hdr * s).max(-1) >= 1).mean()
+    assert abs(clipped - fraction) <= 2 / hdr[..., 0].size
+
+
+def test_exposure_low_dynamic_range_fallback():
+    flat = np.full((10, 10, 3), 5.0, np.float32)
+    flat[0, 0] = 6.0
+    s = sim.exposure_for_clip_fraction(flat, 0.1)
+    assert s == pytest.approx(1 / 5.0)  # 1 / P97: the median would land above 0.9
+    assert sim.exposure_for_clip_fraction(np.zeros((4, 4, 3), np.float32), 0.1) == 1.0
+
+
+@pytest.mark.parametrize(
+    "curve,params", [("srgb", ()), ("gamma", (2.2,)), ("eilertsen2017", (0.9, 0.6))]
+)
+def test_curves_monotonic_and_anchored(curve, params):
+    x = np.linspace(0, 1, 1001, dtype=np.float32)
+    y = sim.apply_curve(x, curve, params)
+    assert y[0] == pytest.approx(0, abs=1e-6) and y[-1] == pytest.approx(1, abs=1e-6)
+    assert np.all(np.diff(y) > 0)
+    assert sim.apply_curve(np.array([2.0, -1.0]), curve, params).tolist() == pytest.approx([1, 0])
+    with pytest.raises(ValueError, match="unknown camera curve"):
+        sim.apply_curve(x, "nope")
+
+
+def test_noise_is_poisson_gaussian():
+    rng = np.random.default_rng(0)
+    x = np.full((200, 200, 3), 0.25, np.float32)
+    noisy = sim.add_sensor_noise(x, rng, full_well=1000.0, read_noise=0.002)
+    assert noisy.mean() == pytest.approx(0.25, abs=1e-3)
+    assert noisy.var() == pytest.approx(0.25 / 1000 + 0.002**2, rel=0.05)
+
+
+def test_simulate_deterministic_and_consistent():
+    hdr = hdr_image()
+    a = sim.simulate_ldr(hdr, np.random.default_rng(7))
+    b = sim.simulate_ldr(hdr, np.random.default_rng(7))
+    c = sim.simulate_ldr(hdr, np.random.default_rng(8))
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[2] == b[2] and not np.array_equal(a[0], c[0])
+    ldr, scaled, rec = a
+    assert ldr.dtype == scaled.dtype == np.float32 and ldr.shape == hdr.shape
+    assert 0 <= ldr.min() and ldr.max() <= 1
+    np.testing.assert_allclose(ldr * 255, np.round(ldr * 255), atol=1e-4)  # 8-bit values
+    np.testing.assert_allclose(scaled, hdr * np.float32(rec.exposure), rtol=1e-6)
+    assert 0.02 - 0.01 <= rec.clipped_fraction <= 0.15 + 0.01
+    assert json.dumps(rec.to_dict())  # the record is plain data
+
+
+def test_simulate_without_noise_or_jpeg_is_exact():
+    cfg = sim.SimConfig(curves=("gamma",), noise_prob=0.0, jpeg_quality=None)
+    hdr = hdr_image()
+    ldr, scaled, rec = sim.simulate_ldr(hdr, np.random.default_rng(1), cfg)
+    expected = np.floor(sim.apply_curve(scaled, "gamma", rec.curve_params) * 255 + 0.5) / 255
+    np.testing.assert_allclose(ldr, expected, atol=1e-6)
+    assert rec.full_well is None and rec.jpeg_quality is None
+    clipped = scaled.max(-1) >= 1
+    assert np.all(ldr[clipped].max(-1) == 1.0)
+
+
+def test_jpeg_round_trip_quality():
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, 64)
+    u8 = np.clip(ramp[None, :, None] + rng.normal(0, 8, (64, 64, 3)), 0, 255).astype(np.uint8)
+    err = {q: np.abs(sim.jpeg_round_trip(u8, q).astype(float) - u8).mean() for q in (70, 100)}
+    assert err[100] < err[70] and err[70] < 12
+
+
+def test_reproduces_eval_public_recipe(shared):
+    """sRGB curve, no noise, JPEG 90, 8% clipped: the recipe that made eval-public's inputs."""
+    case = shared / "data/eval-public/ilm_tree"
+    gt, ldr = read_hdr(case / "gt.hdr"), read_ldr(case / "input.jpg")
+    meta = json.loads((case / "meta.json").read_text())
+    cfg = sim.SimConfig((0.08, 0.08), ("srgb",), noise_prob=0.0, jpeg_quality=(90, 90))
+    out, scaled, rec = sim.simulate_ldr(gt, np.random.default_rng(0), cfg)
+    assert rec.exposure == pytest.approx(meta["exposure_scale"], rel=1e-3)
+    assert np.abs(out - ldr).mean() < 1 / 255
+    # without the JPEG step the difference is JPEG's error only
+    assert np.abs(linear_to_srgb(scaled) - ldr).mean() < 4 / 255
