@@ -1,0 +1,149 @@
+"""Dataset layouts, the manifest (index/read/summary) and the ``data`` CLI."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import mlx_hdr  # noqa: F401
+from mlx_hdr.cli import main
+from mlx_hdr.data.datasets import scan_dataset
+from mlx_hdr.data.manifest import check, index_dataset, read_manifest, summarize
+from mlx_hdr.data.orientation import apply_dihedral
+from mlx_hdr.data.simulate import SimConfig, simulate_ldr
+from mlx_hdr.errors import InputError
+from mlx_hdr.image_io import write_hdr, write_ldr
+
+
+def scene(h=24, w=32, seed=0):
+    """A smooth random HDR and its simulated sRGB LDR (display, 8 bit)."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 2, (h // 4, w // 4, 3)).repeat(4, 0).repeat(4, 1)
+    hdr = np.exp2(base + np.linspace(-2, 2, w)[None, :, None]).astype(np.float32)
+    cfg = SimConfig(curves=("srgb",), noise_prob=0, jpeg_quality=None)
+    ldr, scaled, _ = simulate_ldr(hdr, rng, cfg)
+    return ldr, scaled
+
+
+def make_scenes(root, n=3):
+    for i in range(n):
+        (root / f"s{i}").mkdir(parents=True)
+        ldr, hdr = scene(seed=i)
+        write_ldr(root / f"s{i}/input.png", ldr)
+        write_hdr(root / f"s{i}/gt.hdr", hdr)
+    return root
+
+
+def test_hdr_real_layout(tmp_path):
+    (tmp_path / "LDR_in").mkdir()
+    (tmp_path / "HDR_gt").mkdir()
+    ldr, hdr = scene()
+    for stem in ("a", "b"):
+        write_ldr(tmp_path / f"LDR_in/{stem}.jpg", ldr)
+    for stem in ("a", "c"):
+        write_hdr(tmp_path / f"HDR_gt/{stem}.hdr", hdr)
+    ds = scan_dataset(tmp_path)
+    assert ds.layout == "hdr-real" and [p.name for p in ds.pairs] == ["a"]
+    assert sorted(p.name for p in ds.unpaired) == ["b.jpg", "c.hdr"]
+
+
+def test_hdr_synth_and_pool_layouts(tmp_path):
+    (tmp_path / "synth/HDR_gt").mkdir(parents=True)
+    write_hdr(tmp_path / "synth/HDR_gt/x.exr", scene()[1])
+    ds = scan_dataset(tmp_path / "synth")
+    assert ds.layout == "hdr-synth" and ds.pairs[0].ldr_path is None
+    (tmp_path / "pool").mkdir()
+    write_hdr(tmp_path / "pool/p.hdr", scene()[1])
+    write_hdr(tmp_path / "pool/q.pfm", scene()[1])
+    (tmp_path / "pool/MANIFEST.csv").write_text("file,kind\np.hdr,panorama\n")
+    ds = scan_dataset(tmp_path / "pool")
+    assert ds.layout == "hdr-pool" and {p.name: p.kind for p in ds.pairs} == {
+        "p": "panorama",
+        "q": None,
+    }
+
+
+def test_scenes_layout_reports_unpaired(tmp_path):
+    make_scenes(tmp_path, 2)
+    (tmp_path / "odd").mkdir()
+    write_hdr(tmp_path / "odd/gt.exr", scene()[1])
+    for name in ("a.jpg", "b.jpg"):  # two LDRs and no input.*: ambiguous
+        write_ldr(tmp_path / f"odd/{name}", scene()[0])
+    ds = scan_dataset(tmp_path)
+    assert ds.layout == "scenes" and [p.name for p in ds.pairs] == ["s0", "s1"]
+    assert len(ds.unpaired) == 3
+
+
+def test_no_layout_is_one_line_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(InputError, match="expected LDR_in/") as info:
+        scan_dataset(tmp_path)
+    assert "\n" not in str(info.value) and str(tmp_path) in str(info.value)
+    with pytest.raises(InputError, match="not found"):
+        scan_dataset(tmp_path / "missing")
+
+
+def test_real_layouts(shared):
+    ds = scan_dataset(shared / "data/eval-public")
+    assert ds.layout == "scenes" and len(ds.pairs) == 5 and not ds.unpaired
+    pool = scan_dataset(shared / "data/hdr-pool")
+    assert pool.layout == "hdr-pool" and len(pool.pairs) == 36
+    kinds = [p.kind for p in pool.pairs]
+    assert kinds.count("photo") == 6 and kinds.count("panorama") == 30
+
+
+def test_index_records_orientation_and_drops(tmp_path):
+    root = make_scenes(tmp_path / "ds", 4)
+    ldr, hdr = scene(seed=1)
+    write_hdr(root / "s1/gt.hdr", apply_dihedral(hdr, "rot180"))  # stored upside down
+    write_hdr(root / "s2/gt.hdr", hdr * 1e4)  # brighter than the design's 4096
+    (root / "s3/gt.hdr").write_bytes(b"#?RADIANCE\n\n-Y 4 +X 4\n")  # truncated
+    out = tmp_path / "m.jsonl"
+    manifest = index_dataset(root, out, workers=2)
+    recs = {r["name"]: r for r in read_manifest(out).records}
+    assert recs == {r["name"]: r for r in manifest.records}
+    assert recs["s0"]["kept"] and recs["s0"]["orientation"] == "identity"
+    assert recs["s1"]["kept"] and recs["s1"]["orientation"] == "rot180"
+    assert recs["s2"]["reason"] == "too_bright" and recs["s3"]["reason"] == "unreadable"
+    assert recs["s0"]["dr_stops"] > 3 and recs["s0"]["width"] == 32
+    summary = summarize(manifest)
+    assert summary["kept"] == 2 and summary["dropped"] == {"too_bright": 1, "unreadable": 1}
+    assert summary["orientation_fixes"] == {"rot180": 1}
+    assert check(out) == summary == check(root)
+
+
+def test_read_manifest_rejects_other_files(tmp_path):
+    (tmp_path / "x.jsonl").write_text('{"a": 1}\n')
+    with pytest.raises(InputError, match="not an mlx-hdr manifest"):
+        read_manifest(tmp_path / "x.jsonl")
+    (tmp_path / "y.jsonl").write_text("{oops\n")
+    with pytest.raises(InputError, match="JSON"):
+        read_manifest(tmp_path / "y.jsonl")
+
+
+def run_cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["mlx-hdr", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_index_check_and_errors(tmp_path, monkeypatch, capsys, shared):
+    out = tmp_path / "pool.jsonl"
+    code, stdout, _ = run_cli(
+        monkeypatch, capsys, "data", "index", shared / "data/hdr-pool", "-o", out, "--no-progress"
+    )
+    assert code == 0 and "36 pairs" in stdout and out.is_file()
+    assert len(read_manifest(out).kept()) == 36  # HDR-only: brightness filtered per sample
+    code, stdout, _ = run_cli(monkeypatch, capsys, "data", "check", out)
+    assert code == 0 and "kept 36" in stdout and "dynamic range" in stdout
+    code, _, err = run_cli(monkeypatch, capsys, "data", "check", tmp_path / "nope.jsonl")
+    assert code == 1 and err.count("\n") == 1 and "nope.jsonl" in err
+    code, _, err = run_cli(monkeypatch, capsys, "data", "index", tmp_path / "empty_dir_missing")
+    assert code == 1 and err.startswith("error: ") and err.count("\n") == 1
