@@ -1,0 +1,85 @@
+"""``mlx-hdr predict``: LDR photos -> HDR files and tone-mapped previews."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlx_hdr.inference import OVERLAP, TILE, WHOLE_PIXELS, PredictOptions, predict_files
+
+METHOD_CHOICES = ("model", "linear", "akyuz2007", "masia2017", "kovaleski2014")
+TONEMAP_CHOICES = ("reinhard", "reinhard2002", "exposure")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict_command)
+
+
+def _choice(value: str, choices: tuple[str, ...], name: str) -> str:
+    if value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=name)
+    return value
+
+
+def _report_error(path: str, problem: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"error: {path}: {problem}", file=sys.stderr)
+
+
+def predict_command(
+    inputs: Annotated[list[str], typer.Argument(help="Images, folders or glob patterns.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder, or a file for a single input.")
+    ] = Path("."),
+    model: Annotated[
+        str | None,
+        typer.Option(help="Local .safetensors or Hugging Face repo id (default: bundled)."),
+    ] = None,
+    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHOD_CHOICES)}.")] = "model",
+    fmt: Annotated[str, typer.Option("--format", help="hdr or exr (for folder outputs).")] = "hdr",
+    float32: Annotated[bool, typer.Option("--float", help="float32 EXR (default half).")] = False,
+    preview: Annotated[bool, typer.Option(help="Also write <stem>_preview.png.")] = True,
+    preview_only: Annotated[bool, typer.Option(help="Write only the preview PNG.")] = False,
+    tonemap: Annotated[str, typer.Option(help=f"One of {', '.join(TONEMAP_CHOICES)}.")] = (
+        "reinhard"
+    ),
+    exposure: Annotated[float, typer.Option(help="Preview exposure in stops (EV).")] = 0.0,
+    max_size: Annotated[
+        int | None, typer.Option(help="Downscale so the longer side is at most N px.")
+    ] = None,
+    blend: Annotated[bool, typer.Option(help="Keep the input where it is not clipped.")] = True,
+    tile: Annotated[int, typer.Option(help="Tile size for large images.")] = TILE,
+    overlap: Annotated[int, typer.Option(help="Tile overlap.")] = OVERLAP,
+    whole_pixels: Annotated[
+        int, typer.Option(help="Largest image (pixels) run without tiling.")
+    ] = WHOLE_PIXELS,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Reconstruct HDR from LDR images; exit code = number of failed files (max 125)."""
+    opts = PredictOptions(
+        method=_choice(method, METHOD_CHOICES, "--method"),
+        blend=blend,
+        fmt=_choice(fmt, ("hdr", "exr", "pfm"), "--format"),
+        dtype="float" if float32 else "half",
+        preview=preview,
+        preview_only=preview_only,
+        tonemap=_choice(tonemap, TONEMAP_CHOICES, "--tonemap"),
+        exposure_ev=exposure,
+        max_size=max_size,
+        whole_pixels=whole_pixels,
+        tile=tile,
+        overlap=overlap,
+    )
+    net = None
+    if opts.method == "model":
+        from mlx_hdr.model_hub import load_net
+
+        net = load_net(model)[0]
+    report = predict_files(inputs, out, net, opts, on_error=_report_error, progress=progress)
+    if report.failed:
+        # SystemExit, not typer.Exit: click returns Exit codes silently with standalone_mode=False
+        raise SystemExit(min(len(report.failed), 125))
