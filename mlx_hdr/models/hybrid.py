@@ -267,12 +267,16 @@ def read_config(path) -> HybridConfig:
         raise WeightsError(f"bad model config ({exc})", path) from None
 
 
-def load_model(path) -> tuple[HybridAutoencoder, HybridConfig]:
-    """Load a model saved by :func:`save_model`, strictly (float32 weights)."""
+def load_model(path, encoder: nn.Module | None = None) -> tuple[HybridAutoencoder, HybridConfig]:
+    """Load a model saved by :func:`save_model`, strictly, as float32.
+
+    ``encoder``: an encoder module to use instead of ``build_encoder(config.encoder)``
+    (custom or test encoders); its weights come from the file too.
+    """
     from mlx_hdr.weights import load_strict
 
     config = read_config(path)
-    model = HybridAutoencoder(config)
+    model = HybridAutoencoder(config, encoder=encoder)
     load_strict(model, path)
     model.set_dtype(mx.float32)
     model.encoder.freeze()

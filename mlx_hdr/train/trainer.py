@@ -48,10 +48,13 @@ class TrainResult:
     seconds_per_step: float = math.nan
 
 
-def build_model(cfg: TrainConfig) -> HybridAutoencoder:
-    """The hybrid model with the encoder's pretrained weights (``"random"``: none, for tests)."""
-    model = HybridAutoencoder(cfg.model)
-    if cfg.encoder_weights != "random":
+def build_model(cfg: TrainConfig, encoder=None) -> HybridAutoencoder:
+    """The hybrid model with the encoder's pretrained weights (``"random"``: none, for tests).
+
+    ``encoder``: a ready encoder module (custom or test stand-in) used as it is.
+    """
+    model = HybridAutoencoder(cfg.model, encoder=encoder)
+    if encoder is None and cfg.encoder_weights != "random":
         from mlx_hdr.weights import converted_path, load_strict
 
         path = cfg.encoder_weights or converted_path(cfg.model.encoder)
@@ -146,7 +149,13 @@ class Trainer:
     """Holds the model, optimizer and step function of one run; see :func:`train`."""
 
     def __init__(
-        self, cfg: TrainConfig, source: BatchSource | None = None, *, group=None, echo=print
+        self,
+        cfg: TrainConfig,
+        source: BatchSource | None = None,
+        *,
+        group=None,
+        echo=print,
+        encoder=None,
     ):
         self.cfg, self.group = cfg, group
         self.rank = 0 if group is None else group.rank()
@@ -160,7 +169,7 @@ class Trainer:
             (self.run_dir / "samples").mkdir(exist_ok=True)
         self.source = source if source is not None else make_source(cfg, self.rank)
         mx.random.seed(cfg.seed)  # same initial decoder on every rank and every run
-        self.model = build_model(cfg)
+        self.model = build_model(cfg, encoder)
         self.optimizer = make_optimizer(cfg)
         self.lpips = build_lpips(cfg)
         self.log = RunLog(self.run_dir / "log.jsonl" if self.main else None, echo)
@@ -300,15 +309,17 @@ def train(
     resume: bool = False,
     group=None,
     echo=print,
+    encoder=None,
 ) -> TrainResult:
     """Train the hybrid model as ``cfg`` says; returns losses, validation records and timing.
 
     ``source`` defaults to the HDR pool named by ``cfg.data`` through the camera simulator.
+    ``encoder``: a ready encoder module instead of ``cfg.model.encoder`` (tests, custom).
     ``resume`` continues exactly from ``run_dir/checkpoints/last.safetensors``. ``group``: an
     ``mx.distributed`` group for data parallelism (``cfg.batch_size`` is the global batch).
     Raises :class:`TrainingDiverged` on NaN/inf (the last good checkpoint is kept).
     """
-    trainer = Trainer(cfg, source, group=group, echo=echo)
+    trainer = Trainer(cfg, source, group=group, echo=echo, encoder=encoder)
     if trainer.main:
         (trainer.run_dir / "config.json").write_text(
             json.dumps(json.loads(cfg.to_json()), indent=2)
@@ -316,3 +327,24 @@ def train(
     if resume:
         trainer.resume()
     return trainer.run()
+
+
+def train_from_options(config_path=None, *, resume: bool = False, **overrides) -> TrainResult:
+    """Resolve a recipe file plus overrides (None = keep) and train; the CLI's entry point.
+
+    With ``resume`` and no recipe, the run directory's ``config.json`` is the recipe. Under
+    ``mlx.launch`` the processes form a data-parallel group automatically.
+    """
+    from mlx_hdr.errors import InputError
+    from mlx_hdr.train.config import load_config
+    from mlx_hdr.train.distributed import init_group
+
+    run_dir = overrides.get("run_dir")
+    saved = Path(run_dir) / "config.json" if run_dir else None
+    if resume and config_path is None and saved is not None and saved.is_file():
+        config_path = saved
+    cfg = load_config(config_path, **overrides)
+    last = Path(cfg.run_dir) / "checkpoints" / "last.safetensors"
+    if resume and not last.is_file():
+        raise InputError("no checkpoint to resume from", last)
+    return train(cfg, resume=resume, group=init_group())

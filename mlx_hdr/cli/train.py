@@ -1,0 +1,48 @@
+"""``mlx-hdr train``: a thin wrapper over :func:`mlx_hdr.train.trainer.train_from_options`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Opt = typer.Option
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train(
+        config: Annotated[Path | None, Opt("--config", "-c", help="recipe .json/.toml")] = None,
+        data: Annotated[str | None, Opt(help="HDR pool folder")] = None,
+        run_dir: Annotated[str | None, Opt("--run-dir", "-o", help="output folder")] = None,
+        resume: Annotated[bool, Opt(help="continue from RUN_DIR's last checkpoint")] = False,
+        epochs: Annotated[int | None, Opt()] = None,
+        steps_per_epoch: Annotated[int | None, Opt()] = None,
+        max_steps: Annotated[int | None, Opt(help="stop after this many steps")] = None,
+        batch_size: Annotated[int | None, Opt(help="global batch")] = None,
+        crop: Annotated[int | None, Opt(help="training crop size (px)")] = None,
+        lr: Annotated[float | None, Opt()] = None,
+        warmup_steps: Annotated[int | None, Opt()] = None,
+        schedule: Annotated[str | None, Opt(help="constant | cosine")] = None,
+        l1_weight: Annotated[float | None, Opt()] = None,
+        lpips_weight: Annotated[float | None, Opt(help="0 skips VGG")] = None,
+        alpha_weight: Annotated[float | None, Opt(help="L1 weight 1 + w·clip mask")] = None,
+        encoder: Annotated[str | None, Opt()] = None,
+        upsample: Annotated[str | None, Opt()] = None,
+        encoder_weights: Annotated[str | None, Opt(help="file, or 'random'")] = None,
+        val_size: Annotated[int | None, Opt()] = None,
+        checkpoint_every: Annotated[int | None, Opt(help="steps (0: per epoch)")] = None,
+        log_every: Annotated[int | None, Opt()] = None,
+        seed: Annotated[int | None, Opt()] = None,
+        compile: Annotated[bool | None, Opt("--compile/--no-compile")] = None,
+    ) -> None:
+        """Train the hybrid model (HDR pool through the camera simulator)."""
+        overrides = {k: v for k, v in locals().items() if k not in ("config", "resume")}
+        from mlx_hdr.train.trainer import train_from_options
+
+        result = train_from_options(config, resume=resume, **overrides)
+        typer.echo(
+            f"done: {result.step} steps, best val PSNR {result.best_psnr:.2f} dB, "
+            f"{result.seconds_per_step:.2f} s/step; outputs in {result.run_dir}"
+        )
