@@ -1,0 +1,52 @@
+"""Write a grid of simulated LDR photos from the HDR pool (docs/simulated_ldr_grid.jpg).
+
+Each tile is one training sample of ``PoolSource``: a random panorama view or photo crop,
+exposed, noised, through a random camera curve, 8-bit and JPEG-compressed. The caption line
+under each tile is printed to stdout (curve, clipped fraction, JPEG quality).
+
+    .venv/bin/python scripts/make_sim_grid.py [--out docs/simulated_ldr_grid.jpg]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import mlx_hdr  # noqa: F401
+from mlx_hdr.data.loader import PoolSource, sample_rng
+from mlx_hdr.image_io import write_ldr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pool", type=Path, default=ROOT.parent / "shared/data/hdr-pool")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs/simulated_ldr_grid.jpg")
+    ap.add_argument("--rows", type=int, default=4)
+    ap.add_argument("--cols", type=int, default=6)
+    ap.add_argument("--size", type=int, default=192)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    src = PoolSource(args.pool, size=args.size)
+    gap = 4
+    h = args.rows * (args.size + gap) - gap
+    w = args.cols * (args.size + gap) - gap
+    grid = np.ones((h, w, 3), np.float32)
+    for k in range(args.rows * args.cols):
+        ldr, _, rec = src.sample_with_record(sample_rng(args.seed, 0, k))
+        r, c = divmod(k, args.cols)
+        y, x = r * (args.size + gap), c * (args.size + gap)
+        grid[y : y + args.size, x : x + args.size] = ldr
+        print(
+            f"{k:2d} {rec['name']:24s} {rec['curve']:14s} clipped {rec['clipped_fraction']:.3f}"
+            f" jpeg {rec['jpeg_quality']} noise {'on' if rec['full_well'] else 'off'}"
+        )
+    write_ldr(args.out, grid, quality=85)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KB)")
+
+
+if __name__ == "__main__":
+    main()
