@@ -18,6 +18,8 @@ from skimage import data
 from convert.convert import convert_checkpoint
 from convert.mapping import load_spec, map_state_dict
 from mlx_hdr.color import IMAGENET_MEAN, IMAGENET_STD
+from mlx_hdr.errors import WeightsError
+from mlx_hdr.models.encoders import build_encoder
 from mlx_hdr.models.mobilenetv2 import MobileNetV2
 from mlx_hdr.models.mobilenetv3 import MobileNetV3Config, MobileNetV3Large
 from mlx_hdr.weights import load_strict
@@ -101,3 +103,32 @@ def test_mobilenet_v3_large_full_width_layout():
     assert n_params == 5_483_032  # torchvision's documented parameter count
     feats = model.features_at(mx.zeros((1, 64, 32, 3)))
     assert [f.shape[1:3] for f in feats] == [(64 // s, 32 // s) for s in (2, 4, 8, 16, 32)]
+
+
+def test_build_encoder_is_frozen_and_pretrained(v2_weights, mobilenet_v2):
+    encoder = build_encoder("mobilenet_v2", v2_weights)
+    assert tree_flatten(encoder.trainable_parameters()) == []
+    x = mx.random.normal((1, 64, 64, 3))
+    expected = [np.array(f) for f in mobilenet_v2.features_at(x)]
+    encoder.train()  # a parent model in training mode must not change BatchNorm
+    for out, ref in zip(encoder.features_at(x), expected, strict=True):
+        np.testing.assert_array_equal(np.array(out), ref)
+
+    # A decoder weight gets gradients through stop_gradient'ed features; the input too.
+    def loss(w, x_):
+        return sum((mx.stop_gradient(f) * w).sum() for f in encoder.features_at(x_))
+
+    grad_w = mx.grad(loss)(mx.array(1.0), x)
+    assert np.isfinite(grad_w.item()) and grad_w.item() != 0
+    grad_x = mx.grad(lambda x_: encoder.features_at(x_)[2].sum())(x)
+    assert np.isfinite(np.array(grad_x)).all() and mx.abs(grad_x).max().item() > 0
+
+
+def test_build_encoder_v3_and_errors():
+    encoder = build_encoder("mobilenet_v3_large", width_mult=0.5)
+    assert encoder.feature_channels == (8, 16, 24, 56, 480)
+    assert tree_flatten(encoder.trainable_parameters()) == []
+    with pytest.raises(ValueError, match="unknown encoder"):
+        build_encoder("resnet50")
+    with pytest.raises(WeightsError, match="missing"):
+        build_encoder("mobilenet_v3_large", {"features.0.0.weight": mx.zeros((16, 3, 3, 3))})

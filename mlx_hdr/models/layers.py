@@ -83,8 +83,9 @@ def depthwise_conv2d(x: mx.array, weight: mx.array, stride: int = 1, padding: in
 
 
 class Conv2d(nn.Module):
-    """``nn.Conv2d`` twin (weight ``(O, k, k, I/groups)``, optional bias) with the depthwise
-    fast path when ``groups == in_channels == out_channels``."""
+    """``nn.Conv2d`` twin (weight ``(O, k, k, I/groups)``, optional bias) with fast paths:
+    depthwise (``groups == in_channels == out_channels``) and 1x1 convs as a matmul (about
+    2x faster than ``mx.conv2d`` on MLX's CPU backend)."""
 
     def __init__(
         self,
@@ -104,10 +105,13 @@ class Conv2d(nn.Module):
             self.bias = mx.zeros((out_channels,))
         self.stride, self.padding, self.groups = stride, padding, groups
         self.depthwise = groups > 1 and groups == in_channels == out_channels
+        self.pointwise = kernel_size == 1 and stride == 1 and padding == 0 and groups == 1
 
     def __call__(self, x: mx.array) -> mx.array:
         if self.depthwise:
             y = depthwise_conv2d(x, self.weight, self.stride, self.padding)
+        elif self.pointwise:
+            y = x @ self.weight.reshape(self.weight.shape[0], -1).T
         else:
             y = mx.conv2d(x, self.weight, self.stride, self.padding, groups=self.groups)
         return y + self.bias if "bias" in self else y
