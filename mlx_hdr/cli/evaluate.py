@@ -1,0 +1,52 @@
+"""``mlx-hdr evaluate``: classical methods and the model side by side on a paired dataset."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlx_hdr.evaluate import evaluate, summary_markdown
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate_command)
+
+
+def _report_error(case: str, problem: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"error: {case}: {problem}", file=sys.stderr)
+
+
+def evaluate_command(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder (any supported layout).")],
+    method: Annotated[
+        list[str] | None,
+        typer.Option(help="Repeatable: model, linear, akyuz2007, masia2017, kovaleski2014."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("eval-out"),
+    model: Annotated[
+        str | None, typer.Option(help="Local .safetensors or Hugging Face repo id.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Write metrics.csv, summary.md and contact sheets; print the summary table."""
+    from mlx_hdr.errors import WeightsError
+    from mlx_hdr.model_hub import load_net
+
+    net = None
+    if method is None or "model" in method:
+        try:
+            net = load_net(model)[0]
+        except WeightsError:
+            if method is not None or model is not None:
+                raise  # asked for the model explicitly
+    report = evaluate(dataset, out, method, net, on_error=_report_error, progress=progress)
+    n_cases = len({r["case"] for r in report.rows})
+    typer.echo(summary_markdown(report.means, n_cases, str(dataset)))
+    typer.echo(f"wrote {out}/metrics.csv, {out}/summary.md, {out}/sheets/")
+    if report.failed:
+        raise SystemExit(min(len(report.failed), 125))

@@ -1,0 +1,174 @@
+"""Evaluate LDR -> HDR methods side by side on a paired dataset.
+
+For every case (an LDR input and its HDR ground truth, any layout ``data.datasets`` knows) and
+every method, :func:`mlx_hdr.metrics.hdr_metrics` gives the scale-invariant HDR metrics and the
+design's log-domain metrics. Outputs in ``out``: ``metrics.csv`` (one row per case and method),
+``summary.md`` (means per method) and ``sheets/<case>.png`` contact sheets (input | each
+method | ground truth; every HDR aligned to the ground truth in input-white units, then the same
+Reinhard L/(1+L) preview).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from mlx_hdr.color import srgb_to_linear
+from mlx_hdr.data.datasets import scan_dataset
+from mlx_hdr.errors import HDRError, InputError
+from mlx_hdr.image_io import atomic_write, read_hdr, read_ldr, write_ldr
+from mlx_hdr.inference import Net, predict_hdr
+from mlx_hdr.methods import METHODS
+from mlx_hdr.metrics import align_scale, hdr_metrics, well_exposed_mask
+from mlx_hdr.tonemap import reinhard_simple
+
+METRICS = (
+    ("pu21_psnr", "PU21-PSNR", "{:.2f}"),
+    ("pu21_ssim", "PU21-SSIM", "{:.4f}"),
+    ("mu_psnr", "μ-PSNR", "{:.2f}"),
+    ("highlight_log2", "highlight log2 err", "{:.2f}"),
+    ("log_psnr", "log-domain PSNR", "{:.2f}"),
+    ("log_ssim", "log-domain SSIM", "{:.3f}"),
+    ("log_l1", "log-domain L1", "{:.4f}"),
+)
+SHEET_HEIGHT = 256
+
+
+@dataclass
+class EvalReport:
+    """Per-row metrics, per-method means and the files written."""
+
+    rows: list[dict] = field(default_factory=list)
+    means: dict[str, dict[str, float]] = field(default_factory=dict)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def _panel(img01: np.ndarray, label: str) -> np.ndarray:
+    """Resize a display image to the sheet height and draw its label."""
+    h, w = img01.shape[:2]
+    size = (max(1, round(w * SHEET_HEIGHT / h)), SHEET_HEIGHT)
+    panel = cv2.resize(img01, size, interpolation=cv2.INTER_AREA)
+    panel = np.ascontiguousarray((np.clip(panel, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+    for color, thick in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(panel, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, color, thick)
+    return panel.astype(np.float32) / 255.0
+
+
+def contact_sheet(ldr: np.ndarray, gt: np.ndarray, preds: dict[str, np.ndarray]) -> np.ndarray:
+    """input | each prediction | ground truth, all HDRs aligned to gt, Reinhard-tone-mapped.
+
+    ``gt`` is put in input-white units first; each prediction is scaled like in the metrics.
+    """
+    well = well_exposed_mask(ldr)
+    gt_w = gt * align_scale(gt, srgb_to_linear(ldr), well)
+    panels = [_panel(ldr, "input")]
+    for name, pred in preds.items():
+        aligned = pred * align_scale(pred, gt_w, well)
+        panels.append(_panel(reinhard_simple(aligned), name))
+    panels.append(_panel(reinhard_simple(gt_w), "ground truth"))
+    return np.concatenate(panels, axis=1)
+
+
+def _means(rows: list[dict], methods: list[str]) -> dict[str, dict[str, float]]:
+    means = {}
+    for m in methods:
+        sel = [r for r in rows if r["method"] == m]
+        if sel:
+            means[m] = {k: float(np.nanmean([r[k] for r in sel])) for k, _, _ in METRICS}
+    return means
+
+
+def summary_markdown(means: dict[str, dict[str, float]], n_cases: int, dataset: str) -> str:
+    """The per-method means as a markdown table."""
+    head = "| method | " + " | ".join(title for _, title, _ in METRICS) + " |"
+    lines = [f"# Evaluation of `{dataset}` ({n_cases} cases)", "", head]
+    lines.append("|---" * (len(METRICS) + 1) + "|")
+    for m, vals in means.items():
+        cells = " | ".join(fmt.format(vals[k]) for k, _, fmt in METRICS)
+        lines.append(f"| {m} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_text(path: Path, text: str) -> Path:
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def _csv_text(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    cols = ["case", "method", *(k for k, _, _ in METRICS), "scale"]
+    writer = csv.DictWriter(buf, cols, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _eval_case(pair, methods: list[str], net: Net | None) -> tuple[list[dict], np.ndarray]:
+    ldr, gt = read_ldr(pair.ldr_path), read_hdr(pair.hdr_path)
+    if ldr.shape != gt.shape:
+        raise InputError(
+            f"input {ldr.shape[1]}x{ldr.shape[0]} but ground truth {gt.shape[1]}x{gt.shape[0]}",
+            pair.ldr_path,
+        )
+    rows, preds = [], {}
+    for m in methods:
+        preds[m] = predict_hdr(ldr, net, m)
+        rows.append({"case": pair.name, "method": m, **hdr_metrics(preds[m], gt, ldr)})
+    return rows, contact_sheet(ldr, gt, preds)
+
+
+def evaluate(
+    dataset,
+    out,
+    methods: list[str] | None = None,
+    net: Net | None = None,
+    on_error: Callable[[str, str], None] | None = None,
+    progress: bool = True,
+) -> EvalReport:
+    """Run ``methods`` on every paired case of ``dataset`` and write the report into ``out``.
+
+    Args:
+        dataset: dataset folder (any layout of ``scan_dataset`` with LDR inputs).
+        out: output folder (created).
+        methods: names from ``METHODS`` and/or ``"model"``; default all classical ones, plus the
+            model when ``net`` is given.
+        net: the network for ``"model"``.
+        on_error: called with ``(case, problem)`` for each case that could not be evaluated.
+    """
+    methods = methods or [*METHODS, *(["model"] if net is not None else [])]
+    unknown = [m for m in methods if m not in METHODS and m != "model"]
+    if unknown:
+        raise HDRError(f"unknown method {unknown[0]!r}; choose from model, {', '.join(METHODS)}")
+    if "model" in methods and net is None:
+        raise HDRError("method 'model' needs a model (--model)")
+    pairs = [p for p in scan_dataset(dataset).pairs if p.ldr_path is not None]
+    if not pairs:
+        raise InputError("no LDR/HDR pairs found", dataset)
+    out = Path(out)
+    (out / "sheets").mkdir(parents=True, exist_ok=True)
+    report = EvalReport()
+    for pair in tqdm(pairs, desc="evaluate", unit="case", disable=not progress):
+        try:
+            rows, sheet = _eval_case(pair, methods, net)
+        except HDRError as exc:
+            report.failed.append((pair.name, str(exc)))
+            if on_error:
+                on_error(pair.name, str(exc))
+            continue
+        report.rows += rows
+        report.files.append(write_ldr(out / "sheets" / f"{pair.name}.png", sheet))
+    report.means = _means(report.rows, methods)
+    n_cases = len({r["case"] for r in report.rows})
+    report.files.append(_write_text(out / "metrics.csv", _csv_text(report.rows)))
+    md = summary_markdown(report.means, n_cases, str(dataset))
+    report.files.append(_write_text(out / "summary.md", md))
+    return report
