@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import sys
 
 import numpy as np
@@ -141,6 +142,10 @@ def test_cli_index_check_and_errors(tmp_path, monkeypatch, capsys, shared):
     )
     assert code == 0 and "36 pairs" in stdout and out.is_file()
     assert len(read_manifest(out).kept()) == 36  # HDR-only: brightness filtered per sample
+    with open(shared / "data/hdr-pool/MANIFEST.csv", newline="") as f:  # the pool's own figures
+        ref = {r["file"]: float(r["dr_stops"]) for r in csv.DictReader(f)}
+    for rec in read_manifest(out).records:
+        assert rec["dr_stops"] == pytest.approx(ref[rec["hdr"]], abs=0.01)
     code, stdout, _ = run_cli(monkeypatch, capsys, "data", "check", out)
     assert code == 0 and "kept 36" in stdout and "dynamic range" in stdout
     code, _, err = run_cli(monkeypatch, capsys, "data", "check", tmp_path / "nope.jsonl")
