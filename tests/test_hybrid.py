@@ -1,0 +1,126 @@
+"""The hybrid autoencoder: shapes, frozen encoder, PixelShuffle/ICNR, save/load."""
+
+from __future__ import annotations
+
+# isort: off
+import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
+
+# isort: on
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+
+from mlx_hdr.errors import WeightsError
+from mlx_hdr.models.hybrid import (
+    HybridAutoencoder,
+    HybridConfig,
+    checkerboard_score,
+    load_model,
+    pixel_shuffle,
+    save_model,
+    summary,
+    trainable_parameter_count,
+)
+
+SMALL = (16, 16, 8, 8, 8, 8)
+
+
+class TinyEncoder(nn.Module):
+    """Stand-in encoder: five stride-2 convs, the ``features_at`` / ``feature_channels`` API."""
+
+    def __init__(self, channels=(8, 8, 16, 16, 32)):
+        super().__init__()
+        self.feature_channels = tuple(channels)
+        chans = (3, *channels)
+        self.convs = [nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=1) for i in range(5)]
+
+    def features_at(self, x):
+        out = []
+        for conv in self.convs:
+            x = nn.relu(conv(x))
+            out.append(x)
+        return out
+
+
+def tiny_model(seed=0, **kw) -> HybridAutoencoder:
+    mx.random.seed(seed)
+    kw.setdefault("decoder_channels", SMALL)
+    return HybridAutoencoder(HybridConfig(**kw), encoder=TinyEncoder())
+
+
+def smooth_image(size=64) -> mx.array:
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
+    img = np.stack([xx, yy, 0.5 * (xx + yy)], -1)[None] * 2 - 1
+    return mx.array(img.astype(np.float32))
+
+
+@pytest.mark.parametrize("shape", [(2, 70, 45), (1, 20, 7), (1, 64, 64)])
+def test_any_size_output_shape_and_range(shape):
+    y = tiny_model()(mx.random.normal((*shape, 3)))
+    assert y.shape == (*shape, 3)
+    assert float(mx.abs(y).max()) <= 1.0
+
+
+def test_encoder_frozen_and_gets_no_gradient():
+    model = tiny_model()
+    trainable = dict(nn.utils.tree_flatten(model.trainable_parameters()))
+    assert trainable and not any(k.startswith("encoder.") for k in trainable)
+    x = mx.random.normal((1, 96, 96, 3))  # C5 3x3: InstanceNorm of a 1x1 map is 0
+    _, grads = nn.value_and_grad(model, lambda: model(x).mean())()
+    assert not nn.utils.tree_flatten(grads.get("encoder", {}))
+    assert float(mx.abs(grads["bottleneck"]["conv1"]["weight"]).sum()) > 0
+
+
+def test_pixel_shuffle_matches_torch_channel_order():
+    x = np.arange(2 * 3 * 5 * 8, dtype=np.float32).reshape(2, 3, 5, 8)  # NHWC, C = 2·2·2
+    y = np.array(pixel_shuffle(mx.array(x)))
+    # torch: out[n, c, 2h+i, 2w+j] = in[n, c·4 + i·2 + j, h, w]
+    for c, i, j in [(0, 0, 1), (1, 1, 0), (1, 1, 1)]:
+        np.testing.assert_array_equal(y[:, i::2, j::2, c], x[..., c * 4 + i * 2 + j])
+
+
+def test_icnr_starts_as_nearest_neighbour_upsampling():
+    up = tiny_model().ups[1]
+    y = np.array(up(mx.random.normal((1, 6, 6, SMALL[1]))))
+    np.testing.assert_allclose(y[:, 0::2, 0::2], y[:, 1::2, 1::2], atol=1e-6)
+    np.testing.assert_allclose(y[:, 0::2, 1::2], y[:, 1::2, 0::2], atol=1e-6)
+
+
+def test_icnr_removes_the_checkerboard_at_init():
+    scores = {}
+    for mode in ("pixelshuffle_icnr", "pixelshuffle", "resize_conv"):
+        runs = [checkerboard_score(tiny_model(s, upsample=mode)(smooth_image())) for s in (0, 1)]
+        scores[mode] = float(np.mean(runs))
+    assert scores["pixelshuffle_icnr"] < scores["pixelshuffle"] / 10, scores
+    assert checkerboard_score(smooth_image()) < 0.01
+
+
+def test_summary_counts_and_default_size():
+    # MobileNetV2 feature widths with the default decoder: within the 1-3 M budget
+    model = HybridAutoencoder(HybridConfig(), encoder=TinyEncoder((16, 24, 32, 96, 1280)))
+    s = summary(model, size=64)
+    assert 1e6 < s["decoder_params"] < 3e6
+    assert s["decoder_params"] == trainable_parameter_count(model)
+    assert s["decoder_gflops"] > 0 and s["encoder_gflops"] > 0
+
+
+def test_save_load_round_trip(tmp_path):
+    model = tiny_model(upsample="resize_conv")
+    path = save_model(tmp_path / "m.safetensors", model, dtype=mx.float32)
+    loaded, cfg = load_model(path, encoder=TinyEncoder())
+    assert cfg == model.config
+    x = mx.random.normal((1, 40, 33, 3))
+    np.testing.assert_allclose(np.array(loaded(x)), np.array(model(x)), atol=1e-6)
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(WeightsError, match="not found"):
+        load_model(tmp_path / "missing.safetensors")
+    mx.save_safetensors(str(tmp_path / "other.safetensors"), {"a": mx.zeros(2)})
+    with pytest.raises(WeightsError, match="not an mlx-hdr-hybrid model"):
+        load_model(tmp_path / "other.safetensors")
+    path = save_model(tmp_path / "m.safetensors", tiny_model())
+    with pytest.raises(WeightsError, match="does not match"):
+        load_model(path, encoder=TinyEncoder((8, 8, 16, 16, 24)))
