@@ -1,0 +1,63 @@
+"""Calibration of network outputs to input-white HDR, and the clipped-pixel blend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mlx_hdr  # noqa: F401
+from mlx_hdr.calibrate import (
+    FALLBACK_HI,
+    MIN_SPAN,
+    blend_with_input,
+    calibrate,
+    clip_blend_weight,
+    fit_log_range,
+)
+from mlx_hdr.color import hdr_to_target, linear_to_srgb, srgb_to_linear
+
+
+def scene(seed: int = 0) -> np.ndarray:
+    """Input-white HDR: mid-tones in [0.01, 0.9] and a 4x-white highlight."""
+    rng = np.random.default_rng(seed)
+    hdr = rng.uniform(0.01, 0.9, (32, 32, 3)).astype(np.float32)
+    hdr[:8, :8] = rng.uniform(1.5, 4.0, (8, 8, 3))
+    return hdr
+
+
+def test_fit_recovers_lo_hi_of_a_perfect_prediction():
+    hdr = scene()
+    ldr = linear_to_srgb(hdr)  # clips the highlight at 1.0
+    target, lo, hi = hdr_to_target(hdr)
+    fit_lo, fit_hi = fit_log_range(ldr, target)
+    assert fit_lo == pytest.approx(float(lo.squeeze()), abs=1e-3)
+    assert fit_hi == pytest.approx(float(hi.squeeze()), abs=1e-3)
+    np.testing.assert_allclose(calibrate(ldr, target, blend=False), hdr, rtol=2e-3, atol=1e-4)
+
+
+def test_fit_ignores_outliers():
+    hdr = scene(1)
+    ldr = linear_to_srgb(hdr)
+    target, lo, hi = hdr_to_target(hdr)
+    target[20:22, 20:22] = 1.0  # a hallucinated blob in well-exposed pixels
+    fit_lo, fit_hi = fit_log_range(ldr, target)
+    assert fit_hi == pytest.approx(float(hi.squeeze()), abs=1e-3)
+
+
+def test_fallbacks_keep_hi_above_lo():
+    white = np.ones((8, 8, 3), np.float32)  # nothing well exposed
+    assert fit_log_range(white, np.zeros_like(white)) == (0.0, FALLBACK_HI)
+    flat = np.full((16, 16, 3), 0.5, np.float32)  # constant target: slope 0
+    lo, hi = fit_log_range(flat, np.zeros_like(flat))
+    assert hi - lo >= MIN_SPAN - 1e-9 and lo >= 0
+
+
+def test_blend_weight_and_blend():
+    ldr = np.array([[[0.5, 0.5, 0.5], [0.975, 0.2, 0.2], [1.0, 1.0, 1.0]]], np.float32)
+    np.testing.assert_allclose(clip_blend_weight(ldr), [[0.0, 0.5, 1.0]], atol=1e-6)
+    pred = np.full_like(ldr, 8.0)
+    out = blend_with_input(ldr, pred)
+    lin = srgb_to_linear(ldr)
+    np.testing.assert_allclose(out[0, 0], lin[0, 0])
+    np.testing.assert_allclose(out[0, 1], 0.5 * lin[0, 1] + 0.5 * 8.0, rtol=1e-5)
+    np.testing.assert_allclose(out[0, 2], 8.0)

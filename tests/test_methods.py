@@ -1,0 +1,87 @@
+"""Classical LDR -> HDR operators against their papers' formulas on tiny arrays."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import mlx_hdr  # noqa: F401
+from mlx_hdr.methods import METHODS, akyuz2007, get_method, kovaleski2014, masia2017
+from mlx_hdr.methods.kovaleski2014 import BLACK, cross_bilateral_grid, expand_map
+from mlx_hdr.methods.masia2017 import masia2017_gamma
+
+HALF = ((0.5 + 0.055) / 1.055) ** 2.4  # sRGB EOTF of 0.5 = 0.21404
+
+
+def greys(*values: float) -> np.ndarray:
+    return np.array([[[v, v, v] for v in values]], np.float32)
+
+
+def test_akyuz2007_linear_and_gamma():
+    ldr = greys(0.0, 0.5, 1.0)
+    np.testing.assert_allclose(akyuz2007(ldr)[0, :, 0], [0.0, HALF, 1.0], atol=1e-5)
+    np.testing.assert_allclose(akyuz2007(ldr, gamma=2.0)[0, :, 0], [0, HALF**2, 1], atol=1e-5)
+    # normalisation by (L - L_min) / (L_max - L_min), times the peak k
+    out = akyuz2007(greys(0.5, 1.0), peak=10.0)[0, :, 0]
+    np.testing.assert_allclose(out, [0.0, 10.0], atol=1e-5)
+
+
+def test_masia2017_gamma_hand_values():
+    # constant 0.5: key = 0.5 (no range), p_ov = 0
+    g = 2.4379 + 0.2319 * math.log(0.5 + 1e-6) - 1.1228 * 0.5
+    assert masia2017_gamma(np.full((4, 4), 0.5)) == pytest.approx(g, abs=1e-6)
+    # half 0.01, half 1.0: L_H = 0.1, key = 0.5, p_ov = 50 %
+    lum = np.array([0.01] * 50 + [1.0] * 50).reshape(10, 10)
+    g = 2.4379 + 0.2319 * math.log(0.1) - 1.1228 * 0.5 + 0.0085 * 50
+    assert masia2017_gamma(lum) == pytest.approx(g, abs=1e-4)
+
+
+def test_masia2017_applies_gamma_to_luminance():
+    ldr = greys(0.5, 0.5, 0.5, 0.5)
+    g = 2.4379 + 0.2319 * math.log(HALF + 1e-6) - 1.1228 * 0.5
+    np.testing.assert_allclose(masia2017(ldr)[0, :, 0], HALF**g, rtol=1e-4)
+
+
+def test_kovaleski2014_no_clipping_and_all_clipped():
+    ldr = greys(0.25, 0.5)
+    lin = ((np.array([0.25, 0.5]) + 0.055) / 1.055) ** 2.4
+    np.testing.assert_allclose(kovaleski2014(ldr)[0, :, 0], lin * (1 - BLACK) + BLACK, rtol=1e-5)
+    np.testing.assert_allclose(kovaleski2014(greys(1.0, 1.0))[0, :, 0], 4.0, rtol=1e-5)
+
+
+def test_kovaleski2014_expand_map_spreads_but_stops_at_edges():
+    flat = np.full((20, 20, 3), 0.6, np.float32)
+    flat[:, 10:] = 1.0  # clipped half, guide differs by 0.4 > sigma_r ...
+    e_edge = expand_map(flat)
+    assert e_edge[:, :8].max() < 1.05 and e_edge[:, 12:].min() > 3.9
+    same_guide = np.full((20, 20, 3), 0.99, np.float32)
+    same_guide[:, 10:, 0] = 1.0  # ... while with the same brightness the boost spreads
+    e_spread = expand_map(same_guide, sigma_s=1e4)
+    np.testing.assert_allclose(e_spread, 1 + 3 * 0.5, atol=0.02)
+
+
+def test_cross_bilateral_grid_close_to_brute_force():
+    rng = np.random.default_rng(0)
+    guide = np.kron(rng.uniform(0, 1, (4, 4)), np.ones((6, 6))).astype(np.float32)
+    signal = rng.uniform(0, 1, (24, 24)).astype(np.float32)
+    ss, sr = 4.0, 0.2
+    ys, xs = np.mgrid[0:24, 0:24]
+    p = np.stack([ys.ravel(), xs.ravel()], 1)
+    d2 = ((p[:, None] - p[None]) ** 2).sum(-1)
+    g = guide.ravel()
+    wgt = np.exp(-d2 / (2 * ss**2) - (g[:, None] - g[None]) ** 2 / (2 * sr**2))
+    exact = (wgt @ signal.ravel() / wgt.sum(1)).reshape(24, 24)
+    approx = cross_bilateral_grid(signal, guide, ss, sr)
+    assert np.abs(approx - exact).mean() < 0.03
+
+
+def test_registry():
+    assert set(METHODS) == {"linear", "akyuz2007", "masia2017", "kovaleski2014"}
+    ldr = np.random.default_rng(0).uniform(0, 1, (8, 8, 3)).astype(np.float32)
+    for name in METHODS:
+        out = get_method(name)(ldr)
+        assert out.shape == ldr.shape and out.dtype == np.float32 and out.min() >= 0
+    with pytest.raises(ValueError, match="unknown method"):
+        get_method("banterle2006")
