@@ -4,9 +4,10 @@
 
 Builds torchvision's ``mobilenet_v3_large`` at a reduced width with fixed random weights
 (randomised BatchNorm statistics too), runs it in eval mode on a fixed 1x3x64x96 input and
-saves, in ``tests/fixtures/mobilenet_v3_large_w050.npz``: the state dict in torch layout
-(``state/<key>``, float16 to keep the file small; the reference is computed with the same
-float16-rounded values), the NHWC input, the C1..C5 features (NHWC) and the logits.
+saves, in ``tests/fixtures/mobilenet_v3_large_w050.npz``: the state dict in torch layout,
+quantised to keep the file small (``state/<key>`` int8 and ``scale/<key>``; the weights are
+``float32(q) * scale`` in float32, in the reference model too), the NHWC input, the C1..C5
+features (NHWC) and the logits.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ FEATURE_INDICES = (1, 3, 6, 12, 16)  # C1..C5, strides 2..32
 OUT = Path(__file__).resolve().parents[1] / "tests/fixtures/mobilenet_v3_large_w050.npz"
 
 
-def build() -> MobileNetV3:
+def build() -> tuple[MobileNetV3, dict[str, np.ndarray]]:
     torch.manual_seed(0)
     setting, last_channel = _mobilenet_v3_conf("mobilenet_v3_large", width_mult=WIDTH_MULT)
     model = MobileNetV3(setting, last_channel, num_classes=NUM_CLASSES).eval()
@@ -36,14 +37,23 @@ def build() -> MobileNetV3:
                 module.running_var.uniform_(0.5, 2.0)
             elif isinstance(module, torch.nn.Linear):
                 module.bias.normal_(0.0, 0.1)
-        for tensor in model.state_dict().values():  # the fixture stores float16
+        stored = {}
+        for key, tensor in model.state_dict().items():
             if tensor.is_floating_point():
-                tensor.copy_(tensor.half().float())
-    return model
+                q, scale = quantize(tensor.numpy())
+                tensor.copy_(torch.from_numpy(q.astype(np.float32) * scale))
+                stored[f"state/{key}"], stored[f"scale/{key}"] = q, scale
+    return model, stored
+
+
+def quantize(array: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """``array`` ~ ``q * scale`` with q int8 and a float32 scale."""
+    scale = np.float32(max(np.abs(array).max(), 1e-8) / 127)
+    return np.round(array / scale).astype(np.int8), scale
 
 
 def main() -> None:
-    model = build()
+    model, arrays = build()
     x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(1))
     feats, h = [], x
     with torch.no_grad():
@@ -52,8 +62,6 @@ def main() -> None:
             if i in FEATURE_INDICES:
                 feats.append(h)
         logits = model(x)
-    arrays = {f"state/{k}": v.numpy().astype(np.float16) for k, v in model.state_dict().items()}
-    arrays = {k: v for k, v in arrays.items() if not k.endswith("num_batches_tracked")}
     arrays["input"] = x.permute(0, 2, 3, 1).numpy()
     for i, f in enumerate(feats):
         arrays[f"feature_{i}"] = f.permute(0, 2, 3, 1).numpy()

@@ -76,7 +76,11 @@ def v3_fixture():
 
 def test_mobilenet_v3_large_matches_torchvision(v3_fixture):
     """Fixture from scripts/make_v3_fixture.py: torchvision's model, random weights."""
-    state = {k[6:]: v.astype(np.float32) for k, v in v3_fixture.items() if k.startswith("state/")}
+    state = {
+        k[6:]: q.astype(np.float32) * v3_fixture[f"scale/{k[6:]}"]
+        for k, q in v3_fixture.items()
+        if k.startswith("state/")
+    }
     weights = map_state_dict("mobilenet_v3_large", state)
     cfg = MobileNetV3Config(
         width_mult=float(v3_fixture["width_mult"]), num_classes=int(v3_fixture["num_classes"])
