@@ -1,0 +1,138 @@
+"""``mlx-hdr predict`` end to end on tiny images, with a random model file and without one."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import mlx_hdr  # noqa: F401
+from mlx_hdr import model_hub
+from mlx_hdr.cli import main
+from mlx_hdr.errors import WeightsError
+from mlx_hdr.image_io import read_hdr, read_ldr, write_ldr
+from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig, save_model
+
+
+def run(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["mlx-hdr", *map(str, args), "--no-progress"])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"a": (40, 56), "b": (37, 70)}.items():
+        img = rng.uniform(0, 1, (h, w, 3)).astype(np.float32)
+        img[:10, :10] = 1.0  # a clipped patch
+        write_ldr(d / f"{name}.jpg", img)
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return d
+
+
+@pytest.fixture(scope="module")
+def random_model(tmp_path_factory):
+    cfg = HybridConfig(decoder_channels=(16, 16, 16, 8, 8, 8))
+    return save_model(tmp_path_factory.mktemp("model") / "m.safetensors", HybridAutoencoder(cfg))
+
+
+def test_predict_with_random_model(monkeypatch, capsys, photos, random_model, tmp_path):
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "predict",
+        photos / "a.jpg",
+        photos / "b.jpg",
+        "-o",
+        tmp_path / "out",
+        "--model",
+        random_model,
+    )
+    assert code == 0, err
+    hdr = read_hdr(tmp_path / "out" / "b.hdr")
+    assert hdr.shape == (37, 70, 3) and np.isfinite(hdr).all() and hdr.min() >= 0
+    assert read_ldr(tmp_path / "out" / "b_preview.png").shape == (37, 70, 3)
+
+
+def test_single_output_file_exr_float(monkeypatch, capsys, photos, tmp_path):
+    dest = tmp_path / "x.exr"
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "predict",
+        photos / "a.jpg",
+        "-o",
+        dest,
+        "--method",
+        "kovaleski2014",
+        "--float",
+        "--tonemap",
+        "reinhard2002",
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.exr", "x_preview.png"]
+    assert read_hdr(dest).max() > 1.0  # the clipped patch was expanded
+
+
+def test_preview_only_and_max_size(monkeypatch, capsys, photos, tmp_path):
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "predict",
+        photos,
+        "-o",
+        tmp_path,
+        "--method",
+        "linear",
+        "--preview-only",
+        "--max-size",
+        "20",
+        "--exposure",
+        "1",
+    )
+    assert code == 1  # broken.jpg
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_preview.png", "b_preview.png"]
+    assert read_ldr(tmp_path / "a_preview.png").shape == (14, 20, 3)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {photos / 'broken.jpg'}: ")
+
+
+def test_bad_inputs_one_line_each_and_no_partial_outputs(monkeypatch, capsys, photos, tmp_path):
+    missing = tmp_path / "missing.jpg"
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "predict",
+        photos / "broken.jpg",
+        missing,
+        tmp_path / "*.png",
+        "-o",
+        tmp_path / "out",
+        "--method",
+        "masia2017",
+    )
+    assert code == 3
+    assert len(err.strip().splitlines()) == 3 and "Traceback" not in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_model_resolution_errors(monkeypatch, capsys, photos, tmp_path):
+    monkeypatch.setattr(model_hub, "BUNDLED", "assets/does-not-exist.safetensors")
+    code, _, err = run(monkeypatch, capsys, "predict", photos / "a.jpg", "-o", tmp_path)
+    assert code == 1 and err.startswith("error: no bundled model yet") and err.count("\n") == 1
+    code, _, err = run(
+        monkeypatch, capsys, "predict", photos / "a.jpg", "--model", "nope.safetensors"
+    )
+    assert code == 1 and "model file not found" in err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsError, match="someone/no-such-repo"):
+        model_hub.resolve_model("someone/no-such-repo")
+    assert list(tmp_path.iterdir()) == []
