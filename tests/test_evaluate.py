@@ -1,0 +1,67 @@
+"""``evaluate`` on a tiny synthetic scenes dataset (and on eval-public when present)."""
+
+from __future__ import annotations
+
+import csv
+import sys
+
+import numpy as np
+import pytest
+
+import mlx_hdr  # noqa: F401
+from mlx_hdr.cli import main
+from mlx_hdr.color import linear_to_srgb
+from mlx_hdr.evaluate import evaluate
+from mlx_hdr.image_io import write_hdr, write_ldr
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scenes")
+    rng = np.random.default_rng(0)
+    for case in ("one", "two"):
+        gt = rng.uniform(0.02, 0.8, (32, 40, 3)).astype(np.float32)
+        gt[:8, :8] = 6.0  # a highlight the input clips
+        (root / case).mkdir()
+        write_hdr(root / case / "gt.hdr", gt * 3.0)  # arbitrary absolute scale
+        write_ldr(root / case / "input.png", linear_to_srgb(gt))
+    return root
+
+
+def test_evaluate_writes_csv_summary_and_sheets(dataset, tmp_path):
+    report = evaluate(dataset, tmp_path, ["linear", "kovaleski2014"], progress=False)
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [(r["case"], r["method"]) for r in rows] == [
+        ("one", "linear"),
+        ("one", "kovaleski2014"),
+        ("two", "linear"),
+        ("two", "kovaleski2014"),
+    ]
+    lin = report.means["linear"]
+    # the linearised input is exact except the 6.0 highlight, clipped to 1: log2(6) error
+    assert lin["highlight_log2"] == pytest.approx(np.log2(6.0), abs=0.05)
+    assert 15 < lin["pu21_psnr"] < 40  # exact except the clipped 4% of pixels
+    # expanding the highlight (up to 4x) must reduce the highlight error
+    assert report.means["kovaleski2014"]["highlight_log2"] < lin["highlight_log2"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| linear |" in summary and "| kovaleski2014 |" in summary
+    assert (tmp_path / "sheets" / "one.png").is_file()
+
+
+def test_evaluate_cli_unknown_method(dataset, tmp_path, monkeypatch, capsys):
+    argv = ["mlx-hdr", "evaluate", str(dataset), "--method", "nope", "-o", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--no-progress"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 1
+    assert capsys.readouterr().err.startswith("error: unknown method 'nope'")
+
+
+def test_eval_public_linear_matches_reference(shared, tmp_path):
+    report = evaluate(shared / "data" / "eval-public", tmp_path, ["linear"], progress=False)
+    m = report.means["linear"]
+    # independent reference implementation: 26.34 / 0.9430 / 31.49 / 0.68
+    assert m["pu21_psnr"] == pytest.approx(26.34, abs=0.05)
+    assert m["pu21_ssim"] == pytest.approx(0.9430, abs=0.002)
+    assert m["mu_psnr"] == pytest.approx(31.49, abs=0.05)
+    assert m["highlight_log2"] == pytest.approx(0.68, abs=0.01)
