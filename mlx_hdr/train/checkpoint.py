@@ -1,9 +1,13 @@
 """Resumable training checkpoints: one safetensors file, written atomically, no pickle.
 
 Arrays: ``model.<key>`` (trainable parameters only; the frozen encoder comes from its own
-weights), ``optimizer.<key>`` (Adam moments, step, lr) and ``rng.mx`` (``mx.random.state``).
-Metadata (JSON strings): format, step, epoch, the training config, the numpy bit-generator
-state and free-form ``extra`` (best validation score, ...).
+weights) and ``optimizer.<key>`` (Adam moments, step, lr). Metadata (JSON strings): format,
+step, epoch, the training config, an optional numpy bit-generator state and free-form
+``extra`` (best validation score, ...).
+
+MLX's global key cannot be set from an array, so the trainer does not store it: it reseeds
+``mx.random`` from (seed, step) before every step, which makes any randomness inside a step
+a pure function of the step (as the data already is) and resume exact.
 """
 
 from __future__ import annotations
@@ -47,7 +51,6 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"model.{k}": v for k, v in tree_flatten(model.trainable_parameters())}
     arrays.update({f"optimizer.{k}": v for k, v in tree_flatten(optimizer.state)})
-    arrays["rng.mx"] = mx.random.state[0]
     meta = {
         "format": FORMAT,
         "step": str(step),
@@ -93,8 +96,6 @@ def load_checkpoint(
     model.update(tree_unflatten(list(params.items())))
     opt = [(k[10:], v) for k, v in arrays.items() if k.startswith("optimizer.")]
     optimizer.state = tree_unflatten(opt)
-    if "rng.mx" in arrays:
-        mx.random.state[0] = arrays["rng.mx"]
     np_state = json.loads(meta.get("np_rng", "null"))
     if np_rng is not None and np_state is not None:
         np_rng.bit_generator.state = np_state

@@ -71,8 +71,8 @@ def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
     under ``model``.
     """
     d: dict = {}
-    if path is not None:
-        d = _read_recipe(Path(path))
+    if path is not None:  # keys starting with "_" are comments
+        d = {k: v for k, v in _read_recipe(Path(path)).items() if not k.startswith("_")}
     model = dict(d.pop("model", {}) or {})
     for key in ("encoder", "upsample", "decoder_channels", "input_skip"):
         for src in (d, overrides):

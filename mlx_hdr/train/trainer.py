@@ -128,8 +128,11 @@ class RunLog:
         if self.path is not None:
             with open(self.path, "a") as f:
                 f.write(json.dumps(record) + "\n")
-            if message and self.echo:
-                self.echo(message)
+            self.say(message)
+
+    def say(self, message: str | None) -> None:
+        if message and self.echo is not None:
+            self.echo(message)
 
     def truncate_after(self, step: int) -> None:
         """Drop records from steps after a resumed checkpoint (they will be redone)."""
@@ -182,7 +185,7 @@ class Trainer:
         self.best = state.extra.get("best_psnr", -math.inf)
         if self.main:
             self.log.truncate_after(self.step)
-            self.log.echo(f"resumed from step {self.step} (epoch {state.epoch})")
+            self.log.say(f"resumed from step {self.step} (epoch {state.epoch})")
 
     def ckpt_path(self, name: str) -> Path:
         return self.run_dir / "checkpoints" / f"{name}.safetensors"
@@ -232,6 +235,7 @@ class Trainer:
         data = prefetch(self.source, self.step, cfg.total_steps, self.rank, self.size)
         for step, batch in data:
             (x, target, mask), _ = prepare(batch)
+            mx.random.seed(cfg.seed * 1_000_003 + step)  # see checkpoint.py
             loss, parts, norm = step_fn(x, target, mask)
             mx.eval(loss, parts, norm, self.model.state, self.optimizer.state)
             loss_f, norm_f = loss.item(), norm.item()

@@ -1,0 +1,191 @@
+"""Training loop: loss falls, exact resume, NaN guard, SIGKILL resume, logs and plots."""
+
+from __future__ import annotations
+
+# isort: off
+import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
+
+# isort: on
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from test_hybrid import SMALL, TinyEncoder
+
+from mlx_hdr.errors import InputError
+from mlx_hdr.train.checkpoint import load_checkpoint, read_checkpoint
+from mlx_hdr.train.config import TrainConfig, load_config
+from mlx_hdr.train.data import ArrayBatches, synthetic_pairs
+from mlx_hdr.train.trainer import TrainingDiverged, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_cfg(run_dir, **kw) -> TrainConfig:
+    base = dict(
+        run_dir=str(run_dir),
+        encoder_weights="random",
+        lpips_weight=0.0,
+        batch_size=4,
+        steps_per_epoch=3,
+        epochs=2,
+        log_every=1,
+        val_size=2,
+        lr=2e-3,
+        compile=False,
+        model=dict(decoder_channels=SMALL),
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def source(seed=0) -> ArrayBatches:
+    ldr, hdr = synthetic_pairs(4, 80, seed=1)
+    return ArrayBatches(ldr, hdr, batch_size=4, crop=64, seed=seed)
+
+
+def encoder() -> TinyEncoder:
+    mx.random.seed(123)
+    return TinyEncoder()
+
+
+def run(cfg, **kw):
+    return train(cfg, source(), encoder=encoder(), echo=None, **kw)
+
+
+def params_of(run_dir) -> dict[str, np.ndarray]:
+    arrays, _ = read_checkpoint(Path(run_dir) / "checkpoints" / "last.safetensors")
+    return {k: np.array(v) for k, v in arrays.items() if k.startswith("model.")}
+
+
+def test_batches_are_a_pure_function_of_seed_and_step():
+    a, b = source().batch(5), source().batch(5)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(source().batch(6)["ldr"], a["ldr"])
+    shards = [source().batch(5, rank=r, size=2)["ldr"] for r in (0, 1)]
+    np.testing.assert_array_equal(np.concatenate(shards), a["ldr"][[0, 2, 1, 3]])
+
+
+def test_loss_falls_and_outputs_appear(tmp_path):
+    cfg = tiny_cfg(tmp_path / "run", epochs=3, steps_per_epoch=6)
+    result = run(cfg)
+    assert result.step == 18
+    assert np.mean(result.losses[-4:]) < 0.8 * np.mean(result.losses[:4])
+    for name in ("training_curves.png", "model.safetensors", "log.jsonl", "config.json"):
+        assert (cfg_dir := Path(cfg.run_dir) / name).is_file(), cfg_dir
+    assert sorted(p.name for p in (Path(cfg.run_dir) / "samples").iterdir()) == [
+        "epoch_001.png",
+        "epoch_002.png",
+        "epoch_003.png",
+    ]
+    records = [json.loads(x) for x in (Path(cfg.run_dir) / "log.jsonl").read_text().splitlines()]
+    train_recs = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in train_recs] == list(range(1, 19))
+    assert {"loss", "l1", "images_per_s", "peak_mem_mb", "max_rss_mb"} <= set(train_recs[0])
+    val = [r for r in records if r["kind"] == "val"]
+    assert len(val) == 3 and all(np.isfinite([r["psnr"], r["ssim"], r["l1"]]).all() for r in val)
+    assert not list(Path(cfg.run_dir).rglob(".*tmp*"))
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_resume_is_exact(tmp_path, compiled):
+    straight = tiny_cfg(tmp_path / "a", epochs=2, compile=compiled)
+    run(straight)
+    half = tiny_cfg(tmp_path / "b", epochs=1, compile=compiled)
+    run(half)
+    result = run(tiny_cfg(tmp_path / "b", epochs=2, compile=compiled), resume=True)
+    assert result.step == 6
+    a, b = params_of(tmp_path / "a"), params_of(tmp_path / "b")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], atol=1e-6, err_msg=k)
+
+
+class Poisoned(ArrayBatches):
+    def batch(self, step, rank=0, size=1):
+        b = super().batch(step, rank, size)
+        if step == 4:
+            b["hdr"][0, 0, 0, 0] = np.nan
+        return b
+
+
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = tiny_cfg(tmp_path / "run", epochs=3, steps_per_epoch=2)
+    ldr, hdr = synthetic_pairs(4, 80, seed=1)
+    with pytest.raises(TrainingDiverged, match="diverged at step 5.*last good checkpoint"):
+        train(cfg, Poisoned(ldr, hdr, batch_size=4, crop=64), encoder=encoder(), echo=None)
+    arrays, meta = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert meta["step"] == "4"
+    assert all(np.isfinite(np.array(v)).all() for v in arrays.values())
+
+
+def test_nan_guard_on_absurd_learning_rate(tmp_path):
+    with pytest.raises(TrainingDiverged, match="no checkpoint was written"):
+        run(tiny_cfg(tmp_path / "run", lr=1e30, steps_per_epoch=50))
+
+
+KILL_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_train_loop import run, tiny_cfg
+run(tiny_cfg({run_dir!r}, epochs=1, steps_per_epoch=400, checkpoint_every=2))
+"""
+
+
+def test_sigkill_mid_run_resumes_from_last_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    script = KILL_SCRIPT.format(tests=str(ROOT / "tests"), run_dir=str(run_dir))
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    last = run_dir / "checkpoints" / "last.safetensors"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if last.exists() and int(read_checkpoint(last)[1]["step"]) >= 4:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the training process ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    done = int(read_checkpoint(last)[1]["step"])
+    assert done >= 4 and done % 2 == 0
+    cfg = tiny_cfg(run_dir, epochs=1, steps_per_epoch=400, checkpoint_every=2, max_steps=done + 2)
+    result = run(cfg, resume=True)
+    assert result.step == done + 2 and len(result.losses) == 2
+    records = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if r["kind"] == "train"]
+    assert steps == list(range(1, done + 3))  # killed steps' records dropped, then redone
+
+
+def test_checkpoint_mismatch_is_a_clear_error(tmp_path):
+    run(tiny_cfg(tmp_path / "run", epochs=1))
+    from mlx_hdr.errors import WeightsError
+    from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig
+    from mlx_hdr.train.step import make_optimizer
+
+    other = HybridAutoencoder(HybridConfig(decoder_channels=(8,) * 6), encoder=encoder())
+    path = tmp_path / "run" / "checkpoints" / "last.safetensors"
+    with pytest.raises(WeightsError, match="does not match the model"):
+        load_checkpoint(path, other, make_optimizer(tiny_cfg(tmp_path)))
+
+
+def test_config_file_and_overrides(tmp_path):
+    recipe = tmp_path / "r.json"
+    recipe.write_text(
+        json.dumps({"lr": 1e-3, "batch_size": 8, "model": {"upsample": "resize_conv"}})
+    )
+    cfg = load_config(recipe, batch_size=2, lr=None, encoder="mobilenet_v3_large")
+    assert (cfg.lr, cfg.batch_size) == (1e-3, 2)
+    assert (cfg.model.upsample, cfg.model.encoder) == ("resize_conv", "mobilenet_v3_large")
+    recipe.write_text(json.dumps({"learning_rate": 1}))
+    with pytest.raises(InputError, match="unknown training options: learning_rate"):
+        load_config(recipe)
+    for name in ("default.json", "cpu.json"):
+        assert load_config(ROOT / "configs" / name).batch_size > 0
