@@ -43,7 +43,9 @@ class LPIPS(nn.Module):
 
     @classmethod
     def from_pretrained(cls, vgg_path: str | Path, lin_path: str | Path) -> LPIPS:
-        """Load converted ``vgg16`` and ``lpips_vgg`` safetensors (raises ``WeightsError``)."""
+        """Load converted ``vgg16`` and ``lpips_vgg`` safetensors, given as file paths or as
+        the architecture names (then from ``mlx_hdr.weights.converted_path``). Raises
+        ``WeightsError`` for a missing, unreadable or mismatched file."""
         model = cls()
         load_strict(model.net, vgg_path, "vgg16")
         lins = nn.Module()

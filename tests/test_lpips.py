@@ -47,7 +47,7 @@ def test_lpips_matches_official_package(lpips, shared):
     assert lpips(ref, ref).item() == 0.0
 
 
-def test_lpips_gradient_matches_finite_differences(lpips, shared):
+def test_lpips_gradient_matches_directional_derivative(lpips, shared):
     # Per-pixel differences hit ReLU/max-pool kinks of the 8-bit images; the directional
     # derivative along the gradient is smooth. (The gradient also equals PyTorch's lpips
     # gradient to 2e-8, checked once with torch, not in CI.)
