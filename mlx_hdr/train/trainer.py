@@ -165,12 +165,12 @@ class Trainer:
         self.size = 1 if group is None else group.size()
         if cfg.batch_size % self.size:
             raise HDRError(f"batch size {cfg.batch_size} is not divisible by {self.size} ranks")
+        self.source = source if source is not None else make_source(cfg, self.rank)
         self.run_dir = Path(cfg.run_dir)
         self.main = self.rank == 0
         if self.main:
             (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
             (self.run_dir / "samples").mkdir(exist_ok=True)
-        self.source = source if source is not None else make_source(cfg, self.rank)
         mx.random.seed(cfg.seed)  # same initial decoder on every rank and every run
         self.model = build_model(cfg, encoder)
         self.optimizer = make_optimizer(cfg)

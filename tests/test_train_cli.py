@@ -1,0 +1,62 @@
+"""``mlx-hdr train`` end to end on a tiny generated HDR pool, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+CLI = [sys.executable, "-c", "from mlx_hdr.cli import main; main()"]
+
+
+def tiny_pool(root: Path) -> Path:
+    from mlx_hdr.image_io import write_hdr
+
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"pano.hdr": (64, 128), "photo.hdr": (80, 96), "b.hdr": (70, 90)}.items():
+        img = rng.random((h, w, 3)).astype(np.float32) * 0.5
+        img[h // 3 : h // 2, w // 3 : w // 2] = 20.0  # a light source
+        write_hdr(root / name, img)
+    return root
+
+
+def test_cli_trains_on_a_pool(tmp_path):
+    pool, run = tiny_pool(tmp_path / "pool"), tmp_path / "run"
+    args = ["train", "--data", str(pool), "--run-dir", str(run), "--encoder-weights", "random"]
+    args += ["--lpips-weight", "0", "--batch-size", "2", "--crop", "64", "--val-crop", "64"]
+    args += ["--epochs", "2", "--steps-per-epoch", "2", "--val-size", "2", "--no-compile"]
+    proc = subprocess.run(CLI + args, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "done: 4 steps" in proc.stdout
+    cfg = json.loads((run / "config.json").read_text())
+    assert (cfg["batch_size"], cfg["model"]["encoder"], cfg["compile"]) == (
+        2,
+        "mobilenet_v2",
+        False,
+    )
+    assert (run / "model.safetensors").is_file() and (run / "samples" / "epoch_002.png").is_file()
+    # resume with more epochs continues from step 4, reading the saved config
+    more = ["train", "--resume", "--run-dir", str(run), "--epochs", "3"]
+    proc = subprocess.run(CLI + more, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "resumed from step 4" in proc.stdout and "done: 6 steps" in proc.stdout
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    cases = [
+        (["train", "--resume", "--run-dir", str(tmp_path / "none")], "no checkpoint to resume"),
+        (["train", "--config", str(tmp_path / "missing.json")], "config file not found"),
+        (
+            ["train", "--data", str(tmp_path / "nopool"), "--run-dir", str(tmp_path / "r")],
+            "HDR pool",
+        ),
+    ]
+    for args, message in cases:
+        proc = subprocess.run(CLI + args, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
