@@ -168,11 +168,13 @@ def trainable_parameter_count(model: nn.Module) -> int:
 def conv_flops(fn, shape: tuple[int, int, int, int]) -> int:
     """FLOPs (2 per multiply-add) of every Conv2d / Linear that ``fn(zeros(shape))`` runs.
 
-    Counts layers that are ``nn.Conv2d``/``nn.Linear`` (or subclasses); the graph is built
+    Counts ``nn.Conv2d``, ``nn.Linear`` and the backbones' ``layers.Conv2d``; the graph is built
     lazily and never evaluated, so this is cheap.
     """
+    from mlx_hdr.models.layers import Conv2d  # the backbones' conv (depthwise fast path)
+
     total = 0
-    originals = {cls: cls.__call__ for cls in (nn.Conv2d, nn.Linear)}
+    originals = {cls: cls.__call__ for cls in (nn.Conv2d, nn.Linear, Conv2d)}
 
     def wrap(orig):
         def counted(self, x):
