@@ -1,0 +1,259 @@
+"""Speed of the hybrid model on this machine: MLX (eager, compiled, without OpenBLAS) vs a
+PyTorch twin (``scripts/torch_twin.py``). Prints one markdown table.
+
+Every row runs in its own subprocess (clean peak memory, the OpenBLAS switch applies at
+import): MLX rows with this interpreter, torch rows with ``--torch-python`` (default
+``$TORCH_PYTHON`` or ``/work/torchenv/bin/python``; rows are skipped if it has no torch).
+Times are medians over ``--repeats`` runs after ``--warmup`` runs; weights are random.
+
+    .venv/bin/python scripts/benchmark.py                 # all rows (~5 min on 2 cores)
+    .venv/bin/python scripts/benchmark.py --quick         # 3 repeats, no compiled rows
+    .venv/bin/python scripts/benchmark.py --rows fwd512   # rows whose id contains a string
+    .venv/bin/python scripts/benchmark.py --framework mlx # MLX rows only
+    .venv/bin/python scripts/benchmark.py --profile       # per-op-type MLX breakdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCH_PYTHON = os.environ.get("TORCH_PYTHON", "/work/torchenv/bin/python")
+
+# id: (framework, task, size, batch, variant)
+ROWS = {
+    "fwd224-mlx": ("mlx", "forward", 224, 1, "eager"),
+    "fwd224-mlx-compiled": ("mlx", "forward", 224, 1, "compiled"),
+    "fwd224-mlx-noblas": ("mlx", "forward", 224, 1, "no-openblas"),
+    "fwd224-torch": ("torch", "forward", 224, 1, "eager"),
+    "fwd512-mlx": ("mlx", "forward", 512, 1, "eager"),
+    "fwd512-mlx-compiled": ("mlx", "forward", 512, 1, "compiled"),
+    "fwd512-torch": ("torch", "forward", 512, 1, "eager"),
+    "train256-mlx": ("mlx", "train step", 256, 4, "eager"),
+    "train256-mlx-compiled": ("mlx", "train step", 256, 4, "compiled"),
+    "train256-torch": ("torch", "train step", 256, 4, "eager"),
+}
+
+
+def _timed(fn, warmup: int, repeats: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+# ---------------------------------------------------------------- MLX rows
+
+
+def build_mlx_model():
+    import mlx_hdr  # noqa: F401  (OpenBLAS preload)
+    from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig
+
+    try:
+        return HybridAutoencoder(HybridConfig())
+    except ImportError:  # encoder registry not there yet: build MobileNetV2 directly
+        from mlx_hdr.models.mobilenetv2 import MobileNetV2
+
+        return HybridAutoencoder(HybridConfig(), encoder=MobileNetV2())
+
+
+def mlx_row(task: str, size: int, batch: int, variant: str, warmup: int, repeats: int):
+    import mlx_hdr  # noqa: F401
+    import mlx.core as mx
+
+    mx.random.seed(0)
+    model = build_mlx_model()
+    x = mx.random.normal((batch, size, size, 3))
+    if task == "forward":
+        model.eval()
+        fwd = mx.compile(model) if variant == "compiled" else model
+
+        def fn():
+            mx.eval(fwd(x))
+
+    else:
+        fn = _mlx_train_fn(model, x, compiled=variant == "compiled")
+    mx.eval(model.parameters())
+    mx.reset_peak_memory()
+    times = _timed(fn, warmup, repeats)
+    return times, mx.get_peak_memory() / 2**20
+
+
+def _mlx_train_fn(model, x, compiled: bool):
+    import mlx.core as mx
+    import mlx.optimizers as optim
+
+    from mlx_hdr.lpips import LPIPS
+    from mlx_hdr.train.step import make_train_step
+
+    model.train()
+    lpips = LPIPS()
+    opt = optim.Adam(learning_rate=1e-4, betas=[0.5, 0.999])
+    step = make_train_step(model, opt, lpips=lpips, compile=compiled)
+    target = mx.tanh(mx.random.normal(x.shape))
+    mask = mx.zeros((*x.shape[:3], 1))
+    mx.eval(lpips.parameters(), target)
+
+    def fn():
+        loss, _, norm = step(x, target, mask)
+        mx.eval(loss, norm, model.state, opt.state)
+
+    return fn
+
+
+# ---------------------------------------------------------------- torch rows
+
+
+def torch_row(task: str, size: int, batch: int, variant: str, warmup: int, repeats: int):
+    import resource
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from torch_twin import HybridTwin, LPIPSTwin, hybrid_loss
+
+    torch.manual_seed(0)
+    model = HybridTwin()
+    x = torch.randn(batch, 3, size, size)
+    if task == "forward":
+        model.eval()
+
+        def fn():
+            with torch.inference_mode():
+                model(x)
+
+    else:
+        model.train()
+        lpips = LPIPSTwin()
+        opt = torch.optim.Adam(
+            [p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.5, 0.999)
+        )
+        target = torch.tanh(torch.randn_like(x))
+
+        def fn():
+            opt.zero_grad(set_to_none=True)
+            loss = hybrid_loss(model(x), target, lpips)
+            loss.backward()
+            opt.step()
+
+    times = _timed(fn, warmup, repeats)
+    return times, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------- driver
+
+
+def run_row(row_id: str, warmup: int, repeats: int) -> dict:
+    framework, task, size, batch, variant = ROWS[row_id]
+    fn = mlx_row if framework == "mlx" else torch_row
+    times, peak_mb = fn(task, size, batch, variant, warmup, repeats)
+    med = statistics.median(times)
+    return {
+        "id": row_id,
+        "median_s": med,
+        "min_s": min(times),
+        "runs": len(times),
+        "images_per_s": batch / med,
+        "peak_mb": peak_mb,
+    }
+
+
+def spawn_row(row_id: str, warmup: int, repeats: int, torch_python: str) -> dict:
+    framework, _, _, _, variant = ROWS[row_id]
+    python = sys.executable if framework == "mlx" else torch_python
+    env = dict(os.environ)
+    if variant == "no-openblas":
+        env["MLX_HDR_OPENBLAS"] = "0"
+    cmd = [
+        python,
+        __file__,
+        "--run-row",
+        row_id,
+        "--warmup",
+        str(warmup),
+        "--repeats",
+        str(repeats),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return {"id": row_id, "error": tail}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def torch_available(python: str) -> bool:
+    if not Path(python).exists():
+        return False
+    probe = subprocess.run([python, "-c", "import torch, torchvision"], capture_output=True)
+    return probe.returncode == 0
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| row | framework | task | size | batch | variant | median | images/s | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        framework, task, size, batch, variant = ROWS[r["id"]]
+        head = f"| {r['id']} | {framework} | {task} | {size}² | {batch} | {variant} |"
+        if "error" in r:
+            lines.append(f"{head} error: {r['error'][:80]} | | |")
+            continue
+        lines.append(
+            f"{head} {r['median_s'] * 1e3:,.0f} ms | {r['images_per_s']:.2f} |"
+            f" {r['peak_mb']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--framework", choices=("all", "mlx", "torch"), default="all")
+    p.add_argument("--rows", nargs="*", default=[], help="keep rows whose id contains any")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--quick", action="store_true", help="3 repeats, no compiled rows")
+    p.add_argument("--torch-python", default=TORCH_PYTHON)
+    p.add_argument("--profile", action="store_true", help="MLX per-op-type breakdown")
+    p.add_argument("--run-row", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.run_row:
+        print(json.dumps(run_row(args.run_row, args.warmup, args.repeats)))
+        return
+    if args.profile:
+        from profile_ops import main as profile_main  # noqa: PLC0415
+
+        profile_main()
+        return
+    repeats = 3 if args.quick else args.repeats
+    ids = [
+        r
+        for r, (fw, *_, variant) in ROWS.items()
+        if args.framework in ("all", fw)
+        and (not args.rows or any(s in r for s in args.rows))
+        and not (args.quick and variant == "compiled")
+    ]
+    has_torch = torch_available(args.torch_python)
+    results = []
+    for row_id in ids:
+        if ROWS[row_id][0] == "torch" and not has_torch:
+            results.append({"id": row_id, "error": f"no torch at {args.torch_python}"})
+            continue
+        print(f"running {row_id} ...", file=sys.stderr, flush=True)
+        results.append(spawn_row(row_id, args.warmup, repeats, args.torch_python))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
