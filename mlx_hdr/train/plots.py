@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ def _save_png(img: Image.Image, path: Path) -> None:
 
     with atomic_write(path) as tmp:
         img.save(tmp, format="PNG")
+        os.chmod(tmp, 0o644)  # mkstemp files are private; these are shareable outputs
 
 
 def _draw_panel(title: str, series: dict[str, list[tuple[float, float]]]) -> Image.Image:
