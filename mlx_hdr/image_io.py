@@ -71,6 +71,12 @@ def _check_pixels(path, width: int, height: int, max_pixels: int | None) -> None
         )
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path) -> Iterator[Path]:
     """Yield a temporary path (same directory and suffix) that replaces ``path`` on success.
@@ -84,6 +90,7 @@ def atomic_write(path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs are ordinary files
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

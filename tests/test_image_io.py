@@ -324,3 +324,15 @@ def test_write_ldr_png_and_jpeg(tmp_path):
     smooth = np.dstack([ramp_x, ramp_y, np.full((16, 16), 0.5)])
     jpg = io.read_ldr(io.write_ldr(tmp_path / "a.jpg", smooth, quality=95))
     assert np.abs(jpg - smooth).max() < 0.06 and np.abs(jpg - smooth).mean() < 0.01
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        out = io.write_ldr(tmp_path / "p.png", np.zeros((4, 4, 3), np.float32))
+    finally:
+        os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["p.png"]
