@@ -40,7 +40,7 @@ def _root() -> None:
 def main() -> None:
     """Console entry point: run the app, turning expected errors into one line."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns typer.Exit codes instead of raising them
     except HDRError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -54,3 +54,4 @@ def main() -> None:
             raise
         exc.show()
         sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -49,4 +49,4 @@ def evaluate_command(
     typer.echo(summary_markdown(report.means, n_cases, str(dataset)))
     typer.echo(f"wrote {out}/metrics.csv, {out}/summary.md, {out}/sheets/")
     if report.failed:
-        raise SystemExit(min(len(report.failed), 125))
+        raise typer.Exit(min(len(report.failed), 125))

@@ -81,5 +81,4 @@ def predict_command(
         net = load_net(model)[0]
     report = predict_files(inputs, out, net, opts, on_error=_report_error, progress=progress)
     if report.failed:
-        # SystemExit, not typer.Exit: click returns Exit codes silently with standalone_mode=False
-        raise SystemExit(min(len(report.failed), 125))
+        raise typer.Exit(min(len(report.failed), 125))
