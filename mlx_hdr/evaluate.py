@@ -25,7 +25,7 @@ from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.errors import HDRError, InputError
 from mlx_hdr.image_io import atomic_write, read_hdr, read_ldr, write_ldr
 from mlx_hdr.inference import Net, predict_hdr
-from mlx_hdr.methods import METHODS
+from mlx_hdr.methods import METHODS, default_methods
 from mlx_hdr.metrics import align_scale, hdr_metrics, well_exposed_mask
 from mlx_hdr.tonemap import reinhard_simple
 
@@ -144,7 +144,7 @@ def evaluate(
         net: the network for ``"model"``.
         on_error: called with ``(case, problem)`` for each case that could not be evaluated.
     """
-    methods = methods or [*METHODS, *(["model"] if net is not None else [])]
+    methods = methods or [*default_methods(), *(["model"] if net is not None else [])]
     unknown = [m for m in methods if m not in METHODS and m != "model"]
     if unknown:
         raise HDRError(f"unknown method {unknown[0]!r}; choose from model, {', '.join(METHODS)}")

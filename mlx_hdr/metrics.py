@@ -164,7 +164,7 @@ def highlight_log2_error(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> 
 
 
 def hdr_metrics(
-    pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray, *, log_units: float = 1.0
+    pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray, *, log_units: float = LDR_WHITE_NITS
 ) -> dict:
     """All metrics of one prediction, after aligning it to the ground truth.
 
@@ -172,8 +172,10 @@ def hdr_metrics(
         pred: HxWx3 scene-linear prediction (any scale).
         gt: HxWx3 scene-linear ground truth (any scale).
         ldr: HxWx3 display input in [0, 1] the prediction was made from.
-        log_units: both aligned images are multiplied by this before the log-domain metrics;
-            1.0 = input-white units, the design's target domain (200 = cd/m^2).
+        log_units: both aligned images are multiplied by this before the log-domain metrics.
+            Default 200: cd/m^2 with the input's white at 200, the convention of the reference
+            table in the project's issues (log1p is not scale-invariant); 1.0 = input-white
+            units, the model's training domain.
     Returns:
         ``{"pu21_psnr", "pu21_ssim", "mu_psnr", "highlight_log2", "log_psnr", "log_ssim",
         "log_l1", "scale"}``; ``scale`` is the factor applied to ``pred``. The ground truth is

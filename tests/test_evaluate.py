@@ -65,3 +65,6 @@ def test_eval_public_linear_matches_reference(shared, tmp_path):
     assert m["pu21_ssim"] == pytest.approx(0.9430, abs=0.002)
     assert m["mu_psnr"] == pytest.approx(31.49, abs=0.05)
     assert m["highlight_log2"] == pytest.approx(0.68, abs=0.01)
+    # log-domain metrics in cd/m^2 (input white = 200), the reference table's convention
+    assert m["log_psnr"] == pytest.approx(16.03, abs=0.1)
+    assert m["log_ssim"] == pytest.approx(0.416, abs=0.005)

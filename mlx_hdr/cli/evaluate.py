@@ -25,7 +25,9 @@ def evaluate_command(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder (any supported layout).")],
     method: Annotated[
         list[str] | None,
-        typer.Option(help="Repeatable: model, linear, akyuz2007, masia2017, kovaleski2014."),
+        typer.Option(
+            help="Repeatable: model, linear, akyuz2007, masia2017, kovaleski2014, expandnet2018 (needs MLX_HDR_EXPANDNET=weights.pth)."
+        ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("eval-out"),
     model: Annotated[

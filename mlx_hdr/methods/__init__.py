@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import os
+
 import numpy as np
 
 from mlx_hdr.color import srgb_to_linear
@@ -21,12 +23,29 @@ def linear(ldr: np.ndarray) -> np.ndarray:
     return srgb_to_linear(ldr)
 
 
+def expandnet2018(ldr: np.ndarray) -> np.ndarray:
+    """ExpandNet (Marnerides et al. 2018), a learned peer; weights from ``MLX_HDR_EXPANDNET``.
+
+    Imported lazily: it loads MLX and the released PyTorch weights (torch-free reader).
+    """
+    from mlx_hdr.methods.expandnet2018 import expandnet2018 as run
+
+    return run(ldr)
+
+
 METHODS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": linear,
     "akyuz2007": akyuz2007,
     "masia2017": masia2017,
     "kovaleski2014": kovaleski2014,
+    "expandnet2018": expandnet2018,
 }
+
+
+def default_methods() -> list[str]:
+    """The methods an evaluation runs by default: ExpandNet only when its weights are set."""
+    optional = {"expandnet2018": bool(os.environ.get("MLX_HDR_EXPANDNET"))}
+    return [name for name in METHODS if optional.get(name, True)]
 
 
 def get_method(name: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -36,4 +55,13 @@ def get_method(name: str) -> Callable[[np.ndarray], np.ndarray]:
     return METHODS[name]
 
 
-__all__ = ["METHODS", "get_method", "linear", "akyuz2007", "masia2017", "kovaleski2014"]
+__all__ = [
+    "METHODS",
+    "default_methods",
+    "get_method",
+    "linear",
+    "akyuz2007",
+    "masia2017",
+    "kovaleski2014",
+    "expandnet2018",
+]
