@@ -43,7 +43,8 @@ def register(app: typer.Typer) -> None:
         from mlx_hdr.train.trainer import train_from_options
 
         result = train_from_options(config, resume=resume, **overrides)
-        typer.echo(
-            f"done: {result.step} steps, best val PSNR {result.best_psnr:.2f} dB, "
-            f"{result.seconds_per_step:.2f} s/step; outputs in {result.run_dir}"
-        )
+        if result.rank == 0:
+            typer.echo(
+                f"done: {result.step} steps, best val PSNR {result.best_psnr:.2f} dB, "
+                f"{result.seconds_per_step:.2f} s/step; outputs in {result.run_dir}"
+            )

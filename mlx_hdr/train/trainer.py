@@ -46,6 +46,7 @@ class TrainResult:
     val: list[dict] = field(default_factory=list)
     best_psnr: float = -math.inf
     seconds_per_step: float = math.nan
+    rank: int = 0
 
 
 def build_model(cfg: TrainConfig, encoder=None) -> HybridAutoencoder:
@@ -229,8 +230,10 @@ class Trainer:
     def run(self) -> TrainResult:
         """Train from ``self.step`` to the configured total number of steps."""
         cfg, step_fn = self.cfg, self.build_step()
-        val = self.validation_set()
-        result = TrainResult(self.run_dir, self.step, self.step // cfg.steps_per_epoch)
+        val = self.validation_set() if self.main else None
+        result = TrainResult(
+            self.run_dir, self.step, self.step // cfg.steps_per_epoch, rank=self.rank
+        )
         t_last, n_timed, t_sum = time.perf_counter(), 0, 0.0
         data = prefetch(self.source, self.step, cfg.total_steps, self.rank, self.size)
         for step, batch in data:
@@ -283,10 +286,10 @@ class Trainer:
     def end_epoch(self, val: dict) -> dict:
         """Validate, write the sample strip and curves, save last/best checkpoints."""
         epoch = (self.step - 1) // self.cfg.steps_per_epoch + 1
+        if not self.main:  # rank 0 validates and writes; the others go on to the next step
+            return {"kind": "val", "step": self.step, "epoch": epoch}
         metrics, pred = validate(self.model, val, self.cfg.batch_size)
         rec = {"kind": "val", "step": self.step, "epoch": epoch, **metrics}
-        if not self.main:
-            return rec
         m = metrics
         msg = f"epoch {epoch}: val PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, L1 {m['l1']:.4f}"
         self.log.write(rec, msg)
