@@ -36,7 +36,9 @@ def register(app: typer.Typer) -> None:
         checkpoint_every: Annotated[int | None, Opt(help="steps (0: per epoch)")] = None,
         log_every: Annotated[int | None, Opt()] = None,
         seed: Annotated[int | None, Opt()] = None,
-        compile: Annotated[bool | None, Opt("--compile/--no-compile")] = None,
+        compile: Annotated[
+            bool | None, Opt("--compile/--no-compile", help="default: on GPU only")
+        ] = None,
     ) -> None:
         """Train the hybrid model (HDR pool through the camera simulator)."""
         overrides = {k: v for k, v in locals().items() if k not in ("config", "resume")}

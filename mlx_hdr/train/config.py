@@ -35,7 +35,9 @@ class TrainConfig:
     val_size: int = 8  # fixed validation pairs
     val_crop: int = 224
     seed: int = 0
-    compile: bool = True
+    # None: compiled on a GPU, eager on the CPU, where eager measured as fast or faster and
+    # skips the one-time C++ build of the compiled kernels (see mlx_hdr.train.bench).
+    compile: bool | None = None
     checkpoint_every: int = 0  # steps; 0: at the end of each epoch only
     log_every: int = 10
     max_steps: int = 0  # stop after this many steps in total (0: no limit)
@@ -46,6 +48,14 @@ class TrainConfig:
             self.model = HybridConfig(**self.model)
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+
+    @property
+    def use_compile(self) -> bool:
+        import mlx.core as mx
+
+        if self.compile is None:
+            return mx.default_device().type == mx.DeviceType.gpu
+        return self.compile
 
     @property
     def total_steps(self) -> int:

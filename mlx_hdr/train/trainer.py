@@ -214,7 +214,7 @@ class Trainer:
             l1_weight=c.l1_weight,
             lpips_weight=c.lpips_weight,
             alpha_weight=c.alpha_weight,
-            compile=c.compile,
+            compile=c.use_compile,
             group=self.group,
         )
 
