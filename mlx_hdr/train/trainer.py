@@ -251,11 +251,11 @@ class Trainer:
             result.losses.append(loss_f)
             if self.step % cfg.log_every == 0 or self.step == cfg.total_steps:
                 self.log_step(loss_f, parts, norm_f, dt)
-            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                self.save("last")
             if self.step % cfg.steps_per_epoch == 0 or self.step == cfg.total_steps:
-                result.val.append(self.end_epoch(val))
+                result.val.append(self.end_epoch(val))  # saves "last" too
                 t_last = time.perf_counter()  # validation is not step time
+            elif cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                self.save("last")
         result.step, result.epoch = self.step, self.step // cfg.steps_per_epoch
         result.best_psnr = self.best
         result.seconds_per_step = t_sum / n_timed if n_timed else math.nan
