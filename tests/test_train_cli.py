@@ -52,7 +52,7 @@ def test_cli_errors_are_one_line(tmp_path):
         (["train", "--config", str(tmp_path / "missing.json")], "config file not found"),
         (
             ["train", "--data", str(tmp_path / "nopool"), "--run-dir", str(tmp_path / "r")],
-            "HDR pool",
+            "dataset folder not found",
         ),
     ]
     for args, message in cases:

@@ -1,93 +1,99 @@
-"""Training batches from an HDR pool: random panorama views / photo crops, then the camera
-simulator. Each sample is a pure function of (seed, step, index), so resuming replays data.
+"""Training batches from the data pipeline's sources (``mlx_hdr.data.loader``).
 
-A fixed share of the pool's images (every ``holdout``-th file) is held out for validation.
+``cfg.data`` is a dataset folder (an HDR pool such as ``hdr-pool``, HDR-Synth, or paired
+LDR/HDR layouts) or a manifest written by ``mlx-hdr data index``. HDR-only collections go
+through :class:`~mlx_hdr.data.loader.PoolSource` (panorama views / photo crops + the camera
+simulator), paired ones through :class:`~mlx_hdr.data.loader.PairSource`.
+
+Each sample of a batch is ``source.sample(index, rng)`` with ``rng`` seeded by
+(seed, step, index), so every batch is a pure function of the step (exact resume) and ranks
+can make just their shard. Every ``holdout``-th image is kept out for validation.
 """
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mlx_hdr.errors import InputError
-from mlx_hdr.train.data import sample_rng, stack
-
-HDR_EXTENSIONS = (".hdr", ".exr", ".pfm")
-
-
-def pool_files(root: Path) -> list[tuple[Path, str]]:
-    """(file, kind) of an HDR pool folder; kind from MANIFEST.csv, else by 2:1 aspect."""
-    if not root.is_dir():
-        raise InputError("HDR pool folder not found", root)
-    kinds = {}
-    manifest = root / "MANIFEST.csv"
-    if manifest.is_file():
-        with open(manifest, newline="") as f:
-            kinds = {row["file"]: row.get("kind", "") for row in csv.DictReader(f)}
-    files = sorted(p for p in root.iterdir() if p.suffix.lower() in HDR_EXTENSIONS)
-    if not files:
-        raise InputError(f"no HDR files ({', '.join(HDR_EXTENSIONS)}) in the pool", root)
-    return [(p, kinds.get(p.name, "")) for p in files]
+from mlx_hdr.train.data import sample_rng
 
 
 @dataclass
-class PoolBatches:
-    """Batch source over an HDR pool folder (decoded images cached in memory)."""
+class SourceBatches:
+    """:class:`~mlx_hdr.train.data.BatchSource` over two loader sources (train, validation)."""
 
-    root: Path
+    train: Any  # has .sample(index, rng) -> (ldr, hdr)
+    val: Any
     batch_size: int = 16
-    crop: int = 224
-    val_crop: int = 224
     seed: int = 0
-    holdout: int = 9  # every 9th image is validation-only
-    _cache: dict = field(default_factory=dict, repr=False)
 
-    def __post_init__(self):
-        self.root = Path(self.root)
-        files = pool_files(self.root)
-        self.val_files = files[:: self.holdout] if len(files) > 1 else files
-        self.train_files = [f for f in files if f not in self.val_files] or files
+    def _stack(self, samples) -> dict[str, np.ndarray]:
+        from mlx_hdr.data.preprocess import clip_mask
 
-    def image(self, path: Path) -> np.ndarray:
-        if path not in self._cache:
-            from mlx_hdr.image_io import read_hdr
-
-            self._cache[path] = read_hdr(path)
-        return self._cache[path]
-
-    def sample(self, rng: np.random.Generator, files: list, size: int) -> dict[str, np.ndarray]:
-        from mlx_hdr.data.panorama import random_crop, random_view
-        from mlx_hdr.data.simulate import simulate_ldr
-
-        path, kind = files[int(rng.integers(len(files)))]
-        hdr = self.image(path)
-        h, w = hdr.shape[:2]
-        pano = kind == "panorama" or (not kind and abs(w - 2 * h) <= 2)
-        view, _ = (random_view if pano else random_crop)(hdr, rng, (size, size))
-        if rng.random() < 0.5:
-            view = view[:, ::-1]
-        ldr, hdr_scaled, _ = simulate_ldr(np.ascontiguousarray(view), rng)
-        return {"ldr": ldr, "hdr": hdr_scaled}
+        ldr = np.stack([s[0] for s in samples]).astype(np.float32)
+        hdr = np.stack([s[1] for s in samples]).astype(np.float32)
+        return {"ldr": ldr, "hdr": hdr, "clip_mask": clip_mask(ldr)}
 
     def batch(self, step: int, rank: int = 0, size: int = 1) -> dict[str, np.ndarray]:
         idx = range(rank, self.batch_size, size)
-        rngs = [sample_rng(self.seed, step, i) for i in idx]
-        return stack([self.sample(r, self.train_files, self.crop) for r in rngs])
+        b = self.batch_size
+        return self._stack(
+            [self.train.sample(step * b + i, sample_rng(self.seed, step, i)) for i in idx]
+        )
 
     def validation(self, n: int) -> dict[str, np.ndarray]:
         rngs = [sample_rng(self.seed, 0, i, stream=1) for i in range(n)]
-        return stack([self.sample(r, self.val_files, self.val_crop) for r in rngs])
+        return self._stack([self.val.sample(i, r) for i, r in enumerate(rngs)])
 
 
-def pool_source(cfg) -> PoolBatches:
-    """The :class:`PoolBatches` for a :class:`TrainConfig` (``cfg.data`` = pool folder)."""
-    return PoolBatches(
-        Path(cfg.data),
-        batch_size=cfg.batch_size,
-        crop=cfg.crop,
-        val_crop=cfg.val_crop,
-        seed=cfg.seed,
-    )
+def split(items: list, holdout: int) -> tuple[list, list]:
+    """(train, validation): every ``holdout``-th item is validation (all when only one)."""
+    if len(items) < 2:
+        return items, items
+    val = items[::holdout]
+    return [x for i, x in enumerate(items) if i % holdout], val
+
+
+def _pool_sources(pairs: list, cfg, holdout: int):
+    from mlx_hdr.data.loader import PoolSource
+
+    train, val = split(pairs, holdout)
+    return PoolSource(train, size=cfg.crop), PoolSource(val, size=cfg.val_crop)
+
+
+def _pair_sources(manifest, cfg, holdout: int):
+    from mlx_hdr.data.loader import PairSource
+
+    train, val = PairSource(manifest, size=cfg.crop), PairSource(manifest, size=cfg.val_crop)
+    train.records, val.records = split(train.records, holdout)
+    return train, val
+
+
+def pool_source(cfg, holdout: int = 9) -> SourceBatches:
+    """The batch source for a :class:`TrainConfig` (``cfg.data``: folder or manifest)."""
+    from mlx_hdr.data.datasets import Pair, scan_dataset
+    from mlx_hdr.data.manifest import read_manifest
+
+    path = Path(cfg.data)
+    try:
+        if path.is_file():
+            m = read_manifest(path)
+            if any(r.get("ldr") for r in m.kept()):
+                train, val = _pair_sources(m, cfg, holdout)
+            else:
+                pairs = [Pair(r["name"], None, m.path(r, "hdr"), r.get("kind")) for r in m.kept()]
+                train, val = _pool_sources(pairs, cfg, holdout)
+        else:
+            pairs = scan_dataset(path).pairs
+            if any(p.ldr_path for p in pairs):
+                raise InputError(
+                    "paired datasets train from a manifest: run `mlx-hdr data index`", path
+                )
+            train, val = _pool_sources(pairs, cfg, holdout)
+    except ValueError as exc:  # e.g. an empty pool or manifest
+        raise InputError(str(exc), path) from None
+    return SourceBatches(train, val, batch_size=cfg.batch_size, seed=cfg.seed)
