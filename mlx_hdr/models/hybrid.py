@@ -72,15 +72,43 @@ def icnr_(conv: nn.Conv2d, r: int = 2) -> None:
         conv.bias = mx.repeat(conv.bias[: out_ch // (r * r)], r * r, axis=0)
 
 
+def instance_norm_nhwc(
+    x: mx.array, weight: mx.array | None, bias: mx.array | None, eps: float = 1e-5
+) -> mx.array:
+    """InstanceNorm of an (N, H, W, C) array over H, W without leaving NHWC.
+
+    Matches ``nn.InstanceNorm`` to float32 rounding; on MLX's CPU backend it is ~2x faster
+    forward and backward, as it skips the two channels-first transposes (docs/BENCHMARKS.md).
+    """
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    scale = mx.rsqrt(mx.var(x, axis=(1, 2), keepdims=True) + eps)
+    if weight is not None:
+        scale = scale * weight
+    y = (x - mean) * scale
+    return y + bias if bias is not None else y
+
+
+class InstanceNorm(nn.InstanceNorm):
+    """``nn.InstanceNorm`` (same keys) using :func:`instance_norm_nhwc` on the CPU."""
+
+    def __call__(self, x: mx.array) -> mx.array:
+        if x.ndim != 4 or mx.default_device() != mx.cpu:
+            return super().__call__(x)
+        affine = "weight" in self
+        return instance_norm_nhwc(
+            x, self.weight if affine else None, self.bias if affine else None, self.eps
+        )
+
+
 class ConvBlock(nn.Module):
     """(conv -> InstanceNorm -> ReLU) twice; 3×3 convs (the first may be 1×1)."""
 
     def __init__(self, in_ch: int, out_ch: int, first_kernel: int = 3):
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, out_ch, first_kernel, padding=first_kernel // 2)
-        self.norm1 = nn.InstanceNorm(out_ch, affine=True)
+        self.norm1 = InstanceNorm(out_ch, affine=True)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
-        self.norm2 = nn.InstanceNorm(out_ch, affine=True)
+        self.norm2 = InstanceNorm(out_ch, affine=True)
 
     def __call__(self, x: mx.array) -> mx.array:
         x = nn.relu(self.norm1(self.conv1(x)))
