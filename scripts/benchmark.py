@@ -69,8 +69,9 @@ def build_mlx_model():
 
 
 def mlx_row(task: str, size: int, batch: int, variant: str, warmup: int, repeats: int):
-    import mlx_hdr  # noqa: F401
     import mlx.core as mx
+
+    import mlx_hdr  # noqa: F401
 
     mx.random.seed(0)
     model = build_mlx_model()
@@ -151,6 +152,139 @@ def torch_row(task: str, size: int, batch: int, variant: str, warmup: int, repea
     return times, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# ---------------------------------------------------------------- MLX profile
+
+
+def _layer_costs(layers, x, repeats: int, grad: bool) -> dict[str, list[float]]:
+    """Median forward and (input + parameter) vjp ms of each ``(kind, fn)`` in sequence."""
+    import mlx.core as mx
+
+    costs: dict[str, list[float]] = {}
+    for kind, fn in layers:
+        mx.eval(x)
+        fwd = statistics.median(_timed(lambda fn=fn, x=x: mx.eval(fn(x)), 1, repeats))
+        y = fn(x)
+        bwd = 0.0
+        if grad:
+            cot = mx.random.normal(y.shape)
+            mx.eval(y, cot)
+            vjp = lambda fn=fn, x=x, cot=cot: mx.eval(mx.vjp(fn, [x], [cot])[1])  # noqa: E731
+            bwd = statistics.median(_timed(vjp, 1, repeats))
+        acc = costs.setdefault(kind, [0.0, 0.0])
+        acc[0], acc[1] = acc[0] + fwd * 1e3, acc[1] + bwd * 1e3
+        x = y
+    return costs
+
+
+def _decoder_layers(model, x, feats):
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    from mlx_hdr.models.hybrid import pixel_shuffle
+
+    def block(b):
+        k = "conv1x1" if b.conv1.weight.shape[1] == 1 else "conv3x3"
+        return [
+            (k, b.conv1),
+            ("instancenorm", b.norm1),
+            ("relu", nn.relu),
+            ("conv3x3", b.conv2),
+            ("instancenorm", b.norm2),
+            ("relu", nn.relu),
+        ]
+
+    def up(u):
+        return [("conv3x3 (upsample)", u.conv), ("pixelshuffle", pixel_shuffle)]
+
+    def cat(skip):
+        return [("concat", lambda y, s=skip: mx.concatenate([y, s], axis=-1))]
+
+    layers = block(model.bottleneck) + up(model.ups[0])
+    for k, b in enumerate(model.blocks):
+        layers += cat(feats[3 - k]) + block(b) + up(model.ups[k + 1])
+    layers += cat(x) + block(model.head)
+    return layers + [("conv1x1", model.out), ("tanh", mx.tanh)]
+
+
+def _vgg_layers(lpips):
+    import mlx.nn as nn
+
+    names = {nn.ReLU: "relu", nn.MaxPool2d: "maxpool"}
+    return [
+        (
+            names.get(
+                type(m),
+                f"conv3x3 {m.weight.shape[-1]}->{m.weight.shape[0]}"
+                if type(m) not in names
+                else "",
+            ),
+            m,
+        )
+        for m in lpips.net.features
+    ]
+
+
+def profile_table(repeats: int) -> str:
+    """Per-op-type forward/backward ms of the 512² forward and the 256²×4 training step."""
+    import mlx.core as mx
+
+    from mlx_hdr.lpips import LPIPS
+
+    mx.random.seed(0)
+    model = build_mlx_model()
+    rows = []
+    for size, batch, grad in ((512, 1, False), (256, 4, True)):
+        x = mx.random.normal((batch, size, size, 3))
+        enc = statistics.median(
+            _timed(lambda x=x: mx.eval(model.encoder.features_at(x)), 1, repeats)
+        )
+        rows.append((f"{size}²×{batch}", "encoder (MobileNetV2, frozen)", enc * 1e3, 0.0))
+        feats = model.encoder.features_at(x)
+        dec = _decoder_layers(model, x, feats)
+        for kind, (f, b) in _layer_costs(dec, feats[4], repeats, grad).items():
+            rows.append((f"{size}²×{batch}", f"decoder {kind}", f, b))
+    lpips = LPIPS()
+    x = mx.tanh(mx.random.normal((4, 256, 256, 3)))
+    vgg = _layer_costs(_vgg_layers(lpips), x, repeats, True)
+    for kind, (f, b) in sorted(vgg.items(), key=lambda kv: -sum(kv[1])):
+        rows.append(("256²×4", f"VGG {kind} (one image batch)", f, b))
+    lines = ["| input | op | forward ms | backward ms |", "|---|---|---|---|"]
+    lines += [f"| {r[0]} | {r[1]} | {r[2]:,.1f} | {r[3]:,.1f} |" for r in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- twin check
+
+
+def check_twin(torch_python: str) -> str:
+    """Run the MLX model and LPIPS, load the same weights into the torch twin, compare."""
+    import tempfile
+
+    import mlx.core as mx
+    import numpy as np
+    from mlx.utils import tree_flatten
+
+    from mlx_hdr.lpips import LPIPS
+
+    mx.random.seed(0)
+    model, lpips = build_mlx_model(), LPIPS()
+    model.eval()
+    x = mx.random.normal((2, 96, 128, 3))
+    y = model(x)
+    d = lpips(y, mx.tanh(x))
+    with tempfile.TemporaryDirectory() as tmp:
+        arrays = {f"model.{k}": v for k, v in tree_flatten(model.parameters())}
+        arrays |= {f"lpips.{k}": v for k, v in tree_flatten(lpips.parameters())}
+        arrays |= {"x": x, "y": y, "d": d}
+        np.savez(f"{tmp}/ref.npz", **{k: np.array(v) for k, v in arrays.items()})
+        code = (
+            f"import sys; sys.path.insert(0, {str(ROOT / 'scripts')!r}); "
+            f"import torch_twin; print(torch_twin.compare({tmp + '/ref.npz'!r}))"
+        )
+        proc = subprocess.run([torch_python, "-c", code], capture_output=True, text=True)
+    return proc.stdout.strip() or proc.stderr.strip().splitlines()[-1]
+
+
 # ---------------------------------------------------------------- driver
 
 
@@ -226,15 +360,17 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="3 repeats, no compiled rows")
     p.add_argument("--torch-python", default=TORCH_PYTHON)
     p.add_argument("--profile", action="store_true", help="MLX per-op-type breakdown")
+    p.add_argument("--check-twin", action="store_true", help="twin == MLX model on one input")
     p.add_argument("--run-row", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.run_row:
         print(json.dumps(run_row(args.run_row, args.warmup, args.repeats)))
         return
+    if args.check_twin:
+        print(check_twin(args.torch_python))
+        return
     if args.profile:
-        from profile_ops import main as profile_main  # noqa: PLC0415
-
-        profile_main()
+        print(profile_table(args.repeats))
         return
     repeats = 3 if args.quick else args.repeats
     ids = [

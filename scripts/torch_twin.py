@@ -100,7 +100,8 @@ class LPIPSTwin(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.net = vgg16().features[:30]
+        self.net = nn.Module()
+        self.net.features = vgg16().features[:30]
         self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in (64, 128, 256, 512, 512))
         self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1))
@@ -108,7 +109,7 @@ class LPIPSTwin(nn.Module):
 
     def _taps(self, x):
         outs = []
-        for i, layer in enumerate(self.net):
+        for i, layer in enumerate(self.net.features):
             x = layer(x)
             if i in VGG_TAPS:
                 outs.append(x)
@@ -118,7 +119,7 @@ class LPIPSTwin(nn.Module):
         fx = self._taps((x - self.shift) / self.scale)
         fy = self._taps((y - self.shift) / self.scale)
         total = 0.0
-        for lin, a, b in zip(self.lins, fx, fy):
+        for lin, a, b in zip(self.lins, fx, fy, strict=True):
             a = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
             b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
             total = total + lin((a - b) ** 2).mean(dim=(1, 2, 3))
@@ -137,7 +138,8 @@ def load_mlx_params(
     are skipped: the twin's encoder has no classifier)."""
     params = {k: v for k, v in params.items() if not k.startswith(tuple(ignore))}
     state = module.state_dict()
-    missing = sorted(set(state) - set(params) - {"shift", "scale"})
+    buffers = {"shift", "scale"}
+    missing = sorted(k for k in set(state) - set(params) - buffers if "num_batches" not in k)
     extra = sorted(set(params) - set(state))
     if missing or extra:
         raise KeyError(f"missing {missing[:5]}, unexpected {extra[:5]}")
@@ -153,3 +155,18 @@ def load_mlx_params(
             raise ValueError(f"{key}: shape {arr.shape} != {tuple(ref.shape)}")
         new[key] = torch.from_numpy(np.ascontiguousarray(arr))
     module.load_state_dict(new)
+
+
+def compare(npz_path: str) -> str:
+    """Max |difference| of the twin vs MLX outputs saved by ``benchmark.py --check-twin``."""
+    ref = np.load(npz_path)
+    model, lpips = HybridTwin().eval(), LPIPSTwin()
+    load_mlx_params(model, {k[6:]: ref[k] for k in ref.files if k.startswith("model.")})
+    load_mlx_params(lpips, {k[6:]: ref[k] for k in ref.files if k.startswith("lpips.")})
+    x = torch.from_numpy(ref["x"]).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        y = model(x)
+        d = lpips(y, torch.tanh(x))
+    y_err = float((y.permute(0, 2, 3, 1) - torch.from_numpy(ref["y"])).abs().max())
+    d_err = float((d - torch.from_numpy(ref["d"])).abs().max())
+    return f"twin vs MLX: model output max|diff| {y_err:.2e}, LPIPS max|diff| {d_err:.2e}"
