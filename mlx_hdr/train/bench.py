@@ -36,6 +36,16 @@ def smooth_batch(size: int = 128) -> mx.array:
     return mx.array(img.astype(np.float32))
 
 
+def _load_encoder(model) -> bool:
+    """Load the converted ImageNet encoder weights when they are in the cache."""
+    from mlx_hdr.weights import converted_path, load_strict
+
+    path = converted_path(model.config.encoder)
+    if path.is_file():
+        load_strict(model.encoder, path, model.config.encoder)
+    return path.is_file()
+
+
 def bench_model(encoder: str, seeds: int = 3) -> None:
     print("| upsample | decoder params | decoder GFLOPs @512² | encoder GFLOPs | checkerboard |")
     print("|---|---|---|---|---|")
@@ -45,12 +55,14 @@ def bench_model(encoder: str, seeds: int = 3) -> None:
         for seed in range(seeds):
             mx.random.seed(seed)
             model = HybridAutoencoder(HybridConfig(encoder=encoder, upsample=mode))
+            pretrained = _load_encoder(model)
             scores.append(checkerboard_score(model(x)))
         s = summary(model, 512)
         print(
             f"| {mode} | {s['decoder_params'] / 1e6:.2f} M | {s['decoder_gflops']:.1f} | "
             f"{s['encoder_gflops']:.2f} | {np.mean(scores):.4f} ± {np.std(scores):.4f} |"
         )
+    print(f"encoder weights: {'ImageNet' if pretrained else 'random'}; input: a smooth ramp")
 
 
 def _setup(batch: int, size: int, lpips_weight: float, compile: bool):
