@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
-from mlx_hdr.models import hybrid
+from mlx_hdr.models import hybrid, layers
 from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig, InstanceNorm
+from mlx_hdr.models.layers import Conv2d
+from mlx_hdr.models.mobilenetv2 import MobileNetV2
 
 
 def _close(a, b, rel=1e-4):
@@ -96,3 +98,34 @@ def test_hybrid_with_and_without_fast_paths(monkeypatch):
         if key.endswith(("conv1.bias", "conv2.bias")):
             continue
         _close(g_fast[key], g_plain[key])
+
+
+def test_pointwise_conv_matmul_matches_conv2d():
+    """layers.Conv2d runs 1x1 convs as a matmul; equal to mx.conv2d, values and grads."""
+    mx.random.seed(4)
+    conv = Conv2d(6, 5, 1)
+    assert conv.pointwise
+    x, cot = mx.random.normal((2, 7, 9, 6)), mx.random.normal((2, 7, 9, 5))
+    w, b = conv.weight, mx.random.normal((5,))
+
+    def fast(x_, w_, b_):
+        conv.weight, conv.bias = w_, b_
+        return conv(x_)
+
+    def plain(x_, w_, b_):
+        return mx.conv2d(x_, w_) + b_
+
+    out_fast, g_fast = mx.vjp(fast, [x, w, b], [cot])
+    out_plain, g_plain = mx.vjp(plain, [x, w, b], [cot])
+    np.testing.assert_allclose(np.array(out_fast[0]), np.array(out_plain[0]), atol=1e-5)
+    for a, c in zip(g_fast, g_plain, strict=True):
+        _close(a, c)
+
+
+def test_encoder_uses_shifted_depthwise_on_cpu(monkeypatch):
+    """The MobileNetV2 encoder's 17 depthwise convs take the shifted-MAC path on CPU."""
+    calls = []
+    real = layers.depthwise_conv2d_shifted
+    monkeypatch.setattr(layers, "depthwise_conv2d_shifted", lambda *a: calls.append(1) or real(*a))
+    MobileNetV2().features_at(mx.zeros((1, 32, 32, 3)))
+    assert len(calls) == (17 if mx.default_device() == mx.cpu else 0)
