@@ -189,3 +189,22 @@ def test_config_file_and_overrides(tmp_path):
         load_config(recipe)
     for name in ("default.json", "cpu.json"):
         assert load_config(ROOT / "configs" / name).batch_size > 0
+
+
+class Broken(ArrayBatches):
+    def batch(self, step, rank=0, size=1):
+        if step == 2:
+            raise InputError("corrupt file", "x.hdr")
+        return super().batch(step, rank, size)
+
+
+def test_prefetch_keeps_order_and_surfaces_loader_errors():
+    from mlx_hdr.train.data import prefetch
+
+    assert [s for s, _ in prefetch(source(), 3, 7)] == [3, 4, 5, 6]
+    ldr, hdr = synthetic_pairs(2, 80)
+    seen = []
+    with pytest.raises(InputError, match="x.hdr: corrupt file"):
+        for step, _ in prefetch(Broken(ldr, hdr, batch_size=2, crop=64), 0, 5):
+            seen.append(step)
+    assert seen == [0, 1]

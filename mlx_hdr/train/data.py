@@ -89,21 +89,25 @@ def prefetch(
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop_flag = threading.Event()
 
+    def put(item) -> bool:
+        """Queue ``item`` unless the consumer has gone; False when it has."""
+        while not stop_flag.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work():
         try:
             for step in range(start, stop):
-                item = (step, source.batch(step, rank, size))
-                while not stop_flag.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop_flag.is_set():
+                if not put((step, source.batch(step, rank, size))):
                     return
         except BaseException as exc:  # surface loader errors in the training thread
-            q.put(exc)
-        q.put(None)
+            put(exc)
+            return
+        put(None)
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
