@@ -51,7 +51,7 @@ class EvalReport:
     files: list[Path] = field(default_factory=list)
 
 
-def _panel(img01: np.ndarray, label: str) -> np.ndarray:
+def labelled_panel(img01: np.ndarray, label: str) -> np.ndarray:
     """Resize a display image to the sheet height and draw its label."""
     h, w = img01.shape[:2]
     size = (max(1, round(w * SHEET_HEIGHT / h)), SHEET_HEIGHT)
@@ -69,11 +69,11 @@ def contact_sheet(ldr: np.ndarray, gt: np.ndarray, preds: dict[str, np.ndarray])
     """
     well = well_exposed_mask(ldr)
     gt_w = gt * align_scale(gt, srgb_to_linear(ldr), well)
-    panels = [_panel(ldr, "input")]
+    panels = [labelled_panel(ldr, "input")]
     for name, pred in preds.items():
         aligned = pred * align_scale(pred, gt_w, well)
-        panels.append(_panel(reinhard_simple(aligned), name))
-    panels.append(_panel(reinhard_simple(gt_w), "ground truth"))
+        panels.append(labelled_panel(reinhard_simple(aligned), name))
+    panels.append(labelled_panel(reinhard_simple(gt_w), "ground truth"))
     return np.concatenate(panels, axis=1)
 
 
