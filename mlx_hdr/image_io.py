@@ -6,7 +6,7 @@
 - :func:`read_ldr` -> float32 HxWx3 **display** RGB in [0, 1]: JPEG, PNG, TIFF (8 and 16 bit,
   grey, palette, alpha dropped, CMYK), with the EXIF orientation applied.
 - :func:`write_hdr` / :func:`write_ldr` write atomically (temp file beside the target, then
-  ``os.replace``); :func:`atomic_write` offers the same to other modules.
+  ``os.replace``) with :func:`mlx_hdr.atomic.atomic_write`, re-exported here.
 
 Every bad input raises :class:`mlx_hdr.errors.InputError` with a one-line message naming the
 file. ``MAX_PIXELS`` (default 100 MP) refuses larger images before decoding them.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mlx_hdr.atomic import atomic_write
 from mlx_hdr.color import REC709_CHROMATICITIES, rgb_to_rec709_matrix, rgb_to_xyz_matrix
 from mlx_hdr.errors import InputError
 
@@ -39,7 +39,7 @@ LDR_WRITE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _alpha_warned = False
 
 
-# ---------------------------------------------------------------- checks and atomic writes
+# ---------------------------------------------------------------- checks
 
 
 def _check_input(path, suffixes: tuple[str, ...], kind: str) -> Path:
@@ -69,33 +69,6 @@ def _check_pixels(path, width: int, height: int, max_pixels: int | None) -> None
             f"{limit / 1e6:.0f} MP limit (possible decompression bomb; raise max_pixels)",
             path,
         )
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_write(path) -> Iterator[Path]:
-    """Yield a temporary path (same directory and suffix) that replaces ``path`` on success.
-
-    On any exception the temporary file is removed and ``path`` is left untouched.
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise InputError("output directory does not exist", path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # ---------------------------------------------------------------- HDR reading

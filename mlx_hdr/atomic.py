@@ -1,0 +1,83 @@
+"""Atomic file writes: a temporary file beside the target, renamed over it on success.
+
+Every output of the package (images, manifests, plots, safetensors, downloads) goes through
+here, so a failure never leaves a half-written file and outputs get the permissions an
+ordinary ``open(path, "w")`` would give them (``0o666 & ~umask``; ``mkstemp`` makes 0600).
+Temporary names are ``.<stem>.<random>.tmp<suffix>``, hidden and recognisable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from mlx_hdr.errors import InputError
+
+
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Permission bits of a newly created ordinary file: ``0o666 & ~umask``."""
+    return 0o666 & ~current_umask()
+
+
+def temp_path(path: Path, suffix: str | None = None) -> Path:
+    """Create an empty temporary file beside ``path`` and return its name.
+
+    The name ends with ``suffix`` (default ``path``'s suffix): writers that pick the format
+    from the extension (OpenCV, MLX's safetensors) then write the right format.
+    """
+    suffix = path.suffix if suffix is None else suffix
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{suffix}")
+    os.close(fd)
+    return Path(tmp)
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """Give ``tmp`` ordinary file permissions and rename it over ``path``."""
+    os.chmod(tmp, file_mode())
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_write(path, *, suffix: str | None = None, parents: bool = False) -> Iterator[Path]:
+    """Yield a temporary path (same directory) that replaces ``path`` on success.
+
+    ``suffix``: the temporary name's ending (default ``path``'s suffix). ``parents``: create
+    missing parent directories; otherwise a missing directory is an ``InputError``. On any
+    exception the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise InputError("output directory does not exist", path.parent)
+    tmp = temp_path(path, suffix)
+    try:
+        yield tmp
+        commit(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def save_safetensors_atomic(path, arrays: dict, metadata: dict, *, parents: bool = True) -> Path:
+    """``mx.save_safetensors(path, arrays, metadata)`` through :func:`atomic_write`; the path.
+
+    The temporary name ends with ``.safetensors``: MLX appends it to any other name.
+    """
+    import mlx.core as mx
+
+    path = Path(path)
+    with atomic_write(path, suffix=".safetensors", parents=parents) as tmp:
+        mx.save_safetensors(str(tmp), arrays, metadata=metadata)
+    return path

@@ -1,0 +1,84 @@
+"""mlx_hdr.atomic: content, permissions, and nothing left behind after a failure."""
+
+from __future__ import annotations
+
+import os
+
+# isort: off
+import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
+
+# isort: on
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlx_hdr.atomic import atomic_write, save_safetensors_atomic
+from mlx_hdr.errors import InputError
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_atomic_write_replaces_with_ordinary_permissions(tmp_path, umask_022):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with atomic_write(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".a.") and tmp.suffix == ".txt"
+        assert target.read_text() == "old"  # untouched until the block ends
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_atomic_write_follows_the_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        with atomic_write(tmp_path / "p.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "p.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_atomic_write_failure_leaves_nothing(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="boom"), atomic_write(target) as tmp:
+        tmp.write_text("partial")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_atomic_write_directories(tmp_path):
+    with pytest.raises(InputError, match="output directory does not exist"):
+        with atomic_write(tmp_path / "no" / "a.txt"):
+            pass
+    assert list(tmp_path.iterdir()) == []
+    with atomic_write(tmp_path / "new" / "a.txt", parents=True) as tmp:
+        tmp.write_text("x")
+    assert (tmp_path / "new" / "a.txt").read_text() == "x"
+
+
+def test_save_safetensors_atomic_any_suffix(tmp_path, umask_022):
+    # MLX appends ".safetensors" to other names: the temporary name must already end with it
+    path = save_safetensors_atomic(tmp_path / "d" / "w.ckpt", {"a": mx.arange(3)}, {"k": "v"})
+    arrays, meta = mx.load(str(path), format="safetensors", return_metadata=True)
+    np.testing.assert_array_equal(np.asarray(arrays["a"]), [0, 1, 2])
+    assert meta == {"k": "v"}
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in path.parent.iterdir()] == ["w.ckpt"]
+
+
+def test_save_safetensors_atomic_failure_keeps_old_file(tmp_path):
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(b"previous")
+    with pytest.raises((TypeError, ValueError, RuntimeError)):
+        save_safetensors_atomic(path, {"a": "not an array"}, {})
+    assert path.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]
