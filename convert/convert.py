@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import mlx.core as mx
@@ -11,17 +9,12 @@ import mlx.core as mx
 from convert.download import download_checkpoint, sha256_file
 from convert.mapping import convert_state_dict, load_spec
 from convert.torch_pickle import load_torch_checkpoint
+from mlx_hdr.atomic import save_safetensors_atomic
 from mlx_hdr.errors import WeightsError
 from mlx_hdr.weights import FORMAT, converted_path
 
 CONVERTER_VERSION = "1"
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
-
-
-def current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def output_path(arch: str, dst: str | Path | None) -> Path:
@@ -30,22 +23,6 @@ def output_path(arch: str, dst: str | Path | None) -> Path:
         return converted_path(arch)
     dst = Path(dst)
     return dst if dst.suffix == ".safetensors" else dst / f"{arch}.safetensors"
-
-
-def save_safetensors_atomic(path: Path, arrays: dict[str, mx.array], metadata: dict) -> Path:
-    """Write safetensors through a temporary file in the same directory, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # MLX appends ".safetensors" to other names, so the temporary name must end with it.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".safetensors")
-    os.close(fd)
-    try:
-        mx.save_safetensors(tmp, arrays, metadata)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def convert_checkpoint(

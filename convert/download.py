@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlx_hdr.atomic import atomic_write
 from mlx_hdr.errors import WeightsError
 from mlx_hdr.weights import weights_dir
 
@@ -90,15 +89,13 @@ def download_checkpoint(arch: str, variant: str | None = None, cache: Path | Non
     if dest.is_file():
         _verify(dest, source)
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{source.filename}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(source.url, timeout=60) as resp:
-            for block in iter(lambda: resp.read(1 << 20), b""):
-                out.write(block)
-        _verify(Path(tmp), source, shown=dest)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
+        # streamed to ``.<name>.<random>.tmp.part``, renamed only once the hash matches
+        with atomic_write(dest, suffix=".part", parents=True) as tmp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(source.url, timeout=60) as resp:
+                for block in iter(lambda: resp.read(1 << 20), b""):
+                    out.write(block)
+            _verify(tmp, source, shown=dest)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise WeightsError(
@@ -106,9 +103,6 @@ def download_checkpoint(arch: str, variant: str | None = None, cache: Path | Non
             f"and run `mlx-hdr convert {arch} FILE`",
             dest,
         ) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest
 
 
