@@ -13,7 +13,6 @@ a pure function of the step (as the data already is) and resume exact.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
+from mlx_hdr.atomic import save_safetensors_atomic
 from mlx_hdr.errors import WeightsError
 
 FORMAT = "mlx-hdr-train-checkpoint"
@@ -47,8 +47,6 @@ def save_checkpoint(
     extra: dict | None = None,
 ) -> Path:
     """Write the full training state to ``path`` (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"model.{k}": v for k, v in tree_flatten(model.trainable_parameters())}
     arrays.update({f"optimizer.{k}": v for k, v in tree_flatten(optimizer.state)})
     meta = {
@@ -59,13 +57,7 @@ def save_checkpoint(
         "np_rng": json.dumps(np_rng.bit_generator.state if np_rng is not None else None),
         "extra": json.dumps(extra or {}),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.safetensors")
-    try:
-        mx.save_safetensors(str(tmp), arrays, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return save_safetensors_atomic(path, arrays, meta, parents=True)
 
 
 def read_checkpoint(path) -> tuple[dict[str, mx.array], dict]:

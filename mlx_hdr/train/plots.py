@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mlx_hdr.atomic import atomic_write
 from mlx_hdr.color import linear_to_srgb, rgb_to_luminance, target_to_hdr
 
 PANEL = (360, 220)
@@ -17,11 +17,8 @@ COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
 
 
 def _save_png(img: Image.Image, path: Path) -> None:
-    from mlx_hdr.image_io import atomic_write
-
     with atomic_write(path) as tmp:
         img.save(tmp, format="PNG")
-        os.chmod(tmp, 0o644)  # mkstemp files are private; these are shareable outputs
 
 
 def _draw_panel(title: str, series: dict[str, list[tuple[float, float]]]) -> Image.Image:
