@@ -13,7 +13,6 @@ upsampling followed by a conv.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
+from mlx_hdr.atomic import save_safetensors_atomic
 from mlx_hdr.errors import WeightsError
 
 FORMAT = "mlx-hdr-hybrid"
@@ -260,22 +260,12 @@ def checkerboard_score(y: mx.array) -> float:
     return float(ratio.mean())
 
 
-def _atomic_save(path: Path, arrays: dict, metadata: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.safetensors")
-    try:
-        mx.save_safetensors(str(tmp), arrays, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_model(path, model: HybridAutoencoder, dtype=mx.float16) -> Path:
     """Save all weights (encoder included) and the config to one safetensors file, atomically."""
     path = Path(path)
     arrays = {k: v.astype(dtype) for k, v in tree_flatten(model.parameters())}
     metadata = {"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_json()}
-    _atomic_save(path, arrays, metadata)
-    return path
+    return save_safetensors_atomic(path, arrays, metadata, parents=False)
 
 
 def read_config(path) -> HybridConfig:
