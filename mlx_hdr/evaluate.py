@@ -20,10 +20,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from mlx_hdr.atomic import atomic_write
 from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.errors import HDRError, InputError
-from mlx_hdr.image_io import atomic_write, read_hdr, read_ldr, write_ldr
+from mlx_hdr.image_io import read_hdr, read_ldr, write_ldr
 from mlx_hdr.inference import Net, predict_hdr
 from mlx_hdr.methods import METHODS, default_methods
 from mlx_hdr.metrics import align_scale, hdr_metrics, well_exposed_mask

@@ -23,11 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlx_hdr.atomic import atomic_write
 from mlx_hdr.data.datasets import Pair, scan_dataset
 from mlx_hdr.data.orientation import find_orientation
 from mlx_hdr.data.preprocess import MAX_HDR_VALUE, dynamic_range_stops, keep_hdr
 from mlx_hdr.errors import InputError
-from mlx_hdr.image_io import atomic_write, read_hdr, read_ldr
+from mlx_hdr.image_io import read_hdr, read_ldr
 
 FORMAT = "mlx-hdr-manifest"
 
