@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlx_hdr.color import EPS, srgb_to_linear, target_to_hdr
+from mlx_hdr.color import EPS, clip_mask, srgb_to_linear, target_to_hdr
 
 DISPLAY_BAND = (0.05, 0.85)
 MIN_PIXELS = 64
@@ -69,17 +69,12 @@ def fit_log_range(
     return lo, max(hi, lo + MIN_SPAN)
 
 
-def clip_blend_weight(ldr: np.ndarray, tau: float = BLEND_TAU) -> np.ndarray:
-    """HDRCNN's soft mask (Eilertsen et al. 2017): max(0, max_c(I) - tau) / (1 - tau), HxW."""
-    return np.clip((np.asarray(ldr, np.float32).max(axis=-1) - tau) / (1.0 - tau), 0.0, 1.0)
-
-
 def blend_with_input(ldr: np.ndarray, hdr: np.ndarray, tau: float = BLEND_TAU) -> np.ndarray:
     """Keep the linearised input where it is well exposed, the prediction where it clips.
 
-    H_out = (1 - a) srgb_to_linear(I) + a H_pred with a = :func:`clip_blend_weight`.
+    H_out = (1 - a) srgb_to_linear(I) + a H_pred with a = ``color.clip_mask(I, tau)``.
     """
-    alpha = clip_blend_weight(ldr, tau)[..., None]
+    alpha = clip_mask(ldr, tau)
     return ((1.0 - alpha) * srgb_to_linear(ldr) + alpha * hdr).astype(np.float32)
 
 

@@ -12,6 +12,7 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 EPS = 1e-6  # the design's min-max epsilon
+CLIP_THRESHOLD = 0.95  # display value where an input pixel starts to count as clipped
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -68,6 +69,18 @@ def ldr_to_input(ldr: np.ndarray) -> np.ndarray:
 def input_to_ldr(x: np.ndarray) -> np.ndarray:
     """Inverse of :func:`ldr_to_input` up to the lost min-max: -> display [0, 1]."""
     return (np.asarray(x, np.float32) * IMAGENET_STD + IMAGENET_MEAN).astype(np.float32)
+
+
+def clip_mask(ldr: np.ndarray, threshold: float = CLIP_THRESHOLD) -> np.ndarray:
+    """Soft mask of (nearly) clipped pixels: display (..., H, W, 3) -> (..., H, W, 1) in [0, 1].
+
+    max(RGB) ramps linearly from 0 at ``threshold`` to 1 at 1.0: HDRCNN's blending mask
+    (Eilertsen et al. 2017, tau = 0.95). Used to blend the prediction with the input
+    (``calibrate``) and to weight the training L1 (``train.loss``). The highlight metric's
+    hard ``metrics.clipped_mask`` (max >= 0.98) is a different operator: it selects pixels.
+    """
+    m = np.asarray(ldr, np.float32).max(axis=-1, keepdims=True)
+    return np.clip((m - threshold) / (1.0 - threshold), 0.0, 1.0).astype(np.float32)
 
 
 # Rec.709 primaries and D65 white as OpenEXR's ``chromaticities`` (rx ry gx gy bx by wx wy).

@@ -101,7 +101,11 @@ def well_exposed_mask(ldr: np.ndarray, band: tuple[float, float] = WELL_EXPOSED)
 
 
 def clipped_mask(ldr: np.ndarray, threshold: float = CLIPPED) -> np.ndarray:
-    """HxW bool: pixels of the display input ``ldr`` whose largest channel is >= threshold."""
+    """HxW bool: pixels of the display input ``ldr`` whose largest channel is >= threshold.
+
+    A hard selection of the pixels the highlight metric scores, unlike the soft blending and
+    loss weight ``color.clip_mask`` (a ramp from 0.95): a metric needs a pixel set.
+    """
     return np.asarray(ldr).max(axis=-1) >= threshold
 
 

@@ -7,14 +7,14 @@ import pytest
 
 import mlx_hdr  # noqa: F401
 from mlx_hdr.calibrate import (
+    BLEND_TAU,
     FALLBACK_HI,
     MIN_SPAN,
     blend_with_input,
     calibrate,
-    clip_blend_weight,
     fit_log_range,
 )
-from mlx_hdr.color import hdr_to_target, linear_to_srgb, srgb_to_linear
+from mlx_hdr.color import clip_mask, hdr_to_target, linear_to_srgb, srgb_to_linear
 
 
 def scene(seed: int = 0) -> np.ndarray:
@@ -54,7 +54,7 @@ def test_fallbacks_keep_hi_above_lo():
 
 def test_blend_weight_and_blend():
     ldr = np.array([[[0.5, 0.5, 0.5], [0.975, 0.2, 0.2], [1.0, 1.0, 1.0]]], np.float32)
-    np.testing.assert_allclose(clip_blend_weight(ldr), [[0.0, 0.5, 1.0]], atol=1e-6)
+    np.testing.assert_allclose(clip_mask(ldr, BLEND_TAU)[..., 0], [[0.0, 0.5, 1.0]], atol=1e-6)
     pred = np.full_like(ldr, 8.0)
     out = blend_with_input(ldr, pred)
     lin = srgb_to_linear(ldr)

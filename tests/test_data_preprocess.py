@@ -79,7 +79,7 @@ def test_flips_are_paired_and_random():
 
 def test_clip_mask():
     ldr = np.array([[[0.5, 0.2, 0.1], [0.975, 0.0, 0.0], [1.0, 1.0, 1.0]]], np.float32)
-    np.testing.assert_allclose(pp.clip_mask(ldr)[..., 0], [[0.0, 0.5, 1.0]], atol=1e-5)
+    np.testing.assert_allclose(color.clip_mask(ldr)[..., 0], [[0.0, 0.5, 1.0]], atol=1e-5)
 
 
 # ---------------------------------------------------------------- color round trips

@@ -11,7 +11,8 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 
-from mlx_hdr.train.loss import clip_mask, hybrid_loss, weighted_l1
+from mlx_hdr.color import clip_mask
+from mlx_hdr.train.loss import hybrid_loss, weighted_l1
 
 
 def test_clip_mask_is_soft_above_threshold():

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mlx_hdr.color import CLIP_THRESHOLD, clip_mask
 from mlx_hdr.data.datasets import Pair, scan_dataset
 from mlx_hdr.data.manifest import Manifest, read_manifest
 from mlx_hdr.data.orientation import apply_dihedral
 from mlx_hdr.data.panorama import ViewConfig, random_crop, random_view
-from mlx_hdr.data.preprocess import MAX_HDR_VALUE, augment_pair, clip_mask, estimate_exposure
+from mlx_hdr.data.preprocess import MAX_HDR_VALUE, augment_pair, estimate_exposure
 from mlx_hdr.data.simulate import SimConfig, simulate_ldr
 from mlx_hdr.image_io import read_hdr, read_ldr
 
@@ -144,7 +145,7 @@ class LoaderConfig:
     shuffle: bool = True  # PairSource order is a per-epoch permutation
     workers: int = 2
     prefetch_batches: int = 2
-    mask_threshold: float = 0.95
+    mask_threshold: float = CLIP_THRESHOLD
     progress: bool = False
     drop_last: bool = True
 

@@ -104,12 +104,3 @@ def augment_pair(
     """The design's augmentation: random crop/resize to ``size``, then random flips."""
     ldr, hdr = random_crop_resize(ldr, hdr, rng, size, scale)
     return random_flip(ldr, hdr, rng, vertical_flip)
-
-
-def clip_mask(ldr: np.ndarray, threshold: float = 0.95) -> np.ndarray:
-    """Soft mask of (nearly) clipped pixels, (..., H, W, 1) in [0, 1].
-
-    max(RGB) ramps linearly from 0 at ``threshold`` to 1 at 1.0 (HDR-CNN's blending mask).
-    """
-    m = np.asarray(ldr, np.float32).max(axis=-1, keepdims=True)
-    return np.clip((m - threshold) / (1.0 - threshold), 0.0, 1.0).astype(np.float32)

@@ -5,15 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import mlx.core as mx
-import numpy as np
-
-CLIP_THRESHOLD = 0.95  # display value above which an input pixel counts as (softly) clipped
-
-
-def clip_mask(ldr: np.ndarray, threshold: float = CLIP_THRESHOLD) -> np.ndarray:
-    """Soft clipped-pixel mask (HDRCNN style): NHWC display [0,1] -> (N, H, W, 1) in [0, 1]."""
-    m = np.asarray(ldr, np.float32).max(axis=-1, keepdims=True)
-    return np.clip((m - threshold) / (1.0 - threshold), 0.0, 1.0).astype(np.float32)
 
 
 def weighted_l1(pred: mx.array, target: mx.array, weight: mx.array | None = None) -> mx.array:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mlx_hdr.color import clip_mask
 from mlx_hdr.errors import InputError
 from mlx_hdr.train.data import sample_rng
 
@@ -32,8 +33,6 @@ class SourceBatches:
     seed: int = 0
 
     def _stack(self, samples) -> dict[str, np.ndarray]:
-        from mlx_hdr.data.preprocess import clip_mask
-
         ldr = np.stack([s[0] for s in samples]).astype(np.float32)
         hdr = np.stack([s[1] for s in samples]).astype(np.float32)
         return {"ldr": ldr, "hdr": hdr, "clip_mask": clip_mask(ldr)}

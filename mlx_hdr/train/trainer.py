@@ -22,13 +22,12 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from mlx_hdr.color import hdr_to_target, ldr_to_input
+from mlx_hdr.color import clip_mask, hdr_to_target, ldr_to_input
 from mlx_hdr.errors import HDRError
 from mlx_hdr.models.hybrid import HybridAutoencoder, save_model
 from mlx_hdr.train import checkpoint as ckpt
 from mlx_hdr.train.config import TrainConfig
 from mlx_hdr.train.data import BatchSource, prefetch
-from mlx_hdr.train.loss import clip_mask
 from mlx_hdr.train.plots import plot_curves, save_sample
 from mlx_hdr.train.step import make_optimizer, make_train_step
 
