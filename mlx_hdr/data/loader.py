@@ -36,9 +36,14 @@ from mlx_hdr.image_io import read_hdr, read_ldr
 VALIDATION_EPOCH = 2**31 - 1  # RNG stream reserved for the fixed validation set
 
 
-def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    """The RNG of one sample, independent of the order samples are made in."""
-    return np.random.default_rng([seed, epoch, index])
+def sample_rng(seed: int, *keys: int) -> np.random.Generator:
+    """The RNG of one sample, ``default_rng([seed, *keys])``: a pure function of its keys,
+    independent of the order (and thread) samples are made in.
+
+    The loader keys samples by ``(epoch, index)``; training (``train.data``) by
+    ``(stream, step, index)``.
+    """
+    return np.random.default_rng([seed, *keys])
 
 
 class PairSource:

@@ -17,6 +17,10 @@ from typing import Protocol
 
 import numpy as np
 
+from mlx_hdr.data.loader import sample_rng
+
+TRAIN_STREAM, VAL_STREAM = 0, 1  # first key of ``sample_rng``: training or validation samples
+
 
 class BatchSource(Protocol):
     batch_size: int
@@ -24,11 +28,6 @@ class BatchSource(Protocol):
     def batch(self, step: int, rank: int = 0, size: int = 1) -> dict[str, np.ndarray]: ...
 
     def validation(self, n: int) -> dict[str, np.ndarray]: ...
-
-
-def sample_rng(seed: int, step: int, index: int, stream: int = 0) -> np.random.Generator:
-    """The RNG of one sample: stream 0 = training, 1 = validation."""
-    return np.random.default_rng([seed, stream, step, index])
 
 
 def stack(samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -57,10 +56,10 @@ class ArrayBatches:
 
     def batch(self, step: int, rank: int = 0, size: int = 1) -> dict[str, np.ndarray]:
         idx = range(rank, self.batch_size, size)
-        return stack([self.sample(sample_rng(self.seed, step, i)) for i in idx])
+        return stack([self.sample(sample_rng(self.seed, TRAIN_STREAM, step, i)) for i in idx])
 
     def validation(self, n: int) -> dict[str, np.ndarray]:
-        return stack([self.sample(sample_rng(self.seed, 0, i, stream=1)) for i in range(n)])
+        return stack([self.sample(sample_rng(self.seed, VAL_STREAM, 0, i)) for i in range(n)])
 
 
 def synthetic_pairs(n: int, size: int, seed: int = 0) -> tuple[list, list]:

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from mlx_hdr.color import clip_mask
+from mlx_hdr.data.loader import sample_rng
 from mlx_hdr.errors import InputError
-from mlx_hdr.train.data import sample_rng
+from mlx_hdr.train.data import TRAIN_STREAM, VAL_STREAM
 
 
 @dataclass
@@ -38,14 +39,12 @@ class SourceBatches:
         return {"ldr": ldr, "hdr": hdr, "clip_mask": clip_mask(ldr)}
 
     def batch(self, step: int, rank: int = 0, size: int = 1) -> dict[str, np.ndarray]:
-        idx = range(rank, self.batch_size, size)
         b = self.batch_size
-        return self._stack(
-            [self.train.sample(step * b + i, sample_rng(self.seed, step, i)) for i in idx]
-        )
+        rngs = {i: sample_rng(self.seed, TRAIN_STREAM, step, i) for i in range(rank, b, size)}
+        return self._stack([self.train.sample(step * b + i, r) for i, r in rngs.items()])
 
     def validation(self, n: int) -> dict[str, np.ndarray]:
-        rngs = [sample_rng(self.seed, 0, i, stream=1) for i in range(n)]
+        rngs = [sample_rng(self.seed, VAL_STREAM, 0, i) for i in range(n)]
         return self._stack([self.val.sample(i, r) for i, r in enumerate(rngs)])
 
 
