@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from mlx_hdr.atomic import atomic_write
-from mlx_hdr.color import linear_to_srgb, rgb_to_luminance, target_to_hdr
+from mlx_hdr.color import target_to_hdr
+from mlx_hdr.tonemap import reinhard_simple
 
 PANEL = (360, 220)
 MARGIN = 40
@@ -79,23 +80,16 @@ def plot_curves(history: list[dict], path) -> Path:
     return path
 
 
-def reinhard_preview(hdr: np.ndarray) -> np.ndarray:
-    """Reinhard L/(1+L) on luminance, chroma ratios kept, then sRGB: linear -> display [0, 1]."""
-    lum = rgb_to_luminance(hdr)[..., None]
-    scaled = hdr * (1.0 / (1.0 + lum))
-    return linear_to_srgb(scaled)
-
-
 def sample_strip(ldr: np.ndarray, pred: np.ndarray, target: np.ndarray, lo, hi) -> np.ndarray:
     """Rows of input | prediction | target (HWC display [0, 1]) for NHWC batches.
 
     ``pred`` and ``target`` are in the [-1, 1] log domain; both are mapped back to linear
-    with the target's ``lo``/``hi`` and tone-mapped with Reinhard L/(1+L).
+    with the target's ``lo``/``hi`` and tone-mapped with ``tonemap.reinhard_simple``.
     """
     rows = []
     for i in range(len(ldr)):
-        p = reinhard_preview(target_to_hdr(pred[i], lo[i], hi[i]))
-        t = reinhard_preview(target_to_hdr(target[i], lo[i], hi[i]))
+        p = reinhard_simple(target_to_hdr(pred[i], lo[i], hi[i]))
+        t = reinhard_simple(target_to_hdr(target[i], lo[i], hi[i]))
         rows.append(np.concatenate([ldr[i], p, t], axis=1))
     return np.concatenate(rows, axis=0)
 
