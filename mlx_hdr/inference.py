@@ -42,6 +42,8 @@ def pad_to_multiple(img: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
     """Pad HWC at the bottom/right to multiples of ``multiple``.
 
     Reflect padding, or edge padding along an axis shorter than its pad (reflect needs more).
+    numpy, as tiling slices the padded image; the model pads in MLX itself
+    (``models.hybrid.pad_to_multiple``) only when called on other sizes.
     """
     h, w = img.shape[:2]
     ph, pw = (-h) % multiple, (-w) % multiple

@@ -180,7 +180,12 @@ class HybridAutoencoder(nn.Module):
 
 
 def pad_to_multiple(x: mx.array, multiple: int = MULTIPLE) -> mx.array:
-    """Pad NHWC bottom/right to a multiple: reflect, or edge where the image is too small."""
+    """Pad NHWC bottom/right to a multiple: reflect, or edge where the image is too small.
+
+    The MLX twin of ``inference.pad_to_multiple`` (numpy, used before tiling), which picks
+    the mode per axis; here one mode serves both axes. Inference pads first, so this is a
+    no-op there.
+    """
     h, w = x.shape[1:3]
     ph, pw = -h % multiple, -w % multiple
     if ph == 0 and pw == 0:
