@@ -62,6 +62,25 @@ def check_shapes(
         raise WeightsError(f"{what} does not match: " + "; ".join(problems), path)
 
 
+def read_safetensors(
+    path: str | Path, what: str = "safetensors file", missing: str | None = None
+) -> tuple[dict[str, mx.array], dict[str, str]]:
+    """Arrays and metadata of a safetensors file (any file name).
+
+    Raises a one-line ``WeightsError`` naming the file: ``missing`` (default
+    "<what> not found") when it is not a file, "unreadable <what> (...)" when MLX cannot
+    parse it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(missing or f"{what} not found", path)
+    try:
+        return mx.load(str(path), format="safetensors", return_metadata=True)
+    except Exception as exc:  # MLX raises RuntimeError/ValueError with multi-line text
+        detail = " ".join(str(exc).split())
+        raise WeightsError(f"unreadable {what} ({detail})", path) from None
+
+
 def _how_to_make(arch: str) -> str:
     return f"make it with `mlx-hdr convert {arch} --download` or `mlx-hdr convert {arch} FILE.pth`"
 
@@ -86,14 +105,8 @@ def load_converted(
     ``mlx-hdr convert`` command makes it), unreadable, or for another architecture.
     """
     path, architecture = resolve_converted(arch_or_path, architecture)
-    if not path.is_file():
-        hint = _how_to_make(architecture) if architecture else "convert it with `mlx-hdr convert`"
-        raise WeightsError(f"converted weights not found; {hint}", path)
-    try:
-        arrays, metadata = mx.load(str(path), return_metadata=True)
-    except (RuntimeError, ValueError, OSError) as exc:
-        detail = " ".join(str(exc).split())
-        raise WeightsError(f"unreadable safetensors file ({detail})", path) from None
+    hint = _how_to_make(architecture) if architecture else "convert it with `mlx-hdr convert`"
+    arrays, metadata = read_safetensors(path, missing=f"converted weights not found; {hint}")
     found = metadata.get("architecture")
     if architecture and found and found != architecture:
         raise WeightsError(f"holds {found} weights, expected {architecture}", path)

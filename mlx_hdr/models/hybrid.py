@@ -22,6 +22,7 @@ from mlx.utils import tree_flatten
 
 from mlx_hdr.atomic import save_safetensors_atomic
 from mlx_hdr.errors import WeightsError
+from mlx_hdr.weights import load_strict, read_safetensors
 
 FORMAT = "mlx-hdr-hybrid"
 FORMAT_VERSION = "1"
@@ -275,13 +276,7 @@ def save_model(path, model: HybridAutoencoder, dtype=mx.float16) -> Path:
 
 def read_config(path) -> HybridConfig:
     """The :class:`HybridConfig` stored in a saved model; ``WeightsError`` if not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError("model file not found", path)
-    try:
-        _, meta = mx.load(str(path), return_metadata=True)
-    except Exception as exc:
-        raise WeightsError(f"not a readable safetensors file ({exc})", path) from None
+    _, meta = read_safetensors(path, "model file")
     if meta.get("format") != FORMAT:
         raise WeightsError(f"not an {FORMAT} model (format={meta.get('format')!r})", path)
     if meta.get("version") != FORMAT_VERSION:
@@ -298,8 +293,7 @@ def load_model(path, encoder: nn.Module | None = None) -> tuple[HybridAutoencode
     ``encoder``: an encoder module to use instead of ``build_encoder(config.encoder)``
     (custom or test encoders); its weights come from the file too.
     """
-    from mlx_hdr.weights import load_strict
-
+    path = Path(path)  # load_strict takes a str without "/" or ".safetensors" for an arch name
     config = read_config(path)
     model = HybridAutoencoder(config, encoder=encoder)
     load_strict(model, path)

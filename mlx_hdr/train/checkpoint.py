@@ -23,6 +23,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from mlx_hdr.atomic import save_safetensors_atomic
 from mlx_hdr.errors import WeightsError
+from mlx_hdr.weights import read_safetensors
 
 FORMAT = "mlx-hdr-train-checkpoint"
 
@@ -62,13 +63,7 @@ def save_checkpoint(
 
 def read_checkpoint(path) -> tuple[dict[str, mx.array], dict]:
     """Arrays and metadata of a checkpoint; ``WeightsError`` if missing or not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError("checkpoint not found", path)
-    try:
-        arrays, meta = mx.load(str(path), return_metadata=True)
-    except Exception as exc:
-        raise WeightsError(f"unreadable checkpoint ({exc})", path) from None
+    arrays, meta = read_safetensors(path, "checkpoint")
     if meta.get("format") != FORMAT:
         raise WeightsError("not a training checkpoint", path)
     return arrays, meta
