@@ -70,7 +70,7 @@ def resolve_model(spec: str | None) -> Path:
         if not path.is_file():
             raise WeightsError(f"folder has no {HUB_FILENAME}", path.parent)
     if path.is_file():
-        return path
+        return path.resolve()
     if path.suffix == ".safetensors" or not REPO_ID.match(spec):
         raise WeightsError("model file not found (and not a Hugging Face repo id)", spec)
     return hub_download(spec)

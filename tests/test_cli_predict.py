@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import numpy as np
@@ -60,6 +61,28 @@ def test_predict_with_random_model(monkeypatch, capsys, photos, random_model, tm
     hdr = read_hdr(tmp_path / "out" / "b.hdr")
     assert hdr.shape == (37, 70, 3) and np.isfinite(hdr).all() and hdr.min() >= 0
     assert read_ldr(tmp_path / "out" / "b_preview.png").shape == (37, 70, 3)
+
+
+def test_model_path_any_name_from_a_folder_with_mlx_hdr(
+    monkeypatch, capsys, photos, random_model, tmp_path
+):
+    # run from a folder holding an ``mlx_hdr/`` directory (like the repo root), with the model
+    # given by absolute and relative paths, also under a name without ".safetensors"
+    work = tmp_path / "work"
+    (work / "mlx_hdr").mkdir(parents=True)
+    (work / "models").mkdir()
+    for name in ("m.safetensors", "model"):
+        shutil.copy(random_model, work / "models" / name)
+    shutil.copy(random_model, work / "model")
+    monkeypatch.chdir(work)
+    specs = [random_model, work / "models/model", "models/m.safetensors", "models/model", "model"]
+    for k, spec in enumerate(specs):
+        out = tmp_path / f"out{k}"
+        code, _, err = run(
+            monkeypatch, capsys, "predict", photos / "a.jpg", "-o", out, "--model", spec
+        )
+        assert code == 0, (spec, err)
+        assert read_hdr(out / "a.hdr").shape == (40, 56, 3)
 
 
 def test_single_output_file_exr_float(monkeypatch, capsys, photos, tmp_path):
