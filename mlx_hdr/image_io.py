@@ -30,6 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from mlx_hdr.atomic import atomic_write
 from mlx_hdr.color import REC709_CHROMATICITIES, rgb_to_rec709_matrix, rgb_to_xyz_matrix
 from mlx_hdr.errors import InputError
+from mlx_hdr.pfm import read_pfm, write_pfm
 
 MAX_PIXELS = 100_000_000  # refuse images above this many pixels (decompression bombs)
 HDR_SUFFIXES = (".hdr", ".exr", ".pfm")
@@ -205,39 +206,8 @@ def _exr_channels_to_rgb(channels: dict, chroma, path: Path) -> np.ndarray:
     return np.stack([r, g, b], axis=-1).astype(np.float32)
 
 
-# ---------------------------------------------------------------- PFM
-
-
 def _read_pfm(path: Path, max_pixels: int | None) -> np.ndarray:
-    """Portable float map: rows stored bottom-to-top; negative scale = little-endian.
-
-    The scale's magnitude is ignored, as most PFM readers and writers do.
-    """
-    with open(path, "rb") as f:
-        data = f.read()
-    m = re.match(rb"(P[Ff])\s+(\d+)\s+(\d+)\s+([-+0-9.eE]+)\s", data)
-    if m is None:
-        raise InputError("not a PFM file (bad header)", path)
-    channels = 3 if m.group(1) == b"PF" else 1
-    width, height, scale = int(m.group(2)), int(m.group(3)), float(m.group(4))
-    _check_pixels(path, width, height, max_pixels)
-    if scale == 0:
-        raise InputError("PFM scale is 0", path)
-    count = width * height * channels
-    body = data[m.end() :]
-    if len(body) < 4 * count:
-        raise InputError(f"truncated PFM data ({len(body)} of {4 * count} bytes)", path)
-    dtype = "<f4" if scale < 0 else ">f4"
-    img = np.frombuffer(body, dtype, count).reshape(height, width, channels)[::-1]
-    img = img.astype(np.float32)
-    return np.repeat(img, 3, axis=-1) if channels == 1 else img
-
-
-def _write_pfm(path: Path, img: np.ndarray) -> None:
-    height, width = img.shape[:2]
-    with open(path, "wb") as f:
-        f.write(f"PF\n{width} {height}\n-1.0\n".encode("ascii"))
-        f.write(np.ascontiguousarray(img[::-1], "<f4").tobytes())
+    return read_pfm(path, lambda width, height: _check_pixels(path, width, height, max_pixels))
 
 
 # ---------------------------------------------------------------- LDR reading
@@ -392,7 +362,7 @@ def write_hdr(path, img: np.ndarray, dtype: str = "half") -> Path:
         elif suffix == ".exr":
             _write_exr(tmp, img, np.float16 if dtype == "half" else np.float32)
         else:
-            _write_pfm(tmp, img)
+            write_pfm(tmp, img)
     return path
 
 
