@@ -19,3 +19,41 @@ def shared() -> Path:
             pytest.fail(f"{SHARED} is missing in CI")
         pytest.skip(f"{SHARED} not present")
     return SHARED
+
+
+def _scene(h: int = 24, w: int = 32, seed: int = 0):
+    """A smooth random HDR and its simulated sRGB LDR (display, 8 bit): ``(ldr, hdr)``."""
+    import numpy as np
+
+    from mlx_hdr.data.simulate import SimConfig, simulate_ldr
+
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 2, (h // 4, w // 4, 3)).repeat(4, 0).repeat(4, 1)
+    hdr = np.exp2(base + np.linspace(-2, 2, w)[None, :, None]).astype(np.float32)
+    cfg = SimConfig(curves=("srgb",), noise_prob=0, jpeg_quality=None)
+    ldr, scaled, _ = simulate_ldr(hdr, rng, cfg)
+    return ldr, scaled
+
+
+def _make_scenes(root: Path, n: int = 3) -> Path:
+    """``root/s<i>/input.png`` + ``gt.hdr`` for i < n (the "scenes" layout), from ``_scene``."""
+    from mlx_hdr.image_io import write_hdr, write_ldr
+
+    for i in range(n):
+        (root / f"s{i}").mkdir(parents=True)
+        ldr, hdr = _scene(seed=i)
+        write_ldr(root / f"s{i}/input.png", ldr)
+        write_hdr(root / f"s{i}/gt.hdr", hdr)
+    return root
+
+
+@pytest.fixture(scope="session")
+def scene():
+    """Factory ``scene(h=24, w=32, seed=0) -> (ldr, hdr)``: a tiny simulated LDR/HDR pair."""
+    return _scene
+
+
+@pytest.fixture(scope="session")
+def make_scenes():
+    """Factory ``make_scenes(root, n=3) -> root``: a tiny paired dataset on disk."""
+    return _make_scenes

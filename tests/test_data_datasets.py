@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import sys
 
-import numpy as np
 import pytest
 
 import mlx_hdr  # noqa: F401
@@ -13,31 +12,11 @@ from mlx_hdr.cli import main
 from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.data.manifest import check, index_dataset, read_manifest, summarize
 from mlx_hdr.data.orientation import apply_dihedral
-from mlx_hdr.data.simulate import SimConfig, simulate_ldr
 from mlx_hdr.errors import InputError
 from mlx_hdr.image_io import write_hdr, write_ldr
 
 
-def scene(h=24, w=32, seed=0):
-    """A smooth random HDR and its simulated sRGB LDR (display, 8 bit)."""
-    rng = np.random.default_rng(seed)
-    base = rng.normal(0, 2, (h // 4, w // 4, 3)).repeat(4, 0).repeat(4, 1)
-    hdr = np.exp2(base + np.linspace(-2, 2, w)[None, :, None]).astype(np.float32)
-    cfg = SimConfig(curves=("srgb",), noise_prob=0, jpeg_quality=None)
-    ldr, scaled, _ = simulate_ldr(hdr, rng, cfg)
-    return ldr, scaled
-
-
-def make_scenes(root, n=3):
-    for i in range(n):
-        (root / f"s{i}").mkdir(parents=True)
-        ldr, hdr = scene(seed=i)
-        write_ldr(root / f"s{i}/input.png", ldr)
-        write_hdr(root / f"s{i}/gt.hdr", hdr)
-    return root
-
-
-def test_hdr_real_layout(tmp_path):
+def test_hdr_real_layout(tmp_path, scene):
     (tmp_path / "LDR_in").mkdir()
     (tmp_path / "HDR_gt").mkdir()
     ldr, hdr = scene()
@@ -50,7 +29,7 @@ def test_hdr_real_layout(tmp_path):
     assert sorted(p.name for p in ds.unpaired) == ["b.jpg", "c.hdr"]
 
 
-def test_hdr_synth_and_pool_layouts(tmp_path):
+def test_hdr_synth_and_pool_layouts(tmp_path, scene):
     (tmp_path / "synth/HDR_gt").mkdir(parents=True)
     write_hdr(tmp_path / "synth/HDR_gt/x.exr", scene()[1])
     ds = scan_dataset(tmp_path / "synth")
@@ -66,7 +45,7 @@ def test_hdr_synth_and_pool_layouts(tmp_path):
     }
 
 
-def test_scenes_layout_reports_unpaired(tmp_path):
+def test_scenes_layout_reports_unpaired(tmp_path, scene, make_scenes):
     make_scenes(tmp_path, 2)
     (tmp_path / "odd").mkdir()
     write_hdr(tmp_path / "odd/gt.exr", scene()[1])
@@ -95,7 +74,7 @@ def test_real_layouts(shared):
     assert kinds.count("photo") == 6 and kinds.count("panorama") == 30
 
 
-def test_index_records_orientation_and_drops(tmp_path):
+def test_index_records_orientation_and_drops(tmp_path, scene, make_scenes):
     root = make_scenes(tmp_path / "ds", 4)
     ldr, hdr = scene(seed=1)
     write_hdr(root / "s1/gt.hdr", apply_dihedral(hdr, "rot180"))  # stored upside down

@@ -10,27 +10,8 @@ from mlx_hdr.color import linear_to_srgb
 from mlx_hdr.data.loader import Loader, LoaderConfig, PairSource, PoolSource, validation_set
 from mlx_hdr.data.manifest import index_dataset
 from mlx_hdr.data.orientation import apply_dihedral
-from mlx_hdr.data.simulate import SimConfig, simulate_ldr
-from mlx_hdr.image_io import write_hdr, write_ldr
-
-
-def scene(h=24, w=32, seed=0):
-    """A smooth random HDR and its simulated sRGB LDR (display, 8 bit)."""
-    rng = np.random.default_rng(seed)
-    base = rng.normal(0, 2, (h // 4, w // 4, 3)).repeat(4, 0).repeat(4, 1)
-    hdr = np.exp2(base + np.linspace(-2, 2, w)[None, :, None]).astype(np.float32)
-    cfg = SimConfig(curves=("srgb",), noise_prob=0, jpeg_quality=None)
-    ldr, scaled, _ = simulate_ldr(hdr, rng, cfg)
-    return ldr, scaled
-
-
-def make_scenes(root, n):
-    for i in range(n):
-        (root / f"s{i}").mkdir(parents=True)
-        ldr, hdr = scene(seed=i)
-        write_ldr(root / f"s{i}/input.png", ldr)
-        write_hdr(root / f"s{i}/gt.hdr", hdr)
-    return root
+from mlx_hdr.data.simulate import SimConfig
+from mlx_hdr.image_io import write_hdr
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +76,7 @@ def test_pool_brightness_filter_per_sample(pool_dir):
         assert hdr.max() <= 2.0 and rec["name"] in ("pano", "photo")
 
 
-def test_pair_source_aligns_orientation_and_exposure(tmp_path):
+def test_pair_source_aligns_orientation_and_exposure(tmp_path, scene, make_scenes):
     root = make_scenes(tmp_path / "ds", 2)
     _, hdr = scene(seed=1)
     write_hdr(root / "s1/gt.hdr", apply_dihedral(hdr, "flip_ud") * 50)  # flipped, other scale
