@@ -26,7 +26,8 @@ def evaluate_command(
     method: Annotated[
         list[str] | None,
         typer.Option(
-            help="Repeatable: model, linear, akyuz2007, masia2017, kovaleski2014, expandnet2018 (needs MLX_HDR_EXPANDNET=weights.pth)."
+            help="Repeatable: model, linear, akyuz2007, masia2017, kovaleski2014, "
+            "expandnet2018 (needs MLX_HDR_EXPANDNET=weights.pth)."
         ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("eval-out"),

@@ -6,9 +6,8 @@ whose 1.0 is (about) the input's white.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import os
+from collections.abc import Callable
 
 import numpy as np
 
