@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 import mlx_hdr  # noqa: F401
-from mlx_hdr.methods import METHODS, akyuz2007, get_method, kovaleski2014, masia2017
+from mlx_hdr.methods import (
+    METHODS,
+    akyuz2007,
+    default_methods,
+    get_method,
+    kovaleski2014,
+    masia2017,
+)
 from mlx_hdr.methods.kovaleski2014 import BLACK, cross_bilateral_grid, expand_map
 from mlx_hdr.methods.masia2017 import masia2017_gamma
 
@@ -77,10 +84,16 @@ def test_cross_bilateral_grid_close_to_brute_force():
     assert np.abs(approx - exact).mean() < 0.03
 
 
-def test_registry():
-    assert set(METHODS) == {"linear", "akyuz2007", "masia2017", "kovaleski2014"}
+def test_registry(monkeypatch):
+    classical = ["linear", "akyuz2007", "masia2017", "kovaleski2014"]
+    assert set(METHODS) == {*classical, "expandnet2018"}
+    # the learned peer runs by default only when its weights are configured
+    monkeypatch.delenv("MLX_HDR_EXPANDNET", raising=False)
+    assert default_methods() == classical
+    monkeypatch.setenv("MLX_HDR_EXPANDNET", "weights.pth")
+    assert default_methods() == [*classical, "expandnet2018"]
     ldr = np.random.default_rng(0).uniform(0, 1, (8, 8, 3)).astype(np.float32)
-    for name in METHODS:
+    for name in classical:
         out = get_method(name)(ldr)
         assert out.shape == ldr.shape and out.dtype == np.float32 and out.min() >= 0
     with pytest.raises(ValueError, match="unknown method"):
