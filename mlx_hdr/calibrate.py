@@ -72,10 +72,13 @@ def fit_log_range(
 def blend_with_input(ldr: np.ndarray, hdr: np.ndarray, tau: float = BLEND_TAU) -> np.ndarray:
     """Keep the linearised input where it is well exposed, the prediction where it clips.
 
-    H_out = (1 - a) srgb_to_linear(I) + a H_pred with a = ``color.clip_mask(I, tau)``.
+    H_out = (1 - a) L + a max(H_pred, L) with L = srgb_to_linear(I) and
+    a = ``color.clip_mask(I, tau)``. The floor holds because a clipped pixel's radiance is
+    at least what the camera recorded: a prediction below it is never an improvement.
     """
     alpha = clip_mask(ldr, tau)
-    return ((1.0 - alpha) * srgb_to_linear(ldr) + alpha * hdr).astype(np.float32)
+    lin = srgb_to_linear(ldr)
+    return ((1.0 - alpha) * lin + alpha * np.maximum(hdr, lin)).astype(np.float32)
 
 
 def calibrate(

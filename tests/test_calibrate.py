@@ -61,3 +61,13 @@ def test_blend_weight_and_blend():
     np.testing.assert_allclose(out[0, 0], lin[0, 0])
     np.testing.assert_allclose(out[0, 1], 0.5 * lin[0, 1] + 0.5 * 8.0, rtol=1e-5)
     np.testing.assert_allclose(out[0, 2], 8.0)
+
+
+def test_blend_never_puts_clipped_pixels_below_the_input():
+    ldr = np.array([[[1.0, 1.0, 1.0], [0.975, 0.2, 0.2]]], np.float32)
+    pred = np.full_like(ldr, 0.3)  # a prediction darker than the recorded, clipped value
+    out = blend_with_input(ldr, pred)
+    lin = srgb_to_linear(ldr)
+    np.testing.assert_allclose(out[0, 0], 1.0)  # floored at the clip level
+    assert np.all(out >= np.minimum(lin, 0.3) - 1e-6)
+    np.testing.assert_allclose(out[0, 1, 0], lin[0, 1, 0])  # half-blended, floored channel

@@ -15,6 +15,7 @@ from mlx_hdr.errors import WeightsError
 from mlx_hdr.models.hybrid import (
     HybridAutoencoder,
     HybridConfig,
+    binomial_blur,
     checkerboard_score,
     load_model,
     pixel_shuffle,
@@ -81,7 +82,7 @@ def test_pixel_shuffle_matches_torch_channel_order():
 
 
 def test_icnr_starts_as_nearest_neighbour_upsampling():
-    up = tiny_model().ups[1]
+    up = tiny_model(upsample="pixelshuffle_icnr").ups[1]
     y = np.array(up(mx.random.normal((1, 6, 6, SMALL[1]))))
     np.testing.assert_allclose(y[:, 0::2, 0::2], y[:, 1::2, 1::2], atol=1e-6)
     np.testing.assert_allclose(y[:, 0::2, 1::2], y[:, 1::2, 0::2], atol=1e-6)
@@ -94,6 +95,27 @@ def test_icnr_removes_the_checkerboard_at_init():
         scores[mode] = float(np.mean(runs))
     assert scores["pixelshuffle_icnr"] < scores["pixelshuffle"] / 10, scores
     assert checkerboard_score(smooth_image()) < 0.01
+
+
+def test_blur_mode_removes_a_learned_mosaic():
+    # ICNR only fixes the start; training can move the sub-pixel kernels apart again. With the
+    # [1, 2, 1] filter after each PixelShuffle, even unconstrained (random) kernels give none.
+    plain = tiny_model(3, upsample="pixelshuffle")
+    blurred = tiny_model(3, upsample="pixelshuffle_icnr_blur")
+    blurred.update(plain.trainable_parameters())  # same kernels, not ICNR-tied
+    x = smooth_image()
+    assert checkerboard_score(blurred(x)) < checkerboard_score(plain(x)) / 10
+
+
+def test_binomial_blur_filter():
+    x = mx.array(np.random.default_rng(0).normal(size=(1, 8, 9, 2)).astype(np.float32))
+    y = np.array(binomial_blur(x))
+    xp = np.pad(np.array(x), [(0, 0), (1, 1), (1, 1), (0, 0)], mode="edge")
+    k = np.array([1.0, 2.0, 1.0]) / 4
+    ref = sum(k[i] * k[j] * xp[:, i : i + 8, j : j + 9] for i in range(3) for j in range(3))
+    np.testing.assert_allclose(y, ref, atol=1e-6)
+    nyquist = np.tile(np.array([[1.0, -1.0], [-1.0, 1.0]], np.float32), (4, 4))[None, ..., None]
+    assert np.abs(np.array(binomial_blur(mx.array(nyquist)))[:, 1:-1, 1:-1]).max() < 1e-6
 
 
 def test_summary_counts_and_default_size():

@@ -26,7 +26,7 @@ from mlx_hdr.weights import load_strict, read_safetensors
 
 FORMAT = "mlx-hdr-hybrid"
 FORMAT_VERSION = "1"
-UPSAMPLE_MODES = ("pixelshuffle_icnr", "pixelshuffle", "resize_conv")
+UPSAMPLE_MODES = ("pixelshuffle_icnr_blur", "pixelshuffle_icnr", "pixelshuffle", "resize_conv")
 MULTIPLE = 32  # total encoder stride
 
 
@@ -37,7 +37,7 @@ class HybridConfig:
     encoder: str = "mobilenet_v2"
     # bottleneck width, then one width per decoder stage at strides 16, 8, 4, 2, 1
     decoder_channels: tuple[int, ...] = (192, 128, 64, 32, 24, 16)
-    upsample: str = "pixelshuffle_icnr"
+    upsample: str = "pixelshuffle_icnr_blur"
     input_skip: bool = True  # concatenate the input image at full resolution
     encoder_kwargs: dict = field(default_factory=dict)
 
@@ -61,6 +61,21 @@ def pixel_shuffle(x: mx.array, r: int = 2) -> mx.array:
     n, h, w, c = x.shape
     x = x.reshape(n, h, w, c // (r * r), r, r)
     return x.transpose(0, 1, 4, 2, 5, 3).reshape(n, h * r, w * r, c // (r * r))
+
+
+def binomial_blur(x: mx.array) -> mx.array:
+    """Separable [1, 2, 1]/4 filter of NHWC ``x`` (edge padding), as shifted adds.
+
+    Its frequency response is exactly 0 at the Nyquist frequency, so after a ×2 sub-pixel
+    conv it removes the (H/2, 0), (0, W/2), (H/2, W/2) grid frequencies of a PixelShuffle
+    mosaic whatever the learned kernels become (a first-order hold: the checkerboard-free
+    condition of Sugawara et al. 2019). No parameters; the input's alignment is unchanged.
+    """
+    x = mx.pad(x, [(0, 0), (1, 1), (0, 0), (0, 0)], mode="edge")
+    x = (x[:, :-2] + 2.0 * x[:, 1:-1] + x[:, 2:]) * 0.25
+    x = mx.pad(x, [(0, 0), (0, 0), (1, 1), (0, 0)], mode="edge")
+    x = (x[:, :, :-2] + 2.0 * x[:, :, 1:-1] + x[:, :, 2:]) * 0.25
+    return x
 
 
 def icnr_(conv: nn.Conv2d, r: int = 2) -> None:
@@ -126,7 +141,7 @@ class Upsample2x(nn.Module):
             self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         else:
             self.conv = nn.Conv2d(in_ch, 4 * out_ch, 3, padding=1)
-            if mode == "pixelshuffle_icnr":
+            if mode.startswith("pixelshuffle_icnr"):
                 icnr_(self.conv)
 
     def __call__(self, x: mx.array) -> mx.array:
@@ -134,7 +149,8 @@ class Upsample2x(nn.Module):
             n, h, w, c = x.shape
             x = mx.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
             return self.conv(x.reshape(n, 2 * h, 2 * w, c))
-        return pixel_shuffle(self.conv(x))
+        y = pixel_shuffle(self.conv(x))
+        return binomial_blur(y) if self.mode == "pixelshuffle_icnr_blur" else y
 
 
 class HybridAutoencoder(nn.Module):
