@@ -11,7 +11,7 @@ import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
 import mlx.core as mx
 import numpy as np
 import pytest
-from mlx.utils import tree_flatten
+from mlx.utils import tree_flatten, tree_unflatten
 from PIL import Image
 from skimage import data
 
@@ -136,3 +136,19 @@ def test_build_encoder_v3_and_errors():
         build_encoder("resnet50")
     with pytest.raises(WeightsError, match="missing"):
         build_encoder("mobilenet_v3_large", {"features.0.0.weight": mx.zeros((16, 3, 3, 3))})
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_large"])
+def test_encoder_without_classifier_keeps_features(name):
+    full = build_encoder(name, width_mult=0.5, num_classes=10)
+    bare = build_encoder(name, width_mult=0.5, num_classes=0)
+    params = dict(tree_flatten(full.parameters()))
+    assert {k for k in params if not k.startswith("classifier.")} == set(
+        dict(tree_flatten(bare.parameters()))
+    )
+    bare.update(tree_unflatten([(k, v) for k, v in params.items() if "classifier" not in k]))
+    x = mx.random.normal((1, 64, 64, 3))
+    for a, b in zip(full.features_at(x), bare.features_at(x), strict=True):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    with pytest.raises(ValueError, match="no classifier"):
+        bare(x)

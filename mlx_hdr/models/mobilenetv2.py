@@ -40,7 +40,7 @@ FEATURE_INDICES = (1, 3, 6, 13, 18)
 @dataclass
 class MobileNetV2Config:
     width_mult: float = 1.0
-    num_classes: int = 1000
+    num_classes: int = 1000  # 0: no classifier head (features only, e.g. in the hybrid)
     round_nearest: int = 8
 
 
@@ -93,7 +93,9 @@ class MobileNetV2(nn.Module):
         channels.append(last)
         self.features = features
         # classifier.0 is torchvision's Dropout (no parameters); keys stay classifier.1.*
-        self.classifier = [nn.Identity(), nn.Linear(last, cfg.num_classes)]
+        self.classifier = (
+            [nn.Identity(), nn.Linear(last, cfg.num_classes)] if cfg.num_classes else []
+        )
         object.__setattr__(self, "_channels", tuple(channels[i] for i in FEATURE_INDICES))
 
     @property
@@ -112,5 +114,7 @@ class MobileNetV2(nn.Module):
 
     def __call__(self, x: mx.array) -> mx.array:
         """(N, H, W, 3) normalised input -> (N, num_classes) logits."""
+        if not self.classifier:
+            raise ValueError("this MobileNetV2 has no classifier (built with num_classes=0)")
         x = self.features_at(x)[-1].mean(axis=(1, 2))
         return self.classifier[1](x)

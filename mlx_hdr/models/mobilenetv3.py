@@ -57,7 +57,7 @@ FEATURE_INDICES = (1, 3, 6, 12, 16)
 @dataclass
 class MobileNetV3Config:
     width_mult: float = 1.0
-    num_classes: int = 1000
+    num_classes: int = 1000  # 0: no classifier head (features only, e.g. in the hybrid)
 
 
 class SqueezeExcitation(nn.Module):
@@ -121,12 +121,16 @@ class MobileNetV3Large(nn.Module):
             conv_norm_act(lastconv_in, lastconv_out, 1, eps=BN_EPS, activation=nn.Hardswish),
         ]
         # classifier.2 is torchvision's Dropout (identity in inference).
-        self.classifier = [
-            nn.Linear(lastconv_out, last_channel),
-            nn.Hardswish(),
-            nn.Identity(),
-            nn.Linear(last_channel, cfg.num_classes),
-        ]
+        self.classifier = (
+            [
+                nn.Linear(lastconv_out, last_channel),
+                nn.Hardswish(),
+                nn.Identity(),
+                nn.Linear(last_channel, cfg.num_classes),
+            ]
+            if cfg.num_classes
+            else []
+        )
         channels = [first] + [
             make_divisible(c.out_channels * cfg.width_mult) for c in LARGE_SETTING
         ]
@@ -149,5 +153,7 @@ class MobileNetV3Large(nn.Module):
 
     def __call__(self, x: mx.array) -> mx.array:
         """(N, H, W, 3) normalised input -> (N, num_classes) logits."""
+        if not self.classifier:
+            raise ValueError("this MobileNetV3 has no classifier (built with num_classes=0)")
         pooled = self.features_at(x)[-1].mean(axis=(1, 2))
         return apply_layers(self.classifier, pooled)

@@ -1,0 +1,48 @@
+"""Package a trained model for shipping: no classifier head, float16, config in the metadata.
+
+The encoder's ImageNet classifier (1.28 M parameters) is never used by the hybrid model, so
+it is dropped; outputs are unchanged. Usage:
+
+    python scripts/bundle_model.py runs/default-cpu/model.safetensors \
+        -o mlx_hdr/assets/default.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import mlx.core as mx
+import numpy as np
+from mlx.utils import tree_flatten, tree_unflatten
+
+import mlx_hdr  # noqa: F401  (OpenBLAS preload)
+from mlx_hdr.models.hybrid import HybridAutoencoder, load_model, save_model
+
+
+def strip_classifier(model: HybridAutoencoder) -> HybridAutoencoder:
+    """The same model with an encoder built without its classifier (num_classes=0)."""
+    kwargs = {**model.config.encoder_kwargs, "num_classes": 0}
+    bare = HybridAutoencoder(dataclasses.replace(model.config, encoder_kwargs=kwargs))
+    keep = [(k, v) for k, v in tree_flatten(model.parameters()) if ".classifier." not in k]
+    bare.update(tree_unflatten(keep))
+    return bare
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("-o", "--out", required=True)
+    args = ap.parse_args()
+    model, _ = load_model(args.model)
+    bare = strip_classifier(model)
+    save_model(args.out, bare, dtype=mx.float16)
+    shipped, _ = load_model(args.out)
+    x = mx.random.normal((1, 96, 128, 3), key=mx.random.key(0))
+    diff = float(np.abs(np.array(shipped(x)) - np.array(model(x))).max())
+    n = sum(v.size for _, v in tree_flatten(shipped.parameters()))
+    print(f"wrote {args.out}: {n / 1e6:.2f} M parameters, max |output diff| {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()
