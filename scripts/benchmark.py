@@ -6,7 +6,7 @@ import): MLX rows with this interpreter, torch rows with ``--torch-python`` (def
 ``$TORCH_PYTHON`` or ``/work/torchenv/bin/python``; rows are skipped if it has no torch).
 Times are medians over ``--repeats`` runs after ``--warmup`` runs; weights are random.
 
-    .venv/bin/python scripts/benchmark.py                 # all rows (~4 min idle; far longer under load)
+    .venv/bin/python scripts/benchmark.py                 # all rows (~4 min when idle)
     .venv/bin/python scripts/benchmark.py --quick         # 3 repeats, no compiled rows
     .venv/bin/python scripts/benchmark.py --rows fwd512   # rows whose id contains a string
     .venv/bin/python scripts/benchmark.py --framework mlx # MLX rows only
