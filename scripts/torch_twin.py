@@ -50,13 +50,25 @@ class ConvBlock(nn.Module):
         return F.relu(self.norm2(self.conv2(x)))
 
 
+def binomial_blur(x):
+    """Separable [1, 2, 1]/4 filter with edge padding (``hybrid.binomial_blur``)."""
+    x = F.pad(x, (0, 0, 1, 1), mode="replicate")
+    x = (x[:, :, :-2] + 2.0 * x[:, :, 1:-1] + x[:, :, 2:]) * 0.25
+    x = F.pad(x, (1, 1, 0, 0), mode="replicate")
+    return (x[..., :-2] + 2.0 * x[..., 1:-1] + x[..., 2:]) * 0.25
+
+
 class Upsample2x(nn.Module):
-    def __init__(self, in_ch, out_ch):
+    """PixelShuffle ×2, then the binomial blur of the default ``pixelshuffle_icnr_blur``."""
+
+    def __init__(self, in_ch, out_ch, blur=True):
         super().__init__()
         self.conv = nn.Conv2d(in_ch, 4 * out_ch, 3, padding=1)
+        self.blur = blur
 
     def forward(self, x):
-        return F.pixel_shuffle(self.conv(x), 2)
+        y = F.pixel_shuffle(self.conv(x), 2)
+        return binomial_blur(y) if self.blur else y
 
 
 class HybridTwin(nn.Module):
