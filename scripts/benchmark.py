@@ -180,7 +180,7 @@ def _decoder_layers(model, x, feats):
     import mlx.core as mx
     import mlx.nn as nn
 
-    from mlx_hdr.models.hybrid import pixel_shuffle
+    from mlx_hdr.models.hybrid import binomial_blur, pixel_shuffle
 
     def block(b):
         k = "conv1x1" if b.conv1.weight.shape[1] == 1 else "conv3x3"
@@ -194,7 +194,9 @@ def _decoder_layers(model, x, feats):
         ]
 
     def up(u):
-        return [("conv3x3 (upsample)", u.conv), ("pixelshuffle", pixel_shuffle)]
+        layers = [("conv3x3 (upsample)", u.conv), ("pixelshuffle", pixel_shuffle)]
+        blur = [("blur", binomial_blur)] if u.mode == "pixelshuffle_icnr_blur" else []
+        return layers + blur
 
     def cat(skip):
         return [("concat", lambda y, s=skip: mx.concatenate([y, s], axis=-1))]
