@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import typer
 
@@ -37,8 +38,13 @@ def _root() -> None:
     """Single-image LDR to HDR reconstruction with MLX."""
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main() -> None:
     """Console entry point: run the app, turning expected errors into one line."""
+    warnings.formatwarning = _one_line_warning  # user-facing notes, not source locations
     try:
         code = app(standalone_mode=False)  # returns typer.Exit codes instead of raising them
     except HDRError as exc:
