@@ -1,9 +1,11 @@
 """Package a trained model for shipping: no classifier head, float16, config in the metadata.
 
 The encoder's ImageNet classifier (1.28 M parameters) is never used by the hybrid model, so
-it is dropped; outputs are unchanged. Usage:
+it is dropped; outputs are unchanged. ``--checkpoint`` takes the trainable weights from a
+training checkpoint instead (e.g. the last one, when it is not the run's best). Usage:
 
     python scripts/bundle_model.py runs/default-cpu/model.safetensors \
+        [--checkpoint runs/default-cpu/checkpoints/last.safetensors] \
         -o mlx_hdr/assets/default.safetensors
 """
 
@@ -18,6 +20,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 import mlx_hdr  # noqa: F401  (OpenBLAS preload)
 from mlx_hdr.models.hybrid import HybridAutoencoder, load_model, save_model
+from mlx_hdr.train.checkpoint import read_checkpoint
 
 
 def strip_classifier(model: HybridAutoencoder) -> HybridAutoencoder:
@@ -33,8 +36,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")
     ap.add_argument("-o", "--out", required=True)
+    ap.add_argument("--checkpoint", help="training checkpoint whose model.* weights to use")
     args = ap.parse_args()
     model, _ = load_model(args.model)
+    if args.checkpoint:
+        arrays, meta = read_checkpoint(args.checkpoint)
+        trained = [(k[6:], v) for k, v in arrays.items() if k.startswith("model.")]
+        model.update(tree_unflatten(trained))
+        print(f"weights of step {meta['step']} from {args.checkpoint}")
     bare = strip_classifier(model)
     save_model(args.out, bare, dtype=mx.float16)
     shipped, _ = load_model(args.out)
