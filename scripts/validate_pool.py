@@ -33,7 +33,8 @@ def main() -> None:
     source = PoolSource(val, size=args.size)
     views = [source.sample(i, sample_rng(123, 0, i)) for i in range(args.n)]
     nets = {m: load_net(m)[0] for m in args.model}
-    print("| method | " + " | ".join(KEYS) + " |\n|---" * (len(KEYS) + 1) + "|")
+    print("| method | " + " | ".join(KEYS) + " |")
+    print("|---" * (len(KEYS) + 1) + "|")
     for name in ["linear", *nets]:
         rows = []
         for ldr, hdr in views:
