@@ -33,7 +33,17 @@ def preload_openblas() -> str | None:
     """
     global loaded
     setting = os.environ.get("MLX_HDR_OPENBLAS", "1")
-    if loaded or setting == "0" or platform.system() != "Linux" or "mlx.core" in sys.modules:
+    if loaded or setting == "0" or platform.system() != "Linux":
+        return loaded
+    if "mlx.core" in sys.modules:
+        if any(os.path.exists(p) for p in CANDIDATES):
+            import warnings
+
+            warnings.warn(
+                "mlx.core was imported before mlx_hdr, so MLX keeps its slow bundled BLAS: "
+                "import mlx_hdr first (or set MLX_HDR_OPENBLAS=0 to silence this)",
+                stacklevel=3,
+            )
         return loaded
     paths = CANDIDATES if setting == "1" else (setting,)
     for path in paths:

@@ -69,9 +69,11 @@ def build_mlx_model():
 
 
 def mlx_row(task: str, size: int, batch: int, variant: str, warmup: int, repeats: int):
+    # isort: off
+    import mlx_hdr  # noqa: F401  (first: OpenBLAS must load before mlx.core)
     import mlx.core as mx
 
-    import mlx_hdr  # noqa: F401
+    # isort: on
 
     mx.random.seed(0)
     model = build_mlx_model()

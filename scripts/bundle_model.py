@@ -14,11 +14,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+# isort: off
+import mlx_hdr  # noqa: F401  (first: OpenBLAS must load before mlx.core)
 import mlx.core as mx
+
+# isort: on
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
-import mlx_hdr  # noqa: F401  (OpenBLAS preload)
 from mlx_hdr.models.hybrid import HybridAutoencoder, load_model, save_model
 from mlx_hdr.train.checkpoint import read_checkpoint
 

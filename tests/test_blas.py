@@ -1,0 +1,48 @@
+"""The OpenBLAS preload (mlx_hdr/_blas.py): loaded when present, same numbers as without it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mlx_hdr._blas import CANDIDATES
+
+HAVE_OPENBLAS = sys.platform.startswith("linux") and any(os.path.exists(p) for p in CANDIDATES)
+
+PROBE = """
+import mlx_hdr, sys
+import mlx.core as mx
+from mlx_hdr import _blas
+a = mx.random.normal((64, 96), key=mx.random.key(1))
+w = mx.random.normal((16, 3, 3, 8), key=mx.random.key(2))
+x = mx.random.normal((1, 12, 12, 8), key=mx.random.key(3))
+y = mx.concatenate([(a @ a.T).reshape(-1), mx.conv2d(x, w, padding=1).reshape(-1)])
+sys.stdout.buffer.write(str(_blas.loaded).encode() + b"\\n" + bytes(memoryview(y)))
+"""
+
+
+def probe(**env) -> tuple[str, np.ndarray]:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, check=True, env={**os.environ, **env}
+    ).stdout
+    name, data = out.split(b"\n", 1)
+    return name.decode(), np.frombuffer(data, np.float32)
+
+
+@pytest.mark.skipif(not HAVE_OPENBLAS, reason="no OpenBLAS installed (Linux fast path)")
+def test_openblas_preloaded_and_numerically_equal():
+    fast_lib, fast = probe()
+    plain_lib, plain = probe(MLX_HDR_OPENBLAS="0")
+    assert fast_lib.endswith("libopenblas.so.0") and plain_lib == "None"
+    np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not HAVE_OPENBLAS, reason="no OpenBLAS installed (Linux fast path)")
+def test_warns_when_mlx_was_imported_first():
+    code = "import mlx.core, warnings; warnings.simplefilter('error'); import mlx_hdr"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode != 0 and "import mlx_hdr first" in proc.stderr
