@@ -113,7 +113,9 @@ def _csv_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _eval_case(pair, methods: list[str], net: Net | None) -> tuple[list[dict], np.ndarray]:
+def _eval_case(
+    pair, methods: list[str], net: Net | None, blend: bool = True
+) -> tuple[list[dict], np.ndarray]:
     ldr, gt = read_ldr(pair.ldr_path), read_hdr(pair.hdr_path)
     if ldr.shape != gt.shape:
         raise InputError(
@@ -122,7 +124,7 @@ def _eval_case(pair, methods: list[str], net: Net | None) -> tuple[list[dict], n
         )
     rows, preds = [], {}
     for m in methods:
-        preds[m] = predict_hdr(ldr, net, m)
+        preds[m] = predict_hdr(ldr, net, m, blend=blend)
         rows.append({"case": pair.name, "method": m, **hdr_metrics(preds[m], gt, ldr)})
     return rows, contact_sheet(ldr, gt, preds)
 
@@ -134,6 +136,7 @@ def evaluate(
     net: Net | None = None,
     on_error: Callable[[str, str], None] | None = None,
     progress: bool = True,
+    blend: bool = True,
 ) -> EvalReport:
     """Run ``methods`` on every paired case of ``dataset`` and write the report into ``out``.
 
@@ -144,6 +147,7 @@ def evaluate(
             model when ``net`` is given.
         net: the network for ``"model"``.
         on_error: called with ``(case, problem)`` for each case that could not be evaluated.
+        blend: for the model, keep the input where it is not clipped (``predict --blend``).
     """
     methods = methods or [*default_methods(), *(["model"] if net is not None else [])]
     unknown = [m for m in methods if m not in METHODS and m != "model"]
@@ -159,7 +163,7 @@ def evaluate(
     report = EvalReport()
     for pair in tqdm(pairs, desc="evaluate", unit="case", disable=not progress):
         try:
-            rows, sheet = _eval_case(pair, methods, net)
+            rows, sheet = _eval_case(pair, methods, net, blend)
         except HDRError as exc:
             report.failed.append((pair.name, str(exc)))
             if on_error:

@@ -35,6 +35,7 @@ def evaluate_command(
         str | None, typer.Option(help="Local .safetensors or Hugging Face repo id.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    blend: Annotated[bool, typer.Option(help="Model: keep the input where not clipped.")] = True,
 ) -> None:
     """Write metrics.csv, summary.md and contact sheets; print the summary table."""
     from mlx_hdr.errors import WeightsError
@@ -47,7 +48,9 @@ def evaluate_command(
         except WeightsError:
             if method is not None or model is not None:
                 raise  # asked for the model explicitly
-    report = evaluate(dataset, out, method, net, on_error=_report_error, progress=progress)
+    report = evaluate(
+        dataset, out, method, net, on_error=_report_error, progress=progress, blend=blend
+    )
     n_cases = len({r["case"] for r in report.rows})
     typer.echo(summary_markdown(report.means, n_cases, str(dataset)))
     typer.echo(f"wrote {out}/metrics.csv, {out}/summary.md, {out}/sheets/")
