@@ -80,5 +80,8 @@ def predict_command(
 
         net = load_net(model)[0]
     report = predict_files(inputs, out, net, opts, on_error=_report_error, progress=progress)
+    files = [str(f) for _, written in report.written for f in written]
+    shown = ", ".join(files[:4]) + (f", ... ({len(files)} files)" if len(files) > 4 else "")
+    typer.echo(f"wrote {shown}" if files else "wrote nothing")
     if report.failed:
         raise typer.Exit(min(len(report.failed), 125))
