@@ -145,6 +145,16 @@ class Hardsigmoid(nn.Module):
         return hardsigmoid(x)
 
 
+def tapped_features(layers: list, x: mx.array, taps: tuple[int, ...]) -> list[mx.array]:
+    """Run ``layers`` up to the last tap; return the outputs of the layers at ``taps``."""
+    outs = []
+    for i, layer in enumerate(layers[: taps[-1] + 1]):
+        x = apply_layers([layer], x)
+        if i in taps:
+            outs.append(x)
+    return outs
+
+
 def apply_layers(layers: list, x: mx.array) -> mx.array:
     """Run a (nested) list of layers in order, like torch's ``nn.Sequential``.
 

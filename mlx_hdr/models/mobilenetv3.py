@@ -13,7 +13,14 @@ from typing import NamedTuple
 import mlx.core as mx
 import mlx.nn as nn
 
-from mlx_hdr.models.layers import Conv2d, Hardsigmoid, apply_layers, conv_norm_act, make_divisible
+from mlx_hdr.models.layers import (
+    Conv2d,
+    Hardsigmoid,
+    apply_layers,
+    conv_norm_act,
+    make_divisible,
+    tapped_features,
+)
 
 BN_EPS = 1e-3
 
@@ -144,12 +151,7 @@ class MobileNetV3Large(nn.Module):
 
     def features_at(self, x: mx.array) -> list[mx.array]:
         """(N, H, W, 3) normalised input -> [C1, C2, C3, C4, C5] NHWC at strides 2..32."""
-        outs = []
-        for i, layer in enumerate(self.features):
-            x = apply_layers([layer], x)
-            if i in FEATURE_INDICES:
-                outs.append(x)
-        return outs
+        return tapped_features(self.features, x, FEATURE_INDICES)
 
     def __call__(self, x: mx.array) -> mx.array:
         """(N, H, W, 3) normalised input -> (N, num_classes) logits."""
