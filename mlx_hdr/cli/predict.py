@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 from mlx_hdr.inference import OVERLAP, TILE, WHOLE_PIXELS, PredictOptions, predict_files
+from mlx_hdr.methods import METHODS
 
-METHOD_CHOICES = ("model", "linear", "akyuz2007", "masia2017", "kovaleski2014")
+METHOD_CHOICES = ("model", *METHODS)  # expandnet2018 needs MLX_HDR_EXPANDNET=weights.pth
 TONEMAP_CHOICES = ("reinhard", "reinhard2002", "exposure")
 
 
