@@ -36,7 +36,7 @@ class TrainConfig:
     val_crop: int = 224
     seed: int = 0
     # None: compiled on a GPU, eager on the CPU, where eager measured as fast or faster and
-    # skips the one-time C++ build of the compiled kernels (see mlx_hdr.train.bench).
+    # skips the one-time C++ build of the compiled kernels (see scripts/benchmark.py).
     compile: bool | None = None
     checkpoint_every: int = 0  # steps; 0: at the end of each epoch only
     log_every: int = 10
