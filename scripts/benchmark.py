@@ -35,8 +35,11 @@ ROWS = {
     "fwd224-torch": ("torch", "forward", 224, 1, "eager"),
     "fwd512-mlx": ("mlx", "forward", 512, 1, "eager"),
     "fwd512-mlx-compiled": ("mlx", "forward", 512, 1, "compiled"),
+    "fwd512-mlx-noflat": ("mlx", "forward", 512, 1, "no-flatconv"),
     "fwd512-torch": ("torch", "forward", 512, 1, "eager"),
-    "train256-mlx": ("mlx", "train step", 256, 4, "eager"),
+    "train256-mlx": ("mlx", "train step", 256, 4, "eager, 2 streams"),
+    "train256-mlx-1stream": ("mlx", "train step", 256, 4, "eager, 1 stream"),
+    "train256-mlx-noflat": ("mlx", "train step", 256, 4, "no-flatconv, 1 stream"),
     "train256-mlx-compiled": ("mlx", "train step", 256, 4, "compiled"),
     "train256-torch": ("torch", "train step", 256, 4, "eager"),
 }
@@ -86,14 +89,14 @@ def mlx_row(task: str, size: int, batch: int, variant: str, warmup: int, repeats
             mx.eval(fwd(x))
 
     else:
-        fn = _mlx_train_fn(model, x, compiled=variant == "compiled")
+        fn = _mlx_train_fn(model, x, variant)
     mx.eval(model.parameters())
     mx.reset_peak_memory()
     times = _timed(fn, warmup, repeats)
     return times, mx.get_peak_memory() / 2**20
 
 
-def _mlx_train_fn(model, x, compiled: bool):
+def _mlx_train_fn(model, x, variant: str):
     import mlx.core as mx
     import mlx.optimizers as optim
 
@@ -103,7 +106,9 @@ def _mlx_train_fn(model, x, compiled: bool):
     model.train()
     lpips = LPIPS()
     opt = optim.Adam(learning_rate=1e-4, betas=[0.5, 0.999])
-    step = make_train_step(model, opt, lpips=lpips, compile=compiled)
+    streams = 2 if variant.endswith("2 streams") else 1
+    compiled = variant == "compiled"
+    step = make_train_step(model, opt, lpips=lpips, compile=compiled, streams=streams)
     target = mx.tanh(mx.random.normal(x.shape))
     mask = mx.zeros((*x.shape[:3], 1))
     mx.eval(lpips.parameters(), target)
@@ -230,9 +235,10 @@ def _vgg_layers(lpips):
 
 def profile_table(repeats: int) -> str:
     """Per-op-type forward/backward ms of the 512² forward and the 256²×4 training step."""
+    # isort: off
+    from mlx_hdr.lpips import LPIPS  # mlx_hdr first: it preloads OpenBLAS for mlx.core
     import mlx.core as mx
-
-    from mlx_hdr.lpips import LPIPS
+    # isort: on
 
     mx.random.seed(0)
     model = build_mlx_model()
@@ -313,6 +319,8 @@ def spawn_row(row_id: str, warmup: int, repeats: int, torch_python: str) -> dict
     env = dict(os.environ)
     if variant == "no-openblas":
         env["MLX_HDR_OPENBLAS"] = "0"
+    if variant.startswith("no-flatconv"):
+        env["MLX_HDR_FLATCONV"] = "0"
     cmd = [
         python,
         __file__,

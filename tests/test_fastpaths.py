@@ -17,6 +17,7 @@ import pytest
 from mlx.utils import tree_flatten
 
 from mlx_hdr.models import hybrid, layers
+from mlx_hdr.models.flatconv import conv2d_flat
 from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig, InstanceNorm
 from mlx_hdr.models.layers import Conv2d
 from mlx_hdr.models.mobilenetv2 import MobileNetV2
@@ -89,6 +90,7 @@ def test_hybrid_with_and_without_fast_paths(monkeypatch):
     target = mx.tanh(mx.random.normal((2, 96, 96, 3)))
     v_fast, g_fast = _model_loss_and_grads(model, x, target)
     monkeypatch.setattr(InstanceNorm, "__call__", nn.InstanceNorm.__call__)
+    monkeypatch.setenv("MLX_HDR_FLATCONV", "0")
     v_plain, g_plain = _model_loss_and_grads(model, x, target)
     assert abs(v_fast.item() - v_plain.item()) < 1e-6
     assert g_fast.keys() == g_plain.keys() and len(g_fast) > 10
@@ -129,3 +131,47 @@ def test_encoder_uses_shifted_depthwise_on_cpu(monkeypatch):
     monkeypatch.setattr(layers, "depthwise_conv2d_shifted", lambda *a: calls.append(1) or real(*a))
     MobileNetV2().features_at(mx.zeros((1, 32, 32, 3)))
     assert len(calls) == (17 if mx.default_device() == mx.cpu else 0)
+
+
+@pytest.mark.parametrize(
+    "shape, out_ch, k, pad",
+    [
+        ((2, 9, 11, 5), 7, 3, 1),
+        ((1, 8, 6, 4), 3, 3, 0),
+        ((1, 8, 6, 4), 3, 3, 2),
+        ((2, 10, 7, 3), 4, 5, 2),
+        ((1, 6, 9, 2), 5, 3, (0, 2)),
+        ((3, 5, 5, 6), 2, 1, 0),
+    ],
+)
+def test_flat_conv_matches_conv2d(shape, out_ch, k, pad):
+    """conv2d_flat == mx.conv2d (stride 1): output, input gradient and weight gradient."""
+    mx.random.seed(5)
+    x = mx.random.normal(shape)
+    w = mx.random.normal((out_ch, k, k, shape[-1]))
+    ref = mx.conv2d(x, w, padding=pad)
+    cot = mx.random.normal(ref.shape)
+    out, g_flat = mx.vjp(lambda a, b: conv2d_flat(a, b, pad), [x, w], [cot])
+    _, g_plain = mx.vjp(lambda a, b: mx.conv2d(a, b, padding=pad), [x, w], [cot])
+    assert out[0].shape == ref.shape
+    np.testing.assert_allclose(np.array(out[0]), np.array(ref), rtol=0, atol=1e-5)
+    for a, c in zip(g_flat, g_plain, strict=True):
+        _close(a, c)
+
+
+def test_flat_conv_rejects_padding_beyond_kernel():
+    with pytest.raises(ValueError, match="padding"):
+        conv2d_flat(mx.zeros((1, 4, 4, 1)), mx.zeros((1, 3, 3, 1)), 3)
+
+
+def test_conv2d_takes_flat_path_on_cpu_above_threshold(monkeypatch):
+    calls = []
+    monkeypatch.setattr(layers, "conv2d_flat", lambda *a: calls.append(1) or conv2d_flat(*a))
+    conv = Conv2d(3, 4, 3, padding=1)
+    conv(mx.zeros((1, 32, 32, 3)))
+    conv(mx.zeros((1, 8, 8, 3)))  # below FLAT_MIN_PIXELS: mx.conv2d
+    Conv2d(3, 4, 3, stride=2, padding=1)(mx.zeros((1, 32, 32, 3)))  # strided: mx.conv2d
+    assert len(calls) == (1 if mx.default_device() == mx.cpu else 0)
+    monkeypatch.setenv("MLX_HDR_FLATCONV", "0")
+    conv(mx.zeros((1, 32, 32, 3)))
+    assert len(calls) <= 1

@@ -39,6 +39,9 @@ def register(app: typer.Typer) -> None:
         compile: Annotated[
             bool | None, Opt("--compile/--no-compile", help="default: on GPU only")
         ] = None,
+        streams: Annotated[
+            int | None, Opt(help="CPU streams to split a batch over (0: auto)")
+        ] = None,
     ) -> None:
         """Train the hybrid model (HDR pool through the camera simulator)."""
         overrides = {k: v for k, v in locals().items() if k not in ("config", "resume")}

@@ -22,6 +22,7 @@ from mlx.utils import tree_flatten
 
 from mlx_hdr.atomic import save_safetensors_atomic
 from mlx_hdr.errors import WeightsError
+from mlx_hdr.models.layers import Conv2d
 from mlx_hdr.weights import load_strict, read_safetensors
 
 FORMAT = "mlx-hdr-hybrid"
@@ -121,9 +122,9 @@ class ConvBlock(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, first_kernel: int = 3):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, out_ch, first_kernel, padding=first_kernel // 2)
+        self.conv1 = Conv2d(in_ch, out_ch, first_kernel, padding=first_kernel // 2)
         self.norm1 = InstanceNorm(out_ch, affine=True)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.conv2 = Conv2d(out_ch, out_ch, 3, padding=1)
         self.norm2 = InstanceNorm(out_ch, affine=True)
 
     def __call__(self, x: mx.array) -> mx.array:
@@ -138,9 +139,9 @@ class Upsample2x(nn.Module):
         super().__init__()
         self.mode = mode
         if mode == "resize_conv":
-            self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+            self.conv = Conv2d(in_ch, out_ch, 3, padding=1)
         else:
-            self.conv = nn.Conv2d(in_ch, 4 * out_ch, 3, padding=1)
+            self.conv = Conv2d(in_ch, 4 * out_ch, 3, padding=1)
             if mode.startswith("pixelshuffle_icnr"):
                 icnr_(self.conv)
 
@@ -177,7 +178,7 @@ class HybridAutoencoder(nn.Module):
             self.ups.append(Upsample2x(d[k + 1], d[k + 2], config.upsample))
         head_in = d[5] + (3 if config.input_skip else 0)
         self.head = ConvBlock(head_in, d[5])
-        self.out = nn.Conv2d(d[5], 3, 1)
+        self.out = Conv2d(d[5], 3, 1)
 
     def decode(self, x: mx.array, feats: list[mx.array]) -> mx.array:
         """Decoder on the encoder features (input already a multiple of 32)."""

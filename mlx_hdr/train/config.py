@@ -38,6 +38,9 @@ class TrainConfig:
     # None: compiled on a GPU, eager on the CPU, where eager measured as fast or faster and
     # skips the one-time C++ build of the compiled kernels (see scripts/benchmark.py).
     compile: bool | None = None
+    # CPU streams an eager step's batch is split over (MLX runs each stream on its own
+    # thread); 0: one per core, up to 2, on the CPU, else 1. Changes speed, not the result.
+    streams: int = 0
     checkpoint_every: int = 0  # steps; 0: at the end of each epoch only
     log_every: int = 10
     max_steps: int = 0  # stop after this many steps in total (0: no limit)
@@ -56,6 +59,16 @@ class TrainConfig:
         if self.compile is None:
             return mx.default_device().type == mx.DeviceType.gpu
         return self.compile
+
+    @property
+    def use_streams(self) -> int:
+        import os
+
+        import mlx.core as mx
+
+        if self.use_compile or mx.default_device() != mx.cpu:
+            return 1
+        return self.streams or max(1, min(2, os.cpu_count() or 1))
 
     @property
     def total_steps(self) -> int:

@@ -8,11 +8,17 @@ import mlx.core as mx
 
 
 def weighted_l1(pred: mx.array, target: mx.array, weight: mx.array | None = None) -> mx.array:
-    """Mean |pred - target|, optionally weighted per pixel by ``weight`` (N, H, W, 1)."""
+    """Mean |pred - target|, optionally weighted per pixel by ``weight`` (N, H, W, 1).
+
+    Weights are normalised per image (each image's weighted mean, then the mean over the
+    batch), so the loss is a mean of per-image terms: splitting a batch into shards (CPU
+    streams, distributed ranks) and averaging gives the same value.
+    """
     err = mx.abs(pred - target)
     if weight is None:
         return err.mean()
-    return (err * weight).mean() / weight.mean()
+    per_image = (err * weight).mean(axis=(1, 2, 3)) / weight.mean(axis=(1, 2, 3))
+    return per_image.mean()
 
 
 def hybrid_loss(

@@ -8,7 +8,7 @@ from functools import partial
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
-from mlx.utils import tree_flatten
+from mlx.utils import tree_flatten, tree_map
 
 from mlx_hdr.train.loss import hybrid_loss
 
@@ -41,6 +41,7 @@ def make_train_step(
     alpha_weight: float = 0.0,
     compile: bool = True,
     group=None,
+    streams: int = 1,
 ) -> Callable:
     """Return ``step(x, target, mask) -> (loss, parts, grad_norm)``, updating model in place.
 
@@ -48,6 +49,9 @@ def make_train_step(
     With a distributed ``group`` of size > 1 the gradients (and the reported loss) are
     averaged over ranks, so each rank's local batch is a shard of the global batch.
     Compiled over ``[model.state, optimizer.state]`` (cvae style); no randomness inside.
+    Eager steps with ``streams`` > 1 split the batch into that many shards, each run on its
+    own CPU stream (MLX runs streams on separate threads; its CPU ops are single-threaded)
+    and combined by a size-weighted mean: the same step, computed in parallel.
     """
     weights = dict(l1_weight=l1_weight, lpips_weight=lpips_weight, alpha_weight=alpha_weight)
     size = 1 if group is None else group.size()
@@ -56,6 +60,8 @@ def make_train_step(
         return hybrid_loss(model(x), target, mask, lpips=lpips, **weights)
 
     grad_fn = nn.value_and_grad(model, loss_fn)
+    if streams > 1 and not compile:
+        grad_fn = sharded(grad_fn, [mx.new_stream(mx.cpu) for _ in range(streams)])
 
     def step(x, target, mask):
         (loss, parts), grads = grad_fn(x, target, mask)
@@ -71,3 +77,28 @@ def make_train_step(
         state = [model.state, optimizer.state]
         step = partial(mx.compile, inputs=state, outputs=state)(step)
     return step
+
+
+def sharded(grad_fn: Callable, streams: list) -> Callable:
+    """``grad_fn(*batch)`` computed on batch shards, one per stream, then size-weighted.
+
+    Exact for losses that are means over the batch of per-sample terms (L1 over equal-size
+    images, LPIPS, InstanceNorm statistics are per sample).
+    """
+
+    def run(*batch):
+        n = batch[0].shape[0]
+        cuts = [round(i * n / len(streams)) for i in range(len(streams) + 1)]
+        weights, outs = [], []
+        for s, a, b in zip(streams, cuts[:-1], cuts[1:], strict=True):
+            if b > a:
+                with mx.stream(s):
+                    outs.append(grad_fn(*(t[a:b] for t in batch)))
+                weights.append((b - a) / n)
+
+        def mean(*shards):
+            return sum(w * v for w, v in zip(weights, shards, strict=True))
+
+        return tree_map(mean, *outs)
+
+    return run

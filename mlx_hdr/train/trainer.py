@@ -215,6 +215,7 @@ class Trainer:
             alpha_weight=c.alpha_weight,
             compile=c.use_compile,
             group=self.group,
+            streams=c.use_streams,
         )
 
     def check_finite(self, loss: float, norm: float) -> None:
