@@ -9,6 +9,7 @@ another library.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import platform
@@ -55,3 +56,30 @@ def preload_openblas() -> str | None:
             loaded = path
             break
     return loaded
+
+
+def _openblas():
+    if loaded is None:
+        return None
+    lib = ctypes.CDLL(loaded)
+    return lib if hasattr(lib, "openblas_set_num_threads") else None
+
+
+@contextlib.contextmanager
+def blas_threads(n: int):
+    """Run the block with the preloaded OpenBLAS limited to ``n`` threads (no-op without it).
+
+    Used while an eager training step is split over CPU streams: the streams already keep
+    the cores busy, and two multi-threaded GEMMs at once oversubscribe them (measured:
+    256²×4 step 5.2 s with 2 BLAS threads per stream, 4.5 s with 1, docs/BENCHMARKS.md).
+    """
+    lib = _openblas()
+    if lib is None:
+        yield
+        return
+    before = lib.openblas_get_num_threads()
+    lib.openblas_set_num_threads(n)
+    try:
+        yield
+    finally:
+        lib.openblas_set_num_threads(before)

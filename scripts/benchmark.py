@@ -16,6 +16,7 @@ Times are medians over ``--repeats`` runs after ``--warmup`` runs; weights are r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -100,6 +101,7 @@ def _mlx_train_fn(model, x, variant: str):
     import mlx.core as mx
     import mlx.optimizers as optim
 
+    from mlx_hdr._blas import blas_threads
     from mlx_hdr.lpips import LPIPS
     from mlx_hdr.train.step import make_train_step
 
@@ -114,8 +116,9 @@ def _mlx_train_fn(model, x, variant: str):
     mx.eval(lpips.parameters(), target)
 
     def fn():
-        loss, _, norm = step(x, target, mask)
-        mx.eval(loss, norm, model.state, opt.state)
+        with blas_threads(1) if streams > 1 else contextlib.nullcontext():
+            loss, _, norm = step(x, target, mask)
+            mx.eval(loss, norm, model.state, opt.state)
 
     return fn
 

@@ -12,6 +12,7 @@ Run directory layout::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import resource
@@ -22,6 +23,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
+from mlx_hdr._blas import blas_threads
 from mlx_hdr.color import clip_mask, hdr_to_target, ldr_to_input
 from mlx_hdr.errors import HDRError
 from mlx_hdr.models.hybrid import HybridAutoencoder, save_model
@@ -333,7 +335,8 @@ def train(
         )
     if resume:
         trainer.resume()
-    return trainer.run()
+    with blas_threads(1) if cfg.use_streams > 1 else contextlib.nullcontext():
+        return trainer.run()
 
 
 def train_from_options(config_path=None, *, resume: bool = False, **overrides) -> TrainResult:
