@@ -23,6 +23,7 @@ import mlx.core as mx
 import numpy as np
 from tqdm import tqdm
 
+from mlx_hdr._blas import blas_threads
 from mlx_hdr.calibrate import calibrate
 from mlx_hdr.color import ldr_to_input
 from mlx_hdr.errors import HDRError
@@ -83,10 +84,33 @@ def feather(length: int, overlap: int, start_edge: bool, end_edge: bool) -> np.n
     return w
 
 
+_STREAMS: list = []
+
+
+def _cpu_streams(n: int) -> list:
+    while len(_STREAMS) < n:
+        _STREAMS.append(mx.new_stream(mx.cpu))
+    return _STREAMS[:n]
+
+
 def _run(net: Net, batch: np.ndarray) -> np.ndarray:
-    y = net(mx.array(batch))
-    mx.eval(y)
-    return np.asarray(y, np.float32)
+    """``net`` on an NHWC batch; on the CPU each image runs on its own stream (thread).
+
+    MLX's CPU element-wise kernels are single-threaded, so independent tiles on separate
+    streams use more cores (the tiles are independent: the result is the same).
+    """
+    x = mx.array(batch)
+    if len(batch) < 2 or mx.default_device() != mx.cpu:
+        y = net(x)
+        mx.eval(y)
+        return np.asarray(y, np.float32)
+    outs = []
+    for i, stream in enumerate(_cpu_streams(len(batch))):
+        with mx.stream(stream):
+            outs.append(net(x[i : i + 1]))
+    with blas_threads(1):
+        mx.eval(outs)
+    return np.concatenate([np.asarray(o, np.float32) for o in outs])
 
 
 def run_tiled(

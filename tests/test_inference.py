@@ -103,3 +103,13 @@ def test_odd_shapes_and_hdr_output():
     with pytest.raises(ValueError, match="needs a network"):
         predict_hdr(ldr, None)
     np.testing.assert_allclose(predict_hdr(ldr, method="linear"), mlx_hdr.color.srgb_to_linear(ldr))
+
+
+def test_batch_on_streams_equals_one_pass():
+    """_run puts each image of a batch on its own CPU stream: same result as one pass."""
+    from mlx_hdr.inference import _run
+
+    net = GlobalNet()
+    batch = np.stack([image(64, 96, s) for s in range(3)])
+    one = np.asarray(net(mx.array(batch)))
+    np.testing.assert_allclose(_run(net, batch), one, rtol=0, atol=1e-6)
