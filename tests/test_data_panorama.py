@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 import mlx_hdr  # noqa: F401
-from mlx_hdr.data.panorama import ViewConfig, equirect_to_perspective, random_crop, random_view
+from mlx_hdr.data.panorama import (
+    ViewConfig,
+    bright_pixel,
+    equirect_to_perspective,
+    random_crop,
+    random_view,
+)
 
 
 def direction_pano(w=720, h=360):
@@ -64,3 +70,31 @@ def test_random_crop_shape_and_content():
         assert info["w"] == pytest.approx(2 * info["h"], abs=1)
         region = img[info["y0"] : info["y0"] + info["h"], info["x0"] : info["x0"] + info["w"]]
         assert region.min() <= out.min() and out.max() <= region.max()
+
+
+def _scene_with_lamp(h: int, w: int, row: int, col: int) -> np.ndarray:
+    img = np.full((h, w, 3), 0.2, np.float32)
+    img[row - 3 : row + 4, col - 3 : col + 4] = 500.0  # 49 px: more than the top 0.1%
+    return img
+
+
+def test_bright_pixel_is_among_the_brightest():
+    img = _scene_with_lamp(64, 128, 20, 100)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        row, col = bright_pixel(img, rng, top=40 / img[..., 0].size)
+        assert abs(row - 20) <= 3 and abs(col - 100) <= 3
+
+
+def test_highlight_views_contain_the_lamp():
+    """With highlight_views=1 every view / crop holds the lamp; uniform ones mostly do not."""
+    pano = _scene_with_lamp(128, 256, 30, 200)  # lat ~ +47.5, lon ~ +101
+    aimed, uniform = ViewConfig(highlight_views=1.0), ViewConfig()
+    rng = np.random.default_rng(1)
+    hits = [random_view(pano, rng, (48, 64), aimed)[0].max() > 50 for _ in range(12)]
+    assert all(hits)
+    misses = [random_view(pano, rng, (48, 64), uniform)[0].max() <= 50 for _ in range(12)]
+    assert sum(misses) >= 6
+    photo = _scene_with_lamp(150, 200, 140, 5)
+    crops = [random_crop(photo, rng, (32, 32), aimed)[0].max() > 50 for _ in range(12)]
+    assert all(crops)

@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         l1_weight: Annotated[float | None, Opt()] = None,
         lpips_weight: Annotated[float | None, Opt(help="0 skips VGG")] = None,
         alpha_weight: Annotated[float | None, Opt(help="L1 weight 1 + w·clip mask")] = None,
+        highlight_views: Annotated[
+            float | None, Opt(help="share of views aimed at the brightest pixels")
+        ] = None,
         encoder: Annotated[str | None, Opt()] = None,
         upsample: Annotated[str | None, Opt()] = None,
         encoder_weights: Annotated[str | None, Opt(help="file, or 'random'")] = None,

@@ -20,6 +20,22 @@ class ViewConfig:
     pitch: tuple[float, float] = (-30.0, 30.0)
     fov: tuple[float, float] = (60.0, 100.0)  # horizontal field of view
     crop_scale: tuple[float, float] = (0.4, 1.0)  # photo crop side / shorter image side
+    # share of views/crops placed to contain one of the image's brightest pixels (top 0.1% of
+    # luminance): uniform views mostly miss the few light sources a scene has
+    highlight_views: float = 0.0
+
+
+def bright_pixel(img: np.ndarray, rng: np.random.Generator, top: float = 1e-3) -> tuple[int, int]:
+    """(row, col) of a pixel drawn uniformly from the ``top`` fraction by luminance."""
+    y = img @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    k = max(1, int(y.size * top))
+    idx = np.argpartition(y.ravel(), y.size - k)[y.size - k :]
+    row, col = np.unravel_index(int(idx[rng.integers(k)]), y.shape)
+    return int(row), int(col)
+
+
+def _aim(cfg: ViewConfig, rng: np.random.Generator) -> bool:
+    return cfg.highlight_views > 0 and rng.random() < cfg.highlight_views
 
 
 def _view_directions(yaw: float, pitch: float, fov: float, size: tuple[int, int]) -> np.ndarray:
@@ -66,13 +82,24 @@ def equirect_to_perspective(
 def random_view(
     pano: np.ndarray, rng: np.random.Generator, size: tuple[int, int], cfg: ViewConfig | None = None
 ) -> tuple[np.ndarray, dict]:
-    """A random perspective view: yaw uniform in [-180, 180), pitch and fov from ``cfg``."""
+    """A random perspective view: yaw uniform in [-180, 180), pitch and fov from ``cfg``.
+
+    With probability ``cfg.highlight_views`` the view is instead aimed near one of the
+    brightest pixels (which lands anywhere in the view's central two thirds), pitch |.| <= 75.
+    """
     cfg = cfg or ViewConfig()
     params = {
         "yaw": float(rng.uniform(-180.0, 180.0)),
         "pitch": float(rng.uniform(*cfg.pitch)),
         "fov": float(rng.uniform(*cfg.fov)),
     }
+    if _aim(cfg, rng):
+        row, col = bright_pixel(pano, rng)
+        ph, pw = pano.shape[:2]
+        lon, lat = (col + 0.5) / pw * 360.0 - 180.0, 90.0 - (row + 0.5) / ph * 180.0
+        fov = params["fov"]
+        params["yaw"] = float(lon + rng.uniform(-fov, fov) / 3.0)
+        params["pitch"] = float(np.clip(lat + rng.uniform(-fov, fov) / 4.0, -75.0, 75.0))
     return equirect_to_perspective(pano, size=size, **params), params
 
 
@@ -90,7 +117,12 @@ def random_crop(
     scale = float(rng.uniform(*cfg.crop_scale))
     ch = max(1, min(h, int(round(min(h, w * oh / ow) * scale))))
     cw = max(1, min(w, int(round(ch * ow / oh))))
-    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    if _aim(cfg, rng):  # a window containing one of the brightest pixels
+        row, col = bright_pixel(img, rng)
+        y0 = int(rng.integers(max(0, row - ch + 1), min(row, h - ch) + 1))
+        x0 = int(rng.integers(max(0, col - cw + 1), min(col, w - cw) + 1))
+    else:
+        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     crop = img[y0 : y0 + ch, x0 : x0 + cw]
     interp = cv2.INTER_AREA if ch > oh else cv2.INTER_LINEAR
     out = cv2.resize(np.ascontiguousarray(crop), (ow, oh), interpolation=interp)

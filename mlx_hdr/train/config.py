@@ -32,6 +32,7 @@ class TrainConfig:
     epochs: int = 100
     steps_per_epoch: int = 100
     crop: int = 224
+    highlight_views: float = 0.0  # share of training views aimed at a scene's brightest pixels
     val_size: int = 8  # fixed validation pairs
     val_crop: int = 224
     seed: int = 0

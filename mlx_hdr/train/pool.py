@@ -58,9 +58,11 @@ def split(items: list, holdout: int) -> tuple[list, list]:
 
 def _pool_sources(pairs: list, cfg, holdout: int):
     from mlx_hdr.data.loader import PoolSource
+    from mlx_hdr.data.panorama import ViewConfig
 
     train, val = split(pairs, holdout)
-    return PoolSource(train, size=cfg.crop), PoolSource(val, size=cfg.val_crop)
+    view = ViewConfig(highlight_views=cfg.highlight_views)  # validation keeps uniform views
+    return PoolSource(train, size=cfg.crop, view=view), PoolSource(val, size=cfg.val_crop)
 
 
 def _pair_sources(manifest, cfg, holdout: int):
