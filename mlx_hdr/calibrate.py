@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlx_hdr.color import EPS, clip_mask, srgb_to_linear, target_to_hdr
+from mlx_hdr.color import EPS, rgb_to_luminance, srgb_to_linear, target_to_hdr
 
 DISPLAY_BAND = (0.05, 0.85)
 MIN_PIXELS = 64
@@ -69,16 +69,29 @@ def fit_log_range(
     return lo, max(hi, lo + MIN_SPAN)
 
 
-def blend_with_input(ldr: np.ndarray, hdr: np.ndarray, tau: float = BLEND_TAU) -> np.ndarray:
-    """Keep the linearised input where it is well exposed, the prediction where it clips.
+def _ramp(x: np.ndarray, tau: float) -> np.ndarray:
+    return np.clip((x - tau) / (1.0 - tau), 0.0, 1.0).astype(np.float32)
 
-    H_out = (1 - a) L + a max(H_pred, L) with L = srgb_to_linear(I) and
-    a = ``color.clip_mask(I, tau)``. The floor holds because a clipped pixel's radiance is
-    at least what the camera recorded: a prediction below it is never an improvement.
+
+def blend_with_input(ldr: np.ndarray, hdr: np.ndarray, tau: float = BLEND_TAU) -> np.ndarray:
+    """Keep what the camera recorded; take the prediction only for the clipped channels.
+
+    Per channel c: H_c = (1 - a_c) L_c + a_c max(P_c, L_c), with L = srgb_to_linear(I) and
+    a_c ramping from 0 at display level ``tau`` to 1 at 1.0 (HDRCNN's mask, per channel): a
+    channel below clipping is a measurement, so a pixel with only red clipped keeps its
+    green and blue. Where *all* channels clip, the input holds no colour to keep and the
+    network's hue there is unreliable (bluish suns), so P is replaced, by the same ramp on
+    min(RGB), with the predicted luminance in the input's colour: L * Y(P) / Y(L). The floor
+    holds because a clipped channel's radiance is at least what the camera recorded.
+    On held-out simulated views this beat the per-pixel HDRCNN blend on every metric
+    (docs/MODEL_CARD.md).
     """
-    alpha = clip_mask(ldr, tau)
     lin = srgb_to_linear(ldr)
-    return ((1.0 - alpha) * lin + alpha * np.maximum(hdr, lin)).astype(np.float32)
+    gain = rgb_to_luminance(hdr) / np.maximum(rgb_to_luminance(lin), 1e-6)
+    full = _ramp(np.asarray(ldr, np.float32).min(axis=-1, keepdims=True), tau)
+    pred = (1.0 - full) * hdr + full * lin * gain[..., None]
+    alpha = _ramp(np.asarray(ldr, np.float32), tau)
+    return ((1.0 - alpha) * lin + alpha * np.maximum(pred, lin)).astype(np.float32)
 
 
 def calibrate(
@@ -89,7 +102,7 @@ def calibrate(
     Args:
         ldr: HxWx3 display input in [0, 1].
         target: HxWx3 network output in [-1, 1].
-        blend: replace well-exposed pixels by the linearised input (HDRCNN-style mask).
+        blend: keep the linearised input where it is not clipped (:func:`blend_with_input`).
         tau: display level where the blend starts.
     """
     lo, hi = fit_log_range(ldr, target)

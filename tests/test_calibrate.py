@@ -14,7 +14,13 @@ from mlx_hdr.calibrate import (
     calibrate,
     fit_log_range,
 )
-from mlx_hdr.color import clip_mask, hdr_to_target, linear_to_srgb, srgb_to_linear
+from mlx_hdr.color import (
+    clip_mask,
+    hdr_to_target,
+    linear_to_srgb,
+    rgb_to_luminance,
+    srgb_to_linear,
+)
 
 
 def scene(seed: int = 0) -> np.ndarray:
@@ -59,8 +65,22 @@ def test_blend_weight_and_blend():
     out = blend_with_input(ldr, pred)
     lin = srgb_to_linear(ldr)
     np.testing.assert_allclose(out[0, 0], lin[0, 0])
-    np.testing.assert_allclose(out[0, 1], 0.5 * lin[0, 1] + 0.5 * 8.0, rtol=1e-5)
-    np.testing.assert_allclose(out[0, 2], 8.0)
+    # only the half-clipped red channel is blended; green and blue are measurements
+    np.testing.assert_allclose(out[0, 1, 0], 0.5 * lin[0, 1, 0] + 0.5 * 8.0, rtol=1e-5)
+    np.testing.assert_allclose(out[0, 1, 1:], lin[0, 1, 1:], rtol=1e-6)
+    np.testing.assert_allclose(out[0, 2], 8.0, rtol=1e-5)
+
+
+def test_fully_clipped_pixels_get_predicted_luminance_in_the_input_colour():
+    """A bluish prediction for a white, fully clipped pixel comes out neutral, same Y."""
+    ldr = np.array([[[1.0, 1.0, 1.0], [1.0, 1.0, 0.3]]], np.float32)
+    pred = np.array([[[2.0, 4.0, 12.0], [6.0, 6.0, 6.0]]], np.float32)
+    out = blend_with_input(ldr, pred)
+    y_pred = rgb_to_luminance(pred[0, 0])
+    np.testing.assert_allclose(out[0, 0], y_pred, rtol=1e-5)  # neutral, predicted luminance
+    # blue is recorded in the second pixel: it keeps the prediction's red/green, input blue
+    np.testing.assert_allclose(out[0, 1, :2], 6.0, rtol=1e-5)
+    np.testing.assert_allclose(out[0, 1, 2], srgb_to_linear(ldr)[0, 1, 2], rtol=1e-6)
 
 
 def test_blend_never_puts_clipped_pixels_below_the_input():
