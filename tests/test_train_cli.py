@@ -54,6 +54,11 @@ def test_cli_errors_are_one_line(tmp_path):
             ["train", "--data", str(tmp_path / "nopool"), "--run-dir", str(tmp_path / "r")],
             "dataset folder not found",
         ),
+        (["train", "--streams", "-1", "--run-dir", str(tmp_path / "r")], "streams must be"),
+        (
+            ["train", "--highlight-views", "2", "--run-dir", str(tmp_path / "r")],
+            "highlight_views must lie in [0, 1]",
+        ),
     ]
     for args, message in cases:
         proc = subprocess.run(CLI + args, capture_output=True, text=True, timeout=120)

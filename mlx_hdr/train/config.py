@@ -52,6 +52,10 @@ class TrainConfig:
             self.model = HybridConfig(**self.model)
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.streams < 0:
+            raise ValueError(f"streams must be >= 0 (0: auto), got {self.streams}")
+        if not 0.0 <= self.highlight_views <= 1.0:
+            raise ValueError(f"highlight_views must lie in [0, 1], got {self.highlight_views}")
 
     @property
     def use_compile(self) -> bool:
