@@ -75,8 +75,8 @@ def clip_mask(ldr: np.ndarray, threshold: float = CLIP_THRESHOLD) -> np.ndarray:
     """Soft mask of (nearly) clipped pixels: display (..., H, W, 3) -> (..., H, W, 1) in [0, 1].
 
     max(RGB) ramps linearly from 0 at ``threshold`` to 1 at 1.0: HDRCNN's blending mask
-    (Eilertsen et al. 2017, tau = 0.95). Used to blend the prediction with the input
-    (``calibrate``) and to weight the training L1 (``train.loss``). The highlight metric's
+    (Eilertsen et al. 2017, tau = 0.95). Weights the training L1 (``train.loss``); the
+    inference blend (``calibrate.blend_with_input``) applies the same ramp per channel. The highlight metric's
     hard ``metrics.clipped_mask`` (max >= 0.98) is a different operator: it selects pixels.
     """
     m = np.asarray(ldr, np.float32).max(axis=-1, keepdims=True)
