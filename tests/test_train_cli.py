@@ -65,3 +65,15 @@ def test_cli_errors_are_one_line(tmp_path):
         assert proc.returncode == 1, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_done_message_when_nothing_ran(tmp_path):
+    from mlx_hdr.cli.train import done_message
+    from mlx_hdr.train.trainer import TrainResult
+
+    idle = done_message(TrainResult(run_dir=tmp_path, step=60, epoch=1))
+    assert idle.startswith("nothing to do") and "nan" not in idle
+    ran = done_message(
+        TrainResult(tmp_path, 60, 1, losses=[1.0], best_psnr=20.0, seconds_per_step=0.5)
+    )
+    assert ran.startswith("done: 60 steps") and "0.50 s/step" in ran

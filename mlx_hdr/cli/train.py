@@ -52,7 +52,17 @@ def register(app: typer.Typer) -> None:
 
         result = train_from_options(config, resume=resume, **overrides)
         if result.rank == 0:
-            typer.echo(
-                f"done: {result.step} steps, best val PSNR {result.best_psnr:.2f} dB, "
-                f"{result.seconds_per_step:.2f} s/step; outputs in {result.run_dir}"
-            )
+            typer.echo(done_message(result))
+
+
+def done_message(result) -> str:
+    """The CLI's last line: steps, best validation PSNR, speed (when steps ran), outputs."""
+    if not result.losses:
+        return (
+            f"nothing to do: the run is already at step {result.step}, its configured end "
+            f"(raise --epochs or --max-steps); outputs in {result.run_dir}"
+        )
+    return (
+        f"done: {result.step} steps, best val PSNR {result.best_psnr:.2f} dB, "
+        f"{result.seconds_per_step:.2f} s/step; outputs in {result.run_dir}"
+    )
