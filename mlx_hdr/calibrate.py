@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlx_hdr.color import EPS, rgb_to_luminance, srgb_to_linear, target_to_hdr
+from mlx_hdr.color import EPS, clip_ramp, rgb_to_luminance, srgb_to_linear, target_to_hdr
 
 DISPLAY_BAND = (0.05, 0.85)
 MIN_PIXELS = 64
@@ -69,10 +69,6 @@ def fit_log_range(
     return lo, max(hi, lo + MIN_SPAN)
 
 
-def _ramp(x: np.ndarray, tau: float) -> np.ndarray:
-    return np.clip((x - tau) / (1.0 - tau), 0.0, 1.0).astype(np.float32)
-
-
 def blend_with_input(ldr: np.ndarray, hdr: np.ndarray, tau: float = BLEND_TAU) -> np.ndarray:
     """Keep what the camera recorded; take the prediction only for the clipped channels.
 
@@ -88,9 +84,9 @@ def blend_with_input(ldr: np.ndarray, hdr: np.ndarray, tau: float = BLEND_TAU) -
     """
     lin = srgb_to_linear(ldr)
     gain = rgb_to_luminance(hdr) / np.maximum(rgb_to_luminance(lin), 1e-6)
-    full = _ramp(np.asarray(ldr, np.float32).min(axis=-1, keepdims=True), tau)
+    full = clip_ramp(np.asarray(ldr, np.float32).min(axis=-1, keepdims=True), tau)
     pred = (1.0 - full) * hdr + full * lin * gain[..., None]
-    alpha = _ramp(np.asarray(ldr, np.float32), tau)
+    alpha = clip_ramp(ldr, tau)
     return ((1.0 - alpha) * lin + alpha * np.maximum(pred, lin)).astype(np.float32)
 
 

@@ -71,6 +71,11 @@ def input_to_ldr(x: np.ndarray) -> np.ndarray:
     return (np.asarray(x, np.float32) * IMAGENET_STD + IMAGENET_MEAN).astype(np.float32)
 
 
+def clip_ramp(x: np.ndarray, threshold: float = CLIP_THRESHOLD) -> np.ndarray:
+    """Display values -> [0, 1]: 0 up to ``threshold``, linear up to 1 at 1.0 (float32)."""
+    return np.clip((np.asarray(x, np.float32) - threshold) / (1.0 - threshold), 0.0, 1.0)
+
+
 def clip_mask(ldr: np.ndarray, threshold: float = CLIP_THRESHOLD) -> np.ndarray:
     """Soft mask of (nearly) clipped pixels: display (..., H, W, 3) -> (..., H, W, 1) in [0, 1].
 
@@ -80,8 +85,7 @@ def clip_mask(ldr: np.ndarray, threshold: float = CLIP_THRESHOLD) -> np.ndarray:
     highlight metric's hard ``metrics.clipped_mask`` (max >= 0.98) is a different operator:
     it selects pixels.
     """
-    m = np.asarray(ldr, np.float32).max(axis=-1, keepdims=True)
-    return np.clip((m - threshold) / (1.0 - threshold), 0.0, 1.0).astype(np.float32)
+    return clip_ramp(np.asarray(ldr, np.float32).max(axis=-1, keepdims=True), threshold)
 
 
 # Rec.709 primaries and D65 white as OpenEXR's ``chromaticities`` (rx ry gx gy bx by wx wy).

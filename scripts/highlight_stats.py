@@ -21,7 +21,7 @@ from mlx_hdr.data.loader import PoolSource, sample_rng
 from mlx_hdr.data.panorama import ViewConfig
 from mlx_hdr.image_io import read_hdr, read_ldr
 from mlx_hdr.metrics import align_scale, clipped_mask, well_exposed_mask
-from mlx_hdr.train.pool import split
+from mlx_hdr.train.pool import HOLDOUT, split
 
 
 def stats(ldr: np.ndarray, hdr: np.ndarray) -> list[float]:
@@ -47,7 +47,7 @@ def main() -> None:
     print("| | clipped share | median Y/white (clipped) | p90 | image max |\n|---|---|---|---|---|")
     for case in sorted(p for p in Path(args.eval_dir).iterdir() if p.is_dir()):
         print(row(case.name, stats(read_ldr(case / "input.jpg"), read_hdr(case / "gt.hdr"))))
-    train, _ = split(scan_dataset(args.pool).pairs, 9)
+    train, _ = split(scan_dataset(args.pool).pairs, HOLDOUT)
     for share in (0.0, 0.5):
         src = PoolSource(train, size=160, view=ViewConfig(highlight_views=share))
         views = np.array([stats(*src.sample(i, sample_rng(7, 0, i))) for i in range(args.n)])

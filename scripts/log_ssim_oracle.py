@@ -15,12 +15,10 @@ import argparse
 import numpy as np
 
 import mlx_hdr  # noqa: F401  (OpenBLAS preload)
-from mlx_hdr.data.datasets import scan_dataset
-from mlx_hdr.data.loader import PoolSource, sample_rng
 from mlx_hdr.inference import predict_hdr
 from mlx_hdr.metrics import align_scale, clipped_mask, hdr_metrics, well_exposed_mask
 from mlx_hdr.model_hub import load_net
-from mlx_hdr.train.pool import split
+from mlx_hdr.train.pool import heldout_views
 
 
 def variants(ldr: np.ndarray, hdr: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
@@ -39,11 +37,9 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("-n", type=int, default=24)
     args = ap.parse_args()
-    _, val = split(scan_dataset(args.pool).pairs, 9)
-    source, net = PoolSource(val, size=384), load_net(args.model)[0]
+    net = load_net(args.model)[0]
     scores: dict[str, list[dict]] = {}
-    for i in range(args.n):
-        ldr, hdr = source.sample(i, sample_rng(123, 0, i))
+    for ldr, hdr in heldout_views(args.pool, args.n):
         for name, img in variants(ldr, hdr, predict_hdr(ldr, net)).items():
             scores.setdefault(name, []).append(hdr_metrics(img, hdr, ldr))
     print("| output | log SSIM | log PSNR | PU21-PSNR |\n|---|---|---|---|")

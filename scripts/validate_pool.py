@@ -12,12 +12,10 @@ import numpy as np
 
 import mlx_hdr  # noqa: F401  (OpenBLAS preload)
 from mlx_hdr.color import srgb_to_linear
-from mlx_hdr.data.datasets import scan_dataset
-from mlx_hdr.data.loader import PoolSource, sample_rng
 from mlx_hdr.inference import predict_hdr
 from mlx_hdr.metrics import hdr_metrics
 from mlx_hdr.model_hub import load_net
-from mlx_hdr.train.pool import split
+from mlx_hdr.train.pool import heldout_views
 
 KEYS = ("pu21_psnr", "pu21_ssim", "highlight_log2", "log_psnr", "log_ssim")
 
@@ -29,9 +27,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=24, help="simulated views")
     ap.add_argument("--size", type=int, default=384)
     args = ap.parse_args()
-    _, val = split(scan_dataset(args.pool).pairs, 9)
-    source = PoolSource(val, size=args.size)
-    views = [source.sample(i, sample_rng(123, 0, i)) for i in range(args.n)]
+    views = heldout_views(args.pool, args.n, args.size)
     nets = {m: load_net(m)[0] for m in args.model}
     print("| method | " + " | ".join(KEYS) + " |")
     print("|---" * (len(KEYS) + 1) + "|")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from mlx_hdr.color import rgb_to_luminance
+
 
 @dataclass
 class ViewConfig:
@@ -27,7 +29,7 @@ class ViewConfig:
 
 def bright_pixel(img: np.ndarray, rng: np.random.Generator, top: float = 1e-3) -> tuple[int, int]:
     """(row, col) of a pixel drawn uniformly from the ``top`` fraction by luminance."""
-    y = img @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    y = rgb_to_luminance(img)
     k = max(1, int(y.size * top))
     idx = np.argpartition(y.ravel(), y.size - k)[y.size - k :]
     row, col = np.unravel_index(int(idx[rng.integers(k)]), y.shape)

@@ -48,6 +48,23 @@ class SourceBatches:
         return self._stack([self.val.sample(i, r) for i, r in enumerate(rngs)])
 
 
+HOLDOUT = 9  # every 9th pool image is validation
+
+
+def heldout_views(pool: str | Path, n: int, size: int = 384, seed: int = 123) -> list:
+    """``n`` fixed simulated (ldr, hdr) photos of the pool's validation images.
+
+    The model-selection set of ``scripts/validate_pool.py``: the images ``mlx-hdr train``
+    holds out, through the camera simulator with a fixed seed.
+    """
+    from mlx_hdr.data.datasets import scan_dataset
+    from mlx_hdr.data.loader import PoolSource
+
+    _, val = split(scan_dataset(pool).pairs, HOLDOUT)
+    source = PoolSource(val, size=size)
+    return [source.sample(i, sample_rng(seed, 0, i)) for i in range(n)]
+
+
 def split(items: list, holdout: int) -> tuple[list, list]:
     """(train, validation): every ``holdout``-th item is validation (all when only one)."""
     if len(items) < 2:
@@ -73,7 +90,7 @@ def _pair_sources(manifest, cfg, holdout: int):
     return train, val
 
 
-def pool_source(cfg, holdout: int = 9) -> SourceBatches:
+def pool_source(cfg, holdout: int = HOLDOUT) -> SourceBatches:
     """The batch source for a :class:`TrainConfig` (``cfg.data``: folder or manifest)."""
     from mlx_hdr.data.datasets import Pair, scan_dataset
     from mlx_hdr.data.manifest import read_manifest
