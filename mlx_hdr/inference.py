@@ -97,7 +97,8 @@ def _run(net: Net, batch: np.ndarray) -> np.ndarray:
     """``net`` on an NHWC batch; on the CPU each image runs on its own stream (thread).
 
     MLX's CPU element-wise kernels are single-threaded, so independent tiles on separate
-    streams use more cores (the tiles are independent: the result is the same).
+    streams use more cores. The tiles are independent; the result equals a batched pass up to
+    float rounding (batch-1 vs batch-2 GEMMs sum in another order).
     """
     x = mx.array(batch)
     if len(batch) < 2 or mx.default_device() != mx.cpu:

@@ -92,9 +92,9 @@ def depthwise_conv2d(x: mx.array, weight: mx.array, stride: int = 1, padding: in
 def use_flat_conv(x: mx.array) -> bool:
     """Whether a stride-1 k×k conv of ``x`` (NHWC) runs as :func:`flatconv.conv2d_flat`.
 
-    On MLX's CPU backend it is 1.2-3.8x faster than ``mx.conv2d`` forward and 1.1-2.7x with
-    gradients from 32×32 up (docs/BENCHMARKS.md); never on GPU. ``MLX_HDR_FLATCONV=0`` turns
-    it off (for benchmarks).
+    On MLX's CPU backend it is 1.1-6x faster than ``mx.conv2d`` forward and 1.1-2.7x with
+    gradients from 32×32 up (``scripts/bench_fastpaths.py``); never on GPU.
+    ``MLX_HDR_FLATCONV=0`` turns it off (for benchmarks).
     """
     return (
         mx.default_device() == mx.cpu

@@ -1,0 +1,115 @@
+"""Speed of the CPU fast paths against the plain MLX formulation (a benchmark, not a test).
+
+Prints two tables: stride-1 3×3 convs as ``flatconv.conv2d_flat`` vs ``mx.conv2d`` (forward,
+and forward + both gradients), and tiled inference of the bundled model with the tiles of a
+batch on two CPU streams vs one. Medians of ``--repeats`` runs after one warm-up:
+
+    .venv/bin/python scripts/bench_fastpaths.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import mlx_hdr  # noqa: F401  (first: OpenBLAS must load before mlx.core)
+
+import mlx.core as mx  # isort: skip
+from mlx_hdr import inference  # noqa: E402
+from mlx_hdr.model_hub import load_net  # noqa: E402
+from mlx_hdr.models.flatconv import conv2d_flat  # noqa: E402
+
+CONV_SHAPES = [
+    (4, 256, 256, 24),
+    (1, 512, 512, 16),
+    (1, 256, 256, 32),
+    (4, 256, 256, 64),
+    (4, 128, 128, 128),
+    (4, 32, 32, 512),
+    (4, 16, 16, 512),
+]
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def plain_conv(x, w):
+    return mx.conv2d(x, w, padding=1)
+
+
+def flat_conv(x, w):
+    return conv2d_flat(x, w, 1)
+
+
+def conv_times(conv, x, w, repeats: int) -> tuple[float, float]:
+    """(forward ms, forward + both gradients ms) of ``conv(x, w)``."""
+    grad = mx.grad(lambda a, b: (conv(a, b) ** 2).sum(), argnums=(0, 1))
+    return (
+        median_ms(lambda: mx.eval(conv(x, w)), repeats),
+        median_ms(lambda: mx.eval(grad(x, w)), repeats),
+    )
+
+
+def conv_table(repeats: int) -> None:
+    print("| NHWC, 3×3, C→C | conv2d fwd | flat fwd | conv2d fwd+bwd | flat fwd+bwd |")
+    print("|---|---|---|---|---|")
+    for shape in CONV_SHAPES:
+        x = mx.random.normal(shape)
+        w = mx.random.normal((shape[-1], 3, 3, shape[-1])) * 0.1
+        mx.eval(x, w)
+        (pf, pb), (ff, fb) = (conv_times(c, x, w, repeats) for c in (plain_conv, flat_conv))
+        cells = " | ".join(f"{t:.1f} ms" for t in (pf, ff, pb, fb))
+        print(f"| {'×'.join(map(str, shape))} | {cells} |")
+
+
+def one_stream_run(net, batch: np.ndarray) -> np.ndarray:
+    """``inference._run`` as it was: the whole batch on the default stream."""
+    y = net(mx.array(batch))
+    mx.eval(y)
+    return np.asarray(y, np.float32)
+
+
+def tiles_time(net, ldr: np.ndarray, run, repeats: int) -> tuple[float, np.ndarray]:
+    """Median seconds of tiled prediction with ``run`` as ``inference._run``, and its output."""
+    default, inference._run = inference._run, run
+    try:
+        out = inference.predict_target(net, ldr, whole_pixels=0)
+        secs = median_ms(lambda: inference.predict_target(net, ldr, whole_pixels=0), repeats)
+    finally:
+        inference._run = default
+    return secs / 1e3, out
+
+
+def tiles_table(repeats: int) -> None:
+    net = load_net(None)[0]
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 1, 2000, dtype=np.float32)[None, :, None]
+    ldr = np.clip(rng.random((1400, 2000, 3), np.float32) * 0.3 + ramp, 0, 1)
+    two, out_two = tiles_time(net, ldr, inference._run, repeats)
+    one, out_one = tiles_time(net, ldr, one_stream_run, repeats)
+    print("| 1400×2000 image, 512-px tiles, batch 2 | median |\n|---|---|")
+    print(f"| tiles on 2 streams | {two:.2f} s |\n| tiles on 1 stream | {one:.2f} s |")
+    print(f"\nmax |difference| of the two outputs: {np.abs(out_two - out_one).max():.2e}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    conv_table(args.repeats)
+    print()
+    tiles_table(max(1, args.repeats // 2))
+
+
+if __name__ == "__main__":
+    main()
