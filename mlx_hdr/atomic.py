@@ -1,8 +1,10 @@
 """Atomic file writes: a temporary file beside the target, renamed over it on success.
 
 Every output of the package (images, manifests, plots, safetensors, downloads) goes through
-here, so a failure never leaves a half-written file and outputs get the permissions an
+here, so a failure never leaves a half-written file, and outputs get the permissions an
 ordinary ``open(path, "w")`` would give them (``0o666 & ~umask``; ``mkstemp`` makes 0600).
+The one exception is the training log ``log.jsonl``: appended one line per record (a crash
+can cut at most its last line, which the reader skips), rewritten atomically on resume.
 Temporary names are ``.<stem>.<random>.tmp<suffix>``, hidden and recognisable.
 """
 

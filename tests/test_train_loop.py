@@ -23,7 +23,7 @@ from mlx_hdr.errors import InputError
 from mlx_hdr.train.checkpoint import load_checkpoint, read_checkpoint
 from mlx_hdr.train.config import TrainConfig, load_config
 from mlx_hdr.train.data import ArrayBatches, synthetic_pairs
-from mlx_hdr.train.trainer import TrainingDiverged, train
+from mlx_hdr.train.trainer import RunLog, TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -235,3 +235,12 @@ def test_stream_sharded_step_equals_one_stream():
             continue
         scale = max(float(mx.abs(g1[k]).max()), 1e-6)
         np.testing.assert_allclose(np.array(g2[k]), np.array(g1[k]), atol=1e-3 * scale)
+
+
+def test_run_log_skips_a_last_line_cut_by_a_kill(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "lo')
+    log = RunLog(path, echo=None)
+    assert [r["step"] for r in log.records] == [1, 2]
+    log.truncate_after(1)
+    assert path.read_text() == '{"step": 1}\n'

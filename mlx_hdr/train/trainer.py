@@ -24,6 +24,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_hdr._blas import blas_threads
+from mlx_hdr.atomic import atomic_write
 from mlx_hdr.color import clip_mask, hdr_to_target, ldr_to_input
 from mlx_hdr.errors import HDRError
 from mlx_hdr.models.hybrid import HybridAutoencoder, save_model
@@ -123,7 +124,7 @@ class RunLog:
     def __init__(self, path: Path | None, echo=print):
         self.path, self.echo, self.records = path, echo, []
         if path is not None and path.exists():
-            self.records = [json.loads(line) for line in path.read_text().splitlines() if line]
+            self.records = read_log(path)
 
     def write(self, record: dict, message: str | None = None) -> None:
         self.records.append(record)
@@ -141,7 +142,22 @@ class RunLog:
         keep = [r for r in self.records if r.get("step", 0) <= step]
         self.records = keep
         if self.path is not None:
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+            write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in keep))
+
+
+def read_log(path: Path) -> list[dict]:
+    """Records of a JSONL log; a last line cut short by a killed process is skipped."""
+    lines = [line for line in path.read_text().splitlines() if line]
+    records = [json.loads(line) for line in lines[:-1]]
+    with contextlib.suppress(json.JSONDecodeError):
+        records += [json.loads(line) for line in lines[-1:]]
+    return records
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` via a temporary file (a crash keeps the old file)."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
 
 
 def memory_stats() -> dict:
@@ -330,8 +346,8 @@ def train(
     """
     trainer = Trainer(cfg, source, group=group, echo=echo, encoder=encoder)
     if trainer.main:
-        (trainer.run_dir / "config.json").write_text(
-            json.dumps(json.loads(cfg.to_json()), indent=2)
+        write_text_atomic(
+            trainer.run_dir / "config.json", json.dumps(json.loads(cfg.to_json()), indent=2)
         )
     if resume:
         trainer.resume()
