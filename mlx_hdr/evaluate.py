@@ -23,7 +23,7 @@ from tqdm import tqdm
 from mlx_hdr.atomic import atomic_write
 from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.data.datasets import scan_dataset
-from mlx_hdr.errors import HDRError, InputError
+from mlx_hdr.errors import HDRError, InputError, WeightsError
 from mlx_hdr.image_io import read_hdr, read_ldr, write_ldr
 from mlx_hdr.inference import Net, predict_hdr
 from mlx_hdr.methods import METHODS, default_methods
@@ -133,6 +133,35 @@ def _eval_case(
     return rows, contact_sheet(ldr, gt, preds)
 
 
+def _check_methods(methods: list[str] | None, net: Net | None) -> list[str]:
+    methods = methods or [*default_methods(), *(["model"] if net is not None else [])]
+    unknown = [m for m in methods if m not in METHODS and m != "model"]
+    if unknown:
+        raise HDRError(f"unknown method {unknown[0]!r}; choose from model, {', '.join(METHODS)}")
+    if "model" in methods and net is None:
+        raise HDRError("method 'model' needs a model (--model)")
+    return methods
+
+
+def net_for_methods(methods: list[str] | None, model: str | None = None) -> Net | None:
+    """The network :func:`evaluate` needs for ``methods``, loaded from ``model``.
+
+    With no methods given, the model joins the classical ones if it loads, and is left out
+    (None) if it does not; asked for explicitly (``"model"`` in ``methods`` or a ``model``
+    path), a load failure raises ``WeightsError``.
+    """
+    from mlx_hdr.model_hub import load_net
+
+    if methods is not None and "model" not in methods:
+        return None
+    try:
+        return load_net(model)[0]
+    except WeightsError:
+        if methods is not None or model is not None:
+            raise
+        return None
+
+
 def evaluate(
     dataset,
     out,
@@ -153,12 +182,7 @@ def evaluate(
         on_error: called with ``(case, problem)`` for each case that could not be evaluated.
         blend: for the model, keep the input where it is not clipped (``predict --blend``).
     """
-    methods = methods or [*default_methods(), *(["model"] if net is not None else [])]
-    unknown = [m for m in methods if m not in METHODS and m != "model"]
-    if unknown:
-        raise HDRError(f"unknown method {unknown[0]!r}; choose from model, {', '.join(METHODS)}")
-    if "model" in methods and net is None:
-        raise HDRError("method 'model' needs a model (--model)")
+    methods = _check_methods(methods, net)
     pairs = [p for p in scan_dataset(dataset).pairs if p.ldr_path is not None]
     if not pairs:
         raise InputError("no LDR/HDR pairs found", dataset)

@@ -68,3 +68,14 @@ def test_eval_public_linear_matches_reference(shared, tmp_path):
     # log-domain metrics in cd/m^2 (input white = 200), the reference table's convention
     assert m["log_psnr"] == pytest.approx(16.03, abs=0.1)
     assert m["log_ssim"] == pytest.approx(0.416, abs=0.005)
+
+
+def test_net_for_methods_loads_only_what_is_asked(tmp_path):
+    from mlx_hdr.errors import WeightsError
+    from mlx_hdr.evaluate import net_for_methods
+
+    missing = str(tmp_path / "missing.safetensors")
+    assert net_for_methods(["linear"], missing) is None  # never touches the file
+    for methods in (None, ["model"]):
+        with pytest.raises(WeightsError, match="missing.safetensors"):
+            net_for_methods(methods, missing)

@@ -24,13 +24,7 @@ app = typer.Typer(
 )
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"mlx_hdr.cli.{_name}")
-    except ModuleNotFoundError as exc:  # a command not written yet
-        if exc.name != f"mlx_hdr.cli.{_name}":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"mlx_hdr.cli.{_name}").register(app)
 
 
 @app.callback()

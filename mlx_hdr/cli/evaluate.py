@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mlx_hdr.evaluate import evaluate, summary_markdown
+from mlx_hdr.evaluate import evaluate, net_for_methods, summary_markdown
 
 
 def register(app: typer.Typer) -> None:
@@ -38,16 +38,7 @@ def evaluate_command(
     blend: Annotated[bool, typer.Option(help="Model: keep the input where not clipped.")] = True,
 ) -> None:
     """Write metrics.csv, summary.md and contact sheets; print the summary table."""
-    from mlx_hdr.errors import WeightsError
-    from mlx_hdr.model_hub import load_net
-
-    net = None
-    if method is None or "model" in method:
-        try:
-            net = load_net(model)[0]
-        except WeightsError:
-            if method is not None or model is not None:
-                raise  # asked for the model explicitly
+    net = net_for_methods(method, model)
     report = evaluate(
         dataset, out, method, net, on_error=_report_error, progress=progress, blend=blend
     )

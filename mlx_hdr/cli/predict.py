@@ -41,7 +41,9 @@ def predict_command(
         typer.Option(help="Local .safetensors or Hugging Face repo id (default: bundled)."),
     ] = None,
     method: Annotated[str, typer.Option(help=f"One of {', '.join(METHOD_CHOICES)}.")] = "model",
-    fmt: Annotated[str, typer.Option("--format", help="hdr or exr (for folder outputs).")] = "hdr",
+    fmt: Annotated[
+        str, typer.Option("--format", help="hdr, exr or pfm (for folder outputs).")
+    ] = "hdr",
     float32: Annotated[bool, typer.Option("--float", help="float32 EXR (default half).")] = False,
     preview: Annotated[bool, typer.Option(help="Also write <stem>_preview.png.")] = True,
     preview_only: Annotated[bool, typer.Option(help="Write only the preview PNG.")] = False,
