@@ -79,6 +79,7 @@ def sanitize_hdr(img: np.ndarray, path=None) -> np.ndarray:
     """Make HDR values finite and >= 0, warning when anything changed.
 
     NaN -> 0, +inf -> the largest finite value in the image, negatives (and -inf) -> 0.
+    An image without a single finite value has nothing to keep: ``InputError``.
     """
     img = np.asarray(img, np.float32)
     bad = ~np.isfinite(img) | (img < 0)
@@ -86,7 +87,9 @@ def sanitize_hdr(img: np.ndarray, path=None) -> np.ndarray:
         return img
     n_nan, n_inf, n_neg = np.isnan(img).sum(), np.isposinf(img).sum(), (img < 0).sum()
     finite = img[np.isfinite(img)]
-    top = float(finite.max()) if finite.size else 0.0
+    if not finite.size:
+        raise InputError("no finite pixel values (all NaN or inf)", path)
+    top = float(finite.max())
     out = np.nan_to_num(img, nan=0.0, posinf=max(top, 0.0), neginf=0.0)
     out = np.maximum(out, 0.0)
     counts = {"NaN (->0)": n_nan, f"+inf (->{top:g})": n_inf, "negative (->0)": n_neg}

@@ -83,6 +83,15 @@ def test_hdr_sanitised_with_warning(tmp_path):
     assert np.isfinite(out).all() and out.min() >= 0
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_hdr_without_finite_values_is_an_error(tmp_path, value):
+    # nothing to keep: all NaN/inf used to become an all-black image with only a warning
+    io.write_hdr(tmp_path / "bad.exr", np.full((4, 5, 3), value, np.float32), dtype="float")
+    with pytest.raises(InputError, match="no finite pixel values") as info:
+        io.read_hdr(tmp_path / "bad.exr")
+    assert str(info.value).startswith(str(tmp_path / "bad.exr")) and "\n" not in str(info.value)
+
+
 # ---------------------------------------------------------------- EXR variants
 
 
