@@ -162,6 +162,12 @@ def net_for_methods(methods: list[str] | None, model: str | None = None) -> Net 
         return None
 
 
+def _fail(report: EvalReport, on_error, name: str, problem: str) -> None:
+    report.failed.append((name, problem))
+    if on_error:
+        on_error(name, problem)
+
+
 def evaluate(
     dataset,
     out,
@@ -179,23 +185,25 @@ def evaluate(
         methods: names from ``METHODS`` and/or ``"model"``; default all classical ones, plus the
             model when ``net`` is given.
         net: the network for ``"model"``.
-        on_error: called with ``(case, problem)`` for each case that could not be evaluated.
+        on_error: called with ``(case, problem)`` for each case that could not be evaluated,
+            and with ``(file, problem)`` for each input or ground truth without a partner.
         blend: for the model, keep the input where it is not clipped (``predict --blend``).
     """
     methods = _check_methods(methods, net)
-    pairs = [p for p in scan_dataset(dataset).pairs if p.ldr_path is not None]
+    found = scan_dataset(dataset)
+    pairs = [p for p in found.pairs if p.ldr_path is not None]
     if not pairs:
         raise InputError("no LDR/HDR pairs found", dataset)
     out = Path(out)
     (out / "sheets").mkdir(parents=True, exist_ok=True)
     report = EvalReport()
+    for path in found.unpaired:
+        _fail(report, on_error, str(path), "no input/ground-truth partner; skipped")
     for pair in tqdm(pairs, desc="evaluate", unit="case", disable=not progress):
         try:
             rows, sheet = _eval_case(pair, methods, net, blend)
         except HDRError as exc:
-            report.failed.append((pair.name, str(exc)))
-            if on_error:
-                on_error(pair.name, str(exc))
+            _fail(report, on_error, pair.name, str(exc))
             continue
         report.rows += rows
         report.files.append(write_ldr(out / "sheets" / f"{pair.name}.png", sheet))

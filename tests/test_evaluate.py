@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import sys
 
 import numpy as np
@@ -55,6 +56,27 @@ def test_evaluate_cli_unknown_method(dataset, tmp_path, monkeypatch, capsys):
         main()
     assert exc.value.code == 1
     assert capsys.readouterr().err.startswith("error: unknown method 'nope'")
+
+
+def test_evaluate_cli_reports_unpaired_files(dataset, tmp_path, monkeypatch, capsys):
+    # a scene with only its ground truth and a folder with only an input were skipped silently
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    (root / "two" / "input.png").unlink()
+    (root / "three").mkdir()
+    shutil.copy(dataset / "one" / "input.png", root / "three" / "input.png")
+    argv = ["mlx-hdr", "evaluate", str(root), "--method", "linear", "-o", str(tmp_path / "out")]
+    monkeypatch.setattr(sys, "argv", [*argv, "--no-progress"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    assert err.splitlines() == [
+        f"error: {root / name}: no input/ground-truth partner; skipped"
+        for name in ("two/gt.hdr", "three/input.png")
+    ]
+    rows = list(csv.DictReader((tmp_path / "out" / "metrics.csv").open()))
+    assert [r["case"] for r in rows] == ["one"]
 
 
 def test_eval_public_linear_matches_reference(shared, tmp_path):

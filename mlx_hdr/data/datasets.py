@@ -118,10 +118,12 @@ def scan_dataset(root) -> Dataset:
         return _pair_by_stem(root, ldr_dir, hdr_dir)
     if hdr_dir is not None and _files(hdr_dir, HDR_SUFFIXES):
         return _scan_pool(root, "hdr-synth", hdr_dir)
-    scenes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    scenes = [p for p in scenes if any(q.stem.lower() == "gt" for q in _files(p, HDR_SUFFIXES))]
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    scenes = [p for p in folders if any(q.stem.lower() == "gt" for q in _files(p, HDR_SUFFIXES))]
     if scenes:
-        return _scan_scenes(root, scenes)
+        ds = _scan_scenes(root, scenes)  # inputs in folders without a gt are unpaired too
+        ds.unpaired += [q for p in folders if p not in scenes for q in _files(p, LDR_SUFFIXES)]
+        return ds
     if _files(root, HDR_SUFFIXES):
         return _scan_pool(root, "hdr-pool", root)
     raise InputError(
