@@ -147,6 +147,29 @@ def test_bad_inputs_one_line_each_and_no_partial_outputs(monkeypatch, capsys, ph
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.parametrize(
+    "args,name",
+    [
+        (["--tile", "100"], "--tile"),
+        (["--overlap", "0"], "--overlap"),
+        (["--tile", "256", "--overlap", "256"], "--overlap"),
+        (["--exposure", "nan"], "--exposure"),
+        (["--max-size", "-5"], "--max-size"),
+    ],
+)
+def test_bad_numbers_are_usage_errors(
+    monkeypatch, capsys, photos, random_model, tmp_path, args, name
+):
+    # bad tiling used to fail every file with a ValueError traceback after loading the model,
+    # and a negative --max-size shrank every image to 1x1
+    out = tmp_path / "out"
+    code, _, err = run(
+        monkeypatch, capsys, "predict", photos / "a.jpg", "-o", out, "--model", random_model, *args
+    )
+    assert code == 2 and name in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
 def test_model_resolution_errors(monkeypatch, capsys, photos, tmp_path):
     monkeypatch.setattr(model_hub, "BUNDLED", "assets/does-not-exist.safetensors")
     code, _, err = run(monkeypatch, capsys, "predict", photos / "a.jpg", "-o", tmp_path)

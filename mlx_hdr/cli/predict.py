@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mlx_hdr.inference import OVERLAP, TILE, WHOLE_PIXELS, PredictOptions, predict_files
+from mlx_hdr.inference import (
+    MULTIPLE,
+    OVERLAP,
+    TILE,
+    WHOLE_PIXELS,
+    PredictOptions,
+    predict_files,
+)
 from mlx_hdr.methods import METHODS
 
 METHOD_CHOICES = ("model", *METHODS)  # expandnet2018 needs MLX_HDR_EXPANDNET=weights.pth
@@ -23,6 +31,19 @@ def _choice(value: str, choices: tuple[str, ...], name: str) -> str:
     if value not in choices:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=name)
     return value
+
+
+def _check_numbers(tile: int, overlap: int, exposure: float) -> None:
+    """Usage errors for values the pipeline would only reject per file, with a traceback."""
+    problem = None
+    if tile <= 0 or tile % MULTIPLE:
+        name, problem = "--tile", f"{tile} is not a positive multiple of {MULTIPLE}"
+    elif overlap % 4 or not 0 < overlap < tile:
+        name, problem = "--overlap", f"{overlap} is not a multiple of 4 between 0 and --tile"
+    elif not math.isfinite(exposure):
+        name, problem = "--exposure", f"{exposure} is not a finite number"
+    if problem:
+        raise typer.BadParameter(problem, param_hint=name)
 
 
 def _report_error(path: str, problem: str) -> None:
@@ -52,7 +73,7 @@ def predict_command(
     ),
     exposure: Annotated[float, typer.Option(help="Preview exposure in stops (EV).")] = 0.0,
     max_size: Annotated[
-        int | None, typer.Option(help="Downscale so the longer side is at most N px.")
+        int | None, typer.Option(min=0, help="Downscale so the longer side is at most N px.")
     ] = None,
     blend: Annotated[bool, typer.Option(help="Keep the input where it is not clipped.")] = True,
     tile: Annotated[int, typer.Option(help="Tile size for large images.")] = TILE,
@@ -63,6 +84,7 @@ def predict_command(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Reconstruct HDR from LDR images; exit code = number of failed files (max 125)."""
+    _check_numbers(tile, overlap, exposure)
     opts = PredictOptions(
         method=_choice(method, METHOD_CHOICES, "--method"),
         blend=blend,
