@@ -54,15 +54,19 @@ def atomic_write(path, *, suffix: str | None = None, parents: bool = False) -> I
     """Yield a temporary path (same directory) that replaces ``path`` on success.
 
     ``suffix``: the temporary name's ending (default ``path``'s suffix). ``parents``: create
-    missing parent directories; otherwise a missing directory is an ``InputError``. On any
-    exception the temporary file is removed and ``path`` is left untouched.
+    missing parent directories; otherwise a missing directory is an ``InputError``, and so is
+    a directory where no file can be created (read-only, no permission). On any exception the
+    temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
     if parents:
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.parent.is_dir():
         raise InputError("output directory does not exist", path.parent)
-    tmp = temp_path(path, suffix)
+    try:
+        tmp = temp_path(path, suffix)
+    except OSError as exc:
+        raise InputError(f"cannot write here ({exc.strerror or exc})", path) from None
     try:
         yield tmp
         commit(tmp, path)

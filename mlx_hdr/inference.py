@@ -339,6 +339,7 @@ def predict_files(
             report.written.append((src, predict_file(src, dests, net, opts)))
         except HDRError as exc:
             fail(str(src), str(exc).removeprefix(f"{src}: "))
-        except OSError as exc:
-            fail(str(src), exc.strerror or str(exc))
+        except OSError as exc:  # the output side: e.g. -o names a file or a read-only place
+            where = f"{exc.filename}: " if exc.filename else ""
+            fail(str(src), f"{where}{exc.strerror or exc}")
     return report

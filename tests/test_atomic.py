@@ -65,6 +65,19 @@ def test_atomic_write_directories(tmp_path):
     assert (tmp_path / "new" / "a.txt").read_text() == "x"
 
 
+def test_atomic_write_unwritable_directory_is_one_line_error(tmp_path, monkeypatch):
+    # a read-only folder (simulated: tests may run as root) raised a bare PermissionError
+    # naming the hidden temporary file
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".a.x.tmp.txt"))
+
+    monkeypatch.setattr("mlx_hdr.atomic.tempfile.mkstemp", refuse)
+    with pytest.raises(InputError, match="cannot write here \\(Permission denied\\)") as info:
+        with atomic_write(tmp_path / "a.txt"):
+            pass
+    assert str(info.value).startswith(f"{tmp_path / 'a.txt'}: ")
+
+
 def test_save_safetensors_atomic_any_suffix(tmp_path, umask_022):
     # MLX appends ".safetensors" to other names: the temporary name must already end with it
     path = save_safetensors_atomic(tmp_path / "d" / "w.ckpt", {"a": mx.arange(3)}, {"k": "v"})

@@ -147,6 +147,17 @@ def test_bad_inputs_one_line_each_and_no_partial_outputs(monkeypatch, capsys, ph
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_output_errors_name_the_output(monkeypatch, capsys, photos, tmp_path):
+    # -o naming an existing file: the error used to be "<input>: File exists"
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder")
+    code, _, err = run(
+        monkeypatch, capsys, "predict", photos / "a.jpg", "-o", taken, "--method", "linear"
+    )
+    assert code == 1
+    assert err == f"error: {photos / 'a.jpg'}: {taken}: File exists\n"
+
+
 @pytest.mark.parametrize(
     "args,name",
     [

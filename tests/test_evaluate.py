@@ -58,6 +58,26 @@ def test_evaluate_cli_unknown_method(dataset, tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err.startswith("error: unknown method 'nope'")
 
 
+def test_evaluate_cli_output_folder_error_is_one_line(dataset, tmp_path, monkeypatch, capsys):
+    # -o naming an existing file: mkdir's NotADirectoryError used to end in a traceback
+    (tmp_path / "taken").write_text("not a folder")
+    argv = [
+        "mlx-hdr",
+        "evaluate",
+        str(dataset),
+        "--method",
+        "linear",
+        "-o",
+        str(tmp_path / "taken"),
+    ]
+    monkeypatch.setattr(sys, "argv", [*argv, "--no-progress"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 1
+    assert err == f"error: {tmp_path / 'taken' / 'sheets'}: Not a directory\n"
+
+
 def test_evaluate_cli_reports_unpaired_files(dataset, tmp_path, monkeypatch, capsys):
     # a scene with only its ground truth and a folder with only an input were skipped silently
     root = tmp_path / "data"

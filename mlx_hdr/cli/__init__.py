@@ -44,6 +44,10 @@ def main() -> None:
     except HDRError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
+    except OSError as exc:  # e.g. an output folder that cannot be created
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        sys.exit(1)
     except (KeyboardInterrupt, typer.Abort):
         print("aborted", file=sys.stderr)
         sys.exit(130)
