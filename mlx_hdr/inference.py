@@ -300,6 +300,16 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
     return dests
 
 
+def _clash(dests: list[Path], claimed: dict[Path, Path], sources: set[Path]) -> str | None:
+    """Why ``dests`` must not be written (an input file, another input's output), or None."""
+    for dest in dests:
+        if dest.resolve() in sources:
+            return f"output {dest} would overwrite an input; choose another -o"
+        if dest in claimed:
+            return f"output name collides with {claimed[dest]}; rename one"
+    return None
+
+
 def predict_files(
     inputs: list[str],
     out: Path,
@@ -324,14 +334,16 @@ def predict_files(
     for item, problem in missing:
         fail(item, problem)
     single = len(paths) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir()
+    sources = {p.resolve() for p in paths}
     claimed: dict[Path, Path] = {}
     stems = output_stems(paths)
     for src, stem in tqdm(
         list(zip(paths, stems, strict=True)), desc="predict", unit="img", disable=not progress
     ):
         dests = output_paths(stem, out, single, opts)
-        if any(d in claimed for d in dests):
-            fail(str(src), f"output name collides with {claimed[dests[0]]}; rename one")
+        clash = _clash(dests, claimed, sources)
+        if clash:
+            fail(str(src), clash)
             continue
         claimed.update(dict.fromkeys(dests, src))
         try:

@@ -147,6 +147,19 @@ def test_bad_inputs_one_line_each_and_no_partial_outputs(monkeypatch, capsys, ph
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_never_overwrites_an_input(monkeypatch, capsys, photos, tmp_path):
+    # `predict x.png -o x.png --preview-only` used to replace the photo with its own preview
+    src = tmp_path / "x.png"
+    write_ldr(src, read_ldr(photos / "a.jpg"))
+    before = src.read_bytes()
+    code, _, err = run(
+        monkeypatch, capsys, "predict", src, "-o", src, "--preview-only", "--method", "linear"
+    )
+    assert code == 1
+    assert err == f"error: {src}: output {src} would overwrite an input; choose another -o\n"
+    assert src.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
 def test_output_errors_name_the_output(monkeypatch, capsys, photos, tmp_path):
     # -o naming an existing file: the error used to be "<input>: File exists"
     taken = tmp_path / "taken.txt"
