@@ -62,6 +62,17 @@ def check_shapes(
         raise WeightsError(f"{what} does not match: " + "; ".join(problems), path)
 
 
+def check_finite(weights: Mapping[str, mx.array], path: str | Path | None = None) -> None:
+    """Raise ``WeightsError`` when a floating-point array holds NaN or inf (a corrupt file:
+    such a model predicts NaN everywhere)."""
+    keys = [k for k, v in weights.items() if mx.issubdtype(v.dtype, mx.floating)]
+    flags = [mx.all(mx.isfinite(weights[k])) for k in keys]
+    mx.eval(flags)
+    bad = sorted(k for k, ok in zip(keys, flags, strict=True) if not ok.item())
+    if bad:
+        raise WeightsError(f"{len(bad)} weights hold NaN or inf values ({_names(bad)})", path)
+
+
 def read_safetensors(
     path: str | Path, what: str = "safetensors file", missing: str | None = None
 ) -> tuple[dict[str, mx.array], dict[str, str]]:
@@ -121,8 +132,9 @@ def load_strict(
     """Load ``weights`` (a dict, or a converted file / architecture name) into ``model``.
 
     Keys and shapes must equal ``tree_flatten(model.parameters())`` exactly, else
-    ``WeightsError`` lists the missing, unexpected and mis-shaped keys. Arrays are cast to the
-    dtype of the parameter they replace. Returns ``model``.
+    ``WeightsError`` lists the missing, unexpected and mis-shaped keys; NaN or inf values are a
+    ``WeightsError`` too. Arrays are cast to the dtype of the parameter they replace. Returns
+    ``model``.
     """
     path = None
     if not isinstance(weights, Mapping):
@@ -135,6 +147,7 @@ def load_strict(
         what=f"weights for {type(model).__name__}",
         path=path,
     )
+    check_finite(weights, path)
     cast = [(k, v.astype(params[k].dtype)) for k, v in weights.items()]
     model.load_weights(cast, strict=True)
     return model

@@ -194,6 +194,32 @@ def test_bad_numbers_are_usage_errors(
     assert not out.exists()
 
 
+def test_model_with_nan_weights_is_refused(monkeypatch, capsys, photos, random_model, tmp_path):
+    # such a model used to write an all-NaN EXR (and a black preview) with exit code 0
+    import mlx.core as mx
+
+    arrays, meta = mx.load(str(random_model), return_metadata=True)
+    key = sorted(arrays)[0]
+    arrays[key] = mx.full(arrays[key].shape, mx.nan, arrays[key].dtype)
+    bad = tmp_path / "nan.safetensors"
+    mx.save_safetensors(str(bad), arrays, metadata=meta)
+    out = tmp_path / "out"
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "predict",
+        photos / "a.jpg",
+        "-o",
+        out,
+        "--model",
+        bad,
+        "--format",
+        "exr",
+    )
+    assert code == 1 and err == f"error: {bad}: 1 weights hold NaN or inf values ({key})\n"
+    assert not out.exists()
+
+
 def test_model_resolution_errors(monkeypatch, capsys, photos, tmp_path):
     monkeypatch.setattr(model_hub, "BUNDLED", "assets/does-not-exist.safetensors")
     code, _, err = run(monkeypatch, capsys, "predict", photos / "a.jpg", "-o", tmp_path)

@@ -80,6 +80,15 @@ def test_load_strict_names_the_bad_keys():
     assert "head.weight (3, 4) != expected (2, 4)" in msg
 
 
+def test_load_strict_rejects_nan_and_inf():
+    weights = tiny_weights(head__bias=mx.array([1.0, float("nan")]))
+    weights["features.1.running_var"] = mx.full(weights["features.1.running_var"].shape, mx.inf)
+    with pytest.raises(WeightsError) as info:
+        load_strict(Tiny(), weights)
+    msg = str(info.value)
+    assert msg == "2 weights hold NaN or inf values (features.1.running_var, head.bias)"
+
+
 def test_load_strict_from_file_checks_architecture(tmp_path):
     path = tmp_path / "tiny.safetensors"
     mx.save_safetensors(str(path), tiny_weights(), {"architecture": "tiny", "format": "mlx-hdr"})
