@@ -67,6 +67,32 @@ def test_cli_errors_are_one_line(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
 
 
+def test_bad_options_are_one_line_errors(tmp_path):
+    # each of these used to start the run and end in a traceback (ZeroDivisionError, numpy
+    # stack of nothing, a str batch size) or, for lr nan, train a NaN model with exit code 0
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "model.json").write_text('{"model": "x"}')
+    (tmp_path / "str.json").write_text('{"batch_size": "x"}')
+    cases = [
+        (["--steps-per-epoch", "0"], "steps_per_epoch must be an integer >= 1, got 0"),
+        (["--batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
+        (["--lr", "nan"], "lr must be a finite number, got nan"),
+        (["--encoder", "bogus"], "unknown encoder 'bogus'"),
+        (["--config", str(tmp_path / "list.json")], "not a JSON object of options"),
+        (["--config", str(tmp_path / "model.json")], "model must be an object, got 'x'"),
+        (["--config", str(tmp_path / "str.json")], "batch_size must be an integer >= 1, got 'x'"),
+    ]
+    for args, message in cases:
+        run = tmp_path / "run"
+        proc = subprocess.run(
+            [*CLI, "train", "--run-dir", str(run), *args], capture_output=True, text=True
+        )
+        assert proc.returncode == 1, proc.stderr[-2000:]
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+        assert not run.exists()
+
+
 def test_done_message_when_nothing_ran(tmp_path):
     from mlx_hdr.cli.train import done_message
     from mlx_hdr.train.trainer import TrainResult

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from mlx_hdr.errors import InputError
+from mlx_hdr.models.encoders import ENCODERS
 from mlx_hdr.models.hybrid import HybridConfig
+
+# smallest allowed value of each count (a 0 batch or step count crashed mid-run)
+MINIMUM = {"batch_size": 1, "steps_per_epoch": 1, "crop": 1, "val_size": 1, "val_crop": 1}
+MINIMUM |= {"log_every": 1, "epochs": 0, "checkpoint_every": 0, "max_steps": 0}
+MINIMUM |= {"warmup_steps": 0, "workers": 0, "seed": 0}
 
 
 @dataclass
@@ -50,12 +57,33 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.model, dict):
             self.model = HybridConfig(**self.model)
+        self._check_numbers()
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if self.streams < 0:
             raise ValueError(f"streams must be >= 0 (0: auto), got {self.streams}")
         if not 0.0 <= self.highlight_views <= 1.0:
             raise ValueError(f"highlight_views must lie in [0, 1], got {self.highlight_views}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.model.encoder not in ENCODERS:
+            known = ", ".join(ENCODERS)
+            raise ValueError(f"unknown encoder {self.model.encoder!r} (choose from {known})")
+
+    def _check_numbers(self) -> None:
+        """int fields must be integers (at least their ``MINIMUM``), float fields finite."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int":
+                low = MINIMUM.get(f.name)
+                ok = isinstance(value, int) and not isinstance(value, bool)
+                if not ok or (low is not None and value < low):
+                    at_least = f" >= {low}" if low is not None else ""
+                    raise ValueError(f"{f.name} must be an integer{at_least}, got {value!r}")
+            elif f.type == "float":
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if not ok or not math.isfinite(value):
+                    raise ValueError(f"{f.name} must be a finite number, got {value!r}")
 
     @property
     def use_compile(self) -> bool:
@@ -101,7 +129,10 @@ def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
     d: dict = {}
     if path is not None:  # keys starting with "_" are comments
         d = {k: v for k, v in _read_recipe(Path(path)).items() if not k.startswith("_")}
-    model = dict(d.pop("model", {}) or {})
+    model = d.pop("model", {}) or {}
+    if not isinstance(model, dict):
+        raise InputError(f"bad training config (model must be an object, got {model!r})", path)
+    model = dict(model)
     for key in ("encoder", "upsample", "decoder_channels", "input_skip"):
         for src in (d, overrides):
             if src.get(key) is not None:
@@ -125,7 +156,11 @@ def _read_recipe(path: Path) -> dict:
                 import tomllib
             except ImportError:  # Python 3.10
                 raise InputError("TOML recipes need Python >= 3.11; use JSON", path) from None
-            return tomllib.loads(path.read_text())
-        return json.loads(path.read_text())
+            recipe = tomllib.loads(path.read_text())
+        else:
+            recipe = json.loads(path.read_text())
     except (ValueError, OSError) as exc:
         raise InputError(f"unreadable config ({exc})", path) from None
+    if not isinstance(recipe, dict):
+        raise InputError("unreadable config (not a JSON object of options)", path)
+    return recipe
