@@ -57,8 +57,11 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
 
 
 def _ssim(a: np.ndarray, b: np.ndarray, data_range: float, **kw) -> float:
-    """skimage SSIM with the window shrunk for images smaller than 7 px."""
+    """skimage SSIM with the window shrunk for images smaller than 7 px; NaN below 3 px,
+    where no window has the two samples a variance needs (skimage divides by zero)."""
     side = min(a.shape[0], a.shape[1])
+    if side < 3:
+        return float("nan")
     win = min(7, side if side % 2 else side - 1)
     if kw.get("gaussian_weights"):
         win = None if side >= 11 else win  # Gaussian window is 11 px when sigma=1.5

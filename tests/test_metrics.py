@@ -118,3 +118,16 @@ def test_hdr_metrics_perfect_and_scale_invariant():
         assert a[key] == pytest.approx(b[key], rel=1e-4)
     # highlight pixels are 4.0 in gt and 1.0 in the prediction: |log2(1/4)| = 2
     assert a["highlight_log2"] == pytest.approx(2.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (1, 64), (3, 3)])
+def test_hdr_metrics_on_tiny_images(shape):
+    # below 3 px skimage's SSIM divided by zero, which ended `evaluate` with a traceback
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0.05, 2.0, (*shape, 3)).astype(np.float32)
+    from mlx_hdr.color import linear_to_srgb
+
+    m = M.hdr_metrics(np.minimum(gt, 1.0), gt, linear_to_srgb(gt))
+    assert math.isfinite(m["pu21_psnr"]) and math.isfinite(m["log_psnr"])
+    tiny = min(shape) < 3
+    assert math.isnan(m["pu21_ssim"]) == tiny and math.isnan(m["log_ssim"]) == tiny
