@@ -244,3 +244,25 @@ def test_run_log_skips_a_last_line_cut_by_a_kill(tmp_path):
     assert [r["step"] for r in log.records] == [1, 2]
     log.truncate_after(1)
     assert path.read_text() == '{"step": 1}\n'
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])  # config.json, log.jsonl on resume
+def test_run_files_rewritten_atomically(tmp_path, monkeypatch, suffix):
+    # a failure mid-write (disk full, kill) must leave the previous file, no temporary
+    cfg = tiny_cfg(tmp_path / "run", epochs=1, steps_per_epoch=2)
+    run(cfg)
+    name = "config.json" if suffix == ".json" else "log.jsonl"
+    before = (tmp_path / "run" / name).read_text()
+    write_text = Path.write_text
+
+    def half_then_fail(self, text, *args, **kwargs):
+        if self.suffix != suffix:
+            return write_text(self, text, *args, **kwargs)
+        write_text(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        run(cfg, resume=True)
+    assert (tmp_path / "run" / name).read_text() == before
+    assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
