@@ -36,6 +36,7 @@ MAX_PIXELS = 100_000_000  # refuse images above this many pixels (decompression 
 HDR_SUFFIXES = (".hdr", ".exr", ".pfm")
 LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 LDR_WRITE_SUFFIXES = (".jpg", ".jpeg", ".png")
+HALF_MAX = float(np.finfo(np.float16).max)  # 65504: larger values would become inf in half
 
 _alpha_warned = False
 
@@ -345,9 +346,10 @@ def _check_image(img, path: Path) -> np.ndarray:
 def write_hdr(path, img: np.ndarray, dtype: str = "half") -> Path:
     """Write scene-linear HxWx3 RGB atomically; format by extension (.hdr/.exr/.pfm).
 
-    ``dtype`` ("half" or "float") applies to EXR (ZIP-compressed scanlines). RGBE keeps 8-bit
-    mantissas (~1% relative error); PFM stores float32. Negative/NaN values are written as is
-    by PFM/EXR, clamped by RGBE. Returns the path.
+    ``dtype`` ("half" or "float") applies to EXR (ZIP-compressed scanlines); half clamps
+    magnitudes above ``HALF_MAX`` with a warning. RGBE keeps 8-bit mantissas (~1% relative
+    error); PFM stores float32. Negative/NaN values are written as is by PFM/EXR, clamped by
+    RGBE. Returns the path.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -356,6 +358,10 @@ def write_hdr(path, img: np.ndarray, dtype: str = "half") -> Path:
     if dtype not in ("half", "float"):
         raise InputError(f"dtype must be 'half' or 'float', not {dtype!r}", path)
     img = _check_image(img, path)
+    if suffix == ".exr" and dtype == "half" and np.abs(img).max() > HALF_MAX:
+        msg = f"{path}: values above {HALF_MAX:g} clamped (half-float EXR; use float)"
+        warnings.warn(msg, stacklevel=2)
+        img = np.clip(img, -HALF_MAX, HALF_MAX)
     with atomic_write(path) as tmp:
         if suffix == ".hdr":
             with _quiet_cv2():

@@ -60,6 +60,17 @@ def test_exr_round_trip(tmp_path, dtype, tol):
     assert channels["R"].pixels.dtype == (np.float16 if dtype == "half" else np.float32)
 
 
+def test_half_exr_clamps_instead_of_writing_inf(tmp_path):
+    # a 1e5 highlight used to become +inf in a half EXR, which reads back as the image max
+    img = np.ones((4, 4, 3), np.float32)
+    img[0, 0] = 1e5
+    with pytest.warns(UserWarning, match="values above 65504 clamped"):
+        io.write_hdr(tmp_path / "a.exr", img)
+    pixels = OpenEXR.File(str(tmp_path / "a.exr")).parts[0].channels["RGB"].pixels
+    assert np.isfinite(pixels).all() and pixels[0, 0, 0] == 65504
+    assert io.read_hdr(tmp_path / "a.exr")[0, 0, 0] == 65504
+
+
 def test_pfm_round_trip_and_row_order(tmp_path):
     img = hdr_image()
     out = io.read_hdr(io.write_hdr(tmp_path / "a.pfm", img))
