@@ -1,19 +1,23 @@
-"""Any-size prediction: padding, overlapping tiles with feathered blending, the predict pipeline.
+"""Any-size prediction and the predict pipeline.
 
 The network is any callable ``net(x) -> y`` on MLX arrays, NHWC: x is the ImageNet-normalised
 input (``color.ldr_to_input``) with H, W multiples of 32, y the log-domain target in [-1, 1]
-(same H, W, 3 channels). Images up to ``WHOLE_PIXELS`` run in one pass; larger ones run as
-``TILE`` x ``TILE`` tiles overlapping by ``OVERLAP`` pixels. Each tile's weight is 0 on the
-outer ``OVERLAP // 4`` pixels of an inner edge (where its zero padding differs from the
-whole-image result), then ramps linearly to 1, so a network whose receptive field reaches at
-most that far gives exactly the whole-image result; the input normalisation always uses
-whole-image statistics. Peak memory is then bounded by one batch of tiles plus a few
-full-size float32 buffers.
+(same H, W, 3 channels).
+
+Images up to ``WORK_PIXELS`` (after padding to multiples of 32) run in one pass. Larger ones
+run at a working resolution: the photo is area-downscaled to fit, the network's calibrated
+prediction there becomes a per-channel gain map over the linearised input (log ratio,
+like an Ultra HDR gain map), and the bilinearly upsampled gain is applied to the
+full-resolution input. Detail comes from the full-resolution photo; the blend then keeps it
+exactly wherever it is not clipped. The network is never tiled: its InstanceNorm layers
+normalise over the whole image, and a tile inside a clipped sky looked like a flat white
+image of its own (highlights were lost: peak 1.0 instead of 3.5 on an upscaled sample).
 """
 
 from __future__ import annotations
 
 import glob
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,18 +27,15 @@ import mlx.core as mx
 import numpy as np
 from tqdm import tqdm
 
-from mlx_hdr._blas import blas_threads
-from mlx_hdr.calibrate import calibrate
-from mlx_hdr.color import ldr_to_input
+from mlx_hdr.calibrate import blend_with_input, calibrate
+from mlx_hdr.color import ldr_to_input, srgb_to_linear
 from mlx_hdr.errors import HDRError
 from mlx_hdr.image_io import LDR_SUFFIXES, read_ldr, write_hdr, write_ldr
 from mlx_hdr.tonemap import tonemap
 
 MULTIPLE = 32
-WHOLE_PIXELS = 4_000_000
-TILE = 512
-OVERLAP = 64
-TILE_BATCH = 2
+WORK_PIXELS = 4_000_000
+GAIN_FLOOR = 1e-4  # added before the gain map's log ratio: black pixels stay finite
 
 Net = Callable[[mx.array], mx.array]
 
@@ -43,8 +44,6 @@ def pad_to_multiple(img: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
     """Pad HWC at the bottom/right to multiples of ``multiple``.
 
     Reflect padding, or edge padding along an axis shorter than its pad (reflect needs more).
-    numpy, as tiling slices the padded image; the model pads in MLX itself
-    (``models.hybrid.pad_to_multiple``) only when called on other sizes.
     """
     h, w = img.shape[:2]
     ph, pw = (-h) % multiple, (-w) % multiple
@@ -57,110 +56,66 @@ def pad_to_multiple(img: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
     return img
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size ``tile`` covering ``length`` with >= ``overlap`` overlap.
-
-    The last tile ends exactly at ``length``; with ``tile`` >= ``length`` there is one tile.
-    """
-    if tile >= length:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, length - tile, stride))
-    return starts + [length - tile]
+def padded_pixels(h: int, w: int) -> int:
+    """Pixels of an h×w image once padded to multiples of ``MULTIPLE``."""
+    return (-(-h // MULTIPLE) * MULTIPLE) * (-(-w // MULTIPLE) * MULTIPLE)
 
 
-def feather(length: int, overlap: int, start_edge: bool, end_edge: bool) -> np.ndarray:
-    """1-D tile weight: 0 on the outer overlap/4, linear ramp over overlap/2, then 1.
-
-    Sides on the image border (``start_edge`` / ``end_edge``) keep weight 1.
-    """
-    i = np.arange(length, dtype=np.float32)
-    margin, ramp = overlap // 4, max(overlap // 2, 1)
-    w = np.ones(length, np.float32)
-    if not start_edge:
-        w = np.minimum(w, np.clip((i + 1 - margin) / ramp, 0.0, 1.0))
-    if not end_edge:
-        w = np.minimum(w, np.clip((length - i - margin) / ramp, 0.0, 1.0))
-    return w
+def work_size(h: int, w: int, work_pixels: int = WORK_PIXELS) -> tuple[int, int] | None:
+    """(height, width) to run the network at, keeping the aspect; None if (h, w) fits."""
+    if padded_pixels(h, w) <= work_pixels:
+        return None
+    scale = math.sqrt(work_pixels / (h * w))
+    while True:
+        size = (max(1, int(h * scale)), max(1, int(w * scale)))
+        if padded_pixels(*size) <= work_pixels or size == (1, 1):
+            return size
+        scale *= 0.98
 
 
-_STREAMS: list = []
-
-
-def _cpu_streams(n: int) -> list:
-    while len(_STREAMS) < n:
-        _STREAMS.append(mx.new_stream(mx.cpu))
-    return _STREAMS[:n]
-
-
-def _run(net: Net, batch: np.ndarray) -> np.ndarray:
-    """``net`` on an NHWC batch; on the CPU each image runs on its own stream (thread).
-
-    MLX's CPU element-wise kernels are single-threaded, so independent tiles on separate
-    streams use more cores. The tiles are independent; the result equals a batched pass up to
-    float rounding (batch-1 vs batch-2 GEMMs sum in another order).
-    """
-    x = mx.array(batch)
-    if len(batch) < 2 or mx.default_device() != mx.cpu:
-        y = net(x)
-        mx.eval(y)
-        return np.asarray(y, np.float32)
-    outs = []
-    for i, stream in enumerate(_cpu_streams(len(batch))):
-        with mx.stream(stream):
-            outs.append(net(x[i : i + 1]))
-    with blas_threads(1):
-        mx.eval(outs)
-    return np.concatenate([np.asarray(o, np.float32) for o in outs])
-
-
-def run_tiled(
-    net: Net, x: np.ndarray, tile: int = TILE, overlap: int = OVERLAP, batch: int = TILE_BATCH
-) -> np.ndarray:
-    """Run ``net`` over HxWxC ``x`` (H, W multiples of 32) in feathered tiles -> HxWx3."""
-    h, w = x.shape[:2]
-    th, tw = min(tile, h), min(tile, w)
-    boxes = [(y0, x0) for y0 in tile_starts(h, th, overlap) for x0 in tile_starts(w, tw, overlap)]
-    acc = np.zeros((h, w, 3), np.float32)
-    weight = np.zeros((h, w), np.float32)
-    for i in range(0, len(boxes), batch):
-        group = boxes[i : i + batch]
-        out = _run(net, np.stack([x[y0 : y0 + th, x0 : x0 + tw] for y0, x0 in group]))
-        for (y0, x0), o in zip(group, out, strict=True):
-            wy = feather(th, overlap, y0 == 0, y0 + th == h)
-            wx = feather(tw, overlap, x0 == 0, x0 + tw == w)
-            wt = wy[:, None] * wx[None, :]
-            acc[y0 : y0 + th, x0 : x0 + tw] += o * wt[..., None]
-            weight[y0 : y0 + th, x0 : x0 + tw] += wt
-    return acc / weight[..., None]
-
-
-def predict_target(
-    net: Net,
-    ldr: np.ndarray,
-    whole_pixels: int = WHOLE_PIXELS,
-    tile: int = TILE,
-    overlap: int = OVERLAP,
-) -> np.ndarray:
-    """Network prediction for a display image of any size.
+def predict_target(net: Net, ldr: np.ndarray) -> np.ndarray:
+    """The network on a display image in one pass.
 
     Args:
         net: NHWC callable, normalised input -> [-1, 1].
         ldr: HxWx3 display input in [0, 1].
-        whole_pixels: images with at most this many (padded) pixels run in one pass.
-        tile, overlap: tile size and overlap (multiples of 32 and of 4) for larger images.
     Returns:
         HxWx3 float32 network output in [-1, 1], cropped back to the input size.
     """
-    if tile % MULTIPLE or overlap % 4 or not 0 < overlap < tile:
-        raise ValueError(f"tile must be a multiple of {MULTIPLE} and 0 < overlap < tile")
     h, w = ldr.shape[:2]
-    x = pad_to_multiple(ldr_to_input(ldr))  # whole-image min-max, then pad
-    if x.shape[0] * x.shape[1] <= whole_pixels:
-        out = _run(net, x[None])[0]
-    else:
-        out = run_tiled(net, x, tile, overlap)
-    return out[:h, :w]
+    y = net(mx.array(pad_to_multiple(ldr_to_input(ldr))[None]))
+    mx.eval(y)
+    return np.asarray(y, np.float32)[0, :h, :w]
+
+
+def apply_gain_map(ldr: np.ndarray, small: np.ndarray, hdr_small: np.ndarray) -> np.ndarray:
+    """Carry a low-resolution reconstruction to the full-resolution photo.
+
+    Args:
+        ldr: HxWx3 display photo in [0, 1].
+        small: its downscaled version, hxwx3 display in [0, 1].
+        hdr_small: scene-linear reconstruction of ``small`` (hxwx3, >= 0).
+    Returns:
+        HxWx3 float32 scene-linear image: ``srgb_to_linear(ldr)`` times the bilinearly
+        upsampled per-channel ratio ``hdr_small / srgb_to_linear(small)`` (in log space).
+    """
+    f = GAIN_FLOOR
+    gain = np.log((hdr_small + f) / (srgb_to_linear(small) + f)).astype(np.float32)
+    gain = cv2.resize(gain, ldr.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    hdr = (srgb_to_linear(ldr) + f) * np.exp(gain) - f
+    return np.maximum(hdr, 0.0).astype(np.float32)
+
+
+def predict_model_hdr(
+    net: Net, ldr: np.ndarray, blend: bool = True, work_pixels: int = WORK_PIXELS
+) -> np.ndarray:
+    """The model's scene-linear HDR for a display image of any size (see the module doc)."""
+    size = work_size(*ldr.shape[:2], work_pixels)
+    if size is None:
+        return calibrate(ldr, predict_target(net, ldr), blend=blend)
+    small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
+    hdr = apply_gain_map(ldr, small, calibrate(small, predict_target(net, small), blend=False))
+    return blend_with_input(ldr, hdr) if blend else hdr
 
 
 def predict_hdr(
@@ -168,7 +123,7 @@ def predict_hdr(
     net: Net | None = None,
     method: str = "model",
     blend: bool = True,
-    **tiling,
+    work_pixels: int = WORK_PIXELS,
 ) -> np.ndarray:
     """Reconstruct scene-linear HDR (HxWx3 float32 >= 0, 1.0 = the input's white).
 
@@ -177,7 +132,8 @@ def predict_hdr(
         net: the network, required when ``method == "model"``.
         method: ``"model"`` or a classical method name from ``mlx_hdr.methods.METHODS``.
         blend: for the model, keep the linearised input where it is not clipped.
-        **tiling: ``whole_pixels``, ``tile``, ``overlap`` for :func:`predict_target`.
+        work_pixels: the model runs on at most this many (padded) pixels; larger photos go
+            through a gain map (:func:`predict_model_hdr`).
     """
     if method != "model":
         from mlx_hdr.methods import get_method
@@ -185,7 +141,7 @@ def predict_hdr(
         return get_method(method)(ldr)
     if net is None:
         raise ValueError("method 'model' needs a network")
-    return calibrate(ldr, predict_target(net, ldr, **tiling), blend=blend)
+    return predict_model_hdr(net, ldr, blend, work_pixels)
 
 
 # ---------------------------------------------------------------- files
@@ -208,9 +164,7 @@ class PredictOptions:
     tonemap: str = "reinhard"
     exposure_ev: float = 0.0
     max_size: int | None = None
-    whole_pixels: int = WHOLE_PIXELS
-    tile: int = TILE
-    overlap: int = OVERLAP
+    work_pixels: int = WORK_PIXELS
 
 
 @dataclass
@@ -290,8 +244,7 @@ def load_input(path: Path, max_size: int | None) -> np.ndarray:
 def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOptions) -> list[Path]:
     """Predict one image and write ``dests`` (HDR by extension, ``.png`` = preview)."""
     ldr = load_input(src, opts.max_size)
-    tiling = {"whole_pixels": opts.whole_pixels, "tile": opts.tile, "overlap": opts.overlap}
-    hdr = predict_hdr(ldr, net, opts.method, opts.blend, **tiling)
+    hdr = predict_hdr(ldr, net, opts.method, opts.blend, opts.work_pixels)
     for dest in dests:
         if dest.suffix.lower() == ".png":
             write_ldr(dest, tonemap(hdr, opts.tonemap, opts.exposure_ev))

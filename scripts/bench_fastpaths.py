@@ -1,8 +1,9 @@
 """Speed of the CPU fast paths against the plain MLX formulation (a benchmark, not a test).
 
 Prints two tables: stride-1 3×3 convs as ``flatconv.conv2d_flat`` vs ``mx.conv2d`` (forward,
-and forward + both gradients), and tiled inference of the bundled model with the tiles of a
-batch on two CPU streams vs one. Medians of ``--repeats`` runs after one warm-up:
+and forward + both gradients), and ``predict_hdr`` of the bundled model on 12 and 24 MP
+photos (the model at its working resolution, then the gain map). Medians of ``--repeats``
+runs after one warm-up:
 
     .venv/bin/python scripts/bench_fastpaths.py
 """
@@ -72,34 +73,17 @@ def conv_table(repeats: int) -> None:
         print(f"| {'×'.join(map(str, shape))} | {cells} |")
 
 
-def one_stream_run(net, batch: np.ndarray) -> np.ndarray:
-    """``inference._run`` as it was: the whole batch on the default stream."""
-    y = net(mx.array(batch))
-    mx.eval(y)
-    return np.asarray(y, np.float32)
-
-
-def tiles_time(net, ldr: np.ndarray, run, repeats: int) -> tuple[float, np.ndarray]:
-    """Median seconds of tiled prediction with ``run`` as ``inference._run``, and its output."""
-    default, inference._run = inference._run, run
-    try:
-        out = inference.predict_target(net, ldr, whole_pixels=0)
-        secs = median_ms(lambda: inference.predict_target(net, ldr, whole_pixels=0), repeats)
-    finally:
-        inference._run = default
-    return secs / 1e3, out
-
-
-def tiles_table(repeats: int) -> None:
+def large_photo_table(repeats: int) -> None:
+    """Seconds of ``predict_hdr`` on large photos (the model at ``WORK_PIXELS``, gain map)."""
     net = load_net(None)[0]
     rng = np.random.default_rng(0)
-    ramp = np.linspace(0, 1, 2000, dtype=np.float32)[None, :, None]
-    ldr = np.clip(rng.random((1400, 2000, 3), np.float32) * 0.3 + ramp, 0, 1)
-    two, out_two = tiles_time(net, ldr, inference._run, repeats)
-    one, out_one = tiles_time(net, ldr, one_stream_run, repeats)
-    print("| 1400×2000 image, 512-px tiles, batch 2 | median |\n|---|---|")
-    print(f"| tiles on 2 streams | {two:.2f} s |\n| tiles on 1 stream | {one:.2f} s |")
-    print(f"\nmax |difference| of the two outputs: {np.abs(out_two - out_one).max():.2e}")
+    print("| photo | model runs at | median |\n|---|---|---|")
+    for h, w in ((3000, 4000), (4000, 6000)):
+        ramp = np.linspace(0, 1.2, w, dtype=np.float32)[None, :, None]
+        ldr = np.clip(rng.random((h, w, 3), np.float32) * 0.3 + ramp, 0, 1)
+        sh, sw = inference.work_size(h, w)
+        secs = median_ms(lambda ldr=ldr: inference.predict_hdr(ldr, net), repeats) / 1e3
+        print(f"| {w}×{h} ({h * w / 1e6:.0f} MP) | {sw}×{sh} | {secs:.2f} s |")
 
 
 def main() -> None:
@@ -108,7 +92,7 @@ def main() -> None:
     args = ap.parse_args()
     conv_table(args.repeats)
     print()
-    tiles_table(max(1, args.repeats // 2))
+    large_photo_table(max(1, args.repeats // 2))
 
 
 if __name__ == "__main__":

@@ -174,9 +174,7 @@ def test_output_errors_name_the_output(monkeypatch, capsys, photos, tmp_path):
 @pytest.mark.parametrize(
     "args,name",
     [
-        (["--tile", "100"], "--tile"),
-        (["--overlap", "0"], "--overlap"),
-        (["--tile", "256", "--overlap", "256"], "--overlap"),
+        (["--work-pixels", "100"], "--work-pixels"),
         (["--exposure", "nan"], "--exposure"),
         (["--max-size", "-5"], "--max-size"),
     ],
@@ -184,7 +182,7 @@ def test_output_errors_name_the_output(monkeypatch, capsys, photos, tmp_path):
 def test_bad_numbers_are_usage_errors(
     monkeypatch, capsys, photos, random_model, tmp_path, args, name
 ):
-    # bad tiling used to fail every file with a ValueError traceback after loading the model,
+    # bad numbers used to fail every file with a traceback after loading the model,
     # and a negative --max-size shrank every image to 1x1
     out = tmp_path / "out"
     code, _, err = run(

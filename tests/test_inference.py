@@ -1,19 +1,28 @@
-"""Padding, tiling (tiled == whole-image), and the predict pipeline on random MLX networks."""
+"""Padding, the working resolution and its gain map, and the predict pipeline."""
 
 from __future__ import annotations
 
-import mlx.core as mx  # noqa: I001
+# isort: off
+import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
+
+# isort: on
+from pathlib import Path
+
+import cv2
+import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
 
-import mlx_hdr  # noqa: F401  (before mlx)
+from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
 from mlx_hdr.inference import (
-    feather,
+    GAIN_FLOOR,
+    apply_gain_map,
     pad_to_multiple,
+    padded_pixels,
     predict_hdr,
     predict_target,
-    tile_starts,
+    work_size,
 )
 
 
@@ -32,17 +41,6 @@ def local_net(seed: int = 0) -> nn.Module:
     return net
 
 
-class GlobalNet(nn.Module):
-    """A local net plus a per-image mean term (like InstanceNorm), so tiles see other stats."""
-
-    def __init__(self):
-        super().__init__()
-        self.local = local_net(1)
-
-    def __call__(self, x):
-        return mx.tanh(self.local(x) + 0.2 * x.mean(axis=(1, 2), keepdims=True)[..., :3])
-
-
 def image(h: int, w: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     smooth = rng.uniform(0, 1, (h // 8 + 2, w // 8 + 2, 3)).astype(np.float32)
@@ -59,43 +57,46 @@ def test_pad_to_multiple(h, w):
     np.testing.assert_array_equal(out[:h, :w], img)
 
 
-def test_tile_starts_cover_and_overlap():
-    starts = tile_starts(1000, 256, 64)
-    assert starts[0] == 0 and starts[-1] + 256 == 1000
-    assert all(b - a <= 256 - 64 for a, b in zip(starts, starts[1:], strict=False))
-    assert tile_starts(100, 256, 64) == [0]
+def test_work_size_fits_and_keeps_the_aspect():
+    assert work_size(100, 200, 10_000_000) is None
+    for h, w, budget in [(4000, 6000, 4_000_000), (3001, 170, 100_000), (999, 1001, 250_000)]:
+        sh, sw = work_size(h, w, budget)
+        assert padded_pixels(sh, sw) <= budget < padded_pixels(h, w)
+        assert abs(sh / sw - h / w) < 0.05 * h / w + 2 / sw
 
 
-def test_feather_weights():
-    w = feather(64, 32, start_edge=False, end_edge=False)
-    assert w[:8].max() == 0 and w[-8:].max() == 0 and w[24:40].min() == 1
-    assert np.all(feather(64, 32, True, True) == 1)
+def test_gain_map_of_the_linear_input_is_the_linear_input():
+    ldr = image(96, 160)
+    small = cv2.resize(ldr, (40, 24), interpolation=cv2.INTER_AREA)
+    lin = srgb_to_linear(ldr)
+    np.testing.assert_allclose(apply_gain_map(ldr, small, srgb_to_linear(small)), lin, atol=1e-5)
+    doubled = apply_gain_map(ldr, small, 2 * srgb_to_linear(small) + GAIN_FLOOR)
+    np.testing.assert_allclose(doubled, 2 * lin + GAIN_FLOOR, rtol=1e-4, atol=1e-5)
 
 
-def test_tiled_equals_whole_for_a_local_net():
-    net, ldr = local_net(), image(150, 200)
-    whole = predict_target(net, ldr)
-    tiled = predict_target(net, ldr, whole_pixels=0, tile=64, overlap=32)
-    assert tiled.shape == (150, 200, 3)
-    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+def test_large_photo_keeps_the_models_highlights():
+    """Above the working resolution, the bundled model's highlights survive (the old
+    512-px tiles each renormalised in InstanceNorm: an upscaled sample's peak fell 3.5 -> 1.0)."""
+    from mlx_hdr.image_io import read_ldr
+    from mlx_hdr.model_hub import load_net
 
-
-def test_tiled_close_to_whole_for_a_net_with_global_statistics():
-    net, ldr = GlobalNet(), image(150, 200, 1)
-    whole = predict_target(net, ldr)
-    tiled = predict_target(net, ldr, whole_pixels=0, tile=64, overlap=32)
-    diff = tiled - whole
-    assert np.abs(diff).mean() < 0.04 and np.abs(diff).max() < 0.15
-    # no seams: the difference changes by at most ~0.02 between neighbouring pixels
-    # (a hard tile edge would jump by the full tile-to-tile offset, up to 0.15)
-    assert np.abs(np.diff(diff, axis=0)).max() < 0.02
-    assert np.abs(np.diff(diff, axis=1)).max() < 0.02
+    net = load_net(None)[0]
+    ldr = read_ldr(Path(mlx_hdr.__file__).parent / "assets" / "sample.jpg")
+    big = np.clip(cv2.resize(ldr, (768, 512), interpolation=cv2.INTER_CUBIC), 0, 1)
+    whole = predict_hdr(big, net, work_pixels=10**9)
+    fast = predict_hdr(big, net, work_pixels=big.shape[0] * big.shape[1] // 4)
+    clipped = big.max(axis=-1) >= 0.95
+    assert fast.shape == big.shape and clipped.mean() > 0.01
+    np.testing.assert_array_equal(fast[~clipped], whole[~clipped])  # the photo, exactly
+    y_fast, y_whole = (rgb_to_luminance(a)[clipped] for a in (fast, whole))
+    assert np.abs(np.log2(y_fast / y_whole)).mean() < 0.25
+    assert y_fast.max() > 1.3 and y_whole.max() > 1.3
 
 
 def test_odd_shapes_and_hdr_output():
     net = local_net()
     for h, w in [(37, 700), (5, 3)]:
-        out = predict_target(net, image(max(h, 8), w)[:h], whole_pixels=0, tile=128, overlap=32)
+        out = predict_target(net, image(max(h, 8), w)[:h])
         assert out.shape == (h, w, 3) and np.abs(out).max() <= 1
     ldr = image(40, 60)
     hdr = predict_hdr(ldr, net)
@@ -103,13 +104,3 @@ def test_odd_shapes_and_hdr_output():
     with pytest.raises(ValueError, match="needs a network"):
         predict_hdr(ldr, None)
     np.testing.assert_allclose(predict_hdr(ldr, method="linear"), mlx_hdr.color.srgb_to_linear(ldr))
-
-
-def test_batch_on_streams_equals_one_pass():
-    """_run puts each image of a batch on its own CPU stream: same result as one pass."""
-    from mlx_hdr.inference import _run
-
-    net = GlobalNet()
-    batch = np.stack([image(64, 96, s) for s in range(3)])
-    one = np.asarray(net(mx.array(batch)))
-    np.testing.assert_allclose(_run(net, batch), one, rtol=0, atol=1e-6)

@@ -9,14 +9,7 @@ from typing import Annotated
 
 import typer
 
-from mlx_hdr.inference import (
-    MULTIPLE,
-    OVERLAP,
-    TILE,
-    WHOLE_PIXELS,
-    PredictOptions,
-    predict_files,
-)
+from mlx_hdr.inference import MULTIPLE, WORK_PIXELS, PredictOptions, predict_files
 from mlx_hdr.methods import METHODS
 
 METHOD_CHOICES = ("model", *METHODS)  # expandnet2018 needs MLX_HDR_EXPANDNET=weights.pth
@@ -33,13 +26,11 @@ def _choice(value: str, choices: tuple[str, ...], name: str) -> str:
     return value
 
 
-def _check_numbers(tile: int, overlap: int, exposure: float) -> None:
+def _check_numbers(work_pixels: int, exposure: float) -> None:
     """Usage errors for values the pipeline would only reject per file, with a traceback."""
     problem = None
-    if tile <= 0 or tile % MULTIPLE:
-        name, problem = "--tile", f"{tile} is not a positive multiple of {MULTIPLE}"
-    elif overlap % 4 or not 0 < overlap < tile:
-        name, problem = "--overlap", f"{overlap} is not a multiple of 4 between 0 and --tile"
+    if work_pixels < MULTIPLE * MULTIPLE:
+        name, problem = "--work-pixels", f"{work_pixels} is below {MULTIPLE * MULTIPLE}"
     elif not math.isfinite(exposure):
         name, problem = "--exposure", f"{exposure} is not a finite number"
     if problem:
@@ -76,15 +67,16 @@ def predict_command(
         int | None, typer.Option(min=0, help="Downscale so the longer side is at most N px.")
     ] = None,
     blend: Annotated[bool, typer.Option(help="Keep the input where it is not clipped.")] = True,
-    tile: Annotated[int, typer.Option(help="Tile size for large images.")] = TILE,
-    overlap: Annotated[int, typer.Option(help="Tile overlap.")] = OVERLAP,
-    whole_pixels: Annotated[
-        int, typer.Option(help="Largest image (pixels) run without tiling.")
-    ] = WHOLE_PIXELS,
+    work_pixels: Annotated[
+        int,
+        typer.Option(
+            help="The model runs on at most this many pixels; larger photos via a gain map."
+        ),
+    ] = WORK_PIXELS,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Reconstruct HDR from LDR images; exit code = number of failed files (max 125)."""
-    _check_numbers(tile, overlap, exposure)
+    _check_numbers(work_pixels, exposure)
     opts = PredictOptions(
         method=_choice(method, METHOD_CHOICES, "--method"),
         blend=blend,
@@ -95,9 +87,7 @@ def predict_command(
         tonemap=_choice(tonemap, TONEMAP_CHOICES, "--tonemap"),
         exposure_ev=exposure,
         max_size=max_size,
-        whole_pixels=whole_pixels,
-        tile=tile,
-        overlap=overlap,
+        work_pixels=work_pixels,
     )
     net = None
     if opts.method == "model":
