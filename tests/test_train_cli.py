@@ -103,3 +103,5 @@ def test_done_message_when_nothing_ran(tmp_path):
         TrainResult(tmp_path, 60, 1, losses=[1.0], best_psnr=20.0, seconds_per_step=0.5)
     )
     assert ran.startswith("done: 60 steps") and "0.50 s/step" in ran
+    one_step = done_message(TrainResult(tmp_path, 1, 0, losses=[1.0], best_psnr=20.0))
+    assert one_step.startswith("done: 1 steps") and "nan" not in one_step

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -62,7 +63,9 @@ def done_message(result) -> str:
             f"nothing to do: the run is already at step {result.step}, its configured end "
             f"(raise --epochs or --max-steps); outputs in {result.run_dir}"
         )
+    # the first step (compilation, warm-up) is not timed, so a 1-step run has no speed
+    speed = "" if math.isnan(result.seconds_per_step) else f", {result.seconds_per_step:.2f} s/step"
     return (
-        f"done: {result.step} steps, best val PSNR {result.best_psnr:.2f} dB, "
-        f"{result.seconds_per_step:.2f} s/step; outputs in {result.run_dir}"
+        f"done: {result.step} steps, best val PSNR {result.best_psnr:.2f} dB{speed}; "
+        f"outputs in {result.run_dir}"
     )
