@@ -37,12 +37,16 @@ ROWS = {
     "fwd512-mlx": ("mlx", "forward", 512, 1, "eager"),
     "fwd512-mlx-compiled": ("mlx", "forward", 512, 1, "compiled"),
     "fwd512-mlx-noflat": ("mlx", "forward", 512, 1, "no-flatconv"),
+    "fwd512-mlx-glibc": ("mlx", "forward", 512, 1, "glibc malloc defaults"),
     "fwd512-torch": ("torch", "forward", 512, 1, "eager"),
+    "fwd512-torch-tuned": ("torch", "forward", 512, 1, "eager, malloc as mlx_hdr"),
     "train256-mlx": ("mlx", "train step", 256, 4, "eager, 2 streams"),
     "train256-mlx-1stream": ("mlx", "train step", 256, 4, "eager, 1 stream"),
     "train256-mlx-noflat": ("mlx", "train step", 256, 4, "no-flatconv, 1 stream"),
     "train256-mlx-compiled": ("mlx", "train step", 256, 4, "compiled"),
+    "train256-mlx-glibc": ("mlx", "train step", 256, 4, "2 streams, glibc malloc defaults"),
     "train256-torch": ("torch", "train step", 256, 4, "eager"),
+    "train256-torch-tuned": ("torch", "train step", 256, 4, "eager, malloc as mlx_hdr"),
 }
 
 
@@ -108,7 +112,7 @@ def _mlx_train_fn(model, x, variant: str):
     model.train()
     lpips = LPIPS()
     opt = optim.Adam(learning_rate=1e-4, betas=[0.5, 0.999])
-    streams = 2 if variant.endswith("2 streams") else 1
+    streams = 2 if "2 streams" in variant else 1
     compiled = variant == "compiled"
     step = make_train_step(model, opt, lpips=lpips, compile=compiled, streams=streams)
     target = mx.tanh(mx.random.normal(x.shape))
@@ -160,110 +164,6 @@ def torch_row(task: str, size: int, batch: int, variant: str, warmup: int, repea
 
     times = _timed(fn, warmup, repeats)
     return times, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-# ---------------------------------------------------------------- MLX profile
-
-
-def _layer_costs(layers, x, repeats: int, grad: bool) -> dict[str, list[float]]:
-    """Median forward and (input + parameter) vjp ms of each ``(kind, fn)`` in sequence."""
-    import mlx.core as mx
-
-    costs: dict[str, list[float]] = {}
-    for kind, fn in layers:
-        mx.eval(x)
-        fwd = statistics.median(_timed(lambda fn=fn, x=x: mx.eval(fn(x)), 1, repeats))
-        y = fn(x)
-        bwd = 0.0
-        if grad:
-            cot = mx.random.normal(y.shape)
-            mx.eval(y, cot)
-            vjp = lambda fn=fn, x=x, cot=cot: mx.eval(mx.vjp(fn, [x], [cot])[1])  # noqa: E731
-            bwd = statistics.median(_timed(vjp, 1, repeats))
-        acc = costs.setdefault(kind, [0.0, 0.0])
-        acc[0], acc[1] = acc[0] + fwd * 1e3, acc[1] + bwd * 1e3
-        x = y
-    return costs
-
-
-def _decoder_layers(model, x, feats):
-    import mlx.core as mx
-    import mlx.nn as nn
-
-    from mlx_hdr.models.hybrid import binomial_blur, pixel_shuffle
-
-    def block(b):
-        k = "conv1x1" if b.conv1.weight.shape[1] == 1 else "conv3x3"
-        return [
-            (k, b.conv1),
-            ("instancenorm", b.norm1),
-            ("relu", nn.relu),
-            ("conv3x3", b.conv2),
-            ("instancenorm", b.norm2),
-            ("relu", nn.relu),
-        ]
-
-    def up(u):
-        layers = [("conv3x3 (upsample)", u.conv), ("pixelshuffle", pixel_shuffle)]
-        blur = [("blur", binomial_blur)] if u.mode == "pixelshuffle_icnr_blur" else []
-        return layers + blur
-
-    def cat(skip):
-        return [("concat", lambda y, s=skip: mx.concatenate([y, s], axis=-1))]
-
-    layers = block(model.bottleneck) + up(model.ups[0])
-    for k, b in enumerate(model.blocks):
-        layers += cat(feats[3 - k]) + block(b) + up(model.ups[k + 1])
-    layers += cat(x) + block(model.head)
-    return layers + [("conv1x1", model.out), ("tanh", mx.tanh)]
-
-
-def _vgg_layers(lpips):
-    import mlx.nn as nn
-
-    names = {nn.ReLU: "relu", nn.MaxPool2d: "maxpool"}
-    return [
-        (
-            names.get(
-                type(m),
-                f"conv3x3 {m.weight.shape[-1]}->{m.weight.shape[0]}"
-                if type(m) not in names
-                else "",
-            ),
-            m,
-        )
-        for m in lpips.net.features
-    ]
-
-
-def profile_table(repeats: int) -> str:
-    """Per-op-type forward/backward ms of the 512² forward and the 256²×4 training step."""
-    # isort: off
-    from mlx_hdr.lpips import LPIPS  # mlx_hdr first: it preloads OpenBLAS for mlx.core
-    import mlx.core as mx
-    # isort: on
-
-    mx.random.seed(0)
-    model = build_mlx_model()
-    rows = []
-    for size, batch, grad in ((512, 1, False), (256, 4, True)):
-        x = mx.random.normal((batch, size, size, 3))
-        enc = statistics.median(
-            _timed(lambda x=x: mx.eval(model.encoder.features_at(x)), 1, repeats)
-        )
-        rows.append((f"{size}²×{batch}", "encoder (MobileNetV2, frozen)", enc * 1e3, 0.0))
-        feats = model.encoder.features_at(x)
-        dec = _decoder_layers(model, x, feats)
-        for kind, (f, b) in _layer_costs(dec, feats[4], repeats, grad).items():
-            rows.append((f"{size}²×{batch}", f"decoder {kind}", f, b))
-    lpips = LPIPS()
-    x = mx.tanh(mx.random.normal((4, 256, 256, 3)))
-    vgg = _layer_costs(_vgg_layers(lpips), x, repeats, True)
-    for kind, (f, b) in sorted(vgg.items(), key=lambda kv: -sum(kv[1])):
-        rows.append(("256²×4", f"VGG {kind} (one image batch)", f, b))
-    lines = ["| input | op | forward ms | backward ms |", "|---|---|---|---|"]
-    lines += [f"| {r[0]} | {r[1]} | {r[2]:,.1f} | {r[3]:,.1f} |" for r in rows]
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- twin check
@@ -324,16 +224,12 @@ def spawn_row(row_id: str, warmup: int, repeats: int, torch_python: str) -> dict
         env["MLX_HDR_OPENBLAS"] = "0"
     if variant.startswith("no-flatconv"):
         env["MLX_HDR_FLATCONV"] = "0"
-    cmd = [
-        python,
-        __file__,
-        "--run-row",
-        row_id,
-        "--warmup",
-        str(warmup),
-        "--repeats",
-        str(repeats),
-    ]
+    if variant.endswith("glibc malloc defaults"):
+        env["MLX_HDR_MALLOC"] = "0"
+    if variant.endswith("malloc as mlx_hdr"):  # mlx_hdr/_malloc.py's settings, by environment
+        env |= {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
+    cmd = [python, __file__, "--run-row", row_id]
+    cmd += ["--warmup", str(warmup), "--repeats", str(repeats)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -385,6 +281,8 @@ def main(argv=None) -> None:
         print(check_twin(args.torch_python))
         return
     if args.profile:
+        from bench_profile import profile_table
+
         print(profile_table(args.repeats))
         return
     repeats = 3 if args.quick else args.repeats
