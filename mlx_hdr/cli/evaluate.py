@@ -12,6 +12,7 @@ from mlx_hdr.evaluate import evaluate, net_for_methods, summary_markdown
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``evaluate`` command to ``app``."""
     app.command("evaluate")(evaluate_command)
 
 

@@ -17,6 +17,7 @@ TONEMAP_CHOICES = ("reinhard", "reinhard2002", "exposure")
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``predict`` command to ``app``."""
     app.command("predict")(predict_command)
 
 

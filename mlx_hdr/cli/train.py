@@ -12,6 +12,8 @@ Opt = typer.Option
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``train`` command to ``app``."""
+
     @app.command("train")
     def train(
         config: Annotated[Path | None, Opt("--config", "-c", help="recipe .json/.toml")] = None,

@@ -1,0 +1,1 @@
+"""Datasets, manifests, preprocessing, the camera simulator and training batch loaders."""

@@ -68,6 +68,8 @@ class PairSource:
         return ldr, hdr * np.float32(estimate_exposure(ldr, hdr))
 
     def sample(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Pair ``index % len(self)``, augmented with ``rng``: ``(ldr, hdr)``, float32
+        ``size`` x ``size`` x 3 (LDR display in [0, 1], HDR exposure-aligned, >= 0)."""
         ldr, hdr = self.load(index % len(self))
         return augment_pair(ldr, hdr, rng, self.size, self.scale)
 
@@ -94,6 +96,8 @@ class PoolSource:
 
     @classmethod
     def from_manifest(cls, manifest: Manifest | str, **kwargs) -> PoolSource:
+        """A pool of the manifest's kept records (their HDR files and ``kind``); ``kwargs``
+        go to the constructor."""
         m = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
         pairs = [Pair(r["name"], None, m.path(r, "hdr"), r.get("kind")) for r in m.kept()]
         return cls(pairs, **kwargs)
@@ -136,6 +140,10 @@ class PoolSource:
         return ldr, hdr, rec.to_dict() | info
 
     def sample(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``(ldr, hdr)`` of :meth:`sample_with_record`, float32 ``size`` x ``size`` x 3.
+
+        ``index`` is unused: which HDR is viewed is drawn from ``rng`` too.
+        """
         ldr, hdr, _ = self.sample_with_record(rng)
         return ldr, hdr
 
@@ -174,6 +182,8 @@ class Loader:
         return np.arange(n)
 
     def make_sample(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``index`` of ``epoch``: ``source.sample`` with its own
+        :func:`sample_rng` ``(seed, epoch, index)``."""
         return self.source.sample(int(index), sample_rng(self.cfg.seed, epoch, int(index)))
 
     def _batch(self, samples: list) -> dict[str, np.ndarray]:

@@ -42,6 +42,7 @@ class Manifest:
 
     @property
     def root(self) -> Path:
+        """The dataset folder the record paths are relative to (resolved when indexed)."""
         return Path(self.header["root"])
 
     def path(self, record: dict, key: str) -> Path | None:
@@ -49,6 +50,7 @@ class Manifest:
         return None if record.get(key) is None else self.root / record[key]
 
     def kept(self) -> list[dict]:
+        """The records with ``kept`` true, in file order."""
         return [r for r in self.records if r["kept"]]
 
 

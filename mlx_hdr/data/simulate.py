@@ -46,6 +46,7 @@ class SimRecord:
     clipped_fraction: float  # measured: fraction of pixels with max(RGB) * exposure >= 1
 
     def to_dict(self) -> dict:
+        """The fields as a plain dict (``dataclasses.asdict``)."""
         return asdict(self)
 
 

@@ -39,6 +39,8 @@ SELU_SCALE = 1.0507009873554805
 
 @dataclass
 class ExpandNetConfig:
+    """The released architecture's sizes and the tiled inference's margin and tile side."""
+
     features: int = 64  # width of the mid and global branches and the fusion layer
     local_features: int = 128
     global_size: int = 256  # side the global branch sees
@@ -144,11 +146,14 @@ class ExpandNet(nn.Module):
         return self.glob_net[-1](x)
 
     def local(self, x: mx.array) -> mx.array:
+        """Local branch: (N, H, W, 3) -> (N, H, W, local_features), two 3x3 convs + SELU."""
         for (conv,) in self.local_net:
             x = selu(conv(x))
         return x
 
     def mid(self, x: mx.array) -> mx.array:
+        """Dilated branch: (N, H, W, 3) -> (N, H, W, features), ``mid_layers`` 3x3 convs
+        (dilation and zero padding ``dilation``), SELU after all but the last."""
         d = self.cfg.dilation
         for (conv,) in self.mid_net[:-1]:
             x = selu(dilated_conv(conv, x, d, d))

@@ -1,0 +1,1 @@
+"""MLX networks: the hybrid autoencoder and its torchvision-exact ImageNet encoders."""

@@ -50,10 +50,12 @@ class HybridConfig:
             raise ValueError("decoder_channels needs 6 widths (bottleneck + 5 stages)")
 
     def to_json(self) -> str:
+        """The fields as a JSON object with sorted keys."""
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> HybridConfig:
+        """Inverse of :meth:`to_json` (validated like the constructor)."""
         return cls(**json.loads(text))
 
 
@@ -213,6 +215,7 @@ def pad_to_multiple(x: mx.array, multiple: int = MULTIPLE) -> mx.array:
 
 
 def trainable_parameter_count(model: nn.Module) -> int:
+    """Number of scalars in ``model.trainable_parameters()`` (frozen encoders excluded)."""
     return sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
 
 

@@ -29,6 +29,7 @@ def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> 
 
 
 def relu6(x: mx.array) -> mx.array:
+    """PyTorch's ``ReLU6``: min(max(x, 0), 6)."""
     return mx.minimum(mx.maximum(x, 0.0), 6.0)
 
 
@@ -166,6 +167,8 @@ class BatchNorm2d(nn.Module):
 
 
 class Hardsigmoid(nn.Module):
+    """Module form of :func:`hardsigmoid` (no parameters)."""
+
     def __call__(self, x: mx.array) -> mx.array:
         return hardsigmoid(x)
 

@@ -40,6 +40,9 @@ FEATURE_INDICES = (1, 3, 6, 13, 18)
 
 @dataclass
 class MobileNetV2Config:
+    """torchvision's ``mobilenet_v2`` arguments: channels are scaled by ``width_mult`` and
+    rounded to a multiple of ``round_nearest``."""
+
     width_mult: float = 1.0
     num_classes: int = 1000  # 0: no classifier head (features only, e.g. in the hybrid)
     round_nearest: int = 8

@@ -63,6 +63,9 @@ FEATURE_INDICES = (1, 3, 6, 12, 16)
 
 @dataclass
 class MobileNetV3Config:
+    """torchvision's ``mobilenet_v3_large`` arguments: channels are scaled by ``width_mult``
+    (rounded to a multiple of 8)."""
+
     width_mult: float = 1.0
     num_classes: int = 1000  # 0: no classifier head (features only, e.g. in the hybrid)
 

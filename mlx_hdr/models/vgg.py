@@ -23,6 +23,8 @@ TAP_INDICES = (3, 8, 15, 22, 29)
 
 @dataclass
 class VGG16Config:
+    """Input channels of the first conv (3 for RGB)."""
+
     in_channels: int = 3
 
 
@@ -49,6 +51,7 @@ class VGG16Features(nn.Module):
 
     @property
     def feature_channels(self) -> tuple[int, ...]:
+        """Channels of the five taps of :meth:`features_at`."""
         return (64, 128, 256, 512, 512)
 
     def features_at(self, x: mx.array) -> list[mx.array]:

@@ -44,6 +44,9 @@ def _load_encoder(model) -> bool:
 
 
 def bench_model(encoder: str, seeds: int = 3) -> None:
+    """Print a Markdown table, one row per upsampling mode: decoder parameters, decoder and
+    encoder GFLOPs at 512², and the checkerboard score of the untrained model's output on
+    :func:`smooth_batch` (mean ± std over ``seeds`` random decoder initialisations)."""
     print("| upsample | decoder params | decoder GFLOPs @512² | encoder GFLOPs | checkerboard |")
     print("|---|---|---|---|---|")
     x = smooth_batch()
@@ -63,6 +66,7 @@ def bench_model(encoder: str, seeds: int = 3) -> None:
 
 
 def main() -> None:
+    """Command line: ``python -m mlx_hdr.train.bench model [--encoder NAME]``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=("model",))
     p.add_argument("--encoder", default="mobilenet_v2")

@@ -30,6 +30,9 @@ FORMAT = "mlx-hdr-train-checkpoint"
 
 @dataclass
 class Checkpoint:
+    """What :func:`load_checkpoint` returns besides the state it restores in place: the
+    step and epoch, the training config (a dict) and the ``extra`` metadata."""
+
     step: int
     epoch: int
     config: dict

@@ -87,6 +87,7 @@ class TrainConfig:
 
     @property
     def use_compile(self) -> bool:
+        """``compile``, or when it is None: whether the default device is a GPU."""
         import mlx.core as mx
 
         if self.compile is None:
@@ -95,6 +96,8 @@ class TrainConfig:
 
     @property
     def use_streams(self) -> int:
+        """Streams a step's batch is split over: 1 when compiled or off the CPU, else
+        ``streams`` or, when 0, the core count capped at 2."""
         import os
 
         import mlx.core as mx
@@ -105,14 +108,18 @@ class TrainConfig:
 
     @property
     def total_steps(self) -> int:
+        """``epochs * steps_per_epoch``, capped by ``max_steps`` when that is set."""
         total = self.epochs * self.steps_per_epoch
         return min(total, self.max_steps) if self.max_steps else total
 
     def to_json(self) -> str:
+        """All fields (the model config nested) as a JSON object with sorted keys."""
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        """Build from a dict of field values (``model`` may be a dict); ``ValueError`` on
+        unknown keys or invalid values."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -23,14 +23,21 @@ TRAIN_STREAM, VAL_STREAM = 0, 1  # first key of ``sample_rng``: training or vali
 
 
 class BatchSource(Protocol):
+    """What the trainer reads batches from (see the module docstring)."""
+
     batch_size: int
 
-    def batch(self, step: int, rank: int = 0, size: int = 1) -> dict[str, np.ndarray]: ...
+    def batch(self, step: int, rank: int = 0, size: int = 1) -> dict[str, np.ndarray]:
+        """Samples ``rank, rank + size, ...`` of step ``step``'s global batch, NHWC float32."""
+        ...
 
-    def validation(self, n: int) -> dict[str, np.ndarray]: ...
+    def validation(self, n: int) -> dict[str, np.ndarray]:
+        """The fixed validation set of ``n`` samples, NHWC float32."""
+        ...
 
 
 def stack(samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Stack per-sample HWC dicts into one batch dict of NHWC float32 arrays (same keys)."""
     return {k: np.stack([s[k] for s in samples]).astype(np.float32) for k in samples[0]}
 
 
@@ -45,6 +52,8 @@ class ArrayBatches:
     seed: int = 0
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """``{"ldr", "hdr"}``: a random ``crop`` x ``crop`` window of a random pair (the same
+        for both), flipped left-right with probability 1/2; views, not copies."""
         i = int(rng.integers(len(self.ldr)))
         h, w = self.ldr[i].shape[:2]
         y, x = int(rng.integers(h - self.crop + 1)), int(rng.integers(w - self.crop + 1))
@@ -55,10 +64,12 @@ class ArrayBatches:
         return {"ldr": ldr, "hdr": hdr}
 
     def batch(self, step: int, rank: int = 0, size: int = 1) -> dict[str, np.ndarray]:
+        """Samples ``rank, rank + size, ...`` of step ``step``'s batch of ``batch_size``."""
         idx = range(rank, self.batch_size, size)
         return stack([self.sample(sample_rng(self.seed, TRAIN_STREAM, step, i)) for i in idx])
 
     def validation(self, n: int) -> dict[str, np.ndarray]:
+        """``n`` fixed samples from the validation RNG stream (not sharded by rank)."""
         return stack([self.sample(sample_rng(self.seed, VAL_STREAM, 0, i)) for i in range(n)])
 
 

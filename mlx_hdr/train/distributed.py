@@ -21,4 +21,5 @@ def init_group(backend: str = "any"):
 
 
 def rank_and_size(group) -> tuple[int, int]:
+    """``(rank, size)`` of ``group``; ``(0, 1)`` for a single process (``group`` None)."""
     return (0, 1) if group is None else (group.rank(), group.size())

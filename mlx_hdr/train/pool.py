@@ -39,11 +39,14 @@ class SourceBatches:
         return {"ldr": ldr, "hdr": hdr, "clip_mask": clip_mask(ldr)}
 
     def batch(self, step: int, rank: int = 0, size: int = 1) -> dict[str, np.ndarray]:
+        """Samples ``rank, rank + size, ...`` of step ``step``'s batch from ``train`` (sample
+        index ``step * batch_size + i``): NHWC float32 ``ldr``, ``hdr`` and ``clip_mask``."""
         b = self.batch_size
         rngs = {i: sample_rng(self.seed, TRAIN_STREAM, step, i) for i in range(rank, b, size)}
         return self._stack([self.train.sample(step * b + i, r) for i, r in rngs.items()])
 
     def validation(self, n: int) -> dict[str, np.ndarray]:
+        """``n`` fixed samples of ``val`` (validation RNG stream), same keys as :meth:`batch`."""
         rngs = [sample_rng(self.seed, VAL_STREAM, 0, i) for i in range(n)]
         return self._stack([self.val.sample(i, r) for i, r in enumerate(rngs)])
 

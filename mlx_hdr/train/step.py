@@ -28,6 +28,7 @@ def make_optimizer(cfg) -> optim.Adam:
 
 
 def global_norm(tree) -> mx.array:
+    """L2 norm over all arrays of a (gradient) tree, as one float32 scalar."""
     return mx.sqrt(sum((g.astype(mx.float32) ** 2).sum() for _, g in tree_flatten(tree)))
 
 

@@ -41,6 +41,10 @@ class TrainingDiverged(HDRError):
 
 @dataclass
 class TrainResult:
+    """Outcome of :meth:`Trainer.run`: final step/epoch, the per-step losses and per-epoch
+    validation records of this invocation, the best validation PSNR and the mean step time
+    (first step excluded; NaN when no step was timed)."""
+
     run_dir: Path
     step: int
     epoch: int
@@ -127,6 +131,7 @@ class RunLog:
             self.records = read_log(path)
 
     def write(self, record: dict, message: str | None = None) -> None:
+        """Keep ``record``; with a path, also append it to the file and echo ``message``."""
         self.records.append(record)
         if self.path is not None:
             with open(self.path, "a") as f:
@@ -134,6 +139,7 @@ class RunLog:
             self.say(message)
 
     def say(self, message: str | None) -> None:
+        """Echo ``message`` (if any and if there is an echo function); nothing is logged."""
         if message and self.echo is not None:
             self.echo(message)
 
@@ -206,9 +212,11 @@ class Trainer:
             self.log.say(f"resumed from step {self.step} (epoch {state.epoch})")
 
     def ckpt_path(self, name: str) -> Path:
+        """``run_dir/checkpoints/<name>.safetensors``."""
         return self.run_dir / "checkpoints" / f"{name}.safetensors"
 
     def save(self, name: str) -> None:
+        """Write checkpoint ``name`` (model, optimizer, step, config, best PSNR); rank 0 only."""
         if not self.main:
             return
         ckpt.save_checkpoint(
@@ -222,6 +230,7 @@ class Trainer:
         )
 
     def build_step(self):
+        """Initialise the optimizer state and return the step function the config asks for."""
         self.optimizer.init(self.model.trainable_parameters())
         c = self.cfg
         return make_train_step(
@@ -237,6 +246,7 @@ class Trainer:
         )
 
     def check_finite(self, loss: float, norm: float) -> None:
+        """Log an error record and raise :class:`TrainingDiverged` if loss or norm is NaN/inf."""
         if math.isfinite(loss) and math.isfinite(norm):
             return
         last = self.ckpt_path("last")
@@ -280,6 +290,7 @@ class Trainer:
         return result
 
     def log_step(self, loss: float, parts: dict, norm: float, dt: float) -> None:
+        """Log a ``train`` record (loss and its parts, grad norm, lr, timing, memory)."""
         rec = {"kind": "train", "step": self.step, "epoch": self.step // self.cfg.steps_per_epoch}
         rec.update(loss=loss, grad_norm=norm, **{k: v.item() for k, v in parts.items()})
         lr = self.optimizer.learning_rate
@@ -291,6 +302,8 @@ class Trainer:
         self.log.write(rec, msg)
 
     def validation_set(self) -> dict:
+        """The source's ``val_size`` fixed samples, prepared once: encoder input ``x`` and
+        ``target`` in [-1, 1] (NHWC float32), the ``ldr``, and the target's ``lo``/``hi``."""
         val = self.source.validation(self.cfg.val_size)
         target, lo, hi = hdr_to_target(val["hdr"])
         return {
