@@ -258,6 +258,7 @@ def test_legacy_rebuild_tensor_v1(shared):
     assert len(state) == 30 and sum(v.size for v in state.values()) == 456_899
     first = state["local_net.0.0.weight"]
     assert first.shape == (64, 3, 3, 3)
+    # torch.load(weights.pth)["local_net.0.0.weight"].double().sum(), PyTorch 2.14.1 (rechecked)
     assert float(first.astype(np.float64).sum()) == pytest.approx(2.2513987954562253, rel=1e-12)
 
 
