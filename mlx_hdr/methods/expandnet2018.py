@@ -4,8 +4,8 @@ Dynamic Range Expansion from Low Dynamic Range Content"), a learned peer method 
 A port of the released model and inference (github.com/dmarnerides/hdr-expandnet): three
 branches on the min-max-normalised sRGB input, local (two 3x3 convs), dilated "mid" (four 3x3
 convs, dilation 2) and global (the input resized to 256x256, six stride-2 convs and a 4x4 conv to
-one 64-vector), concatenated (128 + 64 + 64) and fused by two 1x1 convs and a sigmoid. Every conv
-but the last of each branch is followed by SELU. Inference follows ``ExpandNet.predict``: the
+one 64-vector), concatenated (128 + 64 + 64) and fused by two 1x1 convs and a sigmoid. Both
+local convs, and every other conv but the last of its branch, are followed by SELU. Inference follows ``ExpandNet.predict``: the
 input is zero-padded by 10 px and processed in tiles whose interiors are stitched (the receptive
 field, 8 px, is inside the margin, so the result does not depend on the tile size), then the
 output is min-max normalised to [0, 1] as ``expand.py`` does before writing the ``.hdr``.
