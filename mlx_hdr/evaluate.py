@@ -207,9 +207,14 @@ def evaluate(
             continue
         report.rows += rows
         report.files.append(write_ldr(out / "sheets" / f"{pair.name}.png", sheet))
+    return _write_report(report, out, methods, str(dataset))
+
+
+def _write_report(report: EvalReport, out: Path, methods: list[str], title: str) -> EvalReport:
+    """Fill in the means and write metrics.csv and summary.md."""
     report.means = _means(report.rows, methods)
     n_cases = len({r["case"] for r in report.rows})
     report.files.append(_write_text(out / "metrics.csv", _csv_text(report.rows)))
-    md = summary_markdown(report.means, n_cases, str(dataset))
+    md = summary_markdown(report.means, n_cases, title)
     report.files.append(_write_text(out / "summary.md", md))
     return report

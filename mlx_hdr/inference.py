@@ -299,12 +299,22 @@ def predict_files(
             fail(str(src), clash)
             continue
         claimed.update(dict.fromkeys(dests, src))
-        try:
-            dests[0].parent.mkdir(parents=True, exist_ok=True)
-            report.written.append((src, predict_file(src, dests, net, opts)))
-        except HDRError as exc:
-            fail(str(src), str(exc).removeprefix(f"{src}: "))
-        except OSError as exc:  # the output side: e.g. -o names a file or a read-only place
-            where = f"{exc.filename}: " if exc.filename else ""
-            fail(str(src), f"{where}{exc.strerror or exc}")
+        problem = _predict_one(src, dests, net, opts, report)
+        if problem:
+            fail(str(src), problem)
     return report
+
+
+def _predict_one(
+    src: Path, dests: list[Path], net: Net | None, opts: PredictOptions, report: PredictReport
+) -> str | None:
+    """:func:`predict_file` into ``report``; the problem as one line if it failed."""
+    try:
+        dests[0].parent.mkdir(parents=True, exist_ok=True)
+        report.written.append((src, predict_file(src, dests, net, opts)))
+    except HDRError as exc:
+        return str(exc).removeprefix(f"{src}: ")
+    except OSError as exc:  # the output side: e.g. -o names a file or a read-only place
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    return None

@@ -5,10 +5,11 @@ A port of the released model and inference (github.com/dmarnerides/hdr-expandnet
 branches on the min-max-normalised sRGB input, local (two 3x3 convs), dilated "mid" (four 3x3
 convs, dilation 2) and global (the input resized to 256x256, six stride-2 convs and a 4x4 conv to
 one 64-vector), concatenated (128 + 64 + 64) and fused by two 1x1 convs and a sigmoid. Both
-local convs, and every other conv but the last of its branch, are followed by SELU. Inference follows ``ExpandNet.predict``: the
-input is zero-padded by 10 px and processed in tiles whose interiors are stitched (the receptive
-field, 8 px, is inside the margin, so the result does not depend on the tile size), then the
-output is min-max normalised to [0, 1] as ``expand.py`` does before writing the ``.hdr``.
+local convs, and every other conv but the last of its branch, are followed by SELU.
+Inference follows ``ExpandNet.predict``: the input is zero-padded by 10 px and processed in
+tiles whose interiors are stitched (the receptive field, 8 px, is inside the margin, so the
+result does not depend on the tile size), then the output is min-max normalised to [0, 1]
+as ``expand.py`` does before writing the ``.hdr``.
 
 The weights are the released ``weights.pth`` (a legacy PyTorch pickle, read without torch). The
 product does not ship them: pass ``weights=`` or set ``MLX_HDR_EXPANDNET``.
