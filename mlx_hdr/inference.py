@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from mlx_hdr.calibrate import blend_with_input, calibrate
 from mlx_hdr.color import ldr_to_input, srgb_to_linear
-from mlx_hdr.errors import HDRError
+from mlx_hdr.errors import HDRError, InputError
 from mlx_hdr.image_io import LDR_SUFFIXES, read_ldr, write_hdr, write_ldr
 from mlx_hdr.tonemap import tonemap
 
@@ -201,7 +201,8 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
             paths += [q for q in matched if q.is_file()]
             if not matched:
                 missing.append((item, "no files match this pattern"))
-    return paths, missing
+    unique = {p.resolve(): p for p in reversed(paths)}  # an input named twice runs once
+    return [p for p in paths if unique.get(p.resolve()) is p], missing
 
 
 def output_stems(paths: list[Path]) -> list[str]:
@@ -283,6 +284,8 @@ def predict_files(
         if on_error:
             on_error(item, problem)
 
+    if out.suffix.lower() in {".jpg", ".jpeg", ".tif", ".tiff"} and not out.is_dir():
+        raise InputError("cannot write this type: name a folder or a .hdr/.exr/.pfm/.png file", out)
     paths, missing = expand_inputs(inputs)
     for item, problem in missing:
         fail(item, problem)

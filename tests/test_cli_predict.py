@@ -230,3 +230,34 @@ def test_model_resolution_errors(monkeypatch, capsys, photos, tmp_path):
     with pytest.raises(WeightsError, match="someone/no-such-repo"):
         model_hub.resolve_model("someone/no-such-repo")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_jpeg_output_name_is_refused_and_repeated_inputs_run_once(
+    monkeypatch, capsys, photos, tmp_path
+):
+    # `-o out.jpg` used to create a folder called out.jpg; a repeated input "collided"
+    target = tmp_path / "out.jpg"
+    code, _, err = run(monkeypatch, capsys, "predict", photos / "a.jpg", "-o", target)
+    assert code == 1 and err.startswith(f"error: {target}: cannot write") and not target.exists()
+    a = photos / "a.jpg"
+    code, out, err = run(
+        monkeypatch,
+        capsys,
+        "predict",
+        a,
+        str(a),
+        photos / "." / "a.jpg",
+        "-o",
+        tmp_path,
+        "--method",
+        "linear",
+    )
+    assert (
+        code == 0
+        and err == ""
+        and sorted(p.name for p in tmp_path.iterdir())
+        == [
+            "a.hdr",
+            "a_preview.png",
+        ]
+    )
