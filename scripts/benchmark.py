@@ -227,7 +227,7 @@ def spawn_row(row_id: str, warmup: int, repeats: int, torch_python: str) -> dict
     if variant.endswith("glibc malloc defaults"):
         env["MLX_HDR_MALLOC"] = "0"
     if variant.endswith("malloc as mlx_hdr"):  # mlx_hdr/_malloc.py's settings, by environment
-        env |= {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
+        env |= {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}  # no trim
     cmd = [python, __file__, "--run-row", row_id]
     cmd += ["--warmup", str(warmup), "--repeats", str(repeats)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
