@@ -30,6 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from mlx_hdr.atomic import atomic_write
 from mlx_hdr.color import REC709_CHROMATICITIES, rgb_to_rec709_matrix, rgb_to_xyz_matrix
 from mlx_hdr.errors import InputError
+from mlx_hdr.icc import icc_to_srgb
 from mlx_hdr.pfm import read_pfm, write_pfm
 
 MAX_PIXELS = 100_000_000  # refuse images above this many pixels (decompression bombs)
@@ -296,7 +297,7 @@ def _read_16bit(path: Path, orientation: int) -> np.ndarray:
 
 
 def _pil_to_rgb(im: Image.Image, path: Path) -> np.ndarray:
-    """Decoded Pillow image of any mode -> HxWx3 float32 in [0, 1]."""
+    """Decoded Pillow image of any mode -> HxWx3 float32 sRGB display values in [0, 1]."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(im).astype(np.float32) / 65535.0
         return np.repeat(np.clip(arr, 0, 1)[..., None], 3, axis=-1)
@@ -306,15 +307,16 @@ def _pil_to_rgb(im: Image.Image, path: Path) -> np.ndarray:
         _warn_alpha(path)
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
-    return np.asarray(im.convert("RGB"), np.float32) / 255.0
+    return np.asarray(icc_to_srgb(im, path).convert("RGB"), np.float32) / 255.0
 
 
 def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
     """Read a JPEG/PNG/TIFF as float32 HxWx3 display RGB in [0, 1].
 
     8-bit values are divided by 255, 16-bit by 65535; grey is repeated to 3 channels, palette
-    and CMYK are converted to RGB, alpha is dropped (one warning per process), and the EXIF
-    orientation is applied. Raises ``InputError`` for missing, empty, truncated, unsupported
+    and CMYK are converted to RGB, alpha is dropped (one warning per process), the EXIF
+    orientation is applied, and an embedded non-sRGB ICC profile (8-bit images) is
+    converted to sRGB. Raises ``InputError`` for missing, empty, truncated, unsupported
     or too large (``max_pixels``, default ``MAX_PIXELS``) files.
     """
     path = _check_input(path, LDR_SUFFIXES, "LDR")
