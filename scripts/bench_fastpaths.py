@@ -11,10 +11,9 @@ runs after one warm-up:
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from bench_timing import median_ms
 
 import mlx_hdr  # noqa: F401  (first: OpenBLAS must load before mlx.core)
 
@@ -32,16 +31,6 @@ CONV_SHAPES = [
     (4, 32, 32, 512),
     (4, 16, 16, 512),
 ]
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
 
 
 def plain_conv(x, w):

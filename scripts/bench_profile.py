@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import statistics
 
-from benchmark import _timed, build_mlx_model
+from bench_timing import timed
+from benchmark import build_mlx_model
 
 
 def _layer_costs(layers, x, repeats: int, grad: bool) -> dict[str, list[float]]:
@@ -18,14 +19,14 @@ def _layer_costs(layers, x, repeats: int, grad: bool) -> dict[str, list[float]]:
     costs: dict[str, list[float]] = {}
     for kind, fn in layers:
         mx.eval(x)
-        fwd = statistics.median(_timed(lambda fn=fn, x=x: mx.eval(fn(x)), 1, repeats))
+        fwd = statistics.median(timed(lambda fn=fn, x=x: mx.eval(fn(x)), 1, repeats))
         y = fn(x)
         bwd = 0.0
         if grad:
             cot = mx.random.normal(y.shape)
             mx.eval(y, cot)
             vjp = lambda fn=fn, x=x, cot=cot: mx.eval(mx.vjp(fn, [x], [cot])[1])  # noqa: E731
-            bwd = statistics.median(_timed(vjp, 1, repeats))
+            bwd = statistics.median(timed(vjp, 1, repeats))
         acc = costs.setdefault(kind, [0.0, 0.0])
         acc[0], acc[1] = acc[0] + fwd * 1e3, acc[1] + bwd * 1e3
         x = y
@@ -95,7 +96,7 @@ def profile_table(repeats: int) -> str:
     for size, batch, grad in ((512, 1, False), (256, 4, True)):
         x = mx.random.normal((batch, size, size, 3))
         enc = statistics.median(
-            _timed(lambda x=x: mx.eval(model.encoder.features_at(x)), 1, repeats)
+            timed(lambda x=x: mx.eval(model.encoder.features_at(x)), 1, repeats)
         )
         rows.append((f"{size}²×{batch}", "encoder (MobileNetV2, frozen)", enc * 1e3, 0.0))
         feats = model.encoder.features_at(x)

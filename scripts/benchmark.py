@@ -22,8 +22,9 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from bench_timing import timed
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_PYTHON = os.environ.get("TORCH_PYTHON", "/work/torchenv/bin/python")
@@ -48,17 +49,6 @@ ROWS = {
     "train256-torch": ("torch", "train step", 256, 4, "eager"),
     "train256-torch-tuned": ("torch", "train step", 256, 4, "eager, malloc as mlx_hdr"),
 }
-
-
-def _timed(fn, warmup: int, repeats: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 # ---------------------------------------------------------------- MLX rows
@@ -97,7 +87,7 @@ def mlx_row(task: str, size: int, batch: int, variant: str, warmup: int, repeats
         fn = _mlx_train_fn(model, x, variant)
     mx.eval(model.parameters())
     mx.reset_peak_memory()
-    times = _timed(fn, warmup, repeats)
+    times = timed(fn, warmup, repeats)
     return times, mx.get_peak_memory() / 2**20
 
 
@@ -162,7 +152,7 @@ def torch_row(task: str, size: int, batch: int, variant: str, warmup: int, repea
             loss.backward()
             opt.step()
 
-    times = _timed(fn, warmup, repeats)
+    times = timed(fn, warmup, repeats)
     return times, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

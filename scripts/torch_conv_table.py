@@ -8,22 +8,10 @@ table, run channels-last with 2 threads, medians of 7 after a warm-up:
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
+from bench_timing import median_ms
 
 SHAPES = [(4, 256, 24), (1, 512, 16), (4, 256, 64), (4, 128, 128), (4, 32, 512)]
-
-
-def median_ms(fn, repeats: int = 7) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
 
 
 def main() -> None:
@@ -33,14 +21,14 @@ def main() -> None:
         x = torch.randn(n, c, h, h).contiguous(memory_format=torch.channels_last)
         conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False)
         with torch.no_grad():
-            fwd = median_ms(lambda conv=conv, x=x: conv(x))
+            fwd = median_ms(lambda conv=conv, x=x: conv(x), 7)
         xg = x.clone().requires_grad_(True)
 
         def fwd_bwd(conv=conv, xg=xg):
             y = conv(xg)
             (y * y).sum().backward()
 
-        print(f"| {n}×{h}×{h}×{c} | {fwd:.1f} ms | {median_ms(fwd_bwd):.1f} ms |")
+        print(f"| {n}×{h}×{h}×{c} | {fwd:.1f} ms | {median_ms(fwd_bwd, 7):.1f} ms |")
 
 
 if __name__ == "__main__":
