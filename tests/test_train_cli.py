@@ -105,3 +105,13 @@ def test_done_message_when_nothing_ran(tmp_path):
     assert ran.startswith("done: 60 steps") and "0.50 s/step" in ran
     one_step = done_message(TrainResult(tmp_path, 1, 0, losses=[1.0], best_psnr=20.0))
     assert one_step.startswith("done: 1 steps") and "nan" not in one_step
+
+
+def test_missing_weights_leave_no_run_folder(tmp_path):
+    pool, run = tiny_pool(tmp_path / "pool"), tmp_path / "run"
+    missing = tmp_path / "none.safetensors"
+    args = ["train", "--data", str(pool), "--run-dir", str(run), "--encoder-weights", str(missing)]
+    proc = subprocess.run(CLI + args, capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "none.safetensors" in lines[0], lines
+    assert not run.exists()  # it used to keep empty checkpoints/ and samples/ folders

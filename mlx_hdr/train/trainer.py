@@ -192,13 +192,13 @@ class Trainer:
         self.source = source if source is not None else make_source(cfg, self.rank)
         self.run_dir = Path(cfg.run_dir)
         self.main = self.rank == 0
-        if self.main:
-            (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "samples").mkdir(exist_ok=True)
         mx.random.seed(cfg.seed)  # same initial decoder on every rank and every run
         self.model = build_model(cfg, encoder)
         self.optimizer = make_optimizer(cfg)
         self.lpips = build_lpips(cfg)
+        if self.main:  # only now: missing weights must not leave an empty run folder
+            (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "samples").mkdir(exist_ok=True)
         self.log = RunLog(self.run_dir / "log.jsonl" if self.main else None, echo)
         self.step, self.best = 0, -math.inf
 
