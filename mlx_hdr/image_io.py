@@ -392,7 +392,8 @@ def write_ldr(path, img01: np.ndarray, quality: int = 95) -> Path:
     img = _check_image(img01, path)
     u8 = (np.clip(np.nan_to_num(img), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
-    opts = {"quality": int(quality)} if fmt == "JPEG" else {}
+    # zlib level 3: a 24 MP preview in 1.8 s and 20 MB (Pillow's default 6: 5.0 s, 17 MB)
+    opts = {"quality": int(quality)} if fmt == "JPEG" else {"compress_level": 3}
     with atomic_write(path) as tmp:
         Image.fromarray(u8).save(tmp, format=fmt, **opts)
     return path
