@@ -27,6 +27,12 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
+def row_slices(height: int, rows: int = 256):
+    """Slices of ``rows`` rows covering ``height``: per-pixel work on a large image in strips
+    keeps a few strip-sized temporaries instead of full-size ones."""
+    return (slice(y, y + rows) for y in range(0, height, rows))
+
+
 def rgb_to_luminance(x: np.ndarray) -> np.ndarray:
     """Rec.709 luminance Y of linear RGB (..., 3) -> (...)."""
     return np.asarray(x, np.float32) @ REC709_LUMA

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mlx_hdr.calibrate import blend_with_input, calibrate
-from mlx_hdr.color import ldr_to_input, srgb_to_linear
+from mlx_hdr.color import ldr_to_input, row_slices, srgb_to_linear
 from mlx_hdr.errors import HDRError, InputError
 from mlx_hdr.image_io import LDR_SUFFIXES, read_ldr, write_hdr, write_ldr
 from mlx_hdr.tonemap import tonemap
@@ -92,22 +92,30 @@ def predict_target(net: Net, ldr: np.ndarray) -> np.ndarray:
     return np.asarray(y, np.float32)[0, :h, :w]
 
 
-def apply_gain_map(ldr: np.ndarray, small: np.ndarray, hdr_small: np.ndarray) -> np.ndarray:
+def apply_gain_map(
+    ldr: np.ndarray, small: np.ndarray, hdr_small: np.ndarray, blend: bool = False
+) -> np.ndarray:
     """Carry a low-resolution reconstruction to the full-resolution photo.
 
     Args:
         ldr: HxWx3 display photo in [0, 1].
         small: its downscaled version, hxwx3 display in [0, 1].
         hdr_small: scene-linear reconstruction of ``small`` (hxwx3, >= 0).
+        blend: then keep the photo where it is not clipped (:func:`blend_with_input`).
     Returns:
         HxWx3 float32 scene-linear image: ``srgb_to_linear(ldr)`` times the bilinearly
         upsampled per-channel ratio ``hdr_small / srgb_to_linear(small)`` (in log space).
+        Computed in strips of rows (all per-pixel), so the peak memory is the photo, the
+        gain and the output rather than a dozen full-size temporaries.
     """
     f = GAIN_FLOOR
     gain = np.log((hdr_small + f) / (srgb_to_linear(small) + f)).astype(np.float32)
     gain = cv2.resize(gain, ldr.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-    hdr = (srgb_to_linear(ldr) + f) * np.exp(gain) - f
-    return np.maximum(hdr, 0.0).astype(np.float32)
+    out = np.empty(ldr.shape, np.float32)
+    for rows in row_slices(ldr.shape[0]):
+        hdr = np.maximum((srgb_to_linear(ldr[rows]) + f) * np.exp(gain[rows]) - f, 0.0)
+        out[rows] = blend_with_input(ldr[rows], hdr) if blend else hdr
+    return out
 
 
 def predict_model_hdr(
@@ -118,8 +126,8 @@ def predict_model_hdr(
     if size is None:
         return calibrate(ldr, predict_target(net, ldr), blend=blend)
     small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
-    hdr = apply_gain_map(ldr, small, calibrate(small, predict_target(net, small), blend=False))
-    return blend_with_input(ldr, hdr) if blend else hdr
+    hdr_small = calibrate(small, predict_target(net, small), blend=False)
+    return apply_gain_map(ldr, small, hdr_small, blend)
 
 
 def predict_hdr(

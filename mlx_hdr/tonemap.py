@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlx_hdr.color import linear_to_srgb, rgb_to_luminance
+from mlx_hdr.color import linear_to_srgb, rgb_to_luminance, row_slices
 
 DELTA = 1e-6  # Reinhard 2002's log-average offset
 
@@ -70,7 +70,16 @@ TONEMAPS = {"reinhard": reinhard_simple, "reinhard2002": reinhard2002, "exposure
 
 
 def tonemap(hdr: np.ndarray, name: str = "reinhard", exposure_ev: float = 0.0) -> np.ndarray:
-    """Apply the named operator (``reinhard``, ``reinhard2002``, ``exposure``) -> display [0, 1]."""
+    """Apply the named operator (``reinhard``, ``reinhard2002``, ``exposure``) -> display [0, 1].
+
+    The per-pixel operators run over an HxWx3 image in strips of rows (same values, a
+    fraction of the memory on large photos); ``reinhard2002`` needs whole-image statistics.
+    """
     if name not in TONEMAPS:
         raise ValueError(f"unknown tone map {name!r}; choose from {', '.join(TONEMAPS)}")
-    return TONEMAPS[name](hdr, exposure_ev=exposure_ev)
+    if name == "reinhard2002" or np.ndim(hdr) != 3:
+        return TONEMAPS[name](hdr, exposure_ev=exposure_ev)
+    out = np.empty(np.shape(hdr), np.float32)
+    for rows in row_slices(out.shape[0]):
+        out[rows] = TONEMAPS[name](hdr[rows], exposure_ev=exposure_ev)
+    return out

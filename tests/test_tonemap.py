@@ -40,3 +40,13 @@ def test_exposure_and_dispatch():
     np.testing.assert_array_equal(tonemap(img, "exposure"), exposure(img))
     with pytest.raises(ValueError, match="unknown tone map"):
         tonemap(img, "drago")
+
+
+def test_tonemap_in_strips_equals_the_whole_image_operator():
+    from mlx_hdr.tonemap import TONEMAPS, tonemap
+
+    rng = np.random.default_rng(3)
+    hdr = (rng.random((600, 40, 3)) ** 4 * 50).astype(np.float32)  # > 2 strips of rows
+    for name in ("reinhard", "exposure"):
+        whole = TONEMAPS[name](hdr, exposure_ev=-1.0)
+        np.testing.assert_array_equal(tonemap(hdr, name, -1.0), whole)
