@@ -69,7 +69,9 @@ def fit_log_range(
     return lo, max(hi, lo + MIN_SPAN)
 
 
-def blend_with_input(ldr: np.ndarray, hdr: np.ndarray, tau: float = BLEND_TAU) -> np.ndarray:
+def blend_with_input(
+    ldr: np.ndarray, hdr: np.ndarray, tau: float = BLEND_TAU, lin: np.ndarray | None = None
+) -> np.ndarray:
     """Keep what the camera recorded; take the prediction only for the clipped channels.
 
     Per channel c: H_c = (1 - a_c) L_c + a_c max(P_c, L_c), with L = srgb_to_linear(I) and
@@ -80,9 +82,9 @@ def blend_with_input(ldr: np.ndarray, hdr: np.ndarray, tau: float = BLEND_TAU) -
     min(RGB), with the predicted luminance in the input's colour: L * Y(P) / Y(L). The floor
     holds because a clipped channel's radiance is at least what the camera recorded.
     On held-out simulated views this beat the per-pixel HDRCNN blend on every metric
-    (docs/MODEL_CARD.md).
+    (docs/MODEL_CARD.md). ``lin``: ``srgb_to_linear(ldr)`` when the caller already has it.
     """
-    lin = srgb_to_linear(ldr)
+    lin = srgb_to_linear(ldr) if lin is None else lin
     gain = rgb_to_luminance(hdr) / np.maximum(rgb_to_luminance(lin), 1e-6)
     full = clip_ramp(np.asarray(ldr, np.float32).min(axis=-1, keepdims=True), tau)
     pred = (1.0 - full) * hdr + full * lin * gain[..., None]

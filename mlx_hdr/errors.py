@@ -19,3 +19,9 @@ class InputError(HDRError):
 
 class WeightsError(HDRError):
     """Missing, corrupt or mismatched model weights."""
+
+
+def os_error_line(exc: OSError) -> str:
+    """An ``OSError`` as one line: ``<file>: <reason>`` (just the reason without a file)."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"

@@ -33,8 +33,8 @@ from tqdm import tqdm
 
 from mlx_hdr.calibrate import blend_with_input, calibrate
 from mlx_hdr.color import ldr_to_input, row_slices, srgb_to_linear
-from mlx_hdr.errors import HDRError, InputError
-from mlx_hdr.image_io import LDR_SUFFIXES, read_ldr, write_hdr, write_ldr
+from mlx_hdr.errors import HDRError, InputError, os_error_line
+from mlx_hdr.image_io import HDR_SUFFIXES, LDR_SUFFIXES, read_ldr, write_hdr, write_ldr
 from mlx_hdr.tonemap import tonemap
 
 MULTIPLE = 32
@@ -113,8 +113,9 @@ def apply_gain_map(
     gain = cv2.resize(gain, ldr.shape[1::-1], interpolation=cv2.INTER_LINEAR)
     out = np.empty(ldr.shape, np.float32)
     for rows in row_slices(ldr.shape[0]):
-        hdr = np.maximum((srgb_to_linear(ldr[rows]) + f) * np.exp(gain[rows]) - f, 0.0)
-        out[rows] = blend_with_input(ldr[rows], hdr) if blend else hdr
+        lin = srgb_to_linear(ldr[rows])
+        hdr = np.maximum((lin + f) * np.exp(gain[rows]) - f, 0.0)
+        out[rows] = blend_with_input(ldr[rows], hdr, lin=lin) if blend else hdr
     return out
 
 
@@ -230,8 +231,7 @@ def output_paths(stem: str, out: Path, single: bool, opts: PredictOptions) -> li
     input names a file: ``-o x.exr`` writes x.exr (+ x_preview.png), ``-o x.png`` with
     ``preview_only`` writes x.png.
     """
-    hdr_ext = {".hdr", ".exr", ".pfm"}
-    if single and out.suffix.lower() in hdr_ext | {".png"} and not out.is_dir():
+    if single and out.suffix.lower() in (*HDR_SUFFIXES, ".png") and not out.is_dir():
         if out.suffix.lower() == ".png":
             return [out]
         hdr, preview = out, out.with_name(out.stem + PREVIEW_SUFFIX)
@@ -296,7 +296,7 @@ def predict_files(
         if on_error:
             on_error(item, problem)
 
-    if out.suffix.lower() in {".jpg", ".jpeg", ".tif", ".tiff"} and not out.is_dir():
+    if out.suffix.lower() in set(LDR_SUFFIXES) - {".png"} and not out.is_dir():
         raise InputError("cannot write this type: name a folder or a .hdr/.exr/.pfm/.png file", out)
     paths, missing = expand_inputs(inputs)
     for item, problem in missing:
@@ -330,6 +330,5 @@ def _predict_one(
     except HDRError as exc:
         return str(exc).removeprefix(f"{src}: ")
     except OSError as exc:  # the output side: e.g. -o names a file or a read-only place
-        where = f"{exc.filename}: " if exc.filename else ""
-        return f"{where}{exc.strerror or exc}"
+        return os_error_line(exc)
     return None

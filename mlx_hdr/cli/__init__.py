@@ -11,7 +11,7 @@ import warnings
 
 import typer
 
-from mlx_hdr.errors import HDRError
+from mlx_hdr.errors import HDRError, os_error_line
 
 COMMAND_MODULES = ("predict", "evaluate", "train", "data", "convert")
 
@@ -45,8 +45,7 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
     except OSError as exc:  # e.g. an output folder that cannot be created
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
         sys.exit(1)
     except (KeyboardInterrupt, typer.Abort):
         print("aborted", file=sys.stderr)
