@@ -76,6 +76,14 @@ def atomic_write(path, *, suffix: str | None = None, parents: bool = False) -> I
         raise
 
 
+def write_text_atomic(path, text: str) -> Path:
+    """Replace ``path`` with UTF-8 ``text`` through :func:`atomic_write`; the path."""
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
 def save_safetensors_atomic(path, arrays: dict, metadata: dict, *, parents: bool = True) -> Path:
     """``mx.save_safetensors(path, arrays, metadata)`` through :func:`atomic_write`; the path.
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from mlx_hdr.atomic import atomic_write
+from mlx_hdr.atomic import write_text_atomic
 from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.errors import HDRError, InputError, WeightsError
@@ -100,12 +100,6 @@ def summary_markdown(means: dict[str, dict[str, float]], n_cases: int, dataset: 
         cells = " | ".join(fmt.format(vals[k]) for k, _, fmt in METRICS)
         lines.append(f"| {m} | {cells} |")
     return "\n".join(lines) + "\n"
-
-
-def _write_text(path: Path, text: str) -> Path:
-    with atomic_write(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
 
 
 def _csv_text(rows: list[dict]) -> str:
@@ -214,7 +208,7 @@ def _write_report(report: EvalReport, out: Path, methods: list[str], title: str)
     """Fill in the means and write metrics.csv and summary.md."""
     report.means = _means(report.rows, methods)
     n_cases = len({r["case"] for r in report.rows})
-    report.files.append(_write_text(out / "metrics.csv", _csv_text(report.rows)))
+    report.files.append(write_text_atomic(out / "metrics.csv", _csv_text(report.rows)))
     md = summary_markdown(report.means, n_cases, title)
-    report.files.append(_write_text(out / "summary.md", md))
+    report.files.append(write_text_atomic(out / "summary.md", md))
     return report

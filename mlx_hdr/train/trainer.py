@@ -24,7 +24,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_hdr._blas import blas_threads
-from mlx_hdr.atomic import atomic_write
+from mlx_hdr.atomic import write_text_atomic
 from mlx_hdr.color import clip_mask, hdr_to_target, ldr_to_input
 from mlx_hdr.errors import HDRError
 from mlx_hdr.models.hybrid import HybridAutoencoder, save_model
@@ -158,12 +158,6 @@ def read_log(path: Path) -> list[dict]:
     with contextlib.suppress(json.JSONDecodeError):
         records += [json.loads(line) for line in lines[-1:]]
     return records
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` via a temporary file (a crash keeps the old file)."""
-    with atomic_write(path) as tmp:
-        tmp.write_text(text)
 
 
 def memory_stats() -> dict:
