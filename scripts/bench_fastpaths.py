@@ -1,9 +1,9 @@
 """Speed of the CPU fast paths against the plain MLX formulation (a benchmark, not a test).
 
-Prints two tables: stride-1 3×3 convs as ``flatconv.conv2d_flat`` vs ``mx.conv2d`` (forward,
-and forward + both gradients), and ``predict_hdr`` of the bundled model on 12 and 24 MP
-photos (the model at its working resolution, then the gain map). Medians of ``--repeats``
-runs after one warm-up:
+Prints two tables: stride-1 3×3 convs as ``mx.conv2d``, ``flatconv.conv2d_flat`` and
+``winograd.conv3x3_winograd`` (forward, and forward + both gradients), and ``predict_hdr``
+of the bundled model on 12 and 24 MP photos (the model at its working resolution, then the
+gain map). Medians of ``--repeats`` runs after one warm-up:
 
     .venv/bin/python scripts/bench_fastpaths.py
 """
@@ -21,6 +21,7 @@ import mlx.core as mx  # isort: skip
 from mlx_hdr import inference  # noqa: E402
 from mlx_hdr.model_hub import load_net  # noqa: E402
 from mlx_hdr.models.flatconv import conv2d_flat  # noqa: E402
+from mlx_hdr.models.winograd import conv3x3_winograd  # noqa: E402
 
 CONV_SHAPES = [
     (4, 256, 256, 24),
@@ -28,6 +29,7 @@ CONV_SHAPES = [
     (1, 256, 256, 32),
     (4, 256, 256, 64),
     (4, 128, 128, 128),
+    (4, 64, 64, 256),
     (4, 32, 32, 512),
     (4, 16, 16, 512),
 ]
@@ -51,14 +53,16 @@ def conv_times(conv, x, w, repeats: int) -> tuple[float, float]:
 
 
 def conv_table(repeats: int) -> None:
-    print("| NHWC, 3×3, C→C | conv2d fwd | flat fwd | conv2d fwd+bwd | flat fwd+bwd |")
-    print("|---|---|---|---|---|")
+    kinds = ("conv2d", "flat", "winograd")
+    head = [f"{k} fwd" for k in kinds] + [f"{k} fwd+bwd" for k in kinds]
+    print("| NHWC, 3×3, C→C | " + " | ".join(head) + " |")
+    print("|---" * (len(head) + 1) + "|")
     for shape in CONV_SHAPES:
         x = mx.random.normal(shape)
         w = mx.random.normal((shape[-1], 3, 3, shape[-1])) * 0.1
         mx.eval(x, w)
-        (pf, pb), (ff, fb) = (conv_times(c, x, w, repeats) for c in (plain_conv, flat_conv))
-        cells = " | ".join(f"{t:.1f} ms" for t in (pf, ff, pb, fb))
+        times = [conv_times(c, x, w, repeats) for c in (plain_conv, flat_conv, conv3x3_winograd)]
+        cells = " | ".join(f"{t:.1f} ms" for t in [f for f, _ in times] + [b for _, b in times])
         print(f"| {'×'.join(map(str, shape))} | {cells} |")
 
 

@@ -37,15 +37,16 @@ ROWS = {
     "fwd224-torch": ("torch", "forward", 224, 1, "eager"),
     "fwd512-mlx": ("mlx", "forward", 512, 1, "eager"),
     "fwd512-mlx-compiled": ("mlx", "forward", 512, 1, "compiled"),
-    "fwd512-mlx-noflat": ("mlx", "forward", 512, 1, "no-flatconv"),
+    "fwd512-mlx-plainconv": ("mlx", "forward", 512, 1, "plain mx.conv2d"),
     "fwd512-mlx-glibc": ("mlx", "forward", 512, 1, "glibc malloc defaults"),
     "fwd512-torch": ("torch", "forward", 512, 1, "eager"),
     "fwd512-torch-tuned": ("torch", "forward", 512, 1, "eager, malloc as mlx_hdr"),
-    "train256-mlx": ("mlx", "train step", 256, 4, "eager, 2 streams"),
-    "train256-mlx-1stream": ("mlx", "train step", 256, 4, "eager, 1 stream"),
-    "train256-mlx-noflat": ("mlx", "train step", 256, 4, "no-flatconv, 1 stream"),
+    "train256-mlx": ("mlx", "train step", 256, 4, "eager, 1 stream"),
+    "train256-mlx-2streams": ("mlx", "train step", 256, 4, "eager, 2 streams"),
+    "train256-mlx-nowino": ("mlx", "train step", 256, 4, "no-winograd, 2 streams"),
+    "train256-mlx-plainconv": ("mlx", "train step", 256, 4, "plain mx.conv2d, 1 stream"),
     "train256-mlx-compiled": ("mlx", "train step", 256, 4, "compiled"),
-    "train256-mlx-glibc": ("mlx", "train step", 256, 4, "2 streams, glibc malloc defaults"),
+    "train256-mlx-glibc": ("mlx", "train step", 256, 4, "1 stream, glibc malloc defaults"),
     "train256-torch": ("torch", "train step", 256, 4, "eager"),
     "train256-torch-tuned": ("torch", "train step", 256, 4, "eager, malloc as mlx_hdr"),
 }
@@ -212,8 +213,10 @@ def spawn_row(row_id: str, warmup: int, repeats: int, torch_python: str) -> dict
     env = dict(os.environ)
     if variant == "no-openblas":
         env["MLX_HDR_OPENBLAS"] = "0"
-    if variant.startswith("no-flatconv"):
+    if variant.startswith("plain mx.conv2d"):
         env["MLX_HDR_FLATCONV"] = "0"
+    if variant.startswith(("plain mx.conv2d", "no-winograd")):
+        env["MLX_HDR_WINOGRAD"] = "0"
     if variant.endswith("glibc malloc defaults"):
         env["MLX_HDR_MALLOC"] = "0"
     if variant.endswith("malloc as mlx_hdr"):  # mlx_hdr/_malloc.py's settings, by environment

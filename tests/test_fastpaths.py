@@ -21,6 +21,7 @@ from mlx_hdr.models.flatconv import conv2d_flat
 from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig, InstanceNorm
 from mlx_hdr.models.layers import Conv2d
 from mlx_hdr.models.mobilenetv2 import MobileNetV2
+from mlx_hdr.models.winograd import conv3x3_winograd
 
 
 def _close(a, b, rel=1e-4):
@@ -91,6 +92,7 @@ def test_hybrid_with_and_without_fast_paths(monkeypatch):
     v_fast, g_fast = _model_loss_and_grads(model, x, target)
     monkeypatch.setattr(InstanceNorm, "__call__", nn.InstanceNorm.__call__)
     monkeypatch.setenv("MLX_HDR_FLATCONV", "0")
+    monkeypatch.setenv("MLX_HDR_WINOGRAD", "0")
     v_plain, g_plain = _model_loss_and_grads(model, x, target)
     assert abs(v_fast.item() - v_plain.item()) < 1e-6
     assert g_fast.keys() == g_plain.keys() and len(g_fast) > 10
@@ -174,4 +176,40 @@ def test_conv2d_takes_flat_path_on_cpu_above_threshold(monkeypatch):
     assert len(calls) == (1 if mx.default_device() == mx.cpu else 0)
     monkeypatch.setenv("MLX_HDR_FLATCONV", "0")
     conv(mx.zeros((1, 32, 32, 3)))
+    assert len(calls) <= 1
+
+
+@pytest.mark.parametrize(
+    "shape, out_ch", [((2, 9, 7, 5), 6), ((1, 16, 12, 3), 4), ((1, 1, 2, 2), 3)]
+)
+def test_winograd_matches_conv2d(shape, out_ch):
+    """F(4×4, 3×3) == mx.conv2d (padding 1), sizes that are and are not whole 4×4 tiles.
+
+    Forward within 2e-5 of the largest output (the transforms' constants cost ~4 bits of
+    float32), gradients within 1e-4 of the largest entry."""
+    mx.random.seed(6)
+    x = mx.random.normal(shape)
+    w = mx.random.normal((out_ch, 3, 3, shape[-1]))
+    ref = mx.conv2d(x, w, padding=1)
+    cot = mx.random.normal(ref.shape)
+    out, g_wino = mx.vjp(conv3x3_winograd, [x, w], [cot])
+    _, g_plain = mx.vjp(lambda a, b: mx.conv2d(a, b, padding=1), [x, w], [cot])
+    assert out[0].shape == ref.shape
+    _close(out[0], ref, rel=2e-5)
+    for a, c in zip(g_wino, g_plain, strict=True):
+        _close(a, c)
+
+
+def test_conv2d_takes_winograd_path_for_wide_convs(monkeypatch):
+    calls = []
+    real = layers.conv3x3_winograd
+    monkeypatch.setattr(layers, "conv3x3_winograd", lambda *a: calls.append(1) or real(*a))
+    wide = Conv2d(64, 128, 3, padding=1)
+    wide(mx.zeros((1, 8, 8, 64)))
+    wide(mx.zeros((1, 4, 8, 64)))  # under 8 px: not whole tiles enough
+    Conv2d(16, 16, 3, padding=1)(mx.zeros((1, 32, 32, 16)))  # narrow: flat conv
+    Conv2d(64, 128, 3, padding=0)(mx.zeros((1, 8, 8, 64)))  # padding 0: not this algorithm
+    assert len(calls) == (1 if mx.default_device() == mx.cpu else 0)
+    monkeypatch.setenv("MLX_HDR_WINOGRAD", "0")
+    wide(mx.zeros((1, 8, 8, 64)))
     assert len(calls) <= 1

@@ -266,3 +266,16 @@ def test_run_files_rewritten_atomically(tmp_path, monkeypatch, suffix):
         run(cfg, resume=True)
     assert (tmp_path / "run" / name).read_text() == before
     assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
+
+
+def test_auto_streams_follow_the_loss():
+    """Auto streams on the CPU: one with LPIPS (Winograd GEMMs use the cores), up to two
+    without; an explicit count wins; compiled steps never split."""
+    cores = max(1, min(2, os.cpu_count() or 1))
+    on_cpu = mx.default_device() == mx.cpu
+    assert TrainConfig(lpips_weight=3.0, compile=False).use_streams == 1
+    assert TrainConfig(lpips_weight=0.0, compile=False).use_streams == (cores if on_cpu else 1)
+    assert TrainConfig(lpips_weight=3.0, compile=False, streams=2).use_streams == (
+        2 if on_cpu else 1
+    )
+    assert TrainConfig(lpips_weight=0.0, compile=True).use_streams == 1

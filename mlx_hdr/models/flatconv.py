@@ -49,7 +49,7 @@ def _forward(x: mx.array, w: mx.array, ph: int, pw: int) -> mx.array:
     return y.reshape(n, ho, wp, o)[:, :, :wo]
 
 
-def _weight_grad(x: mx.array, g: mx.array, kh: int, kw: int, ph: int, pw: int) -> mx.array:
+def weight_grad(x: mx.array, g: mx.array, kh: int, kw: int, ph: int, pw: int) -> mx.array:
     """dL/dw in MLX layout (O, kH, kW, I) from input x and output gradient g (NHWC)."""
     n, ho, wo, o = g.shape
     wp = x.shape[2] + 2 * pw
@@ -91,6 +91,6 @@ def _conv(x: mx.array, weight: mx.array, ph: int, pw: int) -> mx.array:
         _, kh, kw, _ = w.shape
         w_flip = w[:, ::-1, ::-1, :].transpose(3, 1, 2, 0)  # (I, kH, kW, O)
         dx = _forward(cotangent, w_flip, kh - 1 - ph, kw - 1 - pw)
-        return dx, _weight_grad(x, cotangent, kh, kw, ph, pw)
+        return dx, weight_grad(x, cotangent, kh, kw, ph, pw)
 
     return conv(x, weight)

@@ -14,6 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from mlx_hdr.models.flatconv import conv2d_flat
+from mlx_hdr.models.winograd import conv3x3_winograd, winograd_pays
 
 # below this many pixels per image, mx.conv2d's im2col is cheap and beats the flat GEMMs
 FLAT_MIN_PIXELS = 32 * 32
@@ -104,11 +105,25 @@ def use_flat_conv(x: mx.array) -> bool:
     )
 
 
+def use_winograd(x: mx.array, weight: mx.array) -> bool:
+    """Whether a stride-1, padding-1 3×3 conv runs as :func:`winograd.conv3x3_winograd`.
+
+    On MLX's CPU backend, for wide convs (:func:`winograd.winograd_pays`) it is 1.7-3.2x
+    faster than the flat conv; never on GPU. ``MLX_HDR_WINOGRAD=0`` turns it off.
+    """
+    return (
+        mx.default_device() == mx.cpu
+        and winograd_pays(weight.shape[-1], weight.shape[0], x.shape[1], x.shape[2])
+        and os.environ.get("MLX_HDR_WINOGRAD", "1") != "0"
+    )
+
+
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` (weight ``(O, k, k, I/groups)``, optional bias) with CPU fast paths:
     depthwise (``groups == in_channels == out_channels``, see :func:`depthwise_conv2d`),
-    1x1 convs as a matmul (1.2-2.5x faster than ``mx.conv2d``), and stride-1 k×k convs as
-    shifted GEMMs (:func:`use_flat_conv`)."""
+    1x1 convs as a matmul (1.2-2.5x faster than ``mx.conv2d``), wide 3×3 convs by Winograd
+    (:func:`use_winograd`), and other stride-1 k×k convs as shifted GEMMs
+    (:func:`use_flat_conv`)."""
 
     def __init__(
         self,
@@ -128,12 +143,15 @@ class Conv2d(nn.Conv2d):
         self.depthwise = groups > 1 and groups == in_channels == out_channels
         self.pointwise = kernel_size == 1 and stride == 1 and padding == 0 and groups == 1
         self.flat = kernel_size > 1 and stride == 1 and groups == 1 and padding < kernel_size
+        self.winograd = kernel_size == 3 and stride == 1 and padding == 1 and groups == 1
 
     def __call__(self, x: mx.array) -> mx.array:
         if self.depthwise:
             y = depthwise_conv2d(x, self.weight, self.stride[0], self.padding[0])
         elif self.pointwise:
             y = x @ self.weight.reshape(self.weight.shape[0], -1).T
+        elif self.winograd and use_winograd(x, self.weight):
+            y = conv3x3_winograd(x, self.weight)
         elif self.flat and use_flat_conv(x):
             y = conv2d_flat(x, self.weight, self.padding)
         else:

@@ -47,7 +47,7 @@ class TrainConfig:
     # skips the one-time C++ build of the compiled kernels (see scripts/benchmark.py).
     compile: bool | None = None
     # CPU streams an eager step's batch is split over (MLX runs each stream on its own
-    # thread); 0: one per core, up to 2, on the CPU, else 1. Changes speed, not the result.
+    # thread); 0: auto (see use_streams). Changes speed, not the result.
     streams: int = 0
     checkpoint_every: int = 0  # steps; 0: at the end of each epoch only
     log_every: int = 10
@@ -97,14 +97,21 @@ class TrainConfig:
     @property
     def use_streams(self) -> int:
         """Streams a step's batch is split over: 1 when compiled or off the CPU, else
-        ``streams`` or, when 0, the core count capped at 2."""
+        ``streams``; when 0, 1 with LPIPS and the core count capped at 2 without.
+
+        Measured on 2 cores, 256²×4 (``scripts/benchmark.py``): with LPIPS the Winograd
+        GEMMs use both cores better than two streams at one BLAS thread each (3.1 vs 3.8 s);
+        an L1-only step is mostly single-threaded MLX ops, and two streams win (0.51 vs
+        0.65 s)."""
         import os
 
         import mlx.core as mx
 
         if self.use_compile or mx.default_device() != mx.cpu:
             return 1
-        return self.streams or max(1, min(2, os.cpu_count() or 1))
+        if self.streams:
+            return self.streams
+        return 1 if self.lpips_weight > 0 else max(1, min(2, os.cpu_count() or 1))
 
     @property
     def total_steps(self) -> int:
