@@ -65,3 +65,26 @@ def test_lpips_rejects_swapped_weight_files(converted):
     vgg, lin = converted
     with pytest.raises(WeightsError, match="lpips_vgg"):
         LPIPS.from_pretrained(lin, vgg)
+
+
+def test_lpips_winograd_path_matches_flat_convs(lpips, shared, monkeypatch):
+    """The CPU's Winograd convs (VGG's wide layers at 64²: conv2-conv4) give the same LPIPS
+    value (1e-6) and gradient (1e-4 of its largest entry) as the direct convs."""
+    from mlx_hdr.models import layers
+
+    calls = []
+    real = layers.conv3x3_winograd
+    monkeypatch.setattr(layers, "conv3x3_winograd", lambda *a: calls.append(1) or real(*a))
+    x, y = _read(shared, "ex_ref"), _read(shared, "ex_p0")
+
+    def value_and_grad():
+        value, grad = mx.value_and_grad(lambda a: lpips(a, y).sum())(x)
+        return value.item(), np.array(grad)
+
+    v_wino, g_wino = value_and_grad()
+    assert len(calls) == (16 if mx.default_device() == mx.cpu else 0)  # 8 layers, x and y
+    monkeypatch.setenv("MLX_HDR_WINOGRAD", "0")
+    v_flat, g_flat = value_and_grad()
+    assert abs(v_wino - v_flat) < 1e-6
+    scale = np.abs(g_flat).max()
+    np.testing.assert_allclose(g_wino, g_flat, rtol=0, atol=1e-4 * scale)
