@@ -87,7 +87,8 @@ def predict_target(net: Net, ldr: np.ndarray) -> np.ndarray:
         HxWx3 float32 network output in [-1, 1], cropped back to the input size.
     """
     h, w = ldr.shape[:2]
-    y = net(mx.array(pad_to_multiple(ldr_to_input(ldr))[None]))
+    x = mx.array(pad_to_multiple(ldr_to_input(ldr))[None])
+    y = net.infer(x) if hasattr(net, "infer") else net(x)
     mx.eval(y)
     return np.asarray(y, np.float32)[0, :h, :w]
 

@@ -36,6 +36,7 @@ ROWS = {
     "fwd224-mlx-noblas": ("mlx", "forward", 224, 1, "no-openblas"),
     "fwd224-torch": ("torch", "forward", 224, 1, "eager"),
     "fwd512-mlx": ("mlx", "forward", 512, 1, "eager"),
+    "fwd512-mlx-1stream": ("mlx", "forward", 512, 1, "eager, model(x), 1 stream"),
     "fwd512-mlx-compiled": ("mlx", "forward", 512, 1, "compiled"),
     "fwd512-mlx-plainconv": ("mlx", "forward", 512, 1, "plain mx.conv2d"),
     "fwd512-mlx-glibc": ("mlx", "forward", 512, 1, "glibc malloc defaults"),
@@ -79,7 +80,9 @@ def mlx_row(task: str, size: int, batch: int, variant: str, warmup: int, repeats
     x = mx.random.normal((batch, size, size, 3))
     if task == "forward":
         model.eval()
-        fwd = mx.compile(model) if variant == "compiled" else model
+        # eager: model.infer, the inference path (encoder on 2 CPU streams); else model(x)
+        fwd = model.infer if variant == "eager" else model
+        fwd = mx.compile(model) if variant == "compiled" else fwd
 
         def fn():
             mx.eval(fwd(x))

@@ -213,3 +213,51 @@ def test_conv2d_takes_winograd_path_for_wide_convs(monkeypatch):
     monkeypatch.setenv("MLX_HDR_WINOGRAD", "0")
     wide(mx.zeros((1, 8, 8, 64)))
     assert len(calls) <= 1
+
+
+def _randomise_batchnorm(model: nn.Module) -> None:
+    """Non-trivial BN statistics, so a mixed-up channel part would show."""
+    for _, m in model.named_modules():
+        if isinstance(m, layers.BatchNorm2d):
+            c = m.weight.shape[0]
+            m.running_mean = mx.random.normal((c,)) * 0.1
+            m.running_var = mx.random.uniform(0.5, 2.0, (c,))
+            m.weight = mx.random.uniform(0.5, 1.5, (c,))
+            m.bias = mx.random.normal((c,)) * 0.1
+
+
+def test_encoder_channel_parts_on_streams_match():
+    """MobileNetV2 with every inverted residual split by channels over two CPU streams gives
+    the same C1..C5 (1e-5 of each map's largest value)."""
+    mx.random.seed(8)
+    enc = MobileNetV2()
+    _randomise_batchnorm(enc)
+    x = mx.random.normal((1, 64, 96, 3))
+    streams = [mx.new_stream(mx.cpu) for _ in range(2)]
+    for a, b in zip(enc.features_at(x), enc.features_at(x, streams=streams), strict=True):
+        assert a.shape == b.shape
+        _close(b, a, rel=1e-5)
+
+
+def test_infer_equals_call_and_uses_streams_only_where_it_pays(monkeypatch):
+    mx.random.seed(9)
+    model = HybridAutoencoder(HybridConfig(decoder_channels=(16, 16, 8, 8, 8, 8)))
+    _randomise_batchnorm(model.encoder)
+    model.eval()
+    used = []
+    real = MobileNetV2.features_at
+    monkeypatch.setattr(
+        MobileNetV2,
+        "features_at",
+        lambda s, x, streams=None: used.append(bool(streams)) or real(s, x, streams),
+    )
+    big = mx.random.normal((1, 384, 400, 3))
+    # features agree to 1e-5 (test above); the random decoder's InstanceNorms amplify that
+    # rounding to ~1e-4 in a few pixels; a wrong channel split would differ by O(1)
+    _close(model.infer(big), model(big), rel=1e-3)
+    model.infer(big[:, :200, :200])  # below STREAM_MIN_PIXELS
+    monkeypatch.setenv("MLX_HDR_ENCODER_STREAMS", "0")
+    model.infer(big)
+    on_cpu = mx.default_device() == mx.cpu
+    # infer (streams), model() for the reference, infer below the size, infer with the opt-out
+    assert used == ([True, False, False, False] if on_cpu else [False] * 4)
