@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mlx_hdr import pngcheck
 from mlx_hdr.atomic import atomic_write
 from mlx_hdr.color import row_slices
 from mlx_hdr.errors import InputError
@@ -278,6 +279,8 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
     """
     path = _check_input(path, LDR_SUFFIXES, "LDR")
     with _open_pil(path, max_pixels) as im:
+        if im.format == "PNG" and (missing := pngcheck.missing_bytes(path)):
+            raise InputError(f"truncated PNG image data ({missing} bytes of rows missing)", path)
         try:
             wide = _is_16bit(im)  # before getexif(), which may decode a PNG and drop .tile
             orientation = int(im.getexif().get(0x0112, 1) or 1)
