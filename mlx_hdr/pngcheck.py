@@ -2,8 +2,8 @@
 
 Pillow (and libpng-based readers) accept a PNG whose zlib stream ends cleanly but early and
 fill the missing rows with black. This inflates the IDAT chunks once more, counting bytes
-only, and compares with the size the header implies (Adam7 passes included): ~0.2 s per
-70 MB of raw pixels.
+only, and compares with the size the header implies (Adam7 passes included). Cost: 0.31 s
+for a 6000×4000 RGB PNG (72 MB of rows), whose whole ``read_ldr`` takes 0.75 s.
 """
 
 from __future__ import annotations
