@@ -209,6 +209,9 @@ def test_conv2d_takes_winograd_path_for_wide_convs(monkeypatch):
     wide(mx.zeros((1, 4, 8, 64)))  # under 8 px: not whole tiles enough
     Conv2d(16, 16, 3, padding=1)(mx.zeros((1, 32, 32, 16)))  # narrow: flat conv
     Conv2d(64, 128, 3, padding=0)(mx.zeros((1, 8, 8, 64)))  # padding 0: not this algorithm
+    half = Conv2d(64, 128, 3, padding=1)
+    half.set_dtype(mx.float16)
+    half(mx.zeros((1, 8, 8, 64), mx.float16))  # float16: direct convs
     assert len(calls) == (1 if mx.default_device() == mx.cpu else 0)
     monkeypatch.setenv("MLX_HDR_WINOGRAD", "0")
     wide(mx.zeros((1, 8, 8, 64)))

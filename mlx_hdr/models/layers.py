@@ -109,10 +109,12 @@ def use_winograd(x: mx.array, weight: mx.array) -> bool:
     """Whether a stride-1, padding-1 3×3 conv runs as :func:`winograd.conv3x3_winograd`.
 
     On MLX's CPU backend, for wide convs (:func:`winograd.winograd_pays`) it is 1.7-3.2x
-    faster than the flat conv; never on GPU. ``MLX_HDR_WINOGRAD=0`` turns it off.
+    faster than the flat conv; never on GPU, and only in float32 (the transforms' constants
+    would cost half precision most of its bits). ``MLX_HDR_WINOGRAD=0`` turns it off.
     """
     return (
         mx.default_device() == mx.cpu
+        and x.dtype == mx.float32
         and winograd_pays(weight.shape[-1], weight.shape[0], x.shape[1], x.shape[2])
         and os.environ.get("MLX_HDR_WINOGRAD", "1") != "0"
     )
