@@ -11,7 +11,16 @@ from __future__ import annotations
 import torch
 from bench_timing import median_ms
 
-SHAPES = [(4, 256, 24), (1, 512, 16), (4, 256, 64), (4, 128, 128), (4, 32, 512)]
+SHAPES = [
+    (4, 256, 24),
+    (1, 512, 16),
+    (1, 256, 32),
+    (4, 256, 64),
+    (4, 128, 128),
+    (4, 64, 256),
+    (4, 32, 512),
+    (4, 16, 512),
+]  # as scripts/bench_fastpaths.py
 
 
 def main() -> None:
