@@ -11,7 +11,7 @@ GEMM that OpenBLAS runs on all cores:
 - product: 36 batched GEMMs (tiles, I) @ (I, O);
 - output: ``kron(A^T, A^T)`` (16×36) @ (36, tiles·O), then the 4×4 tiles are interleaved.
 
-On MLX's CPU backend this is 1.7-3.2x faster than :mod:`flatconv`'s direct shifted GEMMs
+On MLX's CPU backend this is 1.4-3.2x faster than :mod:`flatconv`'s direct shifted GEMMs
 for the wide convs of VGG-LPIPS (``scripts/bench_fastpaths.py``); the transforms are
 memory-bound, so for narrow convs (``I·O/(I+O)`` below ~40) the direct form wins.
 Rounding: the transforms' constants (up to 8 and 1/24) cost precision; the result is
