@@ -21,6 +21,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
+from mlx_hdr import _blas
 from mlx_hdr._blas import blas_threads
 from mlx_hdr.atomic import save_safetensors_atomic
 from mlx_hdr.errors import WeightsError
@@ -39,8 +40,9 @@ STREAM_MIN_PIXELS = 384 * 384
 
 def encoder_streams() -> list | None:
     """Two CPU streams for :meth:`HybridAutoencoder.infer`'s parallel encoder, or None on a
-    GPU, on one core, or with ``MLX_HDR_ENCODER_STREAMS=0``."""
-    if mx.default_device() != mx.cpu or (os.cpu_count() or 1) < 2:
+    GPU, on one core, without the preloaded OpenBLAS (the only BLAS whose threads it can
+    pin to one, and the setting it was measured in), or with ``MLX_HDR_ENCODER_STREAMS=0``."""
+    if mx.default_device() != mx.cpu or (os.cpu_count() or 1) < 2 or not _blas.loaded:
         return None
     if os.environ.get("MLX_HDR_ENCODER_STREAMS", "1") == "0":
         return None
