@@ -22,20 +22,18 @@ SCALE = (0.458, 0.448, 0.450)
 EPS = 1e-10
 
 
-def normalize_channels(x: mx.array) -> mx.array:
-    """lpips ``normalize_tensor``: x / (||x||_2 over channels + 1e-10).
+def channel_norm(x: mx.array) -> mx.array:
+    """Per-pixel L2 norm over channels, (N, H, W, 1).
 
     1e-20 under the square root keeps the gradient finite where a feature vector is all
     zero (ReLU); it is below float32 resolution for any norm that matters.
     """
-    norm = mx.sqrt(mx.sum(x * x, axis=-1, keepdims=True) + 1e-20)
-    return x / (norm + EPS)
+    return mx.sqrt(mx.sum(x * x, axis=-1, keepdims=True) + 1e-20)
 
 
-def _norm_and_scale(x: mx.array) -> tuple[mx.array, mx.array]:
-    """Per-pixel channel norm n and the normalising factor 1 / (n + EPS), (N, H, W, 1)."""
-    n = mx.sqrt(mx.sum(x * x, axis=-1, keepdims=True) + 1e-20)
-    return n, 1.0 / (n + EPS)
+def normalize_channels(x: mx.array) -> mx.array:
+    """lpips ``normalize_tensor``: x / (||x||_2 over channels + 1e-10)."""
+    return x / (channel_norm(x) + EPS)
 
 
 @mx.custom_function
@@ -47,24 +45,26 @@ def layer_distance(a: mx.array, b: mx.array, w: mx.array) -> mx.array:
     package's form); the hand-written gradient needs ~5 passes over the features where
     autodiff of that form needs ~15: 690 → 130 ms for the five layers' value and gradient
     at 4×256² (docs/BENCHMARKS.md)."""
-    d = a * _norm_and_scale(a)[1] - b * _norm_and_scale(b)[1]
+    d = a / (channel_norm(a) + EPS) - b / (channel_norm(b) + EPS)
     return ((d * d) @ w[:, None]).mean(axis=(1, 2, 3))
 
 
-def _normalize_vjp(x: mx.array, g: mx.array) -> mx.array:
-    """Gradient through ``x / (|x| + EPS)`` (per pixel) of an upstream gradient g."""
-    n, scale = _norm_and_scale(x)
+def _normalize_vjp(x: mx.array, n: mx.array, scale: mx.array, g: mx.array) -> mx.array:
+    """Gradient through ``x * scale`` with ``scale = 1 / (n + EPS)``, ``n = channel_norm(x)``
+    (per pixel), of an upstream gradient g."""
     return scale * g - (scale * scale / n) * (x * g).sum(axis=-1, keepdims=True) * x
 
 
 @layer_distance.vjp
 def _layer_distance_vjp(primals, cotangent, output):
     a, b, w = primals
-    d = a * _norm_and_scale(a)[1] - b * _norm_and_scale(b)[1]
+    na, nb = channel_norm(a), channel_norm(b)  # once each: reused by d and both gradients
+    sa, sb = 1.0 / (na + EPS), 1.0 / (nb + EPS)
+    d = a * sa - b * sb
     per_pixel = cotangent.reshape(-1, 1, 1, 1) / (a.shape[1] * a.shape[2])
     g = (2.0 * d * w) * per_pixel
     dw = ((d * d) * per_pixel).sum(axis=(0, 1, 2))
-    return _normalize_vjp(a, g), -_normalize_vjp(b, g), dw
+    return _normalize_vjp(a, na, sa, g), -_normalize_vjp(b, nb, sb, g), dw
 
 
 class LPIPS(nn.Module):
