@@ -194,11 +194,14 @@ class Hardsigmoid(nn.Module):
         return hardsigmoid(x)
 
 
-def tapped_features(layers: list, x: mx.array, taps: tuple[int, ...]) -> list[mx.array]:
-    """Run ``layers`` up to the last tap; return the outputs of the layers at ``taps``."""
+def tapped_features(layers: list, x: mx.array, taps: tuple[int, ...], run=None) -> list[mx.array]:
+    """Run ``layers`` up to the last tap; return the outputs of the layers at ``taps``.
+
+    ``run(layer, x)`` applies one layer (default: :func:`apply_layers` on ``[layer]``).
+    """
     outs = []
     for i, layer in enumerate(layers[: taps[-1] + 1]):
-        x = apply_layers([layer], x)
+        x = run(layer, x) if run is not None else apply_layers([layer], x)
         if i in taps:
             outs.append(x)
     return outs

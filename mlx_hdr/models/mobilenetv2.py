@@ -150,15 +150,13 @@ class MobileNetV2(nn.Module):
         float32 rounding."""
         if not streams:
             return tapped_features(self.features, x, FEATURE_INDICES)
-        outs = []
-        for i, layer in enumerate(self.features[: FEATURE_INDICES[-1] + 1]):
+
+        def run(layer, x):
             if isinstance(layer, InvertedResidual):
-                x = layer.split_call(x, streams)
-            else:
-                x = apply_layers([layer], x)
-            if i in FEATURE_INDICES:
-                outs.append(x)
-        return outs
+                return layer.split_call(x, streams)
+            return apply_layers([layer], x)
+
+        return tapped_features(self.features, x, FEATURE_INDICES, run)
 
     def __call__(self, x: mx.array) -> mx.array:
         """(N, H, W, 3) normalised input -> (N, num_classes) logits."""
