@@ -14,7 +14,7 @@ from mlx_hdr.models.hybrid import HybridConfig
 # smallest allowed value of each count (a 0 batch or step count crashed mid-run)
 MINIMUM = {"batch_size": 1, "steps_per_epoch": 1, "crop": 1, "val_size": 1, "val_crop": 1}
 MINIMUM |= {"log_every": 1, "epochs": 0, "checkpoint_every": 0, "max_steps": 0}
-MINIMUM |= {"warmup_steps": 0, "workers": 0, "seed": 0}
+MINIMUM |= {"warmup_steps": 0, "workers": 0, "seed": 0, "streams": 0}
 
 
 @dataclass
@@ -60,8 +60,6 @@ class TrainConfig:
         self._check_numbers()
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
-        if self.streams < 0:
-            raise ValueError(f"streams must be >= 0 (0: auto), got {self.streams}")
         if not 0.0 <= self.highlight_views <= 1.0:
             raise ValueError(f"highlight_views must lie in [0, 1], got {self.highlight_views}")
         if self.lr <= 0:
