@@ -63,6 +63,12 @@ def weight_grad(x: mx.array, g: mx.array, kh: int, kw: int, ph: int, pw: int) ->
     return mx.stack(taps).reshape(kh, kw, -1, o).transpose(3, 0, 1, 2)
 
 
+def flip_kernel(w: mx.array) -> mx.array:
+    """(O, kH, kW, I) -> (I, kH, kW, O) rotated by 180°: the kernel whose stride-1 conv of
+    the output gradient is the input gradient."""
+    return w[:, ::-1, ::-1, :].transpose(3, 1, 2, 0)
+
+
 def conv2d_flat(x: mx.array, weight: mx.array, padding: int | tuple[int, int] = 0) -> mx.array:
     """``mx.conv2d(x, weight, stride=1, padding=padding)`` (groups 1, dilation 1), faster on CPU.
 
@@ -89,8 +95,7 @@ def _conv(x: mx.array, weight: mx.array, ph: int, pw: int) -> mx.array:
     def conv_vjp(primals, cotangent, output):
         x, w = primals
         _, kh, kw, _ = w.shape
-        w_flip = w[:, ::-1, ::-1, :].transpose(3, 1, 2, 0)  # (I, kH, kW, O)
-        dx = _forward(cotangent, w_flip, kh - 1 - ph, kw - 1 - pw)
+        dx = _forward(cotangent, flip_kernel(w), kh - 1 - ph, kw - 1 - pw)
         return dx, weight_grad(x, cotangent, kh, kw, ph, pw)
 
     return conv(x, weight)

@@ -22,10 +22,9 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from mlx_hdr import _blas
-from mlx_hdr._blas import blas_threads
 from mlx_hdr.atomic import save_safetensors_atomic
 from mlx_hdr.errors import WeightsError
-from mlx_hdr.models.layers import Conv2d
+from mlx_hdr.models.layers import Conv2d, cpu_path
 from mlx_hdr.weights import load_strict, read_safetensors
 
 FORMAT = "mlx-hdr-hybrid"
@@ -42,9 +41,7 @@ def encoder_streams() -> list | None:
     """Two CPU streams for :meth:`HybridAutoencoder.infer`'s parallel encoder, or None on a
     GPU, on one core, without the preloaded OpenBLAS (the only BLAS whose threads it can
     pin to one, and the setting it was measured in), or with ``MLX_HDR_ENCODER_STREAMS=0``."""
-    if mx.default_device() != mx.cpu or (os.cpu_count() or 1) < 2 or not _blas.loaded:
-        return None
-    if os.environ.get("MLX_HDR_ENCODER_STREAMS", "1") == "0":
+    if not cpu_path("MLX_HDR_ENCODER_STREAMS") or (os.cpu_count() or 1) < 2 or not _blas.loaded:
         return None
     if not _ENCODER_STREAMS:
         _ENCODER_STREAMS.extend(mx.new_stream(mx.cpu) for _ in range(2))
@@ -238,7 +235,7 @@ class HybridAutoencoder(nn.Module):
             or xp.shape[1] * xp.shape[2] < STREAM_MIN_PIXELS
         ):
             return self(x)
-        with blas_threads(1):
+        with _blas.blas_threads(1):
             feats = self.encoder.features_at(xp, streams=streams)
             mx.eval(feats)
         return self.decode(xp, feats)[:, :h, :w, :]

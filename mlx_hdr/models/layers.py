@@ -91,6 +91,12 @@ def depthwise_conv2d(x: mx.array, weight: mx.array, stride: int = 1, padding: in
     return mx.conv2d(x, weight, stride=stride, padding=padding, groups=x.shape[-1])
 
 
+def cpu_path(env: str) -> bool:
+    """Whether a CPU-only fast path may run: the default device is the CPU and the
+    environment variable ``env`` (its opt-out, for benchmarks) is not ``"0"``."""
+    return mx.default_device() == mx.cpu and os.environ.get(env, "1") != "0"
+
+
 def use_flat_conv(x: mx.array) -> bool:
     """Whether a stride-1 k×k conv of ``x`` (NHWC) runs as :func:`flatconv.conv2d_flat`.
 
@@ -98,11 +104,7 @@ def use_flat_conv(x: mx.array) -> bool:
     gradients from 32×32 up (``scripts/bench_fastpaths.py``); never on GPU.
     ``MLX_HDR_FLATCONV=0`` turns it off (for benchmarks).
     """
-    return (
-        mx.default_device() == mx.cpu
-        and x.shape[1] * x.shape[2] >= FLAT_MIN_PIXELS
-        and os.environ.get("MLX_HDR_FLATCONV", "1") != "0"
-    )
+    return cpu_path("MLX_HDR_FLATCONV") and x.shape[1] * x.shape[2] >= FLAT_MIN_PIXELS
 
 
 def use_winograd(x: mx.array, weight: mx.array) -> bool:
@@ -114,10 +116,9 @@ def use_winograd(x: mx.array, weight: mx.array) -> bool:
     ``MLX_HDR_WINOGRAD=0`` turns it off.
     """
     return (
-        mx.default_device() == mx.cpu
+        cpu_path("MLX_HDR_WINOGRAD")
         and x.dtype == mx.float32
         and winograd_pays(weight.shape[-1], weight.shape[0], x.shape[1], x.shape[2])
-        and os.environ.get("MLX_HDR_WINOGRAD", "1") != "0"
     )
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
-from mlx_hdr.models.flatconv import weight_grad
+from mlx_hdr.models.flatconv import flip_kernel, weight_grad
 
 M, T = 4, 6  # output tile, input tile
 # Lavin & Gray (2016), interpolation points 0, ±1, ±2, ∞
@@ -102,8 +102,7 @@ def conv3x3_winograd(x: mx.array, weight: mx.array) -> mx.array:
 @conv3x3_winograd.vjp
 def _conv3x3_winograd_vjp(primals, cotangent, output):
     x, w = primals
-    w_flip = w[:, ::-1, ::-1, :].transpose(3, 1, 2, 0)  # (I, 3, 3, O)
-    dx = _forward(cotangent, kernel_transform(w_flip))
+    dx = _forward(cotangent, kernel_transform(flip_kernel(w)))
     return dx, weight_grad(x, cotangent, 3, 3, 1, 1)
 
 
