@@ -32,8 +32,8 @@ FORMAT_VERSION = "1"
 UPSAMPLE_MODES = ("pixelshuffle_icnr_blur", "pixelshuffle_icnr", "pixelshuffle", "resize_conv")
 MULTIPLE = 32  # total encoder stride
 _ENCODER_STREAMS: list = []  # created on first use
-# below this many pixels the streams' overhead outweighs the gain (infer at 320²: 137 →
-# 142 ms; 384²: 156 → 149 ms; 512²: 254 → 237 ms)
+# below this many pixels the streams' overhead outweighs the gain (scripts/bench_interleaved.py,
+# model(x) vs split: 224² 55 → 62 ms, 320² 103 → 101 ms, 384² 144 → 133 ms, 512² 260 → 237 ms)
 STREAM_MIN_PIXELS = 384 * 384
 
 
@@ -223,8 +223,8 @@ class HybridAutoencoder(nn.Module):
         kernels are single-threaded, so one stream leaves a core idle); then the decoder
         runs with all of OpenBLAS's threads, from ``STREAM_MIN_PIXELS`` up. Equal to
         ``self(x)`` to float32 rounding (amplified to ~1e-4 by the decoder's
-        InstanceNorms). 512² encoder 106 → 77 ms, whole forward 254 → 237 ms
-        (docs/BENCHMARKS.md).
+        InstanceNorms). Forward 512² 260 → 238 ms, 1152×864 1099 → 991 ms
+        (``scripts/bench_interleaved.py``).
         """
         h, w = x.shape[1:3]
         xp = pad_to_multiple(x, MULTIPLE)

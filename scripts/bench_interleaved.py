@@ -1,0 +1,94 @@
+"""A/B timings of this project's CPU changes, interleaved in one process (a benchmark).
+
+On a shared machine separate runs of the same row differ by 10-20%; calling A and B in
+turn, many times, compares them under the same load. Two tables, medians of ``--rounds``:
+
+- ``model(x)`` against ``model.infer(x)`` (the encoder split over two CPU streams), default
+  MobileNetV2 model with random weights, at several sizes; the last column splits at every
+  size (``STREAM_MIN_PIXELS`` = 0), which is how the threshold was chosen;
+- one LPIPS value + gradient at 4×256²: VGG features, then the five layer distances by
+  autodiff of the lpips package's form against ``lpips.layer_distance``'s hand-written VJP.
+
+    .venv/bin/python scripts/bench_interleaved.py
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench_timing import interleaved_ms
+from benchmark import build_mlx_model
+
+import mlx_hdr  # noqa: F401  (first: OpenBLAS must load before mlx.core)
+
+import mlx.core as mx  # isort: skip
+from mlx_hdr.lpips import LPIPS, layer_distance, normalize_channels  # noqa: E402
+from mlx_hdr.models import hybrid  # noqa: E402
+
+SIZES = [(224, 224), (320, 320), (384, 384), (512, 512), (864, 1152)]
+
+
+def infer_table(rounds: int) -> None:
+    mx.random.seed(0)
+    model = build_mlx_model()
+    model.eval()
+    print("| input | model(x) | model.infer(x) | infer, split at any size |\n|---|---|---|---|")
+    for h, w in SIZES:
+        x = mx.random.normal((1, h, w, 3))
+        mx.eval(model.parameters(), x)
+        fns = {
+            "call": lambda x=x: mx.eval(model(x)),
+            "infer": lambda x=x: mx.eval(model.infer(x)),
+            "always": lambda x=x: mx.eval(_infer_at_any_size(model, x)),
+        }
+        t = interleaved_ms(fns, rounds)
+        cells = " | ".join(f"{t[k]:.0f} ms" for k in fns)
+        print(f"| {w}×{h} | {cells} |")
+
+
+def _infer_at_any_size(model, x):
+    threshold, hybrid.STREAM_MIN_PIXELS = hybrid.STREAM_MIN_PIXELS, 0
+    try:
+        return model.infer(x)
+    finally:
+        hybrid.STREAM_MIN_PIXELS = threshold
+
+
+def _autodiff_distance(a, b, w):
+    d = (normalize_channels(a) - normalize_channels(b)) ** 2
+    return (d @ w[:, None]).mean(axis=(1, 2, 3))
+
+
+def lpips_table(rounds: int) -> None:
+    mx.random.seed(0)
+    lp = LPIPS()
+    x, y = (mx.tanh(mx.random.normal((4, 256, 256, 3))) for _ in range(2))
+    fx, fy = lp.net.features_at(x), lp.net.features_at(y)
+    ws = [lin.weight.reshape(-1) for lin in lp.lins]
+    mx.eval(lp.parameters(), fx, fy)
+
+    def value_and_grad(dist):
+        def total(feats):
+            return sum(dist(a, b, w).sum() for a, b, w in zip(feats, fy, ws, strict=True))
+
+        return lambda: mx.eval(mx.value_and_grad(total)(fx))
+
+    t = interleaved_ms(
+        {"autodiff": value_and_grad(_autodiff_distance), "vjp": value_and_grad(layer_distance)},
+        rounds,
+    )
+    print("| LPIPS head, 5 layers at 4×256², value + gradient | autodiff | layer_distance |")
+    print(f"|---|---|---|\n| median | {t['autodiff']:.0f} ms | {t['vjp']:.0f} ms |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=16)
+    args = ap.parse_args()
+    infer_table(args.rounds)
+    print()
+    lpips_table(args.rounds)
+
+
+if __name__ == "__main__":
+    main()
