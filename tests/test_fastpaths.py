@@ -247,22 +247,83 @@ def test_infer_equals_call_and_uses_streams_only_where_it_pays(monkeypatch):
     model = HybridAutoencoder(HybridConfig(decoder_channels=(16, 16, 8, 8, 8, 8)))
     _randomise_batchnorm(model.encoder)
     model.eval()
-    used = []
-    real = MobileNetV2.features_at
+    used, decoded = [], []
+    real, real_decode = MobileNetV2.features_at, HybridAutoencoder.decode
     monkeypatch.setattr(
         MobileNetV2,
         "features_at",
         lambda s, x, streams=None: used.append(bool(streams)) or real(s, x, streams),
+    )
+    monkeypatch.setattr(
+        HybridAutoencoder,
+        "decode",
+        lambda s, x, f, streams=None: (
+            decoded.append(bool(streams)) or real_decode(s, x, f, streams)
+        ),
     )
     big = mx.random.normal((1, 384, 400, 3))
     # features agree to 1e-5 (test above); the random decoder's InstanceNorms amplify that
     # rounding to ~1e-4 in a few pixels; a wrong channel split would differ by O(1)
     _close(model.infer(big), model(big), rel=1e-3)
     model.infer(big[:, :200, :200])  # below STREAM_MIN_PIXELS
-    monkeypatch.setenv("MLX_HDR_ENCODER_STREAMS", "0")
+    monkeypatch.setenv("MLX_HDR_INFER_STREAMS", "0")
     model.infer(big)
     # infer (streams where available: CPU, 2+ cores, OpenBLAS), model() for the reference,
     # infer below the size, infer with the opt-out
-    monkeypatch.delenv("MLX_HDR_ENCODER_STREAMS")
-    active = hybrid.encoder_streams() is not None
+    monkeypatch.delenv("MLX_HDR_INFER_STREAMS")
+    active = hybrid.infer_streams() is not None
     assert used == [active, False, False, False]
+    assert decoded == used
+
+
+def test_stream_slices_cover_the_range_in_multiples():
+    streams = ["a", "b"]
+    assert layers.stream_slices(5, streams) == [("a", 0, 2), ("b", 2, 5)]
+    assert layers.stream_slices(20, streams, multiple=4) == [("a", 0, 8), ("b", 8, 20)]
+    assert layers.stream_slices(7, ["a", "b", "c"]) == [("a", 0, 2), ("b", 2, 5), ("c", 5, 7)]
+
+
+@pytest.mark.parametrize(
+    "kwargs, size",
+    [
+        (dict(kernel_size=1), 16),  # pointwise matmul
+        (dict(kernel_size=3, padding=1), 40),  # flat conv
+        (dict(kernel_size=3, padding=1), 8),  # mx.conv2d (below FLAT_MIN_PIXELS)
+        (dict(kernel_size=3, stride=2, padding=1), 16),  # strided: mx.conv2d
+    ],
+)
+def test_conv_part_is_a_slice_of_the_output(kwargs, size):
+    mx.random.seed(10)
+    conv = Conv2d(6, 10, **kwargs)
+    x = mx.random.normal((2, size, size + 3, 6))
+    full = conv(x)
+    for a, b in [(0, 4), (4, 10), (3, 7)]:
+        _close(conv.part(x, a, b), full[..., a:b], rel=1e-5)
+
+
+def test_conv_part_of_a_winograd_conv_and_depthwise_refused():
+    mx.random.seed(11)
+    conv = Conv2d(128, 128, 3, padding=1)
+    x = mx.random.normal((1, 16, 16, 128))
+    assert layers.use_winograd(x, conv.weight) and layers.use_winograd(x, conv.weight[:64])
+    _close(conv.part(x, 64, 128), conv(x)[..., 64:], rel=1e-5)
+    with pytest.raises(ValueError, match="groups"):
+        Conv2d(8, 8, 3, padding=1, groups=8).part(mx.zeros((1, 8, 8, 8)), 0, 4)
+
+
+@pytest.mark.parametrize("mode", hybrid.UPSAMPLE_MODES)
+def test_decoder_split_over_streams_matches(mode):
+    """Every decoder block split by channels over two CPU streams (odd widths: uneven parts,
+    PixelShuffle groups kept whole) gives the unsplit output to 1e-5."""
+    mx.random.seed(12)
+    model = HybridAutoencoder(HybridConfig(decoder_channels=(16, 12, 9, 7, 6, 5), upsample=mode))
+    model.eval()
+    for _, m in model.named_modules():
+        if isinstance(m, InstanceNorm):  # affine ones/zeros at init would hide a wrong slice
+            m.weight = mx.random.uniform(0.5, 1.5, m.weight.shape)
+            m.bias = mx.random.normal(m.bias.shape)
+    x = mx.random.normal((1, 64, 96, 3))
+    feats = model.encoder.features_at(x)
+    streams = [mx.new_stream(mx.cpu) for _ in range(2)]
+    with mx.stream(mx.cpu):
+        _close(model.decode(x, feats, streams=streams), model.decode(x, feats), rel=1e-5)

@@ -12,15 +12,14 @@ import numpy as np
 import pytest
 
 from mlx_hdr.errors import WeightsError
+from mlx_hdr.models.analysis import checkerboard_score, summary
 from mlx_hdr.models.hybrid import (
     HybridAutoencoder,
     HybridConfig,
     binomial_blur,
-    checkerboard_score,
     load_model,
     pixel_shuffle,
     save_model,
-    summary,
 )
 
 SMALL = (16, 16, 8, 8, 8, 8)

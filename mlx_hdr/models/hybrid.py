@@ -24,28 +24,28 @@ from mlx.utils import tree_flatten
 from mlx_hdr import _blas
 from mlx_hdr.atomic import save_safetensors_atomic
 from mlx_hdr.errors import WeightsError
-from mlx_hdr.models.layers import Conv2d, cpu_path
+from mlx_hdr.models.layers import Conv2d, cpu_path, stream_slices
 from mlx_hdr.weights import load_strict, read_safetensors
 
 FORMAT = "mlx-hdr-hybrid"
 FORMAT_VERSION = "1"
 UPSAMPLE_MODES = ("pixelshuffle_icnr_blur", "pixelshuffle_icnr", "pixelshuffle", "resize_conv")
 MULTIPLE = 32  # total encoder stride
-_ENCODER_STREAMS: list = []  # created on first use
+_INFER_STREAMS: list = []  # created on first use
 # below this many pixels the streams' overhead outweighs the gain (scripts/bench_interleaved.py,
 # model(x) vs split: 224² 55 → 62 ms, 320² 103 → 101 ms, 384² 144 → 133 ms, 512² 260 → 237 ms)
 STREAM_MIN_PIXELS = 384 * 384
 
 
-def encoder_streams() -> list | None:
-    """Two CPU streams for :meth:`HybridAutoencoder.infer`'s parallel encoder, or None on a
+def infer_streams() -> list | None:
+    """Two CPU streams for :meth:`HybridAutoencoder.infer`'s channel split, or None on a
     GPU, on one core, without the preloaded OpenBLAS (the only BLAS whose threads it can
-    pin to one, and the setting it was measured in), or with ``MLX_HDR_ENCODER_STREAMS=0``."""
-    if not cpu_path("MLX_HDR_ENCODER_STREAMS") or (os.cpu_count() or 1) < 2 or not _blas.loaded:
+    pin to one, and the setting it was measured in), or with ``MLX_HDR_INFER_STREAMS=0``."""
+    if not cpu_path("MLX_HDR_INFER_STREAMS") or (os.cpu_count() or 1) < 2 or not _blas.loaded:
         return None
-    if not _ENCODER_STREAMS:
-        _ENCODER_STREAMS.extend(mx.new_stream(mx.cpu) for _ in range(2))
-    return _ENCODER_STREAMS
+    if not _INFER_STREAMS:
+        _INFER_STREAMS.extend(mx.new_stream(mx.cpu) for _ in range(2))
+    return _INFER_STREAMS
 
 
 @dataclass
@@ -135,6 +135,12 @@ class InstanceNorm(nn.InstanceNorm):
             x, self.weight if affine else None, self.bias if affine else None, self.eps
         )
 
+    def part(self, x: mx.array, a: int, b: int) -> mx.array:
+        """``self`` for channels ``[a, b)`` given only those channels (NHWC, CPU)."""
+        if "weight" not in self:
+            return instance_norm_nhwc(x, None, None, self.eps)
+        return instance_norm_nhwc(x, self.weight[a:b], self.bias[a:b], self.eps)
+
 
 class ConvBlock(nn.Module):
     """(conv -> InstanceNorm -> ReLU) twice; 3×3 convs (the first may be 1×1)."""
@@ -149,6 +155,18 @@ class ConvBlock(nn.Module):
     def __call__(self, x: mx.array) -> mx.array:
         x = nn.relu(self.norm1(self.conv1(x)))
         return nn.relu(self.norm2(self.conv2(x)))
+
+    def split_call(self, x: mx.array, streams: list) -> mx.array:
+        """``self(x)`` with the output channels split over ``streams``: each part's conv,
+        InstanceNorm and ReLU are independent of the others'; the halves meet (a
+        concatenation) before each conv. Equal to ``self(x)`` (same ops, fewer channels)."""
+        for conv, norm in ((self.conv1, self.norm1), (self.conv2, self.norm2)):
+            parts = []
+            for s, a, b in stream_slices(conv.weight.shape[0], streams):
+                with mx.stream(s):
+                    parts.append(nn.relu(norm.part(conv.part(x, a, b), a, b)))
+            x = mx.concatenate(parts, axis=-1)
+        return x
 
 
 class Upsample2x(nn.Module):
@@ -165,11 +183,25 @@ class Upsample2x(nn.Module):
                 icnr_(self.conv)
 
     def __call__(self, x: mx.array) -> mx.array:
+        return self._part(x, 0, self.conv.weight.shape[0])
+
+    def split_call(self, x: mx.array, streams: list) -> mx.array:
+        """``self(x)`` with the conv's output channels split over ``streams`` (whole
+        PixelShuffle groups of 4), concatenated after the upsampling. Equal to ``self(x)``."""
+        multiple = 1 if self.mode == "resize_conv" else 4
+        parts = []
+        for s, a, b in stream_slices(self.conv.weight.shape[0], streams, multiple):
+            with mx.stream(s):
+                parts.append(self._part(x, a, b))
+        return mx.concatenate(parts, axis=-1)
+
+    def _part(self, x: mx.array, a: int, b: int) -> mx.array:
+        """The output for the conv's output channels ``[a, b)``."""
         if self.mode == "resize_conv":
             n, h, w, c = x.shape
             x = mx.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
-            return self.conv(x.reshape(n, 2 * h, 2 * w, c))
-        y = pixel_shuffle(self.conv(x))
+            return self.conv.part(x.reshape(n, 2 * h, 2 * w, c), a, b)
+        y = pixel_shuffle(self.conv.part(x, a, b))
         return binomial_blur(y) if self.mode == "pixelshuffle_icnr_blur" else y
 
 
@@ -199,14 +231,19 @@ class HybridAutoencoder(nn.Module):
         self.head = ConvBlock(head_in, d[5])
         self.out = Conv2d(d[5], 3, 1)
 
-    def decode(self, x: mx.array, feats: list[mx.array]) -> mx.array:
-        """Decoder on the encoder features (input already a multiple of 32)."""
-        y = self.ups[0](self.bottleneck(feats[4]))
+    def decode(self, x: mx.array, feats: list[mx.array], streams: list | None = None) -> mx.array:
+        """Decoder on the encoder features (input already a multiple of 32); with
+        ``streams``, every block's channels are split over them (``split_call``)."""
+
+        def run(layer, y):
+            return layer(y) if streams is None else layer.split_call(y, streams)
+
+        y = run(self.ups[0], run(self.bottleneck, feats[4]))
         for k, block in enumerate(self.blocks):
-            y = self.ups[k + 1](block(mx.concatenate([y, feats[3 - k]], axis=-1)))
+            y = run(self.ups[k + 1], run(block, mx.concatenate([y, feats[3 - k]], axis=-1)))
         if self.config.input_skip:
             y = mx.concatenate([y, x], axis=-1)
-        return mx.tanh(self.out(self.head(y)))
+        return mx.tanh(self.out(run(self.head, y)))
 
     def __call__(self, x: mx.array) -> mx.array:
         """(N, H, W, 3) ImageNet-normalised float32 -> (N, H, W, 3) in [-1, 1]."""
@@ -218,17 +255,16 @@ class HybridAutoencoder(nn.Module):
     def infer(self, x: mx.array) -> mx.array:
         """``self(x)`` for inference (no gradients, not for ``mx.compile``).
 
-        On a multi-core CPU the frozen encoder runs first and is evaluated, its blocks split
-        by channels over two streams with OpenBLAS at one thread (MLX's element-wise CPU
-        kernels are single-threaded, so one stream leaves a core idle); then the decoder
-        runs with all of OpenBLAS's threads, from ``STREAM_MIN_PIXELS`` up. Equal to
-        ``self(x)`` to float32 rounding (amplified to ~1e-4 by the decoder's
-        InstanceNorms). Forward 512² 260 → 238 ms, 1152×864 1099 → 991 ms
-        (``scripts/bench_interleaved.py``).
+        On a multi-core CPU every block of the encoder and the decoder is split by channels
+        over two streams, with OpenBLAS at one thread: MLX's element-wise CPU kernels are
+        single-threaded, so one stream leaves a core idle. The encoder is evaluated before
+        the decoder runs. Only from ``STREAM_MIN_PIXELS`` up. Equal to ``self(x)`` to
+        float32 rounding (amplified to ~1e-4 by the decoder's InstanceNorms). Forward 512²
+        253 → 220 ms, 1152×864 1092 → 847 ms (``scripts/bench_interleaved.py``).
         """
         h, w = x.shape[1:3]
         xp = pad_to_multiple(x, MULTIPLE)
-        streams = encoder_streams()
+        streams = infer_streams()
         if (
             streams is None
             or not getattr(self.encoder, "supports_streams", False)
@@ -238,7 +274,9 @@ class HybridAutoencoder(nn.Module):
         with _blas.blas_threads(1):
             feats = self.encoder.features_at(xp, streams=streams)
             mx.eval(feats)
-        return self.decode(xp, feats)[:, :h, :w, :]
+            y = self.decode(xp, feats, streams=streams)[:, :h, :w, :]
+            mx.eval(y)
+        return y
 
 
 def pad_to_multiple(x: mx.array, multiple: int = MULTIPLE) -> mx.array:
@@ -259,73 +297,6 @@ def pad_to_multiple(x: mx.array, multiple: int = MULTIPLE) -> mx.array:
 def trainable_parameter_count(model: nn.Module) -> int:
     """Number of scalars in ``model.trainable_parameters()`` (frozen encoders excluded)."""
     return sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
-
-
-def conv_flops(fn, shape: tuple[int, int, int, int]) -> int:
-    """FLOPs (2 per multiply-add) of every Conv2d / Linear that ``fn(zeros(shape))`` runs.
-
-    Counts ``nn.Conv2d``, ``nn.Linear`` and the backbones' ``layers.Conv2d``; the graph is built
-    lazily and never evaluated, so this is cheap.
-    """
-    from mlx_hdr.models.layers import Conv2d  # the backbones' conv (depthwise fast path)
-
-    total = 0
-    originals = {cls: cls.__call__ for cls in (nn.Conv2d, nn.Linear, Conv2d)}
-
-    def wrap(orig):
-        def counted(self, x):
-            nonlocal total
-            y = orig(self, x)
-            total += 2 * (self.weight.size // self.weight.shape[0]) * y.size
-            return y
-
-        return counted
-
-    for cls, orig in originals.items():
-        cls.__call__ = wrap(orig)
-    try:
-        fn(mx.zeros(shape))
-    finally:
-        for cls, orig in originals.items():
-            cls.__call__ = orig
-    return total
-
-
-def summary(model: HybridAutoencoder, size: int = 512) -> dict:
-    """Parameter counts and FLOPs at ``size``² (batch 1): decoder (learned) and total."""
-    total_flops = conv_flops(model, (1, size, size, 3))
-    enc_flops = conv_flops(model.encoder.features_at, (1, size, size, 3))
-    enc_params = sum(v.size for _, v in tree_flatten(model.encoder.parameters()))
-    return {
-        "decoder_params": trainable_parameter_count(model),
-        "encoder_params": enc_params,
-        "decoder_gflops": (total_flops - enc_flops) / 1e9,
-        "encoder_gflops": enc_flops / 1e9,
-        "size": size,
-    }
-
-
-def checkerboard_score(y: mx.array) -> float:
-    """Share of an NHWC image's AC spectral energy at the ×2-grid frequencies.
-
-    The energy in a small window around (H/2, 0), (0, W/2) and (H/2, W/2) over all non-DC
-    energy, averaged over images and channels. ~3·(2r+1)²/(H·W) for white noise; near 0
-    for smooth images; large for a PixelShuffle mosaic.
-    """
-    import numpy as np
-
-    a = np.asarray(y, np.float64).transpose(0, 3, 1, 2)
-    power = np.abs(np.fft.fft2(a - a.mean(axis=(2, 3), keepdims=True))) ** 2
-    h, w = a.shape[2:]
-    r = max(1, min(h, w) // 64)
-    mask = np.zeros((h, w), bool)
-    for fy, fx in ((h // 2, 0), (0, w // 2), (h // 2, w // 2)):
-        for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                mask[(fy + dy) % h, (fx + dx) % w] = True
-    mask[0, 0] = False
-    ratio = power[..., mask].sum(-1) / np.maximum(power.sum(axis=(2, 3)), 1e-30)
-    return float(ratio.mean())
 
 
 def save_model(path, model: HybridAutoencoder, dtype=mx.float16) -> Path:

@@ -97,6 +97,14 @@ def cpu_path(env: str) -> bool:
     return mx.default_device() == mx.cpu and os.environ.get(env, "1") != "0"
 
 
+def stream_slices(n: int, streams: list, multiple: int = 1) -> list[tuple]:
+    """``(stream, a, b)`` for each stream: ``[0, n)`` cut into near-equal parts whose
+    bounds are multiples of ``multiple`` (for splitting work over CPU streams)."""
+    k = len(streams)
+    cuts = [round(i * n / (k * multiple)) * multiple for i in range(k + 1)]
+    return list(zip(streams, cuts[:-1], cuts[1:], strict=True))
+
+
 def use_flat_conv(x: mx.array) -> bool:
     """Whether a stride-1 k×k conv of ``x`` (NHWC) runs as :func:`flatconv.conv2d_flat`.
 
@@ -150,17 +158,27 @@ class Conv2d(nn.Conv2d):
         self.winograd = kernel_size == 3 and stride == 1 and padding == 1 and groups == 1
 
     def __call__(self, x: mx.array) -> mx.array:
+        return self._apply(x, self.weight, self.bias if "bias" in self else None)
+
+    def part(self, x: mx.array, a: int, b: int) -> mx.array:
+        """Output channels ``[a, b)`` of ``self(x)``, by the same path (groups 1 only): for
+        splitting a layer by channels over CPU streams."""
+        if self.groups != 1:
+            raise ValueError("Conv2d.part needs groups == 1")
+        return self._apply(x, self.weight[a:b], self.bias[a:b] if "bias" in self else None)
+
+    def _apply(self, x: mx.array, weight: mx.array, bias: mx.array | None) -> mx.array:
         if self.depthwise:
-            y = depthwise_conv2d(x, self.weight, self.stride[0], self.padding[0])
+            y = depthwise_conv2d(x, weight, self.stride[0], self.padding[0])
         elif self.pointwise:
-            y = x @ self.weight.reshape(self.weight.shape[0], -1).T
-        elif self.winograd and use_winograd(x, self.weight):
-            y = conv3x3_winograd(x, self.weight)
+            y = x @ weight.reshape(weight.shape[0], -1).T
+        elif self.winograd and use_winograd(x, weight):
+            y = conv3x3_winograd(x, weight)
         elif self.flat and use_flat_conv(x):
-            y = conv2d_flat(x, self.weight, self.padding)
+            y = conv2d_flat(x, weight, self.padding)
         else:
-            y = mx.conv2d(x, self.weight, self.stride, self.padding, groups=self.groups)
-        return y + self.bias if "bias" in self else y
+            y = mx.conv2d(x, weight, self.stride, self.padding, groups=self.groups)
+        return y + bias if bias is not None else y
 
 
 class BatchNorm2d(nn.Module):

@@ -20,6 +20,7 @@ from mlx_hdr.models.layers import (
     depthwise_conv2d,
     make_divisible,
     relu6,
+    stream_slices,
     tapped_features,
 )
 
@@ -80,10 +81,9 @@ class InvertedResidual(nn.Module):
         ``self(x)`` up to that sum's rounding."""
         *expand, dw, proj, bn = self.conv
         hidden = dw[0].weight.shape[0]
-        cuts = [round(i * hidden / len(streams)) for i in range(len(streams) + 1)]
         w_proj = proj.weight.reshape(proj.weight.shape[0], hidden)
         parts = []
-        for s, a, b in zip(streams, cuts[:-1], cuts[1:], strict=True):
+        for s, a, b in stream_slices(hidden, streams):
             with mx.stream(s):
                 parts.append(self._part(x, expand, dw, a, b) @ w_proj[:, a:b].T)
         y = bn(sum(parts[1:], parts[0]))

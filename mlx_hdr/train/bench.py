@@ -17,13 +17,8 @@ import argparse
 import mlx.core as mx
 import numpy as np
 
-from mlx_hdr.models.hybrid import (
-    UPSAMPLE_MODES,
-    HybridAutoencoder,
-    HybridConfig,
-    checkerboard_score,
-    summary,
-)
+from mlx_hdr.models.analysis import checkerboard_score, summary
+from mlx_hdr.models.hybrid import UPSAMPLE_MODES, HybridAutoencoder, HybridConfig
 
 
 def smooth_batch(size: int = 128) -> mx.array:

@@ -10,6 +10,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map
 
+from mlx_hdr.models.layers import stream_slices
 from mlx_hdr.train.loss import hybrid_loss
 
 
@@ -89,9 +90,8 @@ def sharded(grad_fn: Callable, streams: list) -> Callable:
 
     def run(*batch):
         n = batch[0].shape[0]
-        cuts = [round(i * n / len(streams)) for i in range(len(streams) + 1)]
         weights, outs = [], []
-        for s, a, b in zip(streams, cuts[:-1], cuts[1:], strict=True):
+        for s, a, b in stream_slices(n, streams):
             if b > a:
                 with mx.stream(s):
                     outs.append(grad_fn(*(t[a:b] for t in batch)))
