@@ -3,9 +3,10 @@
 On a shared machine separate runs of the same row differ by 10-20%; calling A and B in
 turn, many times, compares them under the same load. Two tables, medians of ``--rounds``:
 
-- ``model(x)`` against ``model.infer(x)`` (the encoder split over two CPU streams), default
-  MobileNetV2 model with random weights, at several sizes; the last column splits at every
-  size (``STREAM_MIN_PIXELS`` = 0), which is how the threshold was chosen;
+- ``model(x)`` against ``model.infer(x)`` (encoder and decoder blocks split by channels
+  over two CPU streams), default MobileNetV2 model with random weights, at several sizes;
+  the second column splits the encoder only (``infer`` before the decoder split), the last
+  splits at every size (``STREAM_MIN_PIXELS`` = 0), which is how the threshold was chosen;
 - one LPIPS value + gradient at 4×256²: VGG features, then the five layer distances by
   autodiff of the lpips package's form against ``lpips.layer_distance``'s hand-written VJP.
 
@@ -22,6 +23,7 @@ from benchmark import build_mlx_model
 import mlx_hdr  # noqa: F401  (first: OpenBLAS must load before mlx.core)
 
 import mlx.core as mx  # isort: skip
+from mlx_hdr._blas import blas_threads  # noqa: E402
 from mlx_hdr.lpips import LPIPS, layer_distance, normalize_channels  # noqa: E402
 from mlx_hdr.models import hybrid  # noqa: E402
 
@@ -32,18 +34,31 @@ def infer_table(rounds: int) -> None:
     mx.random.seed(0)
     model = build_mlx_model()
     model.eval()
-    print("| input | model(x) | model.infer(x) | infer, split at any size |\n|---|---|---|---|")
+    print(
+        "| input | model(x) | encoder split only | model.infer(x) | infer, split at any size |"
+        "\n|---|---|---|---|---|"
+    )
     for h, w in SIZES:
         x = mx.random.normal((1, h, w, 3))
         mx.eval(model.parameters(), x)
         fns = {
             "call": lambda x=x: mx.eval(model(x)),
+            "encoder": lambda x=x: mx.eval(_split_encoder_only(model, x)),
             "infer": lambda x=x: mx.eval(model.infer(x)),
             "always": lambda x=x: mx.eval(_infer_at_any_size(model, x)),
         }
         t = interleaved_ms(fns, rounds)
         cells = " | ".join(f"{t[k]:.0f} ms" for k in fns)
         print(f"| {w}×{h} | {cells} |")
+
+
+def _split_encoder_only(model, x):
+    """The fourth session's ``infer``: split encoder, then the decoder whole on 2 BLAS threads."""
+    xp = hybrid.pad_to_multiple(x)
+    with blas_threads(1):
+        feats = model.encoder.features_at(xp, streams=hybrid.infer_streams())
+        mx.eval(feats)
+    return model.decode(xp, feats)
 
 
 def _infer_at_any_size(model, x):
