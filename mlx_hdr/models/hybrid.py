@@ -183,7 +183,7 @@ class Upsample2x(nn.Module):
                 icnr_(self.conv)
 
     def __call__(self, x: mx.array) -> mx.array:
-        return self._part(x, 0, self.conv.weight.shape[0])
+        return self._run(x, self.conv)
 
     def split_call(self, x: mx.array, streams: list) -> mx.array:
         """``self(x)`` with the conv's output channels split over ``streams`` (whole
@@ -192,16 +192,16 @@ class Upsample2x(nn.Module):
         parts = []
         for s, a, b in stream_slices(self.conv.weight.shape[0], streams, multiple):
             with mx.stream(s):
-                parts.append(self._part(x, a, b))
+                parts.append(self._run(x, lambda z, a=a, b=b: self.conv.part(z, a, b)))
         return mx.concatenate(parts, axis=-1)
 
-    def _part(self, x: mx.array, a: int, b: int) -> mx.array:
-        """The output for the conv's output channels ``[a, b)``."""
+    def _run(self, x: mx.array, conv) -> mx.array:
+        """The upsampling with ``conv`` as its convolution (the whole conv, or a part)."""
         if self.mode == "resize_conv":
             n, h, w, c = x.shape
             x = mx.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
-            return self.conv.part(x.reshape(n, 2 * h, 2 * w, c), a, b)
-        y = pixel_shuffle(self.conv.part(x, a, b))
+            return conv(x.reshape(n, 2 * h, 2 * w, c))
+        y = pixel_shuffle(conv(x))
         return binomial_blur(y) if self.mode == "pixelshuffle_icnr_blur" else y
 
 
