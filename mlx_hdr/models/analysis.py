@@ -8,6 +8,7 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from mlx_hdr.models.hybrid import HybridAutoencoder, trainable_parameter_count
+from mlx_hdr.models.layers import Conv2d
 
 
 def conv_flops(fn, shape: tuple[int, int, int, int]) -> int:
@@ -16,8 +17,6 @@ def conv_flops(fn, shape: tuple[int, int, int, int]) -> int:
     Counts ``nn.Conv2d``, ``nn.Linear`` and the backbones' ``layers.Conv2d``; the graph is built
     lazily and never evaluated, so this is cheap.
     """
-    from mlx_hdr.models.layers import Conv2d  # the backbones' conv (depthwise fast path)
-
     total = 0
     originals = {cls: cls.__call__ for cls in (nn.Conv2d, nn.Linear, Conv2d)}
 

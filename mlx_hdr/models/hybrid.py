@@ -33,7 +33,7 @@ UPSAMPLE_MODES = ("pixelshuffle_icnr_blur", "pixelshuffle_icnr", "pixelshuffle",
 MULTIPLE = 32  # total encoder stride
 _INFER_STREAMS: list = []  # created on first use
 # below this many pixels the streams' overhead outweighs the gain (scripts/bench_interleaved.py,
-# model(x) vs split: 224² 55 → 62 ms, 320² 103 → 101 ms, 384² 144 → 133 ms, 512² 260 → 237 ms)
+# model(x) vs split: 224² 56 → 63 ms, 320² 98 → 115 ms, 384² 157 → 134 ms, 512² 307 → 221 ms)
 STREAM_MIN_PIXELS = 384 * 384
 
 
