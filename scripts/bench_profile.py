@@ -6,9 +6,7 @@ Forward and vjp times of each layer in sequence, summed by kind; run through
 
 from __future__ import annotations
 
-import statistics
-
-from bench_timing import timed
+from bench_timing import median_ms
 from benchmark import build_mlx_model
 
 
@@ -19,16 +17,16 @@ def _layer_costs(layers, x, repeats: int, grad: bool) -> dict[str, list[float]]:
     costs: dict[str, list[float]] = {}
     for kind, fn in layers:
         mx.eval(x)
-        fwd = statistics.median(timed(lambda fn=fn, x=x: mx.eval(fn(x)), 1, repeats))
+        fwd = median_ms(lambda fn=fn, x=x: mx.eval(fn(x)), repeats)
         y = fn(x)
         bwd = 0.0
         if grad:
             cot = mx.random.normal(y.shape)
             mx.eval(y, cot)
             vjp = lambda fn=fn, x=x, cot=cot: mx.eval(mx.vjp(fn, [x], [cot])[1])  # noqa: E731
-            bwd = statistics.median(timed(vjp, 1, repeats))
+            bwd = median_ms(vjp, repeats)
         acc = costs.setdefault(kind, [0.0, 0.0])
-        acc[0], acc[1] = acc[0] + fwd * 1e3, acc[1] + bwd * 1e3
+        acc[0], acc[1] = acc[0] + fwd, acc[1] + bwd
         x = y
     return costs
 
@@ -95,10 +93,8 @@ def profile_table(repeats: int) -> str:
     rows = []
     for size, batch, grad in ((512, 1, False), (256, 4, True)):
         x = mx.random.normal((batch, size, size, 3))
-        enc = statistics.median(
-            timed(lambda x=x: mx.eval(model.encoder.features_at(x)), 1, repeats)
-        )
-        rows.append((f"{size}²×{batch}", "encoder (MobileNetV2, frozen)", enc * 1e3, 0.0))
+        enc = median_ms(lambda x=x: mx.eval(model.encoder.features_at(x)), repeats)
+        rows.append((f"{size}²×{batch}", "encoder (MobileNetV2, frozen)", enc, 0.0))
         feats = model.encoder.features_at(x)
         dec = _decoder_layers(model, x, feats)
         for kind, (f, b) in _layer_costs(dec, feats[4], repeats, grad).items():
