@@ -45,7 +45,7 @@ def layer_distance(a: mx.array, b: mx.array, w: mx.array) -> mx.array:
     package's form); the hand-written gradient needs ~5 passes over the features where
     autodiff of that form needs ~15: 644 → 180 ms for the five layers' value and gradient
     at 4×256² (``scripts/bench_interleaved.py``)."""
-    d = a / (channel_norm(a) + EPS) - b / (channel_norm(b) + EPS)
+    d = normalize_channels(a) - normalize_channels(b)
     return ((d * d) @ w[:, None]).mean(axis=(1, 2, 3))
 
 
