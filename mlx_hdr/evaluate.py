@@ -25,7 +25,7 @@ from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.errors import HDRError, InputError, WeightsError
 from mlx_hdr.image_io import read_hdr, read_ldr, write_ldr
-from mlx_hdr.inference import Net, predict_hdr
+from mlx_hdr.inference import Net, predict_hdr, record_failure
 from mlx_hdr.methods import METHODS, default_methods
 from mlx_hdr.metrics import align_scale, hdr_metrics, well_exposed_mask
 from mlx_hdr.tonemap import reinhard_simple
@@ -156,12 +156,6 @@ def net_for_methods(methods: list[str] | None, model: str | None = None) -> Net 
         return None
 
 
-def _fail(report: EvalReport, on_error, name: str, problem: str) -> None:
-    report.failed.append((name, problem))
-    if on_error:
-        on_error(name, problem)
-
-
 def evaluate(
     dataset,
     out,
@@ -192,12 +186,12 @@ def evaluate(
     (out / "sheets").mkdir(parents=True, exist_ok=True)
     report = EvalReport()
     for path in found.unpaired:
-        _fail(report, on_error, str(path), "no input/ground-truth partner; skipped")
+        record_failure(report, on_error, str(path), "no input/ground-truth partner; skipped")
     for pair in tqdm(pairs, desc="evaluate", unit="case", disable=not progress):
         try:
             rows, sheet = _eval_case(pair, methods, net, blend)
         except HDRError as exc:
-            _fail(report, on_error, pair.name, str(exc))
+            record_failure(report, on_error, pair.name, str(exc))
             continue
         report.rows += rows
         report.files.append(write_ldr(out / "sheets" / f"{pair.name}.png", sheet))

@@ -24,6 +24,7 @@ import glob
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -277,6 +278,15 @@ def _clash(dests: list[Path], claimed: dict[Path, Path], sources: set[Path]) -> 
     return None
 
 
+def record_failure(
+    report, on_error: Callable[[str, str], None] | None, item: str, problem: str
+) -> None:
+    """Add ``(item, problem)`` to ``report.failed`` and pass it to ``on_error`` when given."""
+    report.failed.append((item, problem))
+    if on_error:
+        on_error(item, problem)
+
+
 def predict_files(
     inputs: list[str],
     out: Path,
@@ -291,12 +301,7 @@ def predict_files(
     written atomically, so a failure never leaves a partial file.
     """
     report = PredictReport()
-
-    def fail(item: str, problem: str) -> None:
-        report.failed.append((item, problem))
-        if on_error:
-            on_error(item, problem)
-
+    fail = partial(record_failure, report, on_error)
     if out.suffix.lower() in set(LDR_SUFFIXES) - {".png"} and not out.is_dir():
         raise InputError("cannot write this type: name a folder or a .hdr/.exr/.pfm/.png file", out)
     paths, missing = expand_inputs(inputs)
