@@ -1,5 +1,8 @@
 """Calibration: network output in [-1, 1] -> scene-linear HDR with 1.0 = the input's white.
 
+For the ``stops`` target (``targets``) the output decodes directly; for the original
+``minmax_log1p`` target a log range is fitted:
+
 The network predicts t = 2 (log1p(H) - lo) / (hi - lo + eps) - 1 with unknown per-image lo, hi
 (``color.hdr_to_target`` on the HDR scaled so the input clips at 1.0). Where the input is well
 exposed, H ~ srgb_to_linear(input), so lo and hi follow from a least-squares line fit
@@ -18,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlx_hdr.color import EPS, clip_ramp, rgb_to_luminance, srgb_to_linear, target_to_hdr
+from mlx_hdr.targets import stops_to_hdr
 
 DISPLAY_BAND = (0.05, 0.85)
 MIN_PIXELS = 64
@@ -93,17 +97,26 @@ def blend_with_input(
 
 
 def calibrate(
-    ldr: np.ndarray, target: np.ndarray, blend: bool = True, tau: float = BLEND_TAU
+    ldr: np.ndarray,
+    target: np.ndarray,
+    blend: bool = True,
+    tau: float = BLEND_TAU,
+    kind: str = "minmax_log1p",
 ) -> np.ndarray:
     """Network output -> scene-linear HDR (HxWx3 float32 >= 0, 1.0 = the input's white).
 
     Args:
         ldr: HxWx3 display input in [0, 1].
-        target: HxWx3 network output in [-1, 1].
+        target: HxWx3 network output in [-1, 1], in target domain ``kind``
+            (``targets.TARGETS``): ``minmax_log1p`` has its log range fitted
+            (:func:`fit_log_range`), ``stops`` carries its scale and is decoded directly.
         blend: keep the linearised input where it is not clipped (:func:`blend_with_input`).
         tau: display level where the blend starts.
     """
-    lo, hi = fit_log_range(ldr, target)
-    # target_to_hdr adds EPS to the span; remove it so the fitted line is reproduced exactly
-    hdr = target_to_hdr(target, lo, hi - EPS)
+    if kind == "stops":
+        hdr = stops_to_hdr(target, ldr)
+    else:
+        lo, hi = fit_log_range(ldr, target)
+        # target_to_hdr adds EPS to the span; remove it so the fitted line is reproduced exactly
+        hdr = target_to_hdr(target, lo, hi - EPS)
     return blend_with_input(ldr, hdr, tau) if blend else hdr

@@ -33,6 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mlx_hdr.calibrate import blend_with_input, calibrate
+from mlx_hdr.targets import target_kind
 from mlx_hdr.color import ldr_to_input, row_slices, srgb_to_linear
 from mlx_hdr.errors import HDRError, InputError, os_error_line
 from mlx_hdr.image_io import HDR_SUFFIXES, LDR_SUFFIXES, read_ldr, write_hdr, write_ldr
@@ -127,9 +128,9 @@ def predict_model_hdr(
     """The model's scene-linear HDR for a display image of any size (see the module doc)."""
     size = work_size(*ldr.shape[:2], work_pixels)
     if size is None:
-        return calibrate(ldr, predict_target(net, ldr), blend=blend)
+        return calibrate(ldr, predict_target(net, ldr), blend=blend, kind=target_kind(net))
     small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
-    hdr_small = calibrate(small, predict_target(net, small), blend=False)
+    hdr_small = calibrate(small, predict_target(net, small), blend=False, kind=target_kind(net))
     return apply_gain_map(ldr, small, hdr_small, blend)
 
 

@@ -66,15 +66,24 @@ def test_simulate_deterministic_and_consistent():
     assert ldr.dtype == scaled.dtype == np.float32 and ldr.shape == hdr.shape
     assert 0 <= ldr.min() and ldr.max() <= 1
     np.testing.assert_allclose(ldr * 255, np.round(ldr * 255), atol=1e-4)  # 8-bit values
-    np.testing.assert_allclose(scaled, hdr * np.float32(rec.exposure), rtol=1e-6)
+    np.testing.assert_allclose(
+        scaled, hdr * np.float32(rec.exposure) * np.float32(rec.target_scale), rtol=1e-5
+    )
     assert 0.02 - 0.01 <= rec.clipped_fraction <= 0.15 + 0.01
     assert json.dumps(rec.to_dict())  # the record is plain data
 
 
 def test_simulate_without_noise_or_jpeg_is_exact():
-    cfg = sim.SimConfig(curves=("gamma",), noise_prob=0.0, jpeg_quality=None)
+    cfg = sim.SimConfig(
+        curves=("gamma",),
+        noise_prob=0.0,
+        jpeg_quality=None,
+        channel_clip_prob=0.0,
+        shoulder_prob=0.0,
+    )
     hdr = hdr_image()
-    ldr, scaled, rec = sim.simulate_ldr(hdr, np.random.default_rng(1), cfg)
+    ldr, target, rec = sim.simulate_ldr(hdr, np.random.default_rng(1), cfg)
+    scaled = target / np.float32(rec.target_scale)
     expected = np.floor(sim.apply_curve(scaled, "gamma", rec.curve_params) * 255 + 0.5) / 255
     np.testing.assert_allclose(ldr, expected, atol=1e-6)
     assert rec.full_well is None and rec.jpeg_quality is None
@@ -101,3 +110,45 @@ def test_reproduces_eval_public_recipe(shared):
     assert np.abs(out - ldr).mean() < 1 / 255
     # without the JPEG step the difference is JPEG's error only
     assert np.abs(linear_to_srgb(scaled) - ldr).mean() < 4 / 255
+
+
+def test_shoulder_maps_white_to_one_and_is_monotone():
+    x = np.linspace(0, 5, 501, dtype=np.float32)
+    y = sim.shoulder(x, 3.0)
+    assert y[0] == 0 and np.all(np.diff(y) >= 0)
+    assert sim.shoulder(np.float32([3.0]), 3.0)[0] == pytest.approx(1.0, abs=1e-6)
+    assert y[x > 3.0].min() == 1.0 and y[x < 2.9].max() < 1.0
+    np.testing.assert_array_equal(sim.shoulder(x, 1.0), np.clip(x, 0, 1))
+
+
+def test_clip_levels_keep_one_channel_at_one():
+    cfg = sim.SimConfig(channel_clip_prob=1.0)
+    for seed in range(20):
+        levels = sim.sample_clip_levels(np.random.default_rng(seed), cfg)
+        assert levels.max() == 1.0 and (levels == 1.0).sum() >= 1
+        assert levels.min() >= cfg.channel_clip[0]
+
+
+def test_target_is_on_the_linearised_photo_scale():
+    """Where the photo is well exposed, its linearisation and the target agree in scale."""
+    from mlx_hdr.color import srgb_to_linear
+    from mlx_hdr.metrics import well_exposed_mask
+
+    cfg = sim.SimConfig(curves=("srgb",), noise_prob=0.0, jpeg_quality=None, shoulder_prob=0.0)
+    hdr = hdr_image()
+    ldr, target, rec = sim.simulate_ldr(hdr, np.random.default_rng(3), cfg)
+    m = well_exposed_mask(ldr)
+    ratio = np.median(target[m] / np.maximum(srgb_to_linear(ldr)[m], 1e-6))
+    assert ratio == pytest.approx(1.0, abs=0.03)
+    off = sim.simulate_ldr(
+        hdr,
+        np.random.default_rng(3),
+        sim.SimConfig(
+            curves=("srgb",),
+            noise_prob=0.0,
+            jpeg_quality=None,
+            shoulder_prob=0.0,
+            align_target=False,
+        ),
+    )[2]
+    assert off.target_scale == 1.0

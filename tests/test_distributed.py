@@ -61,7 +61,7 @@ def one_step(group=None) -> tuple[dict, float]:
     opt = optim.SGD(learning_rate=0.5)
     step = make_train_step(model, opt, lpips_weight=0.0, compile=False, group=group)
     rank, size = (0, 1) if group is None else (group.rank(), group.size())
-    (x, target, mask), _ = prepare(data().batch(0, rank, size))
+    x, target, mask = prepare(data().batch(0, rank, size))
     loss, _, _ = step(x, target, mask)
     mx.eval(model.parameters(), loss)
     return {k: np.array(v) for k, v in tree_flatten(model.trainable_parameters())}, loss.item()

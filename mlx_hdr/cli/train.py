@@ -37,6 +37,9 @@ def register(app: typer.Typer) -> None:
         encoder: Annotated[str | None, Opt()] = None,
         upsample: Annotated[str | None, Opt()] = None,
         encoder_weights: Annotated[str | None, Opt(help="file, or 'random'")] = None,
+        init_model: Annotated[
+            str | None, Opt(help="start from this model file (a previous phase's)")
+        ] = None,
         val_size: Annotated[int | None, Opt(help="fixed validation crops")] = None,
         val_crop: Annotated[int | None, Opt()] = None,
         checkpoint_every: Annotated[int | None, Opt(help="steps (0: per epoch)")] = None,

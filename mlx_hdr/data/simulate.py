@@ -1,8 +1,12 @@
 """A camera simulator: scene-linear HDR -> a plausible 8-bit JPEG photo of it.
 
 Used to train on HDR-only collections (as SingleHDR, Liu et al. 2020, does). The chain is
-exposure -> sensor noise (Poisson-Gaussian, linear) -> clipping at 1.0 -> camera response
-curve -> 8-bit quantisation -> JPEG. Everything is drawn from a ``np.random.Generator``, so a
+exposure -> sensor noise (Poisson-Gaussian, linear) -> per-channel clipping (a sensor's
+channels saturate at different levels once white balance is applied) -> a highlight
+shoulder (the tone curve reaches white above the linear clip point, as camera JPEG engines
+do) -> camera response curve -> 8-bit quantisation -> JPEG. The HDR target is then put on
+the scale the linearised photo has (one global factor over its well-exposed pixels, the
+alignment the evaluation uses), so 1.0 is the input's white as inference defines it. Everything is drawn from a ``np.random.Generator``, so a
 seed reproduces a sample exactly.
 """
 
@@ -14,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import linear_to_srgb, rgb_to_luminance
+from mlx_hdr.color import linear_to_srgb, rgb_to_luminance, srgb_to_linear
 
 CURVES = ("srgb", "gamma", "eilertsen2017")
 
@@ -31,6 +35,11 @@ class SimConfig:
     noise_prob: float = 0.8  # probability of adding sensor noise at all
     jpeg_quality: tuple[int, int] = (70, 100)  # inclusive; None disables JPEG
     jpeg_prob: float = 1.0
+    channel_clip: tuple[float, float] = (0.85, 1.0)  # clip level of the two lower channels
+    channel_clip_prob: float = 0.5
+    shoulder_white: tuple[float, float] = (1.0, 4.0)  # extended-Reinhard white, log-uniform
+    shoulder_prob: float = 0.5
+    align_target: bool = True  # target on the linearised photo's scale (see module doc)
 
 
 @dataclass
@@ -44,6 +53,9 @@ class SimRecord:
     read_noise: float
     jpeg_quality: int | None
     clipped_fraction: float  # measured: fraction of pixels with max(RGB) * exposure >= 1
+    clip_levels: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-channel clip, linear
+    shoulder_white: float = 1.0  # 1.0: no shoulder
+    target_scale: float = 1.0  # the HDR target is hdr * exposure * target_scale
 
     def to_dict(self) -> dict:
         """The fields as a plain dict (``dataclasses.asdict``)."""
@@ -111,6 +123,26 @@ def add_sensor_noise(
     return np.where(x > 4.0, x, noisy).astype(np.float32)
 
 
+def shoulder(x: np.ndarray, white: float) -> np.ndarray:
+    """Highlight roll-off, linear [0, white] -> [0, 1]: extended Reinhard x (1 + x / w²) / (1 + x),
+    which maps ``white`` to 1.0 (above it: clipped); ``white`` <= 1 is a plain clip at 1."""
+    if white <= 1.0:
+        return np.clip(x, 0.0, 1.0)
+    x = np.clip(x, 0.0, white)
+    y = x * (1.0 + x / white**2) / (1.0 + x)
+    return np.clip(y, 0.0, 1.0).astype(np.float32)
+
+
+def sample_clip_levels(rng: np.random.Generator, cfg: SimConfig) -> np.ndarray:
+    """Per-channel linear clip levels: one channel at 1.0, the others in ``channel_clip``."""
+    levels = np.ones(3, np.float32)
+    if rng.random() < cfg.channel_clip_prob:
+        top = int(rng.integers(3))
+        others = [c for c in range(3) if c != top]
+        levels[others] = rng.uniform(*cfg.channel_clip, size=2)
+    return levels
+
+
 def jpeg_round_trip(u8: np.ndarray, quality: int) -> np.ndarray:
     """Encode and decode an HxWx3 uint8 image as JPEG in memory (Pillow, 4:2:0)."""
     buf = io.BytesIO()
@@ -131,20 +163,47 @@ def simulate_ldr(
     """
     cfg = cfg or SimConfig()
     hdr = np.maximum(np.asarray(hdr, np.float32), 0.0)
-    s = exposure_for_clip_fraction(hdr, float(rng.uniform(*cfg.clip_fraction)))
+    white = 1.0
+    if rng.random() < cfg.shoulder_prob:
+        white = float(np.exp(rng.uniform(*np.log(cfg.shoulder_white))))
+    s = exposure_for_clip_fraction(hdr, float(rng.uniform(*cfg.clip_fraction))) * white
     scaled = (hdr * s).astype(np.float32)
-    clipped = float((scaled.max(axis=-1) >= 1.0).mean())
+    clipped = float((scaled.max(axis=-1) >= white).mean())
     curve, params = sample_curve(rng, cfg)
+    levels = sample_clip_levels(rng, cfg)
     full_well = read = None
     x = scaled
     if rng.random() < cfg.noise_prob:
         full_well = float(np.exp(rng.uniform(*np.log(cfg.full_well))))
         read = float(rng.uniform(*cfg.read_noise))
-        x = add_sensor_noise(scaled, rng, full_well, read)
+        x = add_sensor_noise(scaled / white, rng, full_well, read) * white
+    x = shoulder(np.minimum(x, levels * white), white)
     u8 = (apply_curve(x, curve, params) * 255.0 + 0.5).astype(np.uint8)
     quality = None
     if cfg.jpeg_quality is not None and rng.random() < cfg.jpeg_prob:
         quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
         u8 = jpeg_round_trip(u8, quality)
-    record = SimRecord(s, curve, params, full_well, read or 0.0, quality, clipped)
-    return u8.astype(np.float32) / 255.0, scaled, record
+    ldr = u8.astype(np.float32) / 255.0
+    k = target_scale(ldr, scaled) if cfg.align_target else 1.0
+    record = SimRecord(
+        s,
+        curve,
+        params,
+        full_well,
+        read or 0.0,
+        quality,
+        clipped,
+        tuple(map(float, levels)),
+        white,
+        k,
+    )
+    return ldr, (scaled * np.float32(k)).astype(np.float32), record
+
+
+def target_scale(ldr: np.ndarray, hdr: np.ndarray) -> float:
+    """The factor that puts ``hdr`` on the scale of ``srgb_to_linear(ldr)`` (one global
+    factor over the well-exposed pixels, ``metrics.align_scale``), clamped to [1/64, 64]."""
+    from mlx_hdr.metrics import align_scale, well_exposed_mask
+
+    k = align_scale(hdr, srgb_to_linear(ldr), well_exposed_mask(ldr))
+    return float(np.clip(k, 1.0 / 64.0, 64.0))

@@ -58,9 +58,13 @@ class HybridConfig:
     upsample: str = "pixelshuffle_icnr_blur"
     input_skip: bool = True  # concatenate the input image at full resolution
     encoder_kwargs: dict = field(default_factory=dict)
+    # the output's domain (``targets.TARGETS``); files without the field hold the original one
+    target: str = "minmax_log1p"
 
     def __post_init__(self):
         self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
+        if self.target not in ("minmax_log1p", "stops"):
+            raise ValueError(f"target must be 'minmax_log1p' or 'stops', got {self.target!r}")
         if self.upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
         if len(self.decoder_channels) != 6:

@@ -22,9 +22,10 @@ class TrainConfig:
     """Everything a training run needs; saved in every checkpoint."""
 
     run_dir: str = "runs/default"
-    data: str = "../shared/data/hdr-pool"  # HDR pool folder, or a manifest of pairs
+    data: str | list = "../shared/data/hdr-pool"  # HDR pool folder(s), or a manifest of pairs
     model: HybridConfig = field(default_factory=HybridConfig)
     encoder_weights: str | None = None  # None: the converted file in the user cache
+    init_model: str | None = None  # a saved model to start from (a previous phase's)
     lpips_vgg: str | None = None  # None: converted vgg16 / lpips_vgg in the user cache
     lpips_lin: str | None = None
     l1_weight: float = 2.0

@@ -9,7 +9,6 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from mlx_hdr.atomic import atomic_write
-from mlx_hdr.color import target_to_hdr
 from mlx_hdr.tonemap import reinhard_simple
 
 PANEL = (360, 220)
@@ -80,23 +79,22 @@ def plot_curves(history: list[dict], path) -> Path:
     return path
 
 
-def sample_strip(ldr: np.ndarray, pred: np.ndarray, target: np.ndarray, lo, hi) -> np.ndarray:
+def sample_strip(ldr: np.ndarray, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Rows of input | prediction | target (HWC display [0, 1]) for NHWC batches.
 
-    ``pred`` and ``target`` are in the [-1, 1] log domain; both are mapped back to linear
-    with the target's ``lo``/``hi`` and tone-mapped with ``tonemap.reinhard_simple``.
+    ``pred`` and ``target`` are scene-linear HDR (>= 0), tone-mapped with
+    ``tonemap.reinhard_simple``.
     """
     rows = []
     for i in range(len(ldr)):
-        p = reinhard_simple(target_to_hdr(pred[i], lo[i], hi[i]))
-        t = reinhard_simple(target_to_hdr(target[i], lo[i], hi[i]))
+        p, t = reinhard_simple(pred[i]), reinhard_simple(target[i])
         rows.append(np.concatenate([ldr[i], p, t], axis=1))
     return np.concatenate(rows, axis=0)
 
 
-def save_sample(path, ldr, pred, target, lo, hi) -> Path:
+def save_sample(path, ldr, pred, target) -> Path:
     """Write the :func:`sample_strip` of a batch as an 8-bit PNG (atomically)."""
-    strip = sample_strip(ldr, pred, target, lo, hi)
+    strip = sample_strip(ldr, pred, target)
     img = Image.fromarray((np.clip(strip, 0, 1) * 255 + 0.5).astype(np.uint8))
     path = Path(path)
     _save_png(img, path)

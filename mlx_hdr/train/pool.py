@@ -54,16 +54,16 @@ class SourceBatches:
 HOLDOUT = 9  # every 9th pool image is validation
 
 
-def heldout_views(pool: str | Path, n: int, size: int = 384, seed: int = 123) -> list:
+def heldout_views(pool, n: int, size: int = 384, seed: int = 123) -> list:
     """``n`` fixed simulated (ldr, hdr) photos of the pool's validation images.
 
     The model-selection set of ``scripts/validate_pool.py``: the images ``mlx-hdr train``
     holds out, through the camera simulator with a fixed seed.
     """
-    from mlx_hdr.data.datasets import scan_dataset
     from mlx_hdr.data.loader import PoolSource
 
-    _, val = split(scan_dataset(pool).pairs, HOLDOUT)
+    pools = [pool] if isinstance(pool, (str, Path)) else list(pool)
+    _, val = split(pool_pairs(pools), HOLDOUT)
     source = PoolSource(val, size=size)
     return [source.sample(i, sample_rng(seed, 0, i)) for i in range(n)]
 
@@ -93,11 +93,37 @@ def _pair_sources(manifest, cfg, holdout: int):
     return train, val
 
 
+TRAIN_KINDS = (None, "panorama", "photo")  # "bracketed" sets are validation data (README)
+
+
+def pool_pairs(folders: list[str | Path]) -> list:
+    """The HDR-only images of several pool folders, each split like one pool would be; real
+    exposure-bracket sets (kind ``bracketed``) are left out."""
+    from mlx_hdr.data.datasets import scan_dataset
+
+    pairs = []
+    for folder in folders:
+        found = scan_dataset(folder).pairs
+        if any(p.ldr_path for p in found):
+            raise InputError(
+                "paired datasets train from a manifest: run `mlx-hdr data index`", folder
+            )
+        pairs += [p for p in found if p.kind in TRAIN_KINDS]
+    return pairs
+
+
 def pool_source(cfg, holdout: int = HOLDOUT) -> SourceBatches:
-    """The batch source for a :class:`TrainConfig` (``cfg.data``: folder or manifest)."""
+    """The batch source for a :class:`TrainConfig` (``cfg.data``: a folder or manifest, or
+    a list of pool folders)."""
     from mlx_hdr.data.datasets import Pair, scan_dataset
     from mlx_hdr.data.manifest import read_manifest
 
+    if isinstance(cfg.data, (list, tuple)):
+        try:
+            train, val = _pool_sources(pool_pairs(cfg.data), cfg, holdout)
+        except ValueError as exc:
+            raise InputError(str(exc), Path(cfg.data[0])) from None
+        return SourceBatches(train, val, batch_size=cfg.batch_size, seed=cfg.seed)
     path = Path(cfg.data)
     try:
         if path.is_file():

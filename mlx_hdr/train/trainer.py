@@ -25,7 +25,9 @@ import numpy as np
 
 from mlx_hdr._blas import blas_threads
 from mlx_hdr.atomic import write_text_atomic
-from mlx_hdr.color import clip_mask, hdr_to_target, ldr_to_input
+from mlx_hdr.calibrate import calibrate
+from mlx_hdr.color import clip_mask, ldr_to_input
+from mlx_hdr.targets import encode_target, target_kind
 from mlx_hdr.errors import HDRError
 from mlx_hdr.models.hybrid import HybridAutoencoder, save_model
 from mlx_hdr.train import checkpoint as ckpt
@@ -67,8 +69,23 @@ def build_model(cfg: TrainConfig, encoder=None) -> HybridAutoencoder:
         path = cfg.encoder_weights or converted_path(cfg.model.encoder)
         load_strict(model.encoder, path, architecture=cfg.model.encoder)
         model.encoder.freeze()
+    if cfg.init_model:
+        init_from_model(model, cfg.init_model)
     mx.eval(model.parameters())
     return model
+
+
+def init_from_model(model: HybridAutoencoder, path: str) -> None:
+    """Start from a saved model's weights (a previous phase's ``model.safetensors``); its
+    architecture and target domain must be the run's."""
+    from mlx_hdr.errors import InputError
+    from mlx_hdr.models.hybrid import load_model
+
+    src, src_cfg = load_model(path)
+    if src_cfg != model.config:
+        raise InputError(f"its model config differs from the run's ({src_cfg})", path)
+    model.update(src.parameters())
+    model.encoder.freeze()
 
 
 def build_lpips(cfg: TrainConfig):
@@ -85,15 +102,16 @@ def build_lpips(cfg: TrainConfig):
     return lpips
 
 
-def prepare(batch: dict[str, np.ndarray]) -> tuple:
-    """Loader batch -> (x, target, mask) mx arrays and the target's (lo, hi) for previews."""
-    target, lo, hi = hdr_to_target(batch["hdr"])
+def prepare(batch: dict[str, np.ndarray], kind: str = "minmax_log1p") -> tuple:
+    """Loader batch -> (x, target, mask) mx arrays in target domain ``kind``
+    (``targets.TARGETS``)."""
+    target = encode_target(kind, batch["hdr"], batch["ldr"])
     mask = batch.get("clip_mask")
     if mask is None:
         mask = clip_mask(batch["ldr"])
     mask = mask[..., None] if mask.ndim == 3 else mask
     arrays = (ldr_to_input(batch["ldr"]), target, mask.astype(np.float32))
-    return tuple(mx.array(a) for a in arrays), (lo, hi)
+    return tuple(mx.array(a) for a in arrays)
 
 
 def predict_batches(model, x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -107,12 +125,23 @@ def predict_batches(model, x: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def validate(model, val: dict, batch_size: int) -> tuple[dict, np.ndarray]:
-    """Mean log-domain PSNR / SSIM / L1 on the fixed validation set, and the predictions."""
-    from mlx_hdr.metrics import log_domain_metrics
+    """Mean PSNR / SSIM / L1 in the target domain on the fixed validation set, the HDR
+    metrics (PU21-PSNR, highlight error) of the blended predictions, and the predictions."""
+    from mlx_hdr.metrics import hdr_metrics, log_domain_metrics
 
     pred = predict_batches(model, val["x"], batch_size)
-    m = log_domain_metrics(pred, val["target"], inputs="target")
-    return {k: float(np.mean(v)) for k, v in m.items()}, pred
+    m = {
+        k: float(np.mean(v))
+        for k, v in log_domain_metrics(pred, val["target"], inputs="target").items()
+    }
+    kind = target_kind(model)
+    rows = [
+        hdr_metrics(calibrate(ldr, p, kind=kind), hdr, ldr)
+        for ldr, p, hdr in zip(val["ldr"], pred, val["hdr"], strict=True)
+    ]
+    for k in ("pu21_psnr", "highlight_log2"):
+        m[k] = float(np.nanmean([r[k] for r in rows]))
+    return m, pred
 
 
 def make_source(cfg: TrainConfig, rank: int = 0) -> BatchSource:
@@ -259,7 +288,7 @@ class Trainer:
         t_last, n_timed, t_sum = time.perf_counter(), 0, 0.0
         data = prefetch(self.source, self.step, cfg.total_steps, self.rank, self.size)
         for step, batch in data:
-            (x, target, mask), _ = prepare(batch)
+            x, target, mask = prepare(batch, self.cfg.model.target)
             mx.random.seed(cfg.seed * 1_000_003 + step)  # see checkpoint.py
             loss, parts, norm = step_fn(x, target, mask)
             mx.eval(loss, parts, norm, self.model.state, self.optimizer.state)
@@ -299,13 +328,12 @@ class Trainer:
         """The source's ``val_size`` fixed samples, prepared once: encoder input ``x`` and
         ``target`` in [-1, 1] (NHWC float32), the ``ldr``, and the target's ``lo``/``hi``."""
         val = self.source.validation(self.cfg.val_size)
-        target, lo, hi = hdr_to_target(val["hdr"])
+        kind = self.cfg.model.target
         return {
             "x": ldr_to_input(val["ldr"]),
-            "target": target,
+            "target": encode_target(kind, val["hdr"], val["ldr"]),
             "ldr": val["ldr"],
-            "lo": lo,
-            "hi": hi,
+            "hdr": val["hdr"],
         }
 
     def end_epoch(self, val: dict) -> dict:
@@ -320,13 +348,16 @@ class Trainer:
         self.log.write(rec, msg)
         n = min(4, len(pred))
         sample = self.run_dir / "samples" / f"epoch_{epoch:03d}.png"
-        save_sample(
-            sample, val["ldr"][:n], pred[:n], val["target"][:n], val["lo"][:n], val["hi"][:n]
-        )
+        preds = [
+            calibrate(ldr, p, blend=False, kind=self.cfg.model.target)
+            for ldr, p in zip(val["ldr"][:n], pred[:n], strict=True)
+        ]
+        save_sample(sample, val["ldr"][:n], np.stack(preds), val["hdr"][:n])
         plot_curves(self.log.records, self.run_dir / "training_curves.png")
-        improved = metrics["psnr"] > self.best
+        score = metrics["pu21_psnr"] if self.cfg.model.target == "stops" else metrics["psnr"]
+        improved = score > self.best
         if improved:
-            self.best = metrics["psnr"]
+            self.best = score
         self.save("last")
         if improved:
             self.save("best")
