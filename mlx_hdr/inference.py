@@ -33,10 +33,10 @@ import numpy as np
 from tqdm import tqdm
 
 from mlx_hdr.calibrate import blend_with_input, calibrate
-from mlx_hdr.targets import target_kind
 from mlx_hdr.color import ldr_to_input, row_slices, srgb_to_linear
 from mlx_hdr.errors import HDRError, InputError, os_error_line
 from mlx_hdr.image_io import HDR_SUFFIXES, LDR_SUFFIXES, read_ldr, write_hdr, write_ldr
+from mlx_hdr.targets import target_kind
 from mlx_hdr.tonemap import tonemap
 
 MULTIPLE = 32

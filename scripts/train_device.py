@@ -34,8 +34,14 @@ def make_cfg(args):
 
     model = {"target": "stops"}
     return TrainConfig(
-        data=args.data, model=model, batch_size=args.batch, crop=args.crop, val_crop=224,
-        seed=args.seed, highlight_views=args.highlight_views, lpips_weight=0.0,
+        data=args.data,
+        model=model,
+        batch_size=args.batch,
+        crop=args.crop,
+        val_crop=224,
+        seed=args.seed,
+        highlight_views=args.highlight_views,
+        lpips_weight=0.0,
     )
 
 
@@ -149,8 +155,8 @@ def run(args) -> None:
 
     from mlx_hdr.color import ldr_to_input
     from mlx_hdr.models.hybrid import save_model
-    from mlx_hdr.train.pool import pool_source
     from mlx_hdr.targets import encode_target
+    from mlx_hdr.train.pool import pool_source
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,8 +176,9 @@ def run(args) -> None:
     val_src = pool_source(make_cfg(args)).validation(16)
     val = dict(val_src, x=ldr_to_input(val_src["ldr"]))
     val["target"] = encode_target("stops", val["hdr"], val["ldr"])
-    opt = torch.optim.Adam([p for p in twin.parameters() if p.requires_grad], lr=args.lr,
-                           betas=(0.5, 0.999))
+    opt = torch.optim.Adam(
+        [p for p in twin.parameters() if p.requires_grad], lr=args.lr, betas=(0.5, 0.999)
+    )
     best, t0, deadline = -math.inf, time.time(), time.time() + args.minutes * 60
     ctx = mp.get_context("fork")
     with ctx.Pool(args.workers, _init_worker, (args,)) as pool:

@@ -6,8 +6,8 @@ channels saturate at different levels once white balance is applied) -> a highli
 shoulder (the tone curve reaches white above the linear clip point, as camera JPEG engines
 do) -> camera response curve -> 8-bit quantisation -> JPEG. The HDR target is then put on
 the scale the linearised photo has (one global factor over its well-exposed pixels, the
-alignment the evaluation uses), so 1.0 is the input's white as inference defines it. Everything is drawn from a ``np.random.Generator``, so a
-seed reproduces a sample exactly.
+alignment the evaluation uses), so 1.0 is the input's white as inference defines it.
+Everything is drawn from a ``np.random.Generator``, so a seed reproduces a sample exactly.
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ from mlx_hdr._blas import blas_threads
 from mlx_hdr.atomic import write_text_atomic
 from mlx_hdr.calibrate import calibrate
 from mlx_hdr.color import clip_mask, ldr_to_input
-from mlx_hdr.targets import encode_target, target_kind
 from mlx_hdr.errors import HDRError
 from mlx_hdr.models.hybrid import HybridAutoencoder, save_model
+from mlx_hdr.targets import encode_target, target_kind
 from mlx_hdr.train import checkpoint as ckpt
 from mlx_hdr.train.config import TrainConfig
 from mlx_hdr.train.data import BatchSource, prefetch
