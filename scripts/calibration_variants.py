@@ -1,7 +1,7 @@
 """Held-out metrics of the calibration/blend variants the model card reports as not adopted.
 
 Each variant post-processes the same network outputs on simulated photos of the held-out
-pool images (``train.pool.heldout_views``, as ``scripts/validate_pool.py``); eval-public is
+pool images (``train.pool.heldout_views``, as ``scripts/validate_model.py``); eval-public is
 never read. Variants:
 
 - ``shipped``: ``calibrate.calibrate`` (least-squares log range, per-channel blend);

@@ -1,6 +1,6 @@
 """How much of the design's log-domain SSIM is the image's single brightest pixel?
 
-On simulated photos of the held-out pool images (as `validate_pool.py`), scores the bundled
+On simulated photos of the held-out pool images (as `validate_model.py`), scores the bundled
 model's output as it is, with its clipped pixels replaced by the ground truth, and with only
 its one brightest-in-truth pixel replaced (the per-image min-max normalisation divides by
 the image's maximum, so one pixel sets the scale of the whole log image):

@@ -279,3 +279,16 @@ def test_auto_streams_follow_the_loss():
         2 if on_cpu else 1
     )
     assert TrainConfig(lpips_weight=0.0, compile=True).use_streams == 1
+
+
+def test_stops_model_starts_at_the_identity(tmp_path):
+    from mlx_hdr.calibrate import calibrate
+    from mlx_hdr.color import ldr_to_input, srgb_to_linear
+    from mlx_hdr.train.trainer import build_model
+
+    cfg = tiny_cfg(tmp_path, model=dict(decoder_channels=SMALL, target="stops"))
+    model = build_model(cfg, encoder=encoder())
+    ldr, _ = synthetic_pairs(1, 64, seed=3)
+    out = np.array(model(mx.array(ldr_to_input(ldr))))[0]
+    hdr = calibrate(ldr[0], out, blend=False, kind="stops")
+    np.testing.assert_allclose(hdr, srgb_to_linear(ldr[0]), rtol=1e-4, atol=1e-5)

@@ -27,7 +27,7 @@ CURVES = ("srgb", "gamma", "eilertsen2017")
 class SimConfig:
     """Ranges the simulator samples from (uniformly unless stated)."""
 
-    clip_fraction: tuple[float, float] = (0.02, 0.15)  # pixels with max(RGB) >= 1 after exposure
+    clip_fraction: tuple[float, float] = (0.01, 0.25)  # pixels with max(RGB) >= 1 after exposure
     curves: tuple[str, ...] = CURVES  # response curves, chosen uniformly
     gamma: tuple[float, float] = (1.8, 2.6)  # "gamma": display = linear ** (1 / gamma)
     full_well: tuple[float, float] = (300.0, 20000.0)  # electrons at clipping, log-uniform

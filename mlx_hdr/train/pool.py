@@ -57,7 +57,7 @@ HOLDOUT = 9  # every 9th pool image is validation
 def heldout_views(pool, n: int, size: int = 384, seed: int = 123) -> list:
     """``n`` fixed simulated (ldr, hdr) photos of the pool's validation images.
 
-    The model-selection set of ``scripts/validate_pool.py``: the images ``mlx-hdr train``
+    The model-selection set of ``scripts/validate_model.py``: the images ``mlx-hdr train``
     holds out, through the camera simulator with a fixed seed.
     """
     from mlx_hdr.data.loader import PoolSource

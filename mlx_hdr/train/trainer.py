@@ -71,19 +71,35 @@ def build_model(cfg: TrainConfig, encoder=None) -> HybridAutoencoder:
         model.encoder.freeze()
     if cfg.init_model:
         init_from_model(model, cfg.init_model)
+    elif cfg.model.target == "stops":
+        zero_residual_init(model)
     mx.eval(model.parameters())
     return model
 
 
+def zero_residual_init(model: HybridAutoencoder) -> None:
+    """Start a ``stops`` model at the identity: the output conv's weights at 0 and its
+    bias at the target value of a 0-stop residual, so step 0 returns the linearised input."""
+    from mlx_hdr.targets import STOPS_HI, STOPS_LO
+
+    t0 = -STOPS_LO / (STOPS_HI - STOPS_LO) * 2.0 - 1.0
+    model.out.weight = mx.zeros_like(model.out.weight)
+    model.out.bias = mx.full(model.out.bias.shape, math.atanh(t0))
+
+
 def init_from_model(model: HybridAutoencoder, path: str) -> None:
     """Start from a saved model's weights (a previous phase's ``model.safetensors``); its
-    architecture and target domain must be the run's."""
+    parameters must have the run's names and shapes, its target domain may differ
+    (fine-tuning to a new one)."""
+    from mlx.utils import tree_flatten
+
     from mlx_hdr.errors import InputError
     from mlx_hdr.models.hybrid import load_model
 
     src, src_cfg = load_model(path)
-    if src_cfg != model.config:
-        raise InputError(f"its model config differs from the run's ({src_cfg})", path)
+    shapes = {k: v.shape for k, v in tree_flatten(src.parameters())}
+    if shapes != {k: v.shape for k, v in tree_flatten(model.parameters())}:
+        raise InputError(f"its architecture differs from the run's ({src_cfg})", path)
     model.update(src.parameters())
     model.encoder.freeze()
 

@@ -1,0 +1,150 @@
+"""Model selection without the evaluation set: models side by side with the peers on
+(a) simulated photos of the held-out pool images (every 9th image of each pool, the ones
+``mlx-hdr train`` holds out) and (b) a real exposure-bracket set (each real camera frame
+against the merged HDR of all frames).
+
+    python scripts/validate_model.py --pool ../shared/data/hdr-pool \\
+        --pool ../shared/data/hdr-pool-2 \\
+        --brackets ../shared/data/hdr-pool-2/brackets/lumilab_fisheye_office \\
+        --expandnet ../shared/peers/expandnet/weights.pth \\
+        --model mlx_hdr/assets/default.safetensors --model runs/x/model.safetensors
+
+Columns (means over the cases of a set; the metrics of ``mlx-hdr evaluate``, after one
+global scale fitted over well-exposed pixels):
+- ``pu21_psnr`` (dB), ``highlight_log2`` (mean |log2| luminance error over the pixels
+  clipped in the input, stops), ``log_psnr``, ``log_ssim``;
+- ``gain_err``: |log2| of the median luminance gain over clipped pixels (prediction over
+  the linearised input) divided by the true median gain, stops;
+- ``cast`` (models only): the raw output's (``--no-blend``) mean chromaticity difference
+  to the linearised input over well-exposed pixels (r, g of r+g+b), x100.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
+from mlx_hdr.image_io import read_hdr, read_ldr
+from mlx_hdr.inference import predict_hdr
+from mlx_hdr.metrics import align_scale, clipped_mask, hdr_metrics, well_exposed_mask
+from mlx_hdr.model_hub import load_net
+from mlx_hdr.train.pool import heldout_views
+
+KEYS = ("pu21_psnr", "highlight_log2", "gain_err", "log_psnr", "log_ssim", "cast")
+CLIPPED_RANGE = (0.01, 0.30)  # bracket frames used: this share of pixels clipped
+
+
+def bracket_cases(folder: Path, long_side: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(ldr, hdr) per real frame with 1-30% clipped pixels, at ``long_side`` px; the set's
+    ghost box is blacked out in both (it counts as neither clipped nor well exposed)."""
+    meta = json.loads((folder / "exposures.json").read_text())
+    hdr = read_hdr(folder.parent.parent / meta["merge"]["output"])
+    cases = []
+    for frame in meta["frames"]:
+        ldr = read_ldr(folder / frame["file"])
+        frac = float(clipped_mask(ldr).mean())
+        if not CLIPPED_RANGE[0] <= frac <= CLIPPED_RANGE[1]:
+            continue
+        pair = [_resize(a, long_side) for a in (ldr, hdr)]
+        x0, y0, x1, y1 = (
+            round(v * pair[0].shape[1] / ldr.shape[1]) for v in meta["ghost_region_xyxy"]
+        )
+        for a in pair:
+            a[y0:y1, x0:x1] = 0.0
+        cases.append(tuple(pair))
+    return cases
+
+
+def _resize(img: np.ndarray, long_side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    k = long_side / max(h, w)
+    if k >= 1:
+        return img.copy()
+    return cv2.resize(img, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
+
+
+def gain_error(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray) -> float:
+    """|log2| of median clipped-pixel gain, prediction over truth (both aligned), stops."""
+    mask = clipped_mask(ldr)
+    if not mask.any():
+        return float("nan")
+    well = well_exposed_mask(ldr)
+    lin = srgb_to_linear(ldr)
+    y_lin = np.maximum(rgb_to_luminance(lin)[mask], 1e-6)
+    gains = []
+    for img in (pred, gt):
+        img = img * align_scale(img, lin, well)
+        gains.append(np.median(np.maximum(rgb_to_luminance(img)[mask], 1e-8) / y_lin))
+    return float(abs(np.log2(gains[0] / gains[1])))
+
+
+def colour_cast(raw: np.ndarray, ldr: np.ndarray) -> float:
+    """Mean |rg chromaticity| difference of ``raw`` to the linearised input, well-exposed
+    pixels, x100."""
+    well = well_exposed_mask(ldr) & ~clipped_mask(ldr)
+    if not well.any():
+        return float("nan")
+
+    def rg(x):
+        x = np.maximum(x[well], 0.0)
+        return x[:, :2] / np.maximum(x.sum(axis=1, keepdims=True), 1e-6)
+
+    return float(np.abs(rg(raw) - rg(srgb_to_linear(ldr))).mean() * 100.0)
+
+
+def score(name: str, run, net, cases) -> list[float]:
+    rows = []
+    for ldr, hdr in cases:
+        pred = run(ldr)
+        m = hdr_metrics(pred, hdr, ldr)
+        m["gain_err"] = gain_error(pred, hdr, ldr)
+        m["cast"] = colour_cast(predict_hdr(ldr, net, blend=False), ldr) if net else np.nan
+        rows.append(m)
+    return [float(np.nanmean([r[k] for r in rows])) for k in KEYS]
+
+
+def runners(models: list[str], peers: list[str]) -> dict:
+    out = {p: (lambda x, p=p: predict_hdr(x, method=p), None) for p in peers}
+    for spec in models:
+        net = load_net(spec)[0]
+        out[spec] = (lambda x, net=net: predict_hdr(x, net), net)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pool", action="append", default=[], help="HDR pool folder(s)")
+    ap.add_argument("--brackets", action="append", default=[], help="bracket set folder(s)")
+    ap.add_argument("--model", action="append", default=[], help="model file or repo id")
+    ap.add_argument("--expandnet", help="ExpandNet weights.pth (adds the expandnet2018 peer)")
+    ap.add_argument("-n", type=int, default=24, help="simulated views of the held-out images")
+    ap.add_argument("--size", type=int, default=384, help="simulated view size, px")
+    ap.add_argument("--long-side", type=int, default=1024, help="bracket frames resized to")
+    args = ap.parse_args()
+    peers = ["linear", "kovaleski2014"]
+    if args.expandnet:
+        os.environ["MLX_HDR_EXPANDNET"] = args.expandnet
+        peers.append("expandnet2018")
+    sets = {}
+    if args.pool:
+        sets["held-out pool views"] = heldout_views(args.pool, args.n, args.size)
+    for folder in map(Path, args.brackets):
+        sets[f"real brackets: {folder.name}"] = bracket_cases(folder, args.long_side)
+    methods = runners(args.model, peers)
+    for title, cases in sets.items():
+        print(f"\n{title} ({len(cases)} cases)\n")
+        print("| method | " + " | ".join(KEYS) + " |")
+        print("|---" * (len(KEYS) + 1) + "|")
+        for name, (run, net) in methods.items():
+            vals = score(name, run, net, cases)
+            print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in vals) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
