@@ -11,7 +11,7 @@ from convert.mapping import convert_state_dict, load_spec
 from convert.torch_pickle import load_torch_checkpoint
 from mlx_hdr.atomic import save_safetensors_atomic
 from mlx_hdr.errors import WeightsError
-from mlx_hdr.weights import FORMAT, converted_path
+from mlx_hdr.models.model_io import FORMAT, converted_path
 
 CONVERTER_VERSION = "1"
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
@@ -31,7 +31,7 @@ def convert_checkpoint(
     """Convert the PyTorch checkpoint ``src`` of ``arch`` to MLX safetensors; return its path.
 
     ``arch``: ``mobilenet_v3_large``, ``mobilenet_v2``, ``vgg16`` or ``lpips_vgg``. ``dst``: a
-    ``.safetensors`` file or a directory (default ``mlx_hdr.weights.converted_path(arch)``).
+    ``.safetensors`` file or a directory (default ``mlx_hdr.models.model_io.converted_path(arch)``).
     Floating tensors are stored as ``dtype``; conv kernels in MLX layout (O, kH, kW, I).
     Metadata: ``format``, ``architecture``, ``source_file``, ``source_sha256``,
     ``converter_version``. Raises ``WeightsError`` (one line) on any bad input; nothing is

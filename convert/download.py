@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mlx_hdr.atomic import atomic_write
 from mlx_hdr.errors import WeightsError
-from mlx_hdr.weights import weights_dir
+from mlx_hdr.models.model_io import weights_dir
 
 TORCHVISION = "https://download.pytorch.org/models"
 LPIPS_RAW = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1"

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mlx_hdr.errors import WeightsError
-from mlx_hdr.weights import check_shapes
+from mlx_hdr.models.model_io import check_shapes
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 LPIPS_LIN = re.compile(r"lin(\d+)\.model\.1\.weight")

@@ -13,8 +13,8 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from mlx_hdr.models.layers import Conv2d
+from mlx_hdr.models.model_io import load_strict
 from mlx_hdr.models.vgg import VGG16Features
-from mlx_hdr.weights import load_strict
 
 # lpips.ScalingLayer: maps [-1, 1] inputs to the ImageNet-normalised domain of VGG.
 SHIFT = (-0.030, -0.088, -0.188)
@@ -79,7 +79,7 @@ class LPIPS(nn.Module):
     @classmethod
     def from_pretrained(cls, vgg_path: str | Path, lin_path: str | Path) -> LPIPS:
         """Load converted ``vgg16`` and ``lpips_vgg`` safetensors, given as file paths or as
-        the architecture names (then from ``mlx_hdr.weights.converted_path``). Raises
+        the architecture names (then from ``model_io.converted_path``). Raises
         ``WeightsError`` for a missing, unreadable or mismatched file."""
         model = cls()
         load_strict(model.net, vgg_path, "vgg16")

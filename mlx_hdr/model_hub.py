@@ -78,6 +78,6 @@ def resolve_model(spec: str | None) -> Path:
 
 def load_net(spec: str | None):
     """Resolve and load the hybrid model; returns ``(model, config)`` ready for inference."""
-    from mlx_hdr.models.hybrid import load_model
+    from mlx_hdr.models.model_io import load_model
 
     return load_model(resolve_model(spec))

@@ -22,7 +22,8 @@ import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
-from mlx_hdr.models.hybrid import HybridAutoencoder, load_model, save_model
+from mlx_hdr.models.hybrid import HybridAutoencoder
+from mlx_hdr.models.model_io import load_model, save_model
 from mlx_hdr.train.checkpoint import read_checkpoint
 
 

@@ -69,7 +69,7 @@ def mlx_model(args):
     from mlx.utils import tree_flatten, tree_unflatten
 
     from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig
-    from mlx_hdr.weights import read_safetensors
+    from mlx_hdr.models.model_io import read_safetensors
 
     mx.random.seed(args.seed)
     model = HybridAutoencoder(HybridConfig(target="stops"))
@@ -154,7 +154,7 @@ def run(args) -> None:
     from torch_twin import HybridTwin, load_mlx_params
 
     from mlx_hdr.color import ldr_to_input
-    from mlx_hdr.models.hybrid import save_model
+    from mlx_hdr.models.model_io import save_model
     from mlx_hdr.targets import encode_target
     from mlx_hdr.train.pool import pool_source
 

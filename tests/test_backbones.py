@@ -22,7 +22,7 @@ from mlx_hdr.errors import WeightsError
 from mlx_hdr.models.encoders import build_encoder
 from mlx_hdr.models.mobilenetv2 import MobileNetV2
 from mlx_hdr.models.mobilenetv3 import MobileNetV3Config, MobileNetV3Large
-from mlx_hdr.weights import load_strict
+from mlx_hdr.models.model_io import load_strict
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -110,7 +110,7 @@ def test_mobilenet_v3_large_full_width_layout():
 
 
 def test_build_encoder_is_frozen_and_pretrained(v2_weights, mobilenet_v2):
-    encoder = build_encoder("mobilenet_v2", v2_weights)
+    encoder = load_strict(build_encoder("mobilenet_v2"), v2_weights, "mobilenet_v2")
     assert tree_flatten(encoder.trainable_parameters()) == []
     x = mx.random.normal((1, 64, 64, 3))
     expected = [np.array(f) for f in mobilenet_v2.features_at(x)]
@@ -135,7 +135,9 @@ def test_build_encoder_v3_and_errors():
     with pytest.raises(ValueError, match="unknown encoder"):
         build_encoder("resnet50")
     with pytest.raises(WeightsError, match="missing"):
-        build_encoder("mobilenet_v3_large", {"features.0.0.weight": mx.zeros((16, 3, 3, 3))})
+        load_strict(
+            build_encoder("mobilenet_v3_large"), {"features.0.0.weight": mx.zeros((16, 3, 3, 3))}
+        )
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_large"])

@@ -13,7 +13,8 @@ from mlx_hdr import model_hub
 from mlx_hdr.cli import main
 from mlx_hdr.errors import WeightsError
 from mlx_hdr.image_io import read_hdr, read_ldr, write_ldr
-from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig, save_model
+from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig
+from mlx_hdr.models.model_io import save_model
 
 
 def run(monkeypatch, capsys, *args) -> tuple[int, str, str]:

@@ -17,10 +17,9 @@ from mlx_hdr.models.hybrid import (
     HybridAutoencoder,
     HybridConfig,
     binomial_blur,
-    load_model,
     pixel_shuffle,
-    save_model,
 )
+from mlx_hdr.models.model_io import load_model, save_model
 
 SMALL = (16, 16, 8, 8, 8, 8)
 

@@ -25,7 +25,7 @@ from convert.__main__ import main as convert_main
 from convert.mapping import load_spec
 from mlx_hdr.cli.convert import register
 from mlx_hdr.errors import WeightsError
-from mlx_hdr.weights import converted_path, load_converted, load_strict, weights_dir
+from mlx_hdr.models.model_io import converted_path, load_converted, load_strict, weights_dir
 
 
 class Tiny(nn.Module):

@@ -30,7 +30,7 @@ from mlx.utils import tree_flatten
 from convert.mapping import torch_to_mlx_layout
 from convert.torch_pickle import load_torch_checkpoint
 from mlx_hdr.errors import WeightsError
-from mlx_hdr.weights import check_shapes
+from mlx_hdr.models.model_io import check_shapes
 
 ENV_WEIGHTS = "MLX_HDR_EXPANDNET"
 # PyTorch's SELU constants (MLX's nn.selu rounds them to 6 digits).

@@ -15,20 +15,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from mlx_hdr import _blas
-from mlx_hdr.atomic import save_safetensors_atomic
-from mlx_hdr.errors import WeightsError
 from mlx_hdr.models.layers import Conv2d, cpu_path, stream_slices
-from mlx_hdr.weights import load_strict, read_safetensors
 
-FORMAT = "mlx-hdr-hybrid"
-FORMAT_VERSION = "1"
 UPSAMPLE_MODES = ("pixelshuffle_icnr_blur", "pixelshuffle_icnr", "pixelshuffle", "resize_conv")
 MULTIPLE = 32  # total encoder stride
 _INFER_STREAMS: list = []  # created on first use
@@ -301,41 +295,3 @@ def pad_to_multiple(x: mx.array, multiple: int = MULTIPLE) -> mx.array:
 def trainable_parameter_count(model: nn.Module) -> int:
     """Number of scalars in ``model.trainable_parameters()`` (frozen encoders excluded)."""
     return sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
-
-
-def save_model(path, model: HybridAutoencoder, dtype=mx.float16) -> Path:
-    """Save all weights (encoder included) and the config to one safetensors file, atomically."""
-    path = Path(path)
-    arrays = {k: v.astype(dtype) for k, v in tree_flatten(model.parameters())}
-    metadata = {"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_json()}
-    return save_safetensors_atomic(path, arrays, metadata, parents=False)
-
-
-def read_config(path) -> HybridConfig:
-    """The :class:`HybridConfig` stored in a saved model; ``WeightsError`` if not one."""
-    _, meta = read_safetensors(path, "model file")
-    if meta.get("format") != FORMAT:
-        raise WeightsError(f"not an {FORMAT} model (format={meta.get('format')!r})", path)
-    if meta.get("version") != FORMAT_VERSION:
-        raise WeightsError(f"unsupported model version {meta.get('version')!r}", path)
-    try:
-        return HybridConfig.from_json(meta["config"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WeightsError(f"bad model config ({exc})", path) from None
-
-
-def load_model(path, encoder: nn.Module | None = None) -> tuple[HybridAutoencoder, HybridConfig]:
-    """Load a model saved by :func:`save_model`, strictly, as float32.
-
-    ``encoder``: an encoder module to use instead of ``build_encoder(config.encoder)``
-    (custom or test encoders); its weights come from the file too.
-    """
-    path = Path(path)  # load_strict takes a str without "/" or ".safetensors" for an arch name
-    config = read_config(path)
-    model = HybridAutoencoder(config, encoder=encoder)
-    load_strict(model, path)
-    model.set_dtype(mx.float32)
-    model.encoder.freeze()
-    model.eval()
-    mx.eval(model.parameters())
-    return model, config

@@ -30,7 +30,7 @@ def smooth_batch(size: int = 128) -> mx.array:
 
 def _load_encoder(model) -> bool:
     """Load the converted ImageNet encoder weights when they are in the cache."""
-    from mlx_hdr.weights import converted_path, load_strict
+    from mlx_hdr.models.model_io import converted_path, load_strict
 
     path = converted_path(model.config.encoder)
     if path.is_file():

@@ -28,7 +28,8 @@ from mlx_hdr.atomic import write_text_atomic
 from mlx_hdr.calibrate import calibrate
 from mlx_hdr.color import clip_mask, ldr_to_input
 from mlx_hdr.errors import HDRError
-from mlx_hdr.models.hybrid import HybridAutoencoder, save_model
+from mlx_hdr.models.hybrid import HybridAutoencoder
+from mlx_hdr.models.model_io import save_model
 from mlx_hdr.targets import encode_target, target_kind
 from mlx_hdr.train import checkpoint as ckpt
 from mlx_hdr.train.config import TrainConfig
@@ -64,7 +65,7 @@ def build_model(cfg: TrainConfig, encoder=None) -> HybridAutoencoder:
     """
     model = HybridAutoencoder(cfg.model, encoder=encoder)
     if encoder is None and cfg.encoder_weights != "random":
-        from mlx_hdr.weights import converted_path, load_strict
+        from mlx_hdr.models.model_io import converted_path, load_strict
 
         path = cfg.encoder_weights or converted_path(cfg.model.encoder)
         load_strict(model.encoder, path, architecture=cfg.model.encoder)
@@ -94,7 +95,7 @@ def init_from_model(model: HybridAutoencoder, path: str) -> None:
     from mlx.utils import tree_flatten
 
     from mlx_hdr.errors import InputError
-    from mlx_hdr.models.hybrid import load_model
+    from mlx_hdr.models.model_io import load_model
 
     src, src_cfg = load_model(path)
     shapes = {k: v.shape for k, v in tree_flatten(src.parameters())}
@@ -109,7 +110,7 @@ def build_lpips(cfg: TrainConfig):
     if cfg.lpips_weight <= 0:
         return None
     from mlx_hdr.lpips import LPIPS
-    from mlx_hdr.weights import converted_path
+    from mlx_hdr.models.model_io import converted_path
 
     vgg = cfg.lpips_vgg or converted_path("vgg16")
     lin = cfg.lpips_lin or converted_path("lpips_vgg")

@@ -1,8 +1,13 @@
-"""Where converted weights live, and strict loading into MLX models.
+"""Model files: where converted weights live, strict loading, saving and loading models.
 
-Converted weights are MLX safetensors made by ``mlx-hdr convert`` (see the ``convert``
-package) with metadata ``format = mlx-hdr`` and ``architecture = <arch>``; conv kernels are
-in MLX layout (O, kH, kW, I) and keys equal the models' parameter names.
+Two kinds of MLX safetensors files, both keyed by the models' parameter names (conv kernels
+in MLX layout (O, kH, kW, I / groups)):
+
+- converted weights (``mlx-hdr convert``, the ``convert`` package): metadata
+  ``format = mlx-hdr`` and ``architecture = <arch>``; one backbone or LPIPS head each;
+- saved models (:func:`save_model`): metadata ``format = mlx-hdr-hybrid``, ``version = 1``
+  and the :class:`~mlx_hdr.models.hybrid.HybridConfig` as JSON; every weight, the encoder's
+  included.
 """
 
 from __future__ import annotations
@@ -15,9 +20,13 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
+from mlx_hdr.atomic import save_safetensors_atomic
 from mlx_hdr.errors import WeightsError
+from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig
 
-FORMAT = "mlx-hdr"
+FORMAT = "mlx-hdr"  # converted weights
+MODEL_FORMAT = "mlx-hdr-hybrid"  # saved models
+MODEL_VERSION = "1"
 SHOW = 3  # how many names an error message lists per category
 
 
@@ -151,3 +160,41 @@ def load_strict(
     cast = [(k, v.astype(params[k].dtype)) for k, v in weights.items()]
     model.load_weights(cast, strict=True)
     return model
+
+
+def save_model(path, model: HybridAutoencoder, dtype=mx.float16) -> Path:
+    """Save all weights (encoder included) and the config to one safetensors file, atomically."""
+    path = Path(path)
+    arrays = {k: v.astype(dtype) for k, v in tree_flatten(model.parameters())}
+    metadata = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": model.config.to_json()}
+    return save_safetensors_atomic(path, arrays, metadata, parents=False)
+
+
+def read_config(path) -> HybridConfig:
+    """The :class:`HybridConfig` stored in a saved model; ``WeightsError`` if not one."""
+    _, meta = read_safetensors(path, "model file")
+    if meta.get("format") != MODEL_FORMAT:
+        raise WeightsError(f"not an {MODEL_FORMAT} model (format={meta.get('format')!r})", path)
+    if meta.get("version") != MODEL_VERSION:
+        raise WeightsError(f"unsupported model version {meta.get('version')!r}", path)
+    try:
+        return HybridConfig.from_json(meta["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"bad model config ({exc})", path) from None
+
+
+def load_model(path, encoder: nn.Module | None = None) -> tuple[HybridAutoencoder, HybridConfig]:
+    """Load a model saved by :func:`save_model`, strictly, as float32, in eval mode.
+
+    ``encoder``: an encoder module to use instead of ``build_encoder(config.encoder)``
+    (custom or test encoders); its weights come from the file too.
+    """
+    path = Path(path)  # load_strict takes a str without "/" or ".safetensors" for an arch name
+    config = read_config(path)
+    model = HybridAutoencoder(config, encoder=encoder)
+    load_strict(model, path)
+    model.set_dtype(mx.float32)
+    model.encoder.freeze()
+    model.eval()
+    mx.eval(model.parameters())
+    return model, config
