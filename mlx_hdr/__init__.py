@@ -1,10 +1,7 @@
-"""mlx-hdr: single-image LDR to HDR reconstruction in MLX."""
+"""mlx-hdr: single-image LDR to HDR reconstruction in MLX.
 
-from mlx_hdr._blas import preload_openblas
-from mlx_hdr._malloc import tune_malloc
-
-# Must run before anything imports mlx.core (see _blas.py).
-preload_openblas()
-tune_malloc()  # process-wide: glibc keeps freed blocks for MLX's CPU ops (see _malloc.py)
+Importing the package changes nothing process-wide; entry points that want MLX's CPU backend
+fast call :func:`mlx_hdr.backend.setup` before anything imports ``mlx.core``.
+"""
 
 __version__ = "0.1.0"

@@ -32,6 +32,7 @@ import mlx.core as mx
 import numpy as np
 from tqdm import tqdm
 
+from mlx_hdr import backend
 from mlx_hdr.calibrate import blend_with_input, calibrate
 from mlx_hdr.color import ldr_to_input, row_slices, srgb_to_linear
 from mlx_hdr.errors import HDRError, InputError, os_error_line
@@ -90,8 +91,7 @@ def predict_target(net: Net, ldr: np.ndarray) -> np.ndarray:
     """
     h, w = ldr.shape[:2]
     x = mx.array(pad_to_multiple(ldr_to_input(ldr))[None])
-    y = net.infer(x) if hasattr(net, "infer") else net(x)
-    mx.eval(y)
+    y = backend.infer(net, x)
     return np.asarray(y, np.float32)[0, :h, :w]
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn as nn
 
-from mlx_hdr.models.layers import Conv2d
 from mlx_hdr.models.model_io import load_strict
 from mlx_hdr.models.vgg import VGG16Features
 
@@ -43,8 +42,7 @@ def layer_distance(a: mx.array, b: mx.array, w: mx.array) -> mx.array:
     ``a``, ``b``: (N, H, W, C) features; ``w``: (C,) the layer's ``lins`` weights. Equals
     ``lin((normalize_channels(a) - normalize_channels(b)) ** 2).mean()`` (the lpips
     package's form); the hand-written gradient needs ~5 passes over the features where
-    autodiff of that form needs ~15: 644 → 180 ms for the five layers' value and gradient
-    at 4×256² (``scripts/bench_interleaved.py``)."""
+    autodiff of that form needs ~15 (``scripts/bench_interleaved.py`` times both)."""
     d = normalize_channels(a) - normalize_channels(b)
     return ((d * d) @ w[:, None]).mean(axis=(1, 2, 3))
 
@@ -73,7 +71,7 @@ class LPIPS(nn.Module):
     def __init__(self):
         super().__init__()
         self.net = VGG16Features()
-        self.lins = [Conv2d(c, 1, 1, bias=False) for c in self.net.feature_channels]
+        self.lins = [nn.Conv2d(c, 1, 1, bias=False) for c in self.net.feature_channels]
         self.freeze()
 
     @classmethod

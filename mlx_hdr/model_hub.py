@@ -77,7 +77,10 @@ def resolve_model(spec: str | None) -> Path:
 
 
 def load_net(spec: str | None):
-    """Resolve and load the hybrid model; returns ``(model, config)`` ready for inference."""
+    """Resolve and load the hybrid model; returns ``(model, config)`` ready for inference
+    (:func:`mlx_hdr.backend.infer`), accelerated for the CPU when it runs there."""
+    from mlx_hdr import backend
     from mlx_hdr.models.model_io import load_model
 
-    return load_model(resolve_model(spec))
+    model, config = load_model(resolve_model(spec))
+    return backend.accelerate(model), config

@@ -1,7 +1,7 @@
 """Speed of the CPU fast paths against the plain MLX formulation (a benchmark, not a test).
 
-Prints two tables: stride-1 3×3 convs as ``mx.conv2d``, ``flatconv.conv2d_flat`` and
-``winograd.conv3x3_winograd`` (forward, and forward + both gradients), and ``predict_hdr``
+Prints two tables: stride-1 3×3 convs as ``mx.conv2d``, ``backend.flatconv.conv2d_flat`` and
+``backend.winograd.conv3x3_winograd`` (forward, and forward + both gradients), and ``predict_hdr``
 of the bundled model on 12 and 24 MP photos (the model at its working resolution, then the
 gain map). Medians of ``--repeats`` runs after one warm-up:
 
@@ -15,13 +15,17 @@ import argparse
 import numpy as np
 from bench_timing import median_ms
 
-import mlx_hdr  # noqa: F401  (first: OpenBLAS must load before mlx.core)
+# ruff: noqa: E402  (imports after backend.setup(), which must run before mlx.core loads)
+from mlx_hdr import backend
 
-import mlx.core as mx  # isort: skip
-from mlx_hdr import inference  # noqa: E402
-from mlx_hdr.model_hub import load_net  # noqa: E402
-from mlx_hdr.models.flatconv import conv2d_flat  # noqa: E402
-from mlx_hdr.models.winograd import conv3x3_winograd  # noqa: E402
+backend.setup()
+# isort: split
+import mlx.core as mx
+
+from mlx_hdr import inference
+from mlx_hdr.backend.flatconv import conv2d_flat
+from mlx_hdr.backend.winograd import conv3x3_winograd
+from mlx_hdr.model_hub import load_net
 
 CONV_SHAPES = [
     (4, 256, 256, 24),

@@ -3,10 +3,10 @@
 On a shared machine separate runs of the same row differ by 10-20%; calling A and B in
 turn, many times, compares them under the same load. Two tables, medians of ``--rounds``:
 
-- ``model(x)`` against ``model.infer(x)`` (encoder and decoder blocks split by channels
-  over two CPU streams), default MobileNetV2 model with random weights, at several sizes;
-  the second column splits the encoder only (``infer`` before the decoder split), the last
-  splits at every size (``STREAM_MIN_PIXELS`` = 0), which is how the threshold was chosen;
+- ``model(x)`` against ``backend.infer(model, x)`` (encoder and decoder blocks split by
+  channels over two CPU streams), default MobileNetV2 model with random weights, at several
+  sizes; the second column splits the encoder only, the last splits at every size
+  (``streams.STREAM_MIN_PIXELS`` = 0), which is how the threshold was chosen;
 - one LPIPS value + gradient at 4×256²: VGG features, then the five layer distances by
   autodiff of the lpips package's form against ``lpips.layer_distance``'s hand-written VJP.
 
@@ -20,12 +20,16 @@ import argparse
 from bench_timing import interleaved_ms
 from benchmark import build_mlx_model
 
-import mlx_hdr  # noqa: F401  (first: OpenBLAS must load before mlx.core)
+# ruff: noqa: E402  (imports after backend.setup(), which must run before mlx.core loads)
+from mlx_hdr import backend
 
-import mlx.core as mx  # isort: skip
-from mlx_hdr._blas import blas_threads  # noqa: E402
-from mlx_hdr.lpips import LPIPS, layer_distance, normalize_channels  # noqa: E402
-from mlx_hdr.models import hybrid  # noqa: E402
+backend.setup()
+# isort: split
+import mlx.core as mx
+
+from mlx_hdr.backend import streams
+from mlx_hdr.lpips import LPIPS, layer_distance, normalize_channels
+from mlx_hdr.models.hybrid import pad_to_multiple
 
 SIZES = [(224, 224), (320, 320), (384, 384), (512, 512), (864, 1152)]
 
@@ -35,7 +39,7 @@ def infer_table(rounds: int) -> None:
     model = build_mlx_model()
     model.eval()
     print(
-        "| input | model(x) | encoder split only | model.infer(x) | infer, split at any size |"
+        "| input | model(x) | encoder split only | backend.infer | infer, split at any size |"
         "\n|---|---|---|---|---|"
     )
     for h, w in SIZES:
@@ -44,7 +48,7 @@ def infer_table(rounds: int) -> None:
         fns = {
             "call": lambda x=x: mx.eval(model(x)),
             "encoder": lambda x=x: mx.eval(_split_encoder_only(model, x)),
-            "infer": lambda x=x: mx.eval(model.infer(x)),
+            "infer": lambda x=x: backend.infer(model, x),
             "always": lambda x=x: mx.eval(_infer_at_any_size(model, x)),
         }
         t = interleaved_ms(fns, rounds)
@@ -53,20 +57,20 @@ def infer_table(rounds: int) -> None:
 
 
 def _split_encoder_only(model, x):
-    """The fourth session's ``infer``: split encoder, then the decoder whole on 2 BLAS threads."""
-    xp = hybrid.pad_to_multiple(x)
-    with blas_threads(1):
-        feats = model.encoder.features_at(xp, streams=hybrid.infer_streams())
+    """The encoder split over the streams, then the decoder whole on all BLAS threads."""
+    xp = pad_to_multiple(x)
+    with backend.blas_threads(1), streams.split_over(streams.infer_streams()):
+        feats = model.encoder.features_at(xp)
         mx.eval(feats)
     return model.decode(xp, feats)
 
 
 def _infer_at_any_size(model, x):
-    threshold, hybrid.STREAM_MIN_PIXELS = hybrid.STREAM_MIN_PIXELS, 0
+    threshold, streams.STREAM_MIN_PIXELS = streams.STREAM_MIN_PIXELS, 0
     try:
-        return model.infer(x)
+        return backend.infer(model, x)
     finally:
-        hybrid.STREAM_MIN_PIXELS = threshold
+        streams.STREAM_MIN_PIXELS = threshold
 
 
 def _autodiff_distance(a, b, w):
@@ -76,7 +80,7 @@ def _autodiff_distance(a, b, w):
 
 def lpips_table(rounds: int) -> None:
     mx.random.seed(0)
-    lp = LPIPS()
+    lp = backend.accelerate(LPIPS())
     x, y = (mx.tanh(mx.random.normal((4, 256, 256, 3))) for _ in range(2))
     fx, fy = lp.net.features_at(x), lp.net.features_at(y)
     ws = [lin.weight.reshape(-1) for lin in lp.lins]

@@ -83,10 +83,13 @@ def _vgg_layers(lpips):
 
 def profile_table(repeats: int) -> str:
     """Per-op-type forward/backward ms of the 512² forward and the 256²×4 training step."""
-    # isort: off
-    from mlx_hdr.lpips import LPIPS  # mlx_hdr first: it preloads OpenBLAS for mlx.core
+    from mlx_hdr import backend
+
+    backend.setup()  # before mlx.core loads
+    # isort: split
     import mlx.core as mx
-    # isort: on
+
+    from mlx_hdr.lpips import LPIPS
 
     mx.random.seed(0)
     model = build_mlx_model()
@@ -99,7 +102,7 @@ def profile_table(repeats: int) -> str:
         dec = _decoder_layers(model, x, feats)
         for kind, (f, b) in _layer_costs(dec, feats[4], repeats, grad).items():
             rows.append((f"{size}²×{batch}", f"decoder {kind}", f, b))
-    lpips = LPIPS()
+    lpips = backend.accelerate(LPIPS())
     x = mx.tanh(mx.random.normal((4, 256, 256, 3)))
     vgg = _layer_costs(_vgg_layers(lpips), x, repeats, True)
     for kind, (f, b) in sorted(vgg.items(), key=lambda kv: -sum(kv[1])):

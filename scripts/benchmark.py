@@ -22,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 from bench_timing import timed
@@ -57,31 +58,30 @@ ROWS = {
 
 
 def build_mlx_model():
-    import mlx_hdr  # noqa: F401  (OpenBLAS preload)
+    """The default hybrid model with random weights, accelerated for the CPU."""
+    from mlx_hdr import backend
+
+    backend.setup()  # before mlx.core loads (a no-op once done)
+    # isort: split
     from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig
 
-    try:
-        return HybridAutoencoder(HybridConfig())
-    except ImportError:  # encoder registry not there yet: build MobileNetV2 directly
-        from mlx_hdr.models.mobilenetv2 import MobileNetV2
-
-        return HybridAutoencoder(HybridConfig(), encoder=MobileNetV2())
+    return backend.accelerate(HybridAutoencoder(HybridConfig()))
 
 
 def mlx_row(task: str, size: int, batch: int, variant: str, warmup: int, repeats: int):
-    # isort: off
-    import mlx_hdr  # noqa: F401  (first: OpenBLAS must load before mlx.core)
-    import mlx.core as mx
+    from mlx_hdr import backend
 
-    # isort: on
+    backend.setup()  # before mlx.core loads
+    # isort: split
+    import mlx.core as mx
 
     mx.random.seed(0)
     model = build_mlx_model()
     x = mx.random.normal((batch, size, size, 3))
     if task == "forward":
         model.eval()
-        # eager: model.infer, the inference path (encoder on 2 CPU streams); else model(x)
-        fwd = model.infer if variant == "eager" else model
+        # eager: backend.infer, the inference path (blocks split over 2 CPU streams); else model(x)
+        fwd = partial(backend.infer, model) if variant == "eager" else model
         fwd = mx.compile(model) if variant == "compiled" else fwd
 
         def fn():
@@ -99,12 +99,12 @@ def _mlx_train_fn(model, x, variant: str):
     import mlx.core as mx
     import mlx.optimizers as optim
 
-    from mlx_hdr._blas import blas_threads
+    from mlx_hdr import backend
     from mlx_hdr.lpips import LPIPS
     from mlx_hdr.train.step import make_train_step
 
     model.train()
-    lpips = LPIPS()
+    lpips = backend.accelerate(LPIPS())
     opt = optim.Adam(learning_rate=1e-4, betas=[0.5, 0.999])
     streams = 2 if "2 streams" in variant else 1
     compiled = variant == "compiled"
@@ -114,7 +114,7 @@ def _mlx_train_fn(model, x, variant: str):
     mx.eval(lpips.parameters(), target)
 
     def fn():
-        with blas_threads(1) if streams > 1 else contextlib.nullcontext():
+        with backend.blas_threads(1) if streams > 1 else contextlib.nullcontext():
             loss, _, norm = step(x, target, mask)
             mx.eval(loss, norm, model.state, opt.state)
 
@@ -222,7 +222,7 @@ def spawn_row(row_id: str, warmup: int, repeats: int, torch_python: str) -> dict
         env["MLX_HDR_WINOGRAD"] = "0"
     if variant.endswith("glibc malloc defaults"):
         env["MLX_HDR_MALLOC"] = "0"
-    if variant.endswith("malloc as mlx_hdr"):  # mlx_hdr/_malloc.py's settings, by environment
+    if variant.endswith("malloc as mlx_hdr"):  # backend/malloc.py's settings, by environment
         env |= {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}  # no trim
     cmd = [python, __file__, "--run-row", row_id]
     cmd += ["--warmup", str(warmup), "--repeats", str(repeats)]

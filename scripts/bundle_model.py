@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-# isort: off
-import mlx_hdr  # noqa: F401  (first: OpenBLAS must load before mlx.core)
-import mlx.core as mx
-
-# isort: on
 import numpy as np
+
+# ruff: noqa: E402  (imports after backend.setup(), which must run before mlx.core loads)
+from mlx_hdr import backend
+
+backend.setup()
+# isort: split
+import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
 
 from mlx_hdr.models.hybrid import HybridAutoencoder

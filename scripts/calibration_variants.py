@@ -20,7 +20,11 @@ import argparse
 import cv2
 import numpy as np
 
-import mlx_hdr  # noqa: F401  (OpenBLAS preload)
+# ruff: noqa: E402  (imports after backend.setup(), which must run before mlx.core loads)
+from mlx_hdr import backend
+
+backend.setup()
+# isort: split
 from mlx_hdr import calibrate as cal
 from mlx_hdr.color import EPS, clip_ramp, rgb_to_luminance, srgb_to_linear, target_to_hdr
 from mlx_hdr.inference import predict_target

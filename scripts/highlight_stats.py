@@ -17,7 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-import mlx_hdr  # noqa: F401  (OpenBLAS preload)
+# ruff: noqa: E402  (imports after backend.setup(), which must run before mlx.core loads)
+from mlx_hdr import backend
+
+backend.setup()
+# isort: split
 from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
 from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.data.loader import PoolSource, sample_rng

@@ -14,7 +14,11 @@ import argparse
 
 import numpy as np
 
-import mlx_hdr  # noqa: F401  (OpenBLAS preload)
+# ruff: noqa: E402  (imports after backend.setup(), which must run before mlx.core loads)
+from mlx_hdr import backend
+
+backend.setup()
+# isort: split
 from mlx_hdr.inference import predict_hdr
 from mlx_hdr.metrics import align_scale, clipped_mask, hdr_metrics, well_exposed_mask
 from mlx_hdr.model_hub import load_net

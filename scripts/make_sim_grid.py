@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-import mlx_hdr  # noqa: F401
 from mlx_hdr.data.loader import PoolSource, sample_rng
 from mlx_hdr.image_io import write_ldr
 

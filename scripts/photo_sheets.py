@@ -14,7 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-import mlx_hdr  # noqa: F401  (OpenBLAS preload)
+# ruff: noqa: E402  (imports after backend.setup(), which must run before mlx.core loads)
+from mlx_hdr import backend
+
+backend.setup()
+# isort: split
 from mlx_hdr.evaluate import labelled_panel
 from mlx_hdr.image_io import read_ldr, write_ldr
 from mlx_hdr.inference import predict_hdr

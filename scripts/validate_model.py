@@ -29,6 +29,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# ruff: noqa: E402  (imports after backend.setup(), which must run before mlx.core loads)
+from mlx_hdr import backend
+
+backend.setup()
+# isort: split
 from mlx_hdr.color import linear_to_srgb, rgb_to_luminance, srgb_to_linear
 from mlx_hdr.evaluate import labelled_panel
 from mlx_hdr.image_io import read_hdr, read_ldr, write_ldr

@@ -1,4 +1,8 @@
-"""Shared fixtures. ``../shared`` (beside the checkout) holds real weights and data."""
+"""Shared fixtures. ``../shared`` (beside the checkout) holds real weights and data.
+
+The test process opts in to the CPU backend's process settings (OpenBLAS, malloc), as the
+command line does, before any test module imports ``mlx.core``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
+
+from mlx_hdr import backend
+
+backend.setup()
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MLX_HDR_SHARED", ROOT.parent / "shared"))

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 
-# isort: off
-import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
-
-# isort: on
 import mlx.core as mx
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""The OpenBLAS preload (mlx_hdr/_blas.py): loaded when present, same numbers as without it."""
+"""The OpenBLAS preload (mlx_hdr/backend/blas.py): loaded by ``backend.setup()`` when present,
+same numbers as without it; ``import mlx_hdr`` alone loads nothing."""
 
 from __future__ import annotations
 
@@ -9,19 +10,21 @@ import sys
 import numpy as np
 import pytest
 
-from mlx_hdr._blas import CANDIDATES
+from mlx_hdr.backend.blas import CANDIDATES
 
 HAVE_OPENBLAS = sys.platform.startswith("linux") and any(os.path.exists(p) for p in CANDIDATES)
 
 PROBE = """
-import mlx_hdr, sys
+import sys
+from mlx_hdr import backend
+backend.setup()
 import mlx.core as mx
-from mlx_hdr import _blas
+from mlx_hdr.backend import blas
 a = mx.random.normal((64, 96), key=mx.random.key(1))
 w = mx.random.normal((16, 3, 3, 8), key=mx.random.key(2))
 x = mx.random.normal((1, 12, 12, 8), key=mx.random.key(3))
 y = mx.concatenate([(a @ a.T).reshape(-1), mx.conv2d(x, w, padding=1).reshape(-1)])
-sys.stdout.buffer.write(str(_blas.loaded).encode() + b"\\n" + bytes(memoryview(y)))
+sys.stdout.buffer.write(str(blas.loaded).encode() + b"\\n" + bytes(memoryview(y)))
 """
 
 
@@ -43,6 +46,28 @@ def test_openblas_preloaded_and_numerically_equal():
 
 @pytest.mark.skipif(not HAVE_OPENBLAS, reason="no OpenBLAS installed (Linux fast path)")
 def test_warns_when_mlx_was_imported_first():
-    code = "import mlx.core, warnings; warnings.simplefilter('error'); import mlx_hdr"
+    code = (
+        "import mlx.core, warnings; warnings.simplefilter('error')\n"
+        "from mlx_hdr import backend; backend.setup()"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode != 0 and "import mlx_hdr first" in proc.stderr
+    assert proc.returncode != 0 and "call setup() first" in proc.stderr
+
+
+NO_SIDE_EFFECTS = """
+import mlx_hdr, mlx_hdr.inference, mlx_hdr.lpips, mlx_hdr.models.model_io, mlx_hdr.train.trainer
+from mlx_hdr.backend import blas, malloc
+with open("/proc/self/maps") as f:
+    maps = f.read()
+print(blas.loaded, malloc.tuned, any(path in maps for path in blas.CANDIDATES))
+"""
+
+
+@pytest.mark.skipif(not HAVE_OPENBLAS, reason="no OpenBLAS installed (Linux fast path)")
+def test_importing_the_package_changes_nothing_process_wide():
+    """Without ``backend.setup()``, importing the library (MLX included) neither loads the
+    system's OpenBLAS nor changes malloc's settings."""
+    out = subprocess.run(
+        [sys.executable, "-c", NO_SIDE_EFFECTS], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["None", "False", "False"]

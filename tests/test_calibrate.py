@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import mlx_hdr  # noqa: F401
 from mlx_hdr.calibrate import (
     BLEND_TAU,
     FALLBACK_HI,

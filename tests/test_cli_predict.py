@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-import mlx_hdr  # noqa: F401
 from mlx_hdr import model_hub
 from mlx_hdr.cli import main
 from mlx_hdr.errors import WeightsError

@@ -18,10 +18,6 @@ import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
-# isort: off
-import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
-
-# isort: on
 import mlx.core as mx
 import numpy as np
 import pytest

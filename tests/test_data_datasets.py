@@ -7,7 +7,6 @@ import sys
 
 import pytest
 
-import mlx_hdr  # noqa: F401
 from mlx_hdr.cli import main
 from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.data.manifest import check, index_dataset, read_manifest, summarize

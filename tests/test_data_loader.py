@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import mlx_hdr  # noqa: F401
 from mlx_hdr.color import linear_to_srgb
 from mlx_hdr.data.loader import Loader, LoaderConfig, PairSource, PoolSource, validation_set
 from mlx_hdr.data.manifest import index_dataset

@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 
-import mlx_hdr  # noqa: F401
 from mlx_hdr import color
 from mlx_hdr.data import preprocess as pp
 from mlx_hdr.data.orientation import DIHEDRAL, apply_dihedral, find_orientation, invert_dihedral

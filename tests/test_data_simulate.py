@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-import mlx_hdr  # noqa: F401
 from mlx_hdr.color import linear_to_srgb
 from mlx_hdr.data import simulate as sim
 from mlx_hdr.image_io import read_hdr, read_ldr

@@ -6,10 +6,6 @@ the combined batch; the full trainer runs under the launcher with rank 0 writing
 
 from __future__ import annotations
 
-# isort: off
-import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
-
-# isort: on
 import socket
 import subprocess
 import sys
@@ -33,7 +29,8 @@ LAUNCH = Path(sys.executable).parent / "mlx.launch"
 RANK_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
-import mlx_hdr
+from mlx_hdr import backend
+backend.setup()
 import mlx.core as mx, numpy as np
 from mlx.utils import tree_flatten
 from mlx_hdr.train.distributed import init_group

@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 
-import mlx_hdr  # noqa: F401
 from mlx_hdr.cli import main
 from mlx_hdr.color import linear_to_srgb
 from mlx_hdr.evaluate import evaluate

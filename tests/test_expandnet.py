@@ -9,10 +9,6 @@ constants (9e-6) and the global branch resized with ``align_corners=True`` (4e-2
 
 from __future__ import annotations
 
-# isort: off
-import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
-
-# isort: on
 import importlib
 from pathlib import Path
 

@@ -11,7 +11,6 @@ import OpenEXR
 import pytest
 from PIL import Image
 
-import mlx_hdr  # noqa: F401  (OpenBLAS preload before anything imports mlx.core)
 from mlx_hdr import image_io as io
 from mlx_hdr.color import (
     REC709_CHROMATICITIES,

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-# isort: off
-import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
-
-# isort: on
 from pathlib import Path
 
 import cv2
@@ -14,6 +10,7 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 
+import mlx_hdr
 from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
 from mlx_hdr.inference import (
     GAIN_FLOOR,

@@ -1,64 +1,13 @@
-"""Depthwise fast path and BatchNorm folding in ``mlx_hdr.models.layers``."""
+"""BatchNorm folding and torchvision keys in ``mlx_hdr.models.layers``."""
 
 from __future__ import annotations
 
-# isort: off
-import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
-
-# isort: on
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
-import pytest
 from mlx.utils import tree_flatten
 
-from mlx_hdr.models import layers
-from mlx_hdr.models.layers import (
-    BatchNorm2d,
-    apply_layers,
-    conv_norm_act,
-    depthwise_conv2d,
-    depthwise_conv2d_shifted,
-    fuse_batchnorm,
-)
-
-
-def _reference(x, w, stride, padding):
-    return mx.conv2d(x, w, stride=stride, padding=padding, groups=x.shape[-1])
-
-
-@pytest.mark.parametrize("kernel", [3, 5])
-@pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("size", [(9, 9), (10, 7)])
-def test_shifted_depthwise_matches_grouped_conv(kernel, stride, size):
-    mx.random.seed(kernel * 10 + stride)
-    x = mx.random.normal((2, *size, 6))
-    w = mx.random.normal((6, kernel, kernel, 1)) * 0.3
-    cot = mx.random.normal(_reference(x, w, stride, kernel // 2).shape)
-    pad = kernel // 2
-    ref = _reference(x, w, stride, pad)
-    out = depthwise_conv2d_shifted(x, w, stride, pad)
-    assert out.shape == ref.shape
-    np.testing.assert_allclose(np.array(out), np.array(ref), rtol=0, atol=1e-5)
-
-    def loss(fn):
-        return lambda x_, w_: (fn(x_, w_, stride, pad) * cot).sum()
-
-    gx_ref, gw_ref = mx.grad(loss(_reference), argnums=(0, 1))(x, w)
-    gx, gw = mx.grad(loss(depthwise_conv2d_shifted), argnums=(0, 1))(x, w)
-    np.testing.assert_allclose(np.array(gx), np.array(gx_ref), rtol=0, atol=1e-5)
-    np.testing.assert_allclose(np.array(gw), np.array(gw_ref), rtol=1e-5, atol=1e-4)
-
-
-def test_depthwise_dispatch_follows_device(monkeypatch):
-    calls = []
-    monkeypatch.setattr(layers, "depthwise_conv2d_shifted", lambda *a: calls.append(a) or a[0])
-    x, w = mx.ones((1, 5, 5, 4)), mx.ones((4, 3, 3, 1))
-    depthwise_conv2d(x, w, 1, 1)
-    assert len(calls) == (1 if mx.default_device() == mx.cpu else 0)
-    monkeypatch.setattr(layers, "_use_shifted_depthwise", lambda: False)
-    out = depthwise_conv2d(x, w, 1, 1)
-    assert out[0, 2, 2, 0].item() == 9.0 and len(calls) <= 1
+from mlx_hdr.models.layers import BatchNorm2d, apply_layers, conv_norm_act, fuse_batchnorm
 
 
 def _randomise(model):
@@ -79,7 +28,7 @@ class _Block(nn.Module):
         self.features = [
             conv_norm_act(3, 8, 3, 2, eps=1e-3),
             conv_norm_act(8, 8, 3, 1, groups=8, activation=nn.Hardswish),
-            [layers.Conv2d(8, 4, 1, bias=False), BatchNorm2d(4)],
+            [nn.Conv2d(8, 4, 1, bias=False), BatchNorm2d(4)],
         ]
 
     def __call__(self, x):

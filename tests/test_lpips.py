@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-# isort: off
-import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
-
-# isort: on
 import mlx.core as mx
 import numpy as np
 import pytest
 from PIL import Image
 
 from convert.convert import convert_checkpoint
+from mlx_hdr import backend
 from mlx_hdr.errors import WeightsError
 from mlx_hdr.lpips import LPIPS
 
@@ -30,7 +27,8 @@ def converted(shared, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def lpips(converted):
-    return LPIPS.from_pretrained(*converted)
+    """LPIPS as training uses it: accelerated for the CPU when the tests run there."""
+    return backend.accelerate(LPIPS.from_pretrained(*converted))
 
 
 def _read(shared, name: str) -> mx.array:
@@ -70,11 +68,11 @@ def test_lpips_rejects_swapped_weight_files(converted):
 def test_lpips_winograd_path_matches_flat_convs(lpips, shared, monkeypatch):
     """The CPU's Winograd convs (VGG's wide layers at 64²: conv2-conv4) give the same LPIPS
     value (1e-6) and gradient (1e-4 of its largest entry) as the direct convs."""
-    from mlx_hdr.models import layers
+    from mlx_hdr.backend import cpu
 
     calls = []
-    real = layers.conv3x3_winograd
-    monkeypatch.setattr(layers, "conv3x3_winograd", lambda *a: calls.append(1) or real(*a))
+    real = cpu.conv3x3_winograd
+    monkeypatch.setattr(cpu, "conv3x3_winograd", lambda *a: calls.append(1) or real(*a))
     x, y = _read(shared, "ex_ref"), _read(shared, "ex_p0")
 
     def value_and_grad():

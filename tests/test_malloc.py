@@ -1,4 +1,5 @@
-"""The glibc malloc settings (mlx_hdr/_malloc.py): freed large blocks stay in the process."""
+"""The glibc malloc settings (mlx_hdr/backend/malloc.py, applied by ``backend.setup()``):
+freed large blocks stay in the process."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 # RSS growth (MiB) left after allocating, touching and freeing a 64 MiB block
 PROBE = """
-import mlx_hdr, numpy as np
-from mlx_hdr import _malloc
+import numpy as np
+from mlx_hdr import backend
+from mlx_hdr.backend import malloc
+backend.setup()
 
 def rss_mib():
     with open("/proc/self/statm") as f:
@@ -23,7 +26,7 @@ def rss_mib():
 before = rss_mib()
 a = np.ones(16 * 2**20, np.float32)
 del a
-print(_malloc.tuned, round(rss_mib() - before))
+print(malloc.tuned, round(rss_mib() - before))
 """
 
 

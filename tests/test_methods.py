@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-import mlx_hdr  # noqa: F401
 from mlx_hdr.methods import (
     METHODS,
     akyuz2007,

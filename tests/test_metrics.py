@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx)
 from mlx_hdr import metrics as M
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import mlx_hdr  # noqa: F401
 from mlx_hdr.color import linear_to_srgb, srgb_to_linear
 from mlx_hdr.tonemap import exposure, reinhard2002, reinhard_simple, tonemap
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-# isort: off
-import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
-
-# isort: on
 import json
 import os
 import signal

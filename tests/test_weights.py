@@ -7,10 +7,6 @@ import io
 import urllib.error
 from pathlib import Path
 
-# isort: off
-import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
-
-# isort: on
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
@@ -127,7 +123,7 @@ def test_specs_equal_the_mlx_models_parameters(arch):
 
 def test_lpips_spec_equals_the_lpips_layers():
     lpips = importlib.import_module("mlx_hdr.lpips")
-    lins = {f"lins.{k}": v for k, v in tree_flatten(lpips.LPIPS().lins)}
+    lins = {f"lins.{k}": v for k, v in tree_flatten(lpips.LPIPS().parameters()["lins"])}
     assert {k: v.shape for k, v in lins.items()} == load_spec("lpips_vgg")
 
 

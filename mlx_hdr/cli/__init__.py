@@ -1,6 +1,8 @@
 """The ``mlx-hdr`` command line: thin Typer wrappers over library functions.
 
-Each sub-module defines ``register(app)``; errors are caught once, here.
+Each sub-module defines ``register(app)``; errors are caught once, here. The command line is
+an entry point, so it opts the process in to the CPU backend's settings
+(:func:`mlx_hdr.backend.setup`) before the commands import ``mlx.core``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import warnings
 
 import typer
 
+from mlx_hdr import backend
 from mlx_hdr.errors import HDRError, os_error_line
+
+backend.setup()  # before the commands below import mlx.core
 
 COMMAND_MODULES = ("predict", "evaluate", "train", "data", "convert")
 

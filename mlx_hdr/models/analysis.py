@@ -8,23 +8,32 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from mlx_hdr.models.hybrid import HybridAutoencoder, trainable_parameter_count
-from mlx_hdr.models.layers import Conv2d
+
+
+def _with_subclasses(cls: type) -> list[type]:
+    return [cls] + [c for sub in cls.__subclasses__() for c in _with_subclasses(sub)]
 
 
 def conv_flops(fn, shape: tuple[int, int, int, int]) -> int:
-    """FLOPs (2 per multiply-add) of every Conv2d / Linear that ``fn(zeros(shape))`` runs.
+    """FLOPs (2 per multiply-add) of every conv / linear layer that ``fn(zeros(shape))`` runs.
 
-    Counts ``nn.Conv2d``, ``nn.Linear`` and the backbones' ``layers.Conv2d``; the graph is built
-    lazily and never evaluated, so this is cheap.
+    Counts ``nn.Conv2d``, ``nn.Linear`` and their subclasses (e.g. the CPU backend's), each
+    call once; the graph is built lazily and never evaluated, so this is cheap.
     """
-    total = 0
-    originals = {cls: cls.__call__ for cls in (nn.Conv2d, nn.Linear, Conv2d)}
+    total, depth = 0, 0
+    classes = _with_subclasses(nn.Conv2d) + _with_subclasses(nn.Linear)
+    originals = {cls: cls.__dict__["__call__"] for cls in classes if "__call__" in cls.__dict__}
 
     def wrap(orig):
         def counted(self, x):
-            nonlocal total
-            y = orig(self, x)
-            total += 2 * (self.weight.size // self.weight.shape[0]) * y.size
+            nonlocal total, depth
+            depth += 1  # a subclass's __call__ may call its parent's: count the outer one
+            try:
+                y = orig(self, x)
+            finally:
+                depth -= 1
+            if depth == 0:
+                total += 2 * (self.weight.size // self.weight.shape[0]) * y.size
             return y
 
         return counted

@@ -13,33 +13,16 @@ upsampling followed by a conv.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from mlx_hdr import _blas
-from mlx_hdr.models.layers import Conv2d, cpu_path, stream_slices
+from mlx_hdr.models.encoders import build_encoder
 
 UPSAMPLE_MODES = ("pixelshuffle_icnr_blur", "pixelshuffle_icnr", "pixelshuffle", "resize_conv")
 MULTIPLE = 32  # total encoder stride
-_INFER_STREAMS: list = []  # created on first use
-# below this many pixels the streams' overhead outweighs the gain (scripts/bench_interleaved.py,
-# model(x) vs split: 224² 56 → 63 ms, 320² 98 → 115 ms, 384² 157 → 134 ms, 512² 307 → 221 ms)
-STREAM_MIN_PIXELS = 384 * 384
-
-
-def infer_streams() -> list | None:
-    """Two CPU streams for :meth:`HybridAutoencoder.infer`'s channel split, or None on a
-    GPU, on one core, without the preloaded OpenBLAS (the only BLAS whose threads it can
-    pin to one, and the setting it was measured in), or with ``MLX_HDR_INFER_STREAMS=0``."""
-    if not cpu_path("MLX_HDR_INFER_STREAMS") or (os.cpu_count() or 1) < 2 or not _blas.loaded:
-        return None
-    if not _INFER_STREAMS:
-        _INFER_STREAMS.extend(mx.new_stream(mx.cpu) for _ in range(2))
-    return _INFER_STREAMS
 
 
 @dataclass
@@ -81,6 +64,13 @@ def pixel_shuffle(x: mx.array, r: int = 2) -> mx.array:
     return x.transpose(0, 1, 4, 2, 5, 3).reshape(n, h * r, w * r, c // (r * r))
 
 
+def upsample_nearest(x: mx.array) -> mx.array:
+    """Nearest-neighbour ×2: (N, H, W, C) -> (N, 2·H, 2·W, C)."""
+    n, h, w, c = x.shape
+    x = mx.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
+    return x.reshape(n, 2 * h, 2 * w, c)
+
+
 def binomial_blur(x: mx.array) -> mx.array:
     """Separable [1, 2, 1]/4 filter of NHWC ``x`` (edge padding), as shifted adds.
 
@@ -106,65 +96,19 @@ def icnr_(conv: nn.Conv2d, r: int = 2) -> None:
         conv.bias = mx.repeat(conv.bias[: out_ch // (r * r)], r * r, axis=0)
 
 
-def instance_norm_nhwc(
-    x: mx.array, weight: mx.array | None, bias: mx.array | None, eps: float = 1e-5
-) -> mx.array:
-    """InstanceNorm of an (N, H, W, C) array over H, W without leaving NHWC.
-
-    Matches ``nn.InstanceNorm`` to float32 rounding; on MLX's CPU backend it is ~2x faster
-    forward and backward, as it skips the two channels-first transposes (docs/BENCHMARKS.md).
-    """
-    mean = x.mean(axis=(1, 2), keepdims=True)
-    scale = mx.rsqrt(mx.var(x, axis=(1, 2), keepdims=True) + eps)
-    if weight is not None:
-        scale = scale * weight
-    y = (x - mean) * scale
-    return y + bias if bias is not None else y
-
-
-class InstanceNorm(nn.InstanceNorm):
-    """``nn.InstanceNorm`` (same keys) using :func:`instance_norm_nhwc` on the CPU."""
-
-    def __call__(self, x: mx.array) -> mx.array:
-        if x.ndim != 4 or mx.default_device() != mx.cpu:
-            return super().__call__(x)
-        affine = "weight" in self
-        return instance_norm_nhwc(
-            x, self.weight if affine else None, self.bias if affine else None, self.eps
-        )
-
-    def part(self, x: mx.array, a: int, b: int) -> mx.array:
-        """``self`` for channels ``[a, b)`` given only those channels (NHWC, CPU)."""
-        if "weight" not in self:
-            return instance_norm_nhwc(x, None, None, self.eps)
-        return instance_norm_nhwc(x, self.weight[a:b], self.bias[a:b], self.eps)
-
-
 class ConvBlock(nn.Module):
     """(conv -> InstanceNorm -> ReLU) twice; 3×3 convs (the first may be 1×1)."""
 
     def __init__(self, in_ch: int, out_ch: int, first_kernel: int = 3):
         super().__init__()
-        self.conv1 = Conv2d(in_ch, out_ch, first_kernel, padding=first_kernel // 2)
-        self.norm1 = InstanceNorm(out_ch, affine=True)
-        self.conv2 = Conv2d(out_ch, out_ch, 3, padding=1)
-        self.norm2 = InstanceNorm(out_ch, affine=True)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, first_kernel, padding=first_kernel // 2)
+        self.norm1 = nn.InstanceNorm(out_ch, affine=True)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.norm2 = nn.InstanceNorm(out_ch, affine=True)
 
     def __call__(self, x: mx.array) -> mx.array:
         x = nn.relu(self.norm1(self.conv1(x)))
         return nn.relu(self.norm2(self.conv2(x)))
-
-    def split_call(self, x: mx.array, streams: list) -> mx.array:
-        """``self(x)`` with the output channels split over ``streams``: each part's conv,
-        InstanceNorm and ReLU are independent of the others'; the halves meet (a
-        concatenation) before each conv. Equal to ``self(x)`` (same ops, fewer channels)."""
-        for conv, norm in ((self.conv1, self.norm1), (self.conv2, self.norm2)):
-            parts = []
-            for s, a, b in stream_slices(conv.weight.shape[0], streams):
-                with mx.stream(s):
-                    parts.append(nn.relu(norm.part(conv.part(x, a, b), a, b)))
-            x = mx.concatenate(parts, axis=-1)
-        return x
 
 
 class Upsample2x(nn.Module):
@@ -174,33 +118,17 @@ class Upsample2x(nn.Module):
         super().__init__()
         self.mode = mode
         if mode == "resize_conv":
-            self.conv = Conv2d(in_ch, out_ch, 3, padding=1)
+            self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         else:
-            self.conv = Conv2d(in_ch, 4 * out_ch, 3, padding=1)
+            self.conv = nn.Conv2d(in_ch, 4 * out_ch, 3, padding=1)
             if mode.startswith("pixelshuffle_icnr"):
                 icnr_(self.conv)
 
     def __call__(self, x: mx.array) -> mx.array:
-        return self._run(x, self.conv)
-
-    def split_call(self, x: mx.array, streams: list) -> mx.array:
-        """``self(x)`` with the conv's output channels split over ``streams`` (whole
-        PixelShuffle groups of 4), concatenated after the upsampling. Equal to ``self(x)``."""
-        multiple = 1 if self.mode == "resize_conv" else 4
-        parts = []
-        for s, a, b in stream_slices(self.conv.weight.shape[0], streams, multiple):
-            with mx.stream(s):
-                parts.append(self._run(x, lambda z, a=a, b=b: self.conv.part(z, a, b)))
-        return mx.concatenate(parts, axis=-1)
-
-    def _run(self, x: mx.array, conv) -> mx.array:
-        """The upsampling with ``conv`` as its convolution (the whole conv, or a part)."""
         if self.mode == "resize_conv":
-            n, h, w, c = x.shape
-            x = mx.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
-            return conv(x.reshape(n, 2 * h, 2 * w, c))
-        y = pixel_shuffle(conv(x))
-        return binomial_blur(y) if self.mode == "pixelshuffle_icnr_blur" else y
+            return self.conv(upsample_nearest(x))
+        x = pixel_shuffle(self.conv(x))
+        return binomial_blur(x) if self.mode == "pixelshuffle_icnr_blur" else x
 
 
 class HybridAutoencoder(nn.Module):
@@ -210,8 +138,6 @@ class HybridAutoencoder(nn.Module):
         super().__init__()
         self.config = config
         if encoder is None:
-            from mlx_hdr.models.encoders import build_encoder
-
             encoder = build_encoder(config.encoder, **config.encoder_kwargs)
         self.encoder = encoder
         self.encoder.freeze()
@@ -227,54 +153,25 @@ class HybridAutoencoder(nn.Module):
             self.ups.append(Upsample2x(d[k + 1], d[k + 2], config.upsample))
         head_in = d[5] + (3 if config.input_skip else 0)
         self.head = ConvBlock(head_in, d[5])
-        self.out = Conv2d(d[5], 3, 1)
-
-    def decode(self, x: mx.array, feats: list[mx.array], streams: list | None = None) -> mx.array:
-        """Decoder on the encoder features (input already a multiple of 32); with
-        ``streams``, every block's channels are split over them (``split_call``)."""
-
-        def run(layer, y):
-            return layer(y) if streams is None else layer.split_call(y, streams)
-
-        y = run(self.ups[0], run(self.bottleneck, feats[4]))
-        for k, block in enumerate(self.blocks):
-            y = run(self.ups[k + 1], run(block, mx.concatenate([y, feats[3 - k]], axis=-1)))
-        if self.config.input_skip:
-            y = mx.concatenate([y, x], axis=-1)
-        return mx.tanh(self.out(run(self.head, y)))
+        self.out = nn.Conv2d(d[5], 3, 1)
 
     def __call__(self, x: mx.array) -> mx.array:
         """(N, H, W, 3) ImageNet-normalised float32 -> (N, H, W, 3) in [-1, 1]."""
         h, w = x.shape[1:3]
-        xp = pad_to_multiple(x, MULTIPLE)
-        feats = [mx.stop_gradient(f) for f in self.encoder.features_at(xp)]
-        return self.decode(xp, feats)[:, :h, :w, :]
+        x = pad_to_multiple(x, MULTIPLE)
+        feats = [mx.stop_gradient(f) for f in self.encoder.features_at(x)]
+        return self.decode(x, feats)[:, :h, :w, :]
 
-    def infer(self, x: mx.array) -> mx.array:
-        """``self(x)`` for inference (no gradients, not for ``mx.compile``).
-
-        On a multi-core CPU every block of the encoder and the decoder is split by channels
-        over two streams, with OpenBLAS at one thread: MLX's element-wise CPU kernels are
-        single-threaded, so one stream leaves a core idle. The encoder is evaluated before
-        the decoder runs. Only from ``STREAM_MIN_PIXELS`` up. Equal to ``self(x)`` to
-        float32 rounding (amplified to ~1e-4 by the decoder's InstanceNorms). Forward 512²
-        253 → 220 ms, 1152×864 1092 → 847 ms (``scripts/bench_interleaved.py``).
-        """
-        h, w = x.shape[1:3]
-        xp = pad_to_multiple(x, MULTIPLE)
-        streams = infer_streams()
-        if (
-            streams is None
-            or not getattr(self.encoder, "supports_streams", False)
-            or xp.shape[1] * xp.shape[2] < STREAM_MIN_PIXELS
-        ):
-            return self(x)
-        with _blas.blas_threads(1):
-            feats = self.encoder.features_at(xp, streams=streams)
-            mx.eval(feats)
-            y = self.decode(xp, feats, streams=streams)[:, :h, :w, :]
-            mx.eval(y)
-        return y
+    def decode(self, x: mx.array, feats: list[mx.array]) -> mx.array:
+        """The decoder: ``x`` the input padded to a multiple of 32, ``feats`` the encoder's
+        [C1, .., C5] of it -> (N, H, W, 3) in [-1, 1] at the padded size."""
+        c1, c2, c3, c4, c5 = feats
+        y = self.ups[0](self.bottleneck(c5))
+        for block, up, skip in zip(self.blocks, self.ups[1:], (c4, c3, c2, c1), strict=True):
+            y = up(block(mx.concatenate([y, skip], axis=-1)))
+        if self.config.input_skip:
+            y = mx.concatenate([y, x], axis=-1)
+        return mx.tanh(self.out(self.head(y)))
 
 
 def pad_to_multiple(x: mx.array, multiple: int = MULTIPLE) -> mx.array:

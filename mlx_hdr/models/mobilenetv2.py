@@ -14,13 +14,9 @@ import mlx.nn as nn
 
 from mlx_hdr.models.layers import (
     BatchNorm2d,
-    Conv2d,
     apply_layers,
     conv_norm_act,
-    depthwise_conv2d,
     make_divisible,
-    relu6,
-    stream_slices,
     tapped_features,
 )
 
@@ -65,7 +61,7 @@ class InvertedResidual(nn.Module):
             conv_norm_act(
                 hidden, hidden, 3, stride, groups=hidden, eps=BN_EPS, activation=nn.ReLU6
             ),
-            Conv2d(hidden, oup, 1, bias=False),
+            nn.Conv2d(hidden, oup, 1, bias=False),
             BatchNorm2d(oup, BN_EPS),
         ]
         self.conv = layers
@@ -74,36 +70,6 @@ class InvertedResidual(nn.Module):
         y = apply_layers(self.conv, x)
         return x + y if self.use_res_connect else y
 
-    def split_call(self, x: mx.array, streams: list) -> mx.array:
-        """``self(x)`` with the hidden channels split over ``streams`` (MLX runs each stream
-        on its own thread): every expanded channel's path (1×1 expand, BN, ReLU6, depthwise,
-        BN, ReLU6) is independent, and the projection sums the per-part GEMMs. Equal to
-        ``self(x)`` up to that sum's rounding."""
-        *expand, dw, proj, bn = self.conv
-        hidden = dw[0].weight.shape[0]
-        w_proj = proj.weight.reshape(proj.weight.shape[0], hidden)
-        parts = []
-        for s, a, b in stream_slices(hidden, streams):
-            with mx.stream(s):
-                parts.append(self._part(x, expand, dw, a, b) @ w_proj[:, a:b].T)
-        y = bn(sum(parts[1:], parts[0]))
-        return x + y if self.use_res_connect else y
-
-    @staticmethod
-    def _part(x: mx.array, expand: list, dw: list, a: int, b: int) -> mx.array:
-        """Hidden channels [a, b) after the depthwise stage's ReLU6."""
-        if expand:
-            conv, norm, _ = expand[0]
-            scale, shift = norm.scale_shift()
-            w = conv.weight.reshape(conv.weight.shape[0], -1)[a:b]
-            x = relu6((x @ w.T) * scale[a:b] + shift[a:b])
-        else:
-            x = x[..., a:b]
-        conv, norm, _ = dw
-        scale, shift = norm.scale_shift()
-        y = depthwise_conv2d(x, conv.weight[a:b], conv.stride[0], conv.padding[0])
-        return relu6(y * scale[a:b] + shift[a:b])
-
 
 class MobileNetV2(nn.Module):
     """torchvision-exact MobileNetV2.
@@ -111,8 +77,6 @@ class MobileNetV2(nn.Module):
     ``features_at(x)`` returns the C1..C5 maps (strides 2, 4, 8, 16, 32) with channels
     ``feature_channels`` ((16, 24, 32, 96, 1280) at width 1.0); ``__call__`` returns logits.
     """
-
-    supports_streams = True  # features_at(x, streams=...)
 
     def __init__(self, cfg: MobileNetV2Config | None = None):
         super().__init__()
@@ -142,21 +106,9 @@ class MobileNetV2(nn.Module):
         """Channels of the C1..C5 maps returned by :meth:`features_at`."""
         return tuple(self._channels)
 
-    def features_at(self, x: mx.array, streams: list | None = None) -> list[mx.array]:
-        """(N, H, W, 3) normalised input -> [C1, C2, C3, C4, C5] NHWC at strides 2..32.
-
-        With ``streams`` (two or more CPU streams), each inverted residual block runs its
-        channel parts in parallel (:meth:`InvertedResidual.split_call`); same result to
-        float32 rounding."""
-        if not streams:
-            return tapped_features(self.features, x, FEATURE_INDICES)
-
-        def run(layer, x):
-            if isinstance(layer, InvertedResidual):
-                return layer.split_call(x, streams)
-            return apply_layers([layer], x)
-
-        return tapped_features(self.features, x, FEATURE_INDICES, run)
+    def features_at(self, x: mx.array) -> list[mx.array]:
+        """(N, H, W, 3) normalised input -> [C1, C2, C3, C4, C5] NHWC at strides 2..32."""
+        return tapped_features(self.features, x, FEATURE_INDICES)
 
     def __call__(self, x: mx.array) -> mx.array:
         """(N, H, W, 3) normalised input -> (N, num_classes) logits."""

@@ -14,7 +14,6 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from mlx_hdr.models.layers import (
-    Conv2d,
     Hardsigmoid,
     apply_layers,
     conv_norm_act,
@@ -75,8 +74,8 @@ class SqueezeExcitation(nn.Module):
 
     def __init__(self, channels: int, squeeze_channels: int):
         super().__init__()
-        self.fc1 = Conv2d(channels, squeeze_channels, 1)
-        self.fc2 = Conv2d(squeeze_channels, channels, 1)
+        self.fc1 = nn.Conv2d(channels, squeeze_channels, 1)
+        self.fc2 = nn.Conv2d(squeeze_channels, channels, 1)
 
     def __call__(self, x: mx.array) -> mx.array:
         scale = self.fc2(nn.relu(self.fc1(x.mean(axis=(1, 2), keepdims=True))))

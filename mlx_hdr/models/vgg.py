@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import mlx.core as mx
 import mlx.nn as nn
 
-from mlx_hdr.models.layers import Conv2d
-
 # torchvision's configuration "D": output channels, "M" = 2x2 max-pool.
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 
@@ -45,7 +43,7 @@ class VGG16Features(nn.Module):
             if v == "M":
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
-                layers += [Conv2d(channels, v, 3, padding=1), nn.ReLU()]
+                layers += [nn.Conv2d(channels, v, 3, padding=1), nn.ReLU()]
                 channels = v
         self.features = layers
 

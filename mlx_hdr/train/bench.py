@@ -8,10 +8,6 @@ forward timings (compiled vs eager, MLX vs PyTorch) are in ``scripts/benchmark.p
 
 from __future__ import annotations
 
-# isort: off
-import mlx_hdr  # noqa: F401  (OpenBLAS preload before mlx.core)
-
-# isort: on
 import argparse
 
 import mlx.core as mx

@@ -10,7 +10,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map
 
-from mlx_hdr.models.layers import stream_slices
+from mlx_hdr.backend.streams import stream_slices
 from mlx_hdr.train.loss import hybrid_loss
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from mlx_hdr._blas import blas_threads
+from mlx_hdr import backend
 from mlx_hdr.atomic import write_text_atomic
 from mlx_hdr.calibrate import calibrate
 from mlx_hdr.color import clip_mask, ldr_to_input
@@ -59,7 +59,8 @@ class TrainResult:
 
 
 def build_model(cfg: TrainConfig, encoder=None) -> HybridAutoencoder:
-    """The hybrid model with the encoder's pretrained weights (``"random"``: none, for tests).
+    """The hybrid model with the encoder's pretrained weights (``"random"``: none, for tests),
+    accelerated for the CPU when it trains there.
 
     ``encoder``: a ready encoder module (custom or test stand-in) used as it is.
     """
@@ -75,7 +76,7 @@ def build_model(cfg: TrainConfig, encoder=None) -> HybridAutoencoder:
     elif cfg.model.target == "stops":
         zero_residual_init(model)
     mx.eval(model.parameters())
-    return model
+    return backend.accelerate(model)
 
 
 def zero_residual_init(model: HybridAutoencoder) -> None:
@@ -116,7 +117,7 @@ def build_lpips(cfg: TrainConfig):
     lin = cfg.lpips_lin or converted_path("lpips_vgg")
     lpips = LPIPS.from_pretrained(vgg, lin)
     lpips.freeze()
-    return lpips
+    return backend.accelerate(lpips)
 
 
 def prepare(batch: dict[str, np.ndarray], kind: str = "minmax_log1p") -> tuple:
@@ -406,7 +407,7 @@ def train(
         )
     if resume:
         trainer.resume()
-    with blas_threads(1) if cfg.use_streams > 1 else contextlib.nullcontext():
+    with backend.blas_threads(1) if cfg.use_streams > 1 else contextlib.nullcontext():
         return trainer.run()
 
 

@@ -11,11 +11,11 @@ GEMM that OpenBLAS runs on all cores:
 - product: 36 batched GEMMs (tiles, I) @ (I, O);
 - output: ``kron(A^T, A^T)`` (16×36) @ (36, tiles·O), then the 4×4 tiles are interleaved.
 
-On MLX's CPU backend this is 1.4-3.2x faster than :mod:`flatconv`'s direct shifted GEMMs
-for the wide convs of VGG-LPIPS (``scripts/bench_fastpaths.py``); the transforms are
-memory-bound, so for narrow convs (``I·O/(I+O)`` below ~40) the direct form wins.
-Rounding: the transforms' constants (up to 8 and 1/24) cost precision; the result is
-within ~2e-5 of the largest output magnitude in float32 (``tests/test_fastpaths.py``).
+On MLX's CPU backend this beats :mod:`flatconv`'s direct shifted GEMMs for wide convs
+(VGG-LPIPS, the decoder's deep stages); the transforms are memory-bound, so for narrow
+convs the direct form wins (:func:`winograd_pays`; ``scripts/bench_fastpaths.py`` measures
+both). Rounding: the transforms' constants (up to 8 and 1/24) cost precision; the result is
+within ~2e-5 of the largest output magnitude in float32 (``tests/test_backend_cpu.py``).
 
 Gradients (a custom VJP): the input gradient is this conv of the output gradient with the
 flipped, transposed kernel; the weight gradient is :func:`flatconv.weight_grad`'s direct
@@ -29,7 +29,7 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
-from mlx_hdr.models.flatconv import flip_kernel, weight_grad
+from mlx_hdr.backend.flatconv import flip_kernel, weight_grad
 
 M, T = 4, 6  # output tile, input tile
 # Lavin & Gray (2016), interpolation points 0, ±1, ±2, ∞
@@ -109,9 +109,9 @@ def _conv3x3_winograd_vjp(primals, cotangent, output):
 def winograd_pays(in_channels: int, out_channels: int, height: int, width: int) -> bool:
     """Whether F(4×4, 3×3) beats the direct shifted GEMMs on MLX's CPU backend.
 
-    GEMM work per pixel grows as I·O and transform traffic as I + O; measured crossover
-    (``scripts/bench_fastpaths.py``): 64→128 is 1.9x faster, 64→64 is even, 16→16 2x slower.
-    Below 8×8 the padding to whole 4×4 tiles wastes too much.
+    GEMM work per pixel grows as I·O and transform traffic as I + O, so it pays from a
+    threshold on ``I·O/(I+O)``, set where ``scripts/bench_fastpaths.py`` found the two even
+    (64→64). Below 8×8 the padding to whole 4×4 tiles wastes too much.
     """
     io = in_channels * out_channels / (in_channels + out_channels)
     return io >= 40 and min(height, width) >= 8

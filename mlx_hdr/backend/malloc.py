@@ -1,19 +1,17 @@
 """Keep freed memory in the process on Linux/glibc, so MLX's CPU ops stop page-faulting.
 
-MLX's CPU backend allocates every intermediate array with ``malloc`` and keeps at most
-32 MiB of freed buffers in its own cache (its default limit here). glibc serves large blocks
-(from 128 KiB, adaptively up to 32 MiB) with a fresh ``mmap`` and unmaps them on ``free``,
-and trims the heap top, so nearly every large intermediate costs page faults and kernel
-page zeroing: a 512² forward of the hybrid model took 537k minor faults and ~1.5x its
-compute time (``scripts/benchmark.py``, docs/BENCHMARKS.md). With ``mmap`` off for
+MLX's CPU backend allocates every intermediate array with ``malloc`` and keeps only a small
+cache of freed buffers itself. glibc serves large blocks (from 128 KiB, adaptively up to
+32 MiB) with a fresh ``mmap`` and unmaps them on ``free``, and trims the heap top, so nearly
+every large intermediate costs page faults and kernel page zeroing. With ``mmap`` off for
 ``malloc`` (``M_MMAP_MAX = 0``) and heap trimming off (``M_TRIM_THRESHOLD = -1``, which
 mallopt(3) documents as "disables trimming completely"), freed blocks are reused from the
-heap instead. (A 2 GiB threshold, the largest positive ``int``, still trimmed during a
-4 MP forward, whose peak is ~4 GB: 5.8 M page faults and 2.2x its time.)
+heap instead. (The largest positive threshold, 2 GiB, still trims during a 4 MP forward,
+whose peak is ~4 GB.)
 
 The trade: the process keeps its peak heap until it exits (resident memory stays near the
-peak working set), like MLX's own cache would with a higher limit (which was as fast but
-held ~2x the memory). Set ``MLX_HDR_MALLOC=0`` to keep glibc's defaults.
+peak working set). Process-wide, so only entry points call it (through
+``mlx_hdr.backend.setup``); ``MLX_HDR_MALLOC=0`` keeps glibc's defaults.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ GEMM per tap between the flat input slice and the output gradient laid out on th
 Wp-wide grid (junk columns zeroed).
 
 Shapes are NHWC; weights use MLX's layout (O, kH, kW, I). Tested equal to ``mx.conv2d``
-(forward and both gradients) in ``tests/test_fastpaths.py``.
+(forward and both gradients) in ``tests/test_backend_cpu.py``.
 """
 
 from __future__ import annotations

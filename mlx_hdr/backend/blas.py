@@ -1,10 +1,10 @@
-"""Use a fast BLAS for MLX's CPU backend when one is installed.
+"""Use a fast BLAS for MLX's CPU backend when one is installed (Linux).
 
-MLX's Linux CPU wheel links a bundled single-threaded reference BLAS (~6 GFLOP/s here).
-Its ``cblas_sgemm`` is resolved dynamically, so loading Debian's OpenBLAS with
-``RTLD_GLOBAL`` *before* ``mlx.core`` is imported makes MLX use OpenBLAS instead
-(~240 GFLOP/s on 2 cores). Set ``MLX_HDR_OPENBLAS=0`` to opt out, or to a path to use
-another library.
+MLX's Linux CPU wheel links a bundled single-threaded reference BLAS. Its ``cblas_sgemm`` is
+resolved dynamically, so loading Debian's OpenBLAS with ``RTLD_GLOBAL`` *before* ``mlx.core``
+is imported makes MLX use OpenBLAS (multi-threaded, vectorised) instead. Process-wide, so
+only entry points call it (through ``mlx_hdr.backend.setup``). ``MLX_HDR_OPENBLAS=0`` opts
+out; a path uses that library instead of the candidates below.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def preload_openblas() -> str | None:
     """Load OpenBLAS globally on Linux if present; return its path or None.
 
     Does nothing on macOS (MLX uses Accelerate/Metal there) or once ``mlx.core`` is
-    already imported (too late for symbol resolution).
+    already imported (too late for symbol resolution: warns when OpenBLAS is installed).
     """
     global loaded
     setting = os.environ.get("MLX_HDR_OPENBLAS", "1")
@@ -41,8 +41,8 @@ def preload_openblas() -> str | None:
             import warnings
 
             warnings.warn(
-                "mlx.core was imported before mlx_hdr, so MLX keeps its slow bundled BLAS: "
-                "import mlx_hdr first (or set MLX_HDR_OPENBLAS=0 to silence this)",
+                "mlx.core was imported before mlx_hdr.backend.setup(), so MLX keeps its slow "
+                "bundled BLAS: call setup() first (or set MLX_HDR_OPENBLAS=0 to silence this)",
                 stacklevel=3,
             )
         return loaded
@@ -69,9 +69,8 @@ def _openblas():
 def blas_threads(n: int):
     """Run the block with the preloaded OpenBLAS limited to ``n`` threads (no-op without it).
 
-    Used while an eager training step is split over CPU streams: the streams already keep
-    the cores busy, and two multi-threaded GEMMs at once oversubscribe them (measured:
-    256²×4 step 5.2 s with 2 BLAS threads per stream, 4.5 s with 1, docs/BENCHMARKS.md).
+    Used while work is split over CPU streams: the streams already keep the cores busy, and
+    two multi-threaded GEMMs at once oversubscribe them.
     """
     lib = _openblas()
     if lib is None:
