@@ -292,3 +292,16 @@ def test_stops_model_starts_at_the_identity(tmp_path):
     out = np.array(model(mx.array(ldr_to_input(ldr))))[0]
     hdr = calibrate(ldr[0], out, blend=False, kind="stops")
     np.testing.assert_allclose(hdr, srgb_to_linear(ldr[0]), rtol=1e-4, atol=1e-5)
+
+
+def test_simulator_settings_reach_the_pool_and_are_checked(tmp_path):
+    from mlx_hdr.train.pool import pool_source
+
+    pool = ROOT.parent / "shared" / "data" / "hdr-pool"
+    if not pool.is_dir():
+        pytest.skip("needs ../shared/data/hdr-pool")
+    cfg = tiny_cfg(tmp_path, data=str(pool), sim={"metering_prob": 0.7})
+    batches = pool_source(cfg)
+    assert batches.train.sim.metering_prob == batches.val.sim.metering_prob == 0.7
+    with pytest.raises(ValueError, match="unknown simulator settings: bogus"):
+        tiny_cfg(tmp_path, sim={"bogus": 1})

@@ -41,6 +41,7 @@ class TrainConfig:
     steps_per_epoch: int = 100
     crop: int = 224
     highlight_views: float = 0.0  # share of training views aimed at a scene's brightest pixels
+    sim: dict = field(default_factory=dict)  # camera simulator settings (data.simulate.SimConfig)
     val_size: int = 8  # fixed validation pairs
     val_crop: int = 224
     seed: int = 0
@@ -59,6 +60,7 @@ class TrainConfig:
         if isinstance(self.model, dict):
             self.model = HybridConfig(**self.model)
         self._check_numbers()
+        self.sim_config()  # unknown or bad simulator settings fail here, not mid-run
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if not 0.0 <= self.highlight_views <= 1.0:
@@ -83,6 +85,19 @@ class TrainConfig:
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool)
                 if not ok or not math.isfinite(value):
                     raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+
+    def sim_config(self):
+        """The camera simulator's :class:`~mlx_hdr.data.simulate.SimConfig` with ``sim``'s
+        settings; ``ValueError`` naming an unknown setting."""
+        from mlx_hdr.data.simulate import SimConfig
+
+        if not isinstance(self.sim, dict):
+            raise ValueError(f"sim must be an object of simulator settings, got {self.sim!r}")
+        known = {f.name for f in fields(SimConfig)}
+        unknown = sorted(set(self.sim) - known)
+        if unknown:
+            raise ValueError(f"unknown simulator settings: {', '.join(unknown)}")
+        return SimConfig(**self.sim)
 
     @property
     def use_compile(self) -> bool:

@@ -54,17 +54,17 @@ class SourceBatches:
 HOLDOUT = 9  # every 9th pool image is validation
 
 
-def heldout_views(pool, n: int, size: int = 384, seed: int = 123) -> list:
+def heldout_views(pool, n: int, size: int = 384, seed: int = 123, sim=None) -> list:
     """``n`` fixed simulated (ldr, hdr) photos of the pool's validation images.
 
     The model-selection set of ``scripts/validate_model.py``: the images ``mlx-hdr train``
-    holds out, through the camera simulator with a fixed seed.
+    holds out, through the camera simulator (``sim``: a ``SimConfig``) with a fixed seed.
     """
     from mlx_hdr.data.loader import PoolSource
 
     pools = [pool] if isinstance(pool, (str, Path)) else list(pool)
     _, val = split(pool_pairs(pools), HOLDOUT)
-    source = PoolSource(val, size=size)
+    source = PoolSource(val, size=size, sim=sim)
     return [source.sample(i, sample_rng(seed, 0, i)) for i in range(n)]
 
 
@@ -82,7 +82,11 @@ def _pool_sources(pairs: list, cfg, holdout: int):
 
     train, val = split(pairs, holdout)
     view = ViewConfig(highlight_views=cfg.highlight_views)  # validation keeps uniform views
-    return PoolSource(train, size=cfg.crop, view=view), PoolSource(val, size=cfg.val_crop)
+    sim = cfg.sim_config()
+    return (
+        PoolSource(train, size=cfg.crop, sim=sim, view=view),
+        PoolSource(val, size=cfg.val_crop, sim=sim),
+    )
 
 
 def _pair_sources(manifest, cfg, holdout: int):
