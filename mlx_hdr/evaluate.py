@@ -24,7 +24,7 @@ from mlx_hdr.atomic import write_text_atomic
 from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.errors import HDRError, InputError, WeightsError
-from mlx_hdr.image_io import read_hdr, read_ldr, write_ldr
+from mlx_hdr.image_io import MAX_PIXELS, read_hdr, read_ldr, write_ldr
 from mlx_hdr.inference import Net, predict_hdr, record_failure
 from mlx_hdr.methods import METHODS, default_methods
 from mlx_hdr.metrics import align_scale, hdr_metrics, well_exposed_mask
@@ -112,9 +112,13 @@ def _csv_text(rows: list[dict]) -> str:
 
 
 def _eval_case(
-    pair, methods: list[str], net: Net | None, blend: bool = True
+    pair, methods: list[str], net: Net | None, blend: bool = True, max_pixels: int = MAX_PIXELS
 ) -> tuple[list[dict], np.ndarray]:
-    ldr, gt = read_ldr(pair.ldr_path), read_hdr(pair.hdr_path)
+    ldr, gt = read_ldr(pair.ldr_path, max_pixels), read_hdr(pair.hdr_path, max_pixels)
+    if not gt.any():
+        raise InputError(
+            "ground truth is black (every pixel 0): no metric means anything", pair.hdr_path
+        )
     if ldr.shape != gt.shape:
         raise InputError(
             f"input {ldr.shape[1]}x{ldr.shape[0]} but ground truth {gt.shape[1]}x{gt.shape[0]}",
@@ -164,6 +168,7 @@ def evaluate(
     on_error: Callable[[str, str], None] | None = None,
     progress: bool = True,
     blend: bool = True,
+    max_pixels: int = MAX_PIXELS,
 ) -> EvalReport:
     """Run ``methods`` on every paired case of ``dataset`` and write the report into ``out``.
 
@@ -176,6 +181,7 @@ def evaluate(
         on_error: called with ``(case, problem)`` for each case that could not be evaluated,
             and with ``(file, problem)`` for each input or ground truth without a partner.
         blend: for the model, keep the input where it is not clipped (``predict --blend``).
+        max_pixels: larger inputs and ground truths are refused (decompression bombs).
     """
     methods = _check_methods(methods, net)
     found = scan_dataset(dataset)
@@ -189,12 +195,15 @@ def evaluate(
         record_failure(report, on_error, str(path), "no input/ground-truth partner; skipped")
     for pair in tqdm(pairs, desc="evaluate", unit="case", disable=not progress):
         try:
-            rows, sheet = _eval_case(pair, methods, net, blend)
+            rows, sheet = _eval_case(pair, methods, net, blend, max_pixels)
         except HDRError as exc:
             record_failure(report, on_error, pair.name, str(exc))
             continue
         report.rows += rows
-        report.files.append(write_ldr(out / "sheets" / f"{pair.name}.png", sheet))
+        try:  # a sheet that cannot be written (a full disk) loses the sheet, not the metrics
+            report.files.append(write_ldr(out / "sheets" / f"{pair.name}.png", sheet))
+        except HDRError as exc:
+            record_failure(report, on_error, pair.name, str(exc))
     return _write_report(report, out, methods, str(dataset))
 
 
