@@ -46,3 +46,19 @@ def test_exit_codes_tell_usage_errors_from_failed_files(tmp_path):
     assert usage.returncode == EXIT_USAGE == 2 and "No such option" in usage.stderr
     stopped = cli("predict", *missing, "--model", str(tmp_path / "none.safetensors"))
     assert stopped.returncode == EXIT_ERROR == 1 and stopped.stderr.startswith("error: ")
+
+
+def test_train_help_shows_the_defaults():
+    # every option defaults to None ("keep the recipe's value"), so help showed no default
+    proc = cli("train", "--help")
+    text = " ".join(proc.stdout.split())
+    for shown in [
+        "--batch-size <int> global batch [default: (16)]",
+        "--epochs <int> [default: (100)]",
+        "--crop <int> training crop size (px) [default: (224)]",
+        "--lpips-weight <float> 0 skips VGG [default: (3.0)]",
+        "--data <str> HDR pool folder or manifest [default: (none: required)]",
+        "--encoder <str> [default: (mobilenet_v2)]",
+        "--overwrite / --no-overwrite replace the run in RUN_DIR",
+    ]:
+        assert shown in text, shown

@@ -22,7 +22,7 @@ class TrainConfig:
     """Everything a training run needs; saved in every checkpoint."""
 
     run_dir: str = "runs/default"
-    data: str | list = "../shared/data/hdr-pool"  # HDR pool folder(s), or a manifest of pairs
+    data: str | list | None = None  # HDR pool folder(s), or a manifest; required for a pool
     model: HybridConfig = field(default_factory=HybridConfig)
     encoder_weights: str | None = None  # None: the converted file in the user cache
     init_model: str | None = None  # a saved model to start from (a previous phase's)
