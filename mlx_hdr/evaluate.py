@@ -26,6 +26,7 @@ from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.errors import HDRError, InputError, WeightsError
 from mlx_hdr.image_io import MAX_PIXELS, read_hdr, read_ldr, write_ldr
 from mlx_hdr.inference import Net, predict_hdr, record_failure
+from mlx_hdr.labels import draw_label
 from mlx_hdr.methods import METHODS, default_methods
 from mlx_hdr.metrics import align_scale, hdr_metrics, well_exposed_mask
 from mlx_hdr.tonemap import reinhard_simple
@@ -58,12 +59,7 @@ def labelled_panel(img01: np.ndarray, label: str) -> np.ndarray:
     size = (max(1, round(w * SHEET_HEIGHT / h)), SHEET_HEIGHT)
     panel = cv2.resize(img01, size, interpolation=cv2.INTER_AREA)
     panel = np.ascontiguousarray((np.clip(panel, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    # a black outline from offset copies: a thicker stroke would also widen the glyph advance
-    # and misalign it with the white text
-    for dx, dy in ((-1, -1), (-1, 1), (1, -1), (1, 1)):
-        cv2.putText(panel, label, (6 + dx, 20 + dy), font, 0.55, (0, 0, 0), 1)
-    cv2.putText(panel, label, (6, 20), font, 0.55, (255, 255, 255), 1)
+    draw_label(panel, label)
     return panel.astype(np.float32) / 255.0
 
 
