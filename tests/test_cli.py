@@ -62,3 +62,13 @@ def test_train_help_shows_the_defaults():
         "--overwrite / --no-overwrite replace the run in RUN_DIR",
     ]:
         assert shown in text, shown
+
+
+@pytest.mark.parametrize(
+    "args,name", [(["--max-value", "nan"], "--max-value"), (["--workers", "0"], "--workers")]
+)
+def test_data_index_numbers_are_checked_up_front(tmp_path, args, name):
+    # nan kept every pair, -1 dropped them all, both with exit code 0
+    proc = cli("data", "index", str(tmp_path), "-o", str(tmp_path / "m.jsonl"), *args)
+    assert proc.returncode == 2 and name in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "m.jsonl").exists()

@@ -138,6 +138,9 @@ def test_bad_options_are_one_line_errors(tmp_path):
         (["--steps-per-epoch", "0"], "steps_per_epoch must be an integer >= 1, got 0"),
         (["--batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
         (["--lr", "nan"], "lr must be a finite number, got nan"),
+        # a huge crop ran out of memory with a traceback; a negative loss weight trained away
+        (["--crop", "100000"], "crop must be an integer >= 1 and <= 4096, got 100000"),
+        (["--alpha-weight", "-5"], "alpha_weight must be >= 0, got -5.0"),
         (["--encoder", "bogus"], "unknown encoder 'bogus'"),
         (["--config", str(tmp_path / "list.json")], "not a JSON object of options"),
         (["--config", str(tmp_path / "model.json")], "model must be an object, got 'x'"),
