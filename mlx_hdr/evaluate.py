@@ -196,11 +196,17 @@ def evaluate(
             record_failure(report, on_error, pair.name, str(exc))
             continue
         report.rows += rows
-        try:  # a sheet that cannot be written (a full disk) loses the sheet, not the metrics
-            report.files.append(write_ldr(out / "sheets" / f"{pair.name}.png", sheet))
-        except HDRError as exc:
-            record_failure(report, on_error, pair.name, str(exc))
+        _write_sheet(report, on_error, out / "sheets" / f"{pair.name}.png", pair.name, sheet)
     return _write_report(report, out, methods, str(dataset))
+
+
+def _write_sheet(report: EvalReport, on_error, path: Path, case: str, sheet) -> None:
+    """Write a contact sheet; one that cannot be written (a full disk) is a failure of
+    ``case`` that loses the sheet, not the metrics."""
+    try:
+        report.files.append(write_ldr(path, sheet))
+    except HDRError as exc:
+        record_failure(report, on_error, case, str(exc))
 
 
 def _write_report(report: EvalReport, out: Path, methods: list[str], title: str) -> EvalReport:
