@@ -20,7 +20,6 @@ many at 2-4 MP.
 
 from __future__ import annotations
 
-import glob
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,8 +34,9 @@ from tqdm import tqdm
 from mlx_hdr import backend
 from mlx_hdr.calibrate import blend_with_input, calibrate
 from mlx_hdr.color import ldr_to_input, row_slices, srgb_to_linear
-from mlx_hdr.errors import HDRError, InputError, os_error_line
-from mlx_hdr.image_io import HDR_SUFFIXES, LDR_SUFFIXES, read_ldr, write_hdr, write_ldr
+from mlx_hdr.errors import HDRError, os_error_line
+from mlx_hdr.image_io import MAX_PIXELS, read_ldr, write_hdr, write_ldr
+from mlx_hdr.outputs import Plan, plan_outputs
 from mlx_hdr.targets import target_kind
 from mlx_hdr.tonemap import tonemap
 
@@ -163,10 +163,6 @@ def predict_hdr(
 # ---------------------------------------------------------------- files
 
 
-GLOB_CHARS = set("*?[")
-PREVIEW_SUFFIX = "_preview.png"
-
-
 @dataclass
 class PredictOptions:
     """Everything ``mlx-hdr predict`` can set besides inputs, outputs and the network."""
@@ -181,6 +177,7 @@ class PredictOptions:
     exposure_ev: float = 0.0
     max_size: int | None = None
     work_pixels: int = WORK_PIXELS
+    max_pixels: int = MAX_PIXELS  # larger inputs are refused (decompression bombs)
 
 
 @dataclass
@@ -191,64 +188,10 @@ class PredictReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files, folders (their JPEG/PNG/TIFF files, sorted, skipping our previews) and globs.
-
-    Returns ``(paths, missing)``, ``missing`` as ``(input, problem)`` pairs.
-    """
-    paths, missing = [], []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = [
-                q
-                for q in sorted(p.iterdir())
-                if q.is_file()
-                and q.suffix.lower() in LDR_SUFFIXES
-                and not q.name.endswith(PREVIEW_SUFFIX)
-            ]
-            paths += found
-            if not found:
-                missing.append((item, "folder has no JPEG/PNG/TIFF images"))
-        elif p.exists() or not GLOB_CHARS & set(item):
-            paths.append(p)  # a missing file fails later with read_ldr's message
-        else:
-            matched = sorted(Path(q) for q in glob.glob(item, recursive=True))
-            paths += [q for q in matched if q.is_file()]
-            if not matched:
-                missing.append((item, "no files match this pattern"))
-    unique = {p.resolve(): p for p in reversed(paths)}  # an input named twice runs once
-    return [p for p in paths if unique.get(p.resolve()) is p], missing
-
-
-def output_stems(paths: list[Path]) -> list[str]:
-    """Output name per input: its stem, or ``<folder>_<stem>`` when stems repeat."""
-    stems = [p.stem for p in paths]
-    return [f"{p.parent.name}_{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
-
-
-def output_paths(stem: str, out: Path, single: bool, opts: PredictOptions) -> list[Path]:
-    """The files to write for one input: [hdr?, preview?].
-
-    ``out`` is a folder (``OUT/<stem>.<fmt>`` and ``OUT/<stem>_preview.png``) unless a single
-    input names a file: ``-o x.exr`` writes x.exr (+ x_preview.png), ``-o x.png`` with
-    ``preview_only`` writes x.png.
-    """
-    if single and out.suffix.lower() in (*HDR_SUFFIXES, ".png") and not out.is_dir():
-        if out.suffix.lower() == ".png":
-            return [out]
-        hdr, preview = out, out.with_name(out.stem + PREVIEW_SUFFIX)
-    else:
-        hdr = out / f"{stem}.{opts.fmt}"
-        preview = out / f"{stem}{PREVIEW_SUFFIX}"
-    if opts.preview_only:
-        return [preview]
-    return [hdr, preview] if opts.preview else [hdr]
-
-
-def load_input(path: Path, max_size: int | None) -> np.ndarray:
-    """read_ldr, then an area downscale so the longer side is at most ``max_size``."""
-    ldr = read_ldr(path)
+def load_input(path: Path, max_size: int | None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """read_ldr (at most ``max_pixels``), then an area downscale so the longer side is at
+    most ``max_size``."""
+    ldr = read_ldr(path, max_pixels)
     h, w = ldr.shape[:2]
     if max_size and max(h, w) > max_size:
         s = max_size / max(h, w)
@@ -259,7 +202,7 @@ def load_input(path: Path, max_size: int | None) -> np.ndarray:
 
 def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOptions) -> list[Path]:
     """Predict one image and write ``dests`` (HDR by extension, ``.png`` = preview)."""
-    ldr = load_input(src, opts.max_size)
+    ldr = load_input(src, opts.max_size, opts.max_pixels)
     hdr = predict_hdr(ldr, net, opts.method, opts.blend, opts.work_pixels)
     for dest in dests:
         if dest.suffix.lower() == ".png":
@@ -267,16 +210,6 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
         else:
             write_hdr(dest, hdr, dtype=opts.dtype)
     return dests
-
-
-def _clash(dests: list[Path], claimed: dict[Path, Path], sources: set[Path]) -> str | None:
-    """Why ``dests`` must not be written (an input file, another input's output), or None."""
-    for dest in dests:
-        if dest.resolve() in sources:
-            return f"output {dest} would overwrite an input; choose another -o"
-        if dest in claimed:
-            return f"output name collides with {claimed[dest]}; rename one"
-    return None
 
 
 def record_failure(
@@ -298,29 +231,30 @@ def predict_files(
 ) -> PredictReport:
     """Predict every input (files, folders, globs) into ``out``; failing files are skipped.
 
+    :func:`~mlx_hdr.outputs.plan_outputs` then :func:`run_plan`: ``UsageError`` before any
+    work for outputs that cannot be written.
+    """
+    return run_plan(plan_outputs(inputs, out, opts), net, opts, on_error, progress)
+
+
+def run_plan(
+    plan: Plan,
+    net: Net | None,
+    opts: PredictOptions,
+    on_error: Callable[[str, str], None] | None = None,
+    progress: bool = True,
+) -> PredictReport:
+    """Predict each of ``plan``'s inputs into its files; a failing file is reported and
+    skipped.
+
     ``on_error(path, problem)`` is called for each failure as it happens. Each HDR and preview is
-    written atomically, so a failure never leaves a partial file.
+    written atomically, so a failure (a full disk included) never leaves a partial file.
     """
     report = PredictReport()
     fail = partial(record_failure, report, on_error)
-    if out.suffix.lower() in set(LDR_SUFFIXES) - {".png"} and not out.is_dir():
-        raise InputError("cannot write this type: name a folder or a .hdr/.exr/.pfm/.png file", out)
-    paths, missing = expand_inputs(inputs)
-    for item, problem in missing:
+    for item, problem in plan.missing:
         fail(item, problem)
-    single = len(paths) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir()
-    sources = {p.resolve() for p in paths}
-    claimed: dict[Path, Path] = {}
-    stems = output_stems(paths)
-    for src, stem in tqdm(
-        list(zip(paths, stems, strict=True)), desc="predict", unit="img", disable=not progress
-    ):
-        dests = output_paths(stem, out, single, opts)
-        clash = _clash(dests, claimed, sources)
-        if clash:
-            fail(str(src), clash)
-            continue
-        claimed.update(dict.fromkeys(dests, src))
+    for src, dests in tqdm(plan.jobs, desc="predict", unit="img", disable=not progress):
         problem = _predict_one(src, dests, net, opts, report)
         if problem:
             fail(str(src), problem)
@@ -336,6 +270,6 @@ def _predict_one(
         report.written.append((src, predict_file(src, dests, net, opts)))
     except HDRError as exc:
         return str(exc).removeprefix(f"{src}: ")
-    except OSError as exc:  # the output side: e.g. -o names a file or a read-only place
+    except OSError as exc:  # the output side: e.g. a folder that cannot be created
         return os_error_line(exc)
     return None

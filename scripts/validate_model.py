@@ -35,6 +35,7 @@ from mlx_hdr import backend
 backend.setup()
 # isort: split
 from mlx_hdr.color import linear_to_srgb, rgb_to_luminance, srgb_to_linear
+from mlx_hdr.data.simulate import SimConfig
 from mlx_hdr.evaluate import labelled_panel
 from mlx_hdr.image_io import read_hdr, read_ldr, write_ldr
 from mlx_hdr.inference import predict_hdr
@@ -161,6 +162,7 @@ def main() -> None:
     ap.add_argument("--expandnet", help="ExpandNet weights.pth (adds the expandnet2018 peer)")
     ap.add_argument("-n", type=int, default=24, help="simulated views of the held-out images")
     ap.add_argument("--size", type=int, default=384, help="simulated view size, px")
+    ap.add_argument("--metering", type=float, default=0.5, help="share of metered views")
     ap.add_argument("--long-side", type=int, default=1024, help="bracket frames resized to")
     ap.add_argument("--sheets", type=Path, help="write -2 EV contact sheets of clipped regions")
     ap.add_argument("--max-sheets", type=int, default=8, help="sheets per set")
@@ -171,7 +173,9 @@ def main() -> None:
         peers.append("expandnet2018")
     sets = {}
     if args.pool:
-        sets["held-out pool views"] = heldout_views(args.pool, args.n, args.size)
+        sets["held-out pool views"] = heldout_views(
+            args.pool, args.n, args.size, sim=SimConfig(metering_prob=args.metering)
+        )
     for folder in map(Path, args.brackets):
         sets[f"real brackets: {folder.name}"] = bracket_cases(folder, args.long_side)
     methods = runners(args.model, peers)
