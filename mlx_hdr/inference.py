@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import glob
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,12 +33,15 @@ import mlx.core as mx
 import numpy as np
 from tqdm import tqdm
 
+from mlx_hdr.avif import write_avif
 from mlx_hdr.calibrate import blend_with_input, calibrate
 from mlx_hdr.color import ldr_to_input, row_slices, srgb_to_linear
 from mlx_hdr.errors import HDRError, InputError, os_error_line
 from mlx_hdr.image_io import HDR_SUFFIXES, LDR_SUFFIXES, read_ldr, write_hdr, write_ldr
+from mlx_hdr.photo_meta import existing_gain_map, read_exif
 from mlx_hdr.targets import target_kind
 from mlx_hdr.tonemap import tonemap
+from mlx_hdr.uhdr import UHDR_SUFFIX, UhdrOptions, write_uhdr
 
 MULTIPLE = 32
 WORK_PIXELS = 1_000_000  # the scale the model was validated at (eval-public: <= 1.1 MP)
@@ -165,6 +169,9 @@ def predict_hdr(
 
 GLOB_CHARS = set("*?[")
 PREVIEW_SUFFIX = "_preview.png"
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+HDR_OUTPUTS = (*HDR_SUFFIXES, ".avif")  # files that hold the HDR rendition alone
+FORMATS = {"hdr": ".hdr", "exr": ".exr", "pfm": ".pfm", "avif": ".avif", "uhdr": UHDR_SUFFIX}
 
 
 @dataclass
@@ -173,14 +180,16 @@ class PredictOptions:
 
     method: str = "model"
     blend: bool = True
-    fmt: str = "hdr"  # hdr | exr (| pfm); overridden by an explicit output file's extension
+    formats: tuple[str, ...] = ("hdr",)  # FORMATS' keys; an output file's extension overrides
     dtype: str = "half"  # half | float (EXR)
-    preview: bool = True
+    preview: bool | None = None  # None: with an HDR file, not beside a gain-map JPEG alone
     preview_only: bool = False
     tonemap: str = "reinhard"
     exposure_ev: float = 0.0
     max_size: int | None = None
     work_pixels: int = WORK_PIXELS
+    uhdr: UhdrOptions = field(default_factory=UhdrOptions)
+    skip_hdr_inputs: bool = False  # skip photos that carry an HDR gain map already
 
 
 @dataclass
@@ -192,7 +201,8 @@ class PredictReport:
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files, folders (their JPEG/PNG/TIFF files, sorted, skipping our previews) and globs.
+    """Files, folders (their JPEG/PNG/TIFF/HEIC files, sorted, skipping our previews and
+    gain-map JPEGs) and globs.
 
     Returns ``(paths, missing)``, ``missing`` as ``(input, problem)`` pairs.
     """
@@ -205,11 +215,11 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
                 for q in sorted(p.iterdir())
                 if q.is_file()
                 and q.suffix.lower() in LDR_SUFFIXES
-                and not q.name.endswith(PREVIEW_SUFFIX)
+                and not q.name.endswith((PREVIEW_SUFFIX, UHDR_SUFFIX))
             ]
             paths += found
             if not found:
-                missing.append((item, "folder has no JPEG/PNG/TIFF images"))
+                missing.append((item, "folder has no JPEG/PNG/TIFF/HEIC images"))
         elif p.exists() or not GLOB_CHARS & set(item):
             paths.append(p)  # a missing file fails later with read_ldr's message
         else:
@@ -228,22 +238,28 @@ def output_stems(paths: list[Path]) -> list[str]:
 
 
 def output_paths(stem: str, out: Path, single: bool, opts: PredictOptions) -> list[Path]:
-    """The files to write for one input: [hdr?, preview?].
+    """The files to write for one input: [one per format..., preview?].
 
-    ``out`` is a folder (``OUT/<stem>.<fmt>`` and ``OUT/<stem>_preview.png``) unless a single
-    input names a file: ``-o x.exr`` writes x.exr (+ x_preview.png), ``-o x.png`` with
-    ``preview_only`` writes x.png.
+    ``out`` is a folder (``OUT/<stem>.hdr`` and the like, ``OUT/<stem>_uhdr.jpg`` for the
+    gain-map JPEG, ``OUT/<stem>_preview.png``) unless a single input names a file:
+    ``-o x.exr`` (or .avif) writes x.exr (+ x_preview.png), ``-o x.jpg`` the gain-map JPEG x.jpg,
+    ``-o x.png`` the preview x.png. The preview comes with an HDR file unless ``opts.preview``
+    says otherwise.
     """
-    if single and out.suffix.lower() in (*HDR_SUFFIXES, ".png") and not out.is_dir():
-        if out.suffix.lower() == ".png":
+    suffix = out.suffix.lower()
+    if single and suffix in (*HDR_OUTPUTS, *JPEG_SUFFIXES, ".png") and not out.is_dir():
+        if suffix == ".png":
             return [out]
-        hdr, preview = out, out.with_name(out.stem + PREVIEW_SUFFIX)
+        main, preview = [out], out.with_name(out.stem + PREVIEW_SUFFIX)
     else:
-        hdr = out / f"{stem}.{opts.fmt}"
+        main = [out / f"{stem}{FORMATS[fmt]}" for fmt in opts.formats]
         preview = out / f"{stem}{PREVIEW_SUFFIX}"
     if opts.preview_only:
         return [preview]
-    return [hdr, preview] if opts.preview else [hdr]
+    wanted = opts.preview
+    if wanted is None:
+        wanted = any(p.suffix.lower() in HDR_OUTPUTS for p in main)
+    return [*main, preview] if wanted else main
 
 
 def load_input(path: Path, max_size: int | None) -> np.ndarray:
@@ -257,16 +273,49 @@ def load_input(path: Path, max_size: int | None) -> np.ndarray:
     return ldr
 
 
+def skip_hdr_input(src: Path, skip: bool) -> bool:
+    """Say (one warning) when ``src`` carries an HDR gain map already; True to skip it."""
+    kind = existing_gain_map(src)
+    if kind is None:
+        return False
+    what = f"{src}: already HDR on screens that show {kind}"
+    action = "skipped (--skip-hdr-inputs)" if skip else "reconstructing anyway"
+    warnings.warn(f"{what}; {action}", stacklevel=2)
+    return skip
+
+
 def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOptions) -> list[Path]:
-    """Predict one image and write ``dests`` (HDR by extension, ``.png`` = preview)."""
+    """Predict one image and write ``dests`` by extension: ``.png`` the preview, ``.jpg`` the
+    gain-map JPEG, ``.avif`` the PQ AVIF, else the HDR file. Nothing is written for a skipped
+    HDR input."""
+    if skip_hdr_input(src, opts.skip_hdr_inputs):
+        return []
     ldr = load_input(src, opts.max_size)
     hdr = predict_hdr(ldr, net, opts.method, opts.blend, opts.work_pixels)
     for dest in dests:
-        if dest.suffix.lower() == ".png":
+        suffix = dest.suffix.lower()
+        if suffix == ".png":
             write_ldr(dest, tonemap(hdr, opts.tonemap, opts.exposure_ev))
+        elif suffix in JPEG_SUFFIXES:
+            write_uhdr(dest, ldr, hdr, read_exif(src), opts.uhdr)
+        elif suffix == ".avif":
+            write_avif(dest, hdr)
         else:
             write_hdr(dest, hdr, dtype=opts.dtype)
     return dests
+
+
+def check_output(out: Path, single: bool) -> None:
+    """Refuse an ``-o`` that names an image type we do not write (``InputError``): a JPEG is
+    the gain-map JPEG of a single input, PNG the preview; TIFF and HEIC are never written."""
+    suffix = out.suffix.lower()
+    if suffix not in LDR_SUFFIXES or suffix == ".png" or out.is_dir():
+        return
+    if not (single and suffix in JPEG_SUFFIXES):
+        kinds = ".hdr/.exr/.pfm/.avif/.png/.jpg"
+        raise InputError(
+            f"cannot write this type: name a folder, or for one input a {kinds} file", out
+        )
 
 
 def _clash(dests: list[Path], claimed: dict[Path, Path], sources: set[Path]) -> str | None:
@@ -303,12 +352,11 @@ def predict_files(
     """
     report = PredictReport()
     fail = partial(record_failure, report, on_error)
-    if out.suffix.lower() in set(LDR_SUFFIXES) - {".png"} and not out.is_dir():
-        raise InputError("cannot write this type: name a folder or a .hdr/.exr/.pfm/.png file", out)
     paths, missing = expand_inputs(inputs)
+    single = len(paths) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir()
+    check_output(out, single)
     for item, problem in missing:
         fail(item, problem)
-    single = len(paths) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir()
     sources = {p.resolve() for p in paths}
     claimed: dict[Path, Path] = {}
     stems = output_stems(paths)

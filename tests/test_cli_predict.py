@@ -197,11 +197,24 @@ def test_model_resolution_errors(cli, monkeypatch, photos, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_jpeg_output_name_is_refused_and_repeated_inputs_run_once(cli, photos, tmp_path):
-    # `-o out.jpg` used to create a folder called out.jpg; a repeated input "collided"
+def test_image_output_names_and_repeated_inputs_run_once(cli, photos, tmp_path):
+    # `-o out.jpg` used to create a folder called out.jpg; now one input gets its gain-map JPEG
+    # there, several inputs (and TIFF/HEIC names) are refused; a repeated input "collided"
     target = tmp_path / "out.jpg"
-    code, _, err = cli("predict", photos / "a.jpg", "-o", target)
-    assert code == 1 and err.startswith(f"error: {target}: cannot write") and not target.exists()
+    for args in (
+        [photos / "a.jpg", photos / "b.jpg"],
+        [photos / "a.jpg", "-o", tmp_path / "x.tif"],
+        [photos / "a.jpg", "-o", tmp_path / "x.heic"],
+    ):
+        args = args if "-o" in args else [*args, "-o", target]
+        code, _, err = cli("predict", *args, "--method", "kovaleski2014")
+        assert code == 1 and err.startswith(f"error: {args[-1]}: cannot write") and "\n" == err[-1]
+        assert list(tmp_path.iterdir()) == []
+    args = ("predict", photos / "a.jpg", "-o", target, "--method", "kovaleski2014")
+    code, _, err = cli(*args)
+    assert code == 0 and [p.name for p in tmp_path.iterdir()] == ["out.jpg"]
+    assert read_ldr(target).shape == (40, 56, 3)
+    target.unlink()
     a = photos / "a.jpg"
     code, out, err = cli(
         "predict",

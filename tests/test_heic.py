@@ -17,6 +17,7 @@ from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.heic import gain_map_kind
 from mlx_hdr.image_io import read_ldr
+from mlx_hdr.photo_meta import existing_gain_map, read_exif
 
 EXACT = {"quality": -1, "chroma": 444, "matrix_coefficients": 0}  # lossless RGB HEIC
 P3_NCLX = {
@@ -84,6 +85,13 @@ def test_rotated_p3_heic_matches_the_same_png(tmp_path, bits):
     assert chroma(heic) > chroma(rgb / 255.0) + 0.01  # converted: P3 values read as sRGB are duller
 
 
+def test_exif_of_a_heic_keeps_tags_and_resets_orientation(tmp_path):
+    save_heic(tmp_path / "a.heic", photo(), exif=orientation_exif(6))
+    exif = Image.Exif()
+    exif.load(read_exif(tmp_path / "a.heic"))
+    assert exif[0x010F] == "HeicCam" and exif.get(0x0112, 1) == 1
+
+
 def test_nclx_display_p3_is_converted_like_an_icc_profile(tmp_path):
     rgb = photo()
     save_heic(tmp_path / "n.heic", rgb, nclx_profile=P3_NCLX)
@@ -140,3 +148,34 @@ def test_gain_map_kind_from_pillow_heif_info():
     )
     assert gain_map_kind({"aux": {"urn:mpeg:hevc:2015:auxid:1": [2]}, "xmp": b"<x/>"}) is None
     assert gain_map_kind({"xmp": b'<rdf hdrgm:Version="1.0"/>'}) == "an HDR gain map"
+
+
+def test_cli_reads_heic_folders_and_notes_gain_maps(cli, recwarn, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    save_heic(src / "plain.heic", photo())
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF HDRGainMap:HDRGainMapVersion="1"/>'
+    save_heic(src / "iphone.heic", photo(), xmp=xmp + b"</x:xmpmeta>")
+    (src / "broken.heic").write_bytes(b"\0\0\0\x18ftypheic" + b"x" * 200)
+    assert existing_gain_map(src / "iphone.heic") == "an HDR gain map"
+    out = tmp_path / "out"
+    code, _, err = cli("predict", src, "-o", out, "--method", "linear")
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith(f"error: {src / 'broken.heic'}: not a readable HEIF image")
+    assert err.count("\n") == 1
+    assert [str(w.message) for w in recwarn] == [
+        f"{src / 'iphone.heic'}: already HDR on screens that show an HDR gain map; "
+        "reconstructing anyway"
+    ]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "iphone.hdr",
+        "iphone_preview.png",
+        "plain.hdr",
+        "plain_preview.png",
+    ]
+    code, _, err = cli(
+        *("predict", src / "iphone.heic", "-o", tmp_path / "o2", "--method", "linear"),
+        "--skip-hdr-inputs",
+    )
+    assert code == 0 and "skipped (--skip-hdr-inputs)" in str(recwarn[-1].message)
+    assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").iterdir())

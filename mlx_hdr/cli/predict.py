@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from mlx_hdr.inference import MULTIPLE, WORK_PIXELS, PredictOptions, predict_files
+from mlx_hdr.inference import FORMATS, MULTIPLE, WORK_PIXELS, PredictOptions, predict_files
 from mlx_hdr.methods import METHODS
+from mlx_hdr.uhdr import UhdrOptions
 
 METHOD_CHOICES = ("model", *METHODS)  # expandnet2018 needs MLX_HDR_EXPANDNET=weights.pth
 TONEMAP_CHOICES = ("reinhard", "reinhard2002", "exposure")
@@ -27,13 +28,15 @@ def _choice(value: str, choices: tuple[str, ...], name: str) -> str:
     return value
 
 
-def _check_numbers(work_pixels: int, exposure: float) -> None:
+def _check_numbers(work_pixels: int, exposure: float, max_boost: float | None) -> None:
     """Usage errors for values the pipeline would only reject per file, with a traceback."""
     problem = None
     if work_pixels < MULTIPLE * MULTIPLE:
         name, problem = "--work-pixels", f"{work_pixels} is below {MULTIPLE * MULTIPLE}"
     elif not math.isfinite(exposure):
         name, problem = "--exposure", f"{exposure} is not a finite number"
+    elif max_boost is not None and not math.isfinite(max_boost):
+        name, problem = "--max-boost", f"{max_boost} is not a finite number"
     if problem:
         raise typer.BadParameter(problem, param_hint=name)
 
@@ -55,10 +58,21 @@ def predict_command(
     ] = None,
     method: Annotated[str, typer.Option(help=f"One of {', '.join(METHOD_CHOICES)}.")] = "model",
     fmt: Annotated[
-        str, typer.Option("--format", help="hdr, exr or pfm (for folder outputs).")
-    ] = "hdr",
+        list[str] | None,
+        typer.Option(
+            "--format",
+            help="hdr, exr, pfm, avif (10-bit PQ), or uhdr (<stem>_uhdr.jpg: a gain-map JPEG, "
+            "the photo on SDR screens and HDR on HDR ones); repeat for several. Default hdr.",
+        ),
+    ] = None,
     float32: Annotated[bool, typer.Option("--float", help="float32 EXR (default half).")] = False,
-    preview: Annotated[bool, typer.Option(help="Also write <stem>_preview.png.")] = True,
+    preview: Annotated[
+        bool | None,
+        typer.Option(
+            "--preview/--no-preview",
+            help="Also write <stem>_preview.png (default: yes, except with only --format uhdr).",
+        ),
+    ] = None,
     preview_only: Annotated[bool, typer.Option(help="Write only the preview PNG.")] = False,
     tonemap: Annotated[str, typer.Option(help=f"One of {', '.join(TONEMAP_CHOICES)}.")] = (
         "reinhard"
@@ -74,14 +88,37 @@ def predict_command(
             help="The model runs on at most this many pixels; larger photos via a gain map."
         ),
     ] = WORK_PIXELS,
+    max_boost: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Gain-map JPEG: the most stops above SDR white its HDR rendition reaches "
+            "(default: the prediction's peak, at most 4).",
+        ),
+    ] = None,
+    gainmap_quality: Annotated[
+        int, typer.Option(min=1, max=100, help="Gain-map JPEG: JPEG quality of the gain map.")
+    ] = UhdrOptions.quality,
+    gainmap_scale: Annotated[
+        int,
+        typer.Option(min=1, max=16, help="Gain-map JPEG: the map is 1/N of the photo (1 = full)."),
+    ] = UhdrOptions.scale,
+    skip_hdr_inputs: Annotated[
+        bool,
+        typer.Option(
+            help="Skip photos that carry an HDR gain map already (iPhone HEIC, Ultra HDR)."
+        ),
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Reconstruct HDR from LDR images; exit code = number of failed files (max 125)."""
-    _check_numbers(work_pixels, exposure)
+    _check_numbers(work_pixels, exposure, max_boost)
     opts = PredictOptions(
         method=_choice(method, METHOD_CHOICES, "--method"),
         blend=blend,
-        fmt=_choice(fmt, ("hdr", "exr", "pfm"), "--format"),
+        formats=tuple(
+            dict.fromkeys(_choice(f, tuple(FORMATS), "--format") for f in fmt or ["hdr"])
+        ),
         dtype="float" if float32 else "half",
         preview=preview,
         preview_only=preview_only,
@@ -89,6 +126,8 @@ def predict_command(
         exposure_ev=exposure,
         max_size=max_size,
         work_pixels=work_pixels,
+        uhdr=UhdrOptions(max_boost, gainmap_quality, gainmap_scale),
+        skip_hdr_inputs=skip_hdr_inputs,
     )
     net = None
     if opts.method == "model":
