@@ -9,8 +9,8 @@ import mlx.core as mx
 from convert.download import download_checkpoint, sha256_file
 from convert.mapping import convert_state_dict, load_spec
 from convert.torch_pickle import load_torch_checkpoint
-from mlx_hdr.atomic import save_safetensors_atomic
-from mlx_hdr.errors import WeightsError
+from mlx_hdr.atomic import is_file_name, save_safetensors_atomic
+from mlx_hdr.errors import UsageError, WeightsError
 from mlx_hdr.weights import FORMAT, converted_path
 
 CONVERTER_VERSION = "1"
@@ -18,11 +18,18 @@ DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
 
 
 def output_path(arch: str, dst: str | Path | None) -> Path:
-    """``dst`` as a file (``*.safetensors``) or a directory; default ``converted_path(arch)``."""
+    """``dst`` as a file (``*.safetensors``) or a directory; default ``converted_path(arch)``.
+
+    ``UsageError`` for a file name of another type (``out.txt``): it is not made a folder.
+    """
     if dst is None:
         return converted_path(arch)
     dst = Path(dst)
-    return dst if dst.suffix == ".safetensors" else dst / f"{arch}.safetensors"
+    if not is_file_name(dst):
+        return dst / f"{arch}.safetensors"
+    if dst.suffix != ".safetensors":
+        raise UsageError("cannot write this type: name a .safetensors file or a folder", dst)
+    return dst
 
 
 def convert_checkpoint(
@@ -40,6 +47,7 @@ def convert_checkpoint(
     if dtype not in DTYPES:
         raise WeightsError(f"unsupported dtype {dtype!r} (choose from {', '.join(DTYPES)})")
     load_spec(arch)  # unknown architecture: fail before reading a large file
+    dst = output_path(arch, dst)
     src = Path(src)
     state = load_torch_checkpoint(src)
     arrays = convert_state_dict(arch, state, source=src)
@@ -55,7 +63,7 @@ def convert_checkpoint(
         "source_sha256": sha256_file(src),
         "converter_version": CONVERTER_VERSION,
     }
-    return save_safetensors_atomic(output_path(arch, dst), out, metadata)
+    return save_safetensors_atomic(dst, out, metadata)
 
 
 def convert_from(
@@ -69,6 +77,7 @@ def convert_from(
     """What ``mlx-hdr convert`` does: convert ``src``, or the official file with ``download``."""
     if (src is None) == (not download):
         raise WeightsError("give either a checkpoint file or --download (exactly one)")
+    dst = output_path(arch, dst)  # a bad output name: refused before the download
     if download:
         src = download_checkpoint(arch, variant)
     return convert_checkpoint(arch, src, dst, dtype)

@@ -5,18 +5,53 @@ here, so a failure never leaves a half-written file, and outputs get the permiss
 ordinary ``open(path, "w")`` would give them (``0o666 & ~umask``; ``mkstemp`` makes 0600).
 The one exception is the training log ``log.jsonl``: appended one line per record (a crash
 can cut at most its last line, which the reader skips), rewritten atomically on resume.
-Temporary names are ``.<stem>.<random>.tmp<suffix>``, hidden and recognisable.
+Temporary names are ``.<stem>.<random>.tmp<suffix>``, hidden and recognisable. A write that
+fails for lack of storage (a full disk, a quota, an I/O error) is an ``InputError`` naming
+the file and the cause.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from mlx_hdr.errors import InputError
+
+
+def is_file_name(path) -> bool:
+    """Whether an output path names a file: it has an extension and is not an existing
+    folder (``out.exr``, ``weights.safetensors``; not ``out`` or an existing ``runs.v2/``)."""
+    path = Path(path)
+    return bool(path.suffix) and not path.is_dir()
+
+
+# failures of the storage itself, as opposed to a bad path or a bug
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)
+
+
+def storage_cause(exc: BaseException, folder: Path) -> str | None:
+    """Why a write into ``folder`` failed when the storage is to blame, else None.
+
+    An ``OSError`` says so by its errno. Writers in C (OpenEXR, MLX) raise ``RuntimeError``:
+    its text may name the cause ("... No space left on device."); if not, a folder on a
+    file system with no free block is taken to be full.
+    """
+    if isinstance(exc, OSError):
+        return exc.strerror if exc.errno in STORAGE_ERRNOS else None
+    if not isinstance(exc, Exception):
+        return None
+    causes = [os.strerror(code) for code in STORAGE_ERRNOS]
+    named = [cause for cause in causes if cause in str(exc)]
+    if named:
+        return named[0]
+    with contextlib.suppress(OSError):
+        if os.statvfs(folder).f_bavail == 0:
+            return os.strerror(errno.ENOSPC)
+    return None
 
 
 def current_umask() -> int:
@@ -56,7 +91,8 @@ def atomic_write(path, *, suffix: str | None = None, parents: bool = False) -> I
     ``suffix``: the temporary name's ending (default ``path``'s suffix). ``parents``: create
     missing parent directories; otherwise a missing directory is an ``InputError``, and so is
     a directory where no file can be created (read-only, no permission). On any exception the
-    temporary file is removed and ``path`` is left untouched.
+    temporary file is removed and ``path`` is left untouched; one caused by the storage
+    (:func:`storage_cause`) becomes an ``InputError`` "cannot write (<cause>)" naming ``path``.
     """
     path = Path(path)
     if parents:
@@ -70,9 +106,12 @@ def atomic_write(path, *, suffix: str | None = None, parents: bool = False) -> I
     try:
         yield tmp
         commit(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        cause = storage_cause(exc, path.parent)
+        if cause:
+            raise InputError(f"cannot write ({cause})", path) from None
         raise
 
 

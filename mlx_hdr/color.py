@@ -33,9 +33,16 @@ def row_slices(height: int, rows: int = 256):
     return (slice(y, y + rows) for y in range(0, height, rows))
 
 
+def as_float(x) -> np.ndarray:
+    """``x`` as a float32 array, or float64 when it is float64 already (values beyond float32's
+    range, ~3.4e38, stay finite)."""
+    x = np.asarray(x)
+    return x.astype(np.promote_types(x.dtype, np.float32), copy=False)
+
+
 def rgb_to_luminance(x: np.ndarray) -> np.ndarray:
-    """Rec.709 luminance Y of linear RGB (..., 3) -> (...)."""
-    return np.asarray(x, np.float32) @ REC709_LUMA
+    """Rec.709 luminance Y of linear RGB (..., 3) -> (...), float32 (float64 for float64)."""
+    return as_float(x) @ REC709_LUMA
 
 
 def _axes(x: np.ndarray) -> tuple[int, ...]:
@@ -48,9 +55,10 @@ def hdr_to_target(hdr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     log1p, then per-image min-max to [0, 1] with eps 1e-6, then to [-1, 1] (the design).
     Returns ``(target, lo, hi)`` where lo/hi are the per-image log1p min/max (keepdims),
-    needed by :func:`target_to_hdr`.
+    needed by :func:`target_to_hdr`. A float64 ``hdr`` is taken in float64 (values beyond
+    float32's range stay finite); the target is float32.
     """
-    log = np.log1p(np.maximum(np.asarray(hdr, np.float32), 0.0))
+    log = np.log1p(np.maximum(as_float(hdr), 0.0))
     lo = log.min(axis=_axes(log), keepdims=True)
     hi = log.max(axis=_axes(log), keepdims=True)
     unit = (log - lo) / (hi - lo + EPS)

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# exit codes of the ``mlx-hdr`` command (README, "Errors and exit codes")
+EXIT_ERROR = 1  # the command stopped: one line "error: ..."
+EXIT_USAGE = 2  # bad options or arguments, found before any work
+EXIT_SOME_FAILED = 3  # some inputs failed (one line each); the others were written
+EXIT_INTERRUPTED = 130
+
 
 class HDRError(Exception):
     """An error the CLI reports as a single line (no traceback)."""
@@ -19,6 +25,10 @@ class InputError(HDRError):
 
 class WeightsError(HDRError):
     """Missing, corrupt or mismatched model weights."""
+
+
+class UsageError(HDRError):
+    """Options or arguments that cannot work together, found before any work (exit code 2)."""
 
 
 def os_error_line(exc: OSError) -> str:

@@ -24,8 +24,9 @@ from mlx_hdr.atomic import write_text_atomic
 from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.errors import HDRError, InputError, WeightsError
-from mlx_hdr.image_io import read_hdr, read_ldr, write_ldr
+from mlx_hdr.image_io import MAX_PIXELS, read_hdr, read_ldr, write_ldr
 from mlx_hdr.inference import Net, predict_hdr, record_failure
+from mlx_hdr.labels import draw_label
 from mlx_hdr.methods import METHODS, default_methods
 from mlx_hdr.metrics import align_scale, hdr_metrics, well_exposed_mask
 from mlx_hdr.tonemap import reinhard_simple
@@ -58,12 +59,7 @@ def labelled_panel(img01: np.ndarray, label: str) -> np.ndarray:
     size = (max(1, round(w * SHEET_HEIGHT / h)), SHEET_HEIGHT)
     panel = cv2.resize(img01, size, interpolation=cv2.INTER_AREA)
     panel = np.ascontiguousarray((np.clip(panel, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    # a black outline from offset copies: a thicker stroke would also widen the glyph advance
-    # and misalign it with the white text
-    for dx, dy in ((-1, -1), (-1, 1), (1, -1), (1, 1)):
-        cv2.putText(panel, label, (6 + dx, 20 + dy), font, 0.55, (0, 0, 0), 1)
-    cv2.putText(panel, label, (6, 20), font, 0.55, (255, 255, 255), 1)
+    draw_label(panel, label)
     return panel.astype(np.float32) / 255.0
 
 
@@ -112,9 +108,13 @@ def _csv_text(rows: list[dict]) -> str:
 
 
 def _eval_case(
-    pair, methods: list[str], net: Net | None, blend: bool = True
+    pair, methods: list[str], net: Net | None, blend: bool = True, max_pixels: int = MAX_PIXELS
 ) -> tuple[list[dict], np.ndarray]:
-    ldr, gt = read_ldr(pair.ldr_path), read_hdr(pair.hdr_path)
+    ldr, gt = read_ldr(pair.ldr_path, max_pixels), read_hdr(pair.hdr_path, max_pixels)
+    if not gt.any():
+        raise InputError(
+            "ground truth is black (every pixel 0): no metric means anything", pair.hdr_path
+        )
     if ldr.shape != gt.shape:
         raise InputError(
             f"input {ldr.shape[1]}x{ldr.shape[0]} but ground truth {gt.shape[1]}x{gt.shape[0]}",
@@ -164,6 +164,7 @@ def evaluate(
     on_error: Callable[[str, str], None] | None = None,
     progress: bool = True,
     blend: bool = True,
+    max_pixels: int = MAX_PIXELS,
 ) -> EvalReport:
     """Run ``methods`` on every paired case of ``dataset`` and write the report into ``out``.
 
@@ -176,6 +177,7 @@ def evaluate(
         on_error: called with ``(case, problem)`` for each case that could not be evaluated,
             and with ``(file, problem)`` for each input or ground truth without a partner.
         blend: for the model, keep the input where it is not clipped (``predict --blend``).
+        max_pixels: larger inputs and ground truths are refused (decompression bombs).
     """
     methods = _check_methods(methods, net)
     found = scan_dataset(dataset)
@@ -189,13 +191,22 @@ def evaluate(
         record_failure(report, on_error, str(path), "no input/ground-truth partner; skipped")
     for pair in tqdm(pairs, desc="evaluate", unit="case", disable=not progress):
         try:
-            rows, sheet = _eval_case(pair, methods, net, blend)
+            rows, sheet = _eval_case(pair, methods, net, blend, max_pixels)
         except HDRError as exc:
             record_failure(report, on_error, pair.name, str(exc))
             continue
         report.rows += rows
-        report.files.append(write_ldr(out / "sheets" / f"{pair.name}.png", sheet))
+        _write_sheet(report, on_error, out / "sheets" / f"{pair.name}.png", pair.name, sheet)
     return _write_report(report, out, methods, str(dataset))
+
+
+def _write_sheet(report: EvalReport, on_error, path: Path, case: str, sheet) -> None:
+    """Write a contact sheet; one that cannot be written (a full disk) is a failure of
+    ``case`` that loses the sheet, not the metrics."""
+    try:
+        report.files.append(write_ldr(path, sheet))
+    except HDRError as exc:
+        record_failure(report, on_error, case, str(exc))
 
 
 def _write_report(report: EvalReport, out: Path, methods: list[str], title: str) -> EvalReport:

@@ -72,8 +72,8 @@ def _check_pixels(path, width: int, height: int, max_pixels: int | None) -> None
         raise InputError(f"invalid image size {width}x{height}", path)
     if width * height > limit:
         raise InputError(
-            f"image is {width}x{height} = {width * height / 1e6:.0f} MP, above the "
-            f"{limit / 1e6:.0f} MP limit (possible decompression bomb; raise max_pixels)",
+            f"image is {width}x{height} = {width * height / 1e6:.3g} MP, above the "
+            f"{limit / 1e6:.3g} MP limit (possible decompression bomb; see --max-pixels)",
             path,
         )
 
@@ -285,8 +285,8 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
     if path.suffix.lower() in HEIF_SUFFIXES:
         return _read_heif(path, max_pixels)
     with _open_pil(path, max_pixels) as im:
-        if im.format == "PNG" and (missing := pngcheck.missing_bytes(path)):
-            raise InputError(f"truncated PNG image data ({missing} bytes of rows missing)", path)
+        if im.format == "PNG" and (problem := pngcheck.problem(path)):
+            raise InputError(problem, path)
         try:
             wide = _is_16bit(im)  # before getexif(), which may decode a PNG and drop .tile
             orientation = int(im.getexif().get(0x0112, 1) or 1)
@@ -319,6 +319,16 @@ def _check_image(img, path: Path) -> np.ndarray:
     return img.astype(np.float32, copy=False)
 
 
+def write_rgbe(path: Path, img: np.ndarray, shown: Path | None = None) -> None:
+    """HxWx3 ``img`` as a Radiance RGBE file, encoded in memory by OpenCV and written here,
+    so that a failed write raises its own ``OSError`` (OpenCV only returns False)."""
+    with _quiet_cv2():
+        ok, data = cv2.imencode(".hdr", np.ascontiguousarray(img[..., ::-1]))
+    if not ok:
+        raise InputError("OpenCV could not encode the Radiance file", shown or path)
+    path.write_bytes(data.tobytes())
+
+
 def write_hdr(path, img: np.ndarray, dtype: str = "half") -> Path:
     """Write scene-linear HxWx3 RGB atomically; format by extension (.hdr/.exr/.pfm).
 
@@ -340,10 +350,7 @@ def write_hdr(path, img: np.ndarray, dtype: str = "half") -> Path:
         img = np.clip(img, -HALF_MAX, HALF_MAX)
     with atomic_write(path) as tmp:
         if suffix == ".hdr":
-            with _quiet_cv2():
-                ok = cv2.imwrite(str(tmp), np.ascontiguousarray(img[..., ::-1]))
-            if not ok:
-                raise InputError("OpenCV could not write the Radiance file", path)
+            write_rgbe(tmp, img, path)
         elif suffix == ".exr":
             write_exr(tmp, img, np.float16 if dtype == "half" else np.float32)
         else:

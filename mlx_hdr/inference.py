@@ -20,7 +20,6 @@ many at 2-4 MP.
 
 from __future__ import annotations
 
-import glob
 import math
 import warnings
 from collections.abc import Callable
@@ -36,12 +35,13 @@ from tqdm import tqdm
 from mlx_hdr.avif import write_avif
 from mlx_hdr.calibrate import blend_with_input, calibrate
 from mlx_hdr.color import ldr_to_input, row_slices, srgb_to_linear
-from mlx_hdr.errors import HDRError, InputError, os_error_line
-from mlx_hdr.image_io import HDR_SUFFIXES, LDR_SUFFIXES, read_ldr, write_hdr, write_ldr
+from mlx_hdr.errors import HDRError, os_error_line
+from mlx_hdr.image_io import MAX_PIXELS, read_ldr, write_hdr, write_ldr
+from mlx_hdr.outputs import JPEG_SUFFIXES, Plan, plan_outputs
 from mlx_hdr.photo_meta import existing_gain_map, read_exif
 from mlx_hdr.targets import target_kind
 from mlx_hdr.tonemap import tonemap
-from mlx_hdr.uhdr import UHDR_SUFFIX, UhdrOptions, write_uhdr
+from mlx_hdr.uhdr import UhdrOptions, write_uhdr
 
 MULTIPLE = 32
 WORK_PIXELS = 1_000_000  # the scale the model was validated at (eval-public: <= 1.1 MP)
@@ -167,20 +167,13 @@ def predict_hdr(
 # ---------------------------------------------------------------- files
 
 
-GLOB_CHARS = set("*?[")
-PREVIEW_SUFFIX = "_preview.png"
-JPEG_SUFFIXES = (".jpg", ".jpeg")
-HDR_OUTPUTS = (*HDR_SUFFIXES, ".avif")  # files that hold the HDR rendition alone
-FORMATS = {"hdr": ".hdr", "exr": ".exr", "pfm": ".pfm", "avif": ".avif", "uhdr": UHDR_SUFFIX}
-
-
 @dataclass
 class PredictOptions:
     """Everything ``mlx-hdr predict`` can set besides inputs, outputs and the network."""
 
     method: str = "model"
     blend: bool = True
-    formats: tuple[str, ...] = ("hdr",)  # FORMATS' keys; an output file's extension overrides
+    formats: tuple[str, ...] = ("hdr",)  # outputs.FORMATS' keys; -o FILE's extension overrides
     dtype: str = "half"  # half | float (EXR)
     preview: bool | None = None  # None: with an HDR file, not beside a gain-map JPEG alone
     preview_only: bool = False
@@ -188,6 +181,7 @@ class PredictOptions:
     exposure_ev: float = 0.0
     max_size: int | None = None
     work_pixels: int = WORK_PIXELS
+    max_pixels: int = MAX_PIXELS  # larger inputs are refused (decompression bombs)
     uhdr: UhdrOptions = field(default_factory=UhdrOptions)
     skip_hdr_inputs: bool = False  # skip photos that carry an HDR gain map already
 
@@ -200,71 +194,10 @@ class PredictReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files, folders (their JPEG/PNG/TIFF/HEIC files, sorted, skipping our previews and
-    gain-map JPEGs) and globs.
-
-    Returns ``(paths, missing)``, ``missing`` as ``(input, problem)`` pairs.
-    """
-    paths, missing = [], []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = [
-                q
-                for q in sorted(p.iterdir())
-                if q.is_file()
-                and q.suffix.lower() in LDR_SUFFIXES
-                and not q.name.endswith((PREVIEW_SUFFIX, UHDR_SUFFIX))
-            ]
-            paths += found
-            if not found:
-                missing.append((item, "folder has no JPEG/PNG/TIFF/HEIC images"))
-        elif p.exists() or not GLOB_CHARS & set(item):
-            paths.append(p)  # a missing file fails later with read_ldr's message
-        else:
-            matched = sorted(Path(q) for q in glob.glob(item, recursive=True))
-            paths += [q for q in matched if q.is_file()]
-            if not matched:
-                missing.append((item, "no files match this pattern"))
-    unique = {p.resolve(): p for p in reversed(paths)}  # an input named twice runs once
-    return [p for p in paths if unique.get(p.resolve()) is p], missing
-
-
-def output_stems(paths: list[Path]) -> list[str]:
-    """Output name per input: its stem, or ``<folder>_<stem>`` when stems repeat."""
-    stems = [p.stem for p in paths]
-    return [f"{p.parent.name}_{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
-
-
-def output_paths(stem: str, out: Path, single: bool, opts: PredictOptions) -> list[Path]:
-    """The files to write for one input: [one per format..., preview?].
-
-    ``out`` is a folder (``OUT/<stem>.hdr`` and the like, ``OUT/<stem>_uhdr.jpg`` for the
-    gain-map JPEG, ``OUT/<stem>_preview.png``) unless a single input names a file:
-    ``-o x.exr`` (or .avif) writes x.exr (+ x_preview.png), ``-o x.jpg`` the gain-map JPEG x.jpg,
-    ``-o x.png`` the preview x.png. The preview comes with an HDR file unless ``opts.preview``
-    says otherwise.
-    """
-    suffix = out.suffix.lower()
-    if single and suffix in (*HDR_OUTPUTS, *JPEG_SUFFIXES, ".png") and not out.is_dir():
-        if suffix == ".png":
-            return [out]
-        main, preview = [out], out.with_name(out.stem + PREVIEW_SUFFIX)
-    else:
-        main = [out / f"{stem}{FORMATS[fmt]}" for fmt in opts.formats]
-        preview = out / f"{stem}{PREVIEW_SUFFIX}"
-    if opts.preview_only:
-        return [preview]
-    wanted = opts.preview
-    if wanted is None:
-        wanted = any(p.suffix.lower() in HDR_OUTPUTS for p in main)
-    return [*main, preview] if wanted else main
-
-
-def load_input(path: Path, max_size: int | None) -> np.ndarray:
-    """read_ldr, then an area downscale so the longer side is at most ``max_size``."""
-    ldr = read_ldr(path)
+def load_input(path: Path, max_size: int | None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """read_ldr (at most ``max_pixels``), then an area downscale so the longer side is at
+    most ``max_size``."""
+    ldr = read_ldr(path, max_pixels)
     h, w = ldr.shape[:2]
     if max_size and max(h, w) > max_size:
         s = max_size / max(h, w)
@@ -290,7 +223,7 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
     HDR input."""
     if skip_hdr_input(src, opts.skip_hdr_inputs):
         return []
-    ldr = load_input(src, opts.max_size)
+    ldr = load_input(src, opts.max_size, opts.max_pixels)
     hdr = predict_hdr(ldr, net, opts.method, opts.blend, opts.work_pixels)
     for dest in dests:
         suffix = dest.suffix.lower()
@@ -303,29 +236,6 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
         else:
             write_hdr(dest, hdr, dtype=opts.dtype)
     return dests
-
-
-def check_output(out: Path, single: bool) -> None:
-    """Refuse an ``-o`` that names an image type we do not write (``InputError``): a JPEG is
-    the gain-map JPEG of a single input, PNG the preview; TIFF and HEIC are never written."""
-    suffix = out.suffix.lower()
-    if suffix not in LDR_SUFFIXES or suffix == ".png" or out.is_dir():
-        return
-    if not (single and suffix in JPEG_SUFFIXES):
-        kinds = ".hdr/.exr/.pfm/.avif/.png/.jpg"
-        raise InputError(
-            f"cannot write this type: name a folder, or for one input a {kinds} file", out
-        )
-
-
-def _clash(dests: list[Path], claimed: dict[Path, Path], sources: set[Path]) -> str | None:
-    """Why ``dests`` must not be written (an input file, another input's output), or None."""
-    for dest in dests:
-        if dest.resolve() in sources:
-            return f"output {dest} would overwrite an input; choose another -o"
-        if dest in claimed:
-            return f"output name collides with {claimed[dest]}; rename one"
-    return None
 
 
 def record_failure(
@@ -347,28 +257,30 @@ def predict_files(
 ) -> PredictReport:
     """Predict every input (files, folders, globs) into ``out``; failing files are skipped.
 
+    :func:`~mlx_hdr.outputs.plan_outputs` then :func:`run_plan`: ``UsageError`` before any
+    work for outputs that cannot be written.
+    """
+    return run_plan(plan_outputs(inputs, out, opts), net, opts, on_error, progress)
+
+
+def run_plan(
+    plan: Plan,
+    net: Net | None,
+    opts: PredictOptions,
+    on_error: Callable[[str, str], None] | None = None,
+    progress: bool = True,
+) -> PredictReport:
+    """Predict each of ``plan``'s inputs into its files; a failing file is reported and
+    skipped.
+
     ``on_error(path, problem)`` is called for each failure as it happens. Each HDR and preview is
-    written atomically, so a failure never leaves a partial file.
+    written atomically, so a failure (a full disk included) never leaves a partial file.
     """
     report = PredictReport()
     fail = partial(record_failure, report, on_error)
-    paths, missing = expand_inputs(inputs)
-    single = len(paths) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir()
-    check_output(out, single)
-    for item, problem in missing:
+    for item, problem in plan.missing:
         fail(item, problem)
-    sources = {p.resolve() for p in paths}
-    claimed: dict[Path, Path] = {}
-    stems = output_stems(paths)
-    for src, stem in tqdm(
-        list(zip(paths, stems, strict=True)), desc="predict", unit="img", disable=not progress
-    ):
-        dests = output_paths(stem, out, single, opts)
-        clash = _clash(dests, claimed, sources)
-        if clash:
-            fail(str(src), clash)
-            continue
-        claimed.update(dict.fromkeys(dests, src))
+    for src, dests in tqdm(plan.jobs, desc="predict", unit="img", disable=not progress):
         problem = _predict_one(src, dests, net, opts, report)
         if problem:
             fail(str(src), problem)
@@ -384,6 +296,6 @@ def _predict_one(
         report.written.append((src, predict_file(src, dests, net, opts)))
     except HDRError as exc:
         return str(exc).removeprefix(f"{src}: ")
-    except OSError as exc:  # the output side: e.g. -o names a file or a read-only place
+    except OSError as exc:  # the output side: e.g. a folder that cannot be created
         return os_error_line(exc)
     return None

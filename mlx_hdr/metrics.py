@@ -86,11 +86,12 @@ def log_domain_metrics(pred: np.ndarray, gt: np.ndarray, *, inputs: str = "hdr")
     """
     if inputs not in ("hdr", "target"):
         raise ValueError(f"inputs must be 'hdr' or 'target', not {inputs!r}")
-    p, g = np.asarray(pred, np.float32), np.asarray(gt, np.float32)
+    p, g = np.asarray(pred), np.asarray(gt)
     if p.shape != g.shape:
         raise ValueError(f"shape mismatch: {p.shape} vs {g.shape}")
-    if inputs == "hdr":
+    if inputs == "hdr":  # in float64 when given: x * 200 cd/m² may exceed float32's range
         p, g = hdr_to_target(p)[0], hdr_to_target(g)[0]
+    p, g = p.astype(np.float32, copy=False), g.astype(np.float32, copy=False)
     if p.ndim == 3:
         return dict(zip(("psnr", "ssim", "l1"), _log_metrics_one(p, g), strict=True))
     rows = np.array([_log_metrics_one(pi, gi) for pi, gi in zip(p, g, strict=True)])
@@ -190,9 +191,11 @@ def hdr_metrics(
         to 200 cd/m^2 for PU21.
     """
     well = well_exposed_mask(ldr)
-    gt_w = gt * align_scale(gt, srgb_to_linear(ldr), well)
+    # float64 from here: a ground truth near float32's limit (~1e38) times 200 cd/m² overflowed
+    # to inf and made the log-domain metrics NaN
+    gt_w = np.asarray(gt, np.float64) * align_scale(gt, srgb_to_linear(ldr), well)
     scale = align_scale(pred, gt_w, well)
-    pred_w = pred * scale
+    pred_w = np.asarray(pred, np.float64) * scale
     return {
         "pu21_psnr": pu21_psnr(pred_w * LDR_WHITE_NITS, gt_w * LDR_WHITE_NITS),
         "pu21_ssim": pu21_ssim(pred_w * LDR_WHITE_NITS, gt_w * LDR_WHITE_NITS),

@@ -3,22 +3,27 @@
 - ``None`` -> ``mlx_hdr/assets/default.safetensors`` shipped with the package.
 - an existing path -> that file (a folder -> its ``model.safetensors``).
 - ``owner/name`` (optionally ``owner/name@revision``) -> ``model.safetensors`` from that Hub
-  repo, via ``huggingface_hub.hf_hub_download`` (cached in the usual HF cache; honours
-  ``HF_HUB_OFFLINE``).
+  repo, via ``huggingface_hub.hf_hub_download`` (cached in the usual HF cache). A cached file
+  is used without the network; otherwise ``HF_HUB_OFFLINE`` or a Hub that does not answer
+  one connection within 3 s fails at once, without the Hub client's retries.
 
 Every failure is a one-line :class:`WeightsError`.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mlx_hdr.errors import WeightsError
 
 BUNDLED = "assets/default.safetensors"
 HUB_FILENAME = "model.safetensors"
+HUB_URL = "https://huggingface.co"
+REACH_TIMEOUT = 3.0  # seconds for the one reachability check
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 NO_MODEL = (
     "no bundled model yet; pass --model FILE.safetensors or a Hugging Face repo id, "
@@ -34,9 +39,48 @@ def bundled_model() -> Path:
     return path
 
 
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` asks for no network access."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_reachable(timeout: float = REACH_TIMEOUT) -> bool:
+    """One TCP connection to the Hub (``HF_ENDPOINT``), or to the HTTPS proxy when one is set,
+    within ``timeout`` seconds: the Hub client would retry for half a minute instead."""
+    import socket
+    import urllib.request
+
+    url = urllib.request.getproxies().get("https") or os.environ.get("HF_ENDPOINT", HUB_URL)
+    parts = urlsplit(url if "//" in url else f"//{url}")
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=timeout).close()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def hub_download(spec: str) -> Path:
-    """Download (or reuse from the cache) ``model.safetensors`` of ``owner/name[@revision]``."""
+    """``model.safetensors`` of ``owner/name[@revision]``: from the local Hugging Face cache,
+    else downloaded. Offline (``HF_HUB_OFFLINE``, or no connection to the Hub) it fails at
+    once with a one-line ``WeightsError``."""
     from huggingface_hub import hf_hub_download
+
+    repo_id, _, revision = spec.partition("@")
+    args = {"repo_id": repo_id, "filename": HUB_FILENAME, "revision": revision or None}
+    try:
+        return Path(hf_hub_download(**args, local_files_only=True))
+    except Exception:  # not in the cache (or not a valid id: the download says which)
+        pass
+    if hub_offline():
+        raise WeightsError("not in the local Hugging Face cache, and HF_HUB_OFFLINE is set", spec)
+    if not hub_reachable():
+        raise WeightsError("not in the local cache, and the Hub is unreachable (offline?)", spec)
+    return _download(hf_hub_download, args, spec)
+
+
+def _download(hf_hub_download, args: dict, spec: str) -> Path:
+    """``hf_hub_download(**args)``, its errors as one-line ``WeightsError``s."""
     from huggingface_hub.errors import (
         EntryNotFoundError,
         LocalEntryNotFoundError,
@@ -44,15 +88,14 @@ def hub_download(spec: str) -> Path:
         RevisionNotFoundError,
     )
 
-    repo_id, _, revision = spec.partition("@")
     try:
-        return Path(hf_hub_download(repo_id, HUB_FILENAME, revision=revision or None))
+        return Path(hf_hub_download(**args))
     except LocalEntryNotFoundError:
         problem = "not in the local cache and the Hub is unreachable (offline?)"
     except RepositoryNotFoundError:
         problem = "no such Hugging Face repo (or it is private)"
     except RevisionNotFoundError:
-        problem = f"no revision {revision!r} in this repo"
+        problem = f"no revision {args['revision']!r} in this repo"
     except EntryNotFoundError:
         problem = f"the repo has no {HUB_FILENAME}"
     except Exception as exc:  # network/HTTP errors of any kind from the Hub client

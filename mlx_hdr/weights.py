@@ -73,6 +73,24 @@ def check_finite(weights: Mapping[str, mx.array], path: str | Path | None = None
         raise WeightsError(f"{len(bad)} weights hold NaN or inf values ({_names(bad)})", path)
 
 
+def check_float(
+    weights: Mapping[str, mx.array],
+    params: Mapping[str, mx.array],
+    path: str | Path | None = None,
+) -> None:
+    """Raise ``WeightsError`` when a weight for a floating-point parameter is not floating
+    point (an int32 norm scale would be cast and used silently)."""
+    bad = sorted(
+        f"{k} {weights[k].dtype}".replace("mlx.core.", "")
+        for k in weights
+        if k in params
+        and mx.issubdtype(params[k].dtype, mx.floating)
+        and not mx.issubdtype(weights[k].dtype, mx.floating)
+    )
+    if bad:
+        raise WeightsError(f"{len(bad)} weights are not floating point ({_names(bad)})", path)
+
+
 def read_safetensors(
     path: str | Path, what: str = "safetensors file", missing: str | None = None
 ) -> tuple[dict[str, mx.array], dict[str, str]]:
@@ -132,9 +150,9 @@ def load_strict(
     """Load ``weights`` (a dict, or a converted file / architecture name) into ``model``.
 
     Keys and shapes must equal ``tree_flatten(model.parameters())`` exactly, else
-    ``WeightsError`` lists the missing, unexpected and mis-shaped keys; NaN or inf values are a
-    ``WeightsError`` too. Arrays are cast to the dtype of the parameter they replace. Returns
-    ``model``.
+    ``WeightsError`` lists the missing, unexpected and mis-shaped keys; integer weights for
+    floating-point parameters and NaN or inf values are a ``WeightsError`` too. Arrays are
+    cast to the dtype of the parameter they replace. Returns ``model``.
     """
     path = None
     if not isinstance(weights, Mapping):
@@ -147,6 +165,7 @@ def load_strict(
         what=f"weights for {type(model).__name__}",
         path=path,
     )
+    check_float(weights, params, path)
     check_finite(weights, path)
     cast = [(k, v.astype(params[k].dtype)) for k, v in weights.items()]
     model.load_weights(cast, strict=True)

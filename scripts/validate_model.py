@@ -29,8 +29,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
-from mlx_hdr.image_io import read_hdr, read_ldr
+from mlx_hdr.color import linear_to_srgb, rgb_to_luminance, srgb_to_linear
+from mlx_hdr.data.simulate import SimConfig
+from mlx_hdr.evaluate import labelled_panel
+from mlx_hdr.image_io import read_hdr, read_ldr, write_ldr
 from mlx_hdr.inference import predict_hdr
 from mlx_hdr.metrics import align_scale, clipped_mask, hdr_metrics, well_exposed_mask
 from mlx_hdr.model_hub import load_net
@@ -98,13 +100,43 @@ def colour_cast(raw: np.ndarray, ldr: np.ndarray) -> float:
     return float(np.abs(rg(raw) - rg(srgb_to_linear(ldr))).mean() * 100.0)
 
 
-def score(name: str, run, net, cases) -> list[float]:
+def clipped_window(ldr: np.ndarray, size: int) -> tuple[slice, slice]:
+    """A ``size``-px square (at most the image) centred where clipped pixels are densest."""
+    h, w = ldr.shape[:2]
+    s = min(size, h, w)
+    density = cv2.blur(clipped_mask(ldr).astype(np.float32), (s // 2 + 1, s // 2 + 1))
+    cy, cx = np.unravel_index(int(np.argmax(density)), density.shape)
+    y0, x0 = (int(np.clip(c - s // 2, 0, n - s)) for c, n in ((cy, h), (cx, w)))
+    return slice(y0, y0 + s), slice(x0, x0 + s)
+
+
+def minus_2ev(hdr: np.ndarray, ldr: np.ndarray) -> np.ndarray:
+    """Display [0, 1] view of ``hdr`` aligned to the linearised input over well-exposed
+    pixels, 2 stops darker, clipped: highlights up to 4x white stay visible."""
+    lin = srgb_to_linear(ldr)
+    k = align_scale(hdr, lin, well_exposed_mask(ldr))
+    return linear_to_srgb(np.clip(hdr * k * 0.25, 0.0, 1.0))
+
+
+def write_sheet(path: Path, ldr, hdr, preds: dict[str, np.ndarray], size: int = 320) -> None:
+    """input | each prediction | truth, cropped to the clipped region, at -2 EV."""
+    win = clipped_window(ldr, size)
+    panels = [labelled_panel(ldr[win], "input")]
+    panels += [labelled_panel(minus_2ev(p, ldr)[win], n[-28:]) for n, p in preds.items()]
+    panels.append(labelled_panel(minus_2ev(hdr, ldr)[win], "truth (-2 EV)"))
+    write_ldr(path, np.concatenate(panels, axis=1), quality=90)
+
+
+def score(name: str, run, net, cases, preds: list[dict]) -> list[float]:
     rows = []
-    for ldr, hdr in cases:
+    for i, (ldr, hdr) in enumerate(cases):
         pred = run(ldr)
+        preds[i][name] = pred
+        if net is not None:
+            preds[i][f"{name} (raw)"] = predict_hdr(ldr, net, blend=False)
         m = hdr_metrics(pred, hdr, ldr)
         m["gain_err"] = gain_error(pred, hdr, ldr)
-        m["cast"] = colour_cast(predict_hdr(ldr, net, blend=False), ldr) if net else np.nan
+        m["cast"] = colour_cast(preds[i][f"{name} (raw)"], ldr) if net else np.nan
         rows.append(m)
     return [float(np.nanmean([r[k] for r in rows])) for k in KEYS]
 
@@ -125,7 +157,10 @@ def main() -> None:
     ap.add_argument("--expandnet", help="ExpandNet weights.pth (adds the expandnet2018 peer)")
     ap.add_argument("-n", type=int, default=24, help="simulated views of the held-out images")
     ap.add_argument("--size", type=int, default=384, help="simulated view size, px")
+    ap.add_argument("--metering", type=float, default=0.5, help="share of metered views")
     ap.add_argument("--long-side", type=int, default=1024, help="bracket frames resized to")
+    ap.add_argument("--sheets", type=Path, help="write -2 EV contact sheets of clipped regions")
+    ap.add_argument("--max-sheets", type=int, default=8, help="sheets per set")
     args = ap.parse_args()
     peers = ["linear", "kovaleski2014"]
     if args.expandnet:
@@ -133,7 +168,9 @@ def main() -> None:
         peers.append("expandnet2018")
     sets = {}
     if args.pool:
-        sets["held-out pool views"] = heldout_views(args.pool, args.n, args.size)
+        sets["held-out pool views"] = heldout_views(
+            args.pool, args.n, args.size, sim=SimConfig(metering_prob=args.metering)
+        )
     for folder in map(Path, args.brackets):
         sets[f"real brackets: {folder.name}"] = bracket_cases(folder, args.long_side)
     methods = runners(args.model, peers)
@@ -141,9 +178,15 @@ def main() -> None:
         print(f"\n{title} ({len(cases)} cases)\n")
         print("| method | " + " | ".join(KEYS) + " |")
         print("|---" * (len(KEYS) + 1) + "|")
+        preds = [{} for _ in cases]
         for name, (run, net) in methods.items():
-            vals = score(name, run, net, cases)
+            vals = score(name, run, net, cases, preds)
             print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in vals) + " |", flush=True)
+        if args.sheets:
+            args.sheets.mkdir(parents=True, exist_ok=True)
+            tag = title.split(":")[-1].strip().replace(" ", "_")
+            for i, (ldr, hdr) in enumerate(cases[: args.max_sheets]):
+                write_sheet(args.sheets / f"{tag}_{i:02d}.jpg", ldr, hdr, preds[i])
 
 
 if __name__ == "__main__":

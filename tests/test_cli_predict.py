@@ -100,7 +100,7 @@ def test_preview_only_and_max_size(cli, photos, tmp_path):
         "--exposure",
         "1",
     )
-    assert code == 1  # broken.jpg
+    assert code == 3  # broken.jpg failed, the others were written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_preview.png", "b_preview.png"]
     assert read_ldr(tmp_path / "a_preview.png").shape == (14, 20, 3)
     lines = err.strip().splitlines()
@@ -119,7 +119,7 @@ def test_bad_inputs_one_line_each_and_no_partial_outputs(cli, photos, tmp_path):
         "--method",
         "masia2017",
     )
-    assert code == 3
+    assert code == 3  # some inputs failed (all three here)
     assert len(err.strip().splitlines()) == 3 and "Traceback" not in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
@@ -130,18 +130,18 @@ def test_never_overwrites_an_input(cli, photos, tmp_path):
     write_ldr(src, read_ldr(photos / "a.jpg"))
     before = src.read_bytes()
     code, _, err = cli("predict", src, "-o", src, "--preview-only", "--method", "linear")
-    assert code == 1
+    assert code == 2  # refused before any work
     assert err == f"error: {src}: output {src} would overwrite an input; choose another -o\n"
     assert src.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["x.png"]
 
 
 def test_output_errors_name_the_output(cli, photos, tmp_path):
     # -o naming an existing file: the error used to be "<input>: File exists"
-    taken = tmp_path / "taken.txt"
+    taken = tmp_path / "taken"
     taken.write_text("not a folder")
     code, _, err = cli("predict", photos / "a.jpg", "-o", taken, "--method", "linear")
-    assert code == 1
-    assert err == f"error: {photos / 'a.jpg'}: {taken}: File exists\n"
+    assert code == 2
+    assert err == f"error: {taken}: exists and is not a folder\n"
 
 
 @pytest.mark.parametrize(
@@ -185,6 +185,24 @@ def test_model_with_nan_weights_is_refused(cli, photos, random_model, tmp_path):
     assert not out.exists()
 
 
+def test_model_with_integer_norm_weights_is_refused(cli, photos, random_model, tmp_path):
+    # int32 norm scales used to be cast to float and used without a word
+    import mlx.core as mx
+
+    arrays, meta = mx.load(str(random_model), return_metadata=True)
+    for key in ("blocks.0.norm1.weight", "blocks.0.norm2.weight"):
+        arrays[key] = mx.ones(arrays[key].shape, mx.int32)
+    bad = tmp_path / "int.safetensors"
+    mx.save_safetensors(str(bad), arrays, metadata=meta)
+    out = tmp_path / "out"
+    code, _, err = cli("predict", photos / "a.jpg", "-o", out, "--model", bad)
+    assert code == 1 and err == (
+        f"error: {bad}: 2 weights are not floating point "
+        "(blocks.0.norm1.weight int32, blocks.0.norm2.weight int32)\n"
+    )
+    assert not out.exists()
+
+
 def test_model_resolution_errors(cli, monkeypatch, photos, tmp_path):
     monkeypatch.setattr(model_hub, "BUNDLED", "assets/does-not-exist.safetensors")
     code, _, err = cli("predict", photos / "a.jpg", "-o", tmp_path)
@@ -201,15 +219,15 @@ def test_image_output_names_and_repeated_inputs_run_once(cli, photos, tmp_path):
     # `-o out.jpg` used to create a folder called out.jpg; now one input gets its gain-map JPEG
     # there, several inputs (and TIFF/HEIC names) are refused; a repeated input "collided"
     target = tmp_path / "out.jpg"
-    for args in (
-        [photos / "a.jpg", photos / "b.jpg"],
-        [photos / "a.jpg", "-o", tmp_path / "x.tif"],
-        [photos / "a.jpg", "-o", tmp_path / "x.heic"],
+    for args, problem in (
+        ([photos / "a.jpg", photos / "b.jpg"], "is a file name, but there are several inputs"),
+        ([photos / "a.jpg", "-o", tmp_path / "x.tif"], "cannot write this type"),
+        ([photos / "a.jpg", "-o", tmp_path / "x.heic"], "cannot write this type"),
     ):
         args = args if "-o" in args else [*args, "-o", target]
         code, _, err = cli("predict", *args, "--method", "kovaleski2014")
-        assert code == 1 and err.startswith(f"error: {args[-1]}: cannot write") and "\n" == err[-1]
-        assert list(tmp_path.iterdir()) == []
+        assert code == 2 and err.startswith(f"error: {args[-1]}: {problem}"), err
+        assert err.count("\n") == 1 and list(tmp_path.iterdir()) == []
     args = ("predict", photos / "a.jpg", "-o", target, "--method", "kovaleski2014")
     code, _, err = cli(*args)
     assert code == 0 and [p.name for p in tmp_path.iterdir()] == ["out.jpg"]

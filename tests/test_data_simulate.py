@@ -153,3 +153,20 @@ def test_target_is_on_the_linearised_photo_scale():
         ),
     )[2]
     assert off.target_scale == 1.0
+
+
+def test_metered_exposure_puts_the_log_average_at_middle_grey():
+    hdr = np.full((8, 8, 3), 0.5, np.float32)
+    assert sim.metered_exposure(hdr) == pytest.approx(0.36, rel=1e-4)
+    assert sim.metered_exposure(hdr, ev=1.0) == pytest.approx(0.72, rel=1e-4)
+
+
+def test_sample_exposure_meters_or_falls_back_to_a_clipped_share():
+    hdr = hdr_image()
+    metered = sim.SimConfig(metering_prob=1.0, metering_ev=(0.0, 0.0), metered_clip=(0.0, 1.0))
+    s = sim.sample_exposure(hdr, np.random.default_rng(0), metered)
+    assert s == pytest.approx(sim.metered_exposure(hdr), rel=1e-6)
+    # a metered exposure clipping outside metered_clip is replaced by a clipped-share one
+    never = sim.SimConfig(metering_prob=1.0, metered_clip=(2.0, 3.0), clip_fraction=(0.1, 0.1))
+    s = sim.sample_exposure(hdr, np.random.default_rng(0), never)
+    assert s == pytest.approx(sim.exposure_for_clip_fraction(hdr, 0.1), rel=1e-6)

@@ -90,7 +90,7 @@ def test_evaluate_cli_reports_unpaired_files(dataset, tmp_path, monkeypatch, cap
     with pytest.raises(SystemExit) as exc:
         main()
     err = capsys.readouterr().err
-    assert exc.value.code == 2, err
+    assert exc.value.code == 3, err  # some failed: not 2, the usage-error code
     assert err.splitlines() == [
         f"error: {root / name}: no input/ground-truth partner; skipped"
         for name in ("two/gt.hdr", "three/input.png")
@@ -121,3 +121,69 @@ def test_net_for_methods_loads_only_what_is_asked(tmp_path):
     for methods in (None, ["model"]):
         with pytest.raises(WeightsError, match="missing.safetensors"):
             net_for_methods(methods, missing)
+
+
+def _with_gt(dataset, root, case: str, gt) -> None:
+    """A copy of ``dataset`` whose ``case`` has ``gt`` as its ground truth."""
+    shutil.copytree(dataset, root)
+    write_hdr(root / case / "gt.hdr", gt)
+
+
+def test_huge_ground_truth_values_give_finite_metrics(dataset, tmp_path):
+    # a ground truth with finite pixels near float32's limit (~1e38) gave NaN log-domain
+    # metrics without a word (x * 200 cd/m² overflowed to inf)
+    from mlx_hdr.image_io import read_hdr
+
+    gt = read_hdr(dataset / "one" / "gt.hdr")
+    gt[:2, :2] = 1e38
+    _with_gt(dataset, tmp_path / "data", "one", gt)
+    report = evaluate(tmp_path / "data", tmp_path / "out", ["linear"], progress=False)
+    one = next(r for r in report.rows if r["case"] == "one")
+    assert all(np.isfinite(one[k]) for k in ("log_psnr", "log_ssim", "log_l1", "pu21_psnr"))
+    assert "nan" not in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_black_ground_truth_is_refused(dataset, tmp_path):
+    # an all-zero ground truth used to give degenerate metrics without a warning
+    root = tmp_path / "data"
+    _with_gt(dataset, root, "two", np.zeros((32, 40, 3), np.float32))
+    problems = []
+    report = evaluate(
+        root, tmp_path / "out", ["linear"], on_error=lambda *a: problems.append(a), progress=False
+    )
+    assert problems == [
+        (
+            "two",
+            f"{root / 'two' / 'gt.hdr'}: ground truth is black (every pixel 0): "
+            "no metric means anything",
+        )
+    ]
+    assert [r["case"] for r in report.rows] == ["one"]
+
+
+def test_a_sheet_on_a_full_disk_is_reported_and_the_run_goes_on(dataset, tmp_path, monkeypatch):
+    # a write error used to end the evaluation with a traceback
+    import errno
+    import os
+
+    from PIL import Image
+
+    real = Image.Image.save
+
+    def save(img, path, *args, **kwargs):
+        if path.name.startswith(".one."):  # the temporary file of sheets/one.png
+            path.write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(img, path, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    problems = []
+    out = tmp_path / "out"
+    report = evaluate(
+        dataset, out, ["linear"], on_error=lambda *a: problems.append(a), progress=False
+    )
+    assert problems == [
+        ("one", f"{out / 'sheets' / 'one.png'}: cannot write (No space left on device)")
+    ]
+    assert [r["case"] for r in report.rows] == ["one", "two"]  # the metrics are kept
+    assert sorted(p.name for p in (out / "sheets").iterdir()) == ["two.png"]

@@ -160,7 +160,7 @@ def test_cli_reads_heic_folders_and_notes_gain_maps(cli, recwarn, tmp_path):
     assert existing_gain_map(src / "iphone.heic") == "an HDR gain map"
     out = tmp_path / "out"
     code, _, err = cli("predict", src, "-o", out, "--method", "linear")
-    assert code == 1 and "Traceback" not in err
+    assert code == 3 and "Traceback" not in err
     assert err.startswith(f"error: {src / 'broken.heic'}: not a readable HEIF image")
     assert err.count("\n") == 1
     assert [str(w.message) for w in recwarn] == [

@@ -69,3 +69,16 @@ def test_pillow_pngs_of_every_mode_are_complete(tmp_path, mode):
 def test_non_png_bytes_are_left_to_the_decoder(tmp_path):
     (tmp_path / "x.png").write_bytes(b"not a png")
     assert pngcheck.missing_bytes(tmp_path / "x.png") == 0
+
+
+def test_wrong_idat_crc_is_refused(tmp_path):
+    # Pillow does not check the IDAT CRC: a flipped CRC byte used to read as a valid image
+    data = bytearray(_png(16, 8, _rows(16, 8)))
+    crc_at = data.index(b"IEND") - 8  # the IDAT CRC: just before IEND's length and type
+    data[crc_at] ^= 0xFF
+    path = tmp_path / "crc.png"
+    path.write_bytes(bytes(data))
+    with Image.open(path) as im:
+        im.load()  # accepted by Pillow
+    with pytest.raises(InputError, match=r"crc\.png: .*CRC mismatch in the IDAT chunk"):
+        image_io.read_ldr(path)

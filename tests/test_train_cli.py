@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,12 +27,22 @@ def tiny_pool(root: Path) -> Path:
 
 def test_cli_trains_on_a_pool(tmp_path):
     pool, run = tiny_pool(tmp_path / "pool"), tmp_path / "run"
+    (pool / "broken.hdr").write_bytes(b"#?RADIANCE\n not really")  # `data index` drops it
     args = ["train", "--data", str(pool), "--run-dir", str(run), "--encoder-weights", "random"]
     args += ["--lpips-weight", "0", "--batch-size", "2", "--crop", "64", "--val-crop", "64"]
-    args += ["--epochs", "2", "--steps-per-epoch", "2", "--val-size", "2", "--no-compile"]
+    args += ["--epochs", "2", "--steps-per-epoch", "3", "--val-size", "2", "--no-compile"]
     proc = subprocess.run(CLI + args, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "done: 4 steps" in proc.stdout
+    assert "done: 6 steps" in proc.stdout
+    # an unreadable HDR is left out with a warning (it used to abort the run)
+    assert f"warning: {pool / 'broken.hdr'}: " in proc.stderr
+    assert "; left out of training" in proc.stderr and "Traceback" not in proc.stderr
+    # the cost before the start, the estimate after the first steps, a bar with total and ETA
+    assert "training 6 steps (to step 6: 2 epochs x 3 steps), batch 2, 64 px crops, L1" in (
+        proc.stdout
+    )
+    assert re.search(r"s/step: about \d+ s for the 2 steps left", proc.stdout), proc.stdout
+    assert re.search(r"train: .*\d/6 \[\d\d:\d\d<\d\d:\d\d", proc.stderr), proc.stderr
     cfg = json.loads((run / "config.json").read_text())
     assert (cfg["batch_size"], cfg["model"]["encoder"], cfg["compile"]) == (
         2,
@@ -39,11 +50,61 @@ def test_cli_trains_on_a_pool(tmp_path):
         False,
     )
     assert (run / "model.safetensors").is_file() and (run / "samples" / "epoch_002.png").is_file()
-    # resume with more epochs continues from step 4, reading the saved config
-    more = ["train", "--resume", "--run-dir", str(run), "--epochs", "3"]
+    # resume with more epochs continues from step 6, reading the saved config
+    more = ["train", "--resume", "--run-dir", str(run), "--epochs", "3", "--no-progress"]
     proc = subprocess.run(CLI + more, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "resumed from step 4" in proc.stdout and "done: 6 steps" in proc.stdout
+    assert "resumed from step 6" in proc.stdout and "done: 9 steps" in proc.stdout
+    assert "train: " not in proc.stderr  # --no-progress: no bar
+
+
+def test_existing_run_folder_is_refused_without_resume(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "log.jsonl").write_text('{"kind": "train", "step": 1}\n')
+    proc = subprocess.run(
+        [*CLI, "train", "--run-dir", str(run), "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (
+        f"error: {run}: already holds a run: --resume continues it, --overwrite replaces it, "
+        "or choose another --run-dir\n"
+    )
+    assert (run / "config.json").read_text() == "{}" and len(list(run.iterdir())) == 2
+
+
+def test_no_data_is_a_usage_error_not_a_development_folder(tmp_path):
+    # without --config, train used to start the full recipe on ../shared/data/hdr-pool,
+    # relative to the current folder: here such a folder exists
+    work = tmp_path / "work"
+    work.mkdir()
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    tiny_pool(tmp_path / "shared" / "data" / "hdr-pool")
+    args = ["train", "--encoder-weights", "random", "--lpips-weight", "0", "--max-steps", "1"]
+    args += ["--batch-size", "1", "--crop", "32", "--val-crop", "32", "--val-size", "1"]
+    proc = subprocess.run(CLI + args, capture_output=True, text=True, timeout=300, cwd=work)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: no training data: pass --data") and (
+        proc.stderr.count("\n") == 1
+    )
+    assert list(work.iterdir()) == []  # no runs/default
+
+
+def test_pool_without_a_readable_image_leaves_no_run_folder(tmp_path):
+    pool, run = tmp_path / "pool", tmp_path / "run"
+    pool.mkdir()
+    (pool / "a.hdr").write_bytes(b"garbage")
+    (pool / "b.hdr").write_bytes(b"#?RADIANCE\n cut short")
+    args = ["train", "--data", str(pool), "--run-dir", str(run), "--encoder-weights", "random"]
+    proc = subprocess.run(CLI + args, capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and lines[-1] == f"error: {pool}: no readable HDR image", lines
+    assert all(line.startswith("warning: ") for line in lines[:-1]) and len(lines) == 3
+    assert not run.exists()
 
 
 def test_cli_errors_are_one_line(tmp_path):
@@ -77,6 +138,9 @@ def test_bad_options_are_one_line_errors(tmp_path):
         (["--steps-per-epoch", "0"], "steps_per_epoch must be an integer >= 1, got 0"),
         (["--batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
         (["--lr", "nan"], "lr must be a finite number, got nan"),
+        # a huge crop ran out of memory with a traceback; a negative loss weight trained away
+        (["--crop", "100000"], "crop must be an integer >= 1 and <= 4096, got 100000"),
+        (["--alpha-weight", "-5"], "alpha_weight must be >= 0, got -5.0"),
         (["--encoder", "bogus"], "unknown encoder 'bogus'"),
         (["--config", str(tmp_path / "list.json")], "not a JSON object of options"),
         (["--config", str(tmp_path / "model.json")], "model must be an object, got 'x'"),

@@ -262,7 +262,7 @@ def test_run_files_rewritten_atomically(tmp_path, monkeypatch, suffix):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Path, "write_text", half_then_fail)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(InputError, match=rf"{name}: cannot write \(No space left on device\)"):
         run(cfg, resume=True)
     assert (tmp_path / "run" / name).read_text() == before
     assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
@@ -284,7 +284,7 @@ def test_auto_streams_follow_the_loss():
 def test_stops_model_starts_at_the_identity(tmp_path):
     from mlx_hdr.calibrate import calibrate
     from mlx_hdr.color import ldr_to_input, srgb_to_linear
-    from mlx_hdr.train.trainer import build_model
+    from mlx_hdr.train.build import build_model
 
     cfg = tiny_cfg(tmp_path, model=dict(decoder_channels=SMALL, target="stops"))
     model = build_model(cfg, encoder=encoder())
@@ -292,3 +292,70 @@ def test_stops_model_starts_at_the_identity(tmp_path):
     out = np.array(model(mx.array(ldr_to_input(ldr))))[0]
     hdr = calibrate(ldr[0], out, blend=False, kind="stops")
     np.testing.assert_allclose(hdr, srgb_to_linear(ldr[0]), rtol=1e-4, atol=1e-5)
+
+
+def test_simulator_settings_reach_the_pool_and_are_checked(tmp_path):
+    from mlx_hdr.train.pool import pool_source
+
+    pool = ROOT.parent / "shared" / "data" / "hdr-pool"
+    if not pool.is_dir():
+        pytest.skip("needs ../shared/data/hdr-pool")
+    cfg = tiny_cfg(tmp_path, data=str(pool), sim={"metering_prob": 0.7})
+    batches = pool_source(cfg)
+    assert batches.train.sim.metering_prob == batches.val.sim.metering_prob == 0.7
+    with pytest.raises(ValueError, match="unknown simulator settings: bogus"):
+        tiny_cfg(tmp_path, sim={"bogus": 1})
+
+
+def _train_steps(run_dir) -> list[int]:
+    records = [json.loads(x) for x in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
+    return [r["step"] for r in records if r["kind"] == "train"]
+
+
+def test_a_run_never_writes_into_another_runs_folder(tmp_path):
+    # without --resume, a second run used to rewrite config.json and append its steps to the
+    # first run's log.jsonl (the step count restarting), then overwrite its checkpoints
+    from mlx_hdr.errors import UsageError, WeightsError
+
+    cfg = tiny_cfg(tmp_path / "run", epochs=1, steps_per_epoch=2)
+    run(cfg)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    with pytest.raises(UsageError, match="already holds a run: --resume continues it"):
+        run(cfg)
+    with pytest.raises(UsageError, match="choose one"):
+        run(cfg, resume=True, overwrite=True)
+    # --overwrite replaces the run only once the new one is built
+    broken = tiny_cfg(tmp_path / "run", encoder_weights=str(tmp_path / "none.safetensors"))
+    with pytest.raises(WeightsError):
+        train(broken, source(), echo=None, overwrite=True)
+    after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    assert after == before
+    result = run(tiny_cfg(tmp_path / "run", epochs=1, steps_per_epoch=3), overwrite=True)
+    assert result.step == 3 and _train_steps(tmp_path / "run") == [1, 2, 3]
+    # a folder of other files is not a run folder either; an empty one is fine
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="is not empty"):
+        run(tiny_cfg(tmp_path / "other"))
+    (tmp_path / "empty").mkdir()
+    assert run(tiny_cfg(tmp_path / "empty", epochs=1, steps_per_epoch=1)).step == 1
+
+
+def test_step_clock_estimates_the_run_after_its_first_steps(monkeypatch):
+    from mlx_hdr.train import progress
+
+    now = iter([0.0, 10.0, 12.0, 14.0, 16.0, 18.0])  # start, then the end of steps 0..4
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(now))
+    said = []
+    clock = progress.StepClock(total=100, start=0, say=said.append, bar=False)
+    durations = [clock.tick(step) for step in range(5)]
+    assert durations == [10.0, 2.0, 2.0, 2.0, 2.0] and clock.seconds_per_step == 2.0
+    # once, after three timed steps (the first step, compiling, is not timed)
+    assert said == [
+        "2.00 s/step: about 3 min 12 s for the 96 steps left (plus validation each epoch)"
+    ]
+    cfg = tiny_cfg("runs/x", epochs=5, steps_per_epoch=20, max_steps=50)
+    assert progress.plan_line(cfg, 10) == (
+        "training 40 steps (to step 50: 5 epochs x 20 steps, capped by max_steps 50), batch 4, "
+        "224 px crops, L1, into runs/x; time estimate after 4 steps"
+    )

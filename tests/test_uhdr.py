@@ -228,7 +228,7 @@ def test_encoder_failure_leaves_no_file(cli, monkeypatch, tmp_path):
     monkeypatch.setattr(uhdr, "assemble", broken)
     formats = ("--format", "exr", "--format", "uhdr")
     code, _, err = cli("predict", src, "-o", out, *formats, "--method", "kovaleski2014")
-    assert code == 2 and err.splitlines() == [
+    assert code == 3 and err.splitlines() == [
         f"error: {src / n}.jpg: libultrahdr encode failed: injected" for n in "ab"
     ]
     # each input's EXR was written before its gain-map JPEG failed; nothing half-written

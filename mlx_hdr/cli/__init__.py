@@ -11,7 +11,15 @@ import warnings
 
 import typer
 
-from mlx_hdr.errors import HDRError, os_error_line
+from mlx_hdr import __version__
+from mlx_hdr.errors import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    HDRError,
+    UsageError,
+    os_error_line,
+)
 
 COMMAND_MODULES = ("predict", "evaluate", "train", "data", "convert")
 
@@ -21,14 +29,25 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: wrapped to the terminal, never cut off
 )
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"mlx_hdr.cli.{_name}").register(app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlx-hdr {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version."
+    ),
+) -> None:
     """Single-image LDR to HDR reconstruction with MLX."""
 
 
@@ -43,18 +62,18 @@ def main() -> None:
         code = app(standalone_mode=False)  # returns typer.Exit codes instead of raising them
     except HDRError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR)
     except OSError as exc:  # e.g. an output folder that cannot be created
         print(f"error: {os_error_line(exc)}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(EXIT_ERROR)
     except (KeyboardInterrupt, typer.Abort):
         print("aborted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors (Typer vendors its own click)
         if not hasattr(exc, "show"):
             raise
         exc.show()
-        sys.exit(getattr(exc, "exit_code", 2))
+        sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
     sys.exit(code if isinstance(code, int) else 0)

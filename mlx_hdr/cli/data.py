@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -30,10 +31,12 @@ def index_command(
     orientation: Annotated[
         bool, typer.Option(help="Detect rotated/flipped HDRs (paired data).")
     ] = True,
-    workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Decoding threads.")] = 2,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> dict:
     """Scan DIRECTORY once and write a manifest of its pairs (kept/dropped and why)."""
+    if not (math.isfinite(max_value) and max_value > 0):
+        raise typer.BadParameter(f"{max_value} is not a number > 0", param_hint="--max-value")
     manifest = index_dataset(directory, output, max_value, orientation, workers, progress)
     summary = summarize(manifest)
     typer.echo(format_summary(summary))

@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
+from mlx_hdr.errors import EXIT_SOME_FAILED
 from mlx_hdr.evaluate import evaluate, net_for_methods, summary_markdown
+from mlx_hdr.image_io import MAX_PIXELS
 
 
 def register(app: typer.Typer) -> None:
@@ -37,14 +39,19 @@ def evaluate_command(
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     blend: Annotated[bool, typer.Option(help="Model: keep the input where not clipped.")] = True,
+    max_pixels: Annotated[
+        int,
+        typer.Option(min=1, help="Refuse larger images (a guard against decompression bombs)."),
+    ] = MAX_PIXELS,
 ) -> None:
-    """Write metrics.csv, summary.md and contact sheets; print the summary table."""
+    """Write metrics.csv, summary.md and contact sheets; print the summary table (exit code
+    3 when some cases failed)."""
     net = net_for_methods(method, model)
     report = evaluate(
-        dataset, out, method, net, on_error=_report_error, progress=progress, blend=blend
+        dataset, out, method, net, _report_error, progress, blend=blend, max_pixels=max_pixels
     )
     n_cases = len({r["case"] for r in report.rows})
     typer.echo(summary_markdown(report.means, n_cases, str(dataset)))
     typer.echo(f"wrote {out}/metrics.csv, {out}/summary.md, {out}/sheets/")
     if report.failed:
-        raise typer.Exit(min(len(report.failed), 125))
+        raise typer.Exit(EXIT_SOME_FAILED)

@@ -9,12 +9,16 @@ from typing import Annotated
 
 import typer
 
-from mlx_hdr.inference import FORMATS, MULTIPLE, WORK_PIXELS, PredictOptions, predict_files
+from mlx_hdr.errors import EXIT_SOME_FAILED
+from mlx_hdr.image_io import MAX_PIXELS
+from mlx_hdr.inference import MULTIPLE, WORK_PIXELS, PredictOptions, run_plan
 from mlx_hdr.methods import METHODS
+from mlx_hdr.outputs import FORMATS, plan_outputs
 from mlx_hdr.uhdr import UhdrOptions
 
 METHOD_CHOICES = ("model", *METHODS)  # expandnet2018 needs MLX_HDR_EXPANDNET=weights.pth
 TONEMAP_CHOICES = ("reinhard", "reinhard2002", "exposure")
+MAX_EV = 20.0  # --exposure range: 2^20 is a million times brighter or darker
 
 
 def register(app: typer.Typer) -> None:
@@ -29,12 +33,13 @@ def _choice(value: str, choices: tuple[str, ...], name: str) -> str:
 
 
 def _check_numbers(work_pixels: int, exposure: float, max_boost: float | None) -> None:
-    """Usage errors for values the pipeline would only reject per file, with a traceback."""
+    """Usage errors for values the pipeline would reject per file, or obey uselessly (an
+    all-black preview at +128 EV)."""
     problem = None
     if work_pixels < MULTIPLE * MULTIPLE:
         name, problem = "--work-pixels", f"{work_pixels} is below {MULTIPLE * MULTIPLE}"
-    elif not math.isfinite(exposure):
-        name, problem = "--exposure", f"{exposure} is not a finite number"
+    elif not math.isfinite(exposure) or abs(exposure) > MAX_EV:
+        name, problem = "--exposure", f"{exposure} is not between -{MAX_EV:g} and {MAX_EV:g}"
     elif max_boost is not None and not math.isfinite(max_boost):
         name, problem = "--max-boost", f"{max_boost} is not a finite number"
     if problem:
@@ -77,7 +82,9 @@ def predict_command(
     tonemap: Annotated[str, typer.Option(help=f"One of {', '.join(TONEMAP_CHOICES)}.")] = (
         "reinhard"
     ),
-    exposure: Annotated[float, typer.Option(help="Preview exposure in stops (EV).")] = 0.0,
+    exposure: Annotated[
+        float, typer.Option(help=f"Preview exposure in stops (EV), -{MAX_EV:g} to {MAX_EV:g}.")
+    ] = 0.0,
     max_size: Annotated[
         int | None, typer.Option(min=0, help="Downscale so the longer side is at most N px.")
     ] = None,
@@ -109,9 +116,13 @@ def predict_command(
             help="Skip photos that carry an HDR gain map already (iPhone HEIC, Ultra HDR)."
         ),
     ] = False,
+    max_pixels: Annotated[
+        int,
+        typer.Option(min=1, help="Refuse larger images (a guard against decompression bombs)."),
+    ] = MAX_PIXELS,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Reconstruct HDR from LDR images; exit code = number of failed files (max 125)."""
+    """Reconstruct HDR from LDR images (exit code 3 when some of them failed)."""
     _check_numbers(work_pixels, exposure, max_boost)
     opts = PredictOptions(
         method=_choice(method, METHOD_CHOICES, "--method"),
@@ -126,17 +137,19 @@ def predict_command(
         exposure_ev=exposure,
         max_size=max_size,
         work_pixels=work_pixels,
+        max_pixels=max_pixels,
         uhdr=UhdrOptions(max_boost, gainmap_quality, gainmap_scale),
         skip_hdr_inputs=skip_hdr_inputs,
     )
+    plan = plan_outputs(inputs, out, opts)  # output problems: refused before any work
     net = None
     if opts.method == "model":
         from mlx_hdr.model_hub import load_net
 
         net = load_net(model)[0]
-    report = predict_files(inputs, out, net, opts, on_error=_report_error, progress=progress)
+    report = run_plan(plan, net, opts, on_error=_report_error, progress=progress)
     files = [str(f) for _, written in report.written for f in written]
     shown = ", ".join(files[:4]) + (f", ... ({len(files)} files)" if len(files) > 4 else "")
     typer.echo(f"wrote {shown}" if files else "wrote nothing")
     if report.failed:
-        raise typer.Exit(min(len(report.failed), 125))
+        raise typer.Exit(EXIT_SOME_FAILED)

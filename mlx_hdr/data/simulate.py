@@ -21,6 +21,7 @@ from PIL import Image
 from mlx_hdr.color import linear_to_srgb, rgb_to_luminance, srgb_to_linear
 
 CURVES = ("srgb", "gamma", "eilertsen2017")
+MIDDLE_GREY = 0.18
 
 
 @dataclass
@@ -40,6 +41,9 @@ class SimConfig:
     shoulder_white: tuple[float, float] = (1.0, 4.0)  # extended-Reinhard white, log-uniform
     shoulder_prob: float = 0.5
     align_target: bool = True  # target on the linearised photo's scale (see module doc)
+    metering_prob: float = 0.0  # probability of a metered exposure instead of a clip fraction
+    metering_ev: tuple[float, float] = (-1.0, 1.5)  # offset from the metered exposure, stops
+    metered_clip: tuple[float, float] = (0.005, 0.5)  # outside this clipped share: not used
 
 
 @dataclass
@@ -79,6 +83,27 @@ def exposure_for_clip_fraction(hdr: np.ndarray, fraction: float) -> float:
     if float(np.median(rgb_to_luminance(hdr))) * s > 0.9:
         s = 1.0 / max(float(np.quantile(m, 0.97)), 1e-12)
     return s
+
+
+def metered_exposure(hdr: np.ndarray, ev: float = 0.0) -> float:
+    """Scale s that puts the log-average luminance at middle grey (0.18) times 2**ev, as a
+    camera's average metering does: how bright the clipped regions are then follows from
+    the scene, not from a chosen clipped share."""
+    y = rgb_to_luminance(np.maximum(np.asarray(hdr, np.float32), 0.0))
+    log_avg = float(np.exp(np.mean(np.log(y + 1e-6))))
+    return MIDDLE_GREY * 2.0**ev / max(log_avg, 1e-12)
+
+
+def sample_exposure(hdr: np.ndarray, rng: np.random.Generator, cfg: SimConfig) -> float:
+    """The exposure of one simulated photo: metered (``cfg.metering_prob``; kept when its
+    clipped share lies in ``cfg.metered_clip``), else one that clips a share drawn from
+    ``cfg.clip_fraction`` (:func:`exposure_for_clip_fraction`)."""
+    if cfg.metering_prob > 0 and rng.random() < cfg.metering_prob:
+        s = metered_exposure(hdr, float(rng.uniform(*cfg.metering_ev)))
+        clipped = float((np.asarray(hdr).max(axis=-1) * s >= 1.0).mean())
+        if cfg.metered_clip[0] <= clipped <= cfg.metered_clip[1]:
+            return s
+    return exposure_for_clip_fraction(hdr, float(rng.uniform(*cfg.clip_fraction)))
 
 
 def apply_curve(x: np.ndarray, curve: str, params: tuple[float, ...] = ()) -> np.ndarray:
@@ -166,7 +191,7 @@ def simulate_ldr(
     white = 1.0
     if rng.random() < cfg.shoulder_prob:
         white = float(np.exp(rng.uniform(*np.log(cfg.shoulder_white))))
-    s = exposure_for_clip_fraction(hdr, float(rng.uniform(*cfg.clip_fraction))) * white
+    s = sample_exposure(hdr, rng, cfg) * white
     scaled = (hdr * s).astype(np.float32)
     clipped = float((scaled.max(axis=-1) >= white).mean())
     curve, params = sample_curve(rng, cfg)

@@ -15,6 +15,11 @@ from mlx_hdr.models.hybrid import HybridConfig
 MINIMUM = {"batch_size": 1, "steps_per_epoch": 1, "crop": 1, "val_size": 1, "val_crop": 1}
 MINIMUM |= {"log_every": 1, "epochs": 0, "checkpoint_every": 0, "max_steps": 0}
 MINIMUM |= {"warmup_steps": 0, "workers": 0, "seed": 0, "streams": 0}
+MAXIMUM = {"crop": 4096, "val_crop": 4096}  # larger views ran out of memory with a traceback
+# [low, high) of float fields: a negative loss weight trains towards the error, beta >= 1
+# divides by zero in Adam's bias correction
+FLOAT_RANGE = {k: (0.0, math.inf) for k in ("l1_weight", "lpips_weight", "alpha_weight")}
+FLOAT_RANGE |= {"beta1": (0.0, 1.0), "beta2": (0.0, 1.0)}
 
 
 @dataclass
@@ -22,7 +27,7 @@ class TrainConfig:
     """Everything a training run needs; saved in every checkpoint."""
 
     run_dir: str = "runs/default"
-    data: str | list = "../shared/data/hdr-pool"  # HDR pool folder(s), or a manifest of pairs
+    data: str | list | None = None  # HDR pool folder(s), or a manifest; required for a pool
     model: HybridConfig = field(default_factory=HybridConfig)
     encoder_weights: str | None = None  # None: the converted file in the user cache
     init_model: str | None = None  # a saved model to start from (a previous phase's)
@@ -41,6 +46,7 @@ class TrainConfig:
     steps_per_epoch: int = 100
     crop: int = 224
     highlight_views: float = 0.0  # share of training views aimed at a scene's brightest pixels
+    sim: dict = field(default_factory=dict)  # camera simulator settings (data.simulate.SimConfig)
     val_size: int = 8  # fixed validation pairs
     val_crop: int = 224
     seed: int = 0
@@ -59,6 +65,7 @@ class TrainConfig:
         if isinstance(self.model, dict):
             self.model = HybridConfig(**self.model)
         self._check_numbers()
+        self.sim_config()  # unknown or bad simulator settings fail here, not mid-run
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if not 0.0 <= self.highlight_views <= 1.0:
@@ -70,19 +77,26 @@ class TrainConfig:
             raise ValueError(f"unknown encoder {self.model.encoder!r} (choose from {known})")
 
     def _check_numbers(self) -> None:
-        """int fields must be integers (at least their ``MINIMUM``), float fields finite."""
+        """int fields must be integers within ``MINIMUM``/``MAXIMUM``, float fields finite
+        and within ``FLOAT_RANGE``."""
         for f in fields(self):
-            value = getattr(self, f.name)
             if f.type == "int":
-                low = MINIMUM.get(f.name)
-                ok = isinstance(value, int) and not isinstance(value, bool)
-                if not ok or (low is not None and value < low):
-                    at_least = f" >= {low}" if low is not None else ""
-                    raise ValueError(f"{f.name} must be an integer{at_least}, got {value!r}")
+                _check_int(f.name, getattr(self, f.name))
             elif f.type == "float":
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-                if not ok or not math.isfinite(value):
-                    raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+                _check_float(f.name, getattr(self, f.name))
+
+    def sim_config(self):
+        """The camera simulator's :class:`~mlx_hdr.data.simulate.SimConfig` with ``sim``'s
+        settings; ``ValueError`` naming an unknown setting."""
+        from mlx_hdr.data.simulate import SimConfig
+
+        if not isinstance(self.sim, dict):
+            raise ValueError(f"sim must be an object of simulator settings, got {self.sim!r}")
+        known = {f.name for f in fields(SimConfig)}
+        unknown = sorted(set(self.sim) - known)
+        if unknown:
+            raise ValueError(f"unknown simulator settings: {', '.join(unknown)}")
+        return SimConfig(**self.sim)
 
     @property
     def use_compile(self) -> bool:
@@ -131,6 +145,25 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training options: {', '.join(unknown)}")
         return cls(**d)
+
+
+def _check_int(name: str, value) -> None:
+    low, high = MINIMUM.get(name), MAXIMUM.get(name)
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok or (low is not None and value < low) or (high is not None and value > high):
+        at_least = f" >= {low}" if low is not None else ""
+        at_most = f" and <= {high}" if high is not None else ""
+        raise ValueError(f"{name} must be an integer{at_least}{at_most}, got {value!r}")
+
+
+def _check_float(name: str, value) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    low, high = FLOAT_RANGE.get(name, (-math.inf, math.inf))
+    if not low <= value < high:
+        where = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g})"
+        raise ValueError(f"{name} must be {where}, got {value!r}")
 
 
 def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:

@@ -9,11 +9,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from mlx_hdr.atomic import atomic_write
+from mlx_hdr.labels import draw_label
 from mlx_hdr.tonemap import reinhard_simple
 
 PANEL = (360, 220)
 MARGIN = 40
 COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
+SAMPLE_COLUMNS = ("input", "prediction", "target")
 
 
 def _save_png(img: Image.Image, path: Path) -> None:
@@ -21,7 +23,18 @@ def _save_png(img: Image.Image, path: Path) -> None:
         img.save(tmp, format="PNG")
 
 
-def _draw_panel(title: str, series: dict[str, list[tuple[float, float]]]) -> Image.Image:
+def _legend(d: ImageDraw.ImageDraw, names: list[str], right: int) -> None:
+    """Series names in their colours, right-aligned on the title row (above the plot box,
+    where they cannot hide a curve)."""
+    x = right
+    for k, name in reversed(list(enumerate(names))):
+        x -= int(d.textlength(name)) + 8
+        d.text((x, 5), name, fill=COLORS[k % len(COLORS)])
+
+
+def _draw_panel(
+    title: str, series: dict[str, list[tuple[float, float]]], xlabel: str = ""
+) -> Image.Image:
     w, h = PANEL
     img = Image.new("RGB", PANEL, "white")
     d = ImageDraw.Draw(img)
@@ -29,6 +42,8 @@ def _draw_panel(title: str, series: dict[str, list[tuple[float, float]]]) -> Ima
     pts = [p for s in series.values() for p in s if math.isfinite(p[1])]
     box = (MARGIN, 22, w - 10, h - 22)
     d.rectangle(box, outline=(150, 150, 150))
+    d.text(((box[0] + box[2] - d.textlength(xlabel)) / 2, box[3] + 4), xlabel, fill="black")
+    _legend(d, list(series), box[2])
     if not pts:
         return img
     x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
@@ -45,14 +60,13 @@ def _draw_panel(title: str, series: dict[str, list[tuple[float, float]]]) -> Ima
             box[3] - (p[1] - y0) / (y1 - y0) * (box[3] - box[1]),
         )
 
-    for k, (name, s) in enumerate(series.items()):
+    for k, s in enumerate(series.values()):
         color = COLORS[k % len(COLORS)]
         xy = [to_px(p) for p in s if math.isfinite(p[1])]
         if len(xy) > 1:
             d.line(xy, fill=color, width=2)
         for x, y in xy if len(xy) < 30 else []:
             d.ellipse((x - 2, y - 2, x + 2, y + 2), fill=color)
-        d.text((box[2] - 90, box[1] + 4 + 12 * k), name, fill=color)
     return img
 
 
@@ -66,10 +80,12 @@ def plot_curves(history: list[dict], path) -> Path:
     val = [r for r in history if r.get("kind") == "val"]
     losses = {k: [(r["step"], r[k]) for r in train if k in r] for k in ("loss", "l1", "lpips")}
     panels = [
-        _draw_panel("train loss", {k: v for k, v in losses.items() if v}),
-        _draw_panel("val PSNR (log domain, dB)", {"psnr": [(r["epoch"], r["psnr"]) for r in val]}),
-        _draw_panel("val SSIM", {"ssim": [(r["epoch"], r["ssim"]) for r in val]}),
-        _draw_panel("val L1", {"l1": [(r["epoch"], r["l1"]) for r in val]}),
+        _draw_panel("train loss", {k: v for k, v in losses.items() if v}, "step"),
+        _draw_panel(
+            "val PSNR (log domain, dB)", {"psnr": [(r["epoch"], r["psnr"]) for r in val]}, "epoch"
+        ),
+        _draw_panel("val SSIM", {"ssim": [(r["epoch"], r["ssim"]) for r in val]}, "epoch"),
+        _draw_panel("val L1", {"l1": [(r["epoch"], r["l1"]) for r in val]}, "epoch"),
     ]
     sheet = Image.new("RGB", (2 * PANEL[0], 2 * PANEL[1]), "white")
     for i, p in enumerate(panels):
@@ -93,9 +109,14 @@ def sample_strip(ldr: np.ndarray, pred: np.ndarray, target: np.ndarray) -> np.nd
 
 
 def save_sample(path, ldr, pred, target) -> Path:
-    """Write the :func:`sample_strip` of a batch as an 8-bit PNG (atomically)."""
+    """Write the :func:`sample_strip` of a batch as an 8-bit PNG (atomically), its columns
+    labelled on the first row."""
     strip = sample_strip(ldr, pred, target)
-    img = Image.fromarray((np.clip(strip, 0, 1) * 255 + 0.5).astype(np.uint8))
+    u8 = np.ascontiguousarray((np.clip(strip, 0, 1) * 255 + 0.5).astype(np.uint8))
+    width = np.shape(ldr)[2]
+    for i, label in enumerate(SAMPLE_COLUMNS):
+        draw_label(u8, label, origin=(i * width + 6, 20))
+    img = Image.fromarray(u8)
     path = Path(path)
     _save_png(img, path)
     return path

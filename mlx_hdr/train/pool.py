@@ -12,6 +12,7 @@ can make just their shard. Every ``holdout``-th image is kept out for validation
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import numpy as np
 
 from mlx_hdr.color import clip_mask
 from mlx_hdr.data.loader import sample_rng
-from mlx_hdr.errors import InputError
+from mlx_hdr.errors import InputError, UsageError
 from mlx_hdr.train.data import TRAIN_STREAM, VAL_STREAM
 
 
@@ -54,17 +55,17 @@ class SourceBatches:
 HOLDOUT = 9  # every 9th pool image is validation
 
 
-def heldout_views(pool, n: int, size: int = 384, seed: int = 123) -> list:
+def heldout_views(pool, n: int, size: int = 384, seed: int = 123, sim=None) -> list:
     """``n`` fixed simulated (ldr, hdr) photos of the pool's validation images.
 
     The model-selection set of ``scripts/validate_model.py``: the images ``mlx-hdr train``
-    holds out, through the camera simulator with a fixed seed.
+    holds out, through the camera simulator (``sim``: a ``SimConfig``) with a fixed seed.
     """
     from mlx_hdr.data.loader import PoolSource
 
     pools = [pool] if isinstance(pool, (str, Path)) else list(pool)
     _, val = split(pool_pairs(pools), HOLDOUT)
-    source = PoolSource(val, size=size)
+    source = PoolSource(val, size=size, sim=sim)
     return [source.sample(i, sample_rng(seed, 0, i)) for i in range(n)]
 
 
@@ -76,13 +77,36 @@ def split(items: list, holdout: int) -> tuple[list, list]:
     return [x for i, x in enumerate(items) if i % holdout], val
 
 
+def readable(pairs: list) -> list:
+    """The pairs whose HDR decodes; each other one is left out with a warning naming it
+    (as ``mlx-hdr data index`` drops it as unreadable)."""
+    from mlx_hdr.image_io import read_hdr
+
+    kept = []
+    for pair in pairs:
+        try:
+            read_hdr(pair.hdr_path)
+        except InputError as exc:
+            warnings.warn(f"{exc}; left out of training", stacklevel=2)
+            continue
+        kept.append(pair)
+    return kept
+
+
 def _pool_sources(pairs: list, cfg, holdout: int):
     from mlx_hdr.data.loader import PoolSource
     from mlx_hdr.data.panorama import ViewConfig
 
-    train, val = split(pairs, holdout)
+    kept = readable(pairs)
+    if pairs and not kept:
+        raise ValueError("no readable HDR image")
+    train, val = split(kept, holdout)
     view = ViewConfig(highlight_views=cfg.highlight_views)  # validation keeps uniform views
-    return PoolSource(train, size=cfg.crop, view=view), PoolSource(val, size=cfg.val_crop)
+    sim = cfg.sim_config()
+    return (
+        PoolSource(train, size=cfg.crop, sim=sim, view=view),
+        PoolSource(val, size=cfg.val_crop, sim=sim),
+    )
 
 
 def _pair_sources(manifest, cfg, holdout: int):
@@ -118,6 +142,11 @@ def pool_source(cfg, holdout: int = HOLDOUT) -> SourceBatches:
     from mlx_hdr.data.datasets import Pair, scan_dataset
     from mlx_hdr.data.manifest import read_manifest
 
+    if not cfg.data:
+        raise UsageError(
+            "no training data: pass --data (a folder of HDR images, or a manifest from "
+            "`mlx-hdr data index`), or a --config recipe that names it"
+        )
     if isinstance(cfg.data, (list, tuple)):
         try:
             train, val = _pool_sources(pool_pairs(cfg.data), cfg, holdout)

@@ -15,25 +15,28 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import resource
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
+from tqdm import tqdm
 
 from mlx_hdr._blas import blas_threads
 from mlx_hdr.atomic import write_text_atomic
 from mlx_hdr.calibrate import calibrate
 from mlx_hdr.color import clip_mask, ldr_to_input
 from mlx_hdr.errors import HDRError
-from mlx_hdr.models.hybrid import HybridAutoencoder, save_model
+from mlx_hdr.models.hybrid import save_model
 from mlx_hdr.targets import encode_target, target_kind
 from mlx_hdr.train import checkpoint as ckpt
+from mlx_hdr.train.build import build_lpips, build_model
 from mlx_hdr.train.config import TrainConfig
 from mlx_hdr.train.data import BatchSource, prefetch
 from mlx_hdr.train.plots import plot_curves, save_sample
+from mlx_hdr.train.progress import StepClock, plan_line
+from mlx_hdr.train.rundir import check_run_dir, clear_run
+from mlx_hdr.train.runlog import RunLog, memory_stats
 from mlx_hdr.train.step import make_optimizer, make_train_step
 
 
@@ -55,67 +58,6 @@ class TrainResult:
     best_psnr: float = -math.inf
     seconds_per_step: float = math.nan
     rank: int = 0
-
-
-def build_model(cfg: TrainConfig, encoder=None) -> HybridAutoencoder:
-    """The hybrid model with the encoder's pretrained weights (``"random"``: none, for tests).
-
-    ``encoder``: a ready encoder module (custom or test stand-in) used as it is.
-    """
-    model = HybridAutoencoder(cfg.model, encoder=encoder)
-    if encoder is None and cfg.encoder_weights != "random":
-        from mlx_hdr.weights import converted_path, load_strict
-
-        path = cfg.encoder_weights or converted_path(cfg.model.encoder)
-        load_strict(model.encoder, path, architecture=cfg.model.encoder)
-        model.encoder.freeze()
-    if cfg.init_model:
-        init_from_model(model, cfg.init_model)
-    elif cfg.model.target == "stops":
-        zero_residual_init(model)
-    mx.eval(model.parameters())
-    return model
-
-
-def zero_residual_init(model: HybridAutoencoder) -> None:
-    """Start a ``stops`` model at the identity: the output conv's weights at 0 and its
-    bias at the target value of a 0-stop residual, so step 0 returns the linearised input."""
-    from mlx_hdr.targets import STOPS_HI, STOPS_LO
-
-    t0 = -STOPS_LO / (STOPS_HI - STOPS_LO) * 2.0 - 1.0
-    model.out.weight = mx.zeros_like(model.out.weight)
-    model.out.bias = mx.full(model.out.bias.shape, math.atanh(t0))
-
-
-def init_from_model(model: HybridAutoencoder, path: str) -> None:
-    """Start from a saved model's weights (a previous phase's ``model.safetensors``); its
-    parameters must have the run's names and shapes, its target domain may differ
-    (fine-tuning to a new one)."""
-    from mlx.utils import tree_flatten
-
-    from mlx_hdr.errors import InputError
-    from mlx_hdr.models.hybrid import load_model
-
-    src, src_cfg = load_model(path)
-    shapes = {k: v.shape for k, v in tree_flatten(src.parameters())}
-    if shapes != {k: v.shape for k, v in tree_flatten(model.parameters())}:
-        raise InputError(f"its architecture differs from the run's ({src_cfg})", path)
-    model.update(src.parameters())
-    model.encoder.freeze()
-
-
-def build_lpips(cfg: TrainConfig):
-    """LPIPS(VGG16) from converted weights, or None when its weight is 0."""
-    if cfg.lpips_weight <= 0:
-        return None
-    from mlx_hdr.lpips import LPIPS
-    from mlx_hdr.weights import converted_path
-
-    vgg = cfg.lpips_vgg or converted_path("vgg16")
-    lin = cfg.lpips_lin or converted_path("lpips_vgg")
-    lpips = LPIPS.from_pretrained(vgg, lin)
-    lpips.freeze()
-    return lpips
 
 
 def prepare(batch: dict[str, np.ndarray], kind: str = "minmax_log1p") -> tuple:
@@ -167,50 +109,6 @@ def make_source(cfg: TrainConfig, rank: int = 0) -> BatchSource:
     return pool_source(cfg)
 
 
-class RunLog:
-    """Append-only JSONL log (rank 0 only) that also keeps the records in memory."""
-
-    def __init__(self, path: Path | None, echo=print):
-        self.path, self.echo, self.records = path, echo, []
-        if path is not None and path.exists():
-            self.records = read_log(path)
-
-    def write(self, record: dict, message: str | None = None) -> None:
-        """Keep ``record``; with a path, also append it to the file and echo ``message``."""
-        self.records.append(record)
-        if self.path is not None:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-            self.say(message)
-
-    def say(self, message: str | None) -> None:
-        """Echo ``message`` (if any and if there is an echo function); nothing is logged."""
-        if message and self.echo is not None:
-            self.echo(message)
-
-    def truncate_after(self, step: int) -> None:
-        """Drop records from steps after a resumed checkpoint (they will be redone)."""
-        keep = [r for r in self.records if r.get("step", 0) <= step]
-        self.records = keep
-        if self.path is not None:
-            write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in keep))
-
-
-def read_log(path: Path) -> list[dict]:
-    """Records of a JSONL log; a last line cut short by a killed process is skipped."""
-    lines = [line for line in path.read_text().splitlines() if line]
-    records = [json.loads(line) for line in lines[:-1]]
-    with contextlib.suppress(json.JSONDecodeError):
-        records += [json.loads(line) for line in lines[-1:]]
-    return records
-
-
-def memory_stats() -> dict:
-    """Peak MLX allocator memory and the process's max RSS, in MiB."""
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"peak_mem_mb": mx.get_peak_memory() / 2**20, "max_rss_mb": rss_kib / 1024}
-
-
 class Trainer:
     """Holds the model, optimizer and step function of one run; see :func:`train`."""
 
@@ -222,8 +120,10 @@ class Trainer:
         group=None,
         echo=print,
         encoder=None,
+        overwrite: bool = False,
+        progress: bool = False,
     ):
-        self.cfg, self.group = cfg, group
+        self.cfg, self.group, self.progress = cfg, group, progress
         self.rank = 0 if group is None else group.rank()
         self.size = 1 if group is None else group.size()
         if cfg.batch_size % self.size:
@@ -236,6 +136,8 @@ class Trainer:
         self.optimizer = make_optimizer(cfg)
         self.lpips = build_lpips(cfg)
         if self.main:  # only now: missing weights must not leave an empty run folder
+            if overwrite:
+                clear_run(self.run_dir)
             (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
             (self.run_dir / "samples").mkdir(exist_ok=True)
         self.log = RunLog(self.run_dir / "log.jsonl" if self.main else None, echo)
@@ -294,6 +196,25 @@ class Trainer:
         self.log.write({"kind": "error", "step": self.step + 1, "message": msg})
         raise TrainingDiverged(msg)
 
+    def one_step(self, step_fn, step: int, batch: dict) -> tuple[float, dict, float]:
+        """Train on ``batch`` as step ``step`` (0-based): loss, its parts, gradient norm."""
+        x, target, mask = prepare(batch, self.cfg.model.target)
+        mx.random.seed(self.cfg.seed * 1_000_003 + step)  # see checkpoint.py
+        loss, parts, norm = step_fn(x, target, mask)
+        mx.eval(loss, parts, norm, self.model.state, self.optimizer.state)
+        loss_f, norm_f = loss.item(), norm.item()
+        self.check_finite(loss_f, norm_f)
+        self.step = step + 1
+        return loss_f, parts, norm_f
+
+    def clock(self) -> StepClock:
+        """The run's :class:`StepClock`; with its bar shown, messages are written above it."""
+        bar = self.progress and self.main
+        if bar and self.log.echo is print:
+            self.log.echo = tqdm.write
+        say = self.log.say if self.main else lambda message: None
+        return StepClock(self.cfg.total_steps, self.step, say, bar)
+
     def run(self) -> TrainResult:
         """Train from ``self.step`` to the configured total number of steps."""
         cfg, step_fn = self.cfg, self.build_step()
@@ -301,31 +222,26 @@ class Trainer:
         result = TrainResult(
             self.run_dir, self.step, self.step // cfg.steps_per_epoch, rank=self.rank
         )
-        t_last, n_timed, t_sum = time.perf_counter(), 0, 0.0
+        if self.main:
+            self.log.say(plan_line(cfg, self.step))
+        clock = self.clock()
         data = prefetch(self.source, self.step, cfg.total_steps, self.rank, self.size)
-        for step, batch in data:
-            x, target, mask = prepare(batch, self.cfg.model.target)
-            mx.random.seed(cfg.seed * 1_000_003 + step)  # see checkpoint.py
-            loss, parts, norm = step_fn(x, target, mask)
-            mx.eval(loss, parts, norm, self.model.state, self.optimizer.state)
-            loss_f, norm_f = loss.item(), norm.item()
-            self.check_finite(loss_f, norm_f)
-            self.step = step + 1
-            now = time.perf_counter()
-            dt, t_last = now - t_last, now
-            if step > result.step:  # the first step includes compilation
-                n_timed, t_sum = n_timed + 1, t_sum + dt
-            result.losses.append(loss_f)
-            if self.step % cfg.log_every == 0 or self.step == cfg.total_steps:
-                self.log_step(loss_f, parts, norm_f, dt)
-            if self.step % cfg.steps_per_epoch == 0 or self.step == cfg.total_steps:
-                result.val.append(self.end_epoch(val))  # saves "last" too
-                t_last = time.perf_counter()  # validation is not step time
-            elif cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                self.save("last")
+        try:
+            for step, batch in data:
+                loss_f, parts, norm_f = self.one_step(step_fn, step, batch)
+                dt = clock.tick(step)
+                result.losses.append(loss_f)
+                if self.step % cfg.log_every == 0 or self.step == cfg.total_steps:
+                    self.log_step(loss_f, parts, norm_f, dt)
+                if self.step % cfg.steps_per_epoch == 0 or self.step == cfg.total_steps:
+                    result.val.append(self.end_epoch(val))  # saves "last" too
+                    clock.restart()  # validation is not step time
+                elif cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.save("last")
+        finally:
+            clock.close()
         result.step, result.epoch = self.step, self.step // cfg.steps_per_epoch
-        result.best_psnr = self.best
-        result.seconds_per_step = t_sum / n_timed if n_timed else math.nan
+        result.best_psnr, result.seconds_per_step = self.best, clock.seconds_per_step
         return result
 
     def log_step(self, loss: float, parts: dict, norm: float, dt: float) -> None:
@@ -386,19 +302,26 @@ def train(
     source: BatchSource | None = None,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     group=None,
     echo=print,
     encoder=None,
+    progress: bool = False,
 ) -> TrainResult:
     """Train the hybrid model as ``cfg`` says; returns losses, validation records and timing.
 
     ``source`` defaults to the HDR pool named by ``cfg.data`` through the camera simulator.
     ``encoder``: a ready encoder module instead of ``cfg.model.encoder`` (tests, custom).
-    ``resume`` continues exactly from ``run_dir/checkpoints/last.safetensors``. ``group``: an
-    ``mx.distributed`` group for data parallelism (``cfg.batch_size`` is the global batch).
+    ``resume`` continues exactly from ``run_dir/checkpoints/last.safetensors``; without it,
+    a ``run_dir`` holding another run is a ``UsageError`` unless ``overwrite`` (which
+    replaces that run once this one is built). ``group``: an ``mx.distributed`` group for
+    data parallelism (``cfg.batch_size`` is the global batch). ``progress``: a progress bar.
     Raises :class:`TrainingDiverged` on NaN/inf (the last good checkpoint is kept).
     """
-    trainer = Trainer(cfg, source, group=group, echo=echo, encoder=encoder)
+    check_run_dir(cfg.run_dir, resume, overwrite, group)
+    trainer = Trainer(
+        cfg, source, group=group, echo=echo, encoder=encoder, overwrite=overwrite, progress=progress
+    )
     if trainer.main:
         write_text_atomic(
             trainer.run_dir / "config.json", json.dumps(json.loads(cfg.to_json()), indent=2)
@@ -409,7 +332,9 @@ def train(
         return trainer.run()
 
 
-def train_from_options(config_path=None, *, resume: bool = False, **overrides) -> TrainResult:
+def train_from_options(
+    config_path=None, *, resume: bool = False, overwrite: bool = False, progress=True, **overrides
+) -> TrainResult:
     """Resolve a recipe file plus overrides (None = keep) and train; the CLI's entry point.
 
     With ``resume`` and no recipe, the run directory's ``config.json`` is the recipe. Under
@@ -427,4 +352,5 @@ def train_from_options(config_path=None, *, resume: bool = False, **overrides) -
     last = Path(cfg.run_dir) / "checkpoints" / "last.safetensors"
     if resume and not last.is_file():
         raise InputError("no checkpoint to resume from", last)
-    return train(cfg, resume=resume, group=init_group())
+    group = init_group()
+    return train(cfg, resume=resume, overwrite=overwrite, group=group, progress=progress)

@@ -1,0 +1,164 @@
+"""What ``predict`` reads and writes, decided before any work.
+
+Inputs are files, folders and glob patterns; every input gets its own output names, one file
+per ``--format`` (``<stem>.hdr``/``.exr``/``.pfm``/``.avif``, ``<stem>_uhdr.jpg`` for the
+gain-map JPEG) and a ``<stem>_preview.png`` beside an HDR file; ``-o`` is a folder, or a file
+for a single input. A name with a file extension is a file: it is never created as a folder.
+Problems with the outputs are :class:`UsageError`s, raised by :func:`plan_outputs` before a
+model is loaded or an image decoded.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlx_hdr.atomic import is_file_name
+from mlx_hdr.errors import UsageError
+from mlx_hdr.image_io import HDR_SUFFIXES, LDR_SUFFIXES
+from mlx_hdr.uhdr import UHDR_SUFFIX
+
+GLOB_CHARS = set("*?[")
+PREVIEW_SUFFIX = "_preview.png"
+JPEG_SUFFIXES = (".jpg", ".jpeg")  # ``-o x.jpg``: the gain-map JPEG
+HDR_OUTPUTS = (*HDR_SUFFIXES, ".avif")  # files that hold the HDR rendition alone
+FILE_SUFFIXES = (*HDR_OUTPUTS, ".png", *JPEG_SUFFIXES)  # what ``-o FILE`` may name
+FORMATS = {"hdr": ".hdr", "exr": ".exr", "pfm": ".pfm", "avif": ".avif", "uhdr": UHDR_SUFFIX}
+
+
+@dataclass
+class Plan:
+    """Per input, the files to write (``jobs``); inputs that match nothing (``missing``)."""
+
+    jobs: list[tuple[Path, list[Path]]] = field(default_factory=list)
+    missing: list[tuple[str, str]] = field(default_factory=list)
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files, folders (their JPEG/PNG/TIFF/HEIC files, sorted, skipping our previews and
+    gain-map JPEGs) and globs.
+
+    Returns ``(paths, missing)``, ``missing`` as ``(input, problem)`` pairs.
+    """
+    paths, missing = [], []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = [
+                q
+                for q in sorted(p.iterdir())
+                if q.is_file()
+                and q.suffix.lower() in LDR_SUFFIXES
+                and not q.name.endswith((PREVIEW_SUFFIX, UHDR_SUFFIX))
+            ]
+            paths += found
+            if not found:
+                missing.append((item, "folder has no JPEG/PNG/TIFF/HEIC images"))
+        elif p.exists() or not GLOB_CHARS & set(item):
+            paths.append(p)  # a missing file fails later with read_ldr's message
+        else:
+            matched = sorted(Path(q) for q in glob.glob(item, recursive=True))
+            paths += [q for q in matched if q.is_file()]
+            if not matched:
+                missing.append((item, "no files match this pattern"))
+    unique = {p.resolve(): p for p in reversed(paths)}  # an input named twice runs once
+    return [p for p in paths if unique.get(p.resolve()) is p], missing
+
+
+def _folder(p: Path) -> str:
+    return p.parent.name or p.resolve().parent.name
+
+
+def _ext(p: Path) -> str:
+    return p.suffix.lstrip(".").lower()
+
+
+# how inputs sharing a stem are told apart, tried in this order
+NAMERS = (
+    lambda p: f"{p.stem}_{_ext(p)}",
+    lambda p: f"{_folder(p)}_{p.stem}",
+    lambda p: f"{_folder(p)}_{p.stem}_{_ext(p)}",
+)
+
+
+def output_stems(paths: list[Path]) -> list[str]:
+    """One output name per input: its stem, or for inputs sharing a stem (ignoring case)
+    ``<stem>_<ext>`` when their extensions differ, else ``<folder>_<stem>``, else
+    ``<folder>_<stem>_<ext>``. ``UsageError`` when two inputs would still share a name."""
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for p in paths:
+        groups[p.stem.casefold()].append(p)
+    names = {}
+    for group in groups.values():
+        namer = next(
+            (f for f in NAMERS if len({f(p).casefold() for p in group}) == len(group)),
+            lambda p: p.stem,
+        )
+        names.update({p: (namer(p) if len(group) > 1 else p.stem) for p in group})
+    seen: dict[str, Path] = {}
+    for p in paths:
+        other = seen.setdefault(names[p].casefold(), p)
+        if other is not p:
+            raise UsageError(f"{other} and {p} would get the same output name; rename one", p)
+    return [names[p] for p in paths]
+
+
+def check_output(out: Path, single: bool) -> None:
+    """``UsageError`` unless ``out`` can be what it names: a folder, or for one input a
+    ``.hdr``/``.exr``/``.pfm``/``.avif`` file, a ``.png`` preview or a ``.jpg`` gain-map JPEG
+    (never TIFF or HEIC)."""
+    if out.is_dir():
+        return
+    if not is_file_name(out):
+        if out.exists():
+            raise UsageError("exists and is not a folder", out)
+        return  # a folder to create
+    if out.suffix.lower() not in FILE_SUFFIXES:
+        kinds = "/".join(FILE_SUFFIXES)
+        raise UsageError(f"cannot write this type: name a folder or a {kinds} file", out)
+    if not single:
+        raise UsageError("is a file name, but there are several inputs; name a folder", out)
+
+
+def output_paths(stem: str, out: Path, single: bool, opts) -> list[Path]:
+    """The files to write for one input: [one per format..., preview?].
+
+    ``out`` is a folder (``OUT/<stem>.hdr`` and the like, ``OUT/<stem>_uhdr.jpg`` for the
+    gain-map JPEG, ``OUT/<stem>_preview.png``) unless a single input names a file:
+    ``-o x.exr`` (or .avif) writes x.exr (+ x_preview.png), ``-o x.jpg`` the gain-map JPEG
+    x.jpg, ``-o x.png`` only the preview x.png. The preview comes with an HDR file unless
+    ``opts.preview`` says otherwise. ``opts``: the ``formats``, ``preview`` and
+    ``preview_only`` of :class:`~mlx_hdr.inference.PredictOptions`.
+    """
+    if single and is_file_name(out):
+        if out.suffix.lower() == ".png":
+            return [out]
+        main, preview = [out], out.with_name(out.stem + PREVIEW_SUFFIX)
+    else:
+        main = [out / f"{stem}{FORMATS[fmt]}" for fmt in opts.formats]
+        preview = out / f"{stem}{PREVIEW_SUFFIX}"
+    if opts.preview_only:
+        return [preview]
+    wanted = opts.preview
+    if wanted is None:
+        wanted = any(p.suffix.lower() in HDR_OUTPUTS for p in main)
+    return [*main, preview] if wanted else main
+
+
+def plan_outputs(inputs: list[str], out: Path, opts) -> Plan:
+    """Expand ``inputs`` and name every output; ``UsageError`` for an ``out`` that cannot
+    be written, two inputs with one output name, or an output that is an input."""
+    paths, missing = expand_inputs(inputs)
+    single = len(paths) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir()
+    check_output(out, single)
+    sources = {p.resolve() for p in paths}
+    plan = Plan(missing=missing)
+    for src, stem in zip(paths, output_stems(paths), strict=True):
+        dests = output_paths(stem, out, single, opts)
+        for dest in dests:
+            if dest.resolve() in sources:
+                raise UsageError(f"output {dest} would overwrite an input; choose another -o", src)
+        plan.jobs.append((src, dests))
+    return plan

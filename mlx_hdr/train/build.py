@@ -1,0 +1,72 @@
+"""The modules a run trains with: the hybrid model (pretrained encoder, its starting point)
+and LPIPS."""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+
+from mlx_hdr.models.hybrid import HybridAutoencoder
+from mlx_hdr.train.config import TrainConfig
+
+
+def build_model(cfg: TrainConfig, encoder=None) -> HybridAutoencoder:
+    """The hybrid model with the encoder's pretrained weights (``"random"``: none, for tests).
+
+    ``encoder``: a ready encoder module (custom or test stand-in) used as it is.
+    """
+    model = HybridAutoencoder(cfg.model, encoder=encoder)
+    if encoder is None and cfg.encoder_weights != "random":
+        from mlx_hdr.weights import converted_path, load_strict
+
+        path = cfg.encoder_weights or converted_path(cfg.model.encoder)
+        load_strict(model.encoder, path, architecture=cfg.model.encoder)
+        model.encoder.freeze()
+    if cfg.init_model:
+        init_from_model(model, cfg.init_model)
+    elif cfg.model.target == "stops":
+        zero_residual_init(model)
+    mx.eval(model.parameters())
+    return model
+
+
+def zero_residual_init(model: HybridAutoencoder) -> None:
+    """Start a ``stops`` model at the identity: the output conv's weights at 0 and its
+    bias at the target value of a 0-stop residual, so step 0 returns the linearised input."""
+    from mlx_hdr.targets import STOPS_HI, STOPS_LO
+
+    t0 = -STOPS_LO / (STOPS_HI - STOPS_LO) * 2.0 - 1.0
+    model.out.weight = mx.zeros_like(model.out.weight)
+    model.out.bias = mx.full(model.out.bias.shape, math.atanh(t0))
+
+
+def init_from_model(model: HybridAutoencoder, path: str) -> None:
+    """Start from a saved model's weights (a previous phase's ``model.safetensors``); its
+    parameters must have the run's names and shapes, its target domain may differ
+    (fine-tuning to a new one)."""
+    from mlx.utils import tree_flatten
+
+    from mlx_hdr.errors import InputError
+    from mlx_hdr.models.hybrid import load_model
+
+    src, src_cfg = load_model(path)
+    shapes = {k: v.shape for k, v in tree_flatten(src.parameters())}
+    if shapes != {k: v.shape for k, v in tree_flatten(model.parameters())}:
+        raise InputError(f"its architecture differs from the run's ({src_cfg})", path)
+    model.update(src.parameters())
+    model.encoder.freeze()
+
+
+def build_lpips(cfg: TrainConfig):
+    """LPIPS(VGG16) from converted weights, or None when its weight is 0."""
+    if cfg.lpips_weight <= 0:
+        return None
+    from mlx_hdr.lpips import LPIPS
+    from mlx_hdr.weights import converted_path
+
+    vgg = cfg.lpips_vgg or converted_path("vgg16")
+    lin = cfg.lpips_lin or converted_path("lpips_vgg")
+    lpips = LPIPS.from_pretrained(vgg, lin)
+    lpips.freeze()
+    return lpips

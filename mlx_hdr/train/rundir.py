@@ -1,0 +1,59 @@
+"""Whether a run may use its folder: a new run never writes into another run's folder.
+
+A fresh run needs a new or empty ``run_dir``; ``resume`` continues the run there; ``overwrite``
+replaces it (its files are removed only once the new run has been built). Rank 0, the one
+that writes, decides; under ``mlx.launch`` the other ranks follow its decision.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from mlx_hdr.errors import HDRError, UsageError
+
+RUN_FILES = ("config.json", "log.jsonl", "training_curves.png", "model.safetensors")
+RUN_FOLDERS = ("checkpoints", "samples")
+
+
+def run_dir_problem(run_dir, resume: bool, overwrite: bool) -> UsageError | None:
+    """Why a run cannot use ``run_dir`` as asked, or None."""
+    run_dir = Path(run_dir)
+    if resume and overwrite:
+        return UsageError("--resume continues a run and --overwrite replaces it: choose one")
+    if resume or overwrite or not run_dir.exists():
+        return None
+    if not run_dir.is_dir():
+        return UsageError("exists and is not a folder", run_dir)
+    if any((run_dir / name).exists() for name in RUN_FILES + RUN_FOLDERS):
+        return UsageError(
+            "already holds a run: --resume continues it, --overwrite replaces it, or choose "
+            "another --run-dir",
+            run_dir,
+        )
+    if any(run_dir.iterdir()):
+        return UsageError("is not empty: choose a new or empty --run-dir", run_dir)
+    return None
+
+
+def check_run_dir(run_dir, resume: bool, overwrite: bool, group=None) -> None:
+    """Raise :func:`run_dir_problem`'s error (rank 0's, on every rank of ``group``)."""
+    import mlx.core as mx
+
+    rank = 0 if group is None else group.rank()
+    problem = run_dir_problem(run_dir, resume, overwrite) if rank == 0 else None
+    if group is not None:  # one all_sum: every rank learns rank 0's answer
+        refused = mx.distributed.all_sum(mx.array(int(problem is not None)), group=group)
+        if refused.item() and problem is None:
+            raise HDRError("rank 0 refused the run folder", run_dir)
+    if problem is not None:
+        raise problem
+
+
+def clear_run(run_dir) -> None:
+    """Remove a previous run's files from ``run_dir`` (other files stay)."""
+    run_dir = Path(run_dir)
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        shutil.rmtree(run_dir / name, ignore_errors=True)

@@ -1,0 +1,56 @@
+"""The run's JSONL log and the memory figures its records carry."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import resource
+from pathlib import Path
+
+import mlx.core as mx
+
+from mlx_hdr.atomic import write_text_atomic
+
+
+class RunLog:
+    """Append-only JSONL log (rank 0 only) that also keeps the records in memory."""
+
+    def __init__(self, path: Path | None, echo=print):
+        self.path, self.echo, self.records = path, echo, []
+        if path is not None and path.exists():
+            self.records = read_log(path)
+
+    def write(self, record: dict, message: str | None = None) -> None:
+        """Keep ``record``; with a path, also append it to the file and echo ``message``."""
+        self.records.append(record)
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            self.say(message)
+
+    def say(self, message: str | None) -> None:
+        """Echo ``message`` (if any and if there is an echo function); nothing is logged."""
+        if message and self.echo is not None:
+            self.echo(message)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records from steps after a resumed checkpoint (they will be redone)."""
+        keep = [r for r in self.records if r.get("step", 0) <= step]
+        self.records = keep
+        if self.path is not None:
+            write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in keep))
+
+
+def read_log(path: Path) -> list[dict]:
+    """Records of a JSONL log; a last line cut short by a killed process is skipped."""
+    lines = [line for line in path.read_text().splitlines() if line]
+    records = [json.loads(line) for line in lines[:-1]]
+    with contextlib.suppress(json.JSONDecodeError):
+        records += [json.loads(line) for line in lines[-1:]]
+    return records
+
+
+def memory_stats() -> dict:
+    """Peak MLX allocator memory and the process's max RSS, in MiB."""
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {"peak_mem_mb": mx.get_peak_memory() / 2**20, "max_rss_mb": rss_kib / 1024}
