@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,6 +70,27 @@ def test_full_disk_is_one_line_per_file_and_the_batch_goes_on(
     assert err == f"error: {pics / 'a.jpg'}: {out / ('a.' + fmt)}: cannot write ({NO_SPACE})\n"
     assert names(out) == [f"b.{fmt}", "b_preview.png"]  # no partial or temporary file of a
     assert read_hdr(out / f"b.{fmt}").shape == (24, 32, 3)
+
+
+@pytest.mark.parametrize("fmt,name", [("uhdr", "a_uhdr.jpg"), ("avif", "a.avif")])
+def test_full_disk_in_the_gain_map_and_avif_writers(cli, monkeypatch, pics, tmp_path, fmt, name):
+    # both encode in memory, then write through atomic_write like the other outputs
+    real = Path.write_bytes
+    temporary = f".{Path(name).stem}."
+
+    def write_bytes(path, data):
+        if path.name.startswith(temporary):
+            real(path, data[:100])
+            raise OSError(errno.ENOSPC, NO_SPACE)
+        return real(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    out = tmp_path / "out"
+    args = [pics / "a.jpg", pics / "b.jpg", "-o", out, "--method", "kovaleski2014"]
+    code, _, err = cli("predict", *args, "--format", fmt)
+    assert code == 3
+    assert err == f"error: {pics / 'a.jpg'}: {out / name}: cannot write ({NO_SPACE})\n"
+    assert names(out) == [name.replace("a", "b", 1), *(["b_preview.png"] * (fmt == "avif"))]
 
 
 def test_inputs_sharing_a_stem_get_distinct_names(cli, monkeypatch, pics, tmp_path):
