@@ -4,7 +4,9 @@
 only the HDR rendition and tone-maps an SDR base of its own. Here the base must be the photo
 itself, so this module calls the library's "API-4" directly: a compressed base JPEG, a compressed
 gain-map JPEG and the gain-map metadata in, one JPEG with the MPF directory and the ISO 21496-1
-metadata out. The library is the one ``imagecodecs``' extension module already loads.
+metadata out. The library is the one ``imagecodecs``' extension module already loads; where
+it cannot be called that way (:class:`LibraryUnavailable`), :mod:`mlx_hdr.uhdr` falls back to
+``ultrahdr_encode``.
 """
 
 from __future__ import annotations
@@ -114,20 +116,26 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
+class LibraryUnavailable(HDRError):
+    """libultrahdr cannot be called through ctypes here: ``imagecodecs`` lacks it, its
+    extension module does not export the library's symbols (builds for other platforms than
+    Linux may not), or its version has other struct layouts."""
+
+
 @functools.cache
 def library() -> ctypes.CDLL:
-    """libultrahdr as ``imagecodecs``' extension module loads it; ``HDRError`` if unavailable."""
+    """libultrahdr as ``imagecodecs``' extension module loads it; ``LibraryUnavailable`` if
+    it cannot be used from here."""
     try:
         version = _version(importlib.import_module("imagecodecs").ultrahdr_version())
         lib = ctypes.CDLL(importlib.import_module("imagecodecs._ultrahdr").__file__)
         lib.uhdr_enc_set_gainmap_image  # noqa: B018  (exported by the libuhdr it links)
-    except (ImportError, OSError, AttributeError):
-        raise HDRError(
-            "gain-map JPEG output needs imagecodecs built with libultrahdr 1.4 "
-            "(pip install -U imagecodecs)"
+    except (ImportError, OSError, AttributeError) as exc:
+        raise LibraryUnavailable(
+            f"imagecodecs' libultrahdr cannot be called directly ({type(exc).__name__})"
         ) from None
     if not SUPPORTED[0] <= version < SUPPORTED[1]:
-        raise HDRError(
+        raise LibraryUnavailable(
             f"imagecodecs has libultrahdr {version[0]}.{version[1]}; 1.4 or a later 1.x needed"
         )
     return _bind(lib)

@@ -15,6 +15,12 @@ against the *decoded* base, so the HDR rendition also undoes the base's JPEG err
 libultrahdr (:mod:`mlx_hdr.libuhdr`) writes the container (MPF) and the ISO 21496-1 metadata,
 :mod:`mlx_hdr.hdrgm` adds the Adobe/Google ``hdrgm`` XMP. Everything per pixel runs in strips
 of rows: a 24 MP photo needs its base (uint8) and the gain map beside the HDR it came from.
+
+Where libultrahdr cannot be called through ctypes (``imagecodecs`` builds for macOS may not
+export its symbols), :func:`encode_uhdr_hdr_only` hands the HDR alone to
+``imagecodecs.ultrahdr_encode``: libultrahdr then tone-maps a base of its own and computes the
+gain map, so SDR screens show its rendition rather than the photo, without the photo's EXIF and
+with the ISO 21496-1 metadata only; :func:`write_uhdr` says so once.
 """
 
 from __future__ import annotations
@@ -29,11 +35,11 @@ import numpy as np
 from PIL import Image
 
 from mlx_hdr.atomic import atomic_write
-from mlx_hdr.color import srgb_to_linear
+from mlx_hdr.color import row_slices, srgb_to_linear
 from mlx_hdr.errors import HDRError
 from mlx_hdr.hdrgm import ContainerError, add_hdrgm_xmp
 from mlx_hdr.image_io import to_uint8
-from mlx_hdr.libuhdr import GainMapMetadata, assemble
+from mlx_hdr.libuhdr import GainMapMetadata, LibraryUnavailable, assemble, library
 
 UHDR_SUFFIX = "_uhdr.jpg"
 BASE_QUALITY = 95
@@ -42,6 +48,9 @@ AUTO_MAX_STOPS = 4.0  # the default boost is the prediction's peak, at most 16x 
 MAX_DARKEN_STOPS = 8.0  # gains below -8 stops (HDR far darker than the photo) are clipped
 STRIP_ROWS = 256
 MAX_EXIF_BYTES = 65533  # one JPEG APP1 segment
+SDR_WHITE_NITS = 203.0  # libultrahdr's SDR white: its target display peak is in these units
+MAX_PEAK_NITS = 10000.0  # the most ultrahdr_encode's target display peak may be
+MAX_HDR_ONLY_STOPS = 15.0  # half floats (the HDR-only encoder's input) end near 2^16
 _SRGB_LUT = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 
 
@@ -155,6 +164,57 @@ def encode_uhdr(
         raise HDRError(f"libultrahdr wrote an unexpected file layout ({exc})") from None
 
 
+def encode_uhdr_hdr_only(hdr: np.ndarray, opts: UhdrOptions | None = None) -> tuple[bytes, float]:
+    """An Ultra HDR JPEG from the reconstruction alone, by ``imagecodecs.ultrahdr_encode``
+    (the fallback where :func:`encode_uhdr` cannot call libultrahdr; see the module doc).
+
+    The HDR is clipped at the maximum boost (``opts.max_boost`` stops, default the peak, at
+    most ``AUTO_MAX_STOPS``) and given as linear half floats (1.0 = SDR white); the display
+    headroom at which the map applies in full is that boost. ``opts.scale`` sets the map's size;
+    the JPEG quality is ``BASE_QUALITY`` for base and map alike (one setting there).
+    Returns ``(jpeg bytes, maximum boost as a ratio)``.
+    """
+    import imagecodecs
+
+    opts = opts or UhdrOptions()
+    if not getattr(getattr(imagecodecs, "ULTRAHDR", None), "available", False):
+        raise HDRError(
+            "gain-map JPEG output needs imagecodecs built with libultrahdr 1.4 "
+            "(pip install -U imagecodecs)"
+        )
+    cap = AUTO_MAX_STOPS if opts.max_boost is None else opts.max_boost
+    top = 2.0 ** min(cap, MAX_HDR_ONLY_STOPS)
+    rgba = np.ones((*hdr.shape[:2], 4), np.float16)
+    peak = 0.0
+    for rows in row_slices(hdr.shape[0]):
+        strip = np.clip(np.nan_to_num(np.asarray(hdr[rows], np.float32)), 0.0, top)
+        rgba[rows, :, :3] = strip
+        peak = max(peak, float(strip.max(initial=0.0)))
+    boost = max(peak, 1.0)
+    # the target display peak becomes the headroom for the full boost; libultrahdr needs it
+    # above SDR white
+    nits = min(max(boost, 2.0**0.01) * SDR_WHITE_NITS, MAX_PEAK_NITS)
+    try:
+        data = imagecodecs.ultrahdr_encode(rgba, BASE_QUALITY, scale=opts.scale, nits=nits)
+    except (RuntimeError, ValueError) as exc:
+        raise HDRError(f"libultrahdr could not encode the gain-map JPEG ({exc})") from None
+    return bytes(data), boost
+
+
+_fallback_noted = False
+
+
+def _note_fallback(path: Path, why: LibraryUnavailable) -> None:
+    global _fallback_noted
+    if not _fallback_noted:
+        _fallback_noted = True
+        warnings.warn(
+            f"{path}: {why}; gain-map JPEGs get libultrahdr's own rendition of the HDR as "
+            "their base, not the photo, and no EXIF (noted once)",
+            stacklevel=3,
+        )
+
+
 def write_uhdr(
     path,
     ldr: np.ndarray,
@@ -164,14 +224,22 @@ def write_uhdr(
 ) -> Path:
     """:func:`encode_uhdr` written atomically to ``path``; warns when the boost is 1 (the
     prediction has nothing above white, so HDR screens show the photo unchanged) and when the
-    EXIF block is too large to keep."""
+    EXIF block is too large to keep. Where libultrahdr cannot be called directly, the file
+    comes from :func:`encode_uhdr_hdr_only`, with a note (once per process)."""
     path = Path(path)
-    if exif and len(exif) > MAX_EXIF_BYTES:
-        msg = f"{path}: the photo's EXIF ({len(exif)} bytes) does not fit a JPEG segment; not kept"
-        warnings.warn(msg, stacklevel=2)
-        exif = None
-    data, meta = encode_uhdr(ldr, hdr, exif, opts)
-    if meta.max_boost <= 1.0:
+    try:
+        library()
+    except LibraryUnavailable as why:
+        _note_fallback(path, why)
+        data, boost = encode_uhdr_hdr_only(hdr, opts)
+    else:
+        if exif and len(exif) > MAX_EXIF_BYTES:
+            msg = f"{path}: the photo's EXIF ({len(exif)} bytes) does not fit a JPEG segment"
+            warnings.warn(f"{msg}; not kept", stacklevel=2)
+            exif = None
+        data, meta = encode_uhdr(ldr, hdr, exif, opts)
+        boost = meta.max_boost
+    if boost <= 1.0:
         warnings.warn(
             f"{path}: nothing above white in this reconstruction; gain map written with "
             "boost 1 (HDR screens show the photo as it is)",
