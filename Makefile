@@ -24,7 +24,7 @@ install: system-deps $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 
 demo: install
-	$(BIN)/mlx-hdr predict $(SAMPLE) -o out/
+	$(BIN)/mlx-hdr predict $(SAMPLE) -o out/ --format hdr --format uhdr
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -1,9 +1,10 @@
 """Colour management on input: photos tagged with a non-sRGB ICC profile become sRGB.
 
 The pipeline's LDR domain is sRGB display values (``color.srgb_to_linear``, Rec.709
-primaries in the output). Phones tag JPEGs with Display P3 and many cameras offer Adobe RGB;
-read as sRGB their colours would be wrong (P3 and Adobe RGB values look desaturated), so
-``image_io.read_ldr`` converts them with Little CMS (Pillow's ``ImageCms``).
+primaries in the output). Phones tag JPEGs and HEICs with Display P3 and many cameras offer
+Adobe RGB; read as sRGB their colours would be wrong (P3 and Adobe RGB values look
+desaturated), so ``image_io.read_ldr`` converts them with Little CMS: Pillow's ``ImageCms`` for
+8-bit images, ``imagecodecs``' build for 16-bit arrays (10-bit HEIC).
 """
 
 from __future__ import annotations
@@ -12,7 +13,29 @@ import io
 import warnings
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageCms
+
+RELATIVE_COLORIMETRIC = 1  # Little CMS rendering intent
+
+
+def _unusable(path: Path, exc: Exception, stacklevel: int) -> None:
+    warnings.warn(
+        f"{path}: ICC profile not usable ({exc}); read as sRGB", stacklevel=stacklevel + 1
+    )
+
+
+def _source_profile(icc: bytes, path: Path, stacklevel: int) -> ImageCms.ImageCmsProfile | None:
+    """The embedded profile to convert from; None for an sRGB profile or an unusable one
+    (warned: the image is read as sRGB)."""
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in (ImageCms.getProfileDescription(src) or "").lower():
+            return None
+        return src
+    except (OSError, ValueError, ImageCms.PyCMSError) as exc:
+        _unusable(path, exc, stacklevel)
+        return None
 
 
 def icc_to_srgb(im: Image.Image, path: Path) -> Image.Image:
@@ -22,12 +45,10 @@ def icc_to_srgb(im: Image.Image, path: Path) -> Image.Image:
     icc = im.info.get("icc_profile")
     if not icc or im.mode not in ("RGB", "RGBA", "CMYK"):
         return im
-    from PIL import ImageCms
-
+    src = _source_profile(icc, path, stacklevel=6)
+    if src is None:
+        return im
     try:
-        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        if "srgb" in (ImageCms.getProfileDescription(src) or "").lower():
-            return im
         return ImageCms.profileToProfile(
             im.convert("RGB") if im.mode == "RGBA" else im,
             src,
@@ -36,5 +57,28 @@ def icc_to_srgb(im: Image.Image, path: Path) -> Image.Image:
             outputMode="RGB",
         )
     except (OSError, ValueError, ImageCms.PyCMSError) as exc:
-        warnings.warn(f"{path}: ICC profile not usable ({exc}); read as sRGB", stacklevel=5)
+        _unusable(path, exc, 5)
         return im
+
+
+def icc_to_srgb16(rgb: np.ndarray, icc: bytes | None, path: Path) -> np.ndarray:
+    """:func:`icc_to_srgb` for an HxWx3 uint16 RGB array (values over the full 16-bit range):
+    the converted uint16 array, or ``rgb`` itself when there is nothing to convert."""
+    src = _source_profile(icc, path, stacklevel=4) if icc else None
+    if src is None:
+        return rgb
+    import imagecodecs
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    try:
+        return imagecodecs.cms_transform(
+            np.ascontiguousarray(rgb),
+            src.tobytes(),
+            srgb,
+            colorspace="rgb",
+            outcolorspace="rgb",
+            intent=RELATIVE_COLORIMETRIC,
+        )
+    except (RuntimeError, ValueError) as exc:  # imagecodecs' CmsError is a RuntimeError
+        _unusable(path, exc, 3)
+        return rgb

@@ -4,7 +4,8 @@
   Radiance ``.hdr`` (RGBE, RLE or flat), OpenEXR ``.exr`` (half/float; RGB(A), luminance-only
   ``Y`` and luminance/chroma ``Y, RY, BY``), ``.pfm``.
 - :func:`read_ldr` -> float32 HxWx3 **display** RGB in [0, 1]: JPEG, PNG, TIFF (8 and 16 bit,
-  grey, palette, alpha dropped, CMYK), with the EXIF orientation applied.
+  grey, palette, alpha dropped, CMYK), with the EXIF orientation applied; HEIC/HEIF (8 and
+  10 bit, the primary image, see :mod:`mlx_hdr.heic`).
 - :func:`write_hdr` / :func:`write_ldr` write atomically (temp file beside the target, then
   ``os.replace``) with :func:`mlx_hdr.atomic.atomic_write`, re-exported here.
 
@@ -32,12 +33,13 @@ from mlx_hdr.atomic import atomic_write
 from mlx_hdr.color import row_slices
 from mlx_hdr.errors import InputError
 from mlx_hdr.exr import read_exr, write_exr
+from mlx_hdr.heic import HEIF_SUFFIXES, nclx_to_srgb, read_heif, register
 from mlx_hdr.icc import icc_to_srgb
 from mlx_hdr.pfm import read_pfm, write_pfm
 
 MAX_PIXELS = 100_000_000  # refuse images above this many pixels (decompression bombs)
 HDR_SUFFIXES = (".hdr", ".exr", ".pfm")
-LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", *HEIF_SUFFIXES)
 LDR_WRITE_SUFFIXES = (".jpg", ".jpeg", ".png")
 HALF_MAX = float(np.finfo(np.float16).max)  # 65504: larger values would become inf in half
 
@@ -189,6 +191,8 @@ class LdrInfo:
 
 
 def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        register(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -269,15 +273,17 @@ def _pil_to_rgb(im: Image.Image, path: Path) -> np.ndarray:
 
 
 def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
-    """Read a JPEG/PNG/TIFF as float32 HxWx3 display RGB in [0, 1].
+    """Read a JPEG/PNG/TIFF/HEIC as float32 HxWx3 display RGB in [0, 1].
 
     8-bit values are divided by 255, 16-bit by 65535; grey is repeated to 3 channels, palette
     and CMYK are converted to RGB, alpha is dropped (one warning per process), the EXIF
-    orientation is applied, and an embedded non-sRGB ICC profile (8-bit images) is
-    converted to sRGB. Raises ``InputError`` for missing, empty, truncated, unsupported
+    orientation is applied, and an embedded non-sRGB ICC profile (8-bit images, 10-bit HEIC)
+    is converted to sRGB. Raises ``InputError`` for missing, empty, truncated, unsupported
     or too large (``max_pixels``, default ``MAX_PIXELS``) files.
     """
     path = _check_input(path, LDR_SUFFIXES, "LDR")
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        return _read_heif(path, max_pixels)
     with _open_pil(path, max_pixels) as im:
         if im.format == "PNG" and (problem := pngcheck.problem(path)):
             raise InputError(problem, path)
@@ -291,6 +297,14 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
             return _pil_to_rgb(im, path)
         except (OSError, SyntaxError, ValueError) as exc:
             raise InputError(f"corrupt or truncated image data ({exc})", path) from None
+
+
+def _read_heif(path: Path, max_pixels: int | None) -> np.ndarray:
+    """HEIC/HEIF via :func:`mlx_hdr.heic.read_heif`; 8-bit images go the JPEG way from there."""
+    img, info, alpha = read_heif(path, lambda w, h: _check_pixels(path, w, h, max_pixels))
+    if alpha:
+        _warn_alpha(path)
+    return nclx_to_srgb(_pil_to_rgb(img, path) if isinstance(img, Image.Image) else img, info)
 
 
 # ---------------------------------------------------------------- writing
@@ -344,15 +358,20 @@ def write_hdr(path, img: np.ndarray, dtype: str = "half") -> Path:
     return path
 
 
+def to_uint8(img01: np.ndarray) -> np.ndarray:
+    """Display values (HxWx3, clipped to [0, 1], NaN -> 0) -> uint8, rounded, in row strips."""
+    u8 = np.empty(np.shape(img01), np.uint8)
+    for rows in row_slices(u8.shape[0]):  # strips: no full-size float temporaries
+        u8[rows] = np.clip(np.nan_to_num(img01[rows]), 0.0, 1.0) * 255.0 + 0.5
+    return u8
+
+
 def write_ldr(path, img01: np.ndarray, quality: int = 95) -> Path:
     """Write a display image (HxWx3 in [0, 1], clipped) as 8-bit PNG or JPEG, atomically."""
     path = Path(path)
     if path.suffix.lower() not in LDR_WRITE_SUFFIXES:
         raise InputError(f"unsupported LDR output type {path.suffix!r} (.png, .jpg)", path)
-    img = _check_image(img01, path)
-    u8 = np.empty(img.shape, np.uint8)
-    for rows in row_slices(img.shape[0]):  # strips: no full-size float temporaries
-        u8[rows] = np.clip(np.nan_to_num(img[rows]), 0.0, 1.0) * 255.0 + 0.5
+    u8 = to_uint8(_check_image(img01, path))
     fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
     # zlib level 3: a 24 MP preview in 1.8 s and 20 MB (Pillow's default 6: 5.0 s, 17 MB)
     opts = {"quality": int(quality)} if fmt == "JPEG" else {"compress_level": 3}

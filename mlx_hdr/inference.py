@@ -21,6 +21,7 @@ many at 2-4 MP.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,13 +33,16 @@ import numpy as np
 from tqdm import tqdm
 
 from mlx_hdr import backend
+from mlx_hdr.avif import write_avif
 from mlx_hdr.calibrate import blend_with_input, calibrate
 from mlx_hdr.color import ldr_to_input, row_slices, srgb_to_linear
 from mlx_hdr.errors import HDRError, os_error_line
 from mlx_hdr.image_io import MAX_PIXELS, read_ldr, write_hdr, write_ldr
-from mlx_hdr.outputs import Plan, plan_outputs
+from mlx_hdr.outputs import JPEG_SUFFIXES, Plan, plan_outputs
+from mlx_hdr.photo_meta import existing_gain_map, read_exif
 from mlx_hdr.targets import target_kind
 from mlx_hdr.tonemap import tonemap
+from mlx_hdr.uhdr import UhdrOptions, write_uhdr
 
 MULTIPLE = 32
 WORK_PIXELS = 1_000_000  # the scale the model was validated at (eval-public: <= 1.1 MP)
@@ -169,15 +173,17 @@ class PredictOptions:
 
     method: str = "model"
     blend: bool = True
-    fmt: str = "hdr"  # hdr | exr (| pfm); overridden by an explicit output file's extension
+    formats: tuple[str, ...] = ("hdr",)  # outputs.FORMATS' keys; -o FILE's extension overrides
     dtype: str = "half"  # half | float (EXR)
-    preview: bool = True
+    preview: bool | None = None  # None: with an HDR file, not beside a gain-map JPEG alone
     preview_only: bool = False
     tonemap: str = "reinhard"
     exposure_ev: float = 0.0
     max_size: int | None = None
     work_pixels: int = WORK_PIXELS
     max_pixels: int = MAX_PIXELS  # larger inputs are refused (decompression bombs)
+    uhdr: UhdrOptions = field(default_factory=UhdrOptions)
+    skip_hdr_inputs: bool = False  # skip photos that carry an HDR gain map already
 
 
 @dataclass
@@ -200,13 +206,33 @@ def load_input(path: Path, max_size: int | None, max_pixels: int = MAX_PIXELS) -
     return ldr
 
 
+def skip_hdr_input(src: Path, skip: bool) -> bool:
+    """Say (one warning) when ``src`` carries an HDR gain map already; True to skip it."""
+    kind = existing_gain_map(src)
+    if kind is None:
+        return False
+    what = f"{src}: already HDR on screens that show {kind}"
+    action = "skipped (--skip-hdr-inputs)" if skip else "reconstructing anyway"
+    warnings.warn(f"{what}; {action}", stacklevel=2)
+    return skip
+
+
 def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOptions) -> list[Path]:
-    """Predict one image and write ``dests`` (HDR by extension, ``.png`` = preview)."""
+    """Predict one image and write ``dests`` by extension: ``.png`` the preview, ``.jpg`` the
+    gain-map JPEG, ``.avif`` the PQ AVIF, else the HDR file. Nothing is written for a skipped
+    HDR input."""
+    if skip_hdr_input(src, opts.skip_hdr_inputs):
+        return []
     ldr = load_input(src, opts.max_size, opts.max_pixels)
     hdr = predict_hdr(ldr, net, opts.method, opts.blend, opts.work_pixels)
     for dest in dests:
-        if dest.suffix.lower() == ".png":
+        suffix = dest.suffix.lower()
+        if suffix == ".png":
             write_ldr(dest, tonemap(hdr, opts.tonemap, opts.exposure_ev))
+        elif suffix in JPEG_SUFFIXES:
+            write_uhdr(dest, ldr, hdr, read_exif(src), opts.uhdr)
+        elif suffix == ".avif":
+            write_avif(dest, hdr)
         else:
             write_hdr(dest, hdr, dtype=opts.dtype)
     return dests

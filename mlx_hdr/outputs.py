@@ -1,9 +1,11 @@
 """What ``predict`` reads and writes, decided before any work.
 
-Inputs are files, folders and glob patterns; every input gets its own output names; ``-o``
-is a folder, or a file for a single input. A name with a file extension is a file: it is
-never created as a folder. Problems with the outputs are :class:`UsageError`s, raised by
-:func:`plan_outputs` before a model is loaded or an image decoded.
+Inputs are files, folders and glob patterns; every input gets its own output names, one file
+per ``--format`` (``<stem>.hdr``/``.exr``/``.pfm``/``.avif``, ``<stem>_uhdr.jpg`` for the
+gain-map JPEG) and a ``<stem>_preview.png`` beside an HDR file; ``-o`` is a folder, or a file
+for a single input. A name with a file extension is a file: it is never created as a folder.
+Problems with the outputs are :class:`UsageError`s, raised by :func:`plan_outputs` before a
+model is loaded or an image decoded.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ from pathlib import Path
 from mlx_hdr.atomic import is_file_name
 from mlx_hdr.errors import UsageError
 from mlx_hdr.image_io import HDR_SUFFIXES, LDR_SUFFIXES
+from mlx_hdr.uhdr import UHDR_SUFFIX
 
 GLOB_CHARS = set("*?[")
 PREVIEW_SUFFIX = "_preview.png"
-FILE_SUFFIXES = (*HDR_SUFFIXES, ".png")  # what ``-o FILE`` may name
+JPEG_SUFFIXES = (".jpg", ".jpeg")  # ``-o x.jpg``: the gain-map JPEG
+HDR_OUTPUTS = (*HDR_SUFFIXES, ".avif")  # files that hold the HDR rendition alone
+FILE_SUFFIXES = (*HDR_OUTPUTS, ".png", *JPEG_SUFFIXES)  # what ``-o FILE`` may name
+FORMATS = {"hdr": ".hdr", "exr": ".exr", "pfm": ".pfm", "avif": ".avif", "uhdr": UHDR_SUFFIX}
 
 
 @dataclass
@@ -31,7 +37,8 @@ class Plan:
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files, folders (their JPEG/PNG/TIFF files, sorted, skipping our previews) and globs.
+    """Files, folders (their JPEG/PNG/TIFF/HEIC files, sorted, skipping our previews and
+    gain-map JPEGs) and globs.
 
     Returns ``(paths, missing)``, ``missing`` as ``(input, problem)`` pairs.
     """
@@ -44,11 +51,11 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
                 for q in sorted(p.iterdir())
                 if q.is_file()
                 and q.suffix.lower() in LDR_SUFFIXES
-                and not q.name.endswith(PREVIEW_SUFFIX)
+                and not q.name.endswith((PREVIEW_SUFFIX, UHDR_SUFFIX))
             ]
             paths += found
             if not found:
-                missing.append((item, "folder has no JPEG/PNG/TIFF images"))
+                missing.append((item, "folder has no JPEG/PNG/TIFF/HEIC images"))
         elif p.exists() or not GLOB_CHARS & set(item):
             paths.append(p)  # a missing file fails later with read_ldr's message
         else:
@@ -100,7 +107,8 @@ def output_stems(paths: list[Path]) -> list[str]:
 
 def check_output(out: Path, single: bool) -> None:
     """``UsageError`` unless ``out`` can be what it names: a folder, or for one input a
-    ``.hdr``/``.exr``/``.pfm``/``.png`` file."""
+    ``.hdr``/``.exr``/``.pfm``/``.avif`` file, a ``.png`` preview or a ``.jpg`` gain-map JPEG
+    (never TIFF or HEIC)."""
     if out.is_dir():
         return
     if not is_file_name(out):
@@ -115,23 +123,28 @@ def check_output(out: Path, single: bool) -> None:
 
 
 def output_paths(stem: str, out: Path, single: bool, opts) -> list[Path]:
-    """The files to write for one input: [hdr?, preview?].
+    """The files to write for one input: [one per format..., preview?].
 
-    ``out`` is a folder (``OUT/<stem>.<fmt>`` and ``OUT/<stem>_preview.png``) unless a single
-    input names a file: ``-o x.exr`` writes x.exr (+ x_preview.png), ``-o x.png`` writes
-    only the preview x.png. ``opts``: the ``fmt``, ``preview`` and ``preview_only`` of
-    :class:`~mlx_hdr.inference.PredictOptions`.
+    ``out`` is a folder (``OUT/<stem>.hdr`` and the like, ``OUT/<stem>_uhdr.jpg`` for the
+    gain-map JPEG, ``OUT/<stem>_preview.png``) unless a single input names a file:
+    ``-o x.exr`` (or .avif) writes x.exr (+ x_preview.png), ``-o x.jpg`` the gain-map JPEG
+    x.jpg, ``-o x.png`` only the preview x.png. The preview comes with an HDR file unless
+    ``opts.preview`` says otherwise. ``opts``: the ``formats``, ``preview`` and
+    ``preview_only`` of :class:`~mlx_hdr.inference.PredictOptions`.
     """
     if single and is_file_name(out):
         if out.suffix.lower() == ".png":
             return [out]
-        hdr, preview = out, out.with_name(out.stem + PREVIEW_SUFFIX)
+        main, preview = [out], out.with_name(out.stem + PREVIEW_SUFFIX)
     else:
-        hdr = out / f"{stem}.{opts.fmt}"
+        main = [out / f"{stem}{FORMATS[fmt]}" for fmt in opts.formats]
         preview = out / f"{stem}{PREVIEW_SUFFIX}"
     if opts.preview_only:
         return [preview]
-    return [hdr, preview] if opts.preview else [hdr]
+    wanted = opts.preview
+    if wanted is None:
+        wanted = any(p.suffix.lower() in HDR_OUTPUTS for p in main)
+    return [*main, preview] if wanted else main
 
 
 def plan_outputs(inputs: list[str], out: Path, opts) -> Plan:

@@ -19,6 +19,27 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MLX_HDR_SHARED", ROOT.parent / "shared"))
 
 
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """``cli(*args) -> (exit code, stdout, stderr)``: ``mlx-hdr ARGS --no-progress`` in-process
+    (warnings stay with pytest: check them with ``recwarn``)."""
+    import sys
+
+    from mlx_hdr.cli import main
+
+    def run(*args) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["mlx-hdr", *map(str, args), "--no-progress"])
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     """Path to ``../shared``; skip locally when absent, fail in CI where it must exist."""

@@ -6,10 +6,10 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cli_predict import run
 
 from mlx_hdr import image_io
 from mlx_hdr.cli import main
@@ -59,22 +59,43 @@ def full_disk(fail_on: str, exc: Exception):
     ],
 )
 def test_full_disk_is_one_line_per_file_and_the_batch_goes_on(
-    monkeypatch, capsys, pics, tmp_path, fmt, writer, exc
+    cli, monkeypatch, pics, tmp_path, fmt, writer, exc
 ):
     monkeypatch.setattr(image_io, writer, full_disk("a", exc)(writer))
     out = tmp_path / "out"
     args = [pics / "a.jpg", pics / "b.jpg", "-o", out, "--method", "linear", "--format", fmt]
-    code, _, err = run(monkeypatch, capsys, "predict", *args)
+    code, _, err = cli("predict", *args)
     assert code == 3
     assert err == f"error: {pics / 'a.jpg'}: {out / ('a.' + fmt)}: cannot write ({NO_SPACE})\n"
     assert names(out) == [f"b.{fmt}", "b_preview.png"]  # no partial or temporary file of a
     assert read_hdr(out / f"b.{fmt}").shape == (24, 32, 3)
 
 
-def test_inputs_sharing_a_stem_get_distinct_names(monkeypatch, capsys, pics, tmp_path):
+@pytest.mark.parametrize("fmt,name", [("uhdr", "a_uhdr.jpg"), ("avif", "a.avif")])
+def test_full_disk_in_the_gain_map_and_avif_writers(cli, monkeypatch, pics, tmp_path, fmt, name):
+    # both encode in memory, then write through atomic_write like the other outputs
+    real = Path.write_bytes
+    temporary = f".{Path(name).stem}."
+
+    def write_bytes(path, data):
+        if path.name.startswith(temporary):
+            real(path, data[:100])
+            raise OSError(errno.ENOSPC, NO_SPACE)
+        return real(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    out = tmp_path / "out"
+    args = [pics / "a.jpg", pics / "b.jpg", "-o", out, "--method", "kovaleski2014"]
+    code, _, err = cli("predict", *args, "--format", fmt)
+    assert code == 3
+    assert err == f"error: {pics / 'a.jpg'}: {out / name}: cannot write ({NO_SPACE})\n"
+    assert names(out) == [name.replace("a", "b", 1), *(["b_preview.png"] * (fmt == "avif"))]
+
+
+def test_inputs_sharing_a_stem_get_distinct_names(cli, monkeypatch, pics, tmp_path):
     # a.jpg and a.png used to be written as in_a.hdr and then refused as a collision
     out = tmp_path / "out"
-    code, _, err = run(monkeypatch, capsys, "predict", pics, "-o", out, "--method", "linear")
+    code, _, err = cli("predict", pics, "-o", out, "--method", "linear")
     assert code == 0, err
     assert names(out) == [
         "a_jpg.hdr",
@@ -86,51 +107,50 @@ def test_inputs_sharing_a_stem_get_distinct_names(monkeypatch, capsys, pics, tmp
     ]
     # from the current folder (no folder name in the paths): the same names
     monkeypatch.chdir(pics)
-    code, _, err = run(monkeypatch, capsys, "predict", "a.jpg", "a.png", "-o", tmp_path / "o2")
+    code, _, err = cli("predict", "a.jpg", "a.png", "-o", tmp_path / "o2")
     assert code == 0, err
     assert names(tmp_path / "o2")[::2] == ["a_jpg.hdr", "a_png.hdr"]
 
 
-def test_inputs_that_cannot_be_told_apart_are_refused_up_front(monkeypatch, capsys, pics, tmp_path):
+def test_inputs_that_cannot_be_told_apart_are_refused_up_front(cli, pics, tmp_path):
     # x/a.jpg and y/x/a.jpg: same stem, extension and folder name
     for sub in ("x", "y/x"):
         (tmp_path / sub).mkdir(parents=True)
         (tmp_path / sub / "a.jpg").write_bytes((pics / "a.jpg").read_bytes())
     one, two = tmp_path / "x" / "a.jpg", tmp_path / "y" / "x" / "a.jpg"
     out = tmp_path / "out"
-    code, _, err = run(monkeypatch, capsys, "predict", one, two, "-o", out, "--method", "linear")
+    code, _, err = cli("predict", one, two, "-o", out, "--method", "linear")
     assert code == 2
     assert err == f"error: {two}: {one} and {two} would get the same output name; rename one\n"
     assert not out.exists()
 
 
 @pytest.mark.parametrize("value", ["128", "-21", "1e308", "inf"])
-def test_exposure_out_of_range_is_a_usage_error(monkeypatch, capsys, pics, tmp_path, value):
+def test_exposure_out_of_range_is_a_usage_error(cli, pics, tmp_path, value):
     # +128 EV wrote an all-black preview with exit code 0; 1e308 a traceback after the .hdr
     out = tmp_path / "out"
-    code, _, err = run(
-        monkeypatch, capsys, "predict", pics / "a.jpg", "-o", out, "--exposure", value
-    )
+    code, _, err = cli("predict", pics / "a.jpg", "-o", out, "--exposure", value)
     assert code == 2 and "--exposure" in err and "between -20 and 20" in err, err
     assert "Traceback" not in err and not out.exists()
 
 
 @pytest.mark.parametrize("extra", [["b.jpg"], []])
-def test_a_file_name_is_never_made_a_folder(monkeypatch, capsys, pics, tmp_path, extra):
+def test_a_file_name_is_never_made_a_folder(cli, pics, tmp_path, extra):
     # -o x.exr with several inputs (or a folder input) used to create a folder named x.exr
     inputs = [pics / "a.jpg", *(pics / e for e in extra)] if extra else [pics]
     dest = tmp_path / "x.exr"
-    code, _, err = run(monkeypatch, capsys, "predict", *inputs, "-o", dest, "--method", "linear")
+    code, _, err = cli("predict", *inputs, "-o", dest, "--method", "linear")
     assert code == 2
     assert err == f"error: {dest}: is a file name, but there are several inputs; name a folder\n"
     assert names(tmp_path) == ["in"]
 
 
-def test_an_unwritable_file_type_is_refused(monkeypatch, capsys, pics, tmp_path):
+def test_an_unwritable_file_type_is_refused(cli, pics, tmp_path):
     dest = tmp_path / "x.txt"  # used to become a folder holding a.hdr
-    code, _, err = run(monkeypatch, capsys, "predict", pics / "a.jpg", "-o", dest)
+    code, _, err = cli("predict", pics / "a.jpg", "-o", dest)
     assert code == 2 and err == (
-        f"error: {dest}: cannot write this type: name a folder or a .hdr/.exr/.pfm/.png file\n"
+        f"error: {dest}: cannot write this type: name a folder or a "
+        ".hdr/.exr/.pfm/.avif/.png/.jpg/.jpeg file\n"
     )
     assert names(tmp_path) == ["in"]
 
@@ -148,12 +168,12 @@ def test_convert_refuses_a_file_name_of_another_type(monkeypatch, capsys, tmp_pa
     assert not dest.exists()
 
 
-def test_max_pixels_flag_sets_the_decompression_bomb_limit(monkeypatch, capsys, pics, tmp_path):
+def test_max_pixels_flag_sets_the_decompression_bomb_limit(cli, pics, tmp_path):
     out = tmp_path / "out"
     args = ["predict", pics / "a.jpg", "-o", out, "--method", "linear"]
-    code, _, err = run(monkeypatch, capsys, *args, "--max-pixels", "500")
+    code, _, err = cli(*args, "--max-pixels", "500")
     assert code == 3 and "above the 0.0005 MP limit" in err and "--max-pixels" in err, err
-    code, _, err = run(monkeypatch, capsys, *args, "--max-pixels", "768")  # 24 x 32
+    code, _, err = cli(*args, "--max-pixels", "768")  # 24 x 32
     assert code == 0 and names(out) == ["a.hdr", "a_preview.png"], err
-    code, _, err = run(monkeypatch, capsys, *args, "--max-pixels", "0")
+    code, _, err = cli(*args, "--max-pixels", "0")
     assert code == 2 and "--max-pixels" in err

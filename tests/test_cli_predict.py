@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import sys
 
 import numpy as np
 import pytest
 
 from mlx_hdr import model_hub
-from mlx_hdr.cli import main
 from mlx_hdr.errors import WeightsError
 from mlx_hdr.image_io import read_hdr, read_ldr, write_ldr
 from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig
 from mlx_hdr.models.model_io import save_model
-
-
-def run(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["mlx-hdr", *map(str, args), "--no-progress"])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +32,8 @@ def random_model(tmp_path_factory):
     return save_model(tmp_path_factory.mktemp("model") / "m.safetensors", HybridAutoencoder(cfg))
 
 
-def test_predict_with_random_model(monkeypatch, capsys, photos, random_model, tmp_path):
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+def test_predict_with_random_model(cli, photos, random_model, tmp_path):
+    code, _, err = cli(
         "predict",
         photos / "a.jpg",
         photos / "b.jpg",
@@ -64,7 +49,7 @@ def test_predict_with_random_model(monkeypatch, capsys, photos, random_model, tm
 
 
 def test_model_path_any_name_from_a_folder_with_mlx_hdr(
-    monkeypatch, capsys, photos, random_model, tmp_path
+    cli, monkeypatch, photos, random_model, tmp_path
 ):
     # run from a folder holding an ``mlx_hdr/`` directory (like the repo root), with the model
     # given by absolute and relative paths, also under a name without ".safetensors"
@@ -78,18 +63,14 @@ def test_model_path_any_name_from_a_folder_with_mlx_hdr(
     specs = [random_model, work / "models/model", "models/m.safetensors", "models/model", "model"]
     for k, spec in enumerate(specs):
         out = tmp_path / f"out{k}"
-        code, _, err = run(
-            monkeypatch, capsys, "predict", photos / "a.jpg", "-o", out, "--model", spec
-        )
+        code, _, err = cli("predict", photos / "a.jpg", "-o", out, "--model", spec)
         assert code == 0, (spec, err)
         assert read_hdr(out / "a.hdr").shape == (40, 56, 3)
 
 
-def test_single_output_file_exr_float(monkeypatch, capsys, photos, tmp_path):
+def test_single_output_file_exr_float(cli, photos, tmp_path):
     dest = tmp_path / "x.exr"
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = cli(
         "predict",
         photos / "a.jpg",
         "-o",
@@ -105,10 +86,8 @@ def test_single_output_file_exr_float(monkeypatch, capsys, photos, tmp_path):
     assert read_hdr(dest).max() > 1.0  # the clipped patch was expanded
 
 
-def test_preview_only_and_max_size(monkeypatch, capsys, photos, tmp_path):
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+def test_preview_only_and_max_size(cli, photos, tmp_path):
+    code, _, err = cli(
         "predict",
         photos,
         "-o",
@@ -128,11 +107,9 @@ def test_preview_only_and_max_size(monkeypatch, capsys, photos, tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"error: {photos / 'broken.jpg'}: ")
 
 
-def test_bad_inputs_one_line_each_and_no_partial_outputs(monkeypatch, capsys, photos, tmp_path):
+def test_bad_inputs_one_line_each_and_no_partial_outputs(cli, photos, tmp_path):
     missing = tmp_path / "missing.jpg"
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = cli(
         "predict",
         photos / "broken.jpg",
         missing,
@@ -147,26 +124,22 @@ def test_bad_inputs_one_line_each_and_no_partial_outputs(monkeypatch, capsys, ph
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_never_overwrites_an_input(monkeypatch, capsys, photos, tmp_path):
+def test_never_overwrites_an_input(cli, photos, tmp_path):
     # `predict x.png -o x.png --preview-only` used to replace the photo with its own preview
     src = tmp_path / "x.png"
     write_ldr(src, read_ldr(photos / "a.jpg"))
     before = src.read_bytes()
-    code, _, err = run(
-        monkeypatch, capsys, "predict", src, "-o", src, "--preview-only", "--method", "linear"
-    )
+    code, _, err = cli("predict", src, "-o", src, "--preview-only", "--method", "linear")
     assert code == 2  # refused before any work
     assert err == f"error: {src}: output {src} would overwrite an input; choose another -o\n"
     assert src.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["x.png"]
 
 
-def test_output_errors_name_the_output(monkeypatch, capsys, photos, tmp_path):
+def test_output_errors_name_the_output(cli, photos, tmp_path):
     # -o naming an existing file: the error used to be "<input>: File exists"
     taken = tmp_path / "taken"
     taken.write_text("not a folder")
-    code, _, err = run(
-        monkeypatch, capsys, "predict", photos / "a.jpg", "-o", taken, "--method", "linear"
-    )
+    code, _, err = cli("predict", photos / "a.jpg", "-o", taken, "--method", "linear")
     assert code == 2
     assert err == f"error: {taken}: exists and is not a folder\n"
 
@@ -179,20 +152,16 @@ def test_output_errors_name_the_output(monkeypatch, capsys, photos, tmp_path):
         (["--max-size", "-5"], "--max-size"),
     ],
 )
-def test_bad_numbers_are_usage_errors(
-    monkeypatch, capsys, photos, random_model, tmp_path, args, name
-):
+def test_bad_numbers_are_usage_errors(cli, photos, random_model, tmp_path, args, name):
     # bad numbers used to fail every file with a traceback after loading the model,
     # and a negative --max-size shrank every image to 1x1
     out = tmp_path / "out"
-    code, _, err = run(
-        monkeypatch, capsys, "predict", photos / "a.jpg", "-o", out, "--model", random_model, *args
-    )
+    code, _, err = cli("predict", photos / "a.jpg", "-o", out, "--model", random_model, *args)
     assert code == 2 and name in err and "Traceback" not in err, err
     assert not out.exists()
 
 
-def test_model_with_nan_weights_is_refused(monkeypatch, capsys, photos, random_model, tmp_path):
+def test_model_with_nan_weights_is_refused(cli, photos, random_model, tmp_path):
     # such a model used to write an all-NaN EXR (and a black preview) with exit code 0
     import mlx.core as mx
 
@@ -202,9 +171,7 @@ def test_model_with_nan_weights_is_refused(monkeypatch, capsys, photos, random_m
     bad = tmp_path / "nan.safetensors"
     mx.save_safetensors(str(bad), arrays, metadata=meta)
     out = tmp_path / "out"
-    code, _, err = run(
-        monkeypatch,
-        capsys,
+    code, _, err = cli(
         "predict",
         photos / "a.jpg",
         "-o",
@@ -218,9 +185,7 @@ def test_model_with_nan_weights_is_refused(monkeypatch, capsys, photos, random_m
     assert not out.exists()
 
 
-def test_model_with_integer_norm_weights_is_refused(
-    monkeypatch, capsys, photos, random_model, tmp_path
-):
+def test_model_with_integer_norm_weights_is_refused(cli, photos, random_model, tmp_path):
     # int32 norm scales used to be cast to float and used without a word
     import mlx.core as mx
 
@@ -230,7 +195,7 @@ def test_model_with_integer_norm_weights_is_refused(
     bad = tmp_path / "int.safetensors"
     mx.save_safetensors(str(bad), arrays, metadata=meta)
     out = tmp_path / "out"
-    code, _, err = run(monkeypatch, capsys, "predict", photos / "a.jpg", "-o", out, "--model", bad)
+    code, _, err = cli("predict", photos / "a.jpg", "-o", out, "--model", bad)
     assert code == 1 and err == (
         f"error: {bad}: 2 weights are not floating point "
         "(blocks.0.norm1.weight int32, blocks.0.norm2.weight int32)\n"
@@ -238,13 +203,11 @@ def test_model_with_integer_norm_weights_is_refused(
     assert not out.exists()
 
 
-def test_model_resolution_errors(monkeypatch, capsys, photos, tmp_path):
+def test_model_resolution_errors(cli, monkeypatch, photos, tmp_path):
     monkeypatch.setattr(model_hub, "BUNDLED", "assets/does-not-exist.safetensors")
-    code, _, err = run(monkeypatch, capsys, "predict", photos / "a.jpg", "-o", tmp_path)
+    code, _, err = cli("predict", photos / "a.jpg", "-o", tmp_path)
     assert code == 1 and err.startswith("error: no bundled model yet") and err.count("\n") == 1
-    code, _, err = run(
-        monkeypatch, capsys, "predict", photos / "a.jpg", "--model", "nope.safetensors"
-    )
+    code, _, err = cli("predict", photos / "a.jpg", "--model", "nope.safetensors")
     assert code == 1 and "model file not found" in err
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(WeightsError, match="someone/no-such-repo"):
@@ -252,17 +215,26 @@ def test_model_resolution_errors(monkeypatch, capsys, photos, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_jpeg_output_name_is_refused_and_repeated_inputs_run_once(
-    monkeypatch, capsys, photos, tmp_path
-):
-    # `-o out.jpg` used to create a folder called out.jpg; a repeated input "collided"
+def test_image_output_names_and_repeated_inputs_run_once(cli, photos, tmp_path):
+    # `-o out.jpg` used to create a folder called out.jpg; now one input gets its gain-map JPEG
+    # there, several inputs (and TIFF/HEIC names) are refused; a repeated input "collided"
     target = tmp_path / "out.jpg"
-    code, _, err = run(monkeypatch, capsys, "predict", photos / "a.jpg", "-o", target)
-    assert code == 2 and err.startswith(f"error: {target}: cannot write") and not target.exists()
+    for args, problem in (
+        ([photos / "a.jpg", photos / "b.jpg"], "is a file name, but there are several inputs"),
+        ([photos / "a.jpg", "-o", tmp_path / "x.tif"], "cannot write this type"),
+        ([photos / "a.jpg", "-o", tmp_path / "x.heic"], "cannot write this type"),
+    ):
+        args = args if "-o" in args else [*args, "-o", target]
+        code, _, err = cli("predict", *args, "--method", "kovaleski2014")
+        assert code == 2 and err.startswith(f"error: {args[-1]}: {problem}"), err
+        assert err.count("\n") == 1 and list(tmp_path.iterdir()) == []
+    args = ("predict", photos / "a.jpg", "-o", target, "--method", "kovaleski2014")
+    code, _, err = cli(*args)
+    assert code == 0 and [p.name for p in tmp_path.iterdir()] == ["out.jpg"]
+    assert read_ldr(target).shape == (40, 56, 3)
+    target.unlink()
     a = photos / "a.jpg"
-    code, out, err = run(
-        monkeypatch,
-        capsys,
+    code, out, err = cli(
         "predict",
         a,
         str(a),

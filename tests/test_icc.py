@@ -25,13 +25,17 @@ def _s15(v: float) -> bytes:
     return struct.pack(">i", round(v * 65536))
 
 
-def matrix_trc_icc(colorants: dict, gamma: float, name: str) -> bytes:
-    """A minimal ICC v2 RGB display profile: colorants, white point, power-law TRCs."""
+def matrix_trc_icc(colorants: dict, gamma: float, name: str, table=None) -> bytes:
+    """A minimal ICC v2 RGB display profile: colorants, white point, power-law TRCs (or the
+    tone curve ``table``: values in [0, 1] at evenly spaced inputs)."""
     text = name.encode() + b"\0"
     desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text
     desc += b"\0" * 8 + b"\0" * 3 + b"\0" * 67  # empty Unicode and ScriptCode parts
     xyz = {k: b"XYZ " + b"\0" * 4 + b"".join(map(_s15, v)) for k, v in colorants.items()}
     curv = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+    if table is not None:
+        entries = [round(float(v) * 65535) for v in table]
+        curv = b"curv" + b"\0" * 4 + struct.pack(f">I{len(entries)}H", len(entries), *entries)
     tags = {b"desc": desc, b"wtpt": b"XYZ " + b"\0" * 4 + b"".join(map(_s15, D50)), **xyz}
     tags |= {b"rTRC": curv, b"gTRC": curv, b"bTRC": curv, b"cprt": b"text\0\0\0\0none\0"}
     offset = 128 + 4 + 12 * len(tags)

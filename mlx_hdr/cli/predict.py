@@ -13,7 +13,8 @@ from mlx_hdr.errors import EXIT_SOME_FAILED
 from mlx_hdr.image_io import MAX_PIXELS
 from mlx_hdr.inference import MULTIPLE, WORK_PIXELS, PredictOptions, run_plan
 from mlx_hdr.methods import METHODS
-from mlx_hdr.outputs import plan_outputs
+from mlx_hdr.outputs import FORMATS, plan_outputs
+from mlx_hdr.uhdr import UhdrOptions
 
 METHOD_CHOICES = ("model", *METHODS)  # expandnet2018 needs MLX_HDR_EXPANDNET=weights.pth
 TONEMAP_CHOICES = ("reinhard", "reinhard2002", "exposure")
@@ -31,7 +32,7 @@ def _choice(value: str, choices: tuple[str, ...], name: str) -> str:
     return value
 
 
-def _check_numbers(work_pixels: int, exposure: float) -> None:
+def _check_numbers(work_pixels: int, exposure: float, max_boost: float | None) -> None:
     """Usage errors for values the pipeline would reject per file, or obey uselessly (an
     all-black preview at +128 EV)."""
     problem = None
@@ -39,6 +40,8 @@ def _check_numbers(work_pixels: int, exposure: float) -> None:
         name, problem = "--work-pixels", f"{work_pixels} is below {MULTIPLE * MULTIPLE}"
     elif not math.isfinite(exposure) or abs(exposure) > MAX_EV:
         name, problem = "--exposure", f"{exposure} is not between -{MAX_EV:g} and {MAX_EV:g}"
+    elif max_boost is not None and not math.isfinite(max_boost):
+        name, problem = "--max-boost", f"{max_boost} is not a finite number"
     if problem:
         raise typer.BadParameter(problem, param_hint=name)
 
@@ -60,10 +63,21 @@ def predict_command(
     ] = None,
     method: Annotated[str, typer.Option(help=f"One of {', '.join(METHOD_CHOICES)}.")] = "model",
     fmt: Annotated[
-        str, typer.Option("--format", help="hdr, exr or pfm (for folder outputs).")
-    ] = "hdr",
+        list[str] | None,
+        typer.Option(
+            "--format",
+            help="hdr, exr, pfm, avif (10-bit PQ), or uhdr (<stem>_uhdr.jpg: a gain-map JPEG, "
+            "the photo on SDR screens and HDR on HDR ones); repeat for several. Default hdr.",
+        ),
+    ] = None,
     float32: Annotated[bool, typer.Option("--float", help="float32 EXR (default half).")] = False,
-    preview: Annotated[bool, typer.Option(help="Also write <stem>_preview.png.")] = True,
+    preview: Annotated[
+        bool | None,
+        typer.Option(
+            "--preview/--no-preview",
+            help="Also write <stem>_preview.png (default: yes, except with only --format uhdr).",
+        ),
+    ] = None,
     preview_only: Annotated[bool, typer.Option(help="Write only the preview PNG.")] = False,
     tonemap: Annotated[str, typer.Option(help=f"One of {', '.join(TONEMAP_CHOICES)}.")] = (
         "reinhard"
@@ -81,6 +95,27 @@ def predict_command(
             help="The model runs on at most this many pixels; larger photos via a gain map."
         ),
     ] = WORK_PIXELS,
+    max_boost: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Gain-map JPEG: the most stops above SDR white its HDR rendition reaches "
+            "(default: the prediction's peak, at most 4).",
+        ),
+    ] = None,
+    gainmap_quality: Annotated[
+        int, typer.Option(min=1, max=100, help="Gain-map JPEG: JPEG quality of the gain map.")
+    ] = UhdrOptions.quality,
+    gainmap_scale: Annotated[
+        int,
+        typer.Option(min=1, max=16, help="Gain-map JPEG: the map is 1/N of the photo (1 = full)."),
+    ] = UhdrOptions.scale,
+    skip_hdr_inputs: Annotated[
+        bool,
+        typer.Option(
+            help="Skip photos that carry an HDR gain map already (iPhone HEIC, Ultra HDR)."
+        ),
+    ] = False,
     max_pixels: Annotated[
         int,
         typer.Option(min=1, help="Refuse larger images (a guard against decompression bombs)."),
@@ -88,11 +123,13 @@ def predict_command(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Reconstruct HDR from LDR images (exit code 3 when some of them failed)."""
-    _check_numbers(work_pixels, exposure)
+    _check_numbers(work_pixels, exposure, max_boost)
     opts = PredictOptions(
         method=_choice(method, METHOD_CHOICES, "--method"),
         blend=blend,
-        fmt=_choice(fmt, ("hdr", "exr", "pfm"), "--format"),
+        formats=tuple(
+            dict.fromkeys(_choice(f, tuple(FORMATS), "--format") for f in fmt or ["hdr"])
+        ),
         dtype="float" if float32 else "half",
         preview=preview,
         preview_only=preview_only,
@@ -101,6 +138,8 @@ def predict_command(
         max_size=max_size,
         work_pixels=work_pixels,
         max_pixels=max_pixels,
+        uhdr=UhdrOptions(max_boost, gainmap_quality, gainmap_scale),
+        skip_hdr_inputs=skip_hdr_inputs,
     )
     plan = plan_outputs(inputs, out, opts)  # output problems: refused before any work
     net = None

@@ -1,0 +1,127 @@
+"""HEIC/HEIF input (iPhone photos) through pillow-heif (libheif).
+
+:func:`read_heif` decodes a file's primary image the way a viewer shows it: libheif applies the
+file's rotation/mirroring (HEIF's ``irot``/``imir``; pillow-heif then resets the EXIF
+orientation, which HEIF readers ignore), 8-bit images come back as a Pillow image for
+``image_io`` to convert like a JPEG (ICC profile to sRGB), 10/12-bit images as float32 display
+RGB in [0, 1] with an ICC profile converted to sRGB here. Colour given as CICP/nclx primaries
+instead of an ICC profile (Display P3, BT.2020) is converted by :func:`nclx_to_srgb`.
+Photos that are already HDR (PQ/HLG transfer) are refused; a gain map next to an SDR image
+(Apple's HDR photos) is reported by :func:`gain_map_kind`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mlx_hdr.color import linear_to_srgb, rgb_to_rec709_matrix, row_slices, srgb_to_linear
+from mlx_hdr.errors import InputError
+from mlx_hdr.icc import icc_to_srgb16
+
+HEIF_SUFFIXES = (".heic", ".heif", ".hif")
+HDR_TRANSFERS = {16: "PQ", 18: "HLG"}  # CICP transfer characteristics of HDR video/photos
+SRGB_PRIMARIES = (1, 2)  # CICP: BT.709 (= sRGB), unspecified (read as sRGB)
+_PRIMARY_KEYS = ("red_x", "red_y", "green_x", "green_y", "blue_x", "blue_y", "white_x", "white_y")
+
+
+def register(path: Path):
+    """Import pillow-heif and register its Pillow opener (``InputError`` naming ``path`` if it
+    is not installed)."""
+    try:
+        import pillow_heif
+    except ImportError:
+        raise InputError("reading HEIC needs pillow-heif: pip install pillow-heif", path) from None
+    pillow_heif.register_heif_opener()  # Image.open() reads HEIC too (EXIF, gain-map checks)
+    return pillow_heif
+
+
+def open_heif(path: Path):
+    """pillow-heif's ``HeifFile`` for ``path`` (pixels decoded on first use), any bit depth."""
+    try:
+        return register(path).open_heif(path, convert_hdr_to_8bit=False)
+    except (ValueError, RuntimeError, OSError, SyntaxError) as exc:
+        raise InputError(f"not a readable HEIF image ({str(exc).strip()})", path) from None
+
+
+def gain_map_kind(info: dict) -> str | None:
+    """What HDR gain map an image's pillow-heif ``info`` shows, or None.
+
+    Apple stores it as an auxiliary image ``urn:com:apple:photo:2020:aux:hdrgainmap``;
+    other writers name it in the image's XMP (Apple's ``HDRGainMap``, Adobe's ``hdrgm``).
+    """
+    if any("hdrgainmap" in str(kind).lower() for kind in info.get("aux") or {}):
+        return "an Apple HDR gain map"
+    xmp = info.get("xmp") or b""
+    if b"HDRGainMap" in xmp or b"hdrgm:Version" in xmp:
+        return "an HDR gain map"
+    return None
+
+
+def _wide_to_float(heif, path: Path) -> np.ndarray:
+    """A 10/12-bit image (pillow-heif: uint16, values shifted to the top bits) -> HxWx3
+    float32 display RGB in [0, 1], an embedded ICC profile converted to sRGB."""
+    bits = int(heif.info["bit_depth"])
+    arr = np.asarray(heif)
+    arr = arr[..., None].repeat(3, axis=-1) if arr.ndim == 2 else arr[..., :3]
+    top = ((1 << bits) - 1) << (16 - bits)  # white as pillow-heif stores it
+    full = (arr.astype(np.uint32) * 65535 // top).astype(np.uint16)
+    full = icc_to_srgb16(full, heif.info.get("icc_profile"), path)
+    return full.astype(np.float32) / 65535.0
+
+
+def read_heif(
+    path: Path, check_size: Callable[[int, int], None]
+) -> tuple[Image.Image | np.ndarray, dict, bool]:
+    """Decode the primary image of a HEIC/HEIF file.
+
+    Args:
+        path: the file.
+        check_size: called with (width, height) before the pixels are decoded.
+    Returns:
+        ``(image, info, alpha)``: an 8-bit image as a Pillow image (``info`` with its ICC
+        profile attached) or a deeper one as HxWx3 float32 display RGB in [0, 1]; pillow-heif's
+        ``info`` of the image (``nclx_profile``, ``aux``, ``xmp``, ``exif``); whether an alpha
+        channel was dropped from a deep image. A file holding several images gives its
+        primary one, with a warning. Raises ``InputError`` for unreadable or HDR files.
+    """
+    heif = open_heif(path)
+    if len(heif) > 1:
+        warnings.warn(f"{path}: holds {len(heif)} images; using the primary one", stacklevel=3)
+    check_size(*heif.size)
+    info = heif.info
+    transfer = (info.get("nclx_profile") or {}).get("transfer_characteristics")
+    if transfer in HDR_TRANSFERS:
+        raise InputError(
+            f"already an HDR image ({HDR_TRANSFERS[transfer]} transfer); "
+            "mlx-hdr reconstructs HDR from SDR photos",
+            path,
+        )
+    try:
+        if int(info["bit_depth"]) <= 8:
+            return heif.to_pillow(), info, False
+        return _wide_to_float(heif, path), info, heif.has_alpha
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise InputError(
+            f"corrupt or truncated HEIF image data ({str(exc).strip()})", path
+        ) from None
+
+
+def nclx_to_srgb(img: np.ndarray, info: dict) -> np.ndarray:
+    """Convert display RGB (HxWx3 in [0, 1]) tagged with CICP/nclx primaries other than
+    BT.709 (Display P3, BT.2020) to sRGB: linearise, 3x3 matrix with Bradford white
+    adaptation (``color.rgb_to_rec709_matrix``), clip, re-encode. Images with an ICC profile
+    (converted already) or sRGB/unspecified primaries are returned as they are."""
+    nclx = info.get("nclx_profile") or {}
+    if info.get("icc_profile") or nclx.get("color_primaries", 2) in SRGB_PRIMARIES:
+        return img
+    chroma = [nclx[f"color_primary_{k}"] for k in _PRIMARY_KEYS]
+    to709 = rgb_to_rec709_matrix(chroma).T
+    out = np.empty(img.shape, np.float32)
+    for rows in row_slices(img.shape[0]):
+        out[rows] = linear_to_srgb(srgb_to_linear(img[rows]) @ to709)
+    return out
