@@ -13,6 +13,8 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 EPS = 1e-6  # the design's min-max epsilon
 CLIP_THRESHOLD = 0.95  # display value where an input pixel starts to count as clipped
+WELL_EXPOSED = (0.05, 0.85)  # linearised input luminance
+TINY = 1e-8  # luminance below this is treated as zero
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -104,6 +106,28 @@ def clip_mask(ldr: np.ndarray, threshold: float = CLIP_THRESHOLD) -> np.ndarray:
 
 # Rec.709 primaries and D65 white as OpenEXR's ``chromaticities`` (rx ry gx gy bx by wx wy).
 REC709_CHROMATICITIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
+
+
+def well_exposed_mask(ldr: np.ndarray, band: tuple[float, float] = WELL_EXPOSED) -> np.ndarray:
+    """HxW bool: linearised luminance of the display input ``ldr`` (HWC, [0, 1]) in ``band``."""
+    y = rgb_to_luminance(srgb_to_linear(ldr))
+    return (y >= band[0]) & (y <= band[1])
+
+
+def align_scale(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """The global factor k such that k * pred matches gt: exp(median(log Yg - log Yp)).
+
+    Uses pixels in ``mask`` where both luminances are positive; falls back to all positive
+    pixels, then to 1.0.
+    """
+    yp, yg = rgb_to_luminance(pred), rgb_to_luminance(gt)
+    ok = (yp > TINY) & (yg > TINY)
+    sel = ok & mask if mask is not None and np.any(ok & mask) else ok
+    if not np.any(sel):
+        return 1.0
+    return float(np.exp(np.median(np.log(yg[sel]) - np.log(yp[sel]))))
+
+
 _BRADFORD = np.array(
     [[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]], np.float64
 )

@@ -22,10 +22,10 @@ backend.setup()
 # isort: split
 import mlx.core as mx
 
-from mlx_hdr import inference
 from mlx_hdr.backend.flatconv import conv2d_flat
 from mlx_hdr.backend.winograd import conv3x3_winograd
-from mlx_hdr.model_hub import load_net
+from mlx_hdr.infer import pipeline as inference
+from mlx_hdr.infer.model_hub import load_net
 
 CONV_SHAPES = [
     (4, 256, 256, 24),

@@ -28,8 +28,8 @@ backend.setup()
 import mlx.core as mx
 
 from mlx_hdr.backend import streams
-from mlx_hdr.lpips import LPIPS, layer_distance, normalize_channels
 from mlx_hdr.models.hybrid import pad_to_multiple
+from mlx_hdr.models.lpips import LPIPS, layer_distance, normalize_channels
 
 SIZES = [(224, 224), (320, 320), (384, 384), (512, 512), (864, 1152)]
 

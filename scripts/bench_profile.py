@@ -89,7 +89,7 @@ def profile_table(repeats: int) -> str:
     # isort: split
     import mlx.core as mx
 
-    from mlx_hdr.lpips import LPIPS
+    from mlx_hdr.models.lpips import LPIPS
 
     mx.random.seed(0)
     model = build_mlx_model()

@@ -100,7 +100,7 @@ def _mlx_train_fn(model, x, variant: str):
     import mlx.optimizers as optim
 
     from mlx_hdr import backend
-    from mlx_hdr.lpips import LPIPS
+    from mlx_hdr.models.lpips import LPIPS
     from mlx_hdr.train.step import make_train_step
 
     model.train()
@@ -171,7 +171,7 @@ def check_twin(torch_python: str) -> str:
     import numpy as np
     from mlx.utils import tree_flatten
 
-    from mlx_hdr.lpips import LPIPS
+    from mlx_hdr.models.lpips import LPIPS
 
     mx.random.seed(0)
     model, lpips = build_mlx_model(), LPIPS()

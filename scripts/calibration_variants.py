@@ -25,11 +25,11 @@ from mlx_hdr import backend
 
 backend.setup()
 # isort: split
-from mlx_hdr import calibrate as cal
 from mlx_hdr.color import EPS, clip_ramp, rgb_to_luminance, srgb_to_linear, target_to_hdr
-from mlx_hdr.inference import predict_target
-from mlx_hdr.metrics import hdr_metrics
-from mlx_hdr.model_hub import load_net
+from mlx_hdr.eval.metrics import hdr_metrics
+from mlx_hdr.infer import calibrate as cal
+from mlx_hdr.infer.model_hub import load_net
+from mlx_hdr.infer.pipeline import predict_target
 from mlx_hdr.train.pool import heldout_views
 
 KEYS = ("pu21_psnr", "pu21_ssim", "mu_psnr", "highlight_log2", "log_psnr", "log_ssim")

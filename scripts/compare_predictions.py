@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlx_hdr.image_io import read_hdr
+from mlx_hdr.io.image_io import read_hdr
 
 LDR_NAMES = ("input.jpg", "input.jpeg", "input.png", "input.tif", "input.tiff")
 

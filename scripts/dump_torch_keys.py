@@ -4,7 +4,7 @@ For each architecture this writes
 * ``tests/fixtures/keys/<arch>.torch.json``: the PyTorch state dict's keys and shapes, as in
   the official checkpoint (torchvision builds the model; ``lpips_vgg`` has no torchvision
   model, so its list is read from the real file with the project's torch-free reader);
-* ``convert/specs/<arch>.json``: the same after the converter's rules (MLX layout).
+* ``mlx_hdr/convert/specs/<arch>.json``: the same after the converter's rules (MLX layout).
 
 Run (torch env, plus the project venv for mlx):
     PYTHONPATH=.venv/lib/python3.11/site-packages /work/torchenv/bin/python \
@@ -23,8 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from convert.mapping import SPECS_DIR, map_state_dict  # noqa: E402
-from convert.torch_pickle import load_torch_checkpoint  # noqa: E402
+from mlx_hdr.convert.mapping import SPECS_DIR, map_state_dict  # noqa: E402
+from mlx_hdr.convert.torch_pickle import load_torch_checkpoint  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "keys"
 SOURCES = {

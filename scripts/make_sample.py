@@ -13,11 +13,11 @@ import argparse
 
 import numpy as np
 
-from mlx_hdr.atomic import atomic_write
 from mlx_hdr.color import linear_to_srgb, rgb_to_luminance
 from mlx_hdr.data.panorama import equirect_to_perspective
 from mlx_hdr.data.simulate import exposure_for_clip_fraction
-from mlx_hdr.image_io import read_hdr
+from mlx_hdr.io.atomic import atomic_write
+from mlx_hdr.io.image_io import read_hdr
 
 
 def main() -> None:

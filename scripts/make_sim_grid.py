@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlx_hdr.data.loader import PoolSource, sample_rng
-from mlx_hdr.image_io import write_ldr
+from mlx_hdr.data.sources import PoolSource, sample_rng
+from mlx_hdr.io.image_io import write_ldr
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,10 +19,10 @@ from mlx_hdr import backend
 
 backend.setup()
 # isort: split
-from mlx_hdr.evaluate import labelled_panel
-from mlx_hdr.image_io import read_ldr, write_ldr
-from mlx_hdr.inference import predict_hdr
-from mlx_hdr.tonemap import reinhard_simple
+from mlx_hdr.eval.evaluate import labelled_panel
+from mlx_hdr.infer.pipeline import predict_hdr
+from mlx_hdr.infer.tonemap import reinhard_simple
+from mlx_hdr.io.image_io import read_ldr, write_ldr
 
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 
@@ -46,7 +46,7 @@ def main() -> None:
     methods = args.method or ["linear", "kovaleski2014", "model"]
     net = None
     if "model" in methods:
-        from mlx_hdr.model_hub import load_net
+        from mlx_hdr.infer.model_hub import load_net
 
         net = load_net(args.model)[0]
     out = Path(args.out)

@@ -1,7 +1,7 @@
 """PyTorch twin of the hybrid autoencoder and LPIPS loss, for speed comparisons only.
 
 Same architecture as ``mlx_hdr.models.hybrid.HybridAutoencoder`` (MobileNetV2 encoder,
-InstanceNorm decoder, PixelShuffle upsampling, input skip) and ``mlx_hdr.lpips.LPIPS``
+InstanceNorm decoder, PixelShuffle upsampling, input skip) and ``mlx_hdr.models.lpips.LPIPS``
 (VGG16 v0.1), with the same parameter names, so MLX weights load into it with
 :func:`load_mlx_params` (conv weights transposed from ``(O, kH, kW, I)`` to ``(O, I, kH, kW)``).
 Tensors here are NCHW. Needs torch + torchvision (the ``bench`` extra); never imported by

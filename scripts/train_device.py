@@ -55,7 +55,7 @@ def _init_worker(args):
 
 def _batch(step: int):
     from mlx_hdr.color import ldr_to_input
-    from mlx_hdr.targets import encode_target
+    from mlx_hdr.infer.targets import encode_target
 
     b = SOURCE.batch(step)
     x = ldr_to_input(b["ldr"]).astype(np.float16)
@@ -107,8 +107,8 @@ def parity(model, twin, torch, dev) -> float:
 
 
 def validate(twin, val, torch, dev) -> dict:
-    from mlx_hdr.calibrate import calibrate
-    from mlx_hdr.metrics import hdr_metrics
+    from mlx_hdr.eval.metrics import hdr_metrics
+    from mlx_hdr.infer.calibrate import calibrate
 
     twin.eval()
     with torch.no_grad():
@@ -154,8 +154,8 @@ def run(args) -> None:
     from torch_twin import HybridTwin, load_mlx_params
 
     from mlx_hdr.color import ldr_to_input
+    from mlx_hdr.infer.targets import encode_target
     from mlx_hdr.models.model_io import save_model
-    from mlx_hdr.targets import encode_target
     from mlx_hdr.train.pool import pool_source
 
     out = Path(args.out)

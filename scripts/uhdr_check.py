@@ -27,9 +27,9 @@ import imagecodecs
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.avif import REC2020_CHROMATICITIES, REFERENCE_WHITE_NITS, pq_decode
 from mlx_hdr.color import rgb_to_rec709_matrix
-from mlx_hdr.image_io import read_hdr, read_ldr, to_uint8
+from mlx_hdr.io.avif import REC2020_CHROMATICITIES, REFERENCE_WHITE_NITS, pq_decode
+from mlx_hdr.io.image_io import read_hdr, read_ldr, to_uint8
 
 OFFSET = 1 / 64
 

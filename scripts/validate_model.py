@@ -34,13 +34,19 @@ from mlx_hdr import backend
 
 backend.setup()
 # isort: split
-from mlx_hdr.color import linear_to_srgb, rgb_to_luminance, srgb_to_linear
+from mlx_hdr.color import (
+    align_scale,
+    linear_to_srgb,
+    rgb_to_luminance,
+    srgb_to_linear,
+    well_exposed_mask,
+)
 from mlx_hdr.data.simulate import SimConfig
-from mlx_hdr.evaluate import labelled_panel
-from mlx_hdr.image_io import read_hdr, read_ldr, write_ldr
-from mlx_hdr.inference import predict_hdr
-from mlx_hdr.metrics import align_scale, clipped_mask, hdr_metrics, well_exposed_mask
-from mlx_hdr.model_hub import load_net
+from mlx_hdr.eval.evaluate import labelled_panel
+from mlx_hdr.eval.metrics import clipped_mask, hdr_metrics
+from mlx_hdr.infer.model_hub import load_net
+from mlx_hdr.infer.pipeline import predict_hdr
+from mlx_hdr.io.image_io import read_hdr, read_ldr, write_ldr
 from mlx_hdr.train.pool import heldout_views
 
 KEYS = ("pu21_psnr", "highlight_log2", "gain_err", "log_psnr", "log_ssim", "cast")

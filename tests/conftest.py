@@ -66,7 +66,7 @@ def _scene(h: int = 24, w: int = 32, seed: int = 0):
 
 def _make_scenes(root: Path, n: int = 3) -> Path:
     """``root/s<i>/input.png`` + ``gt.hdr`` for i < n (the "scenes" layout), from ``_scene``."""
-    from mlx_hdr.image_io import write_hdr, write_ldr
+    from mlx_hdr.io.image_io import write_hdr, write_ldr
 
     for i in range(n):
         (root / f"s{i}").mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""mlx_hdr.atomic: content, permissions, and nothing left behind after a failure."""
+"""mlx_hdr.io.atomic: content, permissions, and nothing left behind after a failure."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_hdr.atomic import atomic_write, save_safetensors_atomic
 from mlx_hdr.errors import InputError
+from mlx_hdr.io.atomic import atomic_write, save_safetensors_atomic
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_atomic_write_unwritable_directory_is_one_line_error(tmp_path, monkeypat
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / ".a.x.tmp.txt"))
 
-    monkeypatch.setattr("mlx_hdr.atomic.tempfile.mkstemp", refuse)
+    monkeypatch.setattr("mlx_hdr.io.atomic.tempfile.mkstemp", refuse)
     with pytest.raises(InputError, match="cannot write here \\(Permission denied\\)") as info:
         with atomic_write(tmp_path / "a.txt"):
             pass

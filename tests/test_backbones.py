@@ -11,9 +11,9 @@ from mlx.utils import tree_flatten, tree_unflatten
 from PIL import Image
 from skimage import data
 
-from convert.convert import convert_checkpoint
-from convert.mapping import load_spec, map_state_dict
 from mlx_hdr.color import IMAGENET_MEAN, IMAGENET_STD
+from mlx_hdr.convert.convert import convert_checkpoint
+from mlx_hdr.convert.mapping import load_spec, map_state_dict
 from mlx_hdr.errors import WeightsError
 from mlx_hdr.models.encoders import build_encoder
 from mlx_hdr.models.mobilenetv2 import MobileNetV2

@@ -55,7 +55,8 @@ def test_warns_when_mlx_was_imported_first():
 
 
 NO_SIDE_EFFECTS = """
-import mlx_hdr, mlx_hdr.inference, mlx_hdr.lpips, mlx_hdr.models.model_io, mlx_hdr.train.trainer
+import mlx_hdr, mlx_hdr.infer.pipeline, mlx_hdr.models.lpips, mlx_hdr.models.model_io
+import mlx_hdr.train.trainer
 from mlx_hdr.backend import blas, malloc
 with open("/proc/self/maps") as f:
     maps = f.read()

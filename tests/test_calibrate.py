@@ -5,20 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlx_hdr.calibrate import (
-    BLEND_TAU,
-    FALLBACK_HI,
-    MIN_SPAN,
-    blend_with_input,
-    calibrate,
-    fit_log_range,
-)
 from mlx_hdr.color import (
     clip_mask,
     hdr_to_target,
     linear_to_srgb,
     rgb_to_luminance,
     srgb_to_linear,
+)
+from mlx_hdr.infer.calibrate import (
+    BLEND_TAU,
+    FALLBACK_HI,
+    MIN_SPAN,
+    blend_with_input,
+    calibrate,
+    fit_log_range,
 )
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlx_hdr import image_io
 from mlx_hdr.cli import main
-from mlx_hdr.image_io import read_hdr, write_ldr
+from mlx_hdr.io import image_io
+from mlx_hdr.io.image_io import read_hdr, write_ldr
 
 NO_SPACE = os.strerror(errno.ENOSPC)
 

@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from mlx_hdr import model_hub
 from mlx_hdr.errors import WeightsError
-from mlx_hdr.image_io import read_hdr, read_ldr, write_ldr
+from mlx_hdr.infer import model_hub
+from mlx_hdr.io.image_io import read_hdr, read_ldr, write_ldr
 from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig
 from mlx_hdr.models.model_io import save_model
 

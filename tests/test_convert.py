@@ -22,8 +22,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from convert import convert_checkpoint, load_torch_checkpoint
-from convert.mapping import (
+from mlx_hdr.convert import convert_checkpoint, load_torch_checkpoint
+from mlx_hdr.convert.mapping import (
     ARCHITECTURES,
     convert_state_dict,
     load_spec,

@@ -12,7 +12,7 @@ from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.data.manifest import check, index_dataset, read_manifest, summarize
 from mlx_hdr.data.orientation import apply_dihedral
 from mlx_hdr.errors import InputError
-from mlx_hdr.image_io import write_hdr, write_ldr
+from mlx_hdr.io.image_io import write_hdr, write_ldr
 
 
 def test_hdr_real_layout(tmp_path, scene):

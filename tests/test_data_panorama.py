@@ -53,7 +53,7 @@ def test_random_view_ranges_and_determinism(shared):
     for seed in range(20):
         _, p = random_view(pano, np.random.default_rng(seed), (8, 8), cfg)
         assert -30 <= p["pitch"] <= 30 and 60 <= p["fov"] <= 100 and -180 <= p["yaw"] < 180
-    from mlx_hdr.image_io import read_hdr
+    from mlx_hdr.io.image_io import read_hdr
 
     real = read_hdr(shared / "data/hdr-pool/ph_lebombo.hdr")
     view, _ = random_view(real, np.random.default_rng(0), (64, 96))

@@ -12,7 +12,7 @@ import pytest
 from mlx_hdr import color
 from mlx_hdr.data import preprocess as pp
 from mlx_hdr.data.orientation import DIHEDRAL, apply_dihedral, find_orientation, invert_dihedral
-from mlx_hdr.image_io import read_hdr, read_ldr
+from mlx_hdr.io.image_io import read_hdr, read_ldr
 
 
 def pair(h=40, w=50, seed=0):

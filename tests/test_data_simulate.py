@@ -9,7 +9,7 @@ import pytest
 
 from mlx_hdr.color import linear_to_srgb
 from mlx_hdr.data import simulate as sim
-from mlx_hdr.image_io import read_hdr, read_ldr
+from mlx_hdr.io.image_io import read_hdr, read_ldr
 
 
 def hdr_image(h=48, w=64, seed=0):
@@ -131,8 +131,7 @@ def test_clip_levels_keep_one_channel_at_one():
 
 def test_target_is_on_the_linearised_photo_scale():
     """Where the photo is well exposed, its linearisation and the target agree in scale."""
-    from mlx_hdr.color import srgb_to_linear
-    from mlx_hdr.metrics import well_exposed_mask
+    from mlx_hdr.color import srgb_to_linear, well_exposed_mask
 
     cfg = sim.SimConfig(curves=("srgb",), noise_prob=0.0, jpeg_quality=None, shoulder_prob=0.0)
     hdr = hdr_image()

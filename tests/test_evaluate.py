@@ -11,8 +11,8 @@ import pytest
 
 from mlx_hdr.cli import main
 from mlx_hdr.color import linear_to_srgb
-from mlx_hdr.evaluate import evaluate
-from mlx_hdr.image_io import write_hdr, write_ldr
+from mlx_hdr.eval.evaluate import evaluate
+from mlx_hdr.io.image_io import write_hdr, write_ldr
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_eval_public_linear_matches_reference(shared, tmp_path):
 
 def test_net_for_methods_loads_only_what_is_asked(tmp_path):
     from mlx_hdr.errors import WeightsError
-    from mlx_hdr.evaluate import net_for_methods
+    from mlx_hdr.eval.evaluate import net_for_methods
 
     missing = str(tmp_path / "missing.safetensors")
     assert net_for_methods(["linear"], missing) is None  # never touches the file
@@ -131,7 +131,7 @@ def _with_gt(dataset, root, case: str, gt) -> None:
 def test_huge_ground_truth_values_give_finite_metrics(dataset, tmp_path):
     # a ground truth with finite pixels near float32's limit (~1e38) gave NaN log-domain
     # metrics without a word (x * 200 cd/m² overflowed to inf)
-    from mlx_hdr.image_io import read_hdr
+    from mlx_hdr.io.image_io import read_hdr
 
     gt = read_hdr(dataset / "one" / "gt.hdr")
     gt[:2, :2] = 1e38

@@ -1,4 +1,4 @@
-"""ExpandNet port (``mlx_hdr.methods.expandnet2018``) against a PyTorch run of the released code.
+"""ExpandNet port (``mlx_hdr.infer.methods.expandnet2018``) vs a PyTorch run of the release.
 
 The fixture ``expandnet_candleglass.npz`` comes from ``scripts/expandnet_reference.py`` (torch
 2.14, the released ``weights.pth``, a 45x61 crop of eval-public ``ilm_candleglass`` with clipped
@@ -20,8 +20,8 @@ from mlx.utils import tree_flatten
 
 from mlx_hdr.errors import WeightsError
 
-# The module, not the function that ``mlx_hdr.methods`` may re-export under the same name.
-en = importlib.import_module("mlx_hdr.methods.expandnet2018")
+# The module, not the function that ``mlx_hdr.infer.methods`` may re-export under the same name.
+en = importlib.import_module("mlx_hdr.infer.methods.expandnet2018")
 
 FIXTURE = Path(__file__).parent / "fixtures" / "expandnet_candleglass.npz"
 ATOL = 4e-6  # on outputs in (0, 1)

@@ -1,4 +1,4 @@
-"""HEIC/HEIF input (mlx_hdr/heic.py): files made with pillow-heif, read against the same photo
+"""HEIC/HEIF input (mlx_hdr/io/heic.py): files made with pillow-heif, read against the same photo
 as PNG; orientation, Display P3 (ICC and nclx), 8/10 bit, several images, bad files."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from test_icc import P3_COLORANTS, matrix_trc_icc
 
 from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.errors import InputError
-from mlx_hdr.heic import gain_map_kind
-from mlx_hdr.image_io import read_ldr
-from mlx_hdr.photo_meta import existing_gain_map, read_exif
+from mlx_hdr.io.heic import gain_map_kind
+from mlx_hdr.io.image_io import read_ldr
+from mlx_hdr.io.photo_meta import existing_gain_map, read_exif
 
 EXACT = {"quality": -1, "chroma": 444, "matrix_coefficients": 0}  # lossless RGB HEIC
 P3_NCLX = {

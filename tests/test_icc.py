@@ -1,4 +1,4 @@
-"""Colour management on input (mlx_hdr/icc.py): non-sRGB ICC profiles are converted to sRGB."""
+"""Colour management on input (mlx_hdr/io/icc.py): non-sRGB ICC profiles are converted to sRGB."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from mlx_hdr.image_io import read_ldr
+from mlx_hdr.io.image_io import read_ldr
 
 # Display P3's D50-adapted colorants (as in Apple's profile) and D50 white
 P3_COLORANTS = {

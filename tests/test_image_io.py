@@ -11,7 +11,6 @@ import OpenEXR
 import pytest
 from PIL import Image
 
-from mlx_hdr import image_io as io
 from mlx_hdr.color import (
     REC709_CHROMATICITIES,
     linear_to_srgb,
@@ -20,6 +19,7 @@ from mlx_hdr.color import (
     srgb_to_linear,
 )
 from mlx_hdr.errors import InputError
+from mlx_hdr.io import image_io as io
 
 AP0 = (0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767)
 
@@ -125,7 +125,7 @@ def test_exr_luminance_chroma(tmp_path):
 
 def test_exr_subsampled_chroma_upsampling():
     ch = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
-    from mlx_hdr.exr import _upsample
+    from mlx_hdr.io.exr import _upsample
 
     up = _upsample(ch, (3, 4))
     np.testing.assert_array_equal(up, [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4]])

@@ -12,15 +12,15 @@ import pytest
 
 import mlx_hdr
 from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
-from mlx_hdr.inference import (
+from mlx_hdr.infer.pipeline import (
     GAIN_FLOOR,
     apply_gain_map,
-    pad_to_multiple,
     padded_pixels,
     predict_hdr,
     predict_target,
     work_size,
 )
+from mlx_hdr.models.hybrid import pad_to_multiple
 
 
 def local_net(seed: int = 0) -> nn.Module:
@@ -48,10 +48,18 @@ def image(h: int, w: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize(("h", "w"), [(37, 50), (5, 3), (64, 96), (33, 1)])
 def test_pad_to_multiple(h, w):
     img = image(max(h, 8), max(w, 8))[:h, :w]
-    out = pad_to_multiple(img)
+    out = np.asarray(pad_to_multiple(mx.array(img[None])))[0]
     assert out.shape[0] % 32 == 0 and out.shape[1] % 32 == 0
     assert out.shape[0] - h < 32 and out.shape[1] - w < 32
     np.testing.assert_array_equal(out[:h, :w], img)
+    # per axis: reflect, or edge where the axis is shorter than its pad (numpy's rules)
+    ref = img
+    for axis, size in ((0, out.shape[0]), (1, out.shape[1])):
+        pad = size - ref.shape[axis]
+        widths = [(0, 0)] * 3
+        widths[axis] = (0, pad)
+        ref = np.pad(ref, widths, mode="reflect" if pad < ref.shape[axis] else "edge")
+    np.testing.assert_array_equal(out, ref)
 
 
 def test_work_size_fits_and_keeps_the_aspect():
@@ -74,8 +82,8 @@ def test_gain_map_of_the_linear_input_is_the_linear_input():
 def test_large_photo_keeps_the_models_highlights():
     """Above the working resolution, the bundled model's highlights survive (the old
     512-px tiles each renormalised in InstanceNorm: an upscaled sample's peak fell 3.5 -> 1.0)."""
-    from mlx_hdr.image_io import read_ldr
-    from mlx_hdr.model_hub import load_net
+    from mlx_hdr.infer.model_hub import load_net
+    from mlx_hdr.io.image_io import read_ldr
 
     net = load_net(None)[0]
     ldr = read_ldr(Path(mlx_hdr.__file__).parent / "assets" / "sample.jpg")

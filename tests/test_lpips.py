@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convert.convert import convert_checkpoint
 from mlx_hdr import backend
+from mlx_hdr.convert.convert import convert_checkpoint
 from mlx_hdr.errors import WeightsError
-from mlx_hdr.lpips import LPIPS
+from mlx_hdr.models.lpips import LPIPS
 
 # /work/shared/weights/README.md: official lpips 0.1.4, net="vgg", v0.1.
 REFERENCE = {"ex_p0": 0.568613, "ex_p1": 0.421664}
@@ -92,7 +92,7 @@ def test_layer_distance_gradient_matches_autodiff_of_the_lpips_form():
     """The hand-written VJP of one LPIPS layer equals autodiff of the lpips package's form
     (normalise, difference, square, 1×1 lin, mean) for a, b and w, element by element to
     1e-4; the value to 1e-6. Includes all-zero feature vectors."""
-    from mlx_hdr.lpips import layer_distance, normalize_channels
+    from mlx_hdr.models.lpips import layer_distance, normalize_channels
 
     mx.random.seed(4)
     a = mx.maximum(mx.random.normal((2, 6, 5, 8)), 0.0)

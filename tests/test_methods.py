@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mlx_hdr.methods import (
+from mlx_hdr.infer.methods import (
     METHODS,
     akyuz2007,
     default_methods,
@@ -15,8 +15,8 @@ from mlx_hdr.methods import (
     kovaleski2014,
     masia2017,
 )
-from mlx_hdr.methods.kovaleski2014 import BLACK, cross_bilateral_grid, expand_map
-from mlx_hdr.methods.masia2017 import masia2017_gamma
+from mlx_hdr.infer.methods.kovaleski2014 import BLACK, cross_bilateral_grid, expand_map
+from mlx_hdr.infer.methods.masia2017 import masia2017_gamma
 
 HALF = ((0.5 + 0.055) / 1.055) ** 2.4  # sRGB EOTF of 0.5 = 0.21404
 

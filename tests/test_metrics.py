@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from mlx_hdr import metrics as M
+from mlx_hdr import color
+from mlx_hdr.eval import metrics as M
 
 
 def grey(value: float, h: int = 16, w: int = 16) -> np.ndarray:
@@ -85,7 +86,7 @@ def test_mu_psnr_hand_value():
 def test_align_and_highlight_error():
     rng = np.random.default_rng(2)
     gt = rng.uniform(0.1, 3, (8, 8, 3)).astype(np.float32)
-    assert M.align_scale(gt / 4, gt) == pytest.approx(4.0, rel=1e-5)
+    assert color.align_scale(gt / 4, gt) == pytest.approx(4.0, rel=1e-5)
     mask = np.zeros((8, 8), bool)
     mask[:2] = True
     assert M.highlight_log2_error(gt * 2, gt, mask) == pytest.approx(1.0, abs=1e-5)
@@ -97,7 +98,7 @@ def test_masks_hand_values():
     ldr = np.array([px], np.float32)
     # linear luminance: 0.214 (well exposed), 0.98 (too bright), 0.0015 (too dark),
     # 0.2126 * 0.98 + 0.7848 * 0.0331 = 0.234 (well exposed, though its red channel clips)
-    np.testing.assert_array_equal(M.well_exposed_mask(ldr), [[True, False, False, True]])
+    np.testing.assert_array_equal(color.well_exposed_mask(ldr), [[True, False, False, True]])
     np.testing.assert_array_equal(M.clipped_mask(ldr), [[False, True, False, True]])
 
 

@@ -8,8 +8,8 @@ import time
 import pytest
 from huggingface_hub.errors import LocalEntryNotFoundError
 
-from mlx_hdr import model_hub
 from mlx_hdr.errors import WeightsError
+from mlx_hdr.infer import model_hub
 
 
 @pytest.fixture

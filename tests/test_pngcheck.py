@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlx_hdr import image_io, pngcheck
 from mlx_hdr.errors import InputError
+from mlx_hdr.io import image_io, pngcheck
 
 
 def _png(width, height, raw: bytes, color_type=2, interlace=0) -> bytes:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mlx_hdr.color import linear_to_srgb, srgb_to_linear
-from mlx_hdr.tonemap import exposure, reinhard2002, reinhard_simple, tonemap
+from mlx_hdr.infer.tonemap import exposure, reinhard2002, reinhard_simple, tonemap
 
 
 def test_reinhard_simple_grey_and_chroma():
@@ -42,7 +42,7 @@ def test_exposure_and_dispatch():
 
 
 def test_tonemap_in_strips_equals_the_whole_image_operator():
-    from mlx_hdr.tonemap import TONEMAPS, tonemap
+    from mlx_hdr.infer.tonemap import TONEMAPS, tonemap
 
     rng = np.random.default_rng(3)
     hdr = (rng.random((600, 40, 3)) ** 4 * 50).astype(np.float32)  # > 2 strips of rows

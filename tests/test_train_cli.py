@@ -14,7 +14,7 @@ CLI = [sys.executable, "-c", "from mlx_hdr.cli import main; main()"]
 
 
 def tiny_pool(root: Path) -> Path:
-    from mlx_hdr.image_io import write_hdr
+    from mlx_hdr.io.image_io import write_hdr
 
     root.mkdir()
     rng = np.random.default_rng(0)

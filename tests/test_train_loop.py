@@ -278,8 +278,8 @@ def test_auto_streams_follow_the_loss():
 
 
 def test_stops_model_starts_at_the_identity(tmp_path):
-    from mlx_hdr.calibrate import calibrate
     from mlx_hdr.color import ldr_to_input, srgb_to_linear
+    from mlx_hdr.infer.calibrate import calibrate
     from mlx_hdr.train.build import build_model
 
     cfg = tiny_cfg(tmp_path, model=dict(decoder_channels=SMALL, target="stops"))

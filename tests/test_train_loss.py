@@ -40,8 +40,8 @@ def test_alpha_map_weights_clipped_regions():
 def test_real_lpips_loss_has_finite_decoder_gradients(shared, tmp_path):
     from test_hybrid import tiny_model
 
-    from convert.convert import convert_checkpoint
-    from mlx_hdr.lpips import LPIPS
+    from mlx_hdr.convert.convert import convert_checkpoint
+    from mlx_hdr.models.lpips import LPIPS
 
     vgg = convert_checkpoint(
         "vgg16", shared / "weights" / "vgg16_features.pth", tmp_path / "v.safetensors"

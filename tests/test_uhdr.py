@@ -1,4 +1,4 @@
-"""HDR outputs beside the EXR: the Ultra HDR gain-map JPEG (mlx_hdr/uhdr.py, libuhdr.py,
+"""HDR outputs beside the EXR: the Ultra HDR gain-map JPEG (mlx_hdr/io/uhdr.py, libuhdr.py,
 hdrgm.py) decoded by libultrahdr against the EXR of the same prediction, its base against the
 photo, its metadata through exiftool, boosts, EXIF, bad cases, the CLI; the PQ AVIF (avif.py)."""
 
@@ -18,15 +18,15 @@ import pytest
 from PIL import Image
 
 import mlx_hdr
-from mlx_hdr import libuhdr, uhdr
-from mlx_hdr.avif import REC2020_CHROMATICITIES, REFERENCE_WHITE_NITS, pq_decode, pq_encode
 from mlx_hdr.color import rgb_to_rec709_matrix, srgb_to_linear
 from mlx_hdr.errors import HDRError
-from mlx_hdr.hdrgm import mpf_images
-from mlx_hdr.image_io import read_hdr, read_ldr, to_uint8, write_ldr
-from mlx_hdr.inference import PredictOptions, predict_files
-from mlx_hdr.model_hub import load_net
-from mlx_hdr.uhdr import UhdrOptions, encode_uhdr, gain_metadata
+from mlx_hdr.infer.model_hub import load_net
+from mlx_hdr.infer.pipeline import PredictOptions, predict_files
+from mlx_hdr.io import libuhdr, uhdr
+from mlx_hdr.io.avif import REC2020_CHROMATICITIES, REFERENCE_WHITE_NITS, pq_decode, pq_encode
+from mlx_hdr.io.hdrgm import mpf_images
+from mlx_hdr.io.image_io import read_hdr, read_ldr, to_uint8, write_ldr
+from mlx_hdr.io.uhdr import UhdrOptions, encode_uhdr, gain_metadata
 
 SAMPLE = Path(mlx_hdr.__file__).parent / "assets" / "sample.jpg"
 ISO_NS = b"urn:iso:std:iso:ts:21496:-1"

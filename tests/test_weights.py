@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import sys
 import urllib.error
 from pathlib import Path
 
@@ -15,11 +16,10 @@ import typer
 from mlx.utils import tree_flatten
 from typer.testing import CliRunner
 
-import convert.download as download
-from convert import convert_checkpoint
-from convert.__main__ import main as convert_main
-from convert.mapping import load_spec
+import mlx_hdr.convert.download as download
 from mlx_hdr.cli.convert import register
+from mlx_hdr.convert import convert_checkpoint
+from mlx_hdr.convert.mapping import load_spec
 from mlx_hdr.errors import WeightsError
 from mlx_hdr.models.model_io import converted_path, load_converted, load_strict, weights_dir
 
@@ -122,7 +122,7 @@ def test_specs_equal_the_mlx_models_parameters(arch):
 
 
 def test_lpips_spec_equals_the_lpips_layers():
-    lpips = importlib.import_module("mlx_hdr.lpips")
+    lpips = importlib.import_module("mlx_hdr.models.lpips")
     lins = {f"lins.{k}": v for k, v in tree_flatten(lpips.LPIPS().parameters()["lins"])}
     assert {k: v.shape for k, v in lins.items()} == load_spec("lpips_vgg")
 
@@ -139,14 +139,24 @@ def test_converted_mobilenet_v2_loads_strictly(shared, tmp_path):
     assert float(np.array(kernel, np.float64).sum()) == pytest.approx(-98.14512792168709, 1e-6)
 
 
-def test_python_m_convert(shared, tmp_path, capsys):
+def test_mlx_hdr_convert_errors_are_one_line(shared, tmp_path, capsys, monkeypatch):
+    from mlx_hdr.cli import main
+
+    def convert_main(args):
+        monkeypatch.setattr(sys, "argv", ["mlx-hdr", "convert", *args])
+        try:
+            main()
+        except SystemExit as exc:
+            return exc.code or 0
+        return 0
+
     src = str(shared / "weights/lpips_v0.1_vgg.pth")
     assert convert_main(["lpips_vgg", src, "-o", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "lpips_vgg.safetensors")
     assert convert_main(["vgg16", src, "-o", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {src}: vgg16 checkpoint does not match") and err.count("\n") == 1
-    assert convert_main(["vgg16"]) == 1
+    assert convert_main(["vgg16"]) != 0
     assert "give either a checkpoint file or --download" in capsys.readouterr().err
 
 

@@ -1,4 +1,4 @@
-"""``mlx-hdr convert``: PyTorch checkpoint -> MLX safetensors (wraps ``convert.convert_from``)."""
+"""``mlx-hdr convert``: PyTorch checkpoint -> MLX safetensors (``mlx_hdr.convert.convert_from``)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,6 @@ def convert_command(
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = "float32",
 ) -> None:
     """Convert a torchvision / lpips checkpoint to MLX safetensors (no PyTorch needed)."""
-    from convert import convert_from
+    from mlx_hdr.convert import convert_from
 
     typer.echo(convert_from(arch, src, output, download, dtype, variant))

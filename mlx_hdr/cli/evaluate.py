@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from mlx_hdr.errors import EXIT_SOME_FAILED
-from mlx_hdr.evaluate import evaluate, net_for_methods, summary_markdown
-from mlx_hdr.image_io import MAX_PIXELS
+from mlx_hdr.eval.evaluate import evaluate, net_for_methods, summary_markdown
+from mlx_hdr.io.image_io import MAX_PIXELS
 
 
 def register(app: typer.Typer) -> None:

@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 
 from mlx_hdr.errors import EXIT_SOME_FAILED
-from mlx_hdr.image_io import MAX_PIXELS
-from mlx_hdr.inference import MULTIPLE, WORK_PIXELS, PredictOptions, run_plan
-from mlx_hdr.methods import METHODS
-from mlx_hdr.outputs import FORMATS, plan_outputs
-from mlx_hdr.uhdr import UhdrOptions
+from mlx_hdr.infer.methods import METHODS
+from mlx_hdr.infer.outputs import FORMATS, plan_outputs
+from mlx_hdr.infer.pipeline import MULTIPLE, WORK_PIXELS, PredictOptions, run_plan
+from mlx_hdr.io.image_io import MAX_PIXELS
+from mlx_hdr.io.uhdr import UhdrOptions
 
 METHOD_CHOICES = ("model", *METHODS)  # expandnet2018 needs MLX_HDR_EXPANDNET=weights.pth
 TONEMAP_CHOICES = ("reinhard", "reinhard2002", "exposure")
@@ -144,7 +144,7 @@ def predict_command(
     plan = plan_outputs(inputs, out, opts)  # output problems: refused before any work
     net = None
     if opts.method == "model":
-        from mlx_hdr.model_hub import load_net
+        from mlx_hdr.infer.model_hub import load_net
 
         net = load_net(model)[0]
     report = run_plan(plan, net, opts, on_error=_report_error, progress=progress)

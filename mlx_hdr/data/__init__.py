@@ -1,1 +1,1 @@
-"""Datasets, manifests, preprocessing, the camera simulator and training batch loaders."""
+"""Datasets, manifests, preprocessing, the camera simulator and the training sources."""

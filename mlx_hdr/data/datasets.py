@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlx_hdr.errors import InputError
-from mlx_hdr.image_io import HDR_SUFFIXES, LDR_SUFFIXES
+from mlx_hdr.io.image_io import HDR_SUFFIXES, LDR_SUFFIXES
 
 LAYOUTS = ("hdr-real", "hdr-synth", "scenes", "hdr-pool")
 

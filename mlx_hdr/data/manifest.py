@@ -11,7 +11,7 @@ it matches the LDR, null without LDR), ``orientation_score`` (SSIM), ``kept``, `
 The design's brightness filter (max > ``max_value``, default 4096) is applied to paired data,
 whose HDRs are scaled relative to their LDR. The scale of an HDR-only file is arbitrary, so
 there the filter is applied per simulated sample after exposure, by the loader's
-:class:`~mlx_hdr.data.loader.PoolSource`.
+:class:`~mlx_hdr.data.sources.PoolSource`.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlx_hdr.atomic import atomic_write
 from mlx_hdr.data.datasets import Pair, scan_dataset
 from mlx_hdr.data.orientation import find_orientation
 from mlx_hdr.data.preprocess import MAX_HDR_VALUE, dynamic_range_stops, keep_hdr
 from mlx_hdr.errors import InputError
-from mlx_hdr.image_io import read_hdr, read_ldr
+from mlx_hdr.io.atomic import atomic_write
+from mlx_hdr.io.image_io import read_hdr, read_ldr
 
 FORMAT = "mlx-hdr-manifest"
 

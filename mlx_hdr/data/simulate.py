@@ -18,7 +18,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import linear_to_srgb, rgb_to_luminance, srgb_to_linear
+from mlx_hdr.color import (
+    align_scale,
+    linear_to_srgb,
+    rgb_to_luminance,
+    srgb_to_linear,
+    well_exposed_mask,
+)
 
 CURVES = ("srgb", "gamma", "eilertsen2017")
 MIDDLE_GREY = 0.18
@@ -227,8 +233,7 @@ def simulate_ldr(
 
 def target_scale(ldr: np.ndarray, hdr: np.ndarray) -> float:
     """The factor that puts ``hdr`` on the scale of ``srgb_to_linear(ldr)`` (one global
-    factor over the well-exposed pixels, ``metrics.align_scale``), clamped to [1/64, 64]."""
-    from mlx_hdr.metrics import align_scale, well_exposed_mask
+    factor over the well-exposed pixels, ``color.align_scale``), clamped to [1/64, 64]."""
 
     k = align_scale(hdr, srgb_to_linear(ldr), well_exposed_mask(ldr))
     return float(np.clip(k, 1.0 / 64.0, 64.0))

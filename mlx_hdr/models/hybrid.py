@@ -175,18 +175,16 @@ class HybridAutoencoder(nn.Module):
 
 
 def pad_to_multiple(x: mx.array, multiple: int = MULTIPLE) -> mx.array:
-    """Pad NHWC bottom/right to a multiple: reflect, or edge where the image is too small.
-
-    The MLX twin of ``inference.pad_to_multiple`` (numpy, used before tiling), which picks
-    the mode per axis; here one mode serves both axes. Inference pads first, so this is a
-    no-op there.
-    """
-    h, w = x.shape[1:3]
-    ph, pw = -h % multiple, -w % multiple
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if ph < h and pw < w else "edge"
-    return mx.pad(x, [(0, 0), (0, ph), (0, pw), (0, 0)], mode=mode)
+    """Pad NHWC at the bottom/right to multiples of ``multiple``, per axis: reflect, or edge
+    along an axis shorter than its pad (reflect needs more). Inference pads before the model
+    (``infer.pipeline.predict_target``), so the model's own call is a no-op there."""
+    for axis in (1, 2):
+        pad = -x.shape[axis] % multiple
+        if pad:
+            widths = [(0, 0)] * x.ndim
+            widths[axis] = (0, pad)
+            x = mx.pad(x, widths, mode="reflect" if pad < x.shape[axis] else "edge")
+    return x
 
 
 def trainable_parameter_count(model: nn.Module) -> int:

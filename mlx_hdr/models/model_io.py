@@ -20,8 +20,8 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from mlx_hdr.atomic import save_safetensors_atomic
 from mlx_hdr.errors import WeightsError
+from mlx_hdr.io.atomic import save_safetensors_atomic
 from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig
 
 FORMAT = "mlx-hdr"  # converted weights
@@ -179,6 +179,20 @@ def load_strict(
     cast = [(k, v.astype(params[k].dtype)) for k, v in weights.items()]
     model.load_weights(cast, strict=True)
     return model
+
+
+def load_encoder(model: HybridAutoencoder, weights: str | Path | None = None) -> bool:
+    """The model's encoder from its pretrained (ImageNet) weights, frozen: ``weights`` (a
+    converted file) or the converted-weights cache's file for ``model.config.encoder``.
+    ``weights=None`` and no cached file: nothing loaded, returns False."""
+    arch = model.config.encoder
+    if weights is None:
+        weights = converted_path(arch)
+        if not weights.is_file():
+            return False
+    load_strict(model.encoder, weights, arch)
+    model.encoder.freeze()
+    return True
 
 
 def save_model(path, model: HybridAutoencoder, dtype=mx.float16) -> Path:

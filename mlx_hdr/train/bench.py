@@ -15,6 +15,7 @@ import numpy as np
 
 from mlx_hdr.models.analysis import checkerboard_score, summary
 from mlx_hdr.models.hybrid import UPSAMPLE_MODES, HybridAutoencoder, HybridConfig
+from mlx_hdr.models.model_io import load_encoder
 
 
 def smooth_batch(size: int = 128) -> mx.array:
@@ -22,16 +23,6 @@ def smooth_batch(size: int = 128) -> mx.array:
     yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
     img = np.stack([xx, yy, 0.5 * (xx + yy)], -1)[None] * 4 - 2
     return mx.array(img.astype(np.float32))
-
-
-def _load_encoder(model) -> bool:
-    """Load the converted ImageNet encoder weights when they are in the cache."""
-    from mlx_hdr.models.model_io import converted_path, load_strict
-
-    path = converted_path(model.config.encoder)
-    if path.is_file():
-        load_strict(model.encoder, path, model.config.encoder)
-    return path.is_file()
 
 
 def bench_model(encoder: str, seeds: int = 3) -> None:
@@ -46,7 +37,7 @@ def bench_model(encoder: str, seeds: int = 3) -> None:
         for seed in range(seeds):
             mx.random.seed(seed)
             model = HybridAutoencoder(HybridConfig(encoder=encoder, upsample=mode))
-            pretrained = _load_encoder(model)
+            pretrained = load_encoder(model)
             scores.append(checkerboard_score(model(x)))
         s = summary(model, 512)
         print(

@@ -20,11 +20,9 @@ def build_model(cfg: TrainConfig, encoder=None) -> HybridAutoencoder:
     """
     model = HybridAutoencoder(cfg.model, encoder=encoder)
     if encoder is None and cfg.encoder_weights != "random":
-        from mlx_hdr.models.model_io import converted_path, load_strict
+        from mlx_hdr.models.model_io import converted_path, load_encoder
 
-        path = cfg.encoder_weights or converted_path(cfg.model.encoder)
-        load_strict(model.encoder, path, architecture=cfg.model.encoder)
-        model.encoder.freeze()
+        load_encoder(model, cfg.encoder_weights or converted_path(cfg.model.encoder))
     if cfg.init_model:
         init_from_model(model, cfg.init_model)
     elif cfg.model.target == "stops":
@@ -36,7 +34,7 @@ def build_model(cfg: TrainConfig, encoder=None) -> HybridAutoencoder:
 def zero_residual_init(model: HybridAutoencoder) -> None:
     """Start a ``stops`` model at the identity: the output conv's weights at 0 and its
     bias at the target value of a 0-stop residual, so step 0 returns the linearised input."""
-    from mlx_hdr.targets import STOPS_HI, STOPS_LO
+    from mlx_hdr.infer.targets import STOPS_HI, STOPS_LO
 
     t0 = -STOPS_LO / (STOPS_HI - STOPS_LO) * 2.0 - 1.0
     model.out.weight = mx.zeros_like(model.out.weight)
@@ -64,7 +62,7 @@ def build_lpips(cfg: TrainConfig):
     """LPIPS(VGG16) from converted weights, or None when its weight is 0."""
     if cfg.lpips_weight <= 0:
         return None
-    from mlx_hdr.lpips import LPIPS
+    from mlx_hdr.models.lpips import LPIPS
     from mlx_hdr.models.model_io import converted_path
 
     vgg = cfg.lpips_vgg or converted_path("vgg16")

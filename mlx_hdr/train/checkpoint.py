@@ -21,8 +21,8 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
-from mlx_hdr.atomic import save_safetensors_atomic
 from mlx_hdr.errors import WeightsError
+from mlx_hdr.io.atomic import save_safetensors_atomic
 from mlx_hdr.models.model_io import read_safetensors
 
 FORMAT = "mlx-hdr-train-checkpoint"

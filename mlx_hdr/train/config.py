@@ -14,7 +14,8 @@ from mlx_hdr.models.hybrid import HybridConfig
 # smallest allowed value of each count (a 0 batch or step count crashed mid-run)
 MINIMUM = {"batch_size": 1, "steps_per_epoch": 1, "crop": 1, "val_size": 1, "val_crop": 1}
 MINIMUM |= {"log_every": 1, "epochs": 0, "checkpoint_every": 0, "max_steps": 0}
-MINIMUM |= {"warmup_steps": 0, "workers": 0, "seed": 0, "streams": 0}
+MINIMUM |= {"warmup_steps": 0, "seed": 0, "streams": 0}
+RETIRED = {"workers"}  # was never read (training batches come from one prefetch thread)
 MAXIMUM = {"crop": 4096, "val_crop": 4096}  # larger views ran out of memory with a traceback
 # [low, high) of float fields: a negative loss weight trains towards the error, beta >= 1
 # divides by zero in Adam's bias correction
@@ -59,7 +60,6 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps; 0: at the end of each epoch only
     log_every: int = 10
     max_steps: int = 0  # stop after this many steps in total (0: no limit)
-    workers: int = 2
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -139,7 +139,9 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         """Build from a dict of field values (``model`` may be a dict); ``ValueError`` on
-        unknown keys or invalid values."""
+        unknown keys or invalid values. ``RETIRED`` keys (in runs saved before they were
+        removed) are ignored."""
+        d = {k: v for k, v in d.items() if k not in RETIRED}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

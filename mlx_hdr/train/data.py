@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from mlx_hdr.data.loader import sample_rng
+from mlx_hdr.data.sources import sample_rng
 
 TRAIN_STREAM, VAL_STREAM = 0, 1  # first key of ``sample_rng``: training or validation samples
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mlx_hdr.atomic import atomic_write
-from mlx_hdr.labels import draw_label
-from mlx_hdr.tonemap import reinhard_simple
+from mlx_hdr.eval.labels import draw_label
+from mlx_hdr.infer.tonemap import reinhard_simple
+from mlx_hdr.io.atomic import atomic_write
 
 PANEL = (360, 220)
 MARGIN = 40

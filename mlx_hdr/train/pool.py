@@ -1,9 +1,9 @@
-"""Training batches from the data pipeline's sources (``mlx_hdr.data.loader``).
+"""Training batches from the data pipeline's sources (``mlx_hdr.data.sources``).
 
 ``cfg.data`` is a dataset folder (an HDR pool such as ``hdr-pool``, HDR-Synth, or paired
 LDR/HDR layouts) or a manifest written by ``mlx-hdr data index``. HDR-only collections go
-through :class:`~mlx_hdr.data.loader.PoolSource` (panorama views / photo crops + the camera
-simulator), paired ones through :class:`~mlx_hdr.data.loader.PairSource`.
+through :class:`~mlx_hdr.data.sources.PoolSource` (panorama views / photo crops + the camera
+simulator), paired ones through :class:`~mlx_hdr.data.sources.PairSource`.
 
 Each sample of a batch is ``source.sample(index, rng)`` with ``rng`` seeded by
 (seed, step, index), so every batch is a pure function of the step (exact resume) and ranks
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from mlx_hdr.color import clip_mask
-from mlx_hdr.data.loader import sample_rng
+from mlx_hdr.data.sources import sample_rng
 from mlx_hdr.errors import InputError, UsageError
 from mlx_hdr.train.data import TRAIN_STREAM, VAL_STREAM
 
@@ -61,7 +61,7 @@ def heldout_views(pool, n: int, size: int = 384, seed: int = 123, sim=None) -> l
     The model-selection set of ``scripts/validate_model.py``: the images ``mlx-hdr train``
     holds out, through the camera simulator (``sim``: a ``SimConfig``) with a fixed seed.
     """
-    from mlx_hdr.data.loader import PoolSource
+    from mlx_hdr.data.sources import PoolSource
 
     pools = [pool] if isinstance(pool, (str, Path)) else list(pool)
     _, val = split(pool_pairs(pools), HOLDOUT)
@@ -80,7 +80,7 @@ def split(items: list, holdout: int) -> tuple[list, list]:
 def readable(pairs: list) -> list:
     """The pairs whose HDR decodes; each other one is left out with a warning naming it
     (as ``mlx-hdr data index`` drops it as unreadable)."""
-    from mlx_hdr.image_io import read_hdr
+    from mlx_hdr.io.image_io import read_hdr
 
     kept = []
     for pair in pairs:
@@ -94,8 +94,8 @@ def readable(pairs: list) -> list:
 
 
 def _pool_sources(pairs: list, cfg, holdout: int):
-    from mlx_hdr.data.loader import PoolSource
     from mlx_hdr.data.panorama import ViewConfig
+    from mlx_hdr.data.sources import PoolSource
 
     kept = readable(pairs)
     if pairs and not kept:
@@ -110,7 +110,7 @@ def _pool_sources(pairs: list, cfg, holdout: int):
 
 
 def _pair_sources(manifest, cfg, holdout: int):
-    from mlx_hdr.data.loader import PairSource
+    from mlx_hdr.data.sources import PairSource
 
     train, val = PairSource(manifest, size=cfg.crop), PairSource(manifest, size=cfg.val_crop)
     train.records, val.records = split(train.records, holdout)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from mlx_hdr.atomic import write_text_atomic
+from mlx_hdr.io.atomic import write_text_atomic
 
 
 class RunLog:

@@ -23,12 +23,12 @@ import numpy as np
 from tqdm import tqdm
 
 from mlx_hdr import backend
-from mlx_hdr.atomic import write_text_atomic
-from mlx_hdr.calibrate import calibrate
 from mlx_hdr.color import clip_mask, ldr_to_input
 from mlx_hdr.errors import HDRError
+from mlx_hdr.infer.calibrate import calibrate
+from mlx_hdr.infer.targets import encode_target, target_kind
+from mlx_hdr.io.atomic import write_text_atomic
 from mlx_hdr.models.model_io import save_model
-from mlx_hdr.targets import encode_target, target_kind
 from mlx_hdr.train import checkpoint as ckpt
 from mlx_hdr.train.build import build_lpips, build_model
 from mlx_hdr.train.config import TrainConfig
@@ -85,7 +85,7 @@ def predict_batches(model, x: np.ndarray, batch_size: int) -> np.ndarray:
 def validate(model, val: dict, batch_size: int) -> tuple[dict, np.ndarray]:
     """Mean PSNR / SSIM / L1 in the target domain on the fixed validation set, the HDR
     metrics (PU21-PSNR, highlight error) of the blended predictions, and the predictions."""
-    from mlx_hdr.metrics import hdr_metrics, log_domain_metrics
+    from mlx_hdr.eval.metrics import hdr_metrics, log_domain_metrics
 
     pred = predict_batches(model, val["x"], batch_size)
     m = {
@@ -102,8 +102,9 @@ def validate(model, val: dict, batch_size: int) -> tuple[dict, np.ndarray]:
     return m, pred
 
 
-def make_source(cfg: TrainConfig, rank: int = 0) -> BatchSource:
-    """The data source the recipe names (the HDR pool through the camera simulator)."""
+def make_source(cfg: TrainConfig) -> BatchSource:
+    """The data source the recipe names (the HDR pool through the camera simulator). Every
+    rank builds the same source; ``source.batch(step, rank, size)`` picks its share."""
     from mlx_hdr.train.pool import pool_source
 
     return pool_source(cfg)
@@ -128,7 +129,7 @@ class Trainer:
         self.size = 1 if group is None else group.size()
         if cfg.batch_size % self.size:
             raise HDRError(f"batch size {cfg.batch_size} is not divisible by {self.size} ranks")
-        self.source = source if source is not None else make_source(cfg, self.rank)
+        self.source = source if source is not None else make_source(cfg)
         self.run_dir = Path(cfg.run_dir)
         self.main = self.rank == 0
         mx.random.seed(cfg.seed)  # same initial decoder on every rank and every run

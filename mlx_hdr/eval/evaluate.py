@@ -1,7 +1,7 @@
 """Evaluate LDR -> HDR methods side by side on a paired dataset.
 
 For every case (an LDR input and its HDR ground truth, any layout ``data.datasets`` knows) and
-every method, :func:`mlx_hdr.metrics.hdr_metrics` gives the scale-invariant HDR metrics and the
+every method, :func:`mlx_hdr.eval.metrics.hdr_metrics` gives the scale-invariant HDR metrics and the
 design's log-domain metrics. Outputs in ``out``: ``metrics.csv`` (one row per case and method),
 ``summary.md`` (means per method) and ``sheets/<case>.png`` contact sheets (input | each
 method | ground truth; every HDR aligned to the ground truth in input-white units, then the same
@@ -20,16 +20,16 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from mlx_hdr.atomic import write_text_atomic
-from mlx_hdr.color import srgb_to_linear
+from mlx_hdr.color import align_scale, srgb_to_linear, well_exposed_mask
 from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.errors import HDRError, InputError, WeightsError
-from mlx_hdr.image_io import MAX_PIXELS, read_hdr, read_ldr, write_ldr
-from mlx_hdr.inference import Net, predict_hdr, record_failure
-from mlx_hdr.labels import draw_label
-from mlx_hdr.methods import METHODS, default_methods
-from mlx_hdr.metrics import align_scale, hdr_metrics, well_exposed_mask
-from mlx_hdr.tonemap import reinhard_simple
+from mlx_hdr.eval.labels import draw_label
+from mlx_hdr.eval.metrics import hdr_metrics
+from mlx_hdr.infer.methods import METHODS, default_methods
+from mlx_hdr.infer.pipeline import Net, predict_hdr, record_failure
+from mlx_hdr.infer.tonemap import reinhard_simple
+from mlx_hdr.io.atomic import write_text_atomic
+from mlx_hdr.io.image_io import MAX_PIXELS, read_hdr, read_ldr, write_ldr
 
 METRICS = (
     ("pu21_psnr", "PU21-PSNR", "{:.2f}"),
@@ -144,7 +144,7 @@ def net_for_methods(methods: list[str] | None, model: str | None = None) -> Net 
     (None) if it does not; asked for explicitly (``"model"`` in ``methods`` or a ``model``
     path), a load failure raises ``WeightsError``.
     """
-    from mlx_hdr.model_hub import load_net
+    from mlx_hdr.infer.model_hub import load_net
 
     if methods is not None and "model" not in methods:
         return None

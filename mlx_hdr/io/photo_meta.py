@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image
 
 from mlx_hdr.errors import InputError
-from mlx_hdr.heic import HEIF_SUFFIXES, gain_map_kind, open_heif, register
+from mlx_hdr.io.heic import HEIF_SUFFIXES, gain_map_kind, open_heif, register
 
 ORIENTATION = 0x0112
 ISO_21496_NS = b"urn:iso:std:iso:ts:21496:-1"

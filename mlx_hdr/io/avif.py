@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlx_hdr.atomic import atomic_write
 from mlx_hdr.color import rgb_to_rec709_matrix, row_slices
+from mlx_hdr.io.atomic import atomic_write
 
 REFERENCE_WHITE_NITS = 203.0  # ITU-R BT.2408: HDR reference white
 PQ_PEAK_NITS = 10000.0

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlx_hdr.color import EPS, clip_ramp, rgb_to_luminance, srgb_to_linear, target_to_hdr
-from mlx_hdr.targets import stops_to_hdr
+from mlx_hdr.infer.targets import stops_to_hdr
 
 DISPLAY_BAND = (0.05, 0.85)
 MIN_PIXELS = 64

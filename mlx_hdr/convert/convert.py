@@ -6,11 +6,11 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from convert.download import download_checkpoint, sha256_file
-from convert.mapping import convert_state_dict, load_spec
-from convert.torch_pickle import load_torch_checkpoint
-from mlx_hdr.atomic import is_file_name, save_safetensors_atomic
+from mlx_hdr.convert.download import download_checkpoint, sha256_file
+from mlx_hdr.convert.mapping import convert_state_dict, load_spec
+from mlx_hdr.convert.torch_pickle import load_torch_checkpoint
 from mlx_hdr.errors import UsageError, WeightsError
+from mlx_hdr.io.atomic import is_file_name, save_safetensors_atomic
 from mlx_hdr.models.model_io import FORMAT, converted_path
 
 CONVERTER_VERSION = "1"

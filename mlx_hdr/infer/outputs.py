@@ -15,10 +15,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlx_hdr.atomic import is_file_name
 from mlx_hdr.errors import UsageError
-from mlx_hdr.image_io import HDR_SUFFIXES, LDR_SUFFIXES
-from mlx_hdr.uhdr import UHDR_SUFFIX
+from mlx_hdr.io.atomic import is_file_name
+from mlx_hdr.io.image_io import HDR_SUFFIXES, LDR_SUFFIXES
+from mlx_hdr.io.uhdr import UHDR_SUFFIX
 
 GLOB_CHARS = set("*?[")
 PREVIEW_SUFFIX = "_preview.png"
@@ -130,7 +130,7 @@ def output_paths(stem: str, out: Path, single: bool, opts) -> list[Path]:
     ``-o x.exr`` (or .avif) writes x.exr (+ x_preview.png), ``-o x.jpg`` the gain-map JPEG
     x.jpg, ``-o x.png`` only the preview x.png. The preview comes with an HDR file unless
     ``opts.preview`` says otherwise. ``opts``: the ``formats``, ``preview`` and
-    ``preview_only`` of :class:`~mlx_hdr.inference.PredictOptions`.
+    ``preview_only`` of :class:`~mlx_hdr.infer.pipeline.PredictOptions`.
     """
     if single and is_file_name(out):
         if out.suffix.lower() == ".png":

@@ -30,9 +30,15 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from mlx_hdr.color import hdr_to_target, rgb_to_luminance, srgb_to_linear
+from mlx_hdr.color import (
+    TINY,
+    align_scale,
+    hdr_to_target,
+    rgb_to_luminance,
+    srgb_to_linear,
+    well_exposed_mask,
+)
 
-WELL_EXPOSED = (0.05, 0.85)  # linearised input luminance
 CLIPPED = 0.98  # max_c of the display input
 LDR_WHITE_NITS = 200.0
 PU21_BANDING_GLARE = (
@@ -47,7 +53,6 @@ PU21_BANDING_GLARE = (
 PU21_RANGE = (0.005, 10000.0)
 PU21_PEAK = 256.0
 MU = 5000.0
-TINY = 1e-8
 
 
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
@@ -98,12 +103,6 @@ def log_domain_metrics(pred: np.ndarray, gt: np.ndarray, *, inputs: str = "hdr")
     return {"psnr": rows[:, 0], "ssim": rows[:, 1], "l1": rows[:, 2]}
 
 
-def well_exposed_mask(ldr: np.ndarray, band: tuple[float, float] = WELL_EXPOSED) -> np.ndarray:
-    """HxW bool: linearised luminance of the display input ``ldr`` (HWC, [0, 1]) in ``band``."""
-    y = rgb_to_luminance(srgb_to_linear(ldr))
-    return (y >= band[0]) & (y <= band[1])
-
-
 def clipped_mask(ldr: np.ndarray, threshold: float = CLIPPED) -> np.ndarray:
     """HxW bool: pixels of the display input ``ldr`` whose largest channel is >= threshold.
 
@@ -111,20 +110,6 @@ def clipped_mask(ldr: np.ndarray, threshold: float = CLIPPED) -> np.ndarray:
     loss weight ``color.clip_mask`` (a ramp from 0.95): a metric needs a pixel set.
     """
     return np.asarray(ldr).max(axis=-1) >= threshold
-
-
-def align_scale(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """The global factor k such that k * pred matches gt: exp(median(log Yg - log Yp)).
-
-    Uses pixels in ``mask`` where both luminances are positive; falls back to all positive
-    pixels, then to 1.0.
-    """
-    yp, yg = rgb_to_luminance(pred), rgb_to_luminance(gt)
-    ok = (yp > TINY) & (yg > TINY)
-    sel = ok & mask if mask is not None and np.any(ok & mask) else ok
-    if not np.any(sel):
-        return 1.0
-    return float(np.exp(np.median(np.log(yg[sel]) - np.log(yp[sel]))))
 
 
 def pu21_encode(lum: np.ndarray, par: tuple[float, ...] = PU21_BANDING_GLARE) -> np.ndarray:

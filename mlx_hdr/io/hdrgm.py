@@ -15,7 +15,7 @@ import math
 import struct
 from dataclasses import dataclass
 
-from mlx_hdr.libuhdr import GainMapMetadata
+from mlx_hdr.io.libuhdr import GainMapMetadata
 
 XMP_NS = b"http://ns.adobe.com/xap/1.0/\0"
 APP1, APP2, SOS = 0xE1, 0xE2, 0xDA

@@ -1,4 +1,4 @@
-"""Portable float map (``.pfm``) reading and writing; :mod:`mlx_hdr.image_io` dispatches here.
+"""Portable float map (``.pfm``) reading and writing; :mod:`mlx_hdr.io.image_io` dispatches here.
 
 Images are float32 HxWx3 scene-linear RGB. Rows are stored bottom-to-top; a negative scale
 means little-endian. The scale's magnitude is ignored, as most PFM readers and writers do.

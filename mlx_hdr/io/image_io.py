@@ -5,9 +5,9 @@
   ``Y`` and luminance/chroma ``Y, RY, BY``), ``.pfm``.
 - :func:`read_ldr` -> float32 HxWx3 **display** RGB in [0, 1]: JPEG, PNG, TIFF (8 and 16 bit,
   grey, palette, alpha dropped, CMYK), with the EXIF orientation applied; HEIC/HEIF (8 and
-  10 bit, the primary image, see :mod:`mlx_hdr.heic`).
+  10 bit, the primary image, see :mod:`mlx_hdr.io.heic`).
 - :func:`write_hdr` / :func:`write_ldr` write atomically (temp file beside the target, then
-  ``os.replace``) with :func:`mlx_hdr.atomic.atomic_write`, re-exported here.
+  ``os.replace``) with :func:`mlx_hdr.io.atomic.atomic_write`, re-exported here.
 
 Every bad input raises :class:`mlx_hdr.errors.InputError` with a one-line message naming the
 file. ``MAX_PIXELS`` (default 100 MP) refuses larger images before decoding them.
@@ -28,14 +28,14 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mlx_hdr import pngcheck
-from mlx_hdr.atomic import atomic_write
 from mlx_hdr.color import row_slices
 from mlx_hdr.errors import InputError
-from mlx_hdr.exr import read_exr, write_exr
-from mlx_hdr.heic import HEIF_SUFFIXES, nclx_to_srgb, read_heif, register
-from mlx_hdr.icc import icc_to_srgb
-from mlx_hdr.pfm import read_pfm, write_pfm
+from mlx_hdr.io import pngcheck
+from mlx_hdr.io.atomic import atomic_write
+from mlx_hdr.io.exr import read_exr, write_exr
+from mlx_hdr.io.heic import HEIF_SUFFIXES, nclx_to_srgb, read_heif, register
+from mlx_hdr.io.icc import icc_to_srgb
+from mlx_hdr.io.pfm import read_pfm, write_pfm
 
 MAX_PIXELS = 100_000_000  # refuse images above this many pixels (decompression bombs)
 HDR_SUFFIXES = (".hdr", ".exr", ".pfm")
@@ -300,7 +300,7 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
 
 
 def _read_heif(path: Path, max_pixels: int | None) -> np.ndarray:
-    """HEIC/HEIF via :func:`mlx_hdr.heic.read_heif`; 8-bit images go the JPEG way from there."""
+    """HEIC/HEIF via :func:`mlx_hdr.io.heic.read_heif`; 8-bit images go the JPEG way from there."""
     img, info, alpha = read_heif(path, lambda w, h: _check_pixels(path, w, h, max_pixels))
     if alpha:
         _warn_alpha(path)

@@ -12,9 +12,9 @@ from collections.abc import Callable
 import numpy as np
 
 from mlx_hdr.color import srgb_to_linear
-from mlx_hdr.methods.akyuz2007 import akyuz2007
-from mlx_hdr.methods.kovaleski2014 import kovaleski2014
-from mlx_hdr.methods.masia2017 import masia2017
+from mlx_hdr.infer.methods.akyuz2007 import akyuz2007
+from mlx_hdr.infer.methods.kovaleski2014 import kovaleski2014
+from mlx_hdr.infer.methods.masia2017 import masia2017
 
 
 def linear(ldr: np.ndarray) -> np.ndarray:
@@ -27,7 +27,7 @@ def expandnet2018(ldr: np.ndarray) -> np.ndarray:
 
     Imported lazily: it loads MLX and the released PyTorch weights (torch-free reader).
     """
-    from mlx_hdr.methods.expandnet2018 import expandnet2018 as run
+    from mlx_hdr.infer.methods.expandnet2018 import expandnet2018 as run
 
     return run(ldr)
 

@@ -9,7 +9,7 @@ Rules (the same for every architecture):
   architecture's rule renames them (LPIPS ``lin{k}.model.1.weight`` -> ``lins.{k}.weight``).
 
 The result is then checked strictly against the architecture's expected key/shape spec
-(``convert/specs/<arch>.json``, in MLX layout).
+(``mlx_hdr/convert/specs/<arch>.json``, in MLX layout).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Two domains, named in the model's config (``HybridConfig.target``):
 
 - ``minmax_log1p`` (the original hybrid-autoencoder recipe): log1p of the HDR, per-image
   min-max to [-1, 1]. It carries no absolute scale: inference fits the range back from the
-  well-exposed pixels (:mod:`mlx_hdr.calibrate`).
+  well-exposed pixels (:mod:`mlx_hdr.infer.calibrate`).
 - ``stops``: the HDR's per-channel residual over the linearised input, in stops,
   r = log2((H + f) / (srgb_to_linear(I) + f)), mapped linearly from [STOPS_LO, STOPS_HI] to
   [-1, 1]. It carries the highlight scale relative to the input's white: a clipped pixel

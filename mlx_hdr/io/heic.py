@@ -21,7 +21,7 @@ from PIL import Image
 
 from mlx_hdr.color import linear_to_srgb, rgb_to_rec709_matrix, row_slices, srgb_to_linear
 from mlx_hdr.errors import InputError
-from mlx_hdr.icc import icc_to_srgb16
+from mlx_hdr.io.icc import icc_to_srgb16
 
 HEIF_SUFFIXES = (".heic", ".heif", ".hif")
 HDR_TRANSFERS = {16: "PQ", 18: "HLG"}  # CICP transfer characteristics of HDR video/photos

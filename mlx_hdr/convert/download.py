@@ -9,8 +9,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlx_hdr.atomic import atomic_write
 from mlx_hdr.errors import WeightsError
+from mlx_hdr.io.atomic import atomic_write
 from mlx_hdr.models.model_io import weights_dir
 
 TORCHVISION = "https://download.pytorch.org/models"

@@ -12,8 +12,8 @@ averaged over ``scale`` x ``scale`` blocks and quantised to 8 bits between ``Gai
 at the maximum boost; an SDR screen or an old viewer shows the base. The gain is measured
 against the *decoded* base, so the HDR rendition also undoes the base's JPEG error.
 
-libultrahdr (:mod:`mlx_hdr.libuhdr`) writes the container (MPF) and the ISO 21496-1 metadata,
-:mod:`mlx_hdr.hdrgm` adds the Adobe/Google ``hdrgm`` XMP. Everything per pixel runs in strips
+libultrahdr (:mod:`mlx_hdr.io.libuhdr`) writes the container (MPF) and the ISO 21496-1 metadata,
+:mod:`mlx_hdr.io.hdrgm` adds the Adobe/Google ``hdrgm`` XMP. Everything per pixel runs in strips
 of rows: a 24 MP photo needs its base (uint8) and the gain map beside the HDR it came from.
 
 Where libultrahdr cannot be called through ctypes (``imagecodecs`` builds for macOS may not
@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.atomic import atomic_write
 from mlx_hdr.color import row_slices, srgb_to_linear
 from mlx_hdr.errors import HDRError
-from mlx_hdr.hdrgm import ContainerError, add_hdrgm_xmp
-from mlx_hdr.image_io import to_uint8
-from mlx_hdr.libuhdr import GainMapMetadata, LibraryUnavailable, assemble, library
+from mlx_hdr.io.atomic import atomic_write
+from mlx_hdr.io.hdrgm import ContainerError, add_hdrgm_xmp
+from mlx_hdr.io.image_io import to_uint8
+from mlx_hdr.io.libuhdr import GainMapMetadata, LibraryUnavailable, assemble, library
 
 UHDR_SUFFIX = "_uhdr.jpg"
 BASE_QUALITY = 95

@@ -33,38 +33,22 @@ import numpy as np
 from tqdm import tqdm
 
 from mlx_hdr import backend
-from mlx_hdr.avif import write_avif
-from mlx_hdr.calibrate import blend_with_input, calibrate
 from mlx_hdr.color import ldr_to_input, row_slices, srgb_to_linear
 from mlx_hdr.errors import HDRError, os_error_line
-from mlx_hdr.image_io import MAX_PIXELS, read_ldr, write_hdr, write_ldr
-from mlx_hdr.outputs import JPEG_SUFFIXES, Plan, plan_outputs
-from mlx_hdr.photo_meta import existing_gain_map, read_exif
-from mlx_hdr.targets import target_kind
-from mlx_hdr.tonemap import tonemap
-from mlx_hdr.uhdr import UhdrOptions, write_uhdr
+from mlx_hdr.infer.calibrate import blend_with_input, calibrate
+from mlx_hdr.infer.outputs import JPEG_SUFFIXES, Plan, plan_outputs
+from mlx_hdr.infer.targets import target_kind
+from mlx_hdr.infer.tonemap import tonemap
+from mlx_hdr.io.avif import write_avif
+from mlx_hdr.io.image_io import MAX_PIXELS, read_ldr, write_hdr, write_ldr
+from mlx_hdr.io.photo_meta import existing_gain_map, read_exif
+from mlx_hdr.io.uhdr import UhdrOptions, write_uhdr
+from mlx_hdr.models.hybrid import MULTIPLE, pad_to_multiple
 
-MULTIPLE = 32
 WORK_PIXELS = 1_000_000  # the scale the model was validated at (eval-public: <= 1.1 MP)
 GAIN_FLOOR = 1e-4  # added before the gain map's log ratio: black pixels stay finite
 
 Net = Callable[[mx.array], mx.array]
-
-
-def pad_to_multiple(img: np.ndarray, multiple: int = MULTIPLE) -> np.ndarray:
-    """Pad HWC at the bottom/right to multiples of ``multiple``.
-
-    Reflect padding, or edge padding along an axis shorter than its pad (reflect needs more).
-    """
-    h, w = img.shape[:2]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    for axis, pad in ((0, ph), (1, pw)):
-        if pad:
-            widths = [(0, 0)] * img.ndim
-            widths[axis] = (0, pad)
-            mode = "reflect" if pad < img.shape[axis] else "edge"
-            img = np.pad(img, widths, mode=mode)
-    return img
 
 
 def padded_pixels(h: int, w: int) -> int:
@@ -94,7 +78,7 @@ def predict_target(net: Net, ldr: np.ndarray) -> np.ndarray:
         HxWx3 float32 network output in [-1, 1], cropped back to the input size.
     """
     h, w = ldr.shape[:2]
-    x = mx.array(pad_to_multiple(ldr_to_input(ldr))[None])
+    x = pad_to_multiple(mx.array(ldr_to_input(ldr))[None])
     y = backend.infer(net, x)
     return np.asarray(y, np.float32)[0, :h, :w]
 
@@ -150,13 +134,13 @@ def predict_hdr(
     Args:
         ldr: HxWx3 display input in [0, 1].
         net: the network, required when ``method == "model"``.
-        method: ``"model"`` or a classical method name from ``mlx_hdr.methods.METHODS``.
+        method: ``"model"`` or a classical method name from ``mlx_hdr.infer.methods.METHODS``.
         blend: for the model, keep the linearised input where it is not clipped.
         work_pixels: the model runs on at most this many (padded) pixels; larger photos go
             through a gain map (:func:`predict_model_hdr`).
     """
     if method != "model":
-        from mlx_hdr.methods import get_method
+        from mlx_hdr.infer.methods import get_method
 
         return get_method(method)(ldr)
     if net is None:
@@ -257,7 +241,7 @@ def predict_files(
 ) -> PredictReport:
     """Predict every input (files, folders, globs) into ``out``; failing files are skipped.
 
-    :func:`~mlx_hdr.outputs.plan_outputs` then :func:`run_plan`: ``UsageError`` before any
+    :func:`~mlx_hdr.infer.outputs.plan_outputs` then :func:`run_plan`: ``UsageError`` before any
     work for outputs that cannot be written.
     """
     return run_plan(plan_outputs(inputs, out, opts), net, opts, on_error, progress)

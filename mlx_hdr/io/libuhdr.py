@@ -5,7 +5,7 @@ only the HDR rendition and tone-maps an SDR base of its own. Here the base must 
 itself, so this module calls the library's "API-4" directly: a compressed base JPEG, a compressed
 gain-map JPEG and the gain-map metadata in, one JPEG with the MPF directory and the ISO 21496-1
 metadata out. The library is the one ``imagecodecs``' extension module already loads; where
-it cannot be called that way (:class:`LibraryUnavailable`), :mod:`mlx_hdr.uhdr` falls back to
+it cannot be called that way (:class:`LibraryUnavailable`), :mod:`mlx_hdr.io.uhdr` falls back to
 ``ultrahdr_encode``.
 """
 

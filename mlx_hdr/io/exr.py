@@ -1,4 +1,4 @@
-"""OpenEXR reading and writing for :mod:`mlx_hdr.image_io` (which checks paths, sizes and
+"""OpenEXR reading and writing for :mod:`mlx_hdr.io.image_io` (which checks paths, sizes and
 values and writes atomically): RGB(A), luminance-only ``Y`` and luminance/chroma
 ``Y, RY, BY`` files, other primaries converted to Rec.709.
 """

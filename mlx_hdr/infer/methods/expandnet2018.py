@@ -27,8 +27,8 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
-from convert.mapping import torch_to_mlx_layout
-from convert.torch_pickle import load_torch_checkpoint
+from mlx_hdr.convert.mapping import torch_to_mlx_layout
+from mlx_hdr.convert.torch_pickle import load_torch_checkpoint
 from mlx_hdr.errors import WeightsError
 from mlx_hdr.models.model_io import check_shapes
 

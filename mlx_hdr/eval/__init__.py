@@ -1,0 +1,1 @@
+"""Evaluation: metrics and the side-by-side comparison of methods on a paired dataset."""
