@@ -3,7 +3,7 @@ PyTorch twin (``scripts/torch_twin.py``). Prints one markdown table.
 
 Every row runs in its own subprocess (clean peak memory, the OpenBLAS switch applies at
 import): MLX rows with this interpreter, torch rows with ``--torch-python`` (default
-``$TORCH_PYTHON`` or ``/work/torchenv/bin/python``; rows are skipped if it has no torch).
+``$TORCH_PYTHON``, else ``python3``; rows are skipped if it has no torch).
 Times are medians over ``--repeats`` runs after ``--warmup`` runs; weights are random.
 
     .venv/bin/python scripts/benchmark.py                 # all rows (~4 min when idle)
@@ -28,7 +28,7 @@ from pathlib import Path
 from bench_timing import timed
 
 ROOT = Path(__file__).resolve().parents[1]
-TORCH_PYTHON = os.environ.get("TORCH_PYTHON", "/work/torchenv/bin/python")
+TORCH_PYTHON = os.environ.get("TORCH_PYTHON", "python3")
 
 # id: (framework, task, size, batch, variant)
 ROWS = {

@@ -1,6 +1,6 @@
 """Make the ExpandNet test fixture with a PyTorch copy of the released code (needs torch).
 
-    /work/torchenv/bin/python scripts/expandnet_reference.py \
+    $TORCH_PYTHON scripts/expandnet_reference.py \
         --weights ../shared/peers/expandnet/weights.pth \
         --image ../shared/data/eval-public/ilm_candleglass/input.jpg
 

@@ -1,4 +1,5 @@
-"""How much of the design's log-domain SSIM is the image's single brightest pixel?
+"""How much of the log-domain SSIM (``metrics.log_domain_metrics``) is the image's single
+brightest pixel?
 
 On simulated photos of the held-out pool images (as `validate_model.py`), scores the bundled
 model's output as it is, with its clipped pixels replaced by the ground truth, and with only

@@ -1,6 +1,6 @@
 """Make the MobileNetV3-Large test fixture from torchvision's own model (needs torch).
 
-    /work/torchenv/bin/python scripts/make_v3_fixture.py
+    $TORCH_PYTHON scripts/make_v3_fixture.py
 
 Builds torchvision's ``mobilenet_v3_large`` at a reduced width with fixed random weights
 (randomised BatchNorm statistics too), runs it in eval mode on a fixed 1x3x64x96 input and

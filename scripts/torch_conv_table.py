@@ -3,7 +3,7 @@
 Run with a Python that has torch (a benchmark, not a test); shapes are NHWC as in the MLX
 table, run channels-last with 2 threads, medians of 7 after a warm-up:
 
-    /work/torchenv/bin/python scripts/torch_conv_table.py
+    $TORCH_PYTHON scripts/torch_conv_table.py
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from mlx_hdr.models.model_io import load_strict
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
-# /work/shared/weights/README.md, computed with PyTorch + torchvision.
+# ../shared/weights/README.md, computed with PyTorch + torchvision.
 V2_REFERENCE = {
     "chelsea": [(285, 0.7451), (282, 0.1361), (281, 0.0912)],
     "coffee": [(967, 0.9907), (968, 0.0061), (504, 0.0012)],

@@ -77,7 +77,7 @@ def test_index_records_orientation_and_drops(tmp_path, scene, make_scenes):
     root = make_scenes(tmp_path / "ds", 4)
     ldr, hdr = scene(seed=1)
     write_hdr(root / "s1/gt.hdr", apply_dihedral(hdr, "rot180"))  # stored upside down
-    write_hdr(root / "s2/gt.hdr", hdr * 1e4)  # brighter than the design's 4096
+    write_hdr(root / "s2/gt.hdr", hdr * 1e4)  # brighter than the brightness filter's 4096
     (root / "s3/gt.hdr").write_bytes(b"#?RADIANCE\n\n-Y 4 +X 4\n")  # truncated
     out = tmp_path / "m.jsonl"
     manifest = index_dataset(root, out, workers=2)

@@ -1,4 +1,4 @@
-"""Preprocessing: the design's filter, exposure alignment, paired augmentation, orientation fix,
+"""Preprocessing: the brightness filter, exposure alignment, paired augmentation, orientation fix,
 and round trips of the value-domain transforms in mlx_hdr.color."""
 
 from __future__ import annotations

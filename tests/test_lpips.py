@@ -12,7 +12,7 @@ from mlx_hdr.convert.convert import convert_checkpoint
 from mlx_hdr.errors import WeightsError
 from mlx_hdr.models.lpips import LPIPS
 
-# /work/shared/weights/README.md: official lpips 0.1.4, net="vgg", v0.1.
+# ../shared/weights/README.md: official lpips 0.1.4, net="vgg", v0.1.
 REFERENCE = {"ex_p0": 0.568613, "ex_p1": 0.421664}
 
 

@@ -8,9 +8,10 @@ Line 1 is a header ``{"format": "mlx-hdr-manifest", "version": 1, "root": ..., "
 it matches the LDR, null without LDR), ``orientation_score`` (SSIM), ``kept``, ``reason``
 (why dropped: ``too_bright``, ``unreadable``, ``size_mismatch``) and ``detail``.
 
-The design's brightness filter (max > ``max_value``, default 4096) is applied to paired data,
+The brightness filter of the original hybrid-autoencoder recipe (max > ``max_value``, default
+4096) is applied to paired data,
 whose HDRs are scaled relative to their LDR. The scale of an HDR-only file is arbitrary, so
-there the filter is applied per simulated sample after exposure, by the loader's
+there the filter is applied per simulated sample after exposure, by
 :class:`~mlx_hdr.data.sources.PoolSource`.
 """
 

@@ -1,4 +1,5 @@
-"""The design's preprocessing: filtering, exposure alignment and paired augmentation.
+"""Preprocessing from the original hybrid-autoencoder recipe: filtering, exposure alignment
+and paired augmentation.
 
 LDR images are display HxWx3 in [0, 1]; HDR images scene-linear HxWx3 >= 0 (float32).
 Paired functions transform LDR and HDR identically. The value-domain transforms themselves
@@ -17,7 +18,7 @@ TRAIN_SIZES = (224, 256, 512)
 
 
 def keep_hdr(hdr_max: float, limit: float = MAX_HDR_VALUE) -> tuple[bool, str | None]:
-    """The design's filter: keep an HDR unless its maximum exceeds ``limit``.
+    """The recipe's brightness filter: keep an HDR unless its maximum exceeds ``limit``.
 
     Returns ``(kept, reason)`` where reason is None when kept.
     """
@@ -101,6 +102,6 @@ def augment_pair(
     scale: tuple[float, float] = (0.5, 1.0),
     vertical_flip: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The design's augmentation: random crop/resize to ``size``, then random flips."""
+    """The recipe's paired augmentation: random crop/resize to ``size``, then random flips."""
     ldr, hdr = random_crop_resize(ldr, hdr, rng, size, scale)
     return random_flip(ldr, hdr, rng, vertical_flip)

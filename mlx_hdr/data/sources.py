@@ -112,7 +112,8 @@ class PoolSource:
 
     def sample_with_record(self, rng: np.random.Generator):
         """``(ldr, hdr, record)``; views whose exposed max exceeds ``max_value`` are redrawn
-        (up to ``tries`` times, then clamped): the design's brightness filter, per sample."""
+        (up to ``tries`` times, then clamped): the original recipe's brightness filter, per
+        sample."""
         for _ in range(self.tries):
             crop, info = self.view(rng)
             ldr, hdr, rec = simulate_ldr(crop, rng, self.sim)

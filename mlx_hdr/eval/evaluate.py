@@ -1,8 +1,8 @@
 """Evaluate LDR -> HDR methods side by side on a paired dataset.
 
 For every case (an LDR input and its HDR ground truth, any layout ``data.datasets`` knows) and
-every method, :func:`mlx_hdr.eval.metrics.hdr_metrics` gives the scale-invariant HDR metrics and the
-design's log-domain metrics. Outputs in ``out``: ``metrics.csv`` (one row per case and method),
+every method, :func:`mlx_hdr.eval.metrics.hdr_metrics` gives the scale-invariant HDR metrics and
+the log-domain metrics. Outputs in ``out``: ``metrics.csv`` (one row per case and method),
 ``summary.md`` (means per method) and ``sheets/<case>.png`` contact sheets (input | each
 method | ground truth; every HDR aligned to the ground truth in input-white units, then the same
 Reinhard L/(1+L) preview).

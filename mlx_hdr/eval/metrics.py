@@ -1,4 +1,5 @@
-"""Image-quality metrics: the design's log-domain metrics and scale-invariant HDR metrics.
+"""Image-quality metrics: the log-domain metrics of the original hybrid-autoencoder recipe,
+and scale-invariant HDR metrics.
 
 All inputs are numpy float32, HWC (or NHWC where stated), RGB, scene-linear >= 0 unless said
 otherwise. "Input white" units mean 1.0 = the LDR input's clipping point.
@@ -79,7 +80,7 @@ def _log_metrics_one(p: np.ndarray, g: np.ndarray) -> tuple[float, float, float]
 
 
 def log_domain_metrics(pred: np.ndarray, gt: np.ndarray, *, inputs: str = "hdr") -> dict:
-    """The design's PSNR / SSIM / L1 in the per-image min-max log1p domain [-1, 1].
+    """The original recipe's PSNR / SSIM / L1 in the per-image min-max log1p domain [-1, 1].
 
     Args:
         pred, gt: HWC or NHWC float arrays. With ``inputs="hdr"`` they are scene-linear HDR

@@ -21,7 +21,8 @@ def _scale_luminance(hdr: np.ndarray, lum: np.ndarray, lum_out: np.ndarray) -> n
 
 
 def reinhard_simple(hdr: np.ndarray, exposure_ev: float = 0.0) -> np.ndarray:
-    """The design's preview: L_d = L / (1 + L) on luminance after 2^EV exposure.
+    """The default preview (Reinhard's simple operator): L_d = L / (1 + L) on luminance after
+    2^EV exposure.
 
     Args:
         hdr: HWC/NHWC scene-linear >= 0.

@@ -114,7 +114,7 @@ def prefetch(
             for step in range(start, stop):
                 if not put((step, source.batch(step, rank, size))):
                     return
-        except BaseException as exc:  # surface loader errors in the training thread
+        except BaseException as exc:  # surface data errors in the training thread
             put(exc)
             return
         put(None)

@@ -1,4 +1,5 @@
-"""The design's loss: λ_L1·L1 + λ_LPIPS·LPIPS(VGG16), on [-1, 1] log-domain images."""
+"""The training loss of the original hybrid-autoencoder recipe: λ_L1·L1 + λ_LPIPS·LPIPS(VGG16),
+on [-1, 1] log-domain images."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from mlx_hdr.train.data import TRAIN_STREAM, VAL_STREAM
 
 @dataclass
 class SourceBatches:
-    """:class:`~mlx_hdr.train.data.BatchSource` over two loader sources (train, validation)."""
+    """:class:`~mlx_hdr.train.data.BatchSource` over two ``data.sources`` (train, validation)."""
 
     train: Any  # has .sample(index, rng) -> (ldr, hdr)
     val: Any

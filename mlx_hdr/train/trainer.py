@@ -61,7 +61,7 @@ class TrainResult:
 
 
 def prepare(batch: dict[str, np.ndarray], kind: str = "minmax_log1p") -> tuple:
-    """Loader batch -> (x, target, mask) mx arrays in target domain ``kind``
+    """A training batch -> (x, target, mask) mx arrays in target domain ``kind``
     (``targets.TARGETS``)."""
     target = encode_target(kind, batch["hdr"], batch["ldr"])
     mask = batch.get("clip_mask")
