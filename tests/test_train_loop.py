@@ -355,3 +355,10 @@ def test_step_clock_estimates_the_run_after_its_first_steps(monkeypatch):
         "training 40 steps (to step 50: 5 epochs x 20 steps, capped by max_steps 50), batch 4, "
         "224 px crops, L1, into runs/x; time estimate after 4 steps"
     )
+
+
+def test_config_of_an_older_run_with_retired_keys_still_loads():
+    d = json.loads(TrainConfig().to_json()) | {"workers": 2}
+    assert TrainConfig.from_dict(d) == TrainConfig.from_dict(json.loads(TrainConfig().to_json()))
+    with pytest.raises(ValueError, match="unknown training options: typo"):
+        TrainConfig.from_dict({"typo": 1})

@@ -112,10 +112,9 @@ class TrainConfig:
         """Streams a step's batch is split over: 1 when compiled or off the CPU, else
         ``streams``; when 0, 1 with LPIPS and the core count capped at 2 without.
 
-        Measured on 2 cores, 256²×4 (``scripts/benchmark.py``): with LPIPS the Winograd
-        GEMMs use both cores better than two streams at one BLAS thread each (3.1 vs 3.8 s);
-        an L1-only step is mostly single-threaded MLX ops, and two streams win (0.51 vs
-        0.65 s)."""
+        With LPIPS the Winograd GEMMs use both cores better than two streams at one BLAS
+        thread each; an L1-only step is mostly single-threaded MLX ops, and two streams win
+        (docs/BENCHMARKS.md: ``train256-mlx`` vs ``train256-mlx-2streams``)."""
         import os
 
         import mlx.core as mx
