@@ -2,11 +2,13 @@
 
 The encoder's ImageNet classifier (1.28 M parameters) is never used by the hybrid model, so
 it is dropped; outputs are unchanged. ``--checkpoint`` takes the trainable weights from a
-training checkpoint instead (e.g. the last one, when it is not the run's best). Usage:
+training checkpoint instead (e.g. the last one, when it is not the run's best); ``--floor``
+records a classical operator the decoded prediction never goes below
+(``HybridConfig.floor``). Usage:
 
-    python scripts/bundle_model.py runs/default-cpu/model.safetensors \
-        [--checkpoint runs/default-cpu/checkpoints/last.safetensors] \
-        -o mlx_hdr/assets/default.safetensors
+    python scripts/bundle_model.py runs/camera-stops-p1/model.safetensors \
+        [--checkpoint runs/camera-stops-p1/checkpoints/last.safetensors] \
+        [--floor kovaleski2014] -o mlx_hdr/assets/default.safetensors
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("-o", "--out", required=True)
     ap.add_argument("--checkpoint", help="training checkpoint whose model.* weights to use")
+    ap.add_argument("--floor", choices=["kovaleski2014"], help="classical floor of the output")
     args = ap.parse_args()
     model, _ = load_model(args.model)
     if args.checkpoint:
@@ -51,6 +54,8 @@ def main() -> None:
         model.update(tree_unflatten(trained))
         print(f"weights of step {meta['step']} from {args.checkpoint}")
     bare = strip_classifier(model)
+    if args.floor:
+        bare.config = dataclasses.replace(bare.config, floor=args.floor)
     save_model(args.out, bare, dtype=mx.float16)
     shipped, _ = load_model(args.out)
     x = mx.random.normal((1, 96, 128, 3), key=mx.random.key(0))

@@ -90,3 +90,31 @@ def test_blend_never_puts_clipped_pixels_below_the_input():
     np.testing.assert_allclose(out[0, 0], 1.0)  # floored at the clip level
     assert np.all(out >= np.minimum(lin, 0.3) - 1e-6)
     np.testing.assert_allclose(out[0, 1, 0], lin[0, 1, 0])  # half-blended, floored channel
+
+
+def test_floor_keeps_the_prediction_at_least_as_bold_as_the_operator():
+    from mlx_hdr.infer.methods import kovaleski2014
+    from mlx_hdr.infer.targets import hdr_to_stops
+
+    rng = np.random.default_rng(0)
+    ldr = rng.uniform(0.0, 0.9, (48, 64, 3)).astype(np.float32)
+    ldr[10:30, 20:40] = 1.0  # a clipped patch
+    target = hdr_to_stops(srgb_to_linear(ldr), ldr)  # predicts no boost at all
+    plain = calibrate(ldr, target, blend=False, kind="stops")
+    floored = calibrate(ldr, target, blend=False, kind="stops", floor="kovaleski2014")
+    kov = kovaleski2014(ldr)
+    np.testing.assert_allclose(floored, np.maximum(plain, kov), rtol=1e-6)
+    assert floored[20, 30].min() > 1.5 * plain[20, 30].max()  # the clipped patch is boosted
+    with pytest.raises(ValueError, match="unknown method"):
+        calibrate(ldr, target, kind="stops", floor="nope")
+
+
+def test_model_config_names_a_known_floor():
+    from mlx_hdr.models.hybrid import HybridConfig
+
+    assert HybridConfig.from_json(HybridConfig(floor="kovaleski2014").to_json()).floor == (
+        "kovaleski2014"
+    )
+    assert HybridConfig().floor is None
+    with pytest.raises(ValueError, match="floor must be one of"):
+        HybridConfig(floor="masia2017")

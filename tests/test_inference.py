@@ -109,3 +109,27 @@ def test_odd_shapes_and_hdr_output():
     with pytest.raises(ValueError, match="needs a network"):
         predict_hdr(ldr, None)
     np.testing.assert_allclose(predict_hdr(ldr, method="linear"), mlx_hdr.color.srgb_to_linear(ldr))
+
+
+@pytest.mark.parametrize("work_pixels", [10**6, 48 * 64])  # whole image, and the gain map
+def test_the_models_floor_applies_with_the_blend_only(work_pixels):
+    from types import SimpleNamespace
+
+    from mlx_hdr.infer.methods import kovaleski2014
+
+    class NoBoost(nn.Module):  # a stops model predicting a 0-stop residual everywhere
+        config = SimpleNamespace(target="stops", floor="kovaleski2014")
+
+        def __call__(self, x):
+            return mx.full(x.shape, -0.5)
+
+    ldr = image(96, 128)
+    ldr[30:60, 40:80] = 1.0
+    raw = predict_hdr(ldr, NoBoost(), blend=False, work_pixels=work_pixels)
+    out = predict_hdr(ldr, NoBoost(), work_pixels=work_pixels)
+    lin = srgb_to_linear(ldr)
+    np.testing.assert_allclose(raw, lin, rtol=1e-3, atol=1e-4)  # the network alone
+    clipped = (slice(35, 55), slice(45, 75))
+    assert out[clipped].min() > 1.5  # floored by the expand map inside the clipped patch
+    assert np.all(out >= lin - 1e-4)
+    np.testing.assert_allclose(out[clipped], kovaleski2014(ldr)[clipped], rtol=0.15)

@@ -102,6 +102,7 @@ def calibrate(
     blend: bool = True,
     tau: float = BLEND_TAU,
     kind: str = "minmax_log1p",
+    floor: str | None = None,
 ) -> np.ndarray:
     """Network output -> scene-linear HDR (HxWx3 float32 >= 0, 1.0 = the input's white).
 
@@ -112,6 +113,8 @@ def calibrate(
             (:func:`fit_log_range`), ``stops`` carries its scale and is decoded directly.
         blend: keep the linearised input where it is not clipped (:func:`blend_with_input`).
         tau: display level where the blend starts.
+        floor: a classical operator (``infer.methods``, e.g. ``kovaleski2014``) whose output
+            the decoded prediction is never below, per channel, before the blend.
     """
     if kind == "stops":
         hdr = stops_to_hdr(target, ldr)
@@ -119,4 +122,8 @@ def calibrate(
         lo, hi = fit_log_range(ldr, target)
         # target_to_hdr adds EPS to the span; remove it so the fitted line is reproduced exactly
         hdr = target_to_hdr(target, lo, hi - EPS)
+    if floor is not None:
+        from mlx_hdr.infer.methods import get_method
+
+        hdr = np.maximum(hdr, get_method(floor)(ldr))
     return blend_with_input(ldr, hdr, tau) if blend else hdr

@@ -113,12 +113,16 @@ def apply_gain_map(
 def predict_model_hdr(
     net: Net, ldr: np.ndarray, blend: bool = True, work_pixels: int = WORK_PIXELS
 ) -> np.ndarray:
-    """The model's scene-linear HDR for a display image of any size (see the module doc)."""
+    """The model's scene-linear HDR for a display image of any size (see the module doc).
+
+    ``blend=False`` gives the network's own output: no blend with the input and no floor."""
     size = work_size(*ldr.shape[:2], work_pixels)
+    floor = getattr(getattr(net, "config", None), "floor", None) if blend else None
+    decode = partial(calibrate, kind=target_kind(net), floor=floor)
     if size is None:
-        return calibrate(ldr, predict_target(net, ldr), blend=blend, kind=target_kind(net))
+        return decode(ldr, predict_target(net, ldr), blend=blend)
     small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
-    hdr_small = calibrate(small, predict_target(net, small), blend=False, kind=target_kind(net))
+    hdr_small = decode(small, predict_target(net, small), blend=False)
     return apply_gain_map(ldr, small, hdr_small, blend)
 
 

@@ -22,6 +22,7 @@ from mlx.utils import tree_flatten
 from mlx_hdr.models.encoders import build_encoder
 
 UPSAMPLE_MODES = ("pixelshuffle_icnr_blur", "pixelshuffle_icnr", "pixelshuffle", "resize_conv")
+FLOORS = (None, "kovaleski2014")
 MULTIPLE = 32  # total encoder stride
 
 
@@ -37,11 +38,15 @@ class HybridConfig:
     encoder_kwargs: dict = field(default_factory=dict)
     # the output's domain (``targets.TARGETS``); files without the field hold the original one
     target: str = "minmax_log1p"
+    # a classical operator the decoded prediction never goes below (``infer.calibrate``)
+    floor: str | None = None
 
     def __post_init__(self):
         self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
         if self.target not in ("minmax_log1p", "stops"):
             raise ValueError(f"target must be 'minmax_log1p' or 'stops', got {self.target!r}")
+        if self.floor not in FLOORS:
+            raise ValueError(f"floor must be one of {FLOORS}, got {self.floor!r}")
         if self.upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
         if len(self.decoder_channels) != 6:
