@@ -156,7 +156,7 @@ def runners(models: list[str], peers: list[str]) -> dict:
     out = {p: (lambda x, p=p: predict_hdr(x, method=p), None) for p in peers}
     for spec in models:
         net = load_net(spec)[0]
-        out[spec] = (lambda x, net=net: predict_hdr(x, net), net)
+        out[Path(spec).stem] = (lambda x, net=net: predict_hdr(x, net), net)
     return out
 
 
