@@ -1,7 +1,8 @@
 """Write a grid of simulated LDR photos from the HDR pool (docs/simulated_ldr_grid.jpg).
 
 Each tile is one training sample of ``PoolSource``: a random panorama view or photo crop,
-exposed, noised, through a random camera curve, 8-bit and JPEG-compressed. The caption line
+exposed (metered, or to a drawn clipped share, as the default recipe does), noised, through
+a random camera curve, 8-bit and JPEG-compressed. The caption line
 under each tile is printed to stdout (curve, clipped fraction, JPEG quality).
 
     .venv/bin/python scripts/make_sim_grid.py [--out docs/simulated_ldr_grid.jpg]
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlx_hdr.data.simulate import SimConfig
 from mlx_hdr.data.sources import PoolSource, sample_rng
 from mlx_hdr.io.image_io import write_ldr
 
@@ -28,8 +30,9 @@ def main() -> None:
     ap.add_argument("--cols", type=int, default=6)
     ap.add_argument("--size", type=int, default=192)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--metering", type=float, default=0.7, help="share of metered exposures")
     args = ap.parse_args()
-    src = PoolSource(args.pool, size=args.size)
+    src = PoolSource(args.pool, size=args.size, sim=SimConfig(metering_prob=args.metering))
     gap = 4
     h = args.rows * (args.size + gap) - gap
     w = args.cols * (args.size + gap) - gap
