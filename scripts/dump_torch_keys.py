@@ -7,7 +7,7 @@ For each architecture this writes
 * ``mlx_hdr/convert/specs/<arch>.json``: the same after the converter's rules (MLX layout).
 
 Run (torch env, plus the project venv for mlx):
-    PYTHONPATH=.venv/lib/python3.11/site-packages /work/torchenv/bin/python \
+    PYTHONPATH=.venv/lib/python3.11/site-packages /path/to/python-with-torch \
         scripts/dump_torch_keys.py [--lpips ../shared/weights/lpips_v0.1_vgg.pth]
 """
 
