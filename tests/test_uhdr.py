@@ -353,3 +353,24 @@ def test_oversized_exif_is_dropped_with_a_note(tmp_path, recwarn):
     ]
     with Image.open(path) as im:
         assert not im.getexif()
+
+
+def test_bundled_libuhdr_is_used_when_the_extension_does_not_export_it(monkeypatch):
+    # macOS wheels keep libuhdr in imagecodecs/.dylibs, Linux ones in imagecodecs.libs: when
+    # the extension module's handle does not reach its symbols, the bundled file is opened
+    found = libuhdr.candidates()
+    assert len(found) >= 2 and "libuhdr" in Path(found[1]).name
+    real = libuhdr.ctypes.CDLL
+
+    def no_symbols_in_the_extension(path, *a, **kw):
+        if path == found[0]:
+            return object()  # a handle without uhdr_* attributes
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(libuhdr.ctypes, "CDLL", no_symbols_in_the_extension)
+    libuhdr.library.cache_clear()
+    try:
+        lib = libuhdr.library()
+        assert lib._name == found[1] and lib.uhdr_enc_set_gainmap_image.restype is not None
+    finally:
+        libuhdr.library.cache_clear()

@@ -16,6 +16,7 @@ import functools
 import importlib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlx_hdr.errors import HDRError
 
@@ -118,18 +119,41 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
 
 class LibraryUnavailable(HDRError):
     """libultrahdr cannot be called through ctypes here: ``imagecodecs`` lacks it, its
-    extension module does not export the library's symbols (builds for other platforms than
-    Linux may not), or its version has other struct layouts."""
+    extension module and its bundled libuhdr do not export the library's symbols, or its
+    version has other struct layouts."""
+
+
+def candidates() -> list[str]:
+    """Files that may export libultrahdr's C API: ``imagecodecs``' extension module (its
+    linked libuhdr is searched with it), then the libuhdr that its wheel bundles
+    (``imagecodecs.libs/libuhdr*.so*`` on Linux, ``imagecodecs/.dylibs/libuhdr*.dylib`` on
+    macOS)."""
+    ext = Path(importlib.import_module("imagecodecs._ultrahdr").__file__)
+    bundled = [*ext.parent.glob(".dylibs/libuhdr*.dylib")]
+    bundled += ext.parent.parent.glob("imagecodecs.libs/libuhdr*.so*")
+    return [str(ext), *map(str, sorted(bundled))]
+
+
+def _open_first(paths: list[str]) -> ctypes.CDLL:
+    """The first of ``paths`` that loads and exports the encoder's gain-map call."""
+    problem: Exception = OSError("no candidate")
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+            lib.uhdr_enc_set_gainmap_image  # noqa: B018
+            return lib
+        except (OSError, AttributeError) as exc:
+            problem = exc
+    raise problem
 
 
 @functools.cache
 def library() -> ctypes.CDLL:
-    """libultrahdr as ``imagecodecs``' extension module loads it; ``LibraryUnavailable`` if
-    it cannot be used from here."""
+    """libultrahdr as ``imagecodecs`` ships it (:func:`candidates`); ``LibraryUnavailable``
+    if it cannot be used from here."""
     try:
         version = _version(importlib.import_module("imagecodecs").ultrahdr_version())
-        lib = ctypes.CDLL(importlib.import_module("imagecodecs._ultrahdr").__file__)
-        lib.uhdr_enc_set_gainmap_image  # noqa: B018  (exported by the libuhdr it links)
+        lib = _open_first(candidates())
     except (ImportError, OSError, AttributeError) as exc:
         raise LibraryUnavailable(
             f"imagecodecs' libultrahdr cannot be called directly ({type(exc).__name__})"
