@@ -305,10 +305,8 @@ def test_pixel_limit_and_decompression_bomb(tmp_path, monkeypatch):
     monkeypatch.setattr(io, "MAX_PIXELS", 1000)
     with pytest.raises(InputError, match="limit"):
         io.read_hdr(tmp_path / "big.hdr")
-    monkeypatch.setattr(io, "MAX_PIXELS", 10**9)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow's own bomb check fires first
     with pytest.raises(InputError, match=str(tmp_path / "big.png")):
-        io.read_ldr(tmp_path / "big.png")
+        io.read_ldr(tmp_path / "big.png")  # the default limit applies to Pillow's files too
 
 
 # ---------------------------------------------------------------- atomic writes
@@ -357,3 +355,15 @@ def test_atomic_outputs_get_ordinary_permissions(tmp_path):
         os.umask(mask)
     assert out.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["p.png"]
+
+
+def test_max_pixels_above_pillows_own_limit_is_honoured(tmp_path, monkeypatch):
+    # Pillow refuses images above twice its MAX_IMAGE_PIXELS on its own; a larger
+    # --max-pixels must still let them through (and a smaller one refuse them)
+    path = tmp_path / "big.png"
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow alone would refuse 4096 px
+    assert io.read_ldr(path, max_pixels=10_000).shape == (64, 64, 3)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # restored
+    with pytest.raises(InputError, match="above the 0.002 MP limit"):
+        io.read_ldr(path, max_pixels=2000)

@@ -190,11 +190,28 @@ class LdrInfo:
     has_alpha: bool
 
 
+_PIL_LIMIT = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pil_pixel_limit() -> Iterator[None]:
+    """Pillow's own decompression-bomb check off while a file is opened (header only), so
+    that ``--max-pixels`` above Pillow's default (89.5 MP, refused from 179 MP) is honoured:
+    :func:`_check_pixels` applies our limit right after, before any pixel is decoded."""
+    with _PIL_LIMIT:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
 def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
     if path.suffix.lower() in HEIF_SUFFIXES:
         register(path)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _pil_pixel_limit():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(path)
     except Image.DecompressionBombError as exc:
