@@ -31,8 +31,11 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=192)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--metering", type=float, default=0.7, help="share of metered exposures")
+    ap.add_argument("--boost", type=float, default=0.0, help="share of boosted highlights")
     args = ap.parse_args()
-    src = PoolSource(args.pool, size=args.size, sim=SimConfig(metering_prob=args.metering))
+    src = PoolSource(
+        args.pool, size=args.size, sim=SimConfig(metering_prob=args.metering, boost_prob=args.boost)
+    )
     gap = 4
     h = args.rows * (args.size + gap) - gap
     w = args.cols * (args.size + gap) - gap

@@ -172,9 +172,10 @@ def main() -> None:
     ap.add_argument("--long-side", type=int, default=1024, help="bracket frames resized to")
     ap.add_argument("--sheets", type=Path, help="write -2 EV contact sheets of clipped regions")
     ap.add_argument("--max-sheets", type=int, default=8, help="sheets per set")
+    ap.add_argument("--no-peers", action="store_true", help="only the models (peers are fixed)")
     args = ap.parse_args()
-    peers = ["linear", "kovaleski2014"]
-    if args.expandnet:
+    peers = [] if args.no_peers else ["linear", "kovaleski2014"]
+    if args.expandnet and not args.no_peers:
         os.environ["MLX_HDR_EXPANDNET"] = args.expandnet
         peers.append("expandnet2018")
     sets = {}

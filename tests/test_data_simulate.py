@@ -168,3 +168,30 @@ def test_sample_exposure_meters_or_falls_back_to_a_clipped_share():
     never = sim.SimConfig(metering_prob=1.0, metered_clip=(2.0, 3.0), clip_fraction=(0.1, 0.1))
     s = sim.sample_exposure(hdr, np.random.default_rng(0), never)
     assert s == pytest.approx(sim.exposure_for_clip_fraction(hdr, 0.1), rel=1e-6)
+
+
+def test_boost_highlights_stretches_only_above_the_knee_and_keeps_hue():
+    hdr = np.array([[[0.1, 0.2, 0.3], [1.0, 2.0, 3.0], [50.0, 100.0, 150.0]]], np.float32)
+    y = hdr @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    out = sim.boost_highlights(hdr, power=2.0, knee=0.5)
+    np.testing.assert_array_equal(out[0, 0], hdr[0, 0])  # below the knee: untouched
+    y_out = out @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    np.testing.assert_allclose(y_out[0, 1], 0.5 * (y[0, 1] / 0.5) ** 2, rtol=1e-5)
+    np.testing.assert_allclose(out[0, 1] / hdr[0, 1], out[0, 1, 0] / hdr[0, 1, 0], rtol=1e-5)
+    capped = sim.boost_highlights(hdr, power=2.0, knee=0.5, cap=1000.0)
+    assert capped[0, 2] @ np.array([0.2126, 0.7152, 0.0722]) == pytest.approx(1000.0, rel=1e-5)
+    np.testing.assert_array_equal(sim.boost_highlights(hdr, power=1.0, knee=0.5), hdr)
+
+
+def test_boosted_simulation_is_recorded_and_brightens_the_clipped_target():
+    ramp = np.exp2(np.linspace(-6.0, 4.0, 64 * 64, dtype=np.float32)).reshape(64, 64, 1)
+    hdr = ramp * np.array([1.0, 0.9, 0.8], np.float32)  # grey-ish, 10 stops
+    plain = sim.SimConfig(noise_prob=0.0, jpeg_prob=0.0, shoulder_prob=0.0, boost_prob=0.0)
+    boosted = sim.SimConfig(**(vars(plain) | {"boost_prob": 1.0, "boost_power": (2.0, 2.0)}))
+    ldr0, hdr0, rec0 = sim.simulate_ldr(hdr, np.random.default_rng(1), plain)
+    ldr1, hdr1, rec1 = sim.simulate_ldr(hdr, np.random.default_rng(1), boosted)
+    assert rec0.boost == (1.0, 1.0) and rec1.boost[0] == 2.0
+    clipped = ldr0.max(axis=-1) >= 1.0  # clipped in both (the boost only brightens)
+    assert clipped.mean() > 0.01 and (ldr1.max(axis=-1) >= 1.0)[clipped].all()
+    ratio = hdr1[clipped].max(axis=-1) / hdr0[clipped].max(axis=-1)
+    assert ratio.min() >= 0.99 and np.median(ratio) > 1.5

@@ -362,3 +362,24 @@ def test_config_of_an_older_run_with_retired_keys_still_loads():
     assert TrainConfig.from_dict(d) == TrainConfig.from_dict(json.loads(TrainConfig().to_json()))
     with pytest.raises(ValueError, match="unknown training options: typo"):
         TrainConfig.from_dict({"typo": 1})
+
+
+def test_init_from_a_bundled_model_ignores_the_encoder_head(tmp_path):
+    from mlx.utils import tree_flatten
+
+    from mlx_hdr.models.model_io import save_model
+    from mlx_hdr.train.build import HEAD, build_model
+
+    bundled = dict(encoder="mobilenet_v2", decoder_channels=SMALL, target="stops")
+    headless = bundled | {"encoder_kwargs": {"num_classes": 0}}
+    src = build_model(tiny_cfg(tmp_path / "a", model=headless))
+    path = save_model(tmp_path / "phase1.safetensors", src, dtype=mx.float32)
+    # the run's encoder keeps its ImageNet head; the bundled file has none
+    model = build_model(tiny_cfg(tmp_path / "b", model=bundled, init_model=str(path)))
+    got = dict(tree_flatten(model.parameters()))
+    assert any(HEAD in k for k in got)
+    for k, v in tree_flatten(src.parameters()):
+        np.testing.assert_array_equal(np.array(got[k]), np.array(v), err_msg=k)
+    with pytest.raises(InputError, match="architecture differs"):
+        other = bundled | {"decoder_channels": tuple(2 * c for c in SMALL)}
+        build_model(tiny_cfg(tmp_path / "c", model=other, init_model=str(path)))

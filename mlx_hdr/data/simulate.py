@@ -1,12 +1,13 @@
 """A camera simulator: scene-linear HDR -> a plausible 8-bit JPEG photo of it.
 
 Used to train on HDR-only collections (as SingleHDR, Liu et al. 2020, does). The chain is
-exposure -> sensor noise (Poisson-Gaussian, linear) -> per-channel clipping (a sensor's
-channels saturate at different levels once white balance is applied) -> a highlight
-shoulder (the tone curve reaches white above the linear clip point, as camera JPEG engines
-do) -> camera response curve -> 8-bit quantisation -> JPEG. The HDR target is then put on
-the scale the linearised photo has (one global factor over its well-exposed pixels, the
-alignment the evaluation uses), so 1.0 is the input's white as inference defines it.
+exposure -> a highlight boost (optional) -> sensor noise (Poisson-Gaussian, linear) ->
+per-channel clipping (a sensor's channels saturate at different levels once white balance
+is applied) -> a highlight shoulder (the tone curve reaches white above the linear clip
+point, as camera JPEG engines do) -> camera response curve -> 8-bit quantisation -> JPEG.
+The HDR target is then put on the scale the linearised photo has (one global factor over
+its well-exposed pixels, the alignment the evaluation uses), so 1.0 is the input's white
+as inference defines it.
 Everything is drawn from a ``np.random.Generator``, so a seed reproduces a sample exactly.
 """
 
@@ -50,6 +51,10 @@ class SimConfig:
     metering_prob: float = 0.0  # probability of a metered exposure instead of a clip fraction
     metering_ev: tuple[float, float] = (-1.0, 1.5)  # offset from the metered exposure, stops
     metered_clip: tuple[float, float] = (0.005, 0.5)  # outside this clipped share: not used
+    boost_prob: float = 0.0  # probability of brightening the scene's highlights (boost_highlights)
+    boost_power: tuple[float, float] = (1.0, 1.5)  # log-contrast exponent above the knee
+    boost_knee: tuple[float, float] = (0.5, 1.0)  # knee, in units of the exposed clip point
+    boost_cap: float = 1024.0  # boosted luminance stays below this (clip point 1), or its own
 
 
 @dataclass
@@ -66,6 +71,7 @@ class SimRecord:
     clip_levels: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-channel clip, linear
     shoulder_white: float = 1.0  # 1.0: no shoulder
     target_scale: float = 1.0  # the HDR target is hdr * exposure * target_scale
+    boost: tuple[float, float] = (1.0, 1.0)  # (power, knee) of boost_highlights; power 1: none
 
     def to_dict(self) -> dict:
         """The fields as a plain dict (``dataclasses.asdict``)."""
@@ -110,6 +116,25 @@ def sample_exposure(hdr: np.ndarray, rng: np.random.Generator, cfg: SimConfig) -
         if cfg.metered_clip[0] <= clipped <= cfg.metered_clip[1]:
             return s
     return exposure_for_clip_fraction(hdr, float(rng.uniform(*cfg.clip_fraction)))
+
+
+def boost_highlights(hdr: np.ndarray, power: float, knee: float, cap: float = np.inf) -> np.ndarray:
+    """Brighten everything above luminance ``knee``: Y -> knee (Y / knee) ** power, hue kept,
+    but not above ``cap`` (a pixel already brighter than ``cap`` keeps its value).
+
+    A log-contrast stretch of the highlights only (``power`` >= 1), so lamps, windows and
+    sun-lit sky stand further above the rest of the scene: in real camera photos the clipped
+    regions lie a median 1-3.5 stops above white, in views of the pools about 0.7 (the model
+    card's measurement). ``hdr`` scene-linear HxWx3 >= 0; returns float32 of the same shape.
+    """
+    hdr = np.asarray(hdr, np.float32)
+    if power <= 1.0:
+        return hdr
+    y = rgb_to_luminance(hdr)
+    ratio = np.maximum(y, 1e-12) / knee
+    gain = np.where(ratio > 1.0, ratio ** (power - 1.0), 1.0)
+    gain = np.minimum(gain, np.maximum(cap / np.maximum(y, 1e-12), 1.0)).astype(np.float32)
+    return (hdr * gain[..., None]).astype(np.float32)
 
 
 def apply_curve(x: np.ndarray, curve: str, params: tuple[float, ...] = ()) -> np.ndarray:
@@ -199,6 +224,10 @@ def simulate_ldr(
         white = float(np.exp(rng.uniform(*np.log(cfg.shoulder_white))))
     s = sample_exposure(hdr, rng, cfg) * white
     scaled = (hdr * s).astype(np.float32)
+    boost = (1.0, 1.0)
+    if cfg.boost_prob > 0 and rng.random() < cfg.boost_prob:
+        boost = (float(rng.uniform(*cfg.boost_power)), float(rng.uniform(*cfg.boost_knee)))
+        scaled = boost_highlights(scaled, boost[0], boost[1] * white, cfg.boost_cap * white)
     clipped = float((scaled.max(axis=-1) >= white).mean())
     curve, params = sample_curve(rng, cfg)
     levels = sample_clip_levels(rng, cfg)
@@ -227,6 +256,7 @@ def simulate_ldr(
         tuple(map(float, levels)),
         white,
         k,
+        boost,
     )
     return ldr, (scaled * np.float32(k)).astype(np.float32), record
 

@@ -41,20 +41,27 @@ def zero_residual_init(model: HybridAutoencoder) -> None:
     model.out.bias = mx.full(model.out.bias.shape, math.atanh(t0))
 
 
+HEAD = "encoder.classifier."  # the encoder's ImageNet head: unused by the hybrid model
+
+
 def init_from_model(model: HybridAutoencoder, path: str) -> None:
     """Start from a saved model's weights (a previous phase's ``model.safetensors``); its
     parameters must have the run's names and shapes, its target domain may differ
-    (fine-tuning to a new one)."""
-    from mlx.utils import tree_flatten
+    (fine-tuning to a new one). The encoder's classifier head is not compared: a bundled
+    model drops it (``encoder_kwargs.num_classes = 0``) and features never use it."""
+    from mlx.utils import tree_flatten, tree_unflatten
 
     from mlx_hdr.errors import InputError
     from mlx_hdr.models.model_io import load_model
 
+    def body(m):
+        return {k: v for k, v in tree_flatten(m.parameters()) if HEAD not in k}
+
     src, src_cfg = load_model(path)
-    shapes = {k: v.shape for k, v in tree_flatten(src.parameters())}
-    if shapes != {k: v.shape for k, v in tree_flatten(model.parameters())}:
+    weights = body(src)
+    if {k: v.shape for k, v in weights.items()} != {k: v.shape for k, v in body(model).items()}:
         raise InputError(f"its architecture differs from the run's ({src_cfg})", path)
-    model.update(src.parameters())
+    model.update(tree_unflatten(list(weights.items())))
     model.encoder.freeze()
 
 
