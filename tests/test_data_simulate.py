@@ -195,3 +195,18 @@ def test_boosted_simulation_is_recorded_and_brightens_the_clipped_target():
     assert clipped.mean() > 0.01 and (ldr1.max(axis=-1) >= 1.0)[clipped].all()
     ratio = hdr1[clipped].max(axis=-1) / hdr0[clipped].max(axis=-1)
     assert ratio.min() >= 0.99 and np.median(ratio) > 1.5
+
+
+def test_glare_keeps_energy_and_spreads_a_bright_light_in_proportion():
+    hdr = np.full((64, 64, 3), 0.1, np.float32)
+    dim, bright = hdr.copy(), hdr.copy()
+    dim[30:34, 30:34] = 10.0
+    bright[30:34, 30:34] = 100.0
+    out_dim, out_bright = (sim.add_glare(h, 0.02, 6.0) for h in (dim, bright))
+    np.testing.assert_allclose(out_bright.sum(), bright.sum(), rtol=1e-4)
+    haze_dim, haze_bright = out_dim[32, 40, 0] - 0.1, out_bright[32, 40, 0] - 0.1
+    assert haze_dim > 0 and haze_bright == pytest.approx(10 * haze_dim, rel=0.05)
+    np.testing.assert_array_equal(sim.add_glare(hdr, 0.0, 6.0), hdr)
+    cfg = sim.SimConfig(glare_prob=1.0, glare_amount=(0.01, 0.01), glare_sigma=(0.1, 0.1))
+    rec = sim.simulate_ldr(bright, np.random.default_rng(0), cfg)[2]
+    assert rec.glare == pytest.approx((0.01, 6.4))

@@ -1,7 +1,8 @@
 """A camera simulator: scene-linear HDR -> a plausible 8-bit JPEG photo of it.
 
 Used to train on HDR-only collections (as SingleHDR, Liu et al. 2020, does). The chain is
-exposure -> a highlight boost (optional) -> sensor noise (Poisson-Gaussian, linear) ->
+exposure -> a highlight boost (optional) -> lens glare (optional) -> sensor noise
+(Poisson-Gaussian, linear) ->
 per-channel clipping (a sensor's channels saturate at different levels once white balance
 is applied) -> a highlight shoulder (the tone curve reaches white above the linear clip
 point, as camera JPEG engines do) -> camera response curve -> 8-bit quantisation -> JPEG.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import io
 from dataclasses import asdict, dataclass
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -55,6 +57,9 @@ class SimConfig:
     boost_power: tuple[float, float] = (1.0, 1.5)  # log-contrast exponent above the knee
     boost_knee: tuple[float, float] = (0.5, 1.0)  # knee, in units of the exposed clip point
     boost_cap: float = 1024.0  # boosted luminance stays below this (clip point 1), or its own
+    glare_prob: float = 0.0  # probability of lens glare (add_glare)
+    glare_amount: tuple[float, float] = (0.003, 0.03)  # scattered share of the light, log-uniform
+    glare_sigma: tuple[float, float] = (0.02, 0.15)  # glare blur, fraction of the view's side
 
 
 @dataclass
@@ -72,6 +77,7 @@ class SimRecord:
     shoulder_white: float = 1.0  # 1.0: no shoulder
     target_scale: float = 1.0  # the HDR target is hdr * exposure * target_scale
     boost: tuple[float, float] = (1.0, 1.0)  # (power, knee) of boost_highlights; power 1: none
+    glare: tuple[float, float] = (0.0, 0.0)  # (amount, sigma in px) of add_glare; 0: none
 
     def to_dict(self) -> dict:
         """The fields as a plain dict (``dataclasses.asdict``)."""
@@ -135,6 +141,20 @@ def boost_highlights(hdr: np.ndarray, power: float, knee: float, cap: float = np
     gain = np.where(ratio > 1.0, ratio ** (power - 1.0), 1.0)
     gain = np.minimum(gain, np.maximum(cap / np.maximum(y, 1e-12), 1.0)).astype(np.float32)
     return (hdr * gain[..., None]).astype(np.float32)
+
+
+def add_glare(hdr: np.ndarray, amount: float, sigma: float) -> np.ndarray:
+    """Veiling glare: a share ``amount`` of the light scattered by a Gaussian of ``sigma`` px.
+
+    (1 - amount) H + amount G_sigma * H: energy is kept, and a light spreads a haze in
+    proportion to how bright it is, as lens flare does in real photos (a cue to how far a
+    clipped light lies above white). HxWx3 scene-linear >= 0 -> float32, same shape.
+    """
+    hdr = np.asarray(hdr, np.float32)
+    if amount <= 0 or sigma <= 0:
+        return hdr
+    blur = cv2.GaussianBlur(hdr, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+    return ((1.0 - amount) * hdr + amount * blur).astype(np.float32)
 
 
 def apply_curve(x: np.ndarray, curve: str, params: tuple[float, ...] = ()) -> np.ndarray:
@@ -228,6 +248,11 @@ def simulate_ldr(
     if cfg.boost_prob > 0 and rng.random() < cfg.boost_prob:
         boost = (float(rng.uniform(*cfg.boost_power)), float(rng.uniform(*cfg.boost_knee)))
         scaled = boost_highlights(scaled, boost[0], boost[1] * white, cfg.boost_cap * white)
+    glare = (0.0, 0.0)
+    if cfg.glare_prob > 0 and rng.random() < cfg.glare_prob:
+        amount = float(np.exp(rng.uniform(*np.log(cfg.glare_amount))))
+        glare = (amount, float(rng.uniform(*cfg.glare_sigma)) * max(scaled.shape[:2]))
+        scaled = add_glare(scaled, *glare)
     clipped = float((scaled.max(axis=-1) >= white).mean())
     curve, params = sample_curve(rng, cfg)
     levels = sample_clip_levels(rng, cfg)
@@ -257,6 +282,7 @@ def simulate_ldr(
         white,
         k,
         boost,
+        glare,
     )
     return ldr, (scaled * np.float32(k)).astype(np.float32), record
 
