@@ -5,7 +5,11 @@ exposed (metered, or to a drawn clipped share, as the default recipe does), nois
 a random camera curve, 8-bit and JPEG-compressed. The caption line
 under each tile is printed to stdout (curve, clipped fraction, JPEG quality).
 
-    .venv/bin/python scripts/make_sim_grid.py [--out docs/simulated_ldr_grid.jpg]
+    .venv/bin/python scripts/make_sim_grid.py [--config configs/camera_stops_p3.json] \
+        [--out docs/simulated_ldr_grid.jpg]
+
+``--config`` takes the simulator settings of a training config (its ``sim``), which the
+``--metering``/``--boost`` shares then do not override.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 from mlx_hdr.data.simulate import SimConfig
 from mlx_hdr.data.sources import PoolSource, sample_rng
 from mlx_hdr.io.image_io import write_ldr
+from mlx_hdr.train.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,10 +37,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--metering", type=float, default=0.7, help="share of metered exposures")
     ap.add_argument("--boost", type=float, default=0.0, help="share of boosted highlights")
+    ap.add_argument("--config", type=Path, help="a training config: use its simulator settings")
     args = ap.parse_args()
-    src = PoolSource(
-        args.pool, size=args.size, sim=SimConfig(metering_prob=args.metering, boost_prob=args.boost)
-    )
+    if args.config:
+        sim = load_config(args.config).sim_config()
+    else:
+        sim = SimConfig(metering_prob=args.metering, boost_prob=args.boost)
+    src = PoolSource(args.pool, size=args.size, sim=sim)
     gap = 4
     h = args.rows * (args.size + gap) - gap
     w = args.cols * (args.size + gap) - gap

@@ -15,6 +15,9 @@ global scale fitted over well-exposed pixels):
   clipped in the input, stops), ``log_psnr``, ``log_ssim``;
 - ``gain_err``: |log2| of the median luminance gain over clipped pixels (prediction over
   the linearised input) divided by the true median gain, stops;
+- ``peak``: log2 of the prediction's brightest luminance over the truth's (both aligned),
+  stops: > 0 where a few pixels overshoot everything in the scene (spikes), < 0 where the
+  brightest light stays short;
 - ``cast`` (models only): the raw output's (``--no-blend``) mean chromaticity difference
   to the linearised input over well-exposed pixels (r, g of r+g+b), x100.
 """
@@ -49,7 +52,7 @@ from mlx_hdr.infer.pipeline import predict_hdr
 from mlx_hdr.io.image_io import read_hdr, read_ldr, write_ldr
 from mlx_hdr.train.pool import heldout_views
 
-KEYS = ("pu21_psnr", "highlight_log2", "gain_err", "log_psnr", "log_ssim", "cast")
+KEYS = ("pu21_psnr", "highlight_log2", "gain_err", "log_psnr", "log_ssim", "peak", "cast")
 CLIPPED_RANGE = (0.01, 0.30)  # bracket frames used: this share of pixels clipped
 
 
@@ -95,6 +98,13 @@ def gain_error(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray) -> float:
         img = img * align_scale(img, lin, well)
         gains.append(np.median(np.maximum(rgb_to_luminance(img)[mask], 1e-8) / y_lin))
     return float(abs(np.log2(gains[0] / gains[1])))
+
+
+def peak_ratio(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray) -> float:
+    """log2 of max Y(pred) over max Y(gt), both aligned to the linearised input, stops."""
+    lin, well = srgb_to_linear(ldr), well_exposed_mask(ldr)
+    peaks = [rgb_to_luminance(img * align_scale(img, lin, well)).max() for img in (pred, gt)]
+    return float(np.log2(max(peaks[0], 1e-8) / max(peaks[1], 1e-8)))
 
 
 def colour_cast(raw: np.ndarray, ldr: np.ndarray) -> float:
@@ -147,6 +157,7 @@ def score(name: str, run, net, cases, preds: list[dict]) -> list[float]:
             preds[i][f"{name} (raw)"] = predict_hdr(ldr, net, blend=False)
         m = hdr_metrics(pred, hdr, ldr)
         m["gain_err"] = gain_error(pred, hdr, ldr)
+        m["peak"] = peak_ratio(pred, hdr, ldr)
         m["cast"] = colour_cast(preds[i][f"{name} (raw)"], ldr) if net else np.nan
         rows.append(m)
     return [float(np.nanmean([r[k] for r in rows])) for k in KEYS]
