@@ -2,13 +2,12 @@
 
 Used to train on HDR-only collections (as SingleHDR, Liu et al. 2020, does). The chain is
 exposure -> a highlight boost (optional) -> lens glare (optional) -> sensor noise
-(Poisson-Gaussian, linear) ->
-per-channel clipping (a sensor's channels saturate at different levels once white balance
-is applied) -> a highlight shoulder (the tone curve reaches white above the linear clip
-point, as camera JPEG engines do) -> camera response curve -> 8-bit quantisation -> JPEG.
-The HDR target is then put on the scale the linearised photo has (one global factor over
-its well-exposed pixels, the alignment the evaluation uses), so 1.0 is the input's white
-as inference defines it.
+(Poisson-Gaussian, linear) -> per-channel clipping (a sensor's channels saturate at
+different levels once white balance is applied) -> a highlight shoulder (the tone curve
+reaches white above the linear clip point, as camera JPEG engines do) -> camera response
+curve -> 8-bit quantisation -> JPEG. The HDR target is then put on the scale the
+linearised photo has (one global factor over its well-exposed pixels, the alignment the
+evaluation uses), so 1.0 is the input's white as inference defines it.
 Everything is drawn from a ``np.random.Generator``, so a seed reproduces a sample exactly.
 """
 
@@ -129,9 +128,10 @@ def boost_highlights(hdr: np.ndarray, power: float, knee: float, cap: float = np
     but not above ``cap`` (a pixel already brighter than ``cap`` keeps its value).
 
     A log-contrast stretch of the highlights only (``power`` >= 1), so lamps, windows and
-    sun-lit sky stand further above the rest of the scene: in real camera photos the clipped
-    regions lie a median 1-3.5 stops above white, in views of the pools about 0.7 (the model
-    card's measurement). ``hdr`` scene-linear HxWx3 >= 0; returns float32 of the same shape.
+    sun-lit sky stand further above the rest of the scene: in the real bracket frames the
+    clipped pixels lie a median 1.7 stops above white, in views of the pools 0.7
+    (``scripts/sim_gain_stats.py``). ``hdr`` scene-linear HxWx3 >= 0; returns float32 of
+    the same shape.
     """
     hdr = np.asarray(hdr, np.float32)
     if power <= 1.0:
