@@ -22,26 +22,15 @@ from mlx_hdr import backend
 
 backend.setup()
 # isort: split
-from mlx_hdr.color import align_scale, rgb_to_luminance, srgb_to_linear, well_exposed_mask
 from mlx_hdr.data.panorama import ViewConfig
 from mlx_hdr.data.sources import PoolSource, sample_rng
-from mlx_hdr.eval.metrics import clipped_mask
 from mlx_hdr.train.config import load_config
 from mlx_hdr.train.pool import HOLDOUT, pool_pairs, split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validate_model import bracket_cases  # noqa: E402
+from validate_model import bracket_cases, clipped_gain  # noqa: E402
 
-
-def clipped_gain(ldr: np.ndarray, hdr: np.ndarray) -> float:
-    """Median Y(hdr) / Y(linearised ldr) over the clipped pixels, stops (NaN: none clipped)."""
-    mask = clipped_mask(ldr)
-    if mask.mean() < 0.003:
-        return float("nan")
-    lin = srgb_to_linear(ldr)
-    hdr = hdr * align_scale(hdr, lin, well_exposed_mask(ldr))
-    ratio = rgb_to_luminance(hdr)[mask] / np.maximum(rgb_to_luminance(lin)[mask], 1e-6)
-    return float(np.log2(np.median(ratio)))
+MIN_SHARE = 0.003  # views with fewer clipped pixels are not counted
 
 
 def summary(name: str, gains: list[float]) -> str:
@@ -64,10 +53,20 @@ def main() -> None:
     src = PoolSource(train, size=args.size, sim=cfg.sim_config(), view=view)
     views = [src.sample_with_record(sample_rng(7, 0, i))[:2] for i in range(args.n)]
     print("| cases | n | p25 | median | mean | p75 |\n|---|---|---|---|---|---|")
-    print(summary(f"simulated views ({args.config.name})", [clipped_gain(*v) for v in views]))
+    print(
+        summary(
+            f"simulated views ({args.config.name})",
+            [clipped_gain(hdr, ldr, MIN_SHARE) for ldr, hdr in views],
+        )
+    )
     if args.brackets:
         cases = bracket_cases(args.brackets, 1024)
-        print(summary(f"real frames ({args.brackets.name})", [clipped_gain(*c) for c in cases]))
+        print(
+            summary(
+                f"real frames ({args.brackets.name})",
+                [clipped_gain(hdr, ldr, MIN_SHARE) for ldr, hdr in cases],
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ global scale fitted over well-exposed pixels):
 - ``peak``: log2 of the prediction's brightest luminance over the truth's (both aligned),
   stops: > 0 where a few pixels overshoot everything in the scene (spikes), < 0 where the
   brightest light stays short;
+- with ``--per-case``, each case's clipped gain (log2 of the median luminance gain over the
+  clipped pixels) of the truth, each method and each model's raw output, stops;
 - ``cast`` (models only): the raw output's (``--no-blend``) mean chromaticity difference
   to the linearised input over well-exposed pixels (r, g of r+g+b), x100.
 """
@@ -85,25 +87,30 @@ def _resize(img: np.ndarray, long_side: int) -> np.ndarray:
     return cv2.resize(img, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
 
 
+def aligned(img: np.ndarray, ldr: np.ndarray) -> np.ndarray:
+    """``img`` on the linearised input's scale (one factor over its well-exposed pixels)."""
+    return img * align_scale(img, srgb_to_linear(ldr), well_exposed_mask(ldr))
+
+
+def clipped_gain(img: np.ndarray, ldr: np.ndarray, min_share: float = 0.0) -> float:
+    """log2 of the median luminance gain of aligned ``img`` over the linearised input, over
+    the pixels clipped in ``ldr``, stops; NaN when at most ``min_share`` of them clip."""
+    mask = clipped_mask(ldr)
+    if not mask.any() or mask.mean() < min_share:
+        return float("nan")
+    y_lin = np.maximum(rgb_to_luminance(srgb_to_linear(ldr))[mask], 1e-6)
+    y = np.maximum(rgb_to_luminance(aligned(img, ldr))[mask], 1e-8)
+    return float(np.log2(np.median(y / y_lin)))
+
+
 def gain_error(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray) -> float:
     """|log2| of median clipped-pixel gain, prediction over truth (both aligned), stops."""
-    mask = clipped_mask(ldr)
-    if not mask.any():
-        return float("nan")
-    well = well_exposed_mask(ldr)
-    lin = srgb_to_linear(ldr)
-    y_lin = np.maximum(rgb_to_luminance(lin)[mask], 1e-6)
-    gains = []
-    for img in (pred, gt):
-        img = img * align_scale(img, lin, well)
-        gains.append(np.median(np.maximum(rgb_to_luminance(img)[mask], 1e-8) / y_lin))
-    return float(abs(np.log2(gains[0] / gains[1])))
+    return abs(clipped_gain(pred, ldr) - clipped_gain(gt, ldr))
 
 
 def peak_ratio(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray) -> float:
     """log2 of max Y(pred) over max Y(gt), both aligned to the linearised input, stops."""
-    lin, well = srgb_to_linear(ldr), well_exposed_mask(ldr)
-    peaks = [rgb_to_luminance(img * align_scale(img, lin, well)).max() for img in (pred, gt)]
+    peaks = [rgb_to_luminance(aligned(img, ldr)).max() for img in (pred, gt)]
     return float(np.log2(max(peaks[0], 1e-8) / max(peaks[1], 1e-8)))
 
 
@@ -134,9 +141,7 @@ def clipped_window(ldr: np.ndarray, size: int) -> tuple[slice, slice]:
 def minus_2ev(hdr: np.ndarray, ldr: np.ndarray) -> np.ndarray:
     """Display [0, 1] view of ``hdr`` aligned to the linearised input over well-exposed
     pixels, 2 stops darker, clipped: highlights up to 4x white stay visible."""
-    lin = srgb_to_linear(ldr)
-    k = align_scale(hdr, lin, well_exposed_mask(ldr))
-    return linear_to_srgb(np.clip(hdr * k * 0.25, 0.0, 1.0))
+    return linear_to_srgb(np.clip(aligned(hdr, ldr) * 0.25, 0.0, 1.0))
 
 
 def write_sheet(path: Path, ldr, hdr, preds: dict[str, np.ndarray], size: int = 320) -> None:
@@ -163,6 +168,17 @@ def score(name: str, run, net, cases, preds: list[dict]) -> list[float]:
     return [float(np.nanmean([r[k] for r in rows])) for k in KEYS]
 
 
+def print_gains(cases, preds: list[dict]) -> None:
+    """Per case: clipped share, then the truth's and each prediction's clipped gain, stops."""
+    names = list(preds[0])
+    print("\n| case | clipped | truth | " + " | ".join(names) + " |")
+    print("|---" * (len(names) + 3) + "|")
+    for i, ((ldr, hdr), row) in enumerate(zip(cases, preds, strict=True)):
+        gains = [clipped_gain(img, ldr) for img in (hdr, *row.values())]
+        cells = [f"{clipped_mask(ldr).mean():.3f}", *(f"{g:.2f}" for g in gains)]
+        print(f"| {i} | " + " | ".join(cells) + " |")
+
+
 def runners(models: list[str], peers: list[str]) -> dict:
     out = {p: (lambda x, p=p: predict_hdr(x, method=p), None) for p in peers}
     for spec in models:
@@ -184,6 +200,7 @@ def main() -> None:
     ap.add_argument("--sheets", type=Path, help="write -2 EV contact sheets of clipped regions")
     ap.add_argument("--max-sheets", type=int, default=8, help="sheets per set")
     ap.add_argument("--no-peers", action="store_true", help="only the models (peers are fixed)")
+    ap.add_argument("--per-case", action="store_true", help="print each case's clipped gains")
     args = ap.parse_args()
     peers = [] if args.no_peers else ["linear", "kovaleski2014"]
     if args.expandnet and not args.no_peers:
@@ -205,6 +222,8 @@ def main() -> None:
         for name, (run, net) in methods.items():
             vals = score(name, run, net, cases, preds)
             print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in vals) + " |", flush=True)
+        if args.per_case:
+            print_gains(cases, preds)
         if args.sheets:
             args.sheets.mkdir(parents=True, exist_ok=True)
             tag = title.split(":")[-1].strip().replace(" ", "_")
