@@ -47,8 +47,9 @@ from mlx_hdr.color import (
     well_exposed_mask,
 )
 from mlx_hdr.data.simulate import SimConfig
+from mlx_hdr.data.simulate import clipped_gain as sim_clipped_gain
 from mlx_hdr.eval.evaluate import labelled_panel
-from mlx_hdr.eval.metrics import clipped_mask, hdr_metrics
+from mlx_hdr.eval.metrics import CLIPPED, clipped_mask, hdr_metrics
 from mlx_hdr.infer.model_hub import load_net
 from mlx_hdr.infer.pipeline import predict_hdr
 from mlx_hdr.io.image_io import read_hdr, read_ldr, write_ldr
@@ -94,13 +95,11 @@ def aligned(img: np.ndarray, ldr: np.ndarray) -> np.ndarray:
 
 def clipped_gain(img: np.ndarray, ldr: np.ndarray, min_share: float = 0.0) -> float:
     """log2 of the median luminance gain of aligned ``img`` over the linearised input, over
-    the pixels clipped in ``ldr``, stops; NaN when at most ``min_share`` of them clip."""
-    mask = clipped_mask(ldr)
-    if not mask.any() or mask.mean() < min_share:
+    the pixels clipped in ``ldr`` (the highlight metric's set), stops; NaN when at most
+    ``min_share`` of them clip."""
+    if clipped_mask(ldr).mean() <= min_share:
         return float("nan")
-    y_lin = np.maximum(rgb_to_luminance(srgb_to_linear(ldr))[mask], 1e-6)
-    y = np.maximum(rgb_to_luminance(aligned(img, ldr))[mask], 1e-8)
-    return float(np.log2(np.median(y / y_lin)))
+    return sim_clipped_gain(ldr, aligned(img, ldr), threshold=CLIPPED)
 
 
 def gain_error(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray) -> float:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mlx_hdr.color import linear_to_srgb
+from mlx_hdr.color import linear_to_srgb, srgb_to_linear
 from mlx_hdr.data import simulate as sim
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 
@@ -210,3 +210,12 @@ def test_glare_keeps_energy_and_spreads_a_bright_light_in_proportion():
     cfg = sim.SimConfig(glare_prob=1.0, glare_amount=(0.01, 0.01), glare_sigma=(0.1, 0.1))
     rec = sim.simulate_ldr(bright, np.random.default_rng(0), cfg)[2]
     assert rec.glare == pytest.approx((0.01, 6.4))
+
+
+def test_clipped_gain_is_the_median_stops_above_the_linearised_photo():
+    ldr = np.full((4, 4, 3), 0.5, np.float32)
+    ldr[:2] = 1.0  # 8 clipped pixels
+    hdr = srgb_to_linear(ldr).astype(np.float32)
+    hdr[:2] *= np.array([2.0] * 3 + [8.0] * 5, np.float32).reshape(2, 4, 1)  # median gain 8x
+    assert sim.clipped_gain(ldr, hdr) == pytest.approx(3.0, abs=1e-5)
+    assert np.isnan(sim.clipped_gain(np.full((4, 4, 3), 0.5, np.float32), hdr))

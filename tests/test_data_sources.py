@@ -63,6 +63,26 @@ def test_pool_brightness_filter_per_sample(pool_dir):
         assert hdr.max() <= 2.0 and rec["name"] in ("pano", "photo")
 
 
+def test_gain_floor_redraws_views_whose_clipped_pixels_sit_near_white(pool_dir):
+    from mlx_hdr.data.simulate import clipped_gain
+
+    def gains(cfg, n=24):
+        src = PoolSource(pool_dir, size=24, sim=cfg, tries=50)
+        out = [clipped_gain(*src.sample(i, sample_rng(1, 0, i))) for i in range(n)]
+        return np.array([g for g in out if np.isfinite(g)])
+
+    base = SimConfig(noise_prob=0.0, jpeg_quality=None)
+    free = gains(base)
+    floor = float(np.median(free))
+    kept = gains(
+        SimConfig(noise_prob=0.0, jpeg_quality=None, gain_floor=floor, gain_floor_prob=1.0)
+    )
+    assert (free < floor).any() and kept.min() >= floor
+    # Off by default: no extra random draw, so the samples are those of the plain recipe.
+    same = gains(SimConfig(noise_prob=0.0, jpeg_quality=None, gain_floor=floor))
+    np.testing.assert_array_equal(same, free)
+
+
 def test_pair_source_aligns_orientation_and_exposure(tmp_path, scene, make_scenes):
     root = make_scenes(tmp_path / "ds", 2)
     _, hdr = scene(seed=1)

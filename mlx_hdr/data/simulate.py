@@ -59,6 +59,12 @@ class SimConfig:
     glare_prob: float = 0.0  # probability of lens glare (add_glare)
     glare_amount: tuple[float, float] = (0.003, 0.03)  # scattered share of the light, log-uniform
     glare_sigma: tuple[float, float] = (0.02, 0.15)  # glare blur, fraction of the view's side
+    window_prob: float = 0.0  # probability of a bright window composited in (data.composite)
+    window_stops: tuple[float, float] = (2.0, 6.0)  # its log-average over the room's, stops
+    window_room_range: float = 3.0  # only into views whose 98th-percentile Y is <= this many
+    # stops above their log-average (no sky or lamp already in view)
+    gain_floor: float = 0.0  # stops; views whose clipped pixels lie less far above white ...
+    gain_floor_prob: float = 0.0  # ... are redrawn with this probability (clipped_gain)
 
 
 @dataclass
@@ -285,6 +291,19 @@ def simulate_ldr(
         glare,
     )
     return ldr, (scaled * np.float32(k)).astype(np.float32), record
+
+
+def clipped_gain(ldr: np.ndarray, hdr: np.ndarray, threshold: float = 254.0 / 255.0) -> float:
+    """How far above white a simulated photo's clipped pixels lie: log2 of the median of
+    Y(hdr) / Y(srgb_to_linear(ldr)) over the pixels whose largest display channel is >=
+    ``threshold``, stops (``hdr`` on the linearised photo's scale, as ``simulate_ldr``
+    returns it); NaN when no pixel clips."""
+    mask = ldr.max(axis=-1) >= threshold
+    if not mask.any():
+        return float("nan")
+    y_lin = np.maximum(rgb_to_luminance(srgb_to_linear(ldr[mask])), 1e-6)
+    y = np.maximum(rgb_to_luminance(hdr[mask]), 1e-8)
+    return float(np.log2(np.median(y / y_lin)))
 
 
 def target_scale(ldr: np.ndarray, hdr: np.ndarray) -> float:

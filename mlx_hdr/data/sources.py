@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from mlx_hdr.data.composite import add_window, dynamic_range
 from mlx_hdr.data.datasets import Pair, scan_dataset
 from mlx_hdr.data.manifest import Manifest, read_manifest
 from mlx_hdr.data.orientation import apply_dihedral
 from mlx_hdr.data.panorama import ViewConfig, random_crop, random_view
 from mlx_hdr.data.preprocess import MAX_HDR_VALUE, augment_pair, estimate_exposure
-from mlx_hdr.data.simulate import SimConfig, simulate_ldr
+from mlx_hdr.data.simulate import SimConfig, clipped_gain, simulate_ldr
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 
 
@@ -110,18 +111,43 @@ class PoolSource:
             crop = crop[:, ::-1]
         return np.ascontiguousarray(crop), info | {"name": self.pairs[i].name}
 
+    def scene(self, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+        """A view, with probability ``sim.window_prob`` with a second view composited in as
+        a bright window (``composite.add_window``; ``info["window"]``: its stops) when the
+        view holds no bright light already (``sim.window_room_range``)."""
+        crop, info = self.view(rng)
+        cfg = self.sim
+        if cfg.window_prob > 0 and rng.random() < cfg.window_prob:
+            if dynamic_range(crop) > cfg.window_room_range:  # not a room: no window
+                return crop, info
+            outside, _ = self.view(rng)
+            stops = float(rng.uniform(*cfg.window_stops))
+            crop, info = add_window(crop, outside, rng, stops), info | {"window": stops}
+        return crop, info
+
     def sample_with_record(self, rng: np.random.Generator):
         """``(ldr, hdr, record)``; views whose exposed max exceeds ``max_value`` are redrawn
         (up to ``tries`` times, then clamped): the original recipe's brightness filter, per
-        sample."""
+        sample. So are, with probability ``sim.gain_floor_prob``, views whose clipped pixels
+        lie less than ``sim.gain_floor`` stops above white (``simulate.clipped_gain``)."""
         for _ in range(self.tries):
-            crop, info = self.view(rng)
+            crop, info = self.scene(rng)
             ldr, hdr, rec = simulate_ldr(crop, rng, self.sim)
             if self.max_value is None or hdr.max() <= self.max_value:
-                break
+                if self._keep(ldr, hdr, rng):
+                    break
         if self.max_value is not None:
             hdr = np.minimum(hdr, np.float32(self.max_value))
         return ldr, hdr, rec.to_dict() | info
+
+    def _keep(self, ldr: np.ndarray, hdr: np.ndarray, rng: np.random.Generator) -> bool:
+        """False for a view the gain floor redraws (no random draw when it is off)."""
+        if self.sim.gain_floor_prob <= 0.0:
+            return True
+        gain = clipped_gain(ldr, hdr)
+        if not gain < self.sim.gain_floor:  # NaN (nothing clipped) passes
+            return True
+        return bool(rng.random() >= self.sim.gain_floor_prob)
 
     def sample(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``(ldr, hdr)`` of :meth:`sample_with_record`, float32 ``size`` x ``size`` x 3.
