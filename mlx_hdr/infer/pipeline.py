@@ -84,7 +84,11 @@ def predict_target(net: Net, ldr: np.ndarray) -> np.ndarray:
 
 
 def apply_gain_map(
-    ldr: np.ndarray, small: np.ndarray, hdr_small: np.ndarray, blend: bool = False
+    ldr: np.ndarray,
+    small: np.ndarray,
+    hdr_small: np.ndarray,
+    blend: bool = False,
+    floor: np.ndarray | None = None,
 ) -> np.ndarray:
     """Carry a low-resolution reconstruction to the full-resolution photo.
 
@@ -93,6 +97,8 @@ def apply_gain_map(
         small: its downscaled version, hxwx3 display in [0, 1].
         hdr_small: scene-linear reconstruction of ``small`` (hxwx3, >= 0).
         blend: then keep the photo where it is not clipped (:func:`blend_with_input`).
+        floor: HxWx3 scene-linear image the result is never below, per channel, before
+            the blend (a classical operator's output at full resolution).
     Returns:
         HxWx3 float32 scene-linear image: ``srgb_to_linear(ldr)`` times the bilinearly
         upsampled per-channel ratio ``hdr_small / srgb_to_linear(small)`` (in log space).
@@ -106,6 +112,8 @@ def apply_gain_map(
     for rows in row_slices(ldr.shape[0]):
         lin = srgb_to_linear(ldr[rows])
         hdr = np.maximum((lin + f) * np.exp(gain[rows]) - f, 0.0)
+        if floor is not None:
+            hdr = np.maximum(hdr, floor[rows])
         out[rows] = blend_with_input(ldr[rows], hdr, lin=lin) if blend else hdr
     return out
 
@@ -118,12 +126,26 @@ def predict_model_hdr(
     ``blend=False`` gives the network's own output: no blend with the input and no floor."""
     size = work_size(*ldr.shape[:2], work_pixels)
     floor = getattr(getattr(net, "config", None), "floor", None) if blend else None
-    decode = partial(calibrate, kind=target_kind(net), floor=floor)
+    kind = target_kind(net)
     if size is None:
-        return decode(ldr, predict_target(net, ldr), blend=blend)
+        return calibrate(ldr, predict_target(net, ldr), blend=blend, kind=kind, floor=floor)
     small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
-    hdr_small = decode(small, predict_target(net, small), blend=False)
-    return apply_gain_map(ldr, small, hdr_small, blend)
+    hdr_small = calibrate(small, predict_target(net, small), blend=False, kind=kind)
+    return apply_gain_map(ldr, small, hdr_small, blend, floor=floor_image(floor, ldr))
+
+
+def floor_image(floor: str | None, ldr: np.ndarray) -> np.ndarray | None:
+    """The output of classical operator ``floor`` on the full-resolution photo (None: none).
+
+    A floor is computed where the photo is, not at the working resolution: there its clipped
+    pixels are averaged with their surroundings and its spatial scale (e.g. Kovaleski's
+    150-px filter) would cover several times more of the scene.
+    """
+    if floor is None:
+        return None
+    from mlx_hdr.infer.methods import get_method
+
+    return get_method(floor)(ldr)
 
 
 def predict_hdr(
