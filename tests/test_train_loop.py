@@ -104,6 +104,24 @@ def test_resume_is_exact(tmp_path, compiled):
         np.testing.assert_allclose(b[k], a[k], atol=1e-6, err_msg=k)
 
 
+def test_stop_at_is_the_first_part_of_the_full_run(tmp_path):
+    """Unlike max_steps, stop_at keeps the cosine schedule: stopping at step 4 of 6 and
+    resuming to the end gives the uninterrupted run's weights."""
+    kw = dict(epochs=2, schedule="cosine", warmup_steps=1)
+    run(tiny_cfg(tmp_path / "a", **kw))
+    first = run(tiny_cfg(tmp_path / "b", stop_at=4, **kw))
+    assert first.step == 4 and len(first.losses) == 4
+    assert int(read_checkpoint(tmp_path / "b" / "checkpoints" / "last.safetensors")[1]["step"]) == 4
+    rest = run(tiny_cfg(tmp_path / "b", **kw), resume=True)
+    assert rest.step == 6 and len(rest.losses) == 2
+    a, b = params_of(tmp_path / "a"), params_of(tmp_path / "b")
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], atol=1e-6, err_msg=k)
+    capped = run(tiny_cfg(tmp_path / "c", max_steps=4, **kw))  # max_steps: a shorter schedule
+    c = params_of(tmp_path / "c")
+    assert capped.step == 4 and any(not np.allclose(c[k], params_of(tmp_path / "a")[k]) for k in c)
+
+
 class Poisoned(ArrayBatches):
     def batch(self, step, rank=0, size=1):
         b = super().batch(step, rank, size)
@@ -170,6 +188,14 @@ def test_checkpoint_mismatch_is_a_clear_error(tmp_path):
     path = tmp_path / "run" / "checkpoints" / "last.safetensors"
     with pytest.raises(WeightsError, match="does not match the model"):
         load_checkpoint(path, other, make_optimizer(tiny_cfg(tmp_path)))
+
+
+def test_plan_line_says_where_a_stopped_run_ends():
+    from mlx_hdr.train import progress
+
+    cfg = tiny_cfg("runs/x", epochs=5, steps_per_epoch=20, stop_at=30)
+    assert cfg.end_step == 30 and cfg.total_steps == 100
+    assert "stopping at step 30 of the schedule's 100" in progress.plan_line(cfg, 0)
 
 
 def test_config_file_and_overrides(tmp_path):

@@ -20,6 +20,7 @@ DEFAULT_TEXT = {
     "streams": "0: auto",
     "checkpoint_every": "0: each epoch",
     "max_steps": "0: no limit",
+    "stop_at": "0: run it all",
 }
 DEFAULTS = {**vars(HybridConfig()), **vars(TrainConfig())}
 NOT_RECIPE = ("config", "resume", "overwrite", "progress")  # options that are not recipe fields
@@ -50,6 +51,9 @@ def register(app: typer.Typer) -> None:
         steps_per_epoch: Annotated[int | None, Opt(key="steps_per_epoch")] = None,
         max_steps: Annotated[
             int | None, Opt(help="stop after this many steps", key="max_steps")
+        ] = None,
+        stop_at: Annotated[
+            int | None, Opt(help="stop after this step, schedule unchanged", key="stop_at")
         ] = None,
         batch_size: Annotated[int | None, Opt(help="global batch", key="batch_size")] = None,
         crop: Annotated[int | None, Opt(help="training crop size (px)", key="crop")] = None,

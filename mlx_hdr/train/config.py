@@ -13,7 +13,7 @@ from mlx_hdr.models.hybrid import HybridConfig
 
 # smallest allowed value of each count (a 0 batch or step count crashed mid-run)
 MINIMUM = {"batch_size": 1, "steps_per_epoch": 1, "crop": 1, "val_size": 1, "val_crop": 1}
-MINIMUM |= {"log_every": 1, "epochs": 0, "checkpoint_every": 0, "max_steps": 0}
+MINIMUM |= {"log_every": 1, "epochs": 0, "checkpoint_every": 0, "max_steps": 0, "stop_at": 0}
 MINIMUM |= {"warmup_steps": 0, "seed": 0, "streams": 0}
 RETIRED = {"workers"}  # was never read (training batches come from one prefetch thread)
 MAXIMUM = {"crop": 4096, "val_crop": 4096}  # larger views ran out of memory with a traceback
@@ -60,6 +60,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps; 0: at the end of each epoch only
     log_every: int = 10
     max_steps: int = 0  # stop after this many steps in total (0: no limit)
+    stop_at: int = 0  # stop after this step, the schedule unchanged (0: run it all)
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -130,6 +131,13 @@ class TrainConfig:
         """``epochs * steps_per_epoch``, capped by ``max_steps`` when that is set."""
         total = self.epochs * self.steps_per_epoch
         return min(total, self.max_steps) if self.max_steps else total
+
+    @property
+    def end_step(self) -> int:
+        """The step this run stops after: ``total_steps``, or ``stop_at`` when that is set
+        and earlier. Unlike ``max_steps`` it leaves the learning-rate schedule as it is, so
+        a run stopped there is the first part of the full run, step for step."""
+        return min(self.total_steps, self.stop_at) if self.stop_at else self.total_steps
 
     def to_json(self) -> str:
         """All fields (the model config nested) as a JSON object with sorted keys."""

@@ -24,9 +24,11 @@ def format_duration(seconds: float) -> str:
 
 def plan_line(cfg, start: int) -> str:
     """The run in one line, before it starts: steps, batch, crops, losses, folder."""
-    total = cfg.total_steps
-    capped = total < cfg.epochs * cfg.steps_per_epoch
+    total = cfg.end_step
+    capped = cfg.total_steps < cfg.epochs * cfg.steps_per_epoch
     cap = f", capped by max_steps {cfg.max_steps}" if capped else ""
+    if total < cfg.total_steps:
+        cap += f", stopping at step {total} of the schedule's {cfg.total_steps}"
     losses = "L1 + LPIPS (VGG16)" if cfg.lpips_weight > 0 else "L1"
     return (
         f"training {total - start} steps (to step {total}: {cfg.epochs} epochs x "

@@ -214,10 +214,10 @@ class Trainer:
         if bar and self.log.echo is print:
             self.log.echo = tqdm.write
         say = self.log.say if self.main else lambda message: None
-        return StepClock(self.cfg.total_steps, self.step, say, bar)
+        return StepClock(self.cfg.end_step, self.step, say, bar)
 
     def run(self) -> TrainResult:
-        """Train from ``self.step`` to the configured total number of steps."""
+        """Train from ``self.step`` to the configured last step (``cfg.end_step``)."""
         cfg, step_fn = self.cfg, self.build_step()
         val = self.validation_set() if self.main else None
         result = TrainResult(
@@ -226,15 +226,15 @@ class Trainer:
         if self.main:
             self.log.say(plan_line(cfg, self.step))
         clock = self.clock()
-        data = prefetch(self.source, self.step, cfg.total_steps, self.rank, self.size)
+        data = prefetch(self.source, self.step, cfg.end_step, self.rank, self.size)
         try:
             for step, batch in data:
                 loss_f, parts, norm_f = self.one_step(step_fn, step, batch)
                 dt = clock.tick(step)
                 result.losses.append(loss_f)
-                if self.step % cfg.log_every == 0 or self.step == cfg.total_steps:
+                if self.step % cfg.log_every == 0 or self.step == cfg.end_step:
                     self.log_step(loss_f, parts, norm_f, dt)
-                if self.step % cfg.steps_per_epoch == 0 or self.step == cfg.total_steps:
+                if self.step % cfg.steps_per_epoch == 0 or self.step == cfg.end_step:
                     result.val.append(self.end_epoch(val))  # saves "last" too
                     clock.restart()  # validation is not step time
                 elif cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
