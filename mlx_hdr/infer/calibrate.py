@@ -123,7 +123,21 @@ def calibrate(
         # target_to_hdr adds EPS to the span; remove it so the fitted line is reproduced exactly
         hdr = target_to_hdr(target, lo, hi - EPS)
     if floor is not None:
-        from mlx_hdr.infer.methods import get_method
-
-        hdr = np.maximum(hdr, get_method(floor)(ldr))
+        hdr = np.maximum(hdr, floor_image(floor, ldr))
     return blend_with_input(ldr, hdr, tau) if blend else hdr
+
+
+def floor_image(floor: str | None, ldr: np.ndarray) -> np.ndarray | None:
+    """The output of classical operator ``floor`` (``infer.methods``) on ``ldr``, HxWx3
+    scene-linear; None for no floor.
+
+    For a photo above the working size the caller passes the full-resolution photo, not the
+    downscaled one: there its clipped pixels are averaged with their surroundings and the
+    operator's spatial scale (e.g. Kovaleski's 150-px filter) would cover several times more
+    of the scene.
+    """
+    if floor is None:
+        return None
+    from mlx_hdr.infer.methods import get_method
+
+    return get_method(floor)(ldr)

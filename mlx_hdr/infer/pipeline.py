@@ -35,7 +35,7 @@ from tqdm import tqdm
 from mlx_hdr import backend
 from mlx_hdr.color import ldr_to_input, row_slices, srgb_to_linear
 from mlx_hdr.errors import HDRError, os_error_line
-from mlx_hdr.infer.calibrate import blend_with_input, calibrate
+from mlx_hdr.infer.calibrate import blend_with_input, calibrate, floor_image
 from mlx_hdr.infer.outputs import JPEG_SUFFIXES, Plan, plan_outputs
 from mlx_hdr.infer.targets import target_kind
 from mlx_hdr.infer.tonemap import tonemap
@@ -132,20 +132,6 @@ def predict_model_hdr(
     small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
     hdr_small = calibrate(small, predict_target(net, small), blend=False, kind=kind)
     return apply_gain_map(ldr, small, hdr_small, blend, floor=floor_image(floor, ldr))
-
-
-def floor_image(floor: str | None, ldr: np.ndarray) -> np.ndarray | None:
-    """The output of classical operator ``floor`` on the full-resolution photo (None: none).
-
-    A floor is computed where the photo is, not at the working resolution: there its clipped
-    pixels are averaged with their surroundings and its spatial scale (e.g. Kovaleski's
-    150-px filter) would cover several times more of the scene.
-    """
-    if floor is None:
-        return None
-    from mlx_hdr.infer.methods import get_method
-
-    return get_method(floor)(ldr)
 
 
 def predict_hdr(
