@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -51,7 +52,7 @@ from mlx_hdr.data.simulate import clipped_gain as sim_clipped_gain
 from mlx_hdr.eval.evaluate import labelled_panel
 from mlx_hdr.eval.metrics import CLIPPED, clipped_mask, hdr_metrics
 from mlx_hdr.infer.model_hub import load_net
-from mlx_hdr.infer.pipeline import predict_hdr
+from mlx_hdr.infer.pipeline import WORK_PIXELS, predict_hdr
 from mlx_hdr.io.image_io import read_hdr, read_ldr, write_ldr
 from mlx_hdr.train.pool import heldout_views
 
@@ -158,7 +159,7 @@ def score(name: str, run, net, cases, preds: list[dict]) -> list[float]:
         pred = run(ldr)
         preds[i][name] = pred
         if net is not None:
-            preds[i][f"{name} (raw)"] = predict_hdr(ldr, net, blend=False)
+            preds[i][f"{name} (raw)"] = run(ldr, blend=False)
         m = hdr_metrics(pred, hdr, ldr)
         m["gain_err"] = gain_error(pred, hdr, ldr)
         m["peak"] = peak_ratio(pred, hdr, ldr)
@@ -178,11 +179,12 @@ def print_gains(cases, preds: list[dict]) -> None:
         print(f"| {i} | " + " | ".join(cells) + " |")
 
 
-def runners(models: list[str], peers: list[str]) -> dict:
+def runners(models: list[str], peers: list[str], work_pixels: int = WORK_PIXELS) -> dict:
     out = {p: (lambda x, p=p: predict_hdr(x, method=p), None) for p in peers}
     for spec in models:
         net = load_net(spec)[0]
-        out[Path(spec).stem] = (lambda x, net=net: predict_hdr(x, net), net)
+        run = partial(predict_hdr, net=net, work_pixels=work_pixels)
+        out[Path(spec).stem] = (run, net)
     return out
 
 
@@ -196,6 +198,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=384, help="simulated view size, px")
     ap.add_argument("--metering", type=float, default=0.5, help="share of metered views")
     ap.add_argument("--long-side", type=int, default=1024, help="bracket frames resized to")
+    ap.add_argument("--work-pixels", type=int, default=WORK_PIXELS, help="model pass size")
     ap.add_argument("--sheets", type=Path, help="write -2 EV contact sheets of clipped regions")
     ap.add_argument("--max-sheets", type=int, default=8, help="sheets per set")
     ap.add_argument("--no-peers", action="store_true", help="only the models (peers are fixed)")
@@ -212,7 +215,7 @@ def main() -> None:
         )
     for folder in map(Path, args.brackets):
         sets[f"real brackets: {folder.name}"] = bracket_cases(folder, args.long_side)
-    methods = runners(args.model, peers)
+    methods = runners(args.model, peers, args.work_pixels)
     for title, cases in sets.items():
         print(f"\n{title} ({len(cases)} cases)\n")
         print("| method | " + " | ".join(KEYS) + " |")
