@@ -13,7 +13,9 @@ from mlx_hdr.models.hybrid import (
     HybridAutoencoder,
     HybridConfig,
     binomial_blur,
+    near_white_share,
     pixel_shuffle,
+    stops_zero_logit,
 )
 from mlx_hdr.models.model_io import load_model, save_model
 
@@ -141,3 +143,28 @@ def test_load_model_errors(tmp_path):
     path = save_model(tmp_path / "m.safetensors", tiny_model())
     with pytest.raises(WeightsError, match="does not match"):
         load_model(path, encoder=TinyEncoder((8, 8, 16, 16, 24)))
+
+
+def test_global_gain_scales_the_residual_in_logit_space():
+    base = tiny_model(seed=3, target="stops")
+    gained = tiny_model(seed=4, target="stops", global_gain=True)
+    gained.update({k: v for k, v in base.parameters().items()})  # same decoder, new branch
+    x = smooth_image()
+    y0, y1 = np.array(base(x)), np.array(gained(x))
+    np.testing.assert_allclose(y1, y0, atol=1e-6)  # the branch starts at zero
+    gained.gain.fc2.bias = mx.array([np.log(2.0)], mx.float32)  # twice as bold
+    z0, z1 = np.arctanh(y0) - stops_zero_logit(), np.arctanh(np.array(gained(x)))
+    np.testing.assert_allclose(z1 - stops_zero_logit(), 2.0 * z0, atol=1e-3)
+    with pytest.raises(ValueError, match="global_gain needs target 'stops'"):
+        HybridConfig(global_gain=True)
+
+
+def test_near_white_share_of_a_half_white_image():
+    from mlx_hdr.color import ldr_to_input
+
+    ldr = np.zeros((2, 8, 8, 3), np.float32)  # min-max leaves [0, 1] as it is
+    ldr[0, :4] = 1.0  # half the pixels white
+    ldr[1, :2, :, 0] = 0.975  # a quarter at the middle of the 0.95-1.0 ramp, red only
+    ldr[1, 7, 7] = 1.0  # the image maximum: 1/64 pixel
+    got = np.array(near_white_share(mx.array(ldr_to_input(ldr))))[:, 0]
+    np.testing.assert_allclose(got, [0.5, 0.25 * 0.5 + 1 / 64], atol=1e-5)

@@ -409,3 +409,20 @@ def test_init_from_a_bundled_model_ignores_the_encoder_head(tmp_path):
     with pytest.raises(InputError, match="architecture differs"):
         other = bundled | {"decoder_channels": tuple(2 * c for c in SMALL)}
         build_model(tiny_cfg(tmp_path / "c", model=other, init_model=str(path)))
+
+
+def test_init_adds_a_global_gain_that_starts_at_the_saved_models_output(tmp_path):
+    from mlx_hdr.models.model_io import save_model
+    from mlx_hdr.train.build import build_model
+
+    plain = dict(encoder="mobilenet_v2", decoder_channels=SMALL, target="stops")
+    src = build_model(tiny_cfg(tmp_path / "a", model=plain))
+    src.out.weight = mx.random.normal(src.out.weight.shape) * 0.1  # not the identity
+    path = save_model(tmp_path / "plain.safetensors", src, dtype=mx.float32)
+    cfg = tiny_cfg(tmp_path / "b", model=plain | {"global_gain": True}, init_model=str(path))
+    model = build_model(cfg)
+    x = mx.random.normal((1, 64, 64, 3))
+    np.testing.assert_allclose(np.array(model(x)), np.array(src(x)), atol=1e-6)
+    path2 = save_model(tmp_path / "gain.safetensors", model, dtype=mx.float32)
+    with pytest.raises(InputError, match="architecture differs"):  # no silent drop of a branch
+        build_model(tiny_cfg(tmp_path / "c", model=plain, init_model=str(path2)))

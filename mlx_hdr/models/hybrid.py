@@ -13,12 +13,14 @@ upsampling followed by a conv.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
+from mlx_hdr.color import IMAGENET_MEAN, IMAGENET_STD
 from mlx_hdr.models.encoders import build_encoder
 
 UPSAMPLE_MODES = ("pixelshuffle_icnr_blur", "pixelshuffle_icnr", "pixelshuffle", "resize_conv")
@@ -40,11 +42,15 @@ class HybridConfig:
     target: str = "minmax_log1p"
     # a classical operator the decoded prediction never goes below (``infer.calibrate``)
     floor: str | None = None
+    # a per-image boldness from the whole photo (:class:`GlobalGain`; ``stops`` target only)
+    global_gain: bool = False
 
     def __post_init__(self):
         self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
         if self.target not in ("minmax_log1p", "stops"):
             raise ValueError(f"target must be 'minmax_log1p' or 'stops', got {self.target!r}")
+        if self.global_gain and self.target != "stops":
+            raise ValueError("global_gain needs target 'stops' (it scales a residual in stops)")
         if self.floor not in FLOORS:
             raise ValueError(f"floor must be one of {FLOORS}, got {self.floor!r}")
         if self.upsample not in UPSAMPLE_MODES:
@@ -136,6 +142,46 @@ class Upsample2x(nn.Module):
         return binomial_blur(x) if self.mode == "pixelshuffle_icnr_blur" else x
 
 
+def stops_zero_logit() -> float:
+    """The output conv's value (before tanh) of a 0-stop residual in the ``stops`` target."""
+    from mlx_hdr.infer.targets import STOPS_HI, STOPS_LO
+
+    return math.atanh(-STOPS_LO / (STOPS_HI - STOPS_LO) * 2.0 - 1.0)
+
+
+def near_white_share(x: mx.array, threshold: float = 0.95) -> mx.array:
+    """Share of pixels whose brightest channel is near the image's white: (N, H, W, 3)
+    ImageNet-normalised input -> (N, 1), soft (0 at ``threshold``, 1 at the image maximum,
+    on the min-max display scale that ``color.ldr_to_input`` made)."""
+    unit = x * mx.array(IMAGENET_STD) + mx.array(IMAGENET_MEAN)
+    ramp = mx.clip((unit.max(axis=-1) - threshold) / (1.0 - threshold), 0.0, 1.0)
+    return ramp.mean(axis=(1, 2))[:, None]
+
+
+class GlobalGain(nn.Module):
+    """How bold one photo's residual is: (encoder's last features, input) -> (N, 1) log-scale.
+
+    The decoder's InstanceNorms normalise every stage per image, so its boldness in a
+    clipped region follows the region's share of the photo (a feature that is 1 there and 0
+    elsewhere becomes sqrt((1 - p) / p) after the norm). This branch sees what the norms
+    remove: the average of the frozen encoder's last (un-normalised) features and the
+    log2 share of near-white pixels, through a small MLP whose last layer starts at zero,
+    so a model gains it without changing its output until it learns.
+    """
+
+    def __init__(self, in_ch: int, hidden: int = 32):
+        super().__init__()
+        self.fc1 = nn.Linear(in_ch + 1, hidden)
+        self.fc2 = nn.Linear(hidden, 1)
+        self.fc2.weight = mx.zeros_like(self.fc2.weight)
+        self.fc2.bias = mx.zeros_like(self.fc2.bias)
+
+    def __call__(self, c5: mx.array, x: mx.array) -> mx.array:
+        share = mx.log2(near_white_share(x) + 2.0**-10) / 10.0
+        z = mx.concatenate([c5.mean(axis=(1, 2)), share], axis=-1)
+        return self.fc2(nn.relu(self.fc1(z)))
+
+
 class HybridAutoencoder(nn.Module):
     """Frozen encoder + bottleneck + UNet-like decoder; NHWC ImageNet-normalised -> [-1, 1]."""
 
@@ -159,6 +205,8 @@ class HybridAutoencoder(nn.Module):
         head_in = d[5] + (3 if config.input_skip else 0)
         self.head = ConvBlock(head_in, d[5])
         self.out = nn.Conv2d(d[5], 3, 1)
+        if config.global_gain:
+            self.gain = GlobalGain(skips[4])
 
     def __call__(self, x: mx.array) -> mx.array:
         """(N, H, W, 3) ImageNet-normalised float32 -> (N, H, W, 3) in [-1, 1]."""
@@ -176,7 +224,11 @@ class HybridAutoencoder(nn.Module):
             y = up(block(mx.concatenate([y, skip], axis=-1)))
         if self.config.input_skip:
             y = mx.concatenate([y, x], axis=-1)
-        return mx.tanh(self.out(self.head(y)))
+        z = self.out(self.head(y))
+        if self.config.global_gain:  # scale the residual: z0 is the logit of 0 stops
+            z0 = stops_zero_logit()
+            z = z0 + (z - z0) * mx.exp(self.gain(c5, x))[:, None, None, :]
+        return mx.tanh(z)
 
 
 def pad_to_multiple(x: mx.array, multiple: int = MULTIPLE) -> mx.array:

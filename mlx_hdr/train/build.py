@@ -3,12 +3,10 @@ and LPIPS."""
 
 from __future__ import annotations
 
-import math
-
 import mlx.core as mx
 
 from mlx_hdr import backend
-from mlx_hdr.models.hybrid import HybridAutoencoder
+from mlx_hdr.models.hybrid import HybridAutoencoder, stops_zero_logit
 from mlx_hdr.train.config import TrainConfig
 
 
@@ -34,21 +32,21 @@ def build_model(cfg: TrainConfig, encoder=None) -> HybridAutoencoder:
 def zero_residual_init(model: HybridAutoencoder) -> None:
     """Start a ``stops`` model at the identity: the output conv's weights at 0 and its
     bias at the target value of a 0-stop residual, so step 0 returns the linearised input."""
-    from mlx_hdr.infer.targets import STOPS_HI, STOPS_LO
-
-    t0 = -STOPS_LO / (STOPS_HI - STOPS_LO) * 2.0 - 1.0
     model.out.weight = mx.zeros_like(model.out.weight)
-    model.out.bias = mx.full(model.out.bias.shape, math.atanh(t0))
+    model.out.bias = mx.full(model.out.bias.shape, stops_zero_logit())
 
 
 HEAD = "encoder.classifier."  # the encoder's ImageNet head: unused by the hybrid model
+GAIN = "gain."  # the optional global-gain branch
 
 
 def init_from_model(model: HybridAutoencoder, path: str) -> None:
     """Start from a saved model's weights (a previous phase's ``model.safetensors``); its
     parameters must have the run's names and shapes, its target domain may differ
     (fine-tuning to a new one). The encoder's classifier head is not compared: a bundled
-    model drops it (``encoder_kwargs.num_classes = 0``) and features never use it."""
+    model drops it (``encoder_kwargs.num_classes = 0``) and features never use it. A run
+    that adds the global gain to a model without one keeps the branch's initial weights
+    (its output starts as the saved model's)."""
     from mlx.utils import tree_flatten, tree_unflatten
 
     from mlx_hdr.errors import InputError
@@ -59,7 +57,10 @@ def init_from_model(model: HybridAutoencoder, path: str) -> None:
 
     src, src_cfg = load_model(path)
     weights = body(src)
-    if {k: v.shape for k, v in weights.items()} != {k: v.shape for k, v in body(model).items()}:
+    ours = body(model)
+    if model.config.global_gain and not src_cfg.global_gain:
+        ours = {k: v for k, v in ours.items() if not k.startswith(GAIN)}
+    if {k: v.shape for k, v in weights.items()} != {k: v.shape for k, v in ours.items()}:
         raise InputError(f"its architecture differs from the run's ({src_cfg})", path)
     model.update(tree_unflatten(list(weights.items())))
     model.encoder.freeze()
