@@ -166,20 +166,23 @@ class GlobalGain(nn.Module):
     elsewhere becomes sqrt((1 - p) / p) after the norm). This branch sees what the norms
     remove: the average of the frozen encoder's last (un-normalised) features and the
     log2 share of near-white pixels, through a small MLP whose last layer starts at zero,
-    so a model gains it without changing its output until it learns.
+    so a model gains it without changing its output until it learns. Its output is
+    multiplied by ``scale``: Adam moves each weight by about the learning rate per step,
+    and unscaled the log-scale moved by under 0.01 in 500 steps at lr 3e-4.
     """
 
-    def __init__(self, in_ch: int, hidden: int = 32):
+    def __init__(self, in_ch: int, hidden: int = 32, scale: float = 10.0):
         super().__init__()
         self.fc1 = nn.Linear(in_ch + 1, hidden)
         self.fc2 = nn.Linear(hidden, 1)
         self.fc2.weight = mx.zeros_like(self.fc2.weight)
         self.fc2.bias = mx.zeros_like(self.fc2.bias)
+        self.scale = scale
 
     def __call__(self, c5: mx.array, x: mx.array) -> mx.array:
         share = mx.log2(near_white_share(x) + 2.0**-10) / 10.0
         z = mx.concatenate([c5.mean(axis=(1, 2)), share], axis=-1)
-        return self.fc2(nn.relu(self.fc1(z)))
+        return self.scale * self.fc2(nn.relu(self.fc1(z)))
 
 
 class HybridAutoencoder(nn.Module):
