@@ -52,6 +52,9 @@ def _axes(x: np.ndarray) -> tuple[int, ...]:
     return tuple(range(1, x.ndim)) if x.ndim == 4 else tuple(range(x.ndim))
 
 
+STOPS_LO, STOPS_HI = -4.0, 12.0  # the ``stops`` target's residual range (``infer.targets``)
+
+
 def hdr_to_target(hdr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scene-linear HDR -> the network's target domain, [-1, 1].
 

@@ -20,7 +20,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from mlx_hdr.color import IMAGENET_MEAN, IMAGENET_STD
+from mlx_hdr.color import IMAGENET_MEAN, IMAGENET_STD, STOPS_HI, STOPS_LO
 from mlx_hdr.models.encoders import build_encoder
 
 UPSAMPLE_MODES = ("pixelshuffle_icnr_blur", "pixelshuffle_icnr", "pixelshuffle", "resize_conv")
@@ -144,8 +144,6 @@ class Upsample2x(nn.Module):
 
 def stops_zero_logit() -> float:
     """The output conv's value (before tanh) of a 0-stop residual in the ``stops`` target."""
-    from mlx_hdr.infer.targets import STOPS_HI, STOPS_LO
-
     return math.atanh(-STOPS_LO / (STOPS_HI - STOPS_LO) * 2.0 - 1.0)
 
 
