@@ -20,12 +20,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validate_model import bracket_cases  # noqa: E402
+from validate_model import bracket_cases, pool_cases  # noqa: E402
 
-from mlx_hdr.data.simulate import SimConfig  # noqa: E402
 from mlx_hdr.eval.metrics import hdr_metrics  # noqa: E402
 from mlx_hdr.infer.methods.kovaleski2014 import kovaleski2014  # noqa: E402
-from mlx_hdr.train.pool import heldout_views  # noqa: E402
 
 SIGMAS = (50.0, 150.0, 400.0)  # px at a 1024-px long side
 ALPHAS = (1.0, 3.0, 7.0, 15.0)
@@ -58,8 +56,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=24, help="simulated views of the held-out images")
     args = ap.parse_args()
     if args.pool:
-        views = heldout_views(args.pool, args.n, 384, sim=SimConfig(metering_prob=0.5))
-        report("held-out pool views", errors(views))
+        report("held-out pool views", errors(pool_cases(args.pool, args.n)))
     for folder in map(Path, args.brackets):
         report(f"real brackets: {folder.name}", errors(bracket_cases(folder, 1024)))
 

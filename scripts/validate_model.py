@@ -60,6 +60,12 @@ KEYS = ("pu21_psnr", "highlight_log2", "gain_err", "log_psnr", "log_ssim", "peak
 CLIPPED_RANGE = (0.01, 0.30)  # bracket frames used: this share of pixels clipped
 
 
+def pool_cases(folders: list[str], n: int = 24, size: int = 384, metering: float = 0.5):
+    """(ldr, hdr) for ``n`` simulated ``size``-px photos of the pools' held-out images, a
+    ``metering`` share of them metered (``train.pool.heldout_views``)."""
+    return heldout_views(folders, n, size, sim=SimConfig(metering_prob=metering))
+
+
 def bracket_cases(folder: Path, long_side: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(ldr, hdr) per real frame with 1-30% clipped pixels, at ``long_side`` px; the set's
     ghost box is blacked out in both (it counts as neither clipped nor well exposed)."""
@@ -210,9 +216,7 @@ def main() -> None:
         peers.append("expandnet2018")
     sets = {}
     if args.pool:
-        sets["held-out pool views"] = heldout_views(
-            args.pool, args.n, args.size, sim=SimConfig(metering_prob=args.metering)
-        )
+        sets["held-out pool views"] = pool_cases(args.pool, args.n, args.size, args.metering)
     for folder in map(Path, args.brackets):
         sets[f"real brackets: {folder.name}"] = bracket_cases(folder, args.long_side)
     methods = runners(args.model, peers, args.work_pixels)

@@ -20,7 +20,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from mlx_hdr.color import IMAGENET_MEAN, IMAGENET_STD, STOPS_HI, STOPS_LO
+from mlx_hdr.color import CLIP_THRESHOLD, IMAGENET_MEAN, IMAGENET_STD, STOPS_HI, STOPS_LO
 from mlx_hdr.models.encoders import build_encoder
 
 UPSAMPLE_MODES = ("pixelshuffle_icnr_blur", "pixelshuffle_icnr", "pixelshuffle", "resize_conv")
@@ -147,10 +147,11 @@ def stops_zero_logit() -> float:
     return math.atanh(-STOPS_LO / (STOPS_HI - STOPS_LO) * 2.0 - 1.0)
 
 
-def near_white_share(x: mx.array, threshold: float = 0.95) -> mx.array:
+def near_white_share(x: mx.array, threshold: float = CLIP_THRESHOLD) -> mx.array:
     """Share of pixels whose brightest channel is near the image's white: (N, H, W, 3)
     ImageNet-normalised input -> (N, 1), soft (0 at ``threshold``, 1 at the image maximum,
-    on the min-max display scale that ``color.ldr_to_input`` made)."""
+    on the min-max display scale that ``color.ldr_to_input`` made): ``color.clip_ramp`` of
+    max(RGB), in MLX so that it stays in the graph."""
     unit = x * mx.array(IMAGENET_STD) + mx.array(IMAGENET_MEAN)
     ramp = mx.clip((unit.max(axis=-1) - threshold) / (1.0 - threshold), 0.0, 1.0)
     return ramp.mean(axis=(1, 2))[:, None]
