@@ -72,3 +72,28 @@ def test_windows_go_only_into_views_without_a_bright_light(two_pools):
     assert seen["room"] > 0
     off = PoolSource(two_pools, size=24, sim=SimConfig())
     assert not any("window" in off.scene(sample_rng(0, 0, i))[1] for i in range(8))
+
+
+def test_window_size_setting_bounds_the_window_width():
+    widths = {}
+    for size in [(0.1, 0.2), (0.5, 0.6)]:
+        cols = []
+        for seed in range(12):
+            m = composite.window_mask(64, 200, np.random.default_rng(seed), size) > 0.5
+            xs = np.nonzero(m.any(axis=0))[0]
+            cols.append(xs.max() - xs.min() + 1)
+        widths[size] = max(cols)
+    assert widths[(0.1, 0.2)] <= 0.2 * 200 + 2 < 0.5 * 200 <= widths[(0.5, 0.6)] + 50
+
+
+def test_sim_window_size_reaches_the_composite(two_pools):
+    def glass_share(size):
+        src = PoolSource(two_pools, size=48, sim=SimConfig(window_prob=1.0, window_size=size))
+        shares = []
+        for i in range(16):
+            crop, info = src.scene(sample_rng(0, 0, i))
+            if "window" in info:
+                shares.append((rgb_to_luminance(crop) > 1.0).mean())
+        return np.mean(shares)
+
+    assert glass_share((0.05, 0.1)) < 0.5 * glass_share((0.5, 0.6))

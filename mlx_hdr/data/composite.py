@@ -57,12 +57,17 @@ def dynamic_range(hdr: np.ndarray, percentile: float = 98.0) -> float:
 
 
 def add_window(
-    room: np.ndarray, outside: np.ndarray, rng: np.random.Generator, stops: float
+    room: np.ndarray,
+    outside: np.ndarray,
+    rng: np.random.Generator,
+    stops: float,
+    size: tuple[float, float] = (0.2, 0.6),
 ) -> np.ndarray:
     """Composite ``outside`` into a window of ``room`` (both HxWx3 scene-linear >= 0, same
     shape), scaled so that its log-average luminance behind the glass is ``stops`` above the
-    room's. Returns float32 HxWx3."""
-    mask = window_mask(*room.shape[:2], rng)
+    room's; ``size``: the window's share of the width (``window_mask``). Returns float32
+    HxWx3."""
+    mask = window_mask(*room.shape[:2], rng, size)
     k = np.exp2(stops) * log_mean_luminance(room) / log_mean_luminance(outside, mask)
     m = mask[..., None]
     return ((1.0 - m) * room + m * (outside * np.float32(k))).astype(np.float32)

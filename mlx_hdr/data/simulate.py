@@ -61,6 +61,7 @@ class SimConfig:
     glare_sigma: tuple[float, float] = (0.02, 0.15)  # glare blur, fraction of the view's side
     window_prob: float = 0.0  # probability of a bright window composited in (data.composite)
     window_stops: tuple[float, float] = (2.0, 6.0)  # its log-average over the room's, stops
+    window_size: tuple[float, float] = (0.2, 0.6)  # its share of the view's width
     window_room_range: float = 3.0  # only into views whose 98th-percentile Y is <= this many
     # stops above their log-average (no sky or lamp already in view)
     gain_floor: float = 0.0  # stops; views whose clipped pixels lie less far above white ...

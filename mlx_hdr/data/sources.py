@@ -122,7 +122,10 @@ class PoolSource:
                 return crop, info
             outside, _ = self.view(rng)
             stops = float(rng.uniform(*cfg.window_stops))
-            crop, info = add_window(crop, outside, rng, stops), info | {"window": stops}
+            crop, info = (
+                add_window(crop, outside, rng, stops, cfg.window_size),
+                info | {"window": stops},
+            )
         return crop, info
 
     def sample_with_record(self, rng: np.random.Generator):
