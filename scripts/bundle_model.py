@@ -2,7 +2,8 @@
 
 The encoder's ImageNet classifier (1.28 M parameters) is never used by the hybrid model, so
 it is dropped; outputs are unchanged. ``--checkpoint`` takes the trainable weights from a
-training checkpoint instead (e.g. the last one, when it is not the run's best); ``--floor``
+training checkpoint instead (e.g. the last one, when it is not the run's best), or, given
+several times, their mean (``train.checkpoint.checkpoint_weights``); ``--floor``
 records a classical operator the decoded prediction never goes below
 (``HybridConfig.floor``). Usage:
 
@@ -28,7 +29,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from mlx_hdr.models.hybrid import HybridAutoencoder
 from mlx_hdr.models.model_io import load_model, save_model
-from mlx_hdr.train.checkpoint import read_checkpoint
+from mlx_hdr.train.checkpoint import checkpoint_weights
 
 
 def strip_classifier(model: HybridAutoencoder) -> HybridAutoencoder:
@@ -44,15 +45,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")
     ap.add_argument("-o", "--out", required=True)
-    ap.add_argument("--checkpoint", help="training checkpoint whose model.* weights to use")
+    ap.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        help="training checkpoint whose model.* weights to use (several: their mean)",
+    )
     ap.add_argument("--floor", choices=["kovaleski2014"], help="classical floor of the output")
     args = ap.parse_args()
     model, _ = load_model(args.model)
     if args.checkpoint:
-        arrays, meta = read_checkpoint(args.checkpoint)
-        trained = [(k[6:], v) for k, v in arrays.items() if k.startswith("model.")]
-        model.update(tree_unflatten(trained))
-        print(f"weights of step {meta['step']} from {args.checkpoint}")
+        weights, steps = checkpoint_weights(args.checkpoint)
+        model.update(tree_unflatten(list(weights.items())))
+        what = f"step {steps[0]}" if len(steps) == 1 else f"the mean of steps {steps}"
+        print(f"weights of {what} from {', '.join(args.checkpoint)}")
     bare = strip_classifier(model)
     if args.floor:
         bare.config = dataclasses.replace(bare.config, floor=args.floor)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validate_model import bracket_cases, pool_cases  # noqa: E402
+from validate_model import POOL_VIEWS, bracket_cases, pool_cases  # noqa: E402
 
 from mlx_hdr.eval.metrics import hdr_metrics  # noqa: E402
 from mlx_hdr.infer.methods.kovaleski2014 import kovaleski2014  # noqa: E402
@@ -53,7 +53,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pool", action="append", default=[], help="HDR pool folder(s)")
     ap.add_argument("--brackets", action="append", default=[], help="bracket set folder(s)")
-    ap.add_argument("-n", type=int, default=24, help="simulated views of the held-out images")
+    ap.add_argument(
+        "-n", type=int, default=POOL_VIEWS, help="simulated views of the held-out images"
+    )
     args = ap.parse_args()
     if args.pool:
         report("held-out pool views", errors(pool_cases(args.pool, args.n)))

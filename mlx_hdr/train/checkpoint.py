@@ -72,6 +72,25 @@ def read_checkpoint(path) -> tuple[dict[str, mx.array], dict]:
     return arrays, meta
 
 
+def checkpoint_weights(paths) -> tuple[dict[str, mx.array], list[int]]:
+    """The trainable weights (keys without ``model.``) of one checkpoint, or their
+    element-wise mean over several (stochastic weight averaging, Izmailov et al. 2018), in
+    float32, and the checkpoints' steps. ``WeightsError`` if their keys or shapes differ."""
+    total, steps = None, []
+    for path in paths:
+        arrays, meta = read_checkpoint(path)
+        w = {k[6:]: v.astype(mx.float32) for k, v in arrays.items() if k.startswith("model.")}
+        if total is not None and (
+            w.keys() != total.keys() or any(w[k].shape != total[k].shape for k in w)
+        ):
+            raise WeightsError("its weights differ in names or shapes from the first's", path)
+        total = w if total is None else {k: total[k] + w[k] for k in total}
+        steps.append(int(meta["step"]))
+    if total is None:
+        raise ValueError("no checkpoint given")
+    return {k: v / len(steps) for k, v in total.items()}, steps
+
+
 def load_checkpoint(
     path, model: nn.Module, optimizer, np_rng: np.random.Generator | None = None
 ) -> Checkpoint:
