@@ -52,7 +52,7 @@ def _axes(x: np.ndarray) -> tuple[int, ...]:
     return tuple(range(1, x.ndim)) if x.ndim == 4 else tuple(range(x.ndim))
 
 
-STOPS_LO, STOPS_HI = -4.0, 12.0  # the ``stops`` target's residual range (``infer.targets``)
+STOPS_LO, STOPS_HI = -4.0, 12.0  # ``stops`` target's residual range (``infer.targets``); 12 = 4096x
 
 
 def hdr_to_target(hdr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

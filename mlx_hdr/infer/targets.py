@@ -21,7 +21,6 @@ import numpy as np
 from mlx_hdr.color import STOPS_HI, STOPS_LO, hdr_to_target, srgb_to_linear
 
 TARGETS = ("minmax_log1p", "stops")
-# STOPS_LO, STOPS_HI: the residual range in stops (12 stops = 4096x white)
 STOPS_FLOOR = 1e-2  # f: linear offset, so noise in dark pixels gives small residuals
 
 

@@ -72,6 +72,17 @@ def read_checkpoint(path) -> tuple[dict[str, mx.array], dict]:
     return arrays, meta
 
 
+def _model_arrays(arrays: dict[str, mx.array]) -> dict[str, mx.array]:
+    """A checkpoint's ``model.*`` arrays, keyed without the prefix."""
+    return {k.removeprefix("model."): v for k, v in arrays.items() if k.startswith("model.")}
+
+
+def _mismatched(params: dict[str, mx.array], expected: dict[str, mx.array]) -> list[str]:
+    """Keys in only one of the two, then keys whose shapes differ."""
+    bad = sorted(set(params) ^ set(expected))
+    return bad + [k for k in params if k in expected and params[k].shape != expected[k].shape]
+
+
 def checkpoint_weights(paths) -> tuple[dict[str, mx.array], list[int]]:
     """The trainable weights (keys without ``model.``) of one checkpoint, or their
     element-wise mean over several (stochastic weight averaging, Izmailov et al. 2018), in
@@ -79,10 +90,8 @@ def checkpoint_weights(paths) -> tuple[dict[str, mx.array], list[int]]:
     total, steps = None, []
     for path in paths:
         arrays, meta = read_checkpoint(path)
-        w = {k[6:]: v.astype(mx.float32) for k, v in arrays.items() if k.startswith("model.")}
-        if total is not None and (
-            w.keys() != total.keys() or any(w[k].shape != total[k].shape for k in w)
-        ):
+        w = {k: v.astype(mx.float32) for k, v in _model_arrays(arrays).items()}
+        if total is not None and _mismatched(w, total):
             raise WeightsError("its weights differ in names or shapes from the first's", path)
         total = w if total is None else {k: total[k] + w[k] for k in total}
         steps.append(int(meta["step"]))
@@ -96,10 +105,8 @@ def load_checkpoint(
 ) -> Checkpoint:
     """Restore model, optimizer and RNG state in place from :func:`save_checkpoint`'s file."""
     arrays, meta = read_checkpoint(path)
-    params = {k[6:]: v for k, v in arrays.items() if k.startswith("model.")}
-    expected = dict(tree_flatten(model.trainable_parameters()))
-    bad = sorted(set(params) ^ set(expected))
-    bad += [k for k in params if k in expected and params[k].shape != expected[k].shape]
+    params = _model_arrays(arrays)
+    bad = _mismatched(params, dict(tree_flatten(model.trainable_parameters())))
     if bad:
         raise WeightsError(f"checkpoint does not match the model ({', '.join(bad[:4])})", path)
     model.update(tree_unflatten(list(params.items())))
