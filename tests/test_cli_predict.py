@@ -48,6 +48,22 @@ def test_predict_with_random_model(cli, photos, random_model, tmp_path):
     assert read_ldr(tmp_path / "out" / "b_preview.png").shape == (37, 70, 3)
 
 
+def test_flip_option_reaches_the_model(cli, photos, random_model, tmp_path):
+    """``--no-flip`` runs the network once: the raw output is the one-pass prediction."""
+    from mlx_hdr.infer.model_hub import load_net
+    from mlx_hdr.infer.pipeline import predict_hdr
+
+    net, ldr = load_net(str(random_model))[0], read_ldr(photos / "b.jpg")
+    for flag, flip in (("--flip", True), ("--no-flip", False)):
+        out = tmp_path / f"{flip}.exr"
+        args = ("-o", out, "--model", random_model, "--no-blend", "--float", flag)
+        code, _, err = cli("predict", photos / "b.jpg", *args)
+        assert code == 0, err
+        want = predict_hdr(ldr, net, blend=False, flip=flip)
+        np.testing.assert_allclose(read_hdr(out), want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(read_hdr(tmp_path / "True.exr"), read_hdr(tmp_path / "False.exr"))
+
+
 def test_model_path_any_name_from_a_folder_with_mlx_hdr(
     cli, monkeypatch, photos, random_model, tmp_path
 ):

@@ -154,3 +154,19 @@ def test_the_floor_is_computed_at_full_resolution():
     kov = kovaleski2014(ldr)
     assert kov[101, 151, 0] > 1.5
     np.testing.assert_allclose(out[100:103, 150:153], kov[100:103, 150:153], rtol=1e-3)
+
+
+def test_flip_is_the_mean_over_the_photo_and_its_mirror():
+    """``flip``: the mirrored pass is mirrored back before the mean, so the output is
+    mirror-symmetric in the photo (flipping the photo flips the output) even for a network
+    that is not."""
+    net, ldr = local_net(3), image(40, 72, seed=2)
+    one = predict_target(net, ldr)
+    mirrored = predict_target(net, np.ascontiguousarray(ldr[:, ::-1]))[:, ::-1]
+    both = predict_target(net, ldr, flip=True)
+    np.testing.assert_allclose(both, 0.5 * (one + mirrored), atol=1e-6)
+    assert np.abs(one - mirrored).max() > 1e-3  # the network alone is not mirror-symmetric
+    of_mirror = predict_target(net, np.ascontiguousarray(ldr[:, ::-1]), flip=True)
+    np.testing.assert_allclose(of_mirror[:, ::-1], both, atol=1e-6)
+    raw = {flip: predict_hdr(ldr, net, blend=False, flip=flip) for flip in (True, False)}
+    assert not np.allclose(raw[True], raw[False])  # predict_hdr passes it on

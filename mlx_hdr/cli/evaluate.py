@@ -39,6 +39,9 @@ def evaluate_command(
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     blend: Annotated[bool, typer.Option(help="Model: keep the input where not clipped.")] = True,
+    flip: Annotated[bool, typer.Option(help="Model: average it over the photo and its mirror.")] = (
+        True
+    ),
     max_pixels: Annotated[
         int,
         typer.Option(min=1, help="Refuse larger images (a guard against decompression bombs)."),
@@ -48,7 +51,15 @@ def evaluate_command(
     3 when some cases failed)."""
     net = net_for_methods(method, model)
     report = evaluate(
-        dataset, out, method, net, _report_error, progress, blend=blend, max_pixels=max_pixels
+        dataset,
+        out,
+        method,
+        net,
+        _report_error,
+        progress,
+        blend=blend,
+        max_pixels=max_pixels,
+        flip=flip,
     )
     n_cases = len({r["case"] for r in report.rows})
     typer.echo(summary_markdown(report.means, n_cases, str(dataset)))

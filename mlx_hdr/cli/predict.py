@@ -95,6 +95,9 @@ def predict_command(
             help="The model runs on at most this many pixels; larger photos via a gain map."
         ),
     ] = WORK_PIXELS,
+    flip: Annotated[
+        bool, typer.Option(help="Model: average it over the photo and its mirror (2x the time).")
+    ] = True,
     max_boost: Annotated[
         float | None,
         typer.Option(
@@ -137,6 +140,7 @@ def predict_command(
         exposure_ev=exposure,
         max_size=max_size,
         work_pixels=work_pixels,
+        flip=flip,
         max_pixels=max_pixels,
         uhdr=UhdrOptions(max_boost, gainmap_quality, gainmap_scale),
         skip_hdr_inputs=skip_hdr_inputs,

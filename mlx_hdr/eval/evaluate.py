@@ -108,7 +108,12 @@ def _csv_text(rows: list[dict]) -> str:
 
 
 def _eval_case(
-    pair, methods: list[str], net: Net | None, blend: bool = True, max_pixels: int = MAX_PIXELS
+    pair,
+    methods: list[str],
+    net: Net | None,
+    blend: bool = True,
+    max_pixels: int = MAX_PIXELS,
+    flip: bool = True,
 ) -> tuple[list[dict], np.ndarray]:
     ldr, gt = read_ldr(pair.ldr_path, max_pixels), read_hdr(pair.hdr_path, max_pixels)
     if not gt.any():
@@ -122,7 +127,7 @@ def _eval_case(
         )
     rows, preds = [], {}
     for m in methods:
-        preds[m] = predict_hdr(ldr, net, m, blend=blend)
+        preds[m] = predict_hdr(ldr, net, m, blend=blend, flip=flip)
         rows.append({"case": pair.name, "method": m, **hdr_metrics(preds[m], gt, ldr)})
     return rows, contact_sheet(ldr, gt, preds)
 
@@ -165,6 +170,7 @@ def evaluate(
     progress: bool = True,
     blend: bool = True,
     max_pixels: int = MAX_PIXELS,
+    flip: bool = True,
 ) -> EvalReport:
     """Run ``methods`` on every paired case of ``dataset`` and write the report into ``out``.
 
@@ -178,6 +184,7 @@ def evaluate(
             and with ``(file, problem)`` for each input or ground truth without a partner.
         blend: for the model, keep the input where it is not clipped (``predict --blend``).
         max_pixels: larger inputs and ground truths are refused (decompression bombs).
+        flip: for the model, average it over the photo and its mirror (``predict --flip``).
     """
     methods = _check_methods(methods, net)
     found = scan_dataset(dataset)
@@ -191,7 +198,7 @@ def evaluate(
         record_failure(report, on_error, str(path), "no input/ground-truth partner; skipped")
     for pair in tqdm(pairs, desc="evaluate", unit="case", disable=not progress):
         try:
-            rows, sheet = _eval_case(pair, methods, net, blend, max_pixels)
+            rows, sheet = _eval_case(pair, methods, net, blend, max_pixels, flip)
         except HDRError as exc:
             record_failure(report, on_error, pair.name, str(exc))
             continue

@@ -68,19 +68,28 @@ def work_size(h: int, w: int, work_pixels: int = WORK_PIXELS) -> tuple[int, int]
         scale *= 0.98
 
 
-def predict_target(net: Net, ldr: np.ndarray) -> np.ndarray:
+def _net_output(net: Net, ldr: np.ndarray) -> np.ndarray:
+    h, w = ldr.shape[:2]
+    x = pad_to_multiple(mx.array(ldr_to_input(np.ascontiguousarray(ldr)))[None])
+    return np.asarray(backend.infer(net, x), np.float32)[0, :h, :w]
+
+
+def predict_target(net: Net, ldr: np.ndarray, flip: bool = False) -> np.ndarray:
     """The network on a display image in one pass.
 
     Args:
         net: NHWC callable, normalised input -> [-1, 1].
         ldr: HxWx3 display input in [0, 1].
+        flip: also run the network on the mirror image (left-right) and return the mean of
+            the two outputs, the second mirrored back: twice the time, fewer one-sided
+            artefacts (``scripts/validate_model.py --no-flip`` measures the difference).
     Returns:
         HxWx3 float32 network output in [-1, 1], cropped back to the input size.
     """
-    h, w = ldr.shape[:2]
-    x = pad_to_multiple(mx.array(ldr_to_input(ldr))[None])
-    y = backend.infer(net, x)
-    return np.asarray(y, np.float32)[0, :h, :w]
+    y = _net_output(net, ldr)
+    if flip:
+        y = 0.5 * (y + _net_output(net, ldr[:, ::-1])[:, ::-1])
+    return y
 
 
 def apply_gain_map(
@@ -119,18 +128,24 @@ def apply_gain_map(
 
 
 def predict_model_hdr(
-    net: Net, ldr: np.ndarray, blend: bool = True, work_pixels: int = WORK_PIXELS
+    net: Net,
+    ldr: np.ndarray,
+    blend: bool = True,
+    work_pixels: int = WORK_PIXELS,
+    flip: bool = True,
 ) -> np.ndarray:
     """The model's scene-linear HDR for a display image of any size (see the module doc).
 
-    ``blend=False`` gives the network's own output: no blend with the input and no floor."""
+    ``blend=False`` gives the network's own output: no blend with the input and no floor.
+    ``flip``: the mean of the network over the photo and its mirror (:func:`predict_target`)."""
     size = work_size(*ldr.shape[:2], work_pixels)
     floor = getattr(getattr(net, "config", None), "floor", None) if blend else None
     kind = target_kind(net)
     if size is None:
-        return calibrate(ldr, predict_target(net, ldr), blend=blend, kind=kind, floor=floor)
+        target = predict_target(net, ldr, flip)
+        return calibrate(ldr, target, blend=blend, kind=kind, floor=floor)
     small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
-    hdr_small = calibrate(small, predict_target(net, small), blend=False, kind=kind)
+    hdr_small = calibrate(small, predict_target(net, small, flip), blend=False, kind=kind)
     return apply_gain_map(ldr, small, hdr_small, blend, floor=floor_image(floor, ldr))
 
 
@@ -140,6 +155,7 @@ def predict_hdr(
     method: str = "model",
     blend: bool = True,
     work_pixels: int = WORK_PIXELS,
+    flip: bool = True,
 ) -> np.ndarray:
     """Reconstruct scene-linear HDR (HxWx3 float32 >= 0, 1.0 = the input's white).
 
@@ -150,6 +166,7 @@ def predict_hdr(
         blend: for the model, keep the linearised input where it is not clipped.
         work_pixels: the model runs on at most this many (padded) pixels; larger photos go
             through a gain map (:func:`predict_model_hdr`).
+        flip: for the model, average it over the photo and its mirror (:func:`predict_target`).
     """
     if method != "model":
         from mlx_hdr.infer.methods import get_method
@@ -157,7 +174,7 @@ def predict_hdr(
         return get_method(method)(ldr)
     if net is None:
         raise ValueError("method 'model' needs a network")
-    return predict_model_hdr(net, ldr, blend, work_pixels)
+    return predict_model_hdr(net, ldr, blend, work_pixels, flip)
 
 
 # ---------------------------------------------------------------- files
@@ -177,6 +194,7 @@ class PredictOptions:
     exposure_ev: float = 0.0
     max_size: int | None = None
     work_pixels: int = WORK_PIXELS
+    flip: bool = True  # the model averaged over the photo and its mirror (predict_target)
     max_pixels: int = MAX_PIXELS  # larger inputs are refused (decompression bombs)
     uhdr: UhdrOptions = field(default_factory=UhdrOptions)
     skip_hdr_inputs: bool = False  # skip photos that carry an HDR gain map already
@@ -220,7 +238,7 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
     if skip_hdr_input(src, opts.skip_hdr_inputs):
         return []
     ldr = load_input(src, opts.max_size, opts.max_pixels)
-    hdr = predict_hdr(ldr, net, opts.method, opts.blend, opts.work_pixels)
+    hdr = predict_hdr(ldr, net, opts.method, opts.blend, opts.work_pixels, opts.flip)
     for dest in dests:
         suffix = dest.suffix.lower()
         if suffix == ".png":
