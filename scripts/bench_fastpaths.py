@@ -3,7 +3,7 @@
 Prints two tables: stride-1 3×3 convs as ``mx.conv2d``, ``backend.flatconv.conv2d_flat`` and
 ``backend.winograd.conv3x3_winograd`` (forward, and forward + both gradients), and ``predict_hdr``
 of the bundled model on 12 and 24 MP photos (the model at its working resolution, then the
-gain map). Medians of ``--repeats`` runs after one warm-up:
+gain map; with and without the mirror mean). Medians of ``--repeats`` runs after one warm-up:
 
     .venv/bin/python scripts/bench_fastpaths.py
 """
@@ -71,16 +71,23 @@ def conv_table(repeats: int) -> None:
 
 
 def large_photo_table(repeats: int) -> None:
-    """Seconds of ``predict_hdr`` on large photos (the model at ``WORK_PIXELS``, gain map)."""
+    """Seconds of ``predict_hdr`` on large photos (the model at ``WORK_PIXELS``, gain map),
+    in one pass (the default) and as the mirror mean (``flip=True``)."""
     net = load_net(None)[0]
     rng = np.random.default_rng(0)
-    print("| photo | model runs at | median |\n|---|---|---|")
+    print(
+        "| photo | model runs at | one pass (default) | mirror mean (`--flip`) |\n|---|---|---|---|"
+    )
     for h, w in ((3000, 4000), (4000, 6000)):
         ramp = np.linspace(0, 1.2, w, dtype=np.float32)[None, :, None]
         ldr = np.clip(rng.random((h, w, 3), np.float32) * 0.3 + ramp, 0, 1)
         sh, sw = inference.work_size(h, w)
-        secs = median_ms(lambda ldr=ldr: inference.predict_hdr(ldr, net), repeats) / 1e3
-        print(f"| {w}×{h} ({h * w / 1e6:.0f} MP) | {sw}×{sh} | {secs:.2f} s |")
+        cells = [
+            median_ms(lambda ldr=ldr, f=flip: inference.predict_hdr(ldr, net, flip=f), repeats)
+            for flip in (False, True)
+        ]
+        secs = " | ".join(f"{ms / 1e3:.2f} s" for ms in cells)
+        print(f"| {w}×{h} ({h * w / 1e6:.0f} MP) | {sw}×{sh} | {secs} |")
 
 
 def main() -> None:

@@ -187,7 +187,7 @@ def print_gains(cases, preds: list[dict]) -> None:
 
 
 def runners(
-    models: list[str], peers: list[str], work_pixels: int = WORK_PIXELS, flip: bool = True
+    models: list[str], peers: list[str], work_pixels: int = WORK_PIXELS, flip: bool = False
 ) -> dict:
     out = {p: (lambda x, p=p: predict_hdr(x, method=p), None) for p in peers}
     for spec in models:
@@ -210,7 +210,7 @@ def main() -> None:
     ap.add_argument("--metering", type=float, default=0.5, help="share of metered views")
     ap.add_argument("--long-side", type=int, default=1024, help="bracket frames resized to")
     ap.add_argument("--work-pixels", type=int, default=WORK_PIXELS, help="model pass size")
-    ap.add_argument("--no-flip", action="store_true", help="models without the mirror mean")
+    ap.add_argument("--flip", action="store_true", help="models as the mean over the mirror")
     ap.add_argument("--sheets", type=Path, help="write -2 EV contact sheets of clipped regions")
     ap.add_argument("--max-sheets", type=int, default=8, help="sheets per set")
     ap.add_argument("--no-peers", action="store_true", help="only the models (peers are fixed)")
@@ -225,7 +225,7 @@ def main() -> None:
         sets["held-out pool views"] = pool_cases(args.pool, args.n, args.size, args.metering)
     for folder in map(Path, args.brackets):
         sets[f"real brackets: {folder.name}"] = bracket_cases(folder, args.long_side)
-    methods = runners(args.model, peers, args.work_pixels, not args.no_flip)
+    methods = runners(args.model, peers, args.work_pixels, args.flip)
     for title, cases in sets.items():
         print(f"\n{title} ({len(cases)} cases)\n")
         print("| method | " + " | ".join(KEYS) + " |")

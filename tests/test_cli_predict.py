@@ -49,19 +49,23 @@ def test_predict_with_random_model(cli, photos, random_model, tmp_path):
 
 
 def test_flip_option_reaches_the_model(cli, photos, random_model, tmp_path):
-    """``--no-flip`` runs the network once: the raw output is the one-pass prediction."""
+    """``--flip`` gives the mirror mean; by default (and ``--no-flip``) the network runs once."""
     from mlx_hdr.infer.model_hub import load_net
     from mlx_hdr.infer.pipeline import predict_hdr
 
     net, ldr = load_net(str(random_model))[0], read_ldr(photos / "b.jpg")
-    for flag, flip in (("--flip", True), ("--no-flip", False)):
-        out = tmp_path / f"{flip}.exr"
-        args = ("-o", out, "--model", random_model, "--no-blend", "--float", flag)
+    for name, flags, flip in (
+        ("on", ["--flip"], True),
+        ("off", ["--no-flip"], False),
+        ("default", [], False),
+    ):
+        out = tmp_path / f"{name}.exr"
+        args = ("-o", out, "--model", random_model, "--no-blend", "--float", *flags)
         code, _, err = cli("predict", photos / "b.jpg", *args)
         assert code == 0, err
         want = predict_hdr(ldr, net, blend=False, flip=flip)
         np.testing.assert_allclose(read_hdr(out), want, rtol=1e-5, atol=1e-6)
-    assert not np.allclose(read_hdr(tmp_path / "True.exr"), read_hdr(tmp_path / "False.exr"))
+    assert not np.allclose(read_hdr(tmp_path / "on.exr"), read_hdr(tmp_path / "off.exr"))
 
 
 def test_model_path_any_name_from_a_folder_with_mlx_hdr(

@@ -40,7 +40,7 @@ def evaluate_command(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     blend: Annotated[bool, typer.Option(help="Model: keep the input where not clipped.")] = True,
     flip: Annotated[bool, typer.Option(help="Model: average it over the photo and its mirror.")] = (
-        True
+        False
     ),
     max_pixels: Annotated[
         int,

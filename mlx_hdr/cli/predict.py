@@ -97,7 +97,7 @@ def predict_command(
     ] = WORK_PIXELS,
     flip: Annotated[
         bool, typer.Option(help="Model: average it over the photo and its mirror (2x the time).")
-    ] = True,
+    ] = False,
     max_boost: Annotated[
         float | None,
         typer.Option(

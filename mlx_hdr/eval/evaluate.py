@@ -113,7 +113,7 @@ def _eval_case(
     net: Net | None,
     blend: bool = True,
     max_pixels: int = MAX_PIXELS,
-    flip: bool = True,
+    flip: bool = False,
 ) -> tuple[list[dict], np.ndarray]:
     ldr, gt = read_ldr(pair.ldr_path, max_pixels), read_hdr(pair.hdr_path, max_pixels)
     if not gt.any():
@@ -170,7 +170,7 @@ def evaluate(
     progress: bool = True,
     blend: bool = True,
     max_pixels: int = MAX_PIXELS,
-    flip: bool = True,
+    flip: bool = False,
 ) -> EvalReport:
     """Run ``methods`` on every paired case of ``dataset`` and write the report into ``out``.
 

@@ -81,8 +81,8 @@ def predict_target(net: Net, ldr: np.ndarray, flip: bool = False) -> np.ndarray:
         net: NHWC callable, normalised input -> [-1, 1].
         ldr: HxWx3 display input in [0, 1].
         flip: also run the network on the mirror image (left-right) and return the mean of
-            the two outputs, the second mirrored back: twice the time, fewer one-sided
-            artefacts (``scripts/validate_model.py --no-flip`` measures the difference).
+            the two outputs, the second mirrored back: twice the network's time
+            (``scripts/validate_model.py --flip`` measures what it changes).
     Returns:
         HxWx3 float32 network output in [-1, 1], cropped back to the input size.
     """
@@ -132,7 +132,7 @@ def predict_model_hdr(
     ldr: np.ndarray,
     blend: bool = True,
     work_pixels: int = WORK_PIXELS,
-    flip: bool = True,
+    flip: bool = False,
 ) -> np.ndarray:
     """The model's scene-linear HDR for a display image of any size (see the module doc).
 
@@ -155,7 +155,7 @@ def predict_hdr(
     method: str = "model",
     blend: bool = True,
     work_pixels: int = WORK_PIXELS,
-    flip: bool = True,
+    flip: bool = False,
 ) -> np.ndarray:
     """Reconstruct scene-linear HDR (HxWx3 float32 >= 0, 1.0 = the input's white).
 
@@ -194,7 +194,7 @@ class PredictOptions:
     exposure_ev: float = 0.0
     max_size: int | None = None
     work_pixels: int = WORK_PIXELS
-    flip: bool = True  # the model averaged over the photo and its mirror (predict_target)
+    flip: bool = False  # the model averaged over the photo and its mirror (predict_target)
     max_pixels: int = MAX_PIXELS  # larger inputs are refused (decompression bombs)
     uhdr: UhdrOptions = field(default_factory=UhdrOptions)
     skip_hdr_inputs: bool = False  # skip photos that carry an HDR gain map already
