@@ -186,3 +186,20 @@ def test_a_sheet_on_a_full_disk_is_reported_and_the_run_goes_on(dataset, tmp_pat
     ]
     assert [r["case"] for r in report.rows] == ["one", "two"]  # the metrics are kept
     assert sorted(p.name for p in (out / "sheets").iterdir()) == ["two.png"]
+
+
+def test_evaluate_flip_reaches_the_model(dataset, tmp_path, monkeypatch):
+    """``flip`` reaches ``predict_hdr`` (which uses it for the model only)."""
+    import mlx_hdr.eval.evaluate as ev
+
+    seen = []
+
+    def fake_predict(ldr, net, method, blend=True, flip=False):
+        seen.append((method, flip))
+        return np.ones_like(ldr)
+
+    monkeypatch.setattr(ev, "predict_hdr", fake_predict)
+    for flip in (False, True):
+        out = tmp_path / str(flip)
+        evaluate(dataset, out, ["linear", "model"], net=object(), progress=False, flip=flip)
+    assert set(seen) == {("linear", False), ("model", False), ("linear", True), ("model", True)}

@@ -96,7 +96,7 @@ def predict_command(
         ),
     ] = WORK_PIXELS,
     flip: Annotated[
-        bool, typer.Option(help="Model: average it over the photo and its mirror (2x the time).")
+        bool, typer.Option(help="Model: average it over the photo and its mirror (a second pass).")
     ] = False,
     max_boost: Annotated[
         float | None,
