@@ -71,7 +71,7 @@ def work_size(h: int, w: int, work_pixels: int = WORK_PIXELS) -> tuple[int, int]
 def _net_output(net: Net, ldr: np.ndarray) -> np.ndarray:
     """One pass of ``net`` over the padded HxWx3 display image, cropped back to HxW."""
     h, w = ldr.shape[:2]
-    x = pad_to_multiple(mx.array(ldr_to_input(np.ascontiguousarray(ldr)))[None])
+    x = pad_to_multiple(mx.array(ldr_to_input(ldr))[None])
     return np.asarray(backend.infer(net, x), np.float32)[0, :h, :w]
 
 
