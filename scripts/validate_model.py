@@ -52,7 +52,8 @@ from mlx_hdr.data.simulate import clipped_gain as sim_clipped_gain
 from mlx_hdr.eval.evaluate import labelled_panel
 from mlx_hdr.eval.metrics import CLIPPED, clipped_mask, hdr_metrics
 from mlx_hdr.infer.model_hub import load_net
-from mlx_hdr.infer.pipeline import WORK_PIXELS, predict_hdr
+from mlx_hdr.infer.pipeline import RESPONSE, WORK_PIXELS, predict_hdr
+from mlx_hdr.infer.response import RESPONSES
 from mlx_hdr.io.image_io import read_hdr, read_ldr, write_ldr
 from mlx_hdr.train.pool import heldout_views
 
@@ -187,12 +188,16 @@ def print_gains(cases, preds: list[dict]) -> None:
 
 
 def runners(
-    models: list[str], peers: list[str], work_pixels: int = WORK_PIXELS, flip: bool = False
+    models: list[str],
+    peers: list[str],
+    work_pixels: int = WORK_PIXELS,
+    flip: bool = False,
+    response: str = RESPONSE,
 ) -> dict:
     out = {p: (lambda x, p=p: predict_hdr(x, method=p), None) for p in peers}
     for spec in models:
         net = load_net(spec)[0]
-        run = partial(predict_hdr, net=net, work_pixels=work_pixels, flip=flip)
+        run = partial(predict_hdr, net=net, work_pixels=work_pixels, flip=flip, response=response)
         out[Path(spec).stem] = (run, net)
     return out
 
@@ -211,6 +216,9 @@ def main() -> None:
     ap.add_argument("--long-side", type=int, default=1024, help="bracket frames resized to")
     ap.add_argument("--work-pixels", type=int, default=WORK_PIXELS, help="model pass size")
     ap.add_argument("--flip", action="store_true", help="models as the mean over the mirror")
+    ap.add_argument(
+        "--response", choices=RESPONSES, default=RESPONSE, help="models' kept-pixel curve"
+    )
     ap.add_argument("--sheets", type=Path, help="write -2 EV contact sheets of clipped regions")
     ap.add_argument("--max-sheets", type=int, default=8, help="sheets per set")
     ap.add_argument("--no-peers", action="store_true", help="only the models (peers are fixed)")
@@ -225,7 +233,7 @@ def main() -> None:
         sets["held-out pool views"] = pool_cases(args.pool, args.n, args.size, args.metering)
     for folder in map(Path, args.brackets):
         sets[f"real brackets: {folder.name}"] = bracket_cases(folder, args.long_side)
-    methods = runners(args.model, peers, args.work_pixels, args.flip)
+    methods = runners(args.model, peers, args.work_pixels, args.flip, args.response)
     for title, cases in sets.items():
         print(f"\n{title} ({len(cases)} cases)\n")
         print("| method | " + " | ".join(KEYS) + " |")

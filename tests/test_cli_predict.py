@@ -68,6 +68,39 @@ def test_flip_option_reaches_the_model(cli, photos, random_model, tmp_path):
     assert not np.allclose(read_hdr(tmp_path / "on.exr"), read_hdr(tmp_path / "off.exr"))
 
 
+def test_response_option_reaches_the_blend(cli, photos, random_model, tmp_path):
+    """``--response`` picks how kept pixels are linearised (default ``model``); an unknown
+    curve is a usage error before any output."""
+    from mlx_hdr.infer.model_hub import load_net
+    from mlx_hdr.infer.pipeline import predict_hdr
+
+    net, ldr = load_net(str(random_model))[0], read_ldr(photos / "b.jpg")
+    for name, flags, response in (
+        ("srgb", ["--response", "srgb"], "srgb"),
+        ("model", ["--response", "model"], "model"),
+        ("default", [], "model"),
+    ):
+        out = tmp_path / f"{name}.exr"
+        code, _, err = cli(
+            "predict", photos / "b.jpg", "-o", out, "--model", random_model, "--float", *flags
+        )
+        assert code == 0, err
+        want = predict_hdr(ldr, net, response=response)
+        np.testing.assert_allclose(read_hdr(out), want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(read_hdr(tmp_path / "srgb.exr"), read_hdr(tmp_path / "model.exr"))
+    code, _, err = cli(
+        "predict",
+        photos / "b.jpg",
+        "-o",
+        tmp_path / "x.exr",
+        "--model",
+        random_model,
+        "--response",
+        "film",
+    )
+    assert code != 0 and "--response" in err and not (tmp_path / "x.exr").exists()
+
+
 def test_model_path_any_name_from_a_folder_with_mlx_hdr(
     cli, monkeypatch, photos, random_model, tmp_path
 ):

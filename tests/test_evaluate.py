@@ -188,18 +188,26 @@ def test_a_sheet_on_a_full_disk_is_reported_and_the_run_goes_on(dataset, tmp_pat
     assert sorted(p.name for p in (out / "sheets").iterdir()) == ["two.png"]
 
 
-def test_evaluate_flip_reaches_the_model(dataset, tmp_path, monkeypatch):
-    """``flip`` reaches ``predict_hdr`` (which uses it for the model only)."""
+def test_evaluate_flip_and_response_reach_the_model(dataset, tmp_path, monkeypatch):
+    """``flip`` and ``response`` reach ``predict_hdr`` (which uses them for the model only);
+    the response defaults to the model's curve."""
     import mlx_hdr.eval.evaluate as ev
 
     seen = []
 
-    def fake_predict(ldr, net, method, blend=True, flip=False):
-        seen.append((method, flip))
+    def fake_predict(ldr, net, method, blend=True, flip=False, response="srgb"):
+        seen.append((method, flip, response))
         return np.ones_like(ldr)
 
     monkeypatch.setattr(ev, "predict_hdr", fake_predict)
     for flip in (False, True):
         out = tmp_path / str(flip)
         evaluate(dataset, out, ["linear", "model"], net=object(), progress=False, flip=flip)
-    assert set(seen) == {("linear", False), ("model", False), ("linear", True), ("model", True)}
+    evaluate(dataset, tmp_path / "s", ["model"], net=object(), progress=False, response="srgb")
+    assert set(seen) == {
+        ("linear", False, "model"),
+        ("model", False, "model"),
+        ("linear", True, "model"),
+        ("model", True, "model"),
+        ("model", False, "srgb"),
+    }

@@ -10,6 +10,8 @@ import typer
 
 from mlx_hdr.errors import EXIT_SOME_FAILED
 from mlx_hdr.eval.evaluate import evaluate, net_for_methods, summary_markdown
+from mlx_hdr.infer.pipeline import RESPONSE
+from mlx_hdr.infer.response import RESPONSES
 from mlx_hdr.io.image_io import MAX_PIXELS
 
 
@@ -42,6 +44,9 @@ def evaluate_command(
     flip: Annotated[bool, typer.Option(help="Model: average it over the photo and its mirror.")] = (
         False
     ),
+    response: Annotated[
+        str, typer.Option(help="Model: linearise kept pixels with the 'model' or 'srgb' curve.")
+    ] = RESPONSE,
     max_pixels: Annotated[
         int,
         typer.Option(min=1, help="Refuse larger images (a guard against decompression bombs)."),
@@ -49,6 +54,10 @@ def evaluate_command(
 ) -> None:
     """Write metrics.csv, summary.md and contact sheets; print the summary table (exit code
     3 when some cases failed)."""
+    if response not in RESPONSES:
+        raise typer.BadParameter(
+            f"{response!r} is not one of {', '.join(RESPONSES)}", param_hint="--response"
+        )
     net = net_for_methods(method, model)
     report = evaluate(
         dataset,
@@ -60,6 +69,7 @@ def evaluate_command(
         blend=blend,
         max_pixels=max_pixels,
         flip=flip,
+        response=response,
     )
     n_cases = len({r["case"] for r in report.rows})
     typer.echo(summary_markdown(report.means, n_cases, str(dataset)))

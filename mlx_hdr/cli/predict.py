@@ -12,7 +12,8 @@ import typer
 from mlx_hdr.errors import EXIT_SOME_FAILED
 from mlx_hdr.infer.methods import METHODS
 from mlx_hdr.infer.outputs import FORMATS, plan_outputs
-from mlx_hdr.infer.pipeline import MULTIPLE, WORK_PIXELS, PredictOptions, run_plan
+from mlx_hdr.infer.pipeline import MULTIPLE, RESPONSE, WORK_PIXELS, PredictOptions, run_plan
+from mlx_hdr.infer.response import RESPONSES
 from mlx_hdr.io.image_io import MAX_PIXELS
 from mlx_hdr.io.uhdr import UhdrOptions
 
@@ -98,6 +99,13 @@ def predict_command(
     flip: Annotated[
         bool, typer.Option(help="Model: average it over the photo and its mirror (a second pass).")
     ] = False,
+    response: Annotated[
+        str,
+        typer.Option(
+            help="Model: how kept (unclipped) pixels are linearised: 'model' (the camera curve "
+            "read from the network's output) or 'srgb'."
+        ),
+    ] = RESPONSE,
     max_boost: Annotated[
         float | None,
         typer.Option(
@@ -141,6 +149,7 @@ def predict_command(
         max_size=max_size,
         work_pixels=work_pixels,
         flip=flip,
+        response=_choice(response, RESPONSES, "--response"),
         max_pixels=max_pixels,
         uhdr=UhdrOptions(max_boost, gainmap_quality, gainmap_scale),
         skip_hdr_inputs=skip_hdr_inputs,

@@ -26,7 +26,7 @@ from mlx_hdr.errors import HDRError, InputError, WeightsError
 from mlx_hdr.eval.labels import draw_label
 from mlx_hdr.eval.metrics import hdr_metrics
 from mlx_hdr.infer.methods import METHODS, default_methods
-from mlx_hdr.infer.pipeline import Net, predict_hdr, record_failure
+from mlx_hdr.infer.pipeline import RESPONSE, Net, predict_hdr, record_failure
 from mlx_hdr.infer.tonemap import reinhard_simple
 from mlx_hdr.io.atomic import write_text_atomic
 from mlx_hdr.io.image_io import MAX_PIXELS, read_hdr, read_ldr, write_ldr
@@ -114,6 +114,7 @@ def _eval_case(
     blend: bool = True,
     max_pixels: int = MAX_PIXELS,
     flip: bool = False,
+    response: str = RESPONSE,
 ) -> tuple[list[dict], np.ndarray]:
     ldr, gt = read_ldr(pair.ldr_path, max_pixels), read_hdr(pair.hdr_path, max_pixels)
     if not gt.any():
@@ -127,7 +128,7 @@ def _eval_case(
         )
     rows, preds = [], {}
     for m in methods:
-        preds[m] = predict_hdr(ldr, net, m, blend=blend, flip=flip)
+        preds[m] = predict_hdr(ldr, net, m, blend=blend, flip=flip, response=response)
         rows.append({"case": pair.name, "method": m, **hdr_metrics(preds[m], gt, ldr)})
     return rows, contact_sheet(ldr, gt, preds)
 
@@ -171,6 +172,7 @@ def evaluate(
     blend: bool = True,
     max_pixels: int = MAX_PIXELS,
     flip: bool = False,
+    response: str = RESPONSE,
 ) -> EvalReport:
     """Run ``methods`` on every paired case of ``dataset`` and write the report into ``out``.
 
@@ -185,6 +187,7 @@ def evaluate(
         blend: for the model, keep the input where it is not clipped (``predict --blend``).
         max_pixels: larger inputs and ground truths are refused (decompression bombs).
         flip: for the model, average it over the photo and its mirror (``predict --flip``).
+        response: for the model, how kept pixels are linearised (``predict --response``).
     """
     methods = _check_methods(methods, net)
     found = scan_dataset(dataset)
@@ -198,7 +201,7 @@ def evaluate(
         record_failure(report, on_error, str(path), "no input/ground-truth partner; skipped")
     for pair in tqdm(pairs, desc="evaluate", unit="case", disable=not progress):
         try:
-            rows, sheet = _eval_case(pair, methods, net, blend, max_pixels, flip)
+            rows, sheet = _eval_case(pair, methods, net, blend, max_pixels, flip, response)
         except HDRError as exc:
             record_failure(report, on_error, pair.name, str(exc))
             continue

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlx_hdr.color import EPS, clip_ramp, rgb_to_luminance, srgb_to_linear, target_to_hdr
+from mlx_hdr.infer.response import RESPONSES, fit_response, response_to_linear
 from mlx_hdr.infer.targets import stops_to_hdr
 
 DISPLAY_BAND = (0.05, 0.85)
@@ -103,6 +104,7 @@ def calibrate(
     tau: float = BLEND_TAU,
     kind: str = "minmax_log1p",
     floor: str | None = None,
+    response: str = "srgb",
 ) -> np.ndarray:
     """Network output -> scene-linear HDR (HxWx3 float32 >= 0, 1.0 = the input's white).
 
@@ -115,16 +117,23 @@ def calibrate(
         tau: display level where the blend starts.
         floor: a classical operator (``infer.methods``, e.g. ``kovaleski2014``) whose output
             the decoded prediction is never below, per channel, before the blend.
+        response: how the blend linearises the kept pixels: ``"srgb"``, or ``"model"``
+            for the curve read from the decoded prediction (:mod:`~mlx_hdr.infer.response`).
     """
+    if response not in RESPONSES:
+        raise ValueError(f"response must be one of {RESPONSES}, got {response!r}")
     if kind == "stops":
         hdr = stops_to_hdr(target, ldr)
     else:
         lo, hi = fit_log_range(ldr, target)
         # target_to_hdr adds EPS to the span; remove it so the fitted line is reproduced exactly
         hdr = target_to_hdr(target, lo, hi - EPS)
+    if not blend:
+        return np.maximum(hdr, floor_image(floor, ldr)) if floor is not None else hdr
+    lin = response_to_linear(ldr, fit_response(ldr, hdr)) if response == "model" else None
     if floor is not None:
         hdr = np.maximum(hdr, floor_image(floor, ldr))
-    return blend_with_input(ldr, hdr, tau) if blend else hdr
+    return blend_with_input(ldr, hdr, tau, lin=lin)
 
 
 def floor_image(floor: str | None, ldr: np.ndarray) -> np.ndarray | None:

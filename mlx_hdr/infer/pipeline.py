@@ -33,10 +33,11 @@ import numpy as np
 from tqdm import tqdm
 
 from mlx_hdr import backend
-from mlx_hdr.color import ldr_to_input, row_slices, srgb_to_linear
+from mlx_hdr.color import ldr_to_input, row_slices
 from mlx_hdr.errors import HDRError, os_error_line
 from mlx_hdr.infer.calibrate import blend_with_input, calibrate, floor_image
 from mlx_hdr.infer.outputs import JPEG_SUFFIXES, Plan, plan_outputs
+from mlx_hdr.infer.response import fit_response, response_to_linear
 from mlx_hdr.infer.targets import target_kind
 from mlx_hdr.infer.tonemap import tonemap
 from mlx_hdr.io.avif import write_avif
@@ -47,6 +48,7 @@ from mlx_hdr.models.hybrid import MULTIPLE, pad_to_multiple
 
 WORK_PIXELS = 1_000_000  # the scale the model was validated at (eval-public: <= 1.1 MP)
 GAIN_FLOOR = 1e-4  # added before the gain map's log ratio: black pixels stay finite
+RESPONSE = "model"  # the default of ``response`` (``scripts/validate_model.py --response``)
 
 Net = Callable[[mx.array], mx.array]
 
@@ -99,6 +101,7 @@ def apply_gain_map(
     hdr_small: np.ndarray,
     blend: bool = False,
     floor: np.ndarray | None = None,
+    response: np.ndarray | None = None,
 ) -> np.ndarray:
     """Carry a low-resolution reconstruction to the full-resolution photo.
 
@@ -109,18 +112,21 @@ def apply_gain_map(
         blend: then keep the photo where it is not clipped (:func:`blend_with_input`).
         floor: HxWx3 scene-linear image the result is never below, per channel, before
             the blend (a classical operator's output at full resolution).
+        response: a :func:`~mlx_hdr.infer.response.fit_response` table that linearises
+            both photos (and what the blend keeps) instead of the sRGB curve.
     Returns:
-        HxWx3 float32 scene-linear image: ``srgb_to_linear(ldr)`` times the bilinearly
-        upsampled per-channel ratio ``hdr_small / srgb_to_linear(small)`` (in log space).
+        HxWx3 float32 scene-linear image: the linearised ``ldr`` times the bilinearly
+        upsampled per-channel ratio of ``hdr_small`` over the linearised ``small`` (in log
+        space).
         Computed in strips of rows (all per-pixel), so the peak memory is the photo, the
         gain and the output rather than a dozen full-size temporaries.
     """
     f = GAIN_FLOOR
-    gain = np.log((hdr_small + f) / (srgb_to_linear(small) + f)).astype(np.float32)
-    gain = cv2.resize(gain, ldr.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    gain = np.log((hdr_small + f) / (response_to_linear(small, response) + f))
+    gain = cv2.resize(gain.astype(np.float32), ldr.shape[1::-1], interpolation=cv2.INTER_LINEAR)
     out = np.empty(ldr.shape, np.float32)
     for rows in row_slices(ldr.shape[0]):
-        lin = srgb_to_linear(ldr[rows])
+        lin = response_to_linear(ldr[rows], response)
         hdr = np.maximum((lin + f) * np.exp(gain[rows]) - f, 0.0)
         if floor is not None:
             hdr = np.maximum(hdr, floor[rows])
@@ -134,20 +140,23 @@ def predict_model_hdr(
     blend: bool = True,
     work_pixels: int = WORK_PIXELS,
     flip: bool = False,
+    response: str = RESPONSE,
 ) -> np.ndarray:
     """The model's scene-linear HDR for a display image of any size (see the module doc).
 
     ``blend=False`` gives the network's own output: no blend with the input and no floor.
-    ``flip``: the mean of the network over the photo and its mirror (:func:`predict_target`)."""
+    ``flip``: the mean of the network over the photo and its mirror (:func:`predict_target`).
+    ``response``: how the blend linearises the pixels it keeps (``calibrate``)."""
     size = work_size(*ldr.shape[:2], work_pixels)
     floor = getattr(getattr(net, "config", None), "floor", None) if blend else None
     kind = target_kind(net)
     if size is None:
         target = predict_target(net, ldr, flip)
-        return calibrate(ldr, target, blend=blend, kind=kind, floor=floor)
+        return calibrate(ldr, target, blend=blend, kind=kind, floor=floor, response=response)
     small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
     hdr_small = calibrate(small, predict_target(net, small, flip), blend=False, kind=kind)
-    return apply_gain_map(ldr, small, hdr_small, blend, floor=floor_image(floor, ldr))
+    table = fit_response(small, hdr_small) if blend and response == "model" else None
+    return apply_gain_map(ldr, small, hdr_small, blend, floor_image(floor, ldr), table)
 
 
 def predict_hdr(
@@ -157,6 +166,7 @@ def predict_hdr(
     blend: bool = True,
     work_pixels: int = WORK_PIXELS,
     flip: bool = False,
+    response: str = RESPONSE,
 ) -> np.ndarray:
     """Reconstruct scene-linear HDR (HxWx3 float32 >= 0, 1.0 = the input's white).
 
@@ -168,6 +178,9 @@ def predict_hdr(
         work_pixels: the model runs on at most this many (padded) pixels; larger photos go
             through a gain map (:func:`predict_model_hdr`).
         flip: for the model, average it over the photo and its mirror (:func:`predict_target`).
+        response: for the model, how the blend linearises the pixels it keeps: ``"model"``
+            (the curve read from the network's output, :mod:`~mlx_hdr.infer.response`) or
+            ``"srgb"``.
     """
     if method != "model":
         from mlx_hdr.infer.methods import get_method
@@ -175,7 +188,7 @@ def predict_hdr(
         return get_method(method)(ldr)
     if net is None:
         raise ValueError("method 'model' needs a network")
-    return predict_model_hdr(net, ldr, blend, work_pixels, flip)
+    return predict_model_hdr(net, ldr, blend, work_pixels, flip, response)
 
 
 # ---------------------------------------------------------------- files
@@ -196,6 +209,7 @@ class PredictOptions:
     max_size: int | None = None
     work_pixels: int = WORK_PIXELS
     flip: bool = False  # the model averaged over the photo and its mirror (predict_target)
+    response: str = RESPONSE  # how the blend linearises the kept pixels (infer.response)
     max_pixels: int = MAX_PIXELS  # larger inputs are refused (decompression bombs)
     uhdr: UhdrOptions = field(default_factory=UhdrOptions)
     skip_hdr_inputs: bool = False  # skip photos that carry an HDR gain map already
@@ -239,7 +253,7 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
     if skip_hdr_input(src, opts.skip_hdr_inputs):
         return []
     ldr = load_input(src, opts.max_size, opts.max_pixels)
-    hdr = predict_hdr(ldr, net, opts.method, opts.blend, opts.work_pixels, opts.flip)
+    hdr = predict_hdr(ldr, net, opts.method, opts.blend, opts.work_pixels, opts.flip, opts.response)
     for dest in dests:
         suffix = dest.suffix.lower()
         if suffix == ".png":

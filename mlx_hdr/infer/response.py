@@ -1,0 +1,88 @@
+"""The camera's response, read from the network's prediction (``--response model``).
+
+The blend (:func:`~mlx_hdr.infer.calibrate.blend_with_input`) keeps the photo wherever it
+is not clipped, linearised with the sRGB curve. Camera JPEG engines do not use the sRGB
+curve (a contrast S-curve, a highlight roll-off), so the kept pixels are off by a tone
+curve. The network, trained on several response curves, undoes some of that in its own
+output, but its output is not kept there. This module reads that correction back as one
+global curve and applies it to the photo:
+
+- per display level v (all channels pooled), the median of log2((P + f) / (L + f)) over the
+  values in ``BAND``, with P the network's scene-linear output, L = srgb_to_linear(v) and
+  f = ``targets.STOPS_FLOOR``, on ``BINS`` bins, interpolated and smoothed on a
+  ``GRID``-point table;
+- faded to 0 over ``FADE``, so the pixels that clip keep the white the network's
+  highlights are relative to;
+- kept monotone (the corrected linearisation never decreases with v), then shifted so its
+  mean over the well-exposed pixels is 0 (the photo's overall level is unchanged).
+
+A global curve cannot add rings or streaks: the result is a function of each pixel's value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlx_hdr.color import srgb_to_linear, well_exposed_mask
+from mlx_hdr.infer.targets import STOPS_FLOOR
+
+RESPONSES = ("srgb", "model")
+BAND = (0.02, 0.95)  # display values the fit uses
+FADE = (0.8, 0.95)  # display values over which the correction fades to its value at white
+BINS = 32
+MIN_COUNT = 30  # values per bin, else the bin is left out (interpolated over)
+GRID = 256
+SMOOTH = 9  # box filter over the table, in grid points
+
+
+def _bin_medians(v: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(centres, medians) of ``r`` in the ``BINS`` bins of ``v`` over ``BAND`` that hold at
+    least ``MIN_COUNT`` values."""
+    edges = np.linspace(*BAND, BINS + 1)
+    idx = np.clip(np.digitize(v, edges) - 1, 0, BINS - 1)
+    order = np.argsort(idx, kind="stable")
+    groups = np.split(r[order], np.cumsum(np.bincount(idx, minlength=BINS))[:-1])
+    keep = [i for i, g in enumerate(groups) if g.size >= MIN_COUNT]
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    return centres[keep], np.array([np.median(groups[i]) for i in keep])
+
+
+def fit_response(ldr: np.ndarray, hdr: np.ndarray) -> np.ndarray | None:
+    """The correction table of a photo from the network's output (see the module doc).
+
+    Args:
+        ldr: HxWx3 display photo in [0, 1].
+        hdr: HxWx3 scene-linear network output for it (no blend, no floor), 1.0 = white.
+    Returns:
+        (GRID,) float32 log2 correction over display levels ``linspace(0, 1, GRID)``, or
+        None when fewer than 4 bins hold enough values (the sRGB curve is then kept).
+    """
+    ldr = np.asarray(ldr, np.float32)
+    f = STOPS_FLOOR
+    v = ldr.reshape(-1)
+    ok = (v >= BAND[0]) & (v <= BAND[1])
+    r = np.log2((np.maximum(hdr, 0.0).reshape(-1)[ok] + f) / (srgb_to_linear(v[ok]) + f))
+    centres, medians = _bin_medians(v[ok], r)
+    if centres.size < 4:
+        return None
+    grid = np.linspace(0.0, 1.0, GRID)
+    table = np.interp(grid, centres, medians)  # constant beyond the first and last bins
+    table = np.convolve(np.pad(table, SMOOTH // 2, mode="edge"), np.ones(SMOOTH) / SMOOTH, "valid")
+    table *= np.clip((FADE[1] - grid) / (FADE[1] - FADE[0]), 0.0, 1.0)
+    base = np.log2(srgb_to_linear(grid) + f)
+    table = np.maximum.accumulate(base + table) - base
+    well = well_exposed_mask(ldr)
+    if well.any():
+        table -= np.interp(ldr[well], grid, table).mean()
+    return table.astype(np.float32)
+
+
+def response_to_linear(ldr: np.ndarray, table: np.ndarray | None) -> np.ndarray:
+    """Display [0, 1] (any shape) -> scene-linear >= 0 through a :func:`fit_response`
+    table: (srgb_to_linear(ldr) + f) * 2**table(ldr) - f; plain sRGB for ``None``."""
+    lin = srgb_to_linear(ldr)
+    if table is None:
+        return lin
+    f = STOPS_FLOOR
+    gain = np.exp2(np.interp(ldr, np.linspace(0.0, 1.0, table.size), table))
+    return np.maximum((lin + f) * gain - f, 0.0).astype(np.float32)

@@ -1,0 +1,92 @@
+"""The camera curve read from the network's output (``infer.response``) and where it is used."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlx_hdr.color import srgb_to_linear, well_exposed_mask
+from mlx_hdr.infer.calibrate import calibrate
+from mlx_hdr.infer.pipeline import apply_gain_map
+from mlx_hdr.infer.response import FADE, GRID, fit_response, response_to_linear
+from mlx_hdr.infer.targets import STOPS_FLOOR, hdr_to_stops
+
+GRID_V = np.linspace(0.0, 1.0, GRID)
+
+
+@pytest.fixture
+def photo():
+    """A 96x128 display image: a smooth ramp over every level, noise, a clipped corner."""
+    rng = np.random.default_rng(3)
+    ramp = np.linspace(0.0, 1.0, 128, dtype=np.float32)[None, :, None]
+    img = np.broadcast_to(ramp, (96, 128, 3)) + rng.normal(0, 0.05, (96, 128, 3))
+    img = np.clip(img, 0.0, 1.0).astype(np.float32)
+    img[:16, :16] = 1.0
+    return img
+
+
+def _log_curve_error(lin: np.ndarray, want: np.ndarray, ldr: np.ndarray, band) -> float:
+    """Spread (std) of log2(lin / want) over the values of ``ldr`` inside ``band``: 0 when
+    the two curves differ by one factor there."""
+    ok = (ldr >= band[0]) & (ldr <= band[1])
+    d = np.log2((lin[ok] + STOPS_FLOOR) / (want[ok] + STOPS_FLOOR))
+    return float(d.std())
+
+
+def test_srgb_prediction_gives_the_srgb_curve(photo):
+    table = fit_response(photo, srgb_to_linear(photo))
+    assert table is not None and np.abs(table).max() < 1e-6
+    np.testing.assert_allclose(response_to_linear(photo, table), srgb_to_linear(photo), atol=1e-6)
+
+
+def test_recovers_a_camera_curve(photo):
+    """A network output that linearises with gamma 2.6 instead of sRGB: the table follows it
+    below the fade, to within 0.03 stops (sRGB itself is off by up to 0.5 stops there)."""
+    want = photo**2.6
+    table = fit_response(photo, want)
+    band = (0.05, FADE[0] - 0.05)
+    assert _log_curve_error(srgb_to_linear(photo), want, photo, band) > 0.15
+    assert _log_curve_error(response_to_linear(photo, table), want, photo, band) < 0.03
+
+
+def test_table_is_monotone_faded_and_level(photo):
+    """Even for a prediction that falls as the photo brightens, the linearisation never
+    decreases with the display level, is flat (a constant factor) from the top of the fade
+    up, and leaves the mean log level of the well-exposed pixels as sRGB had it."""
+    table = fit_response(photo, srgb_to_linear(1.0 - photo))
+    assert np.diff(response_to_linear(GRID_V, table)).min() > -1e-6  # flat parts: rounding
+    top = GRID_V >= FADE[1]
+    assert np.ptp(table[top]) < 1e-6
+    well = well_exposed_mask(photo)
+    assert abs(np.interp(photo[well], GRID_V, table).mean()) < 1e-5
+
+
+def test_too_few_levels_keep_srgb():
+    flat = np.full((32, 32, 3), 0.5, np.float32)
+    assert fit_response(flat, srgb_to_linear(flat) * 2.0) is None
+    np.testing.assert_array_equal(response_to_linear(flat, None), srgb_to_linear(flat))
+
+
+def test_calibrate_keeps_pixels_through_the_model_curve(photo):
+    """With ``response="model"`` the blend keeps unclipped pixels as the curve read from
+    the prediction linearises them; with ``"srgb"`` as sRGB does."""
+    pred = photo**2.6
+    target = hdr_to_stops(pred, photo)
+    dark = photo.max(axis=-1) < 0.9
+    hdr = calibrate(photo, target, kind="stops", response="model")
+    decoded = calibrate(photo, target, kind="stops", blend=False)
+    want = response_to_linear(photo, fit_response(photo, decoded))
+    np.testing.assert_allclose(hdr[dark], want[dark], rtol=1e-5, atol=1e-6)
+    hdr = calibrate(photo, target, kind="stops", response="srgb")
+    np.testing.assert_allclose(hdr[dark], srgb_to_linear(photo)[dark], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="response"):
+        calibrate(photo, target, kind="stops", response="film")
+
+
+def test_gain_map_linearises_with_the_table(photo):
+    """A small reconstruction equal to the small photo through the table carries a gain of
+    1: the full-size result is the full-size photo through the same table."""
+    table = fit_response(photo, photo**2.6)
+    small = photo[::2, ::2]
+    out = apply_gain_map(photo, small, response_to_linear(small, table), response=table)
+    np.testing.assert_allclose(out, response_to_linear(photo, table), rtol=1e-4, atol=1e-5)
