@@ -41,22 +41,22 @@ def test_srgb_prediction_gives_the_srgb_curve(photo):
 
 def test_recovers_a_camera_curve(photo):
     """A network output that linearises with gamma 2.6 instead of sRGB: the table follows it
-    below the fade, to within 0.03 stops (sRGB itself is off by up to 0.5 stops there)."""
+    below the fade, to within 0.03 stops (sRGB itself is off by 0.1 stops rms there), and
+    from the top of the fade up it is one factor (the sRGB curve, shifted)."""
     want = photo**2.6
     table = fit_response(photo, want)
     band = (0.05, FADE[0] - 0.05)
-    assert _log_curve_error(srgb_to_linear(photo), want, photo, band) > 0.15
+    assert _log_curve_error(srgb_to_linear(photo), want, photo, band) > 0.1
     assert _log_curve_error(response_to_linear(photo, table), want, photo, band) < 0.03
+    assert np.ptp(table[GRID_V >= FADE[1]]) < 1e-6
 
 
-def test_table_is_monotone_faded_and_level(photo):
+def test_table_is_monotone_and_level(photo):
     """Even for a prediction that falls as the photo brightens, the linearisation never
-    decreases with the display level, is flat (a constant factor) from the top of the fade
-    up, and leaves the mean log level of the well-exposed pixels as sRGB had it."""
+    decreases with the display level, and it leaves the mean log level of the well-exposed
+    pixels as sRGB had it."""
     table = fit_response(photo, srgb_to_linear(1.0 - photo))
     assert np.diff(response_to_linear(GRID_V, table)).min() > -1e-6  # flat parts: rounding
-    top = GRID_V >= FADE[1]
-    assert np.ptp(table[top]) < 1e-6
     well = well_exposed_mask(photo)
     lin = (response_to_linear(photo, table)[well], srgb_to_linear(photo)[well])
     assert abs(np.log2((lin[0] + STOPS_FLOOR) / (lin[1] + STOPS_FLOOR)).mean()) < 1e-4

@@ -11,8 +11,10 @@ global curve and applies it to the photo:
   values in ``BAND``, with P the network's scene-linear output, L = srgb_to_linear(v) and
   f = ``targets.STOPS_FLOOR``, on ``BINS`` bins, interpolated and smoothed on a
   ``GRID``-point table;
-- faded to 0 over ``FADE``, so the pixels that clip keep the white the network's
-  highlights are relative to;
+- faded to 0 over ``FADE``: above it the pixels keep the sRGB curve, so those that clip
+  keep the white the network's highlights are relative to. On clean sRGB renderings the
+  network reads a highlight roll-off into the upper tones that is not there, and on the
+  real bracket frames correcting them gained nothing (docs/MODEL_CARD.md, Validation);
 - kept monotone (the corrected linearisation never decreases with v), then shifted so its
   mean over the well-exposed pixels is 0 (the photo's overall level is unchanged).
 
@@ -28,7 +30,7 @@ from mlx_hdr.infer.targets import STOPS_FLOOR
 
 RESPONSES = ("srgb", "model")
 BAND = (0.02, 0.95)  # display values the fit uses
-FADE = (0.8, 0.95)  # display values over which the correction fades to its value at white
+FADE = (0.5, 0.6)  # display values over which the correction fades out
 BINS = 32
 MIN_COUNT = 30  # values per bin, else the bin is left out (interpolated over)
 GRID = 256  # table points at display levels k / 255: exact for 8-bit photos
