@@ -1,7 +1,8 @@
 """Model selection without the evaluation set: models side by side with the peers on
 (a) simulated photos of the held-out pool images (every 9th image of each pool, the ones
-``mlx-hdr train`` holds out) and (b) a real exposure-bracket set (each real camera frame
-against the merged HDR of all frames).
+``mlx-hdr train`` holds out), with ``--renders N`` also clean sRGB renderings of them, and
+(b) a real exposure-bracket set (each real camera frame against the merged HDR of all
+frames).
 
     python scripts/validate_model.py --pool ../shared/data/hdr-pool \\
         --pool ../shared/data/hdr-pool-2 \\
@@ -66,6 +67,21 @@ def pool_cases(folders: list[str], n: int = POOL_VIEWS, size: int = 384, meterin
     """(ldr, hdr) for ``n`` simulated ``size``-px photos of the pools' held-out images, a
     ``metering`` share of them metered (``train.pool.heldout_views``)."""
     return heldout_views(folders, n, size, sim=SimConfig(metering_prob=metering))
+
+
+def render_cases(folders: list[str], n: int, size: int = 384, metering: float = 0.5):
+    """Like :func:`pool_cases`, but clean sRGB renderings (eval-public's recipe: exposure,
+    clip, the sRGB curve, JPEG quality 90; no noise, roll-off or per-channel clipping): the
+    inputs a rendered or exported image gives, where the sRGB curve is exact."""
+    sim = SimConfig(
+        metering_prob=metering,
+        curves=("srgb",),
+        noise_prob=0.0,
+        shoulder_prob=0.0,
+        channel_clip_prob=0.0,
+        jpeg_quality=(90, 90),
+    )
+    return heldout_views(folders, n, size, sim=sim)
 
 
 def bracket_cases(folder: Path, long_side: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -211,6 +227,7 @@ def main() -> None:
     ap.add_argument(
         "-n", type=int, default=POOL_VIEWS, help="simulated views of the held-out images"
     )
+    ap.add_argument("--renders", type=int, default=0, help="also N clean sRGB renderings")
     ap.add_argument("--size", type=int, default=384, help="simulated view size, px")
     ap.add_argument("--metering", type=float, default=0.5, help="share of metered views")
     ap.add_argument("--long-side", type=int, default=1024, help="bracket frames resized to")
@@ -229,8 +246,11 @@ def main() -> None:
         os.environ["MLX_HDR_EXPANDNET"] = args.expandnet
         peers.append("expandnet2018")
     sets = {}
-    if args.pool:
+    if args.pool and args.n:
         sets["held-out pool views"] = pool_cases(args.pool, args.n, args.size, args.metering)
+    if args.pool and args.renders:
+        renders = render_cases(args.pool, args.renders, args.size, args.metering)
+        sets["held-out pool renderings"] = renders
     for folder in map(Path, args.brackets):
         sets[f"real brackets: {folder.name}"] = bracket_cases(folder, args.long_side)
     methods = runners(args.model, peers, args.work_pixels, args.flip, args.response)
