@@ -48,7 +48,7 @@ from mlx_hdr.color import (
     srgb_to_linear,
     well_exposed_mask,
 )
-from mlx_hdr.data.simulate import SimConfig
+from mlx_hdr.data.simulate import CURVES, SimConfig
 from mlx_hdr.data.simulate import clipped_gain as sim_clipped_gain
 from mlx_hdr.eval.evaluate import labelled_panel
 from mlx_hdr.eval.metrics import CLIPPED, clipped_mask, hdr_metrics
@@ -63,10 +63,17 @@ KEYS = ("pu21_psnr", "highlight_log2", "gain_err", "log_psnr", "log_ssim", "peak
 CLIPPED_RANGE = (0.01, 0.30)  # bracket frames used: this share of pixels clipped
 
 
-def pool_cases(folders: list[str], n: int = POOL_VIEWS, size: int = 384, metering: float = 0.5):
+def pool_cases(
+    folders: list[str],
+    n: int = POOL_VIEWS,
+    size: int = 384,
+    metering: float = 0.5,
+    curves: tuple[str, ...] = CURVES,
+):
     """(ldr, hdr) for ``n`` simulated ``size``-px photos of the pools' held-out images, a
-    ``metering`` share of them metered (``train.pool.heldout_views``)."""
-    return heldout_views(folders, n, size, sim=SimConfig(metering_prob=metering))
+    ``metering`` share of them metered, through the response ``curves``
+    (``train.pool.heldout_views``)."""
+    return heldout_views(folders, n, size, sim=SimConfig(metering_prob=metering, curves=curves))
 
 
 def render_cases(folders: list[str], n: int, size: int = 384, metering: float = 0.5):
@@ -228,6 +235,7 @@ def main() -> None:
         "-n", type=int, default=POOL_VIEWS, help="simulated views of the held-out images"
     )
     ap.add_argument("--renders", type=int, default=0, help="also N clean sRGB renderings")
+    ap.add_argument("--curve", choices=CURVES, help="pool views through this response curve only")
     ap.add_argument("--size", type=int, default=384, help="simulated view size, px")
     ap.add_argument("--metering", type=float, default=0.5, help="share of metered views")
     ap.add_argument("--long-side", type=int, default=1024, help="bracket frames resized to")
@@ -247,7 +255,10 @@ def main() -> None:
         peers.append("expandnet2018")
     sets = {}
     if args.pool and args.n:
-        sets["held-out pool views"] = pool_cases(args.pool, args.n, args.size, args.metering)
+        curves = (args.curve,) if args.curve else CURVES
+        sets["held-out pool views"] = pool_cases(
+            args.pool, args.n, args.size, args.metering, curves
+        )
     if args.pool and args.renders:
         renders = render_cases(args.pool, args.renders, args.size, args.metering)
         sets["held-out pool renderings"] = renders
