@@ -35,7 +35,7 @@ BINS = 32
 MIN_COUNT = 30  # values per bin, else the bin is left out (interpolated over)
 GRID = 256  # table points at display levels k / 255: exact for 8-bit photos
 SMOOTH = 9  # box filter over the table, in grid points
-MAX_VALUES = 1 << 18  # the fit reads at most about this many channel values (a pixel stride)
+MAX_VALUES = 1 << 18  # the fit reads at most about this many values (a stride over pixels)
 
 
 def _bin_medians(v: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,8 +62,9 @@ def fit_response(ldr: np.ndarray, hdr: np.ndarray) -> np.ndarray | None:
     """
     ldr = np.asarray(ldr, np.float32)
     f = STOPS_FLOOR
-    stride = max(1, ldr.size // MAX_VALUES)
-    v, p = ldr.reshape(-1)[::stride], np.asarray(hdr, np.float32).reshape(-1)[::stride]
+    stride = max(1, ldr.size // MAX_VALUES)  # over pixels, so every channel is read
+    v = ldr.reshape(-1, 3)[::stride].reshape(-1)
+    p = np.asarray(hdr, np.float32).reshape(-1, 3)[::stride].reshape(-1)
     ok = (v >= BAND[0]) & (v <= BAND[1])
     r = np.log2((np.maximum(p[ok], 0.0) + f) / (srgb_to_linear(v[ok]) + f))
     centres, medians = _bin_medians(v[ok], r)
