@@ -11,11 +11,11 @@ like an Ultra HDR gain map), and the bilinearly upsampled gain is applied to the
 full-resolution input. Detail comes from the full-resolution photo; the blend then keeps it
 wherever it is not clipped (through the camera curve of ``infer.response``, or sRGB).
 The network is never tiled: its InstanceNorm layers normalise over the whole image, and a
-tile inside a clipped sky looked like a flat white image of its own (highlights were lost: peak 1.0 instead of 3.5 on an upscaled sample).
-The working resolution is 1 MP: the model was trained on 160-px views and validated up to
-~1.1 MP; on 3x-upscaled eval photos a 4 MP pass drew streaks inside clipped areas and a
-1 MP pass did not, and on an 8x-upscaled sample rings grew from one small ring at 1 MP to
-many at 2-4 MP.
+tile inside a clipped sky looked like a flat white image of its own (highlights were lost:
+peak 1.0 instead of 3.5 on an upscaled sample). The working resolution is 1 MP: the model
+was trained on 160-px views and validated up to ~1.1 MP; on 3x-upscaled eval photos a 4 MP
+pass drew streaks inside clipped areas and a 1 MP pass did not, and on an 8x-upscaled
+sample rings grew from one small ring at 1 MP to many at 2-4 MP.
 """
 
 from __future__ import annotations
