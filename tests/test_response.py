@@ -8,7 +8,13 @@ import pytest
 from mlx_hdr.color import srgb_to_linear, well_exposed_mask
 from mlx_hdr.infer.calibrate import calibrate
 from mlx_hdr.infer.pipeline import apply_gain_map
-from mlx_hdr.infer.response import FADE, GRID, fit_response, response_to_linear
+from mlx_hdr.infer.response import (
+    FADE,
+    GRID,
+    fit_response,
+    response_table,
+    response_to_linear,
+)
 from mlx_hdr.infer.targets import STOPS_FLOOR, hdr_to_stops
 
 GRID_V = np.linspace(0.0, 1.0, GRID)
@@ -102,3 +108,13 @@ def test_large_photo_fit_reads_every_channel():
     pred[..., 0] *= 2.0
     table = fit_response(photo, pred)
     assert np.ptp(table) < 0.05
+
+
+def test_response_table_names_the_curve(photo):
+    """``response_table``, used by both the one-pass blend and the gain map: the fitted
+    table for ``"model"``, None (sRGB) for ``"srgb"``, an error for anything else."""
+    pred = photo**2.6
+    np.testing.assert_array_equal(response_table("model", photo, pred), fit_response(photo, pred))
+    assert response_table("srgb", photo, pred) is None
+    with pytest.raises(ValueError, match="response"):
+        response_table("film", photo, pred)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from mlx_hdr.cli.predict import choice
 from mlx_hdr.errors import EXIT_SOME_FAILED
 from mlx_hdr.eval.evaluate import evaluate, net_for_methods, summary_markdown
 from mlx_hdr.infer.pipeline import RESPONSE
@@ -54,10 +55,7 @@ def evaluate_command(
 ) -> None:
     """Write metrics.csv, summary.md and contact sheets; print the summary table (exit code
     3 when some cases failed)."""
-    if response not in RESPONSES:
-        raise typer.BadParameter(
-            f"{response!r} is not one of {', '.join(RESPONSES)}", param_hint="--response"
-        )
+    response = choice(response, RESPONSES, "--response")
     net = net_for_methods(method, model)
     report = evaluate(
         dataset,

@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
     app.command("predict")(predict_command)
 
 
-def _choice(value: str, choices: tuple[str, ...], name: str) -> str:
+def choice(value: str, choices: tuple[str, ...], name: str) -> str:
+    """``value`` if it is one of ``choices``, else a usage error naming option ``name``."""
     if value not in choices:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=name)
     return value
@@ -136,20 +137,18 @@ def predict_command(
     """Reconstruct HDR from LDR images (exit code 3 when some of them failed)."""
     _check_numbers(work_pixels, exposure, max_boost)
     opts = PredictOptions(
-        method=_choice(method, METHOD_CHOICES, "--method"),
+        method=choice(method, METHOD_CHOICES, "--method"),
         blend=blend,
-        formats=tuple(
-            dict.fromkeys(_choice(f, tuple(FORMATS), "--format") for f in fmt or ["hdr"])
-        ),
+        formats=tuple(dict.fromkeys(choice(f, tuple(FORMATS), "--format") for f in fmt or ["hdr"])),
         dtype="float" if float32 else "half",
         preview=preview,
         preview_only=preview_only,
-        tonemap=_choice(tonemap, TONEMAP_CHOICES, "--tonemap"),
+        tonemap=choice(tonemap, TONEMAP_CHOICES, "--tonemap"),
         exposure_ev=exposure,
         max_size=max_size,
         work_pixels=work_pixels,
         flip=flip,
-        response=_choice(response, RESPONSES, "--response"),
+        response=choice(response, RESPONSES, "--response"),
         max_pixels=max_pixels,
         uhdr=UhdrOptions(max_boost, gainmap_quality, gainmap_scale),
         skip_hdr_inputs=skip_hdr_inputs,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlx_hdr.color import EPS, clip_ramp, rgb_to_luminance, srgb_to_linear, target_to_hdr
-from mlx_hdr.infer.response import RESPONSES, fit_response, response_to_linear
+from mlx_hdr.infer.response import check_response, response_table, response_to_linear
 from mlx_hdr.infer.targets import stops_to_hdr
 
 DISPLAY_BAND = (0.05, 0.85)
@@ -120,8 +120,7 @@ def calibrate(
         response: how the blend linearises the kept pixels: ``"srgb"``, or ``"model"``
             for the curve read from the decoded prediction (:mod:`~mlx_hdr.infer.response`).
     """
-    if response not in RESPONSES:
-        raise ValueError(f"response must be one of {RESPONSES}, got {response!r}")
+    check_response(response)
     if kind == "stops":
         hdr = stops_to_hdr(target, ldr)
     else:
@@ -130,7 +129,7 @@ def calibrate(
         hdr = target_to_hdr(target, lo, hi - EPS)
     if not blend:
         return np.maximum(hdr, floor_image(floor, ldr)) if floor is not None else hdr
-    lin = response_to_linear(ldr, fit_response(ldr, hdr)) if response == "model" else None
+    lin = response_to_linear(ldr, response_table(response, ldr, hdr))
     if floor is not None:
         hdr = np.maximum(hdr, floor_image(floor, ldr))
     return blend_with_input(ldr, hdr, tau, lin=lin)

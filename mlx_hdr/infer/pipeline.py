@@ -37,7 +37,7 @@ from mlx_hdr.color import ldr_to_input, row_slices
 from mlx_hdr.errors import HDRError, os_error_line
 from mlx_hdr.infer.calibrate import blend_with_input, calibrate, floor_image
 from mlx_hdr.infer.outputs import JPEG_SUFFIXES, Plan, plan_outputs
-from mlx_hdr.infer.response import fit_response, response_to_linear
+from mlx_hdr.infer.response import response_table, response_to_linear
 from mlx_hdr.infer.targets import target_kind
 from mlx_hdr.infer.tonemap import tonemap
 from mlx_hdr.io.avif import write_avif
@@ -155,7 +155,7 @@ def predict_model_hdr(
         return calibrate(ldr, target, blend=blend, kind=kind, floor=floor, response=response)
     small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
     hdr_small = calibrate(small, predict_target(net, small, flip), blend=False, kind=kind)
-    table = fit_response(small, hdr_small) if blend and response == "model" else None
+    table = response_table(response, small, hdr_small) if blend else None
     return apply_gain_map(ldr, small, hdr_small, blend, floor_image(floor, ldr), table)
 
 

@@ -82,6 +82,19 @@ def fit_response(ldr: np.ndarray, hdr: np.ndarray) -> np.ndarray | None:
     return table.astype(np.float32)
 
 
+def check_response(response: str) -> str:
+    """``response`` when it names one of ``RESPONSES``, else ValueError."""
+    if response not in RESPONSES:
+        raise ValueError(f"response must be one of {RESPONSES}, got {response!r}")
+    return response
+
+
+def response_table(response: str, ldr: np.ndarray, hdr: np.ndarray) -> np.ndarray | None:
+    """The table ``response`` names for a photo and the network's output for it:
+    :func:`fit_response` for ``"model"``, None (the sRGB curve) for ``"srgb"``."""
+    return fit_response(ldr, hdr) if check_response(response) == "model" else None
+
+
 def _levels(ldr: np.ndarray) -> np.ndarray:
     """The nearest of the ``GRID`` table levels of display values in [0, 1], as uint8."""
     return (np.minimum(ldr, 1.0) * np.float32(GRID - 1) + np.float32(0.5)).astype(np.uint8)
