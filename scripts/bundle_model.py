@@ -5,11 +5,12 @@ it is dropped; outputs are unchanged. ``--checkpoint`` takes the trainable weigh
 training checkpoint instead (e.g. the last one, when it is not the run's best), or, given
 several times, their mean (``train.checkpoint.checkpoint_weights``); ``--floor``
 records a classical operator the decoded prediction never goes below
-(``HybridConfig.floor``). Usage:
+(``HybridConfig.floor``), ``--floor-strength`` the share of its expansion that floor keeps
+(``HybridConfig.floor_strength``). Usage:
 
     python scripts/bundle_model.py runs/camera-stops-p1/model.safetensors \
         [--checkpoint runs/camera-stops-p1/checkpoints/last.safetensors] \
-        [--floor kovaleski2014] -o mlx_hdr/assets/default.safetensors
+        [--floor kovaleski2014 --floor-strength 0.75] -o mlx_hdr/assets/default.safetensors
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def main() -> None:
         help="training checkpoint whose model.* weights to use (several: their mean)",
     )
     ap.add_argument("--floor", choices=["kovaleski2014"], help="classical floor of the output")
+    ap.add_argument(
+        "--floor-strength", type=float, help="share of the floor's expansion, in stops (0-1)"
+    )
     args = ap.parse_args()
     model, _ = load_model(args.model)
     if args.checkpoint:
@@ -62,6 +66,8 @@ def main() -> None:
     bare = strip_classifier(model)
     if args.floor:
         bare.config = dataclasses.replace(bare.config, floor=args.floor)
+    if args.floor_strength is not None:
+        bare.config = dataclasses.replace(bare.config, floor_strength=args.floor_strength)
     save_model(args.out, bare, dtype=mx.float16)
     shipped, _ = load_model(args.out)
     x = mx.random.normal((1, 96, 128, 3), key=mx.random.key(0))

@@ -109,6 +109,22 @@ def test_floor_keeps_the_prediction_at_least_as_bold_as_the_operator():
         calibrate(ldr, target, kind="stops", floor="nope")
 
 
+def test_a_partial_floor_keeps_that_share_of_the_operators_stops():
+    from mlx_hdr.infer.calibrate import FLOOR_EPS, floor_image
+    from mlx_hdr.infer.methods import kovaleski2014
+
+    rng = np.random.default_rng(1)
+    ldr = rng.uniform(0.0, 0.9, (48, 64, 3)).astype(np.float32)
+    ldr[10:30, 20:40] = 1.0
+    lin, kov = srgb_to_linear(ldr) + FLOOR_EPS, kovaleski2014(ldr) + FLOOR_EPS
+    np.testing.assert_allclose(floor_image("kovaleski2014", ldr, 1.0), kovaleski2014(ldr))
+    np.testing.assert_allclose(floor_image("kovaleski2014", ldr, 0.0), lin - FLOOR_EPS, atol=1e-6)
+    half = floor_image("kovaleski2014", ldr, 0.5) + FLOOR_EPS
+    np.testing.assert_allclose(np.log2(half / lin), 0.5 * np.log2(kov / lin), atol=1e-4)
+    assert half[20, 30].min() > 1.2 * lin[20, 30].max()  # still a boost in the clipped patch
+    assert floor_image(None, ldr, 0.5) is None
+
+
 def test_model_config_names_a_known_floor():
     from mlx_hdr.models.hybrid import HybridConfig
 
@@ -118,3 +134,8 @@ def test_model_config_names_a_known_floor():
     assert HybridConfig().floor is None
     with pytest.raises(ValueError, match="floor must be one of"):
         HybridConfig(floor="masia2017")
+    config = HybridConfig(floor="kovaleski2014", floor_strength=0.75)
+    assert HybridConfig.from_json(config.to_json()).floor_strength == 0.75
+    assert HybridConfig().floor_strength == 1.0
+    with pytest.raises(ValueError, match="floor_strength must be in"):
+        HybridConfig(floor_strength=1.5)

@@ -143,6 +143,27 @@ def test_the_models_floor_applies_with_the_blend_only(work_pixels):
     np.testing.assert_allclose(out[clipped], kovaleski2014(ldr)[clipped], rtol=1e-3)
 
 
+@pytest.mark.parametrize("work_pixels", [10**6, 48 * 64])
+def test_the_models_floor_strength_reaches_both_paths(work_pixels):
+    from types import SimpleNamespace
+
+    from mlx_hdr.infer.calibrate import floor_image
+
+    class NoBoost(nn.Module):
+        config = SimpleNamespace(target="stops", floor="kovaleski2014", floor_strength=0.5)
+
+        def __call__(self, x):
+            return mx.full(x.shape, -0.5)
+
+    ldr = image(96, 128)
+    ldr[30:60, 40:80] = 1.0
+    out = predict_hdr(ldr, NoBoost(), work_pixels=work_pixels)
+    clipped = (slice(35, 55), slice(45, 75))
+    half = floor_image("kovaleski2014", ldr, 0.5)
+    assert half[clipped].min() < 0.8 * floor_image("kovaleski2014", ldr)[clipped].min()
+    np.testing.assert_allclose(out[clipped], half[clipped], rtol=1e-3)
+
+
 def test_the_floor_is_computed_at_full_resolution():
     """A light of 3x3 px averages below white at a 4x smaller working size; the floor still
     boosts it, as the classical operator does on the full photo."""

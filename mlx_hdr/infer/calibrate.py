@@ -29,6 +29,7 @@ MIN_PIXELS = 64
 MIN_SPAN = 0.05
 FALLBACK_HI = float(np.log1p(16.0))
 BLEND_TAU = 0.95
+FLOOR_EPS = 1e-4  # offset of a partial floor's ratio: black pixels stay finite
 
 
 def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -105,6 +106,7 @@ def calibrate(
     kind: str = "minmax_log1p",
     floor: str | None = None,
     response: str = "srgb",
+    floor_strength: float = 1.0,
 ) -> np.ndarray:
     """Network output -> scene-linear HDR (HxWx3 float32 >= 0, 1.0 = the input's white).
 
@@ -117,6 +119,8 @@ def calibrate(
         tau: display level where the blend starts.
         floor: a classical operator (``infer.methods``, e.g. ``kovaleski2014``) whose output
             the decoded prediction is never below, per channel, before the blend.
+        floor_strength: the share of the operator's expansion the floor keeps
+            (:func:`floor_image`).
         response: how the blend linearises the kept pixels: ``"srgb"``, or ``"model"``
             for the curve read from the decoded prediction (:mod:`~mlx_hdr.infer.response`).
     """
@@ -128,16 +132,18 @@ def calibrate(
         # target_to_hdr adds EPS to the span; remove it so the fitted line is reproduced exactly
         hdr = target_to_hdr(target, lo, hi - EPS)
     if not blend:
-        return np.maximum(hdr, floor_image(floor, ldr)) if floor is not None else hdr
+        return hdr if floor is None else np.maximum(hdr, floor_image(floor, ldr, floor_strength))
     lin = response_to_linear(ldr, response_table(response, ldr, hdr))
     if floor is not None:
-        hdr = np.maximum(hdr, floor_image(floor, ldr))
+        hdr = np.maximum(hdr, floor_image(floor, ldr, floor_strength))
     return blend_with_input(ldr, hdr, tau, lin=lin)
 
 
-def floor_image(floor: str | None, ldr: np.ndarray) -> np.ndarray | None:
+def floor_image(floor: str | None, ldr: np.ndarray, strength: float = 1.0) -> np.ndarray | None:
     """The output of classical operator ``floor`` (``infer.methods``) on ``ldr``, HxWx3
-    scene-linear; None for no floor.
+    scene-linear; None for no floor. With ``strength`` s < 1, the operator's per-channel
+    expansion over the sRGB-linearised input L, in stops, is scaled by s:
+    ``(L + f) * ((op + f) / (L + f)) ** s - f`` (f = ``FLOOR_EPS``), so s = 0 gives L.
 
     For a photo above the working size the caller passes the full-resolution photo, not the
     downscaled one: there its clipped pixels are averaged with their surroundings and the
@@ -148,4 +154,16 @@ def floor_image(floor: str | None, ldr: np.ndarray) -> np.ndarray | None:
         return None
     from mlx_hdr.infer.methods import get_method
 
-    return get_method(floor)(ldr)
+    out = get_method(floor)(ldr)
+    if strength == 1.0:
+        return out
+    # in place on the operator's fresh output: one full-size temporary (lin) for large photos
+    lin = np.asarray(srgb_to_linear(ldr), np.float32)
+    lin += FLOOR_EPS
+    out = np.asarray(out, np.float32)
+    out += FLOOR_EPS
+    out /= lin
+    np.power(out, strength, out=out)
+    out *= lin
+    out -= FLOOR_EPS
+    return np.maximum(out, 0.0, out=out)

@@ -148,15 +148,20 @@ def predict_model_hdr(
     ``flip``: the mean of the network over the photo and its mirror (:func:`predict_target`).
     ``response``: how the blend linearises the pixels it keeps (``calibrate``)."""
     size = work_size(*ldr.shape[:2], work_pixels)
-    floor = getattr(getattr(net, "config", None), "floor", None) if blend else None
+    config = getattr(net, "config", None)
+    floor = getattr(config, "floor", None) if blend else None
+    strength = getattr(config, "floor_strength", 1.0)
     kind = target_kind(net)
     if size is None:
         target = predict_target(net, ldr, flip)
-        return calibrate(ldr, target, blend=blend, kind=kind, floor=floor, response=response)
+        return calibrate(
+            ldr, target, blend, kind=kind, floor=floor, response=response, floor_strength=strength
+        )
     small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
     hdr_small = calibrate(small, predict_target(net, small, flip), blend=False, kind=kind)
     table = response_table(response, small, hdr_small) if blend else None
-    return apply_gain_map(ldr, small, hdr_small, blend, floor_image(floor, ldr), table)
+    floor_hdr = floor_image(floor, ldr, strength)
+    return apply_gain_map(ldr, small, hdr_small, blend, floor_hdr, table)
 
 
 def predict_hdr(

@@ -42,6 +42,8 @@ class HybridConfig:
     target: str = "minmax_log1p"
     # a classical operator the decoded prediction never goes below (``infer.calibrate``)
     floor: str | None = None
+    # the floor's share of that operator's expansion, in stops over the linearised input
+    floor_strength: float = 1.0
     # a per-image boldness from the whole photo (:class:`GlobalGain`; ``stops`` target only)
     global_gain: bool = False
 
@@ -53,6 +55,8 @@ class HybridConfig:
             raise ValueError("global_gain needs target 'stops' (it scales a residual in stops)")
         if self.floor not in FLOORS:
             raise ValueError(f"floor must be one of {FLOORS}, got {self.floor!r}")
+        if not 0.0 <= self.floor_strength <= 1.0:
+            raise ValueError(f"floor_strength must be in [0, 1], got {self.floor_strength!r}")
         if self.upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
         if len(self.decoder_channels) != 6:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from mlx_hdr.color import REC709_LUMA, rgb_to_luminance, srgb_to_linear
+from mlx_hdr.color import REC709_LUMA, rgb_to_luminance, row_slices, srgb_to_linear
 
 CLIP_LEVEL = 254.0 / 255.0
 SIGMA_S = 150.0
@@ -30,28 +30,51 @@ BLACK = 0.3 / 1200.0
 CELLS_PER_SIGMA = 2.0
 
 
+def _grid_coords(ys, xs, guide, g0, sigma_s: float, sigma_r: float) -> np.ndarray:
+    """Grid coordinates (3, ...) float32 of pixels at rows ``ys``, columns ``xs`` (float32
+    arrays) with guide values ``guide``; ``g0`` is the whole guide's minimum."""
+    k = CELLS_PER_SIGMA
+    return np.stack([ys * (k / sigma_s), xs * (k / sigma_s), (guide - g0) * (k / sigma_r)])
+
+
+def _strip_coords(rows: slice, guide, g0, sigma_s: float, sigma_r: float) -> np.ndarray:
+    """:func:`_grid_coords` of the pixels in ``rows`` of the whole HxW ``guide``."""
+    h, w = guide.shape
+    ys, xs = np.mgrid[rows.start : min(rows.stop, h), 0:w].astype(np.float32)
+    return _grid_coords(ys, xs, guide[rows], g0, sigma_s, sigma_r)
+
+
 def cross_bilateral_grid(
-    signal: np.ndarray, guide: np.ndarray, sigma_s: float, sigma_r: float
+    signal: np.ndarray, guide: np.ndarray, sigma_s: float, sigma_r: float, rows: int = 256
 ) -> np.ndarray:
     """Cross-bilateral filter of an HxW ``signal`` edge-stopped by an HxW ``guide``.
 
     Approximates sum_q G_s(|p - q|) G_r(|g_p - g_q|) s_q / sum_q G_s G_r with a bilateral grid.
-    Returns HxW float32.
+    Splatting and slicing run over strips of ``rows`` rows, so a large photo needs a few
+    strip-sized temporaries besides the (small) grid. Returns HxW float32.
     """
     h, w = signal.shape
-    k = CELLS_PER_SIGMA
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    coords = np.stack(
-        [ys * (k / sigma_s), xs * (k / sigma_s), (guide - guide.min()) * (k / sigma_r)]
-    )
-    shape = tuple(int(np.ceil(c.max())) + 1 for c in coords)
-    cell = np.ravel_multi_index(tuple(np.rint(c).astype(np.int64) for c in coords), shape)
+    g0 = guide.min()
+    corner = [np.array([v], np.float32) for v in (h - 1, w - 1)]
+    top = _grid_coords(*corner, np.array([guide.max()], np.float32), g0, sigma_s, sigma_r)
+    shape = tuple(int(np.ceil(c[0])) + 1 for c in top)
     size = int(np.prod(shape))
-    num = np.bincount(cell.ravel(), signal.ravel().astype(np.float64), size).reshape(shape)
-    den = np.bincount(cell.ravel(), minlength=size).astype(np.float64).reshape(shape)
-    num, den = (ndimage.gaussian_filter(a, k, mode="constant") for a in (num, den))
-    num_p, den_p = (ndimage.map_coordinates(a, coords, order=1, mode="nearest") for a in (num, den))
-    return (num_p / np.maximum(den_p, 1e-12)).astype(np.float32)
+    num, den = np.zeros(size), np.zeros(size)
+    for r in row_slices(h, rows):
+        coords = _strip_coords(r, guide, g0, sigma_s, sigma_r)
+        cell = np.ravel_multi_index(tuple(np.rint(c).astype(np.int64) for c in coords), shape)
+        num += np.bincount(cell.ravel(), signal[r].ravel().astype(np.float64), size)
+        den += np.bincount(cell.ravel(), minlength=size)
+    k = CELLS_PER_SIGMA
+    num, den = (ndimage.gaussian_filter(a.reshape(shape), k, mode="constant") for a in (num, den))
+    out = np.empty((h, w), np.float32)
+    for r in row_slices(h, rows):
+        coords = _strip_coords(r, guide, g0, sigma_s, sigma_r)
+        num_p, den_p = (
+            ndimage.map_coordinates(a, coords, order=1, mode="nearest") for a in (num, den)
+        )
+        out[r] = num_p / np.maximum(den_p, 1e-12)
+    return out
 
 
 def expand_map(
@@ -79,8 +102,12 @@ def kovaleski2014(
     Returns:
         HxWx3 float32 scene-linear >= 0.
     """
-    lin = srgb_to_linear(ldr)
-    lum = rgb_to_luminance(lin)
-    lum_out = (lum * (1.0 - BLACK) + BLACK) * expand_map(ldr, sigma_s, sigma_r, alpha)
-    ratio = np.divide(lum_out, lum, out=np.zeros_like(lum), where=lum > 0)
-    return (lin * ratio[..., None]).astype(np.float32)
+    expand = expand_map(ldr, sigma_s, sigma_r, alpha)
+    out = np.empty(np.shape(ldr), np.float32)
+    for rows in row_slices(len(out)):  # per pixel, in strips: no full-size temporaries
+        lin = srgb_to_linear(ldr[rows])
+        lum = rgb_to_luminance(lin)
+        lum_out = (lum * (1.0 - BLACK) + BLACK) * expand[rows]
+        ratio = np.divide(lum_out, lum, out=np.zeros_like(lum), where=lum > 0)
+        out[rows] = lin * ratio[..., None]
+    return out
