@@ -20,7 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlx_hdr.color import EPS, clip_ramp, rgb_to_luminance, srgb_to_linear, target_to_hdr
+from mlx_hdr.color import (
+    EPS,
+    clip_ramp,
+    rgb_to_luminance,
+    row_slices,
+    srgb_to_linear,
+    target_to_hdr,
+)
 from mlx_hdr.infer.response import check_response, response_table, response_to_linear
 from mlx_hdr.infer.targets import stops_to_hdr
 
@@ -157,13 +164,13 @@ def floor_image(floor: str | None, ldr: np.ndarray, strength: float = 1.0) -> np
     out = get_method(floor)(ldr)
     if strength == 1.0:
         return out
-    # in place on the operator's fresh output: one full-size temporary (lin) for large photos
-    lin = np.asarray(srgb_to_linear(ldr), np.float32)
-    lin += FLOOR_EPS
     out = np.asarray(out, np.float32)
-    out += FLOOR_EPS
-    out /= lin
-    np.power(out, strength, out=out)
-    out *= lin
-    out -= FLOOR_EPS
+    for rows in row_slices(len(out)):  # in strips and in place: no full-size temporaries
+        lin = srgb_to_linear(ldr[rows]).astype(np.float32) + FLOOR_EPS
+        part = out[rows]
+        part += FLOOR_EPS
+        part /= lin
+        np.power(part, strength, out=part)
+        part *= lin
+        part -= FLOOR_EPS
     return np.maximum(out, 0.0, out=out)

@@ -110,8 +110,9 @@ def apply_gain_map(
         small: its downscaled version, hxwx3 display in [0, 1].
         hdr_small: scene-linear reconstruction of ``small`` (hxwx3, >= 0).
         blend: then keep the photo where it is not clipped (:func:`blend_with_input`).
-        floor: HxWx3 scene-linear image the result is never below, per channel, before
-            the blend (a classical operator's output at full resolution).
+        floor: HxWx3 float32 scene-linear image the result is never below, per channel,
+            before the blend (a classical operator's output at full resolution). The result
+            is written over it (one full-size array less on a large photo).
         response: a :func:`~mlx_hdr.infer.response.fit_response` table that linearises
             both photos (and what the blend keeps) instead of the sRGB curve.
     Returns:
@@ -124,7 +125,7 @@ def apply_gain_map(
     f = GAIN_FLOOR
     gain = np.log((hdr_small + f) / (response_to_linear(small, response) + f))
     gain = cv2.resize(gain.astype(np.float32), ldr.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-    out = np.empty(ldr.shape, np.float32)
+    out = floor if floor is not None else np.empty(ldr.shape, np.float32)
     for rows in row_slices(ldr.shape[0]):
         lin = response_to_linear(ldr[rows], response)
         hdr = np.maximum((lin + f) * np.exp(gain[rows]) - f, 0.0)

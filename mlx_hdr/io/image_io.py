@@ -286,7 +286,9 @@ def _pil_to_rgb(im: Image.Image, path: Path) -> np.ndarray:
         _warn_alpha(path)
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
-    return np.asarray(icc_to_srgb(im, path).convert("RGB"), np.float32) / 255.0
+    arr = np.asarray(icc_to_srgb(im, path).convert("RGB"), np.float32)
+    arr /= 255.0  # in place: one full-size float array, not two
+    return arr
 
 
 def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
