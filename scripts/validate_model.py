@@ -1,8 +1,8 @@
 """Model selection without the evaluation set: models side by side with the peers on
 (a) simulated photos of the held-out pool images (every 9th image of each pool, the ones
-``mlx-hdr train`` holds out), with ``--renders N`` also clean sRGB renderings of them, and
-(b) a real exposure-bracket set (each real camera frame against the merged HDR of all
-frames).
+``mlx-hdr train`` holds out), with ``--renders N`` also clean sRGB renderings of them and
+with ``--sim-brackets N`` simulated exposure brackets of N held-out scenes, and (b) a real
+exposure-bracket set (each real camera frame against the merged HDR of all frames).
 
     python scripts/validate_model.py --pool ../shared/data/hdr-pool \\
         --pool ../shared/data/hdr-pool-2 \\
@@ -21,6 +21,9 @@ global scale fitted over well-exposed pixels):
   brightest light stays short;
 - with ``--per-case``, each case's clipped gain (log2 of the median luminance gain over the
   clipped pixels) of the truth, each method and each model's raw output, stops;
+- for bracket sets, the within-scene gain slope of each method: its clipped gain regressed on
+  the truth's over the frames of each scene, both centred per scene (1: follows the
+  exposure as the truth does; 0: the same gain at every exposure);
 - ``cast`` (models only): the raw output's (``--no-blend``) mean chromaticity difference
   to the linearised input over well-exposed pixels (r, g of r+g+b), x100.
 """
@@ -56,11 +59,12 @@ from mlx_hdr.infer.model_hub import load_net
 from mlx_hdr.infer.pipeline import RESPONSE, WORK_PIXELS, predict_hdr
 from mlx_hdr.infer.response import RESPONSES
 from mlx_hdr.io.image_io import read_hdr, read_ldr, write_ldr
-from mlx_hdr.train.pool import heldout_views
+from mlx_hdr.train.pool import heldout_brackets, heldout_views
 
 POOL_VIEWS = 64  # on 24, PU21 moved 0.55 dB in 100 steps of lr 1e-4 (phase 10)
 KEYS = ("pu21_psnr", "highlight_log2", "gain_err", "log_psnr", "log_ssim", "peak", "cast")
 CLIPPED_RANGE = (0.01, 0.30)  # bracket frames used: this share of pixels clipped
+BRACKET_EVS = (-3.0, -2.0, -1.0, 0.0, 1.0)  # --sim-brackets: metered exposure offsets, stops
 
 
 def pool_cases(
@@ -89,6 +93,31 @@ def render_cases(folders: list[str], n: int, size: int = 384, metering: float = 
         jpeg_quality=(90, 90),
     )
     return heldout_views(folders, n, size, sim=sim)
+
+
+def sim_bracket_cases(folders: list[str], n: int, size: int = 384):
+    """(cases, scenes): the frames of :func:`~mlx_hdr.train.pool.heldout_brackets` (``n``
+    held-out scenes at ``BRACKET_EVS``) with 1-30% clipped pixels, as (ldr, hdr), and each
+    frame's scene index."""
+    frames = heldout_brackets(folders, n, BRACKET_EVS, size)
+    kept = [f for f in frames if CLIPPED_RANGE[0] <= clipped_mask(f[0]).mean() <= CLIPPED_RANGE[1]]
+    return [(ldr, hdr) for ldr, hdr, _ in kept], [scene for _, _, scene in kept]
+
+
+def gain_slope(cases, preds: list[dict], scenes: list[int], name: str) -> float:
+    """Slope of ``name``'s clipped gain on the truth's over the frames of each scene, both
+    centred per scene (:func:`clipped_gain`): 1 follows the exposure as the truth does, 0
+    gives every exposure of a scene the same gain. NaN without two frames of one scene."""
+    truth = np.array([clipped_gain(hdr, ldr) for ldr, hdr in cases])
+    pairs = zip(cases, preds, strict=True)
+    pred = np.array([clipped_gain(row[name], ldr) for (ldr, _), row in pairs])
+    scenes = np.asarray(scenes)
+    for k in np.unique(scenes):
+        at = scenes == k
+        truth[at] -= truth[at].mean()
+        pred[at] -= pred[at].mean()
+    var = float((truth**2).sum())
+    return float((truth * pred).sum() / var) if var > 0 else float("nan")
 
 
 def bracket_cases(folder: Path, long_side: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -235,6 +264,9 @@ def main() -> None:
         "-n", type=int, default=POOL_VIEWS, help="simulated views of the held-out images"
     )
     ap.add_argument("--renders", type=int, default=0, help="also N clean sRGB renderings")
+    ap.add_argument(
+        "--sim-brackets", type=int, default=0, help="also N held-out scenes at BRACKET_EVS"
+    )
     ap.add_argument("--curve", choices=CURVES, help="pool views through this response curve only")
     ap.add_argument("--size", type=int, default=384, help="simulated view size, px")
     ap.add_argument("--metering", type=float, default=0.5, help="share of metered views")
@@ -262,8 +294,14 @@ def main() -> None:
     if args.pool and args.renders:
         renders = render_cases(args.pool, args.renders, args.size, args.metering)
         sets["held-out pool renderings"] = renders
+    scenes = {}
+    if args.pool and args.sim_brackets:
+        title = "simulated brackets"
+        sets[title], scenes[title] = sim_bracket_cases(args.pool, args.sim_brackets, args.size)
     for folder in map(Path, args.brackets):
-        sets[f"real brackets: {folder.name}"] = bracket_cases(folder, args.long_side)
+        title = f"real brackets: {folder.name}"
+        sets[title] = bracket_cases(folder, args.long_side)
+        scenes[title] = [0] * len(sets[title])
     methods = runners(args.model, peers, args.work_pixels, args.flip, args.response)
     for title, cases in sets.items():
         print(f"\n{title} ({len(cases)} cases)\n")
@@ -273,6 +311,11 @@ def main() -> None:
         for name, (run, net) in methods.items():
             vals = score(name, run, net, cases, preds)
             print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in vals) + " |", flush=True)
+        if title in scenes:
+            slopes = {name: gain_slope(cases, preds, scenes[title], name) for name in preds[0]}
+            print(
+                "\nwithin-scene gain slope: " + ", ".join(f"{k} {v:.2f}" for k, v in slopes.items())
+            )
         if args.per_case:
             print_gains(cases, preds)
         if args.sheets:

@@ -103,3 +103,18 @@ def test_pair_source_aligns_orientation_and_exposure(tmp_path, scene, make_scene
 def test_real_pool(shared):
     b = batch(PoolSource(shared / "data/hdr-pool", size=32), 2)
     assert b["ldr"].shape == (2, 32, 32, 3) and np.isfinite(b["hdr"]).all()
+
+
+def test_heldout_brackets_photograph_one_scene_at_each_exposure(pool_dir):
+    from mlx_hdr.train.pool import heldout_brackets
+
+    frames = heldout_brackets(pool_dir, 2, (-2.0, 0.0), size=24)
+    assert [scene for _, _, scene in frames] == [0, 0, 1, 1]
+    for (dark, dark_hdr, _), (bright, bright_hdr, _) in (frames[:2], frames[2:]):
+        assert bright.mean() > dark.mean()
+        assert (bright.max(-1) >= 254 / 255).mean() >= (dark.max(-1) >= 254 / 255).mean()
+        # the same view two stops apart: each HDR is on its own frame's white
+        ratio = np.median(bright_hdr / np.maximum(dark_hdr, 1e-6))
+        assert 3.0 < ratio < 5.3
+    again = heldout_brackets(pool_dir, 2, (-2.0, 0.0), size=24)
+    np.testing.assert_array_equal(frames[3][0], again[3][0])

@@ -69,6 +69,33 @@ def heldout_views(pool, n: int, size: int = 384, seed: int = 123, sim=None) -> l
     return [source.sample(i, sample_rng(seed, 0, i)) for i in range(n)]
 
 
+def heldout_brackets(
+    pool, n: int, evs: tuple[float, ...], size: int = 384, seed: int = 321
+) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Simulated exposure brackets of ``n`` held-out scenes: each scene (a view of a held-out
+    image) photographed at every metered exposure offset in ``evs`` (stops) by one camera,
+    the same response curve, noise draw and JPEG quality in every frame.
+
+    Returns ``(ldr, hdr, scene)`` per frame; ``hdr`` is on the frame's own scale (its white
+    is 1.0), ``scene`` the scene's index. Within a scene only the exposure changes, so a
+    model that reads how exposed a photo is gives the longer frames higher clipped gains.
+    """
+    from mlx_hdr.data.simulate import SimConfig, simulate_ldr
+    from mlx_hdr.data.sources import PoolSource
+
+    pools = [pool] if isinstance(pool, (str, Path)) else list(pool)
+    _, val = split(pool_pairs(pools), HOLDOUT)
+    source = PoolSource(val, size=size)
+    frames = []
+    for i in range(n):
+        view, _ = source.view(sample_rng(seed, 0, i))
+        for ev in evs:
+            sim = SimConfig(metering_prob=1.0, metering_ev=(ev, ev), metered_clip=(0.0, 1.0))
+            ldr, hdr, _ = simulate_ldr(view, sample_rng(seed, 1, i), sim)
+            frames.append((ldr, hdr, i))
+    return frames
+
+
 def split(items: list, holdout: int) -> tuple[list, list]:
     """(train, validation): every ``holdout``-th item is validation (all when only one)."""
     if len(items) < 2:
