@@ -64,6 +64,7 @@ from mlx_hdr.train.pool import heldout_brackets, heldout_views
 POOL_VIEWS = 64  # on 24, PU21 moved 0.55 dB in 100 steps of lr 1e-4 (phase 10)
 KEYS = ("pu21_psnr", "highlight_log2", "gain_err", "log_psnr", "log_ssim", "peak", "cast")
 CLIPPED_RANGE = (0.01, 0.30)  # bracket frames used: this share of pixels clipped
+FLIPS = {"auto": None, "on": True, "off": False}  # --flip: predict_hdr's flip
 BRACKET_EVS = (-3.0, -2.0, -1.0, 0.0, 1.0)  # --sim-brackets: metered exposure offsets, stops
 
 
@@ -243,7 +244,7 @@ def runners(
     models: list[str],
     peers: list[str],
     work_pixels: int = WORK_PIXELS,
-    flip: bool = False,
+    flip: bool | None = None,
     response: str = RESPONSE,
 ) -> dict:
     out = {p: (lambda x, p=p: predict_hdr(x, method=p), None) for p in peers}
@@ -272,7 +273,12 @@ def main() -> None:
     ap.add_argument("--metering", type=float, default=0.5, help="share of metered views")
     ap.add_argument("--long-side", type=int, default=1024, help="bracket frames resized to")
     ap.add_argument("--work-pixels", type=int, default=WORK_PIXELS, help="model pass size")
-    ap.add_argument("--flip", action="store_true", help="models as the mean over the mirror")
+    ap.add_argument(
+        "--flip",
+        choices=FLIPS,
+        default="auto",
+        help="models as the mean over the mirror: on, off, or auto (on where one pass)",
+    )
     ap.add_argument(
         "--response", choices=RESPONSES, default=RESPONSE, help="models' kept-pixel curve"
     )
@@ -302,7 +308,7 @@ def main() -> None:
         title = f"real brackets: {folder.name}"
         sets[title] = bracket_cases(folder, args.long_side)
         scenes[title] = [0] * len(sets[title])
-    methods = runners(args.model, peers, args.work_pixels, args.flip, args.response)
+    methods = runners(args.model, peers, args.work_pixels, FLIPS[args.flip], args.response)
     for title, cases in sets.items():
         print(f"\n{title} ({len(cases)} cases)\n")
         print("| method | " + " | ".join(KEYS) + " |")

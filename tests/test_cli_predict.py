@@ -49,7 +49,8 @@ def test_predict_with_random_model(cli, photos, random_model, tmp_path):
 
 
 def test_flip_option_reaches_the_model(cli, photos, random_model, tmp_path):
-    """``--flip`` gives the mirror mean; by default (and ``--no-flip``) the network runs once."""
+    """``--flip`` gives the mirror mean, ``--no-flip`` one pass; by default a photo that runs in
+    one pass gets the mirror mean."""
     from mlx_hdr.infer.model_hub import load_net
     from mlx_hdr.infer.pipeline import predict_hdr
 
@@ -57,7 +58,7 @@ def test_flip_option_reaches_the_model(cli, photos, random_model, tmp_path):
     for name, flags, flip in (
         ("on", ["--flip"], True),
         ("off", ["--no-flip"], False),
-        ("default", [], False),
+        ("default", [], None),
     ):
         out = tmp_path / f"{name}.exr"
         args = ("-o", out, "--model", random_model, "--no-blend", "--float", *flags)
@@ -66,6 +67,7 @@ def test_flip_option_reaches_the_model(cli, photos, random_model, tmp_path):
         want = predict_hdr(ldr, net, blend=False, flip=flip)
         np.testing.assert_allclose(read_hdr(out), want, rtol=1e-5, atol=1e-6)
     assert not np.allclose(read_hdr(tmp_path / "on.exr"), read_hdr(tmp_path / "off.exr"))
+    np.testing.assert_array_equal(read_hdr(tmp_path / "default.exr"), read_hdr(tmp_path / "on.exr"))
 
 
 def test_response_option_reaches_the_blend(cli, photos, random_model, tmp_path):

@@ -190,7 +190,7 @@ def test_a_sheet_on_a_full_disk_is_reported_and_the_run_goes_on(dataset, tmp_pat
 
 def test_evaluate_flip_and_response_reach_the_model(dataset, tmp_path, monkeypatch):
     """``flip`` and ``response`` reach ``predict_hdr`` (which uses them for the model only);
-    the response defaults to the model's curve."""
+    the response defaults to the model's curve, the mirror mean to auto (None)."""
     import mlx_hdr.eval.evaluate as ev
 
     seen = []
@@ -209,5 +209,5 @@ def test_evaluate_flip_and_response_reach_the_model(dataset, tmp_path, monkeypat
         ("model", False, "model"),
         ("linear", True, "model"),
         ("model", True, "model"),
-        ("model", False, "srgb"),
+        ("model", None, "srgb"),
     }

@@ -199,3 +199,13 @@ def test_flip_is_the_mean_over_the_photo_and_its_mirror():
     np.testing.assert_allclose(of_mirror[:, ::-1], both, atol=1e-6)
     raw = {flip: predict_hdr(ldr, net, blend=False, flip=flip) for flip in (True, False)}
     assert not np.allclose(raw[True], raw[False])  # predict_hdr passes it on
+
+
+def test_flip_by_default_where_the_photo_runs_in_one_pass_only():
+    net, ldr = local_net(3), image(40, 72, seed=2)
+    for work_pixels, want in ((10**6, True), (32 * 32, False)):  # one pass; the gain map
+        auto = predict_hdr(ldr, net, blend=False, work_pixels=work_pixels)
+        chosen = predict_hdr(ldr, net, blend=False, work_pixels=work_pixels, flip=want)
+        other = predict_hdr(ldr, net, blend=False, work_pixels=work_pixels, flip=not want)
+        np.testing.assert_array_equal(auto, chosen)
+        assert not np.allclose(auto, other)

@@ -42,9 +42,14 @@ def evaluate_command(
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     blend: Annotated[bool, typer.Option(help="Model: keep the input where not clipped.")] = True,
-    flip: Annotated[bool, typer.Option(help="Model: average it over the photo and its mirror.")] = (
-        False
-    ),
+    flip: Annotated[
+        bool | None,
+        typer.Option(
+            help="Model: average it over the photo and its mirror. Default: on for photos "
+            "that run in one pass (up to 1 MP), off above.",
+            show_default=False,
+        ),
+    ] = None,
     response: Annotated[
         str, typer.Option(help="Model: linearise kept pixels with the 'model' or 'srgb' curve.")
     ] = RESPONSE,

@@ -98,8 +98,13 @@ def predict_command(
         ),
     ] = WORK_PIXELS,
     flip: Annotated[
-        bool, typer.Option(help="Model: average it over the photo and its mirror (a second pass).")
-    ] = False,
+        bool | None,
+        typer.Option(
+            help="Model: average it over the photo and its mirror (a second pass). Default: "
+            "on for photos the model sees in one pass (up to --work-pixels), off above.",
+            show_default=False,
+        ),
+    ] = None,
     response: Annotated[
         str,
         typer.Option(

@@ -113,7 +113,7 @@ def _eval_case(
     net: Net | None,
     blend: bool = True,
     max_pixels: int = MAX_PIXELS,
-    flip: bool = False,
+    flip: bool | None = None,
     response: str = RESPONSE,
 ) -> tuple[list[dict], np.ndarray]:
     ldr, gt = read_ldr(pair.ldr_path, max_pixels), read_hdr(pair.hdr_path, max_pixels)
@@ -171,7 +171,7 @@ def evaluate(
     progress: bool = True,
     blend: bool = True,
     max_pixels: int = MAX_PIXELS,
-    flip: bool = False,
+    flip: bool | None = None,
     response: str = RESPONSE,
 ) -> EvalReport:
     """Run ``methods`` on every paired case of ``dataset`` and write the report into ``out``.
@@ -186,7 +186,8 @@ def evaluate(
             and with ``(file, problem)`` for each input or ground truth without a partner.
         blend: for the model, keep the input where it is not clipped (``predict --blend``).
         max_pixels: larger inputs and ground truths are refused (decompression bombs).
-        flip: for the model, average it over the photo and its mirror (``predict --flip``).
+        flip: for the model, average it over the photo and its mirror (``predict --flip``);
+            None: where the photo runs in one pass (``predict_hdr``).
         response: for the model, how kept pixels are linearised (``predict --response``).
     """
     methods = _check_methods(methods, net)

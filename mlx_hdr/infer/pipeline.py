@@ -140,13 +140,15 @@ def predict_model_hdr(
     ldr: np.ndarray,
     blend: bool = True,
     work_pixels: int = WORK_PIXELS,
-    flip: bool = False,
+    flip: bool | None = None,
     response: str = RESPONSE,
 ) -> np.ndarray:
     """The model's scene-linear HDR for a display image of any size (see the module doc).
 
     ``blend=False`` gives the network's own output: no blend with the input and no floor.
-    ``flip``: the mean of the network over the photo and its mirror (:func:`predict_target`).
+    ``flip``: the mean of the network over the photo and its mirror (:func:`predict_target`);
+    None (auto) for it where the photo runs in one pass and not on the gain-map path, where
+    it measured worse (``scripts/validate_model.py --flip``).
     ``response``: how the blend linearises the pixels it keeps (``calibrate``)."""
     size = work_size(*ldr.shape[:2], work_pixels)
     config = getattr(net, "config", None)
@@ -154,12 +156,12 @@ def predict_model_hdr(
     strength = getattr(config, "floor_strength", 1.0)
     kind = target_kind(net)
     if size is None:
-        target = predict_target(net, ldr, flip)
+        target = predict_target(net, ldr, flip is not False)
         return calibrate(
             ldr, target, blend, kind=kind, floor=floor, response=response, floor_strength=strength
         )
     small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
-    hdr_small = calibrate(small, predict_target(net, small, flip), blend=False, kind=kind)
+    hdr_small = calibrate(small, predict_target(net, small, bool(flip)), blend=False, kind=kind)
     table = response_table(response, small, hdr_small) if blend else None
     floor_hdr = floor_image(floor, ldr, strength)
     return apply_gain_map(ldr, small, hdr_small, blend, floor_hdr, table)
@@ -171,7 +173,7 @@ def predict_hdr(
     method: str = "model",
     blend: bool = True,
     work_pixels: int = WORK_PIXELS,
-    flip: bool = False,
+    flip: bool | None = None,
     response: str = RESPONSE,
 ) -> np.ndarray:
     """Reconstruct scene-linear HDR (HxWx3 float32 >= 0, 1.0 = the input's white).
@@ -183,7 +185,8 @@ def predict_hdr(
         blend: for the model, keep the linearised input where it is not clipped.
         work_pixels: the model runs on at most this many (padded) pixels; larger photos go
             through a gain map (:func:`predict_model_hdr`).
-        flip: for the model, average it over the photo and its mirror (:func:`predict_target`).
+        flip: for the model, average it over the photo and its mirror (:func:`predict_target`);
+            None: only where the photo runs in one pass (:func:`predict_model_hdr`).
         response: for the model, how the blend linearises the pixels it keeps: ``"model"``
             (the curve read from the network's output, :mod:`~mlx_hdr.infer.response`) or
             ``"srgb"``.
@@ -214,7 +217,7 @@ class PredictOptions:
     exposure_ev: float = 0.0
     max_size: int | None = None
     work_pixels: int = WORK_PIXELS
-    flip: bool = False  # the model averaged over the photo and its mirror (predict_target)
+    flip: bool | None = None  # the mirror mean (predict_target); None: on one-pass photos
     response: str = RESPONSE  # how the blend linearises the kept pixels (infer.response)
     max_pixels: int = MAX_PIXELS  # larger inputs are refused (decompression bombs)
     uhdr: UhdrOptions = field(default_factory=UhdrOptions)
