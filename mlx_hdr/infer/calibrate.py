@@ -138,12 +138,11 @@ def calibrate(
         lo, hi = fit_log_range(ldr, target)
         # target_to_hdr adds EPS to the span; remove it so the fitted line is reproduced exactly
         hdr = target_to_hdr(target, lo, hi - EPS)
+    floored = hdr if floor is None else np.maximum(hdr, floor_image(floor, ldr, floor_strength))
     if not blend:
-        return hdr if floor is None else np.maximum(hdr, floor_image(floor, ldr, floor_strength))
-    lin = response_to_linear(ldr, response_table(response, ldr, hdr))
-    if floor is not None:
-        hdr = np.maximum(hdr, floor_image(floor, ldr, floor_strength))
-    return blend_with_input(ldr, hdr, tau, lin=lin)
+        return floored
+    lin = response_to_linear(ldr, response_table(response, ldr, hdr))  # read before the floor
+    return blend_with_input(ldr, floored, tau, lin=lin)
 
 
 def floor_image(floor: str | None, ldr: np.ndarray, strength: float = 1.0) -> np.ndarray | None:

@@ -61,12 +61,17 @@ def heldout_views(pool, n: int, size: int = 384, seed: int = 123, sim=None) -> l
     The model-selection set of ``scripts/validate_model.py``: the images ``mlx-hdr train``
     holds out, through the camera simulator (``sim``: a ``SimConfig``) with a fixed seed.
     """
+    source = _heldout_source(pool, size, sim)
+    return [source.sample(i, sample_rng(seed, 0, i)) for i in range(n)]
+
+
+def _heldout_source(pool, size: int, sim=None):
+    """A :class:`~mlx_hdr.data.sources.PoolSource` over the pool(s)' held-out images."""
     from mlx_hdr.data.sources import PoolSource
 
     pools = [pool] if isinstance(pool, (str, Path)) else list(pool)
     _, val = split(pool_pairs(pools), HOLDOUT)
-    source = PoolSource(val, size=size, sim=sim)
-    return [source.sample(i, sample_rng(seed, 0, i)) for i in range(n)]
+    return PoolSource(val, size=size, sim=sim)
 
 
 def heldout_brackets(
@@ -81,11 +86,8 @@ def heldout_brackets(
     model that reads how exposed a photo is gives the longer frames higher clipped gains.
     """
     from mlx_hdr.data.simulate import SimConfig, simulate_ldr
-    from mlx_hdr.data.sources import PoolSource
 
-    pools = [pool] if isinstance(pool, (str, Path)) else list(pool)
-    _, val = split(pool_pairs(pools), HOLDOUT)
-    source = PoolSource(val, size=size)
+    source = _heldout_source(pool, size)
     frames = []
     for i in range(n):
         view, _ = source.view(sample_rng(seed, 0, i))
