@@ -1,8 +1,10 @@
 """Model selection without the evaluation set: models side by side with the peers on
 (a) simulated photos of the held-out pool images (every 9th image of each pool, the ones
 ``mlx-hdr train`` holds out), with ``--renders N`` also clean sRGB renderings of them and
-with ``--sim-brackets N`` simulated exposure brackets of N held-out scenes, and (b) a real
-exposure-bracket set (each real camera frame against the merged HDR of all frames).
+with ``--sim-brackets N`` simulated exposure brackets of N held-out scenes (through a
+measured camera response with ``--sim-response FILE``, e.g. a bracket set's
+``exposures.json``), and (b) a real exposure-bracket set (each real camera frame against
+the merged HDR of all frames).
 
     python scripts/validate_model.py --pool ../shared/data/hdr-pool \\
         --pool ../shared/data/hdr-pool-2 \\
@@ -51,7 +53,7 @@ from mlx_hdr.color import (
     srgb_to_linear,
     well_exposed_mask,
 )
-from mlx_hdr.data.simulate import CURVES, SimConfig
+from mlx_hdr.data.simulate import CURVES, TABLE, SimConfig
 from mlx_hdr.data.simulate import clipped_gain as sim_clipped_gain
 from mlx_hdr.eval.evaluate import labelled_panel
 from mlx_hdr.eval.metrics import CLIPPED, clipped_mask, hdr_metrics
@@ -96,11 +98,16 @@ def render_cases(folders: list[str], n: int, size: int = 384, metering: float = 
     return heldout_views(folders, n, size, sim=sim)
 
 
-def sim_bracket_cases(folders: list[str], n: int, size: int = 384):
+def sim_bracket_cases(folders: list[str], n: int, size: int = 384, response: str | None = None):
     """(cases, scenes): the frames of :func:`~mlx_hdr.train.pool.heldout_brackets` (``n``
     held-out scenes at ``BRACKET_EVS``) with 1-30% clipped pixels, as (ldr, hdr), and each
-    frame's scene index."""
-    frames = heldout_brackets(folders, n, BRACKET_EVS, size)
+    frame's scene index. ``response``: a measured camera response file
+    (:mod:`~mlx_hdr.data.camera_response`) every frame goes through instead of the
+    simulator's curves, with no further highlight shoulder (the response has its own)."""
+    sim = None
+    if response:
+        sim = SimConfig(curves=(TABLE,), response_files=(response,), shoulder_prob=0.0)
+    frames = heldout_brackets(folders, n, BRACKET_EVS, size, sim=sim)
     kept = [f for f in frames if CLIPPED_RANGE[0] <= clipped_mask(f[0]).mean() <= CLIPPED_RANGE[1]]
     return [(ldr, hdr) for ldr, hdr, _ in kept], [scene for _, _, scene in kept]
 
@@ -268,6 +275,9 @@ def main() -> None:
     ap.add_argument(
         "--sim-brackets", type=int, default=0, help="also N held-out scenes at BRACKET_EVS"
     )
+    ap.add_argument(
+        "--sim-response", help="simulated brackets through this measured camera response"
+    )
     ap.add_argument("--curve", choices=CURVES, help="pool views through this response curve only")
     ap.add_argument("--size", type=int, default=384, help="simulated view size, px")
     ap.add_argument("--metering", type=float, default=0.5, help="share of metered views")
@@ -303,7 +313,9 @@ def main() -> None:
     scenes = {}
     if args.pool and args.sim_brackets:
         title = "simulated brackets"
-        sets[title], scenes[title] = sim_bracket_cases(args.pool, args.sim_brackets, args.size)
+        sets[title], scenes[title] = sim_bracket_cases(
+            args.pool, args.sim_brackets, args.size, args.sim_response
+        )
     for folder in map(Path, args.brackets):
         title = f"real brackets: {folder.name}"
         sets[title] = bracket_cases(folder, args.long_side)

@@ -219,3 +219,54 @@ def test_clipped_gain_is_the_median_stops_above_the_linearised_photo():
     hdr[:2] *= np.array([2.0] * 3 + [8.0] * 5, np.float32).reshape(2, 4, 1)  # median gain 8x
     assert sim.clipped_gain(ldr, hdr) == pytest.approx(3.0, abs=1e-5)
     assert np.isnan(sim.clipped_gain(np.full((4, 4, 3), 0.5, np.float32), hdr))
+
+
+def srgb_table() -> np.ndarray:
+    """The sRGB curve as a response table: code -> linear, 256x3."""
+    return np.repeat(srgb_to_linear(np.arange(256) / 255.0)[:, None], 3, axis=1)
+
+
+def test_response_table_inverts_the_measured_curve(tmp_path):
+    from mlx_hdr.data.camera_response import load_response, table_curve
+
+    path = tmp_path / "debevec.npy"
+    np.save(path, (7.0 * srgb_table())[:, None, :])  # CalibrateDebevec's 256x1x3, any scale
+    table = load_response(str(path))
+    assert table.shape == (256, 3) and table[-1].tolist() == [1.0, 1.0, 1.0]
+    x = np.random.default_rng(0).uniform(0, 1, (16, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(table_curve(x, table), linear_to_srgb(x), atol=1 / 255)
+    assert table_curve(np.array([[[2.0, -1.0, 1.0]]]), table).tolist() == [[[1.0, 0.0, 1.0]]]
+
+
+def test_response_table_reads_json_and_names_a_bad_file(tmp_path):
+    from mlx_hdr.data.camera_response import load_response
+
+    good = tmp_path / "exposures.json"
+    good.write_text(json.dumps({"response_curve_rgb": srgb_table().tolist()}))
+    np.testing.assert_allclose(load_response(str(good)), srgb_table())
+    for name, content in [("short.json", [[1, 1, 1]] * 10), ("dark.json", [[0, 0, 0]] * 256)]:
+        bad = tmp_path / name
+        bad.write_text(json.dumps(content))
+        with pytest.raises(ValueError, match=name):
+            load_response(str(bad))
+    with pytest.raises(ValueError, match="missing.npy"):
+        load_response(str(tmp_path / "missing.npy"))
+
+
+def test_simulator_photographs_through_a_measured_response(tmp_path):
+    path = tmp_path / "gamma.npy"
+    np.save(path, np.repeat((np.arange(256) / 255.0)[:, None] ** 2.2, 3, axis=1))
+    plain = dict(noise_prob=0.0, jpeg_quality=None, channel_clip_prob=0.0, shoulder_prob=0.0)
+    with pytest.raises(ValueError, match="response_files"):
+        sim.SimConfig(curves=(sim.TABLE,))
+    with pytest.raises(ValueError, match="unknown camera curves"):
+        sim.SimConfig(curves=("film",))
+    cfg = sim.SimConfig(curves=(sim.TABLE,), response_files=(str(path),), **plain)
+    hdr = hdr_image()
+    ldr, target, rec = sim.simulate_ldr(hdr, np.random.default_rng(3), cfg)
+    ref, ref_target, _ = sim.simulate_ldr(
+        hdr, np.random.default_rng(3), sim.SimConfig(curves=("gamma",), gamma=(2.2, 2.2), **plain)
+    )
+    assert rec.curve == sim.TABLE and rec.curve_params == (0.0,)
+    assert np.abs(ldr - ref).max() <= 1 / 255 + 1e-6  # the table is that gamma curve
+    np.testing.assert_allclose(target, ref_target, rtol=1e-2)

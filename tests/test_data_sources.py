@@ -118,3 +118,21 @@ def test_heldout_brackets_photograph_one_scene_at_each_exposure(pool_dir):
         assert 3.0 < ratio < 5.3
     again = heldout_brackets(pool_dir, 2, (-2.0, 0.0), size=24)
     np.testing.assert_array_equal(frames[3][0], again[3][0])
+
+
+def test_heldout_brackets_take_the_given_camera(pool_dir):
+    from mlx_hdr.data.simulate import SimConfig
+    from mlx_hdr.train.pool import heldout_brackets
+
+    plain = dict(noise_prob=0.0, jpeg_quality=None, shoulder_prob=0.0, channel_clip_prob=0.0)
+    linear = SimConfig(curves=("gamma",), gamma=(1.0, 1.0), **plain)
+    frames = heldout_brackets(pool_dir, 1, (-1.0, 0.0), size=24, sim=linear)
+    default = heldout_brackets(pool_dir, 1, (-1.0, 0.0), size=24)
+
+    def spread(ldr, hdr):  # of display over scene-linear: 0 for a linear camera
+        well = (ldr > 0.2) & (ldr < 0.9)
+        ratio = ldr[well] / hdr[well]
+        return float(np.std(ratio) / np.mean(ratio))
+
+    for (ldr, hdr, _), (ref, ref_hdr, _) in zip(frames, default, strict=True):
+        assert spread(ldr, hdr) < 0.05 < spread(ref, ref_hdr)

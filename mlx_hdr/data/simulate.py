@@ -5,7 +5,8 @@ exposure -> a highlight boost (optional) -> lens glare (optional) -> sensor nois
 (Poisson-Gaussian, linear) -> per-channel clipping (a sensor's channels saturate at
 different levels once white balance is applied) -> a highlight shoulder (the tone curve
 reaches white above the linear clip point, as camera JPEG engines do) -> camera response
-curve -> 8-bit quantisation -> JPEG. The HDR target is then put on the scale the
+curve (parametric, or a camera's measured response: ``camera_response``) -> 8-bit
+quantisation -> JPEG. The HDR target is then put on the scale the
 linearised photo has (one global factor over its well-exposed pixels, the alignment the
 evaluation uses), so 1.0 is the input's white as inference defines it.
 Everything is drawn from a ``np.random.Generator``, so a seed reproduces a sample exactly.
@@ -27,8 +28,10 @@ from mlx_hdr.color import (
     srgb_to_linear,
     well_exposed_mask,
 )
+from mlx_hdr.data.camera_response import load_response, table_curve
 
 CURVES = ("srgb", "gamma", "eilertsen2017")
+TABLE = "table"  # a measured camera response from SimConfig.response_files
 MIDDLE_GREY = 0.18
 
 
@@ -37,7 +40,8 @@ class SimConfig:
     """Ranges the simulator samples from (uniformly unless stated)."""
 
     clip_fraction: tuple[float, float] = (0.01, 0.25)  # pixels with max(RGB) >= 1 after exposure
-    curves: tuple[str, ...] = CURVES  # response curves, chosen uniformly
+    curves: tuple[str, ...] = CURVES  # response curves, chosen uniformly; TABLE: one of ...
+    response_files: tuple[str, ...] = ()  # ... these measured responses (camera_response)
     gamma: tuple[float, float] = (1.8, 2.6)  # "gamma": display = linear ** (1 / gamma)
     full_well: tuple[float, float] = (300.0, 20000.0)  # electrons at clipping, log-uniform
     read_noise: tuple[float, float] = (0.0, 0.004)  # Gaussian std, fraction of clipping level
@@ -66,6 +70,16 @@ class SimConfig:
     # stops above their log-average (no sky or lamp already in view)
     gain_floor: float = 0.0  # stops; views whose clipped pixels lie less far above white ...
     gain_floor_prob: float = 0.0  # ... are redrawn with this probability (clipped_gain)
+
+    def __post_init__(self):
+        unknown = sorted(set(self.curves) - {*CURVES, TABLE})
+        if unknown or not self.curves:
+            known = ", ".join((*CURVES, TABLE))
+            raise ValueError(f"unknown camera curves {unknown or '(none)'} (choose from {known})")
+        if TABLE in self.curves and not self.response_files:
+            raise ValueError(f"the {TABLE!r} curve needs response_files")
+        for path in self.response_files:
+            load_response(str(path))  # a bad file fails here, not mid-run
 
 
 @dataclass
@@ -193,7 +207,17 @@ def sample_curve(rng: np.random.Generator, cfg: SimConfig) -> tuple[str, tuple[f
         n = float(np.clip(rng.normal(0.9, 0.1), 0.6, 1.2))
         s = float(np.clip(rng.normal(0.6, 0.1), 0.3, 0.9))
         return curve, (n, s)
+    if curve == TABLE:
+        return curve, (float(rng.integers(len(cfg.response_files))),)
     return curve, ()
+
+
+def encode(x: np.ndarray, curve: str, params: tuple[float, ...], cfg: SimConfig) -> np.ndarray:
+    """:func:`apply_curve`, or for :data:`TABLE` the measured response ``params[0]`` of
+    ``cfg.response_files`` (:func:`~mlx_hdr.data.camera_response.table_curve`)."""
+    if curve == TABLE:
+        return table_curve(x, load_response(str(cfg.response_files[int(params[0])])))
+    return apply_curve(x, curve, params)
 
 
 def add_sensor_noise(
@@ -270,7 +294,7 @@ def simulate_ldr(
         read = float(rng.uniform(*cfg.read_noise))
         x = add_sensor_noise(scaled / white, rng, full_well, read) * white
     x = shoulder(np.minimum(x, levels * white), white)
-    u8 = (apply_curve(x, curve, params) * 255.0 + 0.5).astype(np.uint8)
+    u8 = (encode(x, curve, params, cfg) * 255.0 + 0.5).astype(np.uint8)
     quality = None
     if cfg.jpeg_quality is not None and rng.random() < cfg.jpeg_prob:
         quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))

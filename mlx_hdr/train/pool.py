@@ -13,7 +13,7 @@ can make just their shard. Every ``holdout``-th image is kept out for validation
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,7 @@ def _heldout_source(pool, size: int, sim=None):
 
 
 def heldout_brackets(
-    pool, n: int, evs: tuple[float, ...], size: int = 384, seed: int = 321
+    pool, n: int, evs: tuple[float, ...], size: int = 384, seed: int = 321, sim=None
 ) -> list[tuple[np.ndarray, np.ndarray, int]]:
     """Simulated exposure brackets of ``n`` held-out scenes: each scene (a view of a held-out
     image) photographed at every metered exposure offset in ``evs`` (stops) by one camera,
@@ -84,6 +84,7 @@ def heldout_brackets(
     Returns ``(ldr, hdr, scene)`` per frame; ``hdr`` is on the frame's own scale (its white
     is 1.0), ``scene`` the scene's index. Within a scene only the exposure changes, so a
     model that reads how exposed a photo is gives the longer frames higher clipped gains.
+    ``sim``: the camera's other settings (a ``SimConfig``; default: the simulator's own).
     """
     from mlx_hdr.data.simulate import SimConfig, simulate_ldr
 
@@ -92,8 +93,10 @@ def heldout_brackets(
     for i in range(n):
         view, _ = source.view(sample_rng(seed, 0, i))
         for ev in evs:
-            sim = SimConfig(metering_prob=1.0, metering_ev=(ev, ev), metered_clip=(0.0, 1.0))
-            ldr, hdr, _ = simulate_ldr(view, sample_rng(seed, 1, i), sim)
+            cfg = replace(
+                sim or SimConfig(), metering_prob=1.0, metering_ev=(ev, ev), metered_clip=(0.0, 1.0)
+            )
+            ldr, hdr, _ = simulate_ldr(view, sample_rng(seed, 1, i), cfg)
             frames.append((ldr, hdr, i))
     return frames
 
