@@ -4,7 +4,8 @@
 with ``--sim-brackets N`` simulated exposure brackets of N held-out scenes (through a
 measured camera response with ``--sim-response FILE``, e.g. a bracket set's
 ``exposures.json``), and (b) a real exposure-bracket set (each real camera frame against
-the merged HDR of all frames).
+the merged HDR of all frames; for a circular-fisheye set, ``--rectilinear=YAW:PITCH:FOV``
+turns each frame into that normal-lens view, as a user's photo would be, repeatable).
 
     python scripts/validate_model.py --pool ../shared/data/hdr-pool \\
         --pool ../shared/data/hdr-pool-2 \\
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from functools import partial
 from pathlib import Path
 
@@ -56,6 +58,7 @@ from mlx_hdr.color import (
 from mlx_hdr.data.simulate import CURVES, TABLE, SimConfig
 from mlx_hdr.data.simulate import clipped_gain as sim_clipped_gain
 from mlx_hdr.eval.evaluate import labelled_panel
+from mlx_hdr.eval.fisheye import find_circle, rectilinear_view
 from mlx_hdr.eval.metrics import CLIPPED, clipped_mask, hdr_metrics
 from mlx_hdr.infer.model_hub import load_net
 from mlx_hdr.infer.pipeline import RESPONSE, WORK_PIXELS, predict_hdr
@@ -147,6 +150,25 @@ def bracket_cases(folder: Path, long_side: int) -> list[tuple[np.ndarray, np.nda
             a[y0:y1, x0:x1] = 0.0
         cases.append(tuple(pair))
     return cases
+
+
+def rectilinear_cases(cases, views: list[str], long_side: int):
+    """(cases, scenes): each (ldr, hdr) of a circular-fisheye bracket set as the normal-lens
+    photos ``views`` ("yaw:pitch:fov", degrees) would be (:mod:`mlx_hdr.eval.fisheye`), 3:2
+    with ``long_side`` px, those with 1-30% clipped pixels, and each one's view index (a
+    scene for the gain slope). The image circle is found on the first case's HDR."""
+    circle = find_circle(cases[0][1])
+    size = (round(long_side * 2 / 3), long_side)
+    out, scenes = [], []
+    for i, view in enumerate(views):
+        yaw, pitch, fov = (float(v) for v in view.split(":"))
+        for pair in cases:
+            ldr, hdr = (rectilinear_view(a, circle, yaw, pitch, fov, size) for a in pair)
+            ldr = np.clip(ldr, 0.0, 1.0)
+            if CLIPPED_RANGE[0] <= clipped_mask(ldr).mean() <= CLIPPED_RANGE[1]:
+                out.append((ldr, np.maximum(hdr, 0.0)))
+                scenes.append(i)
+    return out, scenes
 
 
 def _resize(img: np.ndarray, long_side: int) -> np.ndarray:
@@ -282,6 +304,13 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=384, help="simulated view size, px")
     ap.add_argument("--metering", type=float, default=0.5, help="share of metered views")
     ap.add_argument("--long-side", type=int, default=1024, help="bracket frames resized to")
+    ap.add_argument(
+        "--rectilinear",
+        action="append",
+        default=[],
+        metavar="YAW:PITCH:FOV",
+        help="bracket sets shot with a circular fisheye: these normal-lens views of each frame",
+    )
     ap.add_argument("--work-pixels", type=int, default=WORK_PIXELS, help="model pass size")
     ap.add_argument(
         "--flip",
@@ -318,8 +347,12 @@ def main() -> None:
         )
     for folder in map(Path, args.brackets):
         title = f"real brackets: {folder.name}"
-        sets[title] = bracket_cases(folder, args.long_side)
-        scenes[title] = [0] * len(sets[title])
+        cases = bracket_cases(folder, args.long_side)
+        ids = [0] * len(cases)
+        if args.rectilinear:
+            title += f" as views {', '.join(args.rectilinear)}"
+            cases, ids = rectilinear_cases(cases, args.rectilinear, args.long_side)
+        sets[title], scenes[title] = cases, ids
     methods = runners(args.model, peers, args.work_pixels, FLIPS[args.flip], args.response)
     for title, cases in sets.items():
         print(f"\n{title} ({len(cases)} cases)\n")
@@ -338,7 +371,7 @@ def main() -> None:
             print_gains(cases, preds)
         if args.sheets:
             args.sheets.mkdir(parents=True, exist_ok=True)
-            tag = title.split(":")[-1].strip().replace(" ", "_")
+            tag = re.sub(r"[^\w.-]+", "_", title.split(": ", 1)[-1])
             for i, (ldr, hdr) in enumerate(cases[: args.max_sheets]):
                 write_sheet(args.sheets / f"{tag}_{i:02d}.jpg", ldr, hdr, preds[i])
 

@@ -1,0 +1,53 @@
+"""Normal-lens views of a circular fisheye (the bracket-set validation's --rectilinear)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlx_hdr.eval.fisheye import Circle, find_circle, rectilinear_view, view_maps
+
+
+def directions_fisheye(circle: Circle, shape=(300, 400)) -> np.ndarray:
+    """An equidistant fisheye image whose pixels hold (direction + 1) / 2, the direction
+    each one sees (x right, y down, z along the lens axis); black outside the circle."""
+    ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+    dx, dy = xs - circle.cx, ys - circle.cy
+    r = np.hypot(dx, dy)
+    theta, phi = r / circle.radius * np.pi / 2, np.arctan2(dy, dx)
+    d = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], -1)
+    return np.where((r <= circle.radius)[..., None], (d + 1) / 2, 0.0).astype(np.float32)
+
+
+def test_find_circle_recovers_the_image_circle():
+    circle = Circle(210.0, 148.0, 120.0)
+    found = find_circle(directions_fisheye(circle))
+    assert abs(found.cx - 210) < 1 and abs(found.cy - 148) < 1 and abs(found.radius - 120) < 1
+    with pytest.raises(ValueError, match="black"):
+        find_circle(np.zeros((8, 8, 3), np.float32))
+
+
+@pytest.mark.parametrize("yaw,pitch", [(0.0, 0.0), (35.0, 0.0), (-20.0, 15.0)])
+def test_rectilinear_view_sees_the_right_directions(yaw, pitch):
+    circle = Circle(200.0, 150.0, 140.0)
+    fisheye = directions_fisheye(circle)
+    h, w, fov = 30, 45, 70.0
+    view = rectilinear_view(fisheye, circle, yaw, pitch, fov, (h, w))
+    f = (w / 2) / np.tan(np.radians(fov) / 2)
+    xs, ys = np.meshgrid(np.arange(w) - (w - 1) / 2, np.arange(h) - (h - 1) / 2)
+    ray = np.stack([xs, ys, np.full_like(xs, f)], -1)
+    ray /= np.linalg.norm(ray, axis=-1, keepdims=True)
+    a, b = np.radians(yaw), np.radians(pitch)
+    turn = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    tilt = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    expected = ((ray @ (turn @ tilt).T) + 1) / 2
+    np.testing.assert_allclose(view, expected, atol=0.01)
+
+
+def test_view_centre_on_axis_is_the_circle_centre():
+    circle = Circle(100.5, 80.0, 60.0)
+    map_x, map_y = view_maps(circle, 0.0, 0.0, 90.0, (21, 31))
+    assert map_x[10, 15] == pytest.approx(100.5) and map_y[10, 15] == pytest.approx(80.0)
+    # the last pixel centre, 15 px right of the axis with f = 15.5 px: equidistant radius
+    angle = np.degrees(np.arctan(15 / 15.5))
+    assert map_x[10, -1] - 100.5 == pytest.approx(60.0 * angle / 90, rel=1e-4)
