@@ -152,16 +152,26 @@ def bracket_cases(folder: Path, long_side: int) -> list[tuple[np.ndarray, np.nda
     return cases
 
 
-def rectilinear_cases(cases, views: list[str], long_side: int):
+def view_arg(text: str) -> tuple[float, float, float]:
+    """``--rectilinear``'s YAW:PITCH:FOV, degrees, the field of view in (0, 180)."""
+    try:
+        yaw, pitch, fov = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not YAW:PITCH:FOV (degrees)") from None
+    if not 0 < fov < 180:
+        raise argparse.ArgumentTypeError(f"field of view {fov:g} is not in (0, 180) degrees")
+    return yaw, pitch, fov
+
+
+def rectilinear_cases(cases, views: list[tuple[float, float, float]], long_side: int):
     """(cases, scenes): each (ldr, hdr) of a circular-fisheye bracket set as the normal-lens
-    photos ``views`` ("yaw:pitch:fov", degrees) would be (:mod:`mlx_hdr.eval.fisheye`), 3:2
+    photos ``views`` ((yaw, pitch, fov), degrees) would be (:mod:`mlx_hdr.eval.fisheye`), 3:2
     with ``long_side`` px, those with 1-30% clipped pixels, and each one's view index (a
     scene for the gain slope). The image circle is found on the first case's HDR."""
     circle = find_circle(cases[0][1])
     size = (round(long_side * 2 / 3), long_side)
     out, scenes = [], []
-    for i, view in enumerate(views):
-        yaw, pitch, fov = (float(v) for v in view.split(":"))
+    for i, (yaw, pitch, fov) in enumerate(views):
         for pair in cases:
             ldr, hdr = (rectilinear_view(a, circle, yaw, pitch, fov, size) for a in pair)
             ldr = np.clip(ldr, 0.0, 1.0)
@@ -308,6 +318,7 @@ def main() -> None:
         "--rectilinear",
         action="append",
         default=[],
+        type=view_arg,
         metavar="YAW:PITCH:FOV",
         help="bracket sets shot with a circular fisheye: these normal-lens views of each frame",
     )
@@ -350,7 +361,8 @@ def main() -> None:
         cases = bracket_cases(folder, args.long_side)
         ids = [0] * len(cases)
         if args.rectilinear:
-            title += f" as views {', '.join(args.rectilinear)}"
+            views = (":".join(f"{a:g}" for a in v) for v in args.rectilinear)
+            title += " as views " + ", ".join(views)
             cases, ids = rectilinear_cases(cases, args.rectilinear, args.long_side)
         sets[title], scenes[title] = cases, ids
     methods = runners(args.model, peers, args.work_pixels, FLIPS[args.flip], args.response)

@@ -270,3 +270,12 @@ def test_simulator_photographs_through_a_measured_response(tmp_path):
     assert rec.curve == sim.TABLE and rec.curve_params == (0.0,)
     assert np.abs(ldr - ref).max() <= 1 / 255 + 1e-6  # the table is that gamma curve
     np.testing.assert_allclose(target, ref_target, rtol=1e-2)
+
+
+def test_response_table_names_a_file_of_text(tmp_path):
+    from mlx_hdr.data.camera_response import load_response
+
+    path = tmp_path / "words.npy"
+    np.save(path, np.array([["a", "b", "c"]] * 256))
+    with pytest.raises(ValueError, match="words.npy: not a readable response table"):
+        load_response(str(path))

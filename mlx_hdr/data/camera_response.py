@@ -29,10 +29,10 @@ def load_response(path: str) -> np.ndarray:
         else:
             data = json.loads(p.read_text())
             raw = data.get("response_curve_rgb") if isinstance(data, dict) else data
-            raw = np.asarray(raw, np.float64)
+        raw = np.asarray(raw, np.float64)
     except (OSError, ValueError, TypeError) as exc:
         raise ValueError(f"{p}: not a readable response table ({exc})") from None
-    table = np.asarray(raw, np.float64).reshape(-1, raw.shape[-1]) if raw.ndim else raw
+    table = raw.reshape(-1, raw.shape[-1]) if raw.ndim else raw
     if table.shape != (CODES, 3) or not np.isfinite(table).all():
         raise ValueError(f"{p}: a response table must be {CODES}x3 finite values")
     if (table[-1] <= 0).any():
