@@ -4,7 +4,8 @@ A response table maps each 8-bit code to the linear exposure that gives it, per 
 256×3 in RGB order, as OpenCV's ``CalibrateDebevec`` fits it from an exposure bracket (its
 output is 256×1×3 in the frames' channel order: BGR for frames read with ``cv2.imread``,
 so ``np.save`` it reversed, ``response[..., ::-1]``) or as the bracket sets'
-``exposures.json`` store it (key ``response_curve_rgb``). The simulator runs it backwards: linear [0, 1] -> display [0, 1].
+``exposures.json`` store it (key ``response_curve_rgb``). The simulator runs it backwards:
+linear [0, 1] -> display [0, 1].
 """
 
 from __future__ import annotations
