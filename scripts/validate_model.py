@@ -101,6 +101,11 @@ def render_cases(folders: list[str], n: int, size: int = 384, metering: float = 
     return heldout_views(folders, n, size, sim=sim)
 
 
+def usable(ldr: np.ndarray) -> bool:
+    """Whether a bracket frame (or view) is used: ``CLIPPED_RANGE`` of its pixels clipped."""
+    return bool(CLIPPED_RANGE[0] <= clipped_mask(ldr).mean() <= CLIPPED_RANGE[1])
+
+
 def sim_bracket_cases(folders: list[str], n: int, size: int = 384, response: str | None = None):
     """(cases, scenes): the frames of :func:`~mlx_hdr.train.pool.heldout_brackets` (``n``
     held-out scenes at ``BRACKET_EVS``) with 1-30% clipped pixels, as (ldr, hdr), and each
@@ -111,7 +116,7 @@ def sim_bracket_cases(folders: list[str], n: int, size: int = 384, response: str
     if response:
         sim = SimConfig(curves=(TABLE,), response_files=(response,), shoulder_prob=0.0)
     frames = heldout_brackets(folders, n, BRACKET_EVS, size, sim=sim)
-    kept = [f for f in frames if CLIPPED_RANGE[0] <= clipped_mask(f[0]).mean() <= CLIPPED_RANGE[1]]
+    kept = [f for f in frames if usable(f[0])]
     return [(ldr, hdr) for ldr, hdr, _ in kept], [scene for _, _, scene in kept]
 
 
@@ -139,8 +144,7 @@ def bracket_cases(folder: Path, long_side: int) -> list[tuple[np.ndarray, np.nda
     cases = []
     for frame in meta["frames"]:
         ldr = read_ldr(folder / frame["file"])
-        frac = float(clipped_mask(ldr).mean())
-        if not CLIPPED_RANGE[0] <= frac <= CLIPPED_RANGE[1]:
+        if not usable(ldr):
             continue
         pair = [_resize(a, long_side) for a in (ldr, hdr)]
         x0, y0, x1, y1 = (
@@ -175,7 +179,7 @@ def rectilinear_cases(cases, views: list[tuple[float, float, float]], long_side:
         for pair in cases:
             ldr, hdr = (rectilinear_view(a, circle, yaw, pitch, fov, size) for a in pair)
             ldr = np.clip(ldr, 0.0, 1.0)
-            if CLIPPED_RANGE[0] <= clipped_mask(ldr).mean() <= CLIPPED_RANGE[1]:
+            if usable(ldr):
                 out.append((ldr, np.maximum(hdr, 0.0)))
                 scenes.append(i)
     return out, scenes

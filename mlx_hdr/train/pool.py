@@ -89,13 +89,12 @@ def heldout_brackets(
     from mlx_hdr.data.simulate import SimConfig, simulate_ldr
 
     source = _heldout_source(pool, size)
+    metered = replace(sim or SimConfig(), metering_prob=1.0, metered_clip=(0.0, 1.0))
+    cameras = [replace(metered, metering_ev=(ev, ev)) for ev in evs]
     frames = []
     for i in range(n):
         view, _ = source.view(sample_rng(seed, 0, i))
-        for ev in evs:
-            cfg = replace(
-                sim or SimConfig(), metering_prob=1.0, metering_ev=(ev, ev), metered_clip=(0.0, 1.0)
-            )
+        for cfg in cameras:
             ldr, hdr, _ = simulate_ldr(view, sample_rng(seed, 1, i), cfg)
             frames.append((ldr, hdr, i))
     return frames
