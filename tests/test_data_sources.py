@@ -136,3 +136,30 @@ def test_heldout_brackets_take_the_given_camera(pool_dir):
 
     for (ldr, hdr, _), (ref, ref_hdr, _) in zip(frames, default, strict=True):
         assert spread(ldr, hdr) < 0.05 < spread(ref, ref_hdr)
+
+
+def test_exposure_pair_is_one_view_by_one_camera_at_two_exposures(pool_dir):
+    from mlx_hdr.data.simulate import simulate_ldr
+
+    clean = SimConfig(noise_prob=0.0, jpeg_quality=None, shoulder_prob=0.0, metered_clip=(0, 1))
+    src = PoolSource(pool_dir, size=24, sim=clean)
+    (short, short_hdr), (long, long_hdr) = src.sample_pair(np.random.default_rng(4), 1.5)
+    assert long.mean() > short.mean()
+    # same view, the same camera: the HDRs differ by one factor (exposure x alignment)
+    lit = (short_hdr > 1e-3) & (long_hdr > 1e-3)
+    ratio = long_hdr[lit] / short_hdr[lit]
+    assert np.std(ratio) / np.mean(ratio) < 1e-4
+    # the simulator's own exposure moves by exactly the factor asked for
+    view = src.view(np.random.default_rng(1))[0]
+    a = simulate_ldr(view, np.random.default_rng(9), clean)[2]
+    b = simulate_ldr(view, np.random.default_rng(9), clean, 2.0**1.5)[2]
+    assert b.exposure / a.exposure == pytest.approx(2.0**1.5)
+    assert (b.curve, b.clip_levels, b.jpeg_quality) == (a.curve, a.clip_levels, a.jpeg_quality)
+
+
+def test_exposure_pair_turns_when_the_longer_photo_clips_too_much(pool_dir):
+    # clipped share kept within (0, 0.6]: ten stops longer would clip nearly everything
+    clean = SimConfig(noise_prob=0.0, jpeg_quality=None, shoulder_prob=0.0, metered_clip=(0, 0.6))
+    src = PoolSource(pool_dir, size=24, sim=clean)
+    (first, _), (second, _) = src.sample_pair(np.random.default_rng(4), 10.0)
+    assert second.mean() < first.mean()

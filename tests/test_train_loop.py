@@ -259,6 +259,26 @@ def test_stream_sharded_step_equals_one_stream():
         np.testing.assert_allclose(np.array(g2[k]), np.array(g1[k]), atol=1e-3 * scale)
 
 
+def test_stream_shards_keep_exposure_pairs_whole():
+    """With the exposure-pair term, shards are cut between pairs and give the one-stream loss."""
+    import mlx.nn as nn
+
+    from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig
+    from mlx_hdr.train.loss import hybrid_loss
+    from mlx_hdr.train.step import sharded
+
+    mx.random.seed(8)
+    model = HybridAutoencoder(HybridConfig(decoder_channels=SMALL), encoder=encoder())
+    x = mx.random.normal((6, 64, 64, 3))  # 3 pairs over 2 streams: 3 + 3 would split pair 1
+    t, m = mx.tanh(mx.random.normal(x.shape)), mx.random.uniform(shape=(6, 64, 64, 1))
+    fn = nn.value_and_grad(model, lambda *b: hybrid_loss(model(b[0]), b[1], b[2], pair_weight=1))
+    one = fn(x, t, m)[0][0].item()
+    streams = [mx.new_stream(mx.cpu) for _ in range(2)]
+    assert sharded(fn, streams, 2)(x, t, m)[0][0].item() == pytest.approx(one, rel=1e-5)
+    with pytest.raises(ValueError):  # cut at 3: a shard holding half a pair is refused
+        sharded(fn, streams)(x, t, m)
+
+
 def test_run_log_skips_a_last_line_cut_by_a_kill(tmp_path):
     path = tmp_path / "log.jsonl"
     path.write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "lo')
@@ -426,3 +446,34 @@ def test_init_adds_a_global_gain_that_starts_at_the_saved_models_output(tmp_path
     path2 = save_model(tmp_path / "gain.safetensors", model, dtype=mx.float32)
     with pytest.raises(InputError, match="architecture differs"):  # no silent drop of a branch
         build_model(tiny_cfg(tmp_path / "c", model=plain, init_model=str(path2)))
+
+
+def test_exposure_pairs_stay_whole_across_ranks_and_train(tmp_path):
+    from mlx_hdr.train.pool import pool_source
+
+    pool = ROOT.parent / "shared" / "data" / "hdr-pool"
+    if not pool.is_dir():
+        pytest.skip("needs ../shared/data/hdr-pool")
+    kw = dict(data=str(pool), pair_weight=1.0, crop=32, val_crop=32, epochs=1, steps_per_epoch=2)
+    cfg = tiny_cfg(tmp_path / "run", streams=2, **kw)
+    batches = pool_source(cfg)
+    full = batches.batch(5)
+    shards = [batches.batch(5, rank, 2) for rank in (0, 1)]  # pair 0 on rank 0, pair 1 on 1
+    for k in full:
+        np.testing.assert_array_equal(np.concatenate([s[k] for s in shards]), full[k])
+    singles = pool_source(tiny_cfg(tmp_path / "other", **(kw | {"pair_weight": 0.0}))).batch(5)
+    assert not np.array_equal(singles["ldr"], full["ldr"])
+    train(cfg, encoder=encoder(), echo=None)  # the pool's pairs, on two streams
+    logged = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    pair = [r["pair"] for r in logged if r["kind"] == "train"]
+    assert len(pair) == 2 and all(np.isfinite(pair))
+
+
+def test_exposure_pair_settings_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="even batch_size"):
+        tiny_cfg(tmp_path, pair_weight=1.0, batch_size=3)
+    for stops in ([2.0, 1.0], [0.5], [-1.0, 1.0], [1.0, 9.0], "12"):
+        with pytest.raises(ValueError, match="pair_stops"):
+            tiny_cfg(tmp_path, pair_stops=stops)
+    with pytest.raises(ValueError, match="pair_weight"):
+        tiny_cfg(tmp_path, pair_weight=-1.0)

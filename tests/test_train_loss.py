@@ -64,3 +64,24 @@ def test_real_lpips_loss_has_finite_decoder_gradients(shared, tmp_path):
     assert not nn.utils.tree_flatten(grads.get("encoder", {}))
     assert not nn.utils.tree_flatten(model.trainable_parameters().get("encoder", {}))
     assert not nn.utils.tree_flatten(lpips.trainable_parameters())
+
+
+def test_exposure_pair_term_compares_the_changes_over_pixels_clipped_in_both():
+    from mlx_hdr.train.loss import exposure_pair_l1
+
+    rng = np.random.default_rng(0)
+    target = mx.array(rng.uniform(-1, 1, (4, 3, 3, 3)).astype(np.float32))
+    mask = np.zeros((4, 3, 3, 1), np.float32)
+    mask[0, :2] = mask[1, 1:] = 1.0  # pair 0: row 1 clipped in both
+    mask[2, 0] = mask[3, 2] = 1.0  # pair 1: nothing clipped in both
+    mask = mx.array(mask)
+    shift = mx.array([0.3, 0.3, -0.2, -0.2])[:, None, None, None]  # the same in each pair
+    assert exposure_pair_l1(target + shift, target, mask).item() == pytest.approx(0, abs=1e-6)
+    off = np.zeros((4, 3, 3, 3), np.float32)
+    off[1, 1] = 0.4  # the longer photo's co-clipped row: its change is 0.4 too large
+    off[1, 2] = 9.0  # clipped in the longer photo only: not compared
+    off[3] = 9.0  # pair 1 has no pixel clipped in both
+    got = exposure_pair_l1(target + mx.array(off), target, mask).item()
+    assert got == pytest.approx(0.4 / 2, rel=1e-4)  # mean over the two pairs
+    total, parts = hybrid_loss(target, target, mask, l1_weight=1, lpips_weight=0, pair_weight=2)
+    assert "pair" in parts and total.item() == pytest.approx(0, abs=1e-6)

@@ -260,9 +260,16 @@ def jpeg_round_trip(u8: np.ndarray, quality: int) -> np.ndarray:
 
 
 def simulate_ldr(
-    hdr: np.ndarray, rng: np.random.Generator, cfg: SimConfig | None = None
+    hdr: np.ndarray,
+    rng: np.random.Generator,
+    cfg: SimConfig | None = None,
+    exposure_scale: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, SimRecord]:
     """Simulate a photo of a scene-linear HxWx3 HDR.
+
+    ``exposure_scale`` multiplies the drawn exposure; every other draw is unchanged, so two
+    calls with equally seeded ``rng`` photograph the scene with one camera at two exposures
+    (``PoolSource.sample_pair``).
 
     Returns ``(ldr, hdr_scaled, record)``: ``ldr`` display float32 HxWx3 in [0, 1] (8-bit
     values / 255); ``hdr_scaled`` = hdr * exposure (float32, >= 0) so that the LDR's clipping
@@ -273,7 +280,7 @@ def simulate_ldr(
     white = 1.0
     if rng.random() < cfg.shoulder_prob:
         white = float(np.exp(rng.uniform(*np.log(cfg.shoulder_white))))
-    s = sample_exposure(hdr, rng, cfg) * white
+    s = sample_exposure(hdr, rng, cfg) * white * float(exposure_scale)
     scaled = (hdr * s).astype(np.float32)
     boost = (1.0, 1.0)
     if cfg.boost_prob > 0 and rng.random() < cfg.boost_prob:

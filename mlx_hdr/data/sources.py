@@ -136,12 +136,43 @@ class PoolSource:
         for _ in range(self.tries):
             crop, info = self.scene(rng)
             ldr, hdr, rec = simulate_ldr(crop, rng, self.sim)
-            if self.max_value is None or hdr.max() <= self.max_value:
-                if self._keep(ldr, hdr, rng):
-                    break
-        if self.max_value is not None:
-            hdr = np.minimum(hdr, np.float32(self.max_value))
-        return ldr, hdr, rec.to_dict() | info
+            if self._accept(ldr, hdr, rng):
+                break
+        return ldr, self._clamp(hdr), rec.to_dict() | info
+
+    def sample_pair(self, rng: np.random.Generator, stops: float) -> list[tuple]:
+        """Two photos of one scene by one camera, the second exposed ``2 ** stops`` times as
+        long (``2 ** -stops`` when that clips a share outside ``sim.metered_clip`` and the
+        other way does not): ``[(ldr, hdr), (ldr, hdr)]`` as :meth:`sample`. The first is
+        drawn and filtered like :meth:`sample_with_record`'s; the second shares its view,
+        curve, noise, clip levels and JPEG quality (``simulate_ldr``'s ``exposure_scale``),
+        so only how exposed the photo is tells them apart."""
+        for _ in range(self.tries):
+            crop, _ = self.scene(rng)
+            camera = int(rng.integers(2**63))
+            ldr, hdr, _ = simulate_ldr(crop, np.random.default_rng(camera), self.sim)
+            if self._accept(ldr, hdr, rng):
+                break
+        low, high = self.sim.metered_clip
+        for d in (stops, -stops):  # the other way when the first clips too little or too much
+            other, hdr_other, rec = simulate_ldr(
+                crop, np.random.default_rng(camera), self.sim, 2.0**d
+            )
+            if low <= rec.clipped_fraction <= high:
+                break
+        return [(ldr, self._clamp(hdr)), (other, self._clamp(hdr_other))]
+
+    def _accept(self, ldr: np.ndarray, hdr: np.ndarray, rng: np.random.Generator) -> bool:
+        """Within the brightness filter and not redrawn by the gain floor (:meth:`_keep`)."""
+        if self.max_value is not None and hdr.max() > self.max_value:
+            return False
+        return self._keep(ldr, hdr, rng)
+
+    def _clamp(self, hdr: np.ndarray) -> np.ndarray:
+        """``hdr`` clamped to ``max_value`` (when set)."""
+        if self.max_value is None:
+            return hdr
+        return np.minimum(hdr, np.float32(self.max_value))
 
     def _keep(self, ldr: np.ndarray, hdr: np.ndarray, rng: np.random.Generator) -> bool:
         """False for a view the gain floor redraws (no random draw when it is off)."""

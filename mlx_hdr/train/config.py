@@ -19,7 +19,8 @@ RETIRED = {"workers"}  # was never read (training batches come from one prefetch
 MAXIMUM = {"crop": 4096, "val_crop": 4096}  # larger views ran out of memory with a traceback
 # [low, high) of float fields: a negative loss weight trains towards the error, beta >= 1
 # divides by zero in Adam's bias correction
-FLOAT_RANGE = {k: (0.0, math.inf) for k in ("l1_weight", "lpips_weight", "alpha_weight")}
+LOSS_WEIGHTS = ("l1_weight", "lpips_weight", "alpha_weight", "pair_weight")
+FLOAT_RANGE = {k: (0.0, math.inf) for k in LOSS_WEIGHTS}
 FLOAT_RANGE |= {"beta1": (0.0, 1.0), "beta2": (0.0, 1.0)}
 
 
@@ -37,6 +38,10 @@ class TrainConfig:
     l1_weight: float = 2.0
     lpips_weight: float = 3.0  # 0 skips building VGG
     alpha_weight: float = 0.0  # L1 weight map 1 + w·clip_mask
+    # > 0: batches of exposure pairs (one scene, one camera, exposures |d| stops apart, d
+    # uniform in pair_stops, either sign) and this weight on loss.exposure_pair_l1
+    pair_weight: float = 0.0
+    pair_stops: list = field(default_factory=lambda: [0.5, 2.5])
     lr: float = 9e-4
     beta1: float = 0.5
     beta2: float = 0.999
@@ -69,6 +74,7 @@ class TrainConfig:
         self.sim_config()  # unknown or bad simulator settings fail here, not mid-run
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        self._check_pairs()
         if not 0.0 <= self.highlight_views <= 1.0:
             raise ValueError(f"highlight_views must lie in [0, 1], got {self.highlight_views}")
         if self.lr <= 0:
@@ -85,6 +91,18 @@ class TrainConfig:
                 _check_int(f.name, getattr(self, f.name))
             elif f.type == "float":
                 _check_float(f.name, getattr(self, f.name))
+
+    def _check_pairs(self) -> None:
+        """``pair_stops`` is [low, high] with 0 <= low <= high <= 8; pairs need an even batch."""
+        stops = self.pair_stops
+        ok = isinstance(stops, (list, tuple)) and len(stops) == 2
+        ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in stops)
+        if not ok or not 0.0 <= stops[0] <= stops[1] <= 8.0:
+            raise ValueError(
+                f"pair_stops must be [low, high] with 0 <= low <= high <= 8, got {stops!r}"
+            )
+        if self.pair_weight > 0 and self.batch_size % 2:
+            raise ValueError(f"exposure pairs need an even batch_size, got {self.batch_size}")
 
     def sim_config(self):
         """The camera simulator's :class:`~mlx_hdr.data.simulate.SimConfig` with ``sim``'s

@@ -33,6 +33,7 @@ class SourceBatches:
     val: Any
     batch_size: int = 16
     seed: int = 0
+    pair_stops: tuple[float, float] | None = None  # exposure pairs (train.sample_pair)
 
     def _stack(self, samples) -> dict[str, np.ndarray]:
         ldr = np.stack([s[0] for s in samples]).astype(np.float32)
@@ -41,10 +42,24 @@ class SourceBatches:
 
     def batch(self, step: int, rank: int = 0, size: int = 1) -> dict[str, np.ndarray]:
         """Samples ``rank, rank + size, ...`` of step ``step``'s batch from ``train`` (sample
-        index ``step * batch_size + i``): NHWC float32 ``ldr``, ``hdr`` and ``clip_mask``."""
+        index ``step * batch_size + i``): NHWC float32 ``ldr``, ``hdr`` and ``clip_mask``.
+        With ``pair_stops`` the shards are exposure pairs instead (:meth:`_pairs`)."""
         b = self.batch_size
+        if self.pair_stops is not None:
+            return self._stack(self._pairs(step, rank, size))
         rngs = {i: sample_rng(self.seed, TRAIN_STREAM, step, i) for i in range(rank, b, size)}
         return self._stack([self.train.sample(step * b + i, r) for i, r in rngs.items()])
+
+    def _pairs(self, step: int, rank: int, size: int) -> list:
+        """Exposure pairs ``rank, rank + size, ...`` of step ``step`` (samples ``2p`` and
+        ``2p + 1`` are pair ``p``, one scene ``2 ** d`` times as long exposed in the second,
+        ``|d|`` uniform in ``pair_stops``, either sign)."""
+        samples = []
+        for p in range(rank, self.batch_size // 2, size):
+            rng = sample_rng(self.seed, TRAIN_STREAM, step, p)
+            stops = float(rng.uniform(*self.pair_stops)) * (1.0 if rng.random() < 0.5 else -1.0)
+            samples += self.train.sample_pair(rng, stops)
+        return samples
 
     def validation(self, n: int) -> dict[str, np.ndarray]:
         """``n`` fixed samples of ``val`` (validation RNG stream), same keys as :meth:`batch`."""
@@ -183,7 +198,7 @@ def pool_source(cfg, holdout: int = HOLDOUT) -> SourceBatches:
             train, val = _pool_sources(pool_pairs(cfg.data), cfg, holdout)
         except ValueError as exc:
             raise InputError(str(exc), Path(cfg.data[0])) from None
-        return SourceBatches(train, val, batch_size=cfg.batch_size, seed=cfg.seed)
+        return _batches(train, val, cfg)
     path = Path(cfg.data)
     try:
         if path.is_file():
@@ -202,4 +217,12 @@ def pool_source(cfg, holdout: int = HOLDOUT) -> SourceBatches:
             train, val = _pool_sources(pairs, cfg, holdout)
     except ValueError as exc:  # e.g. an empty pool or manifest
         raise InputError(str(exc), path) from None
-    return SourceBatches(train, val, batch_size=cfg.batch_size, seed=cfg.seed)
+    return _batches(train, val, cfg)
+
+
+def _batches(train, val, cfg) -> SourceBatches:
+    """The :class:`SourceBatches` of a config: exposure pairs when ``cfg.pair_weight`` > 0."""
+    pairs = tuple(cfg.pair_stops) if cfg.pair_weight > 0 else None
+    if pairs is not None and not hasattr(train, "sample_pair"):
+        raise UsageError("exposure pairs (pair_weight > 0) need an HDR-only pool, not pairs")
+    return SourceBatches(train, val, cfg.batch_size, cfg.seed, pairs)

@@ -41,6 +41,7 @@ def make_train_step(
     l1_weight: float = 2.0,
     lpips_weight: float = 3.0,
     alpha_weight: float = 0.0,
+    pair_weight: float = 0.0,
     compile: bool = True,
     group=None,
     streams: int = 1,
@@ -56,6 +57,7 @@ def make_train_step(
     and combined by a size-weighted mean: the same step, computed in parallel.
     """
     weights = dict(l1_weight=l1_weight, lpips_weight=lpips_weight, alpha_weight=alpha_weight)
+    weights["pair_weight"] = pair_weight
     size = 1 if group is None else group.size()
 
     def loss_fn(x, target, mask):
@@ -63,7 +65,8 @@ def make_train_step(
 
     grad_fn = nn.value_and_grad(model, loss_fn)
     if streams > 1 and not compile:
-        grad_fn = sharded(grad_fn, [mx.new_stream(mx.cpu) for _ in range(streams)])
+        multiple = 2 if pair_weight > 0 else 1  # an exposure pair stays in one shard
+        grad_fn = sharded(grad_fn, [mx.new_stream(mx.cpu) for _ in range(streams)], multiple)
 
     def step(x, target, mask):
         (loss, parts), grads = grad_fn(x, target, mask)
@@ -81,17 +84,18 @@ def make_train_step(
     return step
 
 
-def sharded(grad_fn: Callable, streams: list) -> Callable:
+def sharded(grad_fn: Callable, streams: list, multiple: int = 1) -> Callable:
     """``grad_fn(*batch)`` computed on batch shards, one per stream, then size-weighted.
 
     Exact for losses that are means over the batch of per-sample terms (L1 over equal-size
-    images, LPIPS, InstanceNorm statistics are per sample).
+    images, LPIPS, InstanceNorm statistics are per sample; the exposure-pair term is a mean
+    over pairs, so shards are cut at multiples of 2 then: ``multiple``).
     """
 
     def run(*batch):
         n = batch[0].shape[0]
         weights, outs = [], []
-        for s, a, b in stream_slices(n, streams):
+        for s, a, b in stream_slices(n, streams, multiple):
             if b > a:
                 with mx.stream(s):
                     outs.append(grad_fn(*(t[a:b] for t in batch)))

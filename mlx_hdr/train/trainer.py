@@ -127,8 +127,12 @@ class Trainer:
         self.cfg, self.group, self.progress = cfg, group, progress
         self.rank = 0 if group is None else group.rank()
         self.size = 1 if group is None else group.size()
-        if cfg.batch_size % self.size:
-            raise HDRError(f"batch size {cfg.batch_size} is not divisible by {self.size} ranks")
+        pairs = cfg.pair_weight > 0  # an exposure pair stays on one rank
+        if cfg.batch_size % (self.size * (2 if pairs else 1)):
+            unit = "exposure pairs over " if pairs else ""
+            raise HDRError(
+                f"batch size {cfg.batch_size} is not divisible into {unit}{self.size} ranks"
+            )
         self.source = source if source is not None else make_source(cfg)
         self.run_dir = Path(cfg.run_dir)
         self.main = self.rank == 0
@@ -182,6 +186,7 @@ class Trainer:
             l1_weight=c.l1_weight,
             lpips_weight=c.lpips_weight,
             alpha_weight=c.alpha_weight,
+            pair_weight=c.pair_weight,
             compile=c.use_compile,
             group=self.group,
             streams=c.use_streams,
