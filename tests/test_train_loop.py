@@ -477,3 +477,13 @@ def test_exposure_pair_settings_are_checked(tmp_path):
             tiny_cfg(tmp_path, pair_stops=stops)
     with pytest.raises(ValueError, match="pair_weight"):
         tiny_cfg(tmp_path, pair_weight=-1.0)
+
+
+def test_exposure_pairs_refuse_a_manifest_of_photo_pairs(tmp_path):
+    from mlx_hdr.data.sources import PairSource
+    from mlx_hdr.errors import UsageError
+    from mlx_hdr.train.pool import _batches
+
+    photos = PairSource.__new__(PairSource)  # no sample_pair: real photos cannot be re-exposed
+    with pytest.raises(UsageError, match="need an HDR-only pool"):
+        _batches(photos, photos, tiny_cfg(tmp_path, pair_weight=1.0))

@@ -142,11 +142,12 @@ class PoolSource:
 
     def sample_pair(self, rng: np.random.Generator, stops: float) -> list[tuple]:
         """Two photos of one scene by one camera, the second exposed ``2 ** stops`` times as
-        long (``2 ** -stops`` when that clips a share outside ``sim.metered_clip`` and the
-        other way does not): ``[(ldr, hdr), (ldr, hdr)]`` as :meth:`sample`. The first is
-        drawn and filtered like :meth:`sample_with_record`'s; the second shares its view,
-        curve, noise, clip levels and JPEG quality (``simulate_ldr``'s ``exposure_scale``),
-        so only how exposed the photo is tells them apart."""
+        long: ``[(ldr, hdr), (ldr, hdr)]`` as :meth:`sample`. The first is drawn and
+        filtered like :meth:`sample_with_record`'s; the second shares its view, curve,
+        noise, clip levels and JPEG quality (``simulate_ldr``'s ``exposure_scale``), so
+        only how exposed the photo is tells them apart. The second is exposed ``2 **
+        -stops`` times instead when it clips a share outside ``sim.metered_clip`` or the
+        gain floor would redraw it (:meth:`_keep`), so both follow the single photos' mix."""
         for _ in range(self.tries):
             crop, _ = self.scene(rng)
             camera = int(rng.integers(2**63))
@@ -154,11 +155,11 @@ class PoolSource:
             if self._accept(ldr, hdr, rng):
                 break
         low, high = self.sim.metered_clip
-        for d in (stops, -stops):  # the other way when the first clips too little or too much
+        for d in (stops, -stops):  # the other way when the first is not kept
             other, hdr_other, rec = simulate_ldr(
                 crop, np.random.default_rng(camera), self.sim, 2.0**d
             )
-            if low <= rec.clipped_fraction <= high:
+            if low <= rec.clipped_fraction <= high and self._keep(other, hdr_other, rng):
                 break
         return [(ldr, self._clamp(hdr)), (other, self._clamp(hdr_other))]
 

@@ -33,7 +33,7 @@ class SourceBatches:
     val: Any
     batch_size: int = 16
     seed: int = 0
-    pair_stops: tuple[float, float] | None = None  # exposure pairs (train.sample_pair)
+    pair_stops: tuple[float, float] | None = None  # exposure pairs (PoolSource.sample_pair)
 
     def _stack(self, samples) -> dict[str, np.ndarray]:
         ldr = np.stack([s[0] for s in samples]).astype(np.float32)
@@ -224,5 +224,8 @@ def _batches(train, val, cfg) -> SourceBatches:
     """The :class:`SourceBatches` of a config: exposure pairs when ``cfg.pair_weight`` > 0."""
     pairs = tuple(cfg.pair_stops) if cfg.pair_weight > 0 else None
     if pairs is not None and not hasattr(train, "sample_pair"):
-        raise UsageError("exposure pairs (pair_weight > 0) need an HDR-only pool, not pairs")
+        raise UsageError(
+            "exposure pairs (pair_weight > 0) are simulated: they need an HDR-only pool, "
+            "not a manifest of LDR/HDR pairs"
+        )
     return SourceBatches(train, val, cfg.batch_size, cfg.seed, pairs)
