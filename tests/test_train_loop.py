@@ -487,3 +487,21 @@ def test_exposure_pairs_refuse_a_manifest_of_photo_pairs(tmp_path):
     photos = PairSource.__new__(PairSource)  # no sample_pair: real photos cannot be re-exposed
     with pytest.raises(UsageError, match="need an HDR-only pool"):
         _batches(photos, photos, tiny_cfg(tmp_path, pair_weight=1.0))
+
+
+def test_exposure_pairs_need_a_batch_that_splits_into_pairs_per_rank(tmp_path):
+    from mlx_hdr.errors import HDRError
+    from mlx_hdr.train.trainer import Trainer
+
+    class TwoRanks:  # what the trainer asks of an mx.distributed group before any step
+        def rank(self):
+            return 0
+
+        def size(self):
+            return 2
+
+    cfg = tiny_cfg(tmp_path, batch_size=6, pair_weight=1.0)  # 3 pairs cannot split over 2
+    with pytest.raises(HDRError, match="not divisible by exposure pairs over 2 ranks"):
+        Trainer(cfg, source(), group=TwoRanks(), encoder=encoder(), echo=None)
+    single = tiny_cfg(tmp_path, batch_size=6)  # single photos: 3 per rank
+    assert Trainer(single, source(), group=TwoRanks(), encoder=encoder(), echo=None).size == 2

@@ -28,9 +28,10 @@ def exposure_pair_l1(pred: mx.array, target: mx.array, mask: mx.array) -> mx.arr
 
     pred, target: (2P, H, W, C), samples ``2p`` and ``2p + 1`` one scene at two exposures
     (``SourceBatches`` with ``pair_stops``); mask: (2P, H, W, 1) clipped regions in [0, 1].
-    For a pixel clipped in both, the ``stops`` target rises by exactly the exposure step, so
-    this term asks the network to read how exposed a photo is, which L1 on single photos
-    teaches only as far as it varies across scenes. Mean over pairs of each pair's weighted
+    For a pixel clipped in both, the ``stops`` target moves with the exposure step (and the
+    change of the photo's alignment, ``simulate.target_scale``), so this term asks the
+    network to read how exposed a photo is, which L1 on single photos teaches only as far as
+    it varies across scenes. Mean over pairs of each pair's weighted
     mean |Δpred - Δtarget| (0 for a pair with no pixel clipped in both).
     """
     n, h, w, c = pred.shape

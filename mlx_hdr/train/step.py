@@ -56,8 +56,12 @@ def make_train_step(
     own CPU stream (MLX runs streams on separate threads; its CPU ops are single-threaded)
     and combined by a size-weighted mean: the same step, computed in parallel.
     """
-    weights = dict(l1_weight=l1_weight, lpips_weight=lpips_weight, alpha_weight=alpha_weight)
-    weights["pair_weight"] = pair_weight
+    weights = dict(
+        l1_weight=l1_weight,
+        lpips_weight=lpips_weight,
+        alpha_weight=alpha_weight,
+        pair_weight=pair_weight,
+    )
     size = 1 if group is None else group.size()
 
     def loss_fn(x, target, mask):

@@ -131,7 +131,7 @@ class Trainer:
         if cfg.batch_size % (self.size * (2 if pairs else 1)):
             unit = "exposure pairs over " if pairs else ""
             raise HDRError(
-                f"batch size {cfg.batch_size} is not divisible into {unit}{self.size} ranks"
+                f"batch size {cfg.batch_size} is not divisible by {unit}{self.size} ranks"
             )
         self.source = source if source is not None else make_source(cfg)
         self.run_dir = Path(cfg.run_dir)
