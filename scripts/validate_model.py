@@ -58,7 +58,7 @@ from mlx_hdr.color import (
 from mlx_hdr.data.simulate import CURVES, TABLE, SimConfig
 from mlx_hdr.data.simulate import clipped_gain as sim_clipped_gain
 from mlx_hdr.eval.evaluate import labelled_panel
-from mlx_hdr.eval.fisheye import find_circle, rectilinear_view
+from mlx_hdr.eval.fisheye import find_circle, remap, view_maps
 from mlx_hdr.eval.metrics import CLIPPED, clipped_mask, hdr_metrics
 from mlx_hdr.infer.model_hub import load_net
 from mlx_hdr.infer.pipeline import RESPONSE, WORK_PIXELS, predict_hdr
@@ -176,8 +176,9 @@ def rectilinear_cases(cases, views: list[tuple[float, float, float]], long_side:
     size = (round(long_side * 2 / 3), long_side)
     out, scenes = [], []
     for i, (yaw, pitch, fov) in enumerate(views):
+        maps = view_maps(circle, yaw, pitch, fov, size)  # one lens: the same for every frame
         for pair in cases:
-            ldr, hdr = (rectilinear_view(a, circle, yaw, pitch, fov, size) for a in pair)
+            ldr, hdr = (remap(a, maps) for a in pair)
             ldr = np.clip(ldr, 0.0, 1.0)
             if usable(ldr):
                 out.append((ldr, np.maximum(hdr, 0.0)))

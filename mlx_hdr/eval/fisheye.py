@@ -64,6 +64,11 @@ def rectilinear_view(
 ) -> np.ndarray:
     """The HxWx3 float32 rectilinear view of a fisheye ``img`` (:func:`view_maps`),
     bilinear, black outside the image."""
-    map_x, map_y = view_maps(circle, yaw, pitch, fov, size)
+    return remap(img, view_maps(circle, yaw, pitch, fov, size))
+
+
+def remap(img: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``img`` (HxWx3) resampled at ``maps`` from :func:`view_maps` (compute them once for
+    many images of one lens), float32, bilinear, black outside the image."""
     src = np.ascontiguousarray(img, np.float32)
-    return cv2.remap(src, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return cv2.remap(src, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
