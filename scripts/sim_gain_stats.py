@@ -111,7 +111,14 @@ def main() -> None:
     )
     ap.add_argument("--per-image", type=int, default=12, help="views per image with --images")
     ap.add_argument("--model", help="with --images: also this model's clipped gains")
-    ap.add_argument("--rectilinear", action="append", default=[], type=view_arg)
+    ap.add_argument(
+        "--rectilinear",
+        action="append",
+        default=[],
+        type=view_arg,
+        metavar="YAW:PITCH:FOV",
+        help="with --images: the bracket frames as these normal-lens views",
+    )
     args = ap.parse_args()
     cfg = load_config(args.config)
     data = [cfg.data] if isinstance(cfg.data, str) else list(cfg.data)
