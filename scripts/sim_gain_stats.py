@@ -46,12 +46,12 @@ from mlx_hdr.train.pool import HOLDOUT, pool_pairs, split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validate_model import (  # noqa: E402
+    add_rectilinear,
     aligned,
     bracket_cases,
     clipped_gain,
     rectilinear_cases,
     usable,
-    view_arg,
 )
 
 MIN_SHARE = 0.003  # views with fewer clipped pixels are not counted
@@ -111,14 +111,7 @@ def main() -> None:
     )
     ap.add_argument("--per-image", type=int, default=12, help="views per image with --images")
     ap.add_argument("--model", help="with --images: also this model's clipped gains")
-    ap.add_argument(
-        "--rectilinear",
-        action="append",
-        default=[],
-        type=view_arg,
-        metavar="YAW:PITCH:FOV",
-        help="with --images: the bracket frames as these normal-lens views",
-    )
+    add_rectilinear(ap, "with --images: the bracket frames as these normal-lens views")
     args = ap.parse_args()
     cfg = load_config(args.config)
     data = [cfg.data] if isinstance(cfg.data, str) else list(cfg.data)

@@ -167,6 +167,18 @@ def view_arg(text: str) -> tuple[float, float, float]:
     return yaw, pitch, fov
 
 
+def add_rectilinear(ap: argparse.ArgumentParser, text: str) -> None:
+    """The repeatable ``--rectilinear YAW:PITCH:FOV`` option (:func:`view_arg`)."""
+    ap.add_argument(
+        "--rectilinear",
+        action="append",
+        default=[],
+        type=view_arg,
+        metavar="YAW:PITCH:FOV",
+        help=text,
+    )
+
+
 def rectilinear_cases(cases, views: list[tuple[float, float, float]], long_side: int):
     """(cases, scenes): each (ldr, hdr) of a circular-fisheye bracket set as the normal-lens
     photos ``views`` ((yaw, pitch, fov), degrees) would be (:mod:`mlx_hdr.eval.fisheye`), 3:2
@@ -319,14 +331,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=384, help="simulated view size, px")
     ap.add_argument("--metering", type=float, default=0.5, help="share of metered views")
     ap.add_argument("--long-side", type=int, default=1024, help="bracket frames resized to")
-    ap.add_argument(
-        "--rectilinear",
-        action="append",
-        default=[],
-        type=view_arg,
-        metavar="YAW:PITCH:FOV",
-        help="bracket sets shot with a circular fisheye: these normal-lens views of each frame",
-    )
+    add_rectilinear(ap, "bracket sets shot with a circular fisheye: these normal-lens views")
     ap.add_argument("--work-pixels", type=int, default=WORK_PIXELS, help="model pass size")
     ap.add_argument(
         "--flip",
