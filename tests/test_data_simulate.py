@@ -197,6 +197,42 @@ def test_boosted_simulation_is_recorded_and_brightens_the_clipped_target():
     assert ratio.min() >= 0.99 and np.median(ratio) > 1.5
 
 
+def test_brighten_lights_scales_only_what_lies_far_above_the_log_average():
+    room = np.full((32, 32, 3), 0.1, np.float32) * np.array([1.0, 0.8, 0.6], np.float32)
+    room[:4, :4] = 100.0 * np.array([0.9, 1.0, 1.1], np.float32)  # a window, ~10 stops up
+    room[4:8, :4] = 0.25  # a pale wall, ~1.3 stops up
+    out = sim.brighten_lights(room, stops=2.0, knee=4.0)
+    np.testing.assert_allclose(out[:4, :4], 4.0 * room[:4, :4], rtol=1e-5)  # hue kept
+    np.testing.assert_array_equal(out[4:], room[4:])
+    np.testing.assert_array_equal(sim.brighten_lights(room, 0.0, 4.0), room)
+    half = sim.brighten_lights(room, stops=2.0, knee=4.0, ramp=12.0)  # inside the ramp
+    assert 1.0 < float(half[0, 0, 0] / room[0, 0, 0]) < 4.0
+
+
+def test_brightened_lights_are_recorded_and_metered():
+    hdr = np.full((64, 64, 3), 0.1, np.float32)
+    hdr[:8, :8] = 200.0
+    plain = sim.SimConfig(
+        curves=("srgb",),
+        noise_prob=0.0,
+        jpeg_prob=0.0,
+        shoulder_prob=0.0,
+        channel_clip_prob=0.0,
+        metering_prob=1.0,
+        metering_ev=(0.0, 0.0),
+        metered_clip=(0.0, 1.0),
+    )
+    lit = sim.SimConfig(**(vars(plain) | {"lights_prob": 1.0, "lights_stops": (2.0, 2.0)}))
+    ldr0, hdr0, rec0 = sim.simulate_ldr(hdr, np.random.default_rng(3), plain)
+    ldr1, hdr1, rec1 = sim.simulate_ldr(hdr, np.random.default_rng(3), lit)
+    assert rec0.lights == (0.0, 0.0) and rec1.lights[0] == 2.0
+    # metering sees the brighter light: the room comes out a little darker, the light far
+    # brighter against the photo's white
+    assert rec1.exposure < rec0.exposure
+    gain = sim.clipped_gain(ldr1, hdr1) - sim.clipped_gain(ldr0, hdr0)
+    assert 1.0 < gain < 2.0
+
+
 def test_glare_keeps_energy_and_spreads_a_bright_light_in_proportion():
     hdr = np.full((64, 64, 3), 0.1, np.float32)
     dim, bright = hdr.copy(), hdr.copy()

@@ -68,6 +68,9 @@ class SimConfig:
     window_size: tuple[float, float] = (0.2, 0.6)  # its share of the view's width
     window_room_range: float = 3.0  # only into views whose 98th-percentile Y is <= this many
     # stops above their log-average (no sky or lamp already in view)
+    lights_prob: float = 0.0  # probability of brightening the scene's lights (brighten_lights)
+    lights_stops: tuple[float, float] = (0.5, 2.5)  # by this many stops, ...
+    lights_knee: tuple[float, float] = (3.0, 5.0)  # ... above this many stops over the log average
     gain_floor: float = 0.0  # stops; views whose clipped pixels lie less far above white ...
     gain_floor_prob: float = 0.0  # ... are redrawn with this probability (clipped_gain)
 
@@ -98,6 +101,7 @@ class SimRecord:
     target_scale: float = 1.0  # the HDR target is hdr * exposure * target_scale
     boost: tuple[float, float] = (1.0, 1.0)  # (power, knee) of boost_highlights; power 1: none
     glare: tuple[float, float] = (0.0, 0.0)  # (amount, sigma in px) of add_glare; 0: none
+    lights: tuple[float, float] = (0.0, 0.0)  # (stops, knee) of brighten_lights; 0 stops: none
 
     def to_dict(self) -> dict:
         """The fields as a plain dict (``dataclasses.asdict``)."""
@@ -142,6 +146,23 @@ def sample_exposure(hdr: np.ndarray, rng: np.random.Generator, cfg: SimConfig) -
         if cfg.metered_clip[0] <= clipped <= cfg.metered_clip[1]:
             return s
     return exposure_for_clip_fraction(hdr, float(rng.uniform(*cfg.clip_fraction)))
+
+
+def brighten_lights(hdr: np.ndarray, stops: float, knee: float, ramp: float = 1.0) -> np.ndarray:
+    """Make a scene's lights ``stops`` brighter against the rest of it, hue kept.
+
+    A pixel whose luminance lies ``knee`` stops or more above the scene's log average (a
+    window, a lamp, the sun; a sky seldom lies that far) is multiplied by 2**stops, one below
+    ``knee`` not at all, with a ramp over ``ramp`` stops between. Unlike
+    :func:`boost_highlights` it acts on the scene before the exposure, so the room keeps its
+    look and metering sees the brighter light, as on a sunnier day (daylight outside varies
+    by about 10k-100k lux). ``hdr`` scene-linear HxWx3 >= 0; returns float32 of that shape.
+    """
+    hdr = np.asarray(hdr, np.float32)
+    y = rgb_to_luminance(hdr)
+    log_avg = float(np.mean(np.log2(y + 1e-6)))
+    ramp_in = np.clip((np.log2(y + 1e-6) - log_avg - knee) / ramp, 0.0, 1.0)
+    return hdr * np.exp2(stops * ramp_in)[..., None].astype(np.float32)
 
 
 def boost_highlights(hdr: np.ndarray, power: float, knee: float, cap: float = np.inf) -> np.ndarray:
@@ -277,6 +298,10 @@ def simulate_ldr(
     """
     cfg = cfg or SimConfig()
     hdr = np.maximum(np.asarray(hdr, np.float32), 0.0)
+    lights = (0.0, 0.0)
+    if cfg.lights_prob > 0 and rng.random() < cfg.lights_prob:
+        lights = (float(rng.uniform(*cfg.lights_stops)), float(rng.uniform(*cfg.lights_knee)))
+        hdr = brighten_lights(hdr, *lights)
     white = 1.0
     if rng.random() < cfg.shoulder_prob:
         white = float(np.exp(rng.uniform(*np.log(cfg.shoulder_white))))
@@ -321,6 +346,7 @@ def simulate_ldr(
         k,
         boost,
         glare,
+        lights,
     )
     return ldr, (scaled * np.float32(k)).astype(np.float32), record
 
