@@ -159,9 +159,8 @@ def brighten_lights(hdr: np.ndarray, stops: float, knee: float, ramp: float = 1.
     by about 10k-100k lux). ``hdr`` scene-linear HxWx3 >= 0; returns float32 of that shape.
     """
     hdr = np.asarray(hdr, np.float32)
-    y = rgb_to_luminance(hdr)
-    log_avg = float(np.mean(np.log2(y + 1e-6)))
-    ramp_in = np.clip((np.log2(y + 1e-6) - log_avg - knee) / ramp, 0.0, 1.0)
+    log_y = np.log2(rgb_to_luminance(hdr) + 1e-6)
+    ramp_in = np.clip((log_y - float(np.mean(log_y)) - knee) / ramp, 0.0, 1.0)
     return hdr * np.exp2(stops * ramp_in)[..., None].astype(np.float32)
 
 
