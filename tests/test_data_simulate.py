@@ -170,6 +170,44 @@ def test_sample_exposure_meters_or_falls_back_to_a_clipped_share():
     assert s == pytest.approx(sim.exposure_for_clip_fraction(hdr, 0.1), rel=1e-6)
 
 
+def window_scene() -> np.ndarray:
+    """A dim room (log-uniform 0.05-0.5) with a window 2% of the pixels at 20-40."""
+    rng = np.random.default_rng(3)
+    hdr = np.exp(rng.uniform(np.log(0.05), np.log(0.5), (50, 50, 1))).repeat(3, -1)
+    hdr[:5, :10] = rng.uniform(20.0, 40.0, (5, 10, 1))
+    return hdr.astype(np.float32)
+
+
+def test_bracket_exposure_is_log_uniform_between_the_clipped_share_ends():
+    hdr, clip = window_scene(), (0.01, 0.25)
+    low, high = (sim.exposure_for_clip_fraction(hdr, f) for f in clip)
+    assert sim.bracket_exposure(hdr, clip, 0.0) == pytest.approx(low, rel=1e-6)
+    assert sim.bracket_exposure(hdr, clip, 1.0) == pytest.approx(high, rel=1e-6)
+    assert sim.bracket_exposure(hdr, clip, 0.5) == pytest.approx((low * high) ** 0.5, rel=1e-6)
+    assert np.log2(high / low) > 3  # the window alone clips over more than three stops
+
+
+def test_bracket_frames_clip_only_the_window_more_often_than_a_drawn_share():
+    hdr = window_scene()
+
+    def window_only_share(cfg):
+        rng = np.random.default_rng(0)
+        exposures = [sim.sample_exposure(hdr, rng, cfg) for _ in range(200)]
+        return np.mean([(hdr.max(-1) * s >= 1.0).mean() <= 0.02 for s in exposures])
+
+    drawn = window_only_share(sim.SimConfig())
+    bracket = window_only_share(sim.SimConfig(bracket_prob=1.0))
+    assert drawn < 0.1 and bracket > 0.4
+
+
+def test_bracket_mode_off_draws_what_it_drew_before():
+    hdr, cfg = window_scene(), sim.SimConfig()
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    s = sim.sample_exposure(hdr, a, cfg)
+    assert s == sim.exposure_for_clip_fraction(hdr, float(b.uniform(*cfg.clip_fraction)))
+    assert a.random() == b.random()
+
+
 def test_boost_highlights_stretches_only_above_the_knee_and_keeps_hue():
     hdr = np.array([[[0.1, 0.2, 0.3], [1.0, 2.0, 3.0], [50.0, 100.0, 150.0]]], np.float32)
     y = hdr @ np.array([0.2126, 0.7152, 0.0722], np.float32)

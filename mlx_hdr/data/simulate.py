@@ -56,6 +56,8 @@ class SimConfig:
     metering_prob: float = 0.0  # probability of a metered exposure instead of a clip fraction
     metering_ev: tuple[float, float] = (-1.0, 1.5)  # offset from the metered exposure, stops
     metered_clip: tuple[float, float] = (0.005, 0.5)  # outside this clipped share: not used
+    bracket_prob: float = 0.0  # else, probability of an exposure log-uniform over those that
+    # clip a share within clip_fraction, as a bracket's frames are (bracket_exposure)
     boost_prob: float = 0.0  # probability of brightening the scene's highlights (boost_highlights)
     boost_power: tuple[float, float] = (1.0, 1.5)  # log-contrast exponent above the knee
     boost_knee: tuple[float, float] = (0.5, 1.0)  # knee, in units of the exposed clip point
@@ -136,15 +138,31 @@ def metered_exposure(hdr: np.ndarray, ev: float = 0.0) -> float:
     return MIDDLE_GREY * 2.0**ev / max(log_avg, 1e-12)
 
 
+def bracket_exposure(hdr: np.ndarray, clip: tuple[float, float], u: float) -> float:
+    """The exposure a fraction ``u`` in [0, 1] of the way, in stops, from the one that clips
+    ``clip[0]`` of the pixels to the one that clips ``clip[1]``
+    (:func:`exposure_for_clip_fraction`).
+
+    Drawn with ``u`` uniform, it picks among a bracket's frames: a scene whose clipped share
+    stays small over many stops (a window, a lamp) is photographed across all of them, its
+    clipped pixels nearer white the shorter the exposure, where a clipped share drawn
+    uniformly lands in those stops seldom."""
+    low, high = (exposure_for_clip_fraction(hdr, f) for f in clip)
+    return low * (high / low) ** float(u)
+
+
 def sample_exposure(hdr: np.ndarray, rng: np.random.Generator, cfg: SimConfig) -> float:
     """The exposure of one simulated photo: metered (``cfg.metering_prob``; kept when its
-    clipped share lies in ``cfg.metered_clip``), else one that clips a share drawn from
-    ``cfg.clip_fraction`` (:func:`exposure_for_clip_fraction`)."""
+    clipped share lies in ``cfg.metered_clip``), else, with ``cfg.bracket_prob``, a bracket
+    frame's (:func:`bracket_exposure` over ``cfg.clip_fraction``), else one that clips a share
+    drawn from ``cfg.clip_fraction`` (:func:`exposure_for_clip_fraction`)."""
     if cfg.metering_prob > 0 and rng.random() < cfg.metering_prob:
         s = metered_exposure(hdr, float(rng.uniform(*cfg.metering_ev)))
         clipped = float((np.asarray(hdr).max(axis=-1) * s >= 1.0).mean())
         if cfg.metered_clip[0] <= clipped <= cfg.metered_clip[1]:
             return s
+    if cfg.bracket_prob > 0 and rng.random() < cfg.bracket_prob:
+        return bracket_exposure(hdr, cfg.clip_fraction, rng.random())
     return exposure_for_clip_fraction(hdr, float(rng.uniform(*cfg.clip_fraction)))
 
 
