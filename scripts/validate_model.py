@@ -13,6 +13,10 @@ turns each frame into that normal-lens view, as a user's photo would be, repeata
         --expandnet ../shared/peers/expandnet/weights.pth \\
         --model mlx_hdr/assets/default.safetensors --model runs/x/model.safetensors
 
+``--floor-strength S`` (repeatable) scores each model once per floor strength, as
+``bundle_model.py --floor-strength S`` would bundle it (the floor-strength rule of
+docs/MODEL_CARD.md picks among these rows).
+
 Columns (means over the cases of a set; the metrics of ``mlx-hdr evaluate``, after one
 global scale fitted over well-exposed pixels):
 - ``pu21_psnr`` (dB), ``highlight_log2`` (mean |log2| luminance error over the pixels
@@ -34,6 +38,8 @@ global scale fitted over well-exposed pixels):
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import os
 import re
@@ -296,18 +302,33 @@ def print_gains(cases, preds: list[dict]) -> None:
         print(f"| {i} | " + " | ".join(cells) + " |")
 
 
+def with_floor_strength(net, strength: float):
+    """A shallow copy of ``net`` (the same weights) whose floor keeps ``strength`` (0-1) of
+    the floor operator's expansion, as ``bundle_model.py --floor-strength`` would bundle it."""
+    out = copy.copy(net)
+    out.config = dataclasses.replace(net.config, floor_strength=strength)
+    return out
+
+
 def runners(
     models: list[str],
     peers: list[str],
     work_pixels: int = WORK_PIXELS,
     flip: bool | None = None,
     response: str = RESPONSE,
+    strengths: tuple[float, ...] = (),
 ) -> dict:
+    """name -> (run, net): the peers, then each model as bundled or, with ``strengths``,
+    once per floor strength (named ``<file stem> floor <s>``)."""
     out = {p: (lambda x, p=p: predict_hdr(x, method=p), None) for p in peers}
     for spec in models:
         net = load_net(spec)[0]
-        run = partial(predict_hdr, net=net, work_pixels=work_pixels, flip=flip, response=response)
-        out[Path(spec).stem] = (run, net)
+        variants = {
+            f"{Path(spec).stem} floor {s:g}": with_floor_strength(net, s) for s in strengths
+        }
+        for name, model in (variants or {Path(spec).stem: net}).items():
+            opts = dict(work_pixels=work_pixels, flip=flip, response=response)
+            out[name] = (partial(predict_hdr, net=model, **opts), model)
     return out
 
 
@@ -342,6 +363,14 @@ def main() -> None:
     ap.add_argument(
         "--response", choices=RESPONSES, default=RESPONSE, help="models' kept-pixel curve"
     )
+    ap.add_argument(
+        "--floor-strength",
+        action="append",
+        default=[],
+        type=float,
+        metavar="S",
+        help="score each model with its floor at these strengths (0-1) instead of its own",
+    )
     ap.add_argument("--sheets", type=Path, help="write -2 EV contact sheets of clipped regions")
     ap.add_argument("--max-sheets", type=int, default=8, help="sheets per set")
     ap.add_argument("--no-peers", action="store_true", help="only the models (peers are fixed)")
@@ -375,7 +404,16 @@ def main() -> None:
             title += " as views " + ", ".join(views)
             cases, ids = rectilinear_cases(cases, args.rectilinear, args.long_side)
         sets[title], scenes[title] = cases, ids
-    methods = runners(args.model, peers, args.work_pixels, FLIPS[args.flip], args.response)
+    if any(not 0.0 <= v <= 1.0 for v in args.floor_strength):
+        ap.error("--floor-strength takes values in [0, 1]")
+    methods = runners(
+        args.model,
+        peers,
+        args.work_pixels,
+        FLIPS[args.flip],
+        args.response,
+        tuple(args.floor_strength),
+    )
     for title, cases in sets.items():
         print(f"\n{title} ({len(cases)} cases)\n")
         print("| method | " + " | ".join(KEYS) + " |")

@@ -1,0 +1,46 @@
+"""``scripts/validate_model.py``: models scored at other floor strengths (``--floor-strength``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from mlx.utils import tree_flatten
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = str(ROOT / "mlx_hdr" / "assets" / "default.safetensors")
+sys.path.insert(0, str(ROOT / "scripts"))
+import validate_model  # noqa: E402
+
+
+def photo() -> np.ndarray:
+    """A 64x96 display image with a clipped patch."""
+    img = np.random.default_rng(0).uniform(0.05, 0.9, (64, 96, 3)).astype(np.float32)
+    img[8:30, 20:50] = 1.0
+    return img
+
+
+def test_floor_strengths_score_one_network_as_each_bundle_would():
+    methods = validate_model.runners([DEFAULT], [], strengths=(0.7, 1.0, 0.0))
+    assert list(methods) == ["default floor 0.7", "default floor 1", "default floor 0"]
+    own, _ = validate_model.runners([DEFAULT], [])["default"]
+    x, clipped = photo(), photo().max(axis=-1) >= 1.0
+    runs = {name: run(x) for name, (run, _) in methods.items()}
+    # the shipped strength (0.7) gives the bundled model's output exactly
+    np.testing.assert_array_equal(runs["default floor 0.7"], own(x))
+    # a stronger floor only raises the clipped pixels, and leaves the kept ones alone
+    high, low = runs["default floor 1"], runs["default floor 0"]
+    assert (high[clipped] >= low[clipped] - 1e-6).all() and (high[clipped] > low[clipped]).any()
+    np.testing.assert_array_equal(high[~clipped], low[~clipped])
+    # the weights are shared, not copied
+    nets = [net for _, net in methods.values()]
+    a, b = (dict(tree_flatten(n.parameters())) for n in nets[:2])
+    assert a and all(a[k] is b[k] for k in a)
+    assert nets[0].config.floor_strength == 0.7 and nets[1].config.floor_strength == 1.0
+
+
+def test_floor_strength_leaves_the_raw_output_alone():
+    (run_a, _), (run_b, _) = validate_model.runners([DEFAULT], [], strengths=(0.0, 1.0)).values()
+    x = photo()
+    np.testing.assert_array_equal(run_a(x, blend=False), run_b(x, blend=False))
