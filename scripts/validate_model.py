@@ -376,6 +376,8 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true", help="only the models (peers are fixed)")
     ap.add_argument("--per-case", action="store_true", help="print each case's clipped gains")
     args = ap.parse_args()
+    if any(not 0.0 <= v <= 1.0 for v in args.floor_strength):
+        ap.error("--floor-strength takes values in [0, 1]")
     peers = [] if args.no_peers else ["linear", "kovaleski2014"]
     if args.expandnet and not args.no_peers:
         os.environ["MLX_HDR_EXPANDNET"] = args.expandnet
@@ -404,8 +406,6 @@ def main() -> None:
             title += " as views " + ", ".join(views)
             cases, ids = rectilinear_cases(cases, args.rectilinear, args.long_side)
         sets[title], scenes[title] = cases, ids
-    if any(not 0.0 <= v <= 1.0 for v in args.floor_strength):
-        ap.error("--floor-strength takes values in [0, 1]")
     methods = runners(
         args.model,
         peers,
