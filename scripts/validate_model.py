@@ -33,6 +33,9 @@ global scale fitted over well-exposed pixels):
   exposure as the truth does; 0: the same gain at every exposure);
 - ``cast`` (models only): the raw output's (``--no-blend``) mean chromaticity difference
   to the linearised input over well-exposed pixels (r, g of r+g+b), x100.
+- ``clip_hue``: the mean chromaticity difference to the truth over the pixels clipped in
+  all three channels, where the photo holds no colour, x100 (the linearised input's row
+  is a neutral white's).
 """
 
 from __future__ import annotations
@@ -73,7 +76,17 @@ from mlx_hdr.io.image_io import read_hdr, read_ldr, write_ldr
 from mlx_hdr.train.pool import heldout_brackets, heldout_views
 
 POOL_VIEWS = 64  # on 24, PU21 moved 0.55 dB in 100 steps of lr 1e-4 (phase 10)
-KEYS = ("pu21_psnr", "highlight_log2", "gain_err", "log_psnr", "log_ssim", "peak", "cast")
+KEYS = (
+    "pu21_psnr",
+    "highlight_log2",
+    "gain_err",
+    "log_psnr",
+    "log_ssim",
+    "peak",
+    "cast",
+    "clip_hue",
+)
+MIN_HUE_PIXELS = 20  # fully clipped pixels below which a case has no clip_hue
 CLIPPED_RANGE = (0.01, 0.30)  # bracket frames used: this share of pixels clipped
 FLIPS = {"auto": None, "on": True, "off": False}  # --flip: predict_hdr's flip
 BRACKET_EVS = (-3.0, -2.0, -1.0, 0.0, 1.0)  # --sim-brackets: metered exposure offsets, stops
@@ -237,18 +250,32 @@ def peak_ratio(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray) -> float:
     return float(np.log2(max(peaks[0], 1e-8) / max(peaks[1], 1e-8)))
 
 
+def chroma_difference(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """Mean |rg chromaticity| difference (r, g of r+g+b) of HxWx3 ``a`` to ``b`` over the
+    HxW ``mask``, x100; NaN where the mask is empty. Scale-free: no alignment needed."""
+    if not mask.any():
+        return float("nan")
+
+    def rg(x):
+        x = np.maximum(x[mask], 0.0)
+        return x[:, :2] / np.maximum(x.sum(axis=1, keepdims=True), 1e-6)
+
+    return float(np.abs(rg(a) - rg(b)).mean() * 100.0)
+
+
 def colour_cast(raw: np.ndarray, ldr: np.ndarray) -> float:
     """Mean |rg chromaticity| difference of ``raw`` to the linearised input, well-exposed
     pixels, x100."""
     well = well_exposed_mask(ldr) & ~clipped_mask(ldr)
-    if not well.any():
-        return float("nan")
+    return chroma_difference(raw, srgb_to_linear(ldr), well)
 
-    def rg(x):
-        x = np.maximum(x[well], 0.0)
-        return x[:, :2] / np.maximum(x.sum(axis=1, keepdims=True), 1e-6)
 
-    return float(np.abs(rg(raw) - rg(srgb_to_linear(ldr))).mean() * 100.0)
+def clipped_hue(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray) -> float:
+    """Mean |rg chromaticity| difference of ``pred`` to the truth over the pixels clipped in
+    all three channels (where the photo holds no colour), x100; NaN with fewer than
+    ``MIN_HUE_PIXELS`` of them."""
+    full = np.asarray(ldr).min(axis=-1) >= CLIPPED
+    return chroma_difference(pred, gt, full) if full.sum() >= MIN_HUE_PIXELS else float("nan")
 
 
 def clipped_window(ldr: np.ndarray, size: int) -> tuple[slice, slice]:
@@ -287,6 +314,7 @@ def score(name: str, run, net, cases, preds: list[dict]) -> list[float]:
         m["gain_err"] = gain_error(pred, hdr, ldr)
         m["peak"] = peak_ratio(pred, hdr, ldr)
         m["cast"] = colour_cast(preds[i][f"{name} (raw)"], ldr) if net else np.nan
+        m["clip_hue"] = clipped_hue(pred, hdr, ldr)
         rows.append(m)
     return [float(np.nanmean([r[k] for r in rows])) for k in KEYS]
 

@@ -44,3 +44,24 @@ def test_floor_strength_leaves_the_raw_output_alone():
     (run_a, _), (run_b, _) = validate_model.runners([DEFAULT], [], strengths=(0.0, 1.0)).values()
     x = photo()
     np.testing.assert_array_equal(run_a(x, blend=False), run_b(x, blend=False))
+
+
+def test_clipped_hue_compares_colour_only_where_all_three_channels_clip():
+    ldr = photo()
+    truth = np.full_like(ldr, 0.2)
+    truth[8:30, 20:50] = [4.0, 2.0, 1.0]  # a warm light behind the clipped patch
+    neutral = truth.copy()
+    neutral[8:30, 20:50] = 3.0
+    assert validate_model.clipped_hue(truth * 5.0, truth, ldr) == 0.0  # scale-free
+    # neutral against warm: r 0.571 vs 0.333, g 0.286 vs 0.333 -> mean 0.143, x100
+    assert abs(validate_model.clipped_hue(neutral, truth, ldr) - 14.29) < 0.01
+    # colour outside the fully clipped pixels does not count
+    off = neutral.copy()
+    off[40:] = [0.1, 0.3, 0.9]
+    assert validate_model.clipped_hue(off, truth, ldr) == validate_model.clipped_hue(
+        neutral, truth, ldr
+    )
+    few = ldr.copy()
+    few[8:30, 20:50] = 0.5
+    few[0, :3] = 1.0
+    assert np.isnan(validate_model.clipped_hue(neutral, truth, few))
