@@ -41,8 +41,6 @@ global scale fitted over well-exposed pixels):
 from __future__ import annotations
 
 import argparse
-import copy
-import dataclasses
 import json
 import os
 import re
@@ -69,7 +67,7 @@ from mlx_hdr.data.simulate import clipped_gain as sim_clipped_gain
 from mlx_hdr.eval.evaluate import labelled_panel
 from mlx_hdr.eval.fisheye import find_circle, remap, view_maps
 from mlx_hdr.eval.metrics import CLIPPED, clipped_mask, hdr_metrics
-from mlx_hdr.infer.model_hub import load_net
+from mlx_hdr.infer.model_hub import load_net, with_floor_strength
 from mlx_hdr.infer.pipeline import RESPONSE, WORK_PIXELS, predict_hdr
 from mlx_hdr.infer.response import RESPONSES
 from mlx_hdr.io.image_io import read_hdr, read_ldr, write_ldr
@@ -328,14 +326,6 @@ def print_gains(cases, preds: list[dict]) -> None:
         gains = [clipped_gain(img, ldr) for img in (hdr, *row.values())]
         cells = [f"{clipped_mask(ldr).mean():.3f}", *(f"{g:.2f}" for g in gains)]
         print(f"| {i} | " + " | ".join(cells) + " |")
-
-
-def with_floor_strength(net, strength: float):
-    """A shallow copy of ``net`` (the same weights) whose floor keeps ``strength`` (0-1) of
-    the floor operator's expansion, as ``bundle_model.py --floor-strength`` would bundle it."""
-    out = copy.copy(net)
-    out.config = dataclasses.replace(net.config, floor_strength=strength)
-    return out
 
 
 def runners(

@@ -12,6 +12,7 @@ from mlx_hdr.infer import model_hub
 from mlx_hdr.io.image_io import read_hdr, read_ldr, write_ldr
 from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig
 from mlx_hdr.models.model_io import save_model
+from mlx_hdr.train.build import zero_residual_init
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +102,64 @@ def test_response_option_reaches_the_blend(cli, photos, random_model, tmp_path):
         "film",
     )
     assert code != 0 and "--response" in err and not (tmp_path / "x.exr").exists()
+
+
+@pytest.fixture(scope="module")
+def floored_model(tmp_path_factory):
+    cfg = HybridConfig(
+        decoder_channels=(16, 16, 16, 8, 8, 8),
+        target="stops",
+        floor="kovaleski2014",
+        floor_strength=0.7,
+    )
+    model = HybridAutoencoder(cfg)
+    zero_residual_init(model)  # the linearised input: the floor decides the clipped patch
+    return save_model(tmp_path_factory.mktemp("floored") / "m.safetensors", model)
+
+
+def test_floor_strength_option_sets_how_bold_the_floor_is(cli, photos, floored_model, tmp_path):
+    """``--floor-strength S`` predicts as the model bundled with that strength would; the
+    default is the model's own; a stronger floor only lifts the clipped patch."""
+    from mlx_hdr.infer.model_hub import load_net, with_floor_strength
+    from mlx_hdr.infer.pipeline import predict_hdr
+
+    net, ldr = load_net(str(floored_model))[0], read_ldr(photos / "b.jpg")
+    outs = {}
+    for name, flags, strength in (("0", ["0"], 0.0), ("1", ["1"], 1.0), ("default", [], 0.7)):
+        out = tmp_path / f"{name}.exr"
+        args = ("-o", out, "--model", floored_model, "--float")
+        flags = ["--floor-strength", *flags] if flags else []
+        code, _, err = cli("predict", photos / "b.jpg", *args, *flags)
+        assert code == 0, err
+        want = predict_hdr(ldr, with_floor_strength(net, strength))
+        np.testing.assert_allclose(read_hdr(out), want, rtol=1e-5, atol=1e-6)
+        outs[name] = read_hdr(out)
+    np.testing.assert_allclose(outs["default"], predict_hdr(ldr, net), rtol=1e-5, atol=1e-6)
+    patch = np.s_[:10, :10]
+    assert (outs["1"][patch] >= outs["0"][patch] - 1e-6).all()
+    assert (outs["1"][patch] > outs["0"][patch] + 1e-3).any()
+
+
+@pytest.mark.parametrize(
+    "model_flags,value,problem",
+    [
+        ("floored", "1.5", "less than or equal to 1"),
+        ("random", "0.5", "no floor"),
+        ("kovaleski", "0.5", "--method model"),
+    ],
+)
+def test_bad_floor_strength_is_a_usage_error(
+    cli, photos, random_model, floored_model, tmp_path, model_flags, value, problem
+):
+    flags = {
+        "floored": ["--model", floored_model],
+        "random": ["--model", random_model],
+        "kovaleski": ["--method", "kovaleski2014"],
+    }[model_flags]
+    out = tmp_path / "out"
+    code, _, err = cli("predict", photos / "a.jpg", "-o", out, *flags, "--floor-strength", value)
+    assert code == 2 and "--floor-strength" in err and problem in err, err
+    assert "Traceback" not in err and not out.exists()
 
 
 def test_model_path_any_name_from_a_folder_with_mlx_hdr(

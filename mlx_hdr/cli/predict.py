@@ -48,6 +48,19 @@ def _check_numbers(work_pixels: int, exposure: float, max_boost: float | None) -
         raise typer.BadParameter(problem, param_hint=name)
 
 
+def _load_model(model: str | None, floor_strength: float | None):
+    """The network for ``--model``, its floor strength set when ``--floor-strength`` is given."""
+    from mlx_hdr.infer.model_hub import load_net, with_floor_strength
+
+    net = load_net(model)[0]
+    if floor_strength is None:
+        return net
+    try:
+        return with_floor_strength(net, floor_strength)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--floor-strength") from None
+
+
 def _report_error(path: str, problem: str) -> None:
     from tqdm import tqdm
 
@@ -112,6 +125,17 @@ def predict_command(
             "read from the network's output) or 'srgb'."
         ),
     ] = RESPONSE,
+    floor_strength: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Model: how much of Kovaleski & Oliveira 2014's expansion (in stops) the "
+            "recovered highlights keep at least, 0-1 (default: the model's own, 0.7 for the "
+            "bundled one; 1 is bolder, 0 the network alone).",
+            show_default=False,
+        ),
+    ] = None,
     max_boost: Annotated[
         float | None,
         typer.Option(
@@ -161,9 +185,9 @@ def predict_command(
     plan = plan_outputs(inputs, out, opts)  # output problems: refused before any work
     net = None
     if opts.method == "model":
-        from mlx_hdr.infer.model_hub import load_net
-
-        net = load_net(model)[0]
+        net = _load_model(model, floor_strength)
+    elif floor_strength is not None:
+        raise typer.BadParameter("applies to --method model only", param_hint="--floor-strength")
     report = run_plan(plan, net, opts, on_error=_report_error, progress=progress)
     files = [str(f) for _, written in report.written for f in written]
     shown = ", ".join(files[:4]) + (f", ... ({len(files)} files)" if len(files) > 4 else "")

@@ -12,6 +12,8 @@ Every failure is a one-line :class:`WeightsError`.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import re
 from importlib import resources
@@ -127,3 +129,18 @@ def load_net(spec: str | None):
 
     model, config = load_model(resolve_model(spec))
     return backend.accelerate(model), config
+
+
+def with_floor_strength(net, strength: float):
+    """``net`` with its floor keeping ``strength`` (0-1) of the floor operator's expansion, in
+    stops over the linearised photo (``HybridConfig.floor_strength``): a shallow copy that
+    shares the weights, as ``scripts/bundle_model.py --floor-strength`` would bundle it.
+
+    Raises ``ValueError`` for a model without a floor (nothing to set) or a strength outside
+    [0, 1] (``HybridConfig``'s check)."""
+    config = getattr(net, "config", None)
+    if getattr(config, "floor", None) is None:
+        raise ValueError("the model has no floor for a floor strength to set")
+    out = copy.copy(net)
+    out.config = dataclasses.replace(config, floor_strength=float(strength))
+    return out
