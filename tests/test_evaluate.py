@@ -211,3 +211,28 @@ def test_evaluate_flip_and_response_reach_the_model(dataset, tmp_path, monkeypat
         ("model", True, "model"),
         ("model", None, "srgb"),
     }
+
+
+def test_evaluate_floor_strength_reaches_the_model(dataset, tmp_path, monkeypatch, capsys):
+    """``--floor-strength`` runs the model with that floor strength; without a model to set
+    it on it is a usage error before any work."""
+    import mlx_hdr.eval.evaluate as ev
+
+    seen = []
+
+    def fake_predict(ldr, net, method, blend=True, flip=False, response="srgb"):
+        seen.append(getattr(getattr(net, "config", None), "floor_strength", None))
+        return np.ones_like(ldr)
+
+    monkeypatch.setattr(ev, "predict_hdr", fake_predict)
+    base = ["mlx-hdr", "evaluate", str(dataset), "--no-progress", "--floor-strength", "0.3"]
+    monkeypatch.setattr(sys, "argv", [*base, "--method", "model", "-o", str(tmp_path / "m")])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 0
+    assert seen == [0.3, 0.3]  # one per case, the bundled model at 0.3 instead of its 0.7
+    monkeypatch.setattr(sys, "argv", [*base, "--method", "linear", "-o", str(tmp_path / "l")])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2 and "--floor-strength" in capsys.readouterr().err
+    assert not (tmp_path / "l").exists()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mlx_hdr.cli.predict import choice
+from mlx_hdr.cli.predict import choice, set_floor_strength
 from mlx_hdr.errors import EXIT_SOME_FAILED
 from mlx_hdr.eval.evaluate import evaluate, net_for_methods, summary_markdown
 from mlx_hdr.infer.pipeline import RESPONSE
@@ -53,6 +53,16 @@ def evaluate_command(
     response: Annotated[
         str, typer.Option(help="Model: linearise kept pixels with the 'model' or 'srgb' curve.")
     ] = RESPONSE,
+    floor_strength: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Model: the share of Kovaleski 2014's expansion its highlights keep at least, "
+            "0-1 (default: the model's own).",
+            show_default=False,
+        ),
+    ] = None,
     max_pixels: Annotated[
         int,
         typer.Option(min=1, help="Refuse larger images (a guard against decompression bombs)."),
@@ -61,7 +71,7 @@ def evaluate_command(
     """Write metrics.csv, summary.md and contact sheets; print the summary table (exit code
     3 when some cases failed)."""
     response = choice(response, RESPONSES, "--response")
-    net = net_for_methods(method, model)
+    net = set_floor_strength(net_for_methods(method, model), floor_strength)
     report = evaluate(
         dataset,
         out,

@@ -48,13 +48,15 @@ def _check_numbers(work_pixels: int, exposure: float, max_boost: float | None) -
         raise typer.BadParameter(problem, param_hint=name)
 
 
-def _load_model(model: str | None, floor_strength: float | None):
-    """The network for ``--model``, its floor strength set when ``--floor-strength`` is given."""
-    from mlx_hdr.infer.model_hub import load_net, with_floor_strength
-
-    net = load_net(model)[0]
+def set_floor_strength(net, floor_strength: float | None):
+    """``net`` with ``--floor-strength`` applied (None: as it is); usage errors where there is
+    no model to apply it to, or the model has no floor."""
     if floor_strength is None:
         return net
+    if net is None:
+        raise typer.BadParameter("applies to --method model only", param_hint="--floor-strength")
+    from mlx_hdr.infer.model_hub import with_floor_strength
+
     try:
         return with_floor_strength(net, floor_strength)
     except ValueError as exc:
@@ -185,9 +187,10 @@ def predict_command(
     plan = plan_outputs(inputs, out, opts)  # output problems: refused before any work
     net = None
     if opts.method == "model":
-        net = _load_model(model, floor_strength)
-    elif floor_strength is not None:
-        raise typer.BadParameter("applies to --method model only", param_hint="--floor-strength")
+        from mlx_hdr.infer.model_hub import load_net
+
+        net = load_net(model)[0]
+    net = set_floor_strength(net, floor_strength)
     report = run_plan(plan, net, opts, on_error=_report_error, progress=progress)
     files = [str(f) for _, written in report.written for f in written]
     shown = ", ".join(files[:4]) + (f", ... ({len(files)} files)" if len(files) > 4 else "")
