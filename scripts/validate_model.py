@@ -339,13 +339,13 @@ def runners(
     """name -> (run, net): the peers, then each model as bundled or, with ``strengths``,
     once per floor strength (named ``<file stem> floor <s>``)."""
     out = {p: (lambda x, p=p: predict_hdr(x, method=p), None) for p in peers}
+    opts = dict(work_pixels=work_pixels, flip=flip, response=response)
     for spec in models:
         net = load_net(spec)[0]
         variants = {
             f"{Path(spec).stem} floor {s:g}": with_floor_strength(net, s) for s in strengths
         }
         for name, model in (variants or {Path(spec).stem: net}).items():
-            opts = dict(work_pixels=work_pixels, flip=flip, response=response)
             out[name] = (partial(predict_hdr, net=model, **opts), model)
     return out
 
