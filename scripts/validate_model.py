@@ -154,23 +154,40 @@ def gain_slope(cases, preds: list[dict], scenes: list[int], name: str) -> float:
 
 
 def bracket_cases(folder: Path, long_side: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(ldr, hdr) per real frame with 1-30% clipped pixels, at ``long_side`` px; the set's
-    ghost box is blacked out in both (it counts as neither clipped nor well exposed)."""
+    """(ldr, hdr) per real frame, or per crop of it where ``exposures.json`` lists ``views``
+    ((x0, y0, x1, y1), fractions of the frame), with 1-30% clipped pixels, at ``long_side``
+    px. The merged HDR lies in the set's folder or two folders up (``hdr-pool-2``'s layout).
+    The set's ghost box, where it has one, is blacked out in both (it counts as neither
+    clipped nor well exposed)."""
     meta = json.loads((folder / "exposures.json").read_text())
-    hdr = read_hdr(folder.parent.parent / meta["merge"]["output"])
+    merged = folder / meta["merge"]["output"]
+    hdr = read_hdr(merged if merged.exists() else folder.parent.parent / merged.name)
+    ghost = meta.get("ghost_region_xyxy")
     cases = []
     for frame in meta["frames"]:
         ldr = read_ldr(folder / frame["file"])
-        if not usable(ldr):
-            continue
-        pair = [_resize(a, long_side) for a in (ldr, hdr)]
-        x0, y0, x1, y1 = (
-            round(v * pair[0].shape[1] / ldr.shape[1]) for v in meta["ghost_region_xyxy"]
-        )
-        for a in pair:
-            a[y0:y1, x0:x1] = 0.0
-        cases.append(tuple(pair))
+        for box in meta.get("views", [[0.0, 0.0, 1.0, 1.0]]):
+            (y, x), crop = _crop_box(ldr.shape, box)
+            if not usable(ldr[crop]):
+                continue
+            pair = [_resize(a[crop], long_side) for a in (ldr, hdr)]
+            if ghost:
+                k = pair[0].shape[1] / (crop[1].stop - crop[1].start)
+                x0, y0, x1, y1 = (
+                    round((v - o) * k) for v, o in zip(ghost, (x, y, x, y), strict=True)
+                )
+                for a in pair:
+                    a[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = 0.0
+            cases.append(tuple(pair))
     return cases
+
+
+def _crop_box(shape, box) -> tuple[tuple[int, int], tuple[slice, slice]]:
+    """((top, left), (rows, cols)) of the (x0, y0, x1, y1) fractions ``box`` of an image."""
+    h, w = shape[:2]
+    x0, x1 = (round(v * w) for v in (box[0], box[2]))
+    y0, y1 = (round(v * h) for v in (box[1], box[3]))
+    return (y0, x0), (slice(y0, y1), slice(x0, x1))
 
 
 def view_arg(text: str) -> tuple[float, float, float]:

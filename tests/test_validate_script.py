@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -65,3 +66,43 @@ def test_clipped_hue_compares_colour_only_where_all_three_channels_clip():
     few[8:30, 20:50] = 0.5
     few[0, :3] = 1.0
     assert np.isnan(validate_model.clipped_hue(neutral, truth, few))
+
+
+def write_set(folder: Path, meta: dict, frame: np.ndarray, hdr: np.ndarray) -> None:
+    from mlx_hdr.io.image_io import write_hdr, write_ldr
+
+    folder.mkdir(parents=True)
+    write_ldr(folder / "frame.png", frame)
+    write_hdr(folder / "merged.pfm", hdr)
+    meta = {"frames": [{"file": "frame.png"}], "merge": {"output": "merged.pfm"}, **meta}
+    (folder / "exposures.json").write_text(json.dumps(meta))
+
+
+def test_bracket_views_are_crops_of_each_frame_kept_by_their_clipped_share(tmp_path):
+    frame = np.full((40, 80, 3), 0.4, np.float32)
+    frame[:, :20] = 1.0  # the left quarter clips: 25% of the frame, 50% of its left half
+    hdr = np.where(frame >= 1.0, 4.0, 0.13).astype(np.float32)
+    views = [[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.5, 1.0], [0.125, 0.5, 1.0, 1.0]]
+    write_set(tmp_path / "s", {"views": views}, frame, hdr)
+    cases = validate_model.bracket_cases(tmp_path / "s", 1024)
+    # the half with 50% clipped is dropped (CLIPPED_RANGE); the others are their crops
+    assert [c[0].shape for c in cases] == [(40, 80, 3), (20, 70, 3)]
+    np.testing.assert_array_equal(cases[1][0], frame[20:, 10:])
+    np.testing.assert_array_equal(cases[1][1], hdr[20:, 10:])
+
+
+def test_bracket_ghost_box_is_blacked_out_in_each_view_at_its_place(tmp_path):
+    frame = np.full((40, 80, 3), 0.4, np.float32)
+    frame[:, :12] = 1.0
+    hdr = np.where(frame >= 1.0, 4.0, 0.13).astype(np.float32)
+    meta = {"views": [[0.0, 0.0, 1.0, 1.0], [0.0, 0.5, 1.0, 1.0]]}
+    meta["ghost_region_xyxy"] = [40, 10, 60, 30]
+    write_set(tmp_path / "s", meta, frame, hdr)
+    full, lower = validate_model.bracket_cases(tmp_path / "s", 1024)
+    for ldr, truth in (full, lower):
+        assert (ldr == 0).all(axis=-1).sum() == (truth == 0).all(axis=-1).sum()
+    assert (full[0][10:30, 40:60] == 0).all() and (full[0][:10] > 0).all()
+    assert (lower[0][:10, 40:60] == 0).all() and (lower[0][10:] > 0).all()
+    # half the size: the box scales with the frame
+    (half,) = [c for c in validate_model.bracket_cases(tmp_path / "s", 40) if c[0].shape[0] == 20]
+    assert (half[0][5:15, 20:30] == 0).all() and (half[0][:5] > 0).all()
