@@ -18,6 +18,7 @@ from mlx_hdr.infer.calibrate import (
     MIN_SPAN,
     blend_with_input,
     calibrate,
+    fill_colour,
     fit_log_range,
 )
 
@@ -139,3 +140,52 @@ def test_model_config_names_a_known_floor():
     assert HybridConfig().floor_strength == 1.0
     with pytest.raises(ValueError, match="floor_strength must be in"):
         HybridConfig(floor_strength=1.5)
+
+
+def chromaticity(x: np.ndarray) -> np.ndarray:
+    return x / x.sum(axis=-1, keepdims=True)
+
+
+def window_scene() -> np.ndarray:
+    """A fully clipped window in a bright warm frame (red clipped, green and blue recorded),
+    in a dim room with a blue wall far to the right."""
+    ldr = np.full((64, 96, 3), 0.3, np.float32)
+    ldr[:, 80:] = [0.1, 0.2, 0.7]
+    ldr[10:40, 10:50] = [1.0, 0.85, 0.65]
+    ldr[14:36, 14:46] = 1.0
+    return ldr
+
+
+def test_fill_colour_continues_the_bright_surroundings_into_the_clipped_pixels():
+    ldr = window_scene()
+    lin = srgb_to_linear(ldr)
+    colour = fill_colour(ldr, lin)
+    assert colour.shape == ldr.shape and colour.dtype == np.float32
+    np.testing.assert_allclose(colour.sum(axis=-1), 1.0, rtol=1e-5)
+    frame = chromaticity(lin[12, 12])
+    np.testing.assert_allclose(colour[14:36, 14:46], np.broadcast_to(frame, (22, 32, 3)), atol=2e-3)
+    assert fill_colour(np.full((8, 8, 3), 0.5, np.float32), lin[:8, :8]) is None
+
+
+def test_fill_colour_is_neutral_where_nothing_bright_is_near():
+    ldr = np.full((32, 32, 3), 0.3, np.float32)
+    ldr[10:20, 10:20] = 1.0  # a clipped patch in a dim room: nothing lends a colour
+    np.testing.assert_allclose(fill_colour(ldr, srgb_to_linear(ldr)), 1.0 / 3.0)
+
+
+def test_blend_puts_fully_clipped_pixels_in_the_given_colour_at_the_predicted_luminance():
+    ldr = window_scene()
+    lin = srgb_to_linear(ldr)
+    pred = np.full_like(ldr, 3.0)
+    pred[..., 2] = 6.0  # a bluish prediction
+    colour = fill_colour(ldr, lin)
+    out = blend_with_input(ldr, pred, lin=lin, colour=colour)
+    inner = (slice(14, 36), slice(14, 46))
+    np.testing.assert_allclose(chromaticity(out[inner]), colour[inner], atol=1e-4)
+    np.testing.assert_allclose(
+        rgb_to_luminance(out[inner]), rgb_to_luminance(pred[inner]), rtol=1e-4
+    )
+    # elsewhere the colour is not used
+    plain = blend_with_input(ldr, pred, lin=lin)
+    np.testing.assert_array_equal(out[:, 60:], plain[:, 60:])
+    np.testing.assert_allclose(chromaticity(plain[inner]), 1.0 / 3.0, atol=1e-5)  # the input's

@@ -18,6 +18,7 @@ all, hi = log1p(2^4) (four stops above white). hi - lo is kept >= ``MIN_SPAN``.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from mlx_hdr.color import (
@@ -37,6 +38,9 @@ MIN_SPAN = 0.05
 FALLBACK_HI = float(np.log1p(16.0))
 BLEND_TAU = 0.95
 FLOOR_EPS = 1e-4  # offset of a partial floor's ratio: black pixels stay finite
+FILL_SOURCE = 0.6  # display max(RGB) above which a not fully clipped pixel lends its colour
+FILL_SIGMAS = (3, 6, 12, 24, 48, 96, 192)  # px: the fill's Gaussian radii, nearest first
+FILL_MIN_WEIGHT = 0.05  # share of a radius' kernel on lending pixels to take its colour
 
 
 def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -83,26 +87,85 @@ def fit_log_range(
 
 
 def blend_with_input(
-    ldr: np.ndarray, hdr: np.ndarray, tau: float = BLEND_TAU, lin: np.ndarray | None = None
+    ldr: np.ndarray,
+    hdr: np.ndarray,
+    tau: float = BLEND_TAU,
+    lin: np.ndarray | None = None,
+    colour: np.ndarray | None = None,
 ) -> np.ndarray:
     """Keep what the camera recorded; take the prediction only for the clipped channels.
 
     Per channel c: H_c = (1 - a_c) L_c + a_c max(P_c, L_c), with L = srgb_to_linear(I) and
     a_c ramping from 0 at display level ``tau`` to 1 at 1.0 (HDRCNN's mask, per channel): a
     channel below clipping is a measurement, so a pixel with only red clipped keeps its
-    green and blue. Where *all* channels clip, the input holds no colour to keep and the
-    network's hue there is unreliable (bluish suns), so P is replaced, by the same ramp on
-    min(RGB), with the predicted luminance in the input's colour: L * Y(P) / Y(L). The floor
-    holds because a clipped channel's radiance is at least what the camera recorded.
-    On held-out simulated views this beat the per-pixel HDRCNN blend on every metric
-    (docs/MODEL_CARD.md). ``lin``: ``srgb_to_linear(ldr)`` when the caller already has it.
+    green and blue. Where *all* channels clip, the photo holds no colour and the network's
+    hue there is unreliable (bluish suns), so P is replaced, by the same ramp on min(RGB),
+    with the predicted luminance in the colour of ``colour`` (HxWx3, >= 0; its chromaticity
+    is used): C * Y(P) / Y(C), by default C = L, the input's white; :func:`fill_colour`
+    continues the colour of the surroundings. The floor holds because a clipped channel's
+    radiance is at least what the camera recorded. On held-out simulated views this beat
+    the per-pixel HDRCNN blend on every metric (docs/MODEL_CARD.md). ``lin``:
+    ``srgb_to_linear(ldr)`` when the caller already has it.
     """
     lin = srgb_to_linear(ldr) if lin is None else lin
-    gain = rgb_to_luminance(hdr) / np.maximum(rgb_to_luminance(lin), 1e-6)
-    full = clip_ramp(np.asarray(ldr, np.float32).min(axis=-1, keepdims=True), tau)
-    pred = (1.0 - full) * hdr + full * lin * gain[..., None]
+    return _blend(ldr, hdr, lin, lin if colour is None else colour, tau)
+
+
+def _blend(ldr, hdr, lin, colour, tau):
+    pred = recolour_clipped(ldr, hdr, colour, tau)
     alpha = clip_ramp(ldr, tau)
     return ((1.0 - alpha) * lin + alpha * np.maximum(pred, lin)).astype(np.float32)
+
+
+def recolour_clipped(
+    ldr: np.ndarray, hdr: np.ndarray, colour: np.ndarray, tau: float = BLEND_TAU
+) -> np.ndarray:
+    """``hdr`` (HxWx3 scene-linear) with the pixels of ``ldr`` clipped in all three channels
+    (a ramp on min(RGB) from ``tau`` to 1) at their luminance in the chromaticity of
+    ``colour`` (HxWx3, >= 0): C * Y(hdr) / Y(C)."""
+    gain = rgb_to_luminance(hdr) / np.maximum(rgb_to_luminance(colour), 1e-6)
+    full = clip_ramp(np.asarray(ldr, np.float32).min(axis=-1, keepdims=True), tau)
+    return (1.0 - full) * hdr + full * colour * gain[..., None]
+
+
+def fill_colour(ldr: np.ndarray, lin: np.ndarray, tau: float = BLEND_TAU) -> np.ndarray | None:
+    """The colour of the bright surroundings, continued into the pixels clipped in all three
+    channels: HxWx3 float32 chromaticity (r, g, b summing to 1), for
+    :func:`blend_with_input`'s ``colour``; None when no pixel has min(RGB) above ``tau``.
+
+    Lending pixels have display max(RGB) above ``FILL_SOURCE`` and min(RGB) at most ``tau``
+    (bright, with a channel still recorded); their chromaticity (of ``lin``, the linearised
+    ``ldr``) is spread by normalised Gaussian convolution, each pixel taking the nearest of
+    the radii ``FILL_SIGMAS`` (px) whose kernel has ``FILL_MIN_WEIGHT`` of its weight on
+    lending pixels; neutral grey where none has. Measured nearer the truth's colour than
+    the input's white on the real bracket frames and on simulated views
+    (docs/MODEL_CARD.md, "clipped colour").
+    """
+    ldr = np.asarray(ldr, np.float32)
+    if not (ldr.min(axis=-1) > tau).any():
+        return None
+    src = ((ldr.max(axis=-1) > FILL_SOURCE) & (ldr.min(axis=-1) <= tau)).astype(np.float32)
+    chroma = lin / np.maximum(lin.sum(axis=-1, keepdims=True), 1e-6)
+    out = np.full(ldr.shape, 1.0 / 3.0, np.float32)
+    todo = np.ones(ldr.shape[:2], bool)
+    for sigma in FILL_SIGMAS:
+        den, num = (_gaussian(a, sigma) for a in (src, chroma * src[..., None]))
+        ok = todo & (den > FILL_MIN_WEIGHT)
+        out[ok] = num[ok] / den[ok, None]
+        todo &= ~ok
+    return out
+
+
+def _gaussian(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of HxW[xC] ``img`` (px), on a grid 1/k as fine for wide radii (k up to
+    sigma / 3, the blur's own smoothing hides the resampling)."""
+    k = max(1, int(sigma // 3))
+    h, w = img.shape[:2]
+    if k == 1:
+        return cv2.GaussianBlur(img, (0, 0), sigma)
+    small = cv2.resize(img, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / k)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def calibrate(
@@ -142,7 +205,7 @@ def calibrate(
     if not blend:
         return floored
     lin = response_to_linear(ldr, response_table(response, ldr, hdr))  # read before the floor
-    return blend_with_input(ldr, floored, tau, lin=lin)
+    return blend_with_input(ldr, floored, tau, lin=lin, colour=fill_colour(ldr, lin, tau))
 
 
 def floor_image(floor: str | None, ldr: np.ndarray, strength: float = 1.0) -> np.ndarray | None:

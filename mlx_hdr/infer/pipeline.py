@@ -35,7 +35,13 @@ from tqdm import tqdm
 from mlx_hdr import backend
 from mlx_hdr.color import ldr_to_input, row_slices
 from mlx_hdr.errors import HDRError, os_error_line
-from mlx_hdr.infer.calibrate import blend_with_input, calibrate, floor_image
+from mlx_hdr.infer.calibrate import (
+    blend_with_input,
+    calibrate,
+    fill_colour,
+    floor_image,
+    recolour_clipped,
+)
 from mlx_hdr.infer.outputs import JPEG_SUFFIXES, Plan, plan_outputs
 from mlx_hdr.infer.response import response_table, response_to_linear
 from mlx_hdr.infer.targets import target_kind
@@ -109,7 +115,9 @@ def apply_gain_map(
         ldr: HxWx3 display photo in [0, 1].
         small: its downscaled version, hxwx3 display in [0, 1].
         hdr_small: scene-linear reconstruction of ``small`` (hxwx3, >= 0).
-        blend: then keep the photo where it is not clipped (:func:`blend_with_input`).
+        blend: then keep the photo where it is not clipped (:func:`blend_with_input`),
+            with the fully clipped pixels in the colour ``hdr_small`` carries there
+            (:func:`small_with_colour`).
         floor: HxWx3 float32 scene-linear image the result is never below, per channel,
             before the blend (a classical operator's output at full resolution). The result
             is written over it (one full-size array less on a large photo).
@@ -128,11 +136,21 @@ def apply_gain_map(
     out = floor if floor is not None else np.empty(ldr.shape, np.float32)
     for rows in row_slices(ldr.shape[0]):
         lin = response_to_linear(ldr[rows], response)
-        hdr = np.maximum((lin + f) * np.exp(gain[rows]) - f, 0.0)
+        hdr = colour = np.maximum((lin + f) * np.exp(gain[rows]) - f, 0.0)
         if floor is not None:
             hdr = np.maximum(hdr, floor[rows])
-        out[rows] = blend_with_input(ldr[rows], hdr, lin=lin) if blend else hdr
+        out[rows] = blend_with_input(ldr[rows], hdr, lin=lin, colour=colour) if blend else hdr
     return out
+
+
+def small_with_colour(small: np.ndarray, hdr: np.ndarray, table: np.ndarray | None) -> np.ndarray:
+    """The work-size reconstruction ``hdr`` of display ``small`` with its fully clipped
+    pixels in the colour the one-pass blend gives them (:func:`~mlx_hdr.infer.calibrate.
+    fill_colour`, or the input's): the gain map carries it to the full-size photo, whose
+    blend keeps it, as the fill's radii are in work-size pixels."""
+    lin = response_to_linear(small, table)
+    colour = fill_colour(small, lin)
+    return recolour_clipped(small, hdr, lin if colour is None else colour)
 
 
 def predict_model_hdr(
@@ -163,6 +181,8 @@ def predict_model_hdr(
     small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
     hdr_small = calibrate(small, predict_target(net, small, bool(flip)), blend=False, kind=kind)
     table = response_table(response, small, hdr_small) if blend else None
+    if blend:
+        hdr_small = small_with_colour(small, hdr_small, table)
     floor_hdr = floor_image(floor, ldr, strength)
     return apply_gain_map(ldr, small, hdr_small, blend, floor_hdr, table)
 
