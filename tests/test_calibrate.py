@@ -62,7 +62,7 @@ def test_blend_weight_and_blend():
     ldr = np.array([[[0.5, 0.5, 0.5], [0.975, 0.2, 0.2], [1.0, 1.0, 1.0]]], np.float32)
     np.testing.assert_allclose(clip_mask(ldr, BLEND_TAU)[..., 0], [[0.0, 0.5, 1.0]], atol=1e-6)
     pred = np.full_like(ldr, 8.0)
-    out = blend_with_input(ldr, pred)
+    out = blend_with_input(ldr, pred, anchor=0.0)
     lin = srgb_to_linear(ldr)
     np.testing.assert_allclose(out[0, 0], lin[0, 0])
     # only the half-clipped red channel is blended; green and blue are measurements
@@ -75,12 +75,29 @@ def test_fully_clipped_pixels_get_predicted_luminance_in_the_input_colour():
     """A bluish prediction for a white, fully clipped pixel comes out neutral, same Y."""
     ldr = np.array([[[1.0, 1.0, 1.0], [1.0, 1.0, 0.3]]], np.float32)
     pred = np.array([[[2.0, 4.0, 12.0], [6.0, 6.0, 6.0]]], np.float32)
-    out = blend_with_input(ldr, pred)
+    out = blend_with_input(ldr, pred, anchor=0.0)
     y_pred = rgb_to_luminance(pred[0, 0])
     np.testing.assert_allclose(out[0, 0], y_pred, rtol=1e-5)  # neutral, predicted luminance
     # blue is recorded in the second pixel: it keeps the prediction's red/green, input blue
     np.testing.assert_allclose(out[0, 1, :2], 6.0, rtol=1e-5)
     np.testing.assert_allclose(out[0, 1, 2], srgb_to_linear(ldr)[0, 1, 2], rtol=1e-6)
+
+
+def test_anchor_lowers_a_partly_clipped_prediction_towards_its_recorded_channels():
+    """Blue clipped, red and green recorded at linear ~0.6: a prediction of 8x white is
+    lowered by a share of the 3.7 stops between it and them; fully clipped pixels and
+    predictions below the recorded channels are not touched."""
+    ldr = np.array([[[0.8, 0.8, 1.0], [1.0, 1.0, 1.0], [0.8, 0.8, 1.0]]], np.float32)
+    lin = srgb_to_linear(ldr)
+    pred = np.array([[[8.0, 8.0, 8.0], [8.0, 8.0, 8.0], [0.3, 0.3, 0.3]]], np.float32)
+    stops = np.log(lin[0, 0, 0] / 8.0)  # ln; both recorded channels alike
+    for anchor in (0.25, 1.0):
+        out = blend_with_input(ldr, pred, anchor=anchor)
+        expect = max(8.0 * np.exp(anchor * stops), 1.0)  # never below the recorded clip
+        np.testing.assert_allclose(out[0, 0, 2], expect, rtol=1e-3)
+        np.testing.assert_allclose(out[0, 0, :2], lin[0, 0, :2], rtol=1e-6)  # kept
+        np.testing.assert_allclose(out[0, 1:], blend_with_input(ldr, pred, anchor=0.0)[0, 1:])
+    assert 8.0 * np.exp(0.25 * stops) > 3.0  # the quarter anchor still lifts it well above
 
 
 def test_blend_never_puts_clipped_pixels_below_the_input():

@@ -38,6 +38,8 @@ MIN_SPAN = 0.05
 FALLBACK_HI = float(np.log1p(16.0))
 BLEND_TAU = 0.95
 FLOOR_EPS = 1e-4  # offset of a partial floor's ratio: black pixels stay finite
+ANCHOR = 0.25  # share (in stops) of the way a partly clipped pixel's prediction is pulled
+# down to the level its recorded channels imply (``blend_with_input``)
 FILL_SOURCE = 0.6  # display max(RGB) above which a not fully clipped pixel lends its colour
 FILL_SIGMAS = (3, 6, 12, 24, 48, 96, 192)  # px: the fill's Gaussian radii, nearest first
 FILL_MIN_WEIGHT = 0.05  # share of a radius' kernel on lending pixels to take its colour
@@ -92,6 +94,7 @@ def blend_with_input(
     tau: float = BLEND_TAU,
     lin: np.ndarray | None = None,
     colour: np.ndarray | None = None,
+    anchor: float = ANCHOR,
 ) -> np.ndarray:
     """Keep what the camera recorded; take the prediction only for the clipped channels.
 
@@ -106,9 +109,27 @@ def blend_with_input(
     radiance is at least what the camera recorded. On held-out simulated views this beat
     the per-pixel HDRCNN blend on every metric (docs/MODEL_CARD.md). ``lin``:
     ``srgb_to_linear(ldr)`` when the caller already has it.
+
+    Where some channels are recorded, they say how bright the pixel is; a prediction above
+    them (a bright white sky over a blue one whose red was recorded) would make the clipped
+    channels too bright and the pixel too saturated. So P is first lowered, by the share
+    ``anchor`` in stops, towards the level at which its recorded channels match the
+    camera's: by exp(anchor * m * min(0, sum_c w_c log(L_c / P_c) / sum_c w_c)), with
+    w_c = 1 - a_c and m = min(1, sum_c w_c) (0 where all three clip; never raised).
     """
     lin = srgb_to_linear(ldr) if lin is None else lin
-    return _blend(ldr, hdr, lin, lin if colour is None else colour, tau)
+    colour = lin if colour is None else colour
+    return _blend(ldr, _anchored(ldr, hdr, lin, tau, anchor), lin, colour, tau)
+
+
+def _anchored(ldr, hdr, lin, tau, anchor):
+    if anchor == 0.0:
+        return hdr
+    w = 1.0 - clip_ramp(ldr, tau)
+    total = w.sum(axis=-1, keepdims=True)
+    ratio = np.log((lin + FLOOR_EPS) / (np.maximum(hdr, 0.0) + FLOOR_EPS))
+    stops = np.minimum((w * ratio).sum(axis=-1, keepdims=True) / np.maximum(total, 1e-6), 0.0)
+    return hdr * np.exp(anchor * np.minimum(total, 1.0) * stops)
 
 
 def _blend(ldr, hdr, lin, colour, tau):
