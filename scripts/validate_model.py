@@ -5,7 +5,8 @@ with ``--sim-brackets N`` simulated exposure brackets of N held-out scenes (thro
 measured camera response with ``--sim-response FILE``, e.g. a bracket set's
 ``exposures.json``), and (b) a real exposure-bracket set (each real camera frame against
 the merged HDR of all frames; for a circular-fisheye set, ``--rectilinear=YAW:PITCH:FOV``
-turns each frame into that normal-lens view, as a user's photo would be, repeatable).
+turns each frame into that normal-lens view, as a user's photo would be, repeatable;
+``scripts/fetch_hdrmerge_brackets.py`` writes a second, outdoor set).
 
     python scripts/validate_model.py --pool ../shared/data/hdr-pool \\
         --pool ../shared/data/hdr-pool-2 \\
