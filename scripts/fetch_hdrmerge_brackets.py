@@ -80,7 +80,12 @@ def raw_files(archive: Path) -> dict[str, bytes]:
 def develop(data: bytes) -> tuple[np.ndarray, np.ndarray, bytes]:
     """(linear sRGB HxWx3 float32 in [0, 1], HxW clipped-photosite mask, camera JPEG) of a
     raw file, at half the sensor's size (one pixel per 2x2 Bayer block)."""
-    import rawpy
+    try:
+        import rawpy
+    except ImportError:
+        raise SystemExit(
+            'rawpy is needed to develop the raw files: pip install -e ".[brackets]"'
+        ) from None
 
     with rawpy.imread(io.BytesIO(data)) as raw:
         rgb = raw.postprocess(
@@ -98,8 +103,10 @@ def develop(data: bytes) -> tuple[np.ndarray, np.ndarray, bytes]:
         clipped = block >= SATURATED * raw.white_level
         jpeg = raw.extract_thumb().data
     lin = rgb.astype(np.float32) / 65535.0
-    clipped = cv2.resize(clipped.astype(np.uint8), lin.shape[1::-1], cv2.INTER_NEAREST) > 0
-    return lin, clipped, jpeg
+    clipped = cv2.resize(
+        clipped.astype(np.uint8), lin.shape[1::-1], interpolation=cv2.INTER_NEAREST
+    )
+    return lin, clipped > 0, jpeg
 
 
 def log_luma(lin: np.ndarray) -> np.ndarray:
@@ -125,8 +132,9 @@ def ecc_warp(template: np.ndarray, image: np.ndarray, mask: np.ndarray) -> np.nd
     return warp
 
 
-def apply_warp(img: np.ndarray, warp: np.ndarray, size: tuple[int, int], nearest=False):
-    flags = (cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
+def apply_warp(img: np.ndarray, warp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` resampled (bilinear) by the ``ecc_warp`` result ``warp`` onto ``size`` (w, h)."""
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     return cv2.warpAffine(img, warp, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -207,7 +215,8 @@ def build(out: Path, archive: Path) -> dict:
             cv2.imwrite(str(out / file), np.round(img[..., ::-1] * 255).astype(np.uint8))
         meta["frames"].append({"source": name, "exposure_time_s": t, "file": file})
     write_hdr(out / f"{out.name}.hdr", hdr)
-    meta["merge"] = {"method": merge.__doc__.split(":")[0], "output": f"{out.name}.hdr", **info}
+    method = "0 EV raw where no photosite clips, else the -2 EV raw times the measured ratio"
+    meta["merge"] = {"method": method, "output": f"{out.name}.hdr", **info}
     meta["merge"]["raw_to_photo_affine"] = warp
     meta["views"] = VIEWS
     (out / "exposures.json").write_text(json.dumps(meta, indent=1))
