@@ -33,6 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
+
 URL = "https://deb.debian.org/debian/pool/main/h/hdrmerge/hdrmerge_0.5+git20200117.orig.tar.gz"
 SHA256 = "18f1db24c191936816fb09c3df864ade10958106c3bb2ff735a72e0b772da442"
 # the raw files in the tarball, EXIF ExposureTime (s): Nikon D5000, f/6.3, ISO 200, 24 mm
@@ -110,8 +112,7 @@ def develop(data: bytes) -> tuple[np.ndarray, np.ndarray, bytes]:
 
 
 def log_luma(lin: np.ndarray) -> np.ndarray:
-    y = lin @ np.float32([0.2126, 0.7152, 0.0722])
-    return np.log2(np.maximum(y, 1e-4)).astype(np.float32)
+    return np.log2(np.maximum(rgb_to_luminance(lin), 1e-4)).astype(np.float32)
 
 
 def ecc_warp(template: np.ndarray, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -140,7 +141,7 @@ def apply_warp(img: np.ndarray, warp: np.ndarray, size: tuple[int, int]) -> np.n
 
 def exposure_ratio(a: np.ndarray, b: np.ndarray, usable: np.ndarray) -> float:
     """Median luminance ratio a / b over ``usable`` pixels well above black in both."""
-    ya, yb = (x @ np.float32([0.2126, 0.7152, 0.0722]) for x in (a, b))
+    ya, yb = (rgb_to_luminance(x) for x in (a, b))
     keep = usable & (ya > 0.02) & (yb > 0.02) & (ya < 0.8) & (yb < 0.8)
     return float(np.median(ya[keep] / yb[keep]))
 
@@ -174,8 +175,6 @@ def merge(
 def to_photo(lin: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, list[float]]:
     """``lin`` (a linear developed raw) warped onto the camera JPEG ``photo`` (display
     [0, 1]): resized to it, then aligned by ECC over the photo's unclipped pixels."""
-    from mlx_hdr.color import srgb_to_linear
-
     h, w = photo.shape[:2]
     small = cv2.resize(lin, (w, h), interpolation=cv2.INTER_AREA)
     mask = photo.max(axis=-1) < 0.95
@@ -201,6 +200,7 @@ def build(out: Path, archive: Path) -> dict:
     meta = {"name": out.name, "license": LICENSE, "source": URL, "sha256": SHA256}
     meta["note"] = "Nikon D5000, f/6.3, ISO 200, 24 mm, handheld; camera JPEG previews"
     meta["frames"] = []
+    ref_log = log_luma(photo)
     for i, name in enumerate(sorted(FRAMES, key=FRAMES.get, reverse=True)):
         t = FRAMES[name]
         file = f"frame_{i:02d}_{name.split('.')[0]}.jpg"
@@ -209,7 +209,6 @@ def build(out: Path, archive: Path) -> dict:
         else:  # warped onto the reference (handheld), lossless
             file = file.replace(".jpg", ".png")
             img = decode_jpeg(frames[name][2])
-            ref_log = log_luma(photo)
             warp_i = ecc_warp(ref_log, log_luma(img), img.max(axis=-1) < 0.95)
             img = apply_warp(img, warp_i, photo.shape[1::-1])
             cv2.imwrite(str(out / file), np.round(img[..., ::-1] * 255).astype(np.uint8))

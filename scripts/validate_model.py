@@ -168,12 +168,13 @@ def bracket_cases(folder: Path, long_side: int) -> list[tuple[np.ndarray, np.nda
     for frame in meta["frames"]:
         ldr = read_ldr(folder / frame["file"])
         for box in meta.get("views", [[0.0, 0.0, 1.0, 1.0]]):
-            (y, x), crop = _crop_box(ldr.shape, box)
+            rows, cols = crop = _crop_box(ldr.shape, box)
             if not usable(ldr[crop]):
                 continue
             pair = [_resize(a[crop], long_side) for a in (ldr, hdr)]
             if ghost:
-                k = pair[0].shape[1] / (crop[1].stop - crop[1].start)
+                k = pair[0].shape[1] / (cols.stop - cols.start)
+                y, x = rows.start, cols.start
                 x0, y0, x1, y1 = (
                     round((v - o) * k) for v, o in zip(ghost, (x, y, x, y), strict=True)
                 )
@@ -183,12 +184,12 @@ def bracket_cases(folder: Path, long_side: int) -> list[tuple[np.ndarray, np.nda
     return cases
 
 
-def _crop_box(shape, box) -> tuple[tuple[int, int], tuple[slice, slice]]:
-    """((top, left), (rows, cols)) of the (x0, y0, x1, y1) fractions ``box`` of an image."""
+def _crop_box(shape, box) -> tuple[slice, slice]:
+    """(rows, cols) of the (x0, y0, x1, y1) fractions ``box`` of an image."""
     h, w = shape[:2]
     x0, x1 = (round(v * w) for v in (box[0], box[2]))
     y0, y1 = (round(v * h) for v in (box[1], box[3]))
-    return (y0, x0), (slice(y0, y1), slice(x0, x1))
+    return slice(y0, y1), slice(x0, x1)
 
 
 def view_arg(text: str) -> tuple[float, float, float]:

@@ -118,24 +118,21 @@ def blend_with_input(
     w_c = 1 - a_c and m = min(1, sum_c w_c) (0 where all three clip; never raised).
     """
     lin = srgb_to_linear(ldr) if lin is None else lin
-    colour = lin if colour is None else colour
-    return _blend(ldr, _anchored(ldr, hdr, lin, tau, anchor), lin, colour, tau)
+    alpha = clip_ramp(ldr, tau)
+    hdr = _anchored(hdr, lin, 1.0 - alpha, anchor)
+    pred = recolour_clipped(ldr, hdr, lin if colour is None else colour, tau)
+    return ((1.0 - alpha) * lin + alpha * np.maximum(pred, lin)).astype(np.float32)
 
 
-def _anchored(ldr, hdr, lin, tau, anchor):
+def _anchored(hdr, lin, w, anchor):
+    """``hdr`` lowered by the share ``anchor`` towards its recorded channels (weights ``w``,
+    1 - the blend ramp), as :func:`blend_with_input` describes."""
     if anchor == 0.0:
         return hdr
-    w = 1.0 - clip_ramp(ldr, tau)
     total = w.sum(axis=-1, keepdims=True)
     ratio = np.log((lin + FLOOR_EPS) / (np.maximum(hdr, 0.0) + FLOOR_EPS))
     stops = np.minimum((w * ratio).sum(axis=-1, keepdims=True) / np.maximum(total, 1e-6), 0.0)
     return hdr * np.exp(anchor * np.minimum(total, 1.0) * stops)
-
-
-def _blend(ldr, hdr, lin, colour, tau):
-    pred = recolour_clipped(ldr, hdr, colour, tau)
-    alpha = clip_ramp(ldr, tau)
-    return ((1.0 - alpha) * lin + alpha * np.maximum(pred, lin)).astype(np.float32)
 
 
 def recolour_clipped(
