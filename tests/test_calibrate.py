@@ -13,6 +13,7 @@ from mlx_hdr.color import (
     srgb_to_linear,
 )
 from mlx_hdr.infer.calibrate import (
+    ANCHOR,
     BLEND_TAU,
     FALLBACK_HI,
     MIN_SPAN,
@@ -97,7 +98,8 @@ def test_anchor_lowers_a_partly_clipped_prediction_towards_its_recorded_channels
         np.testing.assert_allclose(out[0, 0, 2], expect, rtol=1e-3)
         np.testing.assert_allclose(out[0, 0, :2], lin[0, 0, :2], rtol=1e-6)  # kept
         np.testing.assert_allclose(out[0, 1:], blend_with_input(ldr, pred, anchor=0.0)[0, 1:])
-    assert 8.0 * np.exp(0.25 * stops) > 3.0  # the quarter anchor still lifts it well above
+    assert 8.0 * np.exp(0.25 * stops) > 3.0  # a quarter anchor still lifts it well above
+    assert 8.0 * np.exp(ANCHOR * stops) < 2**0.5  # the default brings it within half a stop
 
 
 def test_blend_never_puts_clipped_pixels_below_the_input():

@@ -72,7 +72,7 @@ def test_flip_option_reaches_the_model(cli, photos, random_model, tmp_path):
 
 
 def test_response_option_reaches_the_blend(cli, photos, random_model, tmp_path):
-    """``--response`` picks how kept pixels are linearised (default ``model``); an unknown
+    """``--response`` picks how kept pixels are linearised (default ``camera``); an unknown
     curve is a usage error before any output."""
     from mlx_hdr.infer.model_hub import load_net
     from mlx_hdr.infer.pipeline import predict_hdr
@@ -81,7 +81,7 @@ def test_response_option_reaches_the_blend(cli, photos, random_model, tmp_path):
     for name, flags, response in (
         ("srgb", ["--response", "srgb"], "srgb"),
         ("model", ["--response", "model"], "model"),
-        ("default", [], "model"),
+        ("default", [], "camera"),
     ):
         out = tmp_path / f"{name}.exr"
         code, _, err = cli(
@@ -91,6 +91,7 @@ def test_response_option_reaches_the_blend(cli, photos, random_model, tmp_path):
         want = predict_hdr(ldr, net, response=response)
         np.testing.assert_allclose(read_hdr(out), want, rtol=1e-5, atol=1e-6)
     assert not np.allclose(read_hdr(tmp_path / "srgb.exr"), read_hdr(tmp_path / "model.exr"))
+    assert not np.allclose(read_hdr(tmp_path / "model.exr"), read_hdr(tmp_path / "default.exr"))
     code, _, err = cli(
         "predict",
         photos / "b.jpg",

@@ -190,7 +190,7 @@ def test_a_sheet_on_a_full_disk_is_reported_and_the_run_goes_on(dataset, tmp_pat
 
 def test_evaluate_flip_and_response_reach_the_model(dataset, tmp_path, monkeypatch):
     """``flip`` and ``response`` reach ``predict_hdr`` (which uses them for the model only);
-    the response defaults to the model's curve, the mirror mean to auto (None)."""
+    the response defaults to the camera curve, the mirror mean to auto (None)."""
     import mlx_hdr.eval.evaluate as ev
 
     seen = []
@@ -205,10 +205,10 @@ def test_evaluate_flip_and_response_reach_the_model(dataset, tmp_path, monkeypat
         evaluate(dataset, out, ["linear", "model"], net=object(), progress=False, flip=flip)
     evaluate(dataset, tmp_path / "s", ["model"], net=object(), progress=False, response="srgb")
     assert set(seen) == {
-        ("linear", False, "model"),
-        ("model", False, "model"),
-        ("linear", True, "model"),
-        ("model", True, "model"),
+        ("linear", False, "camera"),
+        ("model", False, "camera"),
+        ("linear", True, "camera"),
+        ("model", True, "camera"),
         ("model", None, "srgb"),
     }
 

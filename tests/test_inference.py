@@ -90,7 +90,7 @@ def test_large_photo_keeps_the_models_highlights():
     big = np.clip(cv2.resize(ldr, (768, 512), interpolation=cv2.INTER_CUBIC), 0, 1)
     clipped = big.max(axis=-1) >= 0.95
     assert clipped.mean() > 0.01
-    for response in ("srgb", "model"):
+    for response in ("srgb", "model", "camera"):
         whole = predict_hdr(big, net, work_pixels=10**9, response=response)
         fast = predict_hdr(
             big, net, work_pixels=big.shape[0] * big.shape[1] // 4, response=response
@@ -134,7 +134,7 @@ def test_the_models_floor_applies_with_the_blend_only(work_pixels):
     ldr = image(96, 128)
     ldr[30:60, 40:80] = 1.0
     raw = predict_hdr(ldr, NoBoost(), blend=False, work_pixels=work_pixels)
-    out = predict_hdr(ldr, NoBoost(), work_pixels=work_pixels)
+    out = predict_hdr(ldr, NoBoost(), work_pixels=work_pixels, response="srgb")
     lin = srgb_to_linear(ldr)
     np.testing.assert_allclose(raw, lin, rtol=1e-3, atol=1e-4)  # the network alone
     clipped = (slice(35, 55), slice(45, 75))
@@ -145,7 +145,8 @@ def test_the_models_floor_applies_with_the_blend_only(work_pixels):
 
 def assert_luminance_of(out: np.ndarray, floor: np.ndarray) -> None:
     """At the floor's luminance, in the fill's colour: a little above where a channel of
-    that colour would fall below white (the blend keeps the recorded white)."""
+    that colour would fall below white (the blend keeps the recorded white). With the sRGB
+    curve: the camera curve's roll-off would raise that white (``response.shoulder_table``)."""
     y_out, y_floor = rgb_to_luminance(out), rgb_to_luminance(floor)
     assert (y_out >= y_floor * (1 - 1e-3)).all() and (y_out <= y_floor * 1.1).all()
 
@@ -164,7 +165,7 @@ def test_the_models_floor_strength_reaches_both_paths(work_pixels):
 
     ldr = image(96, 128)
     ldr[30:60, 40:80] = 1.0
-    out = predict_hdr(ldr, NoBoost(), work_pixels=work_pixels)
+    out = predict_hdr(ldr, NoBoost(), work_pixels=work_pixels, response="srgb")
     clipped = (slice(35, 55), slice(45, 75))
     half = floor_image("kovaleski2014", ldr, 0.5)
     assert half[clipped].min() < 0.8 * floor_image("kovaleski2014", ldr)[clipped].min()

@@ -11,9 +11,13 @@ from mlx_hdr.infer.pipeline import apply_gain_map
 from mlx_hdr.infer.response import (
     FADE,
     GRID,
+    SHOULDER_KNEE,
+    SHOULDER_STOPS,
+    SHOULDER_TOP,
     fit_response,
     response_table,
     response_to_linear,
+    shoulder_table,
 )
 from mlx_hdr.infer.targets import STOPS_FLOOR, hdr_to_stops
 
@@ -112,9 +116,46 @@ def test_large_photo_fit_reads_every_channel():
 
 def test_response_table_names_the_curve(photo):
     """``response_table``, used by both the one-pass blend and the gain map: the fitted
-    table for ``"model"``, None (sRGB) for ``"srgb"``, an error for anything else."""
+    table for ``"model"``, that plus the camera roll-off for ``"camera"`` (the roll-off
+    alone where nothing is fitted), None (sRGB) for ``"srgb"``, an error for anything
+    else."""
     pred = photo**2.6
     np.testing.assert_array_equal(response_table("model", photo, pred), fit_response(photo, pred))
+    camera = response_table("camera", photo, pred)
+    np.testing.assert_allclose(camera, fit_response(photo, pred) + shoulder_table(), atol=1e-7)
+    flat = np.full((32, 32, 3), 0.5, np.float32)
+    np.testing.assert_array_equal(response_table("camera", flat, flat), shoulder_table())
     assert response_table("srgb", photo, pred) is None
     with pytest.raises(ValueError, match="response"):
         response_table("film", photo, pred)
+
+
+def test_shoulder_table_shape():
+    """The camera roll-off: 0 up to the knee, rising as the square of the distance above it,
+    held from ``SHOULDER_TOP`` to white."""
+    table = shoulder_table()
+    assert table.shape == (GRID,) and table.dtype == np.float32
+    assert np.abs(table[GRID_V <= SHOULDER_KNEE]).max() == 0.0
+    assert np.diff(table).min() >= 0.0
+    top = SHOULDER_STOPS * ((SHOULDER_TOP - SHOULDER_KNEE) / (1.0 - SHOULDER_KNEE)) ** 2
+    np.testing.assert_allclose(table[GRID_V >= SHOULDER_TOP], top, rtol=1e-6)
+    v = 0.9
+    want = SHOULDER_STOPS * ((v - SHOULDER_KNEE) / (1.0 - SHOULDER_KNEE)) ** 2
+    np.testing.assert_allclose(np.interp(v, GRID_V, table), want, atol=1e-3)
+
+
+def test_camera_response_lifts_kept_near_white_channels(photo):
+    """With ``response="camera"`` (the default) the blend keeps a channel recorded near
+    white brighter than ``"model"`` does, by the roll-off's stops, and dark ones as
+    ``"model"`` keeps them."""
+    pred = photo**2.6
+    target = hdr_to_stops(pred, photo)
+    cam = calibrate(photo, target, kind="stops", response="camera")
+    mod = calibrate(photo, target, kind="stops", response="model")
+    dark = photo.max(axis=-1) < SHOULDER_KNEE - 0.01
+    np.testing.assert_allclose(cam[dark], mod[dark], rtol=1e-5, atol=1e-6)
+    near = (photo > 0.9) & (photo < 0.94) & (photo.max(axis=-1, keepdims=True) < 0.94)
+    lift = np.log2((cam[near] + STOPS_FLOOR) / (mod[near] + STOPS_FLOOR))
+    want = shoulder_table()[(photo[near] * (GRID - 1) + 0.5).astype(int)]
+    np.testing.assert_allclose(lift, want, atol=1e-4)
+    assert want.min() > 0.1

@@ -51,7 +51,11 @@ def evaluate_command(
         ),
     ] = None,
     response: Annotated[
-        str, typer.Option(help="Model: linearise kept pixels with the 'model' or 'srgb' curve.")
+        str,
+        typer.Option(
+            help="Model: linearise kept pixels with the 'camera' (model curve and a camera "
+            "JPEG's highlight roll-off), 'model' or 'srgb' curve; 'srgb' for sRGB renderings."
+        ),
     ] = RESPONSE,
     floor_strength: Annotated[
         float | None,

@@ -123,8 +123,9 @@ def predict_command(
     response: Annotated[
         str,
         typer.Option(
-            help="Model: how kept (unclipped) pixels are linearised: 'model' (the camera curve "
-            "read from the network's output) or 'srgb'."
+            help="Model: how kept (unclipped) pixels are linearised: 'camera' (the curve read "
+            "from the network's output and a camera JPEG's highlight roll-off), 'model' (that "
+            "curve only) or 'srgb' (for images rendered through the sRGB curve)."
         ),
     ] = RESPONSE,
     floor_strength: Annotated[

@@ -38,7 +38,7 @@ MIN_SPAN = 0.05
 FALLBACK_HI = float(np.log1p(16.0))
 BLEND_TAU = 0.95
 FLOOR_EPS = 1e-4  # offset of a partial floor's ratio: black pixels stay finite
-ANCHOR = 0.25  # share (in stops) of the way a partly clipped pixel's prediction is pulled
+ANCHOR = 0.75  # share (in stops) of the way a partly clipped pixel's prediction is pulled
 # down to the level its recorded channels imply (``blend_with_input``)
 FILL_SOURCE = 0.6  # display max(RGB) above which a not fully clipped pixel lends its colour
 FILL_SIGMAS = (3, 6, 12, 24, 48, 96, 192)  # px: the fill's Gaussian radii, nearest first

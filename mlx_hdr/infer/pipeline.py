@@ -54,7 +54,7 @@ from mlx_hdr.models.hybrid import MULTIPLE, pad_to_multiple
 
 WORK_PIXELS = 1_000_000  # the scale the model was validated at (eval-public: <= 1.1 MP)
 GAIN_FLOOR = 1e-4  # added before the gain map's log ratio: black pixels stay finite
-RESPONSE = "model"  # the default of ``response`` (``scripts/validate_model.py --response``)
+RESPONSE = "camera"  # the default of ``response`` (``scripts/validate_model.py --response``)
 
 Net = Callable[[mx.array], mx.array]
 

@@ -1,4 +1,5 @@
-"""The camera's response, read from the network's prediction (``--response model``).
+"""The camera's response: read from the network's prediction (``--response model``), plus a
+camera JPEG's highlight roll-off (``--response camera``, the default).
 
 The blend (:func:`~mlx_hdr.infer.calibrate.blend_with_input`) keeps the photo wherever it
 is not clipped, linearised with the sRGB curve. Camera JPEG engines do not use the sRGB
@@ -18,6 +19,13 @@ global curve and applies it to the photo:
 - kept monotone (the corrected linearisation never decreases with v), then shifted so its
   mean over the well-exposed pixels is 0 (the photo's overall level is unchanged).
 
+``camera`` adds to that table the highlight roll-off of a camera's JPEG engine
+(:func:`shoulder_table`): the tone curve bends over near white, so a channel recorded at
+display 0.9-0.95 holds more light than the sRGB curve says. Against their merged raw
+brackets, both real cameras of the validation (docs/MODEL_CARD.md) lie 0.2-0.35 stops above
+the sRGB curve at display 0.9 and 0.45-0.6 stops at 0.95. A clean sRGB rendering has no
+roll-off: ``--response model`` (or ``srgb``) for those.
+
 A global curve cannot add rings or streaks: the result is a function of each pixel's value.
 """
 
@@ -28,7 +36,7 @@ import numpy as np
 from mlx_hdr.color import srgb_to_linear, well_exposed_mask
 from mlx_hdr.infer.targets import STOPS_FLOOR
 
-RESPONSES = ("srgb", "model")
+RESPONSES = ("camera", "model", "srgb")
 BAND = (0.02, 0.95)  # display values the fit uses
 FADE = (0.5, 0.6)  # display values over which the correction fades out
 BINS = 32
@@ -36,6 +44,9 @@ MIN_COUNT = 30  # values per bin, else the bin is left out (interpolated over)
 GRID = 256  # table points at display levels k / 255: exact for 8-bit photos
 SMOOTH = 9  # box filter over the table, in grid points
 MAX_VALUES = 1 << 18  # the fit reads at most about this many values (a stride over pixels)
+SHOULDER_KNEE = 0.85  # display level where the camera roll-off starts
+SHOULDER_STOPS = 1.0  # its stops at display 1.0 were it not held: S ((v - knee) / (1 - knee))^2
+SHOULDER_TOP = 0.95  # held above this level (the blend ramp's start): 0.44 stops
 
 
 def _bin_medians(v: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,10 +100,28 @@ def check_response(response: str) -> str:
     return response
 
 
+def shoulder_table() -> np.ndarray:
+    """(GRID,) float32 log2 table of a camera JPEG's highlight roll-off over display levels
+    ``linspace(0, 1, GRID)``: 0 up to ``SHOULDER_KNEE``, then S x^2 stops with
+    x = (min(v, SHOULDER_TOP) - knee) / (1 - knee) (S = ``SHOULDER_STOPS``). Held from the
+    blend ramp's start up: a clipped channel's floor (what the blend never goes below) is
+    that level."""
+    v = np.minimum(np.linspace(0.0, 1.0, GRID), SHOULDER_TOP)
+    x = np.clip((v - SHOULDER_KNEE) / (1.0 - SHOULDER_KNEE), 0.0, 1.0)
+    return (SHOULDER_STOPS * x * x).astype(np.float32)
+
+
 def response_table(response: str, ldr: np.ndarray, hdr: np.ndarray) -> np.ndarray | None:
     """The table ``response`` names for a photo and the network's output for it:
-    :func:`fit_response` for ``"model"``, None (the sRGB curve) for ``"srgb"``."""
-    return fit_response(ldr, hdr) if check_response(response) == "model" else None
+    :func:`fit_response` for ``"model"``, that plus :func:`shoulder_table` for
+    ``"camera"``, None (the sRGB curve) for ``"srgb"``."""
+    if check_response(response) == "srgb":
+        return None
+    table = fit_response(ldr, hdr)
+    if response == "model":
+        return table
+    shoulder = shoulder_table()
+    return shoulder if table is None else table + shoulder
 
 
 def _levels(ldr: np.ndarray) -> np.ndarray:
