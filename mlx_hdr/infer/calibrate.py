@@ -156,9 +156,8 @@ def fill_colour(ldr: np.ndarray, lin: np.ndarray, tau: float = BLEND_TAU) -> np.
     ``ldr``) is spread by normalised Gaussian convolution, each pixel taking the nearest of
     the radii ``FILL_SIGMAS`` (px) whose kernel has ``FILL_MIN_WEIGHT`` of its weight on
     lending pixels; neutral grey where none has. Measured nearer the truth's colour than
-    the previous blend (the input's white, partly tinted by the network) on the simulated
-    views and the office bracket frames, not on the outdoor photo (docs/MODEL_CARD.md,
-    "clipped colour").
+    the input's white on both real bracket sets, and level with it on the simulated views
+    (docs/MODEL_CARD.md, "clipped colour").
     """
     ldr = np.asarray(ldr, np.float32)
     if not (ldr.min(axis=-1) > tau).any():
