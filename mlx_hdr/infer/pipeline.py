@@ -108,6 +108,7 @@ def apply_gain_map(
     blend: bool = False,
     floor: np.ndarray | None = None,
     response: np.ndarray | None = None,
+    lin_small: np.ndarray | None = None,
 ) -> np.ndarray:
     """Carry a low-resolution reconstruction to the full-resolution photo.
 
@@ -123,6 +124,7 @@ def apply_gain_map(
             is written over it (one full-size array less on a large photo).
         response: a :func:`~mlx_hdr.infer.response.fit_response` table that linearises
             both photos (and what the blend keeps) instead of the sRGB curve.
+        lin_small: ``small`` linearised by ``response``, where the caller has it already.
     Returns:
         HxWx3 float32 scene-linear image: the linearised ``ldr`` times the bilinearly
         upsampled per-channel ratio of ``hdr_small`` over the linearised ``small`` (in log
@@ -131,7 +133,9 @@ def apply_gain_map(
         gain and the output rather than a dozen full-size temporaries.
     """
     f = GAIN_FLOOR
-    gain = np.log((hdr_small + f) / (response_to_linear(small, response) + f))
+    if lin_small is None:
+        lin_small = response_to_linear(small, response)
+    gain = np.log((hdr_small + f) / (lin_small + f))
     gain = cv2.resize(gain.astype(np.float32), ldr.shape[1::-1], interpolation=cv2.INTER_LINEAR)
     out = floor if floor is not None else np.empty(ldr.shape, np.float32)
     for rows in row_slices(ldr.shape[0]):
@@ -143,12 +147,12 @@ def apply_gain_map(
     return out
 
 
-def small_with_colour(small: np.ndarray, hdr: np.ndarray, table: np.ndarray | None) -> np.ndarray:
-    """The work-size reconstruction ``hdr`` of display ``small`` with its fully clipped
-    pixels in the colour the one-pass blend gives them (:func:`~mlx_hdr.infer.calibrate.
-    fill_colour`, or the input's): the gain map carries it to the full-size photo, whose
-    blend keeps it, as the fill's radii are in work-size pixels."""
-    lin = response_to_linear(small, table)
+def small_with_colour(small: np.ndarray, hdr: np.ndarray, lin: np.ndarray) -> np.ndarray:
+    """The work-size reconstruction ``hdr`` of display ``small`` (linearised: ``lin``) with
+    its fully clipped pixels in the colour the one-pass blend gives them
+    (:func:`~mlx_hdr.infer.calibrate.fill_colour`, or the input's): the gain map carries it
+    to the full-size photo, whose blend keeps it, as the fill's radii are in work-size
+    pixels."""
     colour = fill_colour(small, lin)
     return recolour_clipped(small, hdr, lin if colour is None else colour)
 
@@ -181,10 +185,11 @@ def predict_model_hdr(
     small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
     hdr_small = calibrate(small, predict_target(net, small, bool(flip)), blend=False, kind=kind)
     table = response_table(response, small, hdr_small) if blend else None
+    lin_small = response_to_linear(small, table)
     if blend:
-        hdr_small = small_with_colour(small, hdr_small, table)
+        hdr_small = small_with_colour(small, hdr_small, lin_small)
     floor_hdr = floor_image(floor, ldr, strength)
-    return apply_gain_map(ldr, small, hdr_small, blend, floor_hdr, table)
+    return apply_gain_map(ldr, small, hdr_small, blend, floor_hdr, table, lin_small)
 
 
 def predict_hdr(
