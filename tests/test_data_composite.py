@@ -40,6 +40,36 @@ def test_add_window_sets_the_outside_stops_above_the_room():
     assert np.median(y_out[glass]) > 8 * np.median(y_room)
 
 
+def test_window_masks_frame_surrounds_the_glass_and_keeps_its_draws():
+    glass, frame = composite.window_masks(256, 384, np.random.default_rng(2))  # 2 bars
+    np.testing.assert_array_equal(glass, composite.window_mask(256, 384, np.random.default_rng(2)))
+    assert (frame >= 0).all() and (frame <= 1 + 1e-6).all()
+    assert frame[glass > 0.999].max() < 1e-3  # no frame on the glass
+    ys, xs = np.nonzero(glass > 0.5)
+    y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
+    bars = glass[y0 : y1 + 1, x0 : x1 + 1] < 0.01  # inside the window, not glass
+    assert bars.sum() > 100 and frame[y0 : y1 + 1, x0 : x1 + 1][bars].min() > 0.9
+    border = np.zeros_like(frame, bool)
+    border[max(y0 - 1, 0) : y1 + 2, max(x0 - 1, 0) : x1 + 2] = True
+    border[y0 : y1 + 1, x0 : x1 + 1] = False
+    assert frame[border].mean() > 0.4  # a border around the glass
+
+
+def test_lit_frame_is_frame_stops_above_the_room_and_leaves_the_rest():
+    rng = np.random.default_rng(3)
+    room = np.full((48, 48, 3), 0.2, np.float32) * rng.uniform(0.5, 2.0, (48, 48, 1))
+    outside = np.exp2(rng.normal(0, 1, (48, 48, 3))).astype(np.float32)
+    plain = composite.add_window(room, outside, np.random.default_rng(7), stops=4.0)
+    lit = composite.add_window(room, outside, np.random.default_rng(7), 4.0, frame_stops=2.0)
+    glass, frame = composite.window_masks(48, 48, np.random.default_rng(7))
+    away = frame < 1e-6
+    np.testing.assert_allclose(lit[away], plain[away], rtol=1e-5)  # glass and room as before
+    f = frame[..., None]
+    level = composite.log_mean_luminance(room) * 4.0
+    np.testing.assert_allclose(lit, (1 - f) * plain + f * (0.2 * room + level), rtol=1e-5)
+    assert (rgb_to_luminance(lit)[frame > 0.99] > 3.0 * composite.log_mean_luminance(room)).all()
+
+
 def test_dynamic_range_of_a_flat_and_a_lit_view():
     flat = np.full((10, 10, 3), 0.3, np.float32)
     assert composite.dynamic_range(flat) == pytest.approx(0.0, abs=1e-5)
@@ -69,6 +99,7 @@ def test_windows_go_only_into_views_without_a_bright_light(two_pools):
         if "window" in info:
             seen[info["name"]] += 1
             assert SimConfig().window_stops[0] <= info["window"] <= SimConfig().window_stops[1]
+            assert info["window_frame"] is None  # window_frame_prob 0: no lit frame
     assert seen["room"] > 0
     off = PoolSource(two_pools, size=24, sim=SimConfig())
     assert not any("window" in off.scene(sample_rng(0, 0, i))[1] for i in range(8))
@@ -97,3 +128,10 @@ def test_sim_window_size_reaches_the_composite(two_pools):
         return np.mean(shares)
 
     assert glass_share((0.05, 0.1)) < 0.5 * glass_share((0.5, 0.6))
+
+
+def test_sim_window_frame_setting_lights_the_frame(two_pools):
+    sim = SimConfig(window_prob=1.0, window_frame_prob=1.0, window_frame_stops=(2.0, 2.0))
+    src = PoolSource(two_pools, size=48, sim=sim)
+    frames = [src.scene(sample_rng(0, 0, i))[1].get("window_frame") for i in range(16)]
+    assert {f for f in frames if f is not None} == {2.0} and frames.count(None) < len(frames)

@@ -26,6 +26,14 @@ def window_mask(
     it), may run off the view's edge, and has 0-2 vertical and 0-1 horizontal glazing bars of
     2-6% of its shorter side.
     """
+    return window_masks(h, w, rng, size)[0]
+
+
+def window_masks(
+    h: int, w: int, rng: np.random.Generator, size: tuple[float, float] = (0.2, 0.6)
+) -> tuple[np.ndarray, np.ndarray]:
+    """(glass, frame): :func:`window_mask`'s glass (same draws) and the window's frame, HxW
+    float32 in [0, 1]: its glazing bars and a border of the bars' width around the glass."""
     ww = max(2, round(w * rng.uniform(*size)))
     wh = max(2, min(h, round(h * rng.uniform(*size) * rng.uniform(1.0, 2.0))))
     x0 = int(rng.integers(-ww // 4, max(1, w - 3 * ww // 4)))
@@ -39,7 +47,15 @@ def window_mask(
     if rng.random() < 0.5:
         y = y0 + wh // 2 - bar // 2
         mask[max(y, 0) : max(y + bar, 0), :] = 0.0
-    return cv2.GaussianBlur(mask, (0, 0), EDGE_SIGMA)
+    outer = np.zeros((h, w), np.float32)
+    ys, xs = (
+        slice(max(y0 - bar, 0), max(y0 + wh + bar, 0)),
+        slice(max(x0 - bar, 0), max(x0 + ww + bar, 0)),
+    )
+    outer[ys, xs] = 1.0
+    glass = cv2.GaussianBlur(mask, (0, 0), EDGE_SIGMA)
+    frame = cv2.GaussianBlur(outer, (0, 0), EDGE_SIGMA) * (1.0 - glass)
+    return glass, frame
 
 
 def log_mean_luminance(hdr: np.ndarray, weight: np.ndarray | None = None) -> float:
@@ -62,12 +78,21 @@ def add_window(
     rng: np.random.Generator,
     stops: float,
     size: tuple[float, float] = (0.2, 0.6),
+    frame_stops: float | None = None,
 ) -> np.ndarray:
     """Composite ``outside`` into a window of ``room`` (both HxWx3 scene-linear >= 0, same
     shape), scaled so that its log-average luminance behind the glass is ``stops`` above the
-    room's; ``size``: the window's share of the width (``window_mask``). Returns float32
-    HxWx3."""
-    mask = window_mask(*room.shape[:2], rng, size)
-    k = np.exp2(stops) * log_mean_luminance(room) / log_mean_luminance(outside, mask)
-    m = mask[..., None]
-    return ((1.0 - m) * room + m * (outside * np.float32(k))).astype(np.float32)
+    room's; ``size``: the window's share of the width (``window_mask``). With
+    ``frame_stops``, the window's frame (:func:`window_masks`) is lit by the daylight:
+    a neutral ``frame_stops`` above the room's log-average luminance, over a fifth of the
+    room behind it, so a bright window meets the room through near-white bars and reveals
+    as real ones do. Returns float32 HxWx3."""
+    glass, frame = window_masks(*room.shape[:2], rng, size)
+    room_level = log_mean_luminance(room)
+    k = np.exp2(stops) * room_level / log_mean_luminance(outside, glass)
+    m = glass[..., None]
+    out = (1.0 - m) * room + m * (outside * np.float32(k))
+    if frame_stops is not None:
+        f = frame[..., None]
+        out = (1.0 - f) * out + f * (0.2 * room + np.float32(room_level * np.exp2(frame_stops)))
+    return out.astype(np.float32)

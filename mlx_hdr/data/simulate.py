@@ -68,6 +68,8 @@ class SimConfig:
     window_prob: float = 0.0  # probability of a bright window composited in (data.composite)
     window_stops: tuple[float, float] = (2.0, 6.0)  # its log-average over the room's, stops
     window_size: tuple[float, float] = (0.2, 0.6)  # its share of the view's width
+    window_frame_prob: float = 0.0  # probability of a window's frame lit by the daylight ...
+    window_frame_stops: tuple[float, float] = (1.0, 2.5)  # ... this far above the room's average
     window_room_range: float = 3.0  # only into views whose 98th-percentile Y is <= this many
     # stops above their log-average (no sky or lamp already in view)
     lights_prob: float = 0.0  # probability of brightening the scene's lights (brighten_lights)

@@ -113,8 +113,9 @@ class PoolSource:
 
     def scene(self, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
         """A view, with probability ``sim.window_prob`` with a second view composited in as
-        a bright window (``composite.add_window``; ``info["window"]``: its stops) when the
-        view holds no bright light already (``sim.window_room_range``)."""
+        a bright window (``composite.add_window``; ``info["window"]``: its stops,
+        ``info["window_frame"]``: its lit frame's, or None) when the view holds no bright
+        light already (``sim.window_room_range``)."""
         crop, info = self.view(rng)
         cfg = self.sim
         if cfg.window_prob > 0 and rng.random() < cfg.window_prob:
@@ -122,9 +123,12 @@ class PoolSource:
                 return crop, info
             outside, _ = self.view(rng)
             stops = float(rng.uniform(*cfg.window_stops))
+            frame = None
+            if cfg.window_frame_prob > 0 and rng.random() < cfg.window_frame_prob:
+                frame = float(rng.uniform(*cfg.window_frame_stops))
             crop, info = (
-                add_window(crop, outside, rng, stops, cfg.window_size),
-                info | {"window": stops},
+                add_window(crop, outside, rng, stops, cfg.window_size, frame),
+                info | {"window": stops, "window_frame": frame},
             )
         return crop, info
 
