@@ -107,7 +107,7 @@ def blend_with_input(
     is used): C * Y(P) / Y(C), by default C = L, the input's white; :func:`fill_colour`
     continues the colour of the surroundings. The floor holds because a clipped channel's
     radiance is at least what the camera recorded. On held-out simulated views this beat
-    the per-pixel HDRCNN blend on every metric (docs/MODEL_CARD.md). ``lin``:
+    the per-pixel HDRCNN blend on every metric (commit 5d4faff). ``lin``:
     ``srgb_to_linear(ldr)`` when the caller already has it.
 
     Where some channels are recorded, they say how bright the pixel is; a prediction above
