@@ -63,7 +63,7 @@ from mlx_hdr.color import (
     srgb_to_linear,
     well_exposed_mask,
 )
-from mlx_hdr.data.simulate import CURVES, TABLE, SimConfig
+from mlx_hdr.data.simulate import CAMERA, CURVES, TABLE, SimConfig
 from mlx_hdr.data.simulate import clipped_gain as sim_clipped_gain
 from mlx_hdr.eval.evaluate import labelled_panel
 from mlx_hdr.eval.fisheye import find_circle, remap, view_maps
@@ -385,7 +385,9 @@ def main() -> None:
     ap.add_argument(
         "--sim-response", help="simulated brackets through this measured camera response"
     )
-    ap.add_argument("--curve", choices=CURVES, help="pool views through this response curve only")
+    ap.add_argument(
+        "--curve", choices=(*CURVES, CAMERA), help="pool views through this response curve only"
+    )
     ap.add_argument("--size", type=int, default=384, help="simulated view size, px")
     ap.add_argument("--metering", type=float, default=0.5, help="share of metered views")
     ap.add_argument("--long-side", type=int, default=1024, help="bracket frames resized to")

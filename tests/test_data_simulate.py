@@ -34,7 +34,8 @@ def test_exposure_low_dynamic_range_fallback():
 
 
 @pytest.mark.parametrize(
-    "curve,params", [("srgb", ()), ("gamma", (2.2,)), ("eilertsen2017", (0.9, 0.6))]
+    "curve,params",
+    [("srgb", ()), ("gamma", (2.2,)), ("eilertsen2017", (0.9, 0.6)), ("camera", (1.0, 0.85))],
 )
 def test_curves_monotonic_and_anchored(curve, params):
     x = np.linspace(0, 1, 1001, dtype=np.float32)
@@ -44,6 +45,30 @@ def test_curves_monotonic_and_anchored(curve, params):
     assert sim.apply_curve(np.array([2.0, -1.0]), curve, params).tolist() == pytest.approx([1, 0])
     with pytest.raises(ValueError, match="unknown camera curve"):
         sim.apply_curve(x, "nope")
+
+
+def test_camera_curve_is_srgb_below_the_knee_and_spreads_the_top_codes():
+    """Below the knee the curve is sRGB of the light over the clip's 2**stops; a display
+    level d above it holds 2**(stops * t**2) more light than sRGB says."""
+    stops, knee = 1.0, 0.85
+    d = np.array([0.2, 0.5, 0.8, 0.9, 0.95, 0.99], np.float32)
+    t = np.clip((d - knee) / (1 - knee), 0, None)
+    light = srgb_to_linear(d) * np.exp2(stops * t**2) / 2**stops  # 1.0: the clip
+    np.testing.assert_allclose(sim.apply_curve(light, "camera", (stops, knee)), d, atol=2e-3)
+    below = np.array([0.01, 0.1, 0.2], np.float32)
+    np.testing.assert_allclose(
+        sim.camera_curve(below, stops, knee), linear_to_srgb(below * 2**stops), atol=2e-3
+    )
+    assert sim.camera_curve(np.array([1.0]), 0.0, knee)[0] == pytest.approx(1.0)
+    np.testing.assert_allclose(sim.camera_curve(below, 0.0, knee), linear_to_srgb(below), atol=2e-3)
+
+
+def test_camera_curve_is_drawn_with_its_ranges():
+    cfg = sim.SimConfig(curves=("camera",), camera_rolloff=(0.5, 0.7), camera_knee=(0.8, 0.82))
+    for seed in range(5):
+        curve, (stops, knee) = sim.sample_curve(np.random.default_rng(seed), cfg)
+        assert curve == "camera" and 0.5 <= stops <= 0.7 and 0.8 <= knee <= 0.82
+    assert "camera" not in sim.CURVES  # earlier recipes draw their curves as before
 
 
 def test_noise_is_poisson_gaussian():

@@ -32,6 +32,7 @@ from mlx_hdr.data.camera_response import load_response, table_curve
 
 CURVES = ("srgb", "gamma", "eilertsen2017")
 TABLE = "table"  # a measured camera response from SimConfig.response_files
+CAMERA = "camera"  # sRGB with a camera JPEG's highlight roll-off (camera_curve)
 MIDDLE_GREY = 0.18
 
 
@@ -43,6 +44,8 @@ class SimConfig:
     curves: tuple[str, ...] = CURVES  # response curves, chosen uniformly; TABLE: one of ...
     response_files: tuple[str, ...] = ()  # ... these measured responses (camera_response)
     gamma: tuple[float, float] = (1.8, 2.6)  # "gamma": display = linear ** (1 / gamma)
+    camera_rolloff: tuple[float, float] = (0.5, 1.5)  # CAMERA: stops at white over sRGB ...
+    camera_knee: tuple[float, float] = (0.8, 0.9)  # ... rising as a square from this display level
     full_well: tuple[float, float] = (300.0, 20000.0)  # electrons at clipping, log-uniform
     read_noise: tuple[float, float] = (0.0, 0.004)  # Gaussian std, fraction of clipping level
     noise_prob: float = 0.8  # probability of adding sensor noise at all
@@ -79,9 +82,9 @@ class SimConfig:
     gain_floor_prob: float = 0.0  # ... are redrawn with this probability (clipped_gain)
 
     def __post_init__(self):
-        unknown = sorted(set(self.curves) - {*CURVES, TABLE})
+        unknown = sorted(set(self.curves) - {*CURVES, TABLE, CAMERA})
         if unknown or not self.curves:
-            known = ", ".join((*CURVES, TABLE))
+            known = ", ".join((*CURVES, TABLE, CAMERA))
             raise ValueError(f"unknown camera curves {unknown or '(none)'} (choose from {known})")
         if TABLE in self.curves and not self.response_files:
             raise ValueError(f"the {TABLE!r} curve needs response_files")
@@ -225,6 +228,8 @@ def apply_curve(x: np.ndarray, curve: str, params: tuple[float, ...] = ()) -> np
     - ``gamma``: x ** (1 / g), params = (g,).
     - ``eilertsen2017``: the S-shaped (in log exposure) film-like sigmoid of HDR-CNN
       (Eilertsen et al. 2017), (1 + s) x**n / (x**n + s), params = (n, s).
+    - ``camera``: sRGB with a camera JPEG's highlight roll-off, params = (stops, knee)
+      (:func:`camera_curve`).
     """
     x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
     if curve == "srgb":
@@ -235,7 +240,24 @@ def apply_curve(x: np.ndarray, curve: str, params: tuple[float, ...] = ()) -> np
         n, s = params
         xn = x**n
         return ((1.0 + s) * xn / (xn + s)).astype(np.float32)
-    raise ValueError(f"unknown camera curve {curve!r} (choose from {CURVES})")
+    if curve == CAMERA:
+        return camera_curve(x, *params)
+    raise ValueError(f"unknown camera curve {curve!r} (choose from {(*CURVES, CAMERA)})")
+
+
+def camera_curve(x: np.ndarray, stops: float, knee: float) -> np.ndarray:
+    """Linear [0, 1] -> display [0, 1] through the sRGB curve bent over near white, as camera
+    JPEG engines do: display level d holds srgb_to_linear(d) * 2**(stops * t**2) of light,
+    t = (d - knee) / (1 - knee) above the knee (0 below), so the top codes spread over
+    ``stops`` more than sRGB gives them and the clip lies that far above the sRGB white of
+    the tones below the knee (``infer.response.shoulder_table`` is the inverse measurement
+    on real cameras: 0.44 stops at display 0.95 from a knee at 0.85). Scaled so 1 -> 1."""
+    d = np.linspace(0.0, 1.0, 1025, dtype=np.float32)
+    t = np.clip((d - knee) / (1.0 - knee), 0.0, None)
+    light = srgb_to_linear(d) * np.exp2(stops * t**2)
+    light /= light[-1]
+    x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
+    return np.interp(x, light, d).astype(np.float32)
 
 
 def sample_curve(rng: np.random.Generator, cfg: SimConfig) -> tuple[str, tuple[float, ...]]:
@@ -249,6 +271,11 @@ def sample_curve(rng: np.random.Generator, cfg: SimConfig) -> tuple[str, tuple[f
         return curve, (n, s)
     if curve == TABLE:
         return curve, (float(rng.integers(len(cfg.response_files))),)
+    if curve == CAMERA:
+        return curve, (
+            float(rng.uniform(*cfg.camera_rolloff)),
+            float(rng.uniform(*cfg.camera_knee)),
+        )
     return curve, ()
 
 
