@@ -35,11 +35,10 @@ from mlx_hdr.infer.pipeline import predict_hdr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validate_model import (  # noqa: E402
-    add_rectilinear,
+    add_bracket_set,
     aligned,
-    bracket_cases,
+    bracket_set_cases,
     clipped_gain,
-    rectilinear_cases,
 )
 
 
@@ -64,17 +63,12 @@ def renderings(ldr: np.ndarray, hdr: np.ndarray, rolloff: float, knee: float) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("brackets", type=Path, help="a bracket set folder (validate_model's layout)")
-    ap.add_argument("--model", default="mlx_hdr/assets/default.safetensors")
-    ap.add_argument("--long-side", type=int, default=1024, help="frames resized to")
+    add_bracket_set(ap)
     ap.add_argument("--rolloff", type=float, default=1.0, help="camera curve: stops at white")
     ap.add_argument("--knee", type=float, default=0.85, help="camera curve: display knee")
-    add_rectilinear(ap, "a circular-fisheye set as these normal-lens views")
     args = ap.parse_args()
     net = load_net(args.model)[0]
-    cases = bracket_cases(args.brackets, args.long_side)
-    if args.rectilinear:
-        cases, _ = rectilinear_cases(cases, args.rectilinear, args.long_side)
+    cases = bracket_set_cases(args)
     print("| case | photo | clipped | truth | raw network |\n|---|---|---|---|---|")
     for i, (ldr, hdr) in enumerate(cases):
         for name, photo in renderings(ldr, hdr, args.rolloff, args.knee).items():

@@ -234,6 +234,24 @@ def rectilinear_cases(cases, views: list[tuple[float, float, float]], long_side:
     return out, scenes
 
 
+def add_bracket_set(ap: argparse.ArgumentParser) -> None:
+    """The arguments of a one-set diagnostic (:func:`bracket_set_cases`): the set folder,
+    ``--model``, ``--long-side`` and ``--rectilinear``."""
+    ap.add_argument("brackets", type=Path, help="a bracket set folder (validate_model's layout)")
+    ap.add_argument("--model", default="mlx_hdr/assets/default.safetensors")
+    ap.add_argument("--long-side", type=int, default=1024, help="frames resized to")
+    add_rectilinear(ap, "a circular-fisheye set as these normal-lens views")
+
+
+def bracket_set_cases(args: argparse.Namespace) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(ldr, hdr) of :func:`add_bracket_set`'s set: :func:`bracket_cases`, or with
+    ``--rectilinear`` its normal-lens views (:func:`rectilinear_cases`)."""
+    cases = bracket_cases(args.brackets, args.long_side)
+    if args.rectilinear:
+        cases, _ = rectilinear_cases(cases, args.rectilinear, args.long_side)
+    return cases
+
+
 def _resize(img: np.ndarray, long_side: int) -> np.ndarray:
     h, w = img.shape[:2]
     k = long_side / max(h, w)

@@ -37,12 +37,7 @@ from mlx_hdr.infer.model_hub import load_net
 from mlx_hdr.infer.pipeline import predict_hdr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validate_model import (  # noqa: E402
-    add_rectilinear,
-    bracket_cases,
-    clipped_gain,
-    rectilinear_cases,
-)
+from validate_model import add_bracket_set, bracket_set_cases, clipped_gain  # noqa: E402
 
 NEAR_WHITE = 0.7  # display max(RGB) above which an unclipped pixel counts as near white
 
@@ -88,16 +83,11 @@ def raw_gain(net, photo: np.ndarray, ldr: np.ndarray) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("brackets", type=Path, help="a bracket set folder (validate_model's layout)")
-    ap.add_argument("--model", default="mlx_hdr/assets/default.safetensors")
-    ap.add_argument("--long-side", type=int, default=1024, help="frames resized to")
+    add_bracket_set(ap)
     ap.add_argument("--radius", type=int, default=20, help="edge width, px")
-    add_rectilinear(ap, "a circular-fisheye set as these normal-lens views")
     args = ap.parse_args()
     net = load_net(args.model)[0]
-    cases = bracket_cases(args.brackets, args.long_side)
-    if args.rectilinear:
-        cases, _ = rectilinear_cases(cases, args.rectilinear, args.long_side)
+    cases = bracket_set_cases(args)
     names = list(edits(cases[0][0], args.radius))
     print("| case | clipped | truth | as taken | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 4) + "|")
