@@ -29,6 +29,14 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
+def highlight_rolloff(v: np.ndarray, stops: float, knee: float, top: float = 1.0) -> np.ndarray:
+    """A camera JPEG's highlight roll-off: how many stops more light than the sRGB curve
+    says display level ``v`` (any shape, [0, 1]) holds, ``stops`` * t**2 with
+    t = (min(v, top) - knee) / (1 - knee) clipped to [0, 1] (0 up to the knee)."""
+    t = np.clip((np.minimum(v, top) - knee) / (1.0 - knee), 0.0, 1.0)
+    return stops * t**2
+
+
 def row_slices(height: int, rows: int = 256):
     """Slices of ``rows`` rows covering ``height``: per-pixel work on a large image in strips
     keeps a few strip-sized temporaries instead of full-size ones."""

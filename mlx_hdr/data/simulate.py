@@ -23,6 +23,7 @@ from PIL import Image
 
 from mlx_hdr.color import (
     align_scale,
+    highlight_rolloff,
     linear_to_srgb,
     rgb_to_luminance,
     srgb_to_linear,
@@ -253,8 +254,7 @@ def camera_curve(x: np.ndarray, stops: float, knee: float) -> np.ndarray:
     the tones below the knee (``infer.response.shoulder_table`` is the inverse measurement
     on real cameras: 0.44 stops at display 0.95 from a knee at 0.85). Scaled so 1 -> 1."""
     d = np.linspace(0.0, 1.0, 1025, dtype=np.float32)
-    t = np.clip((d - knee) / (1.0 - knee), 0.0, None)
-    light = srgb_to_linear(d) * np.exp2(stops * t**2)
+    light = srgb_to_linear(d) * np.exp2(highlight_rolloff(d, stops, knee))
     light /= light[-1]
     x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
     return np.interp(x, light, d).astype(np.float32)

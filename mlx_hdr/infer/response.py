@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlx_hdr.color import srgb_to_linear, well_exposed_mask
+from mlx_hdr.color import highlight_rolloff, srgb_to_linear, well_exposed_mask
 from mlx_hdr.infer.targets import STOPS_FLOOR
 
 RESPONSES = ("camera", "model", "srgb")
@@ -106,9 +106,8 @@ def shoulder_table() -> np.ndarray:
     x = (min(v, SHOULDER_TOP) - knee) / (1 - knee) (S = ``SHOULDER_STOPS``). Held from the
     blend ramp's start up: a clipped channel's floor (what the blend never goes below) is
     that level."""
-    v = np.minimum(np.linspace(0.0, 1.0, GRID), SHOULDER_TOP)
-    x = np.clip((v - SHOULDER_KNEE) / (1.0 - SHOULDER_KNEE), 0.0, 1.0)
-    return (SHOULDER_STOPS * x * x).astype(np.float32)
+    v = np.linspace(0.0, 1.0, GRID)
+    return highlight_rolloff(v, SHOULDER_STOPS, SHOULDER_KNEE, SHOULDER_TOP).astype(np.float32)
 
 
 def response_table(response: str, ldr: np.ndarray, hdr: np.ndarray) -> np.ndarray | None:
