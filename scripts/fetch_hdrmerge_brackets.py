@@ -39,6 +39,7 @@ URL = "https://deb.debian.org/debian/pool/main/h/hdrmerge/hdrmerge_0.5+git202001
 SHA256 = "18f1db24c191936816fb09c3df864ade10958106c3bb2ff735a72e0b772da442"
 # the raw files in the tarball, EXIF ExposureTime (s): Nikon D5000, f/6.3, ISO 200, 24 mm
 FRAMES = {"sample3.dng": 1 / 40, "sample1.dng": 1 / 160, "sample2.dng": 1 / 640}
+F_NUMBER, ISO = 6.3, 200  # the same for every frame (EXIF FNumber, ISOSpeedRatings)
 REFERENCE = "sample1.dng"  # 0 EV: its JPEG is the photo, its raw the HDR's base
 SATURATED = 0.92  # share of the white level above which a photosite counts as clipped
 # crops (x0, y0, x1, y1 as fractions) scored as photos: the full frame clips ~45%
@@ -212,7 +213,9 @@ def build(out: Path, archive: Path) -> dict:
             warp_i = ecc_warp(ref_log, log_luma(img), img.max(axis=-1) < 0.95)
             img = apply_warp(img, warp_i, photo.shape[1::-1])
             cv2.imwrite(str(out / file), np.round(img[..., ::-1] * 255).astype(np.uint8))
-        meta["frames"].append({"source": name, "exposure_time_s": t, "file": file})
+        meta["frames"].append(
+            {"source": name, "exposure_time_s": t, "f_number": F_NUMBER, "iso": ISO, "file": file}
+        )
     write_hdr(out / f"{out.name}.hdr", hdr)
     method = "0 EV raw where no photosite clips, else the -2 EV raw times the measured ratio"
     meta["merge"] = {"method": method, "output": f"{out.name}.hdr", **info}

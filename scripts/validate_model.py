@@ -68,6 +68,7 @@ from mlx_hdr.data.simulate import clipped_gain as sim_clipped_gain
 from mlx_hdr.eval.evaluate import labelled_panel
 from mlx_hdr.eval.fisheye import find_circle, remap, view_maps
 from mlx_hdr.eval.metrics import CLIPPED, clipped_mask, hdr_metrics
+from mlx_hdr.infer.exposure import SKY_CEILING, Exposure, exposure_from_values, read_exposure
 from mlx_hdr.infer.model_hub import load_net, with_floor_strength
 from mlx_hdr.infer.pipeline import RESPONSE, WORK_PIXELS, predict_hdr
 from mlx_hdr.infer.response import RESPONSES
@@ -154,12 +155,29 @@ def gain_slope(cases, preds: list[dict], scenes: list[int], name: str) -> float:
     return float((truth * pred).sum() / var) if var > 0 else float("nan")
 
 
-def bracket_cases(folder: Path, long_side: int) -> list[tuple[np.ndarray, np.ndarray]]:
+class Case(tuple):
+    """A case, ``(ldr, hdr)``, with its photo's exposure settings (or None) as ``exposure``."""
+
+    def __new__(cls, ldr: np.ndarray, hdr: np.ndarray, exposure: Exposure | None = None):
+        case = super().__new__(cls, (ldr, hdr))
+        case.exposure = exposure
+        return case
+
+
+def frame_exposure(folder: Path, frame: dict) -> Exposure | None:
+    """A bracket frame's exposure settings: ``exposures.json``'s ``exposure_time_s``,
+    ``f_number`` and ``iso``, or where one is missing the frame file's EXIF."""
+    keys = ("exposure_time_s", "f_number", "iso")
+    listed = exposure_from_values(*(frame.get(k) for k in keys))
+    return listed or read_exposure(folder / frame["file"])
+
+
+def bracket_cases(folder: Path, long_side: int) -> list[Case]:
     """(ldr, hdr) per real frame, or per crop of it where ``exposures.json`` lists ``views``
     ((x0, y0, x1, y1), fractions of the frame), with 1-30% clipped pixels, at ``long_side``
-    px. The merged HDR lies in the set's folder or two folders up (``hdr-pool-2``'s layout).
-    The set's ghost box, where it has one, is blacked out in both (it counts as neither
-    clipped nor well exposed)."""
+    px, each with its frame's exposure (:func:`frame_exposure`). The merged HDR lies in the
+    set's folder or two folders up (``hdr-pool-2``'s layout). The set's ghost box, where it
+    has one, is blacked out in both (it counts as neither clipped nor well exposed)."""
     meta = json.loads((folder / "exposures.json").read_text())
     merged = folder / meta["merge"]["output"]
     hdr = read_hdr(merged if merged.exists() else folder.parent.parent / merged.name)
@@ -167,6 +185,7 @@ def bracket_cases(folder: Path, long_side: int) -> list[tuple[np.ndarray, np.nda
     cases = []
     for frame in meta["frames"]:
         ldr = read_ldr(folder / frame["file"])
+        exposure = frame_exposure(folder, frame)
         for box in meta.get("views", [[0.0, 0.0, 1.0, 1.0]]):
             rows, cols = crop = _crop_box(ldr.shape, box)
             if not usable(ldr[crop]):
@@ -180,7 +199,7 @@ def bracket_cases(folder: Path, long_side: int) -> list[tuple[np.ndarray, np.nda
                 )
                 for a in pair:
                     a[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = 0.0
-            cases.append(tuple(pair))
+            cases.append(Case(*pair, exposure))
     return cases
 
 
@@ -229,7 +248,7 @@ def rectilinear_cases(cases, views: list[tuple[float, float, float]], long_side:
             ldr, hdr = (remap(a, maps) for a in pair)
             ldr = np.clip(ldr, 0.0, 1.0)
             if usable(ldr):
-                out.append((ldr, np.maximum(hdr, 0.0)))
+                out.append(Case(ldr, np.maximum(hdr, 0.0), getattr(pair, "exposure", None)))
                 scenes.append(i)
     return out, scenes
 
@@ -341,7 +360,7 @@ def write_sheet(path: Path, ldr, hdr, preds: dict[str, np.ndarray], size: int = 
 def score(name: str, run, net, cases, preds: list[dict]) -> list[float]:
     rows = []
     for i, (ldr, hdr) in enumerate(cases):
-        pred = run(ldr)
+        pred = run(ldr, exposure=getattr(cases[i], "exposure", None))
         preds[i][name] = pred
         if net is not None:
             preds[i][f"{name} (raw)"] = run(ldr, blend=False)
@@ -372,11 +391,13 @@ def runners(
     flip: bool | None = None,
     response: str = RESPONSE,
     strengths: tuple[float, ...] = (),
+    sky_ceiling: float | None = SKY_CEILING,
 ) -> dict:
     """name -> (run, net): the peers, then each model as bundled or, with ``strengths``,
-    once per floor strength (named ``<file stem> floor <s>``)."""
-    out = {p: (lambda x, p=p: predict_hdr(x, method=p), None) for p in peers}
-    opts = dict(work_pixels=work_pixels, flip=flip, response=response)
+    once per floor strength (named ``<file stem> floor <s>``). Models keep clipped pixels
+    under ``sky_ceiling`` (cd/m^2) where a case carries its exposure (``predict_hdr``)."""
+    out = {p: (lambda x, p=p, **_: predict_hdr(x, method=p), None) for p in peers}
+    opts = dict(work_pixels=work_pixels, flip=flip, response=response, sky_ceiling=sky_ceiling)
     for spec in models:
         net = load_net(spec)[0]
         variants = {
@@ -428,6 +449,13 @@ def main() -> None:
         metavar="S",
         help="score each model with its floor at these strengths (0-1) instead of its own",
     )
+    ap.add_argument(
+        "--sky-ceiling",
+        type=float,
+        default=SKY_CEILING,
+        metavar="CD_M2",
+        help="models: the EXIF ceiling on bracket frames' clipped pixels, cd/m^2 (0: off)",
+    )
     ap.add_argument("--sheets", type=Path, help="write -2 EV contact sheets of clipped regions")
     ap.add_argument("--max-sheets", type=int, default=8, help="sheets per set")
     ap.add_argument("--no-peers", action="store_true", help="only the models (peers are fixed)")
@@ -470,6 +498,7 @@ def main() -> None:
         FLIPS[args.flip],
         args.response,
         tuple(args.floor_strength),
+        args.sky_ceiling or None,
     )
     for title, cases in sets.items():
         print(f"\n{title} ({len(cases)} cases)\n")

@@ -368,3 +368,23 @@ def test_image_output_names_and_repeated_inputs_run_once(cli, photos, tmp_path):
             "a_preview.png",
         ]
     )
+
+
+def test_sky_ceiling_option_reaches_the_model(cli, photos, tmp_path, monkeypatch):
+    """``--sky-ceiling C`` (cd/m², 0: off) reaches ``predict_hdr`` with the photo's EXIF
+    exposure (none in these photos)."""
+    import mlx_hdr.infer.pipeline as pipeline
+    from mlx_hdr.infer.exposure import SKY_CEILING
+
+    seen = []
+    real = pipeline.predict_hdr
+
+    def spy(*args, exposure=None, sky_ceiling=None, **kw):
+        seen.append((exposure, sky_ceiling))
+        return real(*args, exposure=exposure, sky_ceiling=sky_ceiling, **kw)
+
+    monkeypatch.setattr(pipeline, "predict_hdr", spy)
+    for flags in ([], ["--sky-ceiling", "0"], ["--sky-ceiling", "20000"]):
+        code, _, err = cli("predict", photos / "a.jpg", "-o", tmp_path / "o", *flags)
+        assert code == 0, err
+    assert seen == [(None, SKY_CEILING), (None, None), (None, 20000.0)]

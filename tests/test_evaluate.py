@@ -195,7 +195,7 @@ def test_evaluate_flip_and_response_reach_the_model(dataset, tmp_path, monkeypat
 
     seen = []
 
-    def fake_predict(ldr, net, method, blend=True, flip=False, response="srgb"):
+    def fake_predict(ldr, net, method, blend=True, flip=False, response="srgb", **kw):
         seen.append((method, flip, response))
         return np.ones_like(ldr)
 
@@ -220,7 +220,7 @@ def test_evaluate_floor_strength_reaches_the_model(dataset, tmp_path, monkeypatc
 
     seen = []
 
-    def fake_predict(ldr, net, method, blend=True, flip=False, response="srgb"):
+    def fake_predict(ldr, net, method, blend=True, flip=False, response="srgb", **kw):
         seen.append(getattr(getattr(net, "config", None), "floor_strength", None))
         return np.ones_like(ldr)
 
@@ -236,3 +236,25 @@ def test_evaluate_floor_strength_reaches_the_model(dataset, tmp_path, monkeypatc
         main()
     assert exc.value.code == 2 and "--floor-strength" in capsys.readouterr().err
     assert not (tmp_path / "l").exists()
+
+
+def test_evaluate_sky_ceiling_and_exposure_reach_the_model(dataset, tmp_path, monkeypatch):
+    """Each case's EXIF exposure (none in PNG inputs) and ``--sky-ceiling`` (0: off) reach
+    ``predict_hdr``."""
+    import mlx_hdr.eval.evaluate as ev
+    from mlx_hdr.infer.exposure import SKY_CEILING
+
+    seen = []
+
+    def fake_predict(ldr, net, method, exposure=None, sky_ceiling=None, **kw):
+        seen.append((exposure, sky_ceiling))
+        return np.ones_like(ldr)
+
+    monkeypatch.setattr(ev, "predict_hdr", fake_predict)
+    base = ["mlx-hdr", "evaluate", str(dataset), "--no-progress", "--method", "model"]
+    for name, flags in (("on", []), ("off", ["--sky-ceiling", "0"])):
+        monkeypatch.setattr(sys, "argv", [*base, *flags, "-o", str(tmp_path / name)])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        assert exc.value.code == 0
+    assert seen == [(None, SKY_CEILING)] * 2 + [(None, None)] * 2

@@ -178,3 +178,15 @@ def test_cli_reads_heic_folders_and_notes_gain_maps(cli, recwarn, tmp_path):
     )
     assert code == 0 and "skipped (--skip-hdr-inputs)" in str(recwarn[-1].message)
     assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").iterdir())
+
+
+def test_exposure_settings_of_a_heic(tmp_path):
+    from PIL.TiffImagePlugin import IFDRational
+
+    from mlx_hdr.infer.exposure import EXIF_IFD, Exposure, read_exposure
+
+    exif = Image.Exif()
+    ifd = exif.get_ifd(EXIF_IFD)
+    ifd[0x829A], ifd[0x829D], ifd[0x8827] = IFDRational(1, 250), IFDRational(178, 100), 50
+    save_heic(tmp_path / "a.heic", photo(), exif=exif.tobytes())
+    assert read_exposure(tmp_path / "a.heic") == Exposure(1 / 250, 1.78, 50.0)

@@ -106,3 +106,25 @@ def test_bracket_ghost_box_is_blacked_out_in_each_view_at_its_place(tmp_path):
     # half the size: the box scales with the frame
     (half,) = [c for c in validate_model.bracket_cases(tmp_path / "s", 40) if c[0].shape[0] == 20]
     assert (half[0][5:15, 20:30] == 0).all() and (half[0][:5] > 0).all()
+
+
+def test_bracket_cases_carry_each_frames_exposure(tmp_path):
+    from mlx_hdr.infer.exposure import Exposure
+
+    yy, xx = np.mgrid[:80, :80]
+    inside = (yy - 39.5) ** 2 + (xx - 39.5) ** 2 < 38**2  # a circular fisheye's image circle
+    frame = np.where(inside[..., None], 0.4, 0.0).astype(np.float32).repeat(3, axis=-1)
+    frame[inside & (xx > 48) & (xx < 58) & (yy > 30) & (yy < 50)] = 1.0
+    hdr = np.where(frame >= 1.0, 4.0, frame * 0.3).astype(np.float32)
+    write_set(tmp_path / "s", {}, frame, hdr)
+    meta_path = tmp_path / "s" / "exposures.json"
+    meta = json.loads(meta_path.read_text())
+    (case,) = validate_model.bracket_cases(tmp_path / "s", 1024)
+    assert case.exposure is None  # a PNG without EXIF, nothing listed
+    meta["frames"][0].update(exposure_time_s=0.01, f_number=5.6, iso=100)
+    meta_path.write_text(json.dumps(meta))
+    (case,) = validate_model.bracket_cases(tmp_path / "s", 1024)
+    assert case.exposure == Exposure(0.01, 5.6, 100.0)
+    ldr, truth = case  # still a pair
+    views, _ = validate_model.rectilinear_cases([case], [(0.0, 0.0, 90.0)], 60)
+    assert views and all(v.exposure == case.exposure for v in views)

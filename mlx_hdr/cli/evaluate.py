@@ -11,6 +11,7 @@ import typer
 from mlx_hdr.cli.predict import choice, set_floor_strength
 from mlx_hdr.errors import EXIT_SOME_FAILED
 from mlx_hdr.eval.evaluate import evaluate, net_for_methods, summary_markdown
+from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.pipeline import RESPONSE
 from mlx_hdr.infer.response import RESPONSES
 from mlx_hdr.io.image_io import MAX_PIXELS
@@ -67,6 +68,14 @@ def evaluate_command(
             show_default=False,
         ),
     ] = None,
+    sky_ceiling: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Model: with an input's EXIF exposure, keep its clipped pixels, as a whole, at "
+            "most this bright in cd/m² (as predict); 0: off.",
+        ),
+    ] = SKY_CEILING,
     max_pixels: Annotated[
         int,
         typer.Option(min=1, help="Refuse larger images (a guard against decompression bombs)."),
@@ -87,6 +96,7 @@ def evaluate_command(
         max_pixels=max_pixels,
         flip=flip,
         response=response,
+        sky_ceiling=sky_ceiling or None,
     )
     n_cases = len({r["case"] for r in report.rows})
     typer.echo(summary_markdown(report.means, n_cases, str(dataset)))

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from mlx_hdr.errors import EXIT_SOME_FAILED
+from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.methods import METHODS
 from mlx_hdr.infer.outputs import FORMATS, plan_outputs
 from mlx_hdr.infer.pipeline import MULTIPLE, RESPONSE, WORK_PIXELS, PredictOptions, run_plan
@@ -139,6 +140,14 @@ def predict_command(
             show_default=False,
         ),
     ] = None,
+    sky_ceiling: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Model: with the photo's EXIF exposure (time, f-number, ISO), keep its clipped "
+            "pixels, as a whole, at most this bright in cd/m² (a sunlit cloud); 0: off.",
+        ),
+    ] = SKY_CEILING,
     max_boost: Annotated[
         float | None,
         typer.Option(
@@ -181,6 +190,7 @@ def predict_command(
         work_pixels=work_pixels,
         flip=flip,
         response=choice(response, RESPONSES, "--response"),
+        sky_ceiling=sky_ceiling or None,
         max_pixels=max_pixels,
         uhdr=UhdrOptions(max_boost, gainmap_quality, gainmap_scale),
         skip_hdr_inputs=skip_hdr_inputs,

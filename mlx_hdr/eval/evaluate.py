@@ -25,6 +25,7 @@ from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.errors import HDRError, InputError, WeightsError
 from mlx_hdr.eval.labels import draw_label
 from mlx_hdr.eval.metrics import hdr_metrics
+from mlx_hdr.infer.exposure import SKY_CEILING, read_exposure
 from mlx_hdr.infer.methods import METHODS, default_methods
 from mlx_hdr.infer.pipeline import RESPONSE, Net, predict_hdr, record_failure
 from mlx_hdr.infer.tonemap import reinhard_simple
@@ -115,6 +116,7 @@ def _eval_case(
     max_pixels: int = MAX_PIXELS,
     flip: bool | None = None,
     response: str = RESPONSE,
+    sky_ceiling: float | None = SKY_CEILING,
 ) -> tuple[list[dict], np.ndarray]:
     ldr, gt = read_ldr(pair.ldr_path, max_pixels), read_hdr(pair.hdr_path, max_pixels)
     if not gt.any():
@@ -127,8 +129,18 @@ def _eval_case(
             pair.ldr_path,
         )
     rows, preds = [], {}
+    exposure = read_exposure(pair.ldr_path)
     for m in methods:
-        preds[m] = predict_hdr(ldr, net, m, blend=blend, flip=flip, response=response)
+        preds[m] = predict_hdr(
+            ldr,
+            net,
+            m,
+            blend=blend,
+            flip=flip,
+            response=response,
+            exposure=exposure,
+            sky_ceiling=sky_ceiling,
+        )
         rows.append({"case": pair.name, "method": m, **hdr_metrics(preds[m], gt, ldr)})
     return rows, contact_sheet(ldr, gt, preds)
 
@@ -173,6 +185,7 @@ def evaluate(
     max_pixels: int = MAX_PIXELS,
     flip: bool | None = None,
     response: str = RESPONSE,
+    sky_ceiling: float | None = SKY_CEILING,
 ) -> EvalReport:
     """Run ``methods`` on every paired case of ``dataset`` and write the report into ``out``.
 
@@ -189,6 +202,8 @@ def evaluate(
         flip: for the model, average it over the photo and its mirror (``predict --flip``);
             None: where the photo runs in one pass (``predict_hdr``).
         response: for the model, how kept pixels are linearised (``predict --response``).
+        sky_ceiling: for the model, the EXIF sky ceiling in cd/m^2 (``predict --sky-ceiling``);
+            None: off.
     """
     methods = _check_methods(methods, net)
     found = scan_dataset(dataset)
@@ -202,7 +217,9 @@ def evaluate(
         record_failure(report, on_error, str(path), "no input/ground-truth partner; skipped")
     for pair in tqdm(pairs, desc="evaluate", unit="case", disable=not progress):
         try:
-            rows, sheet = _eval_case(pair, methods, net, blend, max_pixels, flip, response)
+            rows, sheet = _eval_case(
+                pair, methods, net, blend, max_pixels, flip, response, sky_ceiling
+            )
         except HDRError as exc:
             record_failure(report, on_error, pair.name, str(exc))
             continue

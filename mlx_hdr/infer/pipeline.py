@@ -42,6 +42,7 @@ from mlx_hdr.infer.calibrate import (
     floor_image,
     recolour_clipped,
 )
+from mlx_hdr.infer.exposure import SKY_CEILING, Exposure, limit_to_ceiling, read_exposure
 from mlx_hdr.infer.outputs import JPEG_SUFFIXES, Plan, plan_outputs
 from mlx_hdr.infer.response import response_table, response_to_linear
 from mlx_hdr.infer.targets import target_kind
@@ -200,6 +201,9 @@ def predict_hdr(
     work_pixels: int = WORK_PIXELS,
     flip: bool | None = None,
     response: str = RESPONSE,
+    *,
+    exposure: Exposure | None = None,
+    sky_ceiling: float | None = SKY_CEILING,
 ) -> np.ndarray:
     """Reconstruct scene-linear HDR (HxWx3 float32 >= 0, 1.0 = the input's white).
 
@@ -215,6 +219,9 @@ def predict_hdr(
         response: for the model, how the blend linearises the pixels it keeps: ``"model"``
             (the curve read from the network's output, :mod:`~mlx_hdr.infer.response`) or
             ``"srgb"``.
+        exposure: the photo's exposure settings (:func:`~mlx_hdr.infer.exposure.read_exposure`);
+            with ``sky_ceiling`` (cd/m^2), the model's clipped pixels are kept, as a whole, at
+            most that bright (:mod:`~mlx_hdr.infer.exposure`). None: no ceiling.
     """
     if method != "model":
         from mlx_hdr.infer.methods import get_method
@@ -222,7 +229,8 @@ def predict_hdr(
         return get_method(method)(ldr)
     if net is None:
         raise ValueError("method 'model' needs a network")
-    return predict_model_hdr(net, ldr, blend, work_pixels, flip, response)
+    hdr = predict_model_hdr(net, ldr, blend, work_pixels, flip, response)
+    return limit_to_ceiling(ldr, hdr, exposure, sky_ceiling)
 
 
 # ---------------------------------------------------------------- files
@@ -244,6 +252,7 @@ class PredictOptions:
     work_pixels: int = WORK_PIXELS
     flip: bool | None = None  # the mirror mean (predict_target); None: on one-pass photos
     response: str = RESPONSE  # how the blend linearises the kept pixels (infer.response)
+    sky_ceiling: float | None = SKY_CEILING  # cd/m^2, with the photo's EXIF (infer.exposure)
     max_pixels: int = MAX_PIXELS  # larger inputs are refused (decompression bombs)
     uhdr: UhdrOptions = field(default_factory=UhdrOptions)
     skip_hdr_inputs: bool = False  # skip photos that carry an HDR gain map already
@@ -287,7 +296,17 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
     if skip_hdr_input(src, opts.skip_hdr_inputs):
         return []
     ldr = load_input(src, opts.max_size, opts.max_pixels)
-    hdr = predict_hdr(ldr, net, opts.method, opts.blend, opts.work_pixels, opts.flip, opts.response)
+    hdr = predict_hdr(
+        ldr,
+        net,
+        opts.method,
+        opts.blend,
+        opts.work_pixels,
+        opts.flip,
+        opts.response,
+        exposure=read_exposure(src),
+        sky_ceiling=opts.sky_ceiling,
+    )
     for dest in dests:
         suffix = dest.suffix.lower()
         if suffix == ".png":

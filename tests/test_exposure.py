@@ -1,0 +1,162 @@
+"""The EXIF sky ceiling: exposure settings, the photo's white in cd/m², the ceiling."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PIL.TiffImagePlugin import IFDRational
+
+import mlx_hdr
+from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
+from mlx_hdr.infer.exposure import (
+    EXIF_IFD,
+    EXPOSURE_TIME,
+    F_NUMBER,
+    ISO_SPEED,
+    Exposure,
+    apply_ceiling,
+    ceiling_stops,
+    exposure_from_values,
+    limit_to_ceiling,
+    median_clipped_gain,
+    read_exposure,
+)
+from mlx_hdr.infer.pipeline import PredictOptions, predict_file, predict_hdr
+from mlx_hdr.io.image_io import read_hdr, read_ldr
+
+
+def photo_with_exif(path: Path, time_s, f_number, iso, pixels=None) -> Path:
+    """A JPEG (the bundled sample unless ``pixels``) with these EXIF exposure settings."""
+    if pixels is None:
+        im = Image.open(Path(mlx_hdr.__file__).parent / "assets" / "sample.jpg")
+    else:
+        im = Image.fromarray(pixels)
+    exif = Image.Exif()
+    ifd = exif.get_ifd(EXIF_IFD)
+    ifd[EXPOSURE_TIME] = IFDRational(*Fraction(time_s).limit_denominator(10**6).as_integer_ratio())
+    ifd[F_NUMBER] = IFDRational(*Fraction(f_number).limit_denominator(1000).as_integer_ratio())
+    ifd[ISO_SPEED] = iso
+    im.convert("RGB").save(path, exif=exif, quality=95)
+    return path
+
+
+def sky_photo(h: int = 40, w: int = 60, gain_stops: float = 3.0):
+    """(ldr, hdr): a grey ground under a clipped sky that the hdr puts ``gain_stops`` above
+    white, with a soft edge (partly clipped pixels) between them."""
+    ldr = np.full((h, w, 3), 0.4, np.float32)
+    ldr[: h // 2] = 1.0
+    ldr[h // 2, :] = 0.97
+    hdr = srgb_to_linear(ldr).copy()
+    hdr[: h // 2] *= 2.0**gain_stops
+    return ldr, hdr
+
+
+def test_white_luminance_follows_iso_12232():
+    e = Exposure(time_s=1 / 125, f_number=8.0, iso=100)
+    assert e.white_luminance() == pytest.approx(78 / 0.65 * 64 * 125 / 100)
+    # one stop more light (twice the time) halves the luminance that saturates
+    assert Exposure(1 / 62.5, 8.0, 100).white_luminance() == pytest.approx(e.white_luminance() / 2)
+
+
+def test_exposure_from_values_takes_rationals_and_refuses_gaps():
+    e = exposure_from_values(IFDRational(1, 160), IFDRational(63, 10), (200,))
+    assert e == Exposure(1 / 160, 6.3, 200.0)
+    for bad in [(None, 5.6, 100), (0.01, 0, 100), (0.01, 5.6, ()), (0.01, "x", 100)]:
+        assert exposure_from_values(*bad) is None
+    assert exposure_from_values(IFDRational(1, 0), 5.6, 100) is None  # a 1/0 rational
+
+
+def test_read_exposure_from_a_jpeg_and_none_without(tmp_path):
+    path = photo_with_exif(tmp_path / "a.jpg", 1 / 160, 6.3, 200)
+    e = read_exposure(path)
+    assert e.time_s == pytest.approx(1 / 160) and e.f_number == pytest.approx(6.3)
+    assert e.iso == 200
+    Image.new("RGB", (8, 8)).save(tmp_path / "b.png")
+    assert read_exposure(tmp_path / "b.png") is None
+    (tmp_path / "c.jpg").write_bytes(b"not a jpeg")
+    assert read_exposure(tmp_path / "c.jpg") is None
+    assert read_exposure(tmp_path / "missing.jpg") is None
+
+
+def test_ceiling_stops_and_none_where_the_white_is_above_it():
+    indoor = Exposure(0.4, 5.6, 100)  # white ~94 cd/m^2
+    assert ceiling_stops(indoor, 10_000) == pytest.approx(
+        math.log2(10_000 / indoor.white_luminance())
+    )
+    sunny = Exposure(1 / 4000, 5.6, 100)  # white ~150,000 cd/m^2: the sun, a glint
+    assert ceiling_stops(sunny, 10_000) is None
+
+
+def test_apply_ceiling_lowers_the_clipped_median_to_the_ceiling_only():
+    ldr, hdr = sky_photo(gain_stops=3.0)
+    assert median_clipped_gain(ldr, hdr) == pytest.approx(3.0, abs=1e-4)
+    out = apply_ceiling(ldr, hdr, 1.0)
+    assert median_clipped_gain(ldr, out) == pytest.approx(1.0, abs=0.02)
+    unclipped = ldr.max(axis=-1) < 0.95
+    np.testing.assert_array_equal(out[unclipped], hdr[unclipped])
+    assert (out >= srgb_to_linear(ldr) - 1e-7).all()  # never below what the camera recorded
+    # the ground's level and the sky's spread in stops are kept: only the sky moves
+    sky = rgb_to_luminance(out[:10]) / rgb_to_luminance(hdr[:10])
+    assert np.ptp(sky) < 1e-5
+    # within the ceiling, or nothing clipped: unchanged
+    np.testing.assert_array_equal(apply_ceiling(ldr, hdr, 3.5), hdr)
+    grey = np.full((8, 8, 3), 0.5, np.float32)
+    lin = srgb_to_linear(grey) * 1.5
+    np.testing.assert_array_equal(apply_ceiling(grey, lin, 0.0), lin)
+
+
+def test_apply_ceiling_never_goes_below_the_photo():
+    ldr, hdr = sky_photo(gain_stops=2.0)
+    out = apply_ceiling(ldr, hdr, 0.0)
+    np.testing.assert_allclose(out[:10], srgb_to_linear(ldr)[:10], rtol=1e-6)
+
+
+def test_limit_to_ceiling_acts_only_with_an_exposure_and_a_ceiling():
+    ldr, hdr = sky_photo(gain_stops=3.0)
+    daylight = Exposure(1 / 60, 5.6, 100)  # white ~2,260 cd/m^2: the ceiling 2.1 stops up
+    expected = math.log2(10_000 / daylight.white_luminance())
+    out = limit_to_ceiling(ldr, hdr, daylight, 10_000)
+    assert median_clipped_gain(ldr, out) == pytest.approx(expected, abs=0.02)
+    assert limit_to_ceiling(ldr, hdr, None, 10_000) is hdr
+    assert limit_to_ceiling(ldr, hdr, daylight, None) is hdr
+    assert limit_to_ceiling(ldr, hdr, Exposure(1.0, 5.6, 100), 10_000) is hdr  # indoors
+
+
+def test_predict_hdr_applies_the_ceiling_to_the_model_only():
+    from mlx_hdr.infer.model_hub import load_net
+
+    net = load_net(None)[0]
+    ldr = read_ldr(Path(mlx_hdr.__file__).parent / "assets" / "sample.jpg")
+    free = predict_hdr(ldr, net)
+    gain = median_clipped_gain(ldr, free)
+    assert gain > 0.35
+    # an exposure that puts the ceiling 0.2 stops above white
+    e = Exposure(1.0, 1.0, 78 / 0.65 / 10_000 * 2**0.2)
+    assert ceiling_stops(e) == pytest.approx(0.2)
+    held = predict_hdr(ldr, net, exposure=e)
+    assert median_clipped_gain(ldr, held) == pytest.approx(0.2, abs=0.03)
+    np.testing.assert_array_equal(predict_hdr(ldr, net, exposure=e, sky_ceiling=None), free)
+    lin = predict_hdr(ldr, method="linear", exposure=e)
+    np.testing.assert_array_equal(lin, srgb_to_linear(ldr))
+
+
+def test_predict_file_reads_the_photos_exif(tmp_path):
+    from mlx_hdr.infer.model_hub import load_net
+
+    net = load_net(None)[0]
+    # the sample's white at ~8,700 cd/m^2 (1/113 s, f/8, ISO 100): ceiling 0.2 stops up
+    src = photo_with_exif(tmp_path / "day.jpg", 1 / 113, 8.0, 100)
+    ldr = read_ldr(src)
+    outs = {}
+    for name, ceiling in (("on", 10_000.0), ("off", None)):
+        dest = tmp_path / f"{name}.hdr"
+        predict_file(src, [dest], net, PredictOptions(sky_ceiling=ceiling))
+        outs[name] = read_hdr(dest)
+    ceiling = ceiling_stops(read_exposure(src))
+    assert median_clipped_gain(ldr, outs["off"]) > ceiling + 0.15
+    assert median_clipped_gain(ldr, outs["on"]) == pytest.approx(ceiling, abs=0.03)
