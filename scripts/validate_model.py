@@ -14,6 +14,11 @@ turns each frame into that normal-lens view, as a user's photo would be, repeata
         --expandnet ../shared/peers/expandnet/weights.pth \\
         --model mlx_hdr/assets/default.safetensors --model runs/x/model.safetensors
 
+Models run as ``mlx-hdr predict`` runs them, the EXIF sky ceiling included: each bracket
+frame carries its exposure (``exposures.json``'s ``exposure_time_s``, ``f_number`` and
+``iso``, else the frame's EXIF); simulated views carry none. ``--sky-ceiling 0`` turns the
+ceiling off, ``--sky-ceiling C`` sets its level in cd/m².
+
 ``--floor-strength S`` (repeatable) scores each model once per floor strength, as
 ``bundle_model.py --floor-strength S`` would bundle it (the floor-strength rule of
 docs/MODEL_CARD.md picks among these rows).

@@ -230,7 +230,7 @@ def test_evaluate_floor_strength_reaches_the_model(dataset, tmp_path, monkeypatc
     with pytest.raises(SystemExit) as exc:
         main()
     assert exc.value.code == 0
-    assert seen == [0.3, 0.3]  # one per case, the bundled model at 0.3 instead of its 0.7
+    assert seen == [0.3, 0.3]  # one per case, the bundled model at 0.3 instead of its own
     monkeypatch.setattr(sys, "argv", [*base, "--method", "linear", "-o", str(tmp_path / "l")])
     with pytest.raises(SystemExit) as exc:
         main()

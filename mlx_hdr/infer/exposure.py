@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import clip_mask, rgb_to_luminance, srgb_to_linear
+from mlx_hdr.color import clip_mask, rgb_to_luminance, row_slices, srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.heic import HEIF_SUFFIXES, register
 
@@ -118,13 +118,16 @@ def apply_ceiling(ldr: np.ndarray, hdr: np.ndarray, stops: float, rounds: int = 
         HxWx3 float32: ``hdr`` times 2^(-d * m) with m the soft clipped mask
         (``color.clip_mask``) and d the excess of the median clipped gain over ``stops``,
         never below the linearised photo; ``hdr`` itself where the median is within it.
+        Computed in strips of rows, so a large photo costs one full-size copy.
     """
-    lin = srgb_to_linear(ldr)
-    mask = clip_mask(ldr)
-    out = np.asarray(hdr, np.float32)
+    out = hdr
     for _ in range(rounds):
         excess = median_clipped_gain(ldr, out) - stops
         if not excess > 1e-3:  # NaN (nothing clipped) included
             break
-        out = np.maximum(out * np.exp2(-excess * mask), lin).astype(np.float32)
+        if out is hdr:
+            out = np.array(hdr, np.float32)
+        for rows in row_slices(ldr.shape[0]):
+            lowered = out[rows] * np.exp2(-excess * clip_mask(ldr[rows]))
+            out[rows] = np.maximum(lowered, srgb_to_linear(ldr[rows]))
     return out
