@@ -83,6 +83,16 @@ def test_read_exposure_from_a_jpeg_and_none_without(tmp_path):
     assert read_exposure(tmp_path / "missing.jpg") is None
 
 
+def test_read_exposure_takes_the_full_iso_above_65535(tmp_path):
+    path = photo_with_exif(tmp_path / "a.jpg", 1 / 8000, 2.0, 65535)
+    with Image.open(path) as im:
+        exif = im.getexif()
+    exif.get_ifd(EXIF_IFD)[0x8833] = 102400  # ISOSpeed
+    Image.open(path).save(tmp_path / "b.jpg", exif=exif)
+    assert read_exposure(path).iso == 65535  # no fuller figure: the one there
+    assert read_exposure(tmp_path / "b.jpg").iso == 102400
+
+
 def test_ceiling_stops_and_none_where_the_white_is_above_it():
     indoor = Exposure(0.4, 5.6, 100)  # white ~94 cd/m^2
     assert ceiling_stops(indoor, 10_000) == pytest.approx(

@@ -35,6 +35,7 @@ SKY_CEILING = 10_000.0  # cd/m^2: a sunlit white cloud
 CLIPPED = 0.98  # display max(RGB) from which a pixel counts as clipped (metrics.clipped_mask)
 EXIF_IFD = 0x8769
 EXPOSURE_TIME, F_NUMBER, ISO_SPEED = 0x829A, 0x829D, 0x8827
+ISO_FULL = (0x8833, 0x8832)  # EXIF 2.3 ISOSpeed, RecommendedExposureIndex: above 65,535
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,17 @@ def read_exposure(path) -> Exposure | None:
             ifd = im.getexif().get_ifd(EXIF_IFD)
     except (OSError, ValueError, SyntaxError, InputError):
         return None
-    return exposure_from_values(*(ifd.get(tag) for tag in (EXPOSURE_TIME, F_NUMBER, ISO_SPEED)))
+    return exposure_from_values(ifd.get(EXPOSURE_TIME), ifd.get(F_NUMBER), _iso(ifd))
+
+
+def _iso(ifd) -> object:
+    """The ISO speed: ``ISO_SPEED``, or where that holds EXIF's 16-bit ceiling (65,535) or is
+    missing, the EXIF 2.3 value that carries the full figure."""
+    iso = ifd.get(ISO_SPEED)
+    first = iso[0] if isinstance(iso, tuple | list) and iso else iso
+    if first in (None, 65535):
+        return next((ifd[tag] for tag in ISO_FULL if ifd.get(tag)), iso)
+    return iso
 
 
 def ceiling_stops(exposure: Exposure, ceiling: float = SKY_CEILING) -> float | None:
