@@ -125,6 +125,20 @@ def well_exposed_mask(ldr: np.ndarray, band: tuple[float, float] = WELL_EXPOSED)
     return (y >= band[0]) & (y <= band[1])
 
 
+def clipped_gain(ldr: np.ndarray, hdr: np.ndarray, threshold: float = 254.0 / 255.0) -> float:
+    """How far above white a photo's clipped pixels lie: log2 of the median of
+    Y(hdr) / Y(srgb_to_linear(ldr)) over the pixels whose largest display channel is >=
+    ``threshold``, stops (``hdr`` on the linearised photo's scale, as
+    ``data.simulate.simulate_ldr`` and the predictions return it); NaN when no pixel
+    clips."""
+    mask = ldr.max(axis=-1) >= threshold
+    if not mask.any():
+        return float("nan")
+    y_lin = np.maximum(rgb_to_luminance(srgb_to_linear(ldr[mask])), 1e-6)
+    y = np.maximum(rgb_to_luminance(hdr[mask]), 1e-8)
+    return float(np.log2(np.median(y / y_lin)))
+
+
 def align_scale(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> float:
     """The global factor k such that k * pred matches gt: exp(median(log Yg - log Yp)).
 

@@ -21,8 +21,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import (
+from mlx_hdr.color import (  # clipped_gain: imported from here by the scripts
     align_scale,
+    clipped_gain,  # noqa: F401
     highlight_rolloff,
     linear_to_srgb,
     rgb_to_luminance,
@@ -395,19 +396,6 @@ def simulate_ldr(
         lights,
     )
     return ldr, (scaled * np.float32(k)).astype(np.float32), record
-
-
-def clipped_gain(ldr: np.ndarray, hdr: np.ndarray, threshold: float = 254.0 / 255.0) -> float:
-    """How far above white a simulated photo's clipped pixels lie: log2 of the median of
-    Y(hdr) / Y(srgb_to_linear(ldr)) over the pixels whose largest display channel is >=
-    ``threshold``, stops (``hdr`` on the linearised photo's scale, as ``simulate_ldr``
-    returns it); NaN when no pixel clips."""
-    mask = ldr.max(axis=-1) >= threshold
-    if not mask.any():
-        return float("nan")
-    y_lin = np.maximum(rgb_to_luminance(srgb_to_linear(ldr[mask])), 1e-6)
-    y = np.maximum(rgb_to_luminance(hdr[mask]), 1e-8)
-    return float(np.log2(np.median(y / y_lin)))
 
 
 def target_scale(ldr: np.ndarray, hdr: np.ndarray) -> float:

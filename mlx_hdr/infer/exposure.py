@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import clip_mask, rgb_to_luminance, row_slices, srgb_to_linear
+from mlx_hdr.color import clip_mask, clipped_gain, row_slices, srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.heic import HEIF_SUFFIXES, register
 
@@ -108,13 +108,8 @@ def limit_to_ceiling(
 
 def median_clipped_gain(ldr: np.ndarray, hdr: np.ndarray) -> float:
     """log2 of the median of Y(hdr) / Y(srgb_to_linear(ldr)) over the pixels whose largest
-    display channel is >= ``CLIPPED``, stops; NaN when none clip."""
-    mask = ldr.max(axis=-1) >= CLIPPED
-    if not mask.any():
-        return float("nan")
-    y_in = np.maximum(rgb_to_luminance(srgb_to_linear(ldr[mask])), 1e-6)
-    y = np.maximum(rgb_to_luminance(hdr[mask]), 1e-8)
-    return float(np.log2(np.median(y / y_in)))
+    display channel is >= ``CLIPPED`` (``color.clipped_gain``), stops; NaN when none clip."""
+    return clipped_gain(ldr, hdr, CLIPPED)
 
 
 def apply_ceiling(ldr: np.ndarray, hdr: np.ndarray, stops: float, rounds: int = 3) -> np.ndarray:
