@@ -1,6 +1,6 @@
 """How far real camera JPEGs lie above the sRGB curve near white (no model).
 
-For each real exposure-bracket frame (``validate_model.bracket_cases``), the merged HDR on
+For each real exposure-bracket frame (``bracket_sets.bracket_cases``), the merged HDR on
 the linearised photo's scale (one factor over its well-exposed pixels) over the photo
 linearised with the sRGB curve, per channel: the median log2 ratio of the channel values in
 each display-level bin, stops. Printed as the range over a set's frames, with the shipped
@@ -22,7 +22,8 @@ from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.infer.response import GRID, shoulder_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validate_model import aligned, bracket_cases  # noqa: E402
+from bracket_sets import bracket_cases  # noqa: E402
+from validate_model import aligned  # noqa: E402
 
 EDGES = (0.80, 0.85, 0.90, 0.93, 0.95, 0.97, 0.99)  # display-level bins
 MIN_VALUES = 100  # channel values a bin needs, else it is left blank

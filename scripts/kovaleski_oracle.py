@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validate_model import POOL_VIEWS, bracket_cases, pool_cases  # noqa: E402
+from bracket_sets import bracket_cases  # noqa: E402
+from validate_model import POOL_VIEWS, pool_cases  # noqa: E402
 
 from mlx_hdr.eval.metrics import hdr_metrics  # noqa: E402
 from mlx_hdr.infer.methods.kovaleski2014 import kovaleski2014  # noqa: E402

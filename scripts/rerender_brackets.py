@@ -34,12 +34,8 @@ from mlx_hdr.infer.model_hub import load_net
 from mlx_hdr.infer.pipeline import predict_hdr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validate_model import (  # noqa: E402
-    add_bracket_set,
-    aligned,
-    bracket_set_cases,
-    clipped_gain,
-)
+from bracket_sets import add_bracket_set, bracket_set_cases  # noqa: E402
+from validate_model import aligned, clipped_gain  # noqa: E402
 
 
 def renderings(ldr: np.ndarray, hdr: np.ndarray, rolloff: float, knee: float) -> dict:

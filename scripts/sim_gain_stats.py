@@ -45,14 +45,8 @@ from mlx_hdr.train.config import load_config
 from mlx_hdr.train.pool import HOLDOUT, pool_pairs, split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validate_model import (  # noqa: E402
-    add_rectilinear,
-    aligned,
-    bracket_cases,
-    clipped_gain,
-    rectilinear_cases,
-    usable,
-)
+from bracket_sets import add_rectilinear, bracket_cases, rectilinear_cases, usable  # noqa: E402
+from validate_model import aligned, clipped_gain  # noqa: E402
 
 MIN_SHARE = 0.003  # views with fewer clipped pixels are not counted
 

@@ -38,7 +38,8 @@ from mlx_hdr.infer.model_hub import load_net
 from mlx_hdr.infer.pipeline import predict_hdr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validate_model import add_bracket_set, bracket_set_cases, clipped_gain  # noqa: E402
+from bracket_sets import add_bracket_set, bracket_set_cases  # noqa: E402
+from validate_model import clipped_gain  # noqa: E402
 
 NEAR_WHITE = 0.7  # display max(RGB) above which an unclipped pixel counts as near white
 

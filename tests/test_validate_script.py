@@ -1,4 +1,5 @@
-"""``scripts/validate_model.py``: models scored at other floor strengths (``--floor-strength``)."""
+"""``scripts/validate_model.py`` (models scored at other floor strengths, ``--floor-strength``)
+and ``scripts/bracket_sets.py`` (the real bracket sets it scores)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mlx.utils import tree_flatten
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = str(ROOT / "mlx_hdr" / "assets" / "default.safetensors")
 sys.path.insert(0, str(ROOT / "scripts"))
+import bracket_sets  # noqa: E402
 import validate_model  # noqa: E402
 
 
@@ -84,7 +86,7 @@ def test_bracket_views_are_crops_of_each_frame_kept_by_their_clipped_share(tmp_p
     hdr = np.where(frame >= 1.0, 4.0, 0.13).astype(np.float32)
     views = [[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.5, 1.0], [0.125, 0.5, 1.0, 1.0]]
     write_set(tmp_path / "s", {"views": views}, frame, hdr)
-    cases = validate_model.bracket_cases(tmp_path / "s", 1024)
+    cases = bracket_sets.bracket_cases(tmp_path / "s", 1024)
     # the half with 50% clipped is dropped (CLIPPED_RANGE); the others are their crops
     assert [c[0].shape for c in cases] == [(40, 80, 3), (20, 70, 3)]
     np.testing.assert_array_equal(cases[1][0], frame[20:, 10:])
@@ -98,13 +100,13 @@ def test_bracket_ghost_box_is_blacked_out_in_each_view_at_its_place(tmp_path):
     meta = {"views": [[0.0, 0.0, 1.0, 1.0], [0.0, 0.5, 1.0, 1.0]]}
     meta["ghost_region_xyxy"] = [40, 10, 60, 30]
     write_set(tmp_path / "s", meta, frame, hdr)
-    full, lower = validate_model.bracket_cases(tmp_path / "s", 1024)
+    full, lower = bracket_sets.bracket_cases(tmp_path / "s", 1024)
     for ldr, truth in (full, lower):
         assert (ldr == 0).all(axis=-1).sum() == (truth == 0).all(axis=-1).sum()
     assert (full[0][10:30, 40:60] == 0).all() and (full[0][:10] > 0).all()
     assert (lower[0][:10, 40:60] == 0).all() and (lower[0][10:] > 0).all()
     # half the size: the box scales with the frame
-    (half,) = [c for c in validate_model.bracket_cases(tmp_path / "s", 40) if c[0].shape[0] == 20]
+    (half,) = [c for c in bracket_sets.bracket_cases(tmp_path / "s", 40) if c[0].shape[0] == 20]
     assert (half[0][5:15, 20:30] == 0).all() and (half[0][:5] > 0).all()
 
 
@@ -119,12 +121,12 @@ def test_bracket_cases_carry_each_frames_exposure(tmp_path):
     write_set(tmp_path / "s", {}, frame, hdr)
     meta_path = tmp_path / "s" / "exposures.json"
     meta = json.loads(meta_path.read_text())
-    (case,) = validate_model.bracket_cases(tmp_path / "s", 1024)
+    (case,) = bracket_sets.bracket_cases(tmp_path / "s", 1024)
     assert case.exposure is None  # a PNG without EXIF, nothing listed
     meta["frames"][0].update(exposure_time_s=0.01, f_number=5.6, iso=100)
     meta_path.write_text(json.dumps(meta))
-    (case,) = validate_model.bracket_cases(tmp_path / "s", 1024)
+    (case,) = bracket_sets.bracket_cases(tmp_path / "s", 1024)
     assert case.exposure == Exposure(0.01, 5.6, 100.0)
     ldr, truth = case  # still a pair
-    views, _ = validate_model.rectilinear_cases([case], [(0.0, 0.0, 90.0)], 60)
+    views, _ = bracket_sets.rectilinear_cases([case], [(0.0, 0.0, 90.0)], 60)
     assert views and all(v.exposure == case.exposure for v in views)

@@ -1,0 +1,154 @@
+"""Real exposure-bracket sets for the validation scripts: each camera frame (or a crop, or a
+normal-lens view of a fisheye frame) against the HDR merged from all of them, with the
+frame's exposure settings.
+
+A set is a folder with ``exposures.json`` (``frames``: ``file``, ``exposure_time_s``,
+``f_number``, ``iso``; ``merge.output``: the merged HDR; optional ``views`` and
+``ghost_region_xyxy``), as ``hdr-pool-2/brackets/`` and
+``scripts/fetch_hdrmerge_brackets.py`` write them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mlx_hdr.eval.fisheye import find_circle, remap, view_maps
+from mlx_hdr.eval.metrics import clipped_mask
+from mlx_hdr.infer.exposure import Exposure, exposure_from_values, read_exposure
+from mlx_hdr.io.image_io import read_hdr, read_ldr
+
+CLIPPED_RANGE = (0.01, 0.30)  # bracket frames used: this share of pixels clipped
+
+
+def usable(ldr: np.ndarray) -> bool:
+    """Whether a bracket frame (or view) is used: ``CLIPPED_RANGE`` of its pixels clipped."""
+    return bool(CLIPPED_RANGE[0] <= clipped_mask(ldr).mean() <= CLIPPED_RANGE[1])
+
+
+class Case(tuple):
+    """A case, ``(ldr, hdr)``, with its photo's exposure settings (or None) as ``exposure``."""
+
+    def __new__(cls, ldr: np.ndarray, hdr: np.ndarray, exposure: Exposure | None = None):
+        case = super().__new__(cls, (ldr, hdr))
+        case.exposure = exposure
+        return case
+
+
+def frame_exposure(folder: Path, frame: dict) -> Exposure | None:
+    """A bracket frame's exposure settings: ``exposures.json``'s ``exposure_time_s``,
+    ``f_number`` and ``iso``, or where one is missing the frame file's EXIF."""
+    keys = ("exposure_time_s", "f_number", "iso")
+    listed = exposure_from_values(*(frame.get(k) for k in keys))
+    return listed or read_exposure(folder / frame["file"])
+
+
+def bracket_cases(folder: Path, long_side: int) -> list[Case]:
+    """(ldr, hdr) per real frame, or per crop of it where ``exposures.json`` lists ``views``
+    ((x0, y0, x1, y1), fractions of the frame), with 1-30% clipped pixels, at ``long_side``
+    px, each with its frame's exposure (:func:`frame_exposure`). The merged HDR lies in the
+    set's folder or two folders up (``hdr-pool-2``'s layout). The set's ghost box, where it
+    has one, is blacked out in both (it counts as neither clipped nor well exposed)."""
+    meta = json.loads((folder / "exposures.json").read_text())
+    merged = folder / meta["merge"]["output"]
+    hdr = read_hdr(merged if merged.exists() else folder.parent.parent / merged.name)
+    ghost = meta.get("ghost_region_xyxy")
+    cases = []
+    for frame in meta["frames"]:
+        ldr = read_ldr(folder / frame["file"])
+        exposure = frame_exposure(folder, frame)
+        for box in meta.get("views", [[0.0, 0.0, 1.0, 1.0]]):
+            rows, cols = crop = _crop_box(ldr.shape, box)
+            if not usable(ldr[crop]):
+                continue
+            pair = [_resize(a[crop], long_side) for a in (ldr, hdr)]
+            if ghost:
+                k = pair[0].shape[1] / (cols.stop - cols.start)
+                y, x = rows.start, cols.start
+                x0, y0, x1, y1 = (
+                    round((v - o) * k) for v, o in zip(ghost, (x, y, x, y), strict=True)
+                )
+                for a in pair:
+                    a[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = 0.0
+            cases.append(Case(*pair, exposure))
+    return cases
+
+
+def _crop_box(shape, box) -> tuple[slice, slice]:
+    """(rows, cols) of the (x0, y0, x1, y1) fractions ``box`` of an image."""
+    h, w = shape[:2]
+    x0, x1 = (round(v * w) for v in (box[0], box[2]))
+    y0, y1 = (round(v * h) for v in (box[1], box[3]))
+    return slice(y0, y1), slice(x0, x1)
+
+
+def view_arg(text: str) -> tuple[float, float, float]:
+    """``--rectilinear``'s YAW:PITCH:FOV, degrees, the field of view in (0, 180)."""
+    try:
+        yaw, pitch, fov = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not YAW:PITCH:FOV (degrees)") from None
+    if not 0 < fov < 180:
+        raise argparse.ArgumentTypeError(f"field of view {fov:g} is not in (0, 180) degrees")
+    return yaw, pitch, fov
+
+
+def add_rectilinear(ap: argparse.ArgumentParser, text: str) -> None:
+    """The repeatable ``--rectilinear YAW:PITCH:FOV`` option (:func:`view_arg`)."""
+    ap.add_argument(
+        "--rectilinear",
+        action="append",
+        default=[],
+        type=view_arg,
+        metavar="YAW:PITCH:FOV",
+        help=text,
+    )
+
+
+def rectilinear_cases(cases, views: list[tuple[float, float, float]], long_side: int):
+    """(cases, scenes): each (ldr, hdr) of a circular-fisheye bracket set as the normal-lens
+    photos ``views`` ((yaw, pitch, fov), degrees) would be (:mod:`mlx_hdr.eval.fisheye`), 3:2
+    with ``long_side`` px, those with 1-30% clipped pixels, and each one's view index (a
+    scene for the gain slope). The image circle is found on the first case's HDR."""
+    circle = find_circle(cases[0][1])
+    size = (round(long_side * 2 / 3), long_side)
+    out, scenes = [], []
+    for i, (yaw, pitch, fov) in enumerate(views):
+        maps = view_maps(circle, yaw, pitch, fov, size)  # one lens: the same for every frame
+        for pair in cases:
+            ldr, hdr = (remap(a, maps) for a in pair)
+            ldr = np.clip(ldr, 0.0, 1.0)
+            if usable(ldr):
+                out.append(Case(ldr, np.maximum(hdr, 0.0), getattr(pair, "exposure", None)))
+                scenes.append(i)
+    return out, scenes
+
+
+def add_bracket_set(ap: argparse.ArgumentParser) -> None:
+    """The arguments of a one-set diagnostic (:func:`bracket_set_cases`): the set folder,
+    ``--model``, ``--long-side`` and ``--rectilinear``."""
+    ap.add_argument("brackets", type=Path, help="a bracket set folder (validate_model's layout)")
+    ap.add_argument("--model", default="mlx_hdr/assets/default.safetensors")
+    ap.add_argument("--long-side", type=int, default=1024, help="frames resized to")
+    add_rectilinear(ap, "a circular-fisheye set as these normal-lens views")
+
+
+def bracket_set_cases(args: argparse.Namespace) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(ldr, hdr) of :func:`add_bracket_set`'s set: :func:`bracket_cases`, or with
+    ``--rectilinear`` its normal-lens views (:func:`rectilinear_cases`)."""
+    cases = bracket_cases(args.brackets, args.long_side)
+    if args.rectilinear:
+        cases, _ = rectilinear_cases(cases, args.rectilinear, args.long_side)
+    return cases
+
+
+def _resize(img: np.ndarray, long_side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    k = long_side / max(h, w)
+    if k >= 1:
+        return img.copy()
+    return cv2.resize(img, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
