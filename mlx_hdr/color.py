@@ -13,6 +13,7 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 EPS = 1e-6  # min-max epsilon of the original hybrid-autoencoder recipe
 CLIP_THRESHOLD = 0.95  # display value where an input pixel starts to count as clipped
+CLIPPED = 0.98  # display max(RGB) from which a pixel is clipped (metrics, the sky ceiling)
 WELL_EXPOSED = (0.05, 0.85)  # linearised input luminance
 TINY = 1e-8  # luminance below this is treated as zero
 

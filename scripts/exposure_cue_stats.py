@@ -25,8 +25,7 @@ from mlx_hdr import backend
 
 backend.setup()
 # isort: split
-from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
-from mlx_hdr.data.simulate import clipped_gain
+from mlx_hdr.color import clipped_gain, rgb_to_luminance, srgb_to_linear
 from mlx_hdr.data.sources import sample_rng
 from mlx_hdr.eval.metrics import CLIPPED, clipped_mask
 from mlx_hdr.infer.model_hub import load_net

@@ -68,8 +68,10 @@ from mlx_hdr.color import (
     srgb_to_linear,
     well_exposed_mask,
 )
+from mlx_hdr.color import (
+    clipped_gain as color_clipped_gain,
+)
 from mlx_hdr.data.simulate import CAMERA, CURVES, TABLE, SimConfig
-from mlx_hdr.data.simulate import clipped_gain as sim_clipped_gain
 from mlx_hdr.eval.evaluate import labelled_panel
 from mlx_hdr.eval.metrics import CLIPPED, clipped_mask, hdr_metrics
 from mlx_hdr.infer.exposure import SKY_CEILING
@@ -167,7 +169,7 @@ def clipped_gain(img: np.ndarray, ldr: np.ndarray, min_share: float = 0.0) -> fl
     ``min_share`` of them clip."""
     if clipped_mask(ldr).mean() <= min_share:
         return float("nan")
-    return sim_clipped_gain(ldr, aligned(img, ldr), threshold=CLIPPED)
+    return color_clipped_gain(ldr, aligned(img, ldr), threshold=CLIPPED)
 
 
 def gain_error(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray) -> float:

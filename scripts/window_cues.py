@@ -31,8 +31,8 @@ from mlx_hdr import backend
 
 backend.setup()
 # isort: split
+from mlx_hdr.color import clipped_gain as color_clipped_gain
 from mlx_hdr.color import linear_to_srgb, srgb_to_linear
-from mlx_hdr.data.simulate import clipped_gain as sim_clipped_gain
 from mlx_hdr.eval.metrics import CLIPPED, clipped_mask
 from mlx_hdr.infer.model_hub import load_net
 from mlx_hdr.infer.pipeline import predict_hdr
@@ -79,7 +79,7 @@ def raw_gain(net, photo: np.ndarray, ldr: np.ndarray) -> float:
     """The raw network's clipped gain on ``photo``, over ``ldr``'s clipped pixels and its
     linearised luminance (so edits are measured against the unedited photo), stops."""
     raw = predict_hdr(photo, net, blend=False, flip=False)
-    return sim_clipped_gain(ldr, raw, threshold=CLIPPED)
+    return color_clipped_gain(ldr, raw, threshold=CLIPPED)
 
 
 def main() -> None:

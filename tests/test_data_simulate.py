@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mlx_hdr.color import linear_to_srgb, srgb_to_linear
+from mlx_hdr.color import clipped_gain, linear_to_srgb, srgb_to_linear
 from mlx_hdr.data import simulate as sim
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 
@@ -292,7 +292,7 @@ def test_brightened_lights_are_recorded_and_metered():
     # metering sees the brighter light: the room comes out a little darker, the light far
     # brighter against the photo's white
     assert rec1.exposure < rec0.exposure
-    gain = sim.clipped_gain(ldr1, hdr1) - sim.clipped_gain(ldr0, hdr0)
+    gain = clipped_gain(ldr1, hdr1) - clipped_gain(ldr0, hdr0)
     assert 1.0 < gain < 2.0
 
 
@@ -316,8 +316,8 @@ def test_clipped_gain_is_the_median_stops_above_the_linearised_photo():
     ldr[:2] = 1.0  # 8 clipped pixels
     hdr = srgb_to_linear(ldr).astype(np.float32)
     hdr[:2] *= np.array([2.0] * 3 + [8.0] * 5, np.float32).reshape(2, 4, 1)  # median gain 8x
-    assert sim.clipped_gain(ldr, hdr) == pytest.approx(3.0, abs=1e-5)
-    assert np.isnan(sim.clipped_gain(np.full((4, 4, 3), 0.5, np.float32), hdr))
+    assert clipped_gain(ldr, hdr) == pytest.approx(3.0, abs=1e-5)
+    assert np.isnan(clipped_gain(np.full((4, 4, 3), 0.5, np.float32), hdr))
 
 
 def srgb_table() -> np.ndarray:

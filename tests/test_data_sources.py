@@ -64,7 +64,7 @@ def test_pool_brightness_filter_per_sample(pool_dir):
 
 
 def test_gain_floor_redraws_views_whose_clipped_pixels_sit_near_white(pool_dir):
-    from mlx_hdr.data.simulate import clipped_gain
+    from mlx_hdr.color import clipped_gain
 
     def gains(cfg, n=24):
         src = PoolSource(pool_dir, size=24, sim=cfg, tries=50)

@@ -21,9 +21,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import (  # clipped_gain: imported from here by the scripts
+from mlx_hdr.color import (
     align_scale,
-    clipped_gain,  # noqa: F401
     highlight_rolloff,
     linear_to_srgb,
     rgb_to_luminance,

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mlx_hdr.color import clipped_gain
 from mlx_hdr.data.composite import add_window, dynamic_range
 from mlx_hdr.data.datasets import Pair, scan_dataset
 from mlx_hdr.data.manifest import Manifest, read_manifest
 from mlx_hdr.data.orientation import apply_dihedral
 from mlx_hdr.data.panorama import ViewConfig, random_crop, random_view
 from mlx_hdr.data.preprocess import MAX_HDR_VALUE, augment_pair, estimate_exposure
-from mlx_hdr.data.simulate import SimConfig, clipped_gain, simulate_ldr
+from mlx_hdr.data.simulate import SimConfig, simulate_ldr
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 
 
@@ -136,7 +137,7 @@ class PoolSource:
         """``(ldr, hdr, record)``; views whose exposed max exceeds ``max_value`` are redrawn
         (up to ``tries`` times, then clamped): the original recipe's brightness filter, per
         sample. So are, with probability ``sim.gain_floor_prob``, views whose clipped pixels
-        lie less than ``sim.gain_floor`` stops above white (``simulate.clipped_gain``)."""
+        lie less than ``sim.gain_floor`` stops above white (``color.clipped_gain``)."""
         for _ in range(self.tries):
             crop, info = self.scene(rng)
             ldr, hdr, rec = simulate_ldr(crop, rng, self.sim)

@@ -32,6 +32,7 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from mlx_hdr.color import (
+    CLIPPED,
     TINY,
     align_scale,
     hdr_to_target,
@@ -40,7 +41,6 @@ from mlx_hdr.color import (
     well_exposed_mask,
 )
 
-CLIPPED = 0.98  # max_c of the display input
 LDR_WHITE_NITS = 200.0
 PU21_BANDING_GLARE = (
     0.353487901,

@@ -26,13 +26,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import clip_mask, clipped_gain, row_slices, srgb_to_linear
+from mlx_hdr.color import CLIPPED, clip_mask, clipped_gain, row_slices, srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.heic import HEIF_SUFFIXES, register
 
 WHITE_K = 78.0 / 0.65  # cd/m^2 s: L_white = WHITE_K * N^2 / (t * S)
 SKY_CEILING = 10_000.0  # cd/m^2: a sunlit white cloud
-CLIPPED = 0.98  # display max(RGB) from which a pixel counts as clipped (metrics.clipped_mask)
 EXIF_IFD = 0x8769
 EXPOSURE_TIME, F_NUMBER, ISO_SPEED = 0x829A, 0x829D, 0x8827
 ISO_FULL = (0x8833, 0x8832)  # EXIF 2.3 ISOSpeed, RecommendedExposureIndex: above 65,535
