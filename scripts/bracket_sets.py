@@ -19,7 +19,7 @@ import numpy as np
 
 from mlx_hdr.eval.fisheye import find_circle, remap, view_maps
 from mlx_hdr.eval.metrics import clipped_mask
-from mlx_hdr.infer.exposure import Exposure, exposure_from_values, read_exposure
+from mlx_hdr.infer.exposure import WHITE_K, Exposure, exposure_from_values, read_exposure
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 
 CLIPPED_RANGE = (0.01, 0.30)  # bracket frames used: this share of pixels clipped
@@ -37,6 +37,12 @@ class Case(tuple):
         case = super().__new__(cls, (ldr, hdr))
         case.exposure = exposure
         return case
+
+
+def simulated_case(ldr: np.ndarray, hdr: np.ndarray, white: float) -> Case:
+    """A simulated photo as a :class:`Case` whose exposure's white is ``white`` (log2
+    cd/m²; f/1 at ISO 1, the time that gives it)."""
+    return Case(ldr, hdr, Exposure(WHITE_K / 2.0**white, 1.0, 1.0))
 
 
 def frame_exposure(folder: Path, frame: dict) -> Exposure | None:

@@ -16,8 +16,10 @@ turns each frame into that normal-lens view, as a user's photo would be, repeata
 
 Models run as ``mlx-hdr predict`` runs them, the EXIF sky ceiling included: each bracket
 frame carries its exposure (``exposures.json``'s ``exposure_time_s``, ``f_number`` and
-``iso``, else the frame's EXIF); simulated views carry none. ``--sky-ceiling 0`` turns the
-ceiling off, ``--sky-ceiling C`` sets its level in cd/m².
+``iso``, else the frame's EXIF) and a model with an exposure input reads it; simulated
+views carry none, or with ``--pool-exif`` the one training gives them
+(``PoolSource.sample_photo``). ``--sky-ceiling 0`` turns the ceiling off, ``--sky-ceiling
+C`` sets its level in cd/m².
 
 ``--floor-strength S`` (repeatable) scores each model once per floor strength, as
 ``bundle_model.py --floor-strength S`` would bundle it (the floor-strength rule of
@@ -82,7 +84,13 @@ from mlx_hdr.io.image_io import write_ldr
 from mlx_hdr.train.pool import heldout_brackets, heldout_views
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bracket_sets import add_rectilinear, bracket_cases, rectilinear_cases, usable
+from bracket_sets import (
+    add_rectilinear,
+    bracket_cases,
+    rectilinear_cases,
+    simulated_case,
+    usable,
+)
 
 POOL_VIEWS = 64  # on 24, PU21 moved 0.55 dB in 100 steps of lr 1e-4 (phase 10)
 KEYS = (
@@ -106,11 +114,14 @@ def pool_cases(
     size: int = 384,
     metering: float = 0.5,
     curves: tuple[str, ...] = CURVES,
+    exif: bool = False,
 ):
     """(ldr, hdr) for ``n`` simulated ``size``-px photos of the pools' held-out images, a
     ``metering`` share of them metered, through the response ``curves``
-    (``train.pool.heldout_views``)."""
-    return heldout_views(folders, n, size, sim=SimConfig(metering_prob=metering, curves=curves))
+    (``train.pool.heldout_views``); ``exif``: each with its simulated exposure."""
+    sim = SimConfig(metering_prob=metering, curves=curves)
+    views = heldout_views(folders, n, size, sim=sim, exif=exif)
+    return [simulated_case(*v) for v in views] if exif else views
 
 
 def render_cases(folders: list[str], n: int, size: int = 384, metering: float = 0.5):
@@ -128,18 +139,22 @@ def render_cases(folders: list[str], n: int, size: int = 384, metering: float = 
     return heldout_views(folders, n, size, sim=sim)
 
 
-def sim_bracket_cases(folders: list[str], n: int, size: int = 384, response: str | None = None):
+def sim_bracket_cases(
+    folders: list[str], n: int, size: int = 384, response: str | None = None, exif=False
+):
     """(cases, scenes): the frames of :func:`~mlx_hdr.train.pool.heldout_brackets` (``n``
     held-out scenes at ``BRACKET_EVS``) with 1-30% clipped pixels, as (ldr, hdr), and each
     frame's scene index. ``response``: a measured camera response file
     (:mod:`~mlx_hdr.data.camera_response`) every frame goes through instead of the
-    simulator's curves, with no further highlight shoulder (the response has its own)."""
+    simulator's curves, with no further highlight shoulder (the response has its own).
+    ``exif``: each frame with its simulated exposure."""
     sim = None
     if response:
         sim = SimConfig(curves=(TABLE,), response_files=(response,), shoulder_prob=0.0)
-    frames = heldout_brackets(folders, n, BRACKET_EVS, size, sim=sim)
+    frames = heldout_brackets(folders, n, BRACKET_EVS, size, sim=sim, exif=exif)
     kept = [f for f in frames if usable(f[0])]
-    return [(ldr, hdr) for ldr, hdr, _ in kept], [scene for _, _, scene in kept]
+    cases = [simulated_case(f[0], f[1], f[3]) if exif else f[:2] for f in kept]
+    return cases, [f[2] for f in kept]
 
 
 def gain_slope(cases, preds: list[dict], scenes: list[int], name: str) -> float:
@@ -335,6 +350,11 @@ def main() -> None:
         metavar="CD_M2",
         help="models: the EXIF ceiling on bracket frames' clipped pixels, cd/m^2 (0: off)",
     )
+    ap.add_argument(
+        "--pool-exif",
+        action="store_true",
+        help="pool views and simulated brackets carry a simulated EXIF exposure",
+    )
     ap.add_argument("--sheets", type=Path, help="write -2 EV contact sheets of clipped regions")
     ap.add_argument("--max-sheets", type=int, default=8, help="sheets per set")
     ap.add_argument("--no-peers", action="store_true", help="only the models (peers are fixed)")
@@ -350,7 +370,7 @@ def main() -> None:
     if args.pool and args.n:
         curves = (args.curve,) if args.curve else CURVES
         sets["held-out pool views"] = pool_cases(
-            args.pool, args.n, args.size, args.metering, curves
+            args.pool, args.n, args.size, args.metering, curves, args.pool_exif
         )
     if args.pool and args.renders:
         renders = render_cases(args.pool, args.renders, args.size, args.metering)
@@ -359,7 +379,7 @@ def main() -> None:
     if args.pool and args.sim_brackets:
         title = "simulated brackets"
         sets[title], scenes[title] = sim_bracket_cases(
-            args.pool, args.sim_brackets, args.size, args.sim_response
+            args.pool, args.sim_brackets, args.size, args.sim_response, args.pool_exif
         )
     for folder in map(Path, args.brackets):
         title = f"real brackets: {folder.name}"

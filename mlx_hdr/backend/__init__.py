@@ -70,8 +70,9 @@ def accelerate(model):
     return model
 
 
-def infer(model, x):
-    """``model(x)`` for inference, evaluated; see :func:`.streams.infer`."""
+def infer(model, x, white=None):
+    """``model(x)`` (``model(x, white)`` where given) for inference, evaluated; see
+    :func:`.streams.infer`."""
     from mlx_hdr.backend.streams import infer as split_infer
 
-    return split_infer(model, x)
+    return split_infer(model, x, white)

@@ -175,8 +175,9 @@ def splits(model) -> bool:
     )
 
 
-def infer(model: Callable, x: mx.array) -> mx.array:
-    """``model(x)`` for inference (no gradients, not for ``mx.compile``), evaluated.
+def infer(model: Callable, x: mx.array, white: mx.array | None = None) -> mx.array:
+    """``model(x)`` for inference (no gradients, not for ``mx.compile``), evaluated;
+    ``model(x, white)`` where ``white`` (the photos' log2 white in cd/m²) is given.
 
     For a model that :func:`splits`, where :func:`infer_streams` gives streams and the
     padded input has ``STREAM_MIN_PIXELS`` or more: the encoder, then the decoder, with
@@ -185,13 +186,14 @@ def infer(model: Callable, x: mx.array) -> mx.array:
     streams = infer_streams()
     h, w = x.shape[1:3]
     xp = pad_to_multiple(x)
+    args = (x,) if white is None else (x, white)
     if streams is None or not splits(model) or xp.shape[1] * xp.shape[2] < STREAM_MIN_PIXELS:
-        y = model(x)
+        y = model(*args)
         mx.eval(y)
         return y
     with blas.blas_threads(1), split_over(streams):
         feats = model.encoder.features_at(xp)
         mx.eval(feats)
-        y = model.decode(xp, feats)[:, :h, :w, :]
+        y = model.decode(xp, feats, white)[:, :h, :w, :]
         mx.eval(y)
     return y

@@ -81,6 +81,9 @@ class SimConfig:
     lights_knee: tuple[float, float] = (3.0, 5.0)  # ... above this many stops over the log average
     gain_floor: float = 0.0  # stops; views whose clipped pixels lie less far above white ...
     gain_floor_prob: float = 0.0  # ... are redrawn with this probability (clipped_gain)
+    exif_prob: float = 0.0  # probability a pool photo carries its white in cd/m² (EXIF) ...
+    scene_luminance: tuple[float, float] = (3000.0, 10000.0)  # ... its pool image's sky, windows
+    scene_quantile: float = 0.998  # and lamps (this luminance quantile) at these cd/m², log-uniform
 
     def __post_init__(self):
         unknown = sorted(set(self.curves) - {*CURVES, TABLE, CAMERA})

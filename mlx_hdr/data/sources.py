@@ -14,12 +14,13 @@ Batches, their seeds (:func:`sample_rng`) and prefetching are ``train.pool`` and
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from mlx_hdr.color import clipped_gain
+from mlx_hdr.color import clipped_gain, rgb_to_luminance
 from mlx_hdr.data.composite import add_window, dynamic_range
 from mlx_hdr.data.datasets import Pair, scan_dataset
 from mlx_hdr.data.manifest import Manifest, read_manifest
@@ -85,6 +86,7 @@ class PoolSource:
         self.size, self.sim, self.view_cfg = size, sim or SimConfig(), view or ViewConfig()
         self.max_value, self.tries = max_value, max(1, tries)
         self._cache: dict[int, np.ndarray] = {}
+        self._refs: dict[int, float] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -100,6 +102,18 @@ class PoolSource:
                 img = self._cache.setdefault(i, img)
         return img
 
+    def reference(self, i: int) -> float:
+        """HDR ``i``'s luminance at quantile ``sim.scene_quantile`` (its sky, windows and
+        lamps), in its own units; cached."""
+        with self._lock:
+            ref = self._refs.get(i)
+        if ref is None:
+            y = rgb_to_luminance(self.hdr(i))
+            ref = max(float(np.quantile(y, self.sim.scene_quantile)), 1e-12)
+            with self._lock:
+                self._refs[i] = ref
+        return ref
+
     def view(self, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
         """A random HDR crop: a perspective view of a panorama, a crop of a photo."""
         i = int(rng.integers(len(self)))
@@ -110,7 +124,7 @@ class PoolSource:
             crop, info = random_crop(img, rng, size, self.view_cfg)
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
-        return np.ascontiguousarray(crop), info | {"name": self.pairs[i].name}
+        return np.ascontiguousarray(crop), info | {"name": self.pairs[i].name, "index": i}
 
     def scene(self, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
         """A view, with probability ``sim.window_prob`` with a second view composited in as
@@ -188,6 +202,29 @@ class PoolSource:
         if not gain < self.sim.gain_floor:  # NaN (nothing clipped) passes
             return True
         return bool(rng.random() >= self.sim.gain_floor_prob)
+
+    def sample_photo(self, index: int, rng: np.random.Generator) -> tuple:
+        """``(ldr, hdr, white)``: :meth:`sample` and the photo's white as EXIF would give it,
+        log2 cd/m², or NaN (no EXIF) with probability 1 - ``sim.exif_prob``.
+
+        The pool's HDRs carry no absolute scale; each photo puts its image's sky, windows
+        and lamps (:meth:`reference`) at a luminance log-uniform in ``sim.scene_luminance``
+        (daylight's; night scenes and studios get the same), so the white a photo's
+        exposure gives (``1 / exposure`` in the image's units) says how far above it those
+        lie. Drawn after the photo, so the photo is :meth:`sample`'s for the same ``rng``.
+        """
+        ldr, hdr, rec = self.sample_with_record(rng)
+        if rng.random() >= self.sim.exif_prob:
+            return ldr, hdr, math.nan
+        return ldr, hdr, self.photo_white(rec["index"], rec["exposure"], rng)
+
+    def photo_white(self, i: int, exposure: float, rng: np.random.Generator) -> float:
+        """log2 cd/m² of the white of a photo of HDR ``i`` exposed by ``exposure`` (the HDR
+        times it clips at 1.0), its :meth:`reference` put at a luminance drawn log-uniform
+        in ``sim.scene_luminance``."""
+        lo, hi = np.log(self.sim.scene_luminance)
+        scale = math.exp(rng.uniform(lo, hi)) / self.reference(i)
+        return math.log2(scale / exposure)
 
     def sample(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``(ldr, hdr)`` of :meth:`sample_with_record`, float32 ``size`` x ``size`` x 3.

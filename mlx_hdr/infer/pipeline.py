@@ -77,14 +77,19 @@ def work_size(h: int, w: int, work_pixels: int = WORK_PIXELS) -> tuple[int, int]
         scale *= 0.98
 
 
-def _net_output(net: Net, ldr: np.ndarray) -> np.ndarray:
-    """One pass of ``net`` over the padded HxWx3 display image, cropped back to HxW."""
+def _net_output(net: Net, ldr: np.ndarray, white: float | None = None) -> np.ndarray:
+    """One pass of ``net`` over the padded HxWx3 display image, cropped back to HxW;
+    ``white`` (log2 cd/m²) goes to a network that reads it (``exposure_gain``)."""
     h, w = ldr.shape[:2]
     x = pad_to_multiple(mx.array(ldr_to_input(ldr))[None])
-    return np.asarray(backend.infer(net, x), np.float32)[0, :h, :w]
+    reads = getattr(getattr(net, "config", None), "exposure_gain", False)
+    w_arr = mx.array([white], mx.float32) if reads and white is not None else None
+    return np.asarray(backend.infer(net, x, w_arr), np.float32)[0, :h, :w]
 
 
-def predict_target(net: Net, ldr: np.ndarray, flip: bool = False) -> np.ndarray:
+def predict_target(
+    net: Net, ldr: np.ndarray, flip: bool = False, white: float | None = None
+) -> np.ndarray:
     """The network's output for a display image: one pass, or two with ``flip``.
 
     Args:
@@ -93,12 +98,14 @@ def predict_target(net: Net, ldr: np.ndarray, flip: bool = False) -> np.ndarray:
         flip: also run the network on the mirror image (left-right) and return the mean of
             the two outputs, the second mirrored back: twice the network's time
             (``scripts/validate_model.py --flip`` measures what it changes).
+        white: log2 of the photo's white in cd/m² (its EXIF exposure), for a network with
+            ``exposure_gain``; None: unknown.
     Returns:
         HxWx3 float32 network output in [-1, 1], cropped back to the input size.
     """
-    y = _net_output(net, ldr)
+    y = _net_output(net, ldr, white)
     if flip:
-        y = 0.5 * (y + _net_output(net, ldr[:, ::-1])[:, ::-1])
+        y = 0.5 * (y + _net_output(net, ldr[:, ::-1], white)[:, ::-1])
     return y
 
 
@@ -165,6 +172,7 @@ def predict_model_hdr(
     work_pixels: int = WORK_PIXELS,
     flip: bool | None = None,
     response: str = RESPONSE,
+    white: float | None = None,
 ) -> np.ndarray:
     """The model's scene-linear HDR for a display image of any size (see the module doc).
 
@@ -172,19 +180,21 @@ def predict_model_hdr(
     ``flip``: the mean of the network over the photo and its mirror (:func:`predict_target`);
     None (auto) for it where the photo runs in one pass and not on the gain-map path, where
     it measured worse (``scripts/validate_model.py --flip``).
-    ``response``: how the blend linearises the pixels it keeps (``calibrate``)."""
+    ``response``: how the blend linearises the pixels it keeps (``calibrate``).
+    ``white``: the photo's white, log2 cd/m² (:func:`predict_target`)."""
     size = work_size(*ldr.shape[:2], work_pixels)
     config = getattr(net, "config", None)
     floor = getattr(config, "floor", None) if blend else None
     strength = getattr(config, "floor_strength", 1.0)
     kind = target_kind(net)
     if size is None:
-        target = predict_target(net, ldr, flip is not False)
+        target = predict_target(net, ldr, flip is not False, white)
         return calibrate(
             ldr, target, blend, kind=kind, floor=floor, response=response, floor_strength=strength
         )
     small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
-    hdr_small = calibrate(small, predict_target(net, small, bool(flip)), blend=False, kind=kind)
+    target = predict_target(net, small, bool(flip), white)
+    hdr_small = calibrate(small, target, blend=False, kind=kind)
     table = response_table(response, small, hdr_small) if blend else None
     lin_small = response_to_linear(small, table)
     if blend:
@@ -221,7 +231,8 @@ def predict_hdr(
             ``"srgb"``.
         exposure: the photo's exposure settings (:func:`~mlx_hdr.infer.exposure.read_exposure`);
             with ``sky_ceiling`` (cd/m^2), the model's clipped pixels are kept, as a whole, at
-            most that bright (:mod:`~mlx_hdr.infer.exposure`). None: no ceiling.
+            most that bright (:mod:`~mlx_hdr.infer.exposure`). None: no ceiling. A model
+            with ``exposure_gain`` also reads the photo's white from it.
     """
     if method != "model":
         from mlx_hdr.infer.methods import get_method
@@ -229,7 +240,8 @@ def predict_hdr(
         return get_method(method)(ldr)
     if net is None:
         raise ValueError("method 'model' needs a network")
-    hdr = predict_model_hdr(net, ldr, blend, work_pixels, flip, response)
+    white = None if exposure is None else math.log2(exposure.white_luminance())
+    hdr = predict_model_hdr(net, ldr, blend, work_pixels, flip, response, white)
     return limit_to_ceiling(ldr, hdr, exposure, sky_ceiling)
 
 

@@ -46,6 +46,8 @@ class HybridConfig:
     floor_strength: float = 1.0
     # a per-image boldness from the whole photo (:class:`GlobalGain`; ``stops`` target only)
     global_gain: bool = False
+    # a per-image boldness from the photo's EXIF exposure (:class:`ExposureGain`; ``stops``)
+    exposure_gain: bool = False
 
     def __post_init__(self):
         self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
@@ -53,6 +55,8 @@ class HybridConfig:
             raise ValueError(f"target must be 'minmax_log1p' or 'stops', got {self.target!r}")
         if self.global_gain and self.target != "stops":
             raise ValueError("global_gain needs target 'stops' (it scales a residual in stops)")
+        if self.exposure_gain and self.target != "stops":
+            raise ValueError("exposure_gain needs target 'stops' (it scales a residual in stops)")
         if self.floor not in FLOORS:
             raise ValueError(f"floor must be one of {FLOORS}, got {self.floor!r}")
         if not 0.0 <= self.floor_strength <= 1.0:
@@ -188,6 +192,40 @@ class GlobalGain(nn.Module):
         return self.scale * self.fc2(nn.relu(self.fc1(z)))
 
 
+WHITE_REF = 10.0  # log2 cd/m² (about 1,000) that ExposureGain's input is centred on
+WHITE_SPAN = 4.0  # stops per unit of that input, which is clipped to [-2, 2]
+
+
+class ExposureGain(nn.Module):
+    """How bold one photo's residual is, given its white in cd/m² from EXIF:
+    (encoder's last features, input, (N,) log2 white) -> (N, 1) log-scale, 0 where unknown.
+
+    The pixels of a clipped window do not say how far above white it lies; the exposure
+    does, as daylight has about the same luminance in every photo (a long exposure's clipped
+    window lies far above its white, a short one's barely). ``white`` is log2 of
+    ``infer.exposure.Exposure.white_luminance`` (NaN: no EXIF, the output is then exactly
+    that of the model without this branch). Like :class:`GlobalGain` it sees the whole
+    photo past the InstanceNorms (the encoder's mean last features, the near-white share),
+    through a small MLP whose last layer starts at zero, scaled by ``scale``.
+    """
+
+    def __init__(self, in_ch: int, hidden: int = 32, scale: float = 10.0):
+        super().__init__()
+        self.fc1 = nn.Linear(in_ch + 2, hidden)
+        self.fc2 = nn.Linear(hidden, 1)
+        self.fc2.weight = mx.zeros_like(self.fc2.weight)
+        self.fc2.bias = mx.zeros_like(self.fc2.bias)
+        self.scale = scale
+
+    def __call__(self, c5: mx.array, x: mx.array, white: mx.array) -> mx.array:
+        known = mx.isfinite(white)[:, None]
+        u = mx.clip((white[:, None] - WHITE_REF) / WHITE_SPAN, -2.0, 2.0)
+        u = mx.where(known, u, 0.0)
+        share = mx.log2(near_white_share(x) + 2.0**-10) / 10.0
+        z = mx.concatenate([c5.mean(axis=(1, 2)), share, u], axis=-1)
+        return mx.where(known, self.scale * self.fc2(nn.relu(self.fc1(z))), 0.0)
+
+
 class HybridAutoencoder(nn.Module):
     """Frozen encoder + bottleneck + UNet-like decoder; NHWC ImageNet-normalised -> [-1, 1]."""
 
@@ -213,17 +251,23 @@ class HybridAutoencoder(nn.Module):
         self.out = nn.Conv2d(d[5], 3, 1)
         if config.global_gain:
             self.gain = GlobalGain(skips[4])
+        if config.exposure_gain:
+            self.exposure = ExposureGain(skips[4])
 
-    def __call__(self, x: mx.array) -> mx.array:
-        """(N, H, W, 3) ImageNet-normalised float32 -> (N, H, W, 3) in [-1, 1]."""
+    def __call__(self, x: mx.array, white: mx.array | None = None) -> mx.array:
+        """(N, H, W, 3) ImageNet-normalised float32 -> (N, H, W, 3) in [-1, 1].
+
+        ``white``: (N,) log2 of each photo's white in cd/m² (NaN where unknown), read only
+        by a model with ``exposure_gain``."""
         h, w = x.shape[1:3]
         x = pad_to_multiple(x, MULTIPLE)
         feats = [mx.stop_gradient(f) for f in self.encoder.features_at(x)]
-        return self.decode(x, feats)[:, :h, :w, :]
+        return self.decode(x, feats, white)[:, :h, :w, :]
 
-    def decode(self, x: mx.array, feats: list[mx.array]) -> mx.array:
+    def decode(self, x: mx.array, feats: list[mx.array], white: mx.array | None = None):
         """The decoder: ``x`` the input padded to a multiple of 32, ``feats`` the encoder's
-        [C1, .., C5] of it -> (N, H, W, 3) in [-1, 1] at the padded size."""
+        [C1, .., C5] of it, ``white`` as in ``__call__`` -> (N, H, W, 3) in [-1, 1] at the
+        padded size."""
         c1, c2, c3, c4, c5 = feats
         y = self.ups[0](self.bottleneck(c5))
         for block, up, skip in zip(self.blocks, self.ups[1:], (c4, c3, c2, c1), strict=True):
@@ -231,10 +275,20 @@ class HybridAutoencoder(nn.Module):
         if self.config.input_skip:
             y = mx.concatenate([y, x], axis=-1)
         z = self.out(self.head(y))
-        if self.config.global_gain:  # scale the residual: z0 is the logit of 0 stops
+        log_scale = self.log_scale(c5, x, white)
+        if log_scale is not None:  # scale the residual: z0 is the logit of 0 stops
             z0 = stops_zero_logit()
-            z = z0 + (z - z0) * mx.exp(self.gain(c5, x))[:, None, None, :]
+            z = z0 + (z - z0) * mx.exp(log_scale)[:, None, None, :]
         return mx.tanh(z)
+
+    def log_scale(self, c5: mx.array, x: mx.array, white: mx.array | None):
+        """(N, 1) log of the residual's per-image scale from the gain branches, or None."""
+        terms = []
+        if self.config.global_gain:
+            terms.append(self.gain(c5, x))
+        if self.config.exposure_gain and white is not None:
+            terms.append(self.exposure(c5, x, white))
+        return sum(terms[1:], terms[0]) if terms else None
 
 
 def pad_to_multiple(x: mx.array, multiple: int = MULTIPLE) -> mx.array:

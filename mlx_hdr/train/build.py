@@ -25,6 +25,9 @@ def build_model(cfg: TrainConfig, encoder=None) -> HybridAutoencoder:
         init_from_model(model, cfg.init_model)
     elif cfg.model.target == "stops":
         zero_residual_init(model)
+    if cfg.train_only:
+        model.freeze()
+        getattr(model, cfg.train_only).unfreeze()
     mx.eval(model.parameters())
     return backend.accelerate(model)
 
@@ -37,7 +40,7 @@ def zero_residual_init(model: HybridAutoencoder) -> None:
 
 
 HEAD = "encoder.classifier."  # the encoder's ImageNet head: unused by the hybrid model
-GAIN = "gain."  # the optional global-gain branch
+BRANCHES = {"global_gain": "gain.", "exposure_gain": "exposure."}  # optional branches
 
 
 def init_from_model(model: HybridAutoencoder, path: str) -> None:
@@ -45,8 +48,8 @@ def init_from_model(model: HybridAutoencoder, path: str) -> None:
     parameters must have the run's names and shapes, its target domain may differ
     (fine-tuning to a new one). The encoder's classifier head is not compared: a bundled
     model drops it (``encoder_kwargs.num_classes = 0``) and features never use it. A run
-    that adds the global gain to a model without one keeps the branch's initial weights
-    (its output starts as the saved model's)."""
+    that adds a gain branch (global or exposure) to a model without one keeps the branch's
+    initial weights (its output starts as the saved model's)."""
     from mlx.utils import tree_flatten, tree_unflatten
 
     from mlx_hdr.errors import InputError
@@ -58,8 +61,9 @@ def init_from_model(model: HybridAutoencoder, path: str) -> None:
     src, src_cfg = load_model(path)
     weights = body(src)
     ours = body(model)
-    if model.config.global_gain and not src_cfg.global_gain:
-        ours = {k: v for k, v in ours.items() if not k.startswith(GAIN)}
+    for flag, prefix in BRANCHES.items():
+        if getattr(model.config, flag) and not getattr(src_cfg, flag):
+            ours = {k: v for k, v in ours.items() if not k.startswith(prefix)}
     if {k: v.shape for k, v in weights.items()} != {k: v.shape for k, v in ours.items()}:
         raise InputError(f"its architecture differs from the run's ({src_cfg})", path)
     model.update(tree_unflatten(list(weights.items())))

@@ -33,6 +33,8 @@ class TrainConfig:
     model: HybridConfig = field(default_factory=HybridConfig)
     encoder_weights: str | None = None  # None: the converted file in the user cache
     init_model: str | None = None  # a saved model to start from (a previous phase's)
+    # learn only this branch of the model ("exposure": its ExposureGain), the rest frozen
+    train_only: str | None = None
     lpips_vgg: str | None = None  # None: converted vgg16 / lpips_vgg in the user cache
     lpips_lin: str | None = None
     l1_weight: float = 2.0
@@ -77,6 +79,10 @@ class TrainConfig:
         self._check_pairs()
         if not 0.0 <= self.highlight_views <= 1.0:
             raise ValueError(f"highlight_views must lie in [0, 1], got {self.highlight_views}")
+        if self.train_only not in (None, "exposure"):
+            raise ValueError(f"train_only must be 'exposure' or null, got {self.train_only!r}")
+        if self.train_only == "exposure" and not self.model.exposure_gain:
+            raise ValueError("train_only 'exposure' needs a model with exposure_gain")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.model.encoder not in ENCODERS:

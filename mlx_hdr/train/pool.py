@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mlx_hdr.color import clip_mask
+from mlx_hdr.data.simulate import SimConfig
 from mlx_hdr.data.sources import sample_rng
 from mlx_hdr.errors import InputError, UsageError
 from mlx_hdr.train.data import TRAIN_STREAM, VAL_STREAM
@@ -34,11 +35,19 @@ class SourceBatches:
     batch_size: int = 16
     seed: int = 0
     pair_stops: tuple[float, float] | None = None  # exposure pairs (PoolSource.sample_pair)
+    exif: bool = False  # samples carry their white (PoolSource.sample_photo): key "white"
 
     def _stack(self, samples) -> dict[str, np.ndarray]:
         ldr = np.stack([s[0] for s in samples]).astype(np.float32)
         hdr = np.stack([s[1] for s in samples]).astype(np.float32)
-        return {"ldr": ldr, "hdr": hdr, "clip_mask": clip_mask(ldr)}
+        out = {"ldr": ldr, "hdr": hdr, "clip_mask": clip_mask(ldr)}
+        if self.exif:
+            out["white"] = np.array([s[2] for s in samples], np.float32)
+        return out
+
+    def _draw(self, source, index: int, rng: np.random.Generator) -> tuple:
+        """One sample of ``source``: ``sample_photo``'s with ``exif``, else ``sample``'s."""
+        return source.sample_photo(index, rng) if self.exif else source.sample(index, rng)
 
     def batch(self, step: int, rank: int = 0, size: int = 1) -> dict[str, np.ndarray]:
         """Samples ``rank, rank + size, ...`` of step ``step``'s batch from ``train`` (sample
@@ -48,7 +57,7 @@ class SourceBatches:
         if self.pair_stops is not None:
             return self._stack(self._pairs(step, rank, size))
         rngs = {i: sample_rng(self.seed, TRAIN_STREAM, step, i) for i in range(rank, b, size)}
-        return self._stack([self.train.sample(step * b + i, r) for i, r in rngs.items()])
+        return self._stack([self._draw(self.train, step * b + i, r) for i, r in rngs.items()])
 
     def _pairs(self, step: int, rank: int, size: int) -> list:
         """Exposure pairs ``rank, rank + size, ...`` of step ``step`` (samples ``2p`` and
@@ -64,20 +73,27 @@ class SourceBatches:
     def validation(self, n: int) -> dict[str, np.ndarray]:
         """``n`` fixed samples of ``val`` (validation RNG stream), same keys as :meth:`batch`."""
         rngs = [sample_rng(self.seed, VAL_STREAM, 0, i) for i in range(n)]
-        return self._stack([self.val.sample(i, r) for i, r in enumerate(rngs)])
+        return self._stack([self._draw(self.val, i, r) for i, r in enumerate(rngs)])
 
 
 HOLDOUT = 9  # every 9th pool image is validation
 
 
-def heldout_views(pool, n: int, size: int = 384, seed: int = 123, sim=None) -> list:
+def heldout_views(
+    pool, n: int, size: int = 384, seed: int = 123, sim=None, exif: bool = False
+) -> list:
     """``n`` fixed simulated (ldr, hdr) photos of the pool's validation images.
 
     The model-selection set of ``scripts/validate_model.py``: the images ``mlx-hdr train``
     holds out, through the camera simulator (``sim``: a ``SimConfig``) with a fixed seed.
+    ``exif``: (ldr, hdr, white) instead, every photo with its simulated EXIF white (log2
+    cd/m², ``PoolSource.sample_photo``); the photos are the same.
     """
+    if exif:
+        sim = replace(sim or SimConfig(), exif_prob=1.0)
     source = _heldout_source(pool, size, sim)
-    return [source.sample(i, sample_rng(seed, 0, i)) for i in range(n)]
+    draw = source.sample_photo if exif else source.sample
+    return [draw(i, sample_rng(seed, 0, i)) for i in range(n)]
 
 
 def _heldout_source(pool, size: int, sim=None):
@@ -90,8 +106,14 @@ def _heldout_source(pool, size: int, sim=None):
 
 
 def heldout_brackets(
-    pool, n: int, evs: tuple[float, ...], size: int = 384, seed: int = 321, sim=None
-) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    pool,
+    n: int,
+    evs: tuple[float, ...],
+    size: int = 384,
+    seed: int = 321,
+    sim=None,
+    exif: bool = False,
+) -> list[tuple]:
     """Simulated exposure brackets of ``n`` held-out scenes: each scene (a view of a held-out
     image) photographed at every metered exposure offset in ``evs`` (stops) by one camera,
     the same response curve, noise draw and JPEG quality in every frame.
@@ -100,18 +122,24 @@ def heldout_brackets(
     is 1.0), ``scene`` the scene's index. Within a scene only the exposure changes, so a
     model that reads how exposed a photo is gives the longer frames higher clipped gains.
     ``sim``: the camera's other settings (a ``SimConfig``; default: the simulator's own).
+    ``exif``: ``(ldr, hdr, scene, white)`` instead, each frame with its EXIF white (log2
+    cd/m², ``PoolSource.photo_white``; one scene luminance per scene).
     """
-    from mlx_hdr.data.simulate import SimConfig, simulate_ldr
+    from mlx_hdr.data.simulate import simulate_ldr
 
     source = _heldout_source(pool, size)
     metered = replace(sim or SimConfig(), metering_prob=1.0, metered_clip=(0.0, 1.0))
     cameras = [replace(metered, metering_ev=(ev, ev)) for ev in evs]
     frames = []
     for i in range(n):
-        view, _ = source.view(sample_rng(seed, 0, i))
+        view, info = source.view(sample_rng(seed, 0, i))
         for cfg in cameras:
-            ldr, hdr, _ = simulate_ldr(view, sample_rng(seed, 1, i), cfg)
-            frames.append((ldr, hdr, i))
+            ldr, hdr, rec = simulate_ldr(view, sample_rng(seed, 1, i), cfg)
+            if not exif:
+                frames.append((ldr, hdr, i))
+                continue
+            white = source.photo_white(info["index"], rec.exposure, sample_rng(seed, 2, i))
+            frames.append((ldr, hdr, i, white))
     return frames
 
 
@@ -228,4 +256,10 @@ def _batches(train, val, cfg) -> SourceBatches:
             "exposure pairs (pair_weight > 0) are simulated: they need an HDR-only pool, "
             "not a manifest of LDR/HDR pairs"
         )
-    return SourceBatches(train, val, cfg.batch_size, cfg.seed, pairs)
+    exif = cfg.model.exposure_gain
+    if exif and (pairs is not None or not hasattr(train, "sample_photo")):
+        raise UsageError(
+            "exposure_gain trains on simulated photos with their EXIF white: it needs an "
+            "HDR-only pool and single photos (pair_weight 0)"
+        )
+    return SourceBatches(train, val, cfg.batch_size, cfg.seed, pairs, exif)

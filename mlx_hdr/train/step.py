@@ -46,9 +46,11 @@ def make_train_step(
     group=None,
     streams: int = 1,
 ) -> Callable:
-    """Return ``step(x, target, mask) -> (loss, parts, grad_norm)``, updating model in place.
+    """Return ``step(x, target, mask, white=None) -> (loss, parts, grad_norm)``, updating
+    model in place.
 
-    x: (N, H, W, 3) encoder input; target: (N, H, W, 3) in [-1, 1]; mask: (N, H, W, 1).
+    x: (N, H, W, 3) encoder input; target: (N, H, W, 3) in [-1, 1]; mask: (N, H, W, 1);
+    white: (N,) log2 of each photo's white in cd/m², NaN where unknown (None: all unknown).
     With a distributed ``group`` of size > 1 the gradients (and the reported loss) are
     averaged over ranks, so each rank's local batch is a shard of the global batch.
     Compiled over ``[model.state, optimizer.state]`` (cvae style); no randomness inside.
@@ -64,16 +66,16 @@ def make_train_step(
     )
     size = 1 if group is None else group.size()
 
-    def loss_fn(x, target, mask):
-        return hybrid_loss(model(x), target, mask, lpips=lpips, **weights)
+    def loss_fn(x, target, mask, white):
+        return hybrid_loss(model(x, white), target, mask, lpips=lpips, **weights)
 
     grad_fn = nn.value_and_grad(model, loss_fn)
     if streams > 1 and not compile:
         multiple = 2 if pair_weight > 0 else 1  # an exposure pair stays in one shard
         grad_fn = sharded(grad_fn, [mx.new_stream(mx.cpu) for _ in range(streams)], multiple)
 
-    def step(x, target, mask):
-        (loss, parts), grads = grad_fn(x, target, mask)
+    def step(x, target, mask, white):
+        (loss, parts), grads = grad_fn(x, target, mask, white)
         if size > 1:
             grads = nn.average_gradients(grads, group)
             loss = mx.distributed.all_sum(loss, group=group) / size
@@ -85,7 +87,13 @@ def make_train_step(
     if compile:
         state = [model.state, optimizer.state]
         step = partial(mx.compile, inputs=state, outputs=state)(step)
-    return step
+
+    def run(x, target, mask, white=None):
+        if white is None:
+            white = mx.full((x.shape[0],), mx.nan, dtype=mx.float32)
+        return step(x, target, mask, white)
+
+    return run
 
 
 def sharded(grad_fn: Callable, streams: list, multiple: int = 1) -> Callable:

@@ -72,11 +72,15 @@ def prepare(batch: dict[str, np.ndarray], kind: str = "minmax_log1p") -> tuple:
     return tuple(mx.array(a) for a in arrays)
 
 
-def predict_batches(model, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """Model output in [-1, 1] for an NHWC input array, in chunks."""
+def predict_batches(
+    model, x: np.ndarray, batch_size: int, white: np.ndarray | None = None
+) -> np.ndarray:
+    """Model output in [-1, 1] for an NHWC input array, in chunks (``white``: the photos'
+    (N,) log2 white in cd/m², NaN where unknown, for a model that reads it)."""
     outs = []
     for i in range(0, len(x), batch_size):
-        y = model(mx.array(x[i : i + batch_size]))
+        chunk = mx.array(x[i : i + batch_size])
+        y = model(chunk) if white is None else model(chunk, mx.array(white[i : i + batch_size]))
         mx.eval(y)
         outs.append(np.array(y))
     return np.concatenate(outs)
@@ -87,7 +91,7 @@ def validate(model, val: dict, batch_size: int) -> tuple[dict, np.ndarray]:
     metrics (PU21-PSNR, highlight error) of the blended predictions, and the predictions."""
     from mlx_hdr.eval.metrics import hdr_metrics, log_domain_metrics
 
-    pred = predict_batches(model, val["x"], batch_size)
+    pred = predict_batches(model, val["x"], batch_size, val.get("white"))
     m = {
         k: float(np.mean(v))
         for k, v in log_domain_metrics(pred, val["target"], inputs="target").items()
@@ -205,8 +209,9 @@ class Trainer:
     def one_step(self, step_fn, step: int, batch: dict) -> tuple[float, dict, float]:
         """Train on ``batch`` as step ``step`` (0-based): loss, its parts, gradient norm."""
         x, target, mask = prepare(batch, self.cfg.model.target)
+        white = mx.array(batch["white"]) if "white" in batch else None
         mx.random.seed(self.cfg.seed * 1_000_003 + step)  # see checkpoint.py
-        loss, parts, norm = step_fn(x, target, mask)
+        loss, parts, norm = step_fn(x, target, mask, white)
         mx.eval(loss, parts, norm, self.model.state, self.optimizer.state)
         loss_f, norm_f = loss.item(), norm.item()
         self.check_finite(loss_f, norm_f)
@@ -264,7 +269,8 @@ class Trainer:
 
     def validation_set(self) -> dict:
         """The source's ``val_size`` fixed samples, prepared once: encoder input ``x`` and
-        ``target`` in [-1, 1] (NHWC float32), the ``ldr``, and the target's ``lo``/``hi``."""
+        ``target`` in [-1, 1] (NHWC float32), the ``ldr``, the ``hdr`` and, where the source
+        gives it, each photo's ``white``."""
         val = self.source.validation(self.cfg.val_size)
         kind = self.cfg.model.target
         return {
@@ -272,7 +278,7 @@ class Trainer:
             "target": encode_target(kind, val["hdr"], val["ldr"]),
             "ldr": val["ldr"],
             "hdr": val["hdr"],
-        }
+        } | ({"white": val["white"]} if "white" in val else {})
 
     def end_epoch(self, val: dict) -> dict:
         """Validate, write the sample strip and curves, save last/best checkpoints."""

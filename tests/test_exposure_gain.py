@@ -1,0 +1,127 @@
+"""The EXIF exposure input: the model's ExposureGain branch, simulated photos' white, a
+training run that learns only that branch, and inference passing the photo's white."""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten
+from test_data_sources import pool_dir  # noqa: F401 (fixture)
+from test_hybrid import smooth_image, tiny_model
+from test_train_loop import tiny_cfg
+
+from mlx_hdr.data.simulate import SimConfig
+from mlx_hdr.data.sources import PoolSource, sample_rng
+from mlx_hdr.infer.exposure import Exposure
+from mlx_hdr.infer.pipeline import predict_hdr
+from mlx_hdr.models.hybrid import WHITE_REF, HybridConfig, stops_zero_logit
+
+
+def exposure_model(seed=4):
+    """A stops model with the branch, its decoder that of ``tiny_model(seed=3)``."""
+    base = tiny_model(seed=3, target="stops")
+    model = tiny_model(seed=seed, target="stops", exposure_gain=True)
+    model.update(dict(base.parameters().items()))
+    return base, model
+
+
+def test_exposure_gain_starts_at_zero_and_reads_only_a_known_white():
+    base, model = exposure_model()
+    x = mx.concatenate([smooth_image(), -smooth_image()])
+    y0 = np.array(base(x))
+    white = mx.array([8.0, math.nan])
+    for w in (None, white):
+        np.testing.assert_allclose(np.array(model(x, w)), y0, atol=1e-6)
+    model.exposure.fc2.bias = mx.array([math.log(2.0) / model.exposure.scale])  # twice as bold
+    y = np.array(model(x, white))
+    z0 = stops_zero_logit()
+    np.testing.assert_allclose(np.arctanh(y[0]) - z0, 2 * (np.arctanh(y0[0]) - z0), atol=1e-3)
+    np.testing.assert_allclose(y[1], y0[1], atol=1e-6)  # NaN: no EXIF, no change
+    np.testing.assert_allclose(np.array(model(x)), y0, atol=1e-6)  # None: the same
+    with pytest.raises(ValueError, match="exposure_gain needs target 'stops'"):
+        HybridConfig(exposure_gain=True)
+
+
+def test_exposure_gain_follows_the_white():
+    _, model = exposure_model()
+    model.exposure.fc2.weight = mx.ones_like(model.exposure.fc2.weight) * 0.01
+    x = mx.concatenate([smooth_image()] * 2)
+    g = np.array(model.exposure(model.encoder.features_at(x)[-1], x, mx.array([6.0, 14.0])))
+    assert g.shape == (2, 1) and g[0, 0] != g[1, 0]
+    same = model.exposure(model.encoder.features_at(x)[-1], x, mx.array([WHITE_REF + 30] * 2))
+    far = model.exposure(model.encoder.features_at(x)[-1], x, mx.array([WHITE_REF + 8] * 2))
+    np.testing.assert_allclose(np.array(same), np.array(far))  # input clipped at ±2 units
+
+
+def test_simulated_photo_carries_its_white(pool_dir):  # noqa: F811
+    sim = SimConfig(exif_prob=1.0, scene_luminance=(4000.0, 4000.0))
+    src = PoolSource(pool_dir, size=24, sim=sim)
+    ldr, hdr, white = src.sample_photo(0, sample_rng(1, 0, 0))
+    ldr2, hdr2, rec = src.sample_with_record(sample_rng(1, 0, 0))
+    np.testing.assert_array_equal(ldr, ldr2)  # the photo is sample's for the same rng
+    np.testing.assert_array_equal(hdr, hdr2)
+    ref = src.reference(rec["index"])
+    y = 0.2126 * src.hdr(rec["index"])[..., 0] + 0.7152 * src.hdr(rec["index"])[..., 1]
+    y += 0.0722 * src.hdr(rec["index"])[..., 2]
+    assert ref == pytest.approx(float(np.quantile(y, sim.scene_quantile)), rel=1e-4)
+    assert white == pytest.approx(math.log2(4000.0 / ref / rec["exposure"]), abs=1e-9)
+    none = PoolSource(pool_dir, size=24, sim=SimConfig(exif_prob=0.0))
+    assert math.isnan(none.sample_photo(0, sample_rng(1, 0, 0))[2])
+
+
+def test_training_only_the_exposure_branch(tmp_path, pool_dir):  # noqa: F811
+    from mlx_hdr.models.model_io import load_model, save_model
+    from mlx_hdr.train.build import build_model
+    from mlx_hdr.train.pool import pool_source
+    from mlx_hdr.train.trainer import train
+
+    model = dict(encoder="mobilenet_v2", decoder_channels=(16, 16, 8, 8, 8, 8), target="stops")
+    kw = dict(data=str(pool_dir), crop=32, val_crop=32, sim={"exif_prob": 1.0}, lr=1e-2)
+    src = build_model(tiny_cfg(tmp_path / "a", model=model, **kw))
+    src.out.weight = mx.random.normal(src.out.weight.shape) * 0.1  # not the identity
+    path = save_model(tmp_path / "plain.safetensors", src, dtype=mx.float32)
+    model |= {"exposure_gain": True}
+    cfg = tiny_cfg(tmp_path / "run", model=model, train_only="exposure", init_model=str(path), **kw)
+    batch = pool_source(cfg).batch(0)
+    assert batch["white"].shape == (4,) and np.isfinite(batch["white"]).all()
+    start = {k: np.array(v) for k, v in tree_flatten(src.parameters()) if "classifier" not in k}
+    trained = train(cfg, pool_source(cfg), echo=None).run_dir
+    after, _ = load_model(trained / "model.safetensors")
+    got = {k: np.array(v) for k, v in tree_flatten(after.parameters())}
+    for k, v in start.items():  # the saved model's weights are kept (the run saves fp16)
+        np.testing.assert_array_equal(got[k], v.astype(np.float16).astype(np.float32), err_msg=k)
+    assert any(np.abs(got[k]).max() > 0 for k in got if k.startswith("exposure.fc2"))
+    with pytest.raises(ValueError, match="needs a model with exposure_gain"):
+        tiny_cfg(tmp_path / "x", train_only="exposure")
+
+
+def test_predict_passes_the_photos_white_to_the_network():
+    _, model = exposure_model()
+    model.exposure.fc2.bias = mx.array([math.log(3.0) / model.exposure.scale])
+    ldr = np.clip(np.linspace(0, 1.3, 64 * 48 * 3).reshape(48, 64, 3), 0, 1).astype(np.float32)
+    exp = Exposure(time_s=0.01, f_number=4.0, iso=100)
+    plain = predict_hdr(ldr, model, blend=False, flip=False, sky_ceiling=None)
+    with_exif = predict_hdr(ldr, model, blend=False, flip=False, exposure=exp, sky_ceiling=None)
+    assert not np.allclose(plain, with_exif)
+    model.exposure.fc2.bias = mx.zeros_like(model.exposure.fc2.bias)
+    again = predict_hdr(ldr, model, blend=False, flip=False, exposure=exp, sky_ceiling=None)
+    np.testing.assert_allclose(again, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_heldout_photos_carry_whites_that_follow_the_exposure(pool_dir):  # noqa: F811
+    from mlx_hdr.train.pool import heldout_brackets, heldout_views
+
+    frames = heldout_brackets(pool_dir, 2, (-2.0, 0.0), size=24, exif=True)
+    plain = heldout_brackets(pool_dir, 2, (-2.0, 0.0), size=24)
+    for (ldr, _, scene, white), (ldr0, _, scene0) in zip(frames, plain, strict=True):
+        np.testing.assert_array_equal(ldr, ldr0)
+        assert scene == scene0 and math.isfinite(white)
+    for a, b in zip(frames[::2], frames[1::2], strict=True):  # 2 stops shorter: white 4x
+        assert a[3] - b[3] == pytest.approx(2.0, abs=1e-6)
+    views = heldout_views(pool_dir, 3, 24, exif=True)
+    assert all(math.isfinite(v[2]) for v in views)
+    for v, v0 in zip(views, heldout_views(pool_dir, 3, 24), strict=True):
+        np.testing.assert_array_equal(v[0], v0[0])
