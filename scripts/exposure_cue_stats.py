@@ -7,11 +7,14 @@ statistics of the photo, and print the cross-validated gain error of each featur
     python scripts/exposure_cue_stats.py --config configs/camera_stops_p11.json -n 800
     python scripts/exposure_cue_stats.py --config configs/camera_stops_p11.json -n 800 \
         --metering-prob 0.85 --metering-ev -4 1.5
+    python scripts/exposure_cue_stats.py --config configs/camera_stops_p35.json -n 400 --exif
 
 Features: the log2 luminance of the unclipped, non-black pixels (median, mean, 10th and
-90th percentile), the log2 of the clipped share, and the model's gain (raw and blended).
-If the statistics lowered the error beside the model's gain, a recipe could teach the
-network to read them (``model.global_gain``); the model card reports what they do.
+90th percentile), the log2 of the clipped share, and the model's gain (raw and blended);
+with ``--exif`` also the photo's white in log2 cd/m² as its EXIF would give it
+(``PoolSource.sample_photo``, the recipe's ``scene_luminance``). If a statistic lowered the
+error beside the model's gain, a recipe could teach the network to read it
+(``model.global_gain``, ``model.exposure_gain``); docs/EXPERIMENTS.md reports what they do.
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ FEATURE_SETS = {
     "+ p90, median, share": ["blended", "p90", "median", "log_share"],
     "raw gain": ["raw"],
     "raw + all statistics": ["raw", "blended", "p90", "median", "mean", "p10", "log_share"],
+}
+EXIF_SETS = {
+    "+ white": ["blended", "white"],
+    "+ white, share": ["blended", "white", "log_share"],
+    "+ white, p90, median, share": ["blended", "white", "p90", "median", "log_share"],
+    "raw + white": ["raw", "white"],
 }
 
 
@@ -79,26 +88,33 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="model file (default: the bundled one)")
     ap.add_argument("--metering-prob", type=float, help="override the recipe's metered share")
     ap.add_argument("--metering-ev", type=float, nargs=2, help="override its metering range")
+    ap.add_argument("--exif", action="store_true", help="add each photo's simulated EXIF white")
     args = ap.parse_args()
     cfg = load_config(args.config, crop=args.crop)
     if args.metering_prob is not None:
         cfg.sim["metering_prob"] = args.metering_prob
     if args.metering_ev:
         cfg.sim["metering_ev"] = tuple(args.metering_ev)
+    if args.exif:
+        cfg.sim["exif_prob"] = 1.0
     source = pool_source(cfg).train
     net = load_net(args.model)[0]
     rows = []
     for i in range(args.n):
-        row = view_row(*source.sample(i, sample_rng(777, 5, 0, i)), net)
-        if row is not None and np.isfinite(row).all():
-            rows.append(row)
-    cols = dict(zip(NAMES, np.array(rows, np.float64).T, strict=True))
+        ldr, hdr, white = source.sample_photo(i, sample_rng(777, 5, 0, i))  # sample's photo
+        row = view_row(ldr, hdr, net)
+        extra = [white] if args.exif else []
+        if row is not None and np.isfinite(row + extra).all():
+            rows.append(row + extra)
+    names = NAMES + (("white",) if args.exif else ())
+    cols = dict(zip(names, np.array(rows, np.float64).T, strict=True))
     cols["log_share"] = np.log2(cols["share"])
     print(f"{len(rows)} views with clipped pixels\n\n| feature | corr. with truth |\n|---|---|")
-    for name in ("p90", "median", "mean", "log_share", "raw", "blended"):
+    for name in ("p90", "median", "mean", "log_share", "raw", "blended", *names[len(NAMES) :]):
         print(f"| {name} | {np.corrcoef(cols['truth'], cols[name])[0, 1]:+.3f} |")
     print("\n| fit of the truth on | gain error, 5-fold CV (stops) |\n|---|---|")
-    for label, names in FEATURE_SETS.items():
+    sets = FEATURE_SETS | (EXIF_SETS if args.exif else {})
+    for label, names in sets.items():
         print(f"| {label} | {cv_error(cols, names):.3f} |")
 
 
