@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from mlx.utils import tree_flatten
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,3 +131,12 @@ def test_bracket_cases_carry_each_frames_exposure(tmp_path):
     ldr, truth = case  # still a pair
     views, _ = bracket_sets.rectilinear_cases([case], [(0.0, 0.0, 90.0)], 60)
     assert views and all(v.exposure == case.exposure for v in views)
+
+
+def test_simulated_cases_carry_their_white():
+    ldr = photo()
+    case = bracket_sets.simulated_case(ldr, ldr * 2, 9.5)
+    assert case.exposure.white_luminance() == pytest.approx(2.0**9.5)
+    got, truth = case
+    np.testing.assert_array_equal(got, ldr)
+    np.testing.assert_array_equal(truth, ldr * 2)
