@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mlx_hdr.eval.fisheye import find_circle, remap, view_maps
+from mlx_hdr.eval.fisheye import Circle, find_circle, remap, view_maps
 from mlx_hdr.eval.metrics import clipped_mask
 from mlx_hdr.infer.exposure import WHITE_K, Exposure, exposure_from_values, read_exposure
 from mlx_hdr.io.image_io import read_hdr, read_ldr
@@ -115,15 +115,25 @@ def add_rectilinear(ap: argparse.ArgumentParser, text: str) -> None:
     )
 
 
-def rectilinear_cases(cases, views: list[tuple[float, float, float]], long_side: int):
+def native_side(circle: Circle, fov: float) -> int:
+    """The long side, px, of a rectilinear view with horizontal field of view ``fov``
+    degrees that takes one fisheye pixel per view pixel at its centre (equidistant fisheye:
+    ``radius / (pi / 2)`` px per radian there)."""
+    return round(2.0 * circle.radius / (np.pi / 2) * np.tan(np.radians(fov) / 2))
+
+
+def rectilinear_cases(cases, views: list[tuple[float, float, float]], long_side: int | None):
     """(cases, scenes): each (ldr, hdr) of a circular-fisheye bracket set as the normal-lens
     photos ``views`` ((yaw, pitch, fov), degrees) would be (:mod:`mlx_hdr.eval.fisheye`), 3:2
-    with ``long_side`` px, those with 1-30% clipped pixels, and each one's view index (a
-    scene for the gain slope). The image circle is found on the first case's HDR."""
+    with ``long_side`` px (None: :func:`native_side`, as sharp as the frames allow; a
+    larger side magnifies the fisheye and blurs the view), those with 1-30% clipped pixels,
+    and each one's view index (a scene for the gain slope). The image circle is found on the
+    first case's HDR."""
     circle = find_circle(cases[0][1])
-    size = (round(long_side * 2 / 3), long_side)
     out, scenes = [], []
     for i, (yaw, pitch, fov) in enumerate(views):
+        side = long_side or native_side(circle, fov)
+        size = (round(side * 2 / 3), side)
         maps = view_maps(circle, yaw, pitch, fov, size)  # one lens: the same for every frame
         for pair in cases:
             ldr, hdr = (remap(a, maps) for a in pair)

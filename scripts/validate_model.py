@@ -5,7 +5,9 @@ with ``--sim-brackets N`` simulated exposure brackets of N held-out scenes (thro
 measured camera response with ``--sim-response FILE``, e.g. a bracket set's
 ``exposures.json``), and (b) a real exposure-bracket set (each real camera frame against
 the merged HDR of all frames; for a circular-fisheye set, ``--rectilinear=YAW:PITCH:FOV``
-turns each frame into that normal-lens view, as a user's photo would be, repeatable;
+turns each frame into that normal-lens view, as a user's photo would be, repeatable,
+rendered from the frames as stored at the side that keeps them as sharp as the frames are
+(``--view-side N``: at N px from frames at ``--long-side``);
 ``scripts/fetch_hdrmerge_brackets.py`` writes a second, outdoor set).
 
     python scripts/validate_model.py --pool ../shared/data/hdr-pool \\
@@ -105,6 +107,7 @@ KEYS = (
 )
 MIN_HUE_PIXELS = 20  # fully clipped pixels below which a case has no clip_hue
 FLIPS = {"auto": None, "on": True, "off": False}  # --flip: predict_hdr's flip
+FULL_SIZE = 1 << 30  # a long side bracket_cases never reaches: the frames as stored
 BRACKET_EVS = (-3.0, -2.0, -1.0, 0.0, 1.0)  # --sim-brackets: metered exposure offsets, stops
 
 
@@ -325,6 +328,13 @@ def main() -> None:
     ap.add_argument("--metering", type=float, default=0.5, help="share of metered views")
     ap.add_argument("--long-side", type=int, default=1024, help="bracket frames resized to")
     add_rectilinear(ap, "bracket sets shot with a circular fisheye: these normal-lens views")
+    ap.add_argument(
+        "--view-side",
+        type=int,
+        default=0,
+        help="normal-lens views at this long side from frames at --long-side (0: each view "
+        "at its native side from the frames as stored)",
+    )
     ap.add_argument("--work-pixels", type=int, default=WORK_PIXELS, help="model pass size")
     ap.add_argument(
         "--flip",
@@ -383,12 +393,13 @@ def main() -> None:
         )
     for folder in map(Path, args.brackets):
         title = f"real brackets: {folder.name}"
-        cases = bracket_cases(folder, args.long_side)
+        frame_side = FULL_SIZE if args.rectilinear and not args.view_side else args.long_side
+        cases = bracket_cases(folder, frame_side)
         ids = [0] * len(cases)
         if args.rectilinear:
             views = (":".join(f"{a:g}" for a in v) for v in args.rectilinear)
             title += " as views " + ", ".join(views)
-            cases, ids = rectilinear_cases(cases, args.rectilinear, args.long_side)
+            cases, ids = rectilinear_cases(cases, args.rectilinear, args.view_side or None)
         sets[title], scenes[title] = cases, ids
     methods = runners(
         args.model,

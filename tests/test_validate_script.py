@@ -140,3 +140,15 @@ def test_simulated_cases_carry_their_white():
     got, truth = case
     np.testing.assert_array_equal(got, ldr)
     np.testing.assert_array_equal(truth, ldr * 2)
+
+
+def test_native_view_side_takes_one_fisheye_pixel_per_view_pixel_at_its_centre():
+    from mlx_hdr.eval.fisheye import Circle, view_maps
+
+    circle = Circle(500.0, 400.0, 300.0)
+    side = bracket_sets.native_side(circle, 75.0)
+    map_x, map_y = view_maps(circle, 0.0, 0.0, 75.0, (round(side * 2 / 3), side))
+    h, w = map_x.shape
+    step = np.diff(map_x[h // 2, w // 2 - 2 : w // 2 + 3])  # fisheye px per view px
+    np.testing.assert_allclose(step, 1.0, atol=0.01)
+    assert bracket_sets.native_side(circle, 90.0) > side  # a wider view needs more pixels
