@@ -200,9 +200,9 @@ class ExposureGain(nn.Module):
     """How bold one photo's residual is, given its white in cd/m² from EXIF:
     (encoder's last features, input, (N,) log2 white) -> (N, 1) log-scale, 0 where unknown.
 
-    The pixels of a clipped window do not say how far above white it lies; the exposure
-    does, as daylight has about the same luminance in every photo (a long exposure's clipped
-    window lies far above its white, a short one's barely). ``white`` is log2 of
+    The exposure says where the photo's white lay in absolute terms (a long exposure's
+    clipped window lies far above its white, a short one's barely), which the pixels show
+    only through what surrounds a clipped region. ``white`` is log2 of
     ``infer.exposure.Exposure.white_luminance`` (NaN: no EXIF, the output is then exactly
     that of the model without this branch). Like :class:`GlobalGain` it sees the whole
     photo past the InstanceNorms (the encoder's mean last features, the near-white share),
