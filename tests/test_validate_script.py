@@ -152,3 +152,14 @@ def test_native_view_side_takes_one_fisheye_pixel_per_view_pixel_at_its_centre()
     step = np.diff(map_x[h // 2, w // 2 - 2 : w // 2 + 3])  # fisheye px per view px
     np.testing.assert_allclose(step, 1.0, atol=0.01)
     assert bracket_sets.native_side(circle, 90.0) > side  # a wider view needs more pixels
+
+
+def test_view_renderings_resize_keeps_each_views_exposure():
+    import view_renderings
+
+    case = bracket_sets.simulated_case(photo(), photo() * 3, 8.0)
+    (small,) = view_renderings.resized([case], 48)
+    assert small[0].shape == (32, 48, 3) and small[1].shape == (32, 48, 3)
+    assert small.exposure == case.exposure
+    (big,) = view_renderings.resized([case], 192)
+    assert big[0].shape == (128, 192, 3) and 0.0 <= big[0].min() and big[0].max() <= 1.0
