@@ -178,25 +178,32 @@ class GlobalGain(nn.Module):
     at the decoder's learning rate an unscaled log-scale would barely move in a phase.
     """
 
-    def __init__(self, in_ch: int, hidden: int = 32, scale: float = 10.0):
+    def __init__(self, in_ch: int, hidden: int = 32, scale: float = 10.0, extra: int = 0):
         super().__init__()
-        self.fc1 = nn.Linear(in_ch + 1, hidden)
+        self.fc1 = nn.Linear(in_ch + 1 + extra, hidden)  # ``extra``: a subclass's inputs
         self.fc2 = nn.Linear(hidden, 1)
         self.fc2.weight = mx.zeros_like(self.fc2.weight)
         self.fc2.bias = mx.zeros_like(self.fc2.bias)
         self.scale = scale
 
-    def __call__(self, c5: mx.array, x: mx.array) -> mx.array:
+    def photo_features(self, c5: mx.array, x: mx.array) -> mx.array:
+        """(N, C5 + 1): the encoder's mean last features and the log2 near-white share."""
         share = mx.log2(near_white_share(x) + 2.0**-10) / 10.0
-        z = mx.concatenate([c5.mean(axis=(1, 2)), share], axis=-1)
+        return mx.concatenate([c5.mean(axis=(1, 2)), share], axis=-1)
+
+    def mlp(self, z: mx.array) -> mx.array:
+        """(N, inputs) -> (N, 1) scaled log-scale."""
         return self.scale * self.fc2(nn.relu(self.fc1(z)))
+
+    def __call__(self, c5: mx.array, x: mx.array) -> mx.array:
+        return self.mlp(self.photo_features(c5, x))
 
 
 WHITE_REF = 10.0  # log2 cd/m² (about 1,000) that ExposureGain's input is centred on
 WHITE_SPAN = 4.0  # stops per unit of that input, which is clipped to [-2, 2]
 
 
-class ExposureGain(nn.Module):
+class ExposureGain(GlobalGain):
     """How bold one photo's residual is, given its white in cd/m² from EXIF:
     (encoder's last features, input, (N,) log2 white) -> (N, 1) log-scale, 0 where unknown.
 
@@ -204,26 +211,19 @@ class ExposureGain(nn.Module):
     clipped window lies far above its white, a short one's barely), which the pixels show
     only through what surrounds a clipped region. ``white`` is log2 of
     ``infer.exposure.Exposure.white_luminance`` (NaN: no EXIF, the output is then exactly
-    that of the model without this branch). Like :class:`GlobalGain` it sees the whole
-    photo past the InstanceNorms (the encoder's mean last features, the near-white share),
-    through a small MLP whose last layer starts at zero, scaled by ``scale``.
+    that of the model without this branch). It is :class:`GlobalGain` with the white as
+    one more input: the whole photo past the InstanceNorms (the encoder's mean last
+    features, the near-white share), a small MLP whose last layer starts at zero.
     """
 
     def __init__(self, in_ch: int, hidden: int = 32, scale: float = 10.0):
-        super().__init__()
-        self.fc1 = nn.Linear(in_ch + 2, hidden)
-        self.fc2 = nn.Linear(hidden, 1)
-        self.fc2.weight = mx.zeros_like(self.fc2.weight)
-        self.fc2.bias = mx.zeros_like(self.fc2.bias)
-        self.scale = scale
+        super().__init__(in_ch, hidden, scale, extra=1)
 
     def __call__(self, c5: mx.array, x: mx.array, white: mx.array) -> mx.array:
         known = mx.isfinite(white)[:, None]
         u = mx.clip((white[:, None] - WHITE_REF) / WHITE_SPAN, -2.0, 2.0)
-        u = mx.where(known, u, 0.0)
-        share = mx.log2(near_white_share(x) + 2.0**-10) / 10.0
-        z = mx.concatenate([c5.mean(axis=(1, 2)), share, u], axis=-1)
-        return mx.where(known, self.scale * self.fc2(nn.relu(self.fc1(z))), 0.0)
+        z = mx.concatenate([self.photo_features(c5, x), mx.where(known, u, 0.0)], axis=-1)
+        return mx.where(known, self.mlp(z), 0.0)
 
 
 class HybridAutoencoder(nn.Module):
