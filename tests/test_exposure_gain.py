@@ -125,3 +125,26 @@ def test_heldout_photos_carry_whites_that_follow_the_exposure(pool_dir):  # noqa
     assert all(math.isfinite(v[2]) for v in views)
     for v, v0 in zip(views, heldout_views(pool_dir, 3, 24), strict=True):
         np.testing.assert_array_equal(v[0], v0[0])
+
+
+def test_paired_photos_carry_the_white_of_their_exif(tmp_path, make_scenes):
+    from test_exposure import photo_with_exif
+
+    from mlx_hdr.data.manifest import index_dataset
+    from mlx_hdr.data.sources import PairSource
+    from mlx_hdr.io.image_io import read_ldr
+    from mlx_hdr.train.pool import SourceBatches
+
+    root = make_scenes(tmp_path / "ds", 2)
+    pixels = (read_ldr(root / "s0/input.png") * 255).round().astype(np.uint8)
+    (root / "s0/input.png").unlink()  # a camera JPEG with its EXIF instead
+    photo_with_exif(root / "s0/input.jpg", 1 / 100, 4.0, 200, pixels=pixels)
+    src = PairSource(index_dataset(root), size=16, scale=(1.0, 1.0))
+    batches = SourceBatches(src, src, batch_size=2, exif=True)
+    got = batches.batch(0)
+    plain = SourceBatches(src, src, batch_size=2).batch(0)
+    np.testing.assert_array_equal(got["ldr"], plain["ldr"])
+    names = [src.records[i]["name"] for i in range(2)]
+    white = dict(zip(names, got["white"], strict=True))
+    exif = [w for w in white.values() if np.isfinite(w)]
+    assert len(exif) == 1 and exif[0] == pytest.approx(math.log2(120 * 16 / (0.01 * 200)))

@@ -67,6 +67,10 @@ class PairSource:
         ldr, hdr = self.load(index % len(self))
         return augment_pair(ldr, hdr, rng, self.size, self.scale)
 
+    def ldr_path(self, index: int) -> Path:
+        """The LDR file of pair ``index % len(self)`` (:meth:`sample`'s)."""
+        return self.manifest.path(self.records[index % len(self)], "ldr")
+
 
 class PoolSource:
     """Simulated photos of an HDR pool: panorama views / photo crops + the camera simulator."""

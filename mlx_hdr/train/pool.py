@@ -12,6 +12,7 @@ can make just their shard. Every ``holdout``-th image is kept out for validation
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,7 +36,7 @@ class SourceBatches:
     batch_size: int = 16
     seed: int = 0
     pair_stops: tuple[float, float] | None = None  # exposure pairs (PoolSource.sample_pair)
-    exif: bool = False  # samples carry their white (PoolSource.sample_photo): key "white"
+    exif: bool = False  # samples carry their photo's white (:meth:`_draw`): key "white"
 
     def _stack(self, samples) -> dict[str, np.ndarray]:
         ldr = np.stack([s[0] for s in samples]).astype(np.float32)
@@ -46,8 +47,13 @@ class SourceBatches:
         return out
 
     def _draw(self, source, index: int, rng: np.random.Generator) -> tuple:
-        """One sample of ``source``: ``sample_photo``'s with ``exif``, else ``sample``'s."""
-        return source.sample_photo(index, rng) if self.exif else source.sample(index, rng)
+        """One sample of ``source``: ``sample``'s, and with ``exif`` the photo's white as
+        the third item (a pool's ``sample_photo``, a pair's LDR file's EXIF)."""
+        if not self.exif:
+            return source.sample(index, rng)
+        if hasattr(source, "sample_photo"):
+            return source.sample_photo(index, rng)
+        return (*source.sample(index, rng), exif_white(source.ldr_path(index)))
 
     def batch(self, step: int, rank: int = 0, size: int = 1) -> dict[str, np.ndarray]:
         """Samples ``rank, rank + size, ...`` of step ``step``'s batch from ``train`` (sample
@@ -74,6 +80,15 @@ class SourceBatches:
         """``n`` fixed samples of ``val`` (validation RNG stream), same keys as :meth:`batch`."""
         rngs = [sample_rng(self.seed, VAL_STREAM, 0, i) for i in range(n)]
         return self._stack([self._draw(self.val, i, r) for i, r in enumerate(rngs)])
+
+
+def exif_white(path: Path) -> float:
+    """log2 of the white, cd/m², that a photo's EXIF exposure gives
+    (``infer.exposure``), NaN where it has none."""
+    from mlx_hdr.infer.exposure import read_exposure
+
+    exposure = read_exposure(path)
+    return math.nan if exposure is None else math.log2(exposure.white_luminance())
 
 
 HOLDOUT = 9  # every 9th pool image is validation
@@ -257,9 +272,8 @@ def _batches(train, val, cfg) -> SourceBatches:
             "not a manifest of LDR/HDR pairs"
         )
     exif = cfg.model.exposure_gain
-    if exif and (pairs is not None or not hasattr(train, "sample_photo")):
+    if exif and pairs is not None:
         raise UsageError(
-            "exposure_gain trains on simulated photos with their EXIF white: it needs an "
-            "HDR-only pool and single photos (pair_weight 0)"
+            "exposure_gain trains on single photos with their EXIF white: set pair_weight to 0"
         )
     return SourceBatches(train, val, cfg.batch_size, cfg.seed, pairs, exif)
