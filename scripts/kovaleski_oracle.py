@@ -19,9 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mlx_hdr import backend
+
+backend.setup()  # before anything loads mlx.core
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bracket_sets import bracket_cases  # noqa: E402
-from validate_model import POOL_VIEWS, pool_cases  # noqa: E402
+from sim_sets import POOL_VIEWS, pool_cases  # noqa: E402
 
 from mlx_hdr.eval.metrics import hdr_metrics  # noqa: E402
 from mlx_hdr.infer.methods.kovaleski2014 import kovaleski2014  # noqa: E402

@@ -75,7 +75,7 @@ from mlx_hdr.color import (
 from mlx_hdr.color import (
     clipped_gain as color_clipped_gain,
 )
-from mlx_hdr.data.simulate import CAMERA, CURVES, TABLE, SimConfig
+from mlx_hdr.data.simulate import CAMERA, CURVES
 from mlx_hdr.eval.evaluate import labelled_panel
 from mlx_hdr.eval.metrics import CLIPPED, clipped_mask, hdr_metrics
 from mlx_hdr.infer.exposure import SKY_CEILING
@@ -83,18 +83,11 @@ from mlx_hdr.infer.model_hub import load_net, with_floor_strength
 from mlx_hdr.infer.pipeline import RESPONSE, WORK_PIXELS, predict_hdr
 from mlx_hdr.infer.response import RESPONSES
 from mlx_hdr.io.image_io import write_ldr
-from mlx_hdr.train.pool import heldout_brackets, heldout_views
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bracket_sets import (
-    add_rectilinear,
-    bracket_cases,
-    rectilinear_cases,
-    simulated_case,
-    usable,
-)
+from bracket_sets import add_rectilinear, bracket_cases, rectilinear_cases
+from sim_sets import POOL_VIEWS, pool_cases, render_cases, sim_bracket_cases
 
-POOL_VIEWS = 64  # on 24, PU21 moved 0.55 dB in 100 steps of lr 1e-4 (phase 10)
 KEYS = (
     "pu21_psnr",
     "highlight_log2",
@@ -108,56 +101,6 @@ KEYS = (
 MIN_HUE_PIXELS = 20  # fully clipped pixels below which a case has no clip_hue
 FLIPS = {"auto": None, "on": True, "off": False}  # --flip: predict_hdr's flip
 FULL_SIZE = 1 << 30  # a long side bracket_cases never reaches: the frames as stored
-BRACKET_EVS = (-3.0, -2.0, -1.0, 0.0, 1.0)  # --sim-brackets: metered exposure offsets, stops
-
-
-def pool_cases(
-    folders: list[str],
-    n: int = POOL_VIEWS,
-    size: int = 384,
-    metering: float = 0.5,
-    curves: tuple[str, ...] = CURVES,
-    exif: bool = False,
-):
-    """(ldr, hdr) for ``n`` simulated ``size``-px photos of the pools' held-out images, a
-    ``metering`` share of them metered, through the response ``curves``
-    (``train.pool.heldout_views``); ``exif``: each with its simulated exposure."""
-    sim = SimConfig(metering_prob=metering, curves=curves)
-    views = heldout_views(folders, n, size, sim=sim, exif=exif)
-    return [simulated_case(*v) for v in views] if exif else views
-
-
-def render_cases(folders: list[str], n: int, size: int = 384, metering: float = 0.5):
-    """Like :func:`pool_cases`, but clean sRGB renderings (eval-public's recipe: exposure,
-    clip, the sRGB curve, JPEG quality 90; no noise, roll-off or per-channel clipping): the
-    inputs a rendered or exported image gives, where the sRGB curve is exact."""
-    sim = SimConfig(
-        metering_prob=metering,
-        curves=("srgb",),
-        noise_prob=0.0,
-        shoulder_prob=0.0,
-        channel_clip_prob=0.0,
-        jpeg_quality=(90, 90),
-    )
-    return heldout_views(folders, n, size, sim=sim)
-
-
-def sim_bracket_cases(
-    folders: list[str], n: int, size: int = 384, response: str | None = None, exif=False
-):
-    """(cases, scenes): the frames of :func:`~mlx_hdr.train.pool.heldout_brackets` (``n``
-    held-out scenes at ``BRACKET_EVS``) with 1-30% clipped pixels, as (ldr, hdr), and each
-    frame's scene index. ``response``: a measured camera response file
-    (:mod:`~mlx_hdr.data.camera_response`) every frame goes through instead of the
-    simulator's curves, with no further highlight shoulder (the response has its own).
-    ``exif``: each frame with its simulated exposure."""
-    sim = None
-    if response:
-        sim = SimConfig(curves=(TABLE,), response_files=(response,), shoulder_prob=0.0)
-    frames = heldout_brackets(folders, n, BRACKET_EVS, size, sim=sim, exif=exif)
-    kept = [f for f in frames if usable(f[0])]
-    cases = [simulated_case(f[0], f[1], f[3]) if exif else f[:2] for f in kept]
-    return cases, [f[2] for f in kept]
 
 
 def gain_slope(cases, preds: list[dict], scenes: list[int], name: str) -> float:
