@@ -53,12 +53,13 @@ def frame_exposure(folder: Path, frame: dict) -> Exposure | None:
     return listed or read_exposure(folder / frame["file"])
 
 
-def bracket_cases(folder: Path, long_side: int) -> list[Case]:
+def bracket_cases(folder: Path, long_side: int | None) -> list[Case]:
     """(ldr, hdr) per real frame, or per crop of it where ``exposures.json`` lists ``views``
     ((x0, y0, x1, y1), fractions of the frame), with 1-30% clipped pixels, at ``long_side``
-    px, each with its frame's exposure (:func:`frame_exposure`). The merged HDR lies in the
-    set's folder or two folders up (``hdr-pool-2``'s layout). The set's ghost box, where it
-    has one, is blacked out in both (it counts as neither clipped nor well exposed)."""
+    px at most (None: as stored), each with its frame's exposure (:func:`frame_exposure`).
+    The merged HDR lies in the set's folder or two folders up (``hdr-pool-2``'s layout). The
+    set's ghost box, where it has one, is blacked out in both (it counts as neither clipped
+    nor well exposed)."""
     meta = json.loads((folder / "exposures.json").read_text())
     merged = folder / meta["merge"]["output"]
     hdr = read_hdr(merged if merged.exists() else folder.parent.parent / merged.name)
@@ -162,9 +163,9 @@ def bracket_set_cases(args: argparse.Namespace) -> list[tuple[np.ndarray, np.nda
     return cases
 
 
-def _resize(img: np.ndarray, long_side: int) -> np.ndarray:
+def _resize(img: np.ndarray, long_side: int | None) -> np.ndarray:
     h, w = img.shape[:2]
-    k = long_side / max(h, w)
+    k = 1.0 if long_side is None else long_side / max(h, w)
     if k >= 1:
         return img.copy()
     return cv2.resize(img, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)

@@ -100,7 +100,6 @@ KEYS = (
 )
 MIN_HUE_PIXELS = 20  # fully clipped pixels below which a case has no clip_hue
 FLIPS = {"auto": None, "on": True, "off": False}  # --flip: predict_hdr's flip
-FULL_SIZE = 1 << 30  # a long side bracket_cases never reaches: the frames as stored
 
 
 def gain_slope(cases, preds: list[dict], scenes: list[int], name: str) -> float:
@@ -336,7 +335,7 @@ def main() -> None:
         )
     for folder in map(Path, args.brackets):
         title = f"real brackets: {folder.name}"
-        frame_side = FULL_SIZE if args.rectilinear and not args.view_side else args.long_side
+        frame_side = None if args.rectilinear and not args.view_side else args.long_side
         cases = bracket_cases(folder, frame_side)
         ids = [0] * len(cases)
         if args.rectilinear:

@@ -43,12 +43,13 @@ def resized(cases: list[Case], side: int) -> list[Case]:
 
 def renderings(folder: Path, views, sides: list[int]) -> dict[str, list[Case]]:
     """Title -> the views rendered that way (see the module docstring)."""
-    native, _ = rectilinear_cases(bracket_cases(folder, vm.FULL_SIZE), views, None)
+    stored = bracket_cases(folder, None)
+    native, _ = rectilinear_cases(stored, views, None)
     out = {f"native ({native[0][0].shape[1]} px)": native}
     out |= {f"native, resized to {s} px": resized(native, s) for s in sides}
-    for frame_side in (2048, 1024):
-        frames = bracket_cases(folder, frame_side)
-        out[f"1024 px from {frame_side}-px frames"] = rectilinear_cases(frames, views, 1024)[0]
+    for frames in (stored, bracket_cases(folder, 1024)):
+        title = f"1024 px from {max(frames[0][0].shape[:2])}-px frames"
+        out[title] = rectilinear_cases(frames, views, 1024)[0]
     return out
 
 
