@@ -67,9 +67,23 @@ def test_simulated_photo_carries_its_white(pool_dir):  # noqa: F811
     y = 0.2126 * src.hdr(rec["index"])[..., 0] + 0.7152 * src.hdr(rec["index"])[..., 1]
     y += 0.0722 * src.hdr(rec["index"])[..., 2]
     assert ref == pytest.approx(float(np.quantile(y, sim.scene_quantile)), rel=1e-4)
-    assert white == pytest.approx(math.log2(4000.0 / ref / rec["exposure"]), abs=1e-9)
+    y_photo = hdr @ np.array([0.2126, 0.7152, 0.0722], np.float32) / rec["target_scale"]
+    ref = max(ref, float(np.quantile(y_photo, sim.scene_quantile)) / rec["exposure"])
+    assert white == pytest.approx(math.log2(4000.0 / ref / rec["exposure"]), abs=1e-6)
     none = PoolSource(pool_dir, size=24, sim=SimConfig(exif_prob=0.0))
     assert math.isnan(none.sample_photo(0, sample_rng(1, 0, 0))[2])
+
+
+def test_a_photos_own_brighter_lights_set_its_white(pool_dir):  # noqa: F811
+    src = PoolSource(pool_dir, size=24, sim=SimConfig(scene_luminance=(4000.0, 4000.0)))
+    ref = src.reference(0)
+    dim = np.full((24, 24, 3), ref * 0.5, np.float32)  # nothing brighter than the image's
+    lit = dim.copy()
+    lit[:8] = ref * 64.0  # a window 6 stops above the image's lights (exposure 1)
+    white = src.photo_white(0, 1.0, np.random.default_rng(0))
+    assert src.photo_white(0, 1.0, np.random.default_rng(0), dim) == pytest.approx(white)
+    lifted = src.photo_white(0, 1.0, np.random.default_rng(0), lit)
+    assert lifted == pytest.approx(white - 6.0, abs=1e-4)
 
 
 def test_training_only_the_exposure_branch(tmp_path, pool_dir):  # noqa: F811

@@ -211,23 +211,36 @@ class PoolSource:
         """``(ldr, hdr, white)``: :meth:`sample` and the photo's white as EXIF would give it,
         log2 cd/m², or NaN (no EXIF) with probability 1 - ``sim.exif_prob``.
 
-        The pool's HDRs carry no absolute scale; each photo puts its image's sky, windows
-        and lamps (:meth:`reference`) at a luminance log-uniform in ``sim.scene_luminance``
+        The pool's HDRs carry no absolute scale; each photo puts its scene's sky, windows
+        and lamps (:meth:`photo_white`) at a luminance log-uniform in ``sim.scene_luminance``
         (daylight's; night scenes and studios get the same), so the white a photo's
-        exposure gives (``1 / exposure`` in the image's units) says how far above it those
-        lie. Drawn after the photo, so the photo is :meth:`sample`'s for the same ``rng``.
+        exposure gives says how far above it those lie. Drawn after the photo, so the
+        photo is :meth:`sample`'s for the same ``rng``.
         """
         ldr, hdr, rec = self.sample_with_record(rng)
         if rng.random() >= self.sim.exif_prob:
             return ldr, hdr, math.nan
-        return ldr, hdr, self.photo_white(rec["index"], rec["exposure"], rng)
+        scene = hdr / np.float32(rec["target_scale"])  # the exposed scene, white 1.0
+        return ldr, hdr, self.photo_white(rec["index"], rec["exposure"], rng, scene)
 
-    def photo_white(self, i: int, exposure: float, rng: np.random.Generator) -> float:
+    def photo_white(
+        self, i: int, exposure: float, rng: np.random.Generator, hdr: np.ndarray | None = None
+    ) -> float:
         """log2 cd/m² of the white of a photo of HDR ``i`` exposed by ``exposure`` (the HDR
-        times it clips at 1.0), its :meth:`reference` put at a luminance drawn log-uniform
-        in ``sim.scene_luminance``."""
+        times it clips at 1.0), its scene's lights put at a luminance drawn log-uniform in
+        ``sim.scene_luminance``.
+
+        The lights' level is the image's :meth:`reference`, or where the exposed scene the
+        photo shows, ``hdr`` (HxWx3, scene-linear, white 1.0), holds brighter ones (a
+        composited window, lamps the simulator brightened) their ``sim.scene_quantile``
+        luminance: so a window put 6 stops above its room lies at daylight's level too.
+        """
+        ref = self.reference(i)
+        if hdr is not None:
+            y = rgb_to_luminance(np.asarray(hdr, np.float32))
+            ref = max(ref, float(np.quantile(y, self.sim.scene_quantile)) / exposure)
         lo, hi = np.log(self.sim.scene_luminance)
-        scale = math.exp(rng.uniform(lo, hi)) / self.reference(i)
+        scale = math.exp(rng.uniform(lo, hi)) / ref
         return math.log2(scale / exposure)
 
     def sample(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

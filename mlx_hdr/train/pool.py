@@ -153,7 +153,8 @@ def heldout_brackets(
             if not exif:
                 frames.append((ldr, hdr, i))
                 continue
-            white = source.photo_white(info["index"], rec.exposure, sample_rng(seed, 2, i))
+            scene = hdr / np.float32(rec.target_scale)
+            white = source.photo_white(info["index"], rec.exposure, sample_rng(seed, 2, i), scene)
             frames.append((ldr, hdr, i, white))
     return frames
 
