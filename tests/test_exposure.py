@@ -14,20 +14,22 @@ from PIL.TiffImagePlugin import IFDRational
 import mlx_hdr
 from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
 from mlx_hdr.infer.exposure import (
+    apply_ceiling,
+    ceiling_stops,
+    limit_to_ceiling,
+    median_clipped_gain,
+)
+from mlx_hdr.infer.pipeline import PredictOptions, predict_file, predict_hdr
+from mlx_hdr.io.image_io import read_hdr, read_ldr
+from mlx_hdr.io.photo_meta import (
     EXIF_IFD,
     EXPOSURE_TIME,
     F_NUMBER,
     ISO_SPEED,
     Exposure,
-    apply_ceiling,
-    ceiling_stops,
     exposure_from_values,
-    limit_to_ceiling,
-    median_clipped_gain,
     read_exposure,
 )
-from mlx_hdr.infer.pipeline import PredictOptions, predict_file, predict_hdr
-from mlx_hdr.io.image_io import read_hdr, read_ldr
 
 
 def photo_with_exif(path: Path, time_s, f_number, iso, pixels=None) -> Path:

@@ -15,8 +15,8 @@ from test_train_loop import tiny_cfg
 
 from mlx_hdr.data.simulate import SimConfig
 from mlx_hdr.data.sources import PoolSource, sample_rng
-from mlx_hdr.infer.exposure import Exposure
 from mlx_hdr.infer.pipeline import predict_hdr
+from mlx_hdr.io.photo_meta import Exposure
 from mlx_hdr.models.hybrid import WHITE_REF, HybridConfig, stops_zero_logit
 
 

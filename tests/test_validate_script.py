@@ -112,7 +112,7 @@ def test_bracket_ghost_box_is_blacked_out_in_each_view_at_its_place(tmp_path):
 
 
 def test_bracket_cases_carry_each_frames_exposure(tmp_path):
-    from mlx_hdr.infer.exposure import Exposure
+    from mlx_hdr.io.photo_meta import Exposure
 
     yy, xx = np.mgrid[:80, :80]
     inside = (yy - 39.5) ** 2 + (xx - 39.5) ** 2 < 38**2  # a circular fisheye's image circle

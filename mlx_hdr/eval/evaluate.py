@@ -25,12 +25,13 @@ from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.errors import HDRError, InputError, WeightsError
 from mlx_hdr.eval.labels import draw_label
 from mlx_hdr.eval.metrics import hdr_metrics
-from mlx_hdr.infer.exposure import SKY_CEILING, read_exposure
+from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.methods import METHODS, default_methods
 from mlx_hdr.infer.pipeline import RESPONSE, Net, predict_hdr, record_failure
 from mlx_hdr.infer.tonemap import reinhard_simple
 from mlx_hdr.io.atomic import write_text_atomic
 from mlx_hdr.io.image_io import MAX_PIXELS, read_hdr, read_ldr, write_ldr
+from mlx_hdr.io.photo_meta import read_exposure
 
 METRICS = (
     ("pu21_psnr", "PU21-PSNR", "{:.2f}"),

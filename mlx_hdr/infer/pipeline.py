@@ -42,14 +42,14 @@ from mlx_hdr.infer.calibrate import (
     floor_image,
     recolour_clipped,
 )
-from mlx_hdr.infer.exposure import SKY_CEILING, Exposure, limit_to_ceiling, read_exposure
+from mlx_hdr.infer.exposure import SKY_CEILING, limit_to_ceiling
 from mlx_hdr.infer.outputs import JPEG_SUFFIXES, Plan, plan_outputs
 from mlx_hdr.infer.response import response_table, response_to_linear
 from mlx_hdr.infer.targets import target_kind
 from mlx_hdr.infer.tonemap import tonemap
 from mlx_hdr.io.avif import write_avif
 from mlx_hdr.io.image_io import MAX_PIXELS, read_ldr, write_hdr, write_ldr
-from mlx_hdr.io.photo_meta import existing_gain_map, read_exif
+from mlx_hdr.io.photo_meta import Exposure, existing_gain_map, read_exif, read_exposure
 from mlx_hdr.io.uhdr import UhdrOptions, write_uhdr
 from mlx_hdr.models.hybrid import MULTIPLE, pad_to_multiple
 
@@ -229,7 +229,7 @@ def predict_hdr(
         response: for the model, how the blend linearises the pixels it keeps: ``"model"``
             (the curve read from the network's output, :mod:`~mlx_hdr.infer.response`) or
             ``"srgb"``.
-        exposure: the photo's exposure settings (:func:`~mlx_hdr.infer.exposure.read_exposure`);
+        exposure: the photo's exposure settings (:func:`~mlx_hdr.io.photo_meta.read_exposure`);
             with ``sky_ceiling`` (cd/m^2), the model's clipped pixels are kept, as a whole, at
             most that bright (:mod:`~mlx_hdr.infer.exposure`). None: no ceiling. A model
             with ``exposure_gain`` also reads the photo's white from it.

@@ -3,6 +3,8 @@ that makes it HDR already (an iPhone HEIC, an Ultra HDR JPEG)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -11,6 +13,10 @@ from mlx_hdr.errors import InputError
 from mlx_hdr.io.heic import HEIF_SUFFIXES, gain_map_kind, open_heif, register
 
 ORIENTATION = 0x0112
+WHITE_K = 78.0 / 0.65  # cd/m^2 s: L_white = WHITE_K * N^2 / (t * S), ISO 12232, q = 0.65
+EXIF_IFD = 0x8769
+EXPOSURE_TIME, F_NUMBER, ISO_SPEED = 0x829A, 0x829D, 0x8827
+ISO_FULL = (0x8833, 0x8832)  # EXIF 2.3 ISOSpeed, RecommendedExposureIndex: above 65,535
 ISO_21496_NS = b"urn:iso:std:iso:ts:21496:-1"
 
 
@@ -49,3 +55,54 @@ def existing_gain_map(path) -> str | None:
     except (OSError, ValueError, SyntaxError, InputError):
         return None
     return None
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A photo's exposure settings: time in seconds, f-number, ISO speed (all > 0)."""
+
+    time_s: float
+    f_number: float
+    iso: float
+
+    def white_luminance(self) -> float:
+        """The luminance that saturates the camera at these settings, cd/m^2."""
+        return WHITE_K * self.f_number**2 / (self.time_s * self.iso)
+
+
+def exposure_from_values(time_s, f_number, iso) -> Exposure | None:
+    """An :class:`Exposure` from three EXIF values (numbers or rationals; ISO may be a
+    sequence), or None where one is missing, not a number or not positive."""
+    if isinstance(iso, tuple | list):
+        iso = iso[0] if iso else None
+    try:
+        values = [float(v) for v in (time_s, f_number, iso)]
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        return None
+    return Exposure(*values)
+
+
+def read_exposure(path) -> Exposure | None:
+    """The exposure settings in a photo's EXIF, or None when it has none (or is unreadable:
+    reading its pixels reports that)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in HEIF_SUFFIXES:
+            register(path)
+        with Image.open(path) as im:
+            ifd = im.getexif().get_ifd(EXIF_IFD)
+    except (OSError, ValueError, SyntaxError, InputError):
+        return None
+    return exposure_from_values(ifd.get(EXPOSURE_TIME), ifd.get(F_NUMBER), _iso(ifd))
+
+
+def _iso(ifd) -> object:
+    """The ISO speed: ``ISO_SPEED``, or where that holds EXIF's 16-bit ceiling (65,535) or is
+    missing, the EXIF 2.3 value that carries the full figure."""
+    iso = ifd.get(ISO_SPEED)
+    first = iso[0] if isinstance(iso, tuple | list) and iso else iso
+    if first in (None, 65535):
+        return next((ifd[tag] for tag in ISO_FULL if ifd.get(tag)), iso)
+    return iso

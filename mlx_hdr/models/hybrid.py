@@ -210,7 +210,7 @@ class ExposureGain(GlobalGain):
     The exposure says where the photo's white lay in absolute terms (a long exposure's
     clipped window lies far above its white, a short one's barely), which the pixels show
     only through what surrounds a clipped region. ``white`` is log2 of
-    ``infer.exposure.Exposure.white_luminance`` (NaN: no EXIF, the output is then exactly
+    ``io.photo_meta.Exposure.white_luminance`` (NaN: no EXIF, the output is then exactly
     that of the model without this branch). It is :class:`GlobalGain` with the white as
     one more input: the whole photo past the InstanceNorms (the encoder's mean last
     features, the near-white share), a small MLP whose last layer starts at zero.

@@ -84,8 +84,8 @@ class SourceBatches:
 
 def exif_white(path: Path) -> float:
     """log2 of the white, cd/m², that a photo's EXIF exposure gives
-    (``infer.exposure``), NaN where it has none."""
-    from mlx_hdr.infer.exposure import read_exposure
+    (``io.photo_meta.read_exposure``), NaN where it has none."""
+    from mlx_hdr.io.photo_meta import read_exposure
 
     exposure = read_exposure(path)
     return math.nan if exposure is None else math.log2(exposure.white_luminance())
