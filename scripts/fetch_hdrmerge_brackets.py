@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
+from mlx_hdr.data.brackets import apply_warp, ecc_warp
 
 URL = "https://deb.debian.org/debian/pool/main/h/hdrmerge/hdrmerge_0.5+git20200117.orig.tar.gz"
 SHA256 = "18f1db24c191936816fb09c3df864ade10958106c3bb2ff735a72e0b772da442"
@@ -114,30 +115,6 @@ def develop(data: bytes) -> tuple[np.ndarray, np.ndarray, bytes]:
 
 def log_luma(lin: np.ndarray) -> np.ndarray:
     return np.log2(np.maximum(rgb_to_luminance(lin), 1e-4)).astype(np.float32)
-
-
-def ecc_warp(template: np.ndarray, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """2x3 affine warp taking ``image`` onto ``template`` (log luminances), by ECC over
-    ``mask`` (pixels of ``image`` to trust), coarse to fine."""
-    warp = np.eye(2, 3, dtype=np.float32)
-    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6)
-    for k in (0.25, 0.5, 1.0):
-        t, i = (
-            cv2.resize(a, None, fx=k, fy=k, interpolation=cv2.INTER_AREA) for a in (template, image)
-        )
-        m = cv2.resize(mask.astype(np.uint8), i.shape[1::-1], interpolation=cv2.INTER_NEAREST)
-        w = warp.copy()
-        w[:, 2] *= k
-        _, w = cv2.findTransformECC(t, i, w, cv2.MOTION_AFFINE, crit, m, 5)
-        warp = w.copy()
-        warp[:, 2] /= k
-    return warp
-
-
-def apply_warp(img: np.ndarray, warp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``img`` resampled (bilinear) by the ``ecc_warp`` result ``warp`` onto ``size`` (w, h)."""
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    return cv2.warpAffine(img, warp, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 
 def exposure_ratio(a: np.ndarray, b: np.ndarray, usable: np.ndarray) -> float:

@@ -1,4 +1,5 @@
-"""``mlx-hdr data index|check``: build and inspect dataset manifests."""
+"""``mlx-hdr data index|check|brackets``: build and inspect dataset manifests, merge your own
+exposure brackets into LDR/HDR pairs."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from typing import Annotated
 
 import typer
 
+from mlx_hdr.data.brackets import BRACKET_SET_USE, write_bracket_set
 from mlx_hdr.data.manifest import check, format_summary, index_dataset, summarize
 from mlx_hdr.data.preprocess import MAX_HDR_VALUE
 
-data_app = typer.Typer(help="Dataset manifests: index a folder once, check a manifest.")
+data_app = typer.Typer(
+    help="Dataset manifests: index a folder once, check a manifest; merge exposure brackets."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -52,3 +56,27 @@ def check_command(
     summary = check(path)
     typer.echo(format_summary(summary))
     return summary
+
+
+@data_app.command("brackets")
+def brackets_command(
+    photos: Annotated[
+        list[Path], typer.Argument(help="The bracket's photos (with EXIF), or their folder.")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The bracket set's folder (new).")],
+    align: Annotated[
+        bool,
+        typer.Option(help="Shift the photos onto each other first (a handheld bracket)."),
+    ] = False,
+) -> dict:
+    """Merge one exposure bracket into an HDR and write it with its photos as a bracket set:
+    real LDR/HDR pairs from your camera for validation and training."""
+    meta = write_bracket_set(photos, output, align)
+    frames = meta["frames"]
+    times = ", ".join(f"{f['exposure_time_s']:.4g} s" for f in frames)
+    typer.echo(f"merged {len(frames)} photos ({times}) into {output / meta['merge']['output']}")
+    stuck = [f["source"] for f in frames if align and f["shift_px"] is None]
+    if stuck:
+        typer.echo(f"not aligned (too little in common with the others): {', '.join(stuck)}")
+    typer.echo(BRACKET_SET_USE.format(out=output))
+    return meta

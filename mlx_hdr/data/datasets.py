@@ -8,6 +8,11 @@ Layouts (checked in this order):
 - ``scenes``: one folder per scene with the HDR ``gt.{hdr,exr,pfm}`` and the LDR input
   (``input.*``, or the folder's only JPEG/PNG/TIFF): HDR-Eye style test sets and the generic
   ``<case>/input.* + gt.*`` layout of ``eval-public``.
+- ``brackets``: an exposure-bracket set (``exposures.json`` with its ``frames`` and merged
+  HDR, as ``mlx-hdr data brackets`` writes it), or a folder of such sets: one pair per frame
+  that clips at most ``BRACKET_MAX_CLIPPED`` of its pixels, against the set's HDR. Sets that
+  mark a ghost region (something moved between frames) are left out: their frames count as
+  unpaired.
 - ``hdr-pool``: a flat folder of HDR files, with an optional ``MANIFEST.csv`` whose ``kind``
   column says ``panorama`` or ``photo``.
 """
@@ -15,13 +20,16 @@ Layouts (checked in this order):
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.image_io import HDR_SUFFIXES, LDR_SUFFIXES
 
-LAYOUTS = ("hdr-real", "hdr-synth", "scenes", "hdr-pool")
+LAYOUTS = ("hdr-real", "hdr-synth", "scenes", "brackets", "hdr-pool")
+BRACKETS = "exposures.json"  # a bracket set's description
+BRACKET_MAX_CLIPPED = 0.3  # frames clipping more are left out of a bracket set's pairs
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,33 @@ def _scan_pool(root: Path, layout: str, folder: Path) -> Dataset:
     return Dataset(root, layout, pairs, [p for p in _files(folder, LDR_SUFFIXES)])
 
 
+def _bracket_set(folder: Path) -> tuple[list[Pair], list[Path]]:
+    """(pairs, left out) of the bracket set in ``folder`` (the ``brackets`` layout). Its HDR
+    is ``merge.output`` in the folder or two folders up (``hdr-pool-2``'s layout)."""
+    path = folder / BRACKETS
+    try:
+        meta = json.loads(path.read_text())
+        frames, output = meta["frames"], meta["merge"]["output"]
+        files = [(folder / f["file"], f.get("clipped")) for f in frames]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"not a bracket set description ({exc})", path) from None
+    hdr = folder / output
+    hdr = hdr if hdr.exists() else folder.parent.parent / Path(output).name
+    if meta.get("ghost_region_xyxy"):
+        return [], [f for f, _ in files]
+    kept = [f for f, c in files if c is None or c <= BRACKET_MAX_CLIPPED]
+    return [Pair(f"{folder.name}/{f.stem}", f, hdr) for f in kept], []
+
+
+def _scan_brackets(root: Path, sets: list[Path]) -> Dataset:
+    ds = Dataset(root, "brackets", [])
+    for folder in sets:
+        pairs, left = _bracket_set(folder)
+        ds.pairs += pairs
+        ds.unpaired += left
+    return ds
+
+
 def scan_dataset(root) -> Dataset:
     """Detect the layout of ``root`` and list its pairs (see the module docstring).
 
@@ -118,7 +153,12 @@ def scan_dataset(root) -> Dataset:
         return _pair_by_stem(root, ldr_dir, hdr_dir)
     if hdr_dir is not None and _files(hdr_dir, HDR_SUFFIXES):
         return _scan_pool(root, "hdr-synth", hdr_dir)
+    if (root / BRACKETS).is_file():
+        return _scan_brackets(root, [root])
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    sets = [p for p in folders if (p / BRACKETS).is_file()]
+    if sets and not _files(root, HDR_SUFFIXES):
+        return _scan_brackets(root, sets)
     scenes = [p for p in folders if any(q.stem.lower() == "gt" for q in _files(p, HDR_SUFFIXES))]
     if scenes:
         ds = _scan_scenes(root, scenes)  # inputs in folders without a gt are unpaired too
@@ -128,6 +168,7 @@ def scan_dataset(root) -> Dataset:
         return _scan_pool(root, "hdr-pool", root)
     raise InputError(
         "no dataset found: expected LDR_in/ + HDR_gt/ (HDR-Real), HDR_gt/ (HDR-Synth), "
-        "<scene>/gt.hdr + <scene>/input.jpg folders, or a folder of .hdr/.exr/.pfm files",
+        "<scene>/gt.hdr + <scene>/input.jpg folders, bracket sets (exposures.json), "
+        "or a folder of .hdr/.exr/.pfm files",
         root,
     )

@@ -1,0 +1,168 @@
+"""Merging a user's exposure bracket (``data.brackets``, ``mlx-hdr data brackets``) and reading
+the set back as training pairs (the ``brackets`` layout) and as a validation set."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_data_datasets import run_cli
+from test_exposure import photo_with_exif
+
+from mlx_hdr.color import linear_to_srgb, rgb_to_luminance
+from mlx_hdr.data.brackets import frame_shifts, merge_bracket, read_frames, write_bracket_set
+from mlx_hdr.data.camera_response import load_response
+from mlx_hdr.data.datasets import scan_dataset
+from mlx_hdr.data.manifest import index_dataset
+from mlx_hdr.errors import InputError
+from mlx_hdr.io.image_io import read_hdr
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMES = (1 / 8, 1 / 30, 1 / 125, 1 / 500)  # 2 stops apart, f/4, ISO 100
+
+
+def scene(h: int = 48, w: int = 64) -> np.ndarray:
+    """Scene-linear RGB: a 12-stop horizontal ramp, colour varying down the rows, and a
+    blob pattern (1.5 stops) for the alignment to hold on to."""
+    ramp = np.exp2(np.linspace(-4.0, 8.0, w, dtype=np.float32))[None, :, None]
+    tint = np.stack(np.broadcast_arrays(1.0, np.linspace(0.6, 1.0, h), 0.8), -1)
+    yy, xx = np.mgrid[:h, :w]
+    blobs = np.exp2(0.75 * np.sin(xx / 2.5) * np.sin(yy / 3.0))[..., None]
+    return (ramp * tint[:, None, :] * blobs).astype(np.float32)
+
+
+def shoot(folder: Path, hdr: np.ndarray, times=TIMES, shift: int = 0) -> list[Path]:
+    """The scene photographed at ``times`` (s), f/4, ISO 100: sRGB JPEGs with their EXIF,
+    unordered; the second longest one ``shift`` px to the right."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for t in reversed(times):
+        moved = np.roll(hdr, shift, axis=1) if t == times[1] else hdr
+        display = linear_to_srgb(np.minimum(moved * (t * 8.0), 1.0))
+        pixels = np.rint(display * 255).astype(np.uint8)
+        paths.append(photo_with_exif(folder / f"IMG_{len(paths)}.jpg", t, 4.0, 100, pixels))
+    return paths
+
+
+def seen_mask(hdr: np.ndarray) -> np.ndarray:
+    """The pixels that some frame of ``shoot`` records unclipped and above black."""
+    return (hdr.max(-1) * TIMES[0] * 8 > 0.05) & (hdr.max(-1) * TIMES[-1] * 8 < 0.9)
+
+
+def test_merged_bracket_is_the_scene_on_the_shortest_frames_scale(tmp_path):
+    hdr = scene()
+    frames = read_frames(shoot(tmp_path, hdr))
+    assert [f.exposure.time_s for f in frames] == pytest.approx(TIMES)  # longest first
+    merged, response = merge_bracket(frames)
+    assert merged.shape == hdr.shape and merged.dtype == np.float32 and response.shape == (256, 3)
+    ratio = np.log2(rgb_to_luminance(merged) / rgb_to_luminance(hdr))
+    seen = seen_mask(hdr)
+    assert np.ptp(np.median(ratio[:, seen.all(0)], 0)) < 0.1  # linear: one scale throughout
+    # 1.0 is the white of the shortest frame: the scene times its exposure (8 / 500 s)
+    assert np.median(ratio[seen]) == pytest.approx(np.log2(TIMES[-1] * 8), abs=0.1)
+
+
+def test_a_nudged_frame_is_shifted_back(tmp_path):
+    hdr = scene()
+    frames = read_frames(shoot(tmp_path, hdr, shift=3))
+    seen = seen_mask(hdr)
+    seen[:, :8] = seen[:, -8:] = False  # np.roll wrapped the shifted frame's edges
+    shifts = frame_shifts(frames)
+    assert shifts[1] == pytest.approx((3.0, 0.0), abs=0.3)
+    assert all(v == pytest.approx(0.0, abs=0.5) for i in (0, 2, 3) for v in shifts[i])
+    errors = []
+    for align in (False, True):
+        merged, _ = merge_bracket(frames, shifts if align else None)
+        ratio = np.log2(rgb_to_luminance(merged) / rgb_to_luminance(hdr))[seen]
+        errors.append(np.abs(ratio - np.median(ratio)).mean())
+    assert errors[1] < 0.05 < errors[0]  # stops: 0.02 aligned, 0.16 not
+
+
+def test_bracket_set_is_written_whole_and_read_back(tmp_path):
+    shoot(tmp_path / "shots", scene())
+    out = tmp_path / "sets" / "desk"
+    meta = write_bracket_set([tmp_path / "shots"], out, align=True)
+    files = sorted(p.name for p in out.iterdir())
+    assert files[-1] == "merged.hdr" and "exposures.json" in files and len(files) == 6
+    assert json.loads((out / "exposures.json").read_text()) == meta
+    assert [f["exposure_time_s"] for f in meta["frames"]] == pytest.approx(TIMES)
+    assert meta["merge"]["aligned"] and all(len(f["shift_px"]) == 2 for f in meta["frames"])
+    assert read_hdr(out / "merged.hdr").shape == (48, 64, 3)
+    assert load_response(str(out / "exposures.json")).shape == (256, 3)  # --sim-response
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no leftovers
+    for root in (out, out.parent):  # a set, or a folder of sets
+        ds = scan_dataset(root)
+        kept = [f["file"] for f in meta["frames"] if f["clipped"] <= 0.3]
+        assert ds.layout == "brackets" and [p.ldr_path.name for p in ds.pairs] == kept
+        assert all(p.hdr_path == out / "merged.hdr" for p in ds.pairs)
+    manifest = index_dataset(out.parent)
+    assert len(manifest.kept()) == len(kept) > 0
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bracket_sets
+
+    cases = bracket_sets.bracket_cases(out, None)  # validate_model.py --brackets
+    assert cases and all(c.exposure is not None for c in cases)
+
+
+def test_bad_brackets_fail_naming_the_file_and_write_nothing(tmp_path):
+    paths = shoot(tmp_path / "shots", scene())
+    out = tmp_path / "set"
+    with pytest.raises(InputError, match="at least two photos"):
+        write_bracket_set(paths[:1], out)
+    bare = tmp_path / "bare.jpg"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(bare)
+    with pytest.raises(InputError, match="no EXIF exposure") as err:
+        write_bracket_set([*paths, bare], out)
+    assert "bare.jpg" in str(err.value)
+    small = photo_with_exif(tmp_path / "small.jpg", 1 / 60, 4.0, 100, np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(InputError, match="not the size of"):
+        write_bracket_set([*paths, small], out)
+    same = [photo_with_exif(tmp_path / f"s{i}.jpg", 1 / 60, 4.0, 100) for i in range(2)]
+    with pytest.raises(InputError, match="do not differ in exposure"):
+        write_bracket_set(same, out)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    out.mkdir()
+    (out / "x").write_text("")
+    with pytest.raises(InputError, match="already exists"):
+        write_bracket_set(paths, out)
+
+
+def test_cli_merges_a_bracket_and_fails_in_one_line(tmp_path, monkeypatch, capsys):
+    shoot(tmp_path / "shots", scene())
+    out = tmp_path / "set"
+    args = ("data", "brackets", tmp_path / "shots", "-o", out)
+    code, stdout, _ = run_cli(monkeypatch, capsys, *args)
+    assert code == 0 and "merged 4 photos" in stdout and (out / "merged.hdr").is_file()
+    assert "validate_model.py --brackets" in stdout
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 1 and err.count("\n") == 1 and "already exists" in err and "set" in err
+
+
+def test_merge_matches_the_office_sets_own_merge(shared):
+    """hdr-pool-2's office HDR and response were merged by OpenCV's Debevec from its stored
+    frames: the same frames give the same response and, up to scale, the same HDR."""
+    from mlx_hdr.data.brackets import Frame
+    from mlx_hdr.io.image_io import read_ldr
+    from mlx_hdr.io.photo_meta import Exposure
+
+    folder = shared / "data/hdr-pool-2/brackets/lumilab_fisheye_office"
+    meta = json.loads((folder / "exposures.json").read_text())
+    keys = ("exposure_time_s", "f_number", "iso")
+    frames = [
+        Frame(folder / f["file"], Exposure(*(f[k] for k in keys)), read_ldr(folder / f["file"]))
+        for f in meta["frames"]
+    ]
+    hdr, response = merge_bracket(frames)
+    ref = np.array(meta["response_curve_rgb"])
+    rel = np.log2(response[1:] / response[128]) - np.log2(ref[1:] / ref[128])
+    assert np.abs(rel).max() < 1e-3  # stops, every code and channel
+    shipped = read_hdr(shared / "data/hdr-pool-2/lumilab_fisheye_office.hdr")
+    both = (shipped.min(-1) > 0) & (hdr.min(-1) > 0)
+    dev = np.log2(hdr[both] / shipped[both])
+    dev = np.abs(dev - np.median(dev))
+    assert dev.mean() < 0.01 and np.quantile(dev, 0.999) < 0.05  # RGBE keeps ~1%
