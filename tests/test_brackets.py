@@ -141,6 +141,12 @@ def test_cli_merges_a_bracket_and_fails_in_one_line(tmp_path, monkeypatch, capsy
     assert "validate_model.py --brackets" in stdout
     code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 1 and err.count("\n") == 1 and "already exists" in err and "set" in err
+    report = tmp_path / "report"
+    ev = ("evaluate", out, "--method", "linear", "-o", report, "--no-progress")
+    code, stdout, err = run_cli(monkeypatch, capsys, *ev)  # each photo against the merge
+    rows = (report / "metrics.csv").read_text().splitlines()
+    frames = json.loads((out / "exposures.json").read_text())["frames"]
+    assert code == 0 and len(rows) - 1 == sum(f["clipped"] <= 0.3 for f in frames) > 0, err
 
 
 def test_merge_matches_the_office_sets_own_merge(shared):

@@ -11,6 +11,7 @@ from mlx_hdr.infer.pipeline import apply_gain_map
 from mlx_hdr.infer.response import (
     FADE,
     GRID,
+    MIN_SHARE,
     SHOULDER_KNEE,
     SHOULDER_STOPS,
     SHOULDER_TOP,
@@ -76,6 +77,18 @@ def test_too_few_levels_keep_srgb():
     flat = np.full((32, 32, 3), 0.5, np.float32)
     assert fit_response(flat, srgb_to_linear(flat) * 2.0) is None
     np.testing.assert_array_equal(response_to_linear(flat, None), srgb_to_linear(flat))
+
+
+def test_nearly_black_photo_keeps_srgb():
+    """Below ``MIN_SHARE`` of its values in the band (a photo at a few codes above black
+    with a lit window) there is no fit; at the share the fit returns."""
+    dark = np.full((100, 100, 3), 1 / 255, np.float32)  # codes 1: below the band
+    k = int(np.ceil(MIN_SHARE * 100))
+    dark[:k] = np.linspace(0.1, 0.9, 100, dtype=np.float32)[None, :, None]  # in the band
+    pred = dark**2.6
+    assert fit_response(dark, pred) is not None
+    dark[k - 1] = 1 / 255
+    assert fit_response(dark, pred) is None
 
 
 def test_calibrate_keeps_pixels_through_the_model_curve(photo):

@@ -128,7 +128,7 @@ def _bracket_set(folder: Path) -> tuple[list[Pair], list[Path]]:
     if meta.get("ghost_region_xyxy"):
         return [], [f for f, _ in files]
     kept = [f for f, c in files if c is None or c <= BRACKET_MAX_CLIPPED]
-    return [Pair(f"{folder.name}/{f.stem}", f, hdr) for f in kept], []
+    return [Pair(f"{folder.name}-{f.stem}", f, hdr) for f in kept], []
 
 
 def _scan_brackets(root: Path, sets: list[Path]) -> Dataset:
