@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from test_data_datasets import run_cli
 from test_exposure import photo_with_exif
 
@@ -113,8 +114,6 @@ def test_bad_brackets_fail_naming_the_file_and_write_nothing(tmp_path):
     with pytest.raises(InputError, match="at least two photos"):
         write_bracket_set(paths[:1], out)
     bare = tmp_path / "bare.jpg"
-    from PIL import Image
-
     Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(bare)
     with pytest.raises(InputError, match="no EXIF exposure") as err:
         write_bracket_set([*paths, bare], out)
@@ -172,3 +171,28 @@ def test_merge_matches_the_office_sets_own_merge(shared):
     dev = np.log2(hdr[both] / shipped[both])
     dev = np.abs(dev - np.median(dev))
     assert dev.mean() < 0.01 and np.quantile(dev, 0.999) < 0.05  # RGBE keeps ~1%
+
+
+def test_office_script_writes_exif_back_and_merges(tmp_path, monkeypatch):
+    """``scripts/office_bracket_set.py`` on a stored set whose frames carry no EXIF."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import office_bracket_set
+
+    from mlx_hdr.io.photo_meta import read_exposure
+
+    stored = tmp_path / "stored"
+    stored.mkdir()
+    frames = []
+    for i, path in enumerate(sorted(shoot(tmp_path / "shots", scene()))):
+        bare = stored / f"f{i}.jpg"
+        Image.open(path).save(bare)  # without the EXIF
+        t = read_exposure(path).time_s
+        frames.append({"file": bare.name, "exposure_time_s": t, "f_number": 4.0, "iso": 100})
+    (stored / "exposures.json").write_text(json.dumps({"frames": frames}))
+    assert read_exposure(stored / "f0.jpg") is None
+    out = tmp_path / "set"
+    monkeypatch.setattr(sys, "argv", ["x", "-o", str(out), "--source", str(stored)])
+    office_bracket_set.main()
+    meta = json.loads((out / "exposures.json").read_text())
+    assert [f["exposure_time_s"] for f in meta["frames"]] == pytest.approx(TIMES)
+    assert (out / "merged.hdr").is_file() and scan_dataset(out).pairs

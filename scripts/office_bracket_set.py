@@ -1,0 +1,64 @@
+"""hdr-pool-2's office bracket as a bracket set that ``mlx-hdr evaluate`` scores frame by frame.
+
+The stored frames carry no EXIF; this writes each one back with its exposure from the set's
+``exposures.json`` (re-encoded as JPEG quality 95, 4:4:4) and merges them as
+``mlx-hdr data brackets`` does (``data.brackets.write_bracket_set``, no alignment: a
+tripod). The set's ghost box is not carried over, so a person who moved between frames
+counts against every method alike.
+
+    python scripts/office_bracket_set.py -o runs/brackets/office
+    mlx-hdr evaluate runs/brackets/office --method model --method kovaleski2014 \\
+        --method linear -o runs/eval-office
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+from PIL import Image
+from PIL.TiffImagePlugin import IFDRational
+
+from mlx_hdr.data.brackets import write_bracket_set
+from mlx_hdr.io.photo_meta import EXIF_IFD, EXPOSURE_TIME, F_NUMBER, ISO_SPEED
+
+OFFICE = Path(__file__).resolve().parents[1] / "../shared/data/hdr-pool-2/brackets"
+OFFICE = OFFICE / "lumilab_fisheye_office"
+
+
+def rational(value: float, limit: int) -> IFDRational:
+    """``value`` as an EXIF rational with a denominator up to ``limit``."""
+    return IFDRational(*Fraction(value).limit_denominator(limit).as_integer_ratio())
+
+
+def with_exif(src: Path, dst: Path, frame: dict) -> Path:
+    """``src`` written to ``dst`` as a JPEG carrying ``frame``'s exposure in its EXIF."""
+    exif = Image.Exif()
+    ifd = exif.get_ifd(EXIF_IFD)
+    ifd[EXPOSURE_TIME] = rational(frame["exposure_time_s"], 10**6)
+    ifd[F_NUMBER] = rational(frame["f_number"], 1000)
+    ifd[ISO_SPEED] = int(frame["iso"])
+    with Image.open(src) as im:
+        im.convert("RGB").save(dst, exif=exif, quality=95, subsampling=0)
+    return dst
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-o", "--output", type=Path, required=True, help="the new set's folder")
+    ap.add_argument("--source", type=Path, default=OFFICE, help="the stored bracket set")
+    args = ap.parse_args()
+    meta = json.loads((args.source / "exposures.json").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = [
+            with_exif(args.source / f["file"], Path(tmp) / f["file"], f) for f in meta["frames"]
+        ]
+        written = write_bracket_set(frames, args.output)
+    print(f"wrote {args.output}: {len(written['frames'])} frames and {written['merge']['output']}")
+
+
+if __name__ == "__main__":
+    main()
