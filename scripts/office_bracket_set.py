@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 from fractions import Fraction
 from pathlib import Path
@@ -46,6 +47,11 @@ def with_exif(src: Path, dst: Path, frame: dict) -> Path:
     return dst
 
 
+def bare(name: str) -> str:
+    """A stored frame's name without its ``frame_NN_`` prefix (the new set adds its own)."""
+    return re.sub(r"^frame_\d+_", "", name)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-o", "--output", type=Path, required=True, help="the new set's folder")
@@ -54,7 +60,8 @@ def main() -> None:
     meta = json.loads((args.source / "exposures.json").read_text())
     with tempfile.TemporaryDirectory() as tmp:
         frames = [
-            with_exif(args.source / f["file"], Path(tmp) / f["file"], f) for f in meta["frames"]
+            with_exif(args.source / f["file"], Path(tmp) / bare(f["file"]), f)
+            for f in meta["frames"]
         ]
         written = write_bracket_set(frames, args.output)
     print(f"wrote {args.output}: {len(written['frames'])} frames and {written['merge']['output']}")
