@@ -113,6 +113,10 @@ def test_bad_brackets_fail_naming_the_file_and_write_nothing(tmp_path):
     out = tmp_path / "set"
     with pytest.raises(InputError, match="at least two photos"):
         write_bracket_set(paths[:1], out)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="at least two photos") as err:
+        write_bracket_set([tmp_path / "empty"], out)
+    assert "empty" in str(err.value)
     bare = tmp_path / "bare.jpg"
     Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(bare)
     with pytest.raises(InputError, match="no EXIF exposure") as err:
@@ -152,15 +156,13 @@ def test_merge_matches_the_office_sets_own_merge(shared):
     """hdr-pool-2's office HDR and response were merged by OpenCV's Debevec from its stored
     frames: the same frames give the same response and, up to scale, the same HDR."""
     from mlx_hdr.data.brackets import Frame
-    from mlx_hdr.io.image_io import read_ldr
     from mlx_hdr.io.photo_meta import Exposure
 
     folder = shared / "data/hdr-pool-2/brackets/lumilab_fisheye_office"
     meta = json.loads((folder / "exposures.json").read_text())
     keys = ("exposure_time_s", "f_number", "iso")
     frames = [
-        Frame(folder / f["file"], Exposure(*(f[k] for k in keys)), read_ldr(folder / f["file"]))
-        for f in meta["frames"]
+        Frame.read(folder / f["file"], Exposure(*(f[k] for k in keys))) for f in meta["frames"]
     ]
     hdr, response = merge_bracket(frames)
     ref = np.array(meta["response_curve_rgb"])

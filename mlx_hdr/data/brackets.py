@@ -43,11 +43,23 @@ SCALE_NOTE = "1.0 = the white of the shortest frame"
 
 @dataclass(frozen=True)
 class Frame:
-    """One photo of a bracket: its file, EXIF exposure and display pixels (HxWx3, [0, 1])."""
+    """One photo of a bracket: its file, EXIF exposure and 8-bit pixels (HxWx3 uint8 RGB;
+    OpenCV's Debevec merges 8-bit frames, and a bracket of 24 MP photos held as float32
+    would take 300 MB a frame)."""
 
     path: Path
     exposure: Exposure
-    ldr: np.ndarray
+    pixels: np.ndarray
+
+    @classmethod
+    def read(cls, path: Path, exposure: Exposure) -> Frame:
+        """The photo at ``path`` (``read_ldr``: any supported format, EXIF orientation)."""
+        return cls(path, exposure, _to_u8(read_ldr(path)))
+
+    @property
+    def display(self) -> np.ndarray:
+        """HxWx3 float32 display values in [0, 1]."""
+        return self.pixels.astype(np.float32) / np.float32(255.0)
 
     @property
     def relative_exposure(self) -> float:
@@ -58,7 +70,7 @@ class Frame:
     @property
     def clipped(self) -> float:
         """Share of pixels whose largest display channel is at least ``color.CLIPPED``."""
-        return float((self.ldr.max(axis=-1) >= CLIPPED).mean())
+        return float((self.pixels.max(axis=-1) >= CLIPPED * 255.0).mean())
 
 
 def bracket_files(inputs: list[Path]) -> list[Path]:
@@ -74,20 +86,21 @@ def bracket_files(inputs: list[Path]) -> list[Path]:
     return files
 
 
-def read_frames(files: list[Path]) -> list[Frame]:
+def read_frames(files: list[Path], where: Path | str = ".") -> list[Frame]:
     """The bracket's frames, longest exposure first. Raises ``InputError`` naming the file
     for one without EXIF exposure settings or of another size than the first, and for
-    fewer than two frames or frames that all share one exposure."""
+    fewer than two frames (naming ``where`` when there is none) or frames that all share
+    one exposure."""
     if len(files) < 2:
-        raise InputError("a bracket needs at least two photos", files[0] if files else ".")
+        raise InputError("a bracket needs at least two photos", files[0] if files else where)
     frames = []
     for path in files:
         exposure = read_exposure(path)
         if exposure is None:
             raise InputError("no EXIF exposure time, f-number and ISO to merge by", path)
-        frame = Frame(path, exposure, read_ldr(path))
-        if frames and frame.ldr.shape != frames[0].ldr.shape:
-            size = "x".join(map(str, frames[0].ldr.shape[1::-1]))
+        frame = Frame.read(path, exposure)
+        if frames and frame.pixels.shape != frames[0].pixels.shape:
+            size = "x".join(map(str, frames[0].pixels.shape[1::-1]))
             raise InputError(f"not the size of {frames[0].path.name} ({size})", path)
         frames.append(frame)
     frames.sort(key=lambda f: -f.relative_exposure)
@@ -106,7 +119,7 @@ def merge_bracket(
     ``preprocess.estimate_exposure``), and ``response`` 256x3 RGB, the linear value of each
     8-bit code (OpenCV's ``CalibrateDebevec``). ``shifts``: each frame's (dx, dy) px onto
     the others (:func:`frame_shifts`; None: as it is)."""
-    images = [cv2.cvtColor(_to_u8(f.ldr), cv2.COLOR_RGB2BGR) for f in frames]
+    images = [cv2.cvtColor(f.pixels, cv2.COLOR_RGB2BGR) for f in frames]
     for i, shift in enumerate(shifts or []):
         if shift is not None and any(shift):
             warp = np.array([[1, 0, shift[0]], [0, 1, shift[1]]], np.float32)
@@ -117,7 +130,7 @@ def merge_bracket(
     hdr = cv2.createMergeDebevec().process(images, times, response)
     rgb = np.maximum(cv2.cvtColor(hdr, cv2.COLOR_BGR2RGB), 0.0).astype(np.float32)
     response = response.reshape(256, 3)[:, ::-1].astype(np.float32)
-    scale = estimate_exposure(frames[-1].ldr, rgb)  # onto the shortest frame, sRGB-linearised
+    scale = estimate_exposure(frames[-1].display, rgb)  # onto the shortest frame, sRGB-linearised
     return (rgb * np.float32(scale)).astype(np.float32), response
 
 
@@ -130,9 +143,10 @@ def frame_shifts(frames: list[Frame]) -> list[tuple[float, float] | None]:
     along the chain, so a frame that shares few pixels with the middle one is aligned too."""
     logs, masks = [], []
     for f in frames:
-        y = rgb_to_luminance(srgb_to_linear(f.ldr))
+        ldr = f.display
+        y = rgb_to_luminance(srgb_to_linear(ldr))
         logs.append(np.log2(np.maximum(y, 1e-4) / f.relative_exposure).astype(np.float32))
-        masks.append((f.ldr.max(axis=-1) > 0.05) & (f.ldr.max(axis=-1) < 0.9))
+        masks.append((ldr.max(axis=-1) > 0.05) & (ldr.max(axis=-1) < 0.9))
     mid = len(frames) // 2
     shifts: list[tuple[float, float] | None] = [None] * len(frames)
     shifts[mid] = (0.0, 0.0)
@@ -193,7 +207,7 @@ def write_bracket_set(inputs: list[Path], out: Path, align: bool = False) -> dic
     out = Path(out)
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise InputError("already exists (choose a new folder)", out)
-    frames = read_frames(bracket_files(inputs))
+    frames = read_frames(bracket_files(inputs), inputs[0] if inputs else ".")
     shifts = frame_shifts(frames) if align else None
     hdr, response = merge_bracket(frames, shifts)
     out.parent.mkdir(parents=True, exist_ok=True)
