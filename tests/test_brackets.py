@@ -35,13 +35,19 @@ def scene(h: int = 48, w: int = 64) -> np.ndarray:
     return (ramp * tint[:, None, :] * blobs).astype(np.float32)
 
 
-def shoot(folder: Path, hdr: np.ndarray, times=TIMES, shift: int = 0) -> list[Path]:
+def shoot(
+    folder: Path, hdr: np.ndarray, times=TIMES, shift: int = 0, ghost: bool = False
+) -> list[Path]:
     """The scene photographed at ``times`` (s), f/4, ISO 100: sRGB JPEGs with their EXIF,
-    unordered; the second longest one ``shift`` px to the right."""
+    unordered; the second longest one ``shift`` px to the right, and with ``ghost`` the
+    third longest with a quarter of the scene 3 stops darker (something moved in front)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for t in reversed(times):
         moved = np.roll(hdr, shift, axis=1) if t == times[1] else hdr
+        if ghost and t == times[2]:
+            moved = moved.copy()
+            moved[:24, :32] /= 8.0
         display = linear_to_srgb(np.minimum(moved * (t * 8.0), 1.0))
         pixels = np.rint(display * 255).astype(np.uint8)
         paths.append(photo_with_exif(folder / f"IMG_{len(paths)}.jpg", t, 4.0, 100, pixels))
@@ -80,6 +86,22 @@ def test_a_nudged_frame_is_shifted_back(tmp_path):
         ratio = np.log2(rgb_to_luminance(merged) / rgb_to_luminance(hdr))[seen]
         errors.append(np.abs(ratio - np.median(ratio)).mean())
     assert errors[1] < 0.05 < errors[0]  # stops: 0.02 aligned, 0.16 not
+
+
+def test_something_that_moved_is_reported(tmp_path, monkeypatch, capsys):
+    from mlx_hdr.data.brackets import MOVED_WARN, disagreement
+
+    clean = read_frames(shoot(tmp_path / "clean", scene()))
+    assert max(disagreement(clean, merge_bracket(clean)[1])) < MOVED_WARN
+    ghosted = read_frames(shoot(tmp_path / "ghost", scene(), ghost=True))
+    moved = disagreement(ghosted, merge_bracket(ghosted)[1])
+    assert moved[1] > MOVED_WARN and moved[2] > MOVED_WARN  # the frame, both sides of it
+    assert moved[0] < MOVED_WARN
+    args = ("data", "brackets", tmp_path / "ghost", "-o", tmp_path / "set")
+    code, stdout, _ = run_cli(monkeypatch, capsys, *args)
+    assert code == 0 and "something moved" in stdout and "IMG_1.jpg" in stdout
+    frames = json.loads((tmp_path / "set/exposures.json").read_text())["frames"]
+    assert frames[0]["moved"] is None and frames[2]["moved"] > MOVED_WARN
 
 
 def test_bracket_set_is_written_whole_and_read_back(tmp_path):

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from mlx_hdr.data.brackets import BRACKET_SET_USE, write_bracket_set
+from mlx_hdr.data.brackets import BRACKET_SET_USE, MOVED_WARN, write_bracket_set
 from mlx_hdr.data.manifest import check, format_summary, index_dataset, summarize
 from mlx_hdr.data.preprocess import MAX_HDR_VALUE
 
@@ -75,6 +75,14 @@ def brackets_command(
     frames = meta["frames"]
     times = ", ".join(f"{f['exposure_time_s']:.4g} s" for f in frames)
     typer.echo(f"merged {len(frames)} photos ({times}) into {output / meta['merge']['output']}")
+    moved = [f for f in frames if (f["moved"] or 0.0) > MOVED_WARN]
+    if moved:
+        worst = max(f["moved"] for f in moved)
+        names = ", ".join(f["source"] for f in moved)
+        typer.echo(
+            f"frames disagree with the next longer one (something moved?) in up to "
+            f"{worst:.0%} of the pixels both record: {names}"
+        )
     stuck = [f["source"] for f in frames if align and f["shift_px"] is None]
     if stuck:
         typer.echo(f"not aligned (too little in common with the others): {', '.join(stuck)}")

@@ -7,7 +7,8 @@ them with OpenCV (ECC for small shifts, ``CalibrateDebevec`` for the camera's re
 ``MergeDebevec``); :func:`write_bracket_set` writes the set in the layout of
 ``hdr-pool-2/brackets``, which ``mlx_hdr.data.datasets`` reads as the ``brackets`` layout:
 
-    <set>/exposures.json   frames (file, exposure_time_s, f_number, iso, clipped), the merge,
+    <set>/exposures.json   frames (file, exposure_time_s, f_number, iso, clipped, moved:
+                           :func:`disagreement` with the frame before), the merge,
                            the response (``response_curve_rgb``: ``--sim-response`` reads it)
     <set>/merged.hdr       the scene, scene-linear; 1.0 is the white of the shortest frame
     <set>/frame_NN_<name>  the frames as given (copies), longest exposure first
@@ -39,6 +40,9 @@ BRACKET_SET_USE = (
     " (the folder of your sets), then --data brackets.jsonl"
 )
 SCALE_NOTE = "1.0 = the white of the shortest frame"
+RECORDED = (16, 239)  # 8-bit codes a frame records well (above noise, below the shoulder)
+MOVED_STOPS = 1.0  # two frames disagreeing by more than this at a pixel: something moved
+MOVED_WARN = 0.02  # share of such pixels that ``mlx-hdr data brackets`` reports
 
 
 @dataclass(frozen=True)
@@ -119,11 +123,7 @@ def merge_bracket(
     ``preprocess.estimate_exposure``), and ``response`` 256x3 RGB, the linear value of each
     8-bit code (OpenCV's ``CalibrateDebevec``). ``shifts``: each frame's (dx, dy) px onto
     the others (:func:`frame_shifts`; None: as it is)."""
-    images = [cv2.cvtColor(f.pixels, cv2.COLOR_RGB2BGR) for f in frames]
-    for i, shift in enumerate(shifts or []):
-        if shift is not None and any(shift):
-            warp = np.array([[1, 0, shift[0]], [0, 1, shift[1]]], np.float32)
-            images[i] = apply_warp(images[i], warp, images[i].shape[1::-1])
+    images = [cv2.cvtColor(im, cv2.COLOR_RGB2BGR) for im in _shifted(frames, shifts)]
     times = np.array([f.relative_exposure for f in frames], np.float32)
     times /= times.max()  # OpenCV's Debevec works in any unit of exposure
     response = cv2.createCalibrateDebevec().process(images, times)
@@ -132,6 +132,40 @@ def merge_bracket(
     response = response.reshape(256, 3)[:, ::-1].astype(np.float32)
     scale = estimate_exposure(frames[-1].display, rgb)  # onto the shortest frame, sRGB-linearised
     return (rgb * np.float32(scale)).astype(np.float32), response
+
+
+def _shifted(frames: list[Frame], shifts) -> list[np.ndarray]:
+    """The frames' 8-bit RGB pixels, each moved by its shift (None: as it is)."""
+    out = []
+    for f, shift in zip(frames, shifts or [None] * len(frames), strict=True):
+        im = f.pixels
+        if shift is not None and any(shift):
+            warp = np.array([[1, 0, shift[0]], [0, 1, shift[1]]], np.float32)
+            im = apply_warp(im, warp, im.shape[1::-1])
+        out.append(im)
+    return out
+
+
+def disagreement(frames: list[Frame], response: np.ndarray, shifts=None) -> list[float]:
+    """For each frame after the first, the share of the pixels it and the next longer frame
+    both record well (every channel at codes ``RECORDED``) whose luminances, linearised by
+    ``response`` and divided by the exposures, differ by more than ``MOVED_STOPS`` from the
+    two frames' median ratio: something that moved (a person, leaves) or a misaligned
+    frame. NaN where the two share fewer than 100 such pixels."""
+    images = _shifted(frames, shifts)
+    lo, hi = RECORDED
+    out = []
+    for i in range(1, len(frames)):
+        (a, b), (fa, fb) = images[i - 1 : i + 1], frames[i - 1 : i + 1]
+        both = (a.min(-1) >= lo) & (a.max(-1) <= hi) & (b.min(-1) >= lo) & (b.max(-1) <= hi)
+        if both.sum() < 100:
+            out.append(float("nan"))
+            continue
+        ya, yb = (rgb_to_luminance(np.take_along_axis(response, im[both], 0)) for im in (a, b))
+        d = np.log2(np.maximum(ya, 1e-12) / fa.relative_exposure)
+        d -= np.log2(np.maximum(yb, 1e-12) / fb.relative_exposure)
+        out.append(float((np.abs(d - np.median(d)) > MOVED_STOPS).mean()))
+    return out
 
 
 def frame_shifts(frames: list[Frame]) -> list[tuple[float, float] | None]:
@@ -210,10 +244,11 @@ def write_bracket_set(inputs: list[Path], out: Path, align: bool = False) -> dic
     frames = read_frames(bracket_files(inputs), inputs[0] if inputs else ".")
     shifts = frame_shifts(frames) if align else None
     hdr, response = merge_bracket(frames, shifts)
+    moved = [float("nan"), *disagreement(frames, response, shifts)]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        meta = _write_set(tmp, out.name, frames, hdr, response, shifts)
+        meta = _write_set(tmp, out.name, frames, hdr, response, shifts, moved)
         with contextlib.suppress(FileNotFoundError):
             out.rmdir()  # the empty folder it may replace
         os.replace(tmp, out)
@@ -223,9 +258,10 @@ def write_bracket_set(inputs: list[Path], out: Path, align: bool = False) -> dic
     return meta
 
 
-def _write_set(folder: Path, name: str, frames, hdr, response, shifts) -> dict:
+def _write_set(folder: Path, name: str, frames, hdr, response, shifts, moved) -> dict:
     """Write the frames' copies, the merged HDR and ``exposures.json`` (the set called
-    ``name``) into ``folder``."""
+    ``name``) into ``folder``; ``moved``: each frame's :func:`disagreement` with the one
+    before (NaN for the first), recorded as ``moved`` (null where not measured)."""
     records = []
     for i, f in enumerate(frames):
         file = f"frame_{i:02d}_{f.path.name}"
@@ -235,6 +271,7 @@ def _write_set(folder: Path, name: str, frames, hdr, response, shifts) -> dict:
             {"file": file, "source": f.path.name, "exposure_time_s": e.time_s}
             | {"f_number": e.f_number, "iso": e.iso, "clipped": round(f.clipped, 4)}
         )
+        records[-1]["moved"] = None if np.isnan(moved[i]) else round(moved[i], 4)
         if shifts is not None:  # None: could not be aligned
             records[-1]["shift_px"] = shifts[i] and [round(v, 3) for v in shifts[i]]
     write_hdr(folder / MERGED, hdr)
