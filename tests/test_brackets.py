@@ -136,9 +136,10 @@ def test_bad_brackets_fail_naming_the_file_and_write_nothing(tmp_path):
     with pytest.raises(InputError, match="at least two photos"):
         write_bracket_set(paths[:1], out)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="at least two photos") as err:
+    (tmp_path / "empty/IMG_1.CR2").write_bytes(b"raw")
+    with pytest.raises(InputError, match="no photos in this folder") as err:
         write_bracket_set([tmp_path / "empty"], out)
-    assert "empty" in str(err.value)
+    assert "empty" in str(err.value) and "raw" in str(err.value)
     bare = tmp_path / "bare.jpg"
     Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(bare)
     with pytest.raises(InputError, match="no EXIF exposure") as err:

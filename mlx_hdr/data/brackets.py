@@ -82,7 +82,13 @@ def bracket_files(inputs: list[Path]) -> list[Path]:
     files = []
     for p in map(Path, inputs):
         if p.is_dir():
-            files += sorted(q for q in p.iterdir() if q.suffix.lower() in LDR_SUFFIXES)
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in LDR_SUFFIXES)
+            if not found:
+                kinds = ", ".join(sorted({s.lstrip(".") for s in LDR_SUFFIXES}))
+                raise InputError(
+                    f"no photos in this folder ({kinds}; camera raw files: export them first)", p
+                )
+            files += found
         elif p.exists():
             files.append(p)
         else:
