@@ -5,14 +5,15 @@ Layouts (checked in this order):
 - ``hdr-real``: SingleHDR's HDR-Real training set, ``LDR_in/*.jpg`` + ``HDR_gt/*.hdr``
   paired by file stem.
 - ``hdr-synth``: HDR only, ``HDR_gt/*.{hdr,exr}`` without ``LDR_in`` (SingleHDR's HDR-Synth).
-- ``scenes``: one folder per scene with the HDR ``gt.{hdr,exr,pfm}`` and the LDR input
-  (``input.*``, or the folder's only JPEG/PNG/TIFF): HDR-Eye style test sets and the generic
-  ``<case>/input.* + gt.*`` layout of ``eval-public``.
 - ``brackets``: an exposure-bracket set (``exposures.json`` with its ``frames`` and merged
-  HDR, as ``mlx-hdr data brackets`` writes it), or a folder of such sets: one pair per frame
+  HDR, as ``mlx-hdr data brackets`` writes it), or a folder of such sets with no HDR files
+  of its own (with them it is an ``hdr-pool``, as ``hdr-pool-2`` is): one pair per frame
   that clips at most ``BRACKET_MAX_CLIPPED`` of its pixels, against the set's HDR. Sets that
   mark a ghost region (something moved between frames) are left out: their frames count as
   unpaired.
+- ``scenes``: one folder per scene with the HDR ``gt.{hdr,exr,pfm}`` and the LDR input
+  (``input.*``, or the folder's only JPEG/PNG/TIFF): HDR-Eye style test sets and the generic
+  ``<case>/input.* + gt.*`` layout of ``eval-public``.
 - ``hdr-pool``: a flat folder of HDR files, with an optional ``MANIFEST.csv`` whose ``kind``
   column says ``panorama`` or ``photo``.
 """
@@ -27,7 +28,7 @@ from pathlib import Path
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.image_io import HDR_SUFFIXES, LDR_SUFFIXES
 
-LAYOUTS = ("hdr-real", "hdr-synth", "scenes", "brackets", "hdr-pool")
+LAYOUTS = ("hdr-real", "hdr-synth", "brackets", "scenes", "hdr-pool")
 BRACKETS = "exposures.json"  # a bracket set's description
 BRACKET_MAX_CLIPPED = 0.3  # frames clipping more are left out of a bracket set's pairs
 
