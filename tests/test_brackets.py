@@ -121,6 +121,10 @@ def test_bracket_set_is_written_whole_and_read_back(tmp_path):
         kept = [f["file"] for f in meta["frames"] if f["clipped"] <= 0.3]
         assert ds.layout == "brackets" and [p.ldr_path.name for p in ds.pairs] == kept
         assert all(p.hdr_path == out / "merged.hdr" for p in ds.pairs)
+    for f in meta["frames"]:  # a set that does not record the shares: measured
+        f.pop("clipped")
+    (out / "exposures.json").write_text(json.dumps(meta))
+    assert [p.ldr_path.name for p in scan_dataset(out).pairs] == kept
     manifest = index_dataset(out.parent)
     assert len(manifest.kept()) == len(kept) > 0
     sys.path.insert(0, str(ROOT / "scripts"))

@@ -25,8 +25,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlx_hdr.color import CLIPPED
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.image_io import HDR_SUFFIXES, LDR_SUFFIXES
+from mlx_hdr.io.image_io import HDR_SUFFIXES, LDR_SUFFIXES, read_ldr
 
 LAYOUTS = ("hdr-real", "hdr-synth", "brackets", "scenes", "hdr-pool")
 BRACKETS = "exposures.json"  # a bracket set's description
@@ -128,8 +129,19 @@ def _bracket_set(folder: Path) -> tuple[list[Pair], list[Path]]:
     hdr = hdr if hdr.exists() else folder.parent.parent / Path(output).name
     if meta.get("ghost_region_xyxy"):
         return [], [f for f, _ in files]
-    kept = [f for f, c in files if c is None or c <= BRACKET_MAX_CLIPPED]
+    kept = [f for f, c in files if _clipped_share(f, c) <= BRACKET_MAX_CLIPPED]
     return [Pair(f"{folder.name}-{f.stem}", f, hdr) for f in kept], []
+
+
+def _clipped_share(path: Path, recorded: float | None) -> float:
+    """A bracket frame's clipped share: as ``exposures.json`` records it, else measured
+    (0 for a frame that cannot be read: ``data index`` reports it as unreadable)."""
+    if recorded is not None:
+        return float(recorded)
+    try:
+        return float((read_ldr(path).max(axis=-1) >= CLIPPED).mean())
+    except InputError:
+        return 0.0
 
 
 def _scan_brackets(root: Path, sets: list[Path]) -> Dataset:
