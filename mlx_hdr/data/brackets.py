@@ -17,11 +17,12 @@ them with OpenCV (ECC for small shifts, ``CalibrateDebevec`` for the camera's re
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -119,17 +120,15 @@ def read_frames(files: list[Path], where: Path | str = ".") -> list[Frame]:
     return frames
 
 
-def merge_bracket(
-    frames: list[Frame], shifts: list[tuple[float, float] | None] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def merge_bracket(frames: list[Frame]) -> tuple[np.ndarray, np.ndarray]:
     """``(hdr, response)``: the frames merged by OpenCV's Debevec method.
 
     Returns ``hdr`` HxWx3 float32 scene-linear RGB (>= 0), scaled so that 1.0 is the white of
     the shortest frame (matched to its well-exposed pixels, linearised as sRGB:
     ``preprocess.estimate_exposure``), and ``response`` 256x3 RGB, the linear value of each
-    8-bit code (OpenCV's ``CalibrateDebevec``). ``shifts``: each frame's (dx, dy) px onto
-    the others (:func:`frame_shifts`; None: as it is)."""
-    images = [cv2.cvtColor(im, cv2.COLOR_RGB2BGR) for im in _shifted(frames, shifts)]
+    8-bit code (OpenCV's ``CalibrateDebevec``). Frames of a handheld bracket are aligned
+    first (:func:`shifted`)."""
+    images = [cv2.cvtColor(f.pixels, cv2.COLOR_RGB2BGR) for f in frames]
     times = np.array([f.relative_exposure for f in frames], np.float32)
     times /= times.max()  # OpenCV's Debevec works in any unit of exposure
     response = cv2.createCalibrateDebevec().process(images, times)
@@ -140,29 +139,28 @@ def merge_bracket(
     return (rgb * np.float32(scale)).astype(np.float32), response
 
 
-def _shifted(frames: list[Frame], shifts) -> list[np.ndarray]:
-    """The frames' 8-bit RGB pixels, each moved by its shift (None: as it is)."""
+def shifted(frames: list[Frame], shifts: list[tuple[float, float] | None]) -> list[Frame]:
+    """The frames, each moved by its (dx, dy) px shift (:func:`frame_shifts`; None: as it
+    is), bilinearly."""
     out = []
-    for f, shift in zip(frames, shifts or [None] * len(frames), strict=True):
-        im = f.pixels
+    for f, shift in zip(frames, shifts, strict=True):
         if shift is not None and any(shift):
             warp = np.array([[1, 0, shift[0]], [0, 1, shift[1]]], np.float32)
-            im = apply_warp(im, warp, im.shape[1::-1])
-        out.append(im)
+            f = replace(f, pixels=apply_warp(f.pixels, warp, f.pixels.shape[1::-1]))
+        out.append(f)
     return out
 
 
-def disagreement(frames: list[Frame], response: np.ndarray, shifts=None) -> list[float]:
+def disagreement(frames: list[Frame], response: np.ndarray) -> list[float]:
     """For each frame after the first, the share of the pixels it and the next longer frame
     both record well (every channel at codes ``RECORDED``) whose luminances, linearised by
     ``response`` and divided by the exposures, differ by more than ``MOVED_STOPS`` from the
     two frames' median ratio: something that moved (a person, leaves) or a misaligned
     frame. NaN where the two share fewer than 100 such pixels."""
-    images = _shifted(frames, shifts)
     lo, hi = RECORDED
     out = []
-    for i in range(1, len(frames)):
-        (a, b), (fa, fb) = images[i - 1 : i + 1], frames[i - 1 : i + 1]
+    for fa, fb in itertools.pairwise(frames):
+        a, b = fa.pixels, fb.pixels
         both = (a.min(-1) >= lo) & (a.max(-1) <= hi) & (b.min(-1) >= lo) & (b.max(-1) <= hi)
         if both.sum() < 100:
             out.append(float("nan"))
@@ -249,8 +247,9 @@ def write_bracket_set(inputs: list[Path], out: Path, align: bool = False) -> dic
         raise InputError("already exists (choose a new folder)", out)
     frames = read_frames(bracket_files(inputs), inputs[0] if inputs else ".")
     shifts = frame_shifts(frames) if align else None
-    hdr, response = merge_bracket(frames, shifts)
-    moved = [float("nan"), *disagreement(frames, response, shifts)]
+    merged = shifted(frames, shifts) if align else frames
+    hdr, response = merge_bracket(merged)
+    moved = [float("nan"), *disagreement(merged, response)]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
