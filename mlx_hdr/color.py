@@ -104,6 +104,15 @@ def clip_ramp(x: np.ndarray, threshold: float = CLIP_THRESHOLD) -> np.ndarray:
     return np.clip((np.asarray(x, np.float32) - threshold) / (1.0 - threshold), 0.0, 1.0)
 
 
+def clipped_mask(ldr: np.ndarray, threshold: float = CLIPPED) -> np.ndarray:
+    """HxW bool: pixels of the display input ``ldr`` whose largest channel is >= threshold.
+
+    A hard selection of the pixels the highlight metric scores, unlike the soft blending and
+    loss weight :func:`clip_mask` (a ramp from 0.95): a metric needs a pixel set.
+    """
+    return np.asarray(ldr).max(axis=-1) >= threshold
+
+
 def clip_mask(ldr: np.ndarray, threshold: float = CLIP_THRESHOLD) -> np.ndarray:
     """Soft mask of (nearly) clipped pixels: display (..., H, W, 3) -> (..., H, W, 1) in [0, 1].
 

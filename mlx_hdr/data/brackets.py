@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mlx_hdr.color import CLIPPED, rgb_to_luminance, srgb_to_linear
+from mlx_hdr.color import CLIPPED, clipped_mask, rgb_to_luminance, srgb_to_linear
 from mlx_hdr.data.preprocess import estimate_exposure
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.image_io import LDR_SUFFIXES, read_ldr, write_hdr
@@ -75,7 +75,7 @@ class Frame:
     @property
     def clipped(self) -> float:
         """Share of pixels whose largest display channel is at least ``color.CLIPPED``."""
-        return float((self.pixels.max(axis=-1) >= CLIPPED * 255.0).mean())
+        return float(clipped_mask(self.pixels, CLIPPED * 255.0).mean())
 
 
 def bracket_files(inputs: list[Path]) -> list[Path]:

@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlx_hdr.color import CLIPPED
+from mlx_hdr.color import clipped_mask
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.image_io import HDR_SUFFIXES, LDR_SUFFIXES, read_ldr
 
@@ -135,11 +135,12 @@ def _bracket_set(folder: Path) -> tuple[list[Pair], list[Path]]:
 
 def _clipped_share(path: Path, recorded: float | None) -> float:
     """A bracket frame's clipped share: as ``exposures.json`` records it, else measured
-    (0 for a frame that cannot be read: ``data index`` reports it as unreadable)."""
+    (``color.clipped_mask``; 0 for a frame that cannot be read: ``data index`` reports it
+    as unreadable)."""
     if recorded is not None:
         return float(recorded)
     try:
-        return float((read_ldr(path).max(axis=-1) >= CLIPPED).mean())
+        return float(clipped_mask(read_ldr(path)).mean())
     except InputError:
         return 0.0
 

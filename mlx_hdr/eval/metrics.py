@@ -31,10 +31,11 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from mlx_hdr.color import (
+from mlx_hdr.color import (  # noqa: F401 (CLIPPED, clipped_mask: the metrics' pixel set)
     CLIPPED,
     TINY,
     align_scale,
+    clipped_mask,
     hdr_to_target,
     rgb_to_luminance,
     srgb_to_linear,
@@ -102,15 +103,6 @@ def log_domain_metrics(pred: np.ndarray, gt: np.ndarray, *, inputs: str = "hdr")
         return dict(zip(("psnr", "ssim", "l1"), _log_metrics_one(p, g), strict=True))
     rows = np.array([_log_metrics_one(pi, gi) for pi, gi in zip(p, g, strict=True)])
     return {"psnr": rows[:, 0], "ssim": rows[:, 1], "l1": rows[:, 2]}
-
-
-def clipped_mask(ldr: np.ndarray, threshold: float = CLIPPED) -> np.ndarray:
-    """HxW bool: pixels of the display input ``ldr`` whose largest channel is >= threshold.
-
-    A hard selection of the pixels the highlight metric scores, unlike the soft blending and
-    loss weight ``color.clip_mask`` (a ramp from 0.95): a metric needs a pixel set.
-    """
-    return np.asarray(ldr).max(axis=-1) >= threshold
 
 
 def pu21_encode(lum: np.ndarray, par: tuple[float, ...] = PU21_BANDING_GLARE) -> np.ndarray:
