@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mlx_hdr.data.datasets import bracket_hdr
 from mlx_hdr.eval.fisheye import Circle, find_circle, remap, view_maps
 from mlx_hdr.eval.metrics import clipped_mask
 from mlx_hdr.io.image_io import read_hdr, read_ldr
@@ -57,12 +58,10 @@ def bracket_cases(folder: Path, long_side: int | None) -> list[Case]:
     """(ldr, hdr) per real frame, or per crop of it where ``exposures.json`` lists ``views``
     ((x0, y0, x1, y1), fractions of the frame), with 1-30% clipped pixels, at ``long_side``
     px at most (None: as stored), each with its frame's exposure (:func:`frame_exposure`).
-    The merged HDR lies in the set's folder or two folders up (``hdr-pool-2``'s layout). The
-    set's ghost box, where it has one, is blacked out in both (it counts as neither clipped
-    nor well exposed)."""
+    The merged HDR is ``data.datasets.bracket_hdr``'s. The set's ghost box, where it has
+    one, is blacked out in both (it counts as neither clipped nor well exposed)."""
     meta = json.loads((folder / "exposures.json").read_text())
-    merged = folder / meta["merge"]["output"]
-    hdr = read_hdr(merged if merged.exists() else folder.parent.parent / merged.name)
+    hdr = read_hdr(bracket_hdr(folder, meta["merge"]["output"]))
     ghost = meta.get("ghost_region_xyxy")
     cases = []
     for frame in meta["frames"]:

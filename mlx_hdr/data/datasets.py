@@ -116,8 +116,8 @@ def _scan_pool(root: Path, layout: str, folder: Path) -> Dataset:
 
 
 def _bracket_set(folder: Path) -> tuple[list[Pair], list[Path]]:
-    """(pairs, left out) of the bracket set in ``folder`` (the ``brackets`` layout). Its HDR
-    is ``merge.output`` in the folder or two folders up (``hdr-pool-2``'s layout)."""
+    """(pairs, left out) of the bracket set in ``folder`` (the ``brackets`` layout), against
+    its :func:`bracket_hdr`."""
     path = folder / BRACKETS
     try:
         meta = json.loads(path.read_text())
@@ -125,12 +125,18 @@ def _bracket_set(folder: Path) -> tuple[list[Pair], list[Path]]:
         files = [(folder / f["file"], f.get("clipped")) for f in frames]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"not a bracket set description ({exc})", path) from None
-    hdr = folder / output
-    hdr = hdr if hdr.exists() else folder.parent.parent / Path(output).name
+    hdr = bracket_hdr(folder, output)
     if meta.get("ghost_region_xyxy"):
         return [], [f for f, _ in files]
     kept = [f for f, c in files if _clipped_share(f, c) <= BRACKET_MAX_CLIPPED]
     return [Pair(f"{folder.name}-{f.stem}", f, hdr) for f in kept], []
+
+
+def bracket_hdr(folder: Path, output: str) -> Path:
+    """A bracket set's merged HDR (its ``merge.output``): in the set's folder, or two folders
+    up (``hdr-pool-2``'s layout, the HDR beside the pool's other images)."""
+    hdr = folder / output
+    return hdr if hdr.exists() else folder.parent.parent / Path(output).name
 
 
 def _clipped_share(path: Path, recorded: float | None) -> float:
