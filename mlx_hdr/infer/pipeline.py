@@ -240,7 +240,7 @@ def predict_hdr(
         return get_method(method)(ldr)
     if net is None:
         raise ValueError("method 'model' needs a network")
-    white = None if exposure is None else math.log2(exposure.white_luminance())
+    white = None if exposure is None else exposure.white_log2()
     hdr = predict_model_hdr(net, ldr, blend, work_pixels, flip, response, white)
     return limit_to_ceiling(ldr, hdr, exposure, sky_ceiling)
 

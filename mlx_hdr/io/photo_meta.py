@@ -69,6 +69,10 @@ class Exposure:
         """The luminance that saturates the camera at these settings, cd/m^2."""
         return WHITE_K * self.f_number**2 / (self.time_s * self.iso)
 
+    def white_log2(self) -> float:
+        """log2 of :meth:`white_luminance`: the white as the exposure branch reads it."""
+        return math.log2(self.white_luminance())
+
 
 def exposure_from_values(time_s, f_number, iso) -> Exposure | None:
     """An :class:`Exposure` from three EXIF values (numbers or rationals; ISO may be a

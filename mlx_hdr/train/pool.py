@@ -88,7 +88,7 @@ def exif_white(path: Path) -> float:
     from mlx_hdr.io.photo_meta import read_exposure
 
     exposure = read_exposure(path)
-    return math.nan if exposure is None else math.log2(exposure.white_luminance())
+    return math.nan if exposure is None else exposure.white_log2()
 
 
 HOLDOUT = 9  # every 9th pool image is validation
