@@ -73,8 +73,8 @@ def fit_response(ldr: np.ndarray, hdr: np.ndarray) -> np.ndarray | None:
         None (the sRGB curve is then kept) when fewer than 4 bins hold enough values or
         less than ``MIN_SHARE`` of the values lie in ``BAND``: in a nearly black photo the
         table, extrapolated below the band, would move most of the photo by what a few
-        bright pixels say (the office set's frames at 1/2,500-1/8,000 s lost 0.1-7.6 dB of
-        PU21-PSNR to it at 2,048 px, 2.5-12 dB at 1,024 px, against their merged HDR).
+        bright pixels say (docs/EXPERIMENTS.md, "The network's curve on nearly black
+        photos").
     """
     ldr = np.asarray(ldr, np.float32)
     f = STOPS_FLOOR
