@@ -236,7 +236,7 @@ def write_bracket_set(inputs: list[Path], out: Path, align: bool = False) -> dic
     """Merge the bracket in ``inputs`` (files, or a folder of them) and write it to the new
     folder ``out`` (module docstring); all or nothing: it is built beside ``out`` and
     renamed into place. ``align``: shift the frames onto each other first
-    (:func:`frame_shifts`), for a handheld bracket; on a tripod it only adds noise (sub-pixel
+    (:func:`frame_shifts`), for a handheld bracket; on a tripod it only adds noise (spurious
     shifts measured where there are none). Returns the ``exposures.json`` it wrote.
 
     Raises ``InputError`` for a bad bracket (:func:`read_frames`) and where ``out`` exists
