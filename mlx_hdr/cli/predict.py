@@ -169,6 +169,13 @@ def predict_command(
             help="Skip photos that carry an HDR gain map already (iPhone HEIC, Ultra HDR)."
         ),
     ] = False,
+    input_gain_map: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the highlights an Ultra HDR JPEG records in its gain map, reconstructing "
+            "only where they are cut (--no-input-gain-map: from the photo alone)."
+        ),
+    ] = True,
     max_pixels: Annotated[
         int,
         typer.Option(min=1, help="Refuse larger images (a guard against decompression bombs)."),
@@ -194,6 +201,7 @@ def predict_command(
         max_pixels=max_pixels,
         uhdr=UhdrOptions(max_boost, gainmap_quality, gainmap_scale),
         skip_hdr_inputs=skip_hdr_inputs,
+        input_gain_map=input_gain_map,
     )
     plan = plan_outputs(inputs, out, opts)  # output problems: refused before any work
     net = None

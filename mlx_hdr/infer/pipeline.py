@@ -21,7 +21,6 @@ sample rings grew from one small ring at 1 MP to many at 2-4 MP.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -44,12 +43,13 @@ from mlx_hdr.infer.calibrate import (
 )
 from mlx_hdr.infer.exposure import SKY_CEILING, limit_to_ceiling
 from mlx_hdr.infer.outputs import JPEG_SUFFIXES, Plan, plan_outputs
+from mlx_hdr.infer.recorded import gain_for, note_hdr_input, with_recorded
 from mlx_hdr.infer.response import response_table, response_to_linear
 from mlx_hdr.infer.targets import target_kind
 from mlx_hdr.infer.tonemap import tonemap
 from mlx_hdr.io.avif import write_avif
 from mlx_hdr.io.image_io import MAX_PIXELS, read_ldr, write_hdr, write_ldr
-from mlx_hdr.io.photo_meta import Exposure, existing_gain_map, read_exif, read_exposure
+from mlx_hdr.io.photo_meta import Exposure, read_exif, read_exposure
 from mlx_hdr.io.uhdr import UhdrOptions, write_uhdr
 from mlx_hdr.models.hybrid import MULTIPLE, pad_to_multiple
 
@@ -268,6 +268,7 @@ class PredictOptions:
     max_pixels: int = MAX_PIXELS  # larger inputs are refused (decompression bombs)
     uhdr: UhdrOptions = field(default_factory=UhdrOptions)
     skip_hdr_inputs: bool = False  # skip photos that carry an HDR gain map already
+    input_gain_map: bool = True  # keep an Ultra HDR JPEG's recorded highlights (infer.recorded)
 
 
 @dataclass
@@ -290,24 +291,14 @@ def load_input(path: Path, max_size: int | None, max_pixels: int = MAX_PIXELS) -
     return ldr
 
 
-def skip_hdr_input(src: Path, skip: bool) -> bool:
-    """Say (one warning) when ``src`` carries an HDR gain map already; True to skip it."""
-    kind = existing_gain_map(src)
-    if kind is None:
-        return False
-    what = f"{src}: already HDR on screens that show {kind}"
-    action = "skipped (--skip-hdr-inputs)" if skip else "reconstructing anyway"
-    warnings.warn(f"{what}; {action}", stacklevel=2)
-    return skip
-
-
 def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOptions) -> list[Path]:
     """Predict one image and write ``dests`` by extension: ``.png`` the preview, ``.jpg`` the
     gain-map JPEG, ``.avif`` the PQ AVIF, else the HDR file. Nothing is written for a skipped
-    HDR input."""
-    if skip_hdr_input(src, opts.skip_hdr_inputs):
+    HDR input; an Ultra HDR JPEG keeps its recorded highlights (:mod:`~mlx_hdr.infer.recorded`)."""
+    if note_hdr_input(src, opts.skip_hdr_inputs, opts.input_gain_map):
         return []
     ldr = load_input(src, opts.max_size, opts.max_pixels)
+    gain = gain_for(src, ldr.shape[:2]) if opts.input_gain_map else None
     hdr = predict_hdr(
         ldr,
         net,
@@ -319,6 +310,8 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
         exposure=read_exposure(src),
         sky_ceiling=opts.sky_ceiling,
     )
+    if gain is not None:
+        hdr = with_recorded(ldr, hdr, gain)
     for dest in dests:
         suffix = dest.suffix.lower()
         if suffix == ".png":
