@@ -130,3 +130,14 @@ def test_cli_keeps_a_phone_photos_highlights(cli, recwarn, tmp_path):
     assert "reconstructing anyway" in str(recwarn[-1].message)
     dim, _ = lights(read_hdr(tmp_path / "b.hdr"))
     assert abs(np.log2(np.median(dim) / 2.5)) > 0.2  # a guess from the photo alone
+
+
+def test_cli_downscaled_photo_takes_the_gain_at_its_size(cli, recwarn, tmp_path):
+    phone_jpeg(tmp_path / "phone.jpg", scene())
+    code, _, err = cli(
+        *("predict", tmp_path / "phone.jpg", "-o", tmp_path / "s.hdr"), "--max-size", "64"
+    )
+    assert code == 0, err
+    out = read_hdr(tmp_path / "s.hdr")
+    assert out.shape == (48, 64, 3)
+    assert abs(np.log2(np.median(out[14:16, 14:16]) / 2.5)) < 0.15  # the 2.5x light, halved
