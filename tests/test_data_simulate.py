@@ -311,6 +311,15 @@ def test_glare_keeps_energy_and_spreads_a_bright_light_in_proportion():
     assert rec.glare == pytest.approx((0.01, 6.4))
 
 
+def test_glare_scales_bleed_a_light_into_its_neighbours():
+    hdr = np.full((96, 96, 3), 0.1, np.float32)
+    hdr[40:56, 40:56] = 100.0
+    one, four = (sim.add_glare(hdr, 0.02, 12.0, n) for n in (1, 4))
+    np.testing.assert_allclose(four.sum(), hdr.sum(), rtol=1e-4)
+    near, far = (lambda img: img[48, 57, 0] - 0.1), (lambda img: img[48, 90, 0] - 0.1)
+    assert near(four) / far(four) > 3 * near(one) / far(one)  # the haze hugs the light
+
+
 def test_clipped_gain_is_the_median_stops_above_the_linearised_photo():
     ldr = np.full((4, 4, 3), 0.5, np.float32)
     ldr[:2] = 1.0  # 8 clipped pixels

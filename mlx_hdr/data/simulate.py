@@ -69,6 +69,7 @@ class SimConfig:
     glare_prob: float = 0.0  # probability of lens glare (add_glare)
     glare_amount: tuple[float, float] = (0.003, 0.03)  # scattered share of the light, log-uniform
     glare_sigma: tuple[float, float] = (0.02, 0.15)  # glare blur, fraction of the view's side
+    glare_scales: int = 1  # Gaussians of sigma / 3^k sharing the glare: a lens's heavy tail
     window_prob: float = 0.0  # probability of a bright window composited in (data.composite)
     window_stops: tuple[float, float] = (2.0, 6.0)  # its log-average over the room's, stops
     window_size: tuple[float, float] = (0.2, 0.6)  # its share of the view's width
@@ -211,18 +212,25 @@ def boost_highlights(hdr: np.ndarray, power: float, knee: float, cap: float = np
     return (hdr * gain[..., None]).astype(np.float32)
 
 
-def add_glare(hdr: np.ndarray, amount: float, sigma: float) -> np.ndarray:
+def add_glare(hdr: np.ndarray, amount: float, sigma: float, scales: int = 1) -> np.ndarray:
     """Veiling glare: a share ``amount`` of the light scattered by a Gaussian of ``sigma`` px.
 
     (1 - amount) H + amount G_sigma * H: energy is kept, and a light spreads a haze in
     proportion to how bright it is, as lens flare does in real photos (a cue to how far a
-    clipped light lies above white). HxWx3 scene-linear >= 0 -> float32, same shape.
+    clipped light lies above white). With ``scales`` n > 1 the share is split equally over
+    Gaussians of sigma, sigma / 3, ..., sigma / 3^(n-1): a lens's point spread falls off
+    slowly, so a light far above white also bleeds into the pixels right beside it (a window's
+    glazing bars). HxWx3 scene-linear >= 0 -> float32, same shape.
     """
     hdr = np.asarray(hdr, np.float32)
     if amount <= 0 or sigma <= 0:
         return hdr
-    blur = cv2.GaussianBlur(hdr, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
-    return ((1.0 - amount) * hdr + amount * blur).astype(np.float32)
+    out = (1.0 - amount) * hdr
+    for k in range(max(1, scales)):
+        s = sigma / 3.0**k
+        blur = cv2.GaussianBlur(hdr, (0, 0), sigmaX=s, borderType=cv2.BORDER_REFLECT)
+        out += (amount / max(1, scales)) * blur
+    return out.astype(np.float32)
 
 
 def apply_curve(x: np.ndarray, curve: str, params: tuple[float, ...] = ()) -> np.ndarray:
@@ -364,7 +372,7 @@ def simulate_ldr(
     if cfg.glare_prob > 0 and rng.random() < cfg.glare_prob:
         amount = float(np.exp(rng.uniform(*np.log(cfg.glare_amount))))
         glare = (amount, float(rng.uniform(*cfg.glare_sigma)) * max(scaled.shape[:2]))
-        scaled = add_glare(scaled, *glare)
+        scaled = add_glare(scaled, *glare, cfg.glare_scales)
     clipped = float((scaled.max(axis=-1) >= white).mean())
     curve, params = sample_curve(rng, cfg)
     levels = sample_clip_levels(rng, cfg)
