@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mlx_hdr.color import linear_to_srgb, rgb_to_luminance, srgb_to_linear
-from mlx_hdr.infer.recorded import SATURATION, gain_for, recorded_hdr, with_recorded
+from mlx_hdr.infer.recorded import KEPT, SATURATION, gain_for, recorded_hdr, with_recorded
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 from mlx_hdr.io.photo_meta import ORIENTATION
 from mlx_hdr.io.uhdr import encode_uhdr
@@ -109,6 +109,7 @@ def test_undecodable_gain_map_falls_back_with_a_note(tmp_path):
     (tmp_path / "f.jpg").write_bytes(buf.getvalue())
     with pytest.warns(UserWarning) as rec:
         assert gain_for(tmp_path / "f.jpg", (24, 32)) is None
+    assert len(rec) == 1
     msg = str(rec[0].message)
     assert msg.startswith(f"{tmp_path / 'f.jpg'}: its HDR gain map cannot be decoded (")
     assert msg.endswith("; reconstructing from the photo alone") and "\n" not in msg
@@ -119,7 +120,8 @@ def test_cli_keeps_a_phone_photos_highlights(cli, recwarn, tmp_path):
     phone_jpeg(tmp_path / "phone.jpg", hdr)
     code, _, err = cli("predict", tmp_path / "phone.jpg", "-o", tmp_path / "a.hdr")
     assert code == 0, err
-    assert "keeping its recorded highlights" in str(recwarn[-1].message)
+    notes = [str(w.message) for w in recwarn]
+    assert notes == [f"{tmp_path / 'phone.jpg'}: {KEPT}"]
     dim, bright = lights(read_hdr(tmp_path / "a.hdr"))
     assert abs(np.log2(np.median(dim) / 2.5)) < 0.1
     assert np.median(bright) >= HEADROOM * 0.95
@@ -141,3 +143,17 @@ def test_cli_downscaled_photo_takes_the_gain_at_its_size(cli, recwarn, tmp_path)
     out = read_hdr(tmp_path / "s.hdr")
     assert out.shape == (48, 64, 3)
     assert abs(np.log2(np.median(out[14:16, 14:16]) / 2.5)) < 0.15  # the 2.5x light, halved
+
+
+def test_cli_notes_an_undecodable_gain_map_once(cli, recwarn, tmp_path):
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description hdrgm:Version="1.0"/>'
+    Image.new("RGB", (32, 24), (250, 250, 250)).save(
+        tmp_path / "f.jpg", "JPEG", xmp=xmp + b"</x:xmpmeta>"
+    )
+    code, _, err = cli(
+        "predict", tmp_path / "f.jpg", "-o", tmp_path / "f.hdr", "--method", "linear"
+    )
+    assert code == 0, err
+    notes = [str(w.message) for w in recwarn]
+    assert len(notes) == 1 and "its HDR gain map cannot be decoded" in notes[0], notes
+    assert read_hdr(tmp_path / "f.hdr").shape == (24, 32, 3)

@@ -21,35 +21,35 @@ from mlx_hdr.errors import InputError
 from mlx_hdr.io.photo_meta import existing_gain_map
 from mlx_hdr.io.uhdr_input import OFFSET, carries_uhdr, recorded_gain
 
+KEPT = "an Ultra HDR photo; keeping its recorded highlights, reconstructing where they are cut"
 SATURATION = 0.25  # stops below the map's largest gain where the recorded highlights count as cut
 
 
 def note_hdr_input(src: Path, skip: bool, use_gain_map: bool) -> bool:
     """Say (one warning) what is done with a photo that carries an HDR gain map already; True
-    to skip it (``skip``). An Ultra HDR JPEG's rendition is kept when ``use_gain_map``."""
+    to skip it (``skip``). An Ultra HDR JPEG whose rendition is used (``use_gain_map``) is
+    noted by :func:`gain_for` instead, once it is known whether it decodes."""
     kind = existing_gain_map(src)
-    if kind is None:
+    if kind is None or (use_gain_map and not skip and carries_uhdr(src)):
         return False
-    if skip:
-        action = "skipped (--skip-hdr-inputs)"
-    elif use_gain_map and carries_uhdr(src):
-        action = "keeping its recorded highlights, reconstructing only where they are cut"
-    else:
-        action = "reconstructing anyway"
+    action = "skipped (--skip-hdr-inputs)" if skip else "reconstructing anyway"
     warnings.warn(f"{src}: already HDR on screens that show {kind}; {action}", stacklevel=2)
     return skip
 
 
 def gain_for(src: Path, shape: tuple[int, int]) -> np.ndarray | None:
     """``src``'s recorded gain (:func:`~mlx_hdr.io.uhdr_input.recorded_gain`) at ``shape``
-    (HxW, the photo as loaded: an area resize where it was downscaled); None without one, or
-    (with a warning) where it cannot be decoded."""
+    (HxW, the photo as loaded: an area resize where it was downscaled), with a one-line note;
+    None without one, or (noted) where it cannot be decoded."""
     try:
         gain = recorded_gain(src)
     except InputError as exc:
         warnings.warn(f"{exc}; reconstructing from the photo alone", stacklevel=2)
         return None
-    if gain is not None and gain.shape[:2] != tuple(shape):
+    if gain is None:
+        return None
+    warnings.warn(f"{src}: {KEPT}", stacklevel=2)
+    if gain.shape[:2] != tuple(shape):
         gain = cv2.resize(gain, shape[::-1], interpolation=cv2.INTER_AREA)
     return gain
 
