@@ -157,3 +157,17 @@ def test_cli_notes_an_undecodable_gain_map_once(cli, recwarn, tmp_path):
     notes = [str(w.message) for w in recwarn]
     assert len(notes) == 1 and "its HDR gain map cannot be decoded" in notes[0], notes
     assert read_hdr(tmp_path / "f.hdr").shape == (24, 32, 3)
+
+
+def test_an_iso_21496_only_file_is_read_too(tmp_path):
+    hdr = scene()
+    phone_jpeg(tmp_path / "p.jpg", hdr)
+    data = (tmp_path / "p.jpg").read_bytes()
+    iso_only = data.replace(b"http://ns.adobe.com/xap/1.0/", b"http://ns.adobe.com/xxx/1.0/")
+    iso_only = iso_only.replace(b"hdrgm:Version", b"hdrgm:Vxxxxxx")  # same lengths: no XMP
+    assert b"hdrgm:Version" not in iso_only and b"urn:iso:std:iso:ts:21496:-1" in iso_only
+    (tmp_path / "iso.jpg").write_bytes(iso_only)
+    ldr = read_ldr(tmp_path / "iso.jpg")
+    dim, bright = lights(recorded_hdr(ldr, recorded_gain(tmp_path / "iso.jpg")))
+    assert abs(np.log2(np.median(dim) / 2.5)) < 0.1
+    assert abs(np.log2(np.median(bright) / HEADROOM)) < 0.1
