@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from mlx_hdr.color import CLIPPED, clipped_mask, rgb_to_luminance, srgb_to_linear
+from mlx_hdr.data.datasets import BRACKETS
 from mlx_hdr.data.preprocess import estimate_exposure
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.image_io import LDR_SUFFIXES, read_ldr, write_hdr
@@ -282,5 +283,5 @@ def _write_set(folder: Path, name: str, frames, hdr, response, shifts, moved) ->
     merge = {"output": MERGED, "method": "opencv-debevec", "aligned": shifts is not None}
     meta = {"name": name, "frames": records, "merge": merge | {"scale": SCALE_NOTE}}
     meta["response_curve_rgb"] = np.round(response, 6).tolist()
-    (folder / "exposures.json").write_text(json.dumps(meta, indent=1) + "\n")
+    (folder / BRACKETS).write_text(json.dumps(meta, indent=1) + "\n")
     return meta

@@ -18,8 +18,8 @@ import numpy as np
 
 from mlx_hdr.color import clip_mask, rgb_to_luminance, row_slices, srgb_to_linear
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.photo_meta import existing_gain_map
-from mlx_hdr.io.uhdr_input import OFFSET, carries_uhdr, recorded_gain
+from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
+from mlx_hdr.io.uhdr_input import OFFSET, recorded_gain
 
 KEPT = "an Ultra HDR photo; keeping its recorded highlights, reconstructing where they are cut"
 SATURATION = 0.25  # stops below the map's largest gain where the recorded highlights count as cut
@@ -30,7 +30,7 @@ def note_hdr_input(src: Path, skip: bool, use_gain_map: bool) -> bool:
     to skip it (``skip``). An Ultra HDR JPEG whose rendition is used (``use_gain_map``) is
     noted by :func:`gain_for` instead, once it is known whether it decodes."""
     kind = existing_gain_map(src)
-    if kind is None or (use_gain_map and not skip and carries_uhdr(src)):
+    if kind is None or (use_gain_map and not skip and kind == ULTRA_HDR):
         return False
     action = "skipped (--skip-hdr-inputs)" if skip else "reconstructing anyway"
     warnings.warn(f"{src}: already HDR on screens that show {kind}; {action}", stacklevel=2)

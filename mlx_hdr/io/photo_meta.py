@@ -18,6 +18,7 @@ EXIF_IFD = 0x8769
 EXPOSURE_TIME, F_NUMBER, ISO_SPEED = 0x829A, 0x829D, 0x8827
 ISO_FULL = (0x8833, 0x8832)  # EXIF 2.3 ISOSpeed, RecommendedExposureIndex: above 65,535
 ISO_21496_NS = b"urn:iso:std:iso:ts:21496:-1"
+ULTRA_HDR = "an Ultra HDR gain map"  # existing_gain_map's answer for such a JPEG
 
 
 def read_exif(path) -> bytes | None:
@@ -51,7 +52,7 @@ def existing_gain_map(path) -> str | None:
             with Image.open(path) as im:
                 app = b"".join(content for _, content in getattr(im, "applist", []))
             if b"hdrgm:Version" in app or ISO_21496_NS in app:
-                return "an Ultra HDR gain map"
+                return ULTRA_HDR
     except (OSError, ValueError, SyntaxError, InputError):
         return None
     return None

@@ -26,15 +26,14 @@ from PIL import Image
 from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.image_io import exif_orient
-from mlx_hdr.io.photo_meta import ORIENTATION, existing_gain_map
+from mlx_hdr.io.photo_meta import ORIENTATION, ULTRA_HDR, existing_gain_map
 
 OFFSET = 1 / 64  # libultrahdr's default offset_sdr and offset_hdr
 
 
 def carries_uhdr(path) -> bool:
     """Whether ``path`` is a JPEG whose metadata announces an Ultra HDR / ISO 21496-1 gain map."""
-    path = Path(path)
-    return path.suffix.lower() in (".jpg", ".jpeg") and existing_gain_map(path) is not None
+    return existing_gain_map(path) == ULTRA_HDR
 
 
 def _orientation(path: Path) -> int:

@@ -24,6 +24,7 @@ from mlx_hdr.color import clip_mask
 from mlx_hdr.data.simulate import SimConfig
 from mlx_hdr.data.sources import sample_rng
 from mlx_hdr.errors import InputError, UsageError
+from mlx_hdr.io.photo_meta import read_exposure
 from mlx_hdr.train.data import TRAIN_STREAM, VAL_STREAM
 
 
@@ -85,8 +86,6 @@ class SourceBatches:
 def exif_white(path: Path) -> float:
     """log2 of the white, cd/m², that a photo's EXIF exposure gives
     (``io.photo_meta.read_exposure``), NaN where it has none."""
-    from mlx_hdr.io.photo_meta import read_exposure
-
     exposure = read_exposure(path)
     return math.nan if exposure is None else exposure.white_log2()
 
