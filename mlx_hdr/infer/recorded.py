@@ -1,11 +1,12 @@
 """Photos that record their own highlights: keep what the camera measured, reconstruct the rest.
 
-An Ultra HDR JPEG carries, in its gain map, how bright its highlights were up to the headroom
-the camera kept (:mod:`mlx_hdr.io.uhdr_input`). That is a measurement; a reconstruction is an
-estimate. So for such a photo the output is the recorded rendition, except where the camera
-ran out of headroom: over the pixels clipped in the photo whose gain lies within ``SATURATION``
-stops of the map's largest, the reconstruction is taken where it is brighter (with a ramp
-over those ``SATURATION`` stops, so no edge shows). Everything else is the camera's.
+An Ultra HDR JPEG or an iPhone's HDR HEIC carries, in its gain map, how bright its highlights
+were up to the headroom the camera kept (:mod:`mlx_hdr.io.uhdr_input`). That is a
+measurement; a reconstruction is an estimate. So for such a photo the output is the recorded
+rendition, except where the camera ran out of headroom: over the pixels clipped in the photo
+whose gain lies within ``SATURATION`` stops of the map's largest, the reconstruction is taken
+where it is brighter (with a ramp over those ``SATURATION`` stops, so no edge shows).
+Everything else is the camera's.
 """
 
 from __future__ import annotations
@@ -18,19 +19,21 @@ import numpy as np
 
 from mlx_hdr.color import clip_mask, rgb_to_luminance, row_slices, srgb_to_linear
 from mlx_hdr.errors import InputError
+from mlx_hdr.io.heic import APPLE_HDR
 from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 from mlx_hdr.io.uhdr_input import OFFSET, recorded_gain
 
-KEPT = "an Ultra HDR photo; keeping its recorded highlights, reconstructing where they are cut"
+READ = (ULTRA_HDR, APPLE_HDR)  # the gain maps whose rendition is read
+KEPT = "records its own highlights; keeping them, reconstructing where they are cut"
 SATURATION = 0.25  # stops below the map's largest gain where the recorded highlights count as cut
 
 
 def note_hdr_input(src: Path, skip: bool, use_gain_map: bool) -> bool:
     """Say (one warning) what is done with a photo that carries an HDR gain map already; True
-    to skip it (``skip``). An Ultra HDR JPEG whose rendition is used (``use_gain_map``) is
+    to skip it (``skip``). A photo whose rendition is read (:data:`READ`, ``use_gain_map``) is
     noted by :func:`gain_for` instead, once it is known whether it decodes."""
     kind = existing_gain_map(src)
-    if kind is None or (use_gain_map and not skip and kind == ULTRA_HDR):
+    if kind is None or (use_gain_map and not skip and kind in READ):
         return False
     action = "skipped (--skip-hdr-inputs)" if skip else "reconstructing anyway"
     warnings.warn(f"{src}: already HDR on screens that show {kind}; {action}", stacklevel=2)

@@ -1,0 +1,136 @@
+"""An iPhone HEIC's own HDR rendition, from Apple's HDR gain map.
+
+iPhones (iOS 14.1 and later, iPhone 12 and later) store beside the photo an 8-bit grey
+auxiliary image, ``urn:com:apple:photo:2020:aux:hdrgainmap``, at a half or a quarter of its
+size, and the headroom it was made for. Apple's published method ("Applying Apple HDR effect
+to your photos"), as the MIT-licensed ``apple-hdr-heic`` package implements it:
+
+    hdr = sdr * (1 + (headroom - 1) * g),   g = sRGB EOTF of the map's value in [0, 1]
+
+in linear light, 1.0 = the photo's white, with the map resized to the photo (Lanczos) and
+clipped to [0, 1]. The factor is grey, so it holds for the photo in any RGB space, the sRGB
+that ``read_ldr`` converts a Display P3 photo to included.
+
+The headroom is the map's own XMP ``HDRGainMap:HDRGainMapHeadroom`` where the file gives it
+(newer iOS), else it is read from the EXIF MakerNote's tags 33 and 48 by Apple's piecewise
+formula (:func:`apple_headroom`). A map with neither is not used: Apple's method gives it no
+headroom, and no default is guessed.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from mlx_hdr.color import srgb_to_linear
+from mlx_hdr.errors import InputError
+from mlx_hdr.io.heic import APPLE_GAIN_MAP_AUX, open_heif, register
+
+EXIF_IFD, MAKER_NOTE = 0x8769, 0x927C
+HEADROOM_TAG, GAIN_TAG = 33, 48  # Apple MakerNote: exiftool's HDRHeadroom and HDRGain
+_XMP_HEADROOM = re.compile(
+    rb"HDRGainMap:HDRGainMapHeadroom\s*(?:=\s*[\"']|>)\s*([0-9.eE+-]+)", re.IGNORECASE
+)
+_TYPES = {5: ">II", 10: ">ii", 11: ">f", 12: ">d"}  # rational, signed rational, float, double
+
+
+def apple_headroom(maker33: float, maker48: float) -> float:
+    """Apple's headroom (a linear ratio >= 1) from MakerNote tags 33 and 48."""
+    if maker33 < 1.0:
+        stops = -20.0 * maker48 + 1.8 if maker48 <= 0.01 else -0.101 * maker48 + 1.601
+    else:
+        stops = -70.0 * maker48 + 3.0 if maker48 <= 0.01 else -0.303 * maker48 + 2.303
+    return float(2.0 ** max(stops, 0.0))
+
+
+def maker_note_values(maker: bytes) -> dict[int, float]:
+    """The numeric single-value entries of an Apple MakerNote (``b"Apple iOS\\0"``, a version,
+    a byte order, then a TIFF IFD whose offsets count from the MakerNote's start)."""
+    if not maker.startswith(b"Apple iOS\0") or len(maker) < 16:
+        return {}
+    order = ">" if maker[12:14] == b"MM" else "<"
+    count = struct.unpack_from(order + "H", maker, 14)[0]
+    values: dict[int, float] = {}
+    for at in range(16, min(16 + 12 * count, len(maker) - 11), 12):
+        tag, kind, n, where = struct.unpack_from(order + "HHII", maker, at)
+        fmt = _TYPES.get(kind)
+        if fmt is None or n != 1:
+            continue
+        fmt = order + fmt[1:]
+        size = struct.calcsize(fmt)
+        start = at + 8 if size <= 4 else where
+        if start + size > len(maker):
+            continue
+        parts = struct.unpack_from(fmt, maker, start)
+        if len(parts) == 2:
+            if parts[1] == 0:
+                continue
+            values[tag] = parts[0] / parts[1]
+        else:
+            values[tag] = float(parts[0])
+    return values
+
+
+def _maker_headroom(path: Path) -> float | None:
+    register(path)
+    with Image.open(path) as im:
+        maker = im.getexif().get_ifd(EXIF_IFD).get(MAKER_NOTE)
+    values = maker_note_values(maker) if isinstance(maker, bytes) else {}
+    if HEADROOM_TAG in values and GAIN_TAG in values:
+        return apple_headroom(values[HEADROOM_TAG], values[GAIN_TAG])
+    return None
+
+
+def headroom_of(path: Path) -> float:
+    """The headroom ``path``'s Apple gain map was made for (module docstring), >= 1.
+
+    Raises:
+        InputError: the file gives none.
+    """
+    found = _XMP_HEADROOM.search(path.read_bytes())
+    headroom = float(found.group(1)) if found else _maker_headroom(path)
+    if headroom is None or not np.isfinite(headroom):
+        raise InputError(
+            "its Apple HDR gain map comes without a headroom "
+            "(no XMP HDRGainMapHeadroom, no MakerNote tags 33 and 48)",
+            path,
+        )
+    return max(headroom, 1.0)
+
+
+def _gain_map(path: Path) -> tuple[np.ndarray, tuple[int, int]]:
+    """The map (HxW float32 in [0, 1], as stored) and the photo's (width, height)."""
+    heif = open_heif(path)
+    ids = (heif.info.get("aux") or {}).get(APPLE_GAIN_MAP_AUX) or []
+    if not ids:
+        raise InputError("it carries no Apple HDR gain map", path)
+    try:
+        stored = np.asarray(heif.get_aux_image(ids[0]))
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise InputError(f"its Apple HDR gain map cannot be decoded ({exc})", path) from None
+    stored = stored[..., 0] if stored.ndim == 3 else stored
+    top = 255.0 if stored.dtype == np.uint8 else float(np.iinfo(stored.dtype).max)
+    return stored.astype(np.float32) / top, heif.size
+
+
+def apple_gain(path) -> np.ndarray:
+    """``path``'s Apple gain factor ``1 + (headroom - 1) * g`` (module docstring).
+
+    Returns:
+        HxW float32 in [1, headroom], at the photo's size and orientation.
+    Raises:
+        InputError: no map, no headroom, or a map whose shape does not fit the photo.
+    """
+    path = Path(path)
+    headroom = headroom_of(path)
+    stored, (w, h) = _gain_map(path)
+    mh, mw = stored.shape[:2]
+    if abs(np.log((mw / mh) / (w / h))) > 0.02:
+        raise InputError(f"its Apple HDR gain map ({mw}x{mh}) does not fit the photo", path)
+    g = np.clip(cv2.resize(stored, (w, h), interpolation=cv2.INTER_LANCZOS4), 0.0, 1.0)
+    return (1.0 + (headroom - 1.0) * srgb_to_linear(g)).astype(np.float32)
