@@ -23,7 +23,7 @@ from mlx_hdr.io.apple_gain import (
     headroom_of,
     maker_note_values,
 )
-from mlx_hdr.io.heic import APPLE_HDR, gain_map_kind, register
+from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR, gain_map_kind, register
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 from mlx_hdr.io.photo_meta import existing_gain_map
 from mlx_hdr.io.uhdr_input import recorded_gain
@@ -70,7 +70,7 @@ def test_maker_note_of_a_real_iphone_photo():
 def test_gain_map_kinds():
     assert existing_gain_map(PUG) == APPLE_HDR
     samsung = {"aux": {"urn:com:samsung:photo:2024:aux:hdrgainmap": [37]}}
-    assert gain_map_kind(samsung) == "an HDR gain map"  # not read as Apple's
+    assert gain_map_kind(samsung) == ANDROID_HDR  # not read as Apple's
 
 
 def test_no_headroom_means_no_rendition(tmp_path):
@@ -95,7 +95,9 @@ def test_rendition_of_a_real_iphone_photo(tmp_path):
     assert factor.min() >= 1.0 and factor.max() <= headroom
     hdr = recorded_hdr(ldr, recorded_gain(path))
     lin = srgb_to_linear(ldr)
-    np.testing.assert_allclose(hdr, lin * factor[..., None], rtol=1e-4, atol=1e-5)
+    lit = lin > 0.05
+    level = (hdr[lit] / (lin * factor[..., None])[lit]).astype(np.float64)
+    assert level.std() < 2e-3 and 0.9 < level.mean() <= 1.0  # one scale: the mid-tones kept
     y = rgb_to_luminance(ldr)
     assert factor[y > 0.9].mean() > factor[y < 0.2].mean() + 0.05  # the map lifts the bright
 

@@ -19,11 +19,11 @@ import numpy as np
 
 from mlx_hdr.color import clip_mask, rgb_to_luminance, row_slices, srgb_to_linear
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.heic import APPLE_HDR
+from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR
 from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 from mlx_hdr.io.uhdr_input import OFFSET, recorded_gain
 
-READ = (ULTRA_HDR, APPLE_HDR)  # the gain maps whose rendition is read
+READ = (ULTRA_HDR, APPLE_HDR, ANDROID_HDR)  # the gain maps whose rendition is read
 KEPT = "records its own highlights; keeping them, reconstructing where they are cut"
 SATURATION = 0.25  # stops below the map's largest gain where the recorded highlights count as cut
 

@@ -27,6 +27,7 @@ HEIF_SUFFIXES = (".heic", ".heif", ".hif")
 HDR_TRANSFERS = {16: "PQ", 18: "HLG"}  # CICP transfer characteristics of HDR video/photos
 APPLE_GAIN_MAP_AUX = "urn:com:apple:photo:2020:aux:hdrgainmap"
 APPLE_HDR = "an Apple HDR gain map"  # gain_map_kind's answer for an iPhone HDR photo
+ANDROID_HDR = "an Android HDR gain map"  # another maker's auxiliary gain-map image (Samsung)
 SRGB_PRIMARIES = (1, 2)  # CICP: BT.709 (= sRGB), unspecified (read as sRGB)
 _PRIMARY_KEYS = ("red_x", "red_y", "green_x", "green_y", "blue_x", "blue_y", "white_x", "white_y")
 
@@ -55,14 +56,14 @@ def gain_map_kind(info: dict) -> str | None:
 
     Apple stores it as an auxiliary image ``urn:com:apple:photo:2020:aux:hdrgainmap``
     (:data:`APPLE_HDR`); other makers as an auxiliary image of their own name (Samsung's
-    ``urn:com:samsung:photo:2024:aux:hdrgainmap``) or in the image's XMP (Apple's
-    ``HDRGainMap``, Adobe's ``hdrgm``).
+    ``urn:com:samsung:photo:2024:aux:hdrgainmap``, :data:`ANDROID_HDR`) or in the image's
+    XMP (Apple's ``HDRGainMap``, Adobe's ``hdrgm``).
     """
     aux = [str(kind).lower() for kind in info.get("aux") or {}]
     if APPLE_GAIN_MAP_AUX in aux:
         return APPLE_HDR
     if any("hdrgainmap" in kind for kind in aux):
-        return "an HDR gain map"
+        return ANDROID_HDR
     xmp = info.get("xmp") or b""
     if b"HDRGainMap" in xmp or b"hdrgm:Version" in xmp:
         return "an HDR gain map"

@@ -1,22 +1,26 @@
 """A photo's own HDR rendition, where it carries one as a gain map.
 
 Phones record highlights above the photo's white in a gain map stored beside the photo:
-Google's Ultra HDR JPEG (Android 14 and later; ISO 21496-1, which libultrahdr also reads) and
-Apple's HDR HEIC (iPhone 12 and later). Decoded at full boost, it says how much brighter than
-the photo the camera measured each pixel: recorded highlights, up to the headroom it kept.
+Google's Ultra HDR JPEG (Android 14 and later; ISO 21496-1, which libultrahdr also reads),
+Apple's HDR HEIC (iPhone 12 and later) and Android HEICs that carry the map as an auxiliary
+image with Ultra HDR's ``hdrgm`` XMP (Samsung). Decoded at full boost, it says how much
+brighter than the photo the camera measured each pixel: recorded highlights, up to the
+headroom it kept.
 An Ultra HDR JPEG is decoded by Google's libultrahdr (through ``imagecodecs``), an Apple HEIC
-by :mod:`mlx_hdr.io.apple_gain`.
+by :mod:`mlx_hdr.io.apple_gain`, an Android HEIC by :mod:`mlx_hdr.io.hdrgm_read`.
 
 :func:`recorded_gain` returns that as a per-pixel, per-channel factor over the photo,
 
-    gain = (hdr + OFFSET) / (srgb_to_linear(base) + OFFSET),  OFFSET = 1/64
+    gain = (hdr + OFFSET) / (srgb_to_linear(base) + OFFSET) / level,  OFFSET = 1/64
 
 with ``hdr`` the decoded rendition and ``base`` the decoded photo (for a JPEG libultrahdr's own
 decode of both, in the file's colour space; for a HEIC the photo as ``read_ldr`` returns it,
-under Apple's grey factor), so that ``(srgb_to_linear(photo) + OFFSET) * gain -
-OFFSET`` gives back the rendition for the photo as ``read_ldr`` returns it. A single-channel
-map (the common case) is a grey factor and carries over exactly to the sRGB photo
-``read_ldr`` converts a Display P3 file to; a three-channel one approximately.
+under the map's factor), so that ``(srgb_to_linear(photo) + OFFSET) * gain - OFFSET`` gives
+back the rendition for the photo as ``read_ldr`` returns it. ``level`` is the gain of the
+photo's mid-tones (:func:`midtone_level`): a rendition made brighter everywhere for an HDR
+screen is scaled back so that 1.0 stays the photo's white, as in every output. A
+single-channel map (the common case) is a grey factor and carries over exactly to the sRGB
+photo ``read_ldr`` converts a Display P3 file to; a three-channel one approximately.
 """
 
 from __future__ import annotations
@@ -26,14 +30,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import srgb_to_linear
+from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import apple_gain
-from mlx_hdr.io.heic import APPLE_HDR
+from mlx_hdr.io.hdrgm_read import apply_hdrgm, heic_hdrgm_map
+from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR
 from mlx_hdr.io.image_io import exif_orient, read_ldr
 from mlx_hdr.io.photo_meta import ORIENTATION, ULTRA_HDR, existing_gain_map
 
 OFFSET = 1 / 64  # libultrahdr's default offset_sdr and offset_hdr
+MIDTONES = (0.1, 0.7)  # display luminance of the pixels whose gain sets the rendition's level
 
 
 def carries_uhdr(path) -> bool:
@@ -50,25 +56,48 @@ def recorded_gain(path) -> np.ndarray | None:
     """The gain of the HDR rendition ``path`` records over its photo (module docstring).
 
     Returns:
-        HxWx3 float32 > 0, oriented as ``read_ldr`` returns the photo (EXIF rotation applied);
-        None where ``path`` carries no Ultra HDR or Apple gain map.
+        HxWx3 float32 > 0, oriented as ``read_ldr`` returns the photo (EXIF rotation applied),
+        scaled so that the photo's mid-tones keep their level (:func:`midtone_level`);
+        None where ``path`` carries no gain map read here (:data:`READERS`).
     Raises:
         InputError: it announces one that cannot be decoded (one line, naming the file).
     """
     path = Path(path)
-    kind = existing_gain_map(path)
-    if kind == APPLE_HDR:
-        return _apple_recorded(path)
-    return _uhdr_recorded(path) if kind == ULTRA_HDR else None
+    reader = READERS.get(existing_gain_map(path))
+    if reader is None:
+        return None
+    gain, photo = reader(path)
+    return (gain / midtone_level(gain, photo)).astype(np.float32)
 
 
-def _apple_recorded(path: Path) -> np.ndarray:
-    factor = apple_gain(path)[..., None]
-    lin = srgb_to_linear(read_ldr(path))
-    return ((lin * factor + OFFSET) / (lin + OFFSET)).astype(np.float32)
+def midtone_level(gain: np.ndarray, photo: np.ndarray) -> float:
+    """The median luminance gain over the photo's mid-tones (display luminance within
+    ``MIDTONES``), 1.0 where they are fewer than 1% of the pixels. Some phones' renditions
+    lift the whole picture for an HDR screen; dividing by this keeps 1.0 at the photo's white."""
+    y = rgb_to_luminance(photo)
+    mid = (y > MIDTONES[0]) & (y < MIDTONES[1])
+    if mid.sum() < 0.01 * mid.size:
+        return 1.0
+    return float(np.median(rgb_to_luminance(gain)[mid]))
 
 
-def _uhdr_recorded(path: Path) -> np.ndarray:
+def _over(photo: np.ndarray, hdr_of) -> np.ndarray:
+    lin = srgb_to_linear(photo)
+    return ((hdr_of(lin) + OFFSET) / (lin + OFFSET)).astype(np.float32)
+
+
+def _apple_recorded(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    factor, photo = apple_gain(path)[..., None], read_ldr(path)
+    return _over(photo, lambda lin: lin * factor), photo
+
+
+def _hdrgm_heic_recorded(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    g, params = heic_hdrgm_map(path)
+    photo = read_ldr(path)
+    return _over(photo, lambda lin: apply_hdrgm(lin, g, params)), photo
+
+
+def _uhdr_recorded(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import imagecodecs
 
     data = path.read_bytes()
@@ -78,5 +107,10 @@ def _uhdr_recorded(path: Path) -> np.ndarray:
     except Exception as exc:  # imagecodecs raises its own error types, or lacks the codec
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"its HDR gain map cannot be decoded ({why})", path) from None
-    gain = (np.maximum(hdr, 0.0) + OFFSET) / (srgb_to_linear(base / 255.0) + OFFSET)
-    return np.ascontiguousarray(exif_orient(gain.astype(np.float32), _orientation(path)))
+    photo = base / np.float32(255.0)
+    gain = _over(photo, lambda lin: np.maximum(hdr, 0.0))
+    orient = _orientation(path)
+    return np.ascontiguousarray(exif_orient(gain, orient)), exif_orient(photo, orient)
+
+
+READERS = {ULTRA_HDR: _uhdr_recorded, APPLE_HDR: _apple_recorded, ANDROID_HDR: _hdrgm_heic_recorded}

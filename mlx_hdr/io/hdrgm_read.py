@@ -1,0 +1,125 @@
+"""A gain map described by Adobe's ``hdrgm`` XMP, applied as Ultra HDR 1.0 readers apply it.
+
+Android phones that save HEIC (Samsung's Galaxy S24 and later) store the gain map as an
+auxiliary image (``urn:com:samsung:photo:2024:aux:hdrgainmap``) with the Ultra HDR 1.0 XMP
+that a gain-map JPEG carries. At full boost the rendition is, per channel,
+
+    hdr = (sdr + OffsetSDR) * 2^(GainMapMin + (GainMapMax - GainMapMin) * g^(1/Gamma)) - OffsetHDR
+
+with ``sdr`` the linear photo (1.0 = its white), ``g`` the map's value in [0, 1] resized to the
+photo and the parameters in log2 units, one per channel or one for all (Adobe's gain-map
+specification; libultrahdr decodes a JPEG so, which the tests compare with).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mlx_hdr.errors import InputError
+from mlx_hdr.io.heic import open_heif
+
+FIELDS = {  # hdrgm name: (attribute, default)
+    "GainMapMin": ("min_log2", 0.0),
+    "GainMapMax": ("max_log2", None),
+    "Gamma": ("gamma", 1.0),
+    "OffsetSDR": ("offset_sdr", 1 / 64),
+    "OffsetHDR": ("offset_hdr", 1 / 64),
+}
+_PACKET = re.compile(rb"<x:xmpmeta.*?</x:xmpmeta>", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class HdrgmParams:
+    """A gain map's parameters, per channel (R, G, B), log2 units for min/max."""
+
+    min_log2: tuple[float, float, float]
+    max_log2: tuple[float, float, float]
+    gamma: tuple[float, float, float]
+    offset_sdr: tuple[float, float, float]
+    offset_hdr: tuple[float, float, float]
+
+
+def _values(packet: bytes, name: str) -> list[float] | None:
+    """``hdrgm:name``'s value(s): an attribute, an element, or an element's ``rdf:Seq``."""
+    attr = re.search(rb"hdrgm:" + name.encode() + rb"\s*=\s*[\"']([^\"']*)[\"']", packet)
+    if attr:
+        return [float(attr.group(1))]
+    elem = re.search(
+        rb"<hdrgm:" + name.encode() + rb">(.*?)</hdrgm:" + name.encode() + rb">", packet, re.DOTALL
+    )
+    if not elem:
+        return None
+    items = re.findall(rb"<rdf:li>([^<]*)</rdf:li>", elem.group(1))
+    return [float(v) for v in items] if items else [float(elem.group(1))]
+
+
+def parse_hdrgm(data: bytes) -> HdrgmParams | None:
+    """The gain-map parameters of the first XMP packet in ``data`` that gives ``GainMapMax``;
+    None when none does, or when its base rendition is the HDR one (not read here).
+
+    Raises:
+        ValueError: a value that is not a number, or 2 values where 1 or 3 are allowed.
+    """
+    for packet in _PACKET.findall(data):
+        if b"hdrgm:GainMapMax" not in packet:
+            continue
+        if re.search(rb"hdrgm:BaseRenditionIsHDR\s*(=\s*[\"']|>)\s*True", packet):
+            return None
+        fields = {}
+        for name, (key, default) in FIELDS.items():
+            values = _values(packet, name) or ([default] if default is not None else None)
+            if values is None or len(values) not in (1, 3):
+                raise ValueError(f"hdrgm:{name} gives {values}")
+            fields[key] = tuple(values * 3 if len(values) == 1 else values)
+        return HdrgmParams(**fields)
+    return None
+
+
+def log2_gain(g: np.ndarray, p: HdrgmParams) -> np.ndarray:
+    """HxWx3 float32 log2 gain of map values ``g`` (HxW or HxWx3 in [0, 1])."""
+    g = np.clip(g, 0.0, 1.0)
+    g = np.repeat(g[..., None], 3, axis=-1) if g.ndim == 2 else g[..., :3]
+    lo, hi, gamma = (np.float32(v) for v in (p.min_log2, p.max_log2, p.gamma))
+    return (lo + (hi - lo) * g ** (1.0 / gamma)).astype(np.float32)
+
+
+def apply_hdrgm(sdr: np.ndarray, g: np.ndarray, p: HdrgmParams) -> np.ndarray:
+    """The full-boost rendition (module docstring) of linear ``sdr`` (HxWx3, 1.0 = white)
+    under map values ``g`` at its size: HxWx3 float32 linear >= 0."""
+    osdr, ohdr = np.float32(p.offset_sdr), np.float32(p.offset_hdr)
+    return np.maximum((sdr + osdr) * np.exp2(log2_gain(g, p)) - ohdr, 0.0).astype(np.float32)
+
+
+def heic_hdrgm_map(path: Path) -> tuple[np.ndarray, HdrgmParams]:
+    """A HEIC's auxiliary ``hdrgainmap`` image (HxW[x3] float32 in [0, 1], resized to the
+    photo by :func:`upsample_map`) and the ``hdrgm`` parameters the file gives for it.
+
+    Raises:
+        InputError: no such image, no parameters, or parameters that do not parse.
+    """
+    heif = open_heif(path)
+    aux = {str(k).lower(): v for k, v in (heif.info.get("aux") or {}).items()}
+    ids = next((v for k, v in aux.items() if "hdrgainmap" in k), None)
+    try:
+        params = parse_hdrgm(path.read_bytes())
+        if not ids or params is None:
+            raise ValueError("no gain-map image with hdrgm parameters")
+        stored = np.asarray(heif.get_aux_image(ids[0]))
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise InputError(f"its HDR gain map cannot be decoded ({exc})", path) from None
+    top = 255.0 if stored.dtype == np.uint8 else float(np.iinfo(stored.dtype).max)
+    return upsample_map(stored.astype(np.float32) / top, heif.size), params
+
+
+def upsample_map(g: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A gain map (HxW[xC]) bilinearly resized to ``size`` (width, height), pixel x of the
+    photo sampled at x * map width / photo width as libultrahdr samples it."""
+    (w, h), (mh, mw) = size, g.shape[:2]
+    warp = np.float32([[mw / w, 0, 0], [0, mh / h, 0]])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(g, warp, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
