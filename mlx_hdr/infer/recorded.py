@@ -1,12 +1,12 @@
 """Photos that record their own highlights: keep what the camera measured, reconstruct the rest.
 
-An Ultra HDR JPEG or an iPhone's HDR HEIC carries, in its gain map, how bright its highlights
-were up to the headroom the camera kept (:mod:`mlx_hdr.io.uhdr_input`). That is a
-measurement; a reconstruction is an estimate. So for such a photo the output is the recorded
-rendition, except where the camera ran out of headroom: over the pixels clipped in the photo
-whose gain lies within ``SATURATION`` stops of the map's largest, the reconstruction is taken
-where it is brighter (with a ramp over those ``SATURATION`` stops, so no edge shows).
-Everything else is the camera's.
+A phone photo with a gain map (an Ultra HDR JPEG, an iPhone's or a Samsung's HDR HEIC)
+carries in it how bright its highlights were, up to the headroom the camera kept
+(:mod:`mlx_hdr.io.uhdr_input`). That is a measurement; a reconstruction is an estimate. So
+for such a photo the output is the recorded rendition, except where the camera ran out of
+headroom: over the pixels clipped in the photo whose gain lies within ``SATURATION`` stops
+of the map's largest, the reconstruction is taken where it is brighter (with a ramp over
+those ``SATURATION`` stops, so no edge shows). Everything else is the camera's.
 """
 
 from __future__ import annotations

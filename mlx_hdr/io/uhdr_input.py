@@ -16,11 +16,11 @@ by :mod:`mlx_hdr.io.apple_gain`, an Android HEIC by :mod:`mlx_hdr.io.hdrgm_read`
 with ``hdr`` the decoded rendition and ``base`` the decoded photo (for a JPEG libultrahdr's own
 decode of both, in the file's colour space; for a HEIC the photo as ``read_ldr`` returns it,
 under the map's factor), so that ``(srgb_to_linear(photo) + OFFSET) * gain - OFFSET`` gives
-back the rendition for the photo as ``read_ldr`` returns it. ``level`` is the gain of the
-photo's mid-tones (:func:`midtone_level`): a rendition made brighter everywhere for an HDR
-screen is scaled back so that 1.0 stays the photo's white, as in every output. A
-single-channel map (the common case) is a grey factor and carries over exactly to the sRGB
-photo ``read_ldr`` converts a Display P3 file to; a three-channel one approximately.
+back the rendition, over ``level``, for the photo as ``read_ldr`` returns it. ``level`` is
+the gain of the photo's mid-tones (:func:`midtone_level`): a rendition made brighter
+everywhere for an HDR screen is scaled back so that 1.0 stays the photo's white, as in every
+output. A single-channel map (the common case) is a grey factor and carries over exactly to
+the sRGB photo ``read_ldr`` converts a Display P3 file to; a three-channel one approximately.
 """
 
 from __future__ import annotations
