@@ -93,7 +93,10 @@ def headroom_of(path: Path) -> float:
         InputError: the file gives none.
     """
     found = _XMP_HEADROOM.search(path.read_bytes())
-    headroom = float(found.group(1)) if found else _maker_headroom(path)
+    try:
+        headroom = float(found.group(1)) if found else _maker_headroom(path)
+    except ValueError:
+        headroom = None
     if headroom is None or not np.isfinite(headroom):
         raise InputError(
             "its Apple HDR gain map comes without a headroom "
