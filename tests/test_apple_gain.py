@@ -6,6 +6,8 @@ full reading. ``scripts/apple_gain_check.py`` compares the reading with ``apple-
 
 from __future__ import annotations
 
+import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,15 @@ from mlx_hdr.io.apple_gain import (
     headroom_of,
     maker_note_values,
 )
-from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR, gain_map_kind, register
+from mlx_hdr.io.hdrgm import segments
+from mlx_hdr.io.heic import (
+    ANDROID_HDR,
+    APPLE_GAIN_MAP_AUX,
+    APPLE_HDR,
+    gain_map_kind,
+    open_heif,
+    register,
+)
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 from mlx_hdr.io.photo_meta import existing_gain_map
 from mlx_hdr.io.uhdr_input import recorded_gain
@@ -32,6 +42,15 @@ PUG = Path(__file__).parent / "fixtures" / "iphone13pro_pug.heic"
 TAG_29 = b"\x00\x1d\x00\x0a\x00\x00\x00\x01"  # MakerNote entry: tag 29, signed rational, 1
 XMP_VERSION = b"<HDRGainMap:HDRGainMapVersion>65536</HDRGainMap:HDRGainMapVersion>"
 XMP_HEADROOM = b"<HDRGainMap:HDRGainMapHeadroom>2.5</HDRGainMap:HDRGainMapHeadroom>"
+MAP_XMP = (
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+    'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+    'xmlns:HDRGainMap="http://ns.apple.com/HDRGainMap/1.0/" '
+    'xmlns:apdi="http://ns.apple.com/pixeldatainfo/1.0/">'
+    "<HDRGainMap:HDRGainMapVersion>65536</HDRGainMap:HDRGainMapVersion>"
+    f"<apdi:AuxiliaryImageType>{APPLE_GAIN_MAP_AUX}</apdi:AuxiliaryImageType>"
+    "</rdf:Description></rdf:RDF></x:xmpmeta>"
+).encode()
 
 
 def variant(tmp_path, old: bytes, new: bytes) -> Path:
@@ -118,3 +137,58 @@ def test_cli_keeps_an_iphone_photos_highlights(cli, recwarn, tmp_path):
     assert kept.max() > 1.1 and alone.max() <= 1.0 + 1e-3
     ratio = rgb_to_luminance(kept).sum() / rgb_to_luminance(alone).sum()
     assert 1.0 < ratio < headroom_of(path)
+
+
+def with_mpf(primary: bytes, second: bytes) -> bytes:
+    """``primary`` with an MPF directory (APP2, after its APP segments) listing ``second``,
+    appended: the two-image layout of an iPhone JPEG (CIPA DC-007)."""
+    at = max(e for m, _, e in segments(primary) if 0xE0 <= m <= 0xEF)
+    ifd = struct.pack(">H", 3) + struct.pack(">HHI4s", 0xB000, 7, 4, b"0100")
+    ifd += struct.pack(">HHII", 0xB001, 4, 1, 2) + struct.pack(">HHII", 0xB002, 7, 32, 50)
+    ifd += struct.pack(">I", 0)
+    body_len = 4 + 8 + len(ifd) + 32
+    first = len(primary) + 4 + body_len
+    tiff = at + 8  # the MPF header's byte-order mark, which its offsets count from
+    entries = struct.pack(">IIIHH", 0x030000, first, 0, 0, 0)
+    entries += struct.pack(">IIIHH", 0, len(second), first - tiff, 0, 0)
+    body = b"MPF\0" + b"MM\0\x2a" + struct.pack(">I", 8) + ifd + entries
+    segment = b"\xff\xe2" + struct.pack(">H", len(body) + 2) + body
+    return primary[:at] + segment + primary[at:] + second
+
+
+def iphone_jpeg(tmp_path, heic: Path, orientation: int) -> Path:
+    """``heic`` as an iPhone JPEG whose pixels and map are stored turned back by
+    ``orientation`` (6: a portrait photo), its EXIF (MakerNote included) kept."""
+    register(heic)
+    heif = open_heif(heic)
+    gmap = np.asarray(heif.get_aux_image(heif.info["aux"][APPLE_GAIN_MAP_AUX][0]))
+    with Image.open(heic) as im:
+        exif = im.getexif()
+        photo = np.asarray(im.convert("RGB"))
+    exif[0x0112] = orientation
+    back = {1: lambda a: a, 6: lambda a: np.rot90(a, 1)}[orientation]
+    primary, second = io.BytesIO(), io.BytesIO()
+    Image.fromarray(back(photo)).save(primary, "JPEG", quality=95, exif=exif.tobytes())
+    Image.fromarray(back(gmap)).save(second, "JPEG", quality=100, xmp=MAP_XMP)
+    path = tmp_path / f"iphone_{orientation}.jpg"
+    path.write_bytes(with_mpf(primary.getvalue(), second.getvalue()))
+    return path
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_an_iphone_jpeg_reads_as_its_heic(tmp_path, orientation):
+    heic = with_tag_48(tmp_path)
+    jpeg = iphone_jpeg(tmp_path, heic, orientation)
+    assert existing_gain_map(jpeg) == APPLE_HDR
+    from_heic, from_jpeg = apple_gain(heic), apple_gain(jpeg)
+    assert from_jpeg.shape == from_heic.shape == read_ldr(jpeg).shape[:2]
+    assert np.abs(from_jpeg - from_heic).mean() < 2e-3  # the map's JPEG round trip
+    assert recorded_gain(jpeg).shape == (3024, 4032, 3)
+
+
+def test_a_plain_mpo_is_no_gain_map(tmp_path):
+    primary, second = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 120, 200)).save(primary, "JPEG")
+    Image.new("L", (32, 24), 100).save(second, "JPEG")  # no Apple XMP: a stereo pair's half
+    (tmp_path / "two.jpg").write_bytes(with_mpf(primary.getvalue(), second.getvalue()))
+    assert existing_gain_map(tmp_path / "two.jpg") is None

@@ -15,10 +15,16 @@ The headroom is the map's own XMP ``HDRGainMap:HDRGainMapHeadroom`` where the fi
 (newer iOS), else it is read from the EXIF MakerNote's tags 33 and 48 by Apple's piecewise
 formula (:func:`apple_headroom`). A map with neither is not used: Apple's method gives it no
 headroom, and no default is guessed.
+
+An iPhone JPEG ("Most Compatible") carries the same map as the second image of its MPF
+container, named by its XMP (``apdi:AuxiliaryImageType`` and ``HDRGainMap:HDRGainMapVersion``,
+as Skia finds it), stored in the photo's sensor orientation: it is turned by the photo's EXIF
+orientation as ``read_ldr`` turns the photo.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 from pathlib import Path
@@ -29,9 +35,12 @@ from PIL import Image
 
 from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.heic import APPLE_GAIN_MAP_AUX, open_heif, register
+from mlx_hdr.io.hdrgm import APP1, ContainerError, mpf_images, segments
+from mlx_hdr.io.heic import APPLE_GAIN_MAP_AUX, HEIF_SUFFIXES, open_heif, register
+from mlx_hdr.io.image_io import exif_orient
 
-EXIF_IFD, MAKER_NOTE = 0x8769, 0x927C
+EXIF_IFD, MAKER_NOTE, ORIENTATION = 0x8769, 0x927C, 0x0112
+JPEG_MARKS = (APPLE_GAIN_MAP_AUX.encode(), b"HDRGainMapVersion")  # in the map image's XMP
 HEADROOM_TAG, GAIN_TAG = 33, 48  # Apple MakerNote: exiftool's HDRHeadroom and HDRGain
 _XMP_HEADROOM = re.compile(
     rb"HDRGainMap:HDRGainMapHeadroom\s*(?:=\s*[\"']|>)\s*([0-9.eE+-]+)", re.IGNORECASE
@@ -106,34 +115,67 @@ def headroom_of(path: Path) -> float:
     return max(headroom, 1.0)
 
 
-def _gain_map(path: Path) -> tuple[np.ndarray, tuple[int, int]]:
-    """The map (HxW float32 in [0, 1], as stored) and the photo's (width, height)."""
+def jpeg_apple_map(data: bytes) -> bytes | None:
+    """The JPEG bytes of an MPF JPEG's Apple gain-map image (module docstring), or None."""
+    try:
+        for image in mpf_images(data)[1][1:]:
+            head = segments(data, image.start)
+            xmp = b"".join(data[s:e] for m, s, e in head if m == APP1)
+            if all(mark in xmp for mark in JPEG_MARKS):
+                return data[image.start : image.start + image.size]
+    except (ContainerError, struct.error):
+        return None
+    return None
+
+
+def _heic_map(path: Path) -> tuple[np.ndarray, tuple[int, int], int]:
     heif = open_heif(path)
     ids = (heif.info.get("aux") or {}).get(APPLE_GAIN_MAP_AUX) or []
     if not ids:
         raise InputError("it carries no Apple HDR gain map", path)
     try:
-        stored = np.asarray(heif.get_aux_image(ids[0]))
+        return np.asarray(heif.get_aux_image(ids[0])), heif.size, 1  # libheif turns both
     except (ValueError, RuntimeError, OSError) as exc:
         raise InputError(f"its Apple HDR gain map cannot be decoded ({exc})", path) from None
+
+
+def _jpeg_map(path: Path) -> tuple[np.ndarray, tuple[int, int], int]:
+    found = jpeg_apple_map(path.read_bytes())
+    if found is None:
+        raise InputError("it carries no Apple HDR gain map", path)
+    try:
+        with Image.open(path) as im, Image.open(io.BytesIO(found)) as gm:
+            orientation = int(im.getexif().get(ORIENTATION, 1) or 1)
+            return np.asarray(gm.convert("L")), im.size, orientation
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"its Apple HDR gain map cannot be decoded ({exc})", path) from None
+
+
+def _gain_map(path: Path) -> tuple[np.ndarray, tuple[int, int], int]:
+    """The map (HxW float32 in [0, 1], as stored), the photo's stored (width, height) and the
+    EXIF orientation that turns both for display."""
+    read = _heic_map if path.suffix.lower() in HEIF_SUFFIXES else _jpeg_map
+    stored, size, orientation = read(path)
     stored = stored[..., 0] if stored.ndim == 3 else stored
     top = 255.0 if stored.dtype == np.uint8 else float(np.iinfo(stored.dtype).max)
-    return stored.astype(np.float32) / top, heif.size
+    return stored.astype(np.float32) / top, size, orientation
 
 
 def apple_gain(path) -> np.ndarray:
     """``path``'s Apple gain factor ``1 + (headroom - 1) * g`` (module docstring).
 
     Returns:
-        HxW float32 in [1, headroom], at the photo's size and orientation.
+        HxW float32 in [1, headroom], at the photo's size and orientation as ``read_ldr``
+        returns it.
     Raises:
         InputError: no map, no headroom, or a map whose shape does not fit the photo.
     """
     path = Path(path)
     headroom = headroom_of(path)
-    stored, (w, h) = _gain_map(path)
+    stored, (w, h), orientation = _gain_map(path)
     mh, mw = stored.shape[:2]
     if abs(np.log((mw / mh) / (w / h))) > 0.02:
         raise InputError(f"its Apple HDR gain map ({mw}x{mh}) does not fit the photo", path)
     g = np.clip(cv2.resize(stored, (w, h), interpolation=cv2.INTER_LANCZOS4), 0.0, 1.0)
-    return (1.0 + (headroom - 1.0) * srgb_to_linear(g)).astype(np.float32)
+    factor = (1.0 + (headroom - 1.0) * srgb_to_linear(g)).astype(np.float32)
+    return exif_orient(factor, orientation)

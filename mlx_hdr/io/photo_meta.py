@@ -10,7 +10,8 @@ from pathlib import Path
 from PIL import Image
 
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.heic import HEIF_SUFFIXES, gain_map_kind, open_heif, register
+from mlx_hdr.io.apple_gain import jpeg_apple_map
+from mlx_hdr.io.heic import APPLE_HDR, HEIF_SUFFIXES, gain_map_kind, open_heif, register
 
 ORIENTATION = 0x0112
 WHITE_K = 78.0 / 0.65  # cd/m^2 s: L_white = WHITE_K * N^2 / (t * S), ISO 12232, q = 0.65
@@ -41,8 +42,9 @@ def read_exif(path) -> bytes | None:
 
 def existing_gain_map(path) -> str | None:
     """``"an Apple HDR gain map"`` and the like when the photo already carries an HDR rendition
-    through a gain map (HEIC: Apple's auxiliary image or XMP; JPEG: Ultra HDR / ISO 21496-1
-    metadata), else None. Unreadable files give None (reading them reports the problem)."""
+    through a gain map (HEIC: an auxiliary image or XMP; JPEG: Ultra HDR / ISO 21496-1
+    metadata, or Apple's map as its second MPF image), else None. Unreadable files give None
+    (reading them reports the problem)."""
     path = Path(path)
     suffix = path.suffix.lower()
     try:
@@ -53,6 +55,8 @@ def existing_gain_map(path) -> str | None:
                 app = b"".join(content for _, content in getattr(im, "applist", []))
             if b"hdrgm:Version" in app or ISO_21496_NS in app:
                 return ULTRA_HDR
+            if b"MPF\0" in app and jpeg_apple_map(path.read_bytes()) is not None:
+                return APPLE_HDR
     except (OSError, ValueError, SyntaxError, InputError):
         return None
     return None
