@@ -1,0 +1,85 @@
+"""Models and peers against the HDR renditions that real phone photos record in their gain
+maps: the photo alone goes in (as with ``--no-input-gain-map``), the phone's own rendition
+(read as ``mlx-hdr predict`` reads it, levelled to the photo's mid-tones) is the truth.
+
+    python scripts/phone_renditions.py tests/fixtures/galaxy_s25ultra.heic photo.jpg ... \\
+        --model mlx_hdr/assets/default.safetensors \\
+        --expandnet ../shared/peers/expandnet/weights.pth
+
+Phones tone-map instead of clipping, so these photos seldom clip: what this measures is how
+near each method's tone curve comes to the phone's HDR one (mid-tones and shadows, and the
+highlights the phone compressed), not the recovery of clipped light. Each photo is scored at
+``--long-side`` px by ``eval.metrics.hdr_metrics`` (one global scale over well-exposed
+pixels); the table gives each photo and the mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mlx_hdr.errors import InputError
+from mlx_hdr.eval.metrics import hdr_metrics
+from mlx_hdr.infer.recorded import recorded_hdr
+from mlx_hdr.io.image_io import read_ldr
+from mlx_hdr.io.uhdr_input import recorded_gain
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from validate_model import runners  # noqa: E402
+
+KEYS = ("pu21_psnr", "log_psnr", "log_ssim")
+
+
+def case(path: Path, long_side: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(photo, the phone's rendition) at ``long_side``, or None without a readable map."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gain = recorded_gain(path)
+    except InputError as exc:
+        print(f"skipped {exc}", file=sys.stderr)
+        return None
+    if gain is None:
+        print(f"skipped {path}: no gain map read here", file=sys.stderr)
+        return None
+    ldr = read_ldr(path)
+    s = min(1.0, long_side / max(ldr.shape[:2]))
+    size = (max(1, round(ldr.shape[1] * s)), max(1, round(ldr.shape[0] * s)))
+    ldr = np.clip(cv2.resize(ldr, size, interpolation=cv2.INTER_AREA), 0.0, 1.0)
+    gain = cv2.resize(gain, size, interpolation=cv2.INTER_AREA)
+    return ldr, recorded_hdr(ldr, gain)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("files", nargs="+", type=Path, help="phone photos with a gain map")
+    ap.add_argument("--model", action="append", default=[], help="model file or repo id")
+    ap.add_argument("--expandnet", help="ExpandNet weights.pth (adds the expandnet2018 peer)")
+    ap.add_argument("--long-side", type=int, default=1024, help="photos resized to, px")
+    args = ap.parse_args()
+    peers = ["linear", "kovaleski2014"]
+    if args.expandnet:
+        os.environ["MLX_HDR_EXPANDNET"] = args.expandnet
+        peers.append("expandnet2018")
+    methods = runners(args.model, peers)
+    cases = {p.name: c for p in args.files if (c := case(p, args.long_side)) is not None}
+    print("| photo | method | " + " | ".join(KEYS) + " |")
+    print("|---" * (len(KEYS) + 2) + "|")
+    for name, (run, _) in methods.items():
+        rows = []
+        for photo, (ldr, truth) in cases.items():
+            m = hdr_metrics(run(ldr), truth, ldr)
+            rows.append([float(m[k]) for k in KEYS])
+            print(f"| {photo} | {name} | " + " | ".join(f"{v:.3f}" for v in rows[-1]) + " |")
+        mean = np.mean(rows, axis=0)
+        print(f"| **mean** | **{name}** | " + " | ".join(f"{v:.3f}" for v in mean) + " |")
+
+
+if __name__ == "__main__":
+    main()
