@@ -2,25 +2,29 @@
 
 Phones record highlights above the photo's white in a gain map stored beside the photo:
 Google's Ultra HDR JPEG (Android 14 and later; ISO 21496-1, which libultrahdr also reads),
-Apple's HDR HEIC (iPhone 12 and later) and Android HEICs that carry the map as an auxiliary
-image with Ultra HDR's ``hdrgm`` XMP (Samsung). Decoded at full boost, it says how much
-brighter than the photo the camera measured each pixel: recorded highlights, up to the
-headroom it kept.
-An Ultra HDR JPEG is decoded by Google's libultrahdr (through ``imagecodecs``), an Apple HEIC
-by :mod:`mlx_hdr.io.apple_gain`, an Android HEIC by :mod:`mlx_hdr.io.hdrgm_read`.
+Apple's HDR photos (iPhone 12 and later, HEIC or MPF JPEG) and Android HEICs that carry the
+map as an auxiliary image with Ultra HDR's ``hdrgm`` XMP (Samsung). Decoded at full boost, it
+says how much brighter than the photo the camera measured each pixel: recorded highlights,
+up to the headroom it kept. An Ultra HDR JPEG is decoded by Google's libultrahdr (through
+``imagecodecs``), an iPhone photo by :mod:`mlx_hdr.io.apple_gain`, an Android HEIC by
+:mod:`mlx_hdr.io.hdrgm_read`.
 
 :func:`recorded_gain` returns that as a per-pixel, per-channel factor over the photo,
 
     gain = (hdr + OFFSET) / (srgb_to_linear(base) + OFFSET) / level,  OFFSET = 1/64
 
-with ``hdr`` the decoded rendition and ``base`` the decoded photo (for a JPEG libultrahdr's own
-decode of both, in the file's colour space; for a HEIC the photo as ``read_ldr`` returns it,
-under the map's factor), so that ``(srgb_to_linear(photo) + OFFSET) * gain - OFFSET`` gives
-back the rendition, over ``level``, for the photo as ``read_ldr`` returns it. ``level`` is
-the gain of the photo's mid-tones (:func:`midtone_level`): a rendition made brighter
-everywhere for an HDR screen is scaled back so that 1.0 stays the photo's white, as in every
-output. A single-channel map (the common case) is a grey factor and carries over exactly to
-the sRGB photo ``read_ldr`` converts a Display P3 file to; a three-channel one approximately.
+with ``hdr`` the decoded rendition and ``base`` the decoded photo (for an Ultra HDR JPEG
+libultrahdr's own decode of both, in the file's colour space; otherwise the photo as
+``read_ldr`` returns it, under the map's factor), so that
+
+    (srgb_to_linear(photo) + OFFSET) * gain - OFFSET
+
+gives back the rendition, over ``level``, for the photo as ``read_ldr`` returns it.
+``level`` is the gain of the photo's mid-tones (:func:`midtone_level`): a rendition made
+brighter everywhere for an HDR screen is scaled back so that 1.0 stays the photo's white, as
+in every output. A single-channel map (the common case) is a grey factor and carries over
+exactly to the sRGB photo ``read_ldr`` converts a Display P3 file to; a three-channel one
+approximately.
 """
 
 from __future__ import annotations
@@ -40,11 +44,6 @@ from mlx_hdr.io.photo_meta import ORIENTATION, ULTRA_HDR, existing_gain_map
 
 OFFSET = 1 / 64  # libultrahdr's default offset_sdr and offset_hdr
 MIDTONES = (0.1, 0.7)  # display luminance of the pixels whose gain sets the rendition's level
-
-
-def carries_uhdr(path) -> bool:
-    """Whether ``path`` is a JPEG whose metadata announces an Ultra HDR / ISO 21496-1 gain map."""
-    return existing_gain_map(path) == ULTRA_HDR
 
 
 def _orientation(path: Path) -> int:
