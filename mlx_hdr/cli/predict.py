@@ -172,8 +172,9 @@ def predict_command(
     input_gain_map: Annotated[
         bool,
         typer.Option(
-            help="Keep the highlights an Ultra HDR JPEG records in its gain map, reconstructing "
-            "only where they are cut (--no-input-gain-map: from the photo alone)."
+            help="Keep the highlights a phone photo records in its gain map (Ultra HDR JPEG, "
+            "iPhone HEIC or JPEG, Samsung HEIC), reconstructing only where they are cut "
+            "(--no-input-gain-map: from the photo alone)."
         ),
     ] = True,
     max_pixels: Annotated[

@@ -268,7 +268,7 @@ class PredictOptions:
     max_pixels: int = MAX_PIXELS  # larger inputs are refused (decompression bombs)
     uhdr: UhdrOptions = field(default_factory=UhdrOptions)
     skip_hdr_inputs: bool = False  # skip photos that carry an HDR gain map already
-    input_gain_map: bool = True  # keep an Ultra HDR JPEG's recorded highlights (infer.recorded)
+    input_gain_map: bool = True  # keep a phone photo's recorded highlights (infer.recorded)
 
 
 @dataclass
@@ -294,7 +294,8 @@ def load_input(path: Path, max_size: int | None, max_pixels: int = MAX_PIXELS) -
 def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOptions) -> list[Path]:
     """Predict one image and write ``dests`` by extension: ``.png`` the preview, ``.jpg`` the
     gain-map JPEG, ``.avif`` the PQ AVIF, else the HDR file. Nothing is written for a skipped
-    HDR input; an Ultra HDR JPEG keeps its recorded highlights (:mod:`~mlx_hdr.infer.recorded`)."""
+    HDR input; a photo with a gain map keeps its recorded highlights
+    (:mod:`~mlx_hdr.infer.recorded`)."""
     if note_hdr_input(src, opts.skip_hdr_inputs, opts.input_gain_map):
         return []
     ldr = load_input(src, opts.max_size, opts.max_pixels)
