@@ -37,9 +37,9 @@ from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.hdrgm import APP1, ContainerError, mpf_images, segments
 from mlx_hdr.io.heic import APPLE_GAIN_MAP_AUX, HEIF_SUFFIXES, open_heif, register
-from mlx_hdr.io.image_io import exif_orient
+from mlx_hdr.io.image_io import exif_orient, exif_orientation
 
-EXIF_IFD, MAKER_NOTE, ORIENTATION = 0x8769, 0x927C, 0x0112
+EXIF_IFD, MAKER_NOTE = 0x8769, 0x927C
 JPEG_MARKS = (APPLE_GAIN_MAP_AUX.encode(), b"HDRGainMapVersion")  # in the map image's XMP
 HEADROOM_TAG, GAIN_TAG = 33, 48  # Apple MakerNote: exiftool's HDRHeadroom and HDRGain
 _XMP_HEADROOM = re.compile(
@@ -145,8 +145,7 @@ def _jpeg_map(path: Path) -> tuple[np.ndarray, tuple[int, int], int]:
         raise InputError("it carries no Apple HDR gain map", path)
     try:
         with Image.open(path) as im, Image.open(io.BytesIO(found)) as gm:
-            orientation = int(im.getexif().get(ORIENTATION, 1) or 1)
-            return np.asarray(gm.convert("L")), im.size, orientation
+            return np.asarray(gm.convert("L")), im.size, exif_orientation(im)
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"its Apple HDR gain map cannot be decoded ({exc})", path) from None
 

@@ -37,6 +37,7 @@ from mlx_hdr.io.heic import HEIF_SUFFIXES, nclx_to_srgb, read_heif, register
 from mlx_hdr.io.icc import icc_to_srgb
 from mlx_hdr.io.pfm import read_pfm, write_pfm
 
+ORIENTATION = 0x0112  # the EXIF orientation tag
 MAX_PIXELS = 100_000_000  # refuse images above this many pixels (decompression bombs)
 HDR_SUFFIXES = (".hdr", ".exr", ".pfm")
 LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", *HEIF_SUFFIXES)
@@ -234,10 +235,15 @@ def read_ldr_info(path, max_pixels: int | None = None) -> LdrInfo:
     path = _check_input(path, LDR_SUFFIXES, "LDR")
     with _open_pil(path, max_pixels) as im:
         bits = 16 if _is_16bit(im) else 8
-        orientation = int(im.getexif().get(0x0112, 1) or 1)
+        orientation = exif_orientation(im)
         w, h = (im.height, im.width) if orientation in (5, 6, 7, 8) else im.size
         alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
         return LdrInfo(w, h, bits, im.mode, orientation, alpha)
+
+
+def exif_orientation(im: Image.Image) -> int:
+    """An open image's EXIF orientation tag (1..8; 1 where it has none)."""
+    return int(im.getexif().get(ORIENTATION, 1) or 1)
 
 
 def exif_orient(img: np.ndarray, orientation: int) -> np.ndarray:
@@ -308,7 +314,7 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
             raise InputError(problem, path)
         try:
             wide = _is_16bit(im)  # before getexif(), which may decode a PNG and drop .tile
-            orientation = int(im.getexif().get(0x0112, 1) or 1)
+            orientation = exif_orientation(im)
             if wide and im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
                 return _read_16bit(path, orientation)
             im.load()  # full decode: truncated files fail here (LOAD_TRUNCATED_IMAGES is False)

@@ -39,8 +39,8 @@ from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import apple_gain
 from mlx_hdr.io.hdrgm_read import apply_hdrgm, heic_hdrgm_map
 from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR
-from mlx_hdr.io.image_io import exif_orient, read_ldr
-from mlx_hdr.io.photo_meta import ORIENTATION, ULTRA_HDR, existing_gain_map
+from mlx_hdr.io.image_io import exif_orient, exif_orientation, read_ldr
+from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 
 OFFSET = 1 / 64  # libultrahdr's default offset_sdr and offset_hdr
 MIDTONES = (0.1, 0.7)  # display luminance of the pixels whose gain sets the rendition's level
@@ -48,7 +48,7 @@ MIDTONES = (0.1, 0.7)  # display luminance of the pixels whose gain sets the ren
 
 def _orientation(path: Path) -> int:
     with Image.open(path) as im:
-        return int(im.getexif().get(ORIENTATION, 1) or 1)
+        return exif_orientation(im)
 
 
 def recorded_gain(path) -> np.ndarray | None:
