@@ -36,10 +36,11 @@ from PIL import Image
 from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.hdrgm import APP1, ContainerError, mpf_images, segments
-from mlx_hdr.io.heic import APPLE_GAIN_MAP_AUX, HEIF_SUFFIXES, open_heif, register
+from mlx_hdr.io.heic import APPLE_GAIN_MAP_AUX, HEIF_SUFFIXES, aux_image, register
 from mlx_hdr.io.image_io import exif_orient, exif_orientation
 
 EXIF_IFD, MAKER_NOTE = 0x8769, 0x927C
+APPLE_MAP = "Apple HDR gain map"  # as the notes name it
 JPEG_MARKS = (APPLE_GAIN_MAP_AUX.encode(), b"HDRGainMapVersion")  # in the map image's XMP
 HEADROOM_TAG, GAIN_TAG = 33, 48  # Apple MakerNote: exiftool's HDRHeadroom and HDRGain
 _XMP_HEADROOM = re.compile(
@@ -129,25 +130,20 @@ def jpeg_apple_map(data: bytes) -> bytes | None:
 
 
 def _heic_map(path: Path) -> tuple[np.ndarray, tuple[int, int], int]:
-    heif = open_heif(path)
-    ids = (heif.info.get("aux") or {}).get(APPLE_GAIN_MAP_AUX) or []
-    if not ids:
-        raise InputError("it carries no Apple HDR gain map", path)
-    try:
-        return np.asarray(heif.get_aux_image(ids[0])), heif.size, 1  # libheif turns both
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise InputError(f"its Apple HDR gain map cannot be decoded ({exc})", path) from None
+    stored, size = aux_image(path, lambda kind: kind == APPLE_GAIN_MAP_AUX, APPLE_MAP)
+    return stored, size, 1  # libheif turns the map as it turns the photo
 
 
 def _jpeg_map(path: Path) -> tuple[np.ndarray, tuple[int, int], int]:
     found = jpeg_apple_map(path.read_bytes())
     if found is None:
-        raise InputError("it carries no Apple HDR gain map", path)
+        raise InputError(f"it carries no {APPLE_MAP}", path)
     try:
         with Image.open(path) as im, Image.open(io.BytesIO(found)) as gm:
-            return np.asarray(gm.convert("L")), im.size, exif_orientation(im)
+            stored = np.asarray(gm.convert("L"), np.float32) / np.float32(255.0)
+            return stored, im.size, exif_orientation(im)
     except (OSError, ValueError, SyntaxError) as exc:
-        raise InputError(f"its Apple HDR gain map cannot be decoded ({exc})", path) from None
+        raise InputError(f"its {APPLE_MAP} cannot be decoded ({exc})", path) from None
 
 
 def _gain_map(path: Path) -> tuple[np.ndarray, tuple[int, int], int]:
@@ -155,9 +151,7 @@ def _gain_map(path: Path) -> tuple[np.ndarray, tuple[int, int], int]:
     EXIF orientation that turns both for display."""
     read = _heic_map if path.suffix.lower() in HEIF_SUFFIXES else _jpeg_map
     stored, size, orientation = read(path)
-    stored = stored[..., 0] if stored.ndim == 3 else stored
-    top = 255.0 if stored.dtype == np.uint8 else float(np.iinfo(stored.dtype).max)
-    return stored.astype(np.float32) / top, size, orientation
+    return (stored[..., 0] if stored.ndim == 3 else stored), size, orientation
 
 
 def apple_gain(path) -> np.ndarray:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.heic import open_heif
+from mlx_hdr.io.heic import aux_image
 
 FIELDS = {  # hdrgm name: (attribute, default)
     "GainMapMin": ("min_log2", 0.0),
@@ -102,18 +102,14 @@ def heic_hdrgm_map(path: Path) -> tuple[np.ndarray, HdrgmParams]:
     Raises:
         InputError: no such image, no parameters, or parameters that do not parse.
     """
-    heif = open_heif(path)
-    aux = {str(k).lower(): v for k, v in (heif.info.get("aux") or {}).items()}
-    ids = next((v for k, v in aux.items() if "hdrgainmap" in k), None)
     try:
         params = parse_hdrgm(path.read_bytes())
-        if not ids or params is None:
-            raise ValueError("no gain-map image with hdrgm parameters")
-        stored = np.asarray(heif.get_aux_image(ids[0]))
-    except (ValueError, RuntimeError, OSError) as exc:
+    except ValueError as exc:
         raise InputError(f"its HDR gain map cannot be decoded ({exc})", path) from None
-    top = 255.0 if stored.dtype == np.uint8 else float(np.iinfo(stored.dtype).max)
-    return upsample_map(stored.astype(np.float32) / top, heif.size), params
+    if params is None:
+        raise InputError("its HDR gain map cannot be decoded (no hdrgm parameters)", path)
+    stored, size = aux_image(path, lambda kind: "hdrgainmap" in kind, "HDR gain map")
+    return upsample_map(stored, size), params
 
 
 def upsample_map(g: np.ndarray, size: tuple[int, int]) -> np.ndarray:

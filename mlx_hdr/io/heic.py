@@ -51,6 +51,28 @@ def open_heif(path: Path):
         raise InputError(f"not a readable HEIF image ({str(exc).strip()})", path) from None
 
 
+def aux_image(
+    path: Path, match: Callable[[str], bool], what: str
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The first auxiliary image of the HEIC at ``path`` whose type (lower-cased) ``match``es,
+    as HxW[xC] float32 in [0, 1], and the primary image's (width, height).
+
+    Raises:
+        InputError: there is none, or it cannot be decoded (``what`` names it).
+    """
+    heif = open_heif(path)
+    aux = (heif.info.get("aux") or {}).items()
+    ids = next((v for k, v in aux if match(str(k).lower())), None)
+    if not ids:
+        raise InputError(f"it carries no {what}", path)
+    try:
+        stored = np.asarray(heif.get_aux_image(ids[0]))
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise InputError(f"its {what} cannot be decoded ({exc})", path) from None
+    top = 255.0 if stored.dtype == np.uint8 else float(np.iinfo(stored.dtype).max)
+    return stored.astype(np.float32) / np.float32(top), heif.size
+
+
 def gain_map_kind(info: dict) -> str | None:
     """What HDR gain map an image's pillow-heif ``info`` shows, or None.
 
