@@ -18,17 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from mlx_hdr.errors import InputError
 from mlx_hdr.eval.metrics import hdr_metrics
-from mlx_hdr.infer.recorded import recorded_hdr
-from mlx_hdr.io.image_io import read_ldr
-from mlx_hdr.io.uhdr_input import recorded_gain
+from mlx_hdr.infer.pipeline import load_input
+from mlx_hdr.infer.recorded import gain_for, recorded_hdr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validate_model import runners  # noqa: E402
@@ -37,22 +33,13 @@ KEYS = ("pu21_psnr", "log_psnr", "log_ssim")
 
 
 def case(path: Path, long_side: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(photo, the phone's rendition) at ``long_side``, or None without a readable map."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            gain = recorded_gain(path)
-    except InputError as exc:
-        print(f"skipped {exc}", file=sys.stderr)
-        return None
+    """(photo, the phone's rendition) at ``long_side``, loaded as ``mlx-hdr predict`` loads
+    them (``load_input``, ``gain_for``: it notes why a map cannot be read), or None."""
+    ldr = load_input(path, long_side)
+    gain = gain_for(path, ldr.shape[:2])
     if gain is None:
-        print(f"skipped {path}: no gain map read here", file=sys.stderr)
+        print(f"skipped {path}: no gain map read", file=sys.stderr)
         return None
-    ldr = read_ldr(path)
-    s = min(1.0, long_side / max(ldr.shape[:2]))
-    size = (max(1, round(ldr.shape[1] * s)), max(1, round(ldr.shape[0] * s)))
-    ldr = np.clip(cv2.resize(ldr, size, interpolation=cv2.INTER_AREA), 0.0, 1.0)
-    gain = cv2.resize(gain, size, interpolation=cv2.INTER_AREA)
     return ldr, recorded_hdr(ldr, gain)
 
 
