@@ -17,9 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mlx_hdr.color import clipped_mask
 from mlx_hdr.data.datasets import BRACKET_MAX_CLIPPED, bracket_hdr
 from mlx_hdr.eval.fisheye import Circle, find_circle, remap, view_maps
-from mlx_hdr.eval.metrics import clipped_mask
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 from mlx_hdr.io.photo_meta import WHITE_K, Exposure, exposure_from_values, read_exposure
 

@@ -28,9 +28,8 @@ from mlx_hdr import backend
 
 backend.setup()
 # isort: split
-from mlx_hdr.color import clipped_gain, rgb_to_luminance, srgb_to_linear
+from mlx_hdr.color import CLIPPED, clipped_gain, clipped_mask, rgb_to_luminance, srgb_to_linear
 from mlx_hdr.data.sources import sample_rng
-from mlx_hdr.eval.metrics import CLIPPED, clipped_mask
 from mlx_hdr.infer.model_hub import load_net
 from mlx_hdr.infer.pipeline import predict_hdr
 from mlx_hdr.train.config import load_config

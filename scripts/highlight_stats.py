@@ -22,11 +22,16 @@ from mlx_hdr import backend
 
 backend.setup()
 # isort: split
-from mlx_hdr.color import align_scale, rgb_to_luminance, srgb_to_linear, well_exposed_mask
+from mlx_hdr.color import (
+    align_scale,
+    clipped_mask,
+    rgb_to_luminance,
+    srgb_to_linear,
+    well_exposed_mask,
+)
 from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.data.panorama import ViewConfig
 from mlx_hdr.data.sources import PoolSource, sample_rng
-from mlx_hdr.eval.metrics import clipped_mask
 from mlx_hdr.infer.model_hub import load_net
 from mlx_hdr.infer.pipeline import predict_hdr
 from mlx_hdr.io.image_io import read_hdr, read_ldr

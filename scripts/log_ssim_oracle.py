@@ -20,8 +20,8 @@ from mlx_hdr import backend
 
 backend.setup()
 # isort: split
-from mlx_hdr.color import align_scale, well_exposed_mask
-from mlx_hdr.eval.metrics import clipped_mask, hdr_metrics
+from mlx_hdr.color import align_scale, clipped_mask, well_exposed_mask
+from mlx_hdr.eval.metrics import hdr_metrics
 from mlx_hdr.infer.model_hub import load_net
 from mlx_hdr.infer.pipeline import predict_hdr
 from mlx_hdr.train.pool import heldout_views

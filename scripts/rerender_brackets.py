@@ -27,9 +27,8 @@ from mlx_hdr import backend
 
 backend.setup()
 # isort: split
-from mlx_hdr.color import linear_to_srgb
+from mlx_hdr.color import clipped_mask, linear_to_srgb
 from mlx_hdr.data.simulate import camera_curve
-from mlx_hdr.eval.metrics import clipped_mask
 from mlx_hdr.infer.model_hub import load_net
 from mlx_hdr.infer.pipeline import predict_hdr
 

@@ -35,10 +35,10 @@ from mlx_hdr import backend
 
 backend.setup()
 # isort: split
+from mlx_hdr.color import clipped_mask
 from mlx_hdr.data.panorama import ViewConfig
 from mlx_hdr.data.simulate import SimConfig, metered_exposure
 from mlx_hdr.data.sources import PoolSource, sample_rng
-from mlx_hdr.eval.metrics import clipped_mask
 from mlx_hdr.infer.model_hub import load_net
 from mlx_hdr.infer.pipeline import predict_hdr
 from mlx_hdr.train.config import load_config

@@ -66,7 +66,9 @@ from mlx_hdr import backend
 backend.setup()
 # isort: split
 from mlx_hdr.color import (
+    CLIPPED,
     align_scale,
+    clipped_mask,
     linear_to_srgb,
     rgb_to_luminance,
     srgb_to_linear,
@@ -77,7 +79,7 @@ from mlx_hdr.color import (
 )
 from mlx_hdr.data.simulate import CAMERA, CURVES
 from mlx_hdr.eval.evaluate import labelled_panel
-from mlx_hdr.eval.metrics import CLIPPED, clipped_mask, hdr_metrics
+from mlx_hdr.eval.metrics import hdr_metrics
 from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.model_hub import load_net, with_floor_strength
 from mlx_hdr.infer.pipeline import RESPONSE, WORK_PIXELS, predict_hdr

@@ -31,9 +31,8 @@ from mlx_hdr import backend
 
 backend.setup()
 # isort: split
+from mlx_hdr.color import CLIPPED, clipped_mask, linear_to_srgb, srgb_to_linear
 from mlx_hdr.color import clipped_gain as color_clipped_gain
-from mlx_hdr.color import linear_to_srgb, srgb_to_linear
-from mlx_hdr.eval.metrics import CLIPPED, clipped_mask
 from mlx_hdr.infer.model_hub import load_net
 from mlx_hdr.infer.pipeline import predict_hdr
 

@@ -12,8 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import rerender_brackets  # noqa: E402
 
-from mlx_hdr.color import linear_to_srgb, srgb_to_linear  # noqa: E402
-from mlx_hdr.eval.metrics import clipped_mask  # noqa: E402
+from mlx_hdr.color import (  # noqa: E402
+    clipped_mask,  # noqa: E402
+    linear_to_srgb,
+    srgb_to_linear,
+)
 
 
 def test_renderings_clip_at_srgb_white_and_a_roll_off_above_it():

@@ -31,8 +31,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from mlx_hdr.color import (  # noqa: F401 (CLIPPED, clipped_mask: the metrics' pixel set)
-    CLIPPED,
+from mlx_hdr.color import (
     TINY,
     align_scale,
     clipped_mask,
