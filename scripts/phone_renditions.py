@@ -22,12 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
+# ruff: noqa: E402  (imports after backend.setup(), which must run before mlx.core loads)
+from mlx_hdr import backend
+
+backend.setup()
+# isort: split
 from mlx_hdr.eval.metrics import hdr_metrics
 from mlx_hdr.infer.pipeline import load_input
 from mlx_hdr.infer.recorded import gain_for, recorded_hdr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validate_model import runners  # noqa: E402
+from validate_model import runners
 
 KEYS = ("pu21_psnr", "log_psnr", "log_ssim")
 

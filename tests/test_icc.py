@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
+from mlx_hdr.color import CLIP_THRESHOLD, REC709_LUMA, srgb_to_linear
 from mlx_hdr.io.image_io import read_ldr
 
 # Display P3's D50-adapted colorants (as in Apple's profile) and D50 white
@@ -103,3 +104,82 @@ def test_rotated_p3_jpeg_keeps_its_profile(tmp_path, colours):
     assert out.shape == naive.shape == (8, 6, 3)
     chroma = lambda a: (a.max(-1) - a.min(-1)).mean()  # noqa: E731
     assert chroma(out) > chroma(naive) + 0.01
+
+
+# D50 XYZ -> linear sRGB (Bradford-adapted, IEC 61966-2-1 primaries): an independent reference
+XYZ_D50_TO_SRGB = np.array(
+    [
+        [3.1338561, -1.6168667, -0.4906146],
+        [-0.9787684, 1.9161415, 0.0334540],
+        [0.0719453, -0.2289914, 1.4052427],
+    ]
+)
+
+
+def p3_to_linear_srgb(rgb8: np.ndarray) -> np.ndarray:
+    """The test profile's colours (gamma 2.2, P3 colorants), unbounded linear sRGB."""
+    colorants = np.array([P3_COLORANTS[k] for k in (b"rXYZ", b"gXYZ", b"bXYZ")]).T
+    return ((rgb8 / 255.0) ** 2.2) @ colorants.T @ XYZ_D50_TO_SRGB.T
+
+
+SATURATED = np.array([[[240, 130, 25], [235, 40, 30], [30, 241, 30], [240, 20, 120]]], np.uint8)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_wide_gamut_colours_are_not_taken_for_clipped_ones(tmp_path, bits):
+    # P3 colours below their own white that fall outside sRGB: cut at 1 they would read as
+    # clipped highlights; fitted, they stay below the blend ramp, luminance and hue kept
+    icc = matrix_trc_icc(P3_COLORANTS, 2.2, "Display P3 test")
+    path = tmp_path / ("p3.png" if bits == 8 else "p3.tif")
+    if bits == 8:
+        Image.fromarray(SATURATED).save(path, icc_profile=icc)
+    else:
+        import tifffile  # a 16-bit TIFF: read through OpenCV, its profile by Pillow
+
+        tifffile.imwrite(path, SATURATED.astype(np.uint16) * 257, iccprofile=icc)
+    out = read_ldr(path)[0]
+    ext = p3_to_linear_srgb(SATURATED.astype(np.float64))[0]
+    assert (ext.max(-1) > srgb_to_linear(CLIP_THRESHOLD)).all()  # plain: in the blend ramp
+    assert (out.max(-1) < CLIP_THRESHOLD).all()
+    lin = srgb_to_linear(out).astype(np.float64)
+    y, y_ext = lin @ REC709_LUMA, ext @ REC709_LUMA
+    np.testing.assert_allclose(y, y_ext, rtol=0.01)
+    hue = lambda c, y: (c - y[:, None]) / np.linalg.norm(c - y[:, None], axis=-1, keepdims=True)  # noqa: E731
+    assert (np.sum(hue(lin, y) * hue(ext, y_ext), -1) > 0.97).all()
+
+
+def test_clipped_and_in_gamut_pixels_convert_as_before(tmp_path):
+    icc = matrix_trc_icc(P3_COLORANTS, 2.2, "Display P3 test")
+    img = np.array([[[255, 60, 20], [255, 255, 255], [120, 90, 60], [200, 180, 40]]], np.uint8)
+    Image.fromarray(img).save(tmp_path / "p3.png", icc_profile=icc)
+    out = read_ldr(tmp_path / "p3.png")[0]
+    ref = ImageCms.profileToProfile(
+        Image.fromarray(img),
+        ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+        ImageCms.createProfile("sRGB"),
+        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+    )
+    np.testing.assert_array_equal(out, np.asarray(ref, np.float32)[0] / 255)
+    assert out[0, 0] == 1.0 and out[1].min() == 1.0  # clipped in the file: clipped still
+
+
+def test_wide_gamut_photo_is_not_lifted_as_a_highlight(tmp_path):
+    # end to end: saturated P3 colours, none clipped in the file, keep their level (the
+    # magenta, cut at the sRGB white, came out 0.36 stops up; measured as the linearised
+    # photo, so that only the reconstruction is judged)
+    from mlx_hdr.infer.model_hub import load_net
+    from mlx_hdr.infer.pipeline import predict_hdr
+
+    y, x = np.mgrid[:240, :320]
+    img = 0.45 * (0.8 + 0.2 * np.sin(x / 20))[..., None].repeat(3, -1)
+    patches = {(60, 80): (237, 64, 31), (170, 80): (230, 26, 89), (170, 230): (51, 240, 51)}
+    for (cy, cx), colour in patches.items():
+        img[(y - cy) ** 2 + (x - cx) ** 2 < 40**2] = np.array(colour) / 255
+    img = (img * 255 + 0.5).astype(np.uint8)
+    icc = matrix_trc_icc(P3_COLORANTS, 2.2, "Display P3 test")
+    Image.fromarray(img).save(tmp_path / "p3.png", icc_profile=icc)
+    hdr = predict_hdr(read_ldr(tmp_path / "p3.png"), load_net(None)[0], response="srgb")
+    ratio = (hdr @ REC709_LUMA) / np.maximum(p3_to_linear_srgb(img) @ REC709_LUMA, 1e-6)
+    grey = np.median(ratio[100:130, 140:180])
+    for cy, cx in patches:
+        assert abs(np.log2(np.median(ratio[cy - 15 : cy + 15, cx - 15 : cx + 15]) / grey)) < 0.15

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import linear_to_srgb, rgb_to_rec709_matrix, row_slices, srgb_to_linear
+from mlx_hdr.color import rgb_to_rec709_matrix, row_slices, srgb_to_linear
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.icc import icc_to_srgb16
+from mlx_hdr.io.icc import fit_to_srgb, icc_to_srgb16
 
 HEIF_SUFFIXES = (".heic", ".heif", ".hif")
 HDR_TRANSFERS = {16: "PQ", 18: "HLG"}  # CICP transfer characteristics of HDR video/photos
@@ -100,8 +100,7 @@ def _wide_to_float(heif, path: Path) -> np.ndarray:
     arr = arr[..., None].repeat(3, axis=-1) if arr.ndim == 2 else arr[..., :3]
     top = ((1 << bits) - 1) << (16 - bits)  # white as pillow-heif stores it
     full = (arr.astype(np.uint32) * 65535 // top).astype(np.uint16)
-    full = icc_to_srgb16(full, heif.info.get("icc_profile"), path)
-    return full.astype(np.float32) / 65535.0
+    return icc_to_srgb16(full, heif.info.get("icc_profile"), path)
 
 
 def read_heif(
@@ -144,7 +143,8 @@ def read_heif(
 def nclx_to_srgb(img: np.ndarray, info: dict) -> np.ndarray:
     """Convert display RGB (HxWx3 in [0, 1]) tagged with CICP/nclx primaries other than
     BT.709 (Display P3, BT.2020) to sRGB: linearise, 3x3 matrix with Bradford white
-    adaptation (``color.rgb_to_rec709_matrix``), clip, re-encode. Images with an ICC profile
+    adaptation (``color.rgb_to_rec709_matrix``), colours outside sRGB fitted into it
+    (``icc.fit_to_srgb``), re-encode. Images with an ICC profile
     (converted already) or sRGB/unspecified primaries are returned as they are."""
     nclx = info.get("nclx_profile") or {}
     if info.get("icc_profile") or nclx.get("color_primaries", 2) in SRGB_PRIMARIES:
@@ -153,5 +153,5 @@ def nclx_to_srgb(img: np.ndarray, info: dict) -> np.ndarray:
     to709 = rgb_to_rec709_matrix(chroma).T
     out = np.empty(img.shape, np.float32)
     for rows in row_slices(img.shape[0]):
-        out[rows] = linear_to_srgb(srgb_to_linear(img[rows]) @ to709)
+        out[rows] = fit_to_srgb(srgb_to_linear(img[rows]) @ to709, img[rows].max(axis=-1))
     return out

@@ -1,10 +1,19 @@
 """Colour management on input: photos tagged with a non-sRGB ICC profile become sRGB.
 
 The pipeline's LDR domain is sRGB display values (``color.srgb_to_linear``, Rec.709
-primaries in the output). Phones tag JPEGs and HEICs with Display P3 and many cameras offer
-Adobe RGB; read as sRGB their colours would be wrong (P3 and Adobe RGB values look
-desaturated), so ``image_io.read_ldr`` converts them with Little CMS: Pillow's ``ImageCms`` for
-8-bit images, ``imagecodecs``' build for 16-bit arrays (10-bit HEIC).
+primaries in the output). Phones tag JPEGs and HEICs with Display P3, many cameras offer
+Adobe RGB and raw converters write 16-bit TIFFs in ProPhoto RGB; read as sRGB their colours
+would be wrong (such values look desaturated), so ``image_io.read_ldr`` converts them with
+Little CMS: Pillow's ``ImageCms`` for 8-bit images, ``imagecodecs``' build for 16-bit arrays
+(16-bit PNG/TIFF, 10-bit HEIC).
+
+Saturated colours of a wider gamut lie outside sRGB: converted, a channel goes above 1. Cut
+at 1 it would look clipped, and the pipeline would reconstruct a highlight the camera never
+clipped (a P3 orange at display 0.96 came out at 3x white). So a pixel the conversion pushes
+into the blend ramp (display above ``CLIP_THRESHOLD``) is converted again without bounds and
+:func:`fit_to_srgb` brings it into sRGB by desaturating it towards its own luminance, hue and
+luminance kept, below the ramp; only as far as the source pixel itself was near its white
+does it keep the plain, cut conversion (the same ramp on the source's largest channel).
 """
 
 from __future__ import annotations
@@ -16,7 +25,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms
 
+from mlx_hdr.color import (
+    CLIP_THRESHOLD,
+    clip_ramp,
+    linear_to_srgb,
+    rgb_to_luminance,
+    srgb_to_linear,
+)
+
 RELATIVE_COLORIMETRIC = 1  # Little CMS rendering intent
+GAMUT_TOP = float(srgb_to_linear(np.float32(CLIP_THRESHOLD))) * 0.999  # linear, below the ramp
+SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
 def _unusable(path: Path, exc: Exception, stacklevel: int) -> None:
@@ -38,47 +57,107 @@ def _source_profile(icc: bytes, path: Path, stacklevel: int) -> ImageCms.ImageCm
         return None
 
 
-def icc_to_srgb(im: Image.Image, path: Path) -> Image.Image:
-    """Convert an RGB/CMYK image with an embedded non-sRGB ICC profile (Display P3 from
-    phones, Adobe RGB from cameras) to sRGB, relative colorimetric; colours outside sRGB
-    clip. sRGB-tagged and untagged images are returned as they are (read as sRGB)."""
-    icc = im.info.get("icc_profile")
-    if not icc or im.mode not in ("RGB", "RGBA", "CMYK"):
-        return im
-    src = _source_profile(icc, path, stacklevel=6)
-    if src is None:
-        return im
+def fit_to_srgb(
+    linear: np.ndarray, source_max: np.ndarray, plain: np.ndarray | None = None
+) -> np.ndarray:
+    """Scene-linear RGB in sRGB primaries, unbounded (..., 3; a wider gamut's colours have
+    channels < 0 or > 1) -> display sRGB (..., 3) float32 in [0, 1].
+
+    Where the largest channel lies above ``GAMUT_TOP`` (the blend ramp's start, linear), the
+    colour is desaturated towards its luminance Y until it lies within [0, ``GAMUT_TOP``]:
+    ``Y + t * (rgb - Y)``, ``t`` in [0, 1]. Elsewhere negative channels are cut at 0. ``source_max`` (...,) is the source
+    pixel's largest display channel in its own encoding, [0, 1]: by ``color.clip_ramp`` of it
+    (0 below ``CLIP_THRESHOLD``, 1 at its white) the result leans to the plain, cut conversion
+    ``plain`` (display, default ``linear`` cut and encoded), so that what the camera clipped
+    still reads as clipped.
+    """
+    linear = np.asarray(linear, np.float32)
+    y = np.maximum(rgb_to_luminance(linear), 0.0)[..., None]
+    top = linear.max(axis=-1, keepdims=True)
+    low = linear.min(axis=-1, keepdims=True)
+    t = np.minimum((GAMUT_TOP - y) / np.maximum(top - y, 1e-6), y / np.maximum(y - low, 1e-6))
+    fitted = np.where(top > GAMUT_TOP, y + np.clip(t, 0.0, 1.0) * (linear - y), linear)
+    w = clip_ramp(source_max)[..., None]
+    plain = linear_to_srgb(linear) if plain is None else plain
+    return ((1 - w) * linear_to_srgb(fitted) + w * plain).astype(np.float32)
+
+
+def _refit(out: np.ndarray, source: np.ndarray, scale: float, icc: bytes) -> None:
+    """Convert again, unbounded (Little CMS in float), the pixels of ``out`` (HxWx3 display
+    sRGB, cut to [0, 1]) in the blend ramp, from ``source`` (HxWx3 integer values of full
+    scale ``scale``), and bring them into sRGB by :func:`fit_to_srgb`; in place."""
+    near = out.max(axis=-1) > CLIP_THRESHOLD
+    if not near.any():
+        return
+    import imagecodecs
+
+    pix = source[near].astype(np.float32) / np.float32(scale)
     try:
-        return ImageCms.profileToProfile(
-            im.convert("RGB") if im.mode == "RGBA" else im,
-            src,
-            ImageCms.createProfile("sRGB"),
-            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
-            outputMode="RGB",
-        )
-    except (OSError, ValueError, ImageCms.PyCMSError) as exc:
-        _unusable(path, exc, 5)
-        return im
+        ext = imagecodecs.cms_transform(
+            pix[None],
+            icc,
+            SRGB_ICC,
+            colorspace="rgb",
+            outcolorspace="rgb",
+            intent=RELATIVE_COLORIMETRIC,
+        )[0]
+    except (RuntimeError, ValueError):  # a profile Little CMS takes for 8/16 bits only
+        return
+    linear = srgb_to_linear(np.maximum(ext, 0.0)) + np.minimum(ext, 0.0) / np.float32(12.92)
+    out[near] = fit_to_srgb(linear, pix.max(axis=-1), out[near])
+
+
+def icc_to_srgb(im: Image.Image, path: Path) -> np.ndarray:
+    """A decoded Pillow image of any mode -> HxWx3 float32 display sRGB in [0, 1].
+
+    An RGB/CMYK image with an embedded non-sRGB ICC profile (Display P3 from phones, Adobe
+    RGB from cameras) is converted relative colorimetric, an RGB one's colours outside sRGB
+    fitted as the module docstring says (a CMYK one's cut). sRGB-tagged and untagged images,
+    and other modes, are read as sRGB."""
+    icc = im.info.get("icc_profile")
+    src = _source_profile(icc, path, 6) if icc and im.mode in ("RGB", "RGBA", "CMYK") else None
+    base = im.convert("RGB") if im.mode == "RGBA" else im
+    if src is not None:
+        try:
+            srgb = ImageCms.profileToProfile(
+                base,
+                src,
+                ImageCms.createProfile("sRGB"),
+                renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+                outputMode="RGB",
+            )
+        except (OSError, ValueError, ImageCms.PyCMSError) as exc:
+            _unusable(path, exc, 5)
+            src = None
+    arr = np.asarray(srgb if src is not None else im.convert("RGB"), np.float32)
+    arr /= 255.0  # in place: one full-size float array, not two
+    if src is not None and base.mode == "RGB":
+        _refit(arr, np.asarray(base), 255.0, icc)
+    return arr
 
 
 def icc_to_srgb16(rgb: np.ndarray, icc: bytes | None, path: Path) -> np.ndarray:
     """:func:`icc_to_srgb` for an HxWx3 uint16 RGB array (values over the full 16-bit range):
-    the converted uint16 array, or ``rgb`` itself when there is nothing to convert."""
+    HxWx3 float32 display sRGB in [0, 1]."""
     src = _source_profile(icc, path, stacklevel=4) if icc else None
-    if src is None:
-        return rgb
-    import imagecodecs
+    out = rgb
+    if src is not None:
+        import imagecodecs
 
-    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    try:
-        return imagecodecs.cms_transform(
-            np.ascontiguousarray(rgb),
-            src.tobytes(),
-            srgb,
-            colorspace="rgb",
-            outcolorspace="rgb",
-            intent=RELATIVE_COLORIMETRIC,
-        )
-    except (RuntimeError, ValueError) as exc:  # imagecodecs' CmsError is a RuntimeError
-        _unusable(path, exc, 3)
-        return rgb
+        try:
+            out = imagecodecs.cms_transform(
+                np.ascontiguousarray(rgb),
+                icc,
+                SRGB_ICC,
+                colorspace="rgb",
+                outcolorspace="rgb",
+                intent=RELATIVE_COLORIMETRIC,
+            )
+        except (RuntimeError, ValueError) as exc:  # imagecodecs' CmsError is a RuntimeError
+            _unusable(path, exc, 3)
+            src = None
+    arr = out.astype(np.float32)
+    arr /= 65535.0
+    if src is not None:
+        _refit(arr, rgb, 65535.0, icc)
+    return arr

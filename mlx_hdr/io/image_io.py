@@ -34,7 +34,7 @@ from mlx_hdr.io import pngcheck
 from mlx_hdr.io.atomic import atomic_write
 from mlx_hdr.io.exr import read_exr, write_exr
 from mlx_hdr.io.heic import HEIF_SUFFIXES, nclx_to_srgb, read_heif, register
-from mlx_hdr.io.icc import icc_to_srgb
+from mlx_hdr.io.icc import icc_to_srgb, icc_to_srgb16
 from mlx_hdr.io.pfm import read_pfm, write_pfm
 
 ORIENTATION = 0x0112  # the EXIF orientation tag
@@ -268,14 +268,17 @@ def _warn_alpha(path: Path) -> None:
         warnings.warn(f"{path}: alpha channel dropped (warned once)", stacklevel=3)
 
 
-def _read_16bit(path: Path, orientation: int) -> np.ndarray:
-    """16-bit RGB(A) PNG/TIFF (Pillow would truncate them to 8 bits) via OpenCV."""
+def _read_16bit(path: Path, orientation: int, icc: bytes | None) -> np.ndarray:
+    """16-bit RGB(A) PNG/TIFF (Pillow would truncate them to 8 bits) via OpenCV, its ICC
+    profile ``icc`` (read by Pillow) converted to sRGB."""
     with _quiet_cv2():
         arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise InputError("corrupt or truncated 16-bit image data", path)
     if arr.ndim == 3 and arr.shape[2] == 4:
         _warn_alpha(path)
+    if arr.ndim == 3 and arr.dtype == np.uint16:
+        return exif_orient(icc_to_srgb16(arr[..., 2::-1], icc, path), orientation)
     arr = arr[..., :3][..., ::-1] if arr.ndim == 3 else arr[..., None].repeat(3, -1)
     scale = 65535.0 if arr.dtype == np.uint16 else 255.0
     return exif_orient(arr.astype(np.float32) / scale, orientation)
@@ -292,9 +295,7 @@ def _pil_to_rgb(im: Image.Image, path: Path) -> np.ndarray:
         _warn_alpha(path)
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
-    arr = np.asarray(icc_to_srgb(im, path).convert("RGB"), np.float32)
-    arr /= 255.0  # in place: one full-size float array, not two
-    return arr
+    return icc_to_srgb(im, path)
 
 
 def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
@@ -316,7 +317,7 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
             wide = _is_16bit(im)  # before getexif(), which may decode a PNG and drop .tile
             orientation = exif_orientation(im)
             if wide and im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-                return _read_16bit(path, orientation)
+                return _read_16bit(path, orientation, im.info.get("icc_profile"))
             im.load()  # full decode: truncated files fail here (LOAD_TRUNCATED_IMAGES is False)
             im = ImageOps.exif_transpose(im)
             return _pil_to_rgb(im, path)
