@@ -65,11 +65,12 @@ def fit_to_srgb(
 
     Where the largest channel lies above ``GAMUT_TOP`` (the blend ramp's start, linear), the
     colour is desaturated towards its luminance Y until it lies within [0, ``GAMUT_TOP``]:
-    ``Y + t * (rgb - Y)``, ``t`` in [0, 1]. Elsewhere negative channels are cut at 0. ``source_max`` (...,) is the source
-    pixel's largest display channel in its own encoding, [0, 1]: by ``color.clip_ramp`` of it
-    (0 below ``CLIP_THRESHOLD``, 1 at its white) the result leans to the plain, cut conversion
-    ``plain`` (display, default ``linear`` cut and encoded), so that what the camera clipped
-    still reads as clipped.
+    ``Y + t * (rgb - Y)``, ``t`` in [0, 1]. Elsewhere negative channels are cut at 0.
+
+    ``source_max`` (...,) is the source pixel's largest display channel in its own encoding,
+    [0, 1]: by ``color.clip_ramp`` of it (0 below ``CLIP_THRESHOLD``, 1 at its white) the
+    result leans to the plain, cut conversion ``plain`` (display, default ``linear`` cut and
+    encoded), so that what the camera clipped still reads as clipped.
     """
     linear = np.asarray(linear, np.float32)
     y = np.maximum(rgb_to_luminance(linear), 0.0)[..., None]
