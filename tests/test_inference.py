@@ -242,3 +242,32 @@ def test_both_paths_give_fully_clipped_pixels_the_surroundings_colour():
         np.testing.assert_allclose(
             chroma, np.broadcast_to(frame / frame.sum(), chroma.shape), atol=0.01
         )
+
+
+@pytest.mark.parametrize("work_pixels", [10**9, 30_000])
+def test_a_black_and_white_photo_stays_grey(work_pixels):
+    """The bundled model tints a grey photo's clipped areas (measured: up to 4% chroma); the
+    output of a photo without colour has none, on both paths, its luminance kept."""
+    from mlx_hdr.infer.model_hub import load_net
+    from mlx_hdr.io.image_io import read_ldr
+
+    net = load_net(None)[0]
+    ldr = read_ldr(Path(mlx_hdr.__file__).parent / "assets" / "sample.jpg")
+    grey = np.repeat(rgb_to_luminance(ldr)[..., None], 3, axis=-1)
+    assert (grey.max(axis=-1) >= 0.95).mean() > 0.02
+    hdr = predict_hdr(grey, net, work_pixels=work_pixels)
+    np.testing.assert_array_equal(hdr[..., 0], hdr[..., 1])
+    np.testing.assert_array_equal(hdr[..., 1], hdr[..., 2])
+    raw = predict_hdr(grey, net, work_pixels=work_pixels, blend=False)
+    assert np.ptp(raw, axis=-1).max() > 0  # the network's own output: as it is
+
+
+def test_grey_for_grey_keeps_luminance_and_leaves_colour_photos():
+    from mlx_hdr.infer.calibrate import grey_for_grey
+
+    hdr = np.random.default_rng(0).uniform(0, 4, (300, 20, 3)).astype(np.float32)
+    ldr = np.full((300, 20, 3), 0.5, np.float32)
+    out = grey_for_grey(ldr, hdr)
+    np.testing.assert_allclose(out[..., 1], rgb_to_luminance(hdr), rtol=1e-6)
+    ldr[290, 3, 0] += 2 / 255  # one coloured pixel, in the last strip: a colour photo
+    assert grey_for_grey(ldr, hdr) is hdr

@@ -254,3 +254,20 @@ def floor_image(floor: str | None, ldr: np.ndarray, strength: float = 1.0) -> np
         part *= lin
         part -= FLOOR_EPS
     return np.maximum(out, 0.0, out=out)
+
+
+GREY_SPREAD = 1.5 / 255  # display: a photo whose channels never differ by more has no colour
+
+
+def grey_for_grey(ldr: np.ndarray, hdr: np.ndarray) -> np.ndarray:
+    """``hdr`` (HxWx3 scene-linear) without colour where the photo ``ldr`` (HxWx3 display)
+    has none: for a black-and-white photo (no pixel's channels more than ``GREY_SPREAD``
+    apart) each pixel gets its Rec.709 luminance in all three channels, since the
+    reconstruction tints clipped areas slightly; ``hdr`` itself for any other photo."""
+    for rows in row_slices(ldr.shape[0]):
+        if np.ptp(ldr[rows], axis=-1).max(initial=0.0) > GREY_SPREAD:
+            return hdr
+    grey = np.empty_like(hdr)
+    for rows in row_slices(hdr.shape[0]):
+        grey[rows] = rgb_to_luminance(hdr[rows])[..., None]
+    return grey

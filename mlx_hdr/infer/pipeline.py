@@ -39,6 +39,7 @@ from mlx_hdr.infer.calibrate import (
     calibrate,
     fill_colour,
     floor_image,
+    grey_for_grey,
     recolour_clipped,
 )
 from mlx_hdr.infer.exposure import SKY_CEILING, limit_to_ceiling
@@ -221,7 +222,8 @@ def predict_hdr(
         ldr: HxWx3 display input in [0, 1].
         net: the network, required when ``method == "model"``.
         method: ``"model"`` or a classical method name from ``mlx_hdr.infer.methods.METHODS``.
-        blend: for the model, keep the linearised input where it is not clipped.
+        blend: for the model, keep the linearised input where it is not clipped (and a
+            black-and-white photo's output grey, ``calibrate.grey_for_grey``).
         work_pixels: the model runs on at most this many (padded) pixels; larger photos go
             through a gain map (:func:`predict_model_hdr`).
         flip: for the model, average it over the photo and its mirror (:func:`predict_target`);
@@ -242,7 +244,8 @@ def predict_hdr(
         raise ValueError("method 'model' needs a network")
     white = None if exposure is None else exposure.white_log2()
     hdr = predict_model_hdr(net, ldr, blend, work_pixels, flip, response, white)
-    return limit_to_ceiling(ldr, hdr, exposure, sky_ceiling)
+    hdr = limit_to_ceiling(ldr, hdr, exposure, sky_ceiling)
+    return grey_for_grey(ldr, hdr) if blend else hdr
 
 
 # ---------------------------------------------------------------- files
