@@ -37,9 +37,9 @@ from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.hdrgm import APP1, ContainerError, mpf_images, segments
 from mlx_hdr.io.heic import APPLE_GAIN_MAP_AUX, HEIF_SUFFIXES, aux_image, register
-from mlx_hdr.io.image_io import exif_orient, exif_orientation
+from mlx_hdr.io.image_io import EXIF_IFD, exif_orient, exif_orientation
 
-EXIF_IFD, MAKER_NOTE = 0x8769, 0x927C
+MAKER_NOTE = 0x927C
 APPLE_MAP = "Apple HDR gain map"  # as the notes name it
 JPEG_MARKS = (APPLE_GAIN_MAP_AUX.encode(), b"HDRGainMapVersion")  # in the map image's XMP
 HEADROOM_TAG, GAIN_TAG = 33, 48  # Apple MakerNote: exiftool's HDRHeadroom and HDRGain

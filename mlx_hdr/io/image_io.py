@@ -38,6 +38,7 @@ from mlx_hdr.io.icc import icc_to_srgb, icc_to_srgb16
 from mlx_hdr.io.pfm import read_pfm, write_pfm
 
 ORIENTATION = 0x0112  # the EXIF orientation tag
+EXIF_IFD = 0x8769  # the EXIF sub-IFD (exposure settings, MakerNote)
 MAX_PIXELS = 100_000_000  # refuse images above this many pixels (decompression bombs)
 HDR_SUFFIXES = (".hdr", ".exr", ".pfm")
 LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", *HEIF_SUFFIXES)

@@ -12,10 +12,9 @@ from PIL import Image
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import jpeg_apple_map
 from mlx_hdr.io.heic import APPLE_HDR, HEIF_SUFFIXES, gain_map_kind, open_heif, register
-from mlx_hdr.io.image_io import ORIENTATION
+from mlx_hdr.io.image_io import EXIF_IFD, ORIENTATION
 
 WHITE_K = 78.0 / 0.65  # cd/m^2 s: L_white = WHITE_K * N^2 / (t * S), ISO 12232, q = 0.65
-EXIF_IFD = 0x8769
 EXPOSURE_TIME, F_NUMBER, ISO_SPEED = 0x829A, 0x829D, 0x8827
 ISO_FULL = (0x8833, 0x8832)  # EXIF 2.3 ISOSpeed, RecommendedExposureIndex: above 65,535
 ISO_21496_NS = b"urn:iso:std:iso:ts:21496:-1"
