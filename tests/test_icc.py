@@ -183,3 +183,57 @@ def test_wide_gamut_photo_is_not_lifted_as_a_highlight(tmp_path):
     grey = np.median(ratio[100:130, 140:180])
     for cy, cx in patches:
         assert abs(np.log2(np.median(ratio[cy - 15 : cy + 15, cx - 15 : cx + 15]) / grey)) < 0.15
+
+
+# Adobe RGB (1998) -> XYZ and XYZ -> linear sRGB, both D65 (the standards' own matrices)
+ADOBE_TO_XYZ = np.array(
+    [
+        [0.5767309, 0.1855540, 0.1881852],
+        [0.2973769, 0.6273491, 0.0752741],
+        [0.0270343, 0.0706872, 0.9911085],
+    ]
+)
+XYZ_TO_SRGB = np.array(
+    [
+        [3.2404542, -1.5371385, -0.4985314],
+        [-0.9692660, 1.8760108, 0.0415560],
+        [0.0556434, -0.2040259, 1.0572252],
+    ]
+)
+
+
+def adobe_exif(interop: str = "R03", orientation: int = 1) -> Image.Exif:
+    """EXIF as a camera writes it for an Adobe RGB JPEG without a profile."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8769)[0xA001] = 0xFFFF  # ColorSpace: uncalibrated
+    exif.get_ifd(0x8769)[0xA005] = {0x0001: interop}  # Interoperability IFD: index
+    return exif
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_an_adobe_rgb_camera_jpeg_without_a_profile_is_read_as_adobe_rgb(
+    tmp_path, colours, orientation
+):
+    path = tmp_path / "adobe.jpg"
+    Image.fromarray(colours).save(path, exif=adobe_exif(orientation=orientation), quality=100)
+    with Image.open(path) as im:
+        decoded = np.asarray(im.convert("RGB"), np.float64) / 255
+    out = read_ldr(path)
+    if orientation == 6:
+        out = np.rot90(out, 1)  # back to the stored layout
+    ref = ((decoded ** (563 / 256)) @ ADOBE_TO_XYZ.T @ XYZ_TO_SRGB.T).clip(0, 1) ** (1 / 2.4)
+    inside = (decoded ** (563 / 256) @ ADOBE_TO_XYZ.T @ XYZ_TO_SRGB.T).min(-1) > 0.01
+    assert inside.mean() > 0.5
+    # the sRGB curve against a plain 1/2.4 power: compare in linear light
+    lin = srgb_to_linear(out)[inside]
+    np.testing.assert_allclose(lin, (ref[inside] ** 2.4), rtol=0.02, atol=2e-3)
+    chroma = lambda a: (a.max(-1) - a.min(-1)).mean()  # noqa: E731
+    assert chroma(out) > chroma(decoded) + 0.01  # Adobe RGB read as sRGB would look duller
+
+
+def test_other_exif_colour_spaces_read_as_srgb(tmp_path, colours):
+    naive = colours.astype(np.float32) / 255
+    exif = adobe_exif(interop="R98")  # uncalibrated but not the Adobe RGB option file
+    Image.fromarray(colours).save(tmp_path / "a.png", exif=exif)
+    np.testing.assert_array_equal(read_ldr(tmp_path / "a.png"), naive)

@@ -7,6 +7,10 @@ would be wrong (such values look desaturated), so ``image_io.read_ldr`` converts
 Little CMS: Pillow's ``ImageCms`` for 8-bit images, ``imagecodecs``' build for 16-bit arrays
 (16-bit PNG/TIFF, 10-bit HEIC).
 
+A camera JPEG in Adobe RGB often carries no profile: the EXIF says so instead (ColorSpace
+"uncalibrated" and the DCF option file's interoperability index ``R03``, as Canon and Nikon
+write it), and viewers that honour it show Adobe RGB (1998); so is it read here.
+
 Saturated colours of a wider gamut lie outside sRGB: converted, a channel goes above 1. Cut
 at 1 it would look clipped, and the pipeline would reconstruct a highlight the camera never
 clipped (a P3 orange at display 0.96 came out at 3x white). So a pixel the conversion pushes
@@ -24,16 +28,22 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms
+from PIL.ExifTags import IFD, Base
 
 from mlx_hdr.color import (
     CLIP_THRESHOLD,
     clip_ramp,
     linear_to_srgb,
     rgb_to_luminance,
+    rgb_to_rec709_matrix,
+    row_slices,
     srgb_to_linear,
 )
 
 RELATIVE_COLORIMETRIC = 1  # Little CMS rendering intent
+ADOBE_RGB = (0.64, 0.33, 0.21, 0.71, 0.15, 0.06, 0.3127, 0.3290)  # Adobe RGB (1998), D65
+ADOBE_GAMMA = 563 / 256
+UNCALIBRATED = 0xFFFF  # EXIF ColorSpace: not sRGB
 GAMUT_TOP = float(srgb_to_linear(np.float32(CLIP_THRESHOLD))) * 0.999  # linear, below the ramp
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
@@ -134,7 +144,26 @@ def icc_to_srgb(im: Image.Image, path: Path) -> np.ndarray:
     arr /= 255.0  # in place: one full-size float array, not two
     if src is not None and base.mode == "RGB":
         _refit(arr, np.asarray(base), 255.0, icc)
+    elif not icc and im.mode == "RGB" and exif_adobe_rgb(im):
+        adobe_rgb_to_srgb(arr)
     return arr
+
+
+def exif_adobe_rgb(im: Image.Image) -> bool:
+    """Whether ``im``'s EXIF marks it Adobe RGB without a profile (module docstring)."""
+    exif = im.getexif()
+    if exif.get_ifd(IFD.Exif).get(Base.ColorSpace) != UNCALIBRATED:
+        return False
+    return str(exif.get_ifd(IFD.Interop).get(Base.InteropIndex, "")).strip("\0 ") == "R03"
+
+
+def adobe_rgb_to_srgb(arr: np.ndarray) -> None:
+    """HxWx3 float32 display Adobe RGB (1998) in [0, 1] -> display sRGB, in place: its tone
+    curve (gamma 563/256), the 3x3 matrix to Rec.709 and :func:`fit_to_srgb`."""
+    to709 = rgb_to_rec709_matrix(ADOBE_RGB).T
+    for rows in row_slices(arr.shape[0]):
+        src = arr[rows]
+        arr[rows] = fit_to_srgb((src**ADOBE_GAMMA) @ to709, src.max(axis=-1))
 
 
 def icc_to_srgb16(rgb: np.ndarray, icc: bytes | None, path: Path) -> np.ndarray:
