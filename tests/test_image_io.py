@@ -184,6 +184,20 @@ def test_8bit_modes(tmp_path, monkeypatch):
     assert np.abs(io.read_ldr(tmp_path / "cmyk.jpg") - rgb / 255.0).mean() < 0.05
 
 
+def test_webp_and_first_of_several_images(tmp_path):
+    rgb, other = rgb8(), rgb8(seed=1)
+    Image.fromarray(rgb).save(tmp_path / "a.webp", lossless=True, exact=True)
+    np.testing.assert_allclose(io.read_ldr(tmp_path / "a.webp"), rgb / 255.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a single image: no note
+        io.read_ldr(tmp_path / "a.webp")
+    for name, kw in (("anim.webp", {"lossless": True, "exact": True}), ("pages.tif", {})):
+        first, second = Image.fromarray(rgb), Image.fromarray(other)
+        first.save(tmp_path / name, save_all=True, append_images=[second], **kw)
+        with pytest.warns(UserWarning, match=f"{name}: holds 2 images; using the first"):
+            np.testing.assert_allclose(io.read_ldr(tmp_path / name), rgb / 255.0)
+
+
 def test_alpha_dropped_with_one_warning(tmp_path, monkeypatch):
     monkeypatch.setattr(io, "_alpha_warned", False)
     rgba = np.dstack([rgb8(), np.full((6, 10), 7, np.uint8)])

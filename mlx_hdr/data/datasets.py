@@ -12,7 +12,7 @@ Layouts (checked in this order):
   mark a ghost region (something moved between frames) are left out: their frames count as
   unpaired.
 - ``scenes``: one folder per scene with the HDR ``gt.{hdr,exr,pfm}`` and the LDR input
-  (``input.*``, or the folder's only JPEG/PNG/TIFF): HDR-Eye style test sets and the generic
+  (``input.*``, or the folder's only JPEG/PNG/TIFF/WebP): HDR-Eye style test sets and the generic
   ``<case>/input.* + gt.*`` layout of ``eval-public``.
 - ``hdr-pool``: a flat folder of HDR files, with an optional ``MANIFEST.csv`` whose ``kind``
   column says ``panorama`` or ``photo``.

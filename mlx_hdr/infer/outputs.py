@@ -37,7 +37,7 @@ class Plan:
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files, folders (their JPEG/PNG/TIFF/HEIC files, sorted, skipping our previews and
+    """Files, folders (their JPEG/PNG/TIFF/WebP/HEIC files, sorted, skipping our previews and
     gain-map JPEGs) and globs.
 
     Returns ``(paths, missing)``, ``missing`` as ``(input, problem)`` pairs.
@@ -55,7 +55,7 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
             ]
             paths += found
             if not found:
-                missing.append((item, "folder has no JPEG/PNG/TIFF/HEIC images"))
+                missing.append((item, "folder has no JPEG/PNG/TIFF/WebP/HEIC images"))
         elif p.exists() or not GLOB_CHARS & set(item):
             paths.append(p)  # a missing file fails later with read_ldr's message
         else:

@@ -41,7 +41,8 @@ ORIENTATION = 0x0112  # the EXIF orientation tag
 EXIF_IFD = 0x8769  # the EXIF sub-IFD (exposure settings, MakerNote)
 MAX_PIXELS = 100_000_000  # refuse images above this many pixels (decompression bombs)
 HDR_SUFFIXES = (".hdr", ".exr", ".pfm")
-LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", *HEIF_SUFFIXES)
+LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", *HEIF_SUFFIXES)
+SEQUENCES = ("TIFF", "WEBP")  # formats whose files may hold several images (not MPO)
 LDR_WRITE_SUFFIXES = (".jpg", ".jpeg", ".png")
 HALF_MAX = float(np.finfo(np.float16).max)  # 65504: larger values would become inf in half
 
@@ -300,12 +301,13 @@ def _pil_to_rgb(im: Image.Image, path: Path) -> np.ndarray:
 
 
 def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
-    """Read a JPEG/PNG/TIFF/HEIC as float32 HxWx3 display RGB in [0, 1].
+    """Read a JPEG/PNG/TIFF/WebP/HEIC as float32 HxWx3 display RGB in [0, 1].
 
     8-bit values are divided by 255, 16-bit by 65535; grey is repeated to 3 channels, palette
     and CMYK are converted to RGB, alpha is dropped (one warning per process), the EXIF
     orientation is applied, and an embedded non-sRGB ICC profile (8-bit images, 10-bit HEIC)
-    is converted to sRGB. Raises ``InputError`` for missing, empty, truncated, unsupported
+    is converted to sRGB. A multi-page TIFF or animated WebP gives its first image (with a
+    warning). Raises ``InputError`` for missing, empty, truncated, unsupported
     or too large (``max_pixels``, default ``MAX_PIXELS``) files.
     """
     path = _check_input(path, LDR_SUFFIXES, "LDR")
@@ -314,6 +316,8 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
     with _open_pil(path, max_pixels) as im:
         if im.format == "PNG" and (problem := pngcheck.problem(path)):
             raise InputError(problem, path)
+        if im.format in SEQUENCES and (n := getattr(im, "n_frames", 1)) > 1:
+            warnings.warn(f"{path}: holds {n} images; using the first", stacklevel=2)
         try:
             wide = _is_16bit(im)  # before getexif(), which may decode a PNG and drop .tile
             orientation = exif_orientation(im)
