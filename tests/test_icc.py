@@ -143,9 +143,33 @@ def test_wide_gamut_colours_are_not_taken_for_clipped_ones(tmp_path, bits):
     assert (out.max(-1) < CLIP_THRESHOLD).all()
     lin = srgb_to_linear(out).astype(np.float64)
     y, y_ext = lin @ REC709_LUMA, ext @ REC709_LUMA
-    np.testing.assert_allclose(y, y_ext, rtol=0.01)
+    np.testing.assert_allclose(y, y_ext, rtol=0.05)  # negative channels cut: a little more
     hue = lambda c, y: (c - y[:, None]) / np.linalg.norm(c - y[:, None], axis=-1, keepdims=True)  # noqa: E731
     assert (np.sum(hue(lin, y) * hue(ext, y_ext), -1) > 0.97).all()
+
+
+def test_the_gamut_fit_leaves_no_steps_in_a_gradient(tmp_path):
+    # one code value at a time into and past the ramp: no step a viewer could see
+    # (CIEDE2000 below 1.5; measured 0.99 at most, the cut conversion 0.43)
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    icc = matrix_trc_icc(P3_COLORANTS, 2.2, "Display P3 test")
+    v = np.arange(200, 256)
+    rows = [(0 * v, v, 0 * v), (v, 22 + 0 * v, 22 + 0 * v), (v, v * 55 // 100, 25 + 0 * v)]
+    img = np.stack([np.stack(r, -1) for r in rows]).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "g.png", icc_profile=icc)
+    lab = rgb2lab(read_ldr(tmp_path / "g.png").astype(np.float64))
+    assert deltaE_ciede2000(lab[:, 1:], lab[:, :-1]).max() < 1.5
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+def test_broken_exif_reads_as_srgb(tmp_path, colours):
+    buf = io.BytesIO()
+    Image.fromarray(colours).save(buf, "JPEG", exif=adobe_exif().tobytes()[:40], quality=100)
+    (tmp_path / "t.jpg").write_bytes(buf.getvalue())
+    with Image.open(tmp_path / "t.jpg") as im:
+        plain = np.asarray(im.convert("RGB"), np.float32) / 255
+    np.testing.assert_array_equal(read_ldr(tmp_path / "t.jpg"), plain)
 
 
 def test_clipped_and_in_gamut_pixels_convert_as_before(tmp_path):

@@ -247,7 +247,7 @@ def test_both_paths_give_fully_clipped_pixels_the_surroundings_colour():
 @pytest.mark.parametrize("work_pixels", [10**9, 30_000])
 def test_a_black_and_white_photo_stays_grey(work_pixels):
     """The bundled model tints a grey photo's clipped areas (measured: up to 4% chroma); the
-    output of a photo without colour has none, on both paths, its luminance kept."""
+    output of a photo without colour has none, on both paths."""
     from mlx_hdr.infer.model_hub import load_net
     from mlx_hdr.io.image_io import read_ldr
 

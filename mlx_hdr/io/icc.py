@@ -9,7 +9,8 @@ Little CMS: Pillow's ``ImageCms`` for 8-bit images, ``imagecodecs``' build for 1
 
 A camera JPEG in Adobe RGB often carries no profile: the EXIF says so instead (ColorSpace
 "uncalibrated" and the DCF option file's interoperability index ``R03``, as Canon and Nikon
-write it), and viewers that honour it show Adobe RGB (1998); so is it read here.
+write it), and viewers that honour it show Adobe RGB (1998); so is it read here, through a
+profile Little CMS builds for it.
 
 Saturated colours of a wider gamut lie outside sRGB: converted, a channel goes above 1. Cut
 at 1 it would look clipped, and the pipeline would reconstruct a highlight the camera never
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -35,16 +37,17 @@ from mlx_hdr.color import (
     clip_ramp,
     linear_to_srgb,
     rgb_to_luminance,
-    rgb_to_rec709_matrix,
     row_slices,
     srgb_to_linear,
 )
 
 RELATIVE_COLORIMETRIC = 1  # Little CMS rendering intent
-ADOBE_RGB = (0.64, 0.33, 0.21, 0.71, 0.15, 0.06, 0.3127, 0.3290)  # Adobe RGB (1998), D65
+ADOBE_RGB = (0.64, 0.33, 0.21, 0.71, 0.15, 0.06)  # Adobe RGB (1998) primaries, xy
 ADOBE_GAMMA = 563 / 256
+D65 = (0.3127, 0.3290)
 UNCALIBRATED = 0xFFFF  # EXIF ColorSpace: not sRGB
 GAMUT_TOP = float(srgb_to_linear(np.float32(CLIP_THRESHOLD))) * 0.999  # linear, below the ramp
+NEUTRAL = 0.1  # display max - min below which a converted pixel is too grey to lie outside sRGB
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
@@ -61,6 +64,8 @@ def _source_profile(icc: bytes, path: Path, stacklevel: int) -> ImageCms.ImageCm
         src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         if "srgb" in (ImageCms.getProfileDescription(src) or "").lower():
             return None
+        if src.profile.xcolor_space.strip() not in ("RGB", "CMYK"):
+            return None  # a grey profile: the image is read as it is
         return src
     except (OSError, ValueError, ImageCms.PyCMSError) as exc:
         _unusable(path, exc, stacklevel)
@@ -74,8 +79,9 @@ def fit_to_srgb(
     channels < 0 or > 1) -> display sRGB (..., 3) float32 in [0, 1].
 
     Where the largest channel lies above ``GAMUT_TOP`` (the blend ramp's start, linear), the
-    colour is desaturated towards its luminance Y until it lies within [0, ``GAMUT_TOP``]:
-    ``Y + t * (rgb - Y)``, ``t`` in [0, 1]. Elsewhere negative channels are cut at 0.
+    colour is desaturated towards its luminance Y until it does not: ``Y + t * (rgb - Y)``,
+    ``t`` in [0, 1] (continuous at ``GAMUT_TOP``, where t = 1). Negative channels are then
+    cut at 0, as everywhere.
 
     ``source_max`` (...,) is the source pixel's largest display channel in its own encoding,
     [0, 1]: by ``color.clip_ramp`` of it (0 below ``CLIP_THRESHOLD``, 1 at its white) the
@@ -85,9 +91,8 @@ def fit_to_srgb(
     linear = np.asarray(linear, np.float32)
     y = np.maximum(rgb_to_luminance(linear), 0.0)[..., None]
     top = linear.max(axis=-1, keepdims=True)
-    low = linear.min(axis=-1, keepdims=True)
-    t = np.minimum((GAMUT_TOP - y) / np.maximum(top - y, 1e-6), y / np.maximum(y - low, 1e-6))
-    fitted = np.where(top > GAMUT_TOP, y + np.clip(t, 0.0, 1.0) * (linear - y), linear)
+    t = np.clip((GAMUT_TOP - y) / np.maximum(top - y, 1e-6), 0.0, 1.0)
+    fitted = np.where(top > GAMUT_TOP, y + t * (linear - y), linear)
     w = clip_ramp(source_max)[..., None]
     plain = linear_to_srgb(linear) if plain is None else plain
     return ((1 - w) * linear_to_srgb(fitted) + w * plain).astype(np.float32)
@@ -95,14 +100,26 @@ def fit_to_srgb(
 
 def _refit(out: np.ndarray, source: np.ndarray, scale: float, icc: bytes) -> None:
     """Convert again, unbounded (Little CMS in float), the pixels of ``out`` (HxWx3 display
-    sRGB, cut to [0, 1]) in the blend ramp, from ``source`` (HxWx3 integer values of full
-    scale ``scale``), and bring them into sRGB by :func:`fit_to_srgb`; in place."""
-    near = out.max(axis=-1) > CLIP_THRESHOLD
-    if not near.any():
-        return
+    sRGB, cut to [0, 1]) that the conversion put in the blend ramp, from ``source`` (HxWx3
+    integer values of full scale ``scale``), and bring them into sRGB by :func:`fit_to_srgb`;
+    in place, in strips. Skipped: pixels too grey to lie outside sRGB (``NEUTRAL``) and those
+    clipped in the source, which keep the plain conversion either way."""
+    for rows in row_slices(out.shape[0]):
+        part, src = out[rows], source[rows]
+        r, g, b = part[..., 0], part[..., 1], part[..., 2]  # channel-wise: no slow reductions
+        top = np.maximum(np.maximum(r, g), b)
+        near = (top > CLIP_THRESHOLD) & (top - np.minimum(np.minimum(r, g), b) > NEUTRAL)
+        near &= np.maximum(np.maximum(src[..., 0], src[..., 1]), src[..., 2]) < scale
+        if near.any():
+            part[near] = _fitted(part[near], src[near], scale, icc)
+
+
+def _fitted(plain: np.ndarray, source: np.ndarray, scale: float, icc: bytes) -> np.ndarray:
+    """Nx3 pixels converted unbounded from ``source`` and fitted (:func:`_refit`); ``plain``
+    (their cut conversion) where Little CMS cannot convert in float."""
     import imagecodecs
 
-    pix = source[near].astype(np.float32) / np.float32(scale)
+    pix = source.astype(np.float32) / np.float32(scale)
     try:
         ext = imagecodecs.cms_transform(
             pix[None],
@@ -113,9 +130,9 @@ def _refit(out: np.ndarray, source: np.ndarray, scale: float, icc: bytes) -> Non
             intent=RELATIVE_COLORIMETRIC,
         )[0]
     except (RuntimeError, ValueError):  # a profile Little CMS takes for 8/16 bits only
-        return
+        return plain
     linear = srgb_to_linear(np.maximum(ext, 0.0)) + np.minimum(ext, 0.0) / np.float32(12.92)
-    out[near] = fit_to_srgb(linear, pix.max(axis=-1), out[near])
+    return fit_to_srgb(linear, pix.max(axis=-1), plain)
 
 
 def icc_to_srgb(im: Image.Image, path: Path) -> np.ndarray:
@@ -126,6 +143,8 @@ def icc_to_srgb(im: Image.Image, path: Path) -> np.ndarray:
     fitted as the module docstring says (a CMYK one's cut). sRGB-tagged and untagged images,
     and other modes, are read as sRGB."""
     icc = im.info.get("icc_profile")
+    if not icc and im.mode == "RGB" and exif_adobe_rgb(im):
+        icc = adobe_rgb_icc()
     src = _source_profile(icc, path, 6) if icc and im.mode in ("RGB", "RGBA", "CMYK") else None
     base = im.convert("RGB") if im.mode == "RGBA" else im
     if src is not None:
@@ -144,26 +163,28 @@ def icc_to_srgb(im: Image.Image, path: Path) -> np.ndarray:
     arr /= 255.0  # in place: one full-size float array, not two
     if src is not None and base.mode == "RGB":
         _refit(arr, np.asarray(base), 255.0, icc)
-    elif not icc and im.mode == "RGB" and exif_adobe_rgb(im):
-        adobe_rgb_to_srgb(arr)
     return arr
 
 
 def exif_adobe_rgb(im: Image.Image) -> bool:
-    """Whether ``im``'s EXIF marks it Adobe RGB without a profile (module docstring)."""
-    exif = im.getexif()
-    if exif.get_ifd(IFD.Exif).get(Base.ColorSpace) != UNCALIBRATED:
+    """Whether ``im``'s EXIF marks it Adobe RGB without a profile (module docstring); False
+    where the EXIF cannot be parsed (the photo is read as sRGB, as before)."""
+    try:
+        exif = im.getexif()
+        if exif.get_ifd(IFD.Exif).get(Base.ColorSpace) != UNCALIBRATED:
+            return False
+        return str(exif.get_ifd(IFD.Interop).get(Base.InteropIndex, "")).strip("\0 ") == "R03"
+    except Exception:  # Pillow's EXIF parser raises SyntaxError, struct.error, ... on junk
         return False
-    return str(exif.get_ifd(IFD.Interop).get(Base.InteropIndex, "")).strip("\0 ") == "R03"
 
 
-def adobe_rgb_to_srgb(arr: np.ndarray) -> None:
-    """HxWx3 float32 display Adobe RGB (1998) in [0, 1] -> display sRGB, in place: its tone
-    curve (gamma 563/256), the 3x3 matrix to Rec.709 and :func:`fit_to_srgb`."""
-    to709 = rgb_to_rec709_matrix(ADOBE_RGB).T
-    for rows in row_slices(arr.shape[0]):
-        src = arr[rows]
-        arr[rows] = fit_to_srgb((src**ADOBE_GAMMA) @ to709, src.max(axis=-1))
+@cache
+def adobe_rgb_icc() -> bytes:
+    """An Adobe RGB (1998) ICC profile (primaries, D65 white, gamma 563/256) by Little CMS."""
+    import imagecodecs
+
+    xyy = [v for i in range(0, 6, 2) for v in (*ADOBE_RGB[i : i + 2], 1.0)]
+    return imagecodecs.cms_profile("rgb", whitepoint=[*D65, 1.0], primaries=xyy, gamma=ADOBE_GAMMA)
 
 
 def icc_to_srgb16(rgb: np.ndarray, icc: bytes | None, path: Path) -> np.ndarray:

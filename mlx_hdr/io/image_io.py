@@ -322,7 +322,8 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
             wide = _is_16bit(im)  # before getexif(), which may decode a PNG and drop .tile
             orientation = exif_orientation(im)
             if wide and im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-                return _read_16bit(path, orientation, im.info.get("icc_profile"))
+                icc = im.info.get("icc_profile") if im.mode in ("RGB", "RGBA") else None
+                return _read_16bit(path, orientation, icc)
             im.load()  # full decode: truncated files fail here (LOAD_TRUNCATED_IMAGES is False)
             im = ImageOps.exif_transpose(im)
             return _pil_to_rgb(im, path)
