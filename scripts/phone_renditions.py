@@ -41,7 +41,7 @@ def case(path: Path, long_side: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(photo, the phone's rendition) at ``long_side``, loaded as ``mlx-hdr predict`` loads
     them (``load_input``, ``gain_for``: it notes why a map cannot be read), or None."""
     ldr = load_input(path, long_side)
-    gain = gain_for(path, ldr.shape[:2])
+    gain = gain_for(path, ldr.shape[:2], ldr)
     if gain is None:
         print(f"skipped {path}: no gain map read", file=sys.stderr)
         return None

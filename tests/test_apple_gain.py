@@ -124,6 +124,23 @@ def test_rendition_of_a_real_iphone_photo(tmp_path):
     assert factor[y > 0.9].mean() > factor[y < 0.2].mean() + 0.05  # the map lifts the bright
 
 
+def test_the_gain_over_the_photo_as_loaded(tmp_path):
+    # predict passes the photo it loaded: no second decode, the same gain at full size, and
+    # at a downscaled size the full-size gain's area average, to within 0.2%
+    import cv2
+
+    path = with_tag_48(tmp_path)
+    ldr = read_ldr(path)
+    full = recorded_gain(path)
+    np.testing.assert_array_equal(recorded_gain(path, ldr), full)
+    small = cv2.resize(ldr, (403, 302), interpolation=cv2.INTER_AREA)
+    gain = recorded_gain(path, small)
+    want = cv2.resize(full, (403, 302), interpolation=cv2.INTER_AREA)
+    assert gain.shape == small.shape
+    ratio = np.abs(np.log(gain / want))
+    assert ratio.max() < 2e-3
+
+
 def test_cli_keeps_an_iphone_photos_highlights(cli, recwarn, tmp_path):
     path = with_tag_48(tmp_path)
     args = ("predict", path, "--method", "linear", "--max-size", "400")

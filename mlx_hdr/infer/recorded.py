@@ -40,12 +40,16 @@ def note_hdr_input(src: Path, skip: bool, use_gain_map: bool) -> bool:
     return skip
 
 
-def gain_for(src: Path, shape: tuple[int, int]) -> np.ndarray | None:
+def gain_for(
+    src: Path, shape: tuple[int, int], photo: np.ndarray | None = None
+) -> np.ndarray | None:
     """``src``'s recorded gain (:func:`~mlx_hdr.io.uhdr_input.recorded_gain`) at ``shape``
     (HxW, the photo as loaded: an area resize where it was downscaled), with a one-line note;
-    None without one, or (noted) where it cannot be decoded."""
+    None without one, or (noted) where it cannot be decoded. ``photo``: the photo as loaded
+    (HxWx3 display, ``shape``), which the gain is then computed over instead of decoding the
+    file's photo again."""
     try:
-        gain = recorded_gain(src)
+        gain = recorded_gain(src, photo)
     except InputError as exc:
         warnings.warn(f"{exc}; reconstructing from the photo alone", stacklevel=2)
         return None

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -51,13 +52,18 @@ def _orientation(path: Path) -> int:
         return exif_orientation(im)
 
 
-def recorded_gain(path) -> np.ndarray | None:
+def recorded_gain(path, photo: np.ndarray | None = None) -> np.ndarray | None:
     """The gain of the HDR rendition ``path`` records over its photo (module docstring).
 
+    Args:
+        path: the photo's file.
+        photo: the photo as already read (``read_ldr``, possibly downscaled), so that it is
+            not decoded again; None: read here.
     Returns:
         HxWx3 float32 > 0, oriented as ``read_ldr`` returns the photo (EXIF rotation applied),
-        scaled so that the photo's mid-tones keep their level (:func:`midtone_level`);
-        None where ``path`` carries no gain map read here (:data:`READERS`).
+        at ``photo``'s size where given, scaled so that the photo's mid-tones keep their level
+        (:func:`midtone_level`); None where ``path`` carries no gain map read here
+        (:data:`READERS`).
     Raises:
         InputError: it announces one that cannot be decoded (one line, naming the file).
     """
@@ -65,7 +71,7 @@ def recorded_gain(path) -> np.ndarray | None:
     reader = READERS.get(existing_gain_map(path))
     if reader is None:
         return None
-    gain, photo = reader(path)
+    gain, photo = reader(path, photo)
     return (gain / midtone_level(gain, photo)).astype(np.float32)
 
 
@@ -85,18 +91,27 @@ def _over(photo: np.ndarray, hdr_of) -> np.ndarray:
     return ((hdr_of(lin) + OFFSET) / (lin + OFFSET)).astype(np.float32)
 
 
-def _apple_recorded(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    factor, photo = apple_gain(path)[..., None], read_ldr(path)
+def _to_photo(a: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """A full-size map ``a`` (HxW[xC]) area-resized to ``photo``'s size where it differs."""
+    h, w = photo.shape[:2]
+    return a if a.shape[:2] == (h, w) else cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _apple_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    factor = apple_gain(path)
+    photo = read_ldr(path) if photo is None else photo
+    factor = _to_photo(factor, photo)[..., None]
     return _over(photo, lambda lin: lin * factor), photo
 
 
-def _hdrgm_heic_recorded(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _hdrgm_heic_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     g, params = heic_hdrgm_map(path)
-    photo = read_ldr(path)
+    photo = read_ldr(path) if photo is None else photo
+    g = _to_photo(g, photo)
     return _over(photo, lambda lin: apply_hdrgm(lin, g, params)), photo
 
 
-def _uhdr_recorded(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _uhdr_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     import imagecodecs
 
     data = path.read_bytes()
@@ -106,10 +121,13 @@ def _uhdr_recorded(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except Exception as exc:  # imagecodecs raises its own error types, or lacks the codec
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"its HDR gain map cannot be decoded ({why})", path) from None
-    photo = base / np.float32(255.0)
-    gain = _over(photo, lambda lin: np.maximum(hdr, 0.0))
+    sdr = base / np.float32(255.0)
+    gain = _over(sdr, lambda lin: np.maximum(hdr, 0.0))
     orient = _orientation(path)
-    return np.ascontiguousarray(exif_orient(gain, orient)), exif_orient(photo, orient)
+    gain = np.ascontiguousarray(exif_orient(gain, orient))
+    if photo is None:  # libultrahdr's own decode of the photo sets the level
+        return gain, exif_orient(sdr, orient)
+    return _to_photo(gain, photo), photo
 
 
 READERS = {ULTRA_HDR: _uhdr_recorded, APPLE_HDR: _apple_recorded, ANDROID_HDR: _hdrgm_heic_recorded}
