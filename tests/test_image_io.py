@@ -241,6 +241,23 @@ _PIL_OPS = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+@pytest.mark.parametrize("cut", [8, 14, 20])  # inside the TIFF header or first IFD
+def test_a_photo_whose_exif_cannot_be_parsed_reads_as_if_it_had_none(tmp_path, cut):
+    from mlx_hdr.io.photo_meta import read_exposure
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif.get_ifd(0x8769)[0x829A] = 0.01
+    rgb = rgb8()
+    for name in ("a.png", "a.jpg"):
+        Image.fromarray(rgb).save(tmp_path / name, exif=exif.tobytes()[:cut], quality=100)
+        with Image.open(tmp_path / name) as im:
+            plain = np.asarray(im.convert("RGB"), np.float32) / 255.0
+        np.testing.assert_array_equal(io.read_ldr(tmp_path / name), plain)
+        assert read_exposure(tmp_path / name) is None
+
+
 def test_exif_rotated_jpeg(tmp_path):
     rgb = np.zeros((8, 16, 3), np.uint8)
     rgb[:, :8] = 255  # left half white

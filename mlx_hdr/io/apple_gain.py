@@ -37,7 +37,7 @@ from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.hdrgm import APP1, ContainerError, mpf_images, segments
 from mlx_hdr.io.heic import APPLE_GAIN_MAP_AUX, HEIF_SUFFIXES, aux_image, register
-from mlx_hdr.io.image_io import EXIF_IFD, exif_orient, exif_orientation
+from mlx_hdr.io.image_io import EXIF_IFD, exif_of, exif_orient, exif_orientation
 
 MAKER_NOTE = 0x927C
 APPLE_MAP = "Apple HDR gain map"  # as the notes name it
@@ -89,7 +89,7 @@ def maker_note_values(maker: bytes) -> dict[int, float]:
 def _maker_headroom(path: Path) -> float | None:
     register(path)
     with Image.open(path) as im:
-        maker = im.getexif().get_ifd(EXIF_IFD).get(MAKER_NOTE)
+        maker = exif_of(im).get_ifd(EXIF_IFD).get(MAKER_NOTE)
     values = maker_note_values(maker) if isinstance(maker, bytes) else {}
     if HEADROOM_TAG in values and GAIN_TAG in values:
         return apple_headroom(values[HEADROOM_TAG], values[GAIN_TAG])

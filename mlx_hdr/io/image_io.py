@@ -243,9 +243,20 @@ def read_ldr_info(path, max_pixels: int | None = None) -> LdrInfo:
         return LdrInfo(w, h, bits, im.mode, orientation, alpha)
 
 
+def exif_of(im: Image.Image) -> Image.Exif:
+    """An open image's EXIF, empty where it has none or where Pillow cannot parse it (a
+    truncated or garbled block raises SyntaxError, struct.error, ... there): a photo is read
+    as if it had no EXIF rather than refused for its metadata."""
+    try:
+        return im.getexif()
+    except Exception:  # Pillow's EXIF parser has no single error type
+        return Image.Exif()
+
+
 def exif_orientation(im: Image.Image) -> int:
-    """An open image's EXIF orientation tag (1..8; 1 where it has none)."""
-    return int(im.getexif().get(ORIENTATION, 1) or 1)
+    """An open image's EXIF orientation tag (1..8; 1 where it has none or another value)."""
+    value = exif_of(im).get(ORIENTATION, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def exif_orient(img: np.ndarray, orientation: int) -> np.ndarray:
@@ -325,7 +336,7 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
                 icc = im.info.get("icc_profile") if im.mode in ("RGB", "RGBA") else None
                 return _read_16bit(path, orientation, icc)
             im.load()  # full decode: truncated files fail here (LOAD_TRUNCATED_IMAGES is False)
-            im = ImageOps.exif_transpose(im)
+            im = ImageOps.exif_transpose(im) if orientation != 1 else im
             return _pil_to_rgb(im, path)
         except (OSError, SyntaxError, ValueError) as exc:
             raise InputError(f"corrupt or truncated image data ({exc})", path) from None

@@ -12,7 +12,7 @@ from PIL import Image
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import jpeg_apple_map
 from mlx_hdr.io.heic import APPLE_HDR, HEIF_SUFFIXES, gain_map_kind, open_heif, register
-from mlx_hdr.io.image_io import EXIF_IFD, ORIENTATION
+from mlx_hdr.io.image_io import EXIF_IFD, ORIENTATION, exif_of
 
 WHITE_K = 78.0 / 0.65  # cd/m^2 s: L_white = WHITE_K * N^2 / (t * S), ISO 12232, q = 0.65
 EXPOSURE_TIME, F_NUMBER, ISO_SPEED = 0x829A, 0x829D, 0x8827
@@ -29,7 +29,7 @@ def read_exif(path) -> bytes | None:
         if path.suffix.lower() in HEIF_SUFFIXES:
             register(path)
         with Image.open(path) as im:
-            exif = im.getexif()
+            exif = exif_of(im)
             if not exif:
                 return None
             if ORIENTATION in exif:
@@ -100,7 +100,7 @@ def read_exposure(path) -> Exposure | None:
         if path.suffix.lower() in HEIF_SUFFIXES:
             register(path)
         with Image.open(path) as im:
-            ifd = im.getexif().get_ifd(EXIF_IFD)
+            ifd = exif_of(im).get_ifd(EXIF_IFD)
     except (OSError, ValueError, SyntaxError, InputError):
         return None
     return exposure_from_values(ifd.get(EXPOSURE_TIME), ifd.get(F_NUMBER), _iso(ifd))
