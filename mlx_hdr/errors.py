@@ -16,6 +16,8 @@ class HDRError(Exception):
 
     def __init__(self, message: str, path: str | Path | None = None):
         self.path = None if path is None else str(path)
+        # a library's reason may span lines (libheif's do): the message stays on one
+        message = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 

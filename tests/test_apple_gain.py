@@ -209,3 +209,17 @@ def test_a_plain_mpo_is_no_gain_map(tmp_path):
     Image.new("L", (32, 24), 100).save(second, "JPEG")  # no Apple XMP: a stereo pair's half
     (tmp_path / "two.jpg").write_bytes(with_mpf(primary.getvalue(), second.getvalue()))
     assert existing_gain_map(tmp_path / "two.jpg") is None
+
+
+def test_a_truncated_iphone_photo_is_noted_on_one_line(cli, recwarn, tmp_path):
+    # libheif's reason for a map cut off by the end of the file spans two lines
+    path = tmp_path / "cut.heic"
+    path.write_bytes(with_tag_48(tmp_path).read_bytes()[:700_000])
+    code, _, err = cli(
+        "predict", path, "--method", "linear", "--max-size", "300", "-o", tmp_path / "o.hdr"
+    )
+    notes = [str(w.message) for w in recwarn] + err.strip().splitlines()
+    assert notes and all(line.startswith((str(path), "error:", "warning:")) for line in notes), (
+        notes
+    )
+    assert all("\n" not in str(w.message) for w in recwarn)
