@@ -11,7 +11,9 @@ a channel >= 0.95 in the photo (where the reconstruction takes over), "unclipped
 than 16 px away from any of them (the gain map's JPEG blocks are 8 px). Errors are in stops,
 |log2((decoded + 1/64) / (exr + 1/64))|, the gain map's own measure. Then the SDR base decoded
 by Pillow against the photo (8-bit levels), and exiftool's view of the metadata when exiftool
-is installed (Debian: ``apt install libimage-exiftool-perl``).
+is installed (Debian: ``apt install libimage-exiftool-perl``). A Display P3 photo's base is its
+own pixels (``io.native``): the rendition is taken back to Rec.709 and the base compared with
+the photo's own pixels.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from PIL import Image
 from mlx_hdr.color import rgb_to_rec709_matrix
 from mlx_hdr.io.avif import REC2020_CHROMATICITIES, REFERENCE_WHITE_NITS, pq_decode
 from mlx_hdr.io.image_io import read_hdr, read_ldr, to_uint8
+from mlx_hdr.io.native import DISPLAY_P3, display_p3_base
 
 OFFSET = 1 / 64
 
@@ -69,10 +72,14 @@ def check_avif(path: Path, exr: np.ndarray, ldr: np.ndarray) -> None:
 def main(photo: str, uhdr: str, exr_path: str) -> None:
     ldr, exr, data = read_ldr(photo), read_hdr(exr_path), open(uhdr, "rb").read()
     decoded = imagecodecs.ultrahdr_decode(data).astype(np.float32)[..., :3]
+    native = display_p3_base(photo, ldr.shape[:2])
+    if native is not None:  # the rendition is in the base's Display P3
+        decoded = decoded @ rgb_to_rec709_matrix(DISPLAY_P3).T
     report(uhdr, len(data), decoded, exr, ldr)
     with Image.open(io.BytesIO(data)) as im:
         base = np.asarray(im.convert("RGB"), np.int16)
-    diff = np.abs(base - to_uint8(ldr).astype(np.int16))
+    own = to_uint8(ldr) if native is None else native.pixels
+    diff = np.abs(base - own.astype(np.int16))
     print(f"  SDR base vs photo: mean {diff.mean():.3f}, max {diff.max()} (8-bit levels)")
     if Path(exr_path).with_suffix(".avif").is_file():
         check_avif(Path(exr_path).with_suffix(".avif"), exr, ldr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -261,3 +262,18 @@ def test_other_exif_colour_spaces_read_as_srgb(tmp_path, colours):
     exif = adobe_exif(interop="R98")  # uncalibrated but not the Adobe RGB option file
     Image.fromarray(colours).save(tmp_path / "a.png", exif=exif)
     np.testing.assert_array_equal(read_ldr(tmp_path / "a.png"), naive)
+
+
+def test_a_p3_profile_named_for_its_srgb_curve_is_converted():
+    # Samsung's "DCI-P3 D65 Gamut with sRGB Transfer" was once taken for sRGB by its name
+    import pillow_heif
+
+    from mlx_hdr.io.icc import _source_profile
+
+    pillow_heif.register_heif_opener()
+    with Image.open(Path(__file__).parent / "fixtures" / "galaxy_s25ultra.heic") as im:
+        icc = im.info["icc_profile"]
+    assert "sRGB" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+    assert _source_profile(icc, Path("s.heic"), 1) is not None
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    assert _source_profile(srgb, Path("s.png"), 1) is None

@@ -50,6 +50,7 @@ from mlx_hdr.infer.targets import target_kind
 from mlx_hdr.infer.tonemap import tonemap
 from mlx_hdr.io.avif import write_avif
 from mlx_hdr.io.image_io import MAX_PIXELS, read_ldr, write_hdr, write_ldr
+from mlx_hdr.io.native import display_p3_base
 from mlx_hdr.io.photo_meta import Exposure, read_exif, read_exposure
 from mlx_hdr.io.uhdr import UhdrOptions, write_uhdr
 from mlx_hdr.models.hybrid import MULTIPLE, pad_to_multiple
@@ -321,7 +322,8 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
         if suffix == ".png":
             write_ldr(dest, tonemap(hdr, opts.tonemap, opts.exposure_ev))
         elif suffix in JPEG_SUFFIXES:
-            write_uhdr(dest, ldr, hdr, read_exif(src), opts.uhdr)
+            native = display_p3_base(src, ldr.shape[:2])
+            write_uhdr(dest, ldr, hdr, read_exif(src), opts.uhdr, native)
         elif suffix == ".avif":
             write_avif(dest, hdr)
         else:

@@ -49,6 +49,13 @@ UNCALIBRATED = 0xFFFF  # EXIF ColorSpace: not sRGB
 GAMUT_TOP = float(srgb_to_linear(np.float32(CLIP_THRESHOLD))) * 0.999  # linear, below the ramp
 NEUTRAL = 0.1  # display max - min below which a converted pixel is too grey to lie outside sRGB
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+# D50-adapted colorants (rows: red, green, blue XYZ) as profiles store them
+SRGB_COLORANTS = ((0.4360, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1430, 0.0606, 0.7139))
+DISPLAY_P3_COLORANTS = (
+    (0.5151, 0.2412, -0.0011),
+    (0.2920, 0.6922, 0.0419),
+    (0.1571, 0.0666, 0.7841),
+)
 
 
 def _unusable(path: Path, exc: Exception, stacklevel: int) -> None:
@@ -57,12 +64,39 @@ def _unusable(path: Path, exc: Exception, stacklevel: int) -> None:
     )
 
 
+def has_colorants(src: ImageCms.ImageCmsProfile, colorants, tol: float = 0.003) -> bool:
+    """Whether an RGB profile's primaries are ``colorants`` (3x3 D50 XYZ, rows R, G, B)."""
+    p = src.profile
+    try:
+        have = [c[0] for c in (p.red_colorant, p.green_colorant, p.blue_colorant)]
+    except (TypeError, IndexError):  # a profile without colorant tags (a LUT profile)
+        return False
+    return bool(np.abs(np.asarray(have, np.float64) - colorants).max() <= tol)
+
+
+def has_srgb_curve(icc: bytes) -> bool:
+    """Whether an RGB profile's greys come out as the same sRGB values (its tone curve is the
+    sRGB one, its white D65): Little CMS converts a grey ramp."""
+    import imagecodecs
+
+    greys = np.linspace(0.05, 0.95, 10, dtype=np.float32)[:, None, None].repeat(3, -1)
+    try:
+        out = imagecodecs.cms_transform(
+            greys, icc, SRGB_ICC, colorspace="rgb", outcolorspace="rgb", intent=1
+        )
+    except (RuntimeError, ValueError):
+        return False
+    return bool(np.abs(out - greys).max() < 2e-3)
+
+
 def _source_profile(icc: bytes, path: Path, stacklevel: int) -> ImageCms.ImageCmsProfile | None:
-    """The embedded profile to convert from; None for an sRGB profile or an unusable one
-    (warned: the image is read as sRGB)."""
+    """The embedded profile to convert from; None for an sRGB profile (sRGB by name and by
+    primaries: "DCI-P3 D65 Gamut with sRGB Transfer" is not one) or an unusable one (warned:
+    the image is read as sRGB)."""
     try:
         src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        if "srgb" in (ImageCms.getProfileDescription(src) or "").lower():
+        named = "srgb" in (ImageCms.getProfileDescription(src) or "").lower()
+        if named and has_colorants(src, SRGB_COLORANTS):
             return None
         if src.profile.xcolor_space.strip() not in ("RGB", "CMYK"):
             return None  # a grey profile: the image is read as it is

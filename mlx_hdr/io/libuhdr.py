@@ -21,7 +21,7 @@ from pathlib import Path
 from mlx_hdr.errors import HDRError
 
 UHDR_BASE_IMG = 2  # uhdr_img_label_t
-UHDR_CG_BT_709 = 0  # uhdr_color_gamut_t
+UHDR_CG_BT_709, UHDR_CG_DISPLAY_P3 = 0, 1  # uhdr_color_gamut_t
 UHDR_CT_SRGB = 3  # uhdr_color_transfer_t
 UHDR_CT_UNSPECIFIED = -1
 UHDR_CR_FULL_RANGE = 1  # uhdr_color_range_t
@@ -165,14 +165,14 @@ def library() -> ctypes.CDLL:
     return _bind(lib)
 
 
-def _compressed(data: bytes, keep: list) -> _Compressed:
+def _compressed(data: bytes, keep: list, gamut: int = UHDR_CG_BT_709) -> _Compressed:
     buf = ctypes.create_string_buffer(data, len(data))
     keep.append(buf)
     return _Compressed(
         ctypes.cast(buf, ctypes.c_void_p),
         len(data),
         len(data),
-        UHDR_CG_BT_709,
+        gamut,
         UHDR_CT_SRGB,
         UHDR_CR_FULL_RANGE,
     )
@@ -184,12 +184,15 @@ def _check(err: _Error, what: str) -> None:
         raise HDRError(f"libultrahdr {what} failed: {detail}")
 
 
-def assemble(base_jpeg: bytes, gainmap_jpeg: bytes, meta: GainMapMetadata) -> bytes:
+def assemble(
+    base_jpeg: bytes, gainmap_jpeg: bytes, meta: GainMapMetadata, gamut: int = UHDR_CG_BT_709
+) -> bytes:
     """Join a base JPEG and a gain-map JPEG into one Ultra HDR JPEG (libultrahdr API-4).
 
     Args:
-        base_jpeg: the SDR rendition, an sRGB JPEG; its EXIF is kept, and an sRGB ICC profile is
-            added when it has none.
+        base_jpeg: the SDR rendition, a JPEG in ``gamut`` (``UHDR_CG_BT_709``: sRGB,
+            ``UHDR_CG_DISPLAY_P3``) with the sRGB curve; its EXIF and ICC profile are kept, and
+            an sRGB one is added when it has none.
         gainmap_jpeg: the gain map as a JPEG (1 or 3 channels, any size; decoders scale it to
             the base).
         meta: what the gain map's values mean.
@@ -202,8 +205,8 @@ def assemble(base_jpeg: bytes, gainmap_jpeg: bytes, meta: GainMapMetadata) -> by
         raise HDRError("libultrahdr could not create an encoder (out of memory?)")
     try:
         base, gain, c_meta = (
-            _compressed(base_jpeg, keep),
-            _compressed(gainmap_jpeg, keep),
+            _compressed(base_jpeg, keep, gamut),
+            _compressed(gainmap_jpeg, keep, gamut),
             meta.to_c(),
         )
         _check(lib.uhdr_enc_set_compressed_image(enc, base, UHDR_BASE_IMG), "base image")

@@ -1,8 +1,10 @@
 """Ultra HDR gain-map JPEG output: the photo itself for SDR screens, the reconstruction on HDR ones.
 
 The file's base image is the input photo (sRGB JPEG, quality 95, no chroma subsampling, its EXIF
-kept with the orientation reset), so anyone who shares it shares the photo as it was. The gain
-map holds, per channel, log2 of the ratio between the reconstruction and that base:
+kept with the orientation reset), so anyone who shares it shares the photo as it was; a Display
+P3 photo keeps its own pixels and profile there (:mod:`mlx_hdr.io.native`), and the gain is
+then taken in Display P3 light. The gain map holds, per channel, log2 of the ratio between the
+reconstruction and that base:
 
     gain = log2((hdr + offset) / (srgb_to_linear(base) + offset)),  offset = 1/64
 
@@ -39,7 +41,15 @@ from mlx_hdr.errors import HDRError
 from mlx_hdr.io.atomic import atomic_write
 from mlx_hdr.io.hdrgm import ContainerError, add_hdrgm_xmp
 from mlx_hdr.io.image_io import to_uint8
-from mlx_hdr.io.libuhdr import GainMapMetadata, LibraryUnavailable, assemble, library
+from mlx_hdr.io.libuhdr import (
+    UHDR_CG_BT_709,
+    UHDR_CG_DISPLAY_P3,
+    GainMapMetadata,
+    LibraryUnavailable,
+    assemble,
+    library,
+)
+from mlx_hdr.io.native import NativeBase
 
 UHDR_SUFFIX = "_uhdr.jpg"
 BASE_QUALITY = 95
@@ -69,12 +79,17 @@ class UhdrOptions:
     scale: int = 1
 
 
-def encode_base(ldr: np.ndarray, exif: bytes | None = None) -> bytes:
+def encode_base(
+    ldr: np.ndarray, exif: bytes | None = None, native: NativeBase | None = None
+) -> bytes:
     """The SDR base: HxWx3 display RGB in [0, 1] -> sRGB JPEG bytes (quality 95, 4:4:4, with
-    the EXIF block if given; at most ``MAX_EXIF_BYTES``)."""
+    the EXIF block if given; at most ``MAX_EXIF_BYTES``); with ``native``, its pixels and
+    profile instead of ``ldr``."""
     buf = io.BytesIO()
-    Image.fromarray(to_uint8(ldr)).save(
-        buf, "JPEG", quality=BASE_QUALITY, subsampling=0, exif=exif or b""
+    pixels = to_uint8(ldr) if native is None else native.pixels
+    extra = {} if native is None else {"icc_profile": native.icc}
+    Image.fromarray(pixels).save(
+        buf, "JPEG", quality=BASE_QUALITY, subsampling=0, exif=exif or b"", **extra
     )
     return buf.getvalue()
 
@@ -86,22 +101,26 @@ def _block_mean(g: np.ndarray, scale: int, width: int) -> np.ndarray:
     return g.reshape(rows // scale, scale, width, scale, 3).mean(axis=(1, 3))
 
 
-def _gain_strips(base: np.ndarray, hdr: np.ndarray, scale: int):
+def _gain_strips(base: np.ndarray, hdr: np.ndarray, scale: int, to_base=None):
     """Yield ``(map row, gain rows, hdr peak)`` over strips of the photo: the per-channel log2
-    gain of ``hdr`` over ``base`` (uint8 sRGB as decoders see it), block-averaged."""
+    gain of ``hdr`` (taken to the base's primaries by the 3x3 ``to_base`` where given) over
+    ``base`` (uint8 display values with the sRGB curve, as decoders see them), block-averaged."""
     h, w = base.shape[:2]
     width, rows = -(-w // scale), scale * max(1, STRIP_ROWS // scale)
     for y in range(0, h, rows):
-        strip = np.maximum(np.asarray(hdr[y : y + rows], np.float32), 0.0)
+        strip = np.asarray(hdr[y : y + rows], np.float32)
+        strip = np.maximum(strip if to_base is None else strip @ to_base.T, 0.0)
         g = np.log2((strip + OFFSET) / (_SRGB_LUT[base[y : y + rows]] + OFFSET))
         yield y // scale, _block_mean(g, scale, width), float(strip.max())
 
 
-def gain_range(base: np.ndarray, hdr: np.ndarray, scale: int) -> tuple[float, float, float]:
+def gain_range(
+    base: np.ndarray, hdr: np.ndarray, scale: int, to_base=None
+) -> tuple[float, float, float]:
     """``(lowest, highest, peak)``: the gain map's extreme log2 gains (``scale`` x ``scale``
     block means) and the largest value of ``hdr`` (HxWx3 scene-linear, 1.0 = base white)."""
     lo, hi, peak = math.inf, -math.inf, 0.0
-    for _, gain, top in _gain_strips(base, hdr, scale):
+    for _, gain, top in _gain_strips(base, hdr, scale, to_base):
         lo, hi, peak = min(lo, float(gain.min())), max(hi, float(gain.max())), max(peak, top)
     return lo, hi, peak
 
@@ -121,7 +140,9 @@ def gain_metadata(lo: float, hi: float, peak: float, max_stops: float) -> GainMa
     )
 
 
-def gain_map_image(base: np.ndarray, hdr: np.ndarray, scale: int, meta: GainMapMetadata):
+def gain_map_image(
+    base: np.ndarray, hdr: np.ndarray, scale: int, meta: GainMapMetadata, to_base=None
+):
     """The 8-bit gain map: ceil(H/scale) x ceil(W/scale) x 3 uint8, 0..255 spanning
     log2(min_boost)..log2(max_boost) linearly (gamma 1), clipped."""
     lo, hi = math.log2(meta.min_boost), math.log2(meta.max_boost)
@@ -129,13 +150,17 @@ def gain_map_image(base: np.ndarray, hdr: np.ndarray, scale: int, meta: GainMapM
     out = np.zeros((-(-h // scale), -(-w // scale), 3), np.uint8)
     if hi - lo < 1e-6:
         return out
-    for row, gain, _ in _gain_strips(base, hdr, scale):
+    for row, gain, _ in _gain_strips(base, hdr, scale, to_base):
         out[row : row + len(gain)] = np.clip((gain - lo) / (hi - lo), 0.0, 1.0) * 255.0 + 0.5
     return out
 
 
 def encode_uhdr(
-    ldr: np.ndarray, hdr: np.ndarray, exif: bytes | None = None, opts: UhdrOptions | None = None
+    ldr: np.ndarray,
+    hdr: np.ndarray,
+    exif: bytes | None = None,
+    opts: UhdrOptions | None = None,
+    native: NativeBase | None = None,
 ) -> tuple[bytes, GainMapMetadata]:
     """An Ultra HDR JPEG of a photo and its reconstruction (see the module doc).
 
@@ -144,22 +169,26 @@ def encode_uhdr(
         hdr: HxWx3 scene-linear RGB, 1.0 = the photo's white (``predict_hdr``'s output).
         exif: the photo's EXIF block to keep (``photo_meta.read_exif``), or None.
         opts: boost, gain-map quality and scale.
+        native: the photo's own Display P3 pixels (:func:`~mlx_hdr.io.native.display_p3_base`)
+            as the base instead of ``ldr``, the gain taken in its colour space.
     Returns:
         ``(jpeg bytes, metadata)``.
     """
     opts = opts or UhdrOptions()
     if hdr.shape != ldr.shape:
         raise HDRError(f"HDR shape {hdr.shape} differs from the photo's {ldr.shape}")
-    base = encode_base(ldr, exif)
+    base = encode_base(ldr, exif, native)
     with Image.open(io.BytesIO(base)) as im:
         decoded = np.asarray(im.convert("RGB"))
     cap = AUTO_MAX_STOPS if opts.max_boost is None else opts.max_boost
-    meta = gain_metadata(*gain_range(decoded, hdr, opts.scale), cap)
+    to_base = None if native is None else native.from_rec709
+    meta = gain_metadata(*gain_range(decoded, hdr, opts.scale, to_base), cap)
     buf = io.BytesIO()
-    gain_map = Image.fromarray(gain_map_image(decoded, hdr, opts.scale, meta))
+    gain_map = Image.fromarray(gain_map_image(decoded, hdr, opts.scale, meta, to_base))
     gain_map.save(buf, "JPEG", quality=opts.quality, subsampling=0)
+    gamut = UHDR_CG_BT_709 if native is None else UHDR_CG_DISPLAY_P3
     try:
-        return add_hdrgm_xmp(assemble(base, buf.getvalue(), meta), meta), meta
+        return add_hdrgm_xmp(assemble(base, buf.getvalue(), meta, gamut), meta), meta
     except ContainerError as exc:
         raise HDRError(f"libultrahdr wrote an unexpected file layout ({exc})") from None
 
@@ -221,6 +250,7 @@ def write_uhdr(
     hdr: np.ndarray,
     exif: bytes | None = None,
     opts: UhdrOptions | None = None,
+    native: NativeBase | None = None,
 ) -> Path:
     """:func:`encode_uhdr` written atomically to ``path``; warns when the boost is 1 (the
     prediction has nothing above white, so HDR screens show the photo unchanged) and when the
@@ -237,7 +267,7 @@ def write_uhdr(
             msg = f"{path}: the photo's EXIF ({len(exif)} bytes) does not fit a JPEG segment"
             warnings.warn(f"{msg}; not kept", stacklevel=2)
             exif = None
-        data, meta = encode_uhdr(ldr, hdr, exif, opts)
+        data, meta = encode_uhdr(ldr, hdr, exif, opts, native)
         boost = meta.max_boost
     if boost <= 1.0:
         warnings.warn(
