@@ -46,7 +46,7 @@ def regions(ldr: np.ndarray) -> dict[str, np.ndarray]:
 
 def stop_errors(decoded: np.ndarray, exr: np.ndarray) -> np.ndarray:
     """Per-channel |log2| ratio of the decoded HDR rendition to the EXR (HxWx3)."""
-    return np.abs(np.log2((decoded + OFFSET) / (np.maximum(exr, 0) + OFFSET)))
+    return np.abs(np.log2((np.maximum(decoded, 0) + OFFSET) / (np.maximum(exr, 0) + OFFSET)))
 
 
 def report(name: str, size: int, decoded: np.ndarray, exr: np.ndarray, ldr: np.ndarray) -> None:
@@ -54,6 +54,9 @@ def report(name: str, size: int, decoded: np.ndarray, exr: np.ndarray, ldr: np.n
     err = stop_errors(decoded, exr)
     print(f"{name}: {size} bytes, EXR peak {exr.max():.3f}, decoded peak {decoded.max():.3f}")
     for region, mask in regions(ldr).items():
+        if not mask.any():
+            print(f"  {region:10s} none")
+            continue
         e = err[mask]
         print(
             f"  {region:10s} {mask.mean():6.1%} of pixels: stops p50 {np.median(e):.4f} "

@@ -277,3 +277,13 @@ def test_a_p3_profile_named_for_its_srgb_curve_is_converted():
     assert _source_profile(icc, Path("s.heic"), 1) is not None
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     assert _source_profile(srgb, Path("s.png"), 1) is None
+
+
+def test_a_linear_srgb_profile_is_converted(tmp_path):
+    # sRGB primaries and name, but a linear curve: not sRGB (64/255 linear is 0.537 in sRGB)
+    from mlx_hdr.io.icc import SRGB_COLORANTS
+
+    colorants = dict(zip((b"rXYZ", b"gXYZ", b"bXYZ"), SRGB_COLORANTS, strict=True))
+    icc = matrix_trc_icc(colorants, 1.0, "Linear sRGB")
+    Image.fromarray(np.full((4, 4, 3), 64, np.uint8)).save(tmp_path / "lin.png", icc_profile=icc)
+    assert abs(read_ldr(tmp_path / "lin.png")[0, 0, 0] - 0.537) < 0.01

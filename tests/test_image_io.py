@@ -258,6 +258,27 @@ def test_a_photo_whose_exif_cannot_be_parsed_reads_as_if_it_had_none(tmp_path, c
         assert read_exposure(tmp_path / name) is None
 
 
+def test_a_16bit_tiff_with_an_orientation_tag(tmp_path):
+    # OpenCV 5 cannot read it (tifffile does); turned as its tag says
+    import tifffile
+
+    rgb = np.random.default_rng(0).integers(0, 65536, (5, 7, 3), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "o.tif", rgb, extratags=[(274, "H", 1, 6, True)])
+    np.testing.assert_allclose(io.read_ldr(tmp_path / "o.tif"), np.rot90(rgb, -1) / 65535.0)
+
+
+def test_metadata_of_a_photo_beyond_pillows_size_guard_reads_as_none(tmp_path, monkeypatch):
+    # with --max-pixels raised above Pillow's own guard, the metadata readers must not raise
+    from mlx_hdr.io.native import display_p3_base
+    from mlx_hdr.io.photo_meta import existing_gain_map, read_exif, read_exposure
+
+    Image.fromarray(rgb8(64, 64)).save(tmp_path / "big.jpg", exif=Image.Exif().tobytes())
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    for reader in (existing_gain_map, read_exif, read_exposure):
+        assert reader(tmp_path / "big.jpg") is None
+    assert display_p3_base(tmp_path / "big.jpg", (64, 64)) is None
+
+
 def test_exif_rotated_jpeg(tmp_path):
     rgb = np.zeros((8, 16, 3), np.uint8)
     rgb[:, :8] = 255  # left half white

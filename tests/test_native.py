@@ -98,3 +98,23 @@ def test_cli_writes_a_p3_base_for_a_p3_photo(cli, tmp_path, p3_icc):
         assert code == 0, err
         with Image.open(out) as im:
             assert is_display_p3(im.info.get("icc_profile")) is p3
+
+
+def test_a_p3_gain_map_jpeg_read_back_gives_its_rendition(tmp_path, p3_icc):
+    # our own output as an input: the recorded rendition, read over the photo in sRGB,
+    # is the HDR it was written from, the saturated orange included
+    from mlx_hdr.infer.recorded import recorded_hdr
+    from mlx_hdr.io.uhdr_input import recorded_gain
+
+    rgb = photo()
+    Image.fromarray(rgb).save(tmp_path / "p3.png", icc_profile=p3_icc)
+    ldr = read_ldr(tmp_path / "p3.png")
+    hdr = srgb_to_linear(ldr)
+    hdr[26:44, 36:60] *= 4.0
+    data, _ = encode_uhdr(ldr, hdr, native=display_p3_base(tmp_path / "p3.png", ldr.shape[:2]))
+    (tmp_path / "p3_uhdr.jpg").write_bytes(data)
+    photo_again = read_ldr(tmp_path / "p3_uhdr.jpg")
+    back = recorded_hdr(photo_again, recorded_gain(tmp_path / "p3_uhdr.jpg", photo_again))
+    err = np.abs(np.log2((back + OFFSET) / (hdr + OFFSET)))
+    assert np.median(err) < 0.02 and err[28:42, 38:58].max() < 0.1
+    assert err[9:17, 9:27].max() < 0.5  # its small blue channel (read in P3 as sRGB: 1.6 stops)

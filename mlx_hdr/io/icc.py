@@ -90,13 +90,13 @@ def has_srgb_curve(icc: bytes) -> bool:
 
 
 def _source_profile(icc: bytes, path: Path, stacklevel: int) -> ImageCms.ImageCmsProfile | None:
-    """The embedded profile to convert from; None for an sRGB profile (sRGB by name and by
-    primaries: "DCI-P3 D65 Gamut with sRGB Transfer" is not one) or an unusable one (warned:
-    the image is read as sRGB)."""
+    """The embedded profile to convert from; None for an sRGB profile (sRGB by name, primaries
+    and curve: "DCI-P3 D65 Gamut with sRGB Transfer" and a linear sRGB are not) or an
+    unusable one (warned: the image is read as sRGB)."""
     try:
         src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         named = "srgb" in (ImageCms.getProfileDescription(src) or "").lower()
-        if named and has_colorants(src, SRGB_COLORANTS):
+        if named and has_colorants(src, SRGB_COLORANTS) and has_srgb_curve(icc):
             return None
         if src.profile.xcolor_space.strip() not in ("RGB", "CMYK"):
             return None  # a grey profile: the image is read as it is

@@ -281,18 +281,34 @@ def _warn_alpha(path: Path) -> None:
         warnings.warn(f"{path}: alpha channel dropped (warned once)", stacklevel=3)
 
 
-def _read_16bit(path: Path, orientation: int, icc: bytes | None) -> np.ndarray:
-    """16-bit RGB(A) PNG/TIFF (Pillow would truncate them to 8 bits) via OpenCV, its ICC
-    profile ``icc`` (read by Pillow) converted to sRGB."""
+def _read_16bit_rgb(path: Path) -> np.ndarray:
+    """A 16-bit PNG/TIFF's pixels in RGB(A) order (HxW for grey), by OpenCV; a TIFF that
+    OpenCV cannot read (5.x fails on one with an orientation tag) by tifffile."""
     with _quiet_cv2():
         arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise InputError("corrupt or truncated 16-bit image data", path)
+    if arr is not None:
+        return arr[..., [2, 1, 0, 3][: arr.shape[2]]] if arr.ndim == 3 else arr
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            arr = tifffile.imread(path, key=0)
+        except (OSError, ValueError, tifffile.TiffFileError):
+            arr = None
+        if arr is not None and arr.ndim in (2, 3) and arr.dtype in (np.uint8, np.uint16):
+            return arr
+    raise InputError("corrupt or truncated 16-bit image data", path)
+
+
+def _read_16bit(path: Path, orientation: int, icc: bytes | None) -> np.ndarray:
+    """16-bit RGB(A) PNG/TIFF (Pillow would truncate them to 8 bits), its ICC profile ``icc``
+    (read by Pillow) converted to sRGB."""
+    arr = _read_16bit_rgb(path)
     if arr.ndim == 3 and arr.shape[2] == 4:
         _warn_alpha(path)
     if arr.ndim == 3 and arr.dtype == np.uint16:
-        return exif_orient(icc_to_srgb16(arr[..., 2::-1], icc, path), orientation)
-    arr = arr[..., :3][..., ::-1] if arr.ndim == 3 else arr[..., None].repeat(3, -1)
+        return exif_orient(icc_to_srgb16(arr[..., :3], icc, path), orientation)
+    arr = arr[..., :3] if arr.ndim == 3 else arr[..., None].repeat(3, -1)
     scale = 65535.0 if arr.dtype == np.uint16 else 255.0
     return exif_orient(arr.astype(np.float32) / scale, orientation)
 

@@ -49,10 +49,10 @@ def is_display_p3(icc: bytes | None) -> bool:
         return False
     try:
         src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-    except (OSError, ValueError, ImageCms.PyCMSError):
+        rgb = src.profile.xcolor_space.strip() == "RGB"
+        return rgb and has_colorants(src, DISPLAY_P3_COLORANTS) and has_srgb_curve(icc)
+    except (OSError, ValueError, ImageCms.PyCMSError):  # a corrupt profile (text fields too)
         return False
-    rgb = src.profile.xcolor_space.strip() == "RGB"
-    return rgb and has_colorants(src, DISPLAY_P3_COLORANTS) and has_srgb_curve(icc)
 
 
 def display_p3_base(path, shape: tuple[int, int]) -> NativeBase | None:
@@ -70,8 +70,8 @@ def display_p3_base(path, shape: tuple[int, int]) -> NativeBase | None:
             turned = exif_orientation(im) != 1
             im.load()
             pixels = np.asarray(ImageOps.exif_transpose(im) if turned else im)
-    except (OSError, ValueError, SyntaxError, InputError):
-        return None
+    except (OSError, ValueError, SyntaxError, InputError, Image.DecompressionBombError):
+        return None  # read_ldr, which read the photo, has its own size guard
     (h, w), (ph, pw) = shape, pixels.shape[:2]
     if abs(np.log((pw / ph) / (w / h))) > 0.01:
         return None

@@ -14,6 +14,8 @@ from mlx_hdr.io.apple_gain import jpeg_apple_map
 from mlx_hdr.io.heic import APPLE_HDR, HEIF_SUFFIXES, gain_map_kind, open_heif, register
 from mlx_hdr.io.image_io import EXIF_IFD, ORIENTATION, exif_of
 
+# what opening a photo's metadata may raise; reading its pixels (read_ldr) reports the problem
+UNREADABLE = (OSError, ValueError, SyntaxError, InputError, Image.DecompressionBombError)
 WHITE_K = 78.0 / 0.65  # cd/m^2 s: L_white = WHITE_K * N^2 / (t * S), ISO 12232, q = 0.65
 EXPOSURE_TIME, F_NUMBER, ISO_SPEED = 0x829A, 0x829D, 0x8827
 ISO_FULL = (0x8833, 0x8832)  # EXIF 2.3 ISOSpeed, RecommendedExposureIndex: above 65,535
@@ -35,7 +37,7 @@ def read_exif(path) -> bytes | None:
             if ORIENTATION in exif:
                 exif[ORIENTATION] = 1
             return exif.tobytes()
-    except (OSError, ValueError, SyntaxError, InputError):
+    except UNREADABLE:
         return None
 
 
@@ -56,7 +58,7 @@ def existing_gain_map(path) -> str | None:
                 return ULTRA_HDR
             if b"MPF\0" in app and jpeg_apple_map(path.read_bytes()) is not None:
                 return APPLE_HDR
-    except (OSError, ValueError, SyntaxError, InputError):
+    except UNREADABLE:
         return None
     return None
 
@@ -101,7 +103,7 @@ def read_exposure(path) -> Exposure | None:
             register(path)
         with Image.open(path) as im:
             ifd = exif_of(im).get_ifd(EXIF_IFD)
-    except (OSError, ValueError, SyntaxError, InputError):
+    except UNREADABLE:
         return None
     return exposure_from_values(ifd.get(EXPOSURE_TIME), ifd.get(F_NUMBER), _iso(ifd))
 

@@ -14,7 +14,8 @@ up to the headroom it kept. An Ultra HDR JPEG is decoded by Google's libultrahdr
     gain = (hdr + OFFSET) / (srgb_to_linear(base) + OFFSET) / level,  OFFSET = 1/64
 
 with ``hdr`` the decoded rendition and ``base`` the decoded photo (for an Ultra HDR JPEG
-libultrahdr's own decode of both, in the file's colour space; otherwise the photo as
+libultrahdr's own decode of both, in the file's colour space; where that is Display P3, the
+rendition taken to Rec.709 over the photo as ``read_ldr`` returns it; otherwise the photo as
 ``read_ldr`` returns it, under the map's factor), so that
 
     (srgb_to_linear(photo) + OFFSET) * gain - OFFSET
@@ -35,15 +36,17 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
+from mlx_hdr.color import rgb_to_luminance, rgb_to_rec709_matrix, srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import apple_gain
 from mlx_hdr.io.hdrgm_read import apply_hdrgm, heic_hdrgm_map
 from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR
 from mlx_hdr.io.image_io import exif_orient, exif_orientation, read_ldr
+from mlx_hdr.io.native import DISPLAY_P3, is_display_p3
 from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 
 OFFSET = 1 / 64  # libultrahdr's default offset_sdr and offset_hdr
+P3_TO_REC709 = rgb_to_rec709_matrix(DISPLAY_P3)
 MIDTONES = (0.1, 0.7)  # display luminance of the pixels whose gain sets the rendition's level
 
 
@@ -121,13 +124,26 @@ def _uhdr_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np
     except Exception as exc:  # imagecodecs raises its own error types, or lacks the codec
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"its HDR gain map cannot be decoded ({why})", path) from None
+    orient = _orientation(path)
+    if _display_p3_base(path):  # decoded in the base's Display P3: in the photo's sRGB
+        hdr = np.ascontiguousarray(exif_orient(hdr @ P3_TO_REC709.T, orient))
+        photo = read_ldr(path) if photo is None else photo
+        hdr = _to_photo(np.maximum(hdr, 0.0), photo)
+        return _over(photo, lambda lin: hdr), photo
     sdr = base / np.float32(255.0)
     gain = _over(sdr, lambda lin: np.maximum(hdr, 0.0))
-    orient = _orientation(path)
     gain = np.ascontiguousarray(exif_orient(gain, orient))
     if photo is None:  # libultrahdr's own decode of the photo sets the level
         return gain, exif_orient(sdr, orient)
     return _to_photo(gain, photo), photo
+
+
+def _display_p3_base(path: Path) -> bool:
+    try:
+        with Image.open(path) as im:
+            return is_display_p3(im.info.get("icc_profile"))
+    except (OSError, ValueError, SyntaxError):
+        return False
 
 
 READERS = {ULTRA_HDR: _uhdr_recorded, APPLE_HDR: _apple_recorded, ANDROID_HDR: _hdrgm_heic_recorded}
