@@ -24,7 +24,7 @@ from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
 from mlx_hdr.data.brackets import write_bracket_set
-from mlx_hdr.io.image_io import EXIF_IFD
+from mlx_hdr.io.exif import EXIF_IFD
 from mlx_hdr.io.photo_meta import EXPOSURE_TIME, F_NUMBER, ISO_SPEED
 
 OFFICE = Path(__file__).resolve().parents[1] / "../shared/data/hdr-pool-2/brackets"

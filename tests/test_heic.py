@@ -187,7 +187,7 @@ def test_cli_reads_heic_folders_and_notes_gain_maps(cli, recwarn, tmp_path):
 def test_exposure_settings_of_a_heic(tmp_path):
     from PIL.TiffImagePlugin import IFDRational
 
-    from mlx_hdr.io.image_io import EXIF_IFD
+    from mlx_hdr.io.exif import EXIF_IFD
     from mlx_hdr.io.photo_meta import Exposure, read_exposure
 
     exif = Image.Exif()

@@ -35,9 +35,9 @@ from PIL import Image
 
 from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.errors import InputError
+from mlx_hdr.io.exif import EXIF_IFD, exif_of, exif_orient, exif_orientation
 from mlx_hdr.io.hdrgm import APP1, ContainerError, mpf_images, segments
 from mlx_hdr.io.heic import APPLE_GAIN_MAP_AUX, HEIF_SUFFIXES, aux_image, register
-from mlx_hdr.io.image_io import EXIF_IFD, exif_of, exif_orient, exif_orientation
 
 MAKER_NOTE = 0x927C
 APPLE_MAP = "Apple HDR gain map"  # as the notes name it

@@ -32,13 +32,12 @@ from mlx_hdr.color import row_slices
 from mlx_hdr.errors import InputError
 from mlx_hdr.io import pngcheck
 from mlx_hdr.io.atomic import atomic_write
+from mlx_hdr.io.exif import exif_orient, exif_orientation
 from mlx_hdr.io.exr import read_exr, write_exr
 from mlx_hdr.io.heic import HEIF_SUFFIXES, nclx_to_srgb, read_heif, register
 from mlx_hdr.io.icc import icc_to_srgb, icc_to_srgb16
 from mlx_hdr.io.pfm import read_pfm, write_pfm
 
-ORIENTATION = 0x0112  # the EXIF orientation tag
-EXIF_IFD = 0x8769  # the EXIF sub-IFD (exposure settings, MakerNote)
 MAX_PIXELS = 100_000_000  # refuse images above this many pixels (decompression bombs)
 HDR_SUFFIXES = (".hdr", ".exr", ".pfm")
 LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", *HEIF_SUFFIXES)
@@ -241,37 +240,6 @@ def read_ldr_info(path, max_pixels: int | None = None) -> LdrInfo:
         w, h = (im.height, im.width) if orientation in (5, 6, 7, 8) else im.size
         alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
         return LdrInfo(w, h, bits, im.mode, orientation, alpha)
-
-
-def exif_of(im: Image.Image) -> Image.Exif:
-    """An open image's EXIF, empty where it has none or where Pillow cannot parse it (a
-    truncated or garbled block raises SyntaxError, struct.error, ... there): a photo is read
-    as if it had no EXIF rather than refused for its metadata."""
-    try:
-        return im.getexif()
-    except Exception:  # Pillow's EXIF parser has no single error type
-        return Image.Exif()
-
-
-def exif_orientation(im: Image.Image) -> int:
-    """An open image's EXIF orientation tag (1..8; 1 where it has none or another value)."""
-    value = exif_of(im).get(ORIENTATION, 1)
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
-
-
-def exif_orient(img: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation tag (1..8) to an HxWxC array, like ``ImageOps.exif_transpose``."""
-    ops = {
-        1: lambda a: a,
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: a.swapaxes(0, 1),
-        6: lambda a: np.rot90(a, -1),
-        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
-        8: lambda a: np.rot90(a, 1),
-    }
-    return np.ascontiguousarray(ops.get(orientation, ops[1])(img))
 
 
 def _warn_alpha(path: Path) -> None:

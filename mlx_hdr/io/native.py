@@ -20,9 +20,9 @@ from PIL import Image, ImageCms, ImageOps
 
 from mlx_hdr.color import rgb_to_rec709_matrix
 from mlx_hdr.errors import InputError
+from mlx_hdr.io.exif import exif_orientation
 from mlx_hdr.io.heic import HEIF_SUFFIXES, register
 from mlx_hdr.io.icc import DISPLAY_P3_COLORANTS, has_colorants, has_srgb_curve
-from mlx_hdr.io.image_io import exif_orientation
 
 DISPLAY_P3 = (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290)  # and the sRGB curve
 P3_FROM_REC709 = np.linalg.inv(rgb_to_rec709_matrix(DISPLAY_P3)).astype(np.float32)

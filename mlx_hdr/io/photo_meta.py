@@ -11,8 +11,8 @@ from PIL import Image
 
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import jpeg_apple_map
+from mlx_hdr.io.exif import EXIF_IFD, ORIENTATION, exif_of
 from mlx_hdr.io.heic import APPLE_HDR, HEIF_SUFFIXES, gain_map_kind, open_heif, register
-from mlx_hdr.io.image_io import EXIF_IFD, ORIENTATION, exif_of
 
 # what opening a photo's metadata may raise; reading its pixels (read_ldr) reports the problem
 UNREADABLE = (OSError, ValueError, SyntaxError, InputError, Image.DecompressionBombError)

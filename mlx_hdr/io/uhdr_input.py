@@ -39,9 +39,10 @@ from PIL import Image
 from mlx_hdr.color import rgb_to_luminance, rgb_to_rec709_matrix, srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import apple_gain
+from mlx_hdr.io.exif import exif_orient, exif_orientation
 from mlx_hdr.io.hdrgm_read import apply_hdrgm, heic_hdrgm_map
 from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR
-from mlx_hdr.io.image_io import exif_orient, exif_orientation, read_ldr
+from mlx_hdr.io.image_io import read_ldr
 from mlx_hdr.io.native import DISPLAY_P3, is_display_p3
 from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 
