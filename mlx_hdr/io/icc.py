@@ -14,7 +14,7 @@ profile Little CMS builds for it.
 
 Saturated colours of a wider gamut lie outside sRGB: converted, a channel goes above 1. Cut
 at 1 it would look clipped, and the pipeline would reconstruct a highlight the camera never
-clipped (a P3 orange at display 0.96 came out at 3x white). So a pixel the conversion pushes
+clipped (a saturated P3 orange, brightened as if it were a light). So a pixel the conversion pushes
 into the blend ramp (display above ``CLIP_THRESHOLD``) is converted again without bounds and
 :func:`fit_to_srgb` brings it into sRGB by desaturating it towards its own luminance, hue and
 luminance kept, below the ramp; only as far as the source pixel itself was near its white
