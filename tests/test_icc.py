@@ -265,7 +265,7 @@ def test_other_exif_colour_spaces_read_as_srgb(tmp_path, colours):
 
 
 def test_a_p3_profile_named_for_its_srgb_curve_is_converted():
-    # Samsung's "DCI-P3 D65 Gamut with sRGB Transfer" was once taken for sRGB by its name
+    # Samsung's "DCI-P3 D65 Gamut with sRGB Transfer": sRGB by name, P3 by primaries
     import pillow_heif
 
     from mlx_hdr.io.icc import _source_profile
