@@ -32,7 +32,7 @@ from PIL import Image
 from mlx_hdr.color import rgb_to_rec709_matrix
 from mlx_hdr.io.avif import REC2020_CHROMATICITIES, REFERENCE_WHITE_NITS, pq_decode
 from mlx_hdr.io.image_io import read_hdr, read_ldr, to_uint8
-from mlx_hdr.io.native import DISPLAY_P3, display_p3_base
+from mlx_hdr.io.native import P3_TO_REC709, display_p3_base
 
 OFFSET = 1 / 64
 
@@ -77,7 +77,7 @@ def main(photo: str, uhdr: str, exr_path: str) -> None:
     decoded = imagecodecs.ultrahdr_decode(data).astype(np.float32)[..., :3]
     native = display_p3_base(photo, ldr.shape[:2])
     if native is not None:  # the rendition is in the base's Display P3
-        decoded = decoded @ rgb_to_rec709_matrix(DISPLAY_P3).T
+        decoded = decoded @ P3_TO_REC709.T
     report(uhdr, len(data), decoded, exr, ldr)
     with Image.open(io.BytesIO(data)) as im:
         base = np.asarray(im.convert("RGB"), np.int16)

@@ -25,7 +25,8 @@ from mlx_hdr.io.heic import HEIF_SUFFIXES, register
 from mlx_hdr.io.icc import DISPLAY_P3_COLORANTS, has_colorants, has_srgb_curve
 
 DISPLAY_P3 = (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290)  # and the sRGB curve
-P3_FROM_REC709 = np.linalg.inv(rgb_to_rec709_matrix(DISPLAY_P3)).astype(np.float32)
+P3_TO_REC709 = rgb_to_rec709_matrix(DISPLAY_P3)  # linear, apply as ``x @ P3_TO_REC709.T``
+P3_FROM_REC709 = np.linalg.inv(P3_TO_REC709).astype(np.float32)
 
 
 @dataclass(frozen=True)

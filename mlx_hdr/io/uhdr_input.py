@@ -36,18 +36,17 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import rgb_to_luminance, rgb_to_rec709_matrix, srgb_to_linear
+from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import apple_gain
 from mlx_hdr.io.exif import exif_orient, exif_orientation
 from mlx_hdr.io.hdrgm_read import apply_hdrgm, heic_hdrgm_map
 from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR
 from mlx_hdr.io.image_io import read_ldr
-from mlx_hdr.io.native import DISPLAY_P3, is_display_p3
+from mlx_hdr.io.native import P3_TO_REC709, is_display_p3
 from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 
 OFFSET = 1 / 64  # libultrahdr's default offset_sdr and offset_hdr
-P3_TO_REC709 = rgb_to_rec709_matrix(DISPLAY_P3)
 MIDTONES = (0.1, 0.7)  # display luminance of the pixels whose gain sets the rendition's level
 
 
@@ -118,15 +117,15 @@ def _hdrgm_heic_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarr
 def _uhdr_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     import imagecodecs
 
-    data = path.read_bytes()
+    data, p3 = path.read_bytes(), _display_p3_base(path)
     try:
         hdr = imagecodecs.ultrahdr_decode(data)[..., :3].astype(np.float32)
-        base = imagecodecs.ultrahdr_decode(data, dtype=np.uint8)[..., :3]
+        base = None if p3 else imagecodecs.ultrahdr_decode(data, dtype=np.uint8)[..., :3]
     except Exception as exc:  # imagecodecs raises its own error types, or lacks the codec
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"its HDR gain map cannot be decoded ({why})", path) from None
     orient = _orientation(path)
-    if _display_p3_base(path):  # decoded in the base's Display P3: in the photo's sRGB
+    if p3:  # decoded in the base's Display P3: in the photo's sRGB, over the photo
         hdr = np.ascontiguousarray(exif_orient(hdr @ P3_TO_REC709.T, orient))
         photo = read_ldr(path) if photo is None else photo
         hdr = _to_photo(np.maximum(hdr, 0.0), photo)
