@@ -80,7 +80,7 @@ from mlx_hdr.color import (
 from mlx_hdr.data.simulate import CAMERA, CURVES
 from mlx_hdr.eval.evaluate import labelled_panel
 from mlx_hdr.eval.metrics import hdr_metrics
-from mlx_hdr.infer.exposure import SKY_CEILING
+from mlx_hdr.infer.exposure import DAYLIGHT_FLOOR, SKY_CEILING
 from mlx_hdr.infer.model_hub import load_net, with_floor_strength
 from mlx_hdr.infer.pipeline import RESPONSE, WORK_PIXELS, predict_hdr
 from mlx_hdr.infer.response import RESPONSES
@@ -233,12 +233,14 @@ def runners(
     response: str = RESPONSE,
     strengths: tuple[float, ...] = (),
     sky_ceiling: float | None = SKY_CEILING,
+    daylight_floor: float | None = DAYLIGHT_FLOOR,
 ) -> dict:
     """name -> (run, net): the peers, then each model as bundled or, with ``strengths``,
     once per floor strength (named ``<file stem> floor <s>``). Models keep clipped pixels
     under ``sky_ceiling`` (cd/m^2) where a case carries its exposure (``predict_hdr``)."""
     out = {p: (lambda x, p=p, **_: predict_hdr(x, method=p), None) for p in peers}
-    opts = dict(work_pixels=work_pixels, flip=flip, response=response, sky_ceiling=sky_ceiling)
+    opts = dict(work_pixels=work_pixels, flip=flip, response=response)
+    opts |= dict(sky_ceiling=sky_ceiling, daylight_floor=daylight_floor)
     for spec in models:
         net = load_net(spec)[0]
         variants = {
@@ -305,6 +307,13 @@ def main() -> None:
         help="models: the EXIF ceiling on bracket frames' clipped pixels, cd/m^2 (0: off)",
     )
     ap.add_argument(
+        "--daylight-floor",
+        type=float,
+        default=DAYLIGHT_FLOOR,
+        metavar="CD_M2",
+        help="models: the EXIF daylight floor on bracket frames' clipped pixels (0: off)",
+    )
+    ap.add_argument(
         "--pool-exif",
         action="store_true",
         help="pool views and simulated brackets carry a simulated EXIF exposure",
@@ -353,6 +362,7 @@ def main() -> None:
         args.response,
         tuple(args.floor_strength),
         args.sky_ceiling or None,
+        args.daylight_floor or None,
     )
     for title, cases in sets.items():
         print(f"\n{title} ({len(cases)} cases)\n")

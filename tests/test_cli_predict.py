@@ -370,21 +370,25 @@ def test_image_output_names_and_repeated_inputs_run_once(cli, photos, tmp_path):
     )
 
 
-def test_sky_ceiling_option_reaches_the_model(cli, photos, tmp_path, monkeypatch):
-    """``--sky-ceiling C`` (cd/m², 0: off) reaches ``predict_hdr`` with the photo's EXIF
-    exposure (none in these photos)."""
+def test_sky_ceiling_and_daylight_floor_options_reach_the_model(cli, photos, tmp_path, monkeypatch):
+    """``--sky-ceiling C`` and ``--daylight-floor F`` (cd/m², 0: off) reach ``predict_hdr``
+    with the photo's EXIF exposure (none in these photos)."""
     import mlx_hdr.infer.pipeline as pipeline
-    from mlx_hdr.infer.exposure import SKY_CEILING
+    from mlx_hdr.infer.exposure import DAYLIGHT_FLOOR, SKY_CEILING
 
     seen = []
     real = pipeline.predict_hdr
 
-    def spy(*args, exposure=None, sky_ceiling=None, **kw):
-        seen.append((exposure, sky_ceiling))
+    def spy(*args, exposure=None, sky_ceiling=None, daylight_floor=None, **kw):
+        seen.append((exposure, sky_ceiling, daylight_floor))
         return real(*args, exposure=exposure, sky_ceiling=sky_ceiling, **kw)
 
     monkeypatch.setattr(pipeline, "predict_hdr", spy)
-    for flags in ([], ["--sky-ceiling", "0"], ["--sky-ceiling", "20000"]):
+    runs = ([], ["--sky-ceiling", "0"], ["--sky-ceiling", "20000"], ["--daylight-floor", "0"])
+    for flags in (*runs, ["--daylight-floor", "2000"]):
         code, _, err = cli("predict", photos / "a.jpg", "-o", tmp_path / "o", *flags)
         assert code == 0, err
-    assert seen == [(None, SKY_CEILING), (None, None), (None, 20000.0)]
+    c, f = SKY_CEILING, DAYLIGHT_FLOOR
+    assert seen == [(None, c, f), (None, None, f), (None, 20000.0, f), (None, c, None)] + [
+        (None, c, 2000.0)
+    ]

@@ -239,22 +239,24 @@ def test_evaluate_floor_strength_reaches_the_model(dataset, tmp_path, monkeypatc
 
 
 def test_evaluate_sky_ceiling_and_exposure_reach_the_model(dataset, tmp_path, monkeypatch):
-    """Each case's EXIF exposure (none in PNG inputs) and ``--sky-ceiling`` (0: off) reach
-    ``predict_hdr``."""
+    """Each case's EXIF exposure (none in PNG inputs), ``--sky-ceiling`` and
+    ``--daylight-floor`` (0: off) reach ``predict_hdr``."""
     import mlx_hdr.eval.evaluate as ev
-    from mlx_hdr.infer.exposure import SKY_CEILING
+    from mlx_hdr.infer.exposure import DAYLIGHT_FLOOR, SKY_CEILING
 
     seen = []
 
-    def fake_predict(ldr, net, method, exposure=None, sky_ceiling=None, **kw):
-        seen.append((exposure, sky_ceiling))
+    def fake_predict(ldr, net, method, exposure=None, sky_ceiling=None, daylight_floor=0, **kw):
+        seen.append((exposure, sky_ceiling, daylight_floor))
         return np.ones_like(ldr)
 
     monkeypatch.setattr(ev, "predict_hdr", fake_predict)
     base = ["mlx-hdr", "evaluate", str(dataset), "--no-progress", "--method", "model"]
-    for name, flags in (("on", []), ("off", ["--sky-ceiling", "0"])):
+    runs = (("on", []), ("off", ["--sky-ceiling", "0"]), ("nf", ["--daylight-floor", "0"]))
+    for name, flags in runs:
         monkeypatch.setattr(sys, "argv", [*base, *flags, "-o", str(tmp_path / name)])
         with pytest.raises(SystemExit) as exc:
             main()
         assert exc.value.code == 0
-    assert seen == [(None, SKY_CEILING)] * 2 + [(None, None)] * 2
+    c, f = SKY_CEILING, DAYLIGHT_FLOOR
+    assert seen == [(None, c, f)] * 2 + [(None, None, f)] * 2 + [(None, c, None)] * 2

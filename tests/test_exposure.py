@@ -1,4 +1,5 @@
-"""The EXIF sky ceiling: exposure settings, the photo's white in cd/m², the ceiling."""
+"""The EXIF sky ceiling and daylight floor: exposure settings, the photo's white in cd/m²,
+the ceiling, the floor."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from PIL.TiffImagePlugin import IFDRational
 import mlx_hdr
 from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
 from mlx_hdr.infer.exposure import (
+    LAMP_LIT,
     apply_ceiling,
     ceiling_stops,
+    daylight_lift,
+    lift_to_daylight,
     limit_to_ceiling,
     median_clipped_gain,
 )
@@ -139,6 +143,48 @@ def test_limit_to_ceiling_acts_only_with_an_exposure_and_a_ceiling():
     assert limit_to_ceiling(ldr, hdr, Exposure(1.0, 5.6, 100), 10_000) is hdr  # indoors
 
 
+def test_daylight_lift_ramps_in_over_a_stop_around_lamp_lit_and_stops_at_the_floor():
+    white = 100.0  # cd/m^2: a long indoor exposure
+    lamp = math.log2(LAMP_LIT / white)  # stops above white where LAMP_LIT lies
+    floor = math.log2(3000.0 / white)
+    assert daylight_lift(white, lamp - 0.51, 3000.0) == 0.0  # lamp-lit: left alone
+    assert daylight_lift(white, lamp + 0.5, 3000.0, max_lift=9) == pytest.approx(floor - lamp - 0.5)
+    half = daylight_lift(white, lamp, 3000.0, max_lift=9)
+    assert half == pytest.approx(0.5 * (floor - lamp))  # half-way up the ramp
+    assert daylight_lift(white, lamp + 0.5, 3000.0, max_lift=1.5) == 1.5
+    assert daylight_lift(white, floor + 0.1, 3000.0) == 0.0  # at the floor already
+    assert daylight_lift(5000.0, 0.2, 3000.0) == 0.0  # a daylight exposure's white is above it
+    assert daylight_lift(white, float("nan"), 3000.0) == 0.0  # nothing clipped
+    # continuous across the ramp: no jump between neighbouring readings
+    steps = [daylight_lift(white, lamp - 0.6 + k * 0.01, 3000.0) for k in range(130)]
+    assert np.abs(np.diff(steps)).max() < 0.05
+
+
+def test_lift_to_daylight_raises_a_window_but_not_a_lamp_lit_wall():
+    indoor = Exposure(0.1, 5.6, 100)  # white ~376 cd/m^2
+    ldr, window = sky_photo(gain_stops=1.5)  # read as ~1,060 cd/m^2: daylight
+    out = lift_to_daylight(ldr, window, indoor, 3000.0)
+    assert median_clipped_gain(ldr, out) == pytest.approx(
+        math.log2(3000.0 / indoor.white_luminance()), abs=0.02
+    )
+    unclipped = ldr.max(axis=-1) < 0.95
+    np.testing.assert_array_equal(out[unclipped], window[unclipped])
+    sky = rgb_to_luminance(out[:10]) / rgb_to_luminance(window[:10])
+    assert np.ptp(sky) < 1e-5  # the region's own spread in stops is kept
+    ldr, wall = sky_photo(gain_stops=0.7)
+    lit = Exposure(0.2, 5.6, 100)  # white ~188: the wall at ~305 cd/m^2 reads as lamp-lit
+    assert lift_to_daylight(ldr, wall, lit, 3000.0) is wall
+    partly = lift_to_daylight(ldr, wall, indoor, 3000.0)  # ~610: up the ramp, lifted in part
+    assert 0.7 + 0.5 < median_clipped_gain(ldr, partly) < math.log2(3000.0 / 376) - 0.3
+    assert lift_to_daylight(ldr, window, None, 3000.0) is window
+    assert lift_to_daylight(ldr, window, indoor, None) is window
+    # at most MAX_LIFT (2) stops: a 10^4 cd/m^2 floor 3 stops above this light lifts it 2
+    dark = Exposure(4.0, 5.6, 100)  # white ~9.4 cd/m^2
+    ldr, light = sky_photo(gain_stops=7.0)  # ~1,200 cd/m^2
+    lifted = lift_to_daylight(ldr, light, dark, 10_000.0)
+    assert median_clipped_gain(ldr, lifted) == pytest.approx(9.0, abs=0.02)
+
+
 def test_predict_hdr_applies_the_ceiling_to_the_model_only():
     from mlx_hdr.infer.model_hub import load_net
 
@@ -155,6 +201,23 @@ def test_predict_hdr_applies_the_ceiling_to_the_model_only():
     np.testing.assert_array_equal(predict_hdr(ldr, net, exposure=e, sky_ceiling=None), free)
     lin = predict_hdr(ldr, method="linear", exposure=e)
     np.testing.assert_array_equal(lin, srgb_to_linear(ldr))
+
+
+def test_predict_hdr_lifts_a_long_exposures_window_to_daylight():
+    from mlx_hdr.infer.model_hub import load_net
+
+    net = load_net(None)[0]
+    ldr = read_ldr(Path(mlx_hdr.__file__).parent / "assets" / "sample.jpg")
+    free = predict_hdr(ldr, net)
+    gain = median_clipped_gain(ldr, free)
+    # an exposure that puts the model's clipped median at 1,000 cd/m^2: read as daylight,
+    # raised to the 3,000 cd/m^2 floor (log2(3) stops), the ceiling far above
+    e = Exposure(1.0, 1.0, 78 / 0.65 / (1000.0 / 2**gain))
+    lifted = predict_hdr(ldr, net, exposure=e, daylight_floor=3000.0)
+    assert median_clipped_gain(ldr, lifted) == pytest.approx(gain + math.log2(3), abs=0.03)
+    unclipped = ldr.max(axis=-1) < 0.95
+    np.testing.assert_array_equal(lifted[unclipped], free[unclipped])
+    np.testing.assert_array_equal(predict_hdr(ldr, net, exposure=e, daylight_floor=None), free)
 
 
 def test_predict_file_reads_the_photos_exif(tmp_path):

@@ -11,7 +11,7 @@ import typer
 from mlx_hdr.cli.predict import choice, set_floor_strength
 from mlx_hdr.errors import EXIT_SOME_FAILED
 from mlx_hdr.eval.evaluate import evaluate, net_for_methods, summary_markdown
-from mlx_hdr.infer.exposure import SKY_CEILING
+from mlx_hdr.infer.exposure import DAYLIGHT_FLOOR, SKY_CEILING
 from mlx_hdr.infer.pipeline import RESPONSE
 from mlx_hdr.infer.response import RESPONSES
 from mlx_hdr.io.image_io import MAX_PIXELS
@@ -76,6 +76,14 @@ def evaluate_command(
             "most this bright in cd/m² (as predict); 0: off.",
         ),
     ] = SKY_CEILING,
+    daylight_floor: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Model: with an input's EXIF exposure, the daylight floor on clipped pixels it "
+            "reads as a window, sky or light, cd/m² (as predict); 0: off.",
+        ),
+    ] = DAYLIGHT_FLOOR,
     max_pixels: Annotated[
         int,
         typer.Option(min=1, help="Refuse larger images (a guard against decompression bombs)."),
@@ -97,6 +105,7 @@ def evaluate_command(
         flip=flip,
         response=response,
         sky_ceiling=sky_ceiling or None,
+        daylight_floor=daylight_floor or None,
     )
     n_cases = len({r["case"] for r in report.rows})
     typer.echo(summary_markdown(report.means, n_cases, str(dataset)))

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from mlx_hdr.errors import EXIT_SOME_FAILED
-from mlx_hdr.infer.exposure import SKY_CEILING
+from mlx_hdr.infer.exposure import DAYLIGHT_FLOOR, SKY_CEILING
 from mlx_hdr.infer.methods import METHODS
 from mlx_hdr.infer.outputs import FORMATS, plan_outputs
 from mlx_hdr.infer.pipeline import MULTIPLE, RESPONSE, WORK_PIXELS, PredictOptions, run_plan
@@ -148,6 +148,15 @@ def predict_command(
             "pixels, as a whole, at most this bright in cd/m² (a sunlit cloud); 0: off.",
         ),
     ] = SKY_CEILING,
+    daylight_floor: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Model: with the photo's EXIF exposure, raise clipped pixels it reads as "
+            "brighter than a lamp-lit room (a window, the sky, a light), as a whole, to at "
+            "least this luminance in cd/m² (an overcast sky); 0: off.",
+        ),
+    ] = DAYLIGHT_FLOOR,
     max_boost: Annotated[
         float | None,
         typer.Option(
@@ -199,6 +208,7 @@ def predict_command(
         flip=flip,
         response=choice(response, RESPONSES, "--response"),
         sky_ceiling=sky_ceiling or None,
+        daylight_floor=daylight_floor or None,
         max_pixels=max_pixels,
         uhdr=UhdrOptions(max_boost, gainmap_quality, gainmap_scale),
         skip_hdr_inputs=skip_hdr_inputs,

@@ -1,4 +1,5 @@
-"""What a photo's exposure settings say about its clipped highlights: an absolute ceiling.
+"""What a photo's exposure settings say about its clipped highlights: an absolute ceiling
+and a daylight floor.
 
 A camera's white (the luminance that just saturates it) follows from its EXIF exposure
 time t (s), f-number N and ISO speed S by ISO 12232's saturation-based speed
@@ -16,6 +17,21 @@ brighter than any sky (the sun, a glint) and nothing is done. Indoors (long expo
 white at 10^2 cd/m^2 or so) the ceiling lies many stops above white and never acts; in a
 short daylight exposure it keeps the model from lifting a sky that barely clipped far
 above white.
+
+The floor works the other way, in long exposures. A surface lit by electric light indoors
+is rarely brighter than a few hundred cd/m^2 (white paint under 1,000 lux: about 250);
+daylight is brighter: an overcast sky is about E / pi = 3 * 10^3 cd/m^2 at 10^4 lux
+(``DAYLIGHT_FLOOR``). Where the reconstruction puts the clipped pixels, as a whole (their
+median), above ``LAMP_LIT`` (500 cd/m^2), they are taken for daylight (a window, the sky)
+or a light, and raised, all together in stops, to at least the floor, by at most
+``MAX_LIFT`` stops. Between LAMP_LIT / sqrt(2) and LAMP_LIT * sqrt(2) the lift grows
+from none to all of it (linearly in stops), so a photo at the border does not jump. The
+network reads a window seen from a dim room as barely above white (docs/EXPERIMENTS.md,
+"What the network reads from a clipped window"); the exposure puts it 3-4 stops above.
+The two levels are textbook figures; LAMP_LIT lies in the gap that the office bracket set
+shows between its lamp-lit walls and its windows as the model reads them (docs/
+EXPERIMENTS.md, "The EXIF daylight floor"). A daylit wall that the model reads above
+LAMP_LIT is raised too far (docs/MODEL_CARD.md, Known failure cases).
 """
 
 from __future__ import annotations
@@ -28,6 +44,9 @@ from mlx_hdr.color import CLIPPED, clip_mask, clipped_gain, row_slices, srgb_to_
 from mlx_hdr.io.photo_meta import Exposure
 
 SKY_CEILING = 10_000.0  # cd/m^2: a sunlit white cloud
+DAYLIGHT_FLOOR = 3_000.0  # cd/m^2: an overcast sky (E / pi at 10^4 lux)
+LAMP_LIT = 500.0  # cd/m^2: brighter than a surface lit by electric light indoors
+MAX_LIFT = 2.0  # stops: the most the daylight floor raises the clipped pixels
 
 
 def ceiling_stops(exposure: Exposure, ceiling: float = SKY_CEILING) -> float | None:
@@ -67,14 +86,50 @@ def apply_ceiling(ldr: np.ndarray, hdr: np.ndarray, stops: float, rounds: int = 
         never below the linearised photo; ``hdr`` itself where the median is within it.
         Computed in strips of rows, so a large photo costs one full-size copy.
     """
+    return shift_clipped(ldr, hdr, stops, raise_=False, rounds=rounds)
+
+
+def shift_clipped(
+    ldr: np.ndarray, hdr: np.ndarray, stops: float, raise_: bool, rounds: int = 3
+) -> np.ndarray:
+    """:func:`apply_ceiling`, or with ``raise_`` its mirror: the clipped pixels raised
+    (times 2^(d * m)) until their median gain is at least ``stops``."""
+    sign = 1.0 if raise_ else -1.0
     out = hdr
     for _ in range(rounds):
-        excess = median_clipped_gain(ldr, out) - stops
-        if not excess > 1e-3:  # NaN (nothing clipped) included
+        d = sign * (stops - median_clipped_gain(ldr, out))
+        if not d > 1e-3:  # NaN (nothing clipped) included
             break
         if out is hdr:
             out = np.array(hdr, np.float32)
         for rows in row_slices(ldr.shape[0]):
-            lowered = out[rows] * np.exp2(-excess * clip_mask(ldr[rows]))
-            out[rows] = np.maximum(lowered, srgb_to_linear(ldr[rows]))
+            shifted = out[rows] * np.exp2(sign * d * clip_mask(ldr[rows]))
+            out[rows] = shifted if raise_ else np.maximum(shifted, srgb_to_linear(ldr[rows]))
     return out
+
+
+def daylight_lift(
+    white: float, gain: float, floor: float = DAYLIGHT_FLOOR, max_lift: float = MAX_LIFT
+) -> float:
+    """Stops to raise clipped pixels whose median lies ``gain`` stops above a white of
+    ``white`` cd/m^2 (see the module doc): towards ``floor`` cd/m^2, in full where they
+    lie above ``LAMP_LIT * sqrt(2)``, none below ``LAMP_LIT / sqrt(2)``, linearly in stops
+    between; at most ``max_lift``; 0 where they already reach the floor or gain is NaN."""
+    if not math.isfinite(gain):
+        return 0.0
+    level = math.log2(white) + gain
+    share = min(max(level - math.log2(LAMP_LIT) + 0.5, 0.0), 1.0)
+    return min(max(math.log2(floor) - level, 0.0) * share, max_lift)
+
+
+def lift_to_daylight(
+    ldr: np.ndarray, hdr: np.ndarray, exposure: Exposure | None, floor: float | None
+) -> np.ndarray:
+    """``hdr`` with its clipped pixels raised by :func:`daylight_lift` for a photo taken at
+    ``exposure`` (HxWx3 display ``ldr`` in [0, 1], scene-linear ``hdr`` with 1.0 = its
+    white); ``hdr`` unchanged without an exposure or a floor, or where nothing is lifted."""
+    if not exposure or not floor:
+        return hdr
+    gain = median_clipped_gain(ldr, hdr)
+    lift = daylight_lift(exposure.white_luminance(), gain, floor)
+    return hdr if lift <= 1e-3 else shift_clipped(ldr, hdr, gain + lift, raise_=True)
