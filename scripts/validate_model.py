@@ -21,7 +21,8 @@ frame carries its exposure (``exposures.json``'s ``exposure_time_s``, ``f_number
 ``iso``, else the frame's EXIF) and a model with an exposure input reads it; simulated
 views carry none, or with ``--pool-exif`` the one training gives them
 (``PoolSource.sample_photo``). ``--sky-ceiling 0`` turns the ceiling off, ``--sky-ceiling
-C`` sets its level in cd/m².
+C`` sets its level in cd/m²; ``--daylight-floor F`` adds the opt-in EXIF daylight floor at
+F cd/m² (``predict --daylight-floor``).
 
 ``--floor-strength S`` (repeatable) scores each model once per floor strength, as
 ``bundle_model.py --floor-strength S`` would bundle it (the floor-strength rule of
@@ -80,7 +81,7 @@ from mlx_hdr.color import (
 from mlx_hdr.data.simulate import CAMERA, CURVES
 from mlx_hdr.eval.evaluate import labelled_panel
 from mlx_hdr.eval.metrics import hdr_metrics
-from mlx_hdr.infer.exposure import DAYLIGHT_FLOOR, SKY_CEILING
+from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.model_hub import load_net, with_floor_strength
 from mlx_hdr.infer.pipeline import RESPONSE, WORK_PIXELS, predict_hdr
 from mlx_hdr.infer.response import RESPONSES
@@ -233,11 +234,12 @@ def runners(
     response: str = RESPONSE,
     strengths: tuple[float, ...] = (),
     sky_ceiling: float | None = SKY_CEILING,
-    daylight_floor: float | None = DAYLIGHT_FLOOR,
+    daylight_floor: float | None = None,
 ) -> dict:
     """name -> (run, net): the peers, then each model as bundled or, with ``strengths``,
     once per floor strength (named ``<file stem> floor <s>``). Models keep clipped pixels
-    under ``sky_ceiling`` (cd/m^2) where a case carries its exposure (``predict_hdr``)."""
+    under ``sky_ceiling`` (cd/m^2), and with ``daylight_floor`` (cd/m^2) raise them
+    towards that, where a case carries its exposure (``predict_hdr``)."""
     out = {p: (lambda x, p=p, **_: predict_hdr(x, method=p), None) for p in peers}
     opts = dict(work_pixels=work_pixels, flip=flip, response=response)
     opts |= dict(sky_ceiling=sky_ceiling, daylight_floor=daylight_floor)
@@ -309,9 +311,9 @@ def main() -> None:
     ap.add_argument(
         "--daylight-floor",
         type=float,
-        default=DAYLIGHT_FLOOR,
+        default=0.0,
         metavar="CD_M2",
-        help="models: the EXIF daylight floor on bracket frames' clipped pixels (0: off)",
+        help="models: the EXIF daylight floor, cd/m^2 (0: off, the default; 3000 as tried)",
     )
     ap.add_argument(
         "--pool-exif",

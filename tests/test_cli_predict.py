@@ -371,10 +371,10 @@ def test_image_output_names_and_repeated_inputs_run_once(cli, photos, tmp_path):
 
 
 def test_sky_ceiling_and_daylight_floor_options_reach_the_model(cli, photos, tmp_path, monkeypatch):
-    """``--sky-ceiling C`` and ``--daylight-floor F`` (cd/m², 0: off) reach ``predict_hdr``
-    with the photo's EXIF exposure (none in these photos)."""
+    """``--sky-ceiling C`` and ``--daylight-floor F`` (cd/m², 0: off; the floor off by
+    default) reach ``predict_hdr`` with the photo's EXIF exposure (none in these photos)."""
     import mlx_hdr.infer.pipeline as pipeline
-    from mlx_hdr.infer.exposure import DAYLIGHT_FLOOR, SKY_CEILING
+    from mlx_hdr.infer.exposure import SKY_CEILING
 
     seen = []
     real = pipeline.predict_hdr
@@ -388,7 +388,8 @@ def test_sky_ceiling_and_daylight_floor_options_reach_the_model(cli, photos, tmp
     for flags in (*runs, ["--daylight-floor", "2000"]):
         code, _, err = cli("predict", photos / "a.jpg", "-o", tmp_path / "o", *flags)
         assert code == 0, err
-    c, f = SKY_CEILING, DAYLIGHT_FLOOR
-    assert seen == [(None, c, f), (None, None, f), (None, 20000.0, f), (None, c, None)] + [
-        (None, c, 2000.0)
+    c = SKY_CEILING
+    assert seen == [(None, c, None), (None, None, None), (None, 20000.0, None)] + [
+        (None, c, None),
+        (None, c, 2000.0),
     ]

@@ -242,7 +242,7 @@ def test_evaluate_sky_ceiling_and_exposure_reach_the_model(dataset, tmp_path, mo
     """Each case's EXIF exposure (none in PNG inputs), ``--sky-ceiling`` and
     ``--daylight-floor`` (0: off) reach ``predict_hdr``."""
     import mlx_hdr.eval.evaluate as ev
-    from mlx_hdr.infer.exposure import DAYLIGHT_FLOOR, SKY_CEILING
+    from mlx_hdr.infer.exposure import SKY_CEILING
 
     seen = []
 
@@ -252,11 +252,11 @@ def test_evaluate_sky_ceiling_and_exposure_reach_the_model(dataset, tmp_path, mo
 
     monkeypatch.setattr(ev, "predict_hdr", fake_predict)
     base = ["mlx-hdr", "evaluate", str(dataset), "--no-progress", "--method", "model"]
-    runs = (("on", []), ("off", ["--sky-ceiling", "0"]), ("nf", ["--daylight-floor", "0"]))
+    runs = (("on", []), ("off", ["--sky-ceiling", "0"]), ("df", ["--daylight-floor", "3000"]))
     for name, flags in runs:
         monkeypatch.setattr(sys, "argv", [*base, *flags, "-o", str(tmp_path / name)])
         with pytest.raises(SystemExit) as exc:
             main()
         assert exc.value.code == 0
-    c, f = SKY_CEILING, DAYLIGHT_FLOOR
-    assert seen == [(None, c, f)] * 2 + [(None, None, f)] * 2 + [(None, c, None)] * 2
+    c = SKY_CEILING
+    assert seen == [(None, c, None)] * 2 + [(None, None, None)] * 2 + [(None, c, 3000.0)] * 2

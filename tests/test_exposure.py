@@ -16,6 +16,7 @@ import mlx_hdr
 from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
 from mlx_hdr.infer.exposure import (
     LAMP_LIT,
+    LIGHT_STOPS,
     apply_ceiling,
     ceiling_stops,
     daylight_lift,
@@ -143,26 +144,33 @@ def test_limit_to_ceiling_acts_only_with_an_exposure_and_a_ceiling():
     assert limit_to_ceiling(ldr, hdr, Exposure(1.0, 5.6, 100), 10_000) is hdr  # indoors
 
 
-def test_daylight_lift_ramps_in_over_a_stop_around_lamp_lit_and_stops_at_the_floor():
-    white = 100.0  # cd/m^2: a long indoor exposure
-    lamp = math.log2(LAMP_LIT / white)  # stops above white where LAMP_LIT lies
+def test_daylight_lift_ramps_in_over_the_level_and_the_gain_and_stops_at_the_floor():
+    white = 100.0  # cd/m^2: a long indoor exposure; the level ramp's middle 2.32 stops up
+    lamp = math.log2(LAMP_LIT / white)
     floor = math.log2(3000.0 / white)
     assert daylight_lift(white, lamp - 0.51, 3000.0) == 0.0  # lamp-lit: left alone
     assert daylight_lift(white, lamp + 0.5, 3000.0, max_lift=9) == pytest.approx(floor - lamp - 0.5)
     half = daylight_lift(white, lamp, 3000.0, max_lift=9)
-    assert half == pytest.approx(0.5 * (floor - lamp))  # half-way up the ramp
+    assert half == pytest.approx(0.5 * (floor - lamp))  # half-way up the level ramp
     assert daylight_lift(white, lamp + 0.5, 3000.0, max_lift=1.5) == 1.5
     assert daylight_lift(white, floor + 0.1, 3000.0) == 0.0  # at the floor already
-    assert daylight_lift(5000.0, 0.2, 3000.0) == 0.0  # a daylight exposure's white is above it
+    assert daylight_lift(5000.0, 1.5, 3000.0) == 0.0  # a daylight exposure's white is above it
     assert daylight_lift(white, float("nan"), 3000.0) == 0.0  # nothing clipped
-    # continuous across the ramp: no jump between neighbouring readings
-    steps = [daylight_lift(white, lamp - 0.6 + k * 0.01, 3000.0) for k in range(130)]
-    assert np.abs(np.diff(steps)).max() < 0.05
+    # read barely above white, the clipped pixels are no light, whatever the white says
+    bright = 1000.0  # cd/m^2: the level ramp is full at any gain
+    assert daylight_lift(bright, LIGHT_STOPS - 0.26, 3000.0) == 0.0
+    short = math.log2(3000.0 / bright) - LIGHT_STOPS
+    assert daylight_lift(bright, LIGHT_STOPS, 3000.0) == pytest.approx(0.5 * short)
+    assert daylight_lift(bright, LIGHT_STOPS + 0.25, 3000.0) == pytest.approx(short - 0.25)
+    # continuous across both ramps: no jump between neighbouring readings
+    for w in (white, bright):
+        steps = [daylight_lift(w, k * 0.01, 3000.0) for k in range(400)]
+        assert np.abs(np.diff(steps)).max() < 0.05
 
 
-def test_lift_to_daylight_raises_a_window_but_not_a_lamp_lit_wall():
+def test_lift_to_daylight_raises_a_window_but_not_a_wall():
     indoor = Exposure(0.1, 5.6, 100)  # white ~376 cd/m^2
-    ldr, window = sky_photo(gain_stops=1.5)  # read as ~1,060 cd/m^2: daylight
+    ldr, window = sky_photo(gain_stops=1.5)  # a light read at ~1,060 cd/m^2: daylight
     out = lift_to_daylight(ldr, window, indoor, 3000.0)
     assert median_clipped_gain(ldr, out) == pytest.approx(
         math.log2(3000.0 / indoor.white_luminance()), abs=0.02
@@ -171,13 +179,18 @@ def test_lift_to_daylight_raises_a_window_but_not_a_lamp_lit_wall():
     np.testing.assert_array_equal(out[unclipped], window[unclipped])
     sky = rgb_to_luminance(out[:10]) / rgb_to_luminance(window[:10])
     assert np.ptp(sky) < 1e-5  # the region's own spread in stops is kept
-    ldr, wall = sky_photo(gain_stops=0.7)
-    lit = Exposure(0.2, 5.6, 100)  # white ~188: the wall at ~305 cd/m^2 reads as lamp-lit
-    assert lift_to_daylight(ldr, wall, lit, 3000.0) is wall
-    partly = lift_to_daylight(ldr, wall, indoor, 3000.0)  # ~610: up the ramp, lifted in part
-    assert 0.7 + 0.5 < median_clipped_gain(ldr, partly) < math.log2(3000.0 / 376) - 0.3
+    ldr, wall = sky_photo(gain_stops=0.7)  # read barely above white: no light
+    assert lift_to_daylight(ldr, wall, indoor, 3000.0) is wall
+    ldr, lamp = sky_photo(gain_stops=1.5)
+    lit = Exposure(0.4, 5.6, 100)  # white ~94: the same reading is ~265 cd/m^2, lamp-lit
+    assert lift_to_daylight(ldr, lamp, lit, 3000.0) is lamp
+    ldr, dim = sky_photo(gain_stops=1.0)  # half-way up the gain ramp: half the shortfall
+    partly = median_clipped_gain(ldr, lift_to_daylight(ldr, dim, indoor, 3000.0))
+    expected = 1.0 + 0.5 * (math.log2(3000.0 / indoor.white_luminance()) - 1.0)
+    assert partly == pytest.approx(expected, abs=0.02)
     assert lift_to_daylight(ldr, window, None, 3000.0) is window
     assert lift_to_daylight(ldr, window, indoor, None) is window
+    assert lift_to_daylight(ldr, window, indoor, 0.0) is window
     # at most MAX_LIFT (2) stops: a 10^4 cd/m^2 floor 3 stops above this light lifts it 2
     dark = Exposure(4.0, 5.6, 100)  # white ~9.4 cd/m^2
     ldr, light = sky_photo(gain_stops=7.0)  # ~1,200 cd/m^2
@@ -203,21 +216,26 @@ def test_predict_hdr_applies_the_ceiling_to_the_model_only():
     np.testing.assert_array_equal(lin, srgb_to_linear(ldr))
 
 
-def test_predict_hdr_lifts_a_long_exposures_window_to_daylight():
+def test_predict_hdr_applies_the_daylight_floor_only_when_asked(monkeypatch):
+    from mlx_hdr.infer import exposure
     from mlx_hdr.infer.model_hub import load_net
 
     net = load_net(None)[0]
     ldr = read_ldr(Path(mlx_hdr.__file__).parent / "assets" / "sample.jpg")
     free = predict_hdr(ldr, net)
     gain = median_clipped_gain(ldr, free)
-    # an exposure that puts the model's clipped median at 1,000 cd/m^2: read as daylight,
-    # raised to the 3,000 cd/m^2 floor (log2(3) stops), the ceiling far above
+    # an exposure that puts the model's clipped median at 1,000 cd/m^2, and the sample's
+    # clipped sky (read ~0.4 stops up) counted as a light, so that the floor acts on it
+    monkeypatch.setattr(exposure, "LIGHT_STOPS", gain - 0.5)
     e = Exposure(1.0, 1.0, 78 / 0.65 / (1000.0 / 2**gain))
+    np.testing.assert_array_equal(predict_hdr(ldr, net, exposure=e), free)  # off by default
     lifted = predict_hdr(ldr, net, exposure=e, daylight_floor=3000.0)
     assert median_clipped_gain(ldr, lifted) == pytest.approx(gain + math.log2(3), abs=0.03)
     unclipped = ldr.max(axis=-1) < 0.95
     np.testing.assert_array_equal(lifted[unclipped], free[unclipped])
-    np.testing.assert_array_equal(predict_hdr(ldr, net, exposure=e, daylight_floor=None), free)
+    # the ceiling comes last: a floor set above it is held at the ceiling
+    both = predict_hdr(ldr, net, exposure=e, daylight_floor=3000.0, sky_ceiling=2000.0)
+    assert median_clipped_gain(ldr, both) == pytest.approx(gain + 1.0, abs=0.03)
 
 
 def test_predict_file_reads_the_photos_exif(tmp_path):

@@ -11,7 +11,7 @@ import typer
 from mlx_hdr.cli.predict import choice, set_floor_strength
 from mlx_hdr.errors import EXIT_SOME_FAILED
 from mlx_hdr.eval.evaluate import evaluate, net_for_methods, summary_markdown
-from mlx_hdr.infer.exposure import DAYLIGHT_FLOOR, SKY_CEILING
+from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.pipeline import RESPONSE
 from mlx_hdr.infer.response import RESPONSES
 from mlx_hdr.io.image_io import MAX_PIXELS
@@ -81,9 +81,9 @@ def evaluate_command(
         typer.Option(
             min=0.0,
             help="Model: with an input's EXIF exposure, the daylight floor on clipped pixels it "
-            "reads as a window, sky or light, cd/m² (as predict); 0: off.",
+            "reads as a window, sky or light, cd/m² (as predict; 3000: an overcast sky); 0: off.",
         ),
-    ] = DAYLIGHT_FLOOR,
+    ] = 0.0,
     max_pixels: Annotated[
         int,
         typer.Option(min=1, help="Refuse larger images (a guard against decompression bombs)."),

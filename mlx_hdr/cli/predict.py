@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from mlx_hdr.errors import EXIT_SOME_FAILED
-from mlx_hdr.infer.exposure import DAYLIGHT_FLOOR, SKY_CEILING
+from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.methods import METHODS
 from mlx_hdr.infer.outputs import FORMATS, plan_outputs
 from mlx_hdr.infer.pipeline import MULTIPLE, RESPONSE, WORK_PIXELS, PredictOptions, run_plan
@@ -152,11 +152,11 @@ def predict_command(
         float,
         typer.Option(
             min=0.0,
-            help="Model: with the photo's EXIF exposure, raise clipped pixels it reads as "
-            "brighter than a lamp-lit room (a window, the sky, a light), as a whole, to at "
-            "least this luminance in cd/m² (an overcast sky); 0: off.",
+            help="Model: with the photo's EXIF exposure, raise clipped pixels it reads as a "
+            "light brighter than a lamp-lit room (a window, the sky), as a whole, towards this "
+            "luminance in cd/m² by at most 2 stops (3000: an overcast sky); 0: off.",
         ),
-    ] = DAYLIGHT_FLOOR,
+    ] = 0.0,
     max_boost: Annotated[
         float | None,
         typer.Option(

@@ -25,7 +25,7 @@ from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.errors import HDRError, InputError, WeightsError
 from mlx_hdr.eval.labels import draw_label
 from mlx_hdr.eval.metrics import hdr_metrics
-from mlx_hdr.infer.exposure import DAYLIGHT_FLOOR, SKY_CEILING
+from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.methods import METHODS, default_methods
 from mlx_hdr.infer.pipeline import RESPONSE, Net, predict_hdr, record_failure
 from mlx_hdr.infer.tonemap import reinhard_simple
@@ -118,7 +118,7 @@ def _eval_case(
     flip: bool | None = None,
     response: str = RESPONSE,
     sky_ceiling: float | None = SKY_CEILING,
-    daylight_floor: float | None = DAYLIGHT_FLOOR,
+    daylight_floor: float | None = None,
 ) -> tuple[list[dict], np.ndarray]:
     ldr, gt = read_ldr(pair.ldr_path, max_pixels), read_hdr(pair.hdr_path, max_pixels)
     if not gt.any():
@@ -189,7 +189,7 @@ def evaluate(
     flip: bool | None = None,
     response: str = RESPONSE,
     sky_ceiling: float | None = SKY_CEILING,
-    daylight_floor: float | None = DAYLIGHT_FLOOR,
+    daylight_floor: float | None = None,
 ) -> EvalReport:
     """Run ``methods`` on every paired case of ``dataset`` and write the report into ``out``.
 
@@ -209,7 +209,7 @@ def evaluate(
         sky_ceiling: for the model, the EXIF sky ceiling in cd/m^2 (``predict --sky-ceiling``);
             None: off.
         daylight_floor: for the model, the EXIF daylight floor in cd/m^2 (``predict
-            --daylight-floor``); None: off.
+            --daylight-floor``); None (the default): off.
     """
     methods = _check_methods(methods, net)
     found = scan_dataset(dataset)

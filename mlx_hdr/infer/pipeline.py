@@ -42,12 +42,7 @@ from mlx_hdr.infer.calibrate import (
     grey_for_grey,
     recolour_clipped,
 )
-from mlx_hdr.infer.exposure import (
-    DAYLIGHT_FLOOR,
-    SKY_CEILING,
-    lift_to_daylight,
-    limit_to_ceiling,
-)
+from mlx_hdr.infer.exposure import SKY_CEILING, lift_to_daylight, limit_to_ceiling
 from mlx_hdr.infer.outputs import JPEG_SUFFIXES, Plan, plan_outputs
 from mlx_hdr.infer.recorded import gain_for, note_hdr_input, with_recorded
 from mlx_hdr.infer.response import response_table, response_to_linear
@@ -221,7 +216,7 @@ def predict_hdr(
     *,
     exposure: Exposure | None = None,
     sky_ceiling: float | None = SKY_CEILING,
-    daylight_floor: float | None = DAYLIGHT_FLOOR,
+    daylight_floor: float | None = None,
 ) -> np.ndarray:
     """Reconstruct scene-linear HDR (HxWx3 float32 >= 0, 1.0 = the input's white).
 
@@ -242,9 +237,10 @@ def predict_hdr(
             with ``sky_ceiling`` (cd/m^2), the model's clipped pixels are kept, as a whole, at
             most that bright (:mod:`~mlx_hdr.infer.exposure`). None: no ceiling. A model
             with ``exposure_gain`` also reads the photo's white from it.
-        daylight_floor: with ``exposure``, clipped pixels the model puts above a lamp-lit
-            surface are raised, as a whole, towards this luminance (cd/m^2;
-            :func:`~mlx_hdr.infer.exposure.lift_to_daylight`). None: no floor.
+        daylight_floor: with ``exposure``, clipped pixels the model reads as a light
+            brighter than a lamp-lit surface are raised, as a whole, towards this
+            luminance (cd/m^2; :func:`~mlx_hdr.infer.exposure.lift_to_daylight`). None
+            (the default): no floor.
     """
     if method != "model":
         from mlx_hdr.infer.methods import get_method
@@ -279,7 +275,7 @@ class PredictOptions:
     flip: bool | None = None  # the mirror mean (predict_target); None: on one-pass photos
     response: str = RESPONSE  # how the blend linearises the kept pixels (infer.response)
     sky_ceiling: float | None = SKY_CEILING  # cd/m^2, with the photo's EXIF (infer.exposure)
-    daylight_floor: float | None = DAYLIGHT_FLOOR  # cd/m^2, likewise
+    daylight_floor: float | None = None  # cd/m^2, likewise (opt-in)
     max_pixels: int = MAX_PIXELS  # larger inputs are refused (decompression bombs)
     uhdr: UhdrOptions = field(default_factory=UhdrOptions)
     skip_hdr_inputs: bool = False  # skip photos that carry an HDR gain map already
