@@ -199,6 +199,61 @@ def test_webp_and_first_of_several_images(tmp_path):
             np.testing.assert_allclose(io.read_ldr(tmp_path / name), rgb / 255.0)
 
 
+def _avif(path, rgb, primaries=1, transfer=13, bits=8):
+    """An AVIF file of ``rgb`` (uint8) as libavif writes it, lossless-ish (4:4:4, level
+    100), tagged with these CICP primaries and transfer."""
+    import imagecodecs
+
+    data = rgb.astype(np.uint16) * 4 + rgb // 64 if bits == 10 else rgb
+    path.write_bytes(
+        imagecodecs.avif_encode(
+            data, 100, bitspersample=bits, primaries=primaries, transfer=transfer, matrix=1
+        )
+    )
+    return path
+
+
+def test_avif_sdr_read_tagged_colours_converted_hdr_refused(tmp_path):
+    """An SDR AVIF reads like a JPEG (EXIF rotation included); Display P3 primaries (CICP
+    12) are converted to sRGB; a PQ or HLG AVIF (``predict --format avif``'s own output) is
+    refused with one line, before its pixels are decoded."""
+    grey = np.full((24, 32, 3), 128, np.uint8)
+    grey[:, :16] = (200, 30, 40)  # a saturated red, in P3 outside sRGB
+    srgb = io.read_ldr(_avif(tmp_path / "a.avif", grey))
+    assert np.abs(srgb - grey / 255.0).max() < 3 / 255
+    p3 = io.read_ldr(_avif(tmp_path / "p3.avif", grey, primaries=12))
+    assert np.abs(p3[:, 16:] - srgb[:, 16:]).max() < 1e-6  # grey stays grey
+    assert p3[:, :16, 0].mean() > srgb[:, :16, 0].mean() + 0.03  # P3 red is redder
+    deep = io.read_ldr(_avif(tmp_path / "d.avif", grey, bits=10))
+    assert np.abs(deep - srgb).max() < 2 / 255
+    info = io.read_ldr_info(tmp_path / "a.avif")
+    assert (info.width, info.height, info.bits) == (32, 24, 8)
+    ex = Image.Exif()
+    ex[0x0112] = 6  # shown turned 90 degrees clockwise
+    Image.fromarray(grey).save(tmp_path / "r.avif", exif=ex, quality=100)
+    turned = io.read_ldr(tmp_path / "r.avif")
+    assert turned.shape == (32, 24, 3) and turned[0, -1, 1] < 0.3 < turned[-1, -1, 1]
+    for transfer, name in ((16, "PQ"), (18, "HLG")):
+        f = _avif(tmp_path / f"{name}.avif", grey, primaries=9, transfer=transfer, bits=10)
+        with pytest.raises(InputError, match=f"already an HDR image \\({name} transfer\\)"):
+            io.read_ldr(f)
+    (tmp_path / "bad.avif").write_bytes(b"not an avif")
+    with pytest.raises(InputError, match="bad.avif: not a readable AVIF image"):
+        io.read_ldr(tmp_path / "bad.avif")
+
+
+def test_a_folder_input_skips_hdr_avifs_only(tmp_path):
+    """Our own PQ AVIF output beside the photos is not taken for a photo; an SDR AVIF is."""
+    from mlx_hdr.infer.outputs import expand_inputs
+
+    grey = np.full((8, 8, 3), 128, np.uint8)
+    _avif(tmp_path / "photo.avif", grey)
+    _avif(tmp_path / "photo_hdr.avif", grey, primaries=9, transfer=16, bits=10)
+    (tmp_path / "junk.avif").write_bytes(b"not an avif")  # kept: read_ldr names its problem
+    paths, missing = expand_inputs([str(tmp_path)])
+    assert [p.name for p in paths] == ["junk.avif", "photo.avif"] and not missing
+
+
 def test_alpha_dropped_with_one_warning(tmp_path, monkeypatch):
     monkeypatch.setattr(io, "_alpha_warned", False)
     rgba = np.dstack([rgb8(), np.full((6, 10), 7, np.uint8)])

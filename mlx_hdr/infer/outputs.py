@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mlx_hdr.errors import UsageError
 from mlx_hdr.io.atomic import is_file_name
+from mlx_hdr.io.heic import is_hdr_avif
 from mlx_hdr.io.image_io import HDR_SUFFIXES, LDR_SUFFIXES
 from mlx_hdr.io.uhdr import UHDR_SUFFIX
 
@@ -37,8 +38,8 @@ class Plan:
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files, folders (their JPEG/PNG/TIFF/WebP/HEIC files, sorted, skipping our previews and
-    gain-map JPEGs) and globs.
+    """Files, folders (their JPEG/PNG/TIFF/WebP/HEIC/AVIF files, sorted, skipping our previews,
+    gain-map JPEGs and HDR AVIFs) and globs.
 
     Returns ``(paths, missing)``, ``missing`` as ``(input, problem)`` pairs.
     """
@@ -52,10 +53,11 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
                 if q.is_file()
                 and q.suffix.lower() in LDR_SUFFIXES
                 and not q.name.endswith((PREVIEW_SUFFIX, UHDR_SUFFIX))
+                and not is_hdr_avif(q)
             ]
             paths += found
             if not found:
-                missing.append((item, "folder has no JPEG/PNG/TIFF/WebP/HEIC images"))
+                missing.append((item, "folder has no JPEG/PNG/TIFF/WebP/HEIC/AVIF images"))
         elif p.exists() or not GLOB_CHARS & set(item):
             paths.append(p)  # a missing file fails later with read_ldr's message
         else:

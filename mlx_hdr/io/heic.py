@@ -24,6 +24,7 @@ from mlx_hdr.errors import InputError
 from mlx_hdr.io.icc import fit_to_srgb, icc_to_srgb16
 
 HEIF_SUFFIXES = (".heic", ".heif", ".hif")
+AVIF_SUFFIXES = (".avif",)  # AV1 in HEIF: the container read here, the pixels by Pillow
 HDR_TRANSFERS = {16: "PQ", 18: "HLG"}  # CICP transfer characteristics of HDR video/photos
 APPLE_GAIN_MAP_AUX = "urn:com:apple:photo:2020:aux:hdrgainmap"
 APPLE_HDR = "an Apple HDR gain map"  # gain_map_kind's answer for an iPhone HDR photo
@@ -44,11 +45,15 @@ def register(path: Path):
 
 
 def open_heif(path: Path):
-    """pillow-heif's ``HeifFile`` for ``path`` (pixels decoded on first use), any bit depth."""
+    """pillow-heif's ``HeifFile`` for ``path`` (pixels decoded on first use), any bit depth;
+    ``InputError`` where it has no primary image that can be read (its ``info`` is read here)."""
     try:
-        return register(path).open_heif(path, convert_hdr_to_8bit=False)
-    except (ValueError, RuntimeError, OSError, SyntaxError) as exc:
-        raise InputError(f"not a readable HEIF image ({str(exc).strip()})", path) from None
+        heif = register(path).open_heif(path, convert_hdr_to_8bit=False)
+        _ = heif.info, heif.size  # a damaged file without a primary image fails here
+        return heif
+    except (ValueError, RuntimeError, OSError, SyntaxError, IndexError, KeyError) as exc:
+        kind = "AVIF" if path.suffix.lower() in AVIF_SUFFIXES else "HEIF"
+        raise InputError(f"not a readable {kind} image ({str(exc).strip()})", path) from None
 
 
 def aux_image(
@@ -122,14 +127,7 @@ def read_heif(
     if len(heif) > 1:
         warnings.warn(f"{path}: holds {len(heif)} images; using the primary one", stacklevel=3)
     check_size(*heif.size)
-    info = heif.info
-    transfer = (info.get("nclx_profile") or {}).get("transfer_characteristics")
-    if transfer in HDR_TRANSFERS:
-        raise InputError(
-            f"already an HDR image ({HDR_TRANSFERS[transfer]} transfer); "
-            "mlx-hdr reconstructs HDR from SDR photos",
-            path,
-        )
+    info = refuse_hdr(heif.info, path)
     try:
         if int(info["bit_depth"]) <= 8:
             return heif.to_pillow(), info, False
@@ -138,6 +136,41 @@ def read_heif(
         raise InputError(
             f"corrupt or truncated HEIF image data ({str(exc).strip()})", path
         ) from None
+
+
+def hdr_transfer(info: dict) -> str | None:
+    """ "PQ" or "HLG" where pillow-heif's ``info`` has that nclx transfer, else None."""
+    return HDR_TRANSFERS.get((info.get("nclx_profile") or {}).get("transfer_characteristics"))
+
+
+def refuse_hdr(info: dict, path: Path) -> dict:
+    """``info`` (pillow-heif's) as it is; ``InputError`` where its nclx transfer is an HDR
+    one (PQ, HLG): the file holds HDR already."""
+    if transfer := hdr_transfer(info):
+        raise InputError(
+            f"already an HDR image ({transfer} transfer); mlx-hdr reconstructs HDR from SDR photos",
+            path,
+        )
+    return info
+
+
+def avif_info(path: Path) -> dict:
+    """pillow-heif's ``info`` of an AVIF file's primary image, read from the container
+    without decoding (its nclx colour: primaries, transfer; its ICC profile); Pillow's AVIF
+    decoder gives the pixels. ``InputError`` for an unreadable file or an HDR (PQ, HLG)
+    one, such as ``predict --format avif``'s output."""
+    return refuse_hdr(open_heif(path).info, path)
+
+
+def is_hdr_avif(path: Path) -> bool:
+    """Whether ``path`` is an AVIF whose nclx transfer is PQ or HLG (such as our own
+    ``--format avif`` output); False for any other file, an unreadable one included."""
+    if path.suffix.lower() not in AVIF_SUFFIXES:
+        return False
+    try:
+        return hdr_transfer(open_heif(path).info) is not None
+    except InputError:
+        return False
 
 
 def nclx_to_srgb(img: np.ndarray, info: dict) -> np.ndarray:

@@ -34,13 +34,20 @@ from mlx_hdr.io import pngcheck
 from mlx_hdr.io.atomic import atomic_write
 from mlx_hdr.io.exif import exif_orient, exif_orientation
 from mlx_hdr.io.exr import read_exr, write_exr
-from mlx_hdr.io.heic import HEIF_SUFFIXES, nclx_to_srgb, read_heif, register
+from mlx_hdr.io.heic import (
+    AVIF_SUFFIXES,
+    HEIF_SUFFIXES,
+    avif_info,
+    nclx_to_srgb,
+    read_heif,
+    register,
+)
 from mlx_hdr.io.icc import icc_to_srgb, icc_to_srgb16
 from mlx_hdr.io.pfm import read_pfm, write_pfm
 
 MAX_PIXELS = 100_000_000  # refuse images above this many pixels (decompression bombs)
 HDR_SUFFIXES = (".hdr", ".exr", ".pfm")
-LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", *HEIF_SUFFIXES)
+LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", *HEIF_SUFFIXES, *AVIF_SUFFIXES)
 SEQUENCES = ("TIFF", "WEBP")  # formats whose files may hold several images (not MPO)
 LDR_WRITE_SUFFIXES = (".jpg", ".jpeg", ".png")
 HALF_MAX = float(np.finfo(np.float16).max)  # 65504: larger values would become inf in half
@@ -296,7 +303,7 @@ def _pil_to_rgb(im: Image.Image, path: Path) -> np.ndarray:
 
 
 def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
-    """Read a JPEG/PNG/TIFF/WebP/HEIC as float32 HxWx3 display RGB in [0, 1].
+    """Read a JPEG/PNG/TIFF/WebP/HEIC/AVIF as float32 HxWx3 display RGB in [0, 1].
 
     8-bit values are divided by 255, 16-bit by 65535; grey is repeated to 3 channels, palette
     and CMYK are converted to RGB, alpha is dropped (one warning per process), the EXIF
@@ -308,6 +315,14 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
     path = _check_input(path, LDR_SUFFIXES, "LDR")
     if path.suffix.lower() in HEIF_SUFFIXES:
         return _read_heif(path, max_pixels)
+    if path.suffix.lower() in AVIF_SUFFIXES:
+        info = avif_info(path)  # an HDR (PQ, HLG) file is refused before decoding
+        return nclx_to_srgb(_read_pil(path, max_pixels), info)
+    return _read_pil(path, max_pixels)
+
+
+def _read_pil(path: Path, max_pixels: int | None) -> np.ndarray:
+    """:func:`read_ldr` for the formats Pillow decodes."""
     with _open_pil(path, max_pixels) as im:
         if im.format == "PNG" and (problem := pngcheck.problem(path)):
             raise InputError(problem, path)
@@ -322,7 +337,7 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
             im.load()  # full decode: truncated files fail here (LOAD_TRUNCATED_IMAGES is False)
             im = ImageOps.exif_transpose(im) if orientation != 1 else im
             return _pil_to_rgb(im, path)
-        except (OSError, SyntaxError, ValueError) as exc:
+        except (OSError, SyntaxError, ValueError, RuntimeError) as exc:  # RuntimeError: AVIF
             raise InputError(f"corrupt or truncated image data ({exc})", path) from None
 
 
