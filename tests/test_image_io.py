@@ -240,6 +240,13 @@ def test_avif_sdr_read_tagged_colours_converted_hdr_refused(tmp_path):
     (tmp_path / "bad.avif").write_bytes(b"not an avif")
     with pytest.raises(InputError, match="bad.avif: not a readable AVIF image"):
         io.read_ldr(tmp_path / "bad.avif")
+    # major brand mif1 with avif compatible (allowed): read by Pillow's AVIF decoder, not
+    # by pillow-heif's HEIF opener (which has no AV1 decoder here)
+    data = bytearray((tmp_path / "a.avif").read_bytes())
+    assert data[4:12] == b"ftypavif"
+    data[8:12] = b"mif1"
+    (tmp_path / "mif1.avif").write_bytes(bytes(data))
+    np.testing.assert_array_equal(io.read_ldr(tmp_path / "mif1.avif"), srgb)
 
 
 def test_a_folder_input_skips_hdr_avifs_only(tmp_path):
@@ -252,6 +259,16 @@ def test_a_folder_input_skips_hdr_avifs_only(tmp_path):
     (tmp_path / "junk.avif").write_bytes(b"not an avif")  # kept: read_ldr names its problem
     paths, missing = expand_inputs([str(tmp_path)])
     assert [p.name for p in paths] == ["junk.avif", "photo.avif"] and not missing
+    # a scene folder of a dataset: the HDR AVIF beside the photo leaves it paired
+    from mlx_hdr.data.datasets import scan_dataset
+
+    scene = tmp_path / "set" / "case1"
+    scene.mkdir(parents=True)
+    io.write_hdr(scene / "gt.hdr", np.full((8, 8, 3), 0.5, np.float32))
+    _avif(scene / "photo.avif", grey)
+    _avif(scene / "photo_hdr.avif", grey, primaries=9, transfer=16, bits=10)
+    found = scan_dataset(tmp_path / "set")
+    assert [p.ldr_path.name for p in found.pairs] == ["photo.avif"] and not found.unpaired
 
 
 def test_alpha_dropped_with_one_warning(tmp_path, monkeypatch):

@@ -12,8 +12,8 @@ Layouts (checked in this order):
   mark a ghost region (something moved between frames) are left out: their frames count as
   unpaired.
 - ``scenes``: one folder per scene with the HDR ``gt.{hdr,exr,pfm}`` and the LDR input
-  (``input.*``, or the folder's only JPEG/PNG/TIFF/WebP): HDR-Eye style test sets and the generic
-  ``<case>/input.* + gt.*`` layout of ``eval-public``.
+  (``input.*``, or the folder's only photo: JPEG/PNG/TIFF/WebP/HEIC/AVIF): HDR-Eye style test
+  sets and the generic ``<case>/input.* + gt.*`` layout of ``eval-public``.
 - ``hdr-pool``: a flat folder of HDR files, with an optional ``MANIFEST.csv`` whose ``kind``
   column says ``panorama`` or ``photo``.
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from mlx_hdr.color import clipped_mask
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.image_io import HDR_SUFFIXES, LDR_SUFFIXES, read_ldr
+from mlx_hdr.io.image_io import HDR_SUFFIXES, LDR_SUFFIXES, is_ldr_file, read_ldr
 
 LAYOUTS = ("hdr-real", "hdr-synth", "brackets", "scenes", "hdr-pool")
 BRACKETS = "exposures.json"  # a bracket set's description
@@ -55,7 +55,10 @@ class Dataset:
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    """The folder's files with these suffixes, sorted; for ``LDR_SUFFIXES`` the photos only
+    (``image_io.is_ldr_file``: an HDR AVIF beside them is not one)."""
+    found = (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    return sorted(p for p in found if suffixes is not LDR_SUFFIXES or is_ldr_file(p))
 
 
 def _subdir(root: Path, name: str) -> Path | None:

@@ -28,7 +28,7 @@ daylight (a window, the sky) or a lamp, and raised, all together in stops, towar
 floor, by at most ``MAX_LIFT`` stops. Each condition ramps in over half a stop to a stop
 (:func:`daylight_lift`), so a photo at a border does not jump. The network reads a window
 seen from a dim room as barely above white (docs/EXPERIMENTS.md, "What the network reads
-from a clipped window"); the exposure puts it 2.6-3.4 stops above on the office bracket
+from a clipped window"); the exposure puts it 2.6-3.7 stops above on the office bracket
 set. It is off by default: on that set it meets the gain bar, but on simulated interiors
 given an absolute scale it lifts bright walls as well (docs/EXPERIMENTS.md, "The EXIF
 daylight floor").

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from mlx_hdr.errors import UsageError
 from mlx_hdr.io.atomic import is_file_name
-from mlx_hdr.io.heic import is_hdr_avif
-from mlx_hdr.io.image_io import HDR_SUFFIXES, LDR_SUFFIXES
+from mlx_hdr.io.image_io import HDR_SUFFIXES, is_ldr_file
 from mlx_hdr.io.uhdr import UHDR_SUFFIX
 
 GLOB_CHARS = set("*?[")
@@ -51,9 +50,8 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
                 q
                 for q in sorted(p.iterdir())
                 if q.is_file()
-                and q.suffix.lower() in LDR_SUFFIXES
+                and is_ldr_file(q)
                 and not q.name.endswith((PREVIEW_SUFFIX, UHDR_SUFFIX))
-                and not is_hdr_avif(q)
             ]
             paths += found
             if not found:

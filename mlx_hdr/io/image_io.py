@@ -38,6 +38,7 @@ from mlx_hdr.io.heic import (
     AVIF_SUFFIXES,
     HEIF_SUFFIXES,
     avif_info,
+    is_hdr_avif,
     nclx_to_srgb,
     read_heif,
     register,
@@ -48,7 +49,7 @@ from mlx_hdr.io.pfm import read_pfm, write_pfm
 MAX_PIXELS = 100_000_000  # refuse images above this many pixels (decompression bombs)
 HDR_SUFFIXES = (".hdr", ".exr", ".pfm")
 LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", *HEIF_SUFFIXES, *AVIF_SUFFIXES)
-SEQUENCES = ("TIFF", "WEBP")  # formats whose files may hold several images (not MPO)
+SEQUENCES = ("TIFF", "WEBP", "AVIF")  # formats whose files may hold several images (not MPO)
 LDR_WRITE_SUFFIXES = (".jpg", ".jpeg", ".png")
 HALF_MAX = float(np.finfo(np.float16).max)  # 65504: larger values would become inf in half
 
@@ -73,6 +74,13 @@ def _check_input(path, suffixes: tuple[str, ...], kind: str) -> Path:
     if path.stat().st_size == 0:
         raise InputError("empty file (0 bytes)", path)
     return path
+
+
+def is_ldr_file(path: Path) -> bool:
+    """Whether ``path`` is named as a photo :func:`read_ldr` reads (``LDR_SUFFIXES``) and is
+    not an HDR AVIF (``heic.is_hdr_avif``: our own ``--format avif`` output): what folder
+    listings take as photos."""
+    return path.suffix.lower() in LDR_SUFFIXES and not is_hdr_avif(path)
 
 
 def _check_pixels(path, width: int, height: int, max_pixels: int | None) -> None:
@@ -222,7 +230,10 @@ def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
     try:
         with warnings.catch_warnings(), _pil_pixel_limit():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
+            # an AVIF by Pillow's own decoder: pillow-heif, registered for HEIC, would take one
+            # whose major brand is mif1 and cannot decode AV1 here
+            formats = ["AVIF"] if path.suffix.lower() in AVIF_SUFFIXES else None
+            im = Image.open(path, formats=formats)
     except Image.DecompressionBombError as exc:
         raise InputError(f"refused: {exc}".split(". ")[0], path) from None
     except UnidentifiedImageError:
