@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # exit codes of the ``mlx-hdr`` command (README, "Errors and exit codes")
@@ -37,3 +40,24 @@ def os_error_line(exc: OSError) -> str:
     """An ``OSError`` as one line: ``<file>: <reason>`` (just the reason without a file)."""
     where = f"{exc.filename}: " if exc.filename else ""
     return f"{where}{exc.strerror or exc}"
+
+
+@contextmanager
+def warnings_naming(path: str | Path) -> Iterator[None]:
+    """Warnings raised inside, issued again after it, each once and on one line; a
+    library's with ``path`` in front unless they name it already: a library's note on a
+    damaged file (Pillow's "Corrupt EXIF data. ...") says nothing of which file it is about,
+    where this package's own notes name theirs (an input or an output)."""
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield
+    finally:  # also when the file failed: its notes come before its error line
+        seen: set[str] = set()
+        for w in caught:
+            text = " ".join(str(w.message).split())
+            ours = "mlx_hdr" in Path(w.filename).parts
+            text = text if ours or str(path) in text else f"{path}: {text}"
+            if text not in seen:
+                seen.add(text)
+                warnings.warn(text, w.category, stacklevel=3)

@@ -239,6 +239,47 @@ def test_bad_inputs_one_line_each_and_no_partial_outputs(cli, photos, tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_a_librarys_warning_names_the_file(cli, photos, tmp_path, recwarn):
+    """Pillow's note on a damaged EXIF block says nothing of which file it is about; predict
+    prints it once, on one line, with the file in front."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x829A] = 0.01
+    src = tmp_path / "cut.jpg"
+    Image.open(photos / "a.jpg").save(src, exif=exif.tobytes()[:20], quality=90)
+    code, _, err = cli("predict", src, "-o", tmp_path / "out", "--method", "linear")
+    assert code == 0, err
+    # printed as "warning: <message>" by the CLI; pytest records them instead
+    notes = [str(w.message) for w in recwarn if "Corrupt EXIF" in str(w.message)]
+    notes += [line.removeprefix("warning: ") for line in err.splitlines() if "Corrupt EXIF" in line]
+    assert notes and all(line.startswith(f"{src}: Corrupt EXIF data") for line in notes), notes
+    assert len(notes) == len(set(notes))
+
+
+def test_warnings_naming_prefixes_collapses_and_survives_a_failure(tmp_path):
+    import warnings
+
+    from mlx_hdr.errors import warnings_naming
+
+    src = tmp_path / "x.jpg"
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError), warnings_naming(src):
+            warnings.warn("bad\n  block", UserWarning, stacklevel=1)
+            warnings.warn("bad block", UserWarning, stacklevel=1)  # the same note again
+            warnings.warn(f"{src}: named already", UserWarning, stacklevel=1)
+            raise ValueError("the file failed")
+    assert [str(w.message) for w in seen] == [f"{src}: bad block", f"{src}: named already"]
+    own = warnings_naming.__wrapped__.__code__.co_filename  # a file of this package
+    out = tmp_path / "out.jpg"
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with warnings_naming(src):  # this package's own notes name their file already
+            warnings.warn_explicit(f"{out}: written with boost 1", UserWarning, own, 1)
+    assert [str(w.message) for w in seen] == [f"{out}: written with boost 1"]
+
+
 def test_never_overwrites_an_input(cli, photos, tmp_path):
     # `predict x.png -o x.png --preview-only` used to replace the photo with its own preview
     src = tmp_path / "x.png"

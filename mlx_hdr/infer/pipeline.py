@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from mlx_hdr import backend
 from mlx_hdr.color import ldr_to_input, row_slices
-from mlx_hdr.errors import HDRError, os_error_line
+from mlx_hdr.errors import HDRError, os_error_line, warnings_naming
 from mlx_hdr.infer.calibrate import (
     blend_with_input,
     calibrate,
@@ -394,7 +394,8 @@ def _predict_one(
     """:func:`predict_file` into ``report``; the problem as one line if it failed."""
     try:
         dests[0].parent.mkdir(parents=True, exist_ok=True)
-        report.written.append((src, predict_file(src, dests, net, opts)))
+        with warnings_naming(src):
+            report.written.append((src, predict_file(src, dests, net, opts)))
     except HDRError as exc:
         return str(exc).removeprefix(f"{src}: ")
     except OSError as exc:  # the output side: e.g. a folder that cannot be created
