@@ -32,7 +32,7 @@ from mlx_hdr.color import CLIPPED, clipped_mask, rgb_to_luminance, srgb_to_linea
 from mlx_hdr.data.datasets import BRACKETS
 from mlx_hdr.data.preprocess import estimate_exposure
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.image_io import LDR_SUFFIXES, is_ldr_file, read_ldr, write_hdr
+from mlx_hdr.io.image_io import LDR_SUFFIXES, ldr_files, read_ldr, write_hdr
 from mlx_hdr.io.photo_meta import Exposure, read_exposure
 
 MERGED = "merged.hdr"
@@ -84,7 +84,7 @@ def bracket_files(inputs: list[Path]) -> list[Path]:
     files = []
     for p in map(Path, inputs):
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and is_ldr_file(q))
+            found = ldr_files(p)
             if not found:
                 kinds = ", ".join(sorted({s.lstrip(".") for s in LDR_SUFFIXES}))
                 raise InputError(

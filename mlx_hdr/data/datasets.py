@@ -27,7 +27,7 @@ from pathlib import Path
 
 from mlx_hdr.color import clipped_mask
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.image_io import HDR_SUFFIXES, LDR_SUFFIXES, is_ldr_file, read_ldr
+from mlx_hdr.io.image_io import HDR_SUFFIXES, ldr_files, read_ldr
 
 LAYOUTS = ("hdr-real", "hdr-synth", "brackets", "scenes", "hdr-pool")
 BRACKETS = "exposures.json"  # a bracket set's description
@@ -55,10 +55,7 @@ class Dataset:
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    """The folder's files with these suffixes, sorted; for ``LDR_SUFFIXES`` the photos only
-    (``image_io.is_ldr_file``: an HDR AVIF beside them is not one)."""
-    found = (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
-    return sorted(p for p in found if suffixes is not LDR_SUFFIXES or is_ldr_file(p))
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
 
 
 def _subdir(root: Path, name: str) -> Path | None:
@@ -70,7 +67,7 @@ def _subdir(root: Path, name: str) -> Path | None:
 
 
 def _pair_by_stem(root: Path, ldr_dir: Path, hdr_dir: Path) -> Dataset:
-    ldrs = {p.stem: p for p in _files(ldr_dir, LDR_SUFFIXES)}
+    ldrs = {p.stem: p for p in ldr_files(ldr_dir)}
     hdrs = {p.stem: p for p in _files(hdr_dir, HDR_SUFFIXES)}
     pairs = [Pair(s, ldrs[s], hdrs[s]) for s in sorted(ldrs.keys() & hdrs.keys())]
     unpaired = sorted([ldrs[s] for s in ldrs.keys() - hdrs.keys()])
@@ -81,7 +78,7 @@ def _pair_by_stem(root: Path, ldr_dir: Path, hdr_dir: Path) -> Dataset:
 def _scene(folder: Path) -> tuple[Pair | None, list[Path]]:
     """Pair of one scene folder, or (None, its files) when it has no unique LDR."""
     hdrs = [p for p in _files(folder, HDR_SUFFIXES) if p.stem.lower() == "gt"]
-    ldrs = _files(folder, LDR_SUFFIXES)
+    ldrs = ldr_files(folder)
     inputs = [p for p in ldrs if p.stem.lower() == "input"]
     ldr = inputs[0] if len(inputs) == 1 else (ldrs[0] if len(ldrs) == 1 else None)
     if len(hdrs) != 1 or ldr is None:
@@ -115,7 +112,7 @@ def _scan_pool(root: Path, layout: str, folder: Path) -> Dataset:
     kinds = read_pool_kinds(root)
     hdrs = _files(folder, HDR_SUFFIXES)
     pairs = [Pair(p.stem, None, p, kinds.get(p.name)) for p in hdrs]
-    return Dataset(root, layout, pairs, [p for p in _files(folder, LDR_SUFFIXES)])
+    return Dataset(root, layout, pairs, ldr_files(folder))
 
 
 def _bracket_set(folder: Path) -> tuple[list[Pair], list[Path]]:
@@ -185,7 +182,7 @@ def scan_dataset(root) -> Dataset:
     scenes = [p for p in folders if any(q.stem.lower() == "gt" for q in _files(p, HDR_SUFFIXES))]
     if scenes:
         ds = _scan_scenes(root, scenes)  # inputs in folders without a gt are unpaired too
-        ds.unpaired += [q for p in folders if p not in scenes for q in _files(p, LDR_SUFFIXES)]
+        ds.unpaired += [q for p in folders if p not in scenes for q in ldr_files(p)]
         return ds
     if _files(root, HDR_SUFFIXES):
         return _scan_pool(root, "hdr-pool", root)

@@ -91,14 +91,21 @@ def apply_ceiling(ldr: np.ndarray, hdr: np.ndarray, stops: float, rounds: int = 
 
 
 def shift_clipped(
-    ldr: np.ndarray, hdr: np.ndarray, stops: float, raise_: bool, rounds: int = 3
+    ldr: np.ndarray,
+    hdr: np.ndarray,
+    stops: float,
+    raise_: bool,
+    rounds: int = 3,
+    gain: float | None = None,
 ) -> np.ndarray:
     """:func:`apply_ceiling`, or with ``raise_`` its mirror: the clipped pixels raised
-    (times 2^(d * m)) until their median gain is at least ``stops``."""
+    (times 2^(d * m)) until their median gain is at least ``stops``. ``gain``: ``hdr``'s
+    median clipped gain where the caller has it already (one median pass less)."""
     sign = 1.0 if raise_ else -1.0
     out = hdr
     for _ in range(rounds):
-        d = sign * (stops - median_clipped_gain(ldr, out))
+        now = median_clipped_gain(ldr, out) if gain is None or out is not hdr else gain
+        d = sign * (stops - now)
         if not d > 1e-3:  # NaN (nothing clipped) included
             break
         if out is hdr:
@@ -137,4 +144,4 @@ def lift_to_daylight(
         return hdr
     gain = median_clipped_gain(ldr, hdr)
     lift = daylight_lift(exposure.white_luminance(), gain, floor)
-    return hdr if lift <= 1e-3 else shift_clipped(ldr, hdr, gain + lift, raise_=True)
+    return hdr if lift <= 1e-3 else shift_clipped(ldr, hdr, gain + lift, True, gain=gain)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mlx_hdr.errors import UsageError
 from mlx_hdr.io.atomic import is_file_name
-from mlx_hdr.io.image_io import HDR_SUFFIXES, is_ldr_file
+from mlx_hdr.io.image_io import HDR_SUFFIXES, ldr_files
 from mlx_hdr.io.uhdr import UHDR_SUFFIX
 
 GLOB_CHARS = set("*?[")
@@ -46,13 +46,8 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = [
-                q
-                for q in sorted(p.iterdir())
-                if q.is_file()
-                and is_ldr_file(q)
-                and not q.name.endswith((PREVIEW_SUFFIX, UHDR_SUFFIX))
-            ]
+            own = (PREVIEW_SUFFIX, UHDR_SUFFIX)
+            found = [q for q in ldr_files(p) if not q.name.endswith(own)]
             paths += found
             if not found:
                 missing.append((item, "folder has no JPEG/PNG/TIFF/WebP/HEIC/AVIF images"))

@@ -83,6 +83,11 @@ def is_ldr_file(path: Path) -> bool:
     return path.suffix.lower() in LDR_SUFFIXES and not is_hdr_avif(path)
 
 
+def ldr_files(folder: Path) -> list[Path]:
+    """The photos in ``folder`` (files for which :func:`is_ldr_file` holds), sorted."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_ldr_file(p))
+
+
 def _check_pixels(path, width: int, height: int, max_pixels: int | None) -> None:
     limit = MAX_PIXELS if max_pixels is None else max_pixels
     if width <= 0 or height <= 0:
