@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mlx_hdr.cli import main
-from mlx_hdr.io import image_io
+from mlx_hdr.io import hdr_io
 from mlx_hdr.io.image_io import read_hdr, write_ldr
 
 NO_SPACE = os.strerror(errno.ENOSPC)
@@ -33,9 +33,9 @@ def names(folder) -> list[str]:
 
 
 def full_disk(fail_on: str, exc: Exception):
-    """A writer for ``image_io`` that writes part of the file, then fails like a full disk
+    """A writer for ``hdr_io`` that writes part of the file, then fails like a full disk
     for outputs whose name starts with ``fail_on`` (and writes the others as usual)."""
-    real = {"write_exr": image_io.write_exr, "write_rgbe": image_io.write_rgbe}
+    real = {"write_exr": hdr_io.write_exr, "write_rgbe": hdr_io.write_rgbe}
 
     def make(name):
         def writer(path, img, *args):
@@ -61,7 +61,7 @@ def full_disk(fail_on: str, exc: Exception):
 def test_full_disk_is_one_line_per_file_and_the_batch_goes_on(
     cli, monkeypatch, pics, tmp_path, fmt, writer, exc
 ):
-    monkeypatch.setattr(image_io, writer, full_disk("a", exc)(writer))
+    monkeypatch.setattr(hdr_io, writer, full_disk("a", exc)(writer))
     out = tmp_path / "out"
     args = [pics / "a.jpg", pics / "b.jpg", "-o", out, "--method", "linear", "--format", fmt]
     code, _, err = cli("predict", *args)

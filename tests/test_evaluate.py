@@ -260,3 +260,22 @@ def test_evaluate_sky_ceiling_and_exposure_reach_the_model(dataset, tmp_path, mo
         assert exc.value.code == 0
     c = SKY_CEILING
     assert seen == [(None, c, None)] * 2 + [(None, None, None)] * 2 + [(None, c, 3000.0)] * 2
+
+
+def test_a_librarys_warning_names_the_case_file(dataset, tmp_path, recwarn):
+    """Pillow's note on a damaged EXIF block names no file; evaluate puts the input in front
+    (a case has two files, so the note must say which)."""
+    from PIL import Image
+
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    src = root / "one" / "input.jpg"
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x829A] = 0.01
+    Image.open(root / "one" / "input.png").save(src, exif=exif.tobytes()[:20], quality=95)
+    (root / "one" / "input.png").unlink()
+    report = evaluate(root, tmp_path / "out", ["linear"], progress=False)
+    assert [r["case"] for r in report.rows] == ["one", "two"]
+    notes = [str(w.message) for w in recwarn if "Corrupt EXIF" in str(w.message)]
+    assert notes and all(note.startswith(f"{src}: Corrupt EXIF data") for note in notes), notes
+    assert len(notes) == len(set(notes))

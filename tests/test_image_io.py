@@ -19,6 +19,7 @@ from mlx_hdr.color import (
     srgb_to_linear,
 )
 from mlx_hdr.errors import InputError
+from mlx_hdr.io import checks, hdr_io
 from mlx_hdr.io import image_io as io
 from mlx_hdr.io.exif import exif_orient
 
@@ -427,7 +428,7 @@ def test_pixel_limit_and_decompression_bomb(tmp_path, monkeypatch):
     for p, read in [("big.png", io.read_ldr), ("big.hdr", io.read_hdr), ("big.exr", io.read_hdr)]:
         with pytest.raises(InputError, match="limit"):
             read(tmp_path / p, max_pixels=1000)
-    monkeypatch.setattr(io, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(checks, "MAX_PIXELS", 1000)  # the default every reader applies
     with pytest.raises(InputError, match="limit"):
         io.read_hdr(tmp_path / "big.hdr")
     with pytest.raises(InputError, match=str(tmp_path / "big.png")):
@@ -445,7 +446,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         path.write_bytes(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(io, "write_exr", boom)
+    monkeypatch.setattr(hdr_io, "write_exr", boom)
     with pytest.raises(OSError):
         io.write_hdr(target, hdr_image())
     assert target.read_bytes() == b"old"

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from mlx_hdr.color import align_scale, srgb_to_linear, well_exposed_mask
 from mlx_hdr.data.datasets import scan_dataset
-from mlx_hdr.errors import HDRError, InputError, WeightsError
+from mlx_hdr.errors import HDRError, InputError, WeightsError, warnings_naming
 from mlx_hdr.eval.labels import draw_label
 from mlx_hdr.eval.metrics import hdr_metrics
 from mlx_hdr.infer.exposure import SKY_CEILING
@@ -120,7 +120,10 @@ def _eval_case(
     sky_ceiling: float | None = SKY_CEILING,
     daylight_floor: float | None = None,
 ) -> tuple[list[dict], np.ndarray]:
-    ldr, gt = read_ldr(pair.ldr_path, max_pixels), read_hdr(pair.hdr_path, max_pixels)
+    with warnings_naming(pair.ldr_path):  # a library's note names the file it is about
+        ldr, exposure = read_ldr(pair.ldr_path, max_pixels), read_exposure(pair.ldr_path)
+    with warnings_naming(pair.hdr_path):
+        gt = read_hdr(pair.hdr_path, max_pixels)
     if not gt.any():
         raise InputError(
             "ground truth is black (every pixel 0): no metric means anything", pair.hdr_path
@@ -131,19 +134,19 @@ def _eval_case(
             pair.ldr_path,
         )
     rows, preds = [], {}
-    exposure = read_exposure(pair.ldr_path)
     for m in methods:
-        preds[m] = predict_hdr(
-            ldr,
-            net,
-            m,
-            blend=blend,
-            flip=flip,
-            response=response,
-            exposure=exposure,
-            sky_ceiling=sky_ceiling,
-            daylight_floor=daylight_floor,
-        )
+        with warnings_naming(pair.ldr_path):
+            preds[m] = predict_hdr(
+                ldr,
+                net,
+                m,
+                blend=blend,
+                flip=flip,
+                response=response,
+                exposure=exposure,
+                sky_ceiling=sky_ceiling,
+                daylight_floor=daylight_floor,
+            )
         rows.append({"case": pair.name, "method": m, **hdr_metrics(preds[m], gt, ldr)})
     return rows, contact_sheet(ldr, gt, preds)
 

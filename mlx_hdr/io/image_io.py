@@ -1,13 +1,12 @@
 """All image file reading and writing.
 
 - :func:`read_hdr` -> float32 HxWx3 **scene-linear** RGB (>= 0, unbounded; Rec.709 primaries):
-  Radiance ``.hdr`` (RGBE, RLE or flat), OpenEXR ``.exr`` (half/float; RGB(A), luminance-only
-  ``Y`` and luminance/chroma ``Y, RY, BY``), ``.pfm``.
+  Radiance ``.hdr``, OpenEXR ``.exr``, ``.pfm`` (:mod:`mlx_hdr.io.hdr_io`, re-exported here).
 - :func:`read_ldr` -> float32 HxWx3 **display** RGB in [0, 1]: JPEG, PNG, TIFF (8 and 16 bit,
-  grey, palette, alpha dropped, CMYK), with the EXIF orientation applied; HEIC/HEIF (8 and
-  10 bit, the primary image, see :mod:`mlx_hdr.io.heic`).
+  grey, palette, alpha dropped, CMYK), WebP, AVIF, with the EXIF orientation applied;
+  HEIC/HEIF (8 and 10 bit, the primary image, see :mod:`mlx_hdr.io.heic`).
 - :func:`write_hdr` / :func:`write_ldr` write atomically (temp file beside the target, then
-  ``os.replace``) with :func:`mlx_hdr.io.atomic.atomic_write`, re-exported here.
+  ``os.replace``) with :func:`mlx_hdr.io.atomic.atomic_write`.
 
 Every bad input raises :class:`mlx_hdr.errors.InputError` with a one-line message naming the
 file. ``MAX_PIXELS`` (default 100 MP) refuses larger images before decoding them.
@@ -16,8 +15,6 @@ file. ``MAX_PIXELS`` (default 100 MP) refuses larger images before decoding them
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -32,8 +29,9 @@ from mlx_hdr.color import row_slices
 from mlx_hdr.errors import InputError
 from mlx_hdr.io import pngcheck
 from mlx_hdr.io.atomic import atomic_write
+from mlx_hdr.io.checks import MAX_PIXELS, check_image, check_input, check_pixels, quiet_cv2
 from mlx_hdr.io.exif import exif_orient, exif_orientation
-from mlx_hdr.io.exr import read_exr, write_exr
+from mlx_hdr.io.hdr_io import HALF_MAX, HDR_SUFFIXES, read_hdr, sanitize_hdr, write_hdr
 from mlx_hdr.io.heic import (
     AVIF_SUFFIXES,
     HEIF_SUFFIXES,
@@ -44,36 +42,32 @@ from mlx_hdr.io.heic import (
     register,
 )
 from mlx_hdr.io.icc import icc_to_srgb, icc_to_srgb16
-from mlx_hdr.io.pfm import read_pfm, write_pfm
 
-MAX_PIXELS = 100_000_000  # refuse images above this many pixels (decompression bombs)
-HDR_SUFFIXES = (".hdr", ".exr", ".pfm")
+__all__ = [
+    "HALF_MAX",
+    "HDR_SUFFIXES",
+    "LDR_SUFFIXES",
+    "MAX_PIXELS",
+    "LdrInfo",
+    "is_ldr_file",
+    "ldr_files",
+    "read_hdr",
+    "read_ldr",
+    "read_ldr_info",
+    "sanitize_hdr",
+    "to_uint8",
+    "write_hdr",
+    "write_ldr",
+]
+
 LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", *HEIF_SUFFIXES, *AVIF_SUFFIXES)
 SEQUENCES = ("TIFF", "WEBP", "AVIF")  # formats whose files may hold several images (not MPO)
 LDR_WRITE_SUFFIXES = (".jpg", ".jpeg", ".png")
-HALF_MAX = float(np.finfo(np.float16).max)  # 65504: larger values would become inf in half
 
 _alpha_warned = False
 
 
-# ---------------------------------------------------------------- checks
-
-
-def _check_input(path, suffixes: tuple[str, ...], kind: str) -> Path:
-    path = Path(path)
-    if path.suffix.lower() not in suffixes:
-        raise InputError(
-            f"unsupported {kind} file type {path.suffix!r} ({', '.join(suffixes)})", path
-        )
-    if not path.exists():
-        raise InputError("file not found", path)
-    if not path.is_file():
-        raise InputError("not a regular file", path)
-    if not os.access(path, os.R_OK):
-        raise InputError("permission denied", path)
-    if path.stat().st_size == 0:
-        raise InputError("empty file (0 bytes)", path)
-    return path
+# ---------------------------------------------------------------- listings
 
 
 def is_ldr_file(path: Path) -> bool:
@@ -86,115 +80,6 @@ def is_ldr_file(path: Path) -> bool:
 def ldr_files(folder: Path) -> list[Path]:
     """The photos in ``folder`` (files for which :func:`is_ldr_file` holds), sorted."""
     return sorted(p for p in folder.iterdir() if p.is_file() and is_ldr_file(p))
-
-
-def _check_pixels(path, width: int, height: int, max_pixels: int | None) -> None:
-    limit = MAX_PIXELS if max_pixels is None else max_pixels
-    if width <= 0 or height <= 0:
-        raise InputError(f"invalid image size {width}x{height}", path)
-    if width * height > limit:
-        raise InputError(
-            f"image is {width}x{height} = {width * height / 1e6:.3g} MP, above the "
-            f"{limit / 1e6:.3g} MP limit (possible decompression bomb; see --max-pixels)",
-            path,
-        )
-
-
-# ---------------------------------------------------------------- HDR reading
-
-
-def sanitize_hdr(img: np.ndarray, path=None) -> np.ndarray:
-    """Make HDR values finite and >= 0, warning when anything changed.
-
-    NaN -> 0, +inf -> the largest finite value in the image, negatives (and -inf) -> 0.
-    An image without a single finite value has nothing to keep: ``InputError``.
-    """
-    img = np.asarray(img, np.float32)
-    bad = ~np.isfinite(img) | (img < 0)
-    if not bad.any():
-        return img
-    n_nan, n_inf, n_neg = np.isnan(img).sum(), np.isposinf(img).sum(), (img < 0).sum()
-    finite = img[np.isfinite(img)]
-    if not finite.size:
-        raise InputError("no finite pixel values (all NaN or inf)", path)
-    top = float(finite.max())
-    out = np.nan_to_num(img, nan=0.0, posinf=max(top, 0.0), neginf=0.0)
-    out = np.maximum(out, 0.0)
-    counts = {"NaN (->0)": n_nan, f"+inf (->{top:g})": n_inf, "negative (->0)": n_neg}
-    what = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-    where = f"{path}: " if path is not None else ""
-    warnings.warn(f"{where}replaced {what} values", stacklevel=2)
-    return out
-
-
-def read_hdr(path, max_pixels: int | None = None) -> np.ndarray:
-    """Read a ``.hdr``/``.exr``/``.pfm`` file as float32 HxWx3 scene-linear RGB (Rec.709).
-
-    Values are relative radiance (>= 0, unbounded). NaN, inf and negative values are replaced
-    with a warning (see :func:`sanitize_hdr`). EXR files with other primaries are converted to
-    Rec.709. Raises ``InputError`` for a missing, empty, truncated, unsupported or too large
-    (``max_pixels``, default ``MAX_PIXELS``) file.
-    """
-    path = _check_input(path, HDR_SUFFIXES, "HDR")
-    reader = {".hdr": _read_rgbe, ".exr": _read_exr, ".pfm": _read_pfm}[path.suffix.lower()]
-    img = reader(path, max_pixels)
-    return sanitize_hdr(np.ascontiguousarray(img, np.float32), path)
-
-
-def _rgbe_size(path: Path) -> tuple[int, int]:
-    """Width and height from a Radiance header (without decoding the pixels)."""
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    if not head.startswith((b"#?", b"\n")):
-        raise InputError("not a Radiance RGBE file (missing '#?' signature)", path)
-    m = re.search(rb"\n\n([-+][YX]) (\d+) ([-+][YX]) (\d+)\n", head)
-    if m is None:
-        raise InputError("Radiance header has no resolution line", path)
-    a, b = int(m.group(2)), int(m.group(4))
-    return (b, a) if m.group(1).endswith(b"Y") else (a, b)
-
-
-_cv2_quiet = {"depth": 0, "level": None}
-_cv2_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _quiet_cv2() -> Iterator[None]:
-    """Silence OpenCV's own stderr messages (we raise our own one-line error instead).
-
-    OpenCV's log level is global: a counter keeps it silent while any thread is inside.
-    """
-    logging = cv2.utils.logging
-    with _cv2_lock:
-        if _cv2_quiet["depth"] == 0:
-            _cv2_quiet["level"] = logging.getLogLevel()
-            logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-        _cv2_quiet["depth"] += 1
-    try:
-        yield
-    finally:
-        with _cv2_lock:
-            _cv2_quiet["depth"] -= 1
-            if _cv2_quiet["depth"] == 0:
-                logging.setLogLevel(_cv2_quiet["level"])
-
-
-def _read_rgbe(path: Path, max_pixels: int | None) -> np.ndarray:
-    width, height = _rgbe_size(path)
-    _check_pixels(path, width, height, max_pixels)
-    with _quiet_cv2():
-        bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if bgr is None or bgr.ndim != 3 or bgr.shape[:2] != (height, width):
-        raise InputError("corrupt or truncated Radiance RGBE data", path)
-    return bgr[..., ::-1]
-
-
-def _read_exr(path: Path, max_pixels: int | None) -> np.ndarray:
-    return read_exr(path, lambda width, height: _check_pixels(path, width, height, max_pixels))
-
-
-def _read_pfm(path: Path, max_pixels: int | None) -> np.ndarray:
-    return read_pfm(path, lambda width, height: _check_pixels(path, width, height, max_pixels))
 
 
 # ---------------------------------------------------------------- LDR reading
@@ -219,7 +104,7 @@ _PIL_LIMIT = threading.Lock()
 def _pil_pixel_limit() -> Iterator[None]:
     """Pillow's own decompression-bomb check off while a file is opened (header only), so
     that ``--max-pixels`` above Pillow's default (89.5 MP, refused from 179 MP) is honoured:
-    :func:`_check_pixels` applies our limit right after, before any pixel is decoded."""
+    :func:`check_pixels` applies our limit right after, before any pixel is decoded."""
     with _PIL_LIMIT:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None
@@ -245,7 +130,7 @@ def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
         raise InputError("not a recognised image (corrupt or wrong extension)", path) from None
     except OSError as exc:
         raise InputError(f"cannot open image ({exc})", path) from None
-    _check_pixels(path, im.width, im.height, max_pixels)
+    check_pixels(path, im.width, im.height, max_pixels)
     return im
 
 
@@ -256,7 +141,7 @@ def _is_16bit(im: Image.Image) -> bool:
 
 def read_ldr_info(path, max_pixels: int | None = None) -> LdrInfo:
     """Header facts about an LDR file without decoding its pixels."""
-    path = _check_input(path, LDR_SUFFIXES, "LDR")
+    path = check_input(path, LDR_SUFFIXES, "LDR")
     with _open_pil(path, max_pixels) as im:
         bits = 16 if _is_16bit(im) else 8
         orientation = exif_orientation(im)
@@ -275,7 +160,7 @@ def _warn_alpha(path: Path) -> None:
 def _read_16bit_rgb(path: Path) -> np.ndarray:
     """A 16-bit PNG/TIFF's pixels in RGB(A) order (HxW for grey), by OpenCV; a TIFF that
     OpenCV cannot read (5.x fails on one with an orientation tag) by tifffile."""
-    with _quiet_cv2():
+    with quiet_cv2():
         arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if arr is not None:
         return arr[..., [2, 1, 0, 3][: arr.shape[2]]] if arr.ndim == 3 else arr
@@ -328,7 +213,7 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
     warning). Raises ``InputError`` for missing, empty, truncated, unsupported
     or too large (``max_pixels``, default ``MAX_PIXELS``) files.
     """
-    path = _check_input(path, LDR_SUFFIXES, "LDR")
+    path = check_input(path, LDR_SUFFIXES, "LDR")
     if path.suffix.lower() in HEIF_SUFFIXES:
         return _read_heif(path, max_pixels)
     if path.suffix.lower() in AVIF_SUFFIXES:
@@ -359,61 +244,13 @@ def _read_pil(path: Path, max_pixels: int | None) -> np.ndarray:
 
 def _read_heif(path: Path, max_pixels: int | None) -> np.ndarray:
     """HEIC/HEIF via :func:`mlx_hdr.io.heic.read_heif`; 8-bit images go the JPEG way from there."""
-    img, info, alpha = read_heif(path, lambda w, h: _check_pixels(path, w, h, max_pixels))
+    img, info, alpha = read_heif(path, lambda w, h: check_pixels(path, w, h, max_pixels))
     if alpha:
         _warn_alpha(path)
     return nclx_to_srgb(_pil_to_rgb(img, path) if isinstance(img, Image.Image) else img, info)
 
 
 # ---------------------------------------------------------------- writing
-
-
-def _check_image(img, path: Path) -> np.ndarray:
-    img = np.asarray(img)
-    if img.ndim == 2:
-        img = img[..., None].repeat(3, axis=-1)
-    if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] == 0 or img.shape[1] == 0:
-        raise InputError(f"cannot write an image of shape {img.shape} (need HxWx3)", path)
-    return img.astype(np.float32, copy=False)
-
-
-def write_rgbe(path: Path, img: np.ndarray, shown: Path | None = None) -> None:
-    """HxWx3 ``img`` as a Radiance RGBE file, encoded in memory by OpenCV and written here,
-    so that a failed write raises its own ``OSError`` (OpenCV only returns False)."""
-    with _quiet_cv2():
-        ok, data = cv2.imencode(".hdr", np.ascontiguousarray(img[..., ::-1]))
-    if not ok:
-        raise InputError("OpenCV could not encode the Radiance file", shown or path)
-    path.write_bytes(data.tobytes())
-
-
-def write_hdr(path, img: np.ndarray, dtype: str = "half") -> Path:
-    """Write scene-linear HxWx3 RGB atomically; format by extension (.hdr/.exr/.pfm).
-
-    ``dtype`` ("half" or "float") applies to EXR (ZIP-compressed scanlines); half clamps
-    magnitudes above ``HALF_MAX`` with a warning. RGBE keeps 8-bit mantissas (~1% relative
-    error); PFM stores float32. Negative/NaN values are written as is by PFM/EXR, clamped by
-    RGBE. Returns the path.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in HDR_SUFFIXES:
-        raise InputError(f"unsupported HDR output type {path.suffix!r} (.hdr, .exr, .pfm)", path)
-    if dtype not in ("half", "float"):
-        raise InputError(f"dtype must be 'half' or 'float', not {dtype!r}", path)
-    img = _check_image(img, path)
-    if suffix == ".exr" and dtype == "half" and max(img.max(), -img.min()) > HALF_MAX:
-        msg = f"{path}: values above {HALF_MAX:g} clamped (half-float EXR; use float)"
-        warnings.warn(msg, stacklevel=2)
-        img = np.clip(img, -HALF_MAX, HALF_MAX)
-    with atomic_write(path) as tmp:
-        if suffix == ".hdr":
-            write_rgbe(tmp, img, path)
-        elif suffix == ".exr":
-            write_exr(tmp, img, np.float16 if dtype == "half" else np.float32)
-        else:
-            write_pfm(tmp, img)
-    return path
 
 
 def to_uint8(img01: np.ndarray) -> np.ndarray:
@@ -429,7 +266,7 @@ def write_ldr(path, img01: np.ndarray, quality: int = 95) -> Path:
     path = Path(path)
     if path.suffix.lower() not in LDR_WRITE_SUFFIXES:
         raise InputError(f"unsupported LDR output type {path.suffix!r} (.png, .jpg)", path)
-    u8 = to_uint8(_check_image(img01, path))
+    u8 = to_uint8(check_image(img01, path))
     fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
     # zlib level 3: a 24 MP preview in 1.8 s and 20 MB (Pillow's default 6: 5.0 s, 17 MB)
     opts = {"quality": int(quality)} if fmt == "JPEG" else {"compress_level": 3}
