@@ -493,3 +493,27 @@ def test_max_pixels_above_pillows_own_limit_is_honoured(tmp_path, monkeypatch):
     assert Image.MAX_IMAGE_PIXELS == 1000  # restored
     with pytest.raises(InputError, match="above the 0.002 MP limit"):
         io.read_ldr(path, max_pixels=2000)
+
+
+def test_a_png_is_oriented_by_its_exif_chunk_only(tmp_path):
+    """A stale orientation in ImageMagick's "Raw profile type exif" text (GEGL's parliament
+    frames: portrait pixels tagged 8) is not applied, as browsers do not; an eXIf chunk is."""
+    from PIL.PngImagePlugin import PngInfo
+
+    from mlx_hdr.io.photo_meta import read_exposure
+
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    exif.get_ifd(0x8769).update({0x829A: 0.25, 0x829D: 8.0, 0x8827: 800})
+    raw = b"Exif\x00\x00" + exif.tobytes()
+    text = PngInfo()
+    text.add_text("Raw profile type exif", f"\nexif\n{len(raw):8d}\n{raw.hex()}\n", zip=True)
+    rgb = rgb8(4, 6)
+    Image.fromarray(rgb).save(tmp_path / "text.png", pnginfo=text)
+    with Image.open(tmp_path / "text.png") as im:
+        assert im.getexif()[0x0112] == 8  # Pillow reads the text's tag
+    np.testing.assert_array_equal(io.read_ldr(tmp_path / "text.png"), rgb / np.float32(255))
+    assert io.read_ldr_info(tmp_path / "text.png").orientation == 1
+    assert read_exposure(tmp_path / "text.png").time_s == pytest.approx(0.25)  # kept
+    Image.fromarray(rgb).save(tmp_path / "chunk.png", exif=exif)
+    assert io.read_ldr(tmp_path / "chunk.png").shape == (6, 4, 3)  # eXIf: turned

@@ -23,7 +23,13 @@ def exif_of(im: Image.Image) -> Image.Exif:
 
 
 def exif_orientation(im: Image.Image) -> int:
-    """An open image's EXIF orientation tag (1..8; 1 where it has none or another value)."""
+    """An open image's EXIF orientation tag (1..8; 1 where it has none or another value).
+
+    A PNG is oriented only by an ``eXIf`` chunk before its pixels, as browsers do (PNG 3rd
+    edition): EXIF kept in ImageMagick's "Raw profile type exif" text, which viewers do not
+    read, often carries a stale tag of pixels already turned upright."""
+    if im.format == "PNG" and "exif" not in im.info:
+        return 1
     value = exif_of(im).get(ORIENTATION, 1)
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
