@@ -1,4 +1,5 @@
-"""``scripts/fetch_hdrmerge_brackets.py``: the raw merge and alignment (no download here)."""
+"""``scripts/fetch_hdrmerge_brackets.py`` (the raw merge and alignment) and
+``scripts/fetch_gegl_brackets.py``; no download here."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import fetch_gegl_brackets as gegl  # noqa: E402
 import fetch_hdrmerge_brackets as fetch  # noqa: E402
 
 
@@ -45,3 +47,44 @@ def test_merge_takes_the_short_frame_where_the_reference_clips():
     light = clipped & keep  # the light itself, where the reference clips at 1.0
     assert light.sum() > 1000 and truth[light].max() > 2.0
     np.testing.assert_allclose(hdr[light], truth[light], rtol=0.02)
+
+
+def test_gegl_bracket_is_extracted_and_merged_with_its_licence(tmp_path):
+    """``scripts/fetch_gegl_brackets.py`` on a stand-in archive: the three named frames are
+    taken from GEGL's test folder (others ignored), merged, and the set names its source."""
+    import io
+    import json
+    import tarfile
+
+    from PIL import Image
+
+    from mlx_hdr.color import linear_to_srgb
+    from mlx_hdr.io.image_io import read_hdr
+
+    truth = scene(48, 64)
+    archive = tmp_path / "gegl.orig.tar.xz"
+    with tarfile.open(archive, "w:xz") as tar:
+        for name, t in [*zip(gegl.FRAMES, (1 / 50, 1 / 13, 0.4), strict=True), ("other.png", 1.0)]:
+            exif = Image.Exif()
+            exif.get_ifd(0x8769).update({0x829A: t, 0x829D: 8.0, 0x8827: 800})
+            rgb = linear_to_srgb(np.minimum(truth * t * 4, 1.0))
+            buf = io.BytesIO()
+            Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(
+                buf, "PNG", exif=exif.tobytes()
+            )
+            info = tarfile.TarInfo(f"gegl-0.4.42{gegl.FOLDER}{name}")
+            info.size = len(buf.getvalue())
+            tar.addfile(info, io.BytesIO(buf.getvalue()))
+    meta = gegl.build(tmp_path / "set", archive)
+    assert [f["source"] for f in meta["frames"]] == [
+        "parliament_2.png",
+        "parliament_1.png",
+        "parliament_0.png",
+    ]
+    assert json.loads((tmp_path / "set" / "exposures.json").read_text())["license"].startswith(
+        "LGPL"
+    )
+    hdr = read_hdr(tmp_path / "set" / "merged.hdr")
+    assert hdr.shape == truth.shape
+    ratio = np.median(hdr[..., 1] / truth[..., 1])  # the merge is the scene up to one scale
+    assert np.percentile(np.abs(np.log2(hdr[..., 1] / truth[..., 1] / ratio)), 90) < 0.15
