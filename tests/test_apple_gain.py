@@ -223,3 +223,25 @@ def test_a_truncated_iphone_photo_is_noted_on_one_line(cli, recwarn, tmp_path):
         notes
     )
     assert all("\n" not in str(w.message) for w in recwarn)
+
+
+@pytest.mark.parametrize(
+    "name,stops",  # libavif's avifjpeggainmaptest expects these headrooms of the same files
+    [("iphone13mini_window_old.jpg", 3.0), ("iphone13mini_window_new.jpg", np.log2(4.532783))],
+)
+def test_a_real_iphone_jpeg_reads_as_libavif_reads_it(name, stops, recwarn):
+    """A real iPhone HDR JPEG (libavif's test images): the headroom from the MakerNote (old)
+    or the XMP (new) as libavif reads it, the 192x256 map stretched over the 384x512 photo."""
+    path = Path(__file__).parent / "fixtures" / name
+    assert existing_gain_map(path) == APPLE_HDR
+    assert np.log2(headroom_of(path)) == pytest.approx(stops, abs=1e-6)
+    with Image.open(path) as im:
+        im.seek(1)
+        assert im.size == (192, 256)  # the map, as libavif's test finds it
+    factor = apple_gain(path)
+    ldr = read_ldr(path)
+    assert factor.shape == ldr.shape[:2] == (512, 384)
+    assert factor.min() >= 1.0 and 2.0 < factor.max() <= 2**stops
+    y = rgb_to_luminance(ldr)
+    assert factor[y > 0.9].mean() > factor[y < 0.3].mean() + 0.3  # the window's sky is lifted
+    assert gain_for(path, ldr.shape[:2], ldr) is not None
