@@ -42,22 +42,33 @@ def os_error_line(exc: OSError) -> str:
     return f"{where}{exc.strerror or exc}"
 
 
+LIBRARY_NOTES = 3  # a library's notes on one file printed in full (warnings_naming)
+
+
 @contextmanager
 def warnings_naming(path: str | Path) -> Iterator[None]:
     """Warnings raised inside, issued again after it, each once and on one line; a
     library's with ``path`` in front unless they name it already: a library's note on a
     damaged file (Pillow's "Corrupt EXIF data. ...") says nothing of which file it is about,
-    where this package's own notes name theirs (an input or an output)."""
+    where this package's own notes name theirs (an input or an output). A library's notes
+    beyond the first ``LIBRARY_NOTES`` on one file (Pillow gives one per damaged EXIF tag)
+    are counted on one more line instead."""
     caught: list = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             yield
     finally:  # also when the file failed: its notes come before its error line
         seen: set[str] = set()
+        library = 0  # a library's distinct notes so far
         for w in caught:
             text = " ".join(str(w.message).split())
             ours = "mlx_hdr" in Path(w.filename).parts
             text = text if ours or str(path) in text else f"{path}: {text}"
-            if text not in seen:
-                seen.add(text)
+            if text in seen:
+                continue
+            seen.add(text)
+            library += not ours
+            if ours or library <= LIBRARY_NOTES:
                 warnings.warn(text, w.category, stacklevel=3)
+        if (more := library - LIBRARY_NOTES) > 0:
+            warnings.warn(f"{path}: and {more} more notes like these", UserWarning, stacklevel=3)

@@ -278,6 +278,17 @@ def test_warnings_naming_prefixes_collapses_and_survives_a_failure(tmp_path):
         with warnings_naming(src):  # this package's own notes name their file already
             warnings.warn_explicit(f"{out}: written with boost 1", UserWarning, own, 1)
     assert [str(w.message) for w in seen] == [f"{out}: written with boost 1"]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with warnings_naming(src):  # Pillow: one note per damaged EXIF tag
+            for tag in range(7):
+                warnings.warn(f"Tag data larger than file. Skipping tag {tag}", stacklevel=1)
+            warnings.warn_explicit(f"{out}: written with boost 1", UserWarning, own, 1)
+    assert [str(w.message) for w in seen] == [
+        *(f"{src}: Tag data larger than file. Skipping tag {tag}" for tag in range(3)),
+        f"{out}: written with boost 1",
+        f"{src}: and 4 more notes like these",
+    ]
 
 
 def test_never_overwrites_an_input(cli, photos, tmp_path):

@@ -1,6 +1,7 @@
 """Photos that record their own highlights: keep what the camera measured, reconstruct the rest.
 
-A phone photo with a gain map (an Ultra HDR JPEG, an iPhone's or a Samsung's HDR HEIC)
+A phone photo with a gain map (an Ultra HDR JPEG, an iPhone's or a Samsung's HDR HEIC, an
+AVIF with an ISO 21496-1 gain map)
 carries in it how bright its highlights were, up to the headroom the camera kept
 (:mod:`mlx_hdr.io.uhdr_input`). That is a measurement; a reconstruction is an estimate. So
 for such a photo the output is the recorded rendition, except where the camera ran out of
@@ -19,11 +20,12 @@ import numpy as np
 
 from mlx_hdr.color import clip_mask, rgb_to_luminance, row_slices, srgb_to_linear
 from mlx_hdr.errors import InputError
+from mlx_hdr.io.avif_gainmap import AVIF_GAIN_MAP
 from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR
 from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 from mlx_hdr.io.uhdr_input import OFFSET, recorded_gain
 
-READ = (ULTRA_HDR, APPLE_HDR, ANDROID_HDR)  # the gain maps whose rendition is read
+READ = (ULTRA_HDR, APPLE_HDR, ANDROID_HDR, AVIF_GAIN_MAP)  # the gain maps whose rendition is read
 KEPT = "records its own highlights; keeping them, reconstructing where they are cut"
 SATURATION = 0.25  # stops below the map's largest gain where the recorded highlights count as cut
 

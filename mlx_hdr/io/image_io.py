@@ -128,7 +128,7 @@ def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
         raise InputError(f"refused: {exc}".split(". ")[0], path) from None
     except UnidentifiedImageError:
         raise InputError("not a recognised image (corrupt or wrong extension)", path) from None
-    except OSError as exc:
+    except (OSError, ValueError, RuntimeError) as exc:  # AVIF: "Failed to decode image: ..."
         raise InputError(f"cannot open image ({exc})", path) from None
     check_pixels(path, im.width, im.height, max_pixels)
     return im

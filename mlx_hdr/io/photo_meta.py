@@ -1,5 +1,5 @@
 """What a photo carries besides its pixels: EXIF to pass on to outputs, and an HDR gain map
-that makes it HDR already (an iPhone HEIC, an Ultra HDR JPEG)."""
+that makes it HDR already (an iPhone HEIC, an Ultra HDR JPEG, an AVIF with a gain map)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,16 @@ from PIL import Image
 
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import jpeg_apple_map
+from mlx_hdr.io.avif_gainmap import AVIF_GAIN_MAP, has_gain_map
 from mlx_hdr.io.exif import EXIF_IFD, ORIENTATION, exif_of
-from mlx_hdr.io.heic import APPLE_HDR, HEIF_SUFFIXES, gain_map_kind, open_heif, register
+from mlx_hdr.io.heic import (
+    APPLE_HDR,
+    AVIF_SUFFIXES,
+    HEIF_SUFFIXES,
+    gain_map_kind,
+    open_heif,
+    register,
+)
 
 # what opening a photo's metadata may raise; reading its pixels (read_ldr) reports the problem
 UNREADABLE = (OSError, ValueError, SyntaxError, InputError, Image.DecompressionBombError)
@@ -44,13 +52,15 @@ def read_exif(path) -> bytes | None:
 def existing_gain_map(path) -> str | None:
     """``"an Apple HDR gain map"`` and the like when the photo already carries an HDR rendition
     through a gain map (HEIC: an auxiliary image or XMP; JPEG: Ultra HDR / ISO 21496-1
-    metadata, or Apple's map as its second MPF image), else None. Unreadable files give None
-    (reading them reports the problem)."""
+    metadata, or Apple's map as its second MPF image; AVIF: an ISO 21496-1 ``tmap`` item), else
+    None. Unreadable files give None (reading them reports the problem)."""
     path = Path(path)
     suffix = path.suffix.lower()
     try:
         if suffix in HEIF_SUFFIXES:
             return gain_map_kind(open_heif(path).info)
+        if suffix in AVIF_SUFFIXES:
+            return AVIF_GAIN_MAP if has_gain_map(path) else None
         if suffix in (".jpg", ".jpeg"):
             with Image.open(path) as im:
                 app = b"".join(content for _, content in getattr(im, "applist", []))

@@ -7,7 +7,8 @@ map as an auxiliary image with Ultra HDR's ``hdrgm`` XMP (Samsung). Decoded at f
 says how much brighter than the photo the camera measured each pixel: recorded highlights,
 up to the headroom it kept. An Ultra HDR JPEG is decoded by Google's libultrahdr (through
 ``imagecodecs``), an iPhone photo by :mod:`mlx_hdr.io.apple_gain`, an Android HEIC by
-:mod:`mlx_hdr.io.hdrgm_read`.
+:mod:`mlx_hdr.io.hdrgm_read`, an AVIF with an ISO 21496-1 gain map (``tmap``) by
+:mod:`mlx_hdr.io.avif_gainmap`.
 
 :func:`recorded_gain` returns that as a per-pixel, per-channel factor over the photo,
 
@@ -39,6 +40,7 @@ from PIL import Image
 from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import apple_gain
+from mlx_hdr.io.avif_gainmap import AVIF_GAIN_MAP, avif_gain_map
 from mlx_hdr.io.exif import exif_orient, exif_orientation
 from mlx_hdr.io.hdrgm_read import apply_hdrgm, heic_hdrgm_map
 from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR
@@ -114,6 +116,13 @@ def _hdrgm_heic_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarr
     return _over(photo, lambda lin: apply_hdrgm(lin, g, params)), photo
 
 
+def _avif_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    g, params = avif_gain_map(path)
+    photo = read_ldr(path) if photo is None else photo
+    g = _to_photo(g, photo)
+    return _over(photo, lambda lin: apply_hdrgm(lin, g, params)), photo
+
+
 def _uhdr_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     import imagecodecs
 
@@ -146,4 +155,9 @@ def _display_p3_base(path: Path) -> bool:
         return False
 
 
-READERS = {ULTRA_HDR: _uhdr_recorded, APPLE_HDR: _apple_recorded, ANDROID_HDR: _hdrgm_heic_recorded}
+READERS = {
+    ULTRA_HDR: _uhdr_recorded,
+    APPLE_HDR: _apple_recorded,
+    ANDROID_HDR: _hdrgm_heic_recorded,
+    AVIF_GAIN_MAP: _avif_recorded,
+}
