@@ -25,7 +25,7 @@ from mlx_hdr.io.avif_gainmap import (
 )
 from mlx_hdr.io.hdrgm_read import apply_hdrgm
 from mlx_hdr.io.image_io import read_hdr, read_ldr
-from mlx_hdr.io.photo_meta import existing_gain_map
+from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 from mlx_hdr.io.uhdr_input import recorded_gain
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -123,3 +123,17 @@ def test_predict_keeps_an_avifs_recorded_highlights(cli, tmp_path, recwarn):
     assert out.max() > 2.0  # the recorded highlights, where the linear method alone gives 1
     with Image.open(SDR) as im:
         assert out.shape[:2] == (im.height, im.width)
+
+
+def test_an_adobe_gain_map_jpeg_that_libultrahdr_refuses_reads_as_its_avif_twin():
+    """libavif made the AVIF from Adobe Camera Raw's gain-map JPEG (``fixtures/
+    seine_sdr_gainmap_srgb.jpg``), which libultrahdr refuses ("could not find attribute
+    hdrgm:Version"): read by its map's hdrgm XMP, it gives the AVIF's rendition."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    jpeg = FIXTURES / "seine_sdr_gainmap_srgb.jpg"
+    with pytest.raises(Exception, match="hdrgm:Version"):
+        imagecodecs.ultrahdr_decode(jpeg.read_bytes())
+    assert existing_gain_map(jpeg) == ULTRA_HDR
+    ratio = np.log2(recorded_gain(jpeg) / recorded_gain(SDR))
+    assert abs(np.median(ratio)) < 0.005 and np.percentile(abs(ratio), 99) < 0.05  # 0.013
+    assert np.log2(recorded_gain(jpeg).max()) > 1.0

@@ -8,19 +8,27 @@ that a gain-map JPEG carries. At full boost the rendition is, per channel,
 
 with ``sdr`` the linear photo (1.0 = its white), ``g`` the map's value in [0, 1] resized to the
 photo and the parameters in log2 units, one per channel or one for all (Adobe's gain-map
-specification; libultrahdr decodes a JPEG so, which the tests compare with).
+specification; libultrahdr decodes a JPEG so, which the tests compare with). A gain-map JPEG
+that libultrahdr refuses (Adobe Camera Raw's of 2023: the map as the second MPF image with
+its ``hdrgm`` XMP, which libultrahdr 1.4 fails to parse) is read the same way
+(:func:`jpeg_hdrgm_map`).
 """
 
 from __future__ import annotations
 
+import io
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from mlx_hdr.errors import InputError
+from mlx_hdr.io.exif import exif_orient, exif_orientation
+from mlx_hdr.io.hdrgm import APP1, ContainerError, mpf_images, segments
 from mlx_hdr.io.heic import aux_image
 
 FIELDS = {  # hdrgm name: (attribute, default)
@@ -119,3 +127,35 @@ def upsample_map(g: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     warp = np.float32([[mw / w, 0, 0], [0, mh / h, 0]])
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     return cv2.warpAffine(g, warp, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
+def jpeg_hdrgm_map(path: Path) -> tuple[np.ndarray, HdrgmParams] | None:
+    """An MPF JPEG's gain-map image whose own XMP gives ``hdrgm`` parameters: the map as
+    HxW[x3] float32 in [0, 1], resized to the photo (:func:`upsample_map`) and turned by its
+    EXIF orientation as ``read_ldr`` turns the photo, and the parameters; None where the file
+    has no such image.
+
+    Raises:
+        InputError: the image is there but cannot be decoded, or its parameters do not parse.
+    """
+    data = path.read_bytes()
+    try:
+        images = mpf_images(data)[1][1:]
+        heads = [(im, segments(data, im.start)) for im in images]
+    except (ContainerError, struct.error, IndexError):
+        return None
+    for image, head in heads:
+        xmp = b"".join(data[s:e] for m, s, e in head if m == APP1)
+        try:
+            params = parse_hdrgm(xmp)
+            if params is None:
+                continue
+            stored = data[image.start : image.start + image.size]
+            with Image.open(path) as im, Image.open(io.BytesIO(stored)) as gm:
+                size, orientation = im.size, exif_orientation(im)
+                grey = gm.mode in ("L", "I;16", "I")
+                g = np.asarray(gm.convert("L" if grey else "RGB"), np.float32) / np.float32(255)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise InputError(f"its HDR gain map cannot be decoded ({exc})", path) from None
+        return exif_orient(upsample_map(g, size), orientation), params
+    return None

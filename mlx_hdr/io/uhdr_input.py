@@ -6,7 +6,8 @@ Apple's HDR photos (iPhone 12 and later, HEIC or MPF JPEG) and Android HEICs tha
 map as an auxiliary image with Ultra HDR's ``hdrgm`` XMP (Samsung). Decoded at full boost, it
 says how much brighter than the photo the camera measured each pixel: recorded highlights,
 up to the headroom it kept. An Ultra HDR JPEG is decoded by Google's libultrahdr (through
-``imagecodecs``), an iPhone photo by :mod:`mlx_hdr.io.apple_gain`, an Android HEIC by
+``imagecodecs``; one it refuses by its map's ``hdrgm`` XMP, :func:`~mlx_hdr.io.hdrgm_read.
+jpeg_hdrgm_map`), an iPhone photo by :mod:`mlx_hdr.io.apple_gain`, an Android HEIC by
 :mod:`mlx_hdr.io.hdrgm_read`, an AVIF with an ISO 21496-1 gain map (``tmap``) by
 :mod:`mlx_hdr.io.avif_gainmap`.
 
@@ -42,7 +43,7 @@ from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import apple_gain
 from mlx_hdr.io.avif_gainmap import AVIF_GAIN_MAP, avif_gain_map
 from mlx_hdr.io.exif import exif_orient, exif_orientation
-from mlx_hdr.io.hdrgm_read import apply_hdrgm, heic_hdrgm_map
+from mlx_hdr.io.hdrgm_read import HdrgmParams, apply_hdrgm, heic_hdrgm_map, jpeg_hdrgm_map
 from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR
 from mlx_hdr.io.image_io import read_ldr
 from mlx_hdr.io.native import P3_TO_REC709, is_display_p3
@@ -109,18 +110,21 @@ def _apple_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, n
     return _over(photo, lambda lin: lin * factor), photo
 
 
-def _hdrgm_heic_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    g, params = heic_hdrgm_map(path)
+def _hdrgm_recorded(
+    path: Path, photo: np.ndarray | None, g: np.ndarray, params: HdrgmParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """The gain of map ``g`` (full size, turned as the photo) under ``params``."""
     photo = read_ldr(path) if photo is None else photo
     g = _to_photo(g, photo)
     return _over(photo, lambda lin: apply_hdrgm(lin, g, params)), photo
+
+
+def _hdrgm_heic_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    return _hdrgm_recorded(path, photo, *heic_hdrgm_map(path))
 
 
 def _avif_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    g, params = avif_gain_map(path)
-    photo = read_ldr(path) if photo is None else photo
-    g = _to_photo(g, photo)
-    return _over(photo, lambda lin: apply_hdrgm(lin, g, params)), photo
+    return _hdrgm_recorded(path, photo, *avif_gain_map(path))
 
 
 def _uhdr_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -132,6 +136,8 @@ def _uhdr_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np
         base = None if p3 else imagecodecs.ultrahdr_decode(data, dtype=np.uint8)[..., :3]
     except Exception as exc:  # imagecodecs raises its own error types, or lacks the codec
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if (found := jpeg_hdrgm_map(path)) is not None:  # what libultrahdr refuses (Adobe's)
+            return _hdrgm_recorded(path, photo, *found)
         raise InputError(f"its HDR gain map cannot be decoded ({why})", path) from None
     orient = _orientation(path)
     if p3:  # decoded in the base's Display P3: in the photo's sRGB, over the photo
