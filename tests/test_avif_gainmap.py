@@ -15,16 +15,10 @@ from PIL import Image
 from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.infer.recorded import KEPT, recorded_hdr
-from mlx_hdr.io.avif_gainmap import (
-    AVIF_GAIN_MAP,
-    avif_gain_map,
-    item_data,
-    one_item_avif,
-    parse_meta,
-    parse_tmap,
-)
+from mlx_hdr.io.avif_gainmap import AVIF_GAIN_MAP, avif_gain_map, parse_tmap
 from mlx_hdr.io.hdrgm_read import apply_hdrgm
 from mlx_hdr.io.image_io import read_hdr, read_ldr
+from mlx_hdr.io.isobmff import boxes, item_data, make_box, one_item_avif, parse_meta
 from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 from mlx_hdr.io.uhdr_input import recorded_gain
 
@@ -34,12 +28,11 @@ HDR = FIXTURES / "seine_hdr_srgb.avif"
 SDR_WHITE_NITS = 203.0  # libavif's level of the SDR white in a PQ rendition
 
 
-def tmap(channels=1, version=0, minimum=0, writer=0, extra=b"", gamma=(1, 1)) -> bytes:
+def tmap(channels=1, version=0, minimum=0, writer=0, extra=b"", gamma=(1, 1), base=0) -> bytes:
     """ISO 21496-1 metadata: min -0.5, max 2 (+0.5 per channel), base/alternate offsets
-    1/64 and 1/32, headrooms 0 and 2."""
-    head = struct.pack(
-        ">BHHB4I", version, minimum, writer, 0x80 if channels == 3 else 0, 0, 1, 2, 1
-    )
+    1/64 and 1/32, headrooms 0 and 2; ``base``: the use_base_colour_space bit."""
+    flags = (0x80 if channels == 3 else 0) | (0x40 if base else 0)
+    head = struct.pack(">BHHB4I", version, minimum, writer, flags, 0, 1, 2, 1)
     body = b"".join(
         struct.pack(">iIiIIIiIiI", -1, 2, 4 + c, 2, *gamma, 1, 64, 1, 32) for c in range(channels)
     )
@@ -47,12 +40,14 @@ def tmap(channels=1, version=0, minimum=0, writer=0, extra=b"", gamma=(1, 1)) ->
 
 
 def test_metadata_is_read_as_libavif_reads_it():
-    params, base, alternate = parse_tmap(tmap())
-    assert (base, alternate) == (0.0, 2.0)
+    info = parse_tmap(tmap())
+    params = info.params
+    assert (info.base_headroom, info.alternate_headroom) == (0.0, 2.0)
     assert params.min_log2 == (-0.5,) * 3 and params.max_log2 == (2.0,) * 3
     assert params.offset_sdr == (1 / 64,) * 3 and params.offset_hdr == (1 / 32,) * 3
-    assert parse_tmap(tmap(channels=3))[0].max_log2 == (2.0, 2.5, 3.0)
-    assert parse_tmap(tmap(writer=1, extra=b"future"))[0].gamma == (1.0,) * 3  # newer writer
+    assert not info.use_base_colour_space and parse_tmap(tmap(base=1)).use_base_colour_space
+    assert parse_tmap(tmap(channels=3)).params.max_log2 == (2.0, 2.5, 3.0)
+    assert parse_tmap(tmap(writer=1, extra=b"future")).params.gamma == (1.0,) * 3  # newer
     for bad, why in [
         (tmap(version=1), "version"),
         (tmap(minimum=1), "version"),
@@ -82,7 +77,8 @@ def test_the_rendition_matches_the_hdr_the_map_was_made_from():
     imagecodecs = pytest.importorskip("imagecodecs")
     assert existing_gain_map(SDR) == AVIF_GAIN_MAP
     photo = read_ldr(SDR)
-    g, params = avif_gain_map(SDR)
+    g, params, to709 = avif_gain_map(SDR)
+    assert to709 is None  # the map works in the photo's BT.709
     assert g.shape == photo.shape and 0.0 <= g.min() < g.max() <= 1.0
     hdr = apply_hdrgm(srgb_to_linear(photo), g, params)  # full boost, 1.0 = the SDR white
     pq = imagecodecs.avif_decode(HDR.read_bytes()).astype(np.float64) / 1023.0
@@ -137,3 +133,92 @@ def test_an_adobe_gain_map_jpeg_that_libultrahdr_refuses_reads_as_its_avif_twin(
     ratio = np.log2(recorded_gain(jpeg) / recorded_gain(SDR))
     assert abs(np.median(ratio)) < 0.005 and np.percentile(abs(ratio), 99) < 0.05  # 0.013
     assert np.log2(recorded_gain(jpeg).max()) > 1.0
+
+
+def rebuilt(data: bytes, props=(), on=(), drop=()) -> bytes:
+    """``data`` with its ``meta`` box written again: the property boxes ``props`` added and
+    associated (essential) with the items ``on``, the child boxes of types ``drop`` left
+    out, every item's data offset moved by the change in the box's size."""
+    meta = parse_meta(data)
+    assoc = {k: list(v) for k, v in meta.assoc.items()}
+    for item in on:
+        assoc[item] += [(len(meta.props) + k + 1, True) for k in range(len(props))]
+    entries = [
+        struct.pack(">HB", i, len(a)) + bytes(n | e << 7 for n, e in a) for i, a in assoc.items()
+    ]
+    ipma = make_box(b"ipma", struct.pack(">I", len(assoc)) + b"".join(entries), 0)
+    iprp = make_box(b"iprp", make_box(b"ipco", b"".join([*meta.props, *props])) + ipma)
+    start, payload, end = next(
+        (a, s, e) for k, a, s, e in boxes(data, 0, len(data)) if k == b"meta"
+    )
+    assert all(method == 0 for method, _ in meta.extents.values())
+
+    def meta_box(shift: int) -> bytes:
+        ext = [(i, e) for i, (_, e) in sorted(meta.extents.items())]
+        iloc = (
+            b"\x44\0"
+            + struct.pack(">H", len(ext))
+            + b"".join(
+                struct.pack(">HHH", i, 0, len(e))
+                + b"".join(struct.pack(">II", o + shift, n) for o, n in e)
+                for i, e in ext
+            )
+        )
+        new = {b"iprp": iprp, b"iloc": make_box(b"iloc", iloc, 0)}
+        kept = [
+            new.get(k, data[a:e]) for k, a, _, e in boxes(data, payload + 4, end) if k not in drop
+        ]
+        return make_box(b"meta", b"".join(kept), 0)
+
+    shift = len(meta_box(0)) - (end - start)
+    return data[:start] + meta_box(shift) + data[end:]
+
+
+@pytest.mark.parametrize("turn", [1, 3])
+def test_a_turned_photos_map_is_turned_with_it(tmp_path, turn):
+    """irot on the photo and on its map, as libavif writes a turned photo: Pillow turns the
+    photo by its EXIF-style orientation; the map, decoded unturned, is turned the same."""
+    path = tmp_path / "turned.avif"
+    path.write_bytes(rebuilt(SDR.read_bytes(), [make_box(b"irot", bytes([turn]))], on=(1, 3)))
+    photo = read_ldr(path)
+    np.testing.assert_array_equal(photo, np.rot90(read_ldr(SDR), turn))
+    np.testing.assert_allclose(avif_gain_map(path)[0], np.rot90(avif_gain_map(SDR)[0], turn))
+
+
+def test_without_its_altr_group_the_map_is_not_read(tmp_path):
+    path = tmp_path / "no_altr.avif"
+    path.write_bytes(rebuilt(SDR.read_bytes(), drop=(b"grpl",)))
+    assert existing_gain_map(path) is None  # as libavif: not an alternative to the photo
+    np.testing.assert_array_equal(read_ldr(path), read_ldr(SDR))
+
+
+def test_a_map_above_the_pixel_limit_is_refused_on_one_line():
+    from mlx_hdr.infer.recorded import gain_for
+
+    limit = r"400x300 = 0.12 MP, above the 0.1 MP limit; see --max-pixels"
+    with pytest.raises(InputError, match=limit):
+        avif_gain_map(SDR, max_pixels=100_000)
+    photo = read_ldr(SDR)
+    with pytest.warns(UserWarning, match=limit):
+        assert gain_for(SDR, photo.shape[:2], photo, max_pixels=100_000) is None
+    with pytest.warns(UserWarning, match="records its own highlights"):
+        assert gain_for(SDR, photo.shape[:2], photo, max_pixels=200_000) is not None
+
+
+def test_a_map_made_in_other_primaries_works_in_them():
+    """ISO 21496-1 with use_base_colour_space clear: the map works in the primaries of the
+    tmap item's colour property; the photo is taken into them and the rendition back."""
+    from mlx_hdr.color import rgb_to_rec709_matrix
+    from mlx_hdr.io.avif_gainmap import PRIMARIES
+    from mlx_hdr.io.hdrgm_read import HdrgmParams
+
+    rng = np.random.default_rng(0)
+    sdr, g = rng.random((4, 5, 3), np.float32), rng.random((4, 5, 3), np.float32)
+    m = rgb_to_rec709_matrix(PRIMARIES[9]).astype(np.float32)  # BT.2020 -> Rec.709
+    p = HdrgmParams((0.0,) * 3, (2.0, 1.0, 0.5), (1.0,) * 3, (0.01,) * 3, (0.02,) * 3)
+    wide = (sdr @ np.linalg.inv(m).T + 0.01) * np.exp2(g * np.float32([2.0, 1.0, 0.5])) - 0.02
+    np.testing.assert_allclose(apply_hdrgm(sdr, g, p, m), np.maximum(wide @ m.T, 0), atol=1e-5)
+    assert np.abs(apply_hdrgm(sdr, g, p, m) - apply_hdrgm(sdr, g, p)).max() > 0.01
+    grey = HdrgmParams((0.0,) * 3, (2.0,) * 3, (1.0,) * 3, (0.01,) * 3, (0.01,) * 3)
+    g1 = np.repeat(g[..., :1], 3, axis=-1)  # one gain for all channels: the same anywhere
+    np.testing.assert_allclose(apply_hdrgm(sdr, g1, grey, m), apply_hdrgm(sdr, g1, grey), atol=1e-5)

@@ -310,7 +310,7 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
     if note_hdr_input(src, opts.skip_hdr_inputs, opts.input_gain_map):
         return []
     ldr = load_input(src, opts.max_size, opts.max_pixels)
-    gain = gain_for(src, ldr.shape[:2], ldr) if opts.input_gain_map else None
+    gain = gain_for(src, ldr.shape[:2], ldr, opts.max_pixels) if opts.input_gain_map else None
     hdr = predict_hdr(
         ldr,
         net,

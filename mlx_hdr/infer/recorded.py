@@ -43,15 +43,18 @@ def note_hdr_input(src: Path, skip: bool, use_gain_map: bool) -> bool:
 
 
 def gain_for(
-    src: Path, shape: tuple[int, int], photo: np.ndarray | None = None
+    src: Path,
+    shape: tuple[int, int],
+    photo: np.ndarray | None = None,
+    max_pixels: int | None = None,
 ) -> np.ndarray | None:
     """``src``'s recorded gain (:func:`~mlx_hdr.io.uhdr_input.recorded_gain`) at ``shape``
     (HxW, the photo as loaded: an area resize where it was downscaled), with a one-line note;
     None without one, or (noted) where it cannot be decoded. ``photo``: the photo as loaded
     (HxWx3 display, ``shape``), which the gain is then computed over instead of decoding the
-    file's photo again."""
+    file's photo again. ``max_pixels``: a larger gain map is refused (noted)."""
     try:
-        gain = recorded_gain(src, photo)
+        gain = recorded_gain(src, photo, max_pixels)
     except InputError as exc:
         warnings.warn(f"{exc}; reconstructing from the photo alone", stacklevel=2)
         return None

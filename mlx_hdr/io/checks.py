@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from mlx_hdr.errors import InputError
 
@@ -19,6 +20,8 @@ MAX_PIXELS = 100_000_000  # refuse images above this many pixels (decompression 
 
 
 def check_input(path, suffixes: tuple[str, ...], kind: str) -> Path:
+    """``path`` as a ``Path`` where it names a readable, non-empty file whose suffix is one of
+    ``suffixes``; ``InputError`` naming the problem (``kind``: "HDR", "LDR") otherwise."""
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise InputError(
@@ -36,6 +39,8 @@ def check_input(path, suffixes: tuple[str, ...], kind: str) -> Path:
 
 
 def check_pixels(path, width: int, height: int, max_pixels: int | None) -> None:
+    """``InputError`` for an image of no size or of more than ``max_pixels`` pixels (default
+    ``MAX_PIXELS``), before it is decoded."""
     limit = MAX_PIXELS if max_pixels is None else max_pixels
     if width <= 0 or height <= 0:
         raise InputError(f"invalid image size {width}x{height}", path)
@@ -48,6 +53,8 @@ def check_pixels(path, width: int, height: int, max_pixels: int | None) -> None:
 
 
 def check_image(img, path: Path) -> np.ndarray:
+    """An image to write to ``path`` as HxWx3 float32 (grey HxW repeated); ``InputError``
+    for any other shape."""
     img = np.asarray(img)
     if img.ndim == 2:
         img = img[..., None].repeat(3, axis=-1)
@@ -79,3 +86,20 @@ def quiet_cv2() -> Iterator[None]:
             _cv2_quiet["depth"] -= 1
             if _cv2_quiet["depth"] == 0:
                 logging.setLogLevel(_cv2_quiet["level"])
+
+
+_PIL_LIMIT = threading.Lock()
+
+
+@contextlib.contextmanager
+def pil_pixel_limit() -> Iterator[None]:
+    """Pillow's own decompression-bomb check off while a file is opened (header only), so
+    that ``--max-pixels`` above Pillow's default (89.5 MP, refused from 179 MP) is honoured:
+    :func:`check_pixels` applies our limit right after, before any pixel is decoded."""
+    with _PIL_LIMIT:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved

@@ -96,11 +96,19 @@ def log2_gain(g: np.ndarray, p: HdrgmParams) -> np.ndarray:
     return (lo + (hi - lo) * g ** (1.0 / gamma)).astype(np.float32)
 
 
-def apply_hdrgm(sdr: np.ndarray, g: np.ndarray, p: HdrgmParams) -> np.ndarray:
-    """The full-boost rendition (module docstring) of linear ``sdr`` (HxWx3, 1.0 = white)
-    under map values ``g`` at its size: HxWx3 float32 linear >= 0."""
+def apply_hdrgm(
+    sdr: np.ndarray, g: np.ndarray, p: HdrgmParams, to709: np.ndarray | None = None
+) -> np.ndarray:
+    """The full-boost rendition (module docstring) of linear ``sdr`` (HxWx3 Rec.709, 1.0 =
+    white) under map values ``g`` at its size: HxWx3 float32 linear >= 0. ``to709``: the 3x3
+    matrix from the primaries the map works in to Rec.709 (``x @ to709.T``), where they are
+    others; the photo is taken into them first and the rendition back."""
+    if to709 is not None:
+        sdr = sdr @ np.linalg.inv(to709).T.astype(np.float32)
     osdr, ohdr = np.float32(p.offset_sdr), np.float32(p.offset_hdr)
-    return np.maximum((sdr + osdr) * np.exp2(log2_gain(g, p)) - ohdr, 0.0).astype(np.float32)
+    hdr = (sdr + osdr) * np.exp2(log2_gain(g, p)) - ohdr
+    hdr = hdr if to709 is None else hdr @ to709.T.astype(np.float32)
+    return np.maximum(hdr, 0.0).astype(np.float32)
 
 
 def heic_hdrgm_map(path: Path) -> tuple[np.ndarray, HdrgmParams]:

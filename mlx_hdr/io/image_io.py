@@ -14,10 +14,7 @@ file. ``MAX_PIXELS`` (default 100 MP) refuses larger images before decoding them
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +26,14 @@ from mlx_hdr.color import row_slices
 from mlx_hdr.errors import InputError
 from mlx_hdr.io import pngcheck
 from mlx_hdr.io.atomic import atomic_write
-from mlx_hdr.io.checks import MAX_PIXELS, check_image, check_input, check_pixels, quiet_cv2
+from mlx_hdr.io.checks import (
+    MAX_PIXELS,
+    check_image,
+    check_input,
+    check_pixels,
+    pil_pixel_limit,
+    quiet_cv2,
+)
 from mlx_hdr.io.exif import exif_orient, exif_orientation
 from mlx_hdr.io.hdr_io import HALF_MAX, HDR_SUFFIXES, read_hdr, sanitize_hdr, write_hdr
 from mlx_hdr.io.heic import (
@@ -97,28 +101,11 @@ class LdrInfo:
     has_alpha: bool
 
 
-_PIL_LIMIT = threading.Lock()
-
-
-@contextlib.contextmanager
-def _pil_pixel_limit() -> Iterator[None]:
-    """Pillow's own decompression-bomb check off while a file is opened (header only), so
-    that ``--max-pixels`` above Pillow's default (89.5 MP, refused from 179 MP) is honoured:
-    :func:`check_pixels` applies our limit right after, before any pixel is decoded."""
-    with _PIL_LIMIT:
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
-        try:
-            yield
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
-
-
 def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
     if path.suffix.lower() in HEIF_SUFFIXES:
         register(path)
     try:
-        with warnings.catch_warnings(), _pil_pixel_limit():
+        with warnings.catch_warnings(), pil_pixel_limit():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             # an AVIF by Pillow's own decoder: pillow-heif, registered for HEIC, would take one
             # whose major brand is mif1 and cannot decode AV1 here

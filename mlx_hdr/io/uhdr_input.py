@@ -58,13 +58,16 @@ def _orientation(path: Path) -> int:
         return exif_orientation(im)
 
 
-def recorded_gain(path, photo: np.ndarray | None = None) -> np.ndarray | None:
+def recorded_gain(
+    path, photo: np.ndarray | None = None, max_pixels: int | None = None
+) -> np.ndarray | None:
     """The gain of the HDR rendition ``path`` records over its photo (module docstring).
 
     Args:
         path: the photo's file.
         photo: the photo as already read (``read_ldr``, possibly downscaled), so that it is
             not decoded again; None: read here.
+        max_pixels: a larger map is refused (an AVIF's; default ``MAX_PIXELS``).
     Returns:
         HxWx3 float32 > 0, oriented as ``read_ldr`` returns the photo (EXIF rotation applied),
         at ``photo``'s size where given, scaled so that the photo's mid-tones keep their level
@@ -77,7 +80,7 @@ def recorded_gain(path, photo: np.ndarray | None = None) -> np.ndarray | None:
     reader = READERS.get(existing_gain_map(path))
     if reader is None:
         return None
-    gain, photo = reader(path, photo)
+    gain, photo = reader(path, photo, max_pixels)
     return (gain / midtone_level(gain, photo)).astype(np.float32)
 
 
@@ -103,7 +106,7 @@ def _to_photo(a: np.ndarray, photo: np.ndarray) -> np.ndarray:
     return a if a.shape[:2] == (h, w) else cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def _apple_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _apple_recorded(path: Path, photo: np.ndarray | None, _) -> tuple[np.ndarray, np.ndarray]:
     factor = apple_gain(path)
     photo = read_ldr(path) if photo is None else photo
     factor = _to_photo(factor, photo)[..., None]
@@ -111,23 +114,30 @@ def _apple_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, n
 
 
 def _hdrgm_recorded(
-    path: Path, photo: np.ndarray | None, g: np.ndarray, params: HdrgmParams
+    path: Path,
+    photo: np.ndarray | None,
+    g: np.ndarray,
+    params: HdrgmParams,
+    to709: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The gain of map ``g`` (full size, turned as the photo) under ``params``."""
+    """The gain of map ``g`` (full size, turned as the photo) under ``params``, worked in the
+    primaries ``to709`` takes to Rec.709 where given (``apply_hdrgm``)."""
     photo = read_ldr(path) if photo is None else photo
     g = _to_photo(g, photo)
-    return _over(photo, lambda lin: apply_hdrgm(lin, g, params)), photo
+    return _over(photo, lambda lin: apply_hdrgm(lin, g, params, to709)), photo
 
 
-def _hdrgm_heic_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _hdrgm_heic_recorded(path: Path, photo: np.ndarray | None, _) -> tuple[np.ndarray, np.ndarray]:
     return _hdrgm_recorded(path, photo, *heic_hdrgm_map(path))
 
 
-def _avif_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    return _hdrgm_recorded(path, photo, *avif_gain_map(path))
+def _avif_recorded(
+    path: Path, photo: np.ndarray | None, max_pixels: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    return _hdrgm_recorded(path, photo, *avif_gain_map(path, max_pixels))
 
 
-def _uhdr_recorded(path: Path, photo: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _uhdr_recorded(path: Path, photo: np.ndarray | None, _) -> tuple[np.ndarray, np.ndarray]:
     import imagecodecs
 
     data, p3 = path.read_bytes(), _display_p3_base(path)
