@@ -19,7 +19,6 @@ of the picture, above what the script scores).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tarfile
@@ -30,7 +29,7 @@ from mlx_hdr.data.brackets import write_bracket_set
 from mlx_hdr.data.datasets import BRACKETS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fetch_hdrmerge_brackets import fetch  # noqa: E402
+from fetch_hdrmerge_brackets import fetch_and_build  # noqa: E402
 
 URL = "https://deb.debian.org/debian/pool/main/g/gegl/gegl_0.4.42.orig.tar.xz"
 SHA256 = "aba83a0cbaa6c56edc29ea22f2e8172950a53b96daa51592083d59222bdde02d"
@@ -64,13 +63,7 @@ def build(out: Path, archive: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-o", "--out", type=Path, required=True, help="set folder to write (new)")
-    ap.add_argument("--archive", type=Path, help="a local copy of the source archive")
-    args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = args.archive or fetch(URL, SHA256, Path(tmp))
-        meta = build(args.out, archive)
+    meta = fetch_and_build(__doc__, URL, SHA256, build)
     for f in meta["frames"]:
         print(f"{f['file']}: {f['exposure_time_s']:.4g} s, clipped {f['clipped']:.1%}")
 

@@ -202,14 +202,20 @@ def build(out: Path, archive: Path) -> dict:
     return meta
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def fetch_and_build(doc: str, url: str, sha256: str, build_set) -> dict:
+    """The command line of a bracket-set script: ``-o`` the set folder, ``--archive`` a local
+    copy of the source archive (else downloaded and checked); ``build_set(out, archive)``
+    writes the set and returns its metadata, returned here."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("-o", "--out", type=Path, required=True, help="set folder to write")
     ap.add_argument("--archive", type=Path, help="a local copy of the source archive")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        archive = args.archive or fetch(URL, SHA256, Path(tmp))
-        meta = build(args.out, archive)
+        return build_set(args.out, args.archive or fetch(url, sha256, Path(tmp)))
+
+
+def main() -> None:
+    meta = fetch_and_build(__doc__, URL, SHA256, build)
     print(json.dumps(meta["merge"], indent=1))
 
 
