@@ -222,3 +222,26 @@ def test_a_map_made_in_other_primaries_works_in_them():
     grey = HdrgmParams((0.0,) * 3, (2.0,) * 3, (1.0,) * 3, (0.01,) * 3, (0.01,) * 3)
     g1 = np.repeat(g[..., :1], 3, axis=-1)  # one gain for all channels: the same anywhere
     np.testing.assert_allclose(apply_hdrgm(sdr, g1, grey, m), apply_hdrgm(sdr, g1, grey), atol=1e-5)
+
+
+@pytest.mark.parametrize("use_base", [False, True])
+def test_the_map_works_in_the_primaries_the_file_names(tmp_path, use_base):
+    """use_base_colour_space clear and the tmap item's nclx naming BT.2020: the map works in
+    BT.2020; set: in the photo's BT.709 (no matrix), as libavif chooses."""
+    from mlx_hdr.color import rgb_to_rec709_matrix
+    from mlx_hdr.io.avif_gainmap import PRIMARIES
+
+    src = SDR.read_bytes()
+    tmap_nclx = b"nclx\x00\x01\x00\x10"  # the tmap item's own: BT.709 primaries, PQ
+    assert src.count(tmap_nclx) == 1
+    data = bytearray(src.replace(tmap_nclx, b"nclx\x00\x09\x00\x10"))  # BT.2020
+    offset = parse_meta(src).extents[2][1][0][0]  # item 2: the tmap item's metadata
+    assert data[offset + 5] == 0xC0  # multichannel, use_base_colour_space set
+    data[offset + 5] = 0xC0 if use_base else 0x80
+    path = tmp_path / "bt2020.avif"
+    path.write_bytes(bytes(data))
+    to709 = avif_gain_map(path)[2]
+    if use_base:
+        assert to709 is None
+    else:
+        np.testing.assert_allclose(to709, rgb_to_rec709_matrix(PRIMARIES[9]), rtol=1e-6)

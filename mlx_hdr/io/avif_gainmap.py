@@ -30,7 +30,7 @@ from PIL import Image
 
 from mlx_hdr.color import rgb_to_rec709_matrix
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.checks import MAX_PIXELS, pil_pixel_limit
+from mlx_hdr.io.checks import pil_pixel_limit, too_large
 from mlx_hdr.io.exif import exif_orient, exif_orientation
 from mlx_hdr.io.hdrgm_read import HdrgmParams
 from mlx_hdr.io.isobmff import Meta, item_data, nclx_primaries, one_item_avif, parse_meta
@@ -116,16 +116,10 @@ def _to_rec709(meta: Meta, item: int) -> np.ndarray | None:
 def _decode(avif: bytes, size: tuple[int, int], max_pixels: int | None) -> np.ndarray:
     """The map in the one-item AVIF ``avif``: HxWx3 float32 in [0, 1], resized to ``size``
     (width, height) as libavif resizes it (bilinear, pixel centres aligned)."""
-    limit = MAX_PIXELS if max_pixels is None else max_pixels
     with pil_pixel_limit():  # ours, below: a map above Pillow's own may be allowed
         im = Image.open(io.BytesIO(avif), formats=["AVIF"])
     with im:
-        if im.width * im.height > limit:
-            mp = im.width * im.height / 1e6
-            raise ValueError(
-                f"{im.width}x{im.height} = {mp:.3g} MP, above the {limit / 1e6:.3g} MP limit; "
-                "see --max-pixels"
-            )
+        too_large(im.width, im.height, max_pixels)
         g = np.asarray(im.convert("RGB"), np.float32) / np.float32(255.0)
     return g if g.shape[1::-1] == size else cv2.resize(g, size, interpolation=cv2.INTER_LINEAR)
 
@@ -138,8 +132,9 @@ def avif_gain_map(
     Returns:
         The map as HxWx3 float32 in [0, 1] at the photo's size, turned as ``read_ldr`` turns
         the photo; its parameters for full boost; the 3x3 linear matrix from the primaries
-        the map works in (the photo's, or the ``tmap`` item's) to Rec.709 (``x @ m.T``),
-        None for BT.709 or primaries not given by CICP.
+        the map works in (the ``tmap`` item's where ``use_base_colour_space`` is clear and it
+        names them, else the photo's) to Rec.709 (``x @ m.T``), None for BT.709 or
+        primaries not given by CICP.
     Raises:
         InputError: no gain map, or one that cannot be read here (one line, naming the file),
             also a map above ``max_pixels`` (default ``MAX_PIXELS``).
@@ -167,5 +162,6 @@ def avif_gain_map(
         g = _decode(one_item_avif(item_data(data, meta, gain), props), size, max_pixels)
     except UNREADABLE as exc:
         raise InputError(f"its HDR gain map cannot be decoded ({exc})", path) from None
-    to709 = _to_rec709(meta, meta.primary if info.use_base_colour_space else tmap)
+    own = None if info.use_base_colour_space else nclx_primaries(meta, tmap)
+    to709 = _to_rec709(meta, tmap if own not in (None, 2) else meta.primary)  # as libavif
     return exif_orient(g, orientation), info.params, to709

@@ -52,6 +52,17 @@ def check_pixels(path, width: int, height: int, max_pixels: int | None) -> None:
         )
 
 
+def too_large(width: int, height: int, max_pixels: int | None) -> None:
+    """``ValueError`` for an image inside a file (a gain map) of more than ``max_pixels``
+    pixels (default ``MAX_PIXELS``), before it is decoded: the reader names its file."""
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    if width * height > limit:
+        raise ValueError(
+            f"{width}x{height} = {width * height / 1e6:.3g} MP, above the {limit / 1e6:.3g} MP "
+            "limit; see --max-pixels"
+        )
+
+
 def check_image(img, path: Path) -> np.ndarray:
     """An image to write to ``path`` as HxWx3 float32 (grey HxW repeated); ``InputError``
     for any other shape."""

@@ -27,8 +27,9 @@ import numpy as np
 from PIL import Image
 
 from mlx_hdr.errors import InputError
+from mlx_hdr.io.checks import pil_pixel_limit, too_large
 from mlx_hdr.io.exif import exif_orient, exif_orientation
-from mlx_hdr.io.hdrgm import APP1, ContainerError, mpf_images, segments
+from mlx_hdr.io.hdrgm import APP1, mpf_images, segments
 from mlx_hdr.io.heic import aux_image
 
 FIELDS = {  # hdrgm name: (attribute, default)
@@ -39,6 +40,7 @@ FIELDS = {  # hdrgm name: (attribute, default)
     "OffsetHDR": ("offset_hdr", 1 / 64),
 }
 _PACKET = re.compile(rb"<x:xmpmeta.*?</x:xmpmeta>", re.DOTALL)
+MAX_STOPS = 16.0  # a gain map's largest |log2 gain| read (65,536x): beyond it, a broken file
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ def parse_hdrgm(data: bytes) -> HdrgmParams | None:
     None when none does, or when its base rendition is the HDR one (not read here).
 
     Raises:
-        ValueError: a value that is not a number, or 2 values where 1 or 3 are allowed.
+        ValueError: a value that is not a finite number, 2 values where 1 or 3 are allowed,
+            or values that make no map (:func:`_check_hdrgm`).
     """
     for packet in _PACKET.findall(data):
         if b"hdrgm:GainMapMax" not in packet:
@@ -81,11 +84,28 @@ def parse_hdrgm(data: bytes) -> HdrgmParams | None:
         fields = {}
         for name, (key, default) in FIELDS.items():
             values = _values(packet, name) or ([default] if default is not None else None)
-            if values is None or len(values) not in (1, 3):
+            if values is None or len(values) not in (1, 3) or not np.all(np.isfinite(values)):
                 raise ValueError(f"hdrgm:{name} gives {values}")
             fields[key] = tuple(values * 3 if len(values) == 1 else values)
-        return HdrgmParams(**fields)
+        return _check_hdrgm(HdrgmParams(**fields), packet)
     return None
+
+
+def _check_hdrgm(p: HdrgmParams, packet: bytes) -> HdrgmParams:
+    """``p`` where it makes a map, as libavif requires (``avifjpeg.c``): gamma > 0, maximum
+    at least the minimum, offsets >= 0, HDRCapacityMax above HDRCapacityMin >= 0 where
+    given; and no gain beyond ``MAX_STOPS`` either way. ``ValueError`` otherwise."""
+    cap = [
+        (_values(packet, k) or [d])[0]
+        for k, d in (("HDRCapacityMin", 0.0), ("HDRCapacityMax", 1.0))
+    ]
+    if min(p.gamma) <= 0 or any(h < m for h, m in zip(p.max_log2, p.min_log2, strict=True)):
+        raise ValueError("hdrgm gives a gamma of 0 or a GainMapMax below GainMapMin")
+    if min(p.offset_sdr + p.offset_hdr) < 0 or not 0 <= cap[0] < cap[1]:
+        raise ValueError("hdrgm gives a negative offset or no HDR capacity")
+    if max(map(abs, p.min_log2 + p.max_log2)) > MAX_STOPS:
+        raise ValueError(f"hdrgm gives gains beyond {MAX_STOPS:g} stops")
+    return p
 
 
 def log2_gain(g: np.ndarray, p: HdrgmParams) -> np.ndarray:
@@ -137,20 +157,22 @@ def upsample_map(g: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.warpAffine(g, warp, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 
-def jpeg_hdrgm_map(path: Path) -> tuple[np.ndarray, HdrgmParams] | None:
+def jpeg_hdrgm_map(
+    path: Path, max_pixels: int | None = None
+) -> tuple[np.ndarray, HdrgmParams] | None:
     """An MPF JPEG's gain-map image whose own XMP gives ``hdrgm`` parameters: the map as
     HxW[x3] float32 in [0, 1], resized to the photo (:func:`upsample_map`) and turned by its
     EXIF orientation as ``read_ldr`` turns the photo, and the parameters; None where the file
     has no such image.
 
     Raises:
-        InputError: the image is there but cannot be decoded, or its parameters do not parse.
+        InputError: the image is there but cannot be decoded, is larger than ``max_pixels``
+            (default ``MAX_PIXELS``), or its parameters make no map.
     """
     data = path.read_bytes()
     try:
-        images = mpf_images(data)[1][1:]
-        heads = [(im, segments(data, im.start)) for im in images]
-    except (ContainerError, struct.error, IndexError):
+        heads = [(im, segments(data, im.start)) for im in mpf_images(data)[1][1:]]
+    except (ValueError, struct.error, IndexError):  # ContainerError is a ValueError
         return None
     for image, head in heads:
         xmp = b"".join(data[s:e] for m, s, e in head if m == APP1)
@@ -159,11 +181,13 @@ def jpeg_hdrgm_map(path: Path) -> tuple[np.ndarray, HdrgmParams] | None:
             if params is None:
                 continue
             stored = data[image.start : image.start + image.size]
-            with Image.open(path) as im, Image.open(io.BytesIO(stored)) as gm:
+            with pil_pixel_limit():  # ours, below
+                im, gm = Image.open(path), Image.open(io.BytesIO(stored))
+            with im, gm:
+                too_large(gm.width, gm.height, max_pixels)
                 size, orientation = im.size, exif_orientation(im)
-                grey = gm.mode in ("L", "I;16", "I")
-                g = np.asarray(gm.convert("L" if grey else "RGB"), np.float32) / np.float32(255)
-        except (OSError, ValueError, SyntaxError) as exc:
+                g = np.asarray(gm.convert("L" if gm.mode == "L" else "RGB"), np.float32) / 255
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise InputError(f"its HDR gain map cannot be decoded ({exc})", path) from None
         return exif_orient(upsample_map(g, size), orientation), params
     return None

@@ -137,7 +137,9 @@ def _avif_recorded(
     return _hdrgm_recorded(path, photo, *avif_gain_map(path, max_pixels))
 
 
-def _uhdr_recorded(path: Path, photo: np.ndarray | None, _) -> tuple[np.ndarray, np.ndarray]:
+def _uhdr_recorded(
+    path: Path, photo: np.ndarray | None, max_pixels: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     import imagecodecs
 
     data, p3 = path.read_bytes(), _display_p3_base(path)
@@ -146,8 +148,8 @@ def _uhdr_recorded(path: Path, photo: np.ndarray | None, _) -> tuple[np.ndarray,
         base = None if p3 else imagecodecs.ultrahdr_decode(data, dtype=np.uint8)[..., :3]
     except Exception as exc:  # imagecodecs raises its own error types, or lacks the codec
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if (found := jpeg_hdrgm_map(path)) is not None:  # what libultrahdr refuses (Adobe's)
-            return _hdrgm_recorded(path, photo, *found)
+        if (found := jpeg_hdrgm_map(path, max_pixels)) is not None:  # what libultrahdr refuses
+            return _hdrgm_recorded(path, photo, *found, P3_TO_REC709 if p3 else None)
         raise InputError(f"its HDR gain map cannot be decoded ({why})", path) from None
     orient = _orientation(path)
     if p3:  # decoded in the base's Display P3: in the photo's sRGB, over the photo
