@@ -98,3 +98,10 @@ def test_the_map_is_held_to_the_pixel_limit():
     with pytest.raises(InputError, match=r"400x300 = 0.12 MP, above the 0.1 MP limit"):
         jpeg_hdrgm_map(SEINE, max_pixels=100_000)
     assert g.shape == (300, 400, 3)
+
+
+def test_a_jpeg_whose_photo_is_the_hdr_rendition_says_so(tmp_path):
+    base = b'hdrgm:BaseRenditionIsHDR="False"'
+    bad = variant(tmp_path, SEINE, base, base.replace(b"False", b"True "))
+    with pytest.raises(InputError, match="its photo is the HDR rendition"):
+        jpeg_hdrgm_map(bad)

@@ -40,6 +40,7 @@ FIELDS = {  # hdrgm name: (attribute, default)
     "OffsetHDR": ("offset_hdr", 1 / 64),
 }
 _PACKET = re.compile(rb"<x:xmpmeta.*?</x:xmpmeta>", re.DOTALL)
+HDR_BASE = re.compile(rb"hdrgm:BaseRenditionIsHDR\s*(=\s*[\"']|>)\s*True")
 MAX_STOPS = 16.0  # a gain map's largest |log2 gain| read (65,536x): beyond it, a broken file
 
 
@@ -79,7 +80,7 @@ def parse_hdrgm(data: bytes) -> HdrgmParams | None:
     for packet in _PACKET.findall(data):
         if b"hdrgm:GainMapMax" not in packet:
             continue
-        if re.search(rb"hdrgm:BaseRenditionIsHDR\s*(=\s*[\"']|>)\s*True", packet):
+        if HDR_BASE.search(packet):
             return None
         fields = {}
         for name, (key, default) in FIELDS.items():
@@ -178,6 +179,8 @@ def jpeg_hdrgm_map(
         xmp = b"".join(data[s:e] for m, s, e in head if m == APP1)
         try:
             params = parse_hdrgm(xmp)
+            if params is None and HDR_BASE.search(xmp):
+                raise ValueError("its photo is the HDR rendition, the map leads to SDR")
             if params is None:
                 continue
             stored = data[image.start : image.start + image.size]
