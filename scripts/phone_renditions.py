@@ -8,9 +8,11 @@ maps: the photo alone goes in (as with ``--no-input-gain-map``), the phone's own
 
 Phones tone-map instead of clipping, so these photos seldom clip: what this measures is how
 near each method's tone curve comes to the phone's HDR one (mid-tones and shadows, and the
-highlights the phone compressed), not the recovery of clipped light. Each photo is scored at
-``--long-side`` px by ``eval.metrics.hdr_metrics`` (one global scale over well-exposed
-pixels); the table gives each photo and the mean.
+highlights the phone compressed); the highlight error (over the photo's clipped pixels, a
+dash where none clipped) is the recovery of clipped light against the phone's rendition of
+it. Each method sees the photo's EXIF exposure, as ``mlx-hdr predict`` does. Each photo is
+scored at ``--long-side`` px by ``eval.metrics.hdr_metrics`` (one global scale over
+well-exposed pixels); the table gives each photo and the mean.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ backend.setup()
 from mlx_hdr.eval.metrics import hdr_metrics
 from mlx_hdr.infer.pipeline import load_input
 from mlx_hdr.infer.recorded import gain_for, recorded_hdr
+from mlx_hdr.io.photo_meta import read_exposure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validate_model import runners
 
-KEYS = ("pu21_psnr", "log_psnr", "log_ssim")
+KEYS = ("pu21_psnr", "highlight_log2", "log_psnr", "log_ssim")
 
 
 def case(path: Path, long_side: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -60,17 +63,22 @@ def main() -> None:
         os.environ["MLX_HDR_EXPANDNET"] = args.expandnet
         peers.append("expandnet2018")
     methods = runners(args.model, peers)
-    cases = {p.name: c for p in args.files if (c := case(p, args.long_side)) is not None}
+    cases = {p: c for p in args.files if (c := case(p, args.long_side)) is not None}
     print("| photo | method | " + " | ".join(KEYS) + " |")
     print("|---" * (len(KEYS) + 2) + "|")
     for name, (run, _) in methods.items():
         rows = []
         for photo, (ldr, truth) in cases.items():
-            m = hdr_metrics(run(ldr), truth, ldr)
+            m = hdr_metrics(run(ldr, exposure=read_exposure(photo)), truth, ldr)
             rows.append([float(m[k]) for k in KEYS])
-            print(f"| {photo} | {name} | " + " | ".join(f"{v:.3f}" for v in rows[-1]) + " |")
-        mean = np.mean(rows, axis=0)
-        print(f"| **mean** | **{name}** | " + " | ".join(f"{v:.3f}" for v in mean) + " |")
+            print(f"| {photo.name} | {name} | " + " | ".join(map(cell, rows[-1])) + " |")
+        mean = np.nanmean(np.array(rows), axis=0) if rows else []
+        print(f"| **mean** | **{name}** | " + " | ".join(map(cell, mean)) + " |")
+
+
+def cell(v: float) -> str:
+    """A table cell: 3 decimals, a dash where the metric has no pixels (nothing clipped)."""
+    return "–" if np.isnan(v) else f"{v:.3f}"
 
 
 if __name__ == "__main__":
