@@ -77,9 +77,12 @@ def test_a_display_p3_photos_map_works_in_display_p3():
 
 def test_a_damaged_map_is_a_note_and_the_photo_is_reconstructed(tmp_path):
     mpf_count = b"\xb0\x02\x00\x07\x00\x00\x00\x20"  # MPF image list: 32 bytes, two images
-    for count in (b"\x00\x00\x00\x00", b"\xff\xff\xff\xf0"):
+    for count, why in (
+        (b"\x00\x00\x00\x00", "not two images"),
+        (b"\xff\xff\xff\xf0", "does not fit"),
+    ):
         bad = variant(tmp_path, SEINE, mpf_count, mpf_count[:4] + count)
-        with pytest.raises(ContainerError, match="does not fit"):
+        with pytest.raises(ContainerError, match=why):
             mpf_images(bad.read_bytes())
         assert jpeg_hdrgm_map(bad) is None
     offset = b'hdrgm:OffsetSDR="0.015625"'

@@ -109,7 +109,9 @@ def mpf_images(data: bytes) -> tuple[str, list[MpfImage]]:
     for i in range(struct.unpack_from(order + "H", data, ifd)[0]):
         tag, _, count, value = struct.unpack_from(order + "HHII", data, ifd + 2 + 12 * i)
         if tag == 0xB002:
-            if count < 32 or count % 16 or tiff + value + count > len(data):
+            if count < 32 or count % 16:
+                raise ContainerError(f"MPF image list of {count} bytes: not two images or more")
+            if tiff + value + count > len(data):
                 raise ContainerError(f"MPF image list of {count} bytes does not fit the file")
             entries = [tiff + value + 16 * k for k in range(count // 16)]
             sizes = [struct.unpack_from(order + "II", data, e + 4) for e in entries]
