@@ -5,10 +5,11 @@ Debian's source archive of GEGL.
 
 The frames are merged as ``mlx-hdr data brackets`` merges your own
 (``mlx_hdr.data.brackets.write_bracket_set``: Debevec's response from the three frames, the
-frames' EXIF exposure times); the 1/50 s frame clips nothing, so the skylight's level in the
-1/13 s frame is measured. GEGL ships its own merge (``parliament.hdr``), which does not
-agree with the frames' exposure times (2.2 stops apart on average between frames where
-ours is 0.07), so it is not used.
+frames' EXIF exposure times); the 1/50 s frame clips almost nothing (0.01%), so the
+skylight's level in the 1/13 s frame is measured. GEGL ships its own merge
+(``parliament.hdr``), which does not agree with the frames' exposure times: pixels that
+recorded the same code in different frames, scaled by the times, differ there by 2.2 stops
+on average (in ours by 0.07), so it is not used.
 
     python scripts/fetch_gegl_brackets.py -o runs/brackets/gegl_parliament
     python scripts/validate_model.py --brackets runs/brackets/gegl_parliament -n 0 ...

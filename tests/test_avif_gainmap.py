@@ -1,7 +1,8 @@
 """An AVIF's ISO 21496-1 gain map (mlx_hdr/io/avif_gainmap.py), on libavif's test images
 (``fixtures/seine_*.avif``, BSD-2): ``seine_sdr_gainmap_srgb.avif`` is an SDR photo with a
-gain map made from the HDR ``seine_hdr_srgb.avif`` (10-bit PQ), which libavif's own test
-requires its full-boost rendition to match at 40 dB or more (PSNR over the YUV planes)."""
+gain map; ``seine_hdr_srgb.avif`` is the HDR (10-bit PQ) of the same Photoshop edit, which
+libavif's own test requires the full-boost rendition to match at 40 dB or more (PSNR over
+the YUV planes)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """An AVIF's own HDR rendition: an ISO 21496-1 gain map stored as AVIF stores it.
 
-Such a file (libavif 1.1 and later write it; the ``tmap`` brand in its ``ftyp``) holds a
+Such a file (libavif 1.2 and later write it; the ``tmap`` brand in its ``ftyp``) holds a
 ``tmap`` item deriving the HDR rendition from two images, the primary (the SDR photo every
 viewer shows) and a hidden AV1 gain-map image, and an ``altr`` group that prefers the
 ``tmap`` item to the primary. It is found and read as libavif finds and reads it
