@@ -141,3 +141,38 @@ def add_hdrgm_xmp(data: bytes, meta: GainMapMetadata) -> bytes:
     for image, extra in zip(images, (len(main_xmp), len(gm_xmp)), strict=True):
         struct.pack_into(order + "I", out, image.entry + len(main_xmp) + 4, image.size + extra)
     return bytes(out)
+
+
+def transplant(
+    container: bytes, stand_ins: tuple[bytes, bytes], images: tuple[bytes, bytes]
+) -> bytes:
+    """libultrahdr's two-image JPEG ``container``, written for the small ``stand_ins`` (base,
+    gain map), with the real ``images`` (base, gain map JPEGs) put in their place.
+
+    libultrahdr takes images of at most 8192 px a side, a limit of its build, not of the
+    format. It writes each image as its SOI, the segments it adds (an ICC profile where the
+    base has none, the ISO 21496-1 metadata, the MPF directory), then the image as given
+    after its SOI: so the same segments before each real image, and the MPF directory's two
+    sizes and the gain map's offset set again, make the file it would have written.
+    Raises ``ContainerError`` where ``container`` is not laid out so.
+    """
+    order, entries = mpf_images(container)
+    if len(entries) != 2:
+        raise ContainerError(f"expected 2 MPF images, found {len(entries)}")
+    parts = (container[: entries[1].start], container[entries[1].start :])
+    out = []
+    for part, stand_in, image in zip(parts, stand_ins, images, strict=True):
+        added = len(part) - len(stand_in)
+        if added < 0 or part[2 + added :] != stand_in[2:] or image[:2] != b"\xff\xd8":
+            raise ContainerError("libultrahdr's images are not the ones given")
+        out.append(part[: 2 + added] + image[2:])
+    data = bytearray(b"".join(out))
+    tiff = (
+        next(
+            s for m, s, _ in segments(bytes(data)) if m == APP2 and data[s + 4 : s + 8] == b"MPF\0"
+        )
+        + 8
+    )
+    struct.pack_into(order + "I", data, entries[0].entry + 4, len(out[0]))
+    struct.pack_into(order + "II", data, entries[1].entry + 4, len(out[1]), len(out[0]) - tiff)
+    return bytes(data)

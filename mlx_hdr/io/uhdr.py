@@ -39,7 +39,7 @@ from PIL import Image
 from mlx_hdr.color import row_slices, srgb_to_linear
 from mlx_hdr.errors import HDRError
 from mlx_hdr.io.atomic import atomic_write
-from mlx_hdr.io.hdrgm import ContainerError, add_hdrgm_xmp
+from mlx_hdr.io.hdrgm import ContainerError, add_hdrgm_xmp, transplant
 from mlx_hdr.io.image_io import to_uint8
 from mlx_hdr.io.libuhdr import (
     UHDR_CG_BT_709,
@@ -60,6 +60,7 @@ STRIP_ROWS = 256
 MAX_EXIF_BYTES = 65533  # one JPEG APP1 segment
 SDR_WHITE_NITS = 203.0  # libultrahdr's SDR white: its target display peak is in these units
 MAX_PEAK_NITS = 10000.0  # the most ultrahdr_encode's target display peak may be
+MAX_SIDE = 8192  # libultrahdr 1.4's build limit on each image's width and height
 MAX_HDR_ONLY_STOPS = 15.0  # half floats (the HDR-only encoder's input) end near 2^16
 _SRGB_LUT = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 
@@ -155,6 +156,33 @@ def gain_map_image(
     return out
 
 
+def _stand_in(jpeg: bytes) -> bytes:
+    """An 8x8 grey JPEG of ``jpeg``'s colour mode and ICC profile: what libultrahdr is given
+    in its place (:func:`assemble_any_size`)."""
+    with Image.open(io.BytesIO(jpeg)) as im:
+        mode, icc = im.mode, im.info.get("icc_profile")
+    buf = io.BytesIO()
+    extra = {"icc_profile": icc} if icc else {}
+    Image.new(mode, (8, 8), 128 if mode == "L" else (128,) * 3).save(buf, "JPEG", **extra)
+    return buf.getvalue()
+
+
+def assemble_any_size(
+    base: bytes, gain_map: bytes, meta: GainMapMetadata, gamut: int = UHDR_CG_BT_709
+) -> bytes:
+    """libultrahdr's Ultra HDR JPEG of a base and a gain-map JPEG (``libuhdr.assemble``), at
+    any size: where either is more than ``MAX_SIDE`` px a side, libultrahdr assembles 8x8
+    stand-ins and the real images are put in their place (``hdrgm.transplant``)."""
+    sizes = []
+    for jpeg in (base, gain_map):
+        with Image.open(io.BytesIO(jpeg)) as im:
+            sizes += im.size
+    if max(sizes) <= MAX_SIDE:
+        return assemble(base, gain_map, meta, gamut)
+    small = (_stand_in(base), _stand_in(gain_map))
+    return transplant(assemble(*small, meta, gamut), small, (base, gain_map))
+
+
 def encode_uhdr(
     ldr: np.ndarray,
     hdr: np.ndarray,
@@ -188,7 +216,7 @@ def encode_uhdr(
     gain_map.save(buf, "JPEG", quality=opts.quality, subsampling=0)
     gamut = UHDR_CG_BT_709 if native is None else UHDR_CG_DISPLAY_P3
     try:
-        return add_hdrgm_xmp(assemble(base, buf.getvalue(), meta, gamut), meta), meta
+        return add_hdrgm_xmp(assemble_any_size(base, buf.getvalue(), meta, gamut), meta), meta
     except ContainerError as exc:
         raise HDRError(f"libultrahdr wrote an unexpected file layout ({exc})") from None
 

@@ -1,0 +1,69 @@
+"""Gain-map JPEGs larger than libultrahdr takes (8192 px a side, a limit of its build):
+libultrahdr assembles small stand-ins and the real images are put in their place
+(``uhdr.assemble_any_size``, ``hdrgm.transplant``). Photos of 45-MP and larger cameras are
+wider (Nikon Z8: 8256 px, Sony A7R V: 9504)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mlx_hdr.infer.recorded import recorded_hdr
+from mlx_hdr.io.hdrgm import ContainerError, mpf_images, transplant
+from mlx_hdr.io.libuhdr import GainMapMetadata, LibraryUnavailable, assemble, library
+from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
+from mlx_hdr.io.uhdr import MAX_SIDE, _stand_in, encode_base, encode_uhdr
+from mlx_hdr.io.uhdr_input import recorded_gain
+
+try:
+    library()
+except LibraryUnavailable:
+    pytest.skip("libultrahdr cannot be called directly here", allow_module_level=True)
+
+
+def jpeg(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def test_the_stand_ins_give_libultrahdrs_own_file_byte_for_byte():
+    rng = np.random.default_rng(0)
+    base = encode_base(rng.random((32, 48, 3)).astype(np.float32))
+    gain_map = jpeg((rng.random((16, 24, 3)) * 255).astype(np.uint8))
+    meta = GainMapMetadata(1.0, 4.0, capacity_max=4.0)
+    small = (_stand_in(base), _stand_in(gain_map))
+    assert transplant(assemble(*small, meta), small, (base, gain_map)) == assemble(
+        base, gain_map, meta
+    )
+    with pytest.raises(ContainerError, match="not the ones given"):
+        transplant(assemble(*small, meta), (base, gain_map), (base, gain_map))
+
+
+def test_a_photo_wider_than_libultrahdr_takes_gets_its_gain_map_jpeg(tmp_path):
+    """8300 px wide: written whole, read back (libultrahdr refuses to decode it too; the
+    file's hdrgm XMP is read instead) to the rendition it was made from."""
+    rng = np.random.default_rng(1)
+    w = MAX_SIDE + 108
+    ldr = np.clip(rng.random((24, w, 3)) * 0.3 + np.linspace(0.2, 1.2, w)[None, :, None], 0, 1)
+    ldr = ldr.astype(np.float32)
+    hdr = (ldr**2.2 * np.where(ldr >= 1.0, 3.0, 1.0)).astype(np.float32)  # the clipped end x3
+    data, meta = encode_uhdr(ldr, hdr)
+    path = tmp_path / "wide_uhdr.jpg"
+    path.write_bytes(data)
+    images = mpf_images(data)[1]
+    assert [im.start for im in images] == [0, images[0].size] and sum(
+        im.size for im in images
+    ) == len(data)
+    with Image.open(path) as im:
+        assert im.size == (w, 24)
+    assert existing_gain_map(path) == ULTRA_HDR
+    photo = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
+    rendition = recorded_hdr(photo, recorded_gain(path, photo))
+    error = np.abs(np.log2((rendition + 1 / 64) / (hdr + 1 / 64)))
+    bright = ldr.max(axis=-1) >= 1.0
+    assert bright.sum() > 100 and meta.max_boost > 2.5
+    assert np.median(error) < 0.05 and np.median(error[bright]) < 0.1  # the x3 highlights kept
