@@ -67,3 +67,27 @@ def test_a_photo_wider_than_libultrahdr_takes_gets_its_gain_map_jpeg(tmp_path):
     bright = ldr.max(axis=-1) >= 1.0
     assert bright.sum() > 100 and meta.max_boost > 2.5
     assert np.median(error) < 0.05 and np.median(error[bright]) < 0.1  # the x3 highlights kept
+
+
+def test_a_large_file_with_iso_21496_1_metadata_alone_is_read(tmp_path):
+    """Without the hdrgm XMP (ISO 21496-1 only, as newer writers may), a file libultrahdr
+    refuses is read by its gain-map image's ISO segment: the same rendition."""
+    from mlx_hdr.io.hdrgm import XMP_NS, segments
+
+    rng = np.random.default_rng(2)
+    w = MAX_SIDE + 8
+    ldr = np.clip(rng.random((16, w, 3)) * 0.3 + np.linspace(0.2, 1.2, w)[None, :, None], 0, 1)
+    hdr = (ldr**2.2 * np.where(ldr >= 1.0, 3.0, 1.0)).astype(np.float32)
+    data, _ = encode_uhdr(ldr.astype(np.float32), hdr)
+    both, iso_only = tmp_path / "both.jpg", tmp_path / "iso.jpg"
+    both.write_bytes(data)
+    gm = mpf_images(data)[1][1].start
+    xmp = [(s, e) for m, s, e in segments(data, gm) if data[s + 4 : s + 4 + len(XMP_NS)] == XMP_NS]
+    ((s, e),) = xmp
+    iso_only.write_bytes(
+        data[:s] + b"\xff\xfe" + (e - s - 2).to_bytes(2, "big") + bytes(e - s - 4) + data[e:]
+    )
+    photo = np.asarray(Image.open(both).convert("RGB"), np.float32) / 255
+    np.testing.assert_allclose(
+        recorded_gain(iso_only, photo), recorded_gain(both, photo), rtol=1e-4
+    )

@@ -20,8 +20,6 @@ for any map that cannot be decoded.
 from __future__ import annotations
 
 import io
-import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -32,7 +30,7 @@ from mlx_hdr.color import rgb_to_rec709_matrix
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.checks import pil_pixel_limit, too_large
 from mlx_hdr.io.exif import exif_orient, exif_orientation
-from mlx_hdr.io.hdrgm_read import HdrgmParams
+from mlx_hdr.io.hdrgm_read import HdrgmParams, parse_tmap
 from mlx_hdr.io.isobmff import Meta, item_data, nclx_primaries, one_item_avif, parse_meta
 
 AVIF_GAIN_MAP = "an AVIF gain map"  # existing_gain_map's answer for such a file
@@ -43,43 +41,6 @@ PRIMARIES = {  # CICP colour primaries other than BT.709: red, green, blue, whit
     12: (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290),  # Display P3
 }
 UNREADABLE = (OSError, ValueError, RuntimeError, SyntaxError, Image.DecompressionBombError)
-
-
-@dataclass(frozen=True)
-class Tmap:
-    """A ``tmap`` item's metadata: the map's parameters, the photo's and the HDR rendition's
-    headrooms (stops), and whether the map works in the photo's primaries."""
-
-    params: HdrgmParams
-    base_headroom: float
-    alternate_headroom: float
-    use_base_colour_space: bool
-
-
-def parse_tmap(payload: bytes) -> Tmap:
-    """ISO 21496-1 metadata (a ``tmap`` item's data). ``ValueError`` for a version this
-    reader does not know (as libavif, which then ignores the map) or values that make no
-    map."""
-    try:
-        version, minimum, writer, flags = struct.unpack_from(">BHHB", payload, 0)
-        if version != 0 or minimum > 0:
-            raise ValueError(f"gain map metadata version {version}.{minimum} is not supported")
-        base_n, base_d, alt_n, alt_d = struct.unpack_from(">4I", payload, 6)
-        channels = 3 if flags & 0x80 else 1
-        values = [struct.unpack_from(">iIiIIIiIiI", payload, 22 + 40 * c) for c in range(channels)]
-    except struct.error:
-        raise ValueError("gain map metadata cut short") from None
-    if writer == 0 and len(payload) != 22 + 40 * channels:
-        raise ValueError("gain map metadata has bytes left over")
-    if 0 in (base_d, alt_d) or any(0 in v[1::2] for v in values):
-        raise ValueError("gain map metadata has a zero denominator")
-    per = [[v[i] / v[i + 1] for v in values] for i in range(0, 10, 2)]
-    per = [tuple(p * 3 if channels == 1 else p) for p in per]
-    lo, hi, gamma, base_offset, alt_offset = per
-    if any(g <= 0 for g in gamma) or any(h < m for h, m in zip(hi, lo, strict=True)):
-        raise ValueError("gain map metadata has a gamma of 0 or a maximum below its minimum")
-    params = HdrgmParams(lo, hi, gamma, base_offset, alt_offset)
-    return Tmap(params, base_n / base_d, alt_n / alt_d, bool(flags & 0x40))
 
 
 def _map_item(meta: Meta) -> tuple[int, int] | None:

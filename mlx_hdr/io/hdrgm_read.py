@@ -1,4 +1,5 @@
-"""A gain map described by Adobe's ``hdrgm`` XMP, applied as Ultra HDR 1.0 readers apply it.
+"""A gain map described by Adobe's ``hdrgm`` XMP or by ISO 21496-1's binary metadata, applied as
+Ultra HDR 1.0 readers apply it.
 
 Android phones that save HEIC (Samsung's Galaxy S24 and later) store the gain map as an
 auxiliary image (``urn:com:samsung:photo:2024:aux:hdrgainmap``) with the Ultra HDR 1.0 XMP
@@ -9,9 +10,10 @@ that a gain-map JPEG carries. At full boost the rendition is, per channel,
 with ``sdr`` the linear photo (1.0 = its white), ``g`` the map's value in [0, 1] resized to the
 photo and the parameters in log2 units, one per channel or one for all (Adobe's gain-map
 specification; libultrahdr decodes a JPEG so, which the tests compare with). A gain-map JPEG
-that libultrahdr refuses (Adobe Camera Raw's of 2023: the map as the second MPF image with
-its ``hdrgm`` XMP, which libultrahdr 1.4 fails to parse) is read the same way
-(:func:`jpeg_hdrgm_map`).
+that libultrahdr refuses (Adobe Camera Raw's of 2023, whose ``hdrgm`` XMP libultrahdr 1.4
+fails to parse; any more than 8192 px a side) is read the same way, by the map's XMP or its
+ISO 21496-1 segment (:func:`jpeg_hdrgm_map`); an AVIF's ``tmap`` item carries the same ISO
+21496-1 metadata (:func:`parse_tmap`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from PIL import Image
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.checks import pil_pixel_limit, too_large
 from mlx_hdr.io.exif import exif_orient, exif_orientation
-from mlx_hdr.io.hdrgm import APP1, mpf_images, segments
+from mlx_hdr.io.hdrgm import APP1, APP2, mpf_images, segments
 from mlx_hdr.io.heic import aux_image
 
 FIELDS = {  # hdrgm name: (attribute, default)
@@ -41,6 +43,7 @@ FIELDS = {  # hdrgm name: (attribute, default)
 }
 _PACKET = re.compile(rb"<x:xmpmeta.*?</x:xmpmeta>", re.DOTALL)
 HDR_BASE = re.compile(rb"hdrgm:BaseRenditionIsHDR\s*(=\s*[\"']|>)\s*True")
+ISO_NS = b"urn:iso:std:iso:ts:21496:-1\0"  # an ISO 21496-1 APP2 segment's namespace
 MAX_STOPS = 16.0  # a gain map's largest |log2 gain| read (65,536x): beyond it, a broken file
 
 
@@ -109,6 +112,43 @@ def _check_hdrgm(p: HdrgmParams, packet: bytes) -> HdrgmParams:
     return p
 
 
+@dataclass(frozen=True)
+class Tmap:
+    """A ``tmap`` item's metadata: the map's parameters, the photo's and the HDR rendition's
+    headrooms (stops), and whether the map works in the photo's primaries."""
+
+    params: HdrgmParams
+    base_headroom: float
+    alternate_headroom: float
+    use_base_colour_space: bool
+
+
+def parse_tmap(payload: bytes) -> Tmap:
+    """ISO 21496-1 metadata (a ``tmap`` item's data). ``ValueError`` for a version this
+    reader does not know (as libavif, which then ignores the map) or values that make no
+    map."""
+    try:
+        version, minimum, writer, flags = struct.unpack_from(">BHHB", payload, 0)
+        if version != 0 or minimum > 0:
+            raise ValueError(f"gain map metadata version {version}.{minimum} is not supported")
+        base_n, base_d, alt_n, alt_d = struct.unpack_from(">4I", payload, 6)
+        channels = 3 if flags & 0x80 else 1
+        values = [struct.unpack_from(">iIiIIIiIiI", payload, 22 + 40 * c) for c in range(channels)]
+    except struct.error:
+        raise ValueError("gain map metadata cut short") from None
+    if writer == 0 and len(payload) != 22 + 40 * channels:
+        raise ValueError("gain map metadata has bytes left over")
+    if 0 in (base_d, alt_d) or any(0 in v[1::2] for v in values):
+        raise ValueError("gain map metadata has a zero denominator")
+    per = [[v[i] / v[i + 1] for v in values] for i in range(0, 10, 2)]
+    per = [tuple(p * 3 if channels == 1 else p) for p in per]
+    lo, hi, gamma, base_offset, alt_offset = per
+    if any(g <= 0 for g in gamma) or any(h < m for h, m in zip(hi, lo, strict=True)):
+        raise ValueError("gain map metadata has a gamma of 0 or a maximum below its minimum")
+    params = HdrgmParams(lo, hi, gamma, base_offset, alt_offset)
+    return Tmap(params, base_n / base_d, alt_n / alt_d, bool(flags & 0x40))
+
+
 def log2_gain(g: np.ndarray, p: HdrgmParams) -> np.ndarray:
     """HxWx3 float32 log2 gain of map values ``g`` (HxW or HxWx3 in [0, 1])."""
     g = np.clip(g, 0.0, 1.0)
@@ -158,6 +198,20 @@ def upsample_map(g: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.warpAffine(g, warp, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 
+def _iso_params(data: bytes, head: list[tuple[int, int, int]]) -> HdrgmParams | None:
+    """The parameters of a gain-map image's ISO 21496-1 segment (APP2: the namespace, then
+    the metadata of an AVIF ``tmap`` item without its leading version byte), None without
+    one. ``ValueError`` where it makes no map or leads to a rendition no brighter."""
+    for marker, start, end in head:
+        body = data[start + 4 : end]
+        if marker == APP2 and body.startswith(ISO_NS) and len(body) > len(ISO_NS) + 4:
+            tmap = parse_tmap(b"\0" + body[len(ISO_NS) :])
+            if tmap.alternate_headroom <= tmap.base_headroom:
+                raise ValueError("its photo is the HDR rendition, the map leads to SDR")
+            return tmap.params
+    return None
+
+
 def jpeg_hdrgm_map(
     path: Path, max_pixels: int | None = None
 ) -> tuple[np.ndarray, HdrgmParams] | None:
@@ -178,7 +232,7 @@ def jpeg_hdrgm_map(
     for image, head in heads:
         xmp = b"".join(data[s:e] for m, s, e in head if m == APP1)
         try:
-            params = parse_hdrgm(xmp)
+            params = parse_hdrgm(xmp) or _iso_params(data, head)
             if params is None and HDR_BASE.search(xmp):
                 raise ValueError("its photo is the HDR rendition, the map leads to SDR")
             if params is None:
