@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import io
 
+import imagecodecs
 import numpy as np
 import pytest
 from PIL import Image
 
 from mlx_hdr.infer.recorded import recorded_hdr
 from mlx_hdr.io.hdrgm import ContainerError, mpf_images, transplant
+from mlx_hdr.io.hdrgm_read import jpeg_hdrgm_map
 from mlx_hdr.io.libuhdr import GainMapMetadata, LibraryUnavailable, assemble, library
 from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 from mlx_hdr.io.uhdr import MAX_SIDE, _stand_in, encode_base, encode_uhdr
@@ -30,17 +32,60 @@ def jpeg(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def test_the_stand_ins_give_libultrahdrs_own_file_byte_for_byte():
+@pytest.mark.parametrize("exif", [False, True])
+@pytest.mark.parametrize("p3", [False, True])
+@pytest.mark.parametrize("grey_map", [False, True])
+def test_the_stand_ins_give_libultrahdrs_own_file_byte_for_byte(exif, p3, grey_map):
+    """With or without the camera's EXIF (libultrahdr moves it in front), a Display P3 base
+    with its profile, a grey or a colour map."""
+    from test_icc import P3_COLORANTS, matrix_trc_icc
+
+    from mlx_hdr.io.libuhdr import UHDR_CG_BT_709, UHDR_CG_DISPLAY_P3
+    from mlx_hdr.io.native import P3_FROM_REC709, NativeBase
+
     rng = np.random.default_rng(0)
-    base = encode_base(rng.random((32, 48, 3)).astype(np.float32))
-    gain_map = jpeg((rng.random((16, 24, 3)) * 255).astype(np.uint8))
+    ldr = rng.random((32, 48, 3)).astype(np.float32)
+    tags = Image.Exif()
+    tags[0x0112], tags[0x010F] = 6, "Nikon"
+    native = NativeBase(
+        (ldr * 255).astype(np.uint8), matrix_trc_icc(P3_COLORANTS, 2.2, "P3"), P3_FROM_REC709
+    )
+    base = encode_base(ldr, tags.tobytes() if exif else None, native if p3 else None)
+    gamut = UHDR_CG_DISPLAY_P3 if p3 else UHDR_CG_BT_709
+    gain_map = jpeg((rng.random((16, 24) if grey_map else (16, 24, 3)) * 255).astype(np.uint8))
     meta = GainMapMetadata(1.0, 4.0, capacity_max=4.0)
     small = (_stand_in(base), _stand_in(gain_map))
-    assert transplant(assemble(*small, meta), small, (base, gain_map)) == assemble(
-        base, gain_map, meta
-    )
+    direct = assemble(base, gain_map, meta, gamut)
+    assert transplant(assemble(*small, meta, gamut), small, (base, gain_map)) == direct
     with pytest.raises(ContainerError, match="not the ones given"):
-        transplant(assemble(*small, meta), (base, gain_map), (base, gain_map))
+        transplant(assemble(*small, meta, gamut), (base, gain_map), (base, gain_map))
+
+
+def test_iso_metadata_with_one_common_denominator_is_read():
+    """libultrahdr writes ISO 21496-1's use_common_denominator form (flag 0x08) where every
+    denominator is equal, here with offsets of 0."""
+    from mlx_hdr.io.hdrgm import APP2, segments
+    from mlx_hdr.io.hdrgm_read import ISO_NS, parse_tmap
+
+    rng = np.random.default_rng(3)
+    base = encode_base(rng.random((16, 24, 3)).astype(np.float32))
+    gain_map = jpeg((rng.random((16, 24, 3)) * 255).astype(np.uint8))
+    for meta, flags in [
+        (GainMapMetadata(1.0, 4.0, offset_sdr=0.0, offset_hdr=0.0, capacity_max=4.0), 0x48),
+        (GainMapMetadata(1.0, 4.0, capacity_max=4.0), 0x40),
+    ]:
+        out = assemble(base, gain_map, meta)
+        start = mpf_images(out)[1][1].start
+        (payload,) = [
+            out[s + 4 + len(ISO_NS) : e]
+            for m, s, e in segments(out, start)
+            if m == APP2 and out[s + 4 : e].startswith(ISO_NS)
+        ]
+        assert payload[4] == flags
+        tmap = parse_tmap(b"\0" + payload)
+        assert tmap.params.max_log2 == pytest.approx((2.0,) * 3, abs=1e-6)
+        assert tmap.params.offset_sdr == (meta.offset_sdr,) * 3
+        assert (tmap.base_headroom, tmap.alternate_headroom) == pytest.approx((0.0, 2.0), abs=1e-6)
 
 
 def test_a_photo_wider_than_libultrahdr_takes_gets_its_gain_map_jpeg(tmp_path):
@@ -88,6 +133,9 @@ def test_a_large_file_with_iso_21496_1_metadata_alone_is_read(tmp_path):
         data[:s] + b"\xff\xfe" + (e - s - 2).to_bytes(2, "big") + bytes(e - s - 4) + data[e:]
     )
     photo = np.asarray(Image.open(both).convert("RGB"), np.float32) / 255
+    with pytest.raises(imagecodecs.UltrahdrError, match="8192"):  # refused: the fallback reads it
+        imagecodecs.ultrahdr_decode(iso_only.read_bytes())
+    assert jpeg_hdrgm_map(iso_only) is not None
     np.testing.assert_allclose(
         recorded_gain(iso_only, photo), recorded_gain(both, photo), rtol=1e-4
     )

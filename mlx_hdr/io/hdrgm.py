@@ -143,6 +143,15 @@ def add_hdrgm_xmp(data: bytes, meta: GainMapMetadata) -> bytes:
     return bytes(out)
 
 
+def _without_exif(jpeg: bytes) -> bytes:
+    """``jpeg`` without its EXIF segment: libultrahdr moves a base's EXIF to the front, so the
+    stand-in carries the same one and it is taken out of both before they are compared."""
+    for marker, start, end in segments(jpeg):
+        if marker == APP1 and jpeg[start + 4 : start + 10] == b"Exif\0\0":
+            return jpeg[:start] + jpeg[end:]
+    return jpeg
+
+
 def transplant(
     container: bytes, stand_ins: tuple[bytes, bytes], images: tuple[bytes, bytes]
 ) -> bytes:
@@ -151,15 +160,17 @@ def transplant(
 
     libultrahdr takes images of at most 8192 px a side, a limit of its build, not of the
     format. It writes each image as its SOI, the segments it adds (an ICC profile where the
-    base has none, the ISO 21496-1 metadata, the MPF directory), then the image as given
-    after its SOI: so the same segments before each real image, and the MPF directory's two
-    sizes and the gain map's offset set again, make the file it would have written.
+    base has none, the ISO 21496-1 metadata, the MPF directory; a base's EXIF moved in front
+    of them), then the rest of the image as given: so the same segments before each real
+    image, and the MPF directory's two sizes and the gain map's offset set again, make the
+    file it would have written (the stand-ins carry the images' EXIF and ICC profile).
     Raises ``ContainerError`` where ``container`` is not laid out so.
     """
     order, entries = mpf_images(container)
     if len(entries) != 2:
         raise ContainerError(f"expected 2 MPF images, found {len(entries)}")
     parts = (container[: entries[1].start], container[entries[1].start :])
+    stand_ins, images = tuple(map(_without_exif, stand_ins)), tuple(map(_without_exif, images))
     out = []
     for part, stand_in, image in zip(parts, stand_ins, images, strict=True):
         added = len(part) - len(stand_in)
@@ -167,12 +178,10 @@ def transplant(
             raise ContainerError("libultrahdr's images are not the ones given")
         out.append(part[: 2 + added] + image[2:])
     data = bytearray(b"".join(out))
-    tiff = (
-        next(
-            s for m, s, _ in segments(bytes(data)) if m == APP2 and data[s + 4 : s + 8] == b"MPF\0"
-        )
-        + 8
+    mpf = (
+        s for m, s, _ in segments(container) if m == APP2 and container[s + 4 : s + 8] == b"MPF\0"
     )
+    tiff = next(mpf) + 8  # where it is in the container: the prefix is the same
     struct.pack_into(order + "I", data, entries[0].entry + 4, len(out[0]))
     struct.pack_into(order + "II", data, entries[1].entry + 4, len(out[1]), len(out[0]) - tiff)
     return bytes(data)

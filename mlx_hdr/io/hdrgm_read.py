@@ -123,20 +123,33 @@ class Tmap:
     use_base_colour_space: bool
 
 
+def _fractions(payload: bytes, flags: int, channels: int) -> tuple[list[tuple], int]:
+    """The headrooms' and each channel's (numerator, denominator) pairs, and the metadata's
+    size: with ISO 21496-1's use_common_denominator flag (0x08, libultrahdr writes it where
+    every denominator is equal) one denominator, then the numerators alone."""
+    if flags & 0x08:
+        d, base_n, alt_n = struct.unpack_from(">III", payload, 6)
+        nums = [struct.unpack_from(">iiIii", payload, 18 + 20 * c) for c in range(channels)]
+        per = [tuple(x for n in v for x in (n, d)) for v in nums]
+        return [(base_n, d, alt_n, d), *per], 18 + 20 * channels
+    head = struct.unpack_from(">4I", payload, 6)
+    per = [struct.unpack_from(">iIiIIIiIiI", payload, 22 + 40 * c) for c in range(channels)]
+    return [head, *per], 22 + 40 * channels
+
+
 def parse_tmap(payload: bytes) -> Tmap:
-    """ISO 21496-1 metadata (a ``tmap`` item's data). ``ValueError`` for a version this
-    reader does not know (as libavif, which then ignores the map) or values that make no
-    map."""
+    """ISO 21496-1 metadata (a ``tmap`` item's data; a JPEG's APP2 holds the same after the
+    namespace, without the leading version byte). ``ValueError`` for a version this reader
+    does not know (as libavif, which then ignores the map) or values that make no map."""
     try:
         version, minimum, writer, flags = struct.unpack_from(">BHHB", payload, 0)
         if version != 0 or minimum > 0:
             raise ValueError(f"gain map metadata version {version}.{minimum} is not supported")
-        base_n, base_d, alt_n, alt_d = struct.unpack_from(">4I", payload, 6)
         channels = 3 if flags & 0x80 else 1
-        values = [struct.unpack_from(">iIiIIIiIiI", payload, 22 + 40 * c) for c in range(channels)]
+        (base_n, base_d, alt_n, alt_d), *values = (f := _fractions(payload, flags, channels))[0]
     except struct.error:
         raise ValueError("gain map metadata cut short") from None
-    if writer == 0 and len(payload) != 22 + 40 * channels:
+    if writer == 0 and len(payload) != f[1]:
         raise ValueError("gain map metadata has bytes left over")
     if 0 in (base_d, alt_d) or any(0 in v[1::2] for v in values):
         raise ValueError("gain map metadata has a zero denominator")

@@ -157,12 +157,12 @@ def gain_map_image(
 
 
 def _stand_in(jpeg: bytes) -> bytes:
-    """An 8x8 grey JPEG of ``jpeg``'s colour mode and ICC profile: what libultrahdr is given
-    in its place (:func:`assemble_any_size`)."""
+    """An 8x8 grey JPEG of ``jpeg``'s colour mode, ICC profile and EXIF: what libultrahdr is
+    given in its place (:func:`assemble_any_size`)."""
     with Image.open(io.BytesIO(jpeg)) as im:
-        mode, icc = im.mode, im.info.get("icc_profile")
+        mode, icc, exif = im.mode, im.info.get("icc_profile"), im.info.get("exif")
     buf = io.BytesIO()
-    extra = {"icc_profile": icc} if icc else {}
+    extra = {k: v for k, v in (("icc_profile", icc), ("exif", exif)) if v}
     Image.new(mode, (8, 8), 128 if mode == "L" else (128,) * 3).save(buf, "JPEG", **extra)
     return buf.getvalue()
 
