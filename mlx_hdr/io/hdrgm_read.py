@@ -214,7 +214,9 @@ def upsample_map(g: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def _iso_params(data: bytes, head: list[tuple[int, int, int]]) -> HdrgmParams | None:
     """The parameters of a gain-map image's ISO 21496-1 segment (APP2: the namespace, then
     the metadata of an AVIF ``tmap`` item without its leading version byte), None without
-    one. ``ValueError`` where it makes no map or leads to a rendition no brighter."""
+    one. ``ValueError`` where it makes no map or leads to a rendition no brighter. The map is
+    applied in the photo's primaries whatever its use_base_colour_space flag says (a map
+    made in others would name them in its own ICC profile, not read here)."""
     for marker, start, end in head:
         body = data[start + 4 : end]
         if marker == APP2 and body.startswith(ISO_NS) and len(body) > len(ISO_NS) + 4:
