@@ -38,29 +38,29 @@ def check_input(path, suffixes: tuple[str, ...], kind: str) -> Path:
     return path
 
 
+def _over_limit(width: int, height: int, max_pixels: int | None) -> str | None:
+    """ "WxH = N MP, above the L MP limit" for more than ``max_pixels`` pixels (default
+    ``MAX_PIXELS``), else None."""
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    if width * height <= limit:
+        return None
+    return f"{width}x{height} = {width * height / 1e6:.3g} MP, above the {limit / 1e6:.3g} MP limit"
+
+
 def check_pixels(path, width: int, height: int, max_pixels: int | None) -> None:
     """``InputError`` for an image of no size or of more than ``max_pixels`` pixels (default
     ``MAX_PIXELS``), before it is decoded."""
-    limit = MAX_PIXELS if max_pixels is None else max_pixels
     if width <= 0 or height <= 0:
         raise InputError(f"invalid image size {width}x{height}", path)
-    if width * height > limit:
-        raise InputError(
-            f"image is {width}x{height} = {width * height / 1e6:.3g} MP, above the "
-            f"{limit / 1e6:.3g} MP limit (possible decompression bomb; see --max-pixels)",
-            path,
-        )
+    if over := _over_limit(width, height, max_pixels):
+        raise InputError(f"image is {over} (possible decompression bomb; see --max-pixels)", path)
 
 
 def too_large(width: int, height: int, max_pixels: int | None) -> None:
     """``ValueError`` for an image inside a file (a gain map) of more than ``max_pixels``
     pixels (default ``MAX_PIXELS``), before it is decoded: the reader names its file."""
-    limit = MAX_PIXELS if max_pixels is None else max_pixels
-    if width * height > limit:
-        raise ValueError(
-            f"{width}x{height} = {width * height / 1e6:.3g} MP, above the {limit / 1e6:.3g} MP "
-            "limit; see --max-pixels"
-        )
+    if over := _over_limit(width, height, max_pixels):
+        raise ValueError(f"{over}; see --max-pixels")
 
 
 def check_image(img, path: Path) -> np.ndarray:
