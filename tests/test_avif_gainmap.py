@@ -29,13 +29,16 @@ HDR = FIXTURES / "seine_hdr_srgb.avif"
 SDR_WHITE_NITS = 203.0  # libavif's level of the SDR white in a PQ rendition
 
 
-def tmap(channels=1, version=0, minimum=0, writer=0, extra=b"", gamma=(1, 1), base=0) -> bytes:
-    """ISO 21496-1 metadata: min -0.5, max 2 (+0.5 per channel), base/alternate offsets
-    1/64 and 1/32, headrooms 0 and 2; ``base``: the use_base_colour_space bit."""
+def tmap(
+    channels=1, version=0, minimum=0, writer=0, extra=b"", gamma=(1, 1), base=0, top=(4, 2)
+) -> bytes:
+    """ISO 21496-1 metadata: min -0.5, max ``top`` (2; +0.5 per channel), base/alternate
+    offsets 1/64 and 1/32, headrooms 0 and 2; ``base``: the use_base_colour_space bit."""
     flags = (0x80 if channels == 3 else 0) | (0x40 if base else 0)
     head = struct.pack(">BHHB4I", version, minimum, writer, flags, 0, 1, 2, 1)
     body = b"".join(
-        struct.pack(">iIiIIIiIiI", -1, 2, 4 + c, 2, *gamma, 1, 64, 1, 32) for c in range(channels)
+        struct.pack(">iIiIIIiIiI", -1, 2, top[0] + c, top[1], *gamma, 1, 64, 1, 32)
+        for c in range(channels)
     )
     return head + body + extra
 
@@ -56,6 +59,8 @@ def test_metadata_is_read_as_libavif_reads_it():
         (tmap()[:30], "cut short"),
         (tmap(gamma=(0, 1)), "gamma"),
         (tmap(gamma=(1, 0)), "zero denominator"),
+        (tmap(top=(-2, 1)), "maximum gain below its minimum"),
+        (tmap(top=(2**31 - 1, 1)), "beyond 16 stops"),  # else 2^(2^31): inf, a black HDR
     ]:
         with pytest.raises(ValueError, match=why):
             parse_tmap(bad)

@@ -47,7 +47,7 @@ def test_parameters_that_make_no_map_are_refused():
         ({"OffsetSDR": "inf"}, "OffsetSDR"),
         ({"GainMapMax": 400}, "beyond 16 stops"),
         ({"Gamma": 0}, "gamma of 0"),
-        ({"GainMapMin": 3}, "below GainMapMin"),
+        ({"GainMapMin": 3}, "maximum gain below its minimum"),
         ({"OffsetHDR": -0.1}, "negative offset"),
         ({"HDRCapacityMax": 0}, "no HDR capacity"),
     ]:

@@ -96,19 +96,26 @@ def parse_hdrgm(data: bytes) -> HdrgmParams | None:
 
 
 def _check_hdrgm(p: HdrgmParams, packet: bytes) -> HdrgmParams:
-    """``p`` where it makes a map, as libavif requires (``avifjpeg.c``): gamma > 0, maximum
-    at least the minimum, offsets >= 0, HDRCapacityMax above HDRCapacityMin >= 0 where
-    given; and no gain beyond ``MAX_STOPS`` either way. ``ValueError`` otherwise."""
+    """``p`` where it makes a map, as libavif requires (``avifjpeg.c``): offsets >= 0,
+    HDRCapacityMax above HDRCapacityMin >= 0 where given, and :func:`check_gains`.
+    ``ValueError`` otherwise."""
     cap = [
         (_values(packet, k) or [d])[0]
         for k, d in (("HDRCapacityMin", 0.0), ("HDRCapacityMax", 1.0))
     ]
-    if min(p.gamma) <= 0 or any(h < m for h, m in zip(p.max_log2, p.min_log2, strict=True)):
-        raise ValueError("hdrgm gives a gamma of 0 or a GainMapMax below GainMapMin")
     if min(p.offset_sdr + p.offset_hdr) < 0 or not 0 <= cap[0] < cap[1]:
         raise ValueError("hdrgm gives a negative offset or no HDR capacity")
+    return check_gains(p, "hdrgm")
+
+
+def check_gains(p: HdrgmParams, source: str) -> HdrgmParams:
+    """``p`` where its gains make a map, whoever wrote them (``source`` names the metadata in
+    the error): gamma > 0, each maximum at least its minimum, no gain beyond ``MAX_STOPS``
+    either way (a corrupt file's, which would give inf). ``ValueError`` otherwise."""
+    if min(p.gamma) <= 0 or any(h < m for h, m in zip(p.max_log2, p.min_log2, strict=True)):
+        raise ValueError(f"{source} gives a gamma of 0 or a maximum gain below its minimum")
     if max(map(abs, p.min_log2 + p.max_log2)) > MAX_STOPS:
-        raise ValueError(f"hdrgm gives gains beyond {MAX_STOPS:g} stops")
+        raise ValueError(f"{source} gives gains beyond {MAX_STOPS:g} stops")
     return p
 
 
@@ -155,10 +162,7 @@ def parse_tmap(payload: bytes) -> Tmap:
         raise ValueError("gain map metadata has a zero denominator")
     per = [[v[i] / v[i + 1] for v in values] for i in range(0, 10, 2)]
     per = [tuple(p * 3 if channels == 1 else p) for p in per]
-    lo, hi, gamma, base_offset, alt_offset = per
-    if any(g <= 0 for g in gamma) or any(h < m for h, m in zip(hi, lo, strict=True)):
-        raise ValueError("gain map metadata has a gamma of 0 or a maximum below its minimum")
-    params = HdrgmParams(lo, hi, gamma, base_offset, alt_offset)
+    params = check_gains(HdrgmParams(*per), "gain map metadata")
     return Tmap(params, base_n / base_d, alt_n / alt_d, bool(flags & 0x40))
 
 
