@@ -268,15 +268,15 @@ def test_a_p3_profile_named_for_its_srgb_curve_is_converted():
     # Samsung's "DCI-P3 D65 Gamut with sRGB Transfer": sRGB by name, P3 by primaries
     import pillow_heif
 
-    from mlx_hdr.io.icc import _source_profile
+    from mlx_hdr.io.icc import source_profile
 
     pillow_heif.register_heif_opener()
     with Image.open(Path(__file__).parent / "fixtures" / "galaxy_s25ultra.heic") as im:
         icc = im.info["icc_profile"]
     assert "sRGB" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
-    assert _source_profile(icc, Path("s.heic"), 1) is not None
+    assert source_profile(icc, Path("s.heic"), 1) is not None
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    assert _source_profile(srgb, Path("s.png"), 1) is None
+    assert source_profile(srgb, Path("s.png"), 1) is None
 
 
 def test_a_linear_srgb_profile_is_converted(tmp_path):

@@ -14,7 +14,13 @@ from PIL import Image, ImageCms
 
 from mlx_hdr.color import rgb_to_rec709_matrix, srgb_to_linear
 from mlx_hdr.io.image_io import read_ldr
-from mlx_hdr.io.native import DISPLAY_P3, display_p3_base, is_display_p3
+from mlx_hdr.io.native import (
+    DISPLAY_P3,
+    display_p3_base,
+    gamut_delta,
+    is_display_p3,
+    with_wide_gamut,
+)
 from mlx_hdr.io.uhdr import encode_uhdr
 
 PUG = Path(__file__).parent / "fixtures" / "iphone13pro_pug.heic"
@@ -101,8 +107,8 @@ def test_cli_writes_a_p3_base_for_a_p3_photo(cli, tmp_path, p3_icc):
 
 
 def test_a_p3_gain_map_jpeg_read_back_gives_its_rendition(tmp_path, p3_icc):
-    # our own output as an input: the recorded rendition, read over the photo in sRGB,
-    # is the HDR it was written from, the saturated orange included
+    # our own output as an input: the recorded rendition, read over the photo in sRGB, is
+    # the HDR it was written from as read_ldr fits it into sRGB, the saturated orange too
     from mlx_hdr.infer.recorded import recorded_hdr
     from mlx_hdr.io.uhdr_input import recorded_gain
 
@@ -111,10 +117,15 @@ def test_a_p3_gain_map_jpeg_read_back_gives_its_rendition(tmp_path, p3_icc):
     ldr = read_ldr(tmp_path / "p3.png")
     hdr = srgb_to_linear(ldr)
     hdr[26:44, 36:60] *= 4.0
-    data, _ = encode_uhdr(ldr, hdr, native=display_p3_base(tmp_path / "p3.png", ldr.shape[:2]))
+    wide = with_wide_gamut(hdr, ldr, gamut_delta(tmp_path / "p3.png", ldr))
+    data, _ = encode_uhdr(ldr, wide, native=display_p3_base(tmp_path / "p3.png", ldr.shape[:2]))
     (tmp_path / "p3_uhdr.jpg").write_bytes(data)
     photo_again = read_ldr(tmp_path / "p3_uhdr.jpg")
     back = recorded_hdr(photo_again, recorded_gain(tmp_path / "p3_uhdr.jpg", photo_again))
     err = np.abs(np.log2((back + OFFSET) / (hdr + OFFSET)))
     assert np.median(err) < 0.02 and err[28:42, 38:58].max() < 0.1
-    assert err[9:17, 9:27].max() < 0.5  # its small blue channel (read in P3 as sRGB: 1.6 stops)
+    again = srgb_to_linear(photo_again)  # the base's JPEG error kept out of the measure
+    again[26:44, 36:60] *= 4.0
+    err = np.abs(np.log2((back + OFFSET) / (again + OFFSET)))[9:17, 9:27]
+    # the orange's small green and blue channels too (the map's JPEG rings near the window)
+    assert np.median(err, axis=(0, 1)).max() < 0.015 and err.max() < 0.3

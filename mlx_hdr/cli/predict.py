@@ -186,6 +186,14 @@ def predict_command(
             "(--no-input-gain-map: from the photo alone)."
         ),
     ] = True,
+    wide_gamut: Annotated[
+        bool,
+        typer.Option(
+            help="Keep a wide-gamut photo's colours outside sRGB (Display P3, Adobe RGB) in the "
+            "EXR/PFM (as negative Rec.709 values), the AVIF and the gain-map JPEG "
+            "(--no-wide-gamut: fitted into sRGB, as the .hdr and the preview always are)."
+        ),
+    ] = True,
     max_pixels: Annotated[
         int,
         typer.Option(min=1, help="Refuse larger images (a guard against decompression bombs)."),
@@ -213,6 +221,7 @@ def predict_command(
         uhdr=UhdrOptions(max_boost, gainmap_quality, gainmap_scale),
         skip_hdr_inputs=skip_hdr_inputs,
         input_gain_map=input_gain_map,
+        wide_gamut=wide_gamut,
     )
     plan = plan_outputs(inputs, out, opts)  # output problems: refused before any work
     net = None

@@ -50,7 +50,7 @@ from mlx_hdr.infer.targets import target_kind
 from mlx_hdr.infer.tonemap import tonemap
 from mlx_hdr.io.avif import write_avif
 from mlx_hdr.io.image_io import MAX_PIXELS, read_ldr, write_hdr, write_ldr
-from mlx_hdr.io.native import display_p3_base
+from mlx_hdr.io.native import display_p3_base, gamut_delta, with_wide_gamut
 from mlx_hdr.io.photo_meta import Exposure, read_exif, read_exposure
 from mlx_hdr.io.uhdr import UhdrOptions, write_uhdr
 from mlx_hdr.models.hybrid import MULTIPLE, pad_to_multiple
@@ -280,6 +280,7 @@ class PredictOptions:
     uhdr: UhdrOptions = field(default_factory=UhdrOptions)
     skip_hdr_inputs: bool = False  # skip photos that carry an HDR gain map already
     input_gain_map: bool = True  # keep a phone photo's recorded highlights (infer.recorded)
+    wide_gamut: bool = True  # keep a wide-gamut photo's colours outside sRGB (io.native)
 
 
 @dataclass
@@ -325,18 +326,29 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
     )
     if gain is not None:
         hdr = with_recorded(ldr, hdr, gain)
+    wide = wide_gamut(src, ldr, hdr, dests) if opts.wide_gamut else None
     for dest in dests:
         suffix = dest.suffix.lower()
         if suffix == ".png":
             write_ldr(dest, tonemap(hdr, opts.tonemap, opts.exposure_ev))
         elif suffix in JPEG_SUFFIXES:
             native = display_p3_base(src, ldr.shape[:2])
-            write_uhdr(dest, ldr, hdr, read_exif(src), opts.uhdr, native)
+            write_uhdr(dest, ldr, hdr if wide is None else wide, read_exif(src), opts.uhdr, native)
         elif suffix == ".avif":
-            write_avif(dest, hdr)
+            write_avif(dest, hdr if wide is None else wide)
         else:
-            write_hdr(dest, hdr, dtype=opts.dtype)
+            write_hdr(dest, hdr if wide is None or suffix == ".hdr" else wide, dtype=opts.dtype)
     return dests
+
+
+def wide_gamut(src: Path, ldr: np.ndarray, hdr: np.ndarray, dests: list[Path]):
+    """``hdr`` with the photo's own colours outside sRGB (:mod:`mlx_hdr.io.native`) where
+    ``src`` has them and some output can hold them (all but the preview and ``.hdr``);
+    None otherwise."""
+    if all(d.suffix.lower() in (".png", ".hdr") for d in dests):
+        return None
+    delta = gamut_delta(src, ldr)
+    return None if delta is None else with_wide_gamut(hdr, ldr, delta)
 
 
 def record_failure(

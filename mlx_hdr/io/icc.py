@@ -89,7 +89,7 @@ def has_srgb_curve(icc: bytes) -> bool:
     return bool(np.abs(out - greys).max() < 2e-3)
 
 
-def _source_profile(icc: bytes, path: Path, stacklevel: int) -> ImageCms.ImageCmsProfile | None:
+def source_profile(icc: bytes, path: Path, stacklevel: int) -> ImageCms.ImageCmsProfile | None:
     """The embedded profile to convert from; None for an sRGB profile (sRGB by name, primaries
     and curve: "DCI-P3 D65 Gamut with sRGB Transfer" and a linear sRGB are not) or an
     unusable one (warned: the image is read as sRGB)."""
@@ -179,7 +179,7 @@ def icc_to_srgb(im: Image.Image, path: Path) -> np.ndarray:
     icc = im.info.get("icc_profile")
     if not icc and im.mode == "RGB" and exif_adobe_rgb(im):
         icc = adobe_rgb_icc()
-    src = _source_profile(icc, path, 6) if icc and im.mode in ("RGB", "RGBA", "CMYK") else None
+    src = source_profile(icc, path, 6) if icc and im.mode in ("RGB", "RGBA", "CMYK") else None
     base = im.convert("RGB") if im.mode == "RGBA" else im
     if src is not None:
         try:
@@ -224,7 +224,7 @@ def adobe_rgb_icc() -> bytes:
 def icc_to_srgb16(rgb: np.ndarray, icc: bytes | None, path: Path) -> np.ndarray:
     """:func:`icc_to_srgb` for an HxWx3 uint16 RGB array (values over the full 16-bit range):
     HxWx3 float32 display sRGB in [0, 1]."""
-    src = _source_profile(icc, path, stacklevel=4) if icc else None
+    src = source_profile(icc, path, stacklevel=4) if icc else None
     out = rgb
     if src is not None:
         import imagecodecs

@@ -1,32 +1,60 @@
-"""A photo's own Display P3 pixels, for an output that can carry its profile.
+"""A photo's own colours, for outputs that can carry them.
 
 ``read_ldr`` converts every photo to sRGB, which the model and the HDR outputs work in. An
-iPhone photo is Display P3, though, and its most saturated colours lie outside sRGB. The
-gain-map JPEG's base is the photo for SDR screens, and a JPEG can carry the photo's own
-profile: there the photo's own pixels keep those colours on wide-gamut screens (every
-M-series Mac's), and the gain map is computed in the base's colour space
-(:mod:`mlx_hdr.io.uhdr`).
+iPhone photo is Display P3, though, and a camera's may be Adobe RGB: their most saturated
+colours lie outside sRGB, and ``read_ldr`` fits them into it. Two outputs keep them:
+
+- the gain-map JPEG's base is the photo for SDR screens, and a JPEG can carry the photo's
+  own profile: there a Display P3 photo's own pixels keep those colours on wide-gamut
+  screens (every M-series Mac's), and the gain map is computed in the base's colour space
+  (:mod:`mlx_hdr.io.uhdr`);
+- the HDR itself: :func:`gamut_delta` is what ``read_ldr``'s fitting took from each pixel,
+  in linear Rec.709, and :func:`with_wide_gamut` gives it back to the reconstruction. Colours
+  outside sRGB then have a channel below 0 (or above what sRGB allows at their luminance):
+  an EXR or PFM holds them so, in Rec.709 primaries (macOS's "extended linear sRGB"), the
+  AVIF's BT.2020 holds them as they are, the gain-map JPEG's HDR rendition keeps the
+  base's P3 colours. A Radiance ``.hdr`` cannot hold negative values and keeps the fitted
+  colours.
 """
 
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from mlx_hdr.color import rgb_to_rec709_matrix
+from mlx_hdr.color import (
+    clip_ramp,
+    rgb_to_luminance,
+    rgb_to_rec709_matrix,
+    row_slices,
+    srgb_to_linear,
+)
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.exif import exif_orientation
 from mlx_hdr.io.heic import HEIF_SUFFIXES, register
-from mlx_hdr.io.icc import DISPLAY_P3_COLORANTS, has_colorants, has_srgb_curve
+from mlx_hdr.io.icc import (
+    D65,
+    DISPLAY_P3_COLORANTS,
+    RELATIVE_COLORIMETRIC,
+    adobe_rgb_icc,
+    exif_adobe_rgb,
+    has_colorants,
+    has_srgb_curve,
+    source_profile,
+)
 
 DISPLAY_P3 = (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290)  # and the sRGB curve
 P3_TO_REC709 = rgb_to_rec709_matrix(DISPLAY_P3)  # linear, apply as ``x @ P3_TO_REC709.T``
 P3_FROM_REC709 = np.linalg.inv(P3_TO_REC709).astype(np.float32)
+SRGB_PRIMARIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06)  # xy of Rec.709 / sRGB red, green, blue
+OFFSET = 1 / 64  # keeps the gain of a black pixel finite (as the gain map's offset)
 
 
 @dataclass(frozen=True)
@@ -56,15 +84,20 @@ def is_display_p3(icc: bytes | None) -> bool:
         return False
 
 
+def _photo(path: Path):
+    """``path`` opened by Pillow (HEIF through pillow-heif)."""
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        register(path)
+    return Image.open(path)
+
+
 def display_p3_base(path, shape: tuple[int, int]) -> NativeBase | None:
     """``path``'s own pixels where it is an 8-bit RGB photo tagged Display P3, turned by its
     EXIF orientation and area-resized to ``shape`` (HxW, the photo as loaded); None for any
     other photo, or where its pixels do not fit ``shape``."""
     path = Path(path)
     try:
-        if path.suffix.lower() in HEIF_SUFFIXES:
-            register(path)
-        with Image.open(path) as im:
+        with _photo(path) as im:
             icc = im.info.get("icc_profile")
             if im.mode != "RGB" or not is_display_p3(icc):
                 return None
@@ -79,3 +112,90 @@ def display_p3_base(path, shape: tuple[int, int]) -> NativeBase | None:
     if (ph, pw) != (h, w):
         pixels = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA)
     return NativeBase(np.ascontiguousarray(pixels), icc, P3_FROM_REC709)
+
+
+@cache
+def linear_srgb_icc() -> bytes:
+    """A linear-light ICC profile with sRGB's primaries and D65 white, by Little CMS: a
+    float conversion into it gives linear Rec.709, unbounded."""
+    import imagecodecs
+
+    xyy = [v for i in range(0, 6, 2) for v in (*SRGB_PRIMARIES[i : i + 2], 1.0)]
+    return imagecodecs.cms_profile("rgb", whitepoint=[*D65, 1.0], primaries=xyy, gamma=1.0)
+
+
+def _wide_linear(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """An 8-bit RGB photo's pixels in linear Rec.709, unbounded (HxWx3 float32), and their
+    largest channel in the file's own encoding (HxW, [0, 1]), turned by its EXIF
+    orientation, where its ICC profile (or EXIF, for Adobe RGB) is not sRGB; else None."""
+    with _photo(path) as im:
+        icc = im.info.get("icc_profile") or (exif_adobe_rgb(im) and adobe_rgb_icc())
+        if im.mode != "RGB" or not icc:
+            return None
+        with warnings.catch_warnings():  # read_ldr has said what is wrong with the profile
+            warnings.simplefilter("ignore")
+            if source_profile(icc, path, 1) is None:
+                return None
+        turned = exif_orientation(im) != 1
+        im.load()
+        pixels = np.asarray(ImageOps.exif_transpose(im) if turned else im)
+    import imagecodecs
+
+    out = np.empty(pixels.shape, np.float32)
+    for rows in row_slices(pixels.shape[0]):
+        out[rows] = imagecodecs.cms_transform(
+            np.ascontiguousarray(pixels[rows]),
+            icc,
+            linear_srgb_icc(),
+            colorspace="rgb",
+            outcolorspace="rgb",
+            intent=RELATIVE_COLORIMETRIC,
+            outdtype=np.float32,
+        )
+    return out, pixels.max(axis=-1).astype(np.float32) / np.float32(255.0)
+
+
+def gamut_delta(path, ldr: np.ndarray) -> np.ndarray | None:
+    """What ``read_ldr`` took from ``path``'s colours to bring them into sRGB, as linear
+    Rec.709 light: HxWx3 float32, ``ldr``'s size (the photo as loaded, HxWx3 display sRGB),
+    so that ``srgb_to_linear(ldr) + delta`` is the photo's own light, unbounded. Zero where
+    the photo clipped (the file's largest channel through ``color.clip_ramp``: a clipped
+    colour is the reconstruction's to give). None for a photo in sRGB or one this cannot
+    read (not 8-bit RGB, a profile Little CMS refuses), and where the sizes do not agree."""
+    try:
+        found = _wide_linear(Path(path))
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        RuntimeError,
+        InputError,
+        Image.DecompressionBombError,
+    ):
+        return None  # read_ldr, which read the photo, has its own errors and size guard
+    if found is None:
+        return None
+    wide, top = found
+    (h, w), (ph, pw) = ldr.shape[:2], wide.shape[:2]
+    if abs(np.log((pw / ph) / (w / h))) > 0.01:
+        return None
+    if (ph, pw) != (h, w):
+        wide = cv2.resize(wide, (w, h), interpolation=cv2.INTER_AREA)
+        top = cv2.resize(top, (w, h), interpolation=cv2.INTER_AREA)
+    for rows in row_slices(h):  # in place: wide becomes the delta
+        keep = 1.0 - clip_ramp(top[rows])[..., None]
+        wide[rows] = keep * (wide[rows] - srgb_to_linear(ldr[rows]))
+    return wide
+
+
+def with_wide_gamut(hdr: np.ndarray, ldr: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """The reconstruction ``hdr`` (HxWx3 scene-linear Rec.709, 1.0 = white) with the photo's
+    own colours given back: ``hdr + r * delta``, ``delta`` from :func:`gamut_delta`, ``r``
+    the pixel's luminance gain over the linearised photo ``ldr`` (so a lifted pixel keeps
+    its colour's share). HxWx3 float32, unbounded: a colour outside sRGB has a channel < 0."""
+    out = np.empty(hdr.shape, np.float32)
+    for rows in row_slices(hdr.shape[0]):
+        y = rgb_to_luminance(srgb_to_linear(ldr[rows]))
+        r = (rgb_to_luminance(hdr[rows]) + OFFSET) / (y + OFFSET)
+        out[rows] = hdr[rows] + r[..., None] * delta[rows]
+    return out

@@ -16,9 +16,9 @@ jpeg_hdrgm_map`), an iPhone photo by :mod:`mlx_hdr.io.apple_gain`, an Android HE
     gain = (hdr + OFFSET) / (srgb_to_linear(base) + OFFSET) / level,  OFFSET = 1/64
 
 with ``hdr`` the decoded rendition and ``base`` the decoded photo (for an Ultra HDR JPEG
-libultrahdr's own decode of both, in the file's colour space; where that is Display P3, the
-rendition taken to Rec.709 over the photo as ``read_ldr`` returns it; otherwise the photo as
-``read_ldr`` returns it, under the map's factor), so that
+libultrahdr's own decode of both, in the file's colour space; where that is Display P3, their
+ratio is applied to the photo as ``read_ldr`` returns it, in Display P3 light; otherwise the
+photo as ``read_ldr`` returns it, under the map's factor), so that
 
     (srgb_to_linear(photo) + OFFSET) * gain - OFFSET
 
@@ -27,11 +27,13 @@ gives back the rendition, over ``level``, for the photo as ``read_ldr`` returns 
 brighter everywhere for an HDR screen is scaled back so that 1.0 stays the photo's white, as
 in every output. A single-channel map (the common case) is a grey factor and carries over
 exactly to the sRGB photo ``read_ldr`` converts a Display P3 file to; a three-channel one
-approximately.
+approximately. Every rendition is so of the photo fitted into sRGB; the outputs give the
+photo's own colours back (:mod:`mlx_hdr.io.native`).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -46,7 +48,7 @@ from mlx_hdr.io.exif import exif_orient, exif_orientation
 from mlx_hdr.io.hdrgm_read import HdrgmParams, apply_hdrgm, heic_hdrgm_map, jpeg_hdrgm_map
 from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR
 from mlx_hdr.io.image_io import read_ldr
-from mlx_hdr.io.native import P3_TO_REC709, is_display_p3
+from mlx_hdr.io.native import P3_FROM_REC709, P3_TO_REC709, is_display_p3
 from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 
 OFFSET = 1 / 64  # libultrahdr's default offset_sdr and offset_hdr
@@ -145,24 +147,30 @@ def _uhdr_recorded(
     data, p3 = path.read_bytes(), _display_p3_base(path)
     try:
         hdr = imagecodecs.ultrahdr_decode(data)[..., :3].astype(np.float32)
-        base = None if p3 else imagecodecs.ultrahdr_decode(data, dtype=np.uint8)[..., :3]
+        base = imagecodecs.ultrahdr_decode(data, dtype=np.uint8)[..., :3]
     except Exception as exc:  # imagecodecs raises its own error types, or lacks the codec
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if (found := jpeg_hdrgm_map(path, max_pixels)) is not None:  # what libultrahdr refuses
             return _hdrgm_recorded(path, photo, *found, P3_TO_REC709 if p3 else None)
         raise InputError(f"its HDR gain map cannot be decoded ({why})", path) from None
     orient = _orientation(path)
-    if p3:  # decoded in the base's Display P3: in the photo's sRGB, over the photo
-        hdr = np.ascontiguousarray(exif_orient(hdr @ P3_TO_REC709.T, orient))
-        photo = read_ldr(path) if photo is None else photo
-        hdr = _to_photo(np.maximum(hdr, 0.0), photo)
-        return _over(photo, lambda lin: hdr), photo
     sdr = base / np.float32(255.0)
-    gain = _over(sdr, lambda lin: np.maximum(hdr, 0.0))
+    gain = _over(sdr, lambda lin: np.maximum(hdr, 0.0))  # in the base's own primaries
     gain = np.ascontiguousarray(exif_orient(gain, orient))
+    if p3:  # a gain in Display P3 light, applied to the photo taken into P3 and back
+        photo = read_ldr(path) if photo is None else photo
+        return _over(photo, partial(_in_p3, gain=_to_photo(gain, photo))), photo
     if photo is None:  # libultrahdr's own decode of the photo sets the level
         return gain, exif_orient(sdr, orient)
     return _to_photo(gain, photo), photo
+
+
+def _in_p3(lin: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """Linear Rec.709 ``lin`` under a per-channel ``gain`` of Display P3 light: HxWx3 >= 0.
+    The photo is the one ``read_ldr`` fitted into sRGB, so the rendition is too, like every
+    other rendition read here (``mlx_hdr.io.native`` gives the photo's own colours back)."""
+    p3 = (lin @ P3_FROM_REC709.T + OFFSET) * gain - OFFSET
+    return np.maximum(p3 @ P3_TO_REC709.T, 0.0).astype(np.float32)
 
 
 def _display_p3_base(path: Path) -> bool:

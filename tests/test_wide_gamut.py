@@ -1,0 +1,137 @@
+"""A wide-gamut photo's own colours in the HDR outputs (mlx_hdr/io/native.py: gamut_delta,
+with_wide_gamut; the pipeline's EXR/PFM, AVIF and gain-map JPEG)."""
+
+from __future__ import annotations
+
+import imagecodecs
+import numpy as np
+from PIL import Image, ImageCms
+from test_icc import adobe_exif
+from test_native import p3_icc  # noqa: F401 (a fixture)
+
+from mlx_hdr.color import rgb_to_rec709_matrix, srgb_to_linear
+from mlx_hdr.io.image_io import read_hdr, read_ldr
+from mlx_hdr.io.native import P3_TO_REC709, gamut_delta, with_wide_gamut
+
+OFFSET = 1 / 64
+ORANGE, GREEN, WINDOW = (
+    (slice(4, 16), slice(4, 28)),
+    (slice(20, 30), slice(4, 28)),
+    (
+        slice(30, 44),
+        slice(36, 60),
+    ),
+)
+
+
+def wide_photo() -> np.ndarray:
+    """Grey, a P3 orange and a P3 green outside sRGB, a clipped window (display values)."""
+    rgb = np.full((48, 64, 3), 120, np.uint8)
+    rgb[ORANGE] = (240, 60, 30)
+    rgb[GREEN] = (40, 200, 50)
+    rgb[WINDOW] = 255
+    return rgb
+
+
+def p3_light(rgb: np.ndarray) -> np.ndarray:
+    """Display P3 pixels (uint8) as linear Rec.709 light, unbounded."""
+    return srgb_to_linear(rgb / 255.0) @ P3_TO_REC709.T
+
+
+def test_the_delta_gives_the_photos_own_light_back(tmp_path, p3_icc):  # noqa: F811
+    Image.fromarray(wide_photo()).save(tmp_path / "p3.png", icc_profile=p3_icc)
+    ldr = read_ldr(tmp_path / "p3.png")
+    lin, own = srgb_to_linear(ldr), p3_light(wide_photo())
+    assert own[GREEN].min() < -0.01 and own[ORANGE].max() > 1.0  # both outside sRGB
+    delta = gamut_delta(tmp_path / "p3.png", ldr)
+    for patch in (ORANGE, GREEN):
+        assert np.abs(lin[patch] - own[patch]).max() > 0.03  # read_ldr fitted them
+        np.testing.assert_allclose(lin[patch] + delta[patch], own[patch], atol=2e-3)
+    np.testing.assert_array_equal(delta[WINDOW], 0.0)  # clipped: the reconstruction's to give
+    half = np.asarray(Image.fromarray((ldr * 255).round().astype(np.uint8)).resize((32, 24)))
+    assert gamut_delta(tmp_path / "p3.png", half / 255.0).shape == (24, 32, 3)
+    assert gamut_delta(tmp_path / "p3.png", ldr.transpose(1, 0, 2)) is None  # not this photo
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for name, extra in (("plain.png", {}), ("srgb.png", {"icc_profile": srgb})):
+        Image.fromarray(wide_photo()).save(tmp_path / name, **extra)
+        assert gamut_delta(tmp_path / name, read_ldr(tmp_path / name)) is None
+    (tmp_path / "junk.png").write_bytes(b"not a png")
+    assert gamut_delta(tmp_path / "junk.png", ldr) is None
+
+
+def test_a_turned_photo_and_an_adobe_rgb_one_by_its_exif(tmp_path):
+    path = tmp_path / "adobe.jpg"
+    Image.fromarray(wide_photo()).save(path, exif=adobe_exif(orientation=6), quality=100)
+    ldr = read_ldr(path)
+    assert ldr.shape == (64, 48, 3)
+    delta = gamut_delta(path, ldr)
+    with Image.open(path) as im:
+        stored = np.asarray(im.convert("RGB"), np.float64) / 255
+    adobe = rgb_to_rec709_matrix((0.64, 0.33, 0.21, 0.71, 0.15, 0.06, 0.3127, 0.3290))
+    own = np.rot90((stored ** (563 / 256)) @ adobe.T, -1)  # turned as the photo is shown
+    inside = np.rot90(wide_photo().max(-1) < 250, -1)
+    np.testing.assert_allclose((srgb_to_linear(ldr) + delta)[inside], own[inside], atol=3e-3)
+
+
+def test_a_lifted_pixel_keeps_its_colours_share():
+    ldr = np.full((2, 2, 3), 0.5, np.float32)
+    delta = np.zeros((2, 2, 3), np.float32)
+    delta[0, 0] = (0.05, -0.02, -0.01)
+    hdr = srgb_to_linear(ldr)
+    np.testing.assert_allclose(with_wide_gamut(hdr, ldr, delta), hdr + delta, atol=1e-6)
+    lifted = with_wide_gamut(hdr * 4.0, ldr, delta)
+    np.testing.assert_allclose(
+        lifted, 4.0 * hdr + delta * (4.0 * 0.214 + OFFSET) / (0.214 + OFFSET), rtol=2e-3
+    )
+
+
+def predict(cli, tmp_path, p3_icc, method: str) -> dict:  # noqa: F811
+    """``predict --method METHOD`` of the P3 photo to EXR, .hdr, PFM and gain-map JPEG, with
+    and without ``--no-wide-gamut``: the two output folders."""
+    Image.fromarray(wide_photo()).save(tmp_path / "p3.png", icc_profile=p3_icc)
+    outs = {}
+    for name, extra in (("wide", []), ("fitted", ["--no-wide-gamut"])):
+        out = tmp_path / name
+        fmts = ["--format", "exr", "--format", "hdr", "--format", "uhdr", "--format", "pfm"]
+        code, _, err = cli(
+            "predict", tmp_path / "p3.png", "-o", out, "--method", method, *fmts, *extra
+        )
+        assert code == 0, err
+        outs[name] = out
+    return outs
+
+
+def test_the_exr_holds_the_photos_own_colours(cli, tmp_path, p3_icc):  # noqa: F811
+    outs = predict(cli, tmp_path, p3_icc, "linear")  # the photo's light, nothing lifted
+    wide, fitted = outs["wide"], outs["fitted"]
+    import OpenEXR
+
+    exr = OpenEXR.File(str(wide / "p3.exr")).parts[0].channels["RGB"].pixels.astype(np.float32)
+    own = p3_light(wide_photo())
+    for patch in (ORANGE, GREEN):
+        np.testing.assert_allclose(exr[patch], own[patch], atol=4e-3)  # half floats
+    assert exr[GREEN][..., 0].max() < -0.01  # negative: outside sRGB
+    pfm = np.fromfile(wide / "p3.pfm", np.float32)[-exr.size :]
+    assert pfm.min() < -0.01
+    for name in ("p3.hdr",):  # RGBE cannot hold negatives: the fitted colours, as before
+        np.testing.assert_allclose(
+            read_hdr(wide / name), read_hdr(fitted / name), rtol=1e-6, atol=1e-6
+        )
+    plain = OpenEXR.File(str(fitted / "p3.exr")).parts[0].channels["RGB"].pixels
+    assert plain.min() >= 0 and np.abs(plain[GREEN] - exr[GREEN]).max() > 0.03
+
+
+def test_the_gain_map_jpegs_hdr_rendition_keeps_the_p3_colours(cli, tmp_path, p3_icc):  # noqa: F811
+    """libultrahdr's rendition is in the base's Display P3: with the photo's own colours it
+    is the base itself where nothing was lifted (the window is); fitted into sRGB it
+    desaturates them."""
+    predicted = predict(cli, tmp_path, p3_icc, "kovaleski2014")
+    base_light = srgb_to_linear(wide_photo() / 255.0)  # P3 light, the base's own pixels
+    errors = {}
+    for name, out in predicted.items():
+        data = (out / "p3_uhdr.jpg").read_bytes()
+        rendition = imagecodecs.ultrahdr_decode(data).astype(np.float32)[..., :3]
+        patch = np.concatenate([rendition[ORANGE], rendition[GREEN]], axis=0)
+        want = np.concatenate([base_light[ORANGE], base_light[GREEN]], axis=0)
+        errors[name] = np.median(np.abs(np.log2((patch + OFFSET) / (want + OFFSET))).max(-1))
+    assert errors["wide"] < 0.03 < 0.1 < errors["fitted"], errors
