@@ -33,7 +33,6 @@ from mlx_hdr.color import (
     clip_ramp,
     rgb_to_luminance,
     rgb_to_rec709_matrix,
-    row_slices,
     srgb_to_linear,
 )
 from mlx_hdr.errors import InputError
@@ -55,6 +54,7 @@ P3_TO_REC709 = rgb_to_rec709_matrix(DISPLAY_P3)  # linear, apply as ``x @ P3_TO_
 P3_FROM_REC709 = np.linalg.inv(P3_TO_REC709).astype(np.float32)
 SRGB_PRIMARIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06)  # xy of Rec.709 / sRGB red, green, blue
 OFFSET = 1 / 64  # keeps the gain of a black pixel finite (as the gain map's offset)
+NEAR_TOP = 0.9  # display: above it a pixel may have been fitted into sRGB (icc.GAMUT_TOP)
 
 
 @dataclass(frozen=True)
@@ -124,10 +124,9 @@ def linear_srgb_icc() -> bytes:
     return imagecodecs.cms_profile("rgb", whitepoint=[*D65, 1.0], primaries=xyy, gamma=1.0)
 
 
-def _wide_linear(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """An 8-bit RGB photo's pixels in linear Rec.709, unbounded (HxWx3 float32), and their
-    largest channel in the file's own encoding (HxW, [0, 1]), turned by its EXIF
-    orientation, where its ICC profile (or EXIF, for Adobe RGB) is not sRGB; else None."""
+def _own_pixels(path: Path) -> tuple[np.ndarray, bytes] | None:
+    """An 8-bit RGB photo's pixels (HxWx3 uint8, turned by its EXIF orientation) and its ICC
+    profile (Adobe RGB's where only its EXIF says so), where that is not sRGB; else None."""
     with _photo(path) as im:
         icc = im.info.get("icc_profile") or (exif_adobe_rgb(im) and adobe_rgb_icc())
         if im.mode != "RGB" or not icc:
@@ -138,64 +137,68 @@ def _wide_linear(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
                 return None
         turned = exif_orientation(im) != 1
         im.load()
-        pixels = np.asarray(ImageOps.exif_transpose(im) if turned else im)
+        return np.asarray(ImageOps.exif_transpose(im) if turned else im), icc
+
+
+@dataclass(frozen=True)
+class GamutDelta:
+    """What fitting a photo into sRGB took from it (:func:`gamut_delta`): ``values`` (Nx3
+    float32, linear Rec.709) at the pixels ``where`` (HxW bool) is True; nothing elsewhere."""
+
+    where: np.ndarray
+    values: np.ndarray
+
+
+def gamut_delta(path, ldr: np.ndarray) -> GamutDelta | None:
+    """What ``read_ldr`` took from ``path``'s colours to bring them into sRGB, in linear
+    Rec.709 light, at ``ldr``'s size (the photo as loaded, HxWx3 display sRGB): there
+    ``srgb_to_linear(ldr) + delta`` is the photo's own light, unbounded (Little CMS in
+    float). Only where the fitting can have acted: a channel cut at 0, or a pixel near the
+    top (``NEAR_TOP``); zero where the photo clipped (the file's largest channel through
+    ``color.clip_ramp``: a clipped colour is the reconstruction's to give). None for a
+    photo in sRGB or one this cannot read (not 8-bit RGB, a profile Little CMS refuses),
+    and where the sizes do not agree."""
+    try:
+        found = _own_pixels(Path(path))
+    except (OSError, ValueError, SyntaxError, InputError, Image.DecompressionBombError):
+        return None  # read_ldr, which read the photo, has its own errors and size guard
+    if found is None:
+        return None
+    (pixels, icc), (h, w) = found, ldr.shape[:2]
+    if abs(np.log((pixels.shape[1] / pixels.shape[0]) / (w / h))) > 0.01:
+        return None
+    if pixels.shape[:2] != (h, w):  # as load_input downscales the photo: display values
+        pixels = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA)
+    r, g, b = ldr[..., 0], ldr[..., 1], ldr[..., 2]  # channel-wise: no slow reductions
+    where = (np.minimum(np.minimum(r, g), b) < 1.5 / 255) | (
+        np.maximum(np.maximum(r, g), b) > NEAR_TOP
+    )
     import imagecodecs
 
-    out = np.empty(pixels.shape, np.float32)
-    for rows in row_slices(pixels.shape[0]):
-        out[rows] = imagecodecs.cms_transform(
-            np.ascontiguousarray(pixels[rows]),
+    try:
+        own = imagecodecs.cms_transform(
+            np.ascontiguousarray(pixels[where][None]),
             icc,
             linear_srgb_icc(),
             colorspace="rgb",
             outcolorspace="rgb",
             intent=RELATIVE_COLORIMETRIC,
             outdtype=np.float32,
-        )
-    return out, pixels.max(axis=-1).astype(np.float32) / np.float32(255.0)
-
-
-def gamut_delta(path, ldr: np.ndarray) -> np.ndarray | None:
-    """What ``read_ldr`` took from ``path``'s colours to bring them into sRGB, as linear
-    Rec.709 light: HxWx3 float32, ``ldr``'s size (the photo as loaded, HxWx3 display sRGB),
-    so that ``srgb_to_linear(ldr) + delta`` is the photo's own light, unbounded. Zero where
-    the photo clipped (the file's largest channel through ``color.clip_ramp``: a clipped
-    colour is the reconstruction's to give). None for a photo in sRGB or one this cannot
-    read (not 8-bit RGB, a profile Little CMS refuses), and where the sizes do not agree."""
-    try:
-        found = _wide_linear(Path(path))
-    except (
-        OSError,
-        ValueError,
-        SyntaxError,
-        RuntimeError,
-        InputError,
-        Image.DecompressionBombError,
-    ):
-        return None  # read_ldr, which read the photo, has its own errors and size guard
-    if found is None:
+        )[0]
+    except (RuntimeError, ValueError):  # a profile Little CMS takes for 8/16 bits only
         return None
-    wide, top = found
-    (h, w), (ph, pw) = ldr.shape[:2], wide.shape[:2]
-    if abs(np.log((pw / ph) / (w / h))) > 0.01:
-        return None
-    if (ph, pw) != (h, w):
-        wide = cv2.resize(wide, (w, h), interpolation=cv2.INTER_AREA)
-        top = cv2.resize(top, (w, h), interpolation=cv2.INTER_AREA)
-    for rows in row_slices(h):  # in place: wide becomes the delta
-        keep = 1.0 - clip_ramp(top[rows])[..., None]
-        wide[rows] = keep * (wide[rows] - srgb_to_linear(ldr[rows]))
-    return wide
+    keep = 1.0 - clip_ramp(pixels[where].max(axis=-1) / np.float32(255.0))[:, None]
+    return GamutDelta(where, (keep * (own - srgb_to_linear(ldr[where]))).astype(np.float32))
 
 
-def with_wide_gamut(hdr: np.ndarray, ldr: np.ndarray, delta: np.ndarray) -> np.ndarray:
+def with_wide_gamut(hdr: np.ndarray, ldr: np.ndarray, delta: GamutDelta) -> np.ndarray:
     """The reconstruction ``hdr`` (HxWx3 scene-linear Rec.709, 1.0 = white) with the photo's
     own colours given back: ``hdr + r * delta``, ``delta`` from :func:`gamut_delta`, ``r``
     the pixel's luminance gain over the linearised photo ``ldr`` (so a lifted pixel keeps
-    its colour's share). HxWx3 float32, unbounded: a colour outside sRGB has a channel < 0."""
-    out = np.empty(hdr.shape, np.float32)
-    for rows in row_slices(hdr.shape[0]):
-        y = rgb_to_luminance(srgb_to_linear(ldr[rows]))
-        r = (rgb_to_luminance(hdr[rows]) + OFFSET) / (y + OFFSET)
-        out[rows] = hdr[rows] + r[..., None] * delta[rows]
+    its colour's share). A new HxWx3 float32 array, unbounded: a colour outside sRGB has a
+    channel < 0."""
+    out = np.array(hdr, np.float32)
+    y = rgb_to_luminance(srgb_to_linear(ldr[delta.where]))
+    r = (rgb_to_luminance(out[delta.where]) + OFFSET) / (y + OFFSET)
+    out[delta.where] += r[:, None] * delta.values
     return out
