@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import imagecodecs
 import numpy as np
+import pytest
 from PIL import Image, ImageCms
+from test_heic import P3_NCLX, save_heic
 from test_icc import adobe_exif
 from test_native import p3_icc  # noqa: F401 (a fixture)
 
@@ -145,3 +147,47 @@ def test_the_gain_map_jpegs_hdr_rendition_keeps_the_p3_colours(cli, tmp_path, p3
         want = np.concatenate([base_light[ORANGE], base_light[GREEN]], axis=0)
         errors[name] = np.median(np.abs(np.log2((patch + OFFSET) / (want + OFFSET))).max(-1))
     assert errors["wide"] < 0.03 < 0.1 < errors["fitted"], errors
+
+
+def save_tiff16(path, rgb: np.ndarray, icc: bytes) -> None:
+    import tifffile
+
+    tifffile.imwrite(path, rgb.astype(np.uint16) * 257, photometric="rgb", iccprofile=icc)
+
+
+@pytest.mark.parametrize(
+    "name,save",
+    [
+        ("p3_16bit.tif", lambda p, rgb, icc: save_tiff16(p, rgb, icc)),
+        ("p3_10bit.heic", lambda p, rgb, icc: save_heic(p, rgb, 10, icc_profile=icc)),
+        ("p3_nclx.heic", lambda p, rgb, icc: save_heic(p, rgb, nclx_profile=P3_NCLX)),
+        ("p3_nclx_10bit.heic", lambda p, rgb, icc: save_heic(p, rgb, 10, nclx_profile=P3_NCLX)),
+    ],
+)
+def test_deep_and_cicp_tagged_photos_too(tmp_path, p3_icc, name, save):  # noqa: F811
+    save(tmp_path / name, wide_photo(), p3_icc)
+    ldr = read_ldr(tmp_path / name)
+    delta = dense(gamut_delta(tmp_path / name, ldr), ldr.shape)
+    own = p3_light(wide_photo())
+    for patch in (ORANGE, GREEN):
+        np.testing.assert_allclose(srgb_to_linear(ldr[patch]) + delta[patch], own[patch], atol=3e-3)
+    np.testing.assert_array_equal(delta[WINDOW], 0.0)
+
+
+def test_an_srgb_based_gain_map_jpeg_keeps_the_fitted_colours(cli, tmp_path):
+    """An Adobe RGB photo's gain-map JPEG has an sRGB base: colours it cannot hold are not
+    cut there; its EXR keeps them."""
+    path = tmp_path / "adobe.jpg"
+    Image.fromarray(wide_photo()).save(path, exif=adobe_exif(), quality=100)
+    files = {}
+    for name, extra in (("wide", []), ("fitted", ["--no-wide-gamut"])):
+        fmts = ["--format", "uhdr", "--format", "exr"]
+        code, _, err = cli(
+            "predict", path, "-o", tmp_path / name, "--method", "linear", *fmts, *extra
+        )
+        assert code == 0, err
+        files[name] = tmp_path / name
+    same = [(files[k] / "adobe_uhdr.jpg").read_bytes() for k in ("wide", "fitted")]
+    assert same[0] == same[1]
+    exrs = [read_hdr(files[k] / "adobe.exr") for k in ("wide", "fitted")]
+    assert np.abs(exrs[0] - exrs[1]).max() > 0.02

@@ -332,8 +332,9 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
         if suffix == ".png":
             write_ldr(dest, tonemap(hdr, opts.tonemap, opts.exposure_ev))
         elif suffix in JPEG_SUFFIXES:
-            native = display_p3_base(src, ldr.shape[:2])
-            write_uhdr(dest, ldr, hdr if wide is None else wide, read_exif(src), opts.uhdr, native)
+            native = display_p3_base(src, ldr.shape[:2])  # else an sRGB base: fitted colours
+            own = wide if wide is not None and native is not None else hdr
+            write_uhdr(dest, ldr, own, read_exif(src), opts.uhdr, native)
         elif suffix == ".avif":
             write_avif(dest, hdr if wide is None else wide)
         else:

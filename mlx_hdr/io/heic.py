@@ -97,15 +97,20 @@ def gain_map_kind(info: dict) -> str | None:
     return None
 
 
-def _wide_to_float(heif, path: Path) -> np.ndarray:
+def deep_pixels(heif) -> np.ndarray:
     """A 10/12-bit image (pillow-heif: uint16, values shifted to the top bits) -> HxWx3
-    float32 display RGB in [0, 1], an embedded ICC profile converted to sRGB."""
+    uint16 over the full 16-bit range, as stored (not turned)."""
     bits = int(heif.info["bit_depth"])
     arr = np.asarray(heif)
     arr = arr[..., None].repeat(3, axis=-1) if arr.ndim == 2 else arr[..., :3]
     top = ((1 << bits) - 1) << (16 - bits)  # white as pillow-heif stores it
-    full = (arr.astype(np.uint32) * 65535 // top).astype(np.uint16)
-    return icc_to_srgb16(full, heif.info.get("icc_profile"), path)
+    return (arr.astype(np.uint32) * 65535 // top).astype(np.uint16)
+
+
+def _wide_to_float(heif, path: Path) -> np.ndarray:
+    """A 10/12-bit image -> HxWx3 float32 display RGB in [0, 1], an embedded ICC profile
+    converted to sRGB."""
+    return icc_to_srgb16(deep_pixels(heif), heif.info.get("icc_profile"), path)
 
 
 def read_heif(
@@ -173,17 +178,24 @@ def is_hdr_avif(path: Path) -> bool:
         return False
 
 
-def nclx_to_srgb(img: np.ndarray, info: dict) -> np.ndarray:
-    """Convert display RGB (HxWx3 in [0, 1]) tagged with CICP/nclx primaries other than
-    BT.709 (Display P3, BT.2020) to sRGB: linearise, 3x3 matrix with Bradford white
-    adaptation (``color.rgb_to_rec709_matrix``), colours outside sRGB fitted into it
-    (``icc.fit_to_srgb``), re-encode. Images with an ICC profile
-    (converted already) or sRGB/unspecified primaries are returned as they are."""
+def nclx_to_rec709(info: dict) -> np.ndarray | None:
+    """The 3x3 matrix (apply as ``x @ m``) from the linear RGB of an image's CICP/nclx
+    primaries to Rec.709, with Bradford white adaptation (``color.rgb_to_rec709_matrix``);
+    None where it has an ICC profile or sRGB/unspecified primaries."""
     nclx = info.get("nclx_profile") or {}
     if info.get("icc_profile") or nclx.get("color_primaries", 2) in SRGB_PRIMARIES:
+        return None
+    return rgb_to_rec709_matrix([nclx[f"color_primary_{k}"] for k in _PRIMARY_KEYS]).T
+
+
+def nclx_to_srgb(img: np.ndarray, info: dict) -> np.ndarray:
+    """Convert display RGB (HxWx3 in [0, 1]) tagged with CICP/nclx primaries other than
+    BT.709 (Display P3, BT.2020) to sRGB: linearise, :func:`nclx_to_rec709`, colours
+    outside sRGB fitted into it (``icc.fit_to_srgb``), re-encode. Images with an ICC profile
+    (converted already) or sRGB/unspecified primaries are returned as they are."""
+    to709 = nclx_to_rec709(info)
+    if to709 is None:
         return img
-    chroma = [nclx[f"color_primary_{k}"] for k in _PRIMARY_KEYS]
-    to709 = rgb_to_rec709_matrix(chroma).T
     out = np.empty(img.shape, np.float32)
     for rows in row_slices(img.shape[0]):
         out[rows] = fit_to_srgb(srgb_to_linear(img[rows]) @ to709, img[rows].max(axis=-1))

@@ -121,7 +121,7 @@ def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
     return im
 
 
-def _is_16bit(im: Image.Image) -> bool:
+def is_16bit(im: Image.Image) -> bool:
     raw = str(im.tile[0].args if im.tile else "")
     return im.mode.startswith("I;16") or ";16" in raw or im.mode in ("I", "F")
 
@@ -130,7 +130,7 @@ def read_ldr_info(path, max_pixels: int | None = None) -> LdrInfo:
     """Header facts about an LDR file without decoding its pixels."""
     path = check_input(path, LDR_SUFFIXES, "LDR")
     with _open_pil(path, max_pixels) as im:
-        bits = 16 if _is_16bit(im) else 8
+        bits = 16 if is_16bit(im) else 8
         orientation = exif_orientation(im)
         w, h = (im.height, im.width) if orientation in (5, 6, 7, 8) else im.size
         alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
@@ -144,7 +144,7 @@ def _warn_alpha(path: Path) -> None:
         warnings.warn(f"{path}: alpha channel dropped (warned once)", stacklevel=3)
 
 
-def _read_16bit_rgb(path: Path) -> np.ndarray:
+def read_16bit_rgb(path: Path) -> np.ndarray:
     """A 16-bit PNG/TIFF's pixels in RGB(A) order (HxW for grey), by OpenCV; a TIFF that
     OpenCV cannot read (5.x fails on one with an orientation tag) by tifffile."""
     with quiet_cv2():
@@ -166,7 +166,7 @@ def _read_16bit_rgb(path: Path) -> np.ndarray:
 def _read_16bit(path: Path, orientation: int, icc: bytes | None) -> np.ndarray:
     """16-bit RGB(A) PNG/TIFF (Pillow would truncate them to 8 bits), its ICC profile ``icc``
     (read by Pillow) converted to sRGB."""
-    arr = _read_16bit_rgb(path)
+    arr = read_16bit_rgb(path)
     if arr.ndim == 3 and arr.shape[2] == 4:
         _warn_alpha(path)
     if arr.ndim == 3 and arr.dtype == np.uint16:
@@ -217,7 +217,7 @@ def _read_pil(path: Path, max_pixels: int | None) -> np.ndarray:
         if im.format in SEQUENCES and (n := getattr(im, "n_frames", 1)) > 1:
             warnings.warn(f"{path}: holds {n} images; using the first", stacklevel=2)
         try:
-            wide = _is_16bit(im)  # before getexif(), which may decode a PNG and drop .tile
+            wide = is_16bit(im)  # before getexif(), which may decode a PNG and drop .tile
             orientation = exif_orientation(im)
             if wide and im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
                 icc = im.info.get("icc_profile") if im.mode in ("RGB", "RGBA") else None

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import cv2
@@ -36,8 +37,15 @@ from mlx_hdr.color import (
     srgb_to_linear,
 )
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.exif import exif_orientation
-from mlx_hdr.io.heic import HEIF_SUFFIXES, register
+from mlx_hdr.io.exif import exif_orient, exif_orientation
+from mlx_hdr.io.heic import (
+    AVIF_SUFFIXES,
+    HEIF_SUFFIXES,
+    deep_pixels,
+    nclx_to_rec709,
+    open_heif,
+    register,
+)
 from mlx_hdr.io.icc import (
     D65,
     DISPLAY_P3_COLORANTS,
@@ -48,6 +56,7 @@ from mlx_hdr.io.icc import (
     has_srgb_curve,
     source_profile,
 )
+from mlx_hdr.io.image_io import is_16bit, read_16bit_rgb
 
 DISPLAY_P3 = (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290)  # and the sRGB curve
 P3_TO_REC709 = rgb_to_rec709_matrix(DISPLAY_P3)  # linear, apply as ``x @ P3_TO_REC709.T``
@@ -104,7 +113,7 @@ def display_p3_base(path, shape: tuple[int, int]) -> NativeBase | None:
             turned = exif_orientation(im) != 1
             im.load()
             pixels = np.asarray(ImageOps.exif_transpose(im) if turned else im)
-    except (OSError, ValueError, SyntaxError, InputError, Image.DecompressionBombError):
+    except (OSError, ValueError, SyntaxError, KeyError, InputError, Image.DecompressionBombError):
         return None  # read_ldr, which read the photo, has its own size guard
     (h, w), (ph, pw) = shape, pixels.shape[:2]
     if abs(np.log((pw / ph) / (w / h))) > 0.01:
@@ -124,20 +133,60 @@ def linear_srgb_icc() -> bytes:
     return imagecodecs.cms_profile("rgb", whitepoint=[*D65, 1.0], primaries=xyy, gamma=1.0)
 
 
-def _own_pixels(path: Path) -> tuple[np.ndarray, bytes] | None:
-    """An 8-bit RGB photo's pixels (HxWx3 uint8, turned by its EXIF orientation) and its ICC
-    profile (Adobe RGB's where only its EXIF says so), where that is not sRGB; else None."""
+def _own_pixels(path: Path) -> tuple[np.ndarray, Callable] | None:
+    """A photo's pixels as stored (HxWx3 uint8, or uint16 over the full range for a 16-bit
+    PNG/TIFF or a 10/12-bit HEIC), turned as ``read_ldr`` turns them, and a function from
+    such values (Nx3, [0, 1]) to their linear Rec.709 light (Nx3 float32), where the photo
+    is tagged other than sRGB: by an ICC profile (Adobe RGB's where only its EXIF says so)
+    or by CICP primaries alone (HEIC, AVIF); else None."""
+    heif = open_heif(path) if path.suffix.lower() in (*HEIF_SUFFIXES, *AVIF_SUFFIXES) else None
+    if heif is not None and (to709 := nclx_to_rec709(heif.info)) is not None:
+        convert = lambda x: srgb_to_linear(x) @ to709  # noqa: E731
+        if int(heif.info["bit_depth"]) > 8:
+            return deep_pixels(heif), convert
+        with _photo(path) as im:
+            return _turned(im), convert
+    if heif is not None and int(heif.info["bit_depth"]) > 8:  # turned by libheif
+        return _unless_srgb(heif.info.get("icc_profile"), path, lambda: deep_pixels(heif))
     with _photo(path) as im:
         icc = im.info.get("icc_profile") or (exif_adobe_rgb(im) and adobe_rgb_icc())
-        if im.mode != "RGB" or not icc:
+        if im.mode not in ("RGB", "RGBA") or not icc:
             return None
-        with warnings.catch_warnings():  # read_ldr has said what is wrong with the profile
-            warnings.simplefilter("ignore")
-            if source_profile(icc, path, 1) is None:
+        if is_16bit(im):
+            stored, orientation = read_16bit_rgb(path), exif_orientation(im)
+            if stored.ndim != 3 or stored.dtype != np.uint16:
                 return None
-        turned = exif_orientation(im) != 1
-        im.load()
-        return np.asarray(ImageOps.exif_transpose(im) if turned else im), icc
+            return _unless_srgb(icc, path, lambda: exif_orient(stored[..., :3], orientation))
+        return _unless_srgb(icc, path, lambda: _turned(im)) if im.mode == "RGB" else None
+
+
+def _turned(im: Image.Image) -> np.ndarray:
+    """An 8-bit RGB Pillow image's pixels, turned by its EXIF orientation."""
+    orientation = exif_orientation(im)
+    im.load()
+    return np.asarray(ImageOps.exif_transpose(im) if orientation != 1 else im.convert("RGB"))
+
+
+def _unless_srgb(icc: bytes, path: Path, pixels) -> tuple[np.ndarray, Callable] | None:
+    """``(pixels(), conversion by Little CMS from icc)`` where ``icc`` is not sRGB; else None."""
+    with warnings.catch_warnings():  # read_ldr has said what is wrong with the profile
+        warnings.simplefilter("ignore")
+        if source_profile(icc, path, 1) is None:
+            return None
+    return np.ascontiguousarray(pixels()), partial(_lcms_to_linear, icc=icc)
+
+
+def _lcms_to_linear(x: np.ndarray, icc: bytes) -> np.ndarray:
+    import imagecodecs
+
+    return imagecodecs.cms_transform(
+        np.ascontiguousarray(x[None], np.float32),
+        icc,
+        linear_srgb_icc(),
+        colorspace="rgb",
+        outcolorspace="rgb",
+        intent=RELATIVE_COLORIMETRIC,
+    )[0]
 
 
 @dataclass(frozen=True)
@@ -153,41 +202,31 @@ def gamut_delta(path, ldr: np.ndarray) -> GamutDelta | None:
     """What ``read_ldr`` took from ``path``'s colours to bring them into sRGB, in linear
     Rec.709 light, at ``ldr``'s size (the photo as loaded, HxWx3 display sRGB): there
     ``srgb_to_linear(ldr) + delta`` is the photo's own light, unbounded (Little CMS in
-    float). Only where the fitting can have acted: a channel cut at 0, or a pixel near the
-    top (``NEAR_TOP``); zero where the photo clipped (the file's largest channel through
-    ``color.clip_ramp``: a clipped colour is the reconstruction's to give). None for a
-    photo in sRGB or one this cannot read (not 8-bit RGB, a profile Little CMS refuses),
-    and where the sizes do not agree."""
+    float, or the CICP primaries' matrix). Only where the fitting can have acted: a channel
+    cut at 0, or a pixel near the top (``NEAR_TOP``); zero where the photo clipped (the
+    file's largest channel through ``color.clip_ramp``: a clipped colour is the
+    reconstruction's to give). None for a photo in sRGB or one this cannot read (grey,
+    CMYK, a profile Little CMS refuses), and where the sizes do not agree."""
     try:
         found = _own_pixels(Path(path))
-    except (OSError, ValueError, SyntaxError, InputError, Image.DecompressionBombError):
+    except (OSError, ValueError, SyntaxError, KeyError, InputError, Image.DecompressionBombError):
         return None  # read_ldr, which read the photo, has its own errors and size guard
     if found is None:
         return None
-    (pixels, icc), (h, w) = found, ldr.shape[:2]
+    (pixels, to_linear), (h, w) = found, ldr.shape[:2]
     if abs(np.log((pixels.shape[1] / pixels.shape[0]) / (w / h))) > 0.01:
         return None
     if pixels.shape[:2] != (h, w):  # as load_input downscales the photo: display values
         pixels = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA)
     r, g, b = ldr[..., 0], ldr[..., 1], ldr[..., 2]  # channel-wise: no slow reductions
-    where = (np.minimum(np.minimum(r, g), b) < 1.5 / 255) | (
-        np.maximum(np.maximum(r, g), b) > NEAR_TOP
-    )
-    import imagecodecs
-
+    where = np.minimum(np.minimum(r, g), b) < 1.5 / 255
+    where |= np.maximum(np.maximum(r, g), b) > NEAR_TOP
+    stored = pixels[where] / np.float32(np.iinfo(pixels.dtype).max)
     try:
-        own = imagecodecs.cms_transform(
-            np.ascontiguousarray(pixels[where][None]),
-            icc,
-            linear_srgb_icc(),
-            colorspace="rgb",
-            outcolorspace="rgb",
-            intent=RELATIVE_COLORIMETRIC,
-            outdtype=np.float32,
-        )[0]
-    except (RuntimeError, ValueError):  # a profile Little CMS takes for 8/16 bits only
+        own = to_linear(stored) if len(stored) else np.zeros((0, 3), np.float32)
+    except (RuntimeError, ValueError):  # a profile Little CMS cannot convert in float
         return None
-    keep = 1.0 - clip_ramp(pixels[where].max(axis=-1) / np.float32(255.0))[:, None]
+    keep = 1.0 - clip_ramp(stored.max(axis=-1))[:, None]
     return GamutDelta(where, (keep * (own - srgb_to_linear(ldr[where]))).astype(np.float32))
 
 
