@@ -5,6 +5,8 @@ Each function takes an open Pillow image or an array; none opens a file.
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 from PIL import Image
 
@@ -34,6 +36,26 @@ def exif_orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+TRANSPOSE = {  # EXIF orientation -> the Pillow transpose that shows the photo upright
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def turned(im: Image.Image, orientation: int) -> Image.Image:
+    """An open image's pixels turned by an EXIF orientation tag (1..8), as
+    ``ImageOps.exif_transpose`` turns them, its metadata untouched: ``exif_transpose`` writes
+    the EXIF again, which raises on a block Pillow reads but cannot write (a GPS tag of
+    another type than the standard's)."""
+    method = TRANSPOSE.get(orientation)
+    return im if method is None else im.transpose(method)
+
+
 def exif_orient(img: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation tag (1..8) to an HxWxC array, like ``ImageOps.exif_transpose``."""
     ops = {
@@ -47,3 +69,25 @@ def exif_orient(img: np.ndarray, orientation: int) -> np.ndarray:
         8: lambda a: np.rot90(a, 1),
     }
     return np.ascontiguousarray(ops.get(orientation, ops[1])(img))
+
+
+def upright_exif(raw: bytes) -> bytes | None:
+    """An EXIF block (``b"Exif\\0\\0"`` + TIFF data, or the TIFF data alone) with its IFD0
+    orientation set to 1, patched in place: for a block Pillow parses but cannot write
+    again (a GPS tag of the wrong type, say). The block as given where it has no
+    orientation tag; None where its TIFF header or IFD0 cannot be read."""
+    head = b"Exif\0\0" if raw.startswith(b"Exif\0\0") else b""
+    tiff = bytearray(raw[len(head) :])
+    order = {b"II": "<", b"MM": ">"}.get(bytes(tiff[:2]))
+    try:
+        if order is None or struct.unpack_from(order + "H", tiff, 2)[0] != 42:
+            return None
+        ifd = struct.unpack_from(order + "I", tiff, 4)[0]
+        for i in range(struct.unpack_from(order + "H", tiff, ifd)[0]):
+            entry = ifd + 2 + 12 * i
+            tag, kind, count = struct.unpack_from(order + "HHI", tiff, entry)
+            if tag == ORIENTATION and kind == 3 and count == 1:  # SHORT, stored in place
+                struct.pack_into(order + "H", tiff, entry + 8, 1)
+    except struct.error:
+        return None
+    return b"Exif\0\0" + bytes(tiff)

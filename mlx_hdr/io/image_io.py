@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from mlx_hdr.color import row_slices
 from mlx_hdr.errors import InputError
@@ -34,7 +34,7 @@ from mlx_hdr.io.checks import (
     pil_pixel_limit,
     quiet_cv2,
 )
-from mlx_hdr.io.exif import exif_orient, exif_orientation
+from mlx_hdr.io.exif import exif_orient, exif_orientation, turned
 from mlx_hdr.io.hdr_io import HALF_MAX, HDR_SUFFIXES, read_hdr, sanitize_hdr, write_hdr
 from mlx_hdr.io.heic import (
     AVIF_SUFFIXES,
@@ -223,7 +223,7 @@ def _read_pil(path: Path, max_pixels: int | None) -> np.ndarray:
                 icc = im.info.get("icc_profile") if im.mode in ("RGB", "RGBA") else None
                 return _read_16bit(path, orientation, icc)
             im.load()  # full decode: truncated files fail here (LOAD_TRUNCATED_IMAGES is False)
-            im = ImageOps.exif_transpose(im) if orientation != 1 else im
+            im = turned(im, orientation)
             return _pil_to_rgb(im, path)
         except (OSError, SyntaxError, ValueError, RuntimeError) as exc:  # RuntimeError: AVIF
             raise InputError(f"corrupt or truncated image data ({exc})", path) from None

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms
 
 from mlx_hdr.color import (
     clip_ramp,
@@ -37,7 +37,7 @@ from mlx_hdr.color import (
     srgb_to_linear,
 )
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.exif import exif_orient, exif_orientation
+from mlx_hdr.io.exif import exif_orient, exif_orientation, turned
 from mlx_hdr.io.heic import (
     AVIF_SUFFIXES,
     HEIF_SUFFIXES,
@@ -110,9 +110,9 @@ def display_p3_base(path, shape: tuple[int, int]) -> NativeBase | None:
             icc = im.info.get("icc_profile")
             if im.mode != "RGB" or not is_display_p3(icc):
                 return None
-            turned = exif_orientation(im) != 1
+            orientation = exif_orientation(im)
             im.load()
-            pixels = np.asarray(ImageOps.exif_transpose(im) if turned else im)
+            pixels = np.asarray(turned(im, orientation))
     except (OSError, ValueError, SyntaxError, KeyError, InputError, Image.DecompressionBombError):
         return None  # read_ldr, which read the photo, has its own size guard
     (h, w), (ph, pw) = shape, pixels.shape[:2]
@@ -164,7 +164,7 @@ def _turned(im: Image.Image) -> np.ndarray:
     """An 8-bit RGB Pillow image's pixels, turned by its EXIF orientation."""
     orientation = exif_orientation(im)
     im.load()
-    return np.asarray(ImageOps.exif_transpose(im) if orientation != 1 else im.convert("RGB"))
+    return np.asarray(turned(im, orientation))
 
 
 def _unless_srgb(icc: bytes, path: Path, pixels) -> tuple[np.ndarray, Callable] | None:

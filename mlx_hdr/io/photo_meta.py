@@ -12,7 +12,7 @@ from PIL import Image
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import jpeg_apple_map
 from mlx_hdr.io.avif_gainmap import AVIF_GAIN_MAP, has_gain_map
-from mlx_hdr.io.exif import EXIF_IFD, ORIENTATION, exif_of
+from mlx_hdr.io.exif import EXIF_IFD, ORIENTATION, exif_of, upright_exif
 from mlx_hdr.io.heic import (
     APPLE_HDR,
     AVIF_SUFFIXES,
@@ -33,7 +33,9 @@ ULTRA_HDR = "an Ultra HDR gain map"  # existing_gain_map's answer for such a JPE
 
 def read_exif(path) -> bytes | None:
     """The photo's EXIF block (``b"Exif\\0\\0"`` + TIFF data) with the orientation set to 1 (the
-    pixels ``read_ldr`` returns are turned already), or None when it has none or is unreadable."""
+    pixels ``read_ldr`` returns are turned already), or None when it has none or is unreadable.
+    A block Pillow cannot write again is passed on as stored, its orientation patched
+    (``exif.upright_exif``)."""
     path = Path(path)
     try:
         if path.suffix.lower() in HEIF_SUFFIXES:
@@ -44,7 +46,11 @@ def read_exif(path) -> bytes | None:
                 return None
             if ORIENTATION in exif:
                 exif[ORIENTATION] = 1
-            return exif.tobytes()
+            try:
+                return exif.tobytes()
+            except Exception:  # Pillow's writer has no single error type (TypeError, ...)
+                raw = im.info.get("exif")
+                return upright_exif(raw) if isinstance(raw, bytes) else None
     except UNREADABLE:
         return None
 

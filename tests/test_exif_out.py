@@ -1,0 +1,49 @@
+"""The EXIF passed on to a gain-map JPEG (mlx_hdr/io/photo_meta.py: read_exif, and
+mlx_hdr/io/exif.py: upright_exif for a block Pillow cannot write again)."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+from PIL import Image
+
+from mlx_hdr.io.exif import upright_exif
+from mlx_hdr.io.photo_meta import read_exif
+
+
+def exif_block(order: str = ">", orientation: int = 6) -> bytes:
+    """IFD0 {Orientation, GPS IFD}, GPS IFD {GPSLatitude written as text}: Pillow reads it,
+    but writing it again fails (it takes GPSLatitude for rationals)."""
+    text = b"12 deg 30' 0.00\"\0"
+    gps = 8 + 2 + 2 * 12 + 4
+    tiff = (b"MM" if order == ">" else b"II") + struct.pack(order + "HI", 42, 8)
+    tiff += struct.pack(order + "H", 2)
+    tiff += struct.pack(order + "HHIHH", 0x0112, 3, 1, orientation, 0)
+    tiff += struct.pack(order + "HHII", 0x8825, 4, 1, gps) + struct.pack(order + "I", 0)
+    tiff += struct.pack(order + "HHHII", 1, 2, 2, len(text), gps + 18) + struct.pack(order + "I", 0)
+    return b"Exif\0\0" + tiff + text
+
+
+def test_a_block_pillow_cannot_write_again_is_passed_on_upright(tmp_path, cli):
+    for order in (">", "<"):
+        path = tmp_path / f"gps{order == '>'}.jpg"
+        Image.fromarray(np.full((8, 12, 3), 90, np.uint8)).save(path, exif=exif_block(order))
+        with Image.open(path) as im:
+            exif = im.getexif()
+            assert exif[0x0112] == 6 and isinstance(exif.get_ifd(0x8825)[2], str)
+        out = Image.Exif()
+        out.load(read_exif(path))
+        assert out[0x0112] == 1 and out.get_ifd(0x8825)[2].startswith("12 deg")
+    code, _, err = cli("predict", path, "-o", tmp_path / "o.jpg", "--method", "linear")
+    assert code == 0, err
+    with Image.open(tmp_path / "o.jpg") as im:
+        assert im.size == (8, 12) and im.getexif()[0x0112] == 1  # turned once, not twice
+
+
+def test_upright_exif_leaves_what_it_cannot_read():
+    assert upright_exif(b"Exif\0\0XX\0\x2a") is None  # no byte order
+    assert upright_exif(exif_block()[:14]) is None  # IFD0 cut off
+    no_tag = exif_block(orientation=1)
+    assert upright_exif(no_tag) == no_tag
+    assert upright_exif(exif_block()[6:]).startswith(b"Exif\0\0MM")  # without the prefix
