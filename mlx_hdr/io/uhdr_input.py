@@ -33,14 +33,13 @@ photo's own colours back (:mod:`mlx_hdr.io.native`).
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
+from mlx_hdr.color import rgb_to_luminance, row_slices, srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import apple_gain
 from mlx_hdr.io.avif_gainmap import AVIF_GAIN_MAP, avif_gain_map
@@ -83,7 +82,8 @@ def recorded_gain(
     if reader is None:
         return None
     gain, photo = reader(path, photo, max_pixels)
-    return (gain / midtone_level(gain, photo)).astype(np.float32)
+    gain /= np.float32(midtone_level(gain, photo))  # in place: a 60-MP gain is 720 MB
+    return gain
 
 
 def midtone_level(gain: np.ndarray, photo: np.ndarray) -> float:
@@ -97,9 +97,15 @@ def midtone_level(gain: np.ndarray, photo: np.ndarray) -> float:
     return float(np.median(rgb_to_luminance(gain)[mid]))
 
 
-def _over(photo: np.ndarray, hdr_of) -> np.ndarray:
-    lin = srgb_to_linear(photo)
-    return ((hdr_of(lin) + OFFSET) / (lin + OFFSET)).astype(np.float32)
+def _over(photo: np.ndarray, hdr_of, maps: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+    """The gain of ``hdr_of(lin, *rows of maps)`` over the linearised ``photo``, HxWx3
+    float32, in strips of rows: ``maps`` are arrays of the photo's height that ``hdr_of``
+    reads row for row (a gain map, a rendition), so that no full-size temporaries are made."""
+    gain = np.empty(photo.shape, np.float32)
+    for rows in row_slices(photo.shape[0]):
+        lin = srgb_to_linear(photo[rows])
+        gain[rows] = (hdr_of(lin, *(m[rows] for m in maps)) + OFFSET) / (lin + OFFSET)
+    return gain
 
 
 def _to_photo(a: np.ndarray, photo: np.ndarray) -> np.ndarray:
@@ -112,7 +118,7 @@ def _apple_recorded(path: Path, photo: np.ndarray | None, _) -> tuple[np.ndarray
     factor = apple_gain(path)
     photo = read_ldr(path) if photo is None else photo
     factor = _to_photo(factor, photo)[..., None]
-    return _over(photo, lambda lin: lin * factor), photo
+    return _over(photo, lambda lin, f: lin * f, (factor,)), photo
 
 
 def _hdrgm_recorded(
@@ -126,7 +132,7 @@ def _hdrgm_recorded(
     primaries ``to709`` takes to Rec.709 where given (``apply_hdrgm``)."""
     photo = read_ldr(path) if photo is None else photo
     g = _to_photo(g, photo)
-    return _over(photo, lambda lin: apply_hdrgm(lin, g, params, to709)), photo
+    return _over(photo, lambda lin, g: apply_hdrgm(lin, g, params, to709), (g,)), photo
 
 
 def _hdrgm_heic_recorded(path: Path, photo: np.ndarray | None, _) -> tuple[np.ndarray, np.ndarray]:
@@ -155,11 +161,11 @@ def _uhdr_recorded(
         raise InputError(f"its HDR gain map cannot be decoded ({why})", path) from None
     orient = _orientation(path)
     sdr = base / np.float32(255.0)
-    gain = _over(sdr, lambda lin: np.maximum(hdr, 0.0))  # in the base's own primaries
+    gain = _over(sdr, lambda lin, h: np.maximum(h, 0.0), (hdr,))  # in the base's primaries
     gain = np.ascontiguousarray(exif_orient(gain, orient))
     if p3:  # a gain in Display P3 light, applied to the photo taken into P3 and back
         photo = read_ldr(path) if photo is None else photo
-        return _over(photo, partial(_in_p3, gain=_to_photo(gain, photo))), photo
+        return _over(photo, _in_p3, (_to_photo(gain, photo),)), photo
     if photo is None:  # libultrahdr's own decode of the photo sets the level
         return gain, exif_orient(sdr, orient)
     return _to_photo(gain, photo), photo
