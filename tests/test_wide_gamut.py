@@ -3,6 +3,10 @@ with_wide_gamut; the pipeline's EXR/PFM, AVIF and gain-map JPEG)."""
 
 from __future__ import annotations
 
+import struct
+import zlib
+
+import cv2
 import imagecodecs
 import numpy as np
 import pytest
@@ -13,7 +17,13 @@ from test_native import p3_icc  # noqa: F401 (a fixture)
 
 from mlx_hdr.color import rgb_to_rec709_matrix, srgb_to_linear
 from mlx_hdr.io.image_io import read_hdr, read_ldr
-from mlx_hdr.io.native import P3_TO_REC709, GamutDelta, gamut_delta, with_wide_gamut
+from mlx_hdr.io.native import (
+    P3_TO_REC709,
+    GamutDelta,
+    display_p3_base,
+    gamut_delta,
+    with_wide_gamut,
+)
 
 OFFSET = 1 / 64
 ORANGE, GREEN, WINDOW = (
@@ -191,3 +201,84 @@ def test_an_srgb_based_gain_map_jpeg_keeps_the_fitted_colours(cli, tmp_path):
     assert same[0] == same[1]
     exrs = [read_hdr(files[k] / "adobe.exr") for k in ("wide", "fitted")]
     assert np.abs(exrs[0] - exrs[1]).max() > 0.02
+
+
+def with_chunk(png: bytes, kind: bytes, data: bytes, before: bytes) -> bytes:
+    """A PNG with one more chunk, put before the first ``before`` chunk."""
+    i = png.index(before) - 4
+    crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return png[:i] + struct.pack(">I", len(data)) + kind + data + crc + png[i:]
+
+
+def test_the_tag_and_orientation_are_read_as_read_ldr_reads_them(tmp_path):
+    """A 16-bit PNG marked Adobe RGB by its EXIF alone is read as sRGB (read_ldr converts
+    16-bit photos by an ICC profile only): nothing to give back. A PNG whose eXIf chunk
+    follows its pixels is not turned by it (read_ldr's rule) but is Adobe RGB."""
+    exif = adobe_exif(orientation=6).tobytes().removeprefix(b"Exif\0\0")
+    deep = cv2.imencode(".png", (wide_photo().astype(np.uint16) * 257)[..., ::-1])[1].tobytes()
+    (tmp_path / "deep.png").write_bytes(with_chunk(deep, b"eXIf", exif, b"IDAT"))
+    ldr = read_ldr(tmp_path / "deep.png")
+    np.testing.assert_allclose(ldr, np.rot90(wide_photo(), -1) / 255.0, atol=1e-6)
+    assert gamut_delta(tmp_path / "deep.png", ldr) is None
+    square = wide_photo()[:, :48]
+    late = with_chunk(cv2.imencode(".png", square[..., ::-1])[1].tobytes(), b"eXIf", exif, b"IEND")
+    (tmp_path / "late.png").write_bytes(late)
+    ldr = read_ldr(tmp_path / "late.png")
+    adobe = rgb_to_rec709_matrix((0.64, 0.33, 0.21, 0.71, 0.15, 0.06, 0.3127, 0.3290))
+    own = ((square / 255.0) ** (563 / 256)) @ adobe.T  # as stored: not turned
+    delta = dense(gamut_delta(tmp_path / "late.png", ldr), ldr.shape)
+    inside = square.max(-1) < 250
+    np.testing.assert_allclose((srgb_to_linear(ldr) + delta)[inside], own[inside], atol=3e-3)
+
+
+def test_rgba_and_ten_bit_avif_photos(tmp_path, p3_icc):  # noqa: F811
+    rgba = np.dstack([wide_photo(), np.full((48, 64), 255, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "rgba.png", icc_profile=p3_icc)
+    ldr = read_ldr(tmp_path / "rgba.png")
+    delta = dense(gamut_delta(tmp_path / "rgba.png", ldr), ldr.shape)
+    own = p3_light(wide_photo())
+    np.testing.assert_allclose(srgb_to_linear(ldr[GREEN]) + delta[GREEN], own[GREEN], atol=2e-3)
+    ten = wide_photo().astype(np.uint16) * 4 + wide_photo() // 64  # 10-bit, read at 8 bits
+    data = imagecodecs.avif_encode(ten, 100, bitspersample=10, primaries=12, transfer=13, matrix=1)
+    (tmp_path / "p3.avif").write_bytes(data)
+    ldr = read_ldr(tmp_path / "p3.avif")
+    delta = dense(gamut_delta(tmp_path / "p3.avif", ldr), ldr.shape)
+    np.testing.assert_allclose(srgb_to_linear(ldr[GREEN]) + delta[GREEN], own[GREEN], atol=4e-3)
+
+
+def test_a_downscaled_photo_keeps_the_rims_of_its_colours(tmp_path, p3_icc):  # noqa: F811
+    """``--max-size``: a pixel on the rim of a saturated patch averages fitted and unfitted
+    ones; it is given back too (the mask widened by a pixel)."""
+    from mlx_hdr.infer.pipeline import load_input
+
+    big = np.repeat(np.repeat(wide_photo(), 3, axis=0), 3, axis=1)[:, 1:]  # 144 x 191
+    Image.fromarray(big).save(tmp_path / "big.png", icc_profile=p3_icc)
+    ldr = load_input(tmp_path / "big.png", 97)
+    small = cv2.resize(big, ldr.shape[1::-1], interpolation=cv2.INTER_AREA)
+    own = p3_light(small)  # the P3 display values downscaled as the photo is, then converted
+    delta = dense(gamut_delta(tmp_path / "big.png", ldr), ldr.shape)
+    inside = small.max(-1) < 250
+    np.testing.assert_allclose((srgb_to_linear(ldr) + delta)[inside], own[inside], atol=3e-3)
+
+
+def test_the_fallback_encoder_gets_the_fitted_colours(tmp_path, monkeypatch, p3_icc):  # noqa: F811
+    """Where libultrahdr cannot be called directly, its own Rec.709 base is written: the
+    reconstruction with the photo's own colours (negative there) is not handed to it."""
+    from mlx_hdr.io import uhdr
+    from mlx_hdr.io.libuhdr import LibraryUnavailable
+
+    def unavailable():
+        raise LibraryUnavailable("no ctypes binding in this test")
+
+    seen = []
+    monkeypatch.setattr(uhdr, "library", unavailable)
+    monkeypatch.setattr(
+        uhdr, "encode_uhdr_hdr_only", lambda hdr, opts: (seen.append(hdr), (b"x", 2.0))[1]
+    )
+    Image.fromarray(wide_photo()).save(tmp_path / "p3.png", icc_profile=p3_icc)
+    ldr = read_ldr(tmp_path / "p3.png")
+    hdr = srgb_to_linear(ldr)
+    wide = with_wide_gamut(hdr, ldr, gamut_delta(tmp_path / "p3.png", ldr))
+    native = display_p3_base(tmp_path / "p3.png", ldr.shape[:2])
+    uhdr.write_uhdr(tmp_path / "o.jpg", ldr, hdr, None, None, native, wide)
+    assert seen[0] is hdr and wide.min() < -0.01

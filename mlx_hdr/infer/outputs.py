@@ -5,7 +5,7 @@ per ``--format`` (``<stem>.hdr``/``.exr``/``.pfm``/``.avif``, ``<stem>_uhdr.jpg`
 gain-map JPEG) and a ``<stem>_preview.png`` beside an HDR file; ``-o`` is a folder, or a file
 for a single input. A name with a file extension is a file: it is never created as a folder.
 Problems with the outputs are :class:`UsageError`s, raised by :func:`plan_outputs` before a
-model is loaded or an image decoded.
+model is loaded or an image decoded. :func:`write_outputs` writes one input's files.
 """
 
 from __future__ import annotations
@@ -15,10 +15,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from mlx_hdr.errors import UsageError
+from mlx_hdr.infer.tonemap import tonemap
 from mlx_hdr.io.atomic import is_file_name
-from mlx_hdr.io.image_io import HDR_SUFFIXES, ldr_files
-from mlx_hdr.io.uhdr import UHDR_SUFFIX
+from mlx_hdr.io.avif import write_avif
+from mlx_hdr.io.image_io import HDR_SUFFIXES, ldr_files, write_hdr, write_ldr
+from mlx_hdr.io.native import display_p3_base, gamut_delta, with_wide_gamut
+from mlx_hdr.io.photo_meta import read_exif
+from mlx_hdr.io.uhdr import UHDR_SUFFIX, write_uhdr
 
 GLOB_CHARS = set("*?[")
 PREVIEW_SUFFIX = "_preview.png"
@@ -157,3 +163,35 @@ def plan_outputs(inputs: list[str], out: Path, opts) -> Plan:
                 raise UsageError(f"output {dest} would overwrite an input; choose another -o", src)
         plan.jobs.append((src, dests))
     return plan
+
+
+def write_outputs(
+    src: Path, dests: list[Path], ldr: np.ndarray, hdr: np.ndarray, opts
+) -> list[Path]:
+    """Write ``dests`` by extension (``.png`` the preview, ``.jpg`` the gain-map JPEG,
+    ``.avif`` the PQ AVIF, else the HDR file) from the photo ``ldr`` (HxWx3 display sRGB, as
+    loaded) and its reconstruction ``hdr`` (HxWx3 scene-linear, 1.0 = white); ``opts``: the
+    ``PredictOptions``. With ``opts.wide_gamut`` the EXR/PFM, the AVIF and a gain-map JPEG
+    on the photo's own Display P3 pixels get the photo's colours outside sRGB back
+    (:mod:`mlx_hdr.io.native`), computed once, where one of them asks."""
+    found: list = []
+
+    def wide() -> np.ndarray:  # the reconstruction with the photo's own colours
+        if not found:
+            delta = gamut_delta(src, ldr) if opts.wide_gamut else None
+            found.append(hdr if delta is None else with_wide_gamut(hdr, ldr, delta))
+        return found[0]
+
+    for dest in dests:
+        suffix = dest.suffix.lower()
+        if suffix == ".png":
+            write_ldr(dest, tonemap(hdr, opts.tonemap, opts.exposure_ev))
+        elif suffix in JPEG_SUFFIXES:
+            native = display_p3_base(src, ldr.shape[:2])  # else an sRGB base: fitted colours
+            own = wide() if native is not None else None
+            write_uhdr(dest, ldr, hdr, read_exif(src), opts.uhdr, native, own)
+        elif suffix == ".avif":
+            write_avif(dest, wide())
+        else:
+            write_hdr(dest, hdr if suffix == ".hdr" else wide(), dtype=opts.dtype)
+    return dests

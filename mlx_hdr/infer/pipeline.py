@@ -43,16 +43,13 @@ from mlx_hdr.infer.calibrate import (
     recolour_clipped,
 )
 from mlx_hdr.infer.exposure import SKY_CEILING, lift_to_daylight, limit_to_ceiling
-from mlx_hdr.infer.outputs import JPEG_SUFFIXES, Plan, plan_outputs
+from mlx_hdr.infer.outputs import Plan, plan_outputs, write_outputs
 from mlx_hdr.infer.recorded import gain_for, note_hdr_input, with_recorded
 from mlx_hdr.infer.response import response_table, response_to_linear
 from mlx_hdr.infer.targets import target_kind
-from mlx_hdr.infer.tonemap import tonemap
-from mlx_hdr.io.avif import write_avif
-from mlx_hdr.io.image_io import MAX_PIXELS, read_ldr, write_hdr, write_ldr
-from mlx_hdr.io.native import display_p3_base, gamut_delta, with_wide_gamut
-from mlx_hdr.io.photo_meta import Exposure, read_exif, read_exposure
-from mlx_hdr.io.uhdr import UhdrOptions, write_uhdr
+from mlx_hdr.io.image_io import MAX_PIXELS, read_ldr
+from mlx_hdr.io.photo_meta import Exposure, read_exposure
+from mlx_hdr.io.uhdr import UhdrOptions
 from mlx_hdr.models.hybrid import MULTIPLE, pad_to_multiple
 
 WORK_PIXELS = 1_000_000  # the scale the model was validated at (eval-public: <= 1.1 MP)
@@ -326,30 +323,7 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
     )
     if gain is not None:
         hdr = with_recorded(ldr, hdr, gain)
-    wide = wide_gamut(src, ldr, hdr, dests) if opts.wide_gamut else None
-    for dest in dests:
-        suffix = dest.suffix.lower()
-        if suffix == ".png":
-            write_ldr(dest, tonemap(hdr, opts.tonemap, opts.exposure_ev))
-        elif suffix in JPEG_SUFFIXES:
-            native = display_p3_base(src, ldr.shape[:2])  # else an sRGB base: fitted colours
-            own = wide if wide is not None and native is not None else hdr
-            write_uhdr(dest, ldr, own, read_exif(src), opts.uhdr, native)
-        elif suffix == ".avif":
-            write_avif(dest, hdr if wide is None else wide)
-        else:
-            write_hdr(dest, hdr if wide is None or suffix == ".hdr" else wide, dtype=opts.dtype)
-    return dests
-
-
-def wide_gamut(src: Path, ldr: np.ndarray, hdr: np.ndarray, dests: list[Path]):
-    """``hdr`` with the photo's own colours outside sRGB (:mod:`mlx_hdr.io.native`) where
-    ``src`` has them and some output can hold them (all but the preview and ``.hdr``);
-    None otherwise."""
-    if all(d.suffix.lower() in (".png", ".hdr") for d in dests):
-        return None
-    delta = gamut_delta(src, ldr)
-    return None if delta is None else with_wide_gamut(hdr, ldr, delta)
+    return write_outputs(src, dests, ldr, hdr, opts)
 
 
 def record_failure(

@@ -63,7 +63,11 @@ P3_TO_REC709 = rgb_to_rec709_matrix(DISPLAY_P3)  # linear, apply as ``x @ P3_TO_
 P3_FROM_REC709 = np.linalg.inv(P3_TO_REC709).astype(np.float32)
 SRGB_PRIMARIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06)  # xy of Rec.709 / sRGB red, green, blue
 OFFSET = 1 / 64  # keeps the gain of a black pixel finite (as the gain map's offset)
+BOMB = Image.DecompressionBombError
 NEAR_TOP = 0.9  # display: above it a pixel may have been fitted into sRGB (icc.GAMUT_TOP)
+NEAR_BLACK = (1.5 / 255, 12 / 255)  # display: below it a channel may have been cut at 0
+# (8 bits; 16 bits, where Little CMS's 16-bit transform leaves such a channel up to ten
+# 8-bit levels above 0)
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ def display_p3_base(path, shape: tuple[int, int]) -> NativeBase | None:
             orientation = exif_orientation(im)
             im.load()
             pixels = np.asarray(turned(im, orientation))
-    except (OSError, ValueError, SyntaxError, KeyError, InputError, Image.DecompressionBombError):
+    except (OSError, ValueError, RuntimeError, SyntaxError, KeyError, InputError, BOMB):
         return None  # read_ldr, which read the photo, has its own size guard
     (h, w), (ph, pw) = shape, pixels.shape[:2]
     if abs(np.log((pw / ph) / (w / h))) > 0.01:
@@ -134,41 +138,48 @@ def linear_srgb_icc() -> bytes:
 
 
 def _own_pixels(path: Path) -> tuple[np.ndarray, Callable] | None:
-    """A photo's pixels as stored (HxWx3 uint8, or uint16 over the full range for a 16-bit
-    PNG/TIFF or a 10/12-bit HEIC), turned as ``read_ldr`` turns them, and a function from
-    such values (Nx3, [0, 1]) to their linear Rec.709 light (Nx3 float32), where the photo
-    is tagged other than sRGB: by an ICC profile (Adobe RGB's where only its EXIF says so)
-    or by CICP primaries alone (HEIC, AVIF); else None."""
-    heif = open_heif(path) if path.suffix.lower() in (*HEIF_SUFFIXES, *AVIF_SUFFIXES) else None
+    """A photo's pixels as ``read_ldr`` decodes them (HxWx3 uint8, or uint16 over the full
+    range for a 16-bit PNG/TIFF or a 10/12-bit HEIC; an AVIF at 8 bits), turned as it turns
+    them, and a function from such values (Nx3, [0, 1]) to their linear Rec.709 light (Nx3
+    float32), where the photo is tagged other than sRGB as ``read_ldr`` reads the tag: an ICC
+    profile, Adobe RGB by its EXIF (8 bits), CICP primaries alone (HEIC, AVIF); else None."""
+    suffix = path.suffix.lower()
+    heif = open_heif(path) if suffix in (*HEIF_SUFFIXES, *AVIF_SUFFIXES) else None
+    deep = heif is not None and suffix in HEIF_SUFFIXES and int(heif.info["bit_depth"]) > 8
     if heif is not None and (to709 := nclx_to_rec709(heif.info)) is not None:
         convert = lambda x: srgb_to_linear(x) @ to709  # noqa: E731
-        if int(heif.info["bit_depth"]) > 8:
+        if deep:  # turned by libheif
             return deep_pixels(heif), convert
         with _photo(path) as im:
-            return _turned(im), convert
-    if heif is not None and int(heif.info["bit_depth"]) > 8:  # turned by libheif
+            return _turned(im, exif_orientation(im)), convert
+    if deep:
         return _unless_srgb(heif.info.get("icc_profile"), path, lambda: deep_pixels(heif))
     with _photo(path) as im:
-        icc = im.info.get("icc_profile") or (exif_adobe_rgb(im) and adobe_rgb_icc())
-        if im.mode not in ("RGB", "RGBA") or not icc:
+        if im.mode not in ("RGB", "RGBA"):
             return None
-        if is_16bit(im):
-            stored, orientation = read_16bit_rgb(path), exif_orientation(im)
+        wide = is_16bit(im)  # before the EXIF is read, which may decode a PNG
+        orientation = exif_orientation(im)  # before anything loads a PNG's late eXIf chunk
+        if wide:  # read_ldr converts these by their ICC profile alone
+            stored = read_16bit_rgb(path)
             if stored.ndim != 3 or stored.dtype != np.uint16:
                 return None
-            return _unless_srgb(icc, path, lambda: exif_orient(stored[..., :3], orientation))
-        return _unless_srgb(icc, path, lambda: _turned(im)) if im.mode == "RGB" else None
+            turn = lambda: exif_orient(stored[..., :3], orientation)  # noqa: E731
+            return _unless_srgb(im.info.get("icc_profile"), path, turn)
+        icc = im.info.get("icc_profile") or (exif_adobe_rgb(im) and adobe_rgb_icc())
+        return _unless_srgb(icc, path, lambda: _turned(im, orientation))
 
 
-def _turned(im: Image.Image) -> np.ndarray:
-    """An 8-bit RGB Pillow image's pixels, turned by its EXIF orientation."""
-    orientation = exif_orientation(im)
+def _turned(im: Image.Image, orientation: int) -> np.ndarray:
+    """An 8-bit RGB(A) Pillow image's RGB pixels, turned by an EXIF orientation."""
     im.load()
-    return np.asarray(turned(im, orientation))
+    return np.asarray(turned(im if im.mode == "RGB" else im.convert("RGB"), orientation))
 
 
-def _unless_srgb(icc: bytes, path: Path, pixels) -> tuple[np.ndarray, Callable] | None:
-    """``(pixels(), conversion by Little CMS from icc)`` where ``icc`` is not sRGB; else None."""
+def _unless_srgb(icc: bytes | None, path: Path, pixels) -> tuple[np.ndarray, Callable] | None:
+    """``(pixels(), conversion by Little CMS from icc)`` where ``icc`` is a profile other
+    than sRGB; else None."""
+    if not icc:
+        return None
     with warnings.catch_warnings():  # read_ldr has said what is wrong with the profile
         warnings.simplefilter("ignore")
         if source_profile(icc, path, 1) is None:
@@ -177,6 +188,7 @@ def _unless_srgb(icc: bytes, path: Path, pixels) -> tuple[np.ndarray, Callable] 
 
 
 def _lcms_to_linear(x: np.ndarray, icc: bytes) -> np.ndarray:
+    """Nx3 values in [0, 1] of the profile ``icc`` -> Nx3 float32 linear Rec.709, unbounded."""
     import imagecodecs
 
     return imagecodecs.cms_transform(
@@ -209,18 +221,19 @@ def gamut_delta(path, ldr: np.ndarray) -> GamutDelta | None:
     CMYK, a profile Little CMS refuses), and where the sizes do not agree."""
     try:
         found = _own_pixels(Path(path))
-    except (OSError, ValueError, SyntaxError, KeyError, InputError, Image.DecompressionBombError):
+    except (OSError, ValueError, RuntimeError, SyntaxError, KeyError, InputError, BOMB):
         return None  # read_ldr, which read the photo, has its own errors and size guard
     if found is None:
         return None
     (pixels, to_linear), (h, w) = found, ldr.shape[:2]
     if abs(np.log((pixels.shape[1] / pixels.shape[0]) / (w / h))) > 0.01:
         return None
+    r, g, b = ldr[..., 0], ldr[..., 1], ldr[..., 2]  # channel-wise: no slow reductions
+    where = np.minimum(np.minimum(r, g), b) < NEAR_BLACK[pixels.dtype == np.uint16]
+    where |= np.maximum(np.maximum(r, g), b) > NEAR_TOP
     if pixels.shape[:2] != (h, w):  # as load_input downscales the photo: display values
         pixels = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA)
-    r, g, b = ldr[..., 0], ldr[..., 1], ldr[..., 2]  # channel-wise: no slow reductions
-    where = np.minimum(np.minimum(r, g), b) < 1.5 / 255
-    where |= np.maximum(np.maximum(r, g), b) > NEAR_TOP
+        where = cv2.dilate(where.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
     stored = pixels[where] / np.float32(np.iinfo(pixels.dtype).max)
     try:
         own = to_linear(stored) if len(stored) else np.zeros((0, 3), np.float32)

@@ -279,11 +279,14 @@ def write_uhdr(
     exif: bytes | None = None,
     opts: UhdrOptions | None = None,
     native: NativeBase | None = None,
+    wide: np.ndarray | None = None,
 ) -> Path:
     """:func:`encode_uhdr` written atomically to ``path``; warns when the boost is 1 (the
     prediction has nothing above white, so HDR screens show the photo unchanged) and when the
     EXIF block is too large to keep. Where libultrahdr cannot be called directly, the file
-    comes from :func:`encode_uhdr_hdr_only`, with a note (once per process)."""
+    comes from :func:`encode_uhdr_hdr_only`, with a note (once per process). ``wide``: the
+    reconstruction with the photo's colours outside sRGB (``native.with_wide_gamut``), for
+    the gain over a ``native`` base; the fallback's Rec.709 base takes ``hdr``."""
     path = Path(path)
     try:
         library()
@@ -295,7 +298,8 @@ def write_uhdr(
             msg = f"{path}: the photo's EXIF ({len(exif)} bytes) does not fit a JPEG segment"
             warnings.warn(f"{msg}; not kept", stacklevel=2)
             exif = None
-        data, meta = encode_uhdr(ldr, hdr, exif, opts, native)
+        own = wide if wide is not None and native is not None else hdr
+        data, meta = encode_uhdr(ldr, own, exif, opts, native)
         boost = meta.max_boost
     if boost <= 1.0:
         warnings.warn(
