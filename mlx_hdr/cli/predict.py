@@ -194,6 +194,13 @@ def predict_command(
             "JPEG (--no-wide-gamut: fitted into sRGB, as the .hdr and the preview always are)."
         ),
     ] = True,
+    skip_existing: Annotated[
+        bool,
+        typer.Option(
+            help="Leave inputs whose outputs all exist: a batch run again after an "
+            "interruption goes on where it stopped (each file is written whole or not at all)."
+        ),
+    ] = False,
     max_pixels: Annotated[
         int,
         typer.Option(min=1, help="Refuse larger images (a guard against decompression bombs)."),
@@ -222,8 +229,11 @@ def predict_command(
         skip_hdr_inputs=skip_hdr_inputs,
         input_gain_map=input_gain_map,
         wide_gamut=wide_gamut,
+        skip_existing=skip_existing,
     )
     plan = plan_outputs(inputs, out, opts)  # output problems: refused before any work
+    if plan.done:
+        typer.echo(f"left {len(plan.done)} inputs whose outputs exist (--skip-existing)")
     net = None
     if opts.method == "model":
         from mlx_hdr.infer.model_hub import load_net

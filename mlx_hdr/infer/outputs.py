@@ -36,10 +36,12 @@ FORMATS = {"hdr": ".hdr", "exr": ".exr", "pfm": ".pfm", "avif": ".avif", "uhdr":
 
 @dataclass
 class Plan:
-    """Per input, the files to write (``jobs``); inputs that match nothing (``missing``)."""
+    """Per input, the files to write (``jobs``); inputs that match nothing (``missing``);
+    inputs whose files all exist, left alone (``done``, with ``--skip-existing``)."""
 
     jobs: list[tuple[Path, list[Path]]] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)
+    done: list[Path] = field(default_factory=list)
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -150,7 +152,8 @@ def output_paths(stem: str, out: Path, single: bool, opts) -> list[Path]:
 
 def plan_outputs(inputs: list[str], out: Path, opts) -> Plan:
     """Expand ``inputs`` and name every output; ``UsageError`` for an ``out`` that cannot
-    be written, two inputs with one output name, or an output that is an input."""
+    be written, two inputs with one output name, or an output that is an input. With
+    ``opts.skip_existing``, an input whose outputs all exist is put in ``done``, not run."""
     paths, missing = expand_inputs(inputs)
     single = len(paths) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir()
     check_output(out, single)
@@ -161,7 +164,10 @@ def plan_outputs(inputs: list[str], out: Path, opts) -> Plan:
         for dest in dests:
             if dest.resolve() in sources:
                 raise UsageError(f"output {dest} would overwrite an input; choose another -o", src)
-        plan.jobs.append((src, dests))
+        if getattr(opts, "skip_existing", False) and all(d.is_file() for d in dests):
+            plan.done.append(src)  # written whole by an earlier run (writes are atomic)
+        else:
+            plan.jobs.append((src, dests))
     return plan
 
 

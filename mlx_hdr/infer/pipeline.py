@@ -278,6 +278,7 @@ class PredictOptions:
     skip_hdr_inputs: bool = False  # skip photos that carry an HDR gain map already
     input_gain_map: bool = True  # keep a phone photo's recorded highlights (infer.recorded)
     wide_gamut: bool = True  # keep a wide-gamut photo's colours outside sRGB (io.native)
+    skip_existing: bool = False  # leave inputs whose outputs all exist (a batch run again)
 
 
 @dataclass
