@@ -15,13 +15,14 @@ from test_heic import P3_NCLX, save_heic
 from test_icc import adobe_exif
 from test_native import p3_icc  # noqa: F401 (a fixture)
 
-from mlx_hdr.color import rgb_to_rec709_matrix, srgb_to_linear
+from mlx_hdr.color import linear_to_srgb, rgb_to_rec709_matrix, srgb_to_linear
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 from mlx_hdr.io.native import (
     P3_TO_REC709,
     GamutDelta,
     display_p3_base,
     gamut_delta,
+    is_display_p3,
     with_wide_gamut,
 )
 
@@ -282,3 +283,19 @@ def test_the_fallback_encoder_gets_the_fitted_colours(tmp_path, monkeypatch, p3_
     native = display_p3_base(tmp_path / "p3.png", ldr.shape[:2])
     uhdr.write_uhdr(tmp_path / "o.jpg", ldr, hdr, None, None, native, wide)
     assert seen[0] is hdr and wide.min() < -0.01
+
+
+def test_a_p3_photos_preview_is_a_p3_png_with_its_colours(cli, tmp_path, p3_icc):  # noqa: F811
+    outs = predict(cli, tmp_path, p3_icc, "linear")
+    own = p3_light(wide_photo())  # linear Rec.709; its luminance is what the tone map reads
+    y = own @ np.float32([0.2126, 0.7152, 0.0722])
+    want = linear_to_srgb(srgb_to_linear(wide_photo() / 255.0) / (1.0 + y[..., None]))
+    with Image.open(outs["wide"] / "p3_preview.png") as im:
+        assert is_display_p3(im.info.get("icc_profile"))
+        shown = np.asarray(im, np.float32) / 255.0
+    for patch in (ORANGE, GREEN):  # Reinhard's L / (1 + L), in the photo's own P3 colours
+        np.testing.assert_allclose(shown[patch], want[patch], atol=2.5 / 255)
+    with Image.open(outs["fitted"] / "p3_preview.png") as im:
+        assert "icc_profile" not in im.info  # sRGB, as every other photo's preview
+        fitted = np.asarray(im, np.float32) / 255.0
+    assert np.abs(fitted[GREEN] - want[GREEN]).max() > 0.05

@@ -190,8 +190,8 @@ def predict_command(
         bool,
         typer.Option(
             help="Keep a wide-gamut photo's colours outside sRGB (Display P3, Adobe RGB) in the "
-            "EXR/PFM (as negative Rec.709 values), the AVIF and a Display P3 photo's gain-map "
-            "JPEG (--no-wide-gamut: fitted into sRGB, as the .hdr and the preview always are)."
+            "EXR/PFM (as negative Rec.709 values), the AVIF, and a Display P3 photo's gain-map "
+            "JPEG and preview (--no-wide-gamut: fitted into sRGB, as the .hdr always is)."
         ),
     ] = True,
     skip_existing: Annotated[

@@ -32,8 +32,10 @@ from PIL import Image, ImageCms
 
 from mlx_hdr.color import (
     clip_ramp,
+    linear_to_srgb,
     rgb_to_luminance,
     rgb_to_rec709_matrix,
+    row_slices,
     srgb_to_linear,
 )
 from mlx_hdr.errors import InputError
@@ -102,6 +104,31 @@ def _photo(path: Path):
     if path.suffix.lower() in HEIF_SUFFIXES:
         register(path)
     return Image.open(path)
+
+
+def display_p3_icc(path) -> bytes | None:
+    """The Display P3 ICC profile of an RGB photo tagged so (:func:`is_display_p3`), without
+    decoding its pixels; None for any other photo or one that cannot be opened."""
+    try:
+        with _photo(Path(path)) as im:
+            icc = im.info.get("icc_profile")
+            return icc if im.mode in ("RGB", "RGBA") and is_display_p3(icc) else None
+    except (OSError, ValueError, RuntimeError, SyntaxError, KeyError, InputError, BOMB):
+        return None
+
+
+def in_display_p3(shown: np.ndarray, hdr: np.ndarray, wide: np.ndarray) -> np.ndarray:
+    """A preview of ``hdr`` (``shown``: HxWx3 display sRGB in [0, 1], a luminance tone map
+    of it) made again in Display P3 from ``wide`` (``hdr`` with the photo's own colours,
+    :func:`with_wide_gamut`): each pixel scaled as the tone map scaled its luminance,
+    HxWx3 display values in [0, 1] with the sRGB curve, for a Display P3 profile."""
+    out = np.empty(shown.shape, np.float32)
+    for rows in row_slices(shown.shape[0]):
+        y_in = rgb_to_luminance(np.maximum(hdr[rows], 0.0))
+        y_out = rgb_to_luminance(srgb_to_linear(shown[rows]))
+        scale = np.divide(y_out, y_in, out=np.zeros_like(y_in), where=y_in > 0)[..., None]
+        out[rows] = linear_to_srgb(np.clip(wide[rows] @ P3_FROM_REC709.T * scale, 0.0, 1.0))
+    return out
 
 
 def display_p3_base(path, shape: tuple[int, int]) -> NativeBase | None:
