@@ -464,8 +464,18 @@ def test_skip_existing_goes_on_where_a_batch_stopped(cli, photos, tmp_path):
     files[0].unlink()  # as if the batch had stopped before a.jpg's EXR was written
     code, again, err = cli(*args, "--skip-existing")
     assert code == 3 and "broken.jpg" in err  # run again: it has no outputs
-    assert "left 1 inputs whose outputs exist" in again
+    assert "skipped 1 input whose outputs all exist" in again
     assert [stamp(f) != stamps[f] for f in files] == [True, True, False, False]
     stamps = {f: stamp(f) for f in files}
     assert cli(*args)[0] == 3  # without the option, everything is written again
     assert all(stamp(f) != stamps[f] for f in files)
+
+
+def test_the_library_reports_what_it_skipped(photos, tmp_path):
+    from mlx_hdr.infer.pipeline import PredictOptions, predict_files
+
+    opts = PredictOptions(method="linear", skip_existing=True)
+    first = predict_files([str(photos / "a.jpg")], tmp_path, None, opts, progress=False)
+    assert first.skipped == [] and len(first.written) == 1
+    again = predict_files([str(photos / "a.jpg")], tmp_path, None, opts, progress=False)
+    assert again.skipped == [photos / "a.jpg"] and again.written == []

@@ -12,23 +12,25 @@ from mlx_hdr.io.exif import upright_exif
 from mlx_hdr.io.photo_meta import read_exif
 
 
-def exif_block(order: str = ">", orientation: int = 6) -> bytes:
+def exif_block(order: str = ">", orientation: int = 6, kind: int = 3) -> bytes:
     """IFD0 {Orientation, GPS IFD}, GPS IFD {GPSLatitude written as text}: Pillow reads it,
     but writing it again fails (it takes GPSLatitude for rationals)."""
     text = b"12 deg 30' 0.00\"\0"
     gps = 8 + 2 + 2 * 12 + 4
     tiff = (b"MM" if order == ">" else b"II") + struct.pack(order + "HI", 42, 8)
     tiff += struct.pack(order + "H", 2)
-    tiff += struct.pack(order + "HHIHH", 0x0112, 3, 1, orientation, 0)
+    value = struct.pack(order + ("HH" if kind == 3 else "I"), *[orientation, 0][: 5 - kind])
+    tiff += struct.pack(order + "HHI", 0x0112, kind, 1) + value  # SHORT or LONG
     tiff += struct.pack(order + "HHII", 0x8825, 4, 1, gps) + struct.pack(order + "I", 0)
     tiff += struct.pack(order + "HHHII", 1, 2, 2, len(text), gps + 18) + struct.pack(order + "I", 0)
     return b"Exif\0\0" + tiff + text
 
 
 def test_a_block_pillow_cannot_write_again_is_passed_on_upright(tmp_path, cli):
-    for order in (">", "<"):
-        path = tmp_path / f"gps{order == '>'}.jpg"
-        Image.fromarray(np.full((8, 12, 3), 90, np.uint8)).save(path, exif=exif_block(order))
+    for order, kind in ((">", 3), ("<", 3), (">", 4), ("<", 4)):
+        path = tmp_path / f"gps{order == '>'}{kind}.jpg"
+        block = exif_block(order, kind=kind)
+        Image.fromarray(np.full((8, 12, 3), 90, np.uint8)).save(path, exif=block)
         with Image.open(path) as im:
             exif = im.getexif()
             assert exif[0x0112] == 6 and isinstance(exif.get_ifd(0x8825)[2], str)

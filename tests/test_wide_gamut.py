@@ -299,3 +299,17 @@ def test_a_p3_photos_preview_is_a_p3_png_with_its_colours(cli, tmp_path, p3_icc)
         assert "icc_profile" not in im.info  # sRGB, as every other photo's preview
         fitted = np.asarray(im, np.float32) / 255.0
     assert np.abs(fitted[GREEN] - want[GREEN]).max() > 0.05
+
+
+def test_an_exposure_preview_clips_channel_by_channel_in_p3(cli, tmp_path, p3_icc):  # noqa: F811
+    Image.fromarray(wide_photo()).save(tmp_path / "p3.png", icc_profile=p3_icc)
+    out = tmp_path / "p.png"
+    args = ("-o", out, "--method", "linear", "--tonemap", "exposure", "--exposure", "1")
+    code, _, err = cli("predict", tmp_path / "p3.png", *args)
+    assert code == 0, err
+    with Image.open(out) as im:
+        assert is_display_p3(im.info.get("icc_profile"))
+        shown = np.asarray(im, np.float32) / 255.0
+    want = linear_to_srgb(np.clip(2.0 * srgb_to_linear(wide_photo() / 255.0), 0.0, 1.0))
+    for patch in (ORANGE, GREEN, WINDOW):  # the window blown to white, as the operator does
+        np.testing.assert_allclose(shown[patch], want[patch], atol=2.5 / 255)

@@ -190,15 +190,17 @@ def predict_command(
         bool,
         typer.Option(
             help="Keep a wide-gamut photo's colours outside sRGB (Display P3, Adobe RGB) in the "
-            "EXR/PFM (as negative Rec.709 values), the AVIF, and a Display P3 photo's gain-map "
-            "JPEG and preview (--no-wide-gamut: fitted into sRGB, as the .hdr always is)."
+            "EXR/PFM (as negative Rec.709 values), the AVIF, and the gain-map JPEG and preview "
+            "of a photo with a Display P3 profile (--no-wide-gamut: fitted into sRGB, as the "
+            ".hdr always is)."
         ),
     ] = True,
     skip_existing: Annotated[
         bool,
         typer.Option(
-            help="Leave inputs whose outputs all exist: a batch run again after an "
-            "interruption goes on where it stopped (each file is written whole or not at all)."
+            help="Skip inputs whose outputs all exist: a batch run again after an "
+            "interruption goes on where it stopped (each file is written whole or not at all; "
+            "only whether the files exist is checked, not the options they were made with)."
         ),
     ] = False,
     max_pixels: Annotated[
@@ -232,8 +234,8 @@ def predict_command(
         skip_existing=skip_existing,
     )
     plan = plan_outputs(inputs, out, opts)  # output problems: refused before any work
-    if plan.done:
-        typer.echo(f"left {len(plan.done)} inputs whose outputs exist (--skip-existing)")
+    if n := len(plan.done):
+        typer.echo(f"skipped {n} input{'s' * (n > 1)} whose outputs all exist (--skip-existing)")
     net = None
     if opts.method == "model":
         from mlx_hdr.infer.model_hub import load_net

@@ -23,6 +23,7 @@ from mlx_hdr.io.atomic import is_file_name
 from mlx_hdr.io.avif import write_avif
 from mlx_hdr.io.image_io import HDR_SUFFIXES, ldr_files, write_hdr, write_ldr
 from mlx_hdr.io.native import (
+    P3_FROM_REC709,
     display_p3_base,
     display_p3_icc,
     gamut_delta,
@@ -183,10 +184,10 @@ def write_outputs(
     """Write ``dests`` by extension (``.png`` the preview, ``.jpg`` the gain-map JPEG,
     ``.avif`` the PQ AVIF, else the HDR file) from the photo ``ldr`` (HxWx3 display sRGB, as
     loaded) and its reconstruction ``hdr`` (HxWx3 scene-linear, 1.0 = white); ``opts``: the
-    ``PredictOptions``. With ``opts.wide_gamut`` the EXR/PFM, the AVIF, a gain-map JPEG
-    on the photo's own Display P3 pixels and a Display P3 photo's preview (a Display P3 PNG)
-    get the photo's colours outside sRGB back (:mod:`mlx_hdr.io.native`), computed once,
-    where one of them asks."""
+    ``PredictOptions``. With ``opts.wide_gamut`` the EXR/PFM, the AVIF, a gain-map JPEG on
+    the photo's own Display P3 pixels and the preview of a photo with a Display P3 profile
+    (a Display P3 PNG) get the photo's colours outside sRGB back (:mod:`mlx_hdr.io.native`),
+    computed once, where one of them asks."""
     found: list = []
 
     def wide() -> np.ndarray:  # the reconstruction with the photo's own colours
@@ -201,7 +202,9 @@ def write_outputs(
             shown = tonemap(hdr, opts.tonemap, opts.exposure_ev)
             p3 = display_p3_icc(src) if opts.wide_gamut else None
             own = wide() if p3 else hdr
-            if own is not hdr:
+            if own is not hdr and opts.tonemap == "exposure":  # clipped channel by channel
+                shown = tonemap(own @ P3_FROM_REC709.T, "exposure", opts.exposure_ev)
+            elif own is not hdr:
                 shown = in_display_p3(shown, hdr, own)
             write_ldr(dest, shown, icc=p3 if own is not hdr else None)
         elif suffix in JPEG_SUFFIXES:

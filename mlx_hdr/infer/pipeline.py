@@ -283,10 +283,12 @@ class PredictOptions:
 
 @dataclass
 class PredictReport:
-    """What :func:`predict_files` did: files written per input, and failures."""
+    """What :func:`predict_files` did: files written per input, failures, and inputs left
+    alone because their outputs all exist (``skip_existing``)."""
 
     written: list[tuple[Path, list[Path]]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
 
 
 def load_input(path: Path, max_size: int | None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -365,7 +367,7 @@ def run_plan(
     ``on_error(path, problem)`` is called for each failure as it happens. Each HDR and preview is
     written atomically, so a failure (a full disk included) never leaves a partial file.
     """
-    report = PredictReport()
+    report = PredictReport(skipped=list(plan.done))
     fail = partial(record_failure, report, on_error)
     for item, problem in plan.missing:
         fail(item, problem)

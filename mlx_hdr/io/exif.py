@@ -86,8 +86,8 @@ def upright_exif(raw: bytes) -> bytes | None:
         for i in range(struct.unpack_from(order + "H", tiff, ifd)[0]):
             entry = ifd + 2 + 12 * i
             tag, kind, count = struct.unpack_from(order + "HHI", tiff, entry)
-            if tag == ORIENTATION and kind == 3 and count == 1:  # SHORT, stored in place
-                struct.pack_into(order + "H", tiff, entry + 8, 1)
+            if tag == ORIENTATION and kind in (3, 4) and count == 1:  # SHORT/LONG, in place
+                struct.pack_into(order + ("H" if kind == 3 else "I"), tiff, entry + 8, 1)
     except struct.error:
         return None
     return b"Exif\0\0" + bytes(tiff)

@@ -118,10 +118,11 @@ def display_p3_icc(path) -> bytes | None:
 
 
 def in_display_p3(shown: np.ndarray, hdr: np.ndarray, wide: np.ndarray) -> np.ndarray:
-    """A preview of ``hdr`` (``shown``: HxWx3 display sRGB in [0, 1], a luminance tone map
-    of it) made again in Display P3 from ``wide`` (``hdr`` with the photo's own colours,
-    :func:`with_wide_gamut`): each pixel scaled as the tone map scaled its luminance,
-    HxWx3 display values in [0, 1] with the sRGB curve, for a Display P3 profile."""
+    """A preview of ``hdr`` (``shown``: HxWx3 display sRGB in [0, 1], a tone map of it that
+    scales each pixel's luminance: Reinhard's) made again in Display P3 from ``wide``
+    (``hdr`` with the photo's own colours, :func:`with_wide_gamut`): each pixel scaled as
+    the tone map scaled its luminance, HxWx3 display values in [0, 1] with the sRGB curve,
+    for a Display P3 profile."""
     out = np.empty(shown.shape, np.float32)
     for rows in row_slices(shown.shape[0]):
         y_in = rgb_to_luminance(np.maximum(hdr[rows], 0.0))
