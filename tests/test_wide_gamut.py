@@ -313,3 +313,20 @@ def test_an_exposure_preview_clips_channel_by_channel_in_p3(cli, tmp_path, p3_ic
     want = linear_to_srgb(np.clip(2.0 * srgb_to_linear(wide_photo() / 255.0), 0.0, 1.0))
     for patch in (ORANGE, GREEN, WINDOW):  # the window blown to white, as the operator does
         np.testing.assert_allclose(shown[patch], want[patch], atol=2.5 / 255)
+
+
+def test_a_photo_tagged_display_p3_by_cicp_alone(cli, tmp_path):
+    """A HEIC with nclx primaries 12 and no ICC profile: its gain-map JPEG's base and its
+    preview carry a Display P3 profile made for it, and keep its colours."""
+    save_heic(tmp_path / "n.heic", wide_photo(), nclx_profile=P3_NCLX)
+    fmts = ("--format", "uhdr", "--preview", "--method", "kovaleski2014")
+    code, _, err = cli("predict", tmp_path / "n.heic", "-o", tmp_path / "out", *fmts)
+    assert code == 0, err
+    for name in ("n_uhdr.jpg", "n_preview.png"):
+        with Image.open(tmp_path / "out" / name) as im:
+            assert is_display_p3(im.info.get("icc_profile")), name
+    data = (tmp_path / "out" / "n_uhdr.jpg").read_bytes()
+    rendition = imagecodecs.ultrahdr_decode(data).astype(np.float32)[..., :3]
+    want = srgb_to_linear(wide_photo() / 255.0)  # P3 light, the base's own pixels
+    err = np.abs(np.log2((rendition[GREEN] + OFFSET) / (want[GREEN] + OFFSET))).max(-1)
+    assert np.median(err) < 0.05  # as with an ICC profile (0.036); fitted into sRGB: 1.73

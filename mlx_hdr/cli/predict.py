@@ -191,7 +191,7 @@ def predict_command(
         typer.Option(
             help="Keep a wide-gamut photo's colours outside sRGB (Display P3, Adobe RGB) in the "
             "EXR/PFM (as negative Rec.709 values), the AVIF, and the gain-map JPEG and preview "
-            "of a photo with a Display P3 profile (--no-wide-gamut: fitted into sRGB, as the "
+            "of a photo tagged Display P3 (--no-wide-gamut: fitted into sRGB, as the "
             ".hdr always is)."
         ),
     ] = True,

@@ -185,7 +185,7 @@ def write_outputs(
     ``.avif`` the PQ AVIF, else the HDR file) from the photo ``ldr`` (HxWx3 display sRGB, as
     loaded) and its reconstruction ``hdr`` (HxWx3 scene-linear, 1.0 = white); ``opts``: the
     ``PredictOptions``. With ``opts.wide_gamut`` the EXR/PFM, the AVIF, a gain-map JPEG on
-    the photo's own Display P3 pixels and the preview of a photo with a Display P3 profile
+    the photo's own Display P3 pixels and the preview of a photo tagged Display P3
     (a Display P3 PNG) get the photo's colours outside sRGB back (:mod:`mlx_hdr.io.native`),
     computed once, where one of them asks."""
     found: list = []

@@ -64,6 +64,7 @@ DISPLAY_P3 = (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290)  # and t
 P3_TO_REC709 = rgb_to_rec709_matrix(DISPLAY_P3)  # linear, apply as ``x @ P3_TO_REC709.T``
 P3_FROM_REC709 = np.linalg.inv(P3_TO_REC709).astype(np.float32)
 SRGB_PRIMARIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06)  # xy of Rec.709 / sRGB red, green, blue
+CICP_DISPLAY_P3 = 12  # CICP colour primaries: SMPTE EG 432-1, P3 with a D65 white
 OFFSET = 1 / 64  # keeps the gain of a black pixel finite (as the gain map's offset)
 BOMB = Image.DecompressionBombError
 NEAR_TOP = 0.9  # display: above it a pixel may have been fitted into sRGB (icc.GAMUT_TOP)
@@ -107,14 +108,38 @@ def _photo(path: Path):
 
 
 def display_p3_icc(path) -> bytes | None:
-    """The Display P3 ICC profile of an RGB photo tagged so (:func:`is_display_p3`), without
+    """The Display P3 ICC profile of an RGB photo tagged so (:func:`is_display_p3`; a HEIC or
+    AVIF tagged by its CICP primaries alone gets :func:`made_display_p3_icc`), without
     decoding its pixels; None for any other photo or one that cannot be opened."""
     try:
         with _photo(Path(path)) as im:
-            icc = im.info.get("icc_profile")
-            return icc if im.mode in ("RGB", "RGBA") and is_display_p3(icc) else None
+            return _p3_profile(im, Path(path))
     except (OSError, ValueError, RuntimeError, SyntaxError, KeyError, InputError, BOMB):
         return None
+
+
+def _p3_profile(im: Image.Image, path: Path) -> bytes | None:
+    """An open photo's Display P3 profile, as :func:`display_p3_icc` says; None otherwise."""
+    icc = im.info.get("icc_profile")
+    if im.mode not in ("RGB", "RGBA"):
+        return None
+    if icc or path.suffix.lower() not in (*HEIF_SUFFIXES, *AVIF_SUFFIXES):
+        return icc if is_display_p3(icc) else None
+    nclx = open_heif(path).info.get("nclx_profile") or {}
+    return made_display_p3_icc() if nclx.get("color_primaries") == CICP_DISPLAY_P3 else None
+
+
+@cache
+def made_display_p3_icc() -> bytes:
+    """A Display P3 ICC profile (P3 primaries, D65 white, the sRGB tone curve as a table) by
+    Little CMS, for a photo tagged Display P3 by CICP alone."""
+    import imagecodecs
+
+    xyy = [v for i in range(0, 6, 2) for v in (*DISPLAY_P3[i : i + 2], 1.0)]
+    curve = srgb_to_linear(np.linspace(0.0, 1.0, 1024, dtype=np.float32))
+    return imagecodecs.cms_profile(
+        "rgb", whitepoint=[*D65, 1.0], primaries=xyy, transferfunction=curve
+    )
 
 
 def in_display_p3(shown: np.ndarray, hdr: np.ndarray, wide: np.ndarray) -> np.ndarray:
@@ -133,14 +158,14 @@ def in_display_p3(shown: np.ndarray, hdr: np.ndarray, wide: np.ndarray) -> np.nd
 
 
 def display_p3_base(path, shape: tuple[int, int]) -> NativeBase | None:
-    """``path``'s own pixels where it is an 8-bit RGB photo tagged Display P3, turned by its
-    EXIF orientation and area-resized to ``shape`` (HxW, the photo as loaded); None for any
-    other photo, or where its pixels do not fit ``shape``."""
+    """``path``'s own pixels where it is an 8-bit RGB photo tagged Display P3 (by an ICC
+    profile, or by CICP primaries: :func:`display_p3_icc`), turned by its EXIF orientation
+    and area-resized to ``shape`` (HxW, the photo as loaded); None for any other photo, or
+    where its pixels do not fit ``shape``."""
     path = Path(path)
     try:
         with _photo(path) as im:
-            icc = im.info.get("icc_profile")
-            if im.mode != "RGB" or not is_display_p3(icc):
+            if im.mode != "RGB" or (icc := _p3_profile(im, path)) is None:
                 return None
             orientation = exif_orientation(im)
             im.load()
