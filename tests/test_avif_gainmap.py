@@ -251,3 +251,20 @@ def test_the_map_works_in_the_primaries_the_file_names(tmp_path, use_base):
         assert to709 is None
     else:
         np.testing.assert_allclose(to709, rgb_to_rec709_matrix(PRIMARIES[9]), rtol=1e-6)
+
+
+def test_a_ten_bit_avif_is_read_at_ten_bits(tmp_path):
+    """Pillow's decoder gives 8 bits; a 10-bit AVIF is decoded by libavif at full precision,
+    turned as Pillow reports its irot."""
+    import imagecodecs
+
+    ramp = np.linspace(0, 1023, 48 * 64).reshape(48, 64)
+    ten = np.stack([ramp, ramp[::-1], np.full_like(ramp, 512)], -1).astype(np.uint16)
+    data = imagecodecs.avif_encode(ten, 100, bitspersample=10, primaries=1, transfer=13, matrix=1)
+    (tmp_path / "ten.avif").write_bytes(data)
+    photo = read_ldr(tmp_path / "ten.avif")
+    np.testing.assert_allclose(photo, ten / 1023.0, atol=3 / 1023)
+    assert len(np.unique(np.round(photo[..., 0] * 1023))) > 900  # 8 bits hold 256
+    turned = tmp_path / "turned.avif"
+    turned.write_bytes(rebuilt(data, [make_box(b"irot", bytes([1]))], on=(1,)))
+    np.testing.assert_array_equal(read_ldr(turned), np.rot90(photo, 1))

@@ -107,6 +107,22 @@ def deep_pixels(heif) -> np.ndarray:
     return (arr.astype(np.uint32) * 65535 // top).astype(np.uint16)
 
 
+def avif_deep_pixels(path: Path, bits: int) -> np.ndarray:
+    """A 10/12-bit AVIF's primary image decoded by libavif (``imagecodecs``; Pillow's
+    decoder gives 8 bits) -> HxWx3 uint16 over the full 16-bit range, as stored (not turned:
+    Pillow reports its irot/imir as an EXIF orientation). ``InputError`` where it cannot."""
+    import imagecodecs
+
+    try:
+        arr = imagecodecs.avif_decode(path.read_bytes())
+    except Exception as exc:  # imagecodecs' AvifError, or a build without the codec
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"corrupt or truncated AVIF image data ({why})", path) from None
+    arr = arr[..., None].repeat(3, axis=-1) if arr.ndim == 2 else arr[..., :3]
+    top = (1 << bits) - 1
+    return (np.minimum(arr.astype(np.uint32), top) * 65535 // top).astype(np.uint16)
+
+
 def _wide_to_float(heif, path: Path) -> np.ndarray:
     """A 10/12-bit image -> HxWx3 float32 display RGB in [0, 1], an embedded ICC profile
     converted to sRGB."""

@@ -3,7 +3,8 @@
 - :func:`read_hdr` -> float32 HxWx3 **scene-linear** RGB (>= 0, unbounded; Rec.709 primaries):
   Radiance ``.hdr``, OpenEXR ``.exr``, ``.pfm`` (:mod:`mlx_hdr.io.hdr_io`, re-exported here).
 - :func:`read_ldr` -> float32 HxWx3 **display** RGB in [0, 1]: JPEG, PNG, TIFF (8 and 16 bit,
-  grey, palette, alpha dropped, CMYK), WebP, AVIF, with the EXIF orientation applied;
+  grey, palette, alpha dropped, CMYK), WebP, AVIF (8, 10 and 12 bit), with the EXIF
+  orientation applied;
   HEIC/HEIF (8 and 10 bit, the primary image, see :mod:`mlx_hdr.io.heic`).
 - :func:`write_hdr` / :func:`write_ldr` write atomically (temp file beside the target, then
   ``os.replace``) with :func:`mlx_hdr.io.atomic.atomic_write`.
@@ -39,6 +40,7 @@ from mlx_hdr.io.hdr_io import HALF_MAX, HDR_SUFFIXES, read_hdr, sanitize_hdr, wr
 from mlx_hdr.io.heic import (
     AVIF_SUFFIXES,
     HEIF_SUFFIXES,
+    avif_deep_pixels,
     avif_info,
     is_hdr_avif,
     nclx_to_srgb,
@@ -193,20 +195,32 @@ def _pil_to_rgb(im: Image.Image, path: Path) -> np.ndarray:
 def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
     """Read a JPEG/PNG/TIFF/WebP/HEIC/AVIF as float32 HxWx3 display RGB in [0, 1].
 
-    8-bit values are divided by 255, 16-bit by 65535; grey is repeated to 3 channels, palette
-    and CMYK are converted to RGB, alpha is dropped (one warning per process), the EXIF
-    orientation is applied, and an embedded non-sRGB ICC profile (8-bit images, 10-bit HEIC)
-    is converted to sRGB. A multi-page TIFF or animated WebP gives its first image (with a
-    warning). Raises ``InputError`` for missing, empty, truncated, unsupported
-    or too large (``max_pixels``, default ``MAX_PIXELS``) files.
+    8-bit values are divided by 255, 16-bit by 65535 (10/12-bit HEIC and AVIF by their
+    white); grey is repeated to 3 channels, palette and CMYK are converted to RGB, alpha is
+    dropped (one warning per process), the EXIF orientation is applied, and an embedded
+    non-sRGB ICC profile is converted to sRGB. A multi-page TIFF or animated WebP gives its
+    first image (with a warning). Raises ``InputError`` for missing, empty, truncated,
+    unsupported or too large (``max_pixels``, default ``MAX_PIXELS``) files.
     """
     path = check_input(path, LDR_SUFFIXES, "LDR")
     if path.suffix.lower() in HEIF_SUFFIXES:
         return _read_heif(path, max_pixels)
     if path.suffix.lower() in AVIF_SUFFIXES:
         info = avif_info(path)  # an HDR (PQ, HLG) file is refused before decoding
-        return nclx_to_srgb(_read_pil(path, max_pixels), info)
+        bits = int(info.get("bit_depth") or 8)
+        img = _read_pil(path, max_pixels) if bits <= 8 else _read_deep_avif(path, bits, max_pixels)
+        return nclx_to_srgb(img, info)
     return _read_pil(path, max_pixels)
+
+
+def _read_deep_avif(path: Path, bits: int, max_pixels: int | None) -> np.ndarray:
+    """A 10/12-bit AVIF at full precision (``heic.avif_deep_pixels``), turned and its ICC
+    profile converted as Pillow's decoder would have it read (which gives 8 bits)."""
+    with _open_pil(path, max_pixels) as im:
+        orientation, icc = exif_orientation(im), im.info.get("icc_profile")
+        if im.mode in ("RGBA", "LA"):
+            _warn_alpha(path)
+    return exif_orient(icc_to_srgb16(avif_deep_pixels(path, bits), icc, path), orientation)
 
 
 def _read_pil(path: Path, max_pixels: int | None) -> np.ndarray:

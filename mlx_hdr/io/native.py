@@ -43,6 +43,7 @@ from mlx_hdr.io.exif import exif_orient, exif_orientation, turned
 from mlx_hdr.io.heic import (
     AVIF_SUFFIXES,
     HEIF_SUFFIXES,
+    avif_deep_pixels,
     deep_pixels,
     nclx_to_rec709,
     open_heif,
@@ -101,10 +102,11 @@ def is_display_p3(icc: bytes | None) -> bool:
 
 
 def _photo(path: Path):
-    """``path`` opened by Pillow (HEIF through pillow-heif)."""
+    """``path`` opened by Pillow as ``read_ldr`` opens it (HEIF through pillow-heif, AVIF by
+    Pillow's own decoder)."""
     if path.suffix.lower() in HEIF_SUFFIXES:
         register(path)
-    return Image.open(path)
+    return Image.open(path, formats=["AVIF"] if path.suffix.lower() in AVIF_SUFFIXES else None)
 
 
 def display_p3_icc(path) -> bytes | None:
@@ -192,21 +194,25 @@ def linear_srgb_icc() -> bytes:
 
 def _own_pixels(path: Path) -> tuple[np.ndarray, Callable] | None:
     """A photo's pixels as ``read_ldr`` decodes them (HxWx3 uint8, or uint16 over the full
-    range for a 16-bit PNG/TIFF or a 10/12-bit HEIC; an AVIF at 8 bits), turned as it turns
+    range for a 16-bit PNG/TIFF or a 10/12-bit HEIC or AVIF), turned as it turns
     them, and a function from such values (Nx3, [0, 1]) to their linear Rec.709 light (Nx3
     float32), where the photo is tagged other than sRGB as ``read_ldr`` reads the tag: an ICC
     profile, Adobe RGB by its EXIF (8 bits), CICP primaries alone (HEIC, AVIF); else None."""
     suffix = path.suffix.lower()
     heif = open_heif(path) if suffix in (*HEIF_SUFFIXES, *AVIF_SUFFIXES) else None
-    deep = heif is not None and suffix in HEIF_SUFFIXES and int(heif.info["bit_depth"]) > 8
+    if heif is not None and (bits := int(heif.info["bit_depth"])) > 8:
+        if suffix in HEIF_SUFFIXES:  # turned by libheif
+            stored = lambda: deep_pixels(heif)  # noqa: E731
+        else:  # as read_ldr reads a deep AVIF: turned as Pillow reports its irot/imir
+            with _photo(path) as im:
+                orientation = exif_orientation(im)
+            stored = lambda: exif_orient(avif_deep_pixels(path, bits), orientation)  # noqa: E731
+        if (to709 := nclx_to_rec709(heif.info)) is not None:
+            return stored(), lambda x: srgb_to_linear(x) @ to709
+        return _unless_srgb(heif.info.get("icc_profile"), path, stored)
     if heif is not None and (to709 := nclx_to_rec709(heif.info)) is not None:
-        convert = lambda x: srgb_to_linear(x) @ to709  # noqa: E731
-        if deep:  # turned by libheif
-            return deep_pixels(heif), convert
         with _photo(path) as im:
-            return _turned(im, exif_orientation(im)), convert
-    if deep:
-        return _unless_srgb(heif.info.get("icc_profile"), path, lambda: deep_pixels(heif))
+            return _turned(im, exif_orientation(im)), lambda x: srgb_to_linear(x) @ to709
     with _photo(path) as im:
         if im.mode not in ("RGB", "RGBA"):
             return None
