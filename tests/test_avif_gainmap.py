@@ -268,3 +268,15 @@ def test_a_ten_bit_avif_is_read_at_ten_bits(tmp_path):
     turned = tmp_path / "turned.avif"
     turned.write_bytes(rebuilt(data, [make_box(b"irot", bytes([1]))], on=(1,)))
     np.testing.assert_array_equal(read_ldr(turned), np.rot90(photo, 1))
+
+
+def test_an_animated_ten_bit_avif_gives_its_first_frame(tmp_path, recwarn):
+    """libavif would decode every frame; read as Pillow reads an animation: the first
+    frame (at 8 bits), with a note."""
+    import imagecodecs
+
+    frames = np.stack([np.full((48, 64, 3), v, np.uint16) for v in (100, 500, 900)])
+    (tmp_path / "anim.avif").write_bytes(imagecodecs.avif_encode(frames, 100, bitspersample=10))
+    photo = read_ldr(tmp_path / "anim.avif")
+    assert photo.shape == (48, 64, 3) and abs(float(photo.mean()) - 100 / 1023) < 3 / 255
+    assert any("holds 3 images; using the first" in str(w.message) for w in recwarn)

@@ -315,6 +315,14 @@ def test_an_exposure_preview_clips_channel_by_channel_in_p3(cli, tmp_path, p3_ic
         np.testing.assert_allclose(shown[patch], want[patch], atol=2.5 / 255)
 
 
+def test_a_made_display_p3_profile_is_the_same_bytes_each_run():
+    from mlx_hdr.io.native import made_display_p3_icc
+
+    icc = made_display_p3_icc.__wrapped__()
+    assert is_display_p3(icc) and icc == made_display_p3_icc.__wrapped__()
+    assert struct.unpack(">6H", icc[24:36]) == (2026, 1, 1, 0, 0, 0)  # not today's date
+
+
 def test_a_photo_tagged_display_p3_by_cicp_alone(cli, tmp_path):
     """A HEIC with nclx primaries 12 and no ICC profile: its gain-map JPEG's base and its
     preview carry a Display P3 profile made for it, and keep its colours."""

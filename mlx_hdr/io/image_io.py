@@ -215,8 +215,11 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
 
 def _read_deep_avif(path: Path, bits: int, max_pixels: int | None) -> np.ndarray:
     """A 10/12-bit AVIF at full precision (``heic.avif_deep_pixels``), turned and its ICC
-    profile converted as Pillow's decoder would have it read (which gives 8 bits)."""
+    profile converted as Pillow's decoder would have it read (which gives 8 bits); an
+    animated one as :func:`_read_pil` reads it (libavif would decode every frame)."""
     with _open_pil(path, max_pixels) as im:
+        if getattr(im, "n_frames", 1) > 1:  # an animation: its first frame, at 8 bits
+            return _read_pil(path, max_pixels)
         orientation, icc = exif_orientation(im), im.info.get("icc_profile")
         if im.mode in ("RGBA", "LA"):
             _warn_alpha(path)

@@ -20,6 +20,7 @@ colours lie outside sRGB, and ``read_ldr`` fits them into it. Two outputs keep t
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ DISPLAY_P3 = (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290)  # and t
 P3_TO_REC709 = rgb_to_rec709_matrix(DISPLAY_P3)  # linear, apply as ``x @ P3_TO_REC709.T``
 P3_FROM_REC709 = np.linalg.inv(P3_TO_REC709).astype(np.float32)
 SRGB_PRIMARIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06)  # xy of Rec.709 / sRGB red, green, blue
+PROFILE_DATE = (2026, 1, 1, 0, 0, 0)  # the creation date written in a made profile
 CICP_DISPLAY_P3 = 12  # CICP colour primaries: SMPTE EG 432-1, P3 with a D65 white
 OFFSET = 1 / 64  # keeps the gain of a black pixel finite (as the gain map's offset)
 BOMB = Image.DecompressionBombError
@@ -139,9 +141,14 @@ def made_display_p3_icc() -> bytes:
 
     xyy = [v for i in range(0, 6, 2) for v in (*DISPLAY_P3[i : i + 2], 1.0)]
     curve = srgb_to_linear(np.linspace(0.0, 1.0, 1024, dtype=np.float32))
-    return imagecodecs.cms_profile(
-        "rgb", whitepoint=[*D65, 1.0], primaries=xyy, transferfunction=curve
+    icc = bytearray(
+        imagecodecs.cms_profile(
+            "rgb", whitepoint=[*D65, 1.0], primaries=xyy, transferfunction=curve
+        )
     )
+    icc[24:36] = struct.pack(">6H", *PROFILE_DATE)  # not the hour it was made: same bytes each run
+    icc[84:100] = bytes(16)  # no profile ID (an MD5 that would cover the date)
+    return bytes(icc)
 
 
 def in_display_p3(shown: np.ndarray, hdr: np.ndarray, wide: np.ndarray) -> np.ndarray:
@@ -198,21 +205,17 @@ def _own_pixels(path: Path) -> tuple[np.ndarray, Callable] | None:
     them, and a function from such values (Nx3, [0, 1]) to their linear Rec.709 light (Nx3
     float32), where the photo is tagged other than sRGB as ``read_ldr`` reads the tag: an ICC
     profile, Adobe RGB by its EXIF (8 bits), CICP primaries alone (HEIC, AVIF); else None."""
-    suffix = path.suffix.lower()
-    heif = open_heif(path) if suffix in (*HEIF_SUFFIXES, *AVIF_SUFFIXES) else None
-    if heif is not None and (bits := int(heif.info["bit_depth"])) > 8:
-        if suffix in HEIF_SUFFIXES:  # turned by libheif
-            stored = lambda: deep_pixels(heif)  # noqa: E731
-        else:  # as read_ldr reads a deep AVIF: turned as Pillow reports its irot/imir
-            with _photo(path) as im:
-                orientation = exif_orientation(im)
-            stored = lambda: exif_orient(avif_deep_pixels(path, bits), orientation)  # noqa: E731
-        if (to709 := nclx_to_rec709(heif.info)) is not None:
-            return stored(), lambda x: srgb_to_linear(x) @ to709
-        return _unless_srgb(heif.info.get("icc_profile"), path, stored)
-    if heif is not None and (to709 := nclx_to_rec709(heif.info)) is not None:
+    heif = open_heif(path) if path.suffix.lower() in (*HEIF_SUFFIXES, *AVIF_SUFFIXES) else None
+    stored = _deep_stored(path, heif) if heif is not None else None
+    to709 = nclx_to_rec709(heif.info) if heif is not None else None
+    if to709 is not None:
+        convert = lambda x: srgb_to_linear(x) @ to709  # noqa: E731
+        if stored is not None:
+            return stored(), convert
         with _photo(path) as im:
-            return _turned(im, exif_orientation(im)), lambda x: srgb_to_linear(x) @ to709
+            return _turned(im, exif_orientation(im)), convert
+    if stored is not None:
+        return _unless_srgb(heif.info.get("icc_profile"), path, stored)
     with _photo(path) as im:
         if im.mode not in ("RGB", "RGBA"):
             return None
@@ -226,6 +229,21 @@ def _own_pixels(path: Path) -> tuple[np.ndarray, Callable] | None:
             return _unless_srgb(im.info.get("icc_profile"), path, turn)
         icc = im.info.get("icc_profile") or (exif_adobe_rgb(im) and adobe_rgb_icc())
         return _unless_srgb(icc, path, lambda: _turned(im, orientation))
+
+
+def _deep_stored(path: Path, heif) -> Callable[[], np.ndarray] | None:
+    """The pixels of a 10/12-bit HEIC or AVIF as ``read_ldr`` decodes them (HxWx3 uint16,
+    turned; a function, so that they are decoded only where needed); None where it reads
+    the photo at 8 bits (an 8-bit one, an animated AVIF)."""
+    if (bits := int(heif.info["bit_depth"])) <= 8:
+        return None
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        return lambda: deep_pixels(heif)  # turned by libheif
+    with _photo(path) as im:  # an AVIF turned as Pillow reports its irot/imir
+        orientation, frames = exif_orientation(im), getattr(im, "n_frames", 1)
+    if frames > 1:
+        return None
+    return lambda: exif_orient(avif_deep_pixels(path, bits), orientation)
 
 
 def _turned(im: Image.Image, orientation: int) -> np.ndarray:
