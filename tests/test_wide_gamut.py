@@ -239,6 +239,8 @@ def test_rgba_and_ten_bit_avif_photos(tmp_path, p3_icc):  # noqa: F811
     delta = dense(gamut_delta(tmp_path / "rgba.png", ldr), ldr.shape)
     own = p3_light(wide_photo())
     np.testing.assert_allclose(srgb_to_linear(ldr[GREEN]) + delta[GREEN], own[GREEN], atol=2e-3)
+    base = display_p3_base(tmp_path / "rgba.png", ldr.shape[:2])  # its gain-map JPEG's base
+    np.testing.assert_array_equal(base.pixels, wide_photo())
     ten = wide_photo().astype(np.uint16) * 4 + wide_photo() // 64  # 10-bit, read at 8 bits
     data = imagecodecs.avif_encode(ten, 100, bitspersample=10, primaries=12, transfer=13, matrix=1)
     (tmp_path / "p3.avif").write_bytes(data)

@@ -167,18 +167,16 @@ def in_display_p3(shown: np.ndarray, hdr: np.ndarray, wide: np.ndarray) -> np.nd
 
 
 def display_p3_base(path, shape: tuple[int, int]) -> NativeBase | None:
-    """``path``'s own pixels where it is an 8-bit RGB photo tagged Display P3 (by an ICC
+    """``path``'s own pixels where it is an 8-bit RGB(A) photo tagged Display P3 (by an ICC
     profile, or by CICP primaries: :func:`display_p3_icc`), turned by its EXIF orientation
     and area-resized to ``shape`` (HxW, the photo as loaded); None for any other photo, or
     where its pixels do not fit ``shape``."""
     path = Path(path)
     try:
         with _photo(path) as im:
-            if im.mode != "RGB" or (icc := _p3_profile(im, path)) is None:
+            if (icc := _p3_profile(im, path)) is None:  # RGB(A) tagged Display P3
                 return None
-            orientation = exif_orientation(im)
-            im.load()
-            pixels = np.asarray(turned(im, orientation))
+            pixels = _turned(im, exif_orientation(im))
     except (OSError, ValueError, RuntimeError, SyntaxError, KeyError, InputError, BOMB):
         return None  # read_ldr, which read the photo, has its own size guard
     (h, w), (ph, pw) = shape, pixels.shape[:2]
