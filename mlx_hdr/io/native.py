@@ -167,8 +167,9 @@ def in_display_p3(shown: np.ndarray, hdr: np.ndarray, wide: np.ndarray) -> np.nd
 
 
 def display_p3_base(path, shape: tuple[int, int]) -> NativeBase | None:
-    """``path``'s own pixels where it is an 8-bit RGB(A) photo tagged Display P3 (by an ICC
-    profile, or by CICP primaries: :func:`display_p3_icc`), turned by its EXIF orientation
+    """``path``'s own pixels where it is an RGB(A) photo tagged Display P3 (by an ICC
+    profile, or by CICP primaries: :func:`display_p3_icc`), in 8 bits (a 10/12-bit HEIC or
+    AVIF decoded as ``read_ldr`` decodes it, then rounded), turned as ``read_ldr`` turns it
     and area-resized to ``shape`` (HxW, the photo as loaded); None for any other photo, or
     where its pixels do not fit ``shape``."""
     path = Path(path)
@@ -176,7 +177,9 @@ def display_p3_base(path, shape: tuple[int, int]) -> NativeBase | None:
         with _photo(path) as im:
             if (icc := _p3_profile(im, path)) is None:  # RGB(A) tagged Display P3
                 return None
-            pixels = _turned(im, exif_orientation(im))
+            heif = path.suffix.lower() in (*HEIF_SUFFIXES, *AVIF_SUFFIXES)
+            deep = _deep_stored(path, open_heif(path)) if heif else None
+            pixels = _turned(im, exif_orientation(im)) if deep is None else _eight_bits(deep())
     except (OSError, ValueError, RuntimeError, SyntaxError, KeyError, InputError, BOMB):
         return None  # read_ldr, which read the photo, has its own size guard
     (h, w), (ph, pw) = shape, pixels.shape[:2]
@@ -242,6 +245,11 @@ def _deep_stored(path: Path, heif) -> Callable[[], np.ndarray] | None:
     if frames > 1:
         return None
     return lambda: exif_orient(avif_deep_pixels(path, bits), orientation)
+
+
+def _eight_bits(pixels: np.ndarray) -> np.ndarray:
+    """uint16 values over the full range -> uint8, rounded."""
+    return ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 
 def _turned(im: Image.Image, orientation: int) -> np.ndarray:
