@@ -3,6 +3,7 @@ with_wide_gamut; the pipeline's EXR/PFM, AVIF and gain-map JPEG)."""
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 
@@ -136,7 +137,7 @@ def test_the_exr_holds_the_photos_own_colours(cli, tmp_path, p3_icc):  # noqa: F
     assert exr[GREEN][..., 0].max() < -0.01  # negative: outside sRGB
     pfm = np.fromfile(wide / "p3.pfm", np.float32)[-exr.size :]
     assert pfm.min() < -0.01
-    for name in ("p3.hdr",):  # RGBE cannot hold negatives: the fitted colours, as before
+    for name in ("p3.hdr",):  # RGBE cannot hold negatives: the fitted colours either way
         np.testing.assert_allclose(
             read_hdr(wide / name), read_hdr(fitted / name), rtol=1e-6, atol=1e-6
         )
@@ -325,6 +326,8 @@ def test_a_made_display_p3_profile_is_the_same_bytes_each_run():
     icc = made_display_p3_icc.__wrapped__()
     assert is_display_p3(icc) and icc == made_display_p3_icc.__wrapped__()
     assert struct.unpack(">6H", icc[24:36]) == (2026, 1, 1, 0, 0, 0)  # not today's date
+    described = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+    assert described.strip() == "Display P3"  # the name colour-management tools show
 
 
 def test_a_photo_tagged_display_p3_by_cicp_alone(cli, tmp_path):

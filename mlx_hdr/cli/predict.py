@@ -190,9 +190,9 @@ def predict_command(
         bool,
         typer.Option(
             help="Keep a wide-gamut photo's colours outside sRGB (Display P3, Adobe RGB) in the "
-            "EXR/PFM (as negative Rec.709 values), the AVIF, and the gain-map JPEG and preview "
-            "of a photo tagged Display P3 (--no-wide-gamut: fitted into sRGB, as the "
-            ".hdr always is)."
+            "EXR/PFM (as negative Rec.709 values), the AVIF, and the gain-map JPEG's HDR "
+            "rendition and the preview of a photo tagged Display P3 (--no-wide-gamut: fitted "
+            "into sRGB, as the .hdr always is)."
         ),
     ] = True,
     skip_existing: Annotated[

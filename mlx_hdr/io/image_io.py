@@ -124,6 +124,8 @@ def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
 
 
 def is_16bit(im: Image.Image) -> bool:
+    """Whether an open image holds 16-bit samples (Pillow would give an RGB one at 8 bits);
+    call before anything reads its EXIF, which may decode a PNG and drop its tile list."""
     raw = str(im.tile[0].args if im.tile else "")
     return im.mode.startswith("I;16") or ";16" in raw or im.mode in ("I", "F")
 

@@ -148,7 +148,22 @@ def made_display_p3_icc() -> bytes:
     )
     icc[24:36] = struct.pack(">6H", *PROFILE_DATE)  # not the hour it was made: same bytes each run
     icc[84:100] = bytes(16)  # no profile ID (an MD5 that would cover the date)
-    return bytes(icc)
+    return _described(bytes(icc), "Display P3")
+
+
+def _described(icc: bytes, name: str) -> bytes:
+    """An ICC v4 profile with its ``desc`` tag (the name colour-management tools show) set
+    to ``name``: a ``mluc`` tag (one en-US record) appended, its table entry pointed at it."""
+    text = name.encode("utf-16-be")
+    tag = b"mluc" + struct.pack(">3I2s2s2I", 0, 1, 12, b"en", b"US", len(text), 28) + text
+    out = bytearray(icc + bytes(-len(icc) % 4))
+    start = len(out)
+    out += tag + bytes(-len(tag) % 4)
+    for i in range(struct.unpack_from(">I", out, 128)[0]):
+        if out[132 + 12 * i : 136 + 12 * i] == b"desc":
+            struct.pack_into(">II", out, 136 + 12 * i, start, len(tag))
+    struct.pack_into(">I", out, 0, len(out))
+    return bytes(out)
 
 
 def in_display_p3(shown: np.ndarray, hdr: np.ndarray, wide: np.ndarray) -> np.ndarray:
