@@ -59,6 +59,8 @@ def test_exr_round_trip(tmp_path, dtype, tol):
     assert np.all(np.abs(out - img) <= tol * img)
     channels = OpenEXR.File(str(tmp_path / "a.exr"), separate_channels=True).parts[0].channels
     assert channels["R"].pixels.dtype == (np.float16 if dtype == "half" else np.float32)
+    header = OpenEXR.File(str(tmp_path / "a.exr"), header_only=True).header()
+    np.testing.assert_allclose(header["chromaticities"], REC709_CHROMATICITIES, atol=1e-6)
 
 
 def test_half_exr_clamps_instead_of_writing_inf(tmp_path):

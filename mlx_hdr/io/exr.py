@@ -67,8 +67,14 @@ def _exr_channels_to_rgb(channels: dict, chroma, path: Path) -> np.ndarray:
 
 
 def write_exr(path: Path, img: np.ndarray, dtype) -> None:
-    """HxWx3 ``img`` as a ZIP-compressed scanline OpenEXR file of ``dtype`` (half/float)."""
+    """HxWx3 ``img`` (linear Rec.709; a wide-gamut colour has values below 0) as a
+    ZIP-compressed scanline OpenEXR file of ``dtype`` (half/float), its ``chromaticities``
+    attribute saying so for colour-managed readers."""
     import OpenEXR
 
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    header = {
+        "compression": OpenEXR.ZIP_COMPRESSION,
+        "type": OpenEXR.scanlineimage,
+        "chromaticities": tuple(float(v) for v in REC709_CHROMATICITIES),
+    }
     OpenEXR.File(header, {"RGB": np.ascontiguousarray(img.astype(dtype))}).write(str(path))
