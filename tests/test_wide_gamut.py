@@ -26,6 +26,7 @@ from mlx_hdr.io.native import (
     is_display_p3,
     with_wide_gamut,
 )
+from mlx_hdr.io.pfm import read_pfm
 
 OFFSET = 1 / 64
 ORANGE, GREEN, WINDOW = (
@@ -110,11 +111,12 @@ def test_a_lifted_pixel_keeps_its_colours_share():
 
 
 def predict(cli, tmp_path, p3_icc, method: str) -> dict:  # noqa: F811
-    """``predict --method METHOD`` of the P3 photo to EXR, .hdr, PFM and gain-map JPEG, with
-    and without ``--no-wide-gamut``: the two output folders."""
+    """``predict --method METHOD`` of the P3 photo to EXR, .hdr, PFM and gain-map JPEG, by
+    default, with ``--wide-gamut`` and with ``--no-wide-gamut``: the three output folders."""
     Image.fromarray(wide_photo()).save(tmp_path / "p3.png", icc_profile=p3_icc)
     outs = {}
-    for name, extra in (("wide", []), ("fitted", ["--no-wide-gamut"])):
+    runs = (("default", []), ("wide", ["--wide-gamut"]), ("fitted", ["--no-wide-gamut"]))
+    for name, extra in runs:
         out = tmp_path / name
         fmts = ["--format", "exr", "--format", "hdr", "--format", "uhdr", "--format", "pfm"]
         code, _, err = cli(
@@ -135,14 +137,17 @@ def test_the_exr_holds_the_photos_own_colours(cli, tmp_path, p3_icc):  # noqa: F
     for patch in (ORANGE, GREEN):
         np.testing.assert_allclose(exr[patch], own[patch], atol=4e-3)  # half floats
     assert exr[GREEN][..., 0].max() < -0.01  # negative: outside sRGB
-    pfm = np.fromfile(wide / "p3.pfm", np.float32)[-exr.size :]
-    assert pfm.min() < -0.01
+    pfm = read_pfm(wide / "p3.pfm")  # as written: read_hdr would set negatives to 0
+    np.testing.assert_allclose(pfm[GREEN], own[GREEN], atol=1e-3)
     for name in ("p3.hdr",):  # RGBE cannot hold negatives: the fitted colours either way
         np.testing.assert_allclose(
             read_hdr(wide / name), read_hdr(fitted / name), rtol=1e-6, atol=1e-6
         )
     plain = OpenEXR.File(str(fitted / "p3.exr")).parts[0].channels["RGB"].pixels
     assert plain.min() >= 0 and np.abs(plain[GREEN] - exr[GREEN]).max() > 0.03
+    default = OpenEXR.File(str(outs["default"] / "p3.exr")).parts[0].channels["RGB"].pixels
+    np.testing.assert_array_equal(default, plain)  # values >= 0 unless asked for
+    assert read_pfm(outs["default"] / "p3.pfm").min() >= 0
 
 
 def test_the_gain_map_jpegs_hdr_rendition_keeps_the_p3_colours(cli, tmp_path, p3_icc):  # noqa: F811
@@ -158,7 +163,7 @@ def test_the_gain_map_jpegs_hdr_rendition_keeps_the_p3_colours(cli, tmp_path, p3
         patch = np.concatenate([rendition[ORANGE], rendition[GREEN]], axis=0)
         want = np.concatenate([base_light[ORANGE], base_light[GREEN]], axis=0)
         errors[name] = np.median(np.abs(np.log2((patch + OFFSET) / (want + OFFSET))).max(-1))
-    assert errors["wide"] < 0.03 < 0.1 < errors["fitted"], errors
+    assert max(errors["default"], errors["wide"]) < 0.03 < 0.1 < errors["fitted"], errors
 
 
 def save_tiff16(path, rgb: np.ndarray, icc: bytes) -> None:
@@ -192,7 +197,7 @@ def test_an_srgb_based_gain_map_jpeg_keeps_the_fitted_colours(cli, tmp_path):
     path = tmp_path / "adobe.jpg"
     Image.fromarray(wide_photo()).save(path, exif=adobe_exif(), quality=100)
     files = {}
-    for name, extra in (("wide", []), ("fitted", ["--no-wide-gamut"])):
+    for name, extra in (("wide", ["--wide-gamut"]), ("fitted", ["--no-wide-gamut"])):
         fmts = ["--format", "uhdr", "--format", "exr"]
         code, _, err = cli(
             "predict", path, "-o", tmp_path / name, "--method", "linear", *fmts, *extra
@@ -295,7 +300,7 @@ def test_a_p3_photos_preview_is_a_p3_png_with_its_colours(cli, tmp_path, p3_icc)
     own = p3_light(wide_photo())  # linear Rec.709; its luminance is what the tone map reads
     y = own @ np.float32([0.2126, 0.7152, 0.0722])
     want = linear_to_srgb(srgb_to_linear(wide_photo() / 255.0) / (1.0 + y[..., None]))
-    with Image.open(outs["wide"] / "p3_preview.png") as im:
+    with Image.open(outs["default"] / "p3_preview.png") as im:
         assert is_display_p3(im.info.get("icc_profile"))
         shown = np.asarray(im, np.float32) / 255.0
     for patch in (ORANGE, GREEN):  # Reinhard's L / (1 + L), in the photo's own P3 colours

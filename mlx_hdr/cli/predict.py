@@ -187,14 +187,15 @@ def predict_command(
         ),
     ] = True,
     wide_gamut: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            help="Keep a wide-gamut photo's colours outside sRGB (Display P3, Adobe RGB) in the "
-            "EXR/PFM (as negative Rec.709 values), the AVIF, and the gain-map JPEG's HDR "
-            "rendition and the preview of a photo tagged Display P3 (--no-wide-gamut: fitted "
-            "into sRGB, as the .hdr always is)."
+            help="A wide-gamut photo's colours outside sRGB (Display P3, Adobe RGB): by default "
+            "kept where a format holds them with values >= 0 (the AVIF, and the gain-map JPEG "
+            "and preview of a photo tagged Display P3); --wide-gamut keeps them in the EXR/PFM "
+            "too, as Rec.709 values below 0; --no-wide-gamut fits them into sRGB everywhere.",
+            show_default=False,
         ),
-    ] = True,
+    ] = None,
     skip_existing: Annotated[
         bool,
         typer.Option(

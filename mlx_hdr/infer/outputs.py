@@ -184,15 +184,16 @@ def write_outputs(
     """Write ``dests`` by extension (``.png`` the preview, ``.jpg`` the gain-map JPEG,
     ``.avif`` the PQ AVIF, else the HDR file) from the photo ``ldr`` (HxWx3 display sRGB, as
     loaded) and its reconstruction ``hdr`` (HxWx3 scene-linear, 1.0 = white); ``opts``: the
-    ``PredictOptions``. With ``opts.wide_gamut`` the EXR/PFM, the AVIF, a gain-map JPEG on
-    the photo's own Display P3 pixels and the preview of a photo tagged Display P3
-    (a Display P3 PNG) get the photo's colours outside sRGB back (:mod:`mlx_hdr.io.native`),
-    computed once, where one of them asks."""
+    ``PredictOptions``. A wide-gamut photo's colours outside sRGB (:mod:`mlx_hdr.io.native`)
+    are given back, computed once where an output asks, to the outputs that hold them with
+    values >= 0 (the AVIF, a gain-map JPEG on the photo's own Display P3 pixels, the preview
+    of a photo tagged Display P3) unless ``opts.wide_gamut`` is False, and to the EXR/PFM,
+    as Rec.709 values below 0, only where it is True."""
     found: list = []
 
     def wide() -> np.ndarray:  # the reconstruction with the photo's own colours
         if not found:
-            delta = gamut_delta(src, ldr) if opts.wide_gamut else None
+            delta = gamut_delta(src, ldr) if opts.wide_gamut is not False else None
             found.append(hdr if delta is None else with_wide_gamut(hdr, ldr, delta))
         return found[0]
 
@@ -200,7 +201,7 @@ def write_outputs(
         suffix = dest.suffix.lower()
         if suffix == ".png":  # a Display P3 photo's preview in Display P3, with its colours
             shown = tonemap(hdr, opts.tonemap, opts.exposure_ev)
-            p3 = display_p3_icc(src) if opts.wide_gamut else None
+            p3 = display_p3_icc(src) if opts.wide_gamut is not False else None
             own = wide() if p3 else hdr
             if own is not hdr and opts.tonemap == "exposure":  # clipped channel by channel
                 shown = tonemap(own @ P3_FROM_REC709.T, "exposure", opts.exposure_ev)
@@ -214,5 +215,6 @@ def write_outputs(
         elif suffix == ".avif":
             write_avif(dest, wide())
         else:
-            write_hdr(dest, hdr if suffix == ".hdr" else wide(), dtype=opts.dtype)
+            extended = suffix != ".hdr" and opts.wide_gamut is True  # values below 0
+            write_hdr(dest, wide() if extended else hdr, dtype=opts.dtype)
     return dests

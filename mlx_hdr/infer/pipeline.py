@@ -277,7 +277,8 @@ class PredictOptions:
     uhdr: UhdrOptions = field(default_factory=UhdrOptions)
     skip_hdr_inputs: bool = False  # skip photos that carry an HDR gain map already
     input_gain_map: bool = True  # keep a phone photo's recorded highlights (infer.recorded)
-    wide_gamut: bool = True  # keep a wide-gamut photo's colours outside sRGB (io.native)
+    wide_gamut: bool | None = None  # a wide-gamut photo's colours outside sRGB (io.native):
+    # None in the outputs that hold them >= 0, True in the EXR/PFM too (< 0), False nowhere
     skip_existing: bool = False  # leave inputs whose outputs all exist (a batch run again)
 
 

@@ -10,11 +10,12 @@ colours lie outside sRGB, and ``read_ldr`` fits them into it. Two outputs keep t
   (:mod:`mlx_hdr.io.uhdr`);
 - the HDR itself: :func:`gamut_delta` is what ``read_ldr``'s fitting took from each pixel,
   in linear Rec.709, and :func:`with_wide_gamut` gives it back to the reconstruction. Colours
-  outside sRGB then have a channel below 0 (or above what sRGB allows at their luminance):
-  an EXR or PFM holds them so, in Rec.709 primaries (macOS's "extended linear sRGB"), the
-  AVIF's BT.2020 holds them as they are, the gain-map JPEG's HDR rendition keeps the
-  base's P3 colours. A Radiance ``.hdr`` cannot hold negative values and keeps the fitted
-  colours.
+  outside sRGB then have a channel below 0 (or above what sRGB allows at their luminance).
+  The AVIF's BT.2020 holds them as they are, the gain-map JPEG's HDR rendition keeps the
+  base's P3 colours, a preview in Display P3 shows them; an EXR or PFM holds them, on
+  request, as Rec.709 values below 0 (macOS's "extended linear sRGB"; this project's HDR
+  values are otherwise >= 0). A Radiance ``.hdr`` cannot hold negative values and keeps
+  the fitted colours.
 """
 
 from __future__ import annotations
