@@ -125,8 +125,11 @@ def clip_mask(ldr: np.ndarray, threshold: float = CLIP_THRESHOLD) -> np.ndarray:
     return clip_ramp(np.asarray(ldr, np.float32).max(axis=-1, keepdims=True), threshold)
 
 
-# Rec.709 primaries and D65 white as OpenEXR's ``chromaticities`` (rx ry gx gy bx by wx wy).
+# Primaries and white as OpenEXR's ``chromaticities`` (rx ry gx gy bx by wx wy): Rec.709 (sRGB),
+# Display P3 (P3 with a D65 white; with the sRGB curve), BT.2020.
 REC709_CHROMATICITIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
+DISPLAY_P3 = (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290)
+REC2020_CHROMATICITIES = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)
 
 
 def well_exposed_mask(ldr: np.ndarray, band: tuple[float, float] = WELL_EXPOSED) -> np.ndarray:

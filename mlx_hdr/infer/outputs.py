@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -189,13 +190,11 @@ def write_outputs(
     values >= 0 (the AVIF, a gain-map JPEG on the photo's own Display P3 pixels, the preview
     of a photo tagged Display P3) unless ``opts.wide_gamut`` is False, and to the EXR/PFM,
     as Rec.709 values below 0, only where it is True."""
-    found: list = []
 
+    @cache
     def wide() -> np.ndarray:  # the reconstruction with the photo's own colours
-        if not found:
-            delta = gamut_delta(src, ldr) if opts.wide_gamut is not False else None
-            found.append(hdr if delta is None else with_wide_gamut(hdr, ldr, delta))
-        return found[0]
+        delta = gamut_delta(src, ldr) if opts.wide_gamut is not False else None
+        return hdr if delta is None else with_wide_gamut(hdr, ldr, delta)
 
     for dest in dests:
         suffix = dest.suffix.lower()

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import rgb_to_rec709_matrix
+from mlx_hdr.color import DISPLAY_P3, REC2020_CHROMATICITIES, rgb_to_rec709_matrix
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.checks import pil_pixel_limit, too_large
 from mlx_hdr.io.exif import exif_orient, exif_orientation
@@ -36,9 +36,9 @@ from mlx_hdr.io.isobmff import Meta, item_data, nclx_primaries, one_item_avif, p
 AVIF_GAIN_MAP = "an AVIF gain map"  # existing_gain_map's answer for such a file
 TRANSFORMS = (b"irot", b"imir", b"clap")  # the photo's turn is applied to the map by hand
 PRIMARIES = {  # CICP colour primaries other than BT.709: red, green, blue, white (x, y)
-    9: (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290),  # BT.2020
+    9: REC2020_CHROMATICITIES,
     11: (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.314, 0.351),  # DCI-P3
-    12: (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290),  # Display P3
+    12: DISPLAY_P3,
 }
 UNREADABLE = (OSError, ValueError, RuntimeError, SyntaxError, Image.DecompressionBombError)
 

@@ -101,10 +101,7 @@ def deep_pixels(heif) -> np.ndarray:
     """A 10/12-bit image (pillow-heif: uint16, values shifted to the top bits) -> HxWx3
     uint16 over the full 16-bit range, as stored (not turned)."""
     bits = int(heif.info["bit_depth"])
-    arr = np.asarray(heif)
-    arr = arr[..., None].repeat(3, axis=-1) if arr.ndim == 2 else arr[..., :3]
-    top = ((1 << bits) - 1) << (16 - bits)  # white as pillow-heif stores it
-    return (arr.astype(np.uint32) * 65535 // top).astype(np.uint16)
+    return _full_range(np.asarray(heif), ((1 << bits) - 1) << (16 - bits))  # pillow-heif's white
 
 
 def avif_deep_pixels(path: Path, bits: int) -> np.ndarray:
@@ -118,8 +115,13 @@ def avif_deep_pixels(path: Path, bits: int) -> np.ndarray:
     except Exception as exc:  # imagecodecs' AvifError, or a build without the codec
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"corrupt or truncated AVIF image data ({why})", path) from None
+    return _full_range(arr, (1 << bits) - 1)
+
+
+def _full_range(arr: np.ndarray, top: int) -> np.ndarray:
+    """HxW or HxWxC integer samples with white at ``top`` -> HxWx3 uint16 with white at
+    65535 (grey repeated, alpha dropped, values above ``top`` held there)."""
     arr = arr[..., None].repeat(3, axis=-1) if arr.ndim == 2 else arr[..., :3]
-    top = (1 << bits) - 1
     return (np.minimum(arr.astype(np.uint32), top) * 65535 // top).astype(np.uint16)
 
 

@@ -212,13 +212,20 @@ def exif_adobe_rgb(im: Image.Image) -> bool:
         return False
 
 
+def xyy(primaries) -> list[float]:
+    """Primaries as xy (rx ry gx gy bx by, a white after them ignored) -> the xyY list, Y 1,
+    that ``imagecodecs.cms_profile`` takes."""
+    return [v for i in range(0, 6, 2) for v in (*primaries[i : i + 2], 1.0)]
+
+
 @cache
 def adobe_rgb_icc() -> bytes:
     """An Adobe RGB (1998) ICC profile (primaries, D65 white, gamma 563/256) by Little CMS."""
     import imagecodecs
 
-    xyy = [v for i in range(0, 6, 2) for v in (*ADOBE_RGB[i : i + 2], 1.0)]
-    return imagecodecs.cms_profile("rgb", whitepoint=[*D65, 1.0], primaries=xyy, gamma=ADOBE_GAMMA)
+    return imagecodecs.cms_profile(
+        "rgb", whitepoint=[*D65, 1.0], primaries=xyy(ADOBE_RGB), gamma=ADOBE_GAMMA
+    )
 
 
 def icc_to_srgb16(rgb: np.ndarray, icc: bytes | None, path: Path) -> np.ndarray:

@@ -103,16 +103,22 @@ class LdrInfo:
     has_alpha: bool
 
 
-def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
+def open_photo(path: Path) -> Image.Image:
+    """``path`` opened by Pillow (its header read) as every reader here opens a photo: a HEIC
+    through pillow-heif, an AVIF by Pillow's own decoder (pillow-heif, registered for HEIC,
+    would take one whose major brand is mif1 and cannot decode AV1 here). Pillow's errors
+    pass through."""
     if path.suffix.lower() in HEIF_SUFFIXES:
         register(path)
+    return Image.open(path, formats=["AVIF"] if path.suffix.lower() in AVIF_SUFFIXES else None)
+
+
+def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
+    """:func:`open_photo`, its errors and pixel limit (``max_pixels``) as ``InputError``s."""
     try:
         with warnings.catch_warnings(), pil_pixel_limit():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            # an AVIF by Pillow's own decoder: pillow-heif, registered for HEIC, would take one
-            # whose major brand is mif1 and cannot decode AV1 here
-            formats = ["AVIF"] if path.suffix.lower() in AVIF_SUFFIXES else None
-            im = Image.open(path, formats=formats)
+            im = open_photo(path)
     except Image.DecompressionBombError as exc:
         raise InputError(f"refused: {exc}".split(". ")[0], path) from None
     except UnidentifiedImageError:

@@ -33,6 +33,8 @@ import numpy as np
 from PIL import Image, ImageCms
 
 from mlx_hdr.color import (
+    DISPLAY_P3,
+    REC709_CHROMATICITIES,
     clip_ramp,
     linear_to_srgb,
     rgb_to_luminance,
@@ -49,7 +51,6 @@ from mlx_hdr.io.heic import (
     deep_pixels,
     nclx_to_rec709,
     open_heif,
-    register,
 )
 from mlx_hdr.io.icc import (
     D65,
@@ -60,13 +61,12 @@ from mlx_hdr.io.icc import (
     has_colorants,
     has_srgb_curve,
     source_profile,
+    xyy,
 )
-from mlx_hdr.io.image_io import is_16bit, read_16bit_rgb
+from mlx_hdr.io.image_io import is_16bit, open_photo, read_16bit_rgb
 
-DISPLAY_P3 = (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290)  # and the sRGB curve
 P3_TO_REC709 = rgb_to_rec709_matrix(DISPLAY_P3)  # linear, apply as ``x @ P3_TO_REC709.T``
 P3_FROM_REC709 = np.linalg.inv(P3_TO_REC709).astype(np.float32)
-SRGB_PRIMARIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06)  # xy of Rec.709 / sRGB red, green, blue
 PROFILE_DATE = (2026, 1, 1, 0, 0, 0)  # the creation date written in a made profile
 CICP_DISPLAY_P3 = 12  # CICP colour primaries: SMPTE EG 432-1, P3 with a D65 white
 OFFSET = 1 / 64  # keeps the gain of a black pixel finite (as the gain map's offset)
@@ -104,20 +104,12 @@ def is_display_p3(icc: bytes | None) -> bool:
         return False
 
 
-def _photo(path: Path):
-    """``path`` opened by Pillow as ``read_ldr`` opens it (HEIF through pillow-heif, AVIF by
-    Pillow's own decoder)."""
-    if path.suffix.lower() in HEIF_SUFFIXES:
-        register(path)
-    return Image.open(path, formats=["AVIF"] if path.suffix.lower() in AVIF_SUFFIXES else None)
-
-
 def display_p3_icc(path) -> bytes | None:
     """The Display P3 ICC profile of an RGB photo tagged so (:func:`is_display_p3`; a HEIC or
     AVIF tagged by its CICP primaries alone gets :func:`made_display_p3_icc`), without
     decoding its pixels; None for any other photo or one that cannot be opened."""
     try:
-        with _photo(Path(path)) as im:
+        with open_photo(Path(path)) as im:
             return _p3_profile(im, Path(path))
     except (OSError, ValueError, RuntimeError, SyntaxError, KeyError, InputError, BOMB):
         return None
@@ -140,11 +132,10 @@ def made_display_p3_icc() -> bytes:
     Little CMS, for a photo tagged Display P3 by CICP alone."""
     import imagecodecs
 
-    xyy = [v for i in range(0, 6, 2) for v in (*DISPLAY_P3[i : i + 2], 1.0)]
     curve = srgb_to_linear(np.linspace(0.0, 1.0, 1024, dtype=np.float32))
     icc = bytearray(
         imagecodecs.cms_profile(
-            "rgb", whitepoint=[*D65, 1.0], primaries=xyy, transferfunction=curve
+            "rgb", whitepoint=[*D65, 1.0], primaries=xyy(DISPLAY_P3), transferfunction=curve
         )
     )
     icc[24:36] = struct.pack(">6H", *PROFILE_DATE)  # not the hour it was made: same bytes each run
@@ -190,7 +181,7 @@ def display_p3_base(path, shape: tuple[int, int]) -> NativeBase | None:
     where its pixels do not fit ``shape``."""
     path = Path(path)
     try:
-        with _photo(path) as im:
+        with open_photo(path) as im:
             if (icc := _p3_profile(im, path)) is None:  # RGB(A) tagged Display P3
                 return None
             heif = path.suffix.lower() in (*HEIF_SUFFIXES, *AVIF_SUFFIXES)
@@ -198,12 +189,18 @@ def display_p3_base(path, shape: tuple[int, int]) -> NativeBase | None:
             pixels = _turned(im, exif_orientation(im)) if deep is None else _eight_bits(deep())
     except (OSError, ValueError, RuntimeError, SyntaxError, KeyError, InputError, BOMB):
         return None  # read_ldr, which read the photo, has its own size guard
-    (h, w), (ph, pw) = shape, pixels.shape[:2]
-    if abs(np.log((pw / ph) / (w / h))) > 0.01:
+    h, w = shape
+    if not _fits(pixels.shape[:2], shape):
         return None
-    if (ph, pw) != (h, w):
+    if pixels.shape[:2] != (h, w):
         pixels = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA)
     return NativeBase(np.ascontiguousarray(pixels), icc, P3_FROM_REC709)
+
+
+def _fits(stored: tuple[int, int], shape: tuple[int, int]) -> bool:
+    """Whether pixels stored at ``stored`` (HxW) are the photo as loaded at ``shape`` (HxW),
+    perhaps downscaled: the same aspect within 1%."""
+    return abs(np.log((stored[1] / stored[0]) / (shape[1] / shape[0]))) <= 0.01
 
 
 @cache
@@ -212,8 +209,8 @@ def linear_srgb_icc() -> bytes:
     float conversion into it gives linear Rec.709, unbounded."""
     import imagecodecs
 
-    xyy = [v for i in range(0, 6, 2) for v in (*SRGB_PRIMARIES[i : i + 2], 1.0)]
-    return imagecodecs.cms_profile("rgb", whitepoint=[*D65, 1.0], primaries=xyy, gamma=1.0)
+    primaries = xyy(REC709_CHROMATICITIES)
+    return imagecodecs.cms_profile("rgb", whitepoint=[*D65, 1.0], primaries=primaries, gamma=1.0)
 
 
 def _own_pixels(path: Path) -> tuple[np.ndarray, Callable] | None:
@@ -229,11 +226,11 @@ def _own_pixels(path: Path) -> tuple[np.ndarray, Callable] | None:
         convert = lambda x: srgb_to_linear(x) @ to709  # noqa: E731
         if stored is not None:
             return stored(), convert
-        with _photo(path) as im:
+        with open_photo(path) as im:
             return _turned(im, exif_orientation(im)), convert
     if stored is not None:
         return _unless_srgb(heif.info.get("icc_profile"), path, stored)
-    with _photo(path) as im:
+    with open_photo(path) as im:
         if im.mode not in ("RGB", "RGBA"):
             return None
         wide = is_16bit(im)  # before the EXIF is read, which may decode a PNG
@@ -256,7 +253,7 @@ def _deep_stored(path: Path, heif) -> Callable[[], np.ndarray] | None:
         return None
     if path.suffix.lower() in HEIF_SUFFIXES:
         return lambda: deep_pixels(heif)  # turned by libheif
-    with _photo(path) as im:  # an AVIF turned as Pillow reports its irot/imir
+    with open_photo(path) as im:  # an AVIF turned as Pillow reports its irot/imir
         orientation, frames = exif_orientation(im), getattr(im, "n_frames", 1)
     if frames > 1:
         return None
@@ -325,7 +322,7 @@ def gamut_delta(path, ldr: np.ndarray) -> GamutDelta | None:
     if found is None:
         return None
     (pixels, to_linear), (h, w) = found, ldr.shape[:2]
-    if abs(np.log((pixels.shape[1] / pixels.shape[0]) / (w / h))) > 0.01:
+    if not _fits(pixels.shape[:2], (h, w)):
         return None
     r, g, b = ldr[..., 0], ldr[..., 1], ldr[..., 2]  # channel-wise: no slow reductions
     where = np.minimum(np.minimum(r, g), b) < NEAR_BLACK[pixels.dtype == np.uint16]

@@ -47,7 +47,7 @@ from mlx_hdr.io.exif import exif_orient, exif_orientation
 from mlx_hdr.io.hdrgm_read import HdrgmParams, apply_hdrgm, heic_hdrgm_map, jpeg_hdrgm_map
 from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR
 from mlx_hdr.io.image_io import read_ldr
-from mlx_hdr.io.native import P3_FROM_REC709, P3_TO_REC709, is_display_p3
+from mlx_hdr.io.native import P3_FROM_REC709, P3_TO_REC709, display_p3_icc
 from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 
 OFFSET = 1 / 64  # libultrahdr's default offset_sdr and offset_hdr
@@ -150,7 +150,7 @@ def _uhdr_recorded(
 ) -> tuple[np.ndarray, np.ndarray]:
     import imagecodecs
 
-    data, p3 = path.read_bytes(), _display_p3_base(path)
+    data, p3 = path.read_bytes(), display_p3_icc(path) is not None
     try:
         hdr = imagecodecs.ultrahdr_decode(data)[..., :3].astype(np.float32)
         base = imagecodecs.ultrahdr_decode(data, dtype=np.uint8)[..., :3]
@@ -177,14 +177,6 @@ def _in_p3(lin: np.ndarray, gain: np.ndarray) -> np.ndarray:
     other rendition read here (``mlx_hdr.io.native`` gives the photo's own colours back)."""
     p3 = (lin @ P3_FROM_REC709.T + OFFSET) * gain - OFFSET
     return np.maximum(p3 @ P3_TO_REC709.T, 0.0).astype(np.float32)
-
-
-def _display_p3_base(path: Path) -> bool:
-    try:
-        with Image.open(path) as im:
-            return is_display_p3(im.info.get("icc_profile"))
-    except (OSError, ValueError, SyntaxError):
-        return False
 
 
 READERS = {
