@@ -12,15 +12,10 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageCms
 
-from mlx_hdr.color import rgb_to_rec709_matrix, srgb_to_linear
+from mlx_hdr.color import DISPLAY_P3, rgb_to_rec709_matrix, srgb_to_linear
 from mlx_hdr.io.image_io import read_ldr
-from mlx_hdr.io.native import (
-    DISPLAY_P3,
-    display_p3_base,
-    gamut_delta,
-    is_display_p3,
-    with_wide_gamut,
-)
+from mlx_hdr.io.native import display_p3_base, gamut_delta, with_wide_gamut
+from mlx_hdr.io.own_colours import is_display_p3
 from mlx_hdr.io.uhdr import encode_uhdr
 
 PUG = Path(__file__).parent / "fixtures" / "iphone13pro_pug.heic"

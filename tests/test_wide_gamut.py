@@ -17,15 +17,17 @@ from test_icc import adobe_exif
 from test_native import p3_icc  # noqa: F401 (a fixture)
 
 from mlx_hdr.color import linear_to_srgb, rgb_to_rec709_matrix, srgb_to_linear
+from mlx_hdr.io.icc import adobe_rgb_icc
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 from mlx_hdr.io.native import (
+    P3_FROM_REC709,
     P3_TO_REC709,
     GamutDelta,
     display_p3_base,
     gamut_delta,
-    is_display_p3,
     with_wide_gamut,
 )
+from mlx_hdr.io.own_colours import is_display_p3
 from mlx_hdr.io.pfm import read_pfm
 
 OFFSET = 1 / 64
@@ -191,23 +193,61 @@ def test_deep_and_cicp_tagged_photos_too(tmp_path, p3_icc, name, save):  # noqa:
     np.testing.assert_array_equal(delta[WINDOW], 0.0)
 
 
-def test_an_srgb_based_gain_map_jpeg_keeps_the_fitted_colours(cli, tmp_path):
-    """An Adobe RGB photo's gain-map JPEG has an sRGB base: colours it cannot hold are not
-    cut there; its EXR keeps them."""
+def adobe_light(rgb: np.ndarray) -> np.ndarray:
+    """Adobe RGB pixels (uint8) as linear Rec.709 light, unbounded."""
+    adobe = rgb_to_rec709_matrix((0.64, 0.33, 0.21, 0.71, 0.15, 0.06, 0.3127, 0.3290))
+    return ((rgb / 255.0) ** (563 / 256)) @ adobe.T
+
+
+def test_an_adobe_rgb_photo_gets_display_p3_base_and_preview(cli, tmp_path):
+    """Its colours converted into Display P3 for the gain-map JPEG's base, the HDR rendition
+    and the preview; ``--no-wide-gamut`` keeps the sRGB base of the fitted colours."""
     path = tmp_path / "adobe.jpg"
     Image.fromarray(wide_photo()).save(path, exif=adobe_exif(), quality=100)
-    files = {}
-    for name, extra in (("wide", ["--wide-gamut"]), ("fitted", ["--no-wide-gamut"])):
+    with Image.open(path) as im:
+        own = adobe_light(np.asarray(im.convert("RGB")))  # the light its pixels stand for
+    outs = {}
+    for name, extra in (("default", []), ("fitted", ["--no-wide-gamut"])):
+        outs[name] = tmp_path / name
         fmts = ["--format", "uhdr", "--format", "exr"]
-        code, _, err = cli(
-            "predict", path, "-o", tmp_path / name, "--method", "linear", *fmts, *extra
-        )
+        code, _, err = cli("predict", path, "-o", outs[name], "--method", "linear", *fmts, *extra)
         assert code == 0, err
-        files[name] = tmp_path / name
-    same = [(files[k] / "adobe_uhdr.jpg").read_bytes() for k in ("wide", "fitted")]
-    assert same[0] == same[1]
-    exrs = [read_hdr(files[k] / "adobe.exr") for k in ("wide", "fitted")]
-    assert np.abs(exrs[0] - exrs[1]).max() > 0.02
+    errors = {}
+    for name, out in outs.items():
+        with Image.open(out / "adobe_uhdr.jpg") as im:
+            icc = im.info.get("icc_profile")
+            base = srgb_to_linear(np.asarray(im.convert("RGB")) / 255.0)
+        assert is_display_p3(icc) == (name == "default")
+        data = (out / "adobe_uhdr.jpg").read_bytes()
+        rendition = imagecodecs.ultrahdr_decode(data).astype(np.float32)[..., :3]
+        if name == "default":  # both in the base's Display P3
+            base, rendition = base @ P3_TO_REC709.T, rendition @ P3_TO_REC709.T
+        want = own[ORANGE].mean(axis=(0, 1)) + OFFSET  # the patch's colour, JPEG noise averaged
+        errors[name] = [
+            np.abs(np.log2((x[ORANGE].mean(axis=(0, 1)) + OFFSET) / want)).max()
+            for x in (base, rendition)
+        ]
+    assert max(errors["default"]) < 0.05 < 0.1 < min(errors["fitted"]), errors
+    with Image.open(outs["default"] / "adobe_preview.png") as im:
+        assert is_display_p3(im.info.get("icc_profile"))
+    with Image.open(outs["fitted"] / "adobe_preview.png") as im:
+        assert "icc_profile" not in im.info
+
+
+def test_colours_outside_display_p3_are_fitted_into_it(tmp_path):
+    """An Adobe RGB green beyond Display P3 stays green and about as bright in the P3 base."""
+    path = tmp_path / "adobe.png"
+    rgb = np.full((32, 32, 3), (0, 200, 0), np.uint8)  # Adobe RGB's green: outside P3
+    Image.fromarray(rgb).save(path, icc_profile=adobe_rgb_icc())
+    own = adobe_light(rgb[:1, :1])[0, 0]
+    assert (own @ P3_FROM_REC709.T).min() < -0.01
+    base = display_p3_base(path, (32, 32), convert=True)
+    assert display_p3_base(path, (32, 32)) is None  # only converted on request
+    shown = srgb_to_linear(base.pixels[0, 0] / 255.0) @ P3_TO_REC709.T
+    y = np.float32([0.2126, 0.7152, 0.0722])
+    assert abs(shown @ y - own @ y) < 0.06 * (own @ y)  # its P3 red below 0 cut, as read_ldr does
+    want = linear_to_srgb(np.clip(own @ P3_FROM_REC709.T, 0.0, 1.0)) * 255  # P3, cut at 0
+    np.testing.assert_allclose(base.pixels[0, 0], want, atol=1.0)
 
 
 def with_chunk(png: bytes, kind: bytes, data: bytes, before: bytes) -> bytes:
@@ -326,7 +366,7 @@ def test_an_exposure_preview_clips_channel_by_channel_in_p3(cli, tmp_path, p3_ic
 
 
 def test_a_made_display_p3_profile_is_the_same_bytes_each_run():
-    from mlx_hdr.io.native import made_display_p3_icc
+    from mlx_hdr.io.own_colours import made_display_p3_icc
 
     icc = made_display_p3_icc.__wrapped__()
     assert is_display_p3(icc) and icc == made_display_p3_icc.__wrapped__()

@@ -26,11 +26,11 @@ from mlx_hdr.io.image_io import HDR_SUFFIXES, ldr_files, write_hdr, write_ldr
 from mlx_hdr.io.native import (
     P3_FROM_REC709,
     display_p3_base,
-    display_p3_icc,
     gamut_delta,
     in_display_p3,
     with_wide_gamut,
 )
+from mlx_hdr.io.own_colours import made_display_p3_icc, own_photo
 from mlx_hdr.io.photo_meta import read_exif
 from mlx_hdr.io.uhdr import UHDR_SUFFIX, write_uhdr
 
@@ -185,30 +185,33 @@ def write_outputs(
     """Write ``dests`` by extension (``.png`` the preview, ``.jpg`` the gain-map JPEG,
     ``.avif`` the PQ AVIF, else the HDR file) from the photo ``ldr`` (HxWx3 display sRGB, as
     loaded) and its reconstruction ``hdr`` (HxWx3 scene-linear, 1.0 = white); ``opts``: the
-    ``PredictOptions``. A wide-gamut photo's colours outside sRGB (:mod:`mlx_hdr.io.native`)
-    are given back, computed once where an output asks, to the outputs that hold them with
-    values >= 0 (the AVIF, a gain-map JPEG on the photo's own Display P3 pixels, the preview
-    of a photo tagged Display P3) unless ``opts.wide_gamut`` is False, and to the EXR/PFM,
-    as Rec.709 values below 0, only where it is True."""
+    ``PredictOptions``. A wide-gamut photo's colours outside sRGB (:mod:`mlx_hdr.io.native`,
+    its pixels decoded once) are given back, unless ``opts.wide_gamut`` is False, to the
+    outputs that hold them with values >= 0: the AVIF; the gain-map JPEG, on a Display P3
+    base (a Display P3 photo's own pixels, another wide photo's colours converted: Adobe
+    RGB, ProPhoto); the preview, in Display P3. The EXR/PFM get them, as Rec.709 values
+    below 0, only where it is True."""
+    keep = opts.wide_gamut is not False
+    photo = cache(lambda: own_photo(src))  # the file's own pixels, decoded once
 
     @cache
     def wide() -> np.ndarray:  # the reconstruction with the photo's own colours
-        delta = gamut_delta(src, ldr) if opts.wide_gamut is not False else None
+        delta = gamut_delta(photo(), ldr) if keep else None
         return hdr if delta is None else with_wide_gamut(hdr, ldr, delta)
 
     for dest in dests:
         suffix = dest.suffix.lower()
-        if suffix == ".png":  # a Display P3 photo's preview in Display P3, with its colours
+        if suffix == ".png":  # a wide photo's preview in Display P3, with its colours
             shown = tonemap(hdr, opts.tonemap, opts.exposure_ev)
-            p3 = display_p3_icc(src) if opts.wide_gamut is not False else None
-            own = wide() if p3 else hdr
+            own = wide() if keep and photo() is not None else hdr
             if own is not hdr and opts.tonemap == "exposure":  # clipped channel by channel
                 shown = tonemap(own @ P3_FROM_REC709.T, "exposure", opts.exposure_ev)
             elif own is not hdr:
                 shown = in_display_p3(shown, hdr, own)
-            write_ldr(dest, shown, icc=p3 if own is not hdr else None)
-        elif suffix in JPEG_SUFFIXES:
-            native = display_p3_base(src, ldr.shape[:2])  # else an sRGB base: fitted colours
+            p3 = (photo().p3_icc or made_display_p3_icc()) if own is not hdr else None
+            write_ldr(dest, shown, icc=p3)
+        elif suffix in JPEG_SUFFIXES:  # else an sRGB base: the fitted colours
+            native = display_p3_base(photo(), ldr.shape[:2], convert=keep)
             own = wide() if native is not None else None
             write_uhdr(dest, ldr, hdr, read_exif(src), opts.uhdr, native, own)
         elif suffix == ".avif":

@@ -107,15 +107,23 @@ def source_profile(icc: bytes, path: Path, stacklevel: int) -> ImageCms.ImageCms
 
 
 def fit_to_srgb(
-    linear: np.ndarray, source_max: np.ndarray, plain: np.ndarray | None = None
+    linear: np.ndarray,
+    source_max: np.ndarray,
+    plain: np.ndarray | None = None,
+    luminance: np.ndarray | None = None,
+    top: float = GAMUT_TOP,
 ) -> np.ndarray:
     """Scene-linear RGB in sRGB primaries, unbounded (..., 3; a wider gamut's colours have
-    channels < 0 or > 1) -> display sRGB (..., 3) float32 in [0, 1].
+    channels < 0 or > 1) -> display sRGB (..., 3) float32 in [0, 1]. Given ``luminance``
+    (..., the colours' Y, relative to the white), ``linear`` may be in other primaries with
+    a D65 white (Display P3's) and the result is display values in those; ``top`` (linear)
+    sets where the desaturation starts (default ``GAMUT_TOP``; 1.0 only fits a colour into
+    the gamut, without keeping it off the blend ramp).
 
-    Where the largest channel lies above ``GAMUT_TOP`` (the blend ramp's start, linear), the
-    colour is desaturated towards its luminance Y until it does not: ``Y + t * (rgb - Y)``,
-    ``t`` in [0, 1] (continuous at ``GAMUT_TOP``, where t = 1). Negative channels are then
-    cut at 0, as everywhere.
+    Where the largest channel lies above ``top`` (``GAMUT_TOP``: the blend ramp's start,
+    linear), the colour is desaturated towards its luminance Y until it does not:
+    ``Y + t * (rgb - Y)``, ``t`` in [0, 1] (continuous at ``top``, where t = 1). Negative
+    channels are then cut at 0, as everywhere.
 
     ``source_max`` (...,) is the source pixel's largest display channel in its own encoding,
     [0, 1]: by ``color.clip_ramp`` of it (0 below ``CLIP_THRESHOLD``, 1 at its white) the
@@ -123,10 +131,11 @@ def fit_to_srgb(
     encoded), so that what the camera clipped still reads as clipped.
     """
     linear = np.asarray(linear, np.float32)
-    y = np.maximum(rgb_to_luminance(linear), 0.0)[..., None]
-    top = linear.max(axis=-1, keepdims=True)
-    t = np.clip((GAMUT_TOP - y) / np.maximum(top - y, 1e-6), 0.0, 1.0)
-    fitted = np.where(top > GAMUT_TOP, y + t * (linear - y), linear)
+    y = rgb_to_luminance(linear) if luminance is None else np.asarray(luminance, np.float32)
+    y = np.maximum(y, 0.0)[..., None]
+    high = linear.max(axis=-1, keepdims=True)
+    t = np.clip((top - y) / np.maximum(high - y, 1e-6), 0.0, 1.0)
+    fitted = np.where(high > top, y + t * (linear - y), linear)
     w = clip_ramp(source_max)[..., None]
     plain = linear_to_srgb(linear) if plain is None else plain
     return ((1 - w) * linear_to_srgb(fitted) + w * plain).astype(np.float32)

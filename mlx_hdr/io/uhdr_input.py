@@ -47,7 +47,8 @@ from mlx_hdr.io.exif import exif_orient, exif_orientation
 from mlx_hdr.io.hdrgm_read import HdrgmParams, apply_hdrgm, heic_hdrgm_map, jpeg_hdrgm_map
 from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR
 from mlx_hdr.io.image_io import read_ldr
-from mlx_hdr.io.native import P3_FROM_REC709, P3_TO_REC709, display_p3_icc
+from mlx_hdr.io.native import P3_FROM_REC709, P3_TO_REC709
+from mlx_hdr.io.own_colours import display_p3_icc
 from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 
 OFFSET = 1 / 64  # libultrahdr's default offset_sdr and offset_hdr
