@@ -190,8 +190,8 @@ def predict_command(
         bool | None,
         typer.Option(
             help="A wide-gamut photo's colours outside sRGB (Display P3, Adobe RGB): by default "
-            "kept where a format holds them with values >= 0 (the AVIF, and the gain-map JPEG "
-            "and preview of a photo tagged Display P3); --wide-gamut keeps them in the EXR/PFM "
+            "kept where a format holds them with values >= 0 (the AVIF; the gain-map JPEG and "
+            "preview, in Display P3); --wide-gamut keeps them in the EXR/PFM "
             "too, as Rec.709 values below 0; --no-wide-gamut fits them into sRGB everywhere.",
             show_default=False,
         ),

@@ -2,8 +2,9 @@
 
 The file's base image is the input photo (sRGB JPEG, quality 95, no chroma subsampling, its EXIF
 kept with the orientation reset), so anyone who shares it shares the photo as it was; a Display
-P3 photo keeps its own pixels and profile there (:mod:`mlx_hdr.io.native`), and the gain is
-then taken in Display P3 light. The gain map holds, per channel, log2 of the ratio between the
+P3 photo keeps its own pixels and profile there, another wide-gamut photo (Adobe RGB) its
+colours converted into Display P3 (:mod:`mlx_hdr.io.native`), and the gain is then taken in
+Display P3 light. The gain map holds, per channel, log2 of the ratio between the
 reconstruction and that base:
 
     gain = log2((hdr + offset) / (srgb_to_linear(base) + offset)),  offset = 1/64
@@ -197,8 +198,8 @@ def encode_uhdr(
         hdr: HxWx3 scene-linear RGB, 1.0 = the photo's white (``predict_hdr``'s output).
         exif: the photo's EXIF block to keep (``photo_meta.read_exif``), or None.
         opts: boost, gain-map quality and scale.
-        native: the photo's own Display P3 pixels (:func:`~mlx_hdr.io.native.display_p3_base`)
-            as the base instead of ``ldr``, the gain taken in its colour space.
+        native: the photo in Display P3 (:func:`~mlx_hdr.io.native.display_p3_base`) as the
+            base instead of ``ldr``, the gain taken in its colour space.
     Returns:
         ``(jpeg bytes, metadata)``.
     """
