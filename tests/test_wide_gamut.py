@@ -365,11 +365,17 @@ def test_an_exposure_preview_clips_channel_by_channel_in_p3(cli, tmp_path, p3_ic
         np.testing.assert_allclose(shown[patch], want[patch], atol=2.5 / 255)
 
 
-def test_a_made_display_p3_profile_is_the_same_bytes_each_run():
+def test_a_made_display_p3_profile_is_the_same_bytes_each_run(p3_icc):  # noqa: F811
+    from mlx_hdr.io.icc import SRGB_ICC
     from mlx_hdr.io.own_colours import made_display_p3_icc
 
     icc = made_display_p3_icc.__wrapped__()
     assert is_display_p3(icc) and icc == made_display_p3_icc.__wrapped__()
+    assert len(icc) < 1024  # the sRGB curve parametric, not a table
+    rgb = np.random.default_rng(0).integers(0, 256, (1, 4096, 3), dtype=np.uint8)
+    kinds = {"colorspace": "rgb", "outcolorspace": "rgb"}
+    ours, apples = (imagecodecs.cms_transform(rgb, p, SRGB_ICC, **kinds) for p in (icc, p3_icc))
+    assert np.abs(ours.astype(int) - apples).max() <= 1  # converts as Apple's profile does
     assert struct.unpack(">6H", icc[24:36]) == (2026, 1, 1, 0, 0, 0)  # not today's date
     described = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
     assert described.strip() == "Display P3"  # the name colour-management tools show

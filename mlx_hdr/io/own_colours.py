@@ -35,6 +35,7 @@ from mlx_hdr.io.icc import (
     D65,
     DISPLAY_P3_COLORANTS,
     RELATIVE_COLORIMETRIC,
+    SRGB_ICC,
     adobe_rgb_icc,
     exif_adobe_rgb,
     has_colorants,
@@ -87,19 +88,32 @@ def _p3_profile(im: Image.Image, path: Path) -> bytes | None:
 
 @cache
 def made_display_p3_icc() -> bytes:
-    """A Display P3 ICC profile (P3 primaries, D65 white, the sRGB tone curve as a table) by
-    Little CMS, for a photo tagged Display P3 by CICP alone."""
+    """A Display P3 ICC profile (P3 primaries, D65 white, the sRGB tone curve), for a photo
+    tagged Display P3 by CICP alone and for a wide photo's colours converted into P3: Little
+    CMS's own sRGB profile (its curve parametric: 0.6 KB) with the colorants and primaries
+    of one Little CMS makes for P3, the same bytes on every run."""
     import imagecodecs
 
-    curve = srgb_to_linear(np.linspace(0.0, 1.0, 1024, dtype=np.float32))
-    icc = bytearray(
-        imagecodecs.cms_profile(
-            "rgb", whitepoint=[*D65, 1.0], primaries=xyy(DISPLAY_P3), transferfunction=curve
-        )
+    made = imagecodecs.cms_profile(
+        "rgb", whitepoint=[*D65, 1.0], primaries=xyy(DISPLAY_P3), gamma=1.0
     )
+    icc = bytearray(SRGB_ICC)
+    for name in (b"rXYZ", b"gXYZ", b"bXYZ", b"chrm"):
+        (at, size), (src, src_size) = _tag(icc, name), _tag(made, name)
+        if size != src_size:
+            raise ValueError(f"Little CMS wrote a {name.decode()} tag of another size")
+        icc[at : at + size] = made[src : src + size]
     icc[24:36] = struct.pack(">6H", *PROFILE_DATE)  # not the hour it was made: same bytes each run
     icc[84:100] = bytes(16)  # no profile ID (an MD5 that would cover the date)
     return _described(bytes(icc), "Display P3")
+
+
+def _tag(icc: bytes, name: bytes) -> tuple[int, int]:
+    """An ICC profile's tag ``name``: (offset, size) of its data."""
+    for i in range(struct.unpack_from(">I", icc, 128)[0]):
+        if icc[132 + 12 * i : 136 + 12 * i] == name:
+            return struct.unpack_from(">II", icc, 136 + 12 * i)
+    raise ValueError(f"no {name.decode()} tag")
 
 
 def _described(icc: bytes, name: str) -> bytes:
