@@ -329,6 +329,33 @@ def test_a_16bit_tiff_with_an_orientation_tag(tmp_path):
     np.testing.assert_allclose(io.read_ldr(tmp_path / "o.tif"), np.rot90(rgb, -1) / 65535.0)
 
 
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+@pytest.mark.parametrize("mode", ["RGB", "L", "I;16", "P"])
+def test_a_tiff_is_turned_once_by_its_orientation_tag(tmp_path, mode, compression):
+    """Pillow turns a TIFF by its tag as it loads it: not turned again here, and not
+    garbled (Pillow maps an uncompressed one from a file at its turned size)."""
+    rgb = rgb8(6, 9)
+    im = Image.fromarray(rgb).convert(mode if mode != "I;16" else "L")
+    if mode == "I;16":
+        im = Image.fromarray(np.asarray(im).astype(np.uint16) * 257)
+    plain = io.read_ldr(_save_tiff(im, tmp_path / "plain.tif", 1, compression))
+    for orientation in range(2, 9):
+        path = _save_tiff(im, tmp_path / f"o{orientation}.tif", orientation, compression)
+        out = io.read_ldr(path)
+        np.testing.assert_array_equal(out, exif_orient(plain, orientation), err_msg=orientation)
+        info = io.read_ldr_info(path)
+        assert (info.height, info.width) == out.shape[:2]
+
+
+def _save_tiff(im: Image.Image, path, orientation: int, compression):
+    from PIL import TiffImagePlugin
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[0x0112] = orientation
+    im.save(path, tiffinfo=tags, **({"compression": compression} if compression else {}))
+    return path
+
+
 def test_metadata_of_a_photo_beyond_pillows_size_guard_reads_as_none(tmp_path, monkeypatch):
     # with --max-pixels raised above Pillow's own guard, the metadata readers must not raise
     from mlx_hdr.io.native import display_p3_base

@@ -278,6 +278,26 @@ def test_the_tag_and_orientation_are_read_as_read_ldr_reads_them(tmp_path):
     np.testing.assert_allclose((srgb_to_linear(ldr) + delta)[inside], own[inside], atol=3e-3)
 
 
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+def test_a_turned_p3_tiff(tmp_path, p3_icc, compression):  # noqa: F811
+    """Pillow turns a TIFF by its tag as it loads it: the delta and the base are turned
+    once, as read_ldr turns the photo."""
+    from PIL import TiffImagePlugin
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[0x0112] = 6
+    extra = {"compression": compression} if compression else {}
+    path = tmp_path / "p3.tif"
+    Image.fromarray(wide_photo()).save(path, tiffinfo=tags, icc_profile=p3_icc, **extra)
+    ldr = read_ldr(path)
+    own = np.rot90(p3_light(wide_photo()), -1)
+    delta = dense(gamut_delta(path, ldr), ldr.shape)
+    inside = np.rot90(wide_photo().max(-1) < 250, -1)
+    np.testing.assert_allclose((srgb_to_linear(ldr) + delta)[inside], own[inside], atol=3e-3)
+    base = display_p3_base(path, ldr.shape[:2])
+    np.testing.assert_array_equal(base.pixels, np.rot90(wide_photo(), -1))
+
+
 def test_rgba_and_ten_bit_avif_photos(tmp_path, p3_icc):  # noqa: F811
     rgba = np.dstack([wide_photo(), np.full((48, 64), 255, np.uint8)])
     Image.fromarray(rgba).save(tmp_path / "rgba.png", icc_profile=p3_icc)

@@ -24,12 +24,20 @@ def exif_of(im: Image.Image) -> Image.Exif:
         return Image.Exif()
 
 
+def pixel_orientation(im: Image.Image) -> int:
+    """The orientation still to apply to the pixels Pillow decodes from ``im``
+    (:func:`exif_orientation`): 1 for a TIFF, which Pillow turns by its tag as it loads it
+    (and opened from memory, :func:`~mlx_hdr.io.image_io.open_photo`, turns rightly)."""
+    return 1 if im.format == "TIFF" else exif_orientation(im)
+
+
 def exif_orientation(im: Image.Image) -> int:
     """An open image's EXIF orientation tag (1..8; 1 where it has none or another value).
 
     A PNG is oriented only by an ``eXIf`` chunk before its pixels, as browsers do (PNG 3rd
     edition): EXIF kept in ImageMagick's "Raw profile type exif" text, which viewers do not
-    read, often carries a stale tag of pixels already turned upright."""
+    read, often carries a stale tag of pixels already turned upright. A TIFF's tag is read
+    before Pillow loads its pixels (and turns them, deleting the tag)."""
     if im.format == "PNG" and "exif" not in im.info:
         return 1
     value = exif_of(im).get(ORIENTATION, 1)

@@ -15,6 +15,7 @@ file. ``MAX_PIXELS`` (default 100 MP) refuses larger images before decoding them
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from mlx_hdr.io.checks import (
     pil_pixel_limit,
     quiet_cv2,
 )
-from mlx_hdr.io.exif import exif_orient, exif_orientation, turned
+from mlx_hdr.io.exif import ORIENTATION, exif_orient, exif_orientation, pixel_orientation, turned
 from mlx_hdr.io.hdr_io import HALF_MAX, HDR_SUFFIXES, read_hdr, sanitize_hdr, write_hdr
 from mlx_hdr.io.heic import (
     AVIF_SUFFIXES,
@@ -106,11 +107,16 @@ class LdrInfo:
 def open_photo(path: Path) -> Image.Image:
     """``path`` opened by Pillow (its header read) as every reader here opens a photo: a HEIC
     through pillow-heif, an AVIF by Pillow's own decoder (pillow-heif, registered for HEIC,
-    would take one whose major brand is mif1 and cannot decode AV1 here). Pillow's errors
-    pass through."""
+    would take one whose major brand is mif1 and cannot decode AV1 here), a TIFF that
+    Pillow turns as it loads it (an orientation tag) from memory. Pillow's errors pass
+    through."""
     if path.suffix.lower() in HEIF_SUFFIXES:
         register(path)
-    return Image.open(path, formats=["AVIF"] if path.suffix.lower() in AVIF_SUFFIXES else None)
+    im = Image.open(path, formats=["AVIF"] if path.suffix.lower() in AVIF_SUFFIXES else None)
+    if im.format == "TIFF" and im.tag_v2.get(ORIENTATION, 1) != 1:
+        im.close()  # Pillow maps an uncompressed TIFF from a file at its turned size: garbled
+        im = Image.open(io.BytesIO(path.read_bytes()))
+    return im
 
 
 def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
@@ -142,7 +148,7 @@ def read_ldr_info(path, max_pixels: int | None = None) -> LdrInfo:
     with _open_pil(path, max_pixels) as im:
         bits = 16 if is_16bit(im) else 8
         orientation = exif_orientation(im)
-        w, h = (im.height, im.width) if orientation in (5, 6, 7, 8) else im.size
+        w, h = (im.height, im.width) if pixel_orientation(im) in (5, 6, 7, 8) else im.size
         alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
         return LdrInfo(w, h, bits, im.mode, orientation, alpha)
 
@@ -247,8 +253,9 @@ def _read_pil(path: Path, max_pixels: int | None) -> np.ndarray:
             if wide and im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
                 icc = im.info.get("icc_profile") if im.mode in ("RGB", "RGBA") else None
                 return _read_16bit(path, orientation, icc)
+            turn = pixel_orientation(im)
             im.load()  # full decode: truncated files fail here (LOAD_TRUNCATED_IMAGES is False)
-            im = turned(im, orientation)
+            im = turned(im, turn)
             return _pil_to_rgb(im, path)
         except (OSError, SyntaxError, ValueError, RuntimeError) as exc:  # RuntimeError: AVIF
             raise InputError(f"corrupt or truncated image data ({exc})", path) from None

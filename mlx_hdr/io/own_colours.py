@@ -22,7 +22,7 @@ from PIL import Image, ImageCms
 
 from mlx_hdr.color import DISPLAY_P3, REC709_CHROMATICITIES, srgb_to_linear
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.exif import exif_orient, exif_orientation, turned
+from mlx_hdr.io.exif import exif_orient, exif_orientation, pixel_orientation, turned
 from mlx_hdr.io.heic import (
     AVIF_SUFFIXES,
     HEIF_SUFFIXES,
@@ -194,14 +194,15 @@ def _own_pixels(path: Path) -> tuple[np.ndarray, Callable, bytes | None] | None:
             return None
         wide = is_16bit(im)  # before the EXIF is read, which may decode a PNG
         orientation = exif_orientation(im)  # before anything loads a PNG's late eXIf chunk
+        turn = pixel_orientation(im)  # what is left to do once Pillow decodes the pixels
         if wide:  # read_ldr converts these by their ICC profile alone
             stored = read_16bit_rgb(path)
             if stored.ndim != 3 or stored.dtype != np.uint16:
                 return None
-            turn = lambda: exif_orient(stored[..., :3], orientation)  # noqa: E731
-            return _unless_srgb(im.info.get("icc_profile"), path, turn)
+            upright = lambda: exif_orient(stored[..., :3], orientation)  # noqa: E731
+            return _unless_srgb(im.info.get("icc_profile"), path, upright)
         icc = im.info.get("icc_profile") or (exif_adobe_rgb(im) and adobe_rgb_icc())
-        return _unless_srgb(icc, path, lambda: _turned(im, orientation))
+        return _unless_srgb(icc, path, lambda: _turned(im, turn))
 
 
 def _deep_stored(path: Path, heif) -> Callable[[], np.ndarray] | None:
