@@ -186,6 +186,44 @@ def test_tensor_past_its_storage_is_an_error(tmp_path, fake_torch):
         load_torch_checkpoint(tmp_path / "bad.pth")
 
 
+def test_a_small_file_cannot_claim_a_huge_tensor(tmp_path, fake_torch):
+    """Stride 0 (one stored element repeated) and compressed records (a zip bomb) are
+    refused before any large array is made."""
+    s = StorageRef("0", np.zeros(1, np.float32))
+    write_checkpoint(tmp_path / "s0.pth", {"w": Tensor(s, 0, (1 << 15, 1 << 15), (0, 0))}, [s])
+    with pytest.raises(WeightsError, match="repeats its 1 stored elements"):
+        load_torch_checkpoint(tmp_path / "s0.pth")
+    s = StorageRef("0", np.zeros(4, np.float32))
+    write_checkpoint(tmp_path / "ok.pth", {"w": Tensor(s, 0, (4,), (1,))}, [s])
+    with (
+        zipfile.ZipFile(tmp_path / "ok.pth") as src,
+        zipfile.ZipFile(tmp_path / "z.pth", "w") as out,
+    ):
+        for info in src.infolist():
+            out.writestr(info.filename, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
+    with pytest.raises(WeightsError, match="compressed"):
+        load_torch_checkpoint(tmp_path / "z.pth")
+    write_checkpoint(tmp_path / "empty.pth", {}, [])
+    with pytest.raises(WeightsError, match="holds no tensors"):
+        load_torch_checkpoint(tmp_path / "empty.pth")
+
+
+def test_the_pickle_cannot_change_the_readers_storage_types(tmp_path, fake_torch):
+    """BUILD on an allowed name (FloatStorage renamed HalfStorage) changes nothing for the
+    next file read."""
+    s = StorageRef("0", np.arange(4, dtype=np.float32))
+    write_checkpoint(tmp_path / "good.pth", {"w": Tensor(s, 0, (4,), (1,))}, [s])
+    build = b"\x80\x02ctorch\nFloatStorage\n}X\x04\x00\x00\x00nameX\x0b\x00\x00\x00HalfStorages"
+    for target in (b"ctorch\nFloatStorage\n", b"ctorch._utils\n_rebuild_tensor_v2\n"):
+        with zipfile.ZipFile(tmp_path / "poison.pth", "w") as archive:
+            archive.writestr(
+                "archive/data.pkl", build.replace(b"ctorch\nFloatStorage\n", target) + b"b0}."
+            )
+        with pytest.raises(WeightsError):
+            load_torch_checkpoint(tmp_path / "poison.pth")
+    np.testing.assert_array_equal(load_torch_checkpoint(tmp_path / "good.pth")["w"], np.arange(4))
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -367,3 +405,26 @@ def test_failed_conversion_writes_nothing(shared, tmp_path):
     assert dst.read_bytes() == b"previous" and len(list(tmp_path.iterdir())) == 1
     with pytest.raises(WeightsError, match="unsupported dtype"):
         convert_checkpoint("lpips_vgg", shared / "weights/lpips_v0.1_vgg.pth", tmp_path, "int8")
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda w: np.full_like(w, np.nan), "hold NaN or inf"),
+        (lambda w: np.full_like(w, 1e6), "hold NaN or inf"),  # beyond float16's range
+        (lambda w: w.astype(np.int64), "not floating point"),
+    ],
+)
+def test_conversion_refuses_weights_a_model_cannot_use(
+    shared, tmp_path, monkeypatch, spoil, message
+):
+    from mlx_hdr.convert import convert as convert_module
+
+    state = load_torch_checkpoint(shared / "weights/lpips_v0.1_vgg.pth")
+    key = next(iter(state))
+    state[key] = spoil(state[key])
+    monkeypatch.setattr(convert_module, "load_torch_checkpoint", lambda path: state)
+    dst = tmp_path / "lp.safetensors"
+    with pytest.raises(WeightsError, match=message):
+        convert_checkpoint("lpips_vgg", shared / "weights/lpips_v0.1_vgg.pth", dst, "float16")
+    assert not dst.exists()

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlx.core as mx
+import numpy as np
 
 from mlx_hdr.convert.download import download_checkpoint, sha256_file
 from mlx_hdr.convert.mapping import convert_state_dict, load_spec
 from mlx_hdr.convert.torch_pickle import load_torch_checkpoint
 from mlx_hdr.errors import UsageError, WeightsError
 from mlx_hdr.io.atomic import is_file_name, save_safetensors_atomic
-from mlx_hdr.models.model_io import FORMAT, converted_path
+from mlx_hdr.models.model_io import FORMAT, check_finite, converted_path
 
 CONVERTER_VERSION = "1"
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
@@ -52,10 +53,11 @@ def convert_checkpoint(
     state = load_torch_checkpoint(src)
     arrays = convert_state_dict(arch, state, source=src)
     target = DTYPES[dtype]
-    out = {}
-    for key, array in arrays.items():
-        value = mx.array(array)
-        out[key] = value.astype(target) if mx.issubdtype(value.dtype, mx.floating) else value
+    ints = sorted(k for k, a in arrays.items() if not np.issubdtype(a.dtype, np.floating))
+    if ints:
+        raise WeightsError(f"{len(ints)} weights are not floating point, e.g. {ints[:3]}", src)
+    out = {key: mx.array(array).astype(target) for key, array in arrays.items()}
+    check_finite(out, src)  # NaN/inf in the file, or beyond float16's range
     metadata = {
         "format": FORMAT,
         "architecture": arch,

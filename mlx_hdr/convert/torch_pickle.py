@@ -22,6 +22,7 @@ import struct
 import zipfile
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,11 +50,15 @@ STORAGE_DTYPES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StorageType:
-    """Stand-in for a ``torch.*Storage`` class named in the pickle."""
+    """Stand-in for a ``torch.*Storage`` class named in the pickle: a new one each time it
+    is named, and read-only (the pickle's BUILD opcode refused)."""
 
     name: str
+
+    def __setstate__(self, state):
+        raise pickle.UnpicklingError("the pickle sets the state of a storage type")
 
     @property
     def dtype(self) -> np.dtype:
@@ -97,6 +102,8 @@ class LazyTensor:
             raise ValueError(f"bad tensor geometry size={size} stride={stride}")
         if 0 in size:
             return _to_numpy(np.zeros(size, flat.dtype), self.storage.stype)
+        if np.prod(size, dtype=object) > flat.size:  # stride 0: a small file, a huge array
+            raise ValueError(f"tensor of size {size} repeats its {flat.size} stored elements")
         last = self.offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
         if last >= flat.size:
             raise ValueError(f"tensor of size {size} runs past its storage ({flat.size} elements)")
@@ -123,15 +130,34 @@ def _rebuild_parameter(data, *_ignored):
     return data
 
 
+class Allowed:
+    """An allowed callable as the pickle sees it: read-only, and the pickle's BUILD opcode
+    (which would set its state) refused."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable):
+        object.__setattr__(self, "fn", fn)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("read-only")
+
+    def __setstate__(self, state):
+        raise pickle.UnpicklingError("the pickle sets the state of an allowed name")
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+
 ALLOWED = {
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("collections", "OrderedDict"): OrderedDict,
+    ("torch._utils", "_rebuild_tensor"): Allowed(_rebuild_tensor),
+    ("torch._utils", "_rebuild_tensor_v2"): Allowed(_rebuild_tensor),
+    ("torch._utils", "_rebuild_parameter"): Allowed(_rebuild_parameter),
+    ("torch._utils", "_rebuild_parameter_with_state"): Allowed(_rebuild_parameter),
+    ("collections", "OrderedDict"): Allowed(OrderedDict),
 }
-ALLOWED.update({("torch", name): StorageType(name) for name in STORAGE_DTYPES})
-ALLOWED[("torch.storage", "UntypedStorage")] = StorageType("UntypedStorage")
+STORAGE_NAMES = {("torch", name): name for name in STORAGE_DTYPES}
+STORAGE_NAMES[("torch.storage", "UntypedStorage")] = "UntypedStorage"
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -147,6 +173,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         self.storages: dict[str, Storage] = {}
 
     def find_class(self, module: str, name: str):
+        if (module, name) in STORAGE_NAMES:
+            return StorageType(STORAGE_NAMES[(module, name)])
         try:
             return ALLOWED[(module, name)]
         except KeyError:
@@ -182,12 +210,20 @@ def _load_zip(path: Path) -> tuple[object, dict[str, Storage]]:
         order = "<"
         if f"{prefix}byteorder" in names:
             order = ">" if archive.read(f"{prefix}byteorder").strip() == b"big" else "<"
-        unpickler = RestrictedUnpickler(io.BytesIO(archive.read(pickles[0])), legacy=False)
+        unpickler = RestrictedUnpickler(io.BytesIO(_stored(archive, pickles[0])), legacy=False)
         obj = unpickler.load()
         for key, storage in unpickler.storages.items():
-            raw = archive.read(f"{prefix}data/{key}")
+            raw = _stored(archive, f"{prefix}data/{key}")
             storage.data = _frombuffer(raw, storage, order)
     return obj, unpickler.storages
+
+
+def _stored(archive: zipfile.ZipFile, name: str) -> bytes:
+    """A record of a torch zip checkpoint, which PyTorch writes uncompressed: a compressed
+    one is refused (a few MB could inflate to more than memory holds)."""
+    if archive.getinfo(name).compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{name} is compressed (PyTorch stores its records uncompressed)")
+    return archive.read(name)
 
 
 def _frombuffer(raw: bytes, storage: Storage, order: str) -> np.ndarray:
@@ -244,7 +280,9 @@ def _state_dict(obj: object) -> dict[str, np.ndarray]:
     if odd:
         raise ValueError(f"{len(odd)} entries are not tensors, e.g. {odd[:3]}")
     out = {str(k): v.materialize() for k, v in state.items()}
-    if out and all(k.startswith("module.") for k in out):  # saved from DataParallel
+    if not out:
+        raise ValueError("the state dict holds no tensors")
+    if all(k.startswith("module.") for k in out):  # saved from DataParallel
         out = {k[len("module.") :]: v for k, v in out.items()}
     return out
 
