@@ -145,6 +145,29 @@ def test_load_model_errors(tmp_path):
         load_model(path, encoder=TinyEncoder((8, 8, 16, 16, 24)))
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"encoder": "resnet50"}, "unknown encoder"),
+        ({"encoder_kwargs": {"bogus": 3}}, "encoder_kwargs must be a dict"),
+        ({"encoder_kwargs": {"width_mult": -1.0}}, "bad model config|does not match"),
+        ({"decoder_channels": [192, 128, -64, 32, 24, 16]}, "6 positive widths"),
+        ({"floor_strength": "x"}, "bad model config"),
+    ],
+)
+def test_a_model_file_with_a_bad_config_is_one_line(tmp_path, change, message):
+    """Whatever a model file's config holds, loading it is a WeightsError, not a traceback."""
+    import json
+
+    path = save_model(tmp_path / "m.safetensors", tiny_model())
+    weights, meta = mx.load(str(path), return_metadata=True)
+    config = json.loads(meta["config"]) | {"encoder": "mobilenet_v2"} | change
+    mx.save_safetensors(str(path), weights, meta | {"config": json.dumps(config)})
+    with pytest.raises(WeightsError, match=message) as info:
+        load_model(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
 def test_global_gain_scales_the_residual_in_logit_space():
     base = tiny_model(seed=3, target="stops")
     gained = tiny_model(seed=4, target="stops", global_gain=True)

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from mlx_hdr.color import CLIP_THRESHOLD, IMAGENET_MEAN, IMAGENET_STD, STOPS_HI, STOPS_LO
-from mlx_hdr.models.encoders import build_encoder
+from mlx_hdr.models.encoders import ENCODERS, build_encoder
 
 UPSAMPLE_MODES = ("pixelshuffle_icnr_blur", "pixelshuffle_icnr", "pixelshuffle", "resize_conv")
 FLOORS = (None, "kovaleski2014")
@@ -63,8 +63,15 @@ class HybridConfig:
             raise ValueError(f"floor_strength must be in [0, 1], got {self.floor_strength!r}")
         if self.upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
-        if len(self.decoder_channels) != 6:
-            raise ValueError("decoder_channels needs 6 widths (bottleneck + 5 stages)")
+        if len(self.decoder_channels) != 6 or min(self.decoder_channels) < 1:
+            raise ValueError("decoder_channels needs 6 positive widths (bottleneck + 5 stages)")
+        if self.encoder not in ENCODERS:
+            raise ValueError(
+                f"unknown encoder {self.encoder!r} (choose from {', '.join(ENCODERS)})"
+            )
+        known = {f.name for f in fields(ENCODERS[self.encoder][1])}
+        if not isinstance(self.encoder_kwargs, dict) or set(self.encoder_kwargs) - known:
+            raise ValueError(f"encoder_kwargs must be a dict of {sorted(known)}")
 
     def to_json(self) -> str:
         """The fields as a JSON object with sorted keys."""

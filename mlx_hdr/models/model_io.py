@@ -224,7 +224,10 @@ def load_model(path, encoder: nn.Module | None = None) -> tuple[HybridAutoencode
     """
     path = Path(path)  # load_strict takes a str without "/" or ".safetensors" for an arch name
     config = read_config(path)
-    model = HybridAutoencoder(config, encoder=encoder)
+    try:
+        model = HybridAutoencoder(config, encoder=encoder)
+    except (ValueError, TypeError) as exc:  # e.g. an encoder setting its network refuses
+        raise WeightsError(f"bad model config ({' '.join(str(exc).split())})", path) from None
     load_strict(model, path)
     model.set_dtype(mx.float32)
     model.encoder.freeze()
