@@ -134,6 +134,7 @@ def test_bad_options_are_one_line_errors(tmp_path):
     (tmp_path / "list.json").write_text("[1, 2]")
     (tmp_path / "model.json").write_text('{"model": "x"}')
     (tmp_path / "str.json").write_text('{"batch_size": "x"}')
+    (tmp_path / "sim.json").write_text('{"sim": {"clip_fraction": "x"}}')
     cases = [
         (["--steps-per-epoch", "0"], "steps_per_epoch must be an integer >= 1, got 0"),
         (["--batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
@@ -145,6 +146,7 @@ def test_bad_options_are_one_line_errors(tmp_path):
         (["--config", str(tmp_path / "list.json")], "not a JSON object of options"),
         (["--config", str(tmp_path / "model.json")], "model must be an object, got 'x'"),
         (["--config", str(tmp_path / "str.json")], "batch_size must be an integer >= 1, got 'x'"),
+        (["--config", str(tmp_path / "sim.json")], "simulator setting clip_fraction cannot be"),
     ]
     for args, message in cases:
         run = tmp_path / "run"
@@ -179,3 +181,25 @@ def test_missing_weights_leave_no_run_folder(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1 and "none.safetensors" in lines[0], lines
     assert not run.exists()  # it used to keep empty checkpoints/ and samples/ folders
+
+
+def test_a_stopped_run_resumes_to_its_end(tmp_path):
+    """--stop-at is for the run it is given to: a plain --resume (here in the default run
+    folder, whose config.json it reads) goes on to the end of the schedule."""
+    pool = tiny_pool(tmp_path / "pool")
+    args = ["train", "--data", str(pool), "--encoder-weights", "random", "--lpips-weight", "0"]
+    args += ["--batch-size", "2", "--crop", "64", "--val-crop", "64", "--epochs", "1"]
+    args += ["--steps-per-epoch", "3", "--val-size", "2", "--no-compile", "--no-progress"]
+
+    def train(*more):
+        return subprocess.run(CLI + [*more], capture_output=True, text=True, cwd=tmp_path)
+
+    proc = train(*args, "--stop-at", "2")
+    assert proc.returncode == 0 and "done: 2 steps" in proc.stdout, proc.stderr[-2000:]
+    proc = train("train", "--resume", "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "resumed from step 2" in proc.stdout and "done: 3 steps" in proc.stdout
+    saved = json.loads((tmp_path / "runs" / "default" / "config.json").read_text())
+    assert (saved["batch_size"], saved["stop_at"]) == (2, 0)
+    proc = train("train", "--resume", "--stop-at", "1")
+    assert proc.returncode == 2 and "is not after the checkpoint's step 3" in proc.stderr

@@ -117,6 +117,11 @@ def test_stop_at_is_the_first_part_of_the_full_run(tmp_path):
     a, b = params_of(tmp_path / "a"), params_of(tmp_path / "b")
     for k in a:
         np.testing.assert_allclose(b[k], a[k], atol=1e-6, err_msg=k)
+    # stopped mid-epoch, it did not validate: the same checks, the same best model
+    assert [r["step"] for r in _records(tmp_path / "b", "val")] == [3, 6]
+    best = [mx.load(str(tmp_path / n / "model.safetensors")) for n in ("a", "b")]
+    for k in best[0]:
+        np.testing.assert_allclose(np.array(best[1][k]), np.array(best[0][k]), atol=1e-6)
     capped = run(tiny_cfg(tmp_path / "c", max_steps=4, **kw))  # max_steps: a shorter schedule
     c = params_of(tmp_path / "c")
     assert capped.step == 4 and any(not np.allclose(c[k], a[k]) for k in c)
@@ -214,10 +219,19 @@ def test_config_file_and_overrides(tmp_path):
 
 
 class Broken(ArrayBatches):
+    def __init__(self, *args, at: int = 2, **kw):
+        super().__init__(*args, **kw)
+        self.at = at  # the step whose batch fails; -1: the validation set
+
     def batch(self, step, rank=0, size=1):
-        if step == 2:
+        if step == self.at:
             raise InputError("corrupt file", "x.hdr")
         return super().batch(step, rank, size)
+
+    def validation(self, n):
+        if self.at == -1:
+            raise InputError("corrupt file", "x.hdr")
+        return super().validation(n)
 
 
 def test_prefetch_keeps_order_and_surfaces_loader_errors():
@@ -349,9 +363,57 @@ def test_simulator_settings_reach_the_pool_and_are_checked(tmp_path):
         tiny_cfg(tmp_path, sim={"bogus": 1})
 
 
-def _train_steps(run_dir) -> list[int]:
+def _records(run_dir, kind: str) -> list[dict]:
     records = [json.loads(x) for x in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
-    return [r["step"] for r in records if r["kind"] == "train"]
+    return [r for r in records if r["kind"] == kind]
+
+
+def _train_steps(run_dir) -> list[int]:
+    return [r["step"] for r in _records(run_dir, "train")]
+
+
+def test_a_failed_resume_or_overwrite_leaves_the_run_as_it_was(tmp_path):
+    """A checkpoint that does not fit the recipe, or data that fail before the first step,
+    change nothing in the run folder (config.json was rewritten first; --overwrite had
+    already deleted the run)."""
+    from mlx_hdr.errors import WeightsError
+
+    cfg = tiny_cfg(tmp_path / "run", epochs=1)
+    run(cfg)
+    before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    other = tiny_cfg(tmp_path / "run", epochs=2, model=dict(decoder_channels=(8,) * 6))
+    with pytest.raises(WeightsError, match="does not match the model"):
+        run(other, resume=True)
+    ldr, hdr = synthetic_pairs(4, 80, seed=1)
+    for broken in (Broken(ldr, hdr, batch_size=4, crop=64, at=0), Broken(ldr, hdr, 4, 64, at=-1)):
+        with pytest.raises(InputError, match="corrupt file"):
+            train(cfg, broken, encoder=encoder(), echo=None, overwrite=True)
+    after = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_a_run_stopped_between_its_last_and_best_checkpoints_keeps_its_best(tmp_path, monkeypatch):
+    """Best is saved before last: interrupted between them, a resume redoes the epoch and
+    writes the best model (it had been lost for good)."""
+    from mlx_hdr.train.trainer import Trainer
+
+    save = Trainer.save
+
+    def interrupted(self, name):
+        if name == "best" and self.step == 3 and not (Path(self.run_dir) / "stop").exists():
+            (Path(self.run_dir) / "stop").write_text("")
+            raise KeyboardInterrupt
+        save(self, name)
+
+    monkeypatch.setattr(Trainer, "save", interrupted)
+    cfg = tiny_cfg(tmp_path / "run", epochs=1, checkpoint_every=1)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    (tmp_path / "run" / "stop").unlink()
+    monkeypatch.setattr(Trainer, "save", save)
+    assert run(cfg, resume=True).step == 3
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    assert (tmp_path / "run" / "checkpoints" / "best.safetensors").is_file()
 
 
 def test_a_run_never_writes_into_another_runs_folder(tmp_path):

@@ -30,6 +30,7 @@ from mlx_hdr.color import (
     well_exposed_mask,
 )
 from mlx_hdr.data.camera_response import load_response, table_curve
+from mlx_hdr.data.sim_checks import check_sim_config
 
 CURVES = ("srgb", "gamma", "eilertsen2017")
 TABLE = "table"  # a measured camera response from SimConfig.response_files
@@ -87,6 +88,7 @@ class SimConfig:
     scene_quantile: float = 0.998  # and lamps (this luminance quantile) at these cd/m², log-uniform
 
     def __post_init__(self):
+        check_sim_config(self)
         unknown = sorted(set(self.curves) - {*CURVES, TABLE, CAMERA})
         if unknown or not self.curves:
             known = ", ".join((*CURVES, TABLE, CAMERA))

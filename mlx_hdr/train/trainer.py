@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from mlx_hdr import backend
 from mlx_hdr.color import clip_mask, ldr_to_input
-from mlx_hdr.errors import HDRError
+from mlx_hdr.errors import HDRError, UsageError
 from mlx_hdr.infer.calibrate import calibrate
 from mlx_hdr.infer.targets import encode_target, target_kind
 from mlx_hdr.io.atomic import write_text_atomic
@@ -144,6 +144,10 @@ class Trainer:
         self.model = build_model(cfg, encoder)
         self.optimizer = make_optimizer(cfg)
         self.lpips = build_lpips(cfg)
+        # the data too: a bad setting or file must not leave a half-made run folder (or,
+        # with overwrite, none at all)
+        self.val = self.validation_set() if self.main else None
+        self.source.batch(0, self.rank, self.size)
         if self.main:  # only now: missing weights must not leave an empty run folder
             if overwrite:
                 clear_run(self.run_dir)
@@ -228,8 +232,7 @@ class Trainer:
 
     def run(self) -> TrainResult:
         """Train from ``self.step`` to the configured last step (``cfg.end_step``)."""
-        cfg, step_fn = self.cfg, self.build_step()
-        val = self.validation_set() if self.main else None
+        cfg, step_fn, val = self.cfg, self.build_step(), self.val
         result = TrainResult(
             self.run_dir, self.step, self.step // cfg.steps_per_epoch, rank=self.rank
         )
@@ -244,10 +247,12 @@ class Trainer:
                 result.losses.append(loss_f)
                 if self.step % cfg.log_every == 0 or self.step == cfg.end_step:
                     self.log_step(loss_f, parts, norm_f, dt)
-                if self.step % cfg.steps_per_epoch == 0 or self.step == cfg.end_step:
+                if self.step % cfg.steps_per_epoch == 0 or self.step == cfg.total_steps:
                     result.val.append(self.end_epoch(val))  # saves "last" too
                     clock.restart()  # validation is not step time
-                elif cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                elif self.step == cfg.end_step or (
+                    cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0
+                ):  # stopped mid-epoch (--stop-at): no validation, as the full run has none
                     self.save("last")
         finally:
             clock.close()
@@ -299,13 +304,11 @@ class Trainer:
         save_sample(sample, val["ldr"][:n], np.stack(preds), val["hdr"][:n])
         plot_curves(self.log.records, self.run_dir / "training_curves.png")
         score = metrics["pu21_psnr"] if self.cfg.model.target == "stops" else metrics["psnr"]
-        improved = score > self.best
-        if improved:
+        if score > self.best:  # best first: stopped before "last", a resume redoes the epoch
             self.best = score
-        self.save("last")
-        if improved:
             self.save("best")
             save_model(self.run_dir / "model.safetensors", self.model)
+        self.save("last")
         return rec
 
 
@@ -334,12 +337,17 @@ def train(
     trainer = Trainer(
         cfg, source, group=group, echo=echo, encoder=encoder, overwrite=overwrite, progress=progress
     )
+    if resume:  # before config.json: a checkpoint that does not fit leaves the run as it was
+        trainer.resume()
+        if cfg.stop_at and cfg.stop_at <= trainer.step:
+            raise UsageError(
+                f"--stop-at {cfg.stop_at} is not after the checkpoint's step {trainer.step}",
+                trainer.ckpt_path("last"),
+            )
     if trainer.main:
         write_text_atomic(
             trainer.run_dir / "config.json", json.dumps(json.loads(cfg.to_json()), indent=2)
         )
-    if resume:
-        trainer.resume()
     with backend.blas_threads(1) if cfg.use_streams > 1 else contextlib.nullcontext():
         return trainer.run()
 
@@ -356,10 +364,11 @@ def train_from_options(
     from mlx_hdr.train.config import load_config
     from mlx_hdr.train.distributed import init_group
 
-    run_dir = overrides.get("run_dir")
-    saved = Path(run_dir) / "config.json" if run_dir else None
-    if resume and config_path is None and saved is not None and saved.is_file():
+    saved = Path(overrides.get("run_dir") or TrainConfig.run_dir) / "config.json"
+    if resume and config_path is None and saved.is_file():
         config_path = saved
+    if resume and overrides.get("stop_at") is None:
+        overrides["stop_at"] = 0  # a --stop-at is for the run it was given to
     cfg = load_config(config_path, **overrides)
     last = Path(cfg.run_dir) / "checkpoints" / "last.safetensors"
     if resume and not last.is_file():

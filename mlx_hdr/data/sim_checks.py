@@ -1,0 +1,56 @@
+"""The camera simulator's settings checked up front (a recipe's typo failed mid-run)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+
+SIGNED = {"metering_ev"}  # ranges that may lie below 0 (stops)
+POSITIVE = {"gamma", "full_well", "shoulder_white", "boost_power", "boost_cap", "glare_sigma"}
+POSITIVE |= {"window_size", "scene_luminance", "scene_quantile"}
+FRACTIONS = {"clip_fraction", "metered_clip", "channel_clip", "window_size", "camera_knee"}
+FRACTIONS |= {"scene_quantile"}
+
+
+def check_sim_config(cfg) -> None:
+    """``ValueError`` naming the first setting of a ``SimConfig`` that is not what its
+    default is: a probability in [0, 1], a range [low, high] of finite numbers with
+    low <= high (>= 0 unless signed, > 0 where it divides, <= 1 for a share), a finite
+    number, a count >= 1, JPEG qualities in 1..100 or None, a bool."""
+    for f in fields(cfg):
+        value, default = getattr(cfg, f.name), f.default
+        if f.name in ("curves", "response_files"):
+            continue  # names and files: checked by SimConfig itself
+        if f.name == "jpeg_quality":
+            ok = value is None or _range(value, int) and 1 <= value[0] <= value[1] <= 100
+        elif isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        elif isinstance(default, tuple):
+            ok = _range(value, (int, float)) and value[0] <= value[1] and _bounded(f.name, value)
+        else:
+            ok = _number(value) and _bounded(f.name, (value, value))
+            ok = ok and (not f.name.endswith("_prob") or value <= 1.0)
+        if not ok:
+            raise ValueError(
+                f"simulator setting {f.name} cannot be {value!r} (default {default!r})"
+            )
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _range(value, kind) -> bool:
+    ok = isinstance(value, (list, tuple)) and len(value) == 2
+    return ok and all(isinstance(v, kind) and _number(v) for v in value)
+
+
+def _bounded(name: str, pair) -> bool:
+    low, high = pair
+    if name in POSITIVE and low <= 0:
+        return False
+    if name in FRACTIONS and high > 1:
+        return False
+    return name in SIGNED or low >= 0
