@@ -190,7 +190,7 @@ def test_sample_exposure_meters_or_falls_back_to_a_clipped_share():
     s = sim.sample_exposure(hdr, np.random.default_rng(0), metered)
     assert s == pytest.approx(sim.metered_exposure(hdr), rel=1e-6)
     # a metered exposure clipping outside metered_clip is replaced by a clipped-share one
-    never = sim.SimConfig(metering_prob=1.0, metered_clip=(2.0, 3.0), clip_fraction=(0.1, 0.1))
+    never = sim.SimConfig(metering_prob=1.0, metered_clip=(1.0, 1.0), clip_fraction=(0.1, 0.1))
     s = sim.sample_exposure(hdr, np.random.default_rng(0), never)
     assert s == pytest.approx(sim.exposure_for_clip_fraction(hdr, 0.1), rel=1e-6)
 
