@@ -62,7 +62,8 @@ class TrainConfig:
     # skips the one-time C++ build of the compiled kernels (see scripts/benchmark.py).
     compile: bool | None = None
     # CPU streams an eager step's batch is split over (MLX runs each stream on its own
-    # thread); 0: auto (see use_streams). Changes speed, not the result.
+    # thread); 0: auto (see use_streams). Changes speed; the result agrees to float
+    # rounding (gradients summed in another order): a run repeats bit for bit with one count.
     streams: int = 0
     checkpoint_every: int = 0  # steps; 0: at the end of each epoch only
     log_every: int = 10
