@@ -91,3 +91,35 @@ def test_save_safetensors_atomic_failure_keeps_old_file(tmp_path):
         save_safetensors_atomic(path, {"a": "not an array"}, {})
     assert path.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]
+
+
+def test_a_write_that_fills_the_disk_is_one_line_naming_the_output(tmp_path, monkeypatch):
+    """A C writer's RuntimeError on a full disk: the free space is looked at while the
+    partial file still holds it (it was measured after deleting it: a traceback), and
+    MLX's own wording is taken as a failed write."""
+    import os
+    import types
+
+    target = tmp_path / "m.safetensors"
+    held = []
+
+    def statvfs(folder):
+        return types.SimpleNamespace(f_bavail=0 if any(p.exists() for p in held) else 100)
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    with pytest.raises(InputError, match="cannot write .No space left on device") as info:
+        with atomic_write(target) as tmp:
+            held.append(tmp)
+            raise RuntimeError("[write] failed")
+    assert str(target) in str(info.value) and not target.exists() and not held[0].exists()
+    with pytest.raises(InputError, match="is it full"):
+        with atomic_write(target):
+            raise RuntimeError("[write] Unable to write 1366024 bytes to file.")
+
+
+def test_a_rename_onto_a_folder_names_the_output_not_the_temporary_file(tmp_path):
+    (tmp_path / "out.json").mkdir()
+    with pytest.raises(InputError) as info:
+        with atomic_write(tmp_path / "out.json") as tmp:
+            tmp.write_text("{}")
+    assert str(info.value).startswith(str(tmp_path / "out.json")) and ".tmp" not in str(info.value)

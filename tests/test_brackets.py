@@ -4,6 +4,7 @@ the set back as training pairs (the ``brackets`` layout) and as a validation set
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -122,6 +123,9 @@ def test_bracket_set_is_written_whole_and_read_back(tmp_path):
     assert read_hdr(out / "merged.hdr").shape == (48, 64, 3)
     assert load_response(str(out / "exposures.json")).shape == (256, 3)  # --sim-response
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no leftovers
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # an ordinary folder, not 0700
     for root in (out, out.parent):  # a set, or a folder of sets
         ds = scan_dataset(root)
         kept = [f["file"] for f in meta["frames"] if f["clipped"] <= 0.3]

@@ -32,6 +32,7 @@ from mlx_hdr.color import CLIPPED, clipped_mask, rgb_to_luminance, srgb_to_linea
 from mlx_hdr.data.datasets import BRACKETS
 from mlx_hdr.data.preprocess import estimate_exposure
 from mlx_hdr.errors import InputError
+from mlx_hdr.io.atomic import current_umask
 from mlx_hdr.io.image_io import LDR_SUFFIXES, ldr_files, read_ldr, write_hdr
 from mlx_hdr.io.photo_meta import Exposure, read_exposure
 
@@ -251,8 +252,12 @@ def write_bracket_set(inputs: list[Path], out: Path, align: bool = False) -> dic
     hdr, response = merge_bracket(merged)
     moved = [float("nan"), *disagreement(merged, response)]
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise InputError(f"cannot write here ({exc.strerror or exc})", out) from None
+    try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # an ordinary folder's mode, not mkdtemp's 0700
         meta = _write_set(tmp, out.name, frames, hdr, response, shifts, moved)
         with contextlib.suppress(FileNotFoundError):
             out.rmdir()  # the empty folder it may replace

@@ -48,6 +48,8 @@ def storage_cause(exc: BaseException, folder: Path) -> str | None:
     named = [cause for cause in causes if cause in str(exc)]
     if named:
         return named[0]
+    if "Unable to write" in str(exc):  # MLX's writer: "[write] Unable to write N bytes ..."
+        return "the file system took only part of it; is it full?"
     with contextlib.suppress(OSError):
         if os.statvfs(folder).f_bavail == 0:
             return os.strerror(errno.ENOSPC)
@@ -107,9 +109,11 @@ def atomic_write(path, *, suffix: str | None = None, parents: bool = False) -> I
         yield tmp
         commit(tmp, path)
     except BaseException as exc:
+        cause = storage_cause(exc, path.parent)  # before the partial file frees its blocks
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        cause = storage_cause(exc, path.parent)
+        if cause is None and isinstance(exc, OSError) and str(tmp) in (exc.filename, exc.filename2):
+            cause = exc.strerror or str(exc)  # e.g. the rename onto a folder: name the output
         if cause:
             raise InputError(f"cannot write ({cause})", path) from None
         raise
