@@ -102,6 +102,34 @@ def test_read_manifest_rejects_other_files(tmp_path):
         read_manifest(tmp_path / "y.jsonl")
 
 
+@pytest.mark.parametrize(
+    "header, record, message",
+    [
+        ({}, None, "without its dataset folder"),
+        ({"root": "/data"}, '"x"', "line 2: not a record"),
+        ({"root": "/data"}, '{"name": "a", "hdr": "a.hdr"}', "line 2: kept missing"),
+        ({"root": "/data"}, '{"name": "a", "hdr": null, "kept": true}', "line 2: hdr missing"),
+        (
+            {"root": "/data"},
+            '{"name": "a", "hdr": "a.hdr", "kept": true, "orientation": "bogus"}',
+            "unknown orientation 'bogus'",
+        ),
+    ],
+)
+def test_a_malformed_manifest_is_one_line(tmp_path, monkeypatch, capsys, header, record, message):
+    """Records are checked as read: each of these was a KeyError or TypeError traceback in
+    ``data check`` and ``train``."""
+    import json
+
+    lines = [json.dumps({"format": "mlx-hdr-manifest", "version": 1} | header)]
+    path = tmp_path / "m.jsonl"
+    path.write_text("\n".join(lines + ([record] if record else [])) + "\n")
+    with pytest.raises(InputError, match=message):
+        read_manifest(path)
+    code, _, err = run_cli(monkeypatch, capsys, "data", "check", path)
+    assert code == 1 and err.count("\n") == 1 and message.split(": ")[-1] in err
+
+
 def run_cli(monkeypatch, capsys, *args):
     monkeypatch.setattr(sys, "argv", ["mlx-hdr", *map(str, args)])
     code = 0

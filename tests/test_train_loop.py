@@ -567,3 +567,21 @@ def test_exposure_pairs_need_a_batch_that_splits_into_pairs_per_rank(tmp_path):
         Trainer(cfg, source(), group=TwoRanks(), encoder=encoder(), echo=None)
     single = tiny_cfg(tmp_path, batch_size=6)  # single photos: 3 per rank
     assert Trainer(single, source(), group=TwoRanks(), encoder=encoder(), echo=None).size == 2
+
+
+def test_a_pools_bracketed_images_never_train(tmp_path):
+    """An image the pool's MANIFEST.csv calls ``bracketed`` (a real bracket set's merge:
+    validation data) is left out whether the pool is given as a folder or a list."""
+    from mlx_hdr.io.image_io import write_hdr
+    from mlx_hdr.train.pool import pool_source
+
+    rng = np.random.default_rng(0)
+    for name in ("a.hdr", "b.hdr", "c.hdr", "office.hdr"):
+        write_hdr(tmp_path / name, rng.random((40, 60, 3)).astype(np.float32) * 4)
+    (tmp_path / "MANIFEST.csv").write_text(
+        "file,kind\na.hdr,panorama\nb.hdr,photo\nc.hdr,photo\noffice.hdr,bracketed\n"
+    )
+    for data in (str(tmp_path), [str(tmp_path)]):
+        batches = pool_source(tiny_cfg(tmp_path / "run", data=data))
+        used = {p.hdr_path.name for s in (batches.train, batches.val) for p in s.pairs}
+        assert used == {"a.hdr", "b.hdr", "c.hdr"}, data

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlx_hdr.data.datasets import Pair, scan_dataset
-from mlx_hdr.data.orientation import find_orientation
+from mlx_hdr.data.orientation import DIHEDRAL, find_orientation
 from mlx_hdr.data.preprocess import MAX_HDR_VALUE, dynamic_range_stops, keep_hdr
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.atomic import atomic_write
@@ -137,23 +137,55 @@ def read_manifest(path) -> Manifest:
         raise InputError(f"not a JSON-lines manifest ({exc})", path) from None
     if not rows or not isinstance(rows[0], dict) or rows[0].get("format") != FORMAT:
         raise InputError(f"not an mlx-hdr manifest (first line must have format={FORMAT})", path)
+    if not isinstance(rows[0].get("root"), str) or not isinstance(
+        rows[0].get("unpaired", []), list
+    ):
+        raise InputError("manifest header without its dataset folder (root) or unpaired list", path)
+    for line, rec in enumerate(rows[1:], start=2):
+        if problem := _bad_record(rec):
+            raise InputError(f"manifest line {line}: {problem}", path)
     return Manifest(rows[0], rows[1:])
+
+
+# what training and ``data check`` read of a record: key -> the types it may have
+NONE = type(None)
+REQUIRED = {"name": (str,), "hdr": (str,), "kept": (bool,)}
+OPTIONAL = {"ldr": (str, NONE), "kind": (str, NONE), "reason": (str, NONE)}
+OPTIONAL |= {"dr_stops": (int, float, NONE), "orientation": (str, NONE)}
+
+
+def _bad_record(rec) -> str | None:
+    """What is wrong with a manifest record (``REQUIRED`` keys, ``OPTIONAL`` ones of their
+    types, an orientation of ``orientation.DIHEDRAL``), or None."""
+    if not isinstance(rec, dict):
+        return f"not a record ({type(rec).__name__})"
+    for key, kinds in (REQUIRED | OPTIONAL).items():
+        if key not in rec and key in OPTIONAL:
+            continue
+        value = rec.get(key, ...)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            return f"{key} missing or not a {' or '.join(k.__name__ for k in kinds)}"
+    if rec.get("orientation") not in (None, *DIHEDRAL):
+        return f"unknown orientation {rec['orientation']!r}"
+    return None
 
 
 def summarize(manifest: Manifest) -> dict:
     """Counts, drop reasons, orientation fixes and dynamic-range statistics of the kept pairs."""
     recs = manifest.records
     kept = manifest.kept()
-    drs = [r["dr_stops"] for r in kept if r["dr_stops"] is not None]
-    fixes = Counter(r["orientation"] for r in kept if r["orientation"] not in (None, "identity"))
+    drs = [r["dr_stops"] for r in kept if r.get("dr_stops") is not None]
+    fixes = Counter(
+        r["orientation"] for r in kept if r.get("orientation") not in (None, "identity")
+    )
     return {
         "root": manifest.header["root"],
-        "layout": manifest.header["layout"],
+        "layout": manifest.header.get("layout"),
         "pairs": len(recs),
-        "with_ldr": sum(r["ldr"] is not None for r in recs),
+        "with_ldr": sum(r.get("ldr") is not None for r in recs),
         "kept": len(kept),
-        "dropped": dict(Counter(r["reason"] for r in recs if not r["kept"])),
-        "kinds": dict(Counter(r["kind"] or "unknown" for r in kept)),
+        "dropped": dict(Counter(r.get("reason") for r in recs if not r["kept"])),
+        "kinds": dict(Counter(r.get("kind") or "unknown" for r in kept)),
         "orientation_fixes": dict(fixes),
         "unpaired": len(manifest.header.get("unpaired", [])),
         "dr_stops": {

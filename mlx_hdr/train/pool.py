@@ -221,8 +221,14 @@ def pool_pairs(folders: list[str | Path]) -> list:
             raise InputError(
                 "paired datasets train from a manifest: run `mlx-hdr data index`", folder
             )
-        pairs += [p for p in found if p.kind in TRAIN_KINDS]
+        pairs += trainable(found)
     return pairs
+
+
+def trainable(pairs: list) -> list:
+    """The pairs of a kind that trains (``TRAIN_KINDS``): real exposure-bracket sets are
+    validation data, whichever way the pool is named (a folder, a list, a manifest)."""
+    return [p for p in pairs if p.kind in TRAIN_KINDS]
 
 
 def pool_source(cfg, holdout: int = HOLDOUT) -> SourceBatches:
@@ -250,14 +256,14 @@ def pool_source(cfg, holdout: int = HOLDOUT) -> SourceBatches:
                 train, val = _pair_sources(m, cfg, holdout)
             else:
                 pairs = [Pair(r["name"], None, m.path(r, "hdr"), r.get("kind")) for r in m.kept()]
-                train, val = _pool_sources(pairs, cfg, holdout)
+                train, val = _pool_sources(trainable(pairs), cfg, holdout)
         else:
             pairs = scan_dataset(path).pairs
             if any(p.ldr_path for p in pairs):
                 raise InputError(
                     "paired datasets train from a manifest: run `mlx-hdr data index`", path
                 )
-            train, val = _pool_sources(pairs, cfg, holdout)
+            train, val = _pool_sources(trainable(pairs), cfg, holdout)
     except ValueError as exc:  # e.g. an empty pool or manifest
         raise InputError(str(exc), path) from None
     return _batches(train, val, cfg)
