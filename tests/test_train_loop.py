@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -585,3 +586,24 @@ def test_a_pools_bracketed_images_never_train(tmp_path):
         batches = pool_source(tiny_cfg(tmp_path / "run", data=data))
         used = {p.hdr_path.name for s in (batches.train, batches.val) for p in s.pairs}
         assert used == {"a.hdr", "b.hdr", "c.hdr"}, data
+
+
+@pytest.mark.parametrize(
+    "recipe, message",
+    [
+        ({"seed": 99999999999999999999}, "seed must be an integer >= 0 and <= 4294967295"),
+        ({"data": 5}, "data must be a str or list or null"),
+        ({"data": [5]}, "data must be a folder, a manifest or a list of folders"),
+        ({"init_model": 5}, "init_model must be a str or null"),
+        ({"compile": "yes"}, "compile must be a bool or null"),
+        ({"model": {"decoder_channels": [1.5, 1, 1, 1, 1, 1]}}, "must be whole numbers"),
+        ({"model": {"input_skip": "no"}}, "input_skip must be true or false"),
+        ({"sim": {"exif_prob": 5}}, "simulator setting exif_prob cannot be 5"),
+    ],
+)
+def test_a_recipes_values_are_checked_before_the_run(tmp_path, recipe, message):
+    """Each of these ended in a traceback mid-run, or was taken silently (1.5 -> 1)."""
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(recipe))
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_config(path)

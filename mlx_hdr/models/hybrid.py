@@ -50,7 +50,13 @@ class HybridConfig:
     exposure_gain: bool = False
 
     def __post_init__(self):
-        self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
+        widths = self.decoder_channels
+        if not all(isinstance(c, int) and not isinstance(c, bool) for c in widths):
+            raise ValueError(f"decoder_channels must be whole numbers, got {widths!r}")
+        self.decoder_channels = tuple(widths)
+        for name in ("input_skip", "global_gain", "exposure_gain"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.target not in ("minmax_log1p", "stops"):
             raise ValueError(f"target must be 'minmax_log1p' or 'stops', got {self.target!r}")
         if self.global_gain and self.target != "stops":

@@ -17,6 +17,9 @@ MINIMUM |= {"log_every": 1, "epochs": 0, "checkpoint_every": 0, "max_steps": 0, 
 MINIMUM |= {"warmup_steps": 0, "seed": 0, "streams": 0}
 RETIRED = {"workers"}  # was never read (training batches come from one prefetch thread)
 MAXIMUM = {"crop": 4096, "val_crop": 4096}  # larger views ran out of memory with a traceback
+MAXIMUM |= {"seed": 2**32 - 1}  # MLX's seed is 64-bit, and each step's is seed * 1000003 + step
+TYPES = {"str": (str,), "str | None": (str, type(None)), "bool | None": (bool, type(None))}
+TYPES |= {"str | list | None": (str, list, type(None)), "list": (list,), "dict": (dict,)}
 # [low, high) of float fields: a negative loss weight trains towards the error, beta >= 1
 # divides by zero in Adam's bias correction
 LOSS_WEIGHTS = ("l1_weight", "lpips_weight", "alpha_weight", "pair_weight")
@@ -92,12 +95,20 @@ class TrainConfig:
 
     def _check_numbers(self) -> None:
         """int fields must be integers within ``MINIMUM``/``MAXIMUM``, float fields finite
-        and within ``FLOAT_RANGE``."""
+        and within ``FLOAT_RANGE``, the others of their types (``TYPES``)."""
         for f in fields(self):
+            value = getattr(self, f.name)
             if f.type == "int":
-                _check_int(f.name, getattr(self, f.name))
+                _check_int(f.name, value)
             elif f.type == "float":
-                _check_float(f.name, getattr(self, f.name))
+                _check_float(f.name, value)
+            elif not isinstance(value, TYPES.get(f.type, object)):
+                kinds = f.type.replace(" | ", " or ").replace("None", "null")
+                raise ValueError(f"{f.name} must be a {kinds}, got {value!r}")
+        if isinstance(self.data, list) and not all(isinstance(d, str) for d in self.data):
+            raise ValueError(
+                f"data must be a folder, a manifest or a list of folders, got {self.data!r}"
+            )
 
     def _check_pairs(self) -> None:
         """``pair_stops`` is [low, high] with 0 <= low <= high <= 8; pairs need an even batch."""
