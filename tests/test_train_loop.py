@@ -301,6 +301,9 @@ def test_run_log_skips_a_last_line_cut_by_a_kill(tmp_path):
     assert [r["step"] for r in log.records] == [1, 2]
     log.truncate_after(1)
     assert path.read_text() == '{"step": 1}\n'
+    path.write_bytes(b'{"step": 1}\n{"st\xff\n[2]\n{"step": 4}\n')  # damaged inside
+    with pytest.warns(UserWarning, match="2 damaged line"):
+        assert [r["step"] for r in RunLog(path, echo=None).records] == [1, 4]
 
 
 @pytest.mark.parametrize("suffix", [".json", ".jsonl"])  # config.json, log.jsonl on resume
@@ -607,3 +610,37 @@ def test_a_recipes_values_are_checked_before_the_run(tmp_path, recipe, message):
     path.write_text(json.dumps(recipe))
     with pytest.raises(InputError, match=re.escape(message)):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda a, m: (a, m | {"step": "x"}), "metadata is not what training writes"),
+        (lambda a, m: (a, m | {"step": "-3"}), "metadata is not what training writes"),
+        (lambda a, m: (a, m | {"extra": "{"}), "metadata is not what training writes"),
+        (lambda a, m: (a, m | {"extra": '{"best_psnr": null}'}), "metadata is not what"),
+        (
+            lambda a, m: ({k: v for k, v in a.items() if not k.startswith("optimizer.")}, m),
+            "optimizer state does not match",
+        ),
+        (
+            lambda a, m: ({k: v for k, v in a.items() if not k.endswith(".v")}, m),
+            "optimizer state does not match",
+        ),
+        (
+            lambda a, m: ({k: v.astype(mx.float16) for k, v in a.items()}, m),
+            "does not match the model",
+        ),
+    ],
+)
+def test_a_hand_edited_checkpoint_is_refused_whole(tmp_path, spoil, message):
+    """Each of these was a traceback on resume, or resumed silently with the optimizer
+    state re-initialised or the weights in half precision."""
+    from mlx_hdr.errors import WeightsError
+
+    run(tiny_cfg(tmp_path / "run", epochs=1))
+    path = tmp_path / "run" / "checkpoints" / "last.safetensors"
+    arrays, meta = spoil(*mx.load(str(path), return_metadata=True))
+    mx.save_safetensors(str(path), arrays, meta)
+    with pytest.raises(WeightsError, match=message):
+        run(tiny_cfg(tmp_path / "run", epochs=2), resume=True)

@@ -103,22 +103,44 @@ def checkpoint_weights(paths) -> tuple[dict[str, mx.array], list[int]]:
 def load_checkpoint(
     path, model: nn.Module, optimizer, np_rng: np.random.Generator | None = None
 ) -> Checkpoint:
-    """Restore model, optimizer and RNG state in place from :func:`save_checkpoint`'s file."""
+    """Restore model, optimizer and RNG state in place from :func:`save_checkpoint`'s file.
+
+    ``WeightsError`` (nothing restored) where its weights or optimizer state do not match
+    the model's names, shapes and dtypes, or its metadata is not what it writes."""
     arrays, meta = read_checkpoint(path)
     params = _model_arrays(arrays)
-    bad = _mismatched(params, dict(tree_flatten(model.trainable_parameters())))
+    expected = dict(tree_flatten(model.trainable_parameters()))
+    bad = _mismatched(params, expected)
+    bad += [k for k in params if k in expected and params[k].dtype != expected[k].dtype]
     if bad:
         raise WeightsError(f"checkpoint does not match the model ({', '.join(bad[:4])})", path)
+    opt = {k[10:]: v for k, v in arrays.items() if k.startswith("optimizer.")}
+    optimizer.init(model.trainable_parameters())  # the state this optimizer keeps
+    want = dict(tree_flatten(optimizer.state))
+    bad = _mismatched(opt, want) + [k for k in opt if k in want and opt[k].dtype != want[k].dtype]
+    if bad:
+        raise WeightsError(f"optimizer state does not match ({', '.join(bad[:4])})", path)
+    info = _metadata(meta, path)
     model.update(tree_unflatten(list(params.items())))
-    opt = [(k[10:], v) for k, v in arrays.items() if k.startswith("optimizer.")]
-    optimizer.state = tree_unflatten(opt)
+    optimizer.state = tree_unflatten(list(opt.items()))
     np_state = json.loads(meta.get("np_rng", "null"))
     if np_rng is not None and np_state is not None:
         np_rng.bit_generator.state = np_state
     mx.eval(model.parameters(), optimizer.state)
-    return Checkpoint(
-        step=int(meta["step"]),
-        epoch=int(meta["epoch"]),
-        config=json.loads(meta["config"]),
-        extra=json.loads(meta.get("extra", "{}")),
-    )
+    return info
+
+
+def _metadata(meta: dict, path) -> Checkpoint:
+    """A checkpoint's step, epoch (whole numbers >= 0), config and ``extra`` (objects, its
+    best score a number); ``WeightsError`` otherwise."""
+    try:
+        step, epoch = int(meta["step"]), int(meta["epoch"])
+        config, extra = json.loads(meta["config"]), json.loads(meta.get("extra", "{}"))
+        ok = step >= 0 and epoch >= 0 and isinstance(config, dict) and isinstance(extra, dict)
+        best = extra.get("best_psnr", 0.0) if ok else None
+        ok = ok and isinstance(best, (int, float)) and not isinstance(best, bool)
+    except (KeyError, ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise WeightsError("checkpoint metadata is not what training writes", path)
+    return Checkpoint(step=step, epoch=epoch, config=config, extra=extra)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import resource
+import sys
+import warnings
 from pathlib import Path
 
 import mlx.core as mx
@@ -42,15 +43,27 @@ class RunLog:
 
 
 def read_log(path: Path) -> list[dict]:
-    """Records of a JSONL log; a last line cut short by a killed process is skipped."""
-    lines = [line for line in path.read_text().splitlines() if line]
-    records = [json.loads(line) for line in lines[:-1]]
-    with contextlib.suppress(json.JSONDecodeError):
-        records += [json.loads(line) for line in lines[-1:]]
+    """Records of a JSONL log; a last line cut short by a killed process is skipped, and so,
+    with a warning, is any other line that is not a JSON record (a damaged or edited log:
+    it only feeds the curves)."""
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line]
+    records, damaged = [], 0
+    for i, line in enumerate(lines):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        elif i < len(lines) - 1:
+            damaged += 1
+    if damaged:
+        warnings.warn(f"{path}: {damaged} damaged line(s) left out of the run's log", stacklevel=2)
     return records
 
 
 def memory_stats() -> dict:
     """Peak MLX allocator memory and the process's max RSS, in MiB."""
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"peak_mem_mb": mx.get_peak_memory() / 2**20, "max_rss_mb": rss_kib / 1024}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 1024
+    return {"peak_mem_mb": mx.get_peak_memory() / 2**20, "max_rss_mb": rss_mb}
