@@ -159,9 +159,18 @@ def test_bad_brackets_fail_naming_the_file_and_write_nothing(tmp_path):
     with pytest.raises(InputError, match="no EXIF exposure") as err:
         write_bracket_set([*paths, bare], out)
     assert "bare.jpg" in str(err.value)
-    small = photo_with_exif(tmp_path / "small.jpg", 1 / 60, 4.0, 100, np.zeros((8, 8, 3), np.uint8))
+    small = photo_with_exif(
+        tmp_path / "small.jpg", 1 / 60, 4.0, 100, np.zeros((16, 16, 3), np.uint8)
+    )
     with pytest.raises(InputError, match="not the size of"):
         write_bracket_set([*paths, small], out)
+    tiny = [  # OpenCV's calibration cannot sample them (a cv2.error traceback)
+        photo_with_exif(tmp_path / f"t{i}.jpg", t, 4.0, 100, np.full((4, 4, 3), 99, np.uint8))
+        for i, t in enumerate((1 / 60, 1 / 250))
+    ]
+    with pytest.raises(InputError, match="too small to merge") as err:
+        write_bracket_set(tiny, out)
+    assert "t0.jpg" in str(err.value) or "t1.jpg" in str(err.value)
     same = [photo_with_exif(tmp_path / f"s{i}.jpg", 1 / 60, 4.0, 100) for i in range(2)]
     with pytest.raises(InputError, match="do not differ in exposure"):
         write_bracket_set(same, out)

@@ -37,6 +37,7 @@ from mlx_hdr.io.image_io import LDR_SUFFIXES, ldr_files, read_ldr, write_hdr
 from mlx_hdr.io.photo_meta import Exposure, read_exposure
 
 MERGED = "merged.hdr"
+MIN_SIDE = 16  # px: OpenCV's Debevec calibration samples a grid that needs this much
 BRACKET_SET_USE = (
     "validate on it:  python scripts/validate_model.py --brackets {out} -n 0 --model MODEL\n"
     "train on it:     mlx-hdr data index {out.parent} -o brackets.jsonl"
@@ -112,6 +113,8 @@ def read_frames(files: list[Path], where: Path | str = ".") -> list[Frame]:
         if exposure is None:
             raise InputError("no EXIF exposure time, f-number and ISO to merge by", path)
         frame = Frame.read(path, exposure)
+        if min(frame.pixels.shape[:2]) < MIN_SIDE:
+            raise InputError(f"too small to merge (under {MIN_SIDE} px a side)", path)
         if frames and frame.pixels.shape != frames[0].pixels.shape:
             size = "x".join(map(str, frames[0].pixels.shape[1::-1]))
             raise InputError(f"not the size of {frames[0].path.name} ({size})", path)
@@ -249,7 +252,13 @@ def write_bracket_set(inputs: list[Path], out: Path, align: bool = False) -> dic
     frames = read_frames(bracket_files(inputs), inputs[0] if inputs else ".")
     shifts = frame_shifts(frames) if align else None
     merged = shifted(frames, shifts) if align else frames
-    hdr, response = merge_bracket(merged)
+    try:
+        hdr, response = merge_bracket(merged)
+    except cv2.error as exc:  # e.g. a shape its calibration grid cannot sample
+        reason = str(exc).strip().splitlines()[-1]
+        raise InputError(
+            f"OpenCV could not merge this bracket ({reason})", frames[0].path
+        ) from None
     moved = [float("nan"), *disagreement(merged, response)]
     out.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -123,6 +123,7 @@ def _bracket_set(folder: Path) -> tuple[list[Pair], list[Path]]:
         meta = json.loads(path.read_text())
         frames, output = meta["frames"], meta["merge"]["output"]
         files = [(folder / f["file"], f.get("clipped")) for f in frames]
+        files = [(f, None if c is None else float(c)) for f, c in files]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"not a bracket set description ({exc})", path) from None
     hdr = bracket_hdr(folder, output)
