@@ -120,6 +120,7 @@ def test_conv_out_channels_is_a_slice_of_the_output(kwargs, size):
         _close(part(x), full[..., a:b], rel=1e-5)
 
 
+@pytest.mark.skipif(mx.default_device() != mx.cpu, reason="Winograd is a CPU formulation")
 def test_out_channels_of_a_winograd_conv_and_depthwise_refused():
     mx.random.seed(11)
     conv = Conv2d(128, 128, 3, padding=1)

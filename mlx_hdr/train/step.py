@@ -70,7 +70,7 @@ def make_train_step(
         return hybrid_loss(model(x, white), target, mask, lpips=lpips, **weights)
 
     grad_fn = nn.value_and_grad(model, loss_fn)
-    if streams > 1 and not compile:
+    if streams > 1 and not compile and mx.default_device() == mx.cpu:  # CPU streams
         multiple = 2 if pair_weight > 0 else 1  # an exposure pair stays in one shard
         grad_fn = sharded(grad_fn, [mx.new_stream(mx.cpu) for _ in range(streams)], multiple)
 
