@@ -65,3 +65,17 @@ def test_unreachable_hub_fails_after_one_check(hub, monkeypatch):
         model_hub.resolve_model("someone/repo")
     assert time.perf_counter() - start < 1.0
     assert hub == ["cache"] and tries == [(("huggingface.co", 443), model_hub.REACH_TIMEOUT)]
+
+
+def test_a_mistyped_local_path_is_not_sent_to_the_hub(monkeypatch):
+    """``models/best.safetensor`` (an s short) matches a repo id's shape: it was looked up
+    on the Hub ("not in the local cache ... offline?") instead of reported missing."""
+    from mlx_hdr.errors import WeightsError
+    from mlx_hdr.infer import model_hub
+
+    monkeypatch.setattr(
+        model_hub, "hub_download", lambda spec: pytest.fail(f"asked the Hub: {spec}")
+    )
+    for spec in ("models/best.safetensor", "runs/p1/model.pth", "./runs/p1", "~/models/x"):
+        with pytest.raises(WeightsError, match="model file not found"):
+            model_hub.resolve_model(spec)

@@ -24,6 +24,7 @@ from mlx_hdr.errors import WeightsError
 
 BUNDLED = "assets/default.safetensors"
 HUB_FILENAME = "model.safetensors"
+WEIGHT_SUFFIXES = (".safetensors", ".safetensor", ".pth", ".pt", ".bin", ".ckpt", ".npz")
 HUB_URL = "https://huggingface.co"
 REACH_TIMEOUT = 3.0  # seconds for the one reachability check
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
@@ -116,9 +117,16 @@ def resolve_model(spec: str | None) -> Path:
             raise WeightsError(f"folder has no {HUB_FILENAME}", path.parent)
     if path.is_file():
         return path.resolve()
-    if path.suffix == ".safetensors" or not REPO_ID.match(spec):
+    if _local(spec) or not REPO_ID.match(spec):
         raise WeightsError("model file not found (and not a Hugging Face repo id)", spec)
     return hub_download(spec)
+
+
+def _local(spec: str) -> bool:
+    """Whether a ``--model`` that names no file still means one, not a Hub repo: a weights
+    file's extension (``models/best.safetensor``, a typo) or a path's start (``./``, ``/``,
+    ``~``)."""
+    return Path(spec).suffix.lower() in WEIGHT_SUFFIXES or spec.startswith((".", "/", "~"))
 
 
 def load_net(spec: str | None):
