@@ -116,7 +116,8 @@ def test_net_for_methods_loads_only_what_is_asked(tmp_path):
     from mlx_hdr.eval.evaluate import net_for_methods
 
     missing = str(tmp_path / "missing.safetensors")
-    assert net_for_methods(["linear"], missing) is None  # never touches the file
+    with pytest.warns(UserWarning, match="not used: --method does not name model"):
+        assert net_for_methods(["linear"], missing) is None  # never touches the file
     for methods in (None, ["model"]):
         with pytest.raises(WeightsError, match="missing.safetensors"):
             net_for_methods(methods, missing)
@@ -279,3 +280,16 @@ def test_a_librarys_warning_names_the_case_file(dataset, tmp_path, recwarn):
     notes = [str(w.message) for w in recwarn if "Corrupt EXIF" in str(w.message)]
     assert notes and all(note.startswith(f"{src}: Corrupt EXIF data") for note in notes), notes
     assert len(notes) == len(set(notes))
+
+
+def test_bad_expandnet_weights_stop_the_run_before_any_case(dataset, tmp_path, monkeypatch):
+    """They failed every case, each with the same error, and the other methods' results
+    were thrown away with them."""
+    from mlx_hdr.errors import WeightsError
+
+    (tmp_path / "cut.pth").write_bytes(b"PK\x03\x04 truncated")
+    for value in (str(tmp_path / "cut.pth"), str(tmp_path / "none.pth")):
+        monkeypatch.setenv("MLX_HDR_EXPANDNET", value)
+        with pytest.raises(WeightsError, match="pth"):
+            evaluate(dataset, tmp_path / "out", ["linear", "expandnet2018"], progress=False)
+        assert not (tmp_path / "out").exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,8 +85,10 @@ def _means(rows: list[dict], methods: list[str]) -> dict[str, dict[str, float]]:
     means = {}
     for m in methods:
         sel = [r for r in rows if r["method"] == m]
-        if sel:
-            means[m] = {k: float(np.nanmean([r[k] for r in sel])) for k, _, _ in METRICS}
+        with warnings.catch_warnings():  # a metric no case has (no clipped pixels): NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if sel:
+                means[m] = {k: float(np.nanmean([r[k] for r in sel])) for k, _, _ in METRICS}
     return means
 
 
@@ -158,6 +161,10 @@ def _check_methods(methods: list[str] | None, net: Net | None) -> list[str]:
         raise HDRError(f"unknown method {unknown[0]!r}; choose from model, {', '.join(METHODS)}")
     if "model" in methods and net is None:
         raise HDRError("method 'model' needs a model (--model)")
+    if "expandnet2018" in methods:  # its weights, before any case (a bad file failed each one)
+        from mlx_hdr.infer.methods.expandnet2018 import load_expandnet
+
+        load_expandnet()
     return methods
 
 
@@ -171,6 +178,8 @@ def net_for_methods(methods: list[str] | None, model: str | None = None) -> Net 
     from mlx_hdr.infer.model_hub import load_net
 
     if methods is not None and "model" not in methods:
+        if model is not None:
+            warnings.warn(f"--model {model} not used: --method does not name model", stacklevel=2)
         return None
     try:
         return load_net(model)[0]
