@@ -26,6 +26,11 @@ def test_hdr_real_layout(tmp_path, scene):
     ds = scan_dataset(tmp_path)
     assert ds.layout == "hdr-real" and [p.name for p in ds.pairs] == ["a"]
     assert sorted(p.name for p in ds.unpaired) == ["b.jpg", "c.hdr"]
+    write_ldr(tmp_path / "LDR_in/a.png", ldr)  # a second file of one stem: listed, not lost
+    write_hdr(tmp_path / "HDR_gt/a.exr", hdr)
+    ds = scan_dataset(tmp_path)
+    assert [(p.ldr_path.name, p.hdr_path.name) for p in ds.pairs] == [("a.jpg", "a.exr")]
+    assert sorted(p.name for p in ds.unpaired) == ["a.hdr", "a.png", "b.jpg", "c.hdr"]
 
 
 def test_hdr_synth_and_pool_layouts(tmp_path, scene):

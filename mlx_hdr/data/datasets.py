@@ -67,12 +67,22 @@ def _subdir(root: Path, name: str) -> Path | None:
 
 
 def _pair_by_stem(root: Path, ldr_dir: Path, hdr_dir: Path) -> Dataset:
-    ldrs = {p.stem: p for p in ldr_files(ldr_dir)}
-    hdrs = {p.stem: p for p in _files(hdr_dir, HDR_SUFFIXES)}
+    """Inputs and ground truths paired by name; of files sharing a stem (``a.jpg`` and
+    ``a.png``) the first in sorted order pairs, the others are listed unpaired."""
+    ldrs, extra = _by_stem(ldr_files(ldr_dir))
+    hdrs, more = _by_stem(_files(hdr_dir, HDR_SUFFIXES))
     pairs = [Pair(s, ldrs[s], hdrs[s]) for s in sorted(ldrs.keys() & hdrs.keys())]
-    unpaired = sorted([ldrs[s] for s in ldrs.keys() - hdrs.keys()])
-    unpaired += sorted([hdrs[s] for s in hdrs.keys() - ldrs.keys()])
+    unpaired = sorted([ldrs[s] for s in ldrs.keys() - hdrs.keys()] + extra)
+    unpaired += sorted([hdrs[s] for s in hdrs.keys() - ldrs.keys()] + more)
     return Dataset(root, "hdr-real", pairs, unpaired)
+
+
+def _by_stem(paths: list[Path]) -> tuple[dict[str, Path], list[Path]]:
+    """``({stem: first path}, the other paths of a stem already taken)``."""
+    first: dict[str, Path] = {}
+    for path in sorted(paths):
+        first.setdefault(path.stem, path)
+    return first, [p for p in paths if first[p.stem] != p]
 
 
 def _scene(folder: Path) -> tuple[Pair | None, list[Path]]:
