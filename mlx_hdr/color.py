@@ -155,11 +155,11 @@ def clipped_gain(ldr: np.ndarray, hdr: np.ndarray, threshold: float = 254.0 / 25
 def align_scale(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> float:
     """The global factor k such that k * pred matches gt: exp(median(log Yg - log Yp)).
 
-    Uses pixels in ``mask`` where both luminances are positive; falls back to all positive
-    pixels, then to 1.0.
+    Uses pixels in ``mask`` where both luminances are positive (at any scale: a ground truth
+    stored at 1e-12 aligns as one at 1); falls back to all positive pixels, then to 1.0.
     """
     yp, yg = rgb_to_luminance(pred), rgb_to_luminance(gt)
-    ok = (yp > TINY) & (yg > TINY)
+    ok = (yp > 0) & (yg > 0) & np.isfinite(yp) & np.isfinite(yg)
     sel = ok & mask if mask is not None and np.any(ok & mask) else ok
     if not np.any(sel):
         return 1.0

@@ -131,3 +131,22 @@ def test_hdr_metrics_on_tiny_images(shape):
     assert math.isfinite(m["pu21_psnr"]) and math.isfinite(m["log_psnr"])
     tiny = min(shape) < 3
     assert math.isnan(m["pu21_ssim"]) == tiny and math.isnan(m["log_ssim"]) == tiny
+
+
+def test_metrics_do_not_depend_on_the_scale_a_truth_or_prediction_is_stored_at():
+    """A truth (or a prediction) stored at 1e-12 of its scale scored as if stored at 1: the
+    alignment had left out luminances below 1e-8 and fallen back to a factor of 1."""
+    from mlx_hdr.color import linear_to_srgb
+    from mlx_hdr.eval.metrics import hdr_metrics
+
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0.02, 0.8, (32, 40, 3)).astype(np.float32)
+    gt[:8, :8] = 6.0
+    ldr = linear_to_srgb(gt)
+    pred = np.minimum(gt, 1.0) * 1.5
+    base = hdr_metrics(pred, gt, ldr)
+    for k in (1e-12, 1e-9, 1e6):
+        for p, g in ((pred, gt * np.float32(k)), (pred * np.float32(k), gt)):
+            other = hdr_metrics(p, g, ldr)
+            for name in ("pu21_psnr", "highlight_log2", "log_psnr", "log_ssim"):
+                assert other[name] == pytest.approx(base[name], rel=1e-4, abs=1e-4), (k, name)
