@@ -158,6 +158,16 @@ def test_exr_rgba_and_no_colour_channels(tmp_path):
         io.read_hdr(tmp_path / "z.exr")
 
 
+def test_a_truncated_exr_says_so(tmp_path):
+    """The library reads no part of it (its note goes to stderr): was 'list index out of
+    range'."""
+    io.write_hdr(tmp_path / "a.exr", np.random.default_rng(0).random((64, 64, 3)), dtype="float")
+    data = (tmp_path / "a.exr").read_bytes()
+    (tmp_path / "cut.exr").write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(InputError, match="corrupt or truncated OpenEXR file"):
+        io.read_hdr(tmp_path / "cut.exr")
+
+
 # ---------------------------------------------------------------- LDR formats
 
 

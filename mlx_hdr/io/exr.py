@@ -25,7 +25,10 @@ def read_exr(path: Path, check_size: Callable[[int, int], None]) -> np.ndarray:
         header = OpenEXR.File(str(path), header_only=True).header()
         lo, hi = header["dataWindow"]
         check_size(int(hi[0] - lo[0] + 1), int(hi[1] - lo[1] + 1))
-        part = OpenEXR.File(str(path), separate_channels=True).parts[0]
+        parts = OpenEXR.File(str(path), separate_channels=True).parts
+        if not parts or not parts[0].channels:  # the library printed why and read nothing
+            raise InputError("corrupt or truncated OpenEXR file (no pixel data read)", path)
+        part = parts[0]
     except InputError:
         raise
     except Exception as exc:  # OpenEXR raises RuntimeError/ValueError with multi-line text
