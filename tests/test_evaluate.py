@@ -53,7 +53,7 @@ def test_evaluate_cli_unknown_method(dataset, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [*argv, "--no-progress"])
     with pytest.raises(SystemExit) as exc:
         main()
-    assert exc.value.code == 1
+    assert exc.value.code == 2  # a usage error: nothing was done
     assert capsys.readouterr().err.startswith("error: unknown method 'nope'")
 
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from mlx_hdr.color import align_scale, srgb_to_linear, well_exposed_mask
 from mlx_hdr.data.datasets import scan_dataset
-from mlx_hdr.errors import HDRError, InputError, WeightsError, warnings_naming
+from mlx_hdr.errors import HDRError, InputError, UsageError, WeightsError, warnings_naming
 from mlx_hdr.eval.labels import draw_label
 from mlx_hdr.eval.metrics import hdr_metrics
 from mlx_hdr.infer.exposure import SKY_CEILING
@@ -158,7 +158,7 @@ def _check_methods(methods: list[str] | None, net: Net | None) -> list[str]:
     methods = methods or [*default_methods(), *(["model"] if net is not None else [])]
     unknown = [m for m in methods if m not in METHODS and m != "model"]
     if unknown:
-        raise HDRError(f"unknown method {unknown[0]!r}; choose from model, {', '.join(METHODS)}")
+        raise UsageError(f"unknown method {unknown[0]!r}; choose from model, {', '.join(METHODS)}")
     if "model" in methods and net is None:
         raise HDRError("method 'model' needs a model (--model)")
     if "expandnet2018" in methods:  # its weights, before any case (a bad file failed each one)
