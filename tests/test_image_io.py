@@ -542,3 +542,18 @@ def test_a_png_is_oriented_by_its_exif_chunk_only(tmp_path):
     assert read_exposure(tmp_path / "text.png").time_s == pytest.approx(0.25)  # kept
     Image.fromarray(rgb).save(tmp_path / "chunk.png", exif=exif)
     assert io.read_ldr(tmp_path / "chunk.png").shape == (6, 4, 3)  # eXIf: turned
+
+
+def test_a_radiance_file_stored_bottom_up_or_right_to_left(tmp_path):
+    """'+Y H +X W' and the other row orders of the Radiance format are read the right way
+    up (were 'corrupt or truncated'); a file stored by columns is refused by name."""
+    img = np.random.default_rng(0).random((6, 9, 3)).astype(np.float32) * 4
+    io.write_hdr(tmp_path / "a.hdr", img)
+    base, data = io.read_hdr(tmp_path / "a.hdr"), (tmp_path / "a.hdr").read_bytes()
+    cases = {b"+Y 6 +X 9": base[::-1], b"-Y 6 -X 9": base[:, ::-1], b"+Y 6 -X 9": base[::-1, ::-1]}
+    for header, want in cases.items():
+        (tmp_path / "o.hdr").write_bytes(data.replace(b"-Y 6 +X 9", header))
+        np.testing.assert_array_equal(io.read_hdr(tmp_path / "o.hdr"), want)
+    (tmp_path / "c.hdr").write_bytes(data.replace(b"-Y 6 +X 9", b"+X 9 -Y 6"))
+    with pytest.raises(InputError, match="stored by columns"):
+        io.read_hdr(tmp_path / "c.hdr")

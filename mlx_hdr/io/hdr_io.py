@@ -76,11 +76,22 @@ def _rgbe_size(path: Path) -> tuple[int, int]:
 def _read_rgbe(path: Path, max_pixels: int | None) -> np.ndarray:
     width, height = _rgbe_size(path)
     check_pixels(path, width, height, max_pixels)
-    with quiet_cv2():
-        bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    with open(path, "rb") as f:
+        m = re.search(rb"\n\n([-+])Y (\d+) ([-+])X (\d+)\n", f.read(4096))
+    if m is None:  # "+X W -Y H": scanlines that are columns
+        raise InputError("Radiance file stored by columns: not supported", path)
+    flip_rows, flip_cols = m.group(1) == b"+", m.group(3) == b"-"
+    with quiet_cv2():  # OpenCV reads only the usual "-Y H +X W" (top row first, left to right)
+        if flip_rows or flip_cols:  # given that header, the rows turned afterwards
+            data = path.read_bytes()
+            usual = b"\n\n-Y %s +X %s\n" % (m.group(2), m.group(4))
+            buf = np.frombuffer(data[: m.start()] + usual + data[m.end() :], np.uint8)
+            bgr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        else:
+            bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if bgr is None or bgr.ndim != 3 or bgr.shape[:2] != (height, width):
         raise InputError("corrupt or truncated Radiance RGBE data", path)
-    return bgr[..., ::-1]
+    return bgr[:: -1 if flip_rows else 1, :: -1 if flip_cols else 1, ::-1]
 
 
 def _read_exr(path: Path, max_pixels: int | None) -> np.ndarray:
