@@ -644,3 +644,15 @@ def test_a_hand_edited_checkpoint_is_refused_whole(tmp_path, spoil, message):
     mx.save_safetensors(str(path), arrays, meta)
     with pytest.raises(WeightsError, match=message):
         run(tiny_cfg(tmp_path / "run", epochs=2), resume=True)
+
+
+def test_two_trainings_in_one_folder_are_refused(tmp_path):
+    """A resume started twice wrote one log and one set of checkpoints from two processes."""
+    from mlx_hdr.errors import UsageError
+    from mlx_hdr.train.rundir import run_lock
+
+    cfg = tiny_cfg(tmp_path / "run", epochs=1)
+    with run_lock(cfg.run_dir):  # as another process holds it
+        with pytest.raises(UsageError, match="another process is training in this folder"):
+            run(cfg)
+    assert not (tmp_path / "run").exists() and run(cfg).step == 3  # released

@@ -7,7 +7,12 @@ that writes, decides; under ``mlx.launch`` the other ranks follow its decision.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from mlx_hdr.errors import HDRError, UsageError
@@ -57,3 +62,26 @@ def clear_run(run_dir) -> None:
         (run_dir / name).unlink(missing_ok=True)
     for name in RUN_FOLDERS:
         shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir, main: bool = True) -> Iterator[None]:
+    """Hold ``run_dir`` for this process while it trains (rank 0, ``main``): a second
+    ``train`` on the same folder (a resume started twice) is a ``UsageError`` instead of
+    two runs writing one log and one set of checkpoints. An ``flock`` on a file in the
+    system's temporary folder named after the run folder's absolute path (nothing is left
+    in the user's folders), released however the process ends."""
+    if not main:
+        yield
+        return
+    run_dir = Path(run_dir)
+    key = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"mlx-hdr-run-{key}.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError("another process is training in this folder", run_dir) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

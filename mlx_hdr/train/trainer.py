@@ -35,7 +35,7 @@ from mlx_hdr.train.config import TrainConfig
 from mlx_hdr.train.data import BatchSource, prefetch
 from mlx_hdr.train.plots import plot_curves, save_sample
 from mlx_hdr.train.progress import StepClock, plan_line
-from mlx_hdr.train.rundir import check_run_dir, clear_run
+from mlx_hdr.train.rundir import check_run_dir, clear_run, run_lock
 from mlx_hdr.train.runlog import RunLog, memory_stats
 from mlx_hdr.train.step import make_optimizer, make_train_step
 
@@ -333,23 +333,29 @@ def train(
     data parallelism (``cfg.batch_size`` is the global batch). ``progress``: a progress bar.
     Raises :class:`TrainingDiverged` on NaN/inf (the last good checkpoint is kept).
     """
-    check_run_dir(cfg.run_dir, resume, overwrite, group)
-    trainer = Trainer(
-        cfg, source, group=group, echo=echo, encoder=encoder, overwrite=overwrite, progress=progress
-    )
-    if resume:  # before config.json: a checkpoint that does not fit leaves the run as it was
-        trainer.resume()
-        if cfg.stop_at and cfg.stop_at <= trainer.step:
-            raise UsageError(
-                f"--stop-at {cfg.stop_at} is not after the checkpoint's step {trainer.step}",
-                trainer.ckpt_path("last"),
-            )
-    if trainer.main:
-        write_text_atomic(
-            trainer.run_dir / "config.json", json.dumps(json.loads(cfg.to_json()), indent=2)
+    with run_lock(cfg.run_dir, main=group is None or group.rank() == 0):
+        check_run_dir(cfg.run_dir, resume, overwrite, group)
+        trainer = Trainer(
+            cfg,
+            source,
+            group=group,
+            echo=echo,
+            encoder=encoder,
+            overwrite=overwrite,
+            progress=progress,
         )
-    with backend.blas_threads(1) if cfg.use_streams > 1 else contextlib.nullcontext():
-        return trainer.run()
+        if resume:  # before config.json: a checkpoint that does not fit leaves the run as is
+            trainer.resume()
+            if cfg.stop_at and cfg.stop_at <= trainer.step:
+                raise UsageError(
+                    f"--stop-at {cfg.stop_at} is not after the checkpoint's step {trainer.step}",
+                    trainer.ckpt_path("last"),
+                )
+        if trainer.main:
+            config = json.dumps(json.loads(cfg.to_json()), indent=2)
+            write_text_atomic(trainer.run_dir / "config.json", config)
+        with backend.blas_threads(1) if cfg.use_streams > 1 else contextlib.nullcontext():
+            return trainer.run()
 
 
 def train_from_options(
