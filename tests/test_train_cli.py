@@ -203,3 +203,13 @@ def test_a_stopped_run_resumes_to_its_end(tmp_path):
     assert (saved["batch_size"], saved["stop_at"]) == (2, 0)
     proc = train("train", "--resume", "--stop-at", "1")
     assert proc.returncode == 2 and "is not after the checkpoint's step 3" in proc.stderr
+    # a recipe's own stop_at holds on a resume from that recipe
+    recipe = {"data": str(pool), "encoder_weights": "random", "lpips_weight": 0, "crop": 64}
+    recipe |= {"batch_size": 2, "val_crop": 64, "val_size": 2, "steps_per_epoch": 3}
+    recipe |= {"epochs": 2, "stop_at": 3, "compile": False}
+    (tmp_path / "r.json").write_text(json.dumps(recipe))
+    again = ("train", "--config", "r.json", "--run-dir", "r2", "--no-progress")
+    proc = train(*again, "--stop-at", "1")
+    assert proc.returncode == 0 and "done: 1 steps" in proc.stdout, proc.stderr[-2000:]
+    proc = train(*again, "--resume")
+    assert "done: 3 steps" in proc.stdout, proc.stderr[-2000:]

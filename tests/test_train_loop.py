@@ -301,8 +301,10 @@ def test_run_log_skips_a_last_line_cut_by_a_kill(tmp_path):
     assert [r["step"] for r in log.records] == [1, 2]
     log.truncate_after(1)
     assert path.read_text() == '{"step": 1}\n'
-    path.write_bytes(b'{"step": 1}\n{"st\xff\n[2]\n{"step": 4}\n')  # damaged inside
-    with pytest.warns(UserWarning, match="2 damaged line"):
+    lines = b'{"step": 1}\n{"st\xff\n[2]\n{"kind": "train", "step": null}\n'
+    lines += b'{"kind": "val", "step": 2}\n{"step": 4}\n'  # damaged or edited inside
+    path.write_bytes(lines)
+    with pytest.warns(UserWarning, match="4 damaged line"):
         assert [r["step"] for r in RunLog(path, echo=None).records] == [1, 4]
 
 
@@ -589,12 +591,17 @@ def test_a_pools_bracketed_images_never_train(tmp_path):
         batches = pool_source(tiny_cfg(tmp_path / "run", data=data))
         used = {p.hdr_path.name for s in (batches.train, batches.val) for p in s.pairs}
         assert used == {"a.hdr", "b.hdr", "c.hdr"}, data
+    (tmp_path / "MANIFEST.csv").write_text(
+        "file,kind\n" + "".join(f"{n}.hdr,bracketed\n" for n in ("a", "b", "c", "office"))
+    )
+    with pytest.raises(InputError, match="holds only bracketed images"):
+        pool_source(tiny_cfg(tmp_path / "run", data=str(tmp_path)))
 
 
 @pytest.mark.parametrize(
     "recipe, message",
     [
-        ({"seed": 99999999999999999999}, "seed must be an integer >= 0 and <= 4294967295"),
+        ({"seed": 99999999999999999999}, "seed must be an integer >= 0 and <= 18446688732643"),
         ({"data": 5}, "data must be a str or list or null"),
         ({"data": [5]}, "data must be a folder, a manifest or a list of folders"),
         ({"init_model": 5}, "init_model must be a str or null"),
@@ -602,6 +609,7 @@ def test_a_pools_bracketed_images_never_train(tmp_path):
         ({"model": {"decoder_channels": [1.5, 1, 1, 1, 1, 1]}}, "must be whole numbers"),
         ({"model": {"input_skip": "no"}}, "input_skip must be true or false"),
         ({"sim": {"exif_prob": 5}}, "simulator setting exif_prob cannot be 5"),
+        ({"model": {"encoder_kwargs": {"width_mult": "x"}}}, "width_mult cannot be 'x'"),
     ],
 )
 def test_a_recipes_values_are_checked_before_the_run(tmp_path, recipe, message):
@@ -619,6 +627,7 @@ def test_a_recipes_values_are_checked_before_the_run(tmp_path, recipe, message):
         (lambda a, m: (a, m | {"step": "-3"}), "metadata is not what training writes"),
         (lambda a, m: (a, m | {"extra": "{"}), "metadata is not what training writes"),
         (lambda a, m: (a, m | {"extra": '{"best_psnr": null}'}), "metadata is not what"),
+        (lambda a, m: (a, m | {"np_rng": "{"}), "metadata is not what training writes"),
         (
             lambda a, m: ({k: v for k, v in a.items() if not k.startswith("optimizer.")}, m),
             "optimizer state does not match",
@@ -652,7 +661,35 @@ def test_two_trainings_in_one_folder_are_refused(tmp_path):
     from mlx_hdr.train.rundir import run_lock
 
     cfg = tiny_cfg(tmp_path / "run", epochs=1)
-    with run_lock(cfg.run_dir):  # as another process holds it
+    (tmp_path / "link").symlink_to(tmp_path)
+    with run_lock(cfg.run_dir) as held:  # as another process holds it
+        assert held
         with pytest.raises(UsageError, match="another process is training in this folder"):
             run(cfg)
+        for other in (
+            tmp_path / "link" / "run",
+            tmp_path / "RUN",
+        ):  # the same folder spelt otherwise
+            with run_lock(other) as again:
+                assert not again
     assert not (tmp_path / "run").exists() and run(cfg).step == 3  # released
+    with run_lock(cfg.run_dir) as held:  # the folder exists now: the same lock
+        with pytest.raises(UsageError, match="another process is training"):
+            run(tiny_cfg(tmp_path / "link" / "run", epochs=2), resume=True)
+
+
+def test_recipes_the_old_checks_took_still_load(tmp_path):
+    """Whole numbers written as floats, signed stop settings, tuples from Python, a seed
+    above 32 bits: all accepted before the recipe checks, and still."""
+    from mlx_hdr.data.simulate import SimConfig
+
+    recipe = {
+        "seed": 2**40,
+        "model": {"decoder_channels": [16.0, 8, 8, 8, 8, 8]},
+        "sim": {"jpeg_quality": [90.0, 95.0], "lights_knee": [-1.0, 2.0], "gain_floor": -0.5},
+    }
+    (tmp_path / "r.json").write_text(json.dumps(recipe))
+    cfg = load_config(tmp_path / "r.json")
+    assert cfg.model.decoder_channels == (16, 8, 8, 8, 8, 8) and cfg.seed == 2**40
+    assert SimConfig(window_stops=(-1.0, 2.0), metering_ev=(-2.0, 1.0)).window_stops[0] == -1.0
+    assert tiny_cfg(tmp_path, pair_stops=(0.5, 2.5), data=("a", "b")).data == ("a", "b")

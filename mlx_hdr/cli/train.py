@@ -114,7 +114,6 @@ def done_message(result) -> str:
         )
     # the first step (compilation, warm-up) is not timed, so a 1-step run has no speed
     speed = "" if math.isnan(result.seconds_per_step) else f", {result.seconds_per_step:.2f} s/step"
-    return (
-        f"done: {result.step} steps, best val PSNR {result.best_psnr:.2f} dB{speed}; "
-        f"outputs in {result.run_dir}"
-    )
+    best = result.best_psnr
+    scored = f"best val PSNR {best:.2f} dB" if math.isfinite(best) else "not validated yet"
+    return f"done: {result.step} steps, {scored}{speed}; outputs in {result.run_dir}"

@@ -149,8 +149,8 @@ def read_manifest(path) -> Manifest:
 
 # what training and ``data check`` read of a record: key -> the types it may have
 NONE = type(None)
-REQUIRED = {"name": (str,), "hdr": (str,), "kept": (bool,)}
-OPTIONAL = {"ldr": (str, NONE), "kind": (str, NONE), "reason": (str, NONE)}
+REQUIRED = {"name": (str,), "hdr": (str,), "ldr": (str, NONE), "kept": (bool,)}
+OPTIONAL = {"kind": (str, NONE), "reason": (str, NONE)}
 OPTIONAL |= {"dr_stops": (int, float, NONE), "orientation": (str, NONE)}
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import fields
 
-SIGNED = {"metering_ev"}  # ranges that may lie below 0 (stops)
+# settings in stops, which may lie below 0
+SIGNED = {"metering_ev", "window_stops", "window_frame_stops", "lights_stops", "lights_knee"}
+SIGNED |= {"gain_floor", "camera_rolloff"}
 POSITIVE = {"gamma", "full_well", "shoulder_white", "boost_power", "boost_cap", "glare_sigma"}
 POSITIVE |= {"window_size", "scene_luminance", "scene_quantile"}
 FRACTIONS = {"clip_fraction", "metered_clip", "channel_clip", "window_size", "camera_knee"}
@@ -21,8 +23,9 @@ def check_sim_config(cfg) -> None:
         value, default = getattr(cfg, f.name), f.default
         if f.name in ("curves", "response_files"):
             continue  # names and files: checked by SimConfig itself
-        if f.name == "jpeg_quality":
-            ok = value is None or _range(value, int) and 1 <= value[0] <= value[1] <= 100
+        if f.name == "jpeg_quality":  # whole numbers, 90.0 as well as 90
+            whole = _range(value, (int, float)) and all(float(v).is_integer() for v in value)
+            ok = value is None or whole and 1 <= value[0] <= value[1] <= 100
         elif isinstance(default, bool):
             ok = isinstance(value, bool)
         elif isinstance(default, int):

@@ -51,9 +51,9 @@ class HybridConfig:
 
     def __post_init__(self):
         widths = self.decoder_channels
-        if not all(isinstance(c, int) and not isinstance(c, bool) for c in widths):
+        if not isinstance(widths, (list, tuple)) or not all(map(_whole, widths)):
             raise ValueError(f"decoder_channels must be whole numbers, got {widths!r}")
-        self.decoder_channels = tuple(widths)
+        self.decoder_channels = tuple(int(c) for c in widths)
         for name in ("input_skip", "global_gain", "exposure_gain"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -76,8 +76,12 @@ class HybridConfig:
                 f"unknown encoder {self.encoder!r} (choose from {', '.join(ENCODERS)})"
             )
         known = {f.name for f in fields(ENCODERS[self.encoder][1])}
-        if not isinstance(self.encoder_kwargs, dict) or set(self.encoder_kwargs) - known:
+        kwargs = self.encoder_kwargs
+        if not isinstance(kwargs, dict) or set(kwargs) - known:
             raise ValueError(f"encoder_kwargs must be a dict of {sorted(known)}")
+        bad = [k for k, v in kwargs.items() if not _encoder_setting_ok(k, v)]
+        if bad:
+            raise ValueError(f"encoder_kwargs {bad[0]} cannot be {kwargs[bad[0]]!r}")
 
     def to_json(self) -> str:
         """The fields as a JSON object with sorted keys."""
@@ -87,6 +91,24 @@ class HybridConfig:
     def from_json(cls, text: str) -> HybridConfig:
         """Inverse of :meth:`to_json` (validated like the constructor)."""
         return cls(**json.loads(text))
+
+
+def _whole(value) -> bool:
+    """A whole number, as an int or a float (16.0 from a recipe)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and float(value).is_integer()
+    )
+
+
+def _encoder_setting_ok(name: str, value) -> bool:
+    """An encoder setting (``width_mult`` > 0, ``round_nearest`` >= 1, ``num_classes``
+    >= 0) of its type."""
+    if name == "width_mult":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    least = 1 if name == "round_nearest" else 0
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def pixel_shuffle(x: mx.array, r: int = 2) -> mx.array:

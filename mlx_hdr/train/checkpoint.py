@@ -120,27 +120,29 @@ def load_checkpoint(
     bad = _mismatched(opt, want) + [k for k in opt if k in want and opt[k].dtype != want[k].dtype]
     if bad:
         raise WeightsError(f"optimizer state does not match ({', '.join(bad[:4])})", path)
-    info = _metadata(meta, path)
+    info, np_state = _metadata(meta, path)
     model.update(tree_unflatten(list(params.items())))
     optimizer.state = tree_unflatten(list(opt.items()))
-    np_state = json.loads(meta.get("np_rng", "null"))
     if np_rng is not None and np_state is not None:
         np_rng.bit_generator.state = np_state
     mx.eval(model.parameters(), optimizer.state)
     return info
 
 
-def _metadata(meta: dict, path) -> Checkpoint:
+def _metadata(meta: dict, path) -> tuple[Checkpoint, dict | None]:
     """A checkpoint's step, epoch (whole numbers >= 0), config and ``extra`` (objects, its
-    best score a number); ``WeightsError`` otherwise."""
+    best score a number), and its numpy generator state (an object or null);
+    ``WeightsError`` otherwise."""
     try:
         step, epoch = int(meta["step"]), int(meta["epoch"])
         config, extra = json.loads(meta["config"]), json.loads(meta.get("extra", "{}"))
+        np_state = json.loads(meta.get("np_rng", "null"))
         ok = step >= 0 and epoch >= 0 and isinstance(config, dict) and isinstance(extra, dict)
         best = extra.get("best_psnr", 0.0) if ok else None
         ok = ok and isinstance(best, (int, float)) and not isinstance(best, bool)
+        ok = ok and (np_state is None or isinstance(np_state, dict))
     except (KeyError, ValueError, TypeError):
         ok = False
     if not ok:
         raise WeightsError("checkpoint metadata is not what training writes", path)
-    return Checkpoint(step=step, epoch=epoch, config=config, extra=extra)
+    return Checkpoint(step=step, epoch=epoch, config=config, extra=extra), np_state

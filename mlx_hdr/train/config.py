@@ -17,9 +17,11 @@ MINIMUM |= {"log_every": 1, "epochs": 0, "checkpoint_every": 0, "max_steps": 0, 
 MINIMUM |= {"warmup_steps": 0, "seed": 0, "streams": 0}
 RETIRED = {"workers"}  # was never read (training batches come from one prefetch thread)
 MAXIMUM = {"crop": 4096, "val_crop": 4096}  # larger views ran out of memory with a traceback
-MAXIMUM |= {"seed": 2**32 - 1}  # MLX's seed is 64-bit, and each step's is seed * 1000003 + step
+# MLX's seed is 64-bit, and each step's is seed * 1000003 + step (steps below 10^9)
+MAXIMUM |= {"seed": (2**64 - 10**9) // 1_000_003}
 TYPES = {"str": (str,), "str | None": (str, type(None)), "bool | None": (bool, type(None))}
-TYPES |= {"str | list | None": (str, list, type(None)), "list": (list,), "dict": (dict,)}
+TYPES |= {"str | list | None": (str, list, tuple, type(None)), "list": (list, tuple)}
+TYPES |= {"dict": (dict,)}
 # [low, high) of float fields: a negative loss weight trains towards the error, beta >= 1
 # divides by zero in Adam's bias correction
 LOSS_WEIGHTS = ("l1_weight", "lpips_weight", "alpha_weight", "pair_weight")
@@ -105,7 +107,7 @@ class TrainConfig:
             elif not isinstance(value, TYPES.get(f.type, object)):
                 kinds = f.type.replace(" | ", " or ").replace("None", "null")
                 raise ValueError(f"{f.name} must be a {kinds}, got {value!r}")
-        if isinstance(self.data, list) and not all(isinstance(d, str) for d in self.data):
+        if isinstance(self.data, (list, tuple)) and not all(isinstance(d, str) for d in self.data):
             raise ValueError(
                 f"data must be a folder, a manifest or a list of folders, got {self.data!r}"
             )

@@ -221,14 +221,18 @@ def pool_pairs(folders: list[str | Path]) -> list:
             raise InputError(
                 "paired datasets train from a manifest: run `mlx-hdr data index`", folder
             )
-        pairs += trainable(found)
-    return pairs
+        pairs += found
+    return trainable(pairs)
 
 
 def trainable(pairs: list) -> list:
     """The pairs of a kind that trains (``TRAIN_KINDS``): real exposure-bracket sets are
-    validation data, whichever way the pool is named (a folder, a list, a manifest)."""
-    return [p for p in pairs if p.kind in TRAIN_KINDS]
+    validation data, whichever way the pool is named (a folder, a list, a manifest);
+    ``ValueError`` where that leaves none of several."""
+    kept = [p for p in pairs if p.kind in TRAIN_KINDS]
+    if pairs and not kept:
+        raise ValueError("holds only bracketed images (real bracket merges: validation data)")
+    return kept
 
 
 def pool_source(cfg, holdout: int = HOLDOUT) -> SourceBatches:

@@ -11,19 +11,24 @@ import contextlib
 import fcntl
 import hashlib
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from mlx_hdr.errors import HDRError, UsageError
+from mlx_hdr.models.model_io import weights_dir
 
 RUN_FILES = ("config.json", "log.jsonl", "training_curves.png", "model.safetensors")
 RUN_FOLDERS = ("checkpoints", "samples")
 
 
-def run_dir_problem(run_dir, resume: bool, overwrite: bool) -> UsageError | None:
-    """Why a run cannot use ``run_dir`` as asked, or None."""
+def run_dir_problem(
+    run_dir, resume: bool, overwrite: bool, busy: bool = False
+) -> UsageError | None:
+    """Why a run cannot use ``run_dir`` as asked (``busy``: another process trains in it,
+    :func:`run_lock`), or None."""
     run_dir = Path(run_dir)
+    if busy:
+        return UsageError("another process is training in this folder", run_dir)
     if resume and overwrite:
         return UsageError("--resume continues a run and --overwrite replaces it: choose one")
     if resume or overwrite or not run_dir.exists():
@@ -41,12 +46,12 @@ def run_dir_problem(run_dir, resume: bool, overwrite: bool) -> UsageError | None
     return None
 
 
-def check_run_dir(run_dir, resume: bool, overwrite: bool, group=None) -> None:
+def check_run_dir(run_dir, resume: bool, overwrite: bool, group=None, busy=False) -> None:
     """Raise :func:`run_dir_problem`'s error (rank 0's, on every rank of ``group``)."""
     import mlx.core as mx
 
     rank = 0 if group is None else group.rank()
-    problem = run_dir_problem(run_dir, resume, overwrite) if rank == 0 else None
+    problem = run_dir_problem(run_dir, resume, overwrite, busy) if rank == 0 else None
     if group is not None:  # one all_sum: every rank learns rank 0's answer
         refused = mx.distributed.all_sum(mx.array(int(problem is not None)), group=group)
         if refused.item() and problem is None:
@@ -65,23 +70,38 @@ def clear_run(run_dir) -> None:
 
 
 @contextlib.contextmanager
-def run_lock(run_dir, main: bool = True) -> Iterator[None]:
-    """Hold ``run_dir`` for this process while it trains (rank 0, ``main``): a second
-    ``train`` on the same folder (a resume started twice) is a ``UsageError`` instead of
-    two runs writing one log and one set of checkpoints. An ``flock`` on a file in the
-    system's temporary folder named after the run folder's absolute path (nothing is left
-    in the user's folders), released however the process ends."""
+def run_lock(run_dir, main: bool = True) -> Iterator[bool]:
+    """Hold ``run_dir`` for this process while it trains (rank 0, ``main``); yields whether
+    it could (False: another process holds it: :func:`check_run_dir` refuses the run on
+    every rank). An ``flock`` on a file in the user's cache (``weights_dir()/locks``), named
+    after the folder's parent (device and inode) and its name ignoring case, so that a path
+    spelt otherwise (a symlink, another case on macOS) finds the same lock; the lock goes
+    however the process ends."""
     if not main:
-        yield
+        yield True
         return
-    run_dir = Path(run_dir)
-    key = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
-    with open(Path(tempfile.gettempdir()) / f"mlx-hdr-run-{key}.lock", "a+") as f:
+    locks = weights_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{_lock_key(Path(run_dir))}.lock", "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise UsageError("another process is training in this folder", run_dir) from None
+            yield False
+            return
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _lock_key(run_dir: Path) -> str:
+    """The run folder as its nearest existing ancestor's device and inode plus the rest of
+    its path, ignoring case: the same before and after the folder is made."""
+    path, rest = run_dir.resolve(), []
+    while not path.exists() and path != path.parent:
+        path, rest = path.parent, [path.name, *rest]
+    if not rest:  # the folder exists: its parent and its name
+        path, rest = path.parent, [path.name]
+    st = path.stat()
+    name = "/".join(rest).casefold()
+    return hashlib.sha256(f"{st.st_dev}:{st.st_ino}:{name}".encode()).hexdigest()[:20]

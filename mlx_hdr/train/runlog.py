@@ -44,8 +44,8 @@ class RunLog:
 
 def read_log(path: Path) -> list[dict]:
     """Records of a JSONL log; a last line cut short by a killed process is skipped, and so,
-    with a warning, is any other line that is not a JSON record (a damaged or edited log:
-    it only feeds the curves)."""
+    with a warning, is any other line that is not a record the run can read (a damaged or
+    edited log: it only feeds the curves)."""
     lines = [line for line in path.read_text(errors="replace").splitlines() if line]
     records, damaged = [], 0
     for i, line in enumerate(lines):
@@ -53,13 +53,24 @@ def read_log(path: Path) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError:
             record = None
-        if isinstance(record, dict):
+        if _usable(record):
             records.append(record)
         elif i < len(lines) - 1:
             damaged += 1
     if damaged:
         warnings.warn(f"{path}: {damaged} damaged line(s) left out of the run's log", stacklevel=2)
     return records
+
+
+def _usable(record) -> bool:
+    """Whether a log line is a record the run reads back: an object with a whole ``step``
+    (and, for a validation, the ``epoch`` and scores the curves plot)."""
+    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        return False
+    if record.get("kind") == "val":
+        numbers = [record.get(k) for k in ("epoch", "psnr", "ssim", "l1")]
+        return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers)
+    return True
 
 
 def memory_stats() -> dict:

@@ -161,6 +161,12 @@ class Trainer:
         state = ckpt.load_checkpoint(self.ckpt_path("last"), self.model, self.optimizer)
         self.step = state.step
         self.best = state.extra.get("best_psnr", -math.inf)
+        if self.cfg.stop_at and self.cfg.stop_at <= self.step:  # before the log is trimmed
+            raise UsageError(
+                f"stop_at {self.cfg.stop_at} (--stop-at, or the recipe's) is not after the "
+                f"checkpoint's step {self.step}",
+                self.ckpt_path("last"),
+            )
         if self.main:
             self.log.truncate_after(self.step)
             self.log.say(f"resumed from step {self.step} (epoch {state.epoch})")
@@ -333,8 +339,8 @@ def train(
     data parallelism (``cfg.batch_size`` is the global batch). ``progress``: a progress bar.
     Raises :class:`TrainingDiverged` on NaN/inf (the last good checkpoint is kept).
     """
-    with run_lock(cfg.run_dir, main=group is None or group.rank() == 0):
-        check_run_dir(cfg.run_dir, resume, overwrite, group)
+    with run_lock(cfg.run_dir, main=group is None or group.rank() == 0) as held:
+        check_run_dir(cfg.run_dir, resume, overwrite, group, busy=not held)
         trainer = Trainer(
             cfg,
             source,
@@ -346,11 +352,6 @@ def train(
         )
         if resume:  # before config.json: a checkpoint that does not fit leaves the run as is
             trainer.resume()
-            if cfg.stop_at and cfg.stop_at <= trainer.step:
-                raise UsageError(
-                    f"--stop-at {cfg.stop_at} is not after the checkpoint's step {trainer.step}",
-                    trainer.ckpt_path("last"),
-                )
         if trainer.main:
             config = json.dumps(json.loads(cfg.to_json()), indent=2)
             write_text_atomic(trainer.run_dir / "config.json", config)
@@ -373,8 +374,8 @@ def train_from_options(
     saved = Path(overrides.get("run_dir") or TrainConfig.run_dir) / "config.json"
     if resume and config_path is None and saved.is_file():
         config_path = saved
-    if resume and overrides.get("stop_at") is None:
-        overrides["stop_at"] = 0  # a --stop-at is for the run it was given to
+        if overrides.get("stop_at") is None:  # a --stop-at is for the run it was given to
+            overrides["stop_at"] = 0
     cfg = load_config(config_path, **overrides)
     last = Path(cfg.run_dir) / "checkpoints" / "last.safetensors"
     if resume and not last.is_file():
