@@ -112,11 +112,11 @@ def test_read_manifest_rejects_other_files(tmp_path):
     [
         ({}, None, "without its dataset folder"),
         ({"root": "/data"}, '"x"', "line 2: not a record"),
-        ({"root": "/data"}, '{"name": "a", "hdr": "a.hdr"}', "line 2: kept missing"),
+        ({"root": "/data"}, '{"name": "a", "hdr": "a.hdr", "ldr": null}', "line 2: kept missing"),
         ({"root": "/data"}, '{"name": "a", "hdr": null, "kept": true}', "line 2: hdr missing"),
         (
             {"root": "/data"},
-            '{"name": "a", "hdr": "a.hdr", "kept": true, "orientation": "bogus"}',
+            '{"name": "a", "hdr": "a.hdr", "ldr": null, "kept": true, "orientation": "bogus"}',
             "unknown orientation 'bogus'",
         ),
     ],
