@@ -187,25 +187,42 @@ def test_tensor_past_its_storage_is_an_error(tmp_path, fake_torch):
 
 
 def test_a_small_file_cannot_claim_a_huge_tensor(tmp_path, fake_torch):
-    """Stride 0 (one stored element repeated) and compressed records (a zip bomb) are
-    refused before any large array is made."""
+    """A file unfolds to at most 64 times its size (plus 64 MB): one stored element
+    repeated (stride 0) into 4 GB, or a record compressed a thousandfold, are refused
+    before any large array is made; an expanded tensor within that, and a checkpoint
+    zipped again with compression, load."""
     s = StorageRef("0", np.zeros(1, np.float32))
     write_checkpoint(tmp_path / "s0.pth", {"w": Tensor(s, 0, (1 << 15, 1 << 15), (0, 0))}, [s])
-    with pytest.raises(WeightsError, match="repeats its 1 stored elements"):
+    with pytest.raises(WeightsError, match="would take more than 64 times its size"):
         load_torch_checkpoint(tmp_path / "s0.pth")
-    s = StorageRef("0", np.zeros(4, np.float32))
-    write_checkpoint(tmp_path / "ok.pth", {"w": Tensor(s, 0, (4,), (1,))}, [s])
+    s = StorageRef("0", np.arange(3, dtype=np.float32))
+    write_checkpoint(tmp_path / "ex.pth", {"w": Tensor(s, 0, (4, 3), (0, 1))}, [s])
+    np.testing.assert_array_equal(load_torch_checkpoint(tmp_path / "ex.pth")["w"], [[0, 1, 2]] * 4)
     with (
-        zipfile.ZipFile(tmp_path / "ok.pth") as src,
+        zipfile.ZipFile(tmp_path / "ex.pth") as src,
         zipfile.ZipFile(tmp_path / "z.pth", "w") as out,
     ):
         for info in src.infolist():
             out.writestr(info.filename, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
-    with pytest.raises(WeightsError, match="compressed"):
-        load_torch_checkpoint(tmp_path / "z.pth")
+    np.testing.assert_array_equal(load_torch_checkpoint(tmp_path / "z.pth")["w"], [[0, 1, 2]] * 4)
+    big = StorageRef("0", np.zeros(1 << 25, np.float32))  # 128 MB of zeros: deflates 1000-fold
+    write_checkpoint(tmp_path / "b.pth", {"w": Tensor(big, 0, (1 << 25,), (1,))}, [big])
+    with (
+        zipfile.ZipFile(tmp_path / "b.pth") as src,
+        zipfile.ZipFile(tmp_path / "bomb.pth", "w") as out,
+    ):
+        for info in src.infolist():
+            out.writestr(info.filename, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
+    with pytest.raises(WeightsError, match="would take more than 64 times its size"):
+        load_torch_checkpoint(tmp_path / "bomb.pth")
     write_checkpoint(tmp_path / "empty.pth", {}, [])
     with pytest.raises(WeightsError, match="holds no tensors"):
         load_torch_checkpoint(tmp_path / "empty.pth")
+    write_checkpoint(tmp_path / "loop.pth", (loop := {}), [])  # {"state_dict": itself}
+    loop["state_dict"] = loop
+    write_checkpoint(tmp_path / "loop.pth", loop, [])
+    with pytest.raises(WeightsError, match="not tensors"):
+        load_torch_checkpoint(tmp_path / "loop.pth")
 
 
 def test_the_pickle_cannot_change_the_readers_storage_types(tmp_path, fake_torch):
@@ -411,7 +428,7 @@ def test_failed_conversion_writes_nothing(shared, tmp_path):
     "spoil, message",
     [
         (lambda w: np.full_like(w, np.nan), "hold NaN or inf"),
-        (lambda w: np.full_like(w, 1e6), "hold NaN or inf"),  # beyond float16's range
+        (lambda w: np.full_like(w, 1e6), "beyond float16's range: convert to float32"),
         (lambda w: w.astype(np.int64), "not floating point"),
     ],
 )
@@ -428,3 +445,26 @@ def test_conversion_refuses_weights_a_model_cannot_use(
     with pytest.raises(WeightsError, match=message):
         convert_checkpoint("lpips_vgg", shared / "weights/lpips_v0.1_vgg.pth", dst, "float16")
     assert not dst.exists()
+
+
+class StatefulTensor(Tensor):
+    """Pickles with a state for BUILD to set on the rebuilt tensor."""
+
+    def __reduce__(self):
+        return (*super().__reduce__(), {"materialize": OrderedDict})
+
+
+def test_a_pickle_that_would_hang_or_set_a_tensors_state_is_refused(tmp_path, fake_torch):
+    """A dict keyed by a deep tuple whose branches are shared hashes in time exponential
+    in its depth (a 1 KB file hung); BUILD on a rebuilt tensor replaced what it returns."""
+    key = b"N"
+    for i in range(60):  # ((x, x), (x, x)) ... 60 deep, through the memo
+        key += b"q" + bytes([i]) + b"h" + bytes([i]) + b"\x86"
+    with zipfile.ZipFile(tmp_path / "hang.pth", "w") as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02}" + key + b"K\x00s.")
+    with pytest.raises(WeightsError, match="a dict keyed by a tuple"):
+        load_torch_checkpoint(tmp_path / "hang.pth")
+    s = StorageRef("0", np.zeros(4, np.float32))
+    write_checkpoint(tmp_path / "build.pth", {"w": StatefulTensor(s, 0, (4,), (1,))}, [s])
+    with pytest.raises(WeightsError, match="sets the state of a tensor"):
+        load_torch_checkpoint(tmp_path / "build.pth")

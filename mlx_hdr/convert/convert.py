@@ -56,8 +56,14 @@ def convert_checkpoint(
     ints = sorted(k for k, a in arrays.items() if not np.issubdtype(a.dtype, np.floating))
     if ints:
         raise WeightsError(f"{len(ints)} weights are not floating point, e.g. {ints[:3]}", src)
+    bad = sorted(k for k, a in arrays.items() if not np.isfinite(a).all())
+    if bad:
+        raise WeightsError(f"{len(bad)} weights hold NaN or inf values, e.g. {bad[:3]}", src)
     out = {key: mx.array(array).astype(target) for key, array in arrays.items()}
-    check_finite(out, src)  # NaN/inf in the file, or beyond float16's range
+    try:
+        check_finite(out, src)
+    except WeightsError:
+        raise WeightsError(f"weights beyond {dtype}'s range: convert to float32", src) from None
     metadata = {
         "format": FORMAT,
         "architecture": arch,

@@ -33,6 +33,10 @@ from mlx_hdr.errors import WeightsError
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
+# what a file may unfold to: INFLATE times its size plus SLACK bytes (a checkpoint's tensors
+# take about its size; shared storage and expanded tensors a few times more; a small file
+# claiming gigabytes is a bomb)
+INFLATE, SLACK = 64, 1 << 26
 
 # torch storage class name -> numpy dtype (bfloat16 is read as raw uint16, see _to_numpy).
 STORAGE_DTYPES = {
@@ -78,6 +82,9 @@ class Storage:
     root: Storage | None = None
     start: int = 0
 
+    def __setstate__(self, state):
+        raise pickle.UnpicklingError("the pickle sets the state of a storage")
+
     def array(self) -> np.ndarray:
         if self.root is not None:
             return self.root.array()[self.start : self.start + self.numel]
@@ -95,6 +102,20 @@ class LazyTensor:
     size: tuple[int, ...]
     stride: tuple[int, ...]
 
+    def __setstate__(self, state):
+        raise pickle.UnpicklingError("the pickle sets the state of a tensor")
+
+    @property
+    def nbytes(self) -> int:
+        """What the tensor takes once materialised (0 for a malformed size)."""
+        try:
+            return (
+                int(np.prod([int(n) for n in self.size], dtype=object))
+                * self.storage.stype.dtype.itemsize
+            )
+        except (TypeError, ValueError):
+            return 0
+
     def materialize(self) -> np.ndarray:
         flat = self.storage.array()
         size, stride = tuple(map(int, self.size)), tuple(map(int, self.stride))
@@ -102,8 +123,6 @@ class LazyTensor:
             raise ValueError(f"bad tensor geometry size={size} stride={stride}")
         if 0 in size:
             return _to_numpy(np.zeros(size, flat.dtype), self.storage.stype)
-        if np.prod(size, dtype=object) > flat.size:  # stride 0: a small file, a huge array
-            raise ValueError(f"tensor of size {size} repeats its {flat.size} stored elements")
         last = self.offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
         if last >= flat.size:
             raise ValueError(f"tensor of size {size} runs past its storage ({flat.size} elements)")
@@ -160,17 +179,56 @@ STORAGE_NAMES = {("torch", name): name for name in STORAGE_DTYPES}
 STORAGE_NAMES[("torch.storage", "UntypedStorage")] = "UntypedStorage"
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only :data:`ALLOWED` names and torch storage ids.
+KEY_TYPES = (str, int, bytes, type(None))  # what a checkpoint's dicts are keyed by
+
+
+def _key(key):
+    """A dict key the pickle may use: a name or a number (a nested tuple hashes in time
+    exponential in its depth when its branches are shared: a 1 KB file could hang)."""
+    if not isinstance(key, KEY_TYPES):
+        raise pickle.UnpicklingError(f"a dict keyed by a {type(key).__name__}")
+    return key
+
+
+class RestrictedUnpickler(pickle._Unpickler):
+    """Unpickler that resolves only :data:`ALLOWED` names and torch storage ids, and builds
+    dicts keyed by names and numbers only (no sets): the pure-Python one, whose opcodes can
+    be checked one by one (a checkpoint's pickle is small).
 
     ``storages`` maps storage keys to :class:`Storage` objects; ``legacy`` selects the
     pre-1.6 persistent-id layout (which may describe views of a root storage).
     """
 
+    dispatch = dict(pickle._Unpickler.dispatch)
+
     def __init__(self, file, legacy: bool):
         super().__init__(file, encoding="utf-8")
         self.legacy = legacy
         self.storages: dict[str, Storage] = {}
+
+    def load_setitem(self):
+        value, key = self.stack.pop(), self.stack.pop()
+        self.stack[-1][_key(key)] = value
+
+    def load_setitems(self):
+        items = self.pop_mark()
+        target = self.stack[-1]
+        for i in range(0, len(items), 2):
+            target[_key(items[i])] = items[i + 1]
+
+    def load_dict(self):
+        items = self.pop_mark()
+        self.append({_key(items[i]): items[i + 1] for i in range(0, len(items), 2)})
+
+    def refuse_sets(self):
+        raise pickle.UnpicklingError("a set in the pickle (never in a checkpoint)")
+
+    dispatch[pickle.SETITEM[0]] = load_setitem
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+    dispatch[pickle.DICT[0]] = load_dict
+    dispatch[pickle.ADDITEMS[0]] = refuse_sets
+    dispatch[pickle.FROZENSET[0]] = refuse_sets
+    dispatch[pickle.EMPTY_SET[0]] = refuse_sets
 
     def find_class(self, module: str, name: str):
         if (module, name) in STORAGE_NAMES:
@@ -186,11 +244,15 @@ class RestrictedUnpickler(pickle.Unpickler):
         stype, key, _location, numel = pid[1], str(pid[2]), pid[3], int(pid[4])
         if not isinstance(stype, StorageType):
             raise pickle.UnpicklingError("storage of an unknown type")
+        if numel < 0:
+            raise pickle.UnpicklingError(f"storage {key} of {numel} elements")
         storage = self.storages.setdefault(key, Storage(stype, numel))
         view = pid[5] if self.legacy and len(pid) > 5 else None
         if view is None:
             return storage
         view_key, start, view_numel = str(view[0]), int(view[1]), int(view[2])
+        if storage.root is not None or not 0 <= start <= start + view_numel <= numel:
+            raise pickle.UnpicklingError(f"view {view_key} outside its storage {key}")
         return self.storages.setdefault(
             view_key, Storage(stype, view_numel, root=storage, start=start)
         )
@@ -200,7 +262,7 @@ def _ascii(value) -> str:
     return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _load_zip(path: Path) -> tuple[object, dict[str, Storage]]:
+def _load_zip(path: Path, budget: int) -> tuple[object, dict[str, Storage]]:
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") <= 1]
@@ -209,21 +271,26 @@ def _load_zip(path: Path) -> tuple[object, dict[str, Storage]]:
         prefix = pickles[0][: -len("data.pkl")]
         order = "<"
         if f"{prefix}byteorder" in names:
-            order = ">" if archive.read(f"{prefix}byteorder").strip() == b"big" else "<"
-        unpickler = RestrictedUnpickler(io.BytesIO(_stored(archive, pickles[0])), legacy=False)
+            order = ">" if _record(archive, f"{prefix}byteorder", 16).strip() == b"big" else "<"
+        data = _record(archive, pickles[0], budget)
+        unpickler = RestrictedUnpickler(io.BytesIO(data), legacy=False)
         obj = unpickler.load()
         for key, storage in unpickler.storages.items():
-            raw = _stored(archive, f"{prefix}data/{key}")
+            need = storage.numel * storage.stype.dtype.itemsize
+            budget -= need
+            if budget < 0:
+                raise ValueError(f"its tensors would take more than {INFLATE} times its size")
+            raw = _record(archive, f"{prefix}data/{key}", need)
             storage.data = _frombuffer(raw, storage, order)
     return obj, unpickler.storages
 
 
-def _stored(archive: zipfile.ZipFile, name: str) -> bytes:
-    """A record of a torch zip checkpoint, which PyTorch writes uncompressed: a compressed
-    one is refused (a few MB could inflate to more than memory holds)."""
-    if archive.getinfo(name).compress_type != zipfile.ZIP_STORED:
-        raise ValueError(f"{name} is compressed (PyTorch stores its records uncompressed)")
-    return archive.read(name)
+def _record(archive: zipfile.ZipFile, name: str, most: int) -> bytes:
+    """At most ``most`` bytes of a record of a zip checkpoint (PyTorch stores them as they
+    are; a tool that zipped the file again may have compressed them: a few MB could then
+    inflate to more than memory holds, so no more than is needed is inflated)."""
+    with archive.open(name) as f:
+        return f.read(most)
 
 
 def _frombuffer(raw: bytes, storage: Storage, order: str) -> np.ndarray:
@@ -264,7 +331,9 @@ def _read_exact(fh, n: int) -> bytes:
 
 def _unwrap(obj: object) -> dict:
     """``{"state_dict": {...}}``-style wrappers -> the state dict itself."""
-    while isinstance(obj, dict) and not any(isinstance(v, LazyTensor) for v in obj.values()):
+    for _ in range(len(WRAPPER_KEYS) * 4):  # wrapped a few times at most (a file may loop)
+        if not isinstance(obj, dict) or any(isinstance(v, LazyTensor) for v in obj.values()):
+            break
         inner = [obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), dict)]
         if not inner:
             break
@@ -274,12 +343,16 @@ def _unwrap(obj: object) -> dict:
     return obj
 
 
-def _state_dict(obj: object) -> dict[str, np.ndarray]:
+def _state_dict(obj: object, budget: int) -> dict[str, np.ndarray]:
     state = _unwrap(obj)
-    odd = [str(k) for k, v in state.items() if not isinstance(v, LazyTensor)]
+    if not all(isinstance(k, str) for k in state):
+        raise ValueError("a state dict key is not a name")
+    odd = [k for k, v in state.items() if not isinstance(v, LazyTensor)]
     if odd:
         raise ValueError(f"{len(odd)} entries are not tensors, e.g. {odd[:3]}")
-    out = {str(k): v.materialize() for k, v in state.items()}
+    if sum(v.nbytes for v in state.values()) > budget:  # shared or repeated (stride 0) storage
+        raise ValueError(f"its tensors would take more than {INFLATE} times its size")
+    out = {k: v.materialize() for k, v in state.items()}
     if not out:
         raise ValueError("the state dict holds no tensors")
     if all(k.startswith("module.") for k in out):  # saved from DataParallel
@@ -301,6 +374,9 @@ CORRUPT = (
     AttributeError,
     OverflowError,
     MemoryError,
+    RecursionError,
+    NotImplementedError,  # a zip compression method Python does not read
+    RuntimeError,  # an encrypted zip record
 )
 
 
@@ -319,13 +395,14 @@ def load_torch_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)
+        budget = INFLATE * path.stat().st_size + SLACK
         if head.startswith(b"PK"):
-            obj, _ = _load_zip(path)
+            obj, _ = _load_zip(path, budget)
         elif head.startswith(b"\x80"):
             obj, _ = _load_legacy(path)
         else:
             raise ValueError("not a PyTorch checkpoint (neither a zip archive nor a pickle)")
-        return _state_dict(obj)
+        return _state_dict(obj, budget)
     except WeightsError as exc:
         raise WeightsError(str(exc), path) from None
     except zipfile.BadZipFile as exc:

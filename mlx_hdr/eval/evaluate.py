@@ -156,9 +156,7 @@ def _eval_case(
 
 def _check_methods(methods: list[str] | None, net: Net | None) -> list[str]:
     methods = methods or [*default_methods(), *(["model"] if net is not None else [])]
-    unknown = [m for m in methods if m not in METHODS and m != "model"]
-    if unknown:
-        raise UsageError(f"unknown method {unknown[0]!r}; choose from model, {', '.join(METHODS)}")
+    _check_names(methods)
     if "model" in methods and net is None:
         raise HDRError("method 'model' needs a model (--model)")
     if "expandnet2018" in methods:  # its weights, before any case (a bad file failed each one)
@@ -166,6 +164,12 @@ def _check_methods(methods: list[str] | None, net: Net | None) -> list[str]:
 
         load_expandnet()
     return methods
+
+
+def _check_names(methods: list[str]) -> None:
+    unknown = [m for m in methods if m not in METHODS and m != "model"]
+    if unknown:
+        raise UsageError(f"unknown method {unknown[0]!r}; choose from model, {', '.join(METHODS)}")
 
 
 def net_for_methods(methods: list[str] | None, model: str | None = None) -> Net | None:
@@ -177,6 +181,7 @@ def net_for_methods(methods: list[str] | None, model: str | None = None) -> Net 
     """
     from mlx_hdr.infer.model_hub import load_net
 
+    _check_names(methods or [])  # a misspelt method before a model is fetched
     if methods is not None and "model" not in methods:
         if model is not None:
             warnings.warn(f"--model {model} not used: --method does not name model", stacklevel=2)
