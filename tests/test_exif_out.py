@@ -50,3 +50,17 @@ def test_upright_exif_leaves_what_it_cannot_read():
     no_tag = exif_block().replace(tag, struct.pack(">HH", 0x0131, 3))  # Software, not turned
     assert tag not in no_tag and upright_exif(no_tag) == no_tag
     assert upright_exif(exif_block()[6:]).startswith(b"Exif\0\0MM")  # without the prefix
+
+
+def test_a_tiffs_exif_keeps_what_describes_the_photo_not_the_tiff(tmp_path):
+    """A TIFF's IFD0 holds its strips, sizes and ICC profile: they went into the gain-map
+    JPEG's EXIF, describing another file (a ProPhoto profile beside the JPEG's P3 one)."""
+    import tifffile
+
+    rgb = np.zeros((12, 16, 3), np.uint16)
+    tags = [(271, "s", 0, "Canon", True), (274, "H", 1, 6, True), (34675, "B", 4, b"icc!", True)]
+    tifffile.imwrite(tmp_path / "a.tif", rgb, photometric="rgb", extratags=tags)
+    kept = Image.Exif()
+    kept.load(read_exif(tmp_path / "a.tif")[6:])
+    assert kept[271] == "Canon" and kept[274] == 1
+    assert not {256, 257, 258, 273, 279, 34675} & set(kept)  # sizes, strips, bits, profile

@@ -335,8 +335,16 @@ def test_a_16bit_tiff_with_an_orientation_tag(tmp_path):
     import tifffile
 
     rgb = np.random.default_rng(0).integers(0, 65536, (5, 7, 3), dtype=np.uint16)
-    tifffile.imwrite(tmp_path / "o.tif", rgb, extratags=[(274, "H", 1, 6, True)])
-    np.testing.assert_allclose(io.read_ldr(tmp_path / "o.tif"), np.rot90(rgb, -1) / 65535.0)
+    for orientation in range(1, 9):  # OpenCV turned 2-4 itself (then turned again here)
+        for compression in (None, "zlib"):
+            tags = [(274, "H", 1, orientation, True)]
+            tifffile.imwrite(tmp_path / "o.tif", rgb, extratags=tags, compression=compression)
+            np.testing.assert_allclose(
+                io.read_ldr(tmp_path / "o.tif"), exif_orient(rgb / 65535.0, orientation)
+            )
+    planar = np.moveaxis(rgb, -1, 0)  # one plane per channel: was read as 8-bit and garbled
+    tifffile.imwrite(tmp_path / "p.tif", planar, photometric="rgb", planarconfig="separate")
+    np.testing.assert_allclose(io.read_ldr(tmp_path / "p.tif"), rgb / 65535.0, atol=1e-7)
 
 
 @pytest.mark.parametrize("compression", [None, "tiff_lzw"])

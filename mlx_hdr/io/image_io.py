@@ -15,7 +15,6 @@ file. ``MAX_PIXELS`` (default 100 MP) refuses larger images before decoding them
 
 from __future__ import annotations
 
-import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,14 +107,20 @@ def open_photo(path: Path) -> Image.Image:
     """``path`` opened by Pillow (its header read) as every reader here opens a photo: a HEIC
     through pillow-heif, an AVIF by Pillow's own decoder (pillow-heif, registered for HEIC,
     would take one whose major brand is mif1 and cannot decode AV1 here), a TIFF that
-    Pillow turns as it loads it (an orientation tag) from memory. Pillow's errors pass
-    through."""
+    Pillow turns as it loads it (an orientation tag) from an open file. Pillow's errors
+    pass through."""
     if path.suffix.lower() in HEIF_SUFFIXES:
         register(path)
     im = Image.open(path, formats=["AVIF"] if path.suffix.lower() in AVIF_SUFFIXES else None)
     if im.format == "TIFF" and im.tag_v2.get(ORIENTATION, 1) != 1:
-        im.close()  # Pillow maps an uncompressed TIFF from a file at its turned size: garbled
-        im = Image.open(io.BytesIO(path.read_bytes()))
+        im.close()  # Pillow maps an uncompressed TIFF from a named file at its turned size
+        fp = path.open("rb")  # (garbled); from an open file it decodes it
+        try:
+            im = Image.open(fp)
+        except BaseException:
+            fp.close()
+            raise
+        im._exclusive_fp = True  # closed with the image, as when Pillow opens the file
     return im
 
 
@@ -139,6 +144,8 @@ def is_16bit(im: Image.Image) -> bool:
     """Whether an open image holds 16-bit samples (Pillow would give an RGB one at 8 bits);
     call before anything reads its EXIF, which may decode a PNG and drop its tile list."""
     raw = str(im.tile[0].args if im.tile else "")
+    if im.format == "TIFF" and 16 in tuple(im.tag_v2.get(258, ())):  # BitsPerSample
+        return True  # a planar one's tile does not say so
     return im.mode.startswith("I;16") or ";16" in raw or im.mode in ("I", "F")
 
 
@@ -161,22 +168,28 @@ def _warn_alpha(path: Path) -> None:
 
 
 def read_16bit_rgb(path: Path) -> np.ndarray:
-    """A 16-bit PNG/TIFF's pixels in RGB(A) order (HxW for grey), by OpenCV; a TIFF that
-    OpenCV cannot read (5.x fails on one with an orientation tag) by tifffile."""
-    with quiet_cv2():
-        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if arr is not None:
-        return arr[..., [2, 1, 0, 3][: arr.shape[2]]] if arr.ndim == 3 else arr
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
+    """A 16-bit PNG/TIFF's pixels as stored, not turned, in RGB(A) order (HxW for grey): a
+    PNG by OpenCV, a TIFF by tifffile (OpenCV turns some orientation tags itself and fails on
+    others, and garbles planar files)."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        with quiet_cv2():
+            arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if arr is not None:
+            return arr[..., [2, 1, 0, 3][: arr.shape[2]]] if arr.ndim == 3 else arr
+        raise InputError("corrupt or truncated 16-bit image data", path)
+    import tifffile
 
-        try:
-            arr = tifffile.imread(path, key=0)
-        except (OSError, ValueError, tifffile.TiffFileError):
-            arr = None
-        if arr is not None and arr.ndim in (2, 3) and arr.dtype in (np.uint8, np.uint16):
-            return arr
-    raise InputError("corrupt or truncated 16-bit image data", path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            arr = page.asarray()
+            if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and arr.ndim == 3:
+                arr = np.moveaxis(arr, 0, -1)  # stored one plane per channel
+    except (OSError, ValueError, IndexError, RuntimeError, tifffile.TiffFileError):
+        arr = None
+    if arr is None or arr.ndim not in (2, 3) or arr.dtype not in (np.uint8, np.uint16):
+        raise InputError("corrupt or truncated 16-bit image data", path)
+    return arr
 
 
 def _read_16bit(path: Path, orientation: int, icc: bytes | None) -> np.ndarray:

@@ -42,6 +42,8 @@ def read_exif(path) -> bytes | None:
             register(path)
         with Image.open(path) as im:
             exif = exif_of(im)
+            if im.format == "TIFF":  # its IFD0 describes the TIFF's own strips and profile
+                exif = _descriptive(exif)
             if not exif:
                 return None
             if ORIENTATION in exif:
@@ -53,6 +55,26 @@ def read_exif(path) -> bytes | None:
                 return upright_exif(raw) if isinstance(raw, bytes) else None
     except UNREADABLE:
         return None
+
+
+# IFD0 tags that describe the photo rather than how a TIFF stores it: what a TIFF's EXIF
+# keeps in a JPEG (make, model, date, artist, copyright, description, resolution, the EXIF
+# and GPS sub-IFDs)
+DESCRIPTIVE = (270, 271, 272, 274, 282, 283, 296, 305, 306, 315, 33432)
+SUB_IFDS = (0x8769, 0x8825)
+
+
+def _descriptive(exif: Image.Exif) -> Image.Exif:
+    """A TIFF's IFD0 with only its ``DESCRIPTIVE`` tags (its strips, sizes, bit depths and
+    ICC profile describe the TIFF file, not the JPEG it is passed on to)."""
+    out = Image.Exif()
+    for tag in DESCRIPTIVE:
+        if tag in exif:
+            out[tag] = exif[tag]
+    for ifd in SUB_IFDS:
+        if ifd in exif and (tags := exif.get_ifd(ifd)):
+            out.get_ifd(ifd).update(tags)
+    return out
 
 
 def existing_gain_map(path) -> str | None:
