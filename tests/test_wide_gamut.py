@@ -235,7 +235,8 @@ def test_an_adobe_rgb_photo_gets_display_p3_base_and_preview(cli, tmp_path):
 
 
 def test_colours_outside_display_p3_are_fitted_into_it(tmp_path):
-    """An Adobe RGB green beyond Display P3 stays green and about as bright in the P3 base."""
+    """An Adobe RGB green beyond Display P3 keeps its luminance and stays green in the P3
+    base: desaturated towards its luminance (cutting its P3 red at 0 brightened it)."""
     path = tmp_path / "adobe.png"
     rgb = np.full((32, 32, 3), (0, 200, 0), np.uint8)  # Adobe RGB's green: outside P3
     Image.fromarray(rgb).save(path, icc_profile=adobe_rgb_icc())
@@ -245,9 +246,13 @@ def test_colours_outside_display_p3_are_fitted_into_it(tmp_path):
     assert display_p3_base(path, (32, 32)) is None  # only converted on request
     shown = srgb_to_linear(base.pixels[0, 0] / 255.0) @ P3_TO_REC709.T
     y = np.float32([0.2126, 0.7152, 0.0722])
-    assert abs(shown @ y - own @ y) < 0.06 * (own @ y)  # its P3 red below 0 cut, as read_ldr does
-    want = linear_to_srgb(np.clip(own @ P3_FROM_REC709.T, 0.0, 1.0)) * 255  # P3, cut at 0
+    assert abs(shown @ y - own @ y) < 0.01 * (own @ y)
+    p3, luma = own @ P3_FROM_REC709.T, own @ y  # towards grey until its P3 red is 0
+    t = luma / (luma - p3.min())
+    want = linear_to_srgb(luma + t * (p3 - luma)) * 255
     np.testing.assert_allclose(base.pixels[0, 0], want, atol=1.0)
+    cut = linear_to_srgb(np.clip(p3, 0.0, 1.0)) * 255  # as Little CMS gives it
+    assert np.abs(base.pixels[0, 0] - cut).max() > 3
 
 
 def with_chunk(png: bytes, kind: bytes, data: bytes, before: bytes) -> bytes:
@@ -416,3 +421,21 @@ def test_a_photo_tagged_display_p3_by_cicp_alone(cli, tmp_path):
     want = srgb_to_linear(wide_photo() / 255.0)  # P3 light, the base's own pixels
     err = np.abs(np.log2((rendition[GREEN] + OFFSET) / (want[GREEN] + OFFSET))).max(-1)
     assert np.median(err) < 0.05  # as with an ICC profile (0.036); fitted into sRGB: 1.73
+
+
+def test_cicp_colours_by_tables_as_in_float():
+    """A photo tagged by CICP primaries (BT.2020) goes into Display P3 by tables, the
+    colours outside P3 in float: within one level of the float conversion of every pixel."""
+    from mlx_hdr.color import REC2020_CHROMATICITIES
+    from mlx_hdr.io import native
+    from mlx_hdr.io.own_colours import OwnPhoto
+
+    to709 = rgb_to_rec709_matrix(REC2020_CHROMATICITIES).T.astype(np.float32)
+    rng = np.random.default_rng(0)
+    for full, dtype in ((255, np.uint8), (65535, np.uint16)):
+        pixels = rng.integers(0, full + 1, (60, 80, 3)).astype(dtype)
+        pixels[:30] //= 3  # duller colours, inside P3
+        photo = OwnPhoto(pixels, lambda x: srgb_to_linear(x) @ to709, to709, None)
+        fast = native._matrix_into_p3(photo).astype(int)
+        exact = native._fitted_p3(pixels.reshape(-1, 3), full, photo.to_linear)
+        assert np.abs(fast - exact.reshape(pixels.shape)).max() <= 1

@@ -30,7 +30,7 @@ from mlx_hdr.io.native import (
     in_display_p3,
     with_wide_gamut,
 )
-from mlx_hdr.io.own_colours import made_display_p3_icc, own_photo
+from mlx_hdr.io.own_colours import display_p3_icc, made_display_p3_icc, own_photo
 from mlx_hdr.io.photo_meta import read_exif
 from mlx_hdr.io.uhdr import UHDR_SUFFIX, write_uhdr
 
@@ -211,7 +211,8 @@ def write_outputs(
             p3 = (photo().p3_icc or made_display_p3_icc()) if own is not hdr else None
             write_ldr(dest, shown, icc=p3)
         elif suffix in JPEG_SUFFIXES:  # else an sRGB base: the fitted colours
-            native = display_p3_base(photo(), ldr.shape[:2], convert=keep)
+            own = keep or display_p3_icc(src) is not None  # a P3 photo's base: its own pixels
+            native = display_p3_base(photo(), ldr.shape[:2], convert=keep) if own else None
             own = wide() if native is not None else None
             write_uhdr(dest, ldr, hdr, read_exif(src), opts.uhdr, native, own)
         elif suffix == ".avif":

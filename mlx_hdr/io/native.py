@@ -111,17 +111,17 @@ def display_p3_base(photo, shape: tuple[int, int], convert: bool = False) -> Nat
 def _into_display_p3(photo: OwnPhoto) -> np.ndarray:
     """A photo's colours in Display P3: HxWx3 uint8 display values (the sRGB curve). By
     Little CMS (relative colorimetric) where the photo has a profile, the pixels it may
-    have cut at the top of P3 converted again in float; there, and for a photo tagged by
-    CICP, colours outside P3 are desaturated into it by ``icc.fit_to_srgb`` (above 1,
-    towards their luminance; below 0, cut)."""
+    have cut at an edge of P3 converted again in float; there, and for a photo tagged by
+    CICP, colours outside P3 are desaturated into it towards their luminance
+    (:func:`_above_zero`, then ``icc.fit_to_srgb``)."""
     import imagecodecs
 
     pixels, full = photo.pixels, np.iinfo(photo.pixels.dtype).max
-    if photo.icc is None:
-        return _fitted_p3(pixels.reshape(-1, 3), full, photo.to_linear).reshape(pixels.shape)
+    if not isinstance(photo.source, bytes):  # CICP primaries: a matrix
+        return _matrix_into_p3(photo)
     out = imagecodecs.cms_transform(
         pixels,
-        photo.icc,
+        photo.source,
         made_display_p3_icc(),
         colorspace="rgb",
         outcolorspace="rgb",
@@ -130,10 +130,31 @@ def _into_display_p3(photo: OwnPhoto) -> np.ndarray:
     )
     for rows in row_slices(out.shape[0]):
         part, src = out[rows], pixels[rows]
-        near = np.maximum(np.maximum(part[..., 0], part[..., 1]), part[..., 2]) >= 254
+        top = np.maximum(np.maximum(part[..., 0], part[..., 1]), part[..., 2])
+        low = np.minimum(np.minimum(part[..., 0], part[..., 1]), part[..., 2])
+        near = (top >= 254) | ((low == 0) & (top > 0))  # may have been cut at an edge of P3
         near &= np.maximum(np.maximum(src[..., 0], src[..., 1]), src[..., 2]) < full
         if near.any():
             part[near] = _fitted_p3(src[near], full, photo.to_linear)
+    return out
+
+
+def _matrix_into_p3(photo: OwnPhoto) -> np.ndarray:
+    """:func:`_into_display_p3` for a photo tagged by CICP primaries (``photo.source``, a
+    matrix): by tables (its codes' light, P3 light's display value), in strips; the colours
+    outside P3 fitted in float (:func:`_fitted_p3`)."""
+    pixels, full = photo.pixels, np.iinfo(photo.pixels.dtype).max
+    light = srgb_to_linear(np.arange(full + 1, dtype=np.float32) / np.float32(full))
+    to_p3 = (photo.source @ P3_FROM_REC709.T).astype(np.float32)
+    encode = to_uint8(linear_to_srgb(np.linspace(0.0, 1.0, 65536, dtype=np.float32)))
+    out = np.empty(pixels.shape, np.uint8)
+    for rows in row_slices(pixels.shape[0]):
+        src = pixels[rows]
+        p3 = light[src] @ to_p3
+        outside = (p3.max(axis=-1) > 1.0) | (p3.min(axis=-1) < 0.0)
+        out[rows] = encode[(np.clip(p3, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)]
+        if outside.any():
+            out[rows][outside] = _fitted_p3(src[outside], full, photo.to_linear)
     return out
 
 
@@ -145,9 +166,18 @@ def _fitted_p3(pixels: np.ndarray, full: int, to_linear: Callable) -> np.ndarray
         src = pixels[rows] / np.float32(full)
         light = to_linear(src)
         y = rgb_to_luminance(light)
-        p3 = fit_to_srgb(light @ P3_FROM_REC709.T, src.max(axis=-1), luminance=y, top=1.0)
-        out[rows] = to_uint8(p3)
+        p3 = _above_zero(light @ P3_FROM_REC709.T, y)
+        out[rows] = to_uint8(fit_to_srgb(p3, src.max(axis=-1), luminance=y, top=1.0))
     return out
+
+
+def _above_zero(rgb: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Nx3 linear colours with a channel below 0 desaturated towards their luminance ``y``
+    (N) until none is: luminance and hue kept, where cutting the channel would brighten."""
+    low = rgb.min(axis=-1, keepdims=True)
+    yy = np.maximum(y, 0.0)[:, None]
+    t = np.clip(yy / np.maximum(yy - low, 1e-6), 0.0, 1.0)
+    return np.where(low < 0.0, yy + t * (rgb - yy), rgb)
 
 
 def _fits(stored: tuple[int, int], shape: tuple[int, int]) -> bool:

@@ -91,18 +91,23 @@ def made_display_p3_icc() -> bytes:
     """A Display P3 ICC profile (P3 primaries, D65 white, the sRGB tone curve), for a photo
     tagged Display P3 by CICP alone and for a wide photo's colours converted into P3: Little
     CMS's own sRGB profile (its curve parametric: 0.6 KB) with the colorants and primaries
-    of one Little CMS makes for P3, the same bytes on every run."""
+    of one Little CMS makes for P3 (where its tags are not those sizes, that profile itself,
+    its curve a 25 KB table); the same bytes on every run."""
     import imagecodecs
 
+    curve = srgb_to_linear(np.linspace(0.0, 1.0, 1024, dtype=np.float32))
     made = imagecodecs.cms_profile(
-        "rgb", whitepoint=[*D65, 1.0], primaries=xyy(DISPLAY_P3), gamma=1.0
+        "rgb", whitepoint=[*D65, 1.0], primaries=xyy(DISPLAY_P3), transferfunction=curve
     )
-    icc = bytearray(SRGB_ICC)
-    for name in (b"rXYZ", b"gXYZ", b"bXYZ", b"chrm"):
-        (at, size), (src, src_size) = _tag(icc, name), _tag(made, name)
-        if size != src_size:
-            raise ValueError(f"Little CMS wrote a {name.decode()} tag of another size")
-        icc[at : at + size] = made[src : src + size]
+    try:
+        icc = bytearray(SRGB_ICC)
+        for name in (b"rXYZ", b"gXYZ", b"bXYZ", b"chrm"):
+            (at, size), (src, src_size) = _tag(icc, name), _tag(made, name)
+            if size != src_size:
+                raise ValueError(f"Little CMS wrote a {name.decode()} tag of another size")
+            icc[at : at + size] = made[src : src + size]
+    except ValueError:
+        icc = bytearray(made)
     icc[24:36] = struct.pack(">6H", *PROFILE_DATE)  # not the hour it was made: same bytes each run
     icc[84:100] = bytes(16)  # no profile ID (an MD5 that would cover the date)
     return _described(bytes(icc), "Display P3")
@@ -138,13 +143,14 @@ class OwnPhoto:
     ``pixels``: HxWx3 uint8, or uint16 over the full range (a 16-bit PNG/TIFF, a 10/12-bit
     HEIC or AVIF), decoded and turned as ``read_ldr`` does; ``to_linear``: such values (Nx3,
     [0, 1]) -> their light, Nx3 float32 linear Rec.709, unbounded; ``p3_icc``: its Display P3
-    profile where it is tagged so (:func:`display_p3_icc`), else None; ``icc``: the profile
-    ``to_linear`` converts from by Little CMS (None where the CICP primaries' matrix does).
+    profile where it is tagged so (:func:`display_p3_icc`), else None; ``source``: what
+    ``to_linear`` converts by, the ICC profile (Little CMS) or the 3x3 matrix of its CICP
+    primaries (linear values after the sRGB curve -> Rec.709, applied as ``x @ source``).
     """
 
     pixels: np.ndarray
     to_linear: Callable[[np.ndarray], np.ndarray]
-    icc: bytes | None
+    source: bytes | np.ndarray
     p3_icc: bytes | None
 
 
@@ -171,22 +177,22 @@ def linear_srgb_icc() -> bytes:
     return imagecodecs.cms_profile("rgb", whitepoint=[*D65, 1.0], primaries=primaries, gamma=1.0)
 
 
-def _own_pixels(path: Path) -> tuple[np.ndarray, Callable, bytes | None] | None:
+def _own_pixels(path: Path) -> tuple[np.ndarray, Callable, bytes | np.ndarray] | None:
     """A photo's pixels as ``read_ldr`` decodes them (HxWx3 uint8, or uint16 over the full
     range for a 16-bit PNG/TIFF or a 10/12-bit HEIC or AVIF), turned as it turns
     them, and a function from such values (Nx3, [0, 1]) to their linear Rec.709 light (Nx3
     float32), where the photo is tagged other than sRGB as ``read_ldr`` reads the tag: an ICC
     profile, Adobe RGB by its EXIF (8 bits), CICP primaries alone (HEIC, AVIF); else None.
-    Third, the ICC profile the function converts from (None for CICP primaries)."""
+    Third, the ICC profile the function converts by, or its CICP primaries' matrix."""
     heif = open_heif(path) if path.suffix.lower() in (*HEIF_SUFFIXES, *AVIF_SUFFIXES) else None
     stored = _deep_stored(path, heif) if heif is not None else None
     to709 = nclx_to_rec709(heif.info) if heif is not None else None
     if to709 is not None:
         convert = lambda x: srgb_to_linear(x) @ to709  # noqa: E731
         if stored is not None:
-            return stored(), convert, None
+            return stored(), convert, to709
         with open_photo(path) as im:
-            return _turned(im, exif_orientation(im)), convert, None
+            return _turned(im, exif_orientation(im)), convert, to709
     if stored is not None:
         return _unless_srgb(heif.info.get("icc_profile"), path, stored)
     with open_photo(path) as im:
