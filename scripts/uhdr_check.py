@@ -12,8 +12,8 @@ than 16 px away from any of them (the gain map's JPEG blocks are 8 px). Errors a
 |log2((decoded + 1/64) / (exr + 1/64))|, the gain map's own measure. Then the SDR base decoded
 by Pillow against the photo (8-bit levels), and exiftool's view of the metadata when exiftool
 is installed (Debian: ``apt install libimage-exiftool-perl``). A Display P3 photo's base is its
-own pixels (``io.native``): the rendition is taken back to Rec.709 and the base compared with
-the photo's own pixels.
+own pixels, another wide photo's its colours in Display P3 (``io.native``): the rendition is
+taken back to Rec.709 and the base compared with those pixels.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def check_avif(path: Path, exr: np.ndarray, ldr: np.ndarray) -> None:
 def main(photo: str, uhdr: str, exr_path: str) -> None:
     ldr, exr, data = read_ldr(photo), read_hdr(exr_path), open(uhdr, "rb").read()
     decoded = imagecodecs.ultrahdr_decode(data).astype(np.float32)[..., :3]
-    native = display_p3_base(photo, ldr.shape[:2])
+    native = display_p3_base(photo, ldr.shape[:2], convert=True)  # as predict makes it
     if native is not None:  # the rendition is in the base's Display P3
         decoded = decoded @ P3_TO_REC709.T
     report(uhdr, len(data), decoded, exr, ldr)
