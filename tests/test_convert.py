@@ -460,10 +460,16 @@ def test_a_pickle_that_would_hang_or_set_a_tensors_state_is_refused(tmp_path, fa
     key = b"N"
     for i in range(60):  # ((x, x), (x, x)) ... 60 deep, through the memo
         key += b"q" + bytes([i]) + b"h" + bytes([i]) + b"\x86"
-    with zipfile.ZipFile(tmp_path / "hang.pth", "w") as archive:
-        archive.writestr("archive/data.pkl", b"\x80\x02}" + key + b"K\x00s.")
-    with pytest.raises(WeightsError, match="a dict keyed by a tuple"):
-        load_torch_checkpoint(tmp_path / "hang.pth")
+    cases = {  # the key set into a dict, or handed to OrderedDict([(key, 0)]) by REDUCE
+        b"\x80\x02}" + key + b"K\x00s.": "a dict keyed by a tuple",
+        b"\x80\x02ccollections\nOrderedDict\n]" + key + b"K\x00\x86a\x85R.": "keyed by a tuple",
+        b"\x80\x05\x96" + struct.pack("<Q", 1 << 40): "a pickle-5 buffer",  # 1 TB bytearray
+    }
+    for data, message in cases.items():
+        with zipfile.ZipFile(tmp_path / "hang.pth", "w") as archive:
+            archive.writestr("archive/data.pkl", data)
+        with pytest.raises(WeightsError, match=message):
+            load_torch_checkpoint(tmp_path / "hang.pth")
     s = StorageRef("0", np.zeros(4, np.float32))
     write_checkpoint(tmp_path / "build.pth", {"w": StatefulTensor(s, 0, (4,), (1,))}, [s])
     with pytest.raises(WeightsError, match="sets the state of a tensor"):

@@ -37,6 +37,7 @@ WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 # take about its size; shared storage and expanded tensors a few times more; a small file
 # claiming gigabytes is a bomb)
 INFLATE, SLACK = 64, 1 << 26
+MAX_PICKLE = 1 << 24  # a model's data.pkl: a few KB to a few MB
 
 # torch storage class name -> numpy dtype (bfloat16 is read as raw uint16, see _to_numpy).
 STORAGE_DTYPES = {
@@ -109,10 +110,9 @@ class LazyTensor:
     def nbytes(self) -> int:
         """What the tensor takes once materialised (0 for a malformed size)."""
         try:
-            return (
-                int(np.prod([int(n) for n in self.size], dtype=object))
-                * self.storage.stype.dtype.itemsize
-            )
+            stype = self.storage.stype
+            item = 4 if stype.name == "BFloat16Storage" else stype.dtype.itemsize  # widened
+            return int(np.prod([int(n) for n in self.size], dtype=object)) * item
         except (TypeError, ValueError):
             return 0
 
@@ -149,6 +149,41 @@ def _rebuild_parameter(data, *_ignored):
     return data
 
 
+SCALARS = (str, int, float, bytes, type(None))  # what a checkpoint's dicts are keyed by
+
+
+def _key(key):
+    """A dict key the pickle may use: a name or a number, or a flat tuple of them (a nested
+    tuple hashes in time exponential in its depth when its branches are shared: a 1 KB
+    file could hang)."""
+    flat = isinstance(key, tuple) and all(isinstance(k, SCALARS) for k in key)
+    if not (isinstance(key, SCALARS) or flat):
+        raise pickle.UnpicklingError(f"a dict keyed by a {type(key).__name__}")
+    return key
+
+
+def _name(value) -> str:
+    """A storage key or persistent-id tag as text: names and numbers only (``str`` of a
+    deep shared list takes time and memory exponential in its depth)."""
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    if not isinstance(value, (str, int)):
+        raise pickle.UnpicklingError(f"a storage named by a {type(value).__name__}")
+    return str(value)
+
+
+def _ordered_dict(*args) -> OrderedDict:
+    """``collections.OrderedDict`` as the pickle may call it: empty, or from pairs whose
+    keys pass :func:`_key`."""
+    pairs = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else None
+    if len(args) > 1 or (args and pairs is None):
+        raise pickle.UnpicklingError("OrderedDict called with other than a list of pairs")
+    pairs = list(pairs or [])
+    if not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
+        raise pickle.UnpicklingError("OrderedDict called with other than a list of pairs")
+    return OrderedDict((_key(k), v) for k, v in pairs)
+
+
 class Allowed:
     """An allowed callable as the pickle sees it: read-only, and the pickle's BUILD opcode
     (which would set its state) refused."""
@@ -173,27 +208,17 @@ ALLOWED = {
     ("torch._utils", "_rebuild_tensor_v2"): Allowed(_rebuild_tensor),
     ("torch._utils", "_rebuild_parameter"): Allowed(_rebuild_parameter),
     ("torch._utils", "_rebuild_parameter_with_state"): Allowed(_rebuild_parameter),
-    ("collections", "OrderedDict"): Allowed(OrderedDict),
+    ("collections", "OrderedDict"): Allowed(_ordered_dict),
 }
 STORAGE_NAMES = {("torch", name): name for name in STORAGE_DTYPES}
 STORAGE_NAMES[("torch.storage", "UntypedStorage")] = "UntypedStorage"
 
 
-KEY_TYPES = (str, int, bytes, type(None))  # what a checkpoint's dicts are keyed by
-
-
-def _key(key):
-    """A dict key the pickle may use: a name or a number (a nested tuple hashes in time
-    exponential in its depth when its branches are shared: a 1 KB file could hang)."""
-    if not isinstance(key, KEY_TYPES):
-        raise pickle.UnpicklingError(f"a dict keyed by a {type(key).__name__}")
-    return key
-
-
 class RestrictedUnpickler(pickle._Unpickler):
     """Unpickler that resolves only :data:`ALLOWED` names and torch storage ids, and builds
-    dicts keyed by names and numbers only (no sets): the pure-Python one, whose opcodes can
-    be checked one by one (a checkpoint's pickle is small).
+    dicts and sets of names and numbers only (:func:`_key`), with no pickle-5 buffers: the
+    pure-Python one, whose opcodes can be checked one by one (a checkpoint's pickle is
+    small).
 
     ``storages`` maps storage keys to :class:`Storage` objects; ``legacy`` selects the
     pre-1.6 persistent-id layout (which may describe views of a root storage).
@@ -220,15 +245,25 @@ class RestrictedUnpickler(pickle._Unpickler):
         items = self.pop_mark()
         self.append({_key(items[i]): items[i + 1] for i in range(0, len(items), 2)})
 
-    def refuse_sets(self):
-        raise pickle.UnpicklingError("a set in the pickle (never in a checkpoint)")
+    def load_additems(self):
+        items = self.pop_mark()
+        self.stack[-1].update(_key(item) for item in items)
+
+    def load_frozenset(self):
+        self.append(frozenset(_key(item) for item in self.pop_mark()))
 
     dispatch[pickle.SETITEM[0]] = load_setitem
     dispatch[pickle.SETITEMS[0]] = load_setitems
     dispatch[pickle.DICT[0]] = load_dict
-    dispatch[pickle.ADDITEMS[0]] = refuse_sets
-    dispatch[pickle.FROZENSET[0]] = refuse_sets
-    dispatch[pickle.EMPTY_SET[0]] = refuse_sets
+    dispatch[pickle.ADDITEMS[0]] = load_additems
+    dispatch[pickle.FROZENSET[0]] = load_frozenset
+
+    def refuse_buffers(self):
+        raise pickle.UnpicklingError("a pickle-5 buffer (never in a checkpoint)")
+
+    dispatch[pickle.BYTEARRAY8[0]] = refuse_buffers
+    dispatch[pickle.NEXT_BUFFER[0]] = refuse_buffers
+    dispatch[pickle.READONLY_BUFFER[0]] = refuse_buffers
 
     def find_class(self, module: str, name: str):
         if (module, name) in STORAGE_NAMES:
@@ -239,9 +274,9 @@ class RestrictedUnpickler(pickle._Unpickler):
             raise WeightsError(f"refused to load `{module}.{name}` (not a tensor type)") from None
 
     def persistent_load(self, pid):
-        if not isinstance(pid, tuple) or not pid or _ascii(pid[0]) != "storage":
-            raise pickle.UnpicklingError(f"unsupported persistent id {_ascii(pid[0])!r}")
-        stype, key, _location, numel = pid[1], str(pid[2]), pid[3], int(pid[4])
+        if not isinstance(pid, tuple) or len(pid) < 5 or _name(pid[0]) != "storage":
+            raise pickle.UnpicklingError("unsupported persistent id")
+        stype, key, _location, numel = pid[1], _name(pid[2]), pid[3], int(pid[4])
         if not isinstance(stype, StorageType):
             raise pickle.UnpicklingError("storage of an unknown type")
         if numel < 0:
@@ -250,16 +285,12 @@ class RestrictedUnpickler(pickle._Unpickler):
         view = pid[5] if self.legacy and len(pid) > 5 else None
         if view is None:
             return storage
-        view_key, start, view_numel = str(view[0]), int(view[1]), int(view[2])
+        view_key, start, view_numel = _name(view[0]), int(view[1]), int(view[2])
         if storage.root is not None or not 0 <= start <= start + view_numel <= numel:
             raise pickle.UnpicklingError(f"view {view_key} outside its storage {key}")
         return self.storages.setdefault(
             view_key, Storage(stype, view_numel, root=storage, start=start)
         )
-
-
-def _ascii(value) -> str:
-    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _load_zip(path: Path, budget: int) -> tuple[object, dict[str, Storage]]:
@@ -272,7 +303,9 @@ def _load_zip(path: Path, budget: int) -> tuple[object, dict[str, Storage]]:
         order = "<"
         if f"{prefix}byteorder" in names:
             order = ">" if _record(archive, f"{prefix}byteorder", 16).strip() == b"big" else "<"
-        data = _record(archive, pickles[0], budget)
+        data = _record(archive, pickles[0], MAX_PICKLE + 1)
+        if len(data) > MAX_PICKLE:  # each byte can make an object: a few MB could fill memory
+            raise ValueError(f"its pickle is larger than {MAX_PICKLE >> 20} MB")
         unpickler = RestrictedUnpickler(io.BytesIO(data), legacy=False)
         obj = unpickler.load()
         for key, storage in unpickler.storages.items():
@@ -309,8 +342,8 @@ def _load_legacy(path: Path) -> tuple[object, dict[str, Storage]]:
         unpickler = RestrictedUnpickler(fh, legacy=True)
         obj = unpickler.load()
         keys = RestrictedUnpickler(fh, legacy=True).load()
-        for key in keys:
-            storage = unpickler.storages[str(key)]
+        for key in keys if isinstance(keys, list) else ():
+            storage = unpickler.storages[_name(key)]
             # torch writes legacy storages little-endian whatever the machine's byte order
             (numel,) = struct.unpack("<q", _read_exact(fh, 8))
             if numel != storage.numel:
@@ -332,9 +365,9 @@ def _read_exact(fh, n: int) -> bytes:
 def _unwrap(obj: object) -> dict:
     """``{"state_dict": {...}}``-style wrappers -> the state dict itself."""
     for _ in range(len(WRAPPER_KEYS) * 4):  # wrapped a few times at most (a file may loop)
-        if not isinstance(obj, dict) or any(isinstance(v, LazyTensor) for v in obj.values()):
+        if not isinstance(obj, dict) or any(isinstance(v, LazyTensor) for v in dict.values(obj)):
             break
-        inner = [obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), dict)]
+        inner = [dict.get(obj, k) for k in WRAPPER_KEYS if isinstance(dict.get(obj, k), dict)]
         if not inner:
             break
         obj = inner[0]
@@ -344,7 +377,7 @@ def _unwrap(obj: object) -> dict:
 
 
 def _state_dict(obj: object, budget: int) -> dict[str, np.ndarray]:
-    state = _unwrap(obj)
+    state = dict(dict.items(_unwrap(obj)))  # dict's own items: not an attribute BUILD set
     if not all(isinstance(k, str) for k in state):
         raise ValueError("a state dict key is not a name")
     odd = [k for k, v in state.items() if not isinstance(v, LazyTensor)]
