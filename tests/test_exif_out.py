@@ -64,3 +64,42 @@ def test_a_tiffs_exif_keeps_what_describes_the_photo_not_the_tiff(tmp_path):
     kept.load(read_exif(tmp_path / "a.tif")[6:])
     assert kept[271] == "Canon" and kept[274] == 1
     assert not {256, 257, 258, 273, 279, 34675} & set(kept)  # sizes, strips, bits, profile
+
+
+def _ifd(entries, base: int) -> bytes:
+    """A little-endian TIFF IFD placed at ``base``: (tag, type, count, value bytes) entries,
+    values over 4 bytes after it."""
+    head, out, data = 2 + 12 * len(entries) + 4, struct.pack("<H", len(entries)), b""
+    for tag, kind, count, value in sorted(entries):
+        if len(value) <= 4:
+            out += struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\0")
+        else:
+            out += struct.pack("<HHII", tag, kind, count, base + head + len(data))
+            data += value + b"\0" * (len(value) % 2)
+    return out + struct.pack("<I", 0) + data
+
+
+def test_a_tiffs_exif_interoperability_tags_are_written_anew(tmp_path):
+    """The EXIF sub-IFD's interoperability pointer is an offset into the TIFF: copied as it
+    was, readers found the tags at the wrong place in the JPEG (or none)."""
+    pixels = bytes(range(64)) * 3  # 8x8 RGB
+    short = lambda v: struct.pack("<H", v)  # noqa: E731
+    long = lambda v: struct.pack("<I", v)  # noqa: E731
+    interop_at = 8 + len(pixels)
+    interop = _ifd([(1, 2, 4, b"R98\0"), (2, 7, 4, b"0100")], interop_at)
+    exif_at = interop_at + len(interop)
+    exif = _ifd([(0x8827, 3, 1, short(200)), (0xA005, 4, 1, long(interop_at))], exif_at)
+    ifd0_at = exif_at + len(exif)
+    ifd0 = _ifd(
+        [(256, 3, 1, short(8)), (257, 3, 1, short(8)), (258, 3, 3, short(8) * 3)]
+        + [(259, 3, 1, short(1)), (262, 3, 1, short(2)), (273, 4, 1, long(8))]
+        + [(277, 3, 1, short(3)), (278, 3, 1, short(8)), (279, 4, 1, long(len(pixels)))]
+        + [(271, 2, 6, b"Nikon\0"), (34665, 4, 1, long(exif_at))],
+        ifd0_at,
+    )
+    tiff = b"II*\0" + long(ifd0_at) + pixels + interop + exif + ifd0
+    (tmp_path / "a.tif").write_bytes(tiff)
+    kept = Image.Exif()
+    kept.load(read_exif(tmp_path / "a.tif")[6:])
+    assert kept[271] == "Nikon" and kept.get_ifd(0x8769)[0x8827] == 200
+    assert dict(kept.get_ifd(0xA005)) == {1: "R98", 2: b"0100"}

@@ -666,12 +666,12 @@ def test_two_trainings_in_one_folder_are_refused(tmp_path):
         assert held
         with pytest.raises(UsageError, match="another process is training in this folder"):
             run(cfg)
-        for other in (
-            tmp_path / "link" / "run",
-            tmp_path / "RUN",
-        ):  # the same folder spelt otherwise
-            with run_lock(other) as again:
-                assert not again
+        with run_lock(tmp_path / "link" / "run") as again:  # the same folder spelt otherwise
+            assert not again
+        with run_lock(tmp_path / "new" / "deeper" / "run") as other:  # parents made later
+            (tmp_path / "new" / "deeper").mkdir(parents=True)
+            with run_lock(tmp_path / "new" / "deeper" / "run") as again:
+                assert other and not again
     assert not (tmp_path / "run").exists() and run(cfg).step == 3  # released
     with run_lock(cfg.run_dir) as held:  # the folder exists now: the same lock
         with pytest.raises(UsageError, match="another process is training"):

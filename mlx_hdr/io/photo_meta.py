@@ -62,6 +62,7 @@ def read_exif(path) -> bytes | None:
 # and GPS sub-IFDs)
 DESCRIPTIVE = (270, 271, 272, 274, 282, 283, 296, 305, 306, 315, 33432)
 SUB_IFDS = (0x8769, 0x8825)
+INTEROP = 0xA005  # the EXIF sub-IFD's pointer to its interoperability IFD
 
 
 def _descriptive(exif: Image.Exif) -> Image.Exif:
@@ -72,7 +73,11 @@ def _descriptive(exif: Image.Exif) -> Image.Exif:
         if tag in exif:
             out[tag] = exif[tag]
     for ifd in SUB_IFDS:
-        if ifd in exif and (tags := exif.get_ifd(ifd)):
+        if ifd in exif and (tags := dict(exif.get_ifd(ifd))):
+            if INTEROP in tags:  # an offset into the TIFF file: its tags, written anew
+                tags.pop(INTEROP)
+                if interop := dict(exif.get_ifd(INTEROP)):
+                    tags[INTEROP] = interop
             out.get_ifd(ifd).update(tags)
     return out
 

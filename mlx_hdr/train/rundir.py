@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,9 +75,8 @@ def run_lock(run_dir, main: bool = True) -> Iterator[bool]:
     """Hold ``run_dir`` for this process while it trains (rank 0, ``main``); yields whether
     it could (False: another process holds it: :func:`check_run_dir` refuses the run on
     every rank). An ``flock`` on a file in the user's cache (``weights_dir()/locks``), named
-    after the folder's parent (device and inode) and its name ignoring case, so that a path
-    spelt otherwise (a symlink, another case on macOS) finds the same lock; the lock goes
-    however the process ends."""
+    after the folder's absolute path (:func:`_lock_key`: a symlink, or another case on
+    macOS, finds the same lock); the lock goes however the process ends."""
     if not main:
         yield True
         return
@@ -95,13 +95,8 @@ def run_lock(run_dir, main: bool = True) -> Iterator[bool]:
 
 
 def _lock_key(run_dir: Path) -> str:
-    """The run folder as its nearest existing ancestor's device and inode plus the rest of
-    its path, ignoring case: the same before and after the folder is made."""
-    path, rest = run_dir.resolve(), []
-    while not path.exists() and path != path.parent:
-        path, rest = path.parent, [path.name, *rest]
-    if not rest:  # the folder exists: its parent and its name
-        path, rest = path.parent, [path.name]
-    st = path.stat()
-    name = "/".join(rest).casefold()
-    return hashlib.sha256(f"{st.st_dev}:{st.st_ino}:{name}".encode()).hexdigest()[:20]
+    """The run folder's absolute path, symlinks resolved (the same before and after the
+    folder and its parents are made), ignoring case on macOS, whose disks ignore it."""
+    path = str(run_dir.resolve())
+    path = path.casefold() if sys.platform == "darwin" else path
+    return hashlib.sha256(path.encode()).hexdigest()[:20]
