@@ -302,9 +302,10 @@ def test_run_log_skips_a_last_line_cut_by_a_kill(tmp_path):
     log.truncate_after(1)
     assert path.read_text() == '{"step": 1}\n'
     lines = b'{"step": 1}\n{"st\xff\n[2]\n{"kind": "train", "step": null}\n'
-    lines += b'{"kind": "val", "step": 2}\n{"step": 4}\n'  # damaged or edited inside
+    lines += b'{"kind": "val", "step": 2}\n{"kind": "train", "step": 3, "loss": null}\n'
+    lines += b'{"step": 4}\n'  # damaged or edited inside
     path.write_bytes(lines)
-    with pytest.warns(UserWarning, match="4 damaged line"):
+    with pytest.warns(UserWarning, match="5 damaged line"):
         assert [r["step"] for r in RunLog(path, echo=None).records] == [1, 4]
 
 
@@ -610,6 +611,9 @@ def test_a_pools_bracketed_images_never_train(tmp_path):
         ({"model": {"input_skip": "no"}}, "input_skip must be true or false"),
         ({"sim": {"exif_prob": 5}}, "simulator setting exif_prob cannot be 5"),
         ({"model": {"encoder_kwargs": {"width_mult": "x"}}}, "width_mult cannot be 'x'"),
+        ({"model": {"encoder_kwargs": {"width_mult": 1e400}}}, "width_mult cannot be inf"),
+        ({"model": {"decoder_channels": [1e300] * 6}}, "cannot be wider than 8192"),
+        ({"sim": {"glare_amount": [0, 0.03]}}, "glare_amount cannot be [0, 0.03]"),
     ],
 )
 def test_a_recipes_values_are_checked_before_the_run(tmp_path, recipe, message):

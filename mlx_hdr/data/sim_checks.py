@@ -9,7 +9,7 @@ from dataclasses import fields
 SIGNED = {"metering_ev", "window_stops", "window_frame_stops", "lights_stops", "lights_knee"}
 SIGNED |= {"gain_floor", "camera_rolloff"}
 POSITIVE = {"gamma", "full_well", "shoulder_white", "boost_power", "boost_cap", "glare_sigma"}
-POSITIVE |= {"window_size", "scene_luminance", "scene_quantile"}
+POSITIVE |= {"window_size", "scene_luminance", "scene_quantile", "glare_amount"}
 FRACTIONS = {"clip_fraction", "metered_clip", "channel_clip", "window_size", "camera_knee"}
 FRACTIONS |= {"scene_quantile"}
 

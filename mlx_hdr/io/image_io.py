@@ -136,7 +136,11 @@ def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
         raise InputError("not a recognised image (corrupt or wrong extension)", path) from None
     except (OSError, ValueError, RuntimeError) as exc:  # AVIF: "Failed to decode image: ..."
         raise InputError(f"cannot open image ({exc})", path) from None
-    check_pixels(path, im.width, im.height, max_pixels)
+    try:
+        check_pixels(path, im.width, im.height, max_pixels)
+    except InputError:
+        im.close()  # refused: its file is not left open
+        raise
     return im
 
 

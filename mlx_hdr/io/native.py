@@ -43,6 +43,7 @@ from mlx_hdr.io.own_colours import OwnPhoto, eight_bits, made_display_p3_icc, ow
 P3_TO_REC709 = rgb_to_rec709_matrix(DISPLAY_P3)  # linear, apply as ``x @ P3_TO_REC709.T``
 P3_FROM_REC709 = np.linalg.inv(P3_TO_REC709).astype(np.float32)
 OFFSET = 1 / 64  # keeps the gain of a black pixel finite (as the gain map's offset)
+DARK = 32  # 8-bit display: a colour this dark or darker, cut at 0 in P3, is left so
 NEAR_TOP = 0.9  # display: above it a pixel may have been fitted into sRGB (icc.GAMUT_TOP)
 NEAR_BLACK = (1.5 / 255, 12 / 255)  # display: below it a channel may have been cut at 0
 # (8 bits; 16 bits, where Little CMS's 16-bit transform leaves such a channel up to ten
@@ -132,8 +133,7 @@ def _into_display_p3(photo: OwnPhoto) -> np.ndarray:
         part, src = out[rows], pixels[rows]
         top = np.maximum(np.maximum(part[..., 0], part[..., 1]), part[..., 2])
         low = np.minimum(np.minimum(part[..., 0], part[..., 1]), part[..., 2])
-        near = (top >= 254) | ((low == 0) & (top > 0))  # may have been cut at an edge of P3
-        near &= np.maximum(np.maximum(src[..., 0], src[..., 1]), src[..., 2]) < full
+        near = (top >= 254) | ((low == 0) & (top >= DARK))  # may have been cut at an edge of P3
         if near.any():
             part[near] = _fitted_p3(src[near], full, photo.to_linear)
     return out

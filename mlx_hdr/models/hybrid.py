@@ -26,6 +26,7 @@ from mlx_hdr.models.encoders import ENCODERS, build_encoder
 UPSAMPLE_MODES = ("pixelshuffle_icnr_blur", "pixelshuffle_icnr", "pixelshuffle", "resize_conv")
 FLOORS = (None, "kovaleski2014")
 MULTIPLE = 32  # total encoder stride
+MAX_WIDTH = 8192  # channels of a decoder stage (the shipped model's widest: 192)
 
 
 @dataclass
@@ -69,8 +70,10 @@ class HybridConfig:
             raise ValueError(f"floor_strength must be in [0, 1], got {self.floor_strength!r}")
         if self.upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
-        if len(self.decoder_channels) != 6 or min(self.decoder_channels) < 1:
+        if len(self.decoder_channels) != 6 or not 1 <= min(self.decoder_channels):
             raise ValueError("decoder_channels needs 6 positive widths (bottleneck + 5 stages)")
+        if max(self.decoder_channels) > MAX_WIDTH:
+            raise ValueError(f"decoder_channels cannot be wider than {MAX_WIDTH}")
         if self.encoder not in ENCODERS:
             raise ValueError(
                 f"unknown encoder {self.encoder!r} (choose from {', '.join(ENCODERS)})"
@@ -105,8 +108,9 @@ def _whole(value) -> bool:
 def _encoder_setting_ok(name: str, value) -> bool:
     """An encoder setting (``width_mult`` > 0, ``round_nearest`` >= 1, ``num_classes``
     >= 0) of its type."""
-    if name == "width_mult":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    if name == "width_mult":  # at most 8: wider than any released MobileNet by far
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return number and 0 < value <= 8
     least = 1 if name == "round_nearest" else 0
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
 

@@ -67,10 +67,13 @@ def _usable(record) -> bool:
     (and, for a validation, the ``epoch`` and scores the curves plot)."""
     if not isinstance(record, dict) or not isinstance(record.get("step"), int):
         return False
-    if record.get("kind") == "val":
-        numbers = [record.get(k) for k in ("epoch", "psnr", "ssim", "l1")]
-        return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers)
-    return True
+    plotted = ("epoch", "psnr", "ssim", "l1") if record.get("kind") == "val" else ()
+    numbers = [record.get(k) for k in plotted] + [
+        record[k]
+        for k in ("loss", "l1", "lpips")
+        if k in record  # curves of a train record
+    ]
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers)
 
 
 def memory_stats() -> dict:
