@@ -342,6 +342,10 @@ def test_a_16bit_tiff_with_an_orientation_tag(tmp_path):
             np.testing.assert_allclose(
                 io.read_ldr(tmp_path / "o.tif"), exif_orient(rgb / 65535.0, orientation)
             )
+    cmyk = np.zeros((5, 7, 4), np.uint16)
+    cmyk[:2, :, 3] = 65535  # black ink on the top rows, white paper below
+    tifffile.imwrite(tmp_path / "c.tif", cmyk, photometric="separated")  # was read as RGBA
+    np.testing.assert_allclose(io.read_ldr(tmp_path / "c.tif")[:, 0, 0], [0, 0, 1, 1, 1])
     planar = np.moveaxis(rgb, -1, 0)  # one plane per channel: was read as 8-bit and garbled
     tifffile.imwrite(tmp_path / "p.tif", planar, photometric="rgb", planarconfig="separate")
     np.testing.assert_allclose(io.read_ldr(tmp_path / "p.tif"), rgb / 65535.0, atol=1e-7)

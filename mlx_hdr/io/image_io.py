@@ -267,9 +267,8 @@ def _read_pil(path: Path, max_pixels: int | None) -> np.ndarray:
         try:
             wide = is_16bit(im)  # before getexif(), which may decode a PNG and drop .tile
             orientation = exif_orientation(im)
-            if wide and im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-                icc = im.info.get("icc_profile") if im.mode in ("RGB", "RGBA") else None
-                return _read_16bit(path, orientation, icc)
+            if wide and im.mode in ("RGB", "RGBA"):  # others at 8 bits by Pillow (CMYK)
+                return _read_16bit(path, orientation, im.info.get("icc_profile"))
             turn = pixel_orientation(im)
             im.load()  # full decode: truncated files fail here (LOAD_TRUNCATED_IMAGES is False)
             im = turned(im, turn)
