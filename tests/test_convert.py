@@ -474,3 +474,36 @@ def test_a_pickle_that_would_hang_or_set_a_tensors_state_is_refused(tmp_path, fa
     write_checkpoint(tmp_path / "build.pth", {"w": StatefulTensor(s, 0, (4,), (1,))}, [s])
     with pytest.raises(WeightsError, match="sets the state of a tensor"):
         load_torch_checkpoint(tmp_path / "build.pth")
+
+
+class Protocol4Pickler(TorchPickler):
+    def __init__(self, file, legacy: bool):
+        pickle.Pickler.__init__(self, file, protocol=4)
+        self.legacy = legacy
+
+
+def test_sets_and_keys_a_checkpoint_may_hold_but_no_more(tmp_path, fake_torch, monkeypatch):
+    """Protocol-4 sets and frozensets in side metadata load; a pickle of a million empty
+    sets, a key that is a long tuple, or numbers chosen to share a hash are refused
+    before they fill memory or take hours."""
+    import mlx_hdr.convert.torch_pickle as tp
+
+    s = StorageRef("0", np.arange(4, dtype=np.float32))
+    state = {"state_dict": {"w": Tensor(s, 0, (4,), (1,))}}
+    state |= {"tags": {"a", "b"}, "frozen": frozenset({("x", 1)})}
+    buf = io.BytesIO()
+    Protocol4Pickler(buf, False).dump(state)
+    with zipfile.ZipFile(tmp_path / "p4.pth", "w") as archive:
+        archive.writestr("archive/data.pkl", buf.getvalue())
+        archive.writestr("archive/data/0", s.data.tobytes())
+    np.testing.assert_array_equal(load_torch_checkpoint(tmp_path / "p4.pth")["w"], np.arange(4))
+    cases = {
+        b"\x80\x04" + b"\x8f0" * (tp.MAX_SETS + 1) + b".": "more than 1000 sets",
+        b"\x80\x04}(" + b"K\x01" * 9 + b"tK\x00s.": "a dict keyed by a tuple",
+        b"\x80\x04}\x8a\x08" + struct.pack("<q", 2**61 - 1) + b"K\x00s.": "keyed by a int",
+    }
+    for data, message in cases.items():
+        with zipfile.ZipFile(tmp_path / "bad.pth", "w") as archive:
+            archive.writestr("archive/data.pkl", data)
+        with pytest.raises(WeightsError, match=message):
+            load_torch_checkpoint(tmp_path / "bad.pth")

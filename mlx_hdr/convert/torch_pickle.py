@@ -37,7 +37,7 @@ WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 # take about its size; shared storage and expanded tensors a few times more; a small file
 # claiming gigabytes is a bomb)
 INFLATE, SLACK = 64, 1 << 26
-MAX_PICKLE = 1 << 24  # a model's data.pkl: a few KB to a few MB
+MAX_PICKLE = 1 << 22  # a model's data.pkl: a few KB to 1 MB (each byte can make an object)
 
 # torch storage class name -> numpy dtype (bfloat16 is read as raw uint16, see _to_numpy).
 STORAGE_DTYPES = {
@@ -149,17 +149,26 @@ def _rebuild_parameter(data, *_ignored):
     return data
 
 
-SCALARS = (str, int, float, bytes, type(None))  # what a checkpoint's dicts are keyed by
+MAX_KEY_ITEMS = 8  # a tuple key's length
+MAX_SETS = 1000  # sets a pickle may make (side metadata; each empty one is 200 bytes)
 
 
 def _key(key):
-    """A dict key the pickle may use: a name or a number, or a flat tuple of them (a nested
-    tuple hashes in time exponential in its depth when its branches are shared: a 1 KB
-    file could hang)."""
-    flat = isinstance(key, tuple) and all(isinstance(k, SCALARS) for k in key)
-    if not (isinstance(key, SCALARS) or flat):
+    """A dict key the pickle may use: a name, a number below 2**31 in size, or a short flat
+    tuple of them. A nested tuple whose branches are shared hashes in time exponential in
+    its depth, a long tuple in time linear in its length on every insert, and numbers
+    chosen to share a hash make a dict quadratic: a small file could hang the reader."""
+    if isinstance(key, tuple) and len(key) <= MAX_KEY_ITEMS and all(map(_scalar, key)):
+        return key
+    if not _scalar(key):
         raise pickle.UnpicklingError(f"a dict keyed by a {type(key).__name__}")
     return key
+
+
+def _scalar(value) -> bool:
+    if isinstance(value, (int, float)):
+        return abs(value) < 2**31  # hashes to itself (an int) or spreads (a float)
+    return isinstance(value, (str, bytes, type(None)))
 
 
 def _name(value) -> str:
@@ -216,9 +225,9 @@ STORAGE_NAMES[("torch.storage", "UntypedStorage")] = "UntypedStorage"
 
 class RestrictedUnpickler(pickle._Unpickler):
     """Unpickler that resolves only :data:`ALLOWED` names and torch storage ids, and builds
-    dicts and sets of names and numbers only (:func:`_key`), with no pickle-5 buffers: the
-    pure-Python one, whose opcodes can be checked one by one (a checkpoint's pickle is
-    small).
+    dicts and sets of names and numbers only (:func:`_key`; ``MAX_SETS`` sets at most), with
+    no pickle-5 buffers: the pure-Python one, whose opcodes can be checked one by one (a
+    checkpoint's pickle is small).
 
     ``storages`` maps storage keys to :class:`Storage` objects; ``legacy`` selects the
     pre-1.6 persistent-id layout (which may describe views of a root storage).
@@ -230,6 +239,7 @@ class RestrictedUnpickler(pickle._Unpickler):
         super().__init__(file, encoding="utf-8")
         self.legacy = legacy
         self.storages: dict[str, Storage] = {}
+        self.sets = 0
 
     def load_setitem(self):
         value, key = self.stack.pop(), self.stack.pop()
@@ -245,18 +255,29 @@ class RestrictedUnpickler(pickle._Unpickler):
         items = self.pop_mark()
         self.append({_key(items[i]): items[i + 1] for i in range(0, len(items), 2)})
 
+    def load_frozenset(self):
+        items = self.pop_mark()  # before self.append: it switches to the outer stack
+        self.append(frozenset(_key(item) for item in items))
+
+    def load_empty_set(self):  # 200 bytes from one opcode byte: a few allowed, not millions
+        self.sets += 1
+        if self.sets > MAX_SETS:
+            raise pickle.UnpicklingError(f"more than {MAX_SETS} sets in the pickle")
+        self.append(set())
+
     def load_additems(self):
         items = self.pop_mark()
-        self.stack[-1].update(_key(item) for item in items)
-
-    def load_frozenset(self):
-        self.append(frozenset(_key(item) for item in self.pop_mark()))
+        target = self.stack[-1]
+        if not isinstance(target, set):
+            raise pickle.UnpicklingError("items added to something other than a set")
+        target.update(_key(item) for item in items)
 
     dispatch[pickle.SETITEM[0]] = load_setitem
     dispatch[pickle.SETITEMS[0]] = load_setitems
     dispatch[pickle.DICT[0]] = load_dict
-    dispatch[pickle.ADDITEMS[0]] = load_additems
     dispatch[pickle.FROZENSET[0]] = load_frozenset
+    dispatch[pickle.EMPTY_SET[0]] = load_empty_set
+    dispatch[pickle.ADDITEMS[0]] = load_additems
 
     def refuse_buffers(self):
         raise pickle.UnpicklingError("a pickle-5 buffer (never in a checkpoint)")

@@ -133,7 +133,7 @@ def _into_display_p3(photo: OwnPhoto) -> np.ndarray:
         part, src = out[rows], pixels[rows]
         top = np.maximum(np.maximum(part[..., 0], part[..., 1]), part[..., 2])
         low = np.minimum(np.minimum(part[..., 0], part[..., 1]), part[..., 2])
-        near = (top >= 254) | ((low == 0) & (top >= DARK))  # may have been cut at an edge of P3
+        near = (top >= 254) | ((low <= 2) & (top >= DARK))  # cut at an edge of P3 (16-bit: to 1-2)
         if near.any():
             part[near] = _fitted_p3(src[near], full, photo.to_linear)
     return out
