@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import mlx.core as mx
@@ -697,3 +698,16 @@ def test_recipes_the_old_checks_took_still_load(tmp_path):
     assert cfg.model.decoder_channels == (16, 8, 8, 8, 8, 8) and cfg.seed == 2**40
     assert SimConfig(window_stops=(-1.0, 2.0), metering_ev=(-2.0, 1.0)).window_stops[0] == -1.0
     assert tiny_cfg(tmp_path, pair_stops=(0.5, 2.5), data=("a", "b")).data == ("a", "b")
+
+
+def test_a_resume_says_when_the_untrained_weights_changed(tmp_path):
+    """The encoder (and, with train_only, the rest) comes from its files on a resume: were
+    they changed since, the run would mix weights without a word."""
+    run(tiny_cfg(tmp_path / "run", epochs=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same encoder: no note
+        run(tiny_cfg(tmp_path / "run", epochs=2), resume=True)
+    mx.random.seed(7)
+    other = TinyEncoder()  # another encoder's weights
+    with pytest.warns(UserWarning, match="differ from those it was trained with"):
+        train(tiny_cfg(tmp_path / "run", epochs=3), source(), encoder=other, echo=None, resume=True)

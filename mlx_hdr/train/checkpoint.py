@@ -12,6 +12,7 @@ a pure function of the step (as the data already is) and resume exact.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,19 @@ class Checkpoint:
     epoch: int
     config: dict
     extra: dict
+
+
+def frozen_digest(model: nn.Module) -> str:
+    """A digest of the weights ``model`` does not train (its encoder; with ``train_only``,
+    the rest): a checkpoint keeps it, so a resume can tell when they come from changed
+    files. The arrays' values only, in an order of their own (a module wrapped for the CPU
+    names them otherwise)."""
+    trainable = {k for k, _ in tree_flatten(model.trainable_parameters())}
+    frozen = [v for k, v in tree_flatten(model.parameters()) if k not in trainable]
+    parts = sorted(
+        hashlib.sha256(np.asarray(v.astype(mx.float32)).tobytes()).hexdigest() for v in frozen
+    )
+    return hashlib.sha256("".join(parts).encode()).hexdigest()[:16]
 
 
 def save_checkpoint(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,6 +143,7 @@ class Trainer:
         self.main = self.rank == 0
         mx.random.seed(cfg.seed)  # same initial decoder on every rank and every run
         self.model = build_model(cfg, encoder)
+        self.frozen = ckpt.frozen_digest(self.model)  # what the run does not train
         self.optimizer = make_optimizer(cfg)
         self.lpips = build_lpips(cfg)
         # the data too: a bad setting or file must not leave a half-made run folder (or,
@@ -161,6 +163,13 @@ class Trainer:
         state = ckpt.load_checkpoint(self.ckpt_path("last"), self.model, self.optimizer)
         self.step = state.step
         self.best = state.extra.get("best_psnr", -math.inf)
+        if state.extra.get("frozen", self.frozen) != self.frozen and self.main:
+            warnings.warn(
+                f"{self.ckpt_path('last')}: the weights this run does not train differ from "
+                "those it was trained with (its encoder or init_model file changed?): the "
+                "resumed run mixes them",
+                stacklevel=2,
+            )
         if self.cfg.stop_at and self.cfg.stop_at <= self.step:  # before the log is trimmed
             raise UsageError(
                 f"stop_at {self.cfg.stop_at} (--stop-at, or the recipe's) is not after the "
@@ -186,7 +195,7 @@ class Trainer:
             step=self.step,
             epoch=self.step // self.cfg.steps_per_epoch,
             config_json=self.cfg.to_json(),
-            extra={"best_psnr": self.best},
+            extra={"best_psnr": self.best, "frozen": self.frozen},
         )
 
     def build_step(self):
