@@ -14,7 +14,7 @@ import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -141,17 +141,22 @@ class OwnPhoto:
     """A photo tagged other than sRGB, as ``read_ldr`` reads the tag (:func:`own_photo`).
 
     ``pixels``: HxWx3 uint8, or uint16 over the full range (a 16-bit PNG/TIFF, a 10/12-bit
-    HEIC or AVIF), decoded and turned as ``read_ldr`` does; ``to_linear``: such values (Nx3,
-    [0, 1]) -> their light, Nx3 float32 linear Rec.709, unbounded; ``p3_icc``: its Display P3
-    profile where it is tagged so (:func:`display_p3_icc`), else None; ``source``: what
-    ``to_linear`` converts by, the ICC profile (Little CMS) or the 3x3 matrix of its CICP
-    primaries (linear values after the sRGB curve -> Rec.709, applied as ``x @ source``).
+    HEIC or AVIF), decoded and turned as ``read_ldr`` does; ``source``: what its values
+    mean, the ICC profile (converted by Little CMS) or the 3x3 matrix of its CICP primaries
+    (linear values after the sRGB curve -> Rec.709, applied as ``x @ source``); ``p3_icc``:
+    its Display P3 profile where it is tagged so (:func:`display_p3_icc`), else None.
     """
 
     pixels: np.ndarray
-    to_linear: Callable[[np.ndarray], np.ndarray]
     source: bytes | np.ndarray
     p3_icc: bytes | None
+
+    def to_linear(self, x: np.ndarray) -> np.ndarray:
+        """Nx3 values of :attr:`pixels`, scaled to [0, 1] -> their light, Nx3 float32 linear
+        Rec.709, unbounded."""
+        if isinstance(self.source, bytes):
+            return _lcms_to_linear(x, self.source)
+        return srgb_to_linear(x) @ self.source
 
 
 def own_photo(path) -> OwnPhoto | None:
@@ -177,22 +182,20 @@ def linear_srgb_icc() -> bytes:
     return imagecodecs.cms_profile("rgb", whitepoint=[*D65, 1.0], primaries=primaries, gamma=1.0)
 
 
-def _own_pixels(path: Path) -> tuple[np.ndarray, Callable, bytes | np.ndarray] | None:
+def _own_pixels(path: Path) -> tuple[np.ndarray, bytes | np.ndarray] | None:
     """A photo's pixels as ``read_ldr`` decodes them (HxWx3 uint8, or uint16 over the full
-    range for a 16-bit PNG/TIFF or a 10/12-bit HEIC or AVIF), turned as it turns
-    them, and a function from such values (Nx3, [0, 1]) to their linear Rec.709 light (Nx3
-    float32), where the photo is tagged other than sRGB as ``read_ldr`` reads the tag: an ICC
-    profile, Adobe RGB by its EXIF (8 bits), CICP primaries alone (HEIC, AVIF); else None.
-    Third, the ICC profile the function converts by, or its CICP primaries' matrix."""
+    range for a 16-bit PNG/TIFF or a 10/12-bit HEIC or AVIF), turned as it turns them, and
+    what they mean (:attr:`OwnPhoto.source`), where the photo is tagged other than sRGB as
+    ``read_ldr`` reads the tag: an ICC profile, Adobe RGB by its EXIF (8 bits), CICP
+    primaries alone (HEIC, AVIF); else None."""
     heif = open_heif(path) if path.suffix.lower() in (*HEIF_SUFFIXES, *AVIF_SUFFIXES) else None
     stored = _deep_stored(path, heif) if heif is not None else None
     to709 = nclx_to_rec709(heif.info) if heif is not None else None
     if to709 is not None:
-        convert = lambda x: srgb_to_linear(x) @ to709  # noqa: E731
         if stored is not None:
-            return stored(), convert, to709
+            return stored(), to709
         with open_photo(path) as im:
-            return _turned(im, exif_orientation(im)), convert, to709
+            return _turned(im, exif_orientation(im)), to709
     if stored is not None:
         return _unless_srgb(heif.info.get("icc_profile"), path, stored)
     with open_photo(path) as im:
@@ -238,15 +241,14 @@ def _turned(im: Image.Image, orientation: int) -> np.ndarray:
 
 
 def _unless_srgb(icc: bytes | None, path: Path, pixels) -> tuple | None:
-    """``(pixels(), conversion by Little CMS from icc, icc)`` where ``icc`` is a profile
-    other than sRGB; else None."""
+    """``(pixels(), icc)`` where ``icc`` is a profile other than sRGB; else None."""
     if not icc:
         return None
     with warnings.catch_warnings():  # read_ldr has said what is wrong with the profile
         warnings.simplefilter("ignore")
         if source_profile(icc, path, 1) is None:
             return None
-    return np.ascontiguousarray(pixels()), partial(_lcms_to_linear, icc=icc), icc
+    return np.ascontiguousarray(pixels()), icc
 
 
 def _lcms_to_linear(x: np.ndarray, icc: bytes) -> np.ndarray:
