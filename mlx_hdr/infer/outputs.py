@@ -211,8 +211,8 @@ def write_outputs(
             p3 = (photo().p3_icc or made_display_p3_icc()) if own is not hdr else None
             write_ldr(dest, shown, icc=p3)
         elif suffix in JPEG_SUFFIXES:  # else an sRGB base: the fitted colours
-            own = keep or display_p3_icc(src) is not None  # a P3 photo's base: its own pixels
-            native = display_p3_base(photo(), ldr.shape[:2], convert=keep) if own else None
+            p3_base = keep or display_p3_icc(src) is not None  # a P3 photo's: its own pixels
+            native = display_p3_base(photo(), ldr.shape[:2], convert=keep) if p3_base else None
             own = wide() if native is not None else None
             write_uhdr(dest, ldr, hdr, read_exif(src), opts.uhdr, native, own)
         elif suffix == ".avif":
