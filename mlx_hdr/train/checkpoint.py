@@ -92,9 +92,10 @@ def _model_arrays(arrays: dict[str, mx.array]) -> dict[str, mx.array]:
 
 
 def _mismatched(params: dict[str, mx.array], expected: dict[str, mx.array]) -> list[str]:
-    """Keys in only one of the two, then keys whose shapes differ."""
+    """Keys in only one of the two, then keys whose shapes or dtypes differ."""
     bad = sorted(set(params) ^ set(expected))
-    return bad + [k for k in params if k in expected and params[k].shape != expected[k].shape]
+    same = lambda a, b: a.shape == b.shape and a.dtype == b.dtype  # noqa: E731
+    return bad + [k for k in params if k in expected and not same(params[k], expected[k])]
 
 
 def checkpoint_weights(paths) -> tuple[dict[str, mx.array], list[int]]:
@@ -125,13 +126,12 @@ def load_checkpoint(
     params = _model_arrays(arrays)
     expected = dict(tree_flatten(model.trainable_parameters()))
     bad = _mismatched(params, expected)
-    bad += [k for k in params if k in expected and params[k].dtype != expected[k].dtype]
     if bad:
         raise WeightsError(f"checkpoint does not match the model ({', '.join(bad[:4])})", path)
     opt = {k[10:]: v for k, v in arrays.items() if k.startswith("optimizer.")}
     optimizer.init(model.trainable_parameters())  # the state this optimizer keeps
     want = dict(tree_flatten(optimizer.state))
-    bad = _mismatched(opt, want) + [k for k in opt if k in want and opt[k].dtype != want[k].dtype]
+    bad = _mismatched(opt, want)
     if bad:
         raise WeightsError(f"optimizer state does not match ({', '.join(bad[:4])})", path)
     info, np_state = _metadata(meta, path)
