@@ -56,10 +56,9 @@ def convert_checkpoint(
     ints = sorted(k for k, a in arrays.items() if not np.issubdtype(a.dtype, np.floating))
     if ints:
         raise WeightsError(f"{len(ints)} weights are not floating point, e.g. {ints[:3]}", src)
-    bad = sorted(k for k, a in arrays.items() if not np.isfinite(a).all())
-    if bad:
-        raise WeightsError(f"{len(bad)} weights hold NaN or inf values, e.g. {bad[:3]}", src)
-    out = {key: mx.array(array).astype(target) for key, array in arrays.items()}
+    values = {key: mx.array(array) for key, array in arrays.items()}
+    check_finite(values, src)  # NaN or inf in the file
+    out = {key: value.astype(target) for key, value in values.items()}
     try:
         check_finite(out, src)
     except WeightsError:
