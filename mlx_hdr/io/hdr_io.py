@@ -60,8 +60,9 @@ def read_hdr(path, max_pixels: int | None = None) -> np.ndarray:
     return sanitize_hdr(np.ascontiguousarray(img, np.float32), path)
 
 
-def _rgbe_size(path: Path) -> tuple[int, int]:
-    """Width and height from a Radiance header (without decoding the pixels)."""
+def _rgbe_resolution(path: Path) -> re.Match:
+    """A Radiance header's resolution line (read without decoding the pixels): groups 1-4
+    the first axis (``-Y``: top row first), its length, the second axis, its length."""
     with open(path, "rb") as f:
         head = f.read(4096)
     if not head.startswith((b"#?", b"\n")):
@@ -69,18 +70,18 @@ def _rgbe_size(path: Path) -> tuple[int, int]:
     m = re.search(rb"\n\n([-+][YX]) (\d+) ([-+][YX]) (\d+)\n", head)
     if m is None:
         raise InputError("Radiance header has no resolution line", path)
-    a, b = int(m.group(2)), int(m.group(4))
-    return (b, a) if m.group(1).endswith(b"Y") else (a, b)
+    return m
 
 
 def _read_rgbe(path: Path, max_pixels: int | None) -> np.ndarray:
-    width, height = _rgbe_size(path)
+    m = _rgbe_resolution(path)
+    a, b = int(m.group(2)), int(m.group(4))
+    by_rows = m.group(1).endswith(b"Y")
+    width, height = (b, a) if by_rows else (a, b)
     check_pixels(path, width, height, max_pixels)
-    with open(path, "rb") as f:
-        m = re.search(rb"\n\n([-+])Y (\d+) ([-+])X (\d+)\n", f.read(4096))
-    if m is None:  # "+X W -Y H": scanlines that are columns
+    if not by_rows:  # "+X W -Y H": scanlines that are columns
         raise InputError("Radiance file stored by columns: not supported", path)
-    flip_rows, flip_cols = m.group(1) == b"+", m.group(3) == b"-"
+    flip_rows, flip_cols = m.group(1) == b"+Y", m.group(3) == b"-X"
     with quiet_cv2():  # OpenCV reads only the usual "-Y H +X W" (top row first, left to right)
         if flip_rows or flip_cols:  # given that header, the rows turned afterwards
             data = path.read_bytes()
