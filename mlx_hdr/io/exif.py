@@ -27,7 +27,7 @@ def exif_of(im: Image.Image) -> Image.Exif:
 def pixel_orientation(im: Image.Image) -> int:
     """The orientation still to apply to the pixels Pillow decodes from ``im``
     (:func:`exif_orientation`): 1 for a TIFF, which Pillow turns by its tag as it loads it
-    (and opened from memory, :func:`~mlx_hdr.io.image_io.open_photo`, turns rightly)."""
+    (and, opened from a file object by :func:`~mlx_hdr.io.image_io.open_photo`, rightly)."""
     return 1 if im.format == "TIFF" else exif_orientation(im)
 
 
