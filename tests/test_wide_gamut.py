@@ -17,6 +17,7 @@ from test_icc import adobe_exif
 from test_native import p3_icc  # noqa: F401 (a fixture)
 
 from mlx_hdr.color import linear_to_srgb, rgb_to_rec709_matrix, srgb_to_linear
+from mlx_hdr.io.heic import CicpColours, bt709_to_linear
 from mlx_hdr.io.icc import adobe_rgb_icc
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 from mlx_hdr.io.native import (
@@ -423,9 +424,11 @@ def test_a_photo_tagged_display_p3_by_cicp_alone(cli, tmp_path):
     assert np.median(err) < 0.05  # as with an ICC profile (0.036); fitted into sRGB: 1.73
 
 
-def test_cicp_colours_by_tables_as_in_float():
-    """A photo tagged by CICP primaries (BT.2020) goes into Display P3 by tables, the
-    colours outside P3 in float: within one level of the float conversion of every pixel."""
+@pytest.mark.parametrize("curve", [srgb_to_linear, bt709_to_linear])
+def test_cicp_colours_by_tables_as_in_float(curve):
+    """A photo tagged by CICP primaries (BT.2020) and transfer goes into Display P3 by
+    tables, the colours outside P3 in float: within one level of the float conversion of
+    every pixel."""
     from mlx_hdr.color import REC2020_CHROMATICITIES
     from mlx_hdr.io import native
     from mlx_hdr.io.own_colours import OwnPhoto
@@ -435,7 +438,7 @@ def test_cicp_colours_by_tables_as_in_float():
     for full, dtype in ((255, np.uint8), (65535, np.uint16)):
         pixels = rng.integers(0, full + 1, (60, 80, 3)).astype(dtype)
         pixels[:30] //= 3  # duller colours, inside P3
-        photo = OwnPhoto(pixels, to709, None)
+        photo = OwnPhoto(pixels, CicpColours(to709, curve), None)
         fast = native._matrix_into_p3(photo).astype(int)
         exact = native._fitted_p3(pixels.reshape(-1, 3), full, photo.to_linear)
         assert np.abs(fast - exact.reshape(pixels.shape)).max() <= 1

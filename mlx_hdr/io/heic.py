@@ -5,7 +5,8 @@ file's rotation/mirroring (HEIF's ``irot``/``imir``; pillow-heif then resets the
 orientation, which HEIF readers ignore), 8-bit images come back as a Pillow image for
 ``image_io`` to convert like a JPEG (ICC profile to sRGB), 10/12-bit images as float32 display
 RGB in [0, 1] with an ICC profile converted to sRGB here. Colour given as CICP/nclx primaries
-instead of an ICC profile (Display P3, BT.2020) is converted by :func:`nclx_to_srgb`.
+and transfer instead of an ICC profile (Display P3, BT.2020; the BT.709, gamma and linear
+curves) is converted by :func:`nclx_to_srgb`.
 Photos that are already HDR (PQ/HLG transfer) are refused; a gain map next to an SDR image
 (Apple's HDR photos) is reported by :func:`gain_map_kind`.
 """
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import rgb_to_rec709_matrix, row_slices, srgb_to_linear
+from mlx_hdr.color import linear_to_srgb, rgb_to_rec709_matrix, row_slices, srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.icc import fit_to_srgb, icc_to_srgb16
 
@@ -30,6 +32,9 @@ APPLE_GAIN_MAP_AUX = "urn:com:apple:photo:2020:aux:hdrgainmap"
 APPLE_HDR = "an Apple HDR gain map"  # gain_map_kind's answer for an iPhone HDR photo
 ANDROID_HDR = "an Android HDR gain map"  # another maker's auxiliary gain-map image (Samsung)
 SRGB_PRIMARIES = (1, 2)  # CICP: BT.709 (= sRGB), unspecified (read as sRGB)
+SRGB_TRANSFERS = (2, 13)  # CICP: unspecified (read as sRGB), IEC 61966-2-1 (sRGB)
+BT709 = (1.09929682680944, 0.018053968510807)  # alpha, beta: BT.2020's exact BT.709 curve
+ST240 = (1.1115721959217, 0.0228215)  # the same for SMPTE ST 240 (rounded: 1.1115, 0.0228)
 _PRIMARY_KEYS = ("red_x", "red_y", "green_x", "green_y", "blue_x", "blue_y", "white_x", "white_y")
 
 
@@ -196,6 +201,58 @@ def is_hdr_avif(path: Path) -> bool:
         return False
 
 
+def bt709_to_linear(v: np.ndarray) -> np.ndarray:
+    """The inverse of the BT.709 camera curve (OETF): display [0, 1] -> linear [0, 1], as
+    browsers read CICP transfer 1 (and 6, 11, 12, 14, 15, the same curve on [0, 1])."""
+    return _inverse_oetf(v, *BT709, 4.5)
+
+
+def smpte240_to_linear(v: np.ndarray) -> np.ndarray:
+    """The inverse of SMPTE ST 240's camera curve (CICP transfer 7): display [0, 1] ->
+    linear [0, 1]."""
+    return _inverse_oetf(v, *ST240, 4.0)
+
+
+def _inverse_oetf(v: np.ndarray, alpha: float, beta: float, slope: float) -> np.ndarray:
+    """The inverse of a camera curve ``alpha * L**0.45 - (alpha - 1)`` from ``beta`` up,
+    ``slope * L`` below (display [0, 1] -> linear [0, 1])."""
+    v = np.asarray(v, np.float32)
+    high = ((v + np.float32(alpha - 1)) / np.float32(alpha)) ** np.float32(1 / 0.45)
+    return np.where(v < slope * beta, v / np.float32(slope), high).astype(np.float32)
+
+
+def _power(gamma: float) -> Callable[[np.ndarray], np.ndarray]:
+    """A pure power curve (display [0, 1] -> linear [0, 1])."""
+    return lambda v: np.asarray(v, np.float32) ** np.float32(gamma)
+
+
+CICP_CURVES = {  # CICP transfer characteristics other than sRGB: display -> linear
+    1: bt709_to_linear,
+    4: _power(2.2),  # BT.470 System M
+    5: _power(2.8),  # BT.470 System B, G
+    6: bt709_to_linear,  # BT.601
+    7: smpte240_to_linear,
+    8: _power(1.0),  # linear
+    11: bt709_to_linear,  # IEC 61966-2-4 (xvYCC)
+    12: bt709_to_linear,  # BT.1361
+    14: bt709_to_linear,  # BT.2020, 10-bit
+    15: bt709_to_linear,  # BT.2020, 12-bit
+}
+
+
+def nclx_curve(info: dict, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """The curve (display [0, 1] -> linear [0, 1]) of an image's CICP/nclx transfer;
+    ``srgb_to_linear`` where it has an ICC profile, an sRGB or unspecified transfer, or
+    one not known here (a warning names it: read with the sRGB curve)."""
+    nclx = info.get("nclx_profile") or {}
+    transfer = nclx.get("transfer_characteristics", 2)
+    if info.get("icc_profile") or transfer in SRGB_TRANSFERS:
+        return srgb_to_linear
+    if transfer not in CICP_CURVES:
+        warnings.warn(f"{path}: CICP transfer {transfer} is read with the sRGB curve", stacklevel=3)
+    return CICP_CURVES.get(transfer, srgb_to_linear)
+
+
 def nclx_to_rec709(info: dict) -> np.ndarray | None:
     """The 3x3 matrix (apply as ``x @ m``) from the linear RGB of an image's CICP/nclx
     primaries to Rec.709, with Bradford white adaptation (``color.rgb_to_rec709_matrix``);
@@ -206,15 +263,37 @@ def nclx_to_rec709(info: dict) -> np.ndarray | None:
     return rgb_to_rec709_matrix([nclx[f"color_primary_{k}"] for k in _PRIMARY_KEYS]).T
 
 
-def nclx_to_srgb(img: np.ndarray, info: dict) -> np.ndarray:
+@dataclass(frozen=True)
+class CicpColours:
+    """What an image's CICP/nclx tag makes of its display values: ``curve`` (display
+    [0, 1] -> linear, :func:`nclx_curve`) and ``matrix`` (3x3, its primaries' linear RGB ->
+    Rec.709, applied as ``x @ matrix``, :func:`nclx_to_rec709`)."""
+
+    matrix: np.ndarray
+    curve: Callable[[np.ndarray], np.ndarray]
+
+    def to_linear(self, x: np.ndarray) -> np.ndarray:
+        """Display values (..., 3) in [0, 1] -> float32 linear Rec.709, unbounded."""
+        return self.curve(x) @ self.matrix
+
+
+def nclx_to_srgb(img: np.ndarray, info: dict, path: Path) -> np.ndarray:
     """Convert display RGB (HxWx3 in [0, 1]) tagged with CICP/nclx primaries other than
-    BT.709 (Display P3, BT.2020) to sRGB: linearise, :func:`nclx_to_rec709`, colours
-    outside sRGB fitted into it (``icc.fit_to_srgb``), re-encode. Images with an ICC profile
-    (converted already) or sRGB/unspecified primaries are returned as they are."""
-    to709 = nclx_to_rec709(info)
-    if to709 is None:
+    BT.709 (Display P3, BT.2020) or a transfer other than sRGB (:func:`nclx_curve`) to
+    sRGB: linearise, :func:`nclx_to_rec709`, colours outside sRGB fitted into it
+    (``icc.fit_to_srgb``, its clip ramp over the light's sRGB value), re-encode. Images
+    with an ICC profile (converted already) or sRGB/unspecified primaries and transfer are
+    returned as they are."""
+    to709, curve = nclx_to_rec709(info), nclx_curve(info, path)
+    if to709 is None and curve is srgb_to_linear:
         return img
     out = np.empty(img.shape, np.float32)
     for rows in row_slices(img.shape[0]):
-        out[rows] = fit_to_srgb(srgb_to_linear(img[rows]) @ to709, img[rows].max(axis=-1))
+        light, top = curve(img[rows]), img[rows].max(axis=-1)
+        if to709 is None:  # sRGB primaries: only the curve changes
+            out[rows] = linear_to_srgb(light)
+            continue
+        if curve is not srgb_to_linear:  # its white where sRGB's would be
+            top = linear_to_srgb(curve(top))
+        out[rows] = fit_to_srgb(light @ to709, top)
     return out

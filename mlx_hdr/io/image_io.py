@@ -240,7 +240,7 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
         info = avif_info(path)  # an HDR (PQ, HLG) file is refused before decoding
         bits = int(info.get("bit_depth") or 8)
         img = _read_pil(path, max_pixels) if bits <= 8 else _read_deep_avif(path, bits, max_pixels)
-        return nclx_to_srgb(img, info)
+        return nclx_to_srgb(img, info, path)
     return _read_pil(path, max_pixels)
 
 
@@ -282,7 +282,8 @@ def _read_heif(path: Path, max_pixels: int | None) -> np.ndarray:
     img, info, alpha = read_heif(path, lambda w, h: check_pixels(path, w, h, max_pixels))
     if alpha:
         _warn_alpha(path)
-    return nclx_to_srgb(_pil_to_rgb(img, path) if isinstance(img, Image.Image) else img, info)
+    img = _pil_to_rgb(img, path) if isinstance(img, Image.Image) else img
+    return nclx_to_srgb(img, info, path)
 
 
 # ---------------------------------------------------------------- writing

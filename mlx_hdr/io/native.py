@@ -118,7 +118,7 @@ def _into_display_p3(photo: OwnPhoto) -> np.ndarray:
     import imagecodecs
 
     pixels, full = photo.pixels, np.iinfo(photo.pixels.dtype).max
-    if not isinstance(photo.source, bytes):  # CICP primaries: a matrix
+    if not isinstance(photo.source, bytes):  # CICP primaries and transfer
         return _matrix_into_p3(photo)
     out = imagecodecs.cms_transform(
         pixels,
@@ -140,12 +140,12 @@ def _into_display_p3(photo: OwnPhoto) -> np.ndarray:
 
 
 def _matrix_into_p3(photo: OwnPhoto) -> np.ndarray:
-    """:func:`_into_display_p3` for a photo tagged by CICP primaries (``photo.source``, a
-    matrix): by tables (its codes' light, P3 light's display value), in strips; the colours
-    outside P3 fitted in float (:func:`_fitted_p3`)."""
+    """:func:`_into_display_p3` for a photo tagged by CICP (``photo.source``, its primaries'
+    matrix and its curve): by tables (its codes' light, P3 light's display value), in
+    strips; the colours outside P3 fitted in float (:func:`_fitted_p3`)."""
     pixels, full = photo.pixels, np.iinfo(photo.pixels.dtype).max
-    light = srgb_to_linear(np.arange(full + 1, dtype=np.float32) / np.float32(full))
-    to_p3 = (photo.source @ P3_FROM_REC709.T).astype(np.float32)
+    light = photo.source.curve(np.arange(full + 1, dtype=np.float32) / np.float32(full))
+    to_p3 = (photo.source.matrix @ P3_FROM_REC709.T).astype(np.float32)
     encode = to_uint8(linear_to_srgb(np.linspace(0.0, 1.0, 65536, dtype=np.float32)))
     out = np.empty(pixels.shape, np.uint8)
     for rows in row_slices(pixels.shape[0]):

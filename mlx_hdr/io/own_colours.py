@@ -26,8 +26,11 @@ from mlx_hdr.io.exif import exif_orient, exif_orientation, pixel_orientation, tu
 from mlx_hdr.io.heic import (
     AVIF_SUFFIXES,
     HEIF_SUFFIXES,
+    SRGB_TRANSFERS,
+    CicpColours,
     avif_deep_pixels,
     deep_pixels,
+    nclx_curve,
     nclx_to_rec709,
     open_heif,
 )
@@ -83,7 +86,13 @@ def _p3_profile(im: Image.Image, path: Path) -> bytes | None:
     if icc or path.suffix.lower() not in (*HEIF_SUFFIXES, *AVIF_SUFFIXES):
         return icc if is_display_p3(icc) else None
     nclx = open_heif(path).info.get("nclx_profile") or {}
-    return made_display_p3_icc() if nclx.get("color_primaries") == CICP_DISPLAY_P3 else None
+    p3 = nclx.get("color_primaries") == CICP_DISPLAY_P3
+    return made_display_p3_icc() if p3 and _srgb_curve(nclx) else None
+
+
+def _srgb_curve(nclx: dict) -> bool:
+    """Whether a CICP/nclx tag's transfer is sRGB's (or unspecified, read as sRGB)."""
+    return nclx.get("transfer_characteristics", 2) in SRGB_TRANSFERS
 
 
 @cache
@@ -142,13 +151,13 @@ class OwnPhoto:
 
     ``pixels``: HxWx3 uint8, or uint16 over the full range (a 16-bit PNG/TIFF, a 10/12-bit
     HEIC or AVIF), decoded and turned as ``read_ldr`` does; ``source``: what its values
-    mean, the ICC profile (converted by Little CMS) or the 3x3 matrix of its CICP primaries
-    (linear values after the sRGB curve -> Rec.709, applied as ``x @ source``); ``p3_icc``:
+    mean, the ICC profile (converted by Little CMS) or its CICP primaries and transfer
+    (:class:`~mlx_hdr.io.heic.CicpColours`); ``p3_icc``:
     its Display P3 profile where it is tagged so (:func:`display_p3_icc`), else None.
     """
 
     pixels: np.ndarray
-    source: bytes | np.ndarray
+    source: bytes | CicpColours
     p3_icc: bytes | None
 
     def to_linear(self, x: np.ndarray) -> np.ndarray:
@@ -156,7 +165,7 @@ class OwnPhoto:
         Rec.709, unbounded."""
         if isinstance(self.source, bytes):
             return _lcms_to_linear(x, self.source)
-        return srgb_to_linear(x) @ self.source
+        return self.source.to_linear(x)
 
 
 def own_photo(path) -> OwnPhoto | None:
@@ -192,10 +201,11 @@ def _own_pixels(path: Path) -> tuple[np.ndarray, bytes | np.ndarray] | None:
     stored = _deep_stored(path, heif) if heif is not None else None
     to709 = nclx_to_rec709(heif.info) if heif is not None else None
     if to709 is not None:
+        cicp = CicpColours(to709, nclx_curve(heif.info, path))
         if stored is not None:
-            return stored(), to709
+            return stored(), cicp
         with open_photo(path) as im:
-            return _turned(im, exif_orientation(im)), to709
+            return _turned(im, exif_orientation(im)), cicp
     if stored is not None:
         return _unless_srgb(heif.info.get("icc_profile"), path, stored)
     with open_photo(path) as im:
