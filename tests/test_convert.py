@@ -507,3 +507,17 @@ def test_sets_and_keys_a_checkpoint_may_hold_but_no_more(tmp_path, fake_torch, m
             archive.writestr("archive/data.pkl", data)
         with pytest.raises(WeightsError, match=message):
             load_torch_checkpoint(tmp_path / "bad.pth")
+
+
+def test_a_legacy_files_pickles_are_capped_as_a_zips_are(tmp_path, fake_torch, monkeypatch):
+    """A legacy checkpoint's pickles may take no more than a zip's ``data.pkl`` (each byte
+    can make an object)."""
+    import mlx_hdr.convert.torch_pickle as tp
+
+    state, storages, _ = synthetic_state(legacy=True)
+    big = {"state_dict": state, "note": "x" * 9000}
+    write_checkpoint(tmp_path / "big.pth", big, storages, legacy=True)
+    assert load_torch_checkpoint(tmp_path / "big.pth").keys() == state.keys()
+    monkeypatch.setattr(tp, "MAX_PICKLE", 8192)
+    with pytest.raises(WeightsError, match="its pickles are larger than"):
+        load_torch_checkpoint(tmp_path / "big.pth")

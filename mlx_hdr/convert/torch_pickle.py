@@ -357,12 +357,13 @@ def _frombuffer(raw: bytes, storage: Storage, order: str) -> np.ndarray:
 
 def _load_legacy(path: Path) -> tuple[object, dict[str, Storage]]:
     with open(path, "rb") as fh:
-        header = [RestrictedUnpickler(fh, legacy=True).load() for _ in range(3)]
+        pickles = _Capped(fh, MAX_PICKLE)  # the five pickles before the storages, together
+        header = [RestrictedUnpickler(pickles, legacy=True).load() for _ in range(3)]
         if header[0] != LEGACY_MAGIC or header[1] != LEGACY_PROTOCOL:
             raise ValueError("neither a zip nor a legacy PyTorch checkpoint (bad magic number)")
-        unpickler = RestrictedUnpickler(fh, legacy=True)
+        unpickler = RestrictedUnpickler(pickles, legacy=True)
         obj = unpickler.load()
-        keys = RestrictedUnpickler(fh, legacy=True).load()
+        keys = RestrictedUnpickler(pickles, legacy=True).load()
         for key in keys if isinstance(keys, list) else ():
             storage = unpickler.storages[_name(key)]
             # torch writes legacy storages little-endian whatever the machine's byte order
@@ -372,6 +373,26 @@ def _load_legacy(path: Path) -> tuple[object, dict[str, Storage]]:
             raw = _read_exact(fh, numel * storage.stype.dtype.itemsize)
             storage.data = _frombuffer(raw, storage, "<")
     return obj, unpickler.storages
+
+
+class _Capped:
+    """An open file's ``read``/``readline`` for unpicklers, at most ``most`` bytes in all
+    (a legacy checkpoint's pickles, capped as a zip's ``data.pkl`` is)."""
+
+    def __init__(self, fh, most: int):
+        self.fh, self.left = fh, most
+
+    def read(self, n: int = -1) -> bytes:
+        return self._took(self.fh.read(self.left + 1 if n < 0 else min(n, self.left + 1)))
+
+    def readline(self) -> bytes:
+        return self._took(self.fh.readline(self.left + 1))
+
+    def _took(self, data: bytes) -> bytes:
+        self.left -= len(data)
+        if self.left < 0:
+            raise ValueError(f"its pickles are larger than {MAX_PICKLE >> 20} MB")
+        return data
 
 
 def _read_exact(fh, n: int) -> bytes:
