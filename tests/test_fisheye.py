@@ -51,3 +51,26 @@ def test_view_centre_on_axis_is_the_circle_centre():
     # the last pixel centre, 15 px right of the axis with f = 15.5 px: equidistant radius
     angle = np.degrees(np.arctan(15 / 15.5))
     assert map_x[10, -1] - 100.5 == pytest.approx(60.0 * angle / 90, rel=1e-4)
+
+
+def test_find_circle_with_a_lit_barrel_windows_and_a_cut_circle():
+    """As the office bracket set's HDR: the lens barrel lit at a tenth of the scene outside
+    the circle; inside it, a window 100 times brighter and a desk at the edge, darker than
+    the rest (five times the barrel); the circle cut by the frame's top and bottom; noise."""
+    h, w, truth = 300, 440, Circle(224.0, 148.0, 156.0)
+    ys, xs = np.mgrid[:h, :w].astype(np.float64)
+    r = np.hypot(xs - truth.cx, ys - truth.cy)
+    rng = np.random.default_rng(3)
+    y = np.where(r <= truth.radius, 2.0 + xs / w, 0.2 + 0.1 * (xs / w) ** 2)
+    y[(xs > 300) & (xs < 360) & (ys > 60) & (ys < 200) & (r <= truth.radius)] = 300.0  # window
+    y[(ys > 230) & (r <= truth.radius)] = 1.0  # a dark desk at the bottom edge
+    y *= np.exp(rng.normal(0.0, 0.1, y.shape))
+    found = find_circle(np.repeat(y[..., None], 3, axis=-1).astype(np.float32))
+    assert abs(found.cx - truth.cx) < 2 and abs(found.cy - truth.cy) < 2, found
+    assert abs(found.radius - truth.radius) < 2, found
+
+
+def test_a_positive_pitch_looks_up():
+    circle = Circle(100.0, 80.0, 60.0)
+    _, map_y = view_maps(circle, 0.0, 30.0, 60.0, (21, 31))
+    assert map_y[10, 15] == pytest.approx(80.0 - 60.0 * 30 / 90, abs=0.01)
