@@ -42,6 +42,13 @@ def test_masia2017_gamma_hand_values():
     lum = np.array([0.01] * 50 + [1.0] * 50).reshape(10, 10)
     g = 2.4379 + 0.2319 * math.log(0.1) - 1.1228 * 0.5 + 0.0085 * 50
     assert masia2017_gamma(lum) == pytest.approx(g, abs=1e-4)
+    # 2% black (a letterbox) moves only L_H and p_ov: L_min is the darkest lit level
+    # (as the HDR Toolbox's imKey takes it), not the 1e-6 floor
+    lum = np.array([0.0] * 2 + [0.01] * 49 + [1.0] * 49).reshape(10, 10)
+    l_h = math.exp(np.mean(np.log(lum + 1e-6)))
+    key = (math.log(l_h) - math.log(0.01)) / (math.log(1.0) - math.log(0.01))
+    g = 2.4379 + 0.2319 * math.log(l_h) - 1.1228 * key + 0.0085 * 49
+    assert masia2017_gamma(lum) == pytest.approx(g, abs=1e-4)
 
 
 def test_masia2017_applies_gamma_to_luminance():

@@ -7,8 +7,9 @@ regression of the paper (its equation 5):
 
 - L: luminance of the linearised input in [0, 1];
 - L_H: geometric mean luminance, exp(mean(ln(L + 1e-6)));
-- k: the image key, (ln L_H - ln L_min) / (ln L_max - ln L_min), with L_min / L_max the 1st /
-  99th luminance percentiles (robust extremes; floored at 1e-6);
+- k: the image key, (ln L_H - ln L_min) / (ln L_max - ln L_min), with L_min the 1st
+  percentile of the luminance above 0 and L_max the 99th of all (robust extremes, as the HDR
+  Toolbox's ``imKey`` takes them; floored at 1e-6);
 - p_ov: percentage (0-100) of over-exposed pixels, L * 255 >= 254.
 
 Colour is kept by scaling RGB by L_out / L. The optional bilateral detail-preserving variant of
@@ -28,7 +29,8 @@ def masia2017_gamma(lum: np.ndarray) -> float:
     """The regression gamma of an HxW linear luminance image in [0, 1] (see module docstring)."""
     lum = np.asarray(lum, np.float64)
     l_h = float(np.exp(np.mean(np.log(lum + FLOOR))))
-    l_min = max(float(np.percentile(lum, 1)), FLOOR)
+    lit = lum[lum > 0]  # black pixels (a letterbox, a ghost box) do not set the darkest level
+    l_min = max(float(np.percentile(lit, 1)) if lit.size else FLOOR, FLOOR)
     l_max = max(float(np.percentile(lum, 99)), FLOOR)
     span = np.log(l_max) - np.log(l_min)
     key = (np.log(max(l_h, FLOOR)) - np.log(l_min)) / span if span > 0 else 0.5
