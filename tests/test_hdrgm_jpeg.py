@@ -65,13 +65,15 @@ def test_the_map_is_turned_with_the_photo(tmp_path):
 
 def test_a_display_p3_photos_map_works_in_display_p3():
     """libultrahdr refuses the file; the fallback applies the map in the photo's own
-    primaries (libavif's choice), not in the sRGB the photo is read into."""
+    primaries (libavif's choice), not in the sRGB the photo is read into: on its own
+    colours (Little CMS in float, where ``read_ldr`` converts at 8 bits: within 0.02 stops)."""
     photo = read_ldr(PARIS)
     gain, _ = READERS[ULTRA_HDR](PARIS, photo, None)  # before the mid-tone levelling
     lin = srgb_to_linear(photo)
     g, params = jpeg_hdrgm_map(PARIS)
     p3 = apply_hdrgm(lin, g, params, P3_TO_REC709)
-    np.testing.assert_allclose((lin + OFFSET) * gain - OFFSET, p3, rtol=1e-4, atol=1e-5)
+    err = np.abs(np.log2(((lin + OFFSET) * gain) / (p3 + OFFSET)))
+    assert np.median(err) < 0.001 and np.percentile(err, 99) < 0.005 and err.max() < 0.03
     assert np.abs(np.log2((p3 + OFFSET) / (apply_hdrgm(lin, g, params) + OFFSET))).max() > 0.02
 
 

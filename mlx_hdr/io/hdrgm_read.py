@@ -175,18 +175,23 @@ def log2_gain(g: np.ndarray, p: HdrgmParams) -> np.ndarray:
 
 
 def apply_hdrgm(
-    sdr: np.ndarray, g: np.ndarray, p: HdrgmParams, to709: np.ndarray | None = None
+    sdr: np.ndarray,
+    g: np.ndarray,
+    p: HdrgmParams,
+    to709: np.ndarray | None = None,
+    floor: bool = True,
 ) -> np.ndarray:
-    """The full-boost rendition (module docstring) of linear ``sdr`` (HxWx3 Rec.709, 1.0 =
-    white) under map values ``g`` at its size: HxWx3 float32 linear >= 0. ``to709``: the 3x3
-    matrix from the primaries the map works in to Rec.709 (``x @ to709.T``), where they are
-    others; the photo is taken into them first and the rendition back."""
+    """The full-boost rendition (module docstring) of linear ``sdr`` (...x3 Rec.709, 1.0 =
+    white) under map values ``g`` (...[x3]) at its size: float32 linear, >= 0 unless
+    ``floor`` is False. ``to709``: the 3x3 matrix from the primaries the map works in to
+    Rec.709 (``x @ to709.T``), where they are others; the photo is taken into them first
+    and the rendition back."""
     if to709 is not None:
         sdr = sdr @ np.linalg.inv(to709).T.astype(np.float32)
     osdr, ohdr = np.float32(p.offset_sdr), np.float32(p.offset_hdr)
     hdr = (sdr + osdr) * np.exp2(log2_gain(g, p)) - ohdr
     hdr = hdr if to709 is None else hdr @ to709.T.astype(np.float32)
-    return np.maximum(hdr, 0.0).astype(np.float32)
+    return (np.maximum(hdr, 0.0) if floor else hdr).astype(np.float32)
 
 
 def heic_hdrgm_map(path: Path) -> tuple[np.ndarray, HdrgmParams]:

@@ -16,18 +16,18 @@ jpeg_hdrgm_map`), an iPhone photo by :mod:`mlx_hdr.io.apple_gain`, an Android HE
     gain = (hdr + OFFSET) / (srgb_to_linear(base) + OFFSET) / level,  OFFSET = 1/64
 
 with ``hdr`` the decoded rendition and ``base`` the decoded photo (for an Ultra HDR JPEG
-libultrahdr's own decode of both, in the file's colour space; where that is Display P3, their
-ratio is applied to the photo as ``read_ldr`` returns it, in Display P3 light; otherwise the
-photo as ``read_ldr`` returns it, under the map's factor), so that
+libultrahdr's own decode of both, in the file's colour space; otherwise the photo as
+``read_ldr`` returns it, under the map's factor). Where the map works in wider primaries
+(Display P3, an AVIF's CICP primaries), it is applied to the photo's own colours and the
+gain taken in Rec.709 light, the photo's colours outside sRGB and their rendition
+desaturated alike (:func:`_wide_gain`), so that
 
     (srgb_to_linear(photo) + OFFSET) * gain - OFFSET
 
 gives back the rendition, over ``level``, for the photo as ``read_ldr`` returns it.
 ``level`` is the gain of the photo's mid-tones (:func:`midtone_level`): a rendition made
 brighter everywhere for an HDR screen is scaled back so that 1.0 stays the photo's white, as
-in every output. A single-channel map (the common case) is a grey factor and carries over
-exactly to the sRGB photo ``read_ldr`` converts a Display P3 file to; a three-channel one
-approximately. Every rendition is so of the photo fitted into sRGB; the outputs give the
+in every output. Every rendition is so of the photo fitted into sRGB; the outputs give the
 photo's own colours back (:mod:`mlx_hdr.io.native`).
 """
 
@@ -48,7 +48,7 @@ from mlx_hdr.io.hdrgm_read import HdrgmParams, apply_hdrgm, heic_hdrgm_map, jpeg
 from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR
 from mlx_hdr.io.image_io import read_ldr
 from mlx_hdr.io.native import P3_FROM_REC709, P3_TO_REC709
-from mlx_hdr.io.own_colours import display_p3_icc
+from mlx_hdr.io.own_colours import OwnPhoto, display_p3_icc, own_photo
 from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 
 OFFSET = 1 / 64  # libultrahdr's default offset_sdr and offset_hdr
@@ -130,8 +130,13 @@ def _hdrgm_recorded(
     to709: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The gain of map ``g`` (full size, turned as the photo) under ``params``, worked in the
-    primaries ``to709`` takes to Rec.709 where given (``apply_hdrgm``)."""
+    primaries ``to709`` takes to Rec.709 where given (``apply_hdrgm``; on the photo's own
+    colours where it has them, :func:`_wide_gain`)."""
     photo = read_ldr(path) if photo is None else photo
+    own = None if to709 is None else own_photo(path)
+    if own is not None and own.pixels.shape[:2] == g.shape[:2]:
+        render = lambda x, g: apply_hdrgm(x, g, params, np.eye(3), floor=False)  # noqa: E731
+        return _to_photo(_wide_gain(own, to709, render, g), photo), photo
     g = _to_photo(g, photo)
     return _over(photo, lambda lin, g: apply_hdrgm(lin, g, params, to709), (g,)), photo
 
@@ -164,12 +169,47 @@ def _uhdr_recorded(
     sdr = base / np.float32(255.0)
     gain = _over(sdr, lambda lin, h: np.maximum(h, 0.0), (hdr,))  # in the base's primaries
     gain = np.ascontiguousarray(exif_orient(gain, orient))
-    if p3:  # a gain in Display P3 light, applied to the photo taken into P3 and back
+    if p3:  # a gain in Display P3 light, on the photo's own colours where it has them
         photo = read_ldr(path) if photo is None else photo
+        own = own_photo(path)
+        if own is not None and own.pixels.shape[:2] == gain.shape[:2]:
+            render = lambda x, r: (x + OFFSET) * r - OFFSET  # noqa: E731
+            return _to_photo(_wide_gain(own, P3_TO_REC709, render, gain), photo), photo
         return _over(photo, _in_p3, (_to_photo(gain, photo),)), photo
     if photo is None:  # libultrahdr's own decode of the photo sets the level
         return gain, exif_orient(sdr, orient)
     return _to_photo(gain, photo), photo
+
+
+def _wide_gain(own: OwnPhoto, to709: np.ndarray, render, ratio: np.ndarray) -> np.ndarray:
+    """The per-channel gain, in Rec.709 light, of a rendition worked in wider primaries
+    (``to709``: theirs -> Rec.709, ``x @ to709.T``) on the photo's own colours: HxWx3
+    float32 > 0 at the photo's full size, turned as ``read_ldr`` turns it.
+    ``render(light, ratio rows)`` gives the rendition of Nx3 linear light in those
+    primaries, ``ratio`` (HxW[x3]) the map. The photo's own light and its rendition are
+    desaturated into Rec.709 alike (:func:`_desaturated`), so a colour outside sRGB that
+    the map leaves alone keeps a gain of 1, and one it brightens keeps its hue; the gain
+    then applies to the photo ``read_ldr`` fitted into sRGB."""
+    from709 = np.linalg.inv(to709).astype(np.float32)
+    full, (h, w) = np.float32(np.iinfo(own.pixels.dtype).max), own.pixels.shape[:2]
+    gain = np.empty((h, w, 3), np.float32)
+    for rows in row_slices(h):
+        px = own.pixels[rows]
+        lin = own.to_linear(px.reshape(-1, 3) / full).reshape(px.shape)
+        hdr = render(lin @ from709.T, ratio[rows]) @ to709.T.astype(np.float32)
+        lin, hdr = _desaturated(lin, hdr)
+        gain[rows] = (hdr + OFFSET) / (lin + OFFSET)
+    return np.maximum(gain, np.float32(1e-6))
+
+
+def _desaturated(lin: np.ndarray, hdr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Linear Rec.709 colours ``lin`` (...x3) with a channel below 0 desaturated towards
+    their luminance until none is, luminance and hue kept; their rendition ``hdr`` by the
+    same share (so that a rendition k times a colour stays k times it), cut at 0."""
+    y, y_hdr = (np.maximum(rgb_to_luminance(x), 0.0)[..., None] for x in (lin, hdr))
+    low = lin.min(axis=-1, keepdims=True)
+    t = np.where(low < 0.0, np.clip(y / np.maximum(y - low, 1e-6), 0.0, 1.0), 1.0)
+    return y + t * (lin - y), np.maximum(y_hdr + t * (hdr - y_hdr), 0.0)
 
 
 def _in_p3(lin: np.ndarray, gain: np.ndarray) -> np.ndarray:
