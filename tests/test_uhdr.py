@@ -161,6 +161,8 @@ def test_gain_metadata_ranges():
     no_highlights = gain_metadata(-0.05, 0.04, peak=1.0, max_stops=4.0)
     assert no_highlights.max_boost == 1.0 and no_highlights.capacity_max > 1.0
     assert gain_metadata(-20.0, 1.0, peak=2.0, max_stops=4.0).min_boost == 2.0**-8
+    # readers take a map beyond 16 stops for a broken one (hdrgm_read.MAX_STOPS)
+    assert gain_metadata(0.0, 20.0, peak=2.0**20, max_stops=20.0).max_boost == 2.0**16
 
 
 def test_exif_is_kept_with_orientation_reset(cli, tmp_path):
@@ -294,6 +296,7 @@ def test_bad_options_are_usage_errors(cli, tmp_path):
     for args in (
         ["--max-boost", "nan"],
         ["--max-boost", "-1"],
+        ["--max-boost", "17"],
         ["--gainmap-scale", "0"],
         ["--gainmap-quality", "101"],
         ["--format", "webp"],
@@ -374,3 +377,16 @@ def test_bundled_libuhdr_is_used_when_the_extension_does_not_export_it(monkeypat
         assert lib._name == found[1] and lib.uhdr_enc_set_gainmap_image.restype is not None
     finally:
         libuhdr.library.cache_clear()
+
+
+def test_a_nan_in_the_reconstruction_is_said_and_keeps_the_boost():
+    """One NaN had made its strip of rows drop out of the gain range: boost 1."""
+    ldr = np.full((64, 64, 3), 0.5, np.float32)
+    ldr[:, 40:] = 1.0
+    hdr = ldr**2.2
+    hdr[:, 40:] = 8.0
+    _, clean = encode_uhdr(ldr, hdr)
+    hdr[3, 3, 1] = np.nan
+    with pytest.warns(UserWarning, match=r"replaced 1 NaN \(->0\) values"):
+        _, meta = encode_uhdr(ldr, hdr)
+    assert meta.max_boost == clean.max_boost > 7

@@ -15,6 +15,7 @@ from mlx_hdr.infer.methods import METHODS
 from mlx_hdr.infer.outputs import FORMATS, plan_outputs
 from mlx_hdr.infer.pipeline import MULTIPLE, RESPONSE, WORK_PIXELS, PredictOptions, run_plan
 from mlx_hdr.infer.response import RESPONSES
+from mlx_hdr.io.hdrgm_read import MAX_STOPS
 from mlx_hdr.io.image_io import MAX_PIXELS
 from mlx_hdr.io.uhdr import UhdrOptions
 
@@ -161,8 +162,9 @@ def predict_command(
         float | None,
         typer.Option(
             min=0,
+            max=MAX_STOPS,
             help="Gain-map JPEG: the most stops above SDR white its HDR rendition reaches "
-            "(default: the prediction's peak, at most 4).",
+            "(default: the prediction's peak, at most 4; at most 16).",
         ),
     ] = None,
     gainmap_quality: Annotated[

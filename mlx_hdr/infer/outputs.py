@@ -22,6 +22,7 @@ from mlx_hdr.errors import UsageError
 from mlx_hdr.infer.tonemap import tonemap
 from mlx_hdr.io.atomic import is_file_name
 from mlx_hdr.io.avif import write_avif
+from mlx_hdr.io.hdr_io import sanitize_hdr
 from mlx_hdr.io.image_io import HDR_SUFFIXES, ldr_files, write_hdr, write_ldr
 from mlx_hdr.io.native import (
     P3_FROM_REC709,
@@ -192,6 +193,7 @@ def write_outputs(
     RGB, ProPhoto); the preview, in Display P3. The EXR/PFM get them, as Rec.709 values
     below 0, only where it is True."""
     keep = opts.wide_gamut is not False
+    hdr = sanitize_hdr(hdr, src)  # NaN, inf, below 0: said once, for every output
     photo = cache(lambda: own_photo(src))  # the file's own pixels, decoded once
 
     @cache

@@ -40,7 +40,9 @@ from PIL import Image
 from mlx_hdr.color import row_slices, srgb_to_linear
 from mlx_hdr.errors import HDRError
 from mlx_hdr.io.atomic import atomic_write
+from mlx_hdr.io.hdr_io import sanitize_hdr
 from mlx_hdr.io.hdrgm import ContainerError, add_hdrgm_xmp, transplant
+from mlx_hdr.io.hdrgm_read import MAX_STOPS
 from mlx_hdr.io.image_io import to_uint8
 from mlx_hdr.io.libuhdr import (
     UHDR_CG_BT_709,
@@ -129,9 +131,10 @@ def gain_range(
 
 def gain_metadata(lo: float, hi: float, peak: float, max_stops: float) -> GainMapMetadata:
     """The metadata for gains spanning [lo, hi] (log2): map values 0..255 stand for
-    [min(lo, 0), min(hi, max_stops)], at least -8 stops. A reconstruction with nothing above
+    [min(lo, 0), min(hi, max_stops)], at least -8 stops and at most 16 (``MAX_STOPS``,
+    beyond which readers take a map for broken). A reconstruction with nothing above
     white (``peak <= 1``) gets a maximum boost of 1 (0 stops)."""
-    top = 0.0 if peak <= 1.0 else min(max(hi, 0.0), max_stops)
+    top = 0.0 if peak <= 1.0 else min(max(hi, 0.0), max_stops, MAX_STOPS)
     bottom = max(min(lo, 0.0), -MAX_DARKEN_STOPS)
     return GainMapMetadata(
         min_boost=2.0**bottom,
@@ -206,6 +209,7 @@ def encode_uhdr(
     opts = opts or UhdrOptions()
     if hdr.shape != ldr.shape:
         raise HDRError(f"HDR shape {hdr.shape} differs from the photo's {ldr.shape}")
+    hdr = sanitize_hdr(hdr)  # a NaN would drop its strip's highlights from the gain range
     base = encode_base(ldr, exif, native)
     with Image.open(io.BytesIO(base)) as im:
         decoded = np.asarray(im.convert("RGB"))
