@@ -84,3 +84,17 @@ def test_a_real_samsung_heic():
         lift[(y >= lo) & (y < hi)].mean() for lo, hi in ((0, 0.3), (0.3, 0.5), (0.6, 1))
     )
     assert dark < mid < bright  # a low-contrast photo (peak 0.77): its map lifts the brightest most
+
+
+def test_a_map_that_does_not_fit_the_photo_is_refused(monkeypatch):
+    """A map turned otherwise than the photo (a HEIC's irot on one of them) is not
+    stretched over it."""
+    import mlx_hdr.io.hdrgm_read as hdrgm_read
+    from mlx_hdr.errors import InputError
+
+    real = hdrgm_read.aux_image
+    stored, size = real(GALAXY, lambda kind: "hdrgainmap" in kind, "HDR gain map")
+    turned = lambda *a: (np.ascontiguousarray(np.rot90(stored)), size)  # noqa: E731
+    monkeypatch.setattr(hdrgm_read, "aux_image", turned)
+    with pytest.raises(InputError, match=r"HDR gain map \(\d+x\d+\) does not fit the photo"):
+        hdrgm_read.heic_hdrgm_map(GALAXY)

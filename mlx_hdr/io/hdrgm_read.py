@@ -199,7 +199,8 @@ def heic_hdrgm_map(path: Path) -> tuple[np.ndarray, HdrgmParams]:
     photo by :func:`upsample_map`) and the ``hdrgm`` parameters the file gives for it.
 
     Raises:
-        InputError: no such image, no parameters, or parameters that do not parse.
+        InputError: no such image, no parameters, parameters that do not parse, or a map
+        whose shape does not fit the photo.
     """
     try:
         params = parse_hdrgm(path.read_bytes())
@@ -207,8 +208,11 @@ def heic_hdrgm_map(path: Path) -> tuple[np.ndarray, HdrgmParams]:
         raise InputError(f"its HDR gain map cannot be decoded ({exc})", path) from None
     if params is None:
         raise InputError("its HDR gain map cannot be decoded (no hdrgm parameters)", path)
-    stored, size = aux_image(path, lambda kind: "hdrgainmap" in kind, "HDR gain map")
-    return upsample_map(stored, size), params
+    stored, (w, h) = aux_image(path, lambda kind: "hdrgainmap" in kind, "HDR gain map")
+    mh, mw = stored.shape[:2]
+    if abs(np.log((mw / mh) / (w / h))) > 0.02:  # turned otherwise than the photo, or cropped
+        raise InputError(f"its HDR gain map ({mw}x{mh}) does not fit the photo", path)
+    return upsample_map(stored, (w, h)), params
 
 
 def upsample_map(g: np.ndarray, size: tuple[int, int]) -> np.ndarray:
