@@ -101,6 +101,7 @@ KEYS = (
     "cast",
     "clip_hue",
 )
+CLIPPED_ONLY = ("highlight_log2", "gain_err", "peak", "cast", "clip_hue")  # NaN: left out
 MIN_HUE_PIXELS = 20  # fully clipped pixels below which a case has no clip_hue
 FLIPS = {"auto": None, "on": True, "off": False}  # --flip: predict_hdr's flip
 
@@ -202,17 +203,19 @@ def write_sheet(path: Path, ldr, hdr, preds: dict[str, np.ndarray], size: int = 
 def score(name: str, run, net, cases, preds: list[dict]) -> list[float]:
     rows = []
     for i, (ldr, hdr) in enumerate(cases):
-        pred = run(ldr, exposure=getattr(cases[i], "exposure", None))
+        exposure = getattr(cases[i], "exposure", None)
+        pred = run(ldr, exposure=exposure)
         preds[i][name] = pred
-        if net is not None:
-            preds[i][f"{name} (raw)"] = run(ldr, blend=False)
+        if net is not None:  # as predict --no-blend gives it, with the photo's exposure
+            preds[i][f"{name} (raw)"] = run(ldr, blend=False, exposure=exposure)
         m = hdr_metrics(pred, hdr, ldr)
         m["gain_err"] = gain_error(pred, hdr, ldr)
         m["peak"] = peak_ratio(pred, hdr, ldr)
         m["cast"] = colour_cast(preds[i][f"{name} (raw)"], ldr) if net else np.nan
         m["clip_hue"] = clipped_hue(pred, hdr, ldr)
         rows.append(m)
-    return [float(np.nanmean([r[k] for r in rows])) for k in KEYS]
+    mean = lambda k: np.nanmean if k in CLIPPED_ONLY else np.mean  # noqa: E731
+    return [float(mean(k)([r[k] for r in rows])) for k in KEYS]
 
 
 def print_gains(cases, preds: list[dict]) -> None:

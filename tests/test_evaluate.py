@@ -293,3 +293,15 @@ def test_bad_expandnet_weights_stop_the_run_before_any_case(dataset, tmp_path, m
         with pytest.raises(WeightsError, match="pth"):
             evaluate(dataset, tmp_path / "out", ["linear", "expandnet2018"], progress=False)
         assert not (tmp_path / "out").exists()
+
+
+def test_a_nan_case_shows_in_the_means_and_a_missing_highlight_does_not():
+    """The highlight error is NaN where nothing clipped: left out of its mean. Any other
+    metric's NaN (a NaN prediction) makes the mean NaN instead of a mean over the rest."""
+    from mlx_hdr.eval.evaluate import METRICS, _means
+
+    row = lambda m, v, h: {"method": m, **{k: v for k, _, _ in METRICS}, "highlight_log2": h}  # noqa: E731
+    rows = [row("a", 20.0, 1.0), row("a", 30.0, np.nan), row("b", 20.0, 1.0), row("b", np.nan, 3.0)]
+    means = _means(rows, ["a", "b"])
+    assert means["a"]["pu21_psnr"] == 25.0 and means["a"]["highlight_log2"] == 1.0
+    assert np.isnan(means["b"]["pu21_psnr"]) and means["b"]["highlight_log2"] == 2.0

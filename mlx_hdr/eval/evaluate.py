@@ -43,6 +43,7 @@ METRICS = (
     ("log_ssim", "log-domain SSIM", "{:.3f}"),
     ("log_l1", "log-domain L1", "{:.4f}"),
 )
+CLIPPED_ONLY = ("highlight_log2",)  # NaN where the input has no clipped pixel: left out
 SHEET_HEIGHT = 256
 
 
@@ -82,13 +83,19 @@ def contact_sheet(ldr: np.ndarray, gt: np.ndarray, preds: dict[str, np.ndarray])
 
 
 def _means(rows: list[dict], methods: list[str]) -> dict[str, dict[str, float]]:
+    """Each method's mean of each metric over the cases; the ``CLIPPED_ONLY`` metrics over
+    the cases that have them (NaN where none has), the others over all of them (a NaN
+    prediction shows as NaN, not as a mean over its other cases)."""
     means = {}
     for m in methods:
         sel = [r for r in rows if r["method"] == m]
         with warnings.catch_warnings():  # a metric no case has (no clipped pixels): NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             if sel:
-                means[m] = {k: float(np.nanmean([r[k] for r in sel])) for k, _, _ in METRICS}
+                means[m] = {
+                    k: float((np.nanmean if k in CLIPPED_ONLY else np.mean)([r[k] for r in sel]))
+                    for k, _, _ in METRICS
+                }
     return means
 
 
