@@ -486,7 +486,7 @@ def test_sets_and_keys_a_checkpoint_may_hold_but_no_more(tmp_path, fake_torch, m
     """Protocol-4 sets and frozensets in side metadata load; a pickle of a million empty
     sets, a key that is a long tuple, or numbers chosen to share a hash are refused
     before they fill memory or take hours."""
-    import mlx_hdr.convert.torch_pickle as tp
+    from mlx_hdr.convert.unpickler import MAX_SETS
 
     s = StorageRef("0", np.arange(4, dtype=np.float32))
     state = {"state_dict": {"w": Tensor(s, 0, (4,), (1,))}}
@@ -498,7 +498,7 @@ def test_sets_and_keys_a_checkpoint_may_hold_but_no_more(tmp_path, fake_torch, m
         archive.writestr("archive/data/0", s.data.tobytes())
     np.testing.assert_array_equal(load_torch_checkpoint(tmp_path / "p4.pth")["w"], np.arange(4))
     cases = {
-        b"\x80\x04" + b"\x8f0" * (tp.MAX_SETS + 1) + b".": "more than 1000 sets",
+        b"\x80\x04" + b"\x8f0" * (MAX_SETS + 1) + b".": "more than 1000 sets",
         b"\x80\x04}(" + b"K\x01" * 9 + b"tK\x00s.": "a dict keyed by a tuple",
         b"\x80\x04}\x8a\x08" + struct.pack("<q", 2**61 - 1) + b"K\x00s.": "keyed by a int",
     }
