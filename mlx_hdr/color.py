@@ -119,8 +119,8 @@ def clip_mask(ldr: np.ndarray, threshold: float = CLIP_THRESHOLD) -> np.ndarray:
     max(RGB) ramps linearly from 0 at ``threshold`` to 1 at 1.0: HDRCNN's blending mask
     (Eilertsen et al. 2017, tau = 0.95). Weights the training L1 (``train.loss``); the
     inference blend (``calibrate.blend_with_input``) applies the same ramp per channel. The
-    highlight metric's hard ``metrics.clipped_mask`` (max >= 0.98) is a different operator:
-    it selects pixels.
+    highlight metric's hard :func:`clipped_mask` (max >= 0.98) is a different operator: it
+    selects pixels.
     """
     return clip_ramp(np.asarray(ldr, np.float32).max(axis=-1, keepdims=True), threshold)
 

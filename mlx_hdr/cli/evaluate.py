@@ -34,7 +34,8 @@ def evaluate_command(
         list[str] | None,
         typer.Option(
             help="Repeatable: model, linear, akyuz2007, masia2017, kovaleski2014, "
-            "expandnet2018 (needs MLX_HDR_EXPANDNET=weights.pth)."
+            "expandnet2018 (needs MLX_HDR_EXPANDNET=weights.pth). Default: all of them, the "
+            "model where it loads and expandnet2018 where MLX_HDR_EXPANDNET is set."
         ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("eval-out"),

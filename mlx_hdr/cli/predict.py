@@ -80,7 +80,13 @@ def predict_command(
         str | None,
         typer.Option(help="Local .safetensors or Hugging Face repo id (default: bundled)."),
     ] = None,
-    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHOD_CHOICES)}.")] = "model",
+    method: Annotated[
+        str,
+        typer.Option(
+            help=f"One of {', '.join(METHOD_CHOICES)}; expandnet2018 needs its released "
+            "weights.pth in the environment variable MLX_HDR_EXPANDNET."
+        ),
+    ] = "model",
     fmt: Annotated[
         list[str] | None,
         typer.Option(
@@ -177,24 +183,26 @@ def predict_command(
     skip_hdr_inputs: Annotated[
         bool,
         typer.Option(
-            help="Skip photos that carry an HDR gain map already (iPhone HEIC, Ultra HDR)."
+            help="Skip photos that carry an HDR gain map already (Ultra HDR JPEG, iPhone "
+            "HEIC or JPEG, Samsung HEIC, AVIF with a gain map)."
         ),
     ] = False,
     input_gain_map: Annotated[
         bool,
         typer.Option(
             help="Keep the highlights a phone photo records in its gain map (Ultra HDR JPEG, "
-            "iPhone HEIC or JPEG, Samsung HEIC), reconstructing only where they are cut "
-            "(--no-input-gain-map: from the photo alone)."
+            "iPhone HEIC or JPEG, Samsung HEIC, AVIF with a gain map), reconstructing only "
+            "where they are cut (--no-input-gain-map: from the photo alone)."
         ),
     ] = True,
     wide_gamut: Annotated[
         bool | None,
         typer.Option(
-            help="A wide-gamut photo's colours outside sRGB (Display P3, Adobe RGB): by default "
-            "kept where a format holds them with values >= 0 (the AVIF; the gain-map JPEG and "
-            "preview, in Display P3); --wide-gamut keeps them in the EXR/PFM "
-            "too, as Rec.709 values below 0; --no-wide-gamut fits them into sRGB everywhere.",
+            help="A wide-gamut photo's colours outside sRGB (Display P3, Adobe RGB, ProPhoto, "
+            "BT.2020): by default kept where a format holds them with values >= 0 (the AVIF; "
+            "the gain-map JPEG and preview, in Display P3); --wide-gamut keeps them in the "
+            "EXR/PFM too, as Rec.709 values below 0; --no-wide-gamut fits them into sRGB "
+            "everywhere.",
             show_default=False,
         ),
     ] = None,

@@ -209,8 +209,10 @@ def calibrate(
             the decoded prediction is never below, per channel, before the blend.
         floor_strength: the share of the operator's expansion the floor keeps
             (:func:`floor_image`).
-        response: how the blend linearises the kept pixels: ``"srgb"``, or ``"model"``
-            for the curve read from the decoded prediction (:mod:`~mlx_hdr.infer.response`).
+        response: how the blend linearises the kept pixels: ``"srgb"`` (this function's
+            default), ``"model"`` for the curve read from the decoded prediction, or
+            ``"camera"`` (the predict pipeline's default) for that curve plus a camera JPEG's
+            highlight roll-off (:mod:`~mlx_hdr.infer.response`).
     """
     check_response(response)
     if kind == "stops":

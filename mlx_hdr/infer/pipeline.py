@@ -13,9 +13,9 @@ wherever it is not clipped (through the camera curve of ``infer.response``, or s
 The network is never tiled: its InstanceNorm layers normalise over the whole image, and a
 tile inside a clipped sky looked like a flat white image of its own (highlights were lost:
 peak 1.0 instead of 3.5 on an upscaled sample). The working resolution is 1 MP: the model
-was trained on 160-px views and validated up to ~1.1 MP; on 3x-upscaled eval photos a 4 MP
-pass drew streaks inside clipped areas and a 1 MP pass did not, and on an 8x-upscaled
-sample rings grew from one small ring at 1 MP to many at 2-4 MP.
+was trained on 160- and 224-px views (224 px in its last phases) and validated up to ~1.1 MP;
+on 3x-upscaled eval photos a 4 MP pass drew streaks inside clipped areas and a 1 MP pass did
+not, and on an 8x-upscaled sample rings grew from one small ring at 1 MP to many at 2-4 MP.
 """
 
 from __future__ import annotations
@@ -227,9 +227,10 @@ def predict_hdr(
             through a gain map (:func:`predict_model_hdr`).
         flip: for the model, average it over the photo and its mirror (:func:`predict_target`);
             None: only where the photo runs in one pass (:func:`predict_model_hdr`).
-        response: for the model, how the blend linearises the pixels it keeps: ``"model"``
-            (the curve read from the network's output, :mod:`~mlx_hdr.infer.response`) or
-            ``"srgb"``.
+        response: for the model, how the blend linearises the pixels it keeps: ``"camera"``
+            (the default, ``RESPONSE``: the curve read from the network's output plus a camera
+            JPEG's highlight roll-off), ``"model"`` (that curve alone) or ``"srgb"``
+            (:mod:`~mlx_hdr.infer.response`).
         exposure: the photo's exposure settings (:func:`~mlx_hdr.io.photo_meta.read_exposure`);
             with ``sky_ceiling`` (cd/m^2), the model's clipped pixels are kept, as a whole, at
             most that bright (:mod:`~mlx_hdr.infer.exposure`). None: no ceiling. A model

@@ -210,8 +210,9 @@ TRAIN_KINDS = (None, "panorama", "photo")  # "bracketed" sets are validation dat
 
 
 def pool_pairs(folders: list[str | Path]) -> list:
-    """The HDR-only images of several pool folders, each split like one pool would be; real
-    exposure-bracket sets (kind ``bracketed``) are left out."""
+    """The HDR-only images of several pool folders as one list, folder after folder (so
+    :func:`split` holds out every ``holdout``-th image of the whole list, not of each
+    folder); real exposure-bracket sets (kind ``bracketed``) are left out."""
     from mlx_hdr.data.datasets import scan_dataset
 
     pairs = []

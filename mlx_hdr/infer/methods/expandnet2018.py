@@ -12,7 +12,8 @@ result does not depend on the tile size), then the output is min-max normalised 
 as ``expand.py`` does before writing the ``.hdr``.
 
 The weights are the released ``weights.pth`` (a legacy PyTorch pickle, read without torch). The
-product does not ship them: pass ``weights=`` or set ``MLX_HDR_EXPANDNET``.
+product does not ship them: set ``MLX_HDR_EXPANDNET`` to the file (``mlx-hdr predict --method
+expandnet2018``, ``mlx-hdr evaluate``), or pass ``weights=``.
 """
 
 from __future__ import annotations
@@ -200,8 +201,8 @@ def resolve_weights(weights: str | Path | None = None) -> Path:
     value = weights if weights is not None else os.environ.get(ENV_WEIGHTS)
     if not value:
         raise WeightsError(
-            f"ExpandNet weights not given: pass weights= or set {ENV_WEIGHTS} to the released "
-            "weights.pth (github.com/dmarnerides/hdr-expandnet)"
+            f"ExpandNet weights not given: set {ENV_WEIGHTS} to the released weights.pth "
+            "(github.com/dmarnerides/hdr-expandnet), or pass weights="
         )
     path = Path(value).expanduser().resolve()
     if not path.is_file():
