@@ -22,23 +22,25 @@ HDR_SUFFIXES = (".hdr", ".exr", ".pfm")
 HALF_MAX = float(np.finfo(np.float16).max)  # 65504: larger values would become inf in half
 
 
-def sanitize_hdr(img: np.ndarray, path=None) -> np.ndarray:
-    """Make HDR values finite and >= 0, warning when anything changed.
+def sanitize_hdr(img: np.ndarray, path=None, negative: bool = False) -> np.ndarray:
+    """Make HDR values finite and >= 0 (with ``negative``, finite only: a wide gamut's
+    Rec.709 values below 0 kept), warning when anything changed.
 
     NaN -> 0, +inf -> the largest finite value in the image, negatives (and -inf) -> 0.
     An image without a single finite value has nothing to keep: ``InputError``.
     """
     img = np.asarray(img, np.float32)
-    bad = ~np.isfinite(img) | (img < 0)
+    bad = ~np.isfinite(img) if negative else ~np.isfinite(img) | (img < 0)
     if not bad.any():
         return img
-    n_nan, n_inf, n_neg = np.isnan(img).sum(), np.isposinf(img).sum(), (img < 0).sum()
+    n_nan, n_inf = np.isnan(img).sum(), np.isposinf(img).sum()
+    n_neg = 0 if negative else (img < 0).sum()
     finite = img[np.isfinite(img)]
     if not finite.size:
         raise InputError("no finite pixel values (all NaN or inf)", path)
     top = float(finite.max())
     out = np.nan_to_num(img, nan=0.0, posinf=max(top, 0.0), neginf=0.0)
-    out = np.maximum(out, 0.0)
+    out = out if negative else np.maximum(out, 0.0)
     counts = {"NaN (->0)": n_nan, f"+inf (->{top:g})": n_inf, "negative (->0)": n_neg}
     what = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     where = f"{path}: " if path is not None else ""

@@ -209,7 +209,7 @@ def encode_uhdr(
     opts = opts or UhdrOptions()
     if hdr.shape != ldr.shape:
         raise HDRError(f"HDR shape {hdr.shape} differs from the photo's {ldr.shape}")
-    hdr = sanitize_hdr(hdr)  # a NaN would drop its strip's highlights from the gain range
+    hdr = sanitize_hdr(hdr, negative=True)  # a NaN would drop its strip from the gain range
     base = encode_base(ldr, exif, native)
     with Image.open(io.BytesIO(base)) as im:
         decoded = np.asarray(im.convert("RGB"))
