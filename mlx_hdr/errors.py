@@ -12,6 +12,7 @@ EXIT_ERROR = 1  # the command stopped: one line "error: ..."
 EXIT_USAGE = 2  # bad options or arguments, found before any work
 EXIT_SOME_FAILED = 3  # some inputs failed (one line each); the others were written
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class HDRError(Exception):

@@ -8,6 +8,7 @@ an entry point, so it opts the process in to the CPU backend's settings
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 import warnings
 
@@ -17,6 +18,7 @@ from mlx_hdr import __version__, backend
 from mlx_hdr.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     HDRError,
     UsageError,
@@ -59,25 +61,55 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 
+STOPPED = {  # the signals that stop a run: what is said, the exit code
+    signal.SIGINT: ("aborted", EXIT_INTERRUPTED),
+    signal.SIGTERM: ("terminated", EXIT_TERMINATED),
+}
+_stopped: list[int] = []  # the signals received in this run
+
+
+def _on_signal(signum, frame) -> None:
+    """Ctrl-C or SIGTERM (``timeout``, systemd, ``docker stop``, a batch scheduler): noted,
+    then raised as an interrupt, so that what was being written is removed (Typer turns
+    the interrupt into exit code 130 before :func:`main` sees it)."""
+    _stopped.append(signum)
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console entry point: run the app, turning expected errors into one line."""
     warnings.formatwarning = _one_line_warning  # user-facing notes, not source locations
+    _stopped.clear()
+    previous = {s: signal.signal(s, _on_signal) for s in STOPPED}
     try:
-        code = app(standalone_mode=False)  # returns typer.Exit codes instead of raising them
+        code = _run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if _stopped:  # say why, with the signal's own exit code
+        why, code = STOPPED[_stopped[0]]
+        print(why, file=sys.stderr)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _run() -> int | None:
+    """The app's exit code; expected errors as one line and their exit code."""
+    try:
+        return app(standalone_mode=False)  # returns typer.Exit codes instead of raising them
     except HDRError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR)
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR
     except OSError as exc:  # e.g. an output folder that cannot be created
         print(f"error: {os_error_line(exc)}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
+        return EXIT_ERROR
     except (KeyboardInterrupt, typer.Abort):
-        print("aborted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        if not _stopped:
+            print("aborted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except typer.TyperException as exc:  # usage errors (Typer vendors its own click)
         if not hasattr(exc, "show"):
             raise
         exc.show()
-        sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
-    sys.exit(code if isinstance(code, int) else 0)
+        return getattr(exc, "exit_code", EXIT_USAGE)

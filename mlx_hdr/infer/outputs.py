@@ -23,7 +23,7 @@ from mlx_hdr.infer.tonemap import tonemap
 from mlx_hdr.io.atomic import is_file_name
 from mlx_hdr.io.avif import write_avif
 from mlx_hdr.io.hdr_io import sanitize_hdr
-from mlx_hdr.io.image_io import HDR_SUFFIXES, ldr_files, write_hdr, write_ldr
+from mlx_hdr.io.image_io import HDR_SUFFIXES, is_ldr_file, ldr_files, write_hdr, write_ldr
 from mlx_hdr.io.native import (
     P3_FROM_REC709,
     display_p3_base,
@@ -54,8 +54,10 @@ class Plan:
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files, folders (their JPEG/PNG/TIFF/WebP/HEIC/AVIF files, sorted, skipping our previews,
-    gain-map JPEGs and HDR AVIFs) and globs.
+    """Files, folders and globs. A folder or a glob gives its JPEG/PNG/TIFF/WebP/HEIC/AVIF
+    files, sorted, skipping our previews, gain-map JPEGs and HDR AVIFs (so that a run
+    writing next to its photos can be run again) and hidden files (an interrupted run's
+    temporary files, macOS's ``._`` files); a file named is taken as it is.
 
     Returns ``(paths, missing)``, ``missing`` as ``(input, problem)`` pairs.
     """
@@ -63,20 +65,26 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            own = (PREVIEW_SUFFIX, UHDR_SUFFIX)
-            found = [q for q in ldr_files(p) if not q.name.endswith(own)]
-            paths += found
+            paths += (found := _photos(ldr_files(p)))
             if not found:
                 missing.append((item, "folder has no JPEG/PNG/TIFF/WebP/HEIC/AVIF images"))
         elif p.exists() or not GLOB_CHARS & set(item):
             paths.append(p)  # a missing file fails later with read_ldr's message
         else:
             matched = sorted(Path(q) for q in glob.glob(item, recursive=True))
-            paths += [q for q in matched if q.is_file()]
+            paths += (found := _photos(q for q in matched if q.is_file() and is_ldr_file(q)))
             if not matched:
                 missing.append((item, "no files match this pattern"))
+            elif not found:
+                missing.append((item, "no JPEG/PNG/TIFF/WebP/HEIC/AVIF photos match it"))
     unique = {p.resolve(): p for p in reversed(paths)}  # an input named twice runs once
     return [p for p in paths if unique.get(p.resolve()) is p], missing
+
+
+def _photos(paths) -> list[Path]:
+    """``paths`` without our own outputs (previews, gain-map JPEGs) and hidden files."""
+    own = (PREVIEW_SUFFIX, UHDR_SUFFIX)
+    return [p for p in paths if not p.name.endswith(own) and not p.name.startswith(".")]
 
 
 def _folder(p: Path) -> str:

@@ -84,8 +84,11 @@ def is_ldr_file(path: Path) -> bool:
 
 
 def ldr_files(folder: Path) -> list[Path]:
-    """The photos in ``folder`` (files for which :func:`is_ldr_file` holds), sorted."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_ldr_file(p))
+    """The photos in ``folder`` (files for which :func:`is_ldr_file` holds), sorted; hidden
+    files (temporary files, macOS's ``._`` resource files) are not photos."""
+    return sorted(
+        p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file() and is_ldr_file(p)
+    )
 
 
 # ---------------------------------------------------------------- LDR reading
