@@ -63,3 +63,51 @@ def test_an_interrupted_write_leaves_no_file_and_says_why(cli, shoot, tmp_path, 
     assert (code, err.strip()) == ((143, "terminated") if how == "sigterm" else (130, "aborted"))
     assert list((tmp_path / "out").iterdir()) == []  # the temporary file is gone too
     assert [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)] == before
+
+
+def test_outputs_written_before_a_failed_one_are_reported(cli, shoot, tmp_path, monkeypatch):
+    from mlx_hdr.errors import InputError
+    from mlx_hdr.infer import outputs
+
+    def full_disk(dest, *args):
+        raise InputError("cannot write (No space left on device)", dest)
+
+    monkeypatch.setattr(outputs, "write_uhdr", full_disk)
+    out = tmp_path / "out"
+    code, stdout, err = cli(
+        "predict", shoot / "a.jpg", "-o", out, "--format", "exr", "--format", "uhdr"
+    )
+    assert code == 3 and "a_uhdr.jpg: cannot write (No space left on device)" in err
+    assert stdout.strip() == f"wrote {out / 'a.exr'}" and (out / "a.exr").is_file()
+
+
+def test_an_output_that_is_a_folder_is_a_usage_error_before_any_work(cli, shoot, tmp_path):
+    (tmp_path / "out" / "a_uhdr.jpg").mkdir(parents=True)
+    code, _, err = cli(
+        "predict", shoot, "-o", tmp_path / "out", "--format", "exr", "--format", "uhdr"
+    )
+    assert code == 2 and "a_uhdr.jpg is a folder; choose another -o" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_uhdr.jpg"]
+
+
+def test_one_photo_however_named_may_be_written_to_a_file_name(cli, shoot, tmp_path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "a.jpg").write_bytes((shoot / "a.jpg").read_bytes())
+    for inputs in ([tmp_path / "one"], [shoot / "a.jpg", shoot / "a.jpg"]):
+        out = tmp_path / "x.exr"
+        code, _, err = cli("predict", *inputs, "-o", out, *LINEAR)
+        assert code == 0 and out.is_file(), err
+        out.unlink()
+
+
+def test_an_animated_png_says_it_takes_the_first_image(tmp_path, recwarn):
+    from PIL import Image
+
+    from mlx_hdr.io.image_io import read_ldr
+
+    frames = [Image.new("RGB", (8, 6), c) for c in ((200, 0, 0), (0, 200, 0))]
+    frames[0].save(tmp_path / "a.png", save_all=True, append_images=frames[1:])
+    assert np.allclose(read_ldr(tmp_path / "a.png")[0, 0], (200 / 255, 0, 0))
+    assert [str(w.message) for w in recwarn] == [
+        f"{tmp_path / 'a.png'}: holds 2 images; using the first"
+    ]

@@ -221,6 +221,13 @@ def test_no_highlights_write_boost_1_and_say_so(cli, recwarn, tmp_path):
     assert b'hdrgm:GainMapMax="0"' in data
     err = stops(decode(data), srgb_to_linear(read_ldr(src / "a.jpg")))
     assert np.percentile(err, 99) < 0.06 and err.max() < 0.15  # the photo, to JPEG error
+    recwarn.clear()  # a reconstruction with highlights, capped by the option: said so
+    args = ("predict", src / "a.jpg", "-o", tmp_path / "cap", "--format", "uhdr")
+    code, _, err = cli(*args, "--method", "kovaleski2014", "--max-boost", "0")
+    assert code == 0 and [str(w.message) for w in recwarn] == [
+        f"{tmp_path / 'cap' / 'a_uhdr.jpg'}: --max-boost 0; gain map written with boost 1 "
+        "(HDR screens show the photo as it is)"
+    ]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlx_hdr.errors import UsageError
+from mlx_hdr.errors import HDRError, UsageError
 from mlx_hdr.infer.tonemap import tonemap
 from mlx_hdr.io.atomic import is_file_name
 from mlx_hdr.io.avif import write_avif
@@ -172,7 +172,7 @@ def plan_outputs(inputs: list[str], out: Path, opts) -> Plan:
     be written, two inputs with one output name, or an output that is an input. With
     ``opts.skip_existing``, an input whose outputs all exist is put in ``done``, not run."""
     paths, missing = expand_inputs(inputs)
-    single = len(paths) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir()
+    single = len(paths) == 1  # one photo, however named: -o may name its file
     check_output(out, single)
     sources = {p.resolve() for p in paths}
     plan = Plan(missing=missing)
@@ -181,6 +181,8 @@ def plan_outputs(inputs: list[str], out: Path, opts) -> Plan:
         for dest in dests:
             if dest.resolve() in sources:
                 raise UsageError(f"output {dest} would overwrite an input; choose another -o", src)
+            if dest.is_dir():
+                raise UsageError(f"output {dest} is a folder; choose another -o", src)
         if getattr(opts, "skip_existing", False) and all(d.is_file() for d in dests):
             plan.done.append(src)  # written whole by an earlier run (writes are atomic)
         else:
@@ -209,25 +211,38 @@ def write_outputs(
         delta = gamut_delta(photo(), ldr) if keep else None
         return hdr if delta is None else with_wide_gamut(hdr, ldr, delta)
 
-    for dest in dests:
-        suffix = dest.suffix.lower()
-        if suffix == ".png":  # a wide photo's preview in Display P3, with its colours
-            shown = tonemap(hdr, opts.tonemap, opts.exposure_ev)
-            own = wide() if keep and photo() is not None else hdr
-            if own is not hdr and opts.tonemap == "exposure":  # clipped channel by channel
-                shown = tonemap(own @ P3_FROM_REC709.T, "exposure", opts.exposure_ev)
-            elif own is not hdr:
-                shown = in_display_p3(shown, hdr, own)
-            p3 = (photo().p3_icc or made_display_p3_icc()) if own is not hdr else None
-            write_ldr(dest, shown, icc=p3)
-        elif suffix in JPEG_SUFFIXES:  # else an sRGB base: the fitted colours
-            p3_base = keep or display_p3_icc(src) is not None  # a P3 photo's: its own pixels
-            native = display_p3_base(photo(), ldr.shape[:2], convert=keep) if p3_base else None
-            own = wide() if native is not None else None
-            write_uhdr(dest, ldr, hdr, read_exif(src), opts.uhdr, native, own)
-        elif suffix == ".avif":
-            write_avif(dest, wide())
-        else:
-            extended = suffix != ".hdr" and opts.wide_gamut is True  # values below 0
-            write_hdr(dest, wide() if extended else hdr, dtype=opts.dtype)
+    done = []
+    try:
+        for dest in dests:
+            _write_one(dest, src, ldr, hdr, opts, photo, wide)
+            done.append(dest)
+    except (HDRError, OSError) as exc:
+        exc.written = done  # what was written before it: reported as written
+        raise
     return dests
+
+
+def _write_one(dest: Path, src: Path, ldr, hdr, opts, photo, wide) -> None:
+    """One output of :func:`write_outputs`, by ``dest``'s extension; ``photo`` and ``wide``
+    give the photo's own colours and the reconstruction with them (computed once)."""
+    keep = opts.wide_gamut is not False
+    suffix = dest.suffix.lower()
+    if suffix == ".png":  # a wide photo's preview in Display P3, with its colours
+        shown = tonemap(hdr, opts.tonemap, opts.exposure_ev)
+        own = wide() if keep and photo() is not None else hdr
+        if own is not hdr and opts.tonemap == "exposure":  # clipped channel by channel
+            shown = tonemap(own @ P3_FROM_REC709.T, "exposure", opts.exposure_ev)
+        elif own is not hdr:
+            shown = in_display_p3(shown, hdr, own)
+        p3 = (photo().p3_icc or made_display_p3_icc()) if own is not hdr else None
+        write_ldr(dest, shown, icc=p3)
+    elif suffix in JPEG_SUFFIXES:  # else an sRGB base: the fitted colours
+        p3_base = keep or display_p3_icc(src) is not None  # a P3 photo's: its own pixels
+        native = display_p3_base(photo(), ldr.shape[:2], convert=keep) if p3_base else None
+        own = wide() if native is not None else None
+        write_uhdr(dest, ldr, hdr, read_exif(src), opts.uhdr, native, own)
+    elif suffix == ".avif":
+        write_avif(dest, wide())
+    else:
+        extended = suffix != ".hdr" and opts.wide_gamut is True  # values below 0
+        write_hdr(dest, wide() if extended else hdr, dtype=opts.dtype)

@@ -388,8 +388,10 @@ def _predict_one(
         dests[0].parent.mkdir(parents=True, exist_ok=True)
         with warnings_naming(src):
             report.written.append((src, predict_file(src, dests, net, opts)))
-    except HDRError as exc:
+    except (HDRError, OSError) as exc:  # OSError: e.g. a folder that cannot be created
+        if written := getattr(exc, "written", None):  # the outputs before the failed one
+            report.written.append((src, written))
+        if isinstance(exc, OSError):
+            return os_error_line(exc)
         return str(exc).removeprefix(f"{src}: ")
-    except OSError as exc:  # the output side: e.g. a folder that cannot be created
-        return os_error_line(exc)
     return None

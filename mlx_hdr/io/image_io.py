@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", *HEIF_SUFFIXES, *AVIF_SUFFIXES)
-SEQUENCES = ("TIFF", "WEBP", "AVIF")  # formats whose files may hold several images (not MPO)
+SEQUENCES = ("TIFF", "WEBP", "AVIF", "PNG")  # files that may hold several images (not MPO)
 LDR_WRITE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 _alpha_warned = False

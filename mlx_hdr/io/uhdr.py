@@ -306,12 +306,13 @@ def write_uhdr(
         own = wide if wide is not None and native is not None else hdr
         data, meta = encode_uhdr(ldr, own, exif, opts, native)
         boost = meta.max_boost
-    if boost <= 1.0:
-        warnings.warn(
-            f"{path}: nothing above white in this reconstruction; gain map written with "
-            "boost 1 (HDR screens show the photo as it is)",
-            stacklevel=2,
-        )
     with atomic_write(path) as tmp:
         tmp.write_bytes(data)
+    if boost <= 1.0:  # said once the file is there
+        capped = opts is not None and opts.max_boost == 0
+        why = "--max-boost 0" if capped else "nothing above white in this reconstruction"
+        warnings.warn(
+            f"{path}: {why}; gain map written with boost 1 (HDR screens show the photo as it is)",
+            stacklevel=2,
+        )
     return path
