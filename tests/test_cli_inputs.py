@@ -111,3 +111,41 @@ def test_an_animated_png_says_it_takes_the_first_image(tmp_path, recwarn):
     assert [str(w.message) for w in recwarn] == [
         f"{tmp_path / 'a.png'}: holds 2 images; using the first"
     ]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ("-o", "x.exr", "--format", "uhdr"),
+            "-o x.exr names one file; name a folder for --format uhdr",
+        ),
+        (("-o", "x.png", "--no-preview"), "x.png is the preview alone"),
+        (("--preview-only", "--format", "exr"), "writes the preview alone"),
+        (("--preview-only", "--no-preview"), "writes the preview alone"),
+    ],
+)
+def test_options_that_would_be_ignored_are_usage_errors(cli, shoot, tmp_path, args, message):
+    args = tuple(str(tmp_path / a) if a.startswith("x.") else a for a in args)
+    code, _, err = cli("predict", shoot / "a.jpg", *args, *LINEAR)
+    assert code == 2 and message in " ".join(err.split()), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shoot"]
+
+
+def test_options_the_run_does_not_use_are_noted(cli, shoot, tmp_path, recwarn):
+    code, _, err = cli(
+        "predict",
+        shoot / "a.jpg",
+        "-o",
+        tmp_path / "o",
+        "--model",
+        "m.safetensors",
+        "--max-boost",
+        "2",
+        *LINEAR,
+    )
+    assert code == 0, err
+    assert [str(w.message) for w in recwarn] == [
+        "--model is not used with --method linear",
+        "--max-boost acts on the gain-map JPEG (--format uhdr) only",
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -12,9 +13,10 @@ import typer
 from mlx_hdr.errors import EXIT_SOME_FAILED
 from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.methods import METHODS
-from mlx_hdr.infer.outputs import FORMATS, plan_outputs
+from mlx_hdr.infer.outputs import FILE_SUFFIXES, FORMATS, JPEG_SUFFIXES, plan_outputs
 from mlx_hdr.infer.pipeline import MULTIPLE, RESPONSE, WORK_PIXELS, PredictOptions, run_plan
 from mlx_hdr.infer.response import RESPONSES
+from mlx_hdr.io.atomic import is_file_name
 from mlx_hdr.io.hdrgm_read import MAX_STOPS
 from mlx_hdr.io.image_io import MAX_PIXELS
 from mlx_hdr.io.uhdr import UhdrOptions
@@ -48,6 +50,36 @@ def _check_numbers(work_pixels: int, exposure: float, max_boost: float | None) -
         name, problem = "--max-boost", f"{max_boost} is not a finite number"
     if problem:
         raise typer.BadParameter(problem, param_hint=name)
+
+
+def _check_combinations(
+    out: Path, fmt: list[str] | None, preview: bool | None, preview_only: bool
+) -> None:
+    """Usage errors for options that contradict each other or ``-o`` (one of them would be
+    ignored): ``--preview-only`` with ``--no-preview`` or a ``--format``; ``-o x.png`` (the
+    preview alone) with either; ``-o`` naming one file with a ``--format`` of another kind."""
+    suffix = out.suffix.lower() if is_file_name(out) else ""
+    named = "uhdr" if suffix in JPEG_SUFFIXES else suffix[1:]  # the format -o's file is
+    hint = problem = None
+    if preview_only and (preview is False or fmt):
+        hint, problem = "--preview-only", "writes the preview alone (no --no-preview, no --format)"
+    elif suffix == ".png" and (preview is False or fmt):
+        hint = "--out"
+        problem = f"{out.name} is the preview alone; name a folder for --format or --no-preview"
+    elif suffix in FILE_SUFFIXES and fmt and any(f != named for f in fmt):
+        wanted = " ".join(f"--format {f}" for f in fmt)
+        hint, problem = "--format", f"-o {out.name} names one file; name a folder for {wanted}"
+    if problem:
+        raise typer.BadParameter(problem, param_hint=hint)
+
+
+def _note_unused(opts: PredictOptions, out: Path, model: str | None, max_boost: float | None):
+    """Warn about options that the run does not use."""
+    if model is not None and opts.method != "model":
+        warnings.warn(f"--model is not used with --method {opts.method}", stacklevel=2)
+    jpeg = "uhdr" in opts.formats or (is_file_name(out) and out.suffix.lower() in JPEG_SUFFIXES)
+    if max_boost is not None and (opts.preview_only or not jpeg):
+        warnings.warn("--max-boost acts on the gain-map JPEG (--format uhdr) only", stacklevel=2)
 
 
 def set_floor_strength(net, floor_strength: float | None):
@@ -222,6 +254,7 @@ def predict_command(
 ) -> None:
     """Reconstruct HDR from LDR images (exit code 3 when some of them failed)."""
     _check_numbers(work_pixels, exposure, max_boost)
+    _check_combinations(out, fmt, preview, preview_only)
     opts = PredictOptions(
         method=choice(method, METHOD_CHOICES, "--method"),
         blend=blend,
@@ -245,6 +278,7 @@ def predict_command(
         skip_existing=skip_existing,
     )
     plan = plan_outputs(inputs, out, opts)  # output problems: refused before any work
+    _note_unused(opts, out, model, max_boost)
     if n := len(plan.done):
         typer.echo(f"skipped {n} input{'s' * (n > 1)} whose outputs all exist (--skip-existing)")
     net = None
