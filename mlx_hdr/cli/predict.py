@@ -145,7 +145,13 @@ def predict_command(
     max_size: Annotated[
         int | None, typer.Option(min=0, help="Downscale so the longer side is at most N px.")
     ] = None,
-    blend: Annotated[bool, typer.Option(help="Keep the input where it is not clipped.")] = True,
+    blend: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the input where it is not clipped (--no-blend: the reconstruction as "
+            "the method gives it, for diagnosis; a black-and-white photo's stays tinted)."
+        ),
+    ] = True,
     work_pixels: Annotated[
         int,
         typer.Option(
