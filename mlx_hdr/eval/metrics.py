@@ -16,7 +16,9 @@ Conventions (stated once, used everywhere):
   ``pu21_metric.m``: absolute units with the input's white at 200 cd/m^2, clamped to
   [0.005, 10000] cd/m^2; PU21-PSNR on the three encoded RGB channels with peak 256;
   PU21-SSIM on encoded luminance with dynamic range 256 and MATLAB ``ssim``'s Gaussian
-  window (sigma 1.5, population covariance).
+  window (sigma 1.5, population covariance), by scikit-image: the mean over the pixels the
+  window fits, where MATLAB pads by replication and averages them all (0.003-0.005 apart
+  at 384x256).
 - mu-PSNR as in the NTIRE 2021 HDR challenge: both images divided by the 99th percentile of
   the ground truth (all channels), bounded with tanh, mu-law T(x) = log(1 + mu x) / log(1 + mu)
   with mu = 5000, PSNR with peak 1. The challenge files were gamma-2.24 encoded and linearised
