@@ -215,8 +215,8 @@ def test_a_map_made_in_other_primaries_works_in_them():
     """ISO 21496-1 with use_base_colour_space clear: the map works in the primaries of the
     tmap item's colour property; the photo is taken into them and the rendition back."""
     from mlx_hdr.color import rgb_to_rec709_matrix
-    from mlx_hdr.io.avif_gainmap import PRIMARIES
     from mlx_hdr.io.hdrgm_read import HdrgmParams
+    from mlx_hdr.io.heic import CICP_PRIMARIES as PRIMARIES
 
     rng = np.random.default_rng(0)
     sdr, g = rng.random((4, 5, 3), np.float32), rng.random((4, 5, 3), np.float32)
@@ -235,7 +235,7 @@ def test_the_map_works_in_the_primaries_the_file_names(tmp_path, use_base):
     """use_base_colour_space clear and the tmap item's nclx naming BT.2020: the map works in
     BT.2020; set: in the photo's BT.709 (no matrix), as libavif chooses."""
     from mlx_hdr.color import rgb_to_rec709_matrix
-    from mlx_hdr.io.avif_gainmap import PRIMARIES
+    from mlx_hdr.io.heic import CICP_PRIMARIES as PRIMARIES
 
     src = SDR.read_bytes()
     tmap_nclx = b"nclx\x00\x01\x00\x10"  # the tmap item's own: BT.709 primaries, PQ

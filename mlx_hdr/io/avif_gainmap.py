@@ -26,20 +26,16 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import DISPLAY_P3, REC2020_CHROMATICITIES, rgb_to_rec709_matrix
+from mlx_hdr.color import rgb_to_rec709_matrix
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.checks import pil_pixel_limit, too_large
 from mlx_hdr.io.exif import exif_orient, exif_orientation
 from mlx_hdr.io.hdrgm_read import HdrgmParams, parse_tmap
+from mlx_hdr.io.heic import CICP_PRIMARIES
 from mlx_hdr.io.isobmff import Meta, item_data, nclx_primaries, one_item_avif, parse_meta
 
 AVIF_GAIN_MAP = "an AVIF gain map"  # existing_gain_map's answer for such a file
 TRANSFORMS = (b"irot", b"imir", b"clap")  # the photo's turn is applied to the map by hand
-PRIMARIES = {  # CICP colour primaries other than BT.709: red, green, blue, white (x, y)
-    9: REC2020_CHROMATICITIES,
-    11: (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.314, 0.351),  # DCI-P3
-    12: DISPLAY_P3,
-}
 UNREADABLE = (OSError, ValueError, RuntimeError, SyntaxError, Image.DecompressionBombError)
 
 
@@ -70,7 +66,7 @@ def has_gain_map(path: Path) -> bool:
 def _to_rec709(meta: Meta, item: int) -> np.ndarray | None:
     """The 3x3 linear matrix from ``item``'s primaries to Rec.709 (``x @ m.T``); None for
     BT.709, unspecified or unknown primaries (the photo's own, as ``read_ldr`` gives it)."""
-    chroma = PRIMARIES.get(nclx_primaries(meta, item))
+    chroma = CICP_PRIMARIES.get(nclx_primaries(meta, item))
     return None if chroma is None else rgb_to_rec709_matrix(chroma).astype(np.float32)
 
 

@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mlx_hdr.color import linear_to_srgb, rgb_to_rec709_matrix, row_slices, srgb_to_linear
+from mlx_hdr.color import (
+    DISPLAY_P3,
+    REC2020_CHROMATICITIES,
+    linear_to_srgb,
+    rgb_to_rec709_matrix,
+    row_slices,
+    srgb_to_linear,
+)
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.icc import fit_to_srgb, icc_to_srgb16
 
@@ -238,6 +245,23 @@ CICP_CURVES = {  # CICP transfer characteristics other than sRGB: display -> lin
     14: bt709_to_linear,  # BT.2020, 10-bit
     15: bt709_to_linear,  # BT.2020, 12-bit
 }
+
+
+CICP_PRIMARIES = {  # CICP colour primaries other than BT.709: red, green, blue, white (x, y)
+    9: REC2020_CHROMATICITIES,
+    11: (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.314, 0.351),  # DCI-P3
+    12: DISPLAY_P3,
+}
+
+
+def cicp_info(primaries: int, transfer: int) -> dict:
+    """A pillow-heif-style ``info`` (its ``nclx_profile``) for a CICP tag given by its codes
+    (a PNG's cICP chunk); primaries not in ``CICP_PRIMARIES`` are read as BT.709."""
+    nclx = {"color_primaries": 1, "transfer_characteristics": transfer}
+    if chroma := CICP_PRIMARIES.get(primaries):
+        nclx |= {"color_primaries": primaries}
+        nclx |= {f"color_primary_{k}": v for k, v in zip(_PRIMARY_KEYS, chroma, strict=True)}
+    return {"nclx_profile": nclx}
 
 
 def nclx_curve(info: dict, path: Path) -> Callable[[np.ndarray], np.ndarray]:

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mlx_hdr.color import row_slices
+from mlx_hdr.color import linear_to_srgb, row_slices
 from mlx_hdr.errors import InputError
 from mlx_hdr.io import pngcheck
 from mlx_hdr.io.atomic import atomic_write
@@ -42,9 +42,11 @@ from mlx_hdr.io.heic import (
     HEIF_SUFFIXES,
     avif_deep_pixels,
     avif_info,
+    cicp_info,
     is_hdr_avif,
     nclx_to_srgb,
     read_heif,
+    refuse_hdr,
     register,
 )
 from mlx_hdr.io.icc import icc_to_srgb, icc_to_srgb16
@@ -244,7 +246,24 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
         bits = int(info.get("bit_depth") or 8)
         img = _read_pil(path, max_pixels) if bits <= 8 else _read_deep_avif(path, bits, max_pixels)
         return nclx_to_srgb(img, info, path)
-    return _read_pil(path, max_pixels)
+    colour = pngcheck.colour_chunks(path)  # a PNG's cICP and gAMA chunks (others: none)
+    if colour.cicp is not None and not colour.iccp:
+        refuse_hdr(cicp_info(*colour.cicp), path)  # a PQ or HLG PNG, before decoding
+    return _png_colours(_read_pil(path, max_pixels), colour, path)
+
+
+def _png_colours(img: np.ndarray, colour: pngcheck.PngColour, path: Path) -> np.ndarray:
+    """A PNG's colours as browsers read them where no ICC profile says: by its cICP chunk
+    (CICP primaries and curve, :func:`~mlx_hdr.io.heic.nclx_to_srgb`), else, without an
+    sRGB chunk, by a gAMA other than sRGB's 1/2.2 (a pure power curve, e.g. 1.0: linear)."""
+    if colour.iccp:
+        return img
+    if colour.cicp is not None:
+        return nclx_to_srgb(img, cicp_info(*colour.cicp), path)
+    if colour.gamma and not colour.srgb and abs(colour.gamma * 2.2 - 1.0) > 0.01:
+        light = np.power(np.clip(img, 0.0, 1.0), np.float32(1.0 / colour.gamma))
+        return linear_to_srgb(light)
+    return img
 
 
 def _read_deep_avif(path: Path, bits: int, max_pixels: int | None) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -94,3 +95,33 @@ def problem(path: str | Path) -> str | None:
     if missing:
         return f"truncated PNG image data ({missing} bytes of rows missing)"
     return None
+
+
+@dataclass(frozen=True)
+class PngColour:
+    """A PNG's colour chunks (before its image data): ``cicp`` (colour primaries, transfer
+    characteristics: the cICP chunk's CICP codes) or None, ``gamma`` (gAMA: the encoding
+    gamma, 1/2.2 for sRGB-like files) or None, whether it has an ``sRGB`` or ``iCCP`` chunk."""
+
+    cicp: tuple[int, int] | None = None
+    gamma: float | None = None
+    srgb: bool = False
+    iccp: bool = False
+
+
+def colour_chunks(path: str | Path) -> PngColour:
+    """:class:`PngColour` of the PNG at ``path`` (empty for another file)."""
+    found: dict = {}
+    with open(path, "rb") as f:
+        if f.read(8) != SIGNATURE:
+            return PngColour()
+        for kind, data, _ in _chunks(f):
+            if kind == b"IDAT":
+                break
+            if kind == b"cICP" and len(data) == 4:
+                found["cicp"] = (data[0], data[1])
+            elif kind == b"gAMA" and len(data) == 4 and (value := struct.unpack(">I", data)[0]):
+                found["gamma"] = value / 100000
+            elif kind in (b"sRGB", b"iCCP"):
+                found[kind.decode().lower()] = True
+    return PngColour(**found)

@@ -1,0 +1,84 @@
+"""A PNG's colour chunks beyond its ICC profile (mlx_hdr/io/image_io.py ``_png_colours``,
+``pngcheck.colour_chunks``): cICP (CICP primaries and curve; PQ and HLG refused as HDR) and
+gAMA, read as browsers read them."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mlx_hdr.color import linear_to_srgb
+from mlx_hdr.errors import InputError
+from mlx_hdr.io.heic import cicp_info, nclx_to_srgb
+from mlx_hdr.io.image_io import read_ldr
+
+
+def chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png(path, rgb: np.ndarray, *chunks: bytes) -> None:
+    """``rgb`` (uint8 or uint16) as a PNG with ``chunks`` before its image data."""
+    buf = io.BytesIO()
+    if rgb.dtype == np.uint16:
+        import cv2
+
+        buf.write(cv2.imencode(".png", rgb[..., ::-1])[1].tobytes())
+    else:
+        Image.fromarray(rgb).save(buf, "PNG")
+    data = buf.getvalue()
+    at = data.index(b"IDAT") - 4
+    path.write_bytes(data[:at] + b"".join(chunks) + data[at:])
+
+
+def cicp(primaries: int, transfer: int) -> bytes:
+    return chunk(b"cICP", bytes([primaries, transfer, 0, 1]))
+
+
+def gama(value: float) -> bytes:
+    return chunk(b"gAMA", struct.pack(">I", round(value * 100000)))
+
+
+@pytest.fixture
+def rgb() -> np.ndarray:
+    y, x = np.mgrid[:16, :24]
+    img = np.stack([x / 23, y / 15, 1 - x / 23], -1) * 0.9 + 0.05
+    return (img * 255 + 0.5).astype(np.uint8)
+
+
+def test_cicp_primaries_and_curve(tmp_path, rgb):
+    png(tmp_path / "lin.png", rgb, cicp(1, 8))  # BT.709 primaries, linear
+    np.testing.assert_allclose(
+        read_ldr(tmp_path / "lin.png"), linear_to_srgb(rgb / 255.0), atol=1e-6
+    )
+    png(tmp_path / "p3.png", rgb, cicp(12, 13))  # Display P3
+    want = nclx_to_srgb(rgb / np.float32(255.0), cicp_info(12, 13), tmp_path / "p3.png")
+    got = read_ldr(tmp_path / "p3.png")
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert np.abs(got - rgb / 255.0).max() > 0.05  # converted, not read as sRGB
+
+
+@pytest.mark.parametrize("transfer,name", [(16, "PQ"), (18, "HLG")])
+def test_an_hdr_png_is_refused(tmp_path, rgb, transfer, name):
+    png(tmp_path / "hdr.png", rgb, cicp(9, transfer))
+    with pytest.raises(InputError, match=rf"already an HDR image \({name} transfer\)"):
+        read_ldr(tmp_path / "hdr.png")
+
+
+def test_gama_other_than_srgbs_is_honoured(tmp_path, rgb):
+    png(tmp_path / "plain.png", rgb)
+    plain = read_ldr(tmp_path / "plain.png")
+    png(tmp_path / "g22.png", rgb, gama(1 / 2.2))  # the usual: read as sRGB
+    np.testing.assert_array_equal(read_ldr(tmp_path / "g22.png"), plain)
+    png(tmp_path / "srgb.png", rgb, chunk(b"sRGB", b"\x00"), gama(1.0))  # sRGB chunk wins
+    np.testing.assert_array_equal(read_ldr(tmp_path / "srgb.png"), plain)
+    png(tmp_path / "g1.png", rgb, gama(1.0))  # linear values
+    np.testing.assert_allclose(read_ldr(tmp_path / "g1.png"), linear_to_srgb(plain), atol=1e-6)
+    deep = rgb.astype(np.uint16) * 257
+    png(tmp_path / "g1_16.png", deep, gama(1.0))  # 16 bits, the same
+    np.testing.assert_allclose(read_ldr(tmp_path / "g1_16.png"), linear_to_srgb(plain), atol=1e-6)
