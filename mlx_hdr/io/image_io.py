@@ -138,7 +138,7 @@ def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise InputError(f"refused: {exc}".split(". ")[0], path) from None
     except UnidentifiedImageError:
-        raise InputError("not a recognised image (corrupt or wrong extension)", path) from None
+        raise InputError(_unrecognised(path), path) from None
     except (OSError, ValueError, RuntimeError) as exc:  # AVIF: "Failed to decode image: ..."
         raise InputError(f"cannot open image ({exc})", path) from None
     try:
@@ -147,6 +147,24 @@ def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
         im.close()  # refused: its file is not left open
         raise
     return im
+
+
+def _unrecognised(path: Path) -> str:
+    """Why Pillow could not open ``path``: a TIFF of floating-point, signed or 32-bit samples
+    (an HDR or scientific image, not a photo) by its SampleFormat and BitsPerSample."""
+    if path.suffix.lower() in (".tif", ".tiff"):
+        try:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                kind = {1: "unsigned", 2: "signed", 3: "floating-point"}.get(page.sampleformat)
+                if kind and (page.sampleformat != 1 or page.bitspersample > 16):
+                    bits = page.bitspersample
+                    return f"a TIFF of {bits}-bit {kind} samples; photos are read at 8 or 16 bits"
+        except Exception:  # noqa: BLE001 (not a TIFF tifffile reads either)
+            pass
+    return "not a recognised image (corrupt or wrong extension)"
 
 
 def is_16bit(im: Image.Image) -> bool:

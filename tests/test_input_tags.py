@@ -1,6 +1,7 @@
-"""A PNG's colour chunks beyond its ICC profile (mlx_hdr/io/image_io.py ``_png_colours``,
-``pngcheck.colour_chunks``): cICP (CICP primaries and curve; PQ and HLG refused as HDR) and
-gAMA, read as browsers read them."""
+"""What a photo's tags say beyond its ICC profile: a PNG's colour chunks
+(mlx_hdr/io/image_io.py ``_png_colours``, ``pngcheck.colour_chunks``: cICP, with CICP
+primaries and curve, PQ and HLG refused as HDR; gAMA), read as browsers read them; a TIFF's
+sample format, where Pillow cannot read it."""
 
 from __future__ import annotations
 
@@ -82,3 +83,14 @@ def test_gama_other_than_srgbs_is_honoured(tmp_path, rgb):
     deep = rgb.astype(np.uint16) * 257
     png(tmp_path / "g1_16.png", deep, gama(1.0))  # 16 bits, the same
     np.testing.assert_allclose(read_ldr(tmp_path / "g1_16.png"), linear_to_srgb(plain), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int16, np.uint32])
+def test_a_tiff_of_float_or_wide_samples_says_what_it_holds(tmp_path, dtype):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "x.tif", np.ones((8, 8, 3), dtype))
+    bits, kind = np.dtype(dtype).itemsize * 8, {"f": "floating-point", "i": "signed"}
+    kind = kind.get(np.dtype(dtype).kind, "unsigned")
+    with pytest.raises(InputError, match=f"a TIFF of {bits}-bit {kind} samples; photos are read"):
+        read_ldr(tmp_path / "x.tif")
