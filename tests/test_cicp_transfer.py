@@ -4,15 +4,13 @@
 
 from __future__ import annotations
 
-import io
 import warnings
 
 import imagecodecs
 import numpy as np
 import pytest
-from PIL import Image, ImageCms
-from test_heic import P3_NCLX, photo, save_heic
-from test_icc import P3_COLORANTS, matrix_trc_icc
+from PIL import Image
+from test_heic import P3_NCLX, p3_by_lcms, photo, save_heic
 
 from mlx_hdr.color import linear_to_srgb
 from mlx_hdr.io.heic import CicpColours, bt709_to_linear, smpte240_to_linear
@@ -72,15 +70,7 @@ def test_p3_with_the_bt709_curve_is_converted_by_both(tmp_path):
     with that curve; not taken for a Display P3 photo (whose curve is sRGB's)."""
     rgb = photo()
     save_heic(tmp_path / "p.heic", rgb, nclx_profile=dict(P3_NCLX, transfer_characteristics=1))
-    table = bt709_to_linear(np.linspace(0.0, 1.0, 1024))
-    icc = matrix_trc_icc(P3_COLORANTS, 2.2, "P3 BT.709 curve", table=table)
-    ref = ImageCms.profileToProfile(
-        Image.fromarray(rgb),
-        ImageCms.ImageCmsProfile(io.BytesIO(icc)),
-        ImageCms.createProfile("sRGB"),
-        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
-    )
-    out, ref = read_ldr(tmp_path / "p.heic"), np.asarray(ref, np.float32) / 255
+    out, ref = read_ldr(tmp_path / "p.heic"), p3_by_lcms(rgb, bt709_to_linear)
     inside = ref.max(-1) < 0.94  # colours well inside sRGB: no gamut fitting
     assert inside.mean() > 0.5 and np.abs(out - ref)[inside].max() <= 2 / 255
     assert display_p3_icc(tmp_path / "p.heic") is None

@@ -91,20 +91,26 @@ def test_exif_of_a_heic_keeps_tags_and_resets_orientation(tmp_path):
     assert exif[0x010F] == "HeicCam" and exif.get(0x0112, 1) == 1
 
 
-def test_nclx_display_p3_is_converted_like_an_icc_profile(tmp_path):
-    rgb = photo()
-    save_heic(tmp_path / "n.heic", rgb, nclx_profile=P3_NCLX)
-    assert "icc_profile" not in pillow_heif.open_heif(tmp_path / "n.heic").info
-    # the same colours through Little CMS: a P3 profile with the sRGB tone curve
-    table = srgb_to_linear(np.linspace(0, 1, 1024))
-    icc = matrix_trc_icc(P3_COLORANTS, 2.2, "P3 sRGB curve", table=table)
+def p3_by_lcms(rgb: np.ndarray, curve) -> np.ndarray:
+    """``rgb`` (uint8) in Display P3 primaries with the tone curve ``curve`` (display ->
+    linear) converted to sRGB by Little CMS (relative colorimetric): HxWx3 in [0, 1]."""
+    table = curve(np.linspace(0.0, 1.0, 1024))
+    icc = matrix_trc_icc(P3_COLORANTS, 2.2, "P3 test curve", table=table)
     ref = ImageCms.profileToProfile(
         Image.fromarray(rgb),
         ImageCms.ImageCmsProfile(io.BytesIO(icc)),
         ImageCms.createProfile("sRGB"),
         renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
     )
-    out, ref = read_ldr(tmp_path / "n.heic"), np.asarray(ref, np.float32) / 255
+    return np.asarray(ref, np.float32) / 255
+
+
+def test_nclx_display_p3_is_converted_like_an_icc_profile(tmp_path):
+    rgb = photo()
+    save_heic(tmp_path / "n.heic", rgb, nclx_profile=P3_NCLX)
+    assert "icc_profile" not in pillow_heif.open_heif(tmp_path / "n.heic").info
+    ref = p3_by_lcms(rgb, srgb_to_linear)  # a P3 profile with the sRGB tone curve
+    out = read_ldr(tmp_path / "n.heic")
     inside = ref.max(-1) < 0.94  # colours well inside sRGB: no gamut fitting (test_icc)
     assert inside.mean() > 0.5
     assert np.abs(out - ref)[inside].max() <= 2 / 255
