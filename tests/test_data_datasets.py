@@ -163,3 +163,23 @@ def test_cli_index_check_and_errors(tmp_path, monkeypatch, capsys, shared):
     assert code == 1 and err.count("\n") == 1 and "nope.jsonl" in err
     code, _, err = run_cli(monkeypatch, capsys, "data", "index", tmp_path / "empty_dir_missing")
     assert code == 1 and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_linked_files_and_a_merged_hdr_beside_the_folder_are_indexed(tmp_path, scene):
+    """Record paths may lead out of the dataset folder: links to files elsewhere (kept as
+    named), a bracket set's HDR one level up (``..``); they had raised a traceback."""
+    ldr, hdr = scene()
+    store = tmp_path / "store"
+    store.mkdir()
+    write_ldr(store / "input.jpg", ldr)
+    write_hdr(store / "gt.hdr", hdr)
+    (tmp_path / "ds" / "case1").mkdir(parents=True)
+    for name in ("input.jpg", "gt.hdr"):
+        (tmp_path / "ds" / "case1" / name).symlink_to(store / name)
+    manifest = index_dataset(tmp_path / "ds", tmp_path / "m.jsonl", workers=1)
+    (rec,) = read_manifest(tmp_path / "m.jsonl").records
+    assert rec["kept"] and rec["ldr"] == "case1/input.jpg" and rec["hdr"] == "case1/gt.hdr"
+    assert manifest.path(rec, "hdr").is_file()
+    from mlx_hdr.data.manifest import _rel
+
+    assert _rel(tmp_path / "set.hdr", tmp_path / "ds") == "../set.hdr"

@@ -18,6 +18,7 @@ there the filter is applied per simulated sample after exposure, by
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +44,7 @@ class Manifest:
 
     @property
     def root(self) -> Path:
-        """The dataset folder the record paths are relative to (resolved when indexed)."""
+        """The dataset folder the record paths are relative to (as named when indexed)."""
         return Path(self.header["root"])
 
     def path(self, record: dict, key: str) -> Path | None:
@@ -56,7 +57,9 @@ class Manifest:
 
 
 def _rel(path: Path | None, root: Path) -> str | None:
-    return None if path is None else str(Path(path).relative_to(root))
+    """``path`` relative to the dataset folder ``root`` (both absolute), ``..`` where it lies
+    outside it (a bracket set's merged HDR beside its folder, a link's target kept unresolved)."""
+    return None if path is None else os.path.relpath(path, root)
 
 
 def index_pair(pair: Pair, root: Path, max_value: float = MAX_HDR_VALUE, orient: bool = True):
@@ -97,9 +100,9 @@ def index_dataset(
     """Scan ``root`` (any layout of :mod:`mlx_hdr.data.datasets`), measure every pair and
     write the manifest to ``out`` atomically when given. Returns the manifest."""
     ds = scan_dataset(root)
-    root = ds.root.resolve()
+    root = ds.root.absolute()  # links are kept as named: their targets may lie elsewhere
     pairs = [
-        Pair(p.name, p.ldr_path and p.ldr_path.resolve(), p.hdr_path.resolve(), p.kind)
+        Pair(p.name, p.ldr_path and p.ldr_path.absolute(), p.hdr_path.absolute(), p.kind)
         for p in ds.pairs
     ]
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -110,7 +113,7 @@ def index_dataset(
             it = tqdm(it, total=len(pairs), desc="index", unit="pair")
         records = list(it)
     header = {"format": FORMAT, "version": 1, "root": str(root), "layout": ds.layout}
-    header |= {"max_value": max_value, "unpaired": [_rel(p.resolve(), root) for p in ds.unpaired]}
+    header |= {"max_value": max_value, "unpaired": [_rel(p.absolute(), root) for p in ds.unpaired]}
     manifest = Manifest(header, records)
     if out is not None:
         write_manifest(manifest, out)
