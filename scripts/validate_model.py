@@ -79,6 +79,7 @@ from mlx_hdr.color import (
     clipped_gain as color_clipped_gain,
 )
 from mlx_hdr.data.simulate import CAMERA, CURVES
+from mlx_hdr.errors import HDRError
 from mlx_hdr.eval.evaluate import labelled_panel
 from mlx_hdr.eval.metrics import hdr_metrics
 from mlx_hdr.infer.exposure import SKY_CEILING
@@ -353,11 +354,15 @@ def main() -> None:
         title = f"real brackets: {folder.name}"
         frame_side = None if args.rectilinear and not args.view_side else args.long_side
         cases = bracket_cases(folder, frame_side)
+        if not cases:  # bracket_cases keeps the frames with 1-30% of their pixels clipped
+            sys.exit(f"error: {folder}: no frame has 1-30% of its pixels clipped")
         ids = [0] * len(cases)
         if args.rectilinear:
             views = (":".join(f"{a:g}" for a in v) for v in args.rectilinear)
             title += " as views " + ", ".join(views)
             cases, ids = rectilinear_cases(cases, args.rectilinear, args.view_side or None)
+            if not cases:
+                sys.exit(f"error: {folder}: no view has 1-30% of its pixels clipped")
         sets[title], scenes[title] = cases, ids
     methods = runners(
         args.model,
@@ -392,4 +397,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (HDRError, FileNotFoundError) as exc:  # a missing folder, a bad model: one line
+        sys.exit(f"error: {exc}")

@@ -208,3 +208,23 @@ def test_torchvision_hash_prefixes_and_variants():
     assert download.source_for("vgg16").expected_hash == "397923af"
     with pytest.raises(WeightsError, match="no variant 'V9'"):
         download.source_for("mobilenet_v2", "V9")
+
+
+def test_download_problems_and_options_before_it(monkeypatch, tmp_path):
+    """A cut HTTP body is a one-line error; a download folder that cannot be made says so;
+    a bad --dtype or a --variant without --download is refused before anything is fetched."""
+    import http.client
+
+    from mlx_hdr.convert.convert import convert_from
+
+    serve(monkeypatch, http.client.IncompleteRead(b"x" * 10, 5))
+    with pytest.raises(WeightsError, match="cannot download .*IncompleteRead"):
+        download.download_checkpoint("lpips_vgg", cache=tmp_path)
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(WeightsError, match="cannot make the download folder"):
+        download.download_checkpoint("lpips_vgg", cache=tmp_path / "file" / "sub")
+    serve(monkeypatch, AssertionError("fetched"))
+    with pytest.raises(WeightsError, match="unsupported dtype 'int8'"):
+        convert_from("lpips_vgg", download=True, dtype="int8", dst=tmp_path / "o")
+    with pytest.raises(WeightsError, match="--variant names the official weights"):
+        convert_from("mobilenet_v2", tmp_path / "x.pth", variant="IMAGENET1K_V2")

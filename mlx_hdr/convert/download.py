@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import re
 import urllib.error
 import urllib.request
@@ -90,13 +91,19 @@ def download_checkpoint(arch: str, variant: str | None = None, cache: Path | Non
         _verify(dest, source)
         return dest
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WeightsError(
+            f"cannot make the download folder ({exc.strerror})", dest.parent
+        ) from None
+    try:
         # streamed to ``.<name>.<random>.tmp.part``, renamed only once the hash matches
         with atomic_write(dest, suffix=".part", parents=True) as tmp:
             with open(tmp, "wb") as out, urllib.request.urlopen(source.url, timeout=60) as resp:
                 for block in iter(lambda: resp.read(1 << 20), b""):
                     out.write(block)
             _verify(tmp, source, shown=dest)
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # a cut body
         reason = getattr(exc, "reason", None) or exc
         raise WeightsError(
             f"cannot download {source.url} ({reason}); fetch it on a connected machine "
