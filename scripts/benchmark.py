@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -234,7 +235,8 @@ def spawn_row(row_id: str, warmup: int, repeats: int, torch_python: str) -> dict
 
 
 def torch_available(python: str) -> bool:
-    if not Path(python).exists():
+    """Whether ``python`` (a path, or a command on PATH such as ``python3``) imports torch."""
+    if not Path(python).exists() and shutil.which(python) is None:
         return False
     probe = subprocess.run([python, "-c", "import torch, torchvision"], capture_output=True)
     return probe.returncode == 0

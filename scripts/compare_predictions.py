@@ -41,7 +41,8 @@ def write(dataset: Path, out: Path, model: str | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     extra = ["--model", model] if model else []
     for name, src in cases(dataset).items():
-        cmd = ["mlx-hdr", "predict", str(src), "-o", str(out / f"{name}.exr"), "--float"]
+        cli = [sys.executable, "-m", "mlx_hdr"]  # this interpreter's mlx-hdr, not PATH's
+        cmd = [*cli, "predict", str(src), "-o", str(out / f"{name}.exr"), "--float"]
         done = subprocess.run(cmd + extra, capture_output=True, text=True)
         if done.returncode:
             sys.exit(f"{src}: mlx-hdr predict failed: {done.stderr.strip()}")
@@ -49,8 +50,13 @@ def write(dataset: Path, out: Path, model: str | None) -> None:
 
 
 def compare(a: Path, b: Path, rtol: float) -> int:
+    found = sorted(a.glob("*.exr"))
+    if not found:
+        sys.exit(f"error: {a}: no EXRs to compare (write them first)")
+    if missing := [p.name for p in found if not (b / p.name).is_file()]:
+        sys.exit(f"error: {b}: lacks {', '.join(missing)}")
     worst = 0.0
-    for path in sorted(a.glob("*.exr")):
+    for path in found:
         x, y = read_hdr(path), read_hdr(b / path.name)
         rel = float(np.abs(x - y).max() / max(float(np.abs(x).max()), 1e-12))
         worst = max(worst, rel)

@@ -146,6 +146,10 @@ def main() -> None:
     ap.add_argument("--val-every", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.steps < 1 or args.batch < 1 or args.val_every < 1:
+        ap.error("--steps, --batch and --val-every take whole numbers >= 1")
+    if Path(args.out, "log.jsonl").exists():  # no resume: a second run would mix its log
+        ap.error(f"{args.out} holds a run already; name a new --out")
     run(args)
 
 
