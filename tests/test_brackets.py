@@ -174,6 +174,8 @@ def test_bad_brackets_fail_naming_the_file_and_write_nothing(tmp_path):
     same = [photo_with_exif(tmp_path / f"s{i}.jpg", 1 / 60, 4.0, 100) for i in range(2)]
     with pytest.raises(InputError, match="do not differ in exposure"):
         write_bracket_set(same, out)
+    with pytest.raises(InputError, match="at least two photos"):  # a file named twice: once
+        write_bracket_set([paths[0], paths[0]], out)
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     out.mkdir()
     (out / "x").write_text("")

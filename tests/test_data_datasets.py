@@ -163,6 +163,9 @@ def test_cli_index_check_and_errors(tmp_path, monkeypatch, capsys, shared):
     assert code == 1 and err.count("\n") == 1 and "nope.jsonl" in err
     code, _, err = run_cli(monkeypatch, capsys, "data", "index", tmp_path / "empty_dir_missing")
     assert code == 1 and err.startswith("error: ") and err.count("\n") == 1
+    args = ("data", "index", shared / "data/hdr-pool", "-o", tmp_path, "--no-progress")
+    code, _, err = run_cli(monkeypatch, capsys, *args)  # a folder: refused before decoding
+    assert code == 2 and "is a folder; name the manifest file" in " ".join(err.split())
 
 
 def test_linked_files_and_a_merged_hdr_beside_the_folder_are_indexed(tmp_path, scene):

@@ -41,6 +41,8 @@ def index_command(
     """Scan DIRECTORY once and write a manifest of its pairs (kept/dropped and why)."""
     if not (math.isfinite(max_value) and max_value > 0):
         raise typer.BadParameter(f"{max_value} is not a number > 0", param_hint="--max-value")
+    if output.is_dir():  # found before the decoding, not after it
+        raise typer.BadParameter(f"{output} is a folder; name the manifest file", param_hint="-o")
     manifest = index_dataset(directory, output, max_value, orientation, workers, progress)
     summary = summarize(manifest)
     typer.echo(format_summary(summary))

@@ -82,7 +82,8 @@ class Frame:
 
 
 def bracket_files(inputs: list[Path]) -> list[Path]:
-    """The photo files among ``inputs``: each file itself, each folder's LDR files (sorted)."""
+    """The photo files among ``inputs``: each file itself, each folder's LDR files (sorted);
+    a file named twice (or by a folder and by name) once."""
     files = []
     for p in map(Path, inputs):
         if p.is_dir():
@@ -97,7 +98,8 @@ def bracket_files(inputs: list[Path]) -> list[Path]:
             files.append(p)
         else:
             raise InputError("file not found", p)
-    return files
+    unique = {f.resolve(): f for f in reversed(files)}  # a file named twice is one frame
+    return [f for f in files if unique.get(f.resolve()) is f]
 
 
 def read_frames(files: list[Path], where: Path | str = ".") -> list[Frame]:
