@@ -131,12 +131,14 @@ def test_out_channels_of_a_winograd_conv_and_depthwise_refused():
         out_channels(Conv2d(8, 8, 3, padding=1, groups=8), 0, 4)(mx.zeros((1, 8, 8, 8)))
 
 
+@pytest.mark.parametrize("widths", [(16, 12, 9, 7, 6, 5), (1, 16, 1, 8, 8, 8)])
 @pytest.mark.parametrize("mode", UPSAMPLE_MODES)
-def test_decoder_split_over_streams_matches(mode):
+def test_decoder_split_over_streams_matches(mode, widths):
     """Every decoder block split by channels over two CPU streams (odd widths: uneven parts,
-    PixelShuffle groups kept whole) gives the unsplit output to 1e-5."""
+    PixelShuffle groups kept whole; a stage 1 channel wide: one part empty, left out) gives
+    the unsplit output to 1e-5."""
     mx.random.seed(12)
-    model = HybridAutoencoder(HybridConfig(decoder_channels=(16, 12, 9, 7, 6, 5), upsample=mode))
+    model = HybridAutoencoder(HybridConfig(decoder_channels=widths, upsample=mode))
     backend.accelerate(model).eval()
     for _, m in model.named_modules():
         if isinstance(m, nn.InstanceNorm):  # affine ones/zeros at init would hide a wrong slice

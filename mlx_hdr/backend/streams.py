@@ -88,11 +88,13 @@ def out_channels(module: nn.Module, a: int, b: int) -> nn.Module:
 
 
 def _split(x: mx.array, n: int, run: Callable, multiple: int = 1) -> list[mx.array]:
-    """``run(x, a, b)`` for each part ``[a, b)`` of ``n`` channels, each on its stream."""
+    """``run(x, a, b)`` for each part ``[a, b)`` of ``n`` channels, each on its stream (an
+    empty part, of a layer narrower than the streams are many, is left out)."""
     parts = []
     for s, a, b in stream_slices(n, _ACTIVE.get(), multiple):
-        with mx.stream(s):
-            parts.append(run(x, a, b))
+        if b > a:
+            with mx.stream(s):
+                parts.append(run(x, a, b))
     return parts
 
 
