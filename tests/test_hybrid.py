@@ -153,6 +153,7 @@ def test_load_model_errors(tmp_path):
         ({"encoder_kwargs": {"width_mult": -1.0}}, "bad model config|does not match"),
         ({"decoder_channels": [192, 128, -64, 32, 24, 16]}, "6 positive widths"),
         ({"floor_strength": "x"}, "bad model config"),
+        ({"encoder_kwargs": {"num_classes": 2**31}}, "num_classes cannot be 2147483648"),
     ],
 )
 def test_a_model_file_with_a_bad_config_is_one_line(tmp_path, change, message):
@@ -191,3 +192,13 @@ def test_near_white_share_of_a_half_white_image():
     ldr[1, 7, 7] = 1.0  # the image maximum: 1/64 pixel
     got = np.array(near_white_share(mx.array(ldr_to_input(ldr))))[:, 0]
     np.testing.assert_allclose(got, [0.5, 0.25 * 0.5 + 1 / 64], atol=1e-5)
+
+
+def test_weights_beyond_float16_are_not_saved(tmp_path):
+    """Saved in float16 they would be inf, and the file would not load again."""
+    model = tiny_model()
+    model.update({"out": {"bias": mx.array([1e5, 0.0, 0.0])}})
+    with pytest.raises(WeightsError, match="weights beyond float16's range: save as float32"):
+        save_model(tmp_path / "m.safetensors", model)
+    assert list(tmp_path.iterdir()) == []
+    assert save_model(tmp_path / "m32.safetensors", model, mx.float32).is_file()

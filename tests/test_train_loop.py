@@ -615,6 +615,7 @@ def test_a_pools_bracketed_images_never_train(tmp_path):
         ({"model": {"encoder_kwargs": {"width_mult": 1e400}}}, "width_mult cannot be inf"),
         ({"model": {"decoder_channels": [1e300] * 6}}, "cannot be wider than 8192"),
         ({"sim": {"glare_amount": [0, 0.03]}}, "glare_amount cannot be [0, 0.03]"),
+        ({"crop": 8}, "LPIPS needs crops of at least 16 px"),
     ],
 )
 def test_a_recipes_values_are_checked_before_the_run(tmp_path, recipe, message):

@@ -112,7 +112,8 @@ def _encoder_setting_ok(name: str, value) -> bool:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         return number and 0 < value <= 8
     least = 1 if name == "round_nearest" else 0
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    return whole and least <= value <= MAX_WIDTH * 1000  # num_classes: ImageNet-21k's 21,843
 
 
 def pixel_shuffle(x: mx.array, r: int = 2) -> mx.array:

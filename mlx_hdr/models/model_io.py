@@ -198,7 +198,14 @@ def load_encoder(model: HybridAutoencoder, weights: str | Path | None = None) ->
 def save_model(path, model: HybridAutoencoder, dtype=mx.float16) -> Path:
     """Save all weights (encoder included) and the config to one safetensors file, atomically."""
     path = Path(path)
-    arrays = {k: v.astype(dtype) for k, v in tree_flatten(model.parameters())}
+    weights = dict(tree_flatten(model.parameters()))
+    check_finite(weights, path)  # NaN or inf: such a file would not load
+    arrays = {k: v.astype(dtype) for k, v in weights.items()}
+    try:
+        check_finite(arrays, path)
+    except WeightsError:  # beyond float16's range: inf in the file
+        name = str(dtype).rsplit(".", 1)[-1]
+        raise WeightsError(f"weights beyond {name}'s range: save as float32", path) from None
     metadata = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": model.config.to_json()}
     return save_safetensors_atomic(path, arrays, metadata, parents=False)
 

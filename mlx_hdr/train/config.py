@@ -16,6 +16,7 @@ MINIMUM = {"batch_size": 1, "steps_per_epoch": 1, "crop": 1, "val_size": 1, "val
 MINIMUM |= {"log_every": 1, "epochs": 0, "checkpoint_every": 0, "max_steps": 0, "stop_at": 0}
 MINIMUM |= {"warmup_steps": 0, "seed": 0, "streams": 0}
 RETIRED = {"workers"}  # was never read (training batches come from one prefetch thread)
+LPIPS_MIN_CROP = 16  # VGG16's four 2x2 poolings leave nothing of a smaller view
 MAXIMUM = {"crop": 4096, "val_crop": 4096}  # larger views ran out of memory with a traceback
 # MLX's seed is 64-bit, and each step's is seed * 1000003 + step (steps below 10^9)
 MAXIMUM |= {"seed": (2**64 - 10**9) // 1_000_003}
@@ -113,7 +114,8 @@ class TrainConfig:
             )
 
     def _check_pairs(self) -> None:
-        """``pair_stops`` is [low, high] with 0 <= low <= high <= 8; pairs need an even batch."""
+        """``pair_stops`` is [low, high] with 0 <= low <= high <= 8; pairs need an even batch;
+        LPIPS needs crops of ``LPIPS_MIN_CROP`` px."""
         stops = self.pair_stops
         ok = isinstance(stops, (list, tuple)) and len(stops) == 2
         ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in stops)
@@ -123,6 +125,11 @@ class TrainConfig:
             )
         if self.pair_weight > 0 and self.batch_size % 2:
             raise ValueError(f"exposure pairs need an even batch_size, got {self.batch_size}")
+        if self.lpips_weight > 0 and min(self.crop, self.val_crop) < LPIPS_MIN_CROP:
+            raise ValueError(
+                f"LPIPS needs crops of at least {LPIPS_MIN_CROP} px (VGG16's four poolings), "
+                f"got crop {self.crop}, val_crop {self.val_crop}"
+            )
 
     def sim_config(self):
         """The camera simulator's :class:`~mlx_hdr.data.simulate.SimConfig` with ``sim``'s
