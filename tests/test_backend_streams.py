@@ -151,3 +151,19 @@ def test_decoder_split_over_streams_matches(mode, widths):
         with split_over(_cpu_streams()):
             split = model.decode(x, feats)
         _close(split, whole, rel=1e-5)
+
+
+def test_a_model_with_fused_batchnorm_runs_unsplit_where_it_cannot_split():
+    """``fuse_batchnorm`` leaves no BatchNorm to split by: such blocks run whole."""
+    from mlx_hdr.models.layers import fuse_batchnorm
+
+    mx.random.seed(5)
+    model = HybridAutoencoder(HybridConfig(decoder_channels=(16, 16, 8, 8, 8, 8)))
+    _randomise_batchnorm(model.encoder)
+    model.eval()
+    x = mx.random.normal((1, 64, 96, 3))
+    fuse_batchnorm(model.encoder)
+    plain = model(x)
+    backend.accelerate(model)
+    with mx.stream(mx.cpu), split_over(_cpu_streams()):
+        _close(model(x), plain, rel=1e-4)

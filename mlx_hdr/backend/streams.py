@@ -36,7 +36,7 @@ import mlx.nn as nn
 from mlx_hdr.backend import blas
 from mlx_hdr.backend.cpu import cpu_path, depthwise_conv2d_shifted
 from mlx_hdr.models.hybrid import ConvBlock, HybridAutoencoder, Upsample2x, pad_to_multiple
-from mlx_hdr.models.layers import relu6
+from mlx_hdr.models.layers import BatchNorm2d, relu6
 from mlx_hdr.models.mobilenetv2 import InvertedResidual, MobileNetV2
 
 STREAM_MIN_PIXELS = 384 * 384  # below this padded size the streams' overhead outweighs the gain
@@ -102,9 +102,9 @@ class SplitInvertedResidual(InvertedResidual):
     """MobileNetV2's inverted residual, its hidden channels split over the active streams."""
 
     def __call__(self, x: mx.array) -> mx.array:
-        if _ACTIVE.get() is None:
-            return super().__call__(x)
         *_, dw, proj, bn = self.conv
+        if _ACTIVE.get() is None or not isinstance(bn, BatchNorm2d):  # fused: not split
+            return super().__call__(x)
         hidden = dw[0].weight.shape[0]
         w_proj = proj.weight.reshape(proj.weight.shape[0], hidden)
         parts = _split(x, hidden, lambda y, a, b: self._hidden(y, a, b) @ w_proj[:, a:b].T)
