@@ -28,6 +28,7 @@ from pathlib import Path
 
 from mlx_hdr.data.brackets import write_bracket_set
 from mlx_hdr.data.datasets import BRACKETS
+from mlx_hdr.errors import HDRError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fetch_hdrmerge_brackets import fetch_and_build  # noqa: E402
@@ -70,4 +71,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (HDRError, OSError) as exc:  # no network, a missing archive, an existing set
+        sys.exit(f"error: {exc}")

@@ -24,7 +24,9 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import shutil
+import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -35,6 +37,7 @@ import numpy as np
 
 from mlx_hdr.color import rgb_to_luminance, srgb_to_linear
 from mlx_hdr.data.brackets import apply_warp, ecc_warp
+from mlx_hdr.errors import HDRError
 
 URL = "https://deb.debian.org/debian/pool/main/h/hdrmerge/hdrmerge_0.5+git20200117.orig.tar.gz"
 SHA256 = "18f1db24c191936816fb09c3df864ade10958106c3bb2ff735a72e0b772da442"
@@ -203,15 +206,25 @@ def build(out: Path, archive: Path) -> dict:
 
 
 def fetch_and_build(doc: str, url: str, sha256: str, build_set) -> dict:
-    """The command line of a bracket-set script: ``-o`` the set folder, ``--archive`` a local
-    copy of the source archive (else downloaded and checked); ``build_set(out, archive)``
-    writes the set and returns its metadata, returned here."""
+    """The command line of a bracket-set script: ``-o`` the set folder (new), ``--archive`` a
+    local copy of the source archive (else downloaded and checked); ``build_set(out,
+    archive)`` writes the set, in a folder beside ``out`` renamed to it once whole, and
+    returns its metadata, returned here."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("-o", "--out", type=Path, required=True, help="set folder to write")
     ap.add_argument("--archive", type=Path, help="a local copy of the source archive")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        return build_set(args.out, args.archive or fetch(url, sha256, Path(tmp)))
+    out = args.out.resolve()
+    if out.is_dir() and any(out.iterdir()) or out.is_file():
+        ap.error(f"{out} exists; name a new set folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as stage,
+    ):  # built beside it and renamed into place: whole or not at all
+        meta = build_set(Path(stage) / out.name, args.archive or fetch(url, sha256, Path(tmp)))
+        os.replace(Path(stage) / out.name, out)
+    return meta
 
 
 def main() -> None:
@@ -220,4 +233,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (HDRError, OSError) as exc:  # no network, a missing archive, an existing set
+        sys.exit(f"error: {exc}")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import fetch_gegl_brackets as gegl  # noqa: E402
@@ -49,7 +50,7 @@ def test_merge_takes_the_short_frame_where_the_reference_clips():
     np.testing.assert_allclose(hdr[light], truth[light], rtol=0.02)
 
 
-def test_gegl_bracket_is_extracted_and_merged_with_its_licence(tmp_path):
+def test_gegl_bracket_is_extracted_and_merged_with_its_licence(tmp_path, monkeypatch, capsys):
     """``scripts/fetch_gegl_brackets.py`` on a stand-in archive: the three named frames are
     taken from GEGL's test folder (others ignored), merged, and the set names its source."""
     import io
@@ -88,3 +89,12 @@ def test_gegl_bracket_is_extracted_and_merged_with_its_licence(tmp_path):
     assert hdr.shape == truth.shape
     ratio = np.median(hdr[..., 1] / truth[..., 1])  # the merge is the scene up to one scale
     assert np.percentile(np.abs(np.log2(hdr[..., 1] / truth[..., 1] / ratio)), 90) < 0.15
+    # the command: built beside -o and renamed into place; an existing set is refused
+    argv = ["fetch_gegl_brackets.py", "-o", str(tmp_path / "cmd"), "--archive", str(archive)]
+    monkeypatch.setattr("sys.argv", argv)
+    gegl.main()
+    assert (tmp_path / "cmd" / "exposures.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    with pytest.raises(SystemExit):
+        gegl.main()
+    assert "exists; name a new set folder" in capsys.readouterr().err
