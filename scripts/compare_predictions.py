@@ -41,7 +41,7 @@ def write(dataset: Path, out: Path, model: str | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     extra = ["--model", model] if model else []
     for name, src in cases(dataset).items():
-        cli = [sys.executable, "-m", "mlx_hdr"]  # this interpreter's mlx-hdr, not PATH's
+        cli = [sys.executable, "-c", "from mlx_hdr.cli import main; main()"]  # not PATH's
         cmd = [*cli, "predict", str(src), "-o", str(out / f"{name}.exr"), "--float"]
         done = subprocess.run(cmd + extra, capture_output=True, text=True)
         if done.returncode:
