@@ -98,3 +98,6 @@ def test_a_map_that_does_not_fit_the_photo_is_refused(monkeypatch):
     monkeypatch.setattr(hdrgm_read, "aux_image", turned)
     with pytest.raises(InputError, match=r"HDR gain map \(\d+x\d+\) does not fit the photo"):
         hdrgm_read.heic_hdrgm_map(GALAXY)
+    tiny = np.zeros((26, 75), np.float32)  # a quarter of 101x300, rounded up: it fits
+    monkeypatch.setattr(hdrgm_read, "aux_image", lambda *a: (tiny, (300, 101)))
+    assert hdrgm_read.heic_hdrgm_map(GALAXY)[0].shape == (101, 300)

@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from mlx_hdr.color import linear_to_srgb
 from mlx_hdr.errors import InputError
@@ -66,9 +66,29 @@ def test_cicp_primaries_and_curve(tmp_path, rgb):
 
 @pytest.mark.parametrize("transfer,name", [(16, "PQ"), (18, "HLG")])
 def test_an_hdr_png_is_refused(tmp_path, rgb, transfer, name):
-    png(tmp_path / "hdr.png", rgb, cicp(9, transfer))
-    with pytest.raises(InputError, match=rf"already an HDR image \({name} transfer\)"):
-        read_ldr(tmp_path / "hdr.png")
+    """cICP wins over a fallback profile (PNG, third edition)."""
+    icc = chunk(
+        b"iCCP",
+        b"sRGB\x00\x00"
+        + zlib.compress(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()),
+    )
+    for extra in ((), (icc,)):
+        png(tmp_path / "hdr.png", rgb, cicp(9, transfer), *extra)
+        with pytest.raises(InputError, match=rf"already an HDR image \({name} transfer\)"):
+            read_ldr(tmp_path / "hdr.png")
+
+
+def test_unknown_primaries_and_a_gama_out_of_range(tmp_path, rgb, recwarn):
+    png(tmp_path / "plain.png", rgb)
+    plain = read_ldr(tmp_path / "plain.png")
+    png(tmp_path / "p22.png", rgb, cicp(22, 13))  # EBU Tech 3213: not known here
+    np.testing.assert_array_equal(read_ldr(tmp_path / "p22.png"), plain)
+    assert [str(w.message) for w in recwarn] == [
+        f"{tmp_path / 'p22.png'}: CICP primaries 22 are read as BT.709"
+    ]
+    for value in (1, 2**32 - 1):  # 1e-5 and 42,950: libpng ignores them, and so is it here
+        png(tmp_path / "g.png", rgb, chunk(b"gAMA", struct.pack(">I", value)))
+        np.testing.assert_array_equal(read_ldr(tmp_path / "g.png"), plain)
 
 
 def test_gama_other_than_srgbs_is_honoured(tmp_path, rgb):
@@ -85,11 +105,13 @@ def test_gama_other_than_srgbs_is_honoured(tmp_path, rgb):
     np.testing.assert_allclose(read_ldr(tmp_path / "g1_16.png"), linear_to_srgb(plain), atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(8, 8, 3), (8, 8)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int16, np.uint32])
-def test_a_tiff_of_float_or_wide_samples_says_what_it_holds(tmp_path, dtype):
+def test_a_tiff_of_float_or_wide_samples_says_what_it_holds(tmp_path, dtype, shape):
+    """RGB ones Pillow cannot open, grey ones it opens: neither is read as a photo."""
     import tifffile
 
-    tifffile.imwrite(tmp_path / "x.tif", np.ones((8, 8, 3), dtype))
+    tifffile.imwrite(tmp_path / "x.tif", np.ones(shape, dtype))
     bits, kind = np.dtype(dtype).itemsize * 8, {"f": "floating-point", "i": "signed"}
     kind = kind.get(np.dtype(dtype).kind, "unsigned")
     with pytest.raises(InputError, match=f"a TIFF of {bits}-bit {kind} samples; photos are read"):

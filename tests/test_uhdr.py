@@ -397,3 +397,14 @@ def test_a_nan_in_the_reconstruction_is_said_and_keeps_the_boost():
     with pytest.warns(UserWarning, match=r"replaced 1 NaN \(->0\) values"):
         _, meta = encode_uhdr(ldr, hdr)
     assert meta.max_boost == clean.max_boost > 7
+
+
+def test_sanitize_keeps_a_wide_gamuts_negative_values_where_asked():
+    from mlx_hdr.io.hdr_io import sanitize_hdr
+
+    img = np.array([[[-0.2, 1.0, np.inf], [0.5, -np.inf, np.nan]]], np.float32)
+    with pytest.warns(UserWarning, match=r"replaced 1 NaN \(->0\), 1 \+inf \(->1\), 1 -inf"):
+        wide = sanitize_hdr(img, negative=True)
+    np.testing.assert_allclose(wide, [[[-0.2, 1.0, 1.0], [0.5, 0.0, 0.0]]], rtol=1e-6)
+    with pytest.warns(UserWarning, match=r"2 negative \(->0\)"):
+        assert sanitize_hdr(img).min() == 0.0

@@ -72,9 +72,13 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
             paths.append(p)  # a missing file fails later with read_ldr's message
         else:
             matched = sorted(Path(q) for q in glob.glob(item, recursive=True))
-            paths += (found := _photos(q for q in matched if q.is_file() and is_ldr_file(q)))
+            photos = [q for q in matched if q.is_file() and is_ldr_file(q)]
+            paths += (found := _photos(photos))
             if not matched:
                 missing.append((item, "no files match this pattern"))
+            elif photos and not found:
+                why = "it matches only mlx-hdr's outputs or hidden files (name one to take it)"
+                missing.append((item, why))
             elif not found:
                 missing.append((item, "no JPEG/PNG/TIFF/WebP/HEIC/AVIF photos match it"))
     unique = {p.resolve(): p for p in reversed(paths)}  # an input named twice runs once

@@ -34,14 +34,15 @@ def sanitize_hdr(img: np.ndarray, path=None, negative: bool = False) -> np.ndarr
     if not bad.any():
         return img
     n_nan, n_inf = np.isnan(img).sum(), np.isposinf(img).sum()
-    n_neg = 0 if negative else (img < 0).sum()
+    n_neg = np.isneginf(img).sum() if negative else (img < 0).sum()
     finite = img[np.isfinite(img)]
     if not finite.size:
         raise InputError("no finite pixel values (all NaN or inf)", path)
     top = float(finite.max())
     out = np.nan_to_num(img, nan=0.0, posinf=max(top, 0.0), neginf=0.0)
     out = out if negative else np.maximum(out, 0.0)
-    counts = {"NaN (->0)": n_nan, f"+inf (->{top:g})": n_inf, "negative (->0)": n_neg}
+    low = "-inf" if negative else "negative"
+    counts = {"NaN (->0)": n_nan, f"+inf (->{top:g})": n_inf, f"{low} (->0)": n_neg}
     what = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     where = f"{path}: " if path is not None else ""
     warnings.warn(f"{where}replaced {what} values", stacklevel=2)

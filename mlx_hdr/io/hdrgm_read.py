@@ -210,7 +210,7 @@ def heic_hdrgm_map(path: Path) -> tuple[np.ndarray, HdrgmParams]:
         raise InputError("its HDR gain map cannot be decoded (no hdrgm parameters)", path)
     stored, (w, h) = aux_image(path, lambda kind: "hdrgainmap" in kind, "HDR gain map")
     mh, mw = stored.shape[:2]
-    if abs(np.log((mw / mh) / (w / h))) > 0.02:  # turned otherwise than the photo, or cropped
+    if abs(np.log((mw / mh) / (w / h))) > 0.02 + 1.0 / min(mw, mh):  # turned, or cropped
         raise InputError(f"its HDR gain map ({mw}x{mh}) does not fit the photo", path)
     return upsample_map(stored, (w, h)), params
 

@@ -39,6 +39,7 @@ from mlx_hdr.io.exif import ORIENTATION, exif_orient, exif_orientation, pixel_or
 from mlx_hdr.io.hdr_io import HALF_MAX, HDR_SUFFIXES, read_hdr, sanitize_hdr, write_hdr
 from mlx_hdr.io.heic import (
     AVIF_SUFFIXES,
+    CICP_PRIMARIES,
     HEIF_SUFFIXES,
     avif_deep_pixels,
     avif_info,
@@ -150,21 +151,29 @@ def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
 
 
 def _unrecognised(path: Path) -> str:
-    """Why Pillow could not open ``path``: a TIFF of floating-point, signed or 32-bit samples
-    (an HDR or scientific image, not a photo) by its SampleFormat and BitsPerSample."""
+    """Why Pillow could not open ``path``: a TIFF of samples that are not a photo's
+    (:func:`tiff_samples`, read by tifffile), else not an image read here."""
     if path.suffix.lower() in (".tif", ".tiff"):
         try:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
                 page = tif.pages[0]
-                kind = {1: "unsigned", 2: "signed", 3: "floating-point"}.get(page.sampleformat)
-                if kind and (page.sampleformat != 1 or page.bitspersample > 16):
-                    bits = page.bitspersample
-                    return f"a TIFF of {bits}-bit {kind} samples; photos are read at 8 or 16 bits"
+                if why := tiff_samples(page.bitspersample, int(page.sampleformat)):
+                    return why
         except Exception:  # noqa: BLE001 (not a TIFF tifffile reads either)
             pass
     return "not a recognised image (corrupt or wrong extension)"
+
+
+def tiff_samples(bits: int, sample_format: int) -> str | None:
+    """What is wrong with a TIFF of ``bits``-bit samples of TIFF SampleFormat
+    ``sample_format`` (1 unsigned, 2 signed, 3 floating point) for a photo: one that is not
+    8 or 16-bit unsigned (an HDR or scientific image) is not read as one; else None."""
+    if sample_format in (1, 0) and bits <= 16:  # 0: not given, unsigned
+        return None
+    kind = {1: "unsigned", 2: "signed", 3: "floating-point"}.get(sample_format, "unknown")
+    return f"a TIFF of {bits}-bit {kind} samples; photos are read at 8 or 16 bits"
 
 
 def is_16bit(im: Image.Image) -> bool:
@@ -252,9 +261,12 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
     8-bit values are divided by 255, 16-bit by 65535 (10/12-bit HEIC and AVIF by their
     white); grey is repeated to 3 channels, palette and CMYK are converted to RGB, alpha is
     dropped (one warning per process), the EXIF orientation is applied, and an embedded
-    non-sRGB ICC profile is converted to sRGB. A multi-page TIFF or animated WebP gives its
-    first image (with a warning). Raises ``InputError`` for missing, empty, truncated,
-    unsupported or too large (``max_pixels``, default ``MAX_PIXELS``) files.
+    non-sRGB ICC profile is converted to sRGB; so are colours a HEIC's or AVIF's CICP tag
+    or a PNG's cICP or gAMA chunk gives (``heic.nclx_to_srgb``, :func:`_png_colours`). A
+    multi-page TIFF or an animated WebP or PNG gives its first image (with a warning).
+    Raises ``InputError`` for missing, empty, truncated, unsupported or too large
+    (``max_pixels``, default ``MAX_PIXELS``) files, HDR ones (a PQ or HLG AVIF, HEIC or
+    PNG) and TIFFs of samples other than 8 or 16-bit unsigned.
     """
     path = check_input(path, LDR_SUFFIXES, "LDR")
     if path.suffix.lower() in HEIF_SUFFIXES:
@@ -265,8 +277,8 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
         img = _read_pil(path, max_pixels) if bits <= 8 else _read_deep_avif(path, bits, max_pixels)
         return nclx_to_srgb(img, info, path)
     colour = pngcheck.colour_chunks(path)  # a PNG's cICP and gAMA chunks (others: none)
-    if colour.cicp is not None and not colour.iccp:
-        refuse_hdr(cicp_info(*colour.cicp), path)  # a PQ or HLG PNG, before decoding
+    if colour.cicp is not None:  # a PQ or HLG PNG (a fallback profile too), before decoding
+        refuse_hdr(cicp_info(*colour.cicp), path)
     return _png_colours(_read_pil(path, max_pixels), colour, path)
 
 
@@ -274,9 +286,13 @@ def _png_colours(img: np.ndarray, colour: pngcheck.PngColour, path: Path) -> np.
     """A PNG's colours as browsers read them where no ICC profile says: by its cICP chunk
     (CICP primaries and curve, :func:`~mlx_hdr.io.heic.nclx_to_srgb`), else, without an
     sRGB chunk, by a gAMA other than sRGB's 1/2.2 (a pure power curve, e.g. 1.0: linear)."""
-    if colour.iccp:
+    if colour.iccp:  # converted already (cICP beside it: a rare conflict, the profile wins)
         return img
     if colour.cicp is not None:
+        if colour.cicp[0] not in (1, 2, *CICP_PRIMARIES):
+            warnings.warn(
+                f"{path}: CICP primaries {colour.cicp[0]} are read as BT.709", stacklevel=3
+            )
         return nclx_to_srgb(img, cicp_info(*colour.cicp), path)
     if colour.gamma and not colour.srgb and abs(colour.gamma * 2.2 - 1.0) > 0.01:
         light = np.power(np.clip(img, 0.0, 1.0), np.float32(1.0 / colour.gamma))
@@ -302,6 +318,11 @@ def _read_pil(path: Path, max_pixels: int | None) -> np.ndarray:
     with _open_pil(path, max_pixels) as im:
         if im.format == "PNG" and (problem := pngcheck.problem(path)):
             raise InputError(problem, path)
+        if im.format == "TIFF":  # a grey float or signed TIFF opens: not a photo all the same
+            bits, kind = im.tag_v2.get(258, (8,)), im.tag_v2.get(339, (1,))
+            first = lambda v: v[0] if isinstance(v, tuple) else v  # noqa: E731
+            if problem := tiff_samples(int(first(bits)), int(first(kind))):
+                raise InputError(problem, path)
         if im.format in SEQUENCES and (n := getattr(im, "n_frames", 1)) > 1:
             warnings.warn(f"{path}: holds {n} images; using the first", stacklevel=2)
         try:

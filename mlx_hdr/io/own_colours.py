@@ -191,7 +191,7 @@ def linear_srgb_icc() -> bytes:
     return imagecodecs.cms_profile("rgb", whitepoint=[*D65, 1.0], primaries=primaries, gamma=1.0)
 
 
-def _own_pixels(path: Path) -> tuple[np.ndarray, bytes | np.ndarray] | None:
+def _own_pixels(path: Path) -> tuple[np.ndarray, bytes | CicpColours] | None:
     """A photo's pixels as ``read_ldr`` decodes them (HxWx3 uint8, or uint16 over the full
     range for a 16-bit PNG/TIFF or a 10/12-bit HEIC or AVIF), turned as it turns them, and
     what they mean (:attr:`OwnPhoto.source`), where the photo is tagged other than sRGB as

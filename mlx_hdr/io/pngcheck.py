@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
+GAMA_RANGE = (16, 625_000_000)  # gAMA values (1e-5 units) libpng takes; others are ignored
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by PNG colour type
 ADAM7 = (
     (0, 0, 8, 8),
@@ -120,8 +121,10 @@ def colour_chunks(path: str | Path) -> PngColour:
                 break
             if kind == b"cICP" and len(data) == 4:
                 found["cicp"] = (data[0], data[1])
-            elif kind == b"gAMA" and len(data) == 4 and (value := struct.unpack(">I", data)[0]):
-                found["gamma"] = value / 100000
+            elif kind == b"gAMA" and len(data) == 4:
+                value = struct.unpack(">I", data)[0]
+                if GAMA_RANGE[0] <= value <= GAMA_RANGE[1]:  # else ignored, as libpng does
+                    found["gamma"] = value / 100000
             elif kind in (b"sRGB", b"iCCP"):
                 found[kind.decode().lower()] = True
     return PngColour(**found)

@@ -47,8 +47,8 @@ from mlx_hdr.io.exif import exif_orient, exif_orientation
 from mlx_hdr.io.hdrgm_read import HdrgmParams, apply_hdrgm, heic_hdrgm_map, jpeg_hdrgm_map
 from mlx_hdr.io.heic import ANDROID_HDR, APPLE_HDR
 from mlx_hdr.io.image_io import read_ldr
-from mlx_hdr.io.native import P3_FROM_REC709, P3_TO_REC709
-from mlx_hdr.io.own_colours import OwnPhoto, display_p3_icc, own_photo
+from mlx_hdr.io.native import P3_TO_REC709, gamut_delta
+from mlx_hdr.io.own_colours import display_p3_icc, own_photo
 from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 
 OFFSET = 1 / 64  # libultrahdr's default offset_sdr and offset_hdr
@@ -133,12 +133,11 @@ def _hdrgm_recorded(
     primaries ``to709`` takes to Rec.709 where given (``apply_hdrgm``; on the photo's own
     colours where it has them, :func:`_wide_gain`)."""
     photo = read_ldr(path) if photo is None else photo
-    own = None if to709 is None else own_photo(path)
-    if own is not None and own.pixels.shape[:2] == g.shape[:2]:
-        render = lambda x, g: apply_hdrgm(x, g, params, np.eye(3), floor=False)  # noqa: E731
-        return _to_photo(_wide_gain(own, to709, render, g), photo), photo
     g = _to_photo(g, photo)
-    return _over(photo, lambda lin, g: apply_hdrgm(lin, g, params, to709), (g,)), photo
+    if to709 is not None:
+        render = lambda x, g: apply_hdrgm(x, g, params, floor=False)  # noqa: E731
+        return _wide_gain(path, photo, to709, render, g), photo
+    return _over(photo, lambda lin, g: apply_hdrgm(lin, g, params), (g,)), photo
 
 
 def _hdrgm_heic_recorded(path: Path, photo: np.ndarray | None, _) -> tuple[np.ndarray, np.ndarray]:
@@ -169,37 +168,40 @@ def _uhdr_recorded(
     sdr = base / np.float32(255.0)
     gain = _over(sdr, lambda lin, h: np.maximum(h, 0.0), (hdr,))  # in the base's primaries
     gain = np.ascontiguousarray(exif_orient(gain, orient))
-    if p3:  # a gain in Display P3 light, on the photo's own colours where it has them
+    if p3:  # a gain in Display P3 light, on the photo's own colours
         photo = read_ldr(path) if photo is None else photo
-        own = own_photo(path)
-        if own is not None and own.pixels.shape[:2] == gain.shape[:2]:
-            render = lambda x, r: (x + OFFSET) * r - OFFSET  # noqa: E731
-            return _to_photo(_wide_gain(own, P3_TO_REC709, render, gain), photo), photo
-        return _over(photo, _in_p3, (_to_photo(gain, photo),)), photo
+        render = lambda x, r: (x + OFFSET) * r - OFFSET  # noqa: E731
+        return _wide_gain(path, photo, P3_TO_REC709, render, _to_photo(gain, photo)), photo
     if photo is None:  # libultrahdr's own decode of the photo sets the level
         return gain, exif_orient(sdr, orient)
     return _to_photo(gain, photo), photo
 
 
-def _wide_gain(own: OwnPhoto, to709: np.ndarray, render, ratio: np.ndarray) -> np.ndarray:
+def _wide_gain(path: Path, photo: np.ndarray, to709: np.ndarray, render, ratio) -> np.ndarray:
     """The per-channel gain, in Rec.709 light, of a rendition worked in wider primaries
-    (``to709``: theirs -> Rec.709, ``x @ to709.T``) on the photo's own colours: HxWx3
-    float32 > 0 at the photo's full size, turned as ``read_ldr`` turns it.
-    ``render(light, ratio rows)`` gives the rendition of Nx3 linear light in those
-    primaries, ``ratio`` (HxW[x3]) the map. The photo's own light and its rendition are
-    desaturated into Rec.709 alike (:func:`_desaturated`), so a colour outside sRGB that
-    the map leaves alone keeps a gain of 1, and one it brightens keeps its hue; the gain
-    then applies to the photo ``read_ldr`` fitted into sRGB."""
+    (``to709``: theirs -> Rec.709, ``x @ to709.T``) over ``photo`` (HxWx3 display sRGB, as
+    ``read_ldr`` fits it into sRGB): HxWx3 float32 > 0 at its size. ``render(light,
+    ratio)`` gives the rendition of linear light in those primaries (...x3) under the map
+    ``ratio`` (HxW[x3] at the photo's size, indexed alike). Where the fitting into sRGB
+    changed the photo (``native.gamut_delta``), the map is applied to the photo's own
+    colours and the colour and its rendition are desaturated into Rec.709 alike
+    (:func:`_desaturated`): a colour outside sRGB that the map leaves alone keeps a gain
+    of 1, one it brightens keeps its hue."""
     from709 = np.linalg.inv(to709).astype(np.float32)
-    full, (h, w) = np.float32(np.iinfo(own.pixels.dtype).max), own.pixels.shape[:2]
-    gain = np.empty((h, w, 3), np.float32)
-    for rows in row_slices(h):
-        px = own.pixels[rows]
-        lin = own.to_linear(px.reshape(-1, 3) / full).reshape(px.shape)
-        hdr = render(lin @ from709.T, ratio[rows]) @ to709.T.astype(np.float32)
-        lin, hdr = _desaturated(lin, hdr)
-        gain[rows] = (hdr + OFFSET) / (lin + OFFSET)
-    return np.maximum(gain, np.float32(1e-6))
+    to709 = to709.astype(np.float32)
+
+    def rendition(lin: np.ndarray, r: np.ndarray) -> np.ndarray:
+        return np.maximum(render(lin @ from709.T, r) @ to709.T, 0.0)
+
+    gain = _over(photo, rendition, (ratio,))
+    delta = gamut_delta(own_photo(path), photo)
+    if delta is None or not delta.where.any():
+        return gain
+    own = srgb_to_linear(photo[delta.where]) + delta.values  # Nx3 linear Rec.709
+    r = ratio[delta.where][:, None]  # Nx1[x3]: a map's shape, one pixel wide
+    lin, hdr = _desaturated(own, render((own @ from709.T)[:, None], r)[:, 0] @ to709.T)
+    gain[delta.where] = np.maximum((hdr + OFFSET) / (lin + OFFSET), 1e-6)
+    return gain
 
 
 def _desaturated(lin: np.ndarray, hdr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -210,14 +212,6 @@ def _desaturated(lin: np.ndarray, hdr: np.ndarray) -> tuple[np.ndarray, np.ndarr
     low = lin.min(axis=-1, keepdims=True)
     t = np.where(low < 0.0, np.clip(y / np.maximum(y - low, 1e-6), 0.0, 1.0), 1.0)
     return y + t * (lin - y), np.maximum(y_hdr + t * (hdr - y_hdr), 0.0)
-
-
-def _in_p3(lin: np.ndarray, gain: np.ndarray) -> np.ndarray:
-    """Linear Rec.709 ``lin`` under a per-channel ``gain`` of Display P3 light: HxWx3 >= 0.
-    The photo is the one ``read_ldr`` fitted into sRGB, so the rendition is too, like every
-    other rendition read here (``mlx_hdr.io.native`` gives the photo's own colours back)."""
-    p3 = (lin @ P3_FROM_REC709.T + OFFSET) * gain - OFFSET
-    return np.maximum(p3 @ P3_TO_REC709.T, 0.0).astype(np.float32)
 
 
 READERS = {
