@@ -360,7 +360,10 @@ def main() -> None:
         if args.rectilinear:
             views = (":".join(f"{a:g}" for a in v) for v in args.rectilinear)
             title += " as views " + ", ".join(views)
-            cases, ids = rectilinear_cases(cases, args.rectilinear, args.view_side or None)
+            try:
+                cases, ids = rectilinear_cases(cases, args.rectilinear, args.view_side or None)
+            except ValueError as exc:  # find_circle: not a circular fisheye
+                sys.exit(f"error: {folder}: {exc}")
             if not cases:
                 sys.exit(f"error: {folder}: no view has 1-30% of its pixels clipped")
         sets[title], scenes[title] = cases, ids

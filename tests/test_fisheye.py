@@ -74,3 +74,14 @@ def test_a_positive_pitch_looks_up():
     circle = Circle(100.0, 80.0, 60.0)
     _, map_y = view_maps(circle, 0.0, 30.0, 60.0, (21, 31))
     assert map_y[10, 15] == pytest.approx(80.0 - 60.0 * 30 / 90, abs=0.01)
+
+
+def test_an_image_without_a_circle_is_said_to_have_none():
+    """A full-frame photo, a flat frame, a bright square: no radius at which the light falls
+    off all around (the rays' guesses had halved the radius on each pass)."""
+    rng = np.random.default_rng(0)
+    square = np.full((300, 440, 3), 0.2, np.float32)
+    square[90:210, 160:280] = 5.0
+    for img in (rng.uniform(0.1, 1.0, (300, 440, 3)), np.ones((300, 440, 3)), square):
+        with pytest.raises(ValueError, match="no image circle"):
+            find_circle(np.asarray(img, np.float32))

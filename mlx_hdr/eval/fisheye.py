@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+MIN_FALL = -0.7  # natural log: the median ray darkens at least 2x across the circle's edge
+
 
 @dataclass(frozen=True)
 class Circle:
@@ -32,14 +34,19 @@ def find_circle(img: np.ndarray) -> Circle:
     of what is brighter than the frame's corners (:func:`_first_guess`), then,
     twice, the circle fitted through the steepest fall along 360 rays from its centre
     (:func:`_edge_points`). A lens barrel lit dimly outside the circle, windows and lamps
-    inside it, and a circle cut by the frame are allowed for."""
+    inside it, and a circle cut by the frame are allowed for. ``ValueError`` where there is
+    no circle: no radius at which most rays darken 2x, or edges that lie on none."""
     y = img.mean(axis=-1)
     if not (y > 0).any():
         raise ValueError("no image circle: the image is black")
     logy = np.log(np.maximum(y, 1e-4 * np.median(y[y > 0]))).astype(np.float32)  # black: far below
     circle = _first_guess(logy)
     for _ in range(2):
-        circle = _fitted(*_edge_points(logy, circle))
+        xs, ys = _edge_points(logy, circle)
+        circle = _fitted(xs, ys)
+    near = np.abs(np.hypot(xs - circle.cx, ys - circle.cy) - circle.radius)
+    if np.mean(near <= max(3.0, 0.02 * circle.radius)) < 0.5:  # the rays' edges are no circle
+        raise ValueError("no image circle: the edges found do not lie on one")
     return circle
 
 
@@ -81,7 +88,10 @@ def _edge_points(logy: np.ndarray, guess: Circle, rays: int = 360):
     usable = ~np.isnan(fall).all(axis=0)
     if not usable.any():
         raise ValueError("no image circle: no edge found")
-    edge = rs[usable][np.nanargmin(np.nanmedian(fall[:, usable], axis=0))]
+    median = np.nanmedian(fall[:, usable], axis=0)
+    if np.nanmin(median) > MIN_FALL:  # no radius where most rays darken: no circle
+        raise ValueError("no image circle: the light falls off at no radius all around")
+    edge = rs[usable][np.nanargmin(median)]
     fall[:, np.abs(rs - edge) > 0.1 * edge] = np.nan
     found = ~np.isnan(fall).all(axis=1)
     r = rs[np.nanargmin(np.where(np.isnan(fall[found]), np.inf, fall[found]), axis=1)]
