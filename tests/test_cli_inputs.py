@@ -123,6 +123,7 @@ def test_an_animated_png_says_it_takes_the_first_image(tmp_path, recwarn):
         (("-o", "x.png", "--no-preview"), "x.png is the preview alone"),
         (("--preview-only", "--format", "exr"), "writes the preview alone"),
         (("--preview-only", "--no-preview"), "writes the preview alone"),
+        (("--preview-only", "-o", "x.exr"), "name a .png, not x.exr"),
     ],
 )
 def test_options_that_would_be_ignored_are_usage_errors(cli, shoot, tmp_path, args, message):
@@ -149,3 +150,21 @@ def test_options_the_run_does_not_use_are_noted(cli, shoot, tmp_path, recwarn):
         "--model is not used with --method linear",
         "--max-boost acts on the gain-map JPEG (--format uhdr) only",
     ]
+
+
+def test_an_ignored_signal_stays_ignored(cli, shoot, tmp_path, monkeypatch):
+    """A job started with SIGINT ignored (``cmd &`` in a script) is not stopped by it."""
+    real = atomic.commit
+
+    def interrupted(tmp, path):
+        os.kill(os.getpid(), signal.SIGINT)
+        real(tmp, path)
+
+    monkeypatch.setattr(atomic, "commit", interrupted)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        code, _, err = cli("predict", shoot / "a.jpg", "-o", tmp_path / "out", *LINEAR)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert code == 0 and (tmp_path / "out" / "a.hdr").is_file(), err

@@ -216,6 +216,7 @@ def test_download_problems_and_options_before_it(monkeypatch, tmp_path):
     import http.client
 
     from mlx_hdr.convert.convert import convert_from
+    from mlx_hdr.errors import UsageError
 
     serve(monkeypatch, http.client.IncompleteRead(b"x" * 10, 5))
     with pytest.raises(WeightsError, match="cannot download .*IncompleteRead"):
@@ -224,7 +225,7 @@ def test_download_problems_and_options_before_it(monkeypatch, tmp_path):
     with pytest.raises(WeightsError, match="cannot make the download folder"):
         download.download_checkpoint("lpips_vgg", cache=tmp_path / "file" / "sub")
     serve(monkeypatch, AssertionError("fetched"))
-    with pytest.raises(WeightsError, match="unsupported dtype 'int8'"):
+    with pytest.raises(UsageError, match="unsupported dtype 'int8'"):  # exit code 2
         convert_from("lpips_vgg", download=True, dtype="int8", dst=tmp_path / "o")
-    with pytest.raises(WeightsError, match="--variant names the official weights"):
+    with pytest.raises(UsageError, match="--variant names the official weights"):
         convert_from("mobilenet_v2", tmp_path / "x.pth", variant="IMAGENET1K_V2")

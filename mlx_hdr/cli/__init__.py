@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+import threading
 import warnings
 
 import typer
@@ -71,24 +72,39 @@ _stopped: list[int] = []  # the signals received in this run
 def _on_signal(signum, frame) -> None:
     """Ctrl-C or SIGTERM (``timeout``, systemd, ``docker stop``, a batch scheduler): noted,
     then raised as an interrupt, so that what was being written is removed (Typer turns
-    the interrupt into exit code 130 before :func:`main` sees it)."""
+    the interrupt into exit code 130 before :func:`main` sees it); a second one while that
+    cleanup runs is noted only."""
     _stopped.append(signum)
-    raise KeyboardInterrupt
+    if len(_stopped) == 1:
+        raise KeyboardInterrupt
+
+
+def _handle_signals() -> dict:
+    """Install :func:`_on_signal` for ``STOPPED``'s signals that are not ignored (a job
+    started with them ignored keeps them so); the handlers it replaced. None outside the
+    main thread, where Python cannot set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {s: signal.getsignal(s) for s in STOPPED}
+    for s, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(s, _on_signal)
+    return previous
 
 
 def main() -> None:
     """Console entry point: run the app, turning expected errors into one line."""
     warnings.formatwarning = _one_line_warning  # user-facing notes, not source locations
     _stopped.clear()
-    previous = {s: signal.signal(s, _on_signal) for s in STOPPED}
+    previous = _handle_signals()
     try:
         code = _run()
+        if _stopped:  # say why, with the signal's own exit code
+            why, code = STOPPED[_stopped[0]]
+            print(why, file=sys.stderr)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    if _stopped:  # say why, with the signal's own exit code
-        why, code = STOPPED[_stopped[0]]
-        print(why, file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -63,6 +63,8 @@ def _check_combinations(
     hint = problem = None
     if preview_only and (preview is False or fmt):
         hint, problem = "--preview-only", "writes the preview alone (no --no-preview, no --format)"
+    elif preview_only and suffix in FILE_SUFFIXES and suffix != ".png":
+        hint, problem = "--preview-only", f"writes the preview alone: name a .png, not {out.name}"
     elif suffix == ".png" and (preview is False or fmt):
         hint = "--out"
         problem = f"{out.name} is the preview alone; name a folder for --format or --no-preview"

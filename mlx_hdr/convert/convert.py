@@ -85,9 +85,9 @@ def convert_from(
     if (src is None) == (not download):
         raise WeightsError("give either a checkpoint file or --download (exactly one)")
     if variant is not None and not download:
-        raise WeightsError("--variant names the official weights to --download")
+        raise UsageError("--variant names the official weights to --download")
     if dtype not in DTYPES:  # refused before the download
-        raise WeightsError(f"unsupported dtype {dtype!r} (choose from {', '.join(DTYPES)})")
+        raise UsageError(f"unsupported dtype {dtype!r} (choose from {', '.join(DTYPES)})")
     dst = output_path(arch, dst)  # a bad output name: refused before the download
     if download:
         src = download_checkpoint(arch, variant)
