@@ -81,8 +81,8 @@ def _on_signal(signum, frame) -> None:
 
 def _handle_signals() -> dict:
     """Install :func:`_on_signal` for ``STOPPED``'s signals that are not ignored (a job
-    started with them ignored keeps them so); the handlers it replaced. None outside the
-    main thread, where Python cannot set handlers."""
+    started with them ignored keeps them so); the handlers it replaced, to put back. None
+    are installed outside the main thread, where Python cannot set handlers."""
     if threading.current_thread() is not threading.main_thread():
         return {}
     previous = {s: signal.getsignal(s) for s in STOPPED}
