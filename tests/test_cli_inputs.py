@@ -58,11 +58,17 @@ def test_an_interrupted_write_leaves_no_file_and_says_why(cli, shoot, tmp_path, 
         os.kill(os.getpid(), signal.SIGTERM if how == "sigterm" else signal.SIGINT)
 
     monkeypatch.setattr(atomic, "commit", stopped)
-    before = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)]
-    code, _, err = cli("predict", shoot / "a.jpg", "-o", tmp_path / "out", *LINEAR)
+    # as from a terminal (a background job, as CI may run the tests, starts with SIGINT ignored)
+    defaults = {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
+    outer = {s: signal.signal(s, handler) for s, handler in defaults.items()}
+    try:
+        code, _, err = cli("predict", shoot / "a.jpg", "-o", tmp_path / "out", *LINEAR)
+        assert {s: signal.getsignal(s) for s in defaults} == defaults  # put back
+    finally:
+        for s, handler in outer.items():
+            signal.signal(s, handler)
     assert (code, err.strip()) == ((143, "terminated") if how == "sigterm" else (130, "aborted"))
     assert list((tmp_path / "out").iterdir()) == []  # the temporary file is gone too
-    assert [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)] == before
 
 
 def test_outputs_written_before_a_failed_one_are_reported(cli, shoot, tmp_path, monkeypatch):
