@@ -101,3 +101,15 @@ def test_a_map_that_does_not_fit_the_photo_is_refused(monkeypatch):
     tiny = np.zeros((26, 75), np.float32)  # a quarter of 101x300, rounded up: it fits
     monkeypatch.setattr(hdrgm_read, "aux_image", lambda *a: (tiny, (300, 101)))
     assert hdrgm_read.heic_hdrgm_map(GALAXY)[0].shape == (101, 300)
+
+
+def test_a_display_p3_heics_map_works_in_display_p3(monkeypatch):
+    """Samsung's HEIC is tagged Display P3: its map is worked in P3 on the photo's own
+    colours, as libultrahdr works a P3 gain-map JPEG's (the arithmetic: test_native)."""
+    import mlx_hdr.io.uhdr_input as uhdr_input
+    from mlx_hdr.io.native import P3_TO_REC709
+
+    seen = []
+    monkeypatch.setattr(uhdr_input, "_hdrgm_recorded", lambda *a: seen.append(a[-1]) or a)
+    uhdr_input._hdrgm_heic_recorded(GALAXY, None, None)
+    assert seen[0] is P3_TO_REC709

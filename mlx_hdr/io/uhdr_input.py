@@ -141,7 +141,10 @@ def _hdrgm_recorded(
 
 
 def _hdrgm_heic_recorded(path: Path, photo: np.ndarray | None, _) -> tuple[np.ndarray, np.ndarray]:
-    return _hdrgm_recorded(path, photo, *heic_hdrgm_map(path))
+    """An Android HEIC's map, worked in the photo's own primaries where they are Display
+    P3 (Samsung's), as libultrahdr works a Display P3 gain-map JPEG's."""
+    to709 = P3_TO_REC709 if display_p3_icc(path) is not None else None
+    return _hdrgm_recorded(path, photo, *heic_hdrgm_map(path), to709)
 
 
 def _avif_recorded(
