@@ -408,3 +408,21 @@ def test_sanitize_keeps_a_wide_gamuts_negative_values_where_asked():
     np.testing.assert_allclose(wide, [[[-0.2, 1.0, 1.0], [0.5, 0.0, 0.0]]], rtol=1e-6)
     with pytest.warns(UserWarning, match=r"2 negative \(->0\)"):
         assert sanitize_hdr(img).min() == 0.0
+
+
+def test_highlights_beyond_libultrahdrs_decode_are_read_back_whole(tmp_path):
+    """libultrahdr's float decode stops at 10,000 cd/m^2 (49.25x white): a gain-map JPEG
+    whose rendition reaches it is read by its map instead (100x here)."""
+    from mlx_hdr.infer.recorded import recorded_hdr
+    from mlx_hdr.io.uhdr_input import recorded_gain
+
+    ldr = np.full((64, 64, 3), 0.5, np.float32)
+    ldr[:, 32:] = 1.0
+    hdr = ldr**2.2
+    hdr[:, 32:] = 100.0
+    data, _ = encode_uhdr(ldr, hdr, None, UhdrOptions(max_boost=8))
+    (tmp_path / "b.jpg").write_bytes(data)
+    assert imagecodecs.ultrahdr_decode(data).max() < 50
+    photo = read_ldr(tmp_path / "b.jpg")
+    back = recorded_hdr(photo, recorded_gain(tmp_path / "b.jpg", photo))
+    assert abs(np.log2(np.median(back[:, 40:]) / 100.0)) < 0.03

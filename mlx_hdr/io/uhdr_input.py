@@ -52,6 +52,7 @@ from mlx_hdr.io.own_colours import display_p3_icc, own_photo
 from mlx_hdr.io.photo_meta import ULTRA_HDR, existing_gain_map
 
 OFFSET = 1 / 64  # libultrahdr's default offset_sdr and offset_hdr
+LIBUHDR_PEAK = 49.0  # libultrahdr's float decode stops at 10,000 cd/m^2 (49.25 in half floats)
 MIDTONES = (0.1, 0.7)  # display luminance of the pixels whose gain sets the rendition's level
 
 
@@ -167,6 +168,8 @@ def _uhdr_recorded(
         if (found := jpeg_hdrgm_map(path, max_pixels)) is not None:  # what libultrahdr refuses
             return _hdrgm_recorded(path, photo, *found, P3_TO_REC709 if p3 else None)
         raise InputError(f"its HDR gain map cannot be decoded ({why})", path) from None
+    if hdr.max() >= LIBUHDR_PEAK and (found := jpeg_hdrgm_map(path, max_pixels)) is not None:
+        return _hdrgm_recorded(path, photo, *found, P3_TO_REC709 if p3 else None)  # uncut
     orient = _orientation(path)
     sdr = base / np.float32(255.0)
     gain = _over(sdr, lambda lin, h: np.maximum(h, 0.0), (hdr,))  # in the base's primaries
