@@ -36,10 +36,16 @@ def run_dir_problem(
         return None
     if not run_dir.is_dir():
         return UsageError("exists and is not a folder", run_dir)
-    if any((run_dir / name).exists() for name in RUN_FILES + RUN_FOLDERS):
+    if (run_dir / "checkpoints" / "last.safetensors").is_file():
         return UsageError(
             "already holds a run: --resume continues it, --overwrite replaces it, or choose "
             "another --run-dir",
+            run_dir,
+        )
+    if any((run_dir / name).exists() for name in RUN_FILES + RUN_FOLDERS):
+        return UsageError(
+            "holds a run stopped before its first checkpoint: --overwrite starts it again, "
+            "or choose another --run-dir",
             run_dir,
         )
     if any(run_dir.iterdir()):
