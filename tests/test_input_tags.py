@@ -116,3 +116,24 @@ def test_a_tiff_of_float_or_wide_samples_says_what_it_holds(tmp_path, dtype, sha
     kind = kind.get(np.dtype(dtype).kind, "unsigned")
     with pytest.raises(InputError, match=f"a TIFF of {bits}-bit {kind} samples; photos are read"):
         read_ldr(tmp_path / "x.tif")
+
+
+def test_a_png_tagged_p3_by_cicp_keeps_its_colours_in_the_outputs(cli, tmp_path, rgb):
+    """As a HEIC tagged by CICP: its own pixels are the gain-map JPEG's Display P3 base."""
+    from mlx_hdr.io.heic import CicpColours
+    from mlx_hdr.io.own_colours import display_p3_icc, is_display_p3, own_photo
+
+    png(tmp_path / "p3.png", rgb, cicp(12, 13))
+    own = own_photo(tmp_path / "p3.png")
+    assert isinstance(own.source, CicpColours) and np.array_equal(own.pixels, rgb)
+    assert is_display_p3(display_p3_icc(tmp_path / "p3.png"))
+    png(tmp_path / "p3_709curve.png", rgb, cicp(12, 1))  # P3, another curve: converted
+    assert display_p3_icc(tmp_path / "p3_709curve.png") is None
+    assert own_photo(tmp_path / "p3_709curve.png").source.curve.__name__ == "bt709_to_linear"
+    args = ("--format", "uhdr", "--method", "kovaleski2014")
+    code, _, err = cli("predict", tmp_path / "p3.png", "-o", tmp_path / "out", *args)
+    assert code == 0, err
+    with Image.open(tmp_path / "out" / "p3_uhdr.jpg") as im:
+        assert is_display_p3(im.info.get("icc_profile"))
+        base = np.asarray(im.convert("RGB"), np.int16)
+    assert np.abs(base - rgb).mean() < 2  # the photo's own P3 values, to JPEG error

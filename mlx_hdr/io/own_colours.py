@@ -29,6 +29,7 @@ from mlx_hdr.io.heic import (
     SRGB_TRANSFERS,
     CicpColours,
     avif_deep_pixels,
+    cicp_info,
     deep_pixels,
     nclx_curve,
     nclx_to_rec709,
@@ -47,6 +48,7 @@ from mlx_hdr.io.icc import (
     xyy,
 )
 from mlx_hdr.io.image_io import is_16bit, open_photo, read_16bit_rgb
+from mlx_hdr.io.pngcheck import colour_chunks
 
 PROFILE_DATE = (2026, 1, 1, 0, 0, 0)  # the creation date written in a made profile
 CICP_DISPLAY_P3 = 12  # CICP colour primaries: SMPTE EG 432-1, P3 with a D65 white
@@ -83,11 +85,19 @@ def _p3_profile(im: Image.Image, path: Path) -> bytes | None:
     icc = im.info.get("icc_profile")
     if im.mode not in ("RGB", "RGBA"):
         return None
-    if icc or path.suffix.lower() not in (*HEIF_SUFFIXES, *AVIF_SUFFIXES):
+    if icc:
         return icc if is_display_p3(icc) else None
-    nclx = open_heif(path).info.get("nclx_profile") or {}
+    heif = path.suffix.lower() in (*HEIF_SUFFIXES, *AVIF_SUFFIXES)
+    nclx = ((open_heif(path).info if heif else _png_cicp(path)) or {}).get("nclx_profile") or {}
     p3 = nclx.get("color_primaries") == CICP_DISPLAY_P3
     return made_display_p3_icc() if p3 and _srgb_curve(nclx) else None
+
+
+def _png_cicp(path: Path) -> dict | None:
+    """A PNG's cICP chunk as a pillow-heif-style ``info`` (``heic.cicp_info``) where no ICC
+    profile overrides it as ``read_ldr`` reads it; None for any other file."""
+    colour = colour_chunks(path)
+    return cicp_info(*colour.cicp) if colour.cicp is not None and not colour.iccp else None
 
 
 def _srgb_curve(nclx: dict) -> bool:
@@ -196,12 +206,13 @@ def _own_pixels(path: Path) -> tuple[np.ndarray, bytes | CicpColours] | None:
     range for a 16-bit PNG/TIFF or a 10/12-bit HEIC or AVIF), turned as it turns them, and
     what they mean (:attr:`OwnPhoto.source`), where the photo is tagged other than sRGB as
     ``read_ldr`` reads the tag: an ICC profile, Adobe RGB by its EXIF (8 bits), CICP
-    primaries alone (HEIC, AVIF); else None."""
+    primaries alone (HEIC, AVIF; a PNG's cICP chunk); else None."""
     heif = open_heif(path) if path.suffix.lower() in (*HEIF_SUFFIXES, *AVIF_SUFFIXES) else None
     stored = _deep_stored(path, heif) if heif is not None else None
-    to709 = nclx_to_rec709(heif.info) if heif is not None else None
-    if to709 is not None:
-        cicp = CicpColours(to709, nclx_curve(heif.info, path))
+    info = heif.info if heif is not None else _png_cicp(path)
+    to709 = nclx_to_rec709(info) if info is not None else None
+    cicp = None if to709 is None else CicpColours(to709, nclx_curve(info, path))
+    if heif is not None and cicp is not None:
         if stored is not None:
             return stored(), cicp
         with open_photo(path) as im:
@@ -219,7 +230,11 @@ def _own_pixels(path: Path) -> tuple[np.ndarray, bytes | CicpColours] | None:
             if stored.ndim != 3 or stored.dtype != np.uint16:
                 return None
             upright = lambda: exif_orient(stored[..., :3], orientation)  # noqa: E731
+            if cicp is not None:  # a PNG tagged by cICP
+                return np.ascontiguousarray(upright()), cicp
             return _unless_srgb(im.info.get("icc_profile"), path, upright)
+        if cicp is not None:
+            return _turned(im, turn), cicp
         icc = im.info.get("icc_profile") or (exif_adobe_rgb(im) and adobe_rgb_icc())
         return _unless_srgb(icc, path, lambda: _turned(im, turn))
 
