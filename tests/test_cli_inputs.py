@@ -174,3 +174,27 @@ def test_an_ignored_signal_stays_ignored(cli, shoot, tmp_path, monkeypatch):
     finally:
         signal.signal(signal.SIGINT, before)
     assert code == 0 and (tmp_path / "out" / "a.hdr").is_file(), err
+
+
+def test_a_panorama_wider_than_avif_or_jpeg_allow_is_one_line(cli, tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((2, 70000, 3), 200, np.uint8)).save(tmp_path / "wide.png")
+    out = tmp_path / "out"
+    args = ("--format", "exr", "--format", "avif", "--format", "uhdr", *LINEAR)
+    code, stdout, err = cli("predict", tmp_path / "wide.png", "-o", out, *args)
+    assert code == 3 and "Traceback" not in err and err.count("\n") == 1
+    assert "an AVIF holds at most 65,536 px a side" in err
+    assert stdout.strip() == f"wrote {out / 'wide.exr'}"  # what came before it
+
+
+def test_writers_clamp_what_their_format_cannot_hold(tmp_path):
+    from mlx_hdr.io.hdr_io import read_hdr, write_hdr
+
+    img = np.array([[[1e5, 1.0, 1.0], [np.nan, 1.0, 1.0]]], np.float32)
+    with pytest.warns(UserWarning, match="values above 65504 clamped"):  # a NaN elsewhere
+        write_hdr(tmp_path / "x.exr", img)
+    assert read_hdr(tmp_path / "x.exr")[0, 0, 0] == 65504.0
+    neg = np.array([[[-0.5, 2.0, 0.1], [1.0, np.inf, 1.0]]], np.float32)
+    back = read_hdr(write_hdr(tmp_path / "n.hdr", neg))  # OpenCV had wrapped -0.5 to 3.5
+    np.testing.assert_allclose(back, [[[0.0, 2.0, 0.1], [1.0, 0.0, 1.0]]], atol=0.02)

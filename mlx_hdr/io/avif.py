@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from mlx_hdr.color import REC2020_CHROMATICITIES, rgb_to_rec709_matrix, row_slices
+from mlx_hdr.errors import HDRError
 from mlx_hdr.io.atomic import atomic_write
 
 REFERENCE_WHITE_NITS = 203.0  # ITU-R BT.2408: HDR reference white
 PQ_PEAK_NITS = 10000.0
+MAX_SIDE = 65536  # AV1's largest frame side
 CICP = {"primaries": 9, "transfer": 16, "matrix": 9}  # BT.2020, PQ, BT.2020 non-constant
 QUALITY, SPEED = 95, 8  # a 24 MP photo: 4.2 s, 5 MB (one run on 2 cores)
 M1, M2 = 2610 / 16384, 2523 / 4096 * 128  # ST 2084 constants
@@ -52,9 +54,14 @@ def write_avif(path, hdr: np.ndarray) -> Path:
     import imagecodecs
 
     path = Path(path)
-    data = imagecodecs.avif_encode(
-        to_pq10(hdr), level=QUALITY, speed=SPEED, bitspersample=10, **CICP
-    )
+    if max(hdr.shape[:2]) > MAX_SIDE:
+        raise HDRError(f"an AVIF holds at most {MAX_SIDE:,} px a side (AV1)", path)
+    try:
+        data = imagecodecs.avif_encode(
+            to_pq10(hdr), level=QUALITY, speed=SPEED, bitspersample=10, **CICP
+        )
+    except RuntimeError as exc:  # imagecodecs.AvifError
+        raise HDRError(f"libavif could not encode it ({str(exc).strip()})", path) from None
     with atomic_write(path) as tmp:
         tmp.write_bytes(data)
     return path

@@ -42,7 +42,7 @@ def sanitize_hdr(img: np.ndarray, path=None, negative: bool = False) -> np.ndarr
     out = np.nan_to_num(img, nan=0.0, posinf=max(top, 0.0), neginf=0.0)
     out = out if negative else np.maximum(out, 0.0)
     low = "-inf" if negative else "negative"
-    counts = {"NaN (->0)": n_nan, f"+inf (->{top:g})": n_inf, f"{low} (->0)": n_neg}
+    counts = {"NaN (->0)": n_nan, f"+inf (->{max(top, 0.0):g})": n_inf, f"{low} (->0)": n_neg}
     what = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     where = f"{path}: " if path is not None else ""
     warnings.warn(f"{where}replaced {what} values", stacklevel=2)
@@ -108,7 +108,10 @@ def _read_pfm(path: Path, max_pixels: int | None) -> np.ndarray:
 
 def write_rgbe(path: Path, img: np.ndarray, shown: Path | None = None) -> None:
     """HxWx3 ``img`` as a Radiance RGBE file, encoded in memory by OpenCV and written here,
-    so that a failed write raises its own ``OSError`` (OpenCV only returns False)."""
+    so that a failed write raises its own ``OSError`` (OpenCV only returns False); values
+    below 0 and not finite are written as 0 (each channel on its own)."""
+    finite = np.where(np.isfinite(img), img, 0.0)  # RGBE holds neither NaN, inf nor < 0:
+    img = np.maximum(finite, 0.0).astype(np.float32)  # OpenCV would wrap them
     with quiet_cv2():
         ok, data = cv2.imencode(".hdr", np.ascontiguousarray(img[..., ::-1]))
     if not ok:
@@ -131,7 +134,8 @@ def write_hdr(path, img: np.ndarray, dtype: str = "half") -> Path:
     if dtype not in ("half", "float"):
         raise InputError(f"dtype must be 'half' or 'float', not {dtype!r}", path)
     img = check_image(img, path)
-    if suffix == ".exr" and dtype == "half" and max(img.max(), -img.min()) > HALF_MAX:
+    peak = np.nanmax(np.abs(img), initial=0.0)  # a NaN elsewhere does not hide it
+    if suffix == ".exr" and dtype == "half" and peak > HALF_MAX:
         msg = f"{path}: values above {HALF_MAX:g} clamped (half-float EXR; use float)"
         warnings.warn(msg, stacklevel=2)
         img = np.clip(img, -HALF_MAX, HALF_MAX)

@@ -55,6 +55,7 @@ from mlx_hdr.io.libuhdr import (
 from mlx_hdr.io.native import NativeBase
 
 UHDR_SUFFIX = "_uhdr.jpg"
+JPEG_MAX_SIDE = 65500  # libjpeg's largest image side
 BASE_QUALITY = 95
 OFFSET = 1 / 64  # offset_sdr = offset_hdr: keeps the ratio of near-black pixels tame
 AUTO_MAX_STOPS = 4.0  # the default boost is the prediction's peak, at most 16x SDR white
@@ -209,6 +210,8 @@ def encode_uhdr(
     opts = opts or UhdrOptions()
     if hdr.shape != ldr.shape:
         raise HDRError(f"HDR shape {hdr.shape} differs from the photo's {ldr.shape}")
+    if max(ldr.shape[:2]) > JPEG_MAX_SIDE:
+        raise HDRError(f"a JPEG holds at most {JPEG_MAX_SIDE:,} px a side")
     hdr = sanitize_hdr(hdr, negative=True)  # a NaN would drop its strip from the gain range
     base = encode_base(ldr, exif, native)
     with Image.open(io.BytesIO(base)) as im:
