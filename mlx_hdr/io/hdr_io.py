@@ -67,7 +67,7 @@ def _rgbe_resolution(path: Path) -> re.Match:
     """A Radiance header's resolution line (read without decoding the pixels): groups 1-4
     the first axis (``-Y``: top row first), its length, the second axis, its length."""
     with open(path, "rb") as f:
-        head = f.read(4096)
+        head = f.read(1 << 16)  # a header that records a long tool history: tens of KB
     if not head.startswith((b"#?", b"\n")):
         raise InputError("not a Radiance RGBE file (missing '#?' signature)", path)
     m = re.search(rb"\n\n([-+][YX]) (\d+) ([-+][YX]) (\d+)\n", head)
