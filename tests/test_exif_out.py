@@ -103,3 +103,23 @@ def test_a_tiffs_exif_interoperability_tags_are_written_anew(tmp_path):
     kept.load(read_exif(tmp_path / "a.tif")[6:])
     assert kept[271] == "Nikon" and kept.get_ifd(0x8769)[0x8827] == 200
     assert dict(kept.get_ifd(0xA005)) == {1: "R98", 2: b"0100"}
+
+
+def test_the_gain_map_jpegs_exif_gives_its_own_size(tmp_path, cli):
+    """PixelXDimension/PixelYDimension follow the pixels: turned (orientation 6) and
+    downscaled (--max-size), as the gain-map JPEG's base is."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sub = exif.get_ifd(0x8769)
+    sub[0xA002], sub[0xA003], sub[0x829A] = 80, 48, 0.01
+    img = np.full((48, 80, 3), 120, np.uint8)
+    img[:8, :8] = 255
+    Image.fromarray(img).save(tmp_path / "a.jpg", exif=exif.tobytes(), quality=95)
+    args = ("--format", "uhdr", "--method", "linear", "--max-size", "40")
+    code, _, err = cli("predict", tmp_path / "a.jpg", "-o", tmp_path / "out", *args)
+    assert code == 0, err
+    with Image.open(tmp_path / "out" / "a_uhdr.jpg") as im:
+        size, written = im.size, im.getexif()
+    sub = written.get_ifd(0x8769)
+    assert size == (24, 40) and (sub[0xA002], sub[0xA003]) == size
+    assert written.get(0x0112, 1) == 1 and float(sub[0x829A]) == 0.01

@@ -244,7 +244,8 @@ def _write_one(dest: Path, src: Path, ldr, hdr, opts, photo, wide) -> None:
         p3_base = keep or display_p3_icc(src) is not None  # a P3 photo's: its own pixels
         native = display_p3_base(photo(), ldr.shape[:2], convert=keep) if p3_base else None
         own = wide() if native is not None else None
-        write_uhdr(dest, ldr, hdr, read_exif(src), opts.uhdr, native, own)
+        exif = read_exif(src, ldr.shape[1::-1])  # the base's size, turned and downscaled
+        write_uhdr(dest, ldr, hdr, exif, opts.uhdr, native, own)
     elif suffix == ".avif":
         write_avif(dest, wide())
     else:

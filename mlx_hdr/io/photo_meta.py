@@ -31,10 +31,12 @@ ISO_21496_NS = b"urn:iso:std:iso:ts:21496:-1"
 ULTRA_HDR = "an Ultra HDR gain map"  # existing_gain_map's answer for such a JPEG
 
 
-def read_exif(path) -> bytes | None:
+def read_exif(path, size: tuple[int, int] | None = None) -> bytes | None:
     """The photo's EXIF block (``b"Exif\\0\\0"`` + TIFF data) with the orientation set to 1 (the
     pixels ``read_ldr`` returns are turned already), or None when it has none or is unreadable.
-    A block Pillow cannot write again is passed on as stored, its orientation patched
+    ``size`` (width, height): the pixels the block will describe, set in its
+    PixelXDimension/PixelYDimension where it has them (the photo turned or downscaled). A
+    block Pillow cannot write again is passed on as stored, its orientation patched
     (``exif.upright_exif``)."""
     path = Path(path)
     try:
@@ -48,6 +50,7 @@ def read_exif(path) -> bytes | None:
                 return None
             if ORIENTATION in exif:
                 exif[ORIENTATION] = 1
+            _set_size(exif, size)
             try:
                 return exif.tobytes()
             except Exception:  # Pillow's writer has no single error type (TypeError, ...)
@@ -55,6 +58,14 @@ def read_exif(path) -> bytes | None:
                 return upright_exif(raw) if isinstance(raw, bytes) else None
     except UNREADABLE:
         return None
+
+
+def _set_size(exif: Image.Exif, size: tuple[int, int] | None) -> None:
+    """Set the EXIF sub-IFD's PixelXDimension/PixelYDimension to ``size`` where it has them."""
+    ifd = exif.get_ifd(EXIF_IFD) if size is not None else {}
+    for tag, value in zip((0xA002, 0xA003), size or (), strict=False):
+        if tag in ifd:
+            ifd[tag] = int(value)
 
 
 # IFD0 tags that describe the photo rather than how a TIFF stores it: what a TIFF's EXIF
