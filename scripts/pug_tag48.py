@@ -1,5 +1,6 @@
-"""Write ``tests/fixtures/iphone13pro_pug.heic`` with its MakerNote entry 29 renamed 48, the
-third photo of the model card's "Real phone photos" (``phone_renditions.py``).
+"""Write a copy of ``tests/fixtures/iphone13pro_pug.heic`` with its MakerNote entry 29 renamed
+48 (the fixture is left as it is): the third photo of the model card's "Real phone photos"
+(``phone_renditions.py``).
 
 The photo has no tag 48, so Apple's headroom formula gives it no headroom; with the rename,
 the headroom is the formula's for that tag's value (3.03), as ``tests/test_apple_gain.py``

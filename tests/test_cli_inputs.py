@@ -187,3 +187,5 @@ def test_a_panorama_wider_than_avif_or_jpeg_allow_is_one_line(cli, tmp_path):
     assert code == 3 and "Traceback" not in err and err.count("\n") == 1
     assert "an AVIF holds at most 65,536 px a side" in err
     assert stdout.strip() == f"wrote {out / 'wide.exr'}"  # what came before it
+    code, _, err = cli("predict", tmp_path / "wide.png", "-o", out, "--format", "uhdr", *LINEAR)
+    assert code == 3 and "a JPEG holds at most 65,500 px a side" in err

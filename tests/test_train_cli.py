@@ -71,8 +71,8 @@ def test_existing_run_folder_is_refused_without_resume(tmp_path):
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == (  # no checkpoint yet: --resume would have nothing to continue
-        f"error: {run}: holds a run stopped before its first checkpoint: --overwrite starts "
-        "it again, or choose another --run-dir\n"
+        f"error: {run}: holds a run without a checkpoint to resume from: --overwrite replaces "
+        "it, or choose another --run-dir\n"
     )
     assert (run / "config.json").read_text() == "{}" and len(list(run.iterdir())) == 2
 

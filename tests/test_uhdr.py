@@ -426,3 +426,8 @@ def test_highlights_beyond_libultrahdrs_decode_are_read_back_whole(tmp_path):
     photo = read_ldr(tmp_path / "b.jpg")
     back = recorded_hdr(photo, recorded_gain(tmp_path / "b.jpg", photo))
     assert abs(np.log2(np.median(back[:, 40:]) / 100.0)) < 0.03
+    # XMP our reader refuses (libultrahdr reads the ISO segment): libultrahdr's cut decode
+    assert data.count(b'hdrgm:Gamma="1"') == 1
+    (tmp_path / "c.jpg").write_bytes(data.replace(b'hdrgm:Gamma="1"', b'hdrgm:Gamma="0"'))
+    back = recorded_hdr(photo, recorded_gain(tmp_path / "c.jpg", photo))
+    assert abs(np.log2(np.median(back[:, 40:]) / 49.25)) < 0.03

@@ -109,9 +109,11 @@ def _read_pfm(path: Path, max_pixels: int | None) -> np.ndarray:
 def write_rgbe(path: Path, img: np.ndarray, shown: Path | None = None) -> None:
     """HxWx3 ``img`` as a Radiance RGBE file, encoded in memory by OpenCV and written here,
     so that a failed write raises its own ``OSError`` (OpenCV only returns False); values
-    below 0 and not finite are written as 0 (each channel on its own)."""
-    finite = np.where(np.isfinite(img), img, 0.0)  # RGBE holds neither NaN, inf nor < 0:
-    img = np.maximum(finite, 0.0).astype(np.float32)  # OpenCV would wrap them
+    below 0, NaN and -inf are written as 0, +inf as the largest finite value (each
+    channel on its own)."""
+    if not (np.isfinite(img).all() and img.min(initial=0.0) >= 0.0):  # RGBE holds neither
+        top = np.nanmax(np.where(np.isposinf(img), 0.0, img), initial=0.0)  # (OpenCV wraps)
+        img = np.maximum(np.nan_to_num(img, nan=0.0, posinf=top, neginf=0.0), 0.0)
     with quiet_cv2():
         ok, data = cv2.imencode(".hdr", np.ascontiguousarray(img[..., ::-1]))
     if not ok:
@@ -134,8 +136,8 @@ def write_hdr(path, img: np.ndarray, dtype: str = "half") -> Path:
     if dtype not in ("half", "float"):
         raise InputError(f"dtype must be 'half' or 'float', not {dtype!r}", path)
     img = check_image(img, path)
-    peak = np.nanmax(np.abs(img), initial=0.0)  # a NaN elsewhere does not hide it
-    if suffix == ".exr" and dtype == "half" and peak > HALF_MAX:
+    half = suffix == ".exr" and dtype == "half"
+    if half and max(np.nanmax(img, initial=0.0), -np.nanmin(img, initial=0.0)) > HALF_MAX:
         msg = f"{path}: values above {HALF_MAX:g} clamped (half-float EXR; use float)"
         warnings.warn(msg, stacklevel=2)
         img = np.clip(img, -HALF_MAX, HALF_MAX)

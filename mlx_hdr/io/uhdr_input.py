@@ -168,8 +168,8 @@ def _uhdr_recorded(
         if (found := jpeg_hdrgm_map(path, max_pixels)) is not None:  # what libultrahdr refuses
             return _hdrgm_recorded(path, photo, *found, P3_TO_REC709 if p3 else None)
         raise InputError(f"its HDR gain map cannot be decoded ({why})", path) from None
-    if hdr.max() >= LIBUHDR_PEAK and (found := jpeg_hdrgm_map(path, max_pixels)) is not None:
-        return _hdrgm_recorded(path, photo, *found, P3_TO_REC709 if p3 else None)  # uncut
+    if hdr.max() >= LIBUHDR_PEAK and (found := _uncut_map(path, max_pixels)) is not None:
+        return _hdrgm_recorded(path, photo, *found, P3_TO_REC709 if p3 else None)
     orient = _orientation(path)
     sdr = base / np.float32(255.0)
     gain = _over(sdr, lambda lin, h: np.maximum(h, 0.0), (hdr,))  # in the base's primaries
@@ -181,6 +181,16 @@ def _uhdr_recorded(
     if photo is None:  # libultrahdr's own decode of the photo sets the level
         return gain, exif_orient(sdr, orient)
     return _to_photo(gain, photo), photo
+
+
+def _uncut_map(path: Path, max_pixels: int | None):
+    """The map and parameters of a gain-map JPEG whose libultrahdr decode reached its limit,
+    read by our own reader (``jpeg_hdrgm_map``) so the highlights above it are not cut;
+    None where that reader cannot read them (libultrahdr's cut decode serves then)."""
+    try:
+        return jpeg_hdrgm_map(path, max_pixels)
+    except InputError:
+        return None
 
 
 def _wide_gain(path: Path, photo: np.ndarray, to709: np.ndarray, render, ratio) -> np.ndarray:

@@ -44,8 +44,8 @@ def run_dir_problem(
         )
     if any((run_dir / name).exists() for name in RUN_FILES + RUN_FOLDERS):
         return UsageError(
-            "holds a run stopped before its first checkpoint: --overwrite starts it again, "
-            "or choose another --run-dir",
+            "holds a run without a checkpoint to resume from: --overwrite replaces it, or "
+            "choose another --run-dir",
             run_dir,
         )
     if any(run_dir.iterdir()):
