@@ -78,6 +78,20 @@ def test_an_hdr_png_is_refused(tmp_path, rgb, transfer, name):
             read_ldr(tmp_path / "hdr.png")
 
 
+def test_cicp_wins_over_a_profile_beside_it(tmp_path, rgb):
+    """The PNG third edition's order: cICP, then iCCP, then gAMA."""
+    from mlx_hdr.io.heic import CicpColours
+    from mlx_hdr.io.own_colours import display_p3_icc, is_display_p3, own_photo
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    icc = chunk(b"iCCP", b"sRGB\x00\x00" + zlib.compress(srgb))
+    png(tmp_path / "p3.png", rgb, cicp(12, 13))
+    png(tmp_path / "both.png", rgb, cicp(12, 13), icc, gama(1.0))
+    np.testing.assert_array_equal(read_ldr(tmp_path / "both.png"), read_ldr(tmp_path / "p3.png"))
+    assert isinstance(own_photo(tmp_path / "both.png").source, CicpColours)
+    assert is_display_p3(display_p3_icc(tmp_path / "both.png"))
+
+
 def test_unknown_primaries_and_a_gama_out_of_range(tmp_path, rgb, recwarn):
     png(tmp_path / "plain.png", rgb)
     plain = read_ldr(tmp_path / "plain.png")

@@ -279,21 +279,23 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
     colour = pngcheck.colour_chunks(path)  # a PNG's cICP and gAMA chunks (others: none)
     if colour.cicp is not None:  # a PQ or HLG PNG (a fallback profile too), before decoding
         refuse_hdr(cicp_info(*colour.cicp), path)
-    return _png_colours(_read_pil(path, max_pixels), colour, path)
+    img = _read_pil(path, max_pixels, icc=colour.cicp is None)  # cICP wins over iCCP
+    return _png_colours(img, colour, path)
 
 
 def _png_colours(img: np.ndarray, colour: pngcheck.PngColour, path: Path) -> np.ndarray:
-    """A PNG's colours as browsers read them where no ICC profile says: by its cICP chunk
-    (CICP primaries and curve, :func:`~mlx_hdr.io.heic.nclx_to_srgb`), else, without an
-    sRGB chunk, by a gAMA other than sRGB's 1/2.2 (a pure power curve, e.g. 1.0: linear)."""
-    if colour.iccp:  # converted already (cICP beside it: a rare conflict, the profile wins)
-        return img
-    if colour.cicp is not None:
+    """A PNG's colours as browsers read them (the PNG third edition's order): by its cICP
+    chunk (CICP primaries and curve, :func:`~mlx_hdr.io.heic.nclx_to_srgb`; ``img`` read
+    without its ICC profile then), else by its ICC profile (applied already), else,
+    without an sRGB chunk, by a gAMA other than sRGB's 1/2.2 (a power curve; 1.0: linear)."""
+    if colour.cicp is not None:  # before iCCP and gAMA (PNG, third edition)
         if colour.cicp[0] not in (1, 2, *CICP_PRIMARIES):
             warnings.warn(
                 f"{path}: CICP primaries {colour.cicp[0]} are read as BT.709", stacklevel=3
             )
         return nclx_to_srgb(img, cicp_info(*colour.cicp), path)
+    if colour.iccp:  # converted by its profile already
+        return img
     if colour.gamma and not colour.srgb and abs(colour.gamma * 2.2 - 1.0) > 0.01:
         light = np.power(np.clip(img, 0.0, 1.0), np.float32(1.0 / colour.gamma))
         return linear_to_srgb(light)
@@ -313,9 +315,12 @@ def _read_deep_avif(path: Path, bits: int, max_pixels: int | None) -> np.ndarray
     return exif_orient(icc_to_srgb16(avif_deep_pixels(path, bits), icc, path), orientation)
 
 
-def _read_pil(path: Path, max_pixels: int | None) -> np.ndarray:
-    """:func:`read_ldr` for the formats Pillow decodes."""
+def _read_pil(path: Path, max_pixels: int | None, icc: bool = True) -> np.ndarray:
+    """:func:`read_ldr` for the formats Pillow decodes (``icc``: by its ICC profile, if any;
+    False for a PNG whose cICP chunk tells its colours instead)."""
     with _open_pil(path, max_pixels) as im:
+        if not icc:
+            im.info.pop("icc_profile", None)
         if im.format == "PNG" and (problem := pngcheck.problem(path)):
             raise InputError(problem, path)
         if im.format == "TIFF":  # a grey float or signed TIFF opens: not a photo all the same

@@ -85,19 +85,20 @@ def _p3_profile(im: Image.Image, path: Path) -> bytes | None:
     icc = im.info.get("icc_profile")
     if im.mode not in ("RGB", "RGBA"):
         return None
-    if icc:
-        return icc if is_display_p3(icc) else None
     heif = path.suffix.lower() in (*HEIF_SUFFIXES, *AVIF_SUFFIXES)
-    nclx = ((open_heif(path).info if heif else _png_cicp(path)) or {}).get("nclx_profile") or {}
+    png = None if heif else _png_cicp(path)  # a PNG's cICP chunk wins over its profile
+    if png is None and (icc or not heif):
+        return icc if is_display_p3(icc) else None
+    nclx = (png or open_heif(path).info).get("nclx_profile") or {}
     p3 = nclx.get("color_primaries") == CICP_DISPLAY_P3
     return made_display_p3_icc() if p3 and _srgb_curve(nclx) else None
 
 
 def _png_cicp(path: Path) -> dict | None:
-    """A PNG's cICP chunk as a pillow-heif-style ``info`` (``heic.cicp_info``) where no ICC
-    profile overrides it as ``read_ldr`` reads it; None for any other file."""
+    """A PNG's cICP chunk as a pillow-heif-style ``info`` (``heic.cicp_info``), which wins
+    over its ICC profile as ``read_ldr`` reads it; None for any other file."""
     colour = colour_chunks(path)
-    return cicp_info(*colour.cicp) if colour.cicp is not None and not colour.iccp else None
+    return cicp_info(*colour.cicp) if colour.cicp is not None else None
 
 
 def _srgb_curve(nclx: dict) -> bool:
