@@ -13,7 +13,7 @@ import typer
 from mlx_hdr.errors import EXIT_SOME_FAILED
 from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.methods import METHODS
-from mlx_hdr.infer.outputs import FILE_SUFFIXES, FORMATS, JPEG_SUFFIXES, plan_outputs
+from mlx_hdr.infer.outputs import FILE_SUFFIXES, FORMATS, JPEG_SUFFIXES, Plan, plan_outputs
 from mlx_hdr.infer.pipeline import MULTIPLE, RESPONSE, WORK_PIXELS, PredictOptions, run_plan
 from mlx_hdr.infer.response import RESPONSES
 from mlx_hdr.io.atomic import is_file_name
@@ -75,12 +75,16 @@ def _check_combinations(
         raise typer.BadParameter(problem, param_hint=hint)
 
 
-def _note_unused(opts: PredictOptions, out: Path, model: str | None, max_boost: float | None):
-    """Warn about options that the run does not use."""
+def _note_unused(opts: PredictOptions, plan: Plan, model: str | None, max_boost: float | None):
+    """Warn about options that the run (``plan``'s outputs) does not use."""
     if model is not None and opts.method != "model":
         warnings.warn(f"--model is not used with --method {opts.method}", stacklevel=2)
-    jpeg = "uhdr" in opts.formats or (is_file_name(out) and out.suffix.lower() in JPEG_SUFFIXES)
-    if max_boost is not None and (opts.preview_only or not jpeg):
+    dests = [d for _, job in plan.jobs for d in job]
+    if (
+        max_boost is not None
+        and dests
+        and not any(d.suffix.lower() in JPEG_SUFFIXES for d in dests)
+    ):
         warnings.warn("--max-boost acts on the gain-map JPEG (--format uhdr) only", stacklevel=2)
 
 
@@ -286,7 +290,7 @@ def predict_command(
         skip_existing=skip_existing,
     )
     plan = plan_outputs(inputs, out, opts)  # output problems: refused before any work
-    _note_unused(opts, out, model, max_boost)
+    _note_unused(opts, plan, model, max_boost)
     if n := len(plan.done):
         typer.echo(f"skipped {n} input{'s' * (n > 1)} whose outputs all exist (--skip-existing)")
     net = None

@@ -33,7 +33,7 @@ from mlx_hdr.data.datasets import BRACKETS
 from mlx_hdr.data.preprocess import estimate_exposure
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.atomic import current_umask
-from mlx_hdr.io.image_io import LDR_SUFFIXES, ldr_files, read_ldr, write_hdr
+from mlx_hdr.io.image_io import LDR_SUFFIXES, distinct_files, ldr_files, read_ldr, write_hdr
 from mlx_hdr.io.photo_meta import Exposure, read_exposure
 
 MERGED = "merged.hdr"
@@ -98,8 +98,7 @@ def bracket_files(inputs: list[Path]) -> list[Path]:
             files.append(p)
         else:
             raise InputError("file not found", p)
-    unique = {f.resolve(): f for f in reversed(files)}  # a file named twice is one frame
-    return [f for f in files if unique.get(f.resolve()) is f]
+    return distinct_files(files)  # a file named twice is one frame
 
 
 def read_frames(files: list[Path], where: Path | str = ".") -> list[Frame]:

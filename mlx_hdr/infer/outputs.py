@@ -23,7 +23,14 @@ from mlx_hdr.infer.tonemap import tonemap
 from mlx_hdr.io.atomic import is_file_name
 from mlx_hdr.io.avif import write_avif
 from mlx_hdr.io.hdr_io import sanitize_hdr
-from mlx_hdr.io.image_io import HDR_SUFFIXES, is_ldr_file, ldr_files, write_hdr, write_ldr
+from mlx_hdr.io.image_io import (
+    HDR_SUFFIXES,
+    distinct_files,
+    is_ldr_file,
+    ldr_files,
+    write_hdr,
+    write_ldr,
+)
 from mlx_hdr.io.native import (
     P3_FROM_REC709,
     display_p3_base,
@@ -81,8 +88,7 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
                 missing.append((item, why))
             elif not found:
                 missing.append((item, "no JPEG/PNG/TIFF/WebP/HEIC/AVIF photos match it"))
-    unique = {p.resolve(): p for p in reversed(paths)}  # an input named twice runs once
-    return [p for p in paths if unique.get(p.resolve()) is p], missing
+    return distinct_files(paths), missing  # an input named twice runs once
 
 
 def _photos(paths) -> list[Path]:

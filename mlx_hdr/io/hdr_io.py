@@ -35,18 +35,23 @@ def sanitize_hdr(img: np.ndarray, path=None, negative: bool = False) -> np.ndarr
         return img
     n_nan, n_inf = np.isnan(img).sum(), np.isposinf(img).sum()
     n_neg = np.isneginf(img).sum() if negative else (img < 0).sum()
-    finite = img[np.isfinite(img)]
-    if not finite.size:
+    if not np.isfinite(img).any():
         raise InputError("no finite pixel values (all NaN or inf)", path)
-    top = float(finite.max())
-    out = np.nan_to_num(img, nan=0.0, posinf=max(top, 0.0), neginf=0.0)
-    out = out if negative else np.maximum(out, 0.0)
+    out, top = _clamped(img, negative)
     low = "-inf" if negative else "negative"
-    counts = {"NaN (->0)": n_nan, f"+inf (->{max(top, 0.0):g})": n_inf, f"{low} (->0)": n_neg}
+    counts = {"NaN (->0)": n_nan, f"+inf (->{top:g})": n_inf, f"{low} (->0)": n_neg}
     what = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     where = f"{path}: " if path is not None else ""
     warnings.warn(f"{where}replaced {what} values", stacklevel=2)
     return out
+
+
+def _clamped(img: np.ndarray, negative: bool = False) -> tuple[np.ndarray, float]:
+    """``img`` with NaN and -inf as 0, +inf as its largest finite value (at least 0), and
+    values below 0 as 0 unless ``negative``; and that largest value."""
+    top = max(float(img[np.isfinite(img)].max(initial=0.0)), 0.0)
+    out = np.nan_to_num(img, nan=0.0, posinf=top, neginf=0.0)
+    return (out if negative else np.maximum(out, 0.0)), top
 
 
 def read_hdr(path, max_pixels: int | None = None) -> np.ndarray:
@@ -112,8 +117,7 @@ def write_rgbe(path: Path, img: np.ndarray, shown: Path | None = None) -> None:
     below 0, NaN and -inf are written as 0, +inf as the largest finite value (each
     channel on its own)."""
     if not (np.isfinite(img).all() and img.min(initial=0.0) >= 0.0):  # RGBE holds neither
-        top = np.nanmax(np.where(np.isposinf(img), 0.0, img), initial=0.0)  # (OpenCV wraps)
-        img = np.maximum(np.nan_to_num(img, nan=0.0, posinf=top, neginf=0.0), 0.0)
+        img = _clamped(img)[0]  # (OpenCV would wrap them)
     with quiet_cv2():
         ok, data = cv2.imencode(".hdr", np.ascontiguousarray(img[..., ::-1]))
     if not ok:

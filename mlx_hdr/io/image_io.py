@@ -59,6 +59,7 @@ __all__ = [
     "MAX_PIXELS",
     "LdrInfo",
     "is_ldr_file",
+    "distinct_files",
     "ldr_files",
     "read_hdr",
     "read_ldr",
@@ -84,6 +85,13 @@ def is_ldr_file(path: Path) -> bool:
     not an HDR AVIF (``heic.is_hdr_avif``: our own ``--format avif`` output): what folder
     listings take as photos."""
     return path.suffix.lower() in LDR_SUFFIXES and not is_hdr_avif(path)
+
+
+def distinct_files(paths: list[Path]) -> list[Path]:
+    """``paths`` in order, each file once: of names that resolve to one file (named twice,
+    by a folder and by name, through a link), the first."""
+    first = {p.resolve(): p for p in reversed(paths)}
+    return [p for p in paths if first.get(p.resolve()) is p]
 
 
 def ldr_files(folder: Path) -> list[Path]:

@@ -114,7 +114,7 @@ def _into_display_p3(photo: OwnPhoto) -> np.ndarray:
     Little CMS (relative colorimetric) where the photo has a profile, the pixels it may
     have cut at an edge of P3 converted again in float; there, and for a photo tagged by
     CICP, colours outside P3 are desaturated into it towards their luminance
-    (:func:`above_zero`, then ``icc.fit_to_srgb``)."""
+    (:func:`_above_zero`, then ``icc.fit_to_srgb``)."""
     import imagecodecs
 
     pixels, full = photo.pixels, np.iinfo(photo.pixels.dtype).max
@@ -166,12 +166,12 @@ def _fitted_p3(pixels: np.ndarray, full: int, to_linear: Callable) -> np.ndarray
         src = pixels[rows] / np.float32(full)
         light = to_linear(src)
         y = rgb_to_luminance(light)
-        p3 = above_zero(light @ P3_FROM_REC709.T, y)
+        p3 = _above_zero(light @ P3_FROM_REC709.T, y)
         out[rows] = to_uint8(fit_to_srgb(p3, src.max(axis=-1), luminance=y, top=1.0))
     return out
 
 
-def above_zero(rgb: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _above_zero(rgb: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Nx3 linear colours with a channel below 0 desaturated towards their luminance ``y``
     (N) until none is: luminance and hue kept, where cutting the channel would brighten."""
     low = rgb.min(axis=-1, keepdims=True)

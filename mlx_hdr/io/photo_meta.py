@@ -62,8 +62,10 @@ def read_exif(path, size: tuple[int, int] | None = None) -> bytes | None:
 
 def _set_size(exif: Image.Exif, size: tuple[int, int] | None) -> None:
     """Set the EXIF sub-IFD's PixelXDimension/PixelYDimension to ``size`` where it has them."""
-    ifd = exif.get_ifd(EXIF_IFD) if size is not None else {}
-    for tag, value in zip((0xA002, 0xA003), size or (), strict=False):
+    if size is None:
+        return
+    ifd = exif.get_ifd(EXIF_IFD)
+    for tag, value in zip((0xA002, 0xA003), size, strict=True):
         if tag in ifd:
             ifd[tag] = int(value)
 
