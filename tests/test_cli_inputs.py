@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -70,6 +72,45 @@ def test_an_interrupted_write_leaves_no_file_and_says_why(cli, shoot, tmp_path, 
             signal.signal(s, handler)
     assert (code, err.strip()) == ((143, "terminated") if how == "sigterm" else (130, "aborted"))
     assert list((tmp_path / "out").iterdir()) == []  # the temporary file is gone too
+
+
+def test_a_stopped_batch_says_what_it_wrote(cli, shoot, tmp_path, monkeypatch):
+    real_commit, commits = atomic.commit, []
+
+    def commit(tmp, path):  # Ctrl-C while the second photo's HDR is written
+        commits.append(path)
+        if len(commits) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        real_commit(tmp, path)
+
+    monkeypatch.setattr(atomic, "commit", commit)
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal
+    try:
+        code, stdout, err = cli("predict", shoot, "-o", tmp_path / "out", *LINEAR)
+    finally:
+        signal.signal(signal.SIGINT, outer)
+    out = tmp_path / "out"
+    assert (code, err.strip()) == (130, "aborted")
+    assert stdout.strip() == (
+        f"wrote {out / 'a.hdr'}, {out / 'a_preview.png'} before it stopped "
+        "(--skip-existing goes on from there)"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["a.hdr", "a_preview.png"]
+
+
+def test_a_ctrl_c_while_the_commands_load_is_an_abort():
+    stop = (
+        "import sys\n"
+        "class Stop:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'mlx_hdr.cli.app':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Stop())\n"
+        "from mlx_hdr.cli import main\n"
+        "main()\n"
+    )
+    run = subprocess.run([sys.executable, "-c", stop, "--version"], capture_output=True, text=True)
+    assert (run.returncode, run.stderr.strip(), run.stdout) == (130, "aborted", "")
 
 
 def test_outputs_written_before_a_failed_one_are_reported(cli, shoot, tmp_path, monkeypatch):

@@ -1,61 +1,18 @@
 """The ``mlx-hdr`` command line: thin Typer wrappers over library functions.
 
-Each sub-module defines ``register(app)``; errors are caught once, here. The command line is
-an entry point, so it opts the process in to the CPU backend's settings
-(:func:`mlx_hdr.backend.setup`) before the commands import ``mlx.core``.
+:func:`main` is the console entry point. It sets its signal handlers before it imports the
+commands (:mod:`mlx_hdr.cli.app`, which loads MLX: about a second on a cold start), so that a
+Ctrl-C at any moment says ``aborted``; errors are caught once, in :func:`mlx_hdr.cli.app.run`.
 """
 
 from __future__ import annotations
 
-import importlib
 import signal
 import sys
 import threading
 import warnings
 
-import typer
-
-from mlx_hdr import __version__, backend
-from mlx_hdr.errors import (
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
-    EXIT_USAGE,
-    HDRError,
-    UsageError,
-    os_error_line,
-)
-
-backend.setup()  # before the commands below import mlx.core
-
-COMMAND_MODULES = ("predict", "evaluate", "train", "data", "convert")
-
-app = typer.Typer(
-    name="mlx-hdr",
-    help="Single-image LDR to HDR reconstruction with MLX.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    rich_markup_mode=None,  # plain help: wrapped to the terminal, never cut off
-)
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"mlx_hdr.cli.{_name}").register(app)
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"mlx-hdr {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", is_eager=True, callback=_print_version, help="Print the version."
-    ),
-) -> None:
-    """Single-image LDR to HDR reconstruction with MLX."""
+from mlx_hdr.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -109,23 +66,12 @@ def main() -> None:
 
 
 def _run() -> int | None:
-    """The app's exit code; expected errors as one line and their exit code."""
+    """The app's exit code, the commands imported first; an interrupt during those imports
+    is an abort."""
     try:
-        return app(standalone_mode=False)  # returns typer.Exit codes instead of raising them
-    except HDRError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR
-    except OSError as exc:  # e.g. an output folder that cannot be created
-        print(f"error: {os_error_line(exc)}", file=sys.stderr)
-        return EXIT_ERROR
-    except (KeyboardInterrupt, typer.Abort):
+        from mlx_hdr.cli.app import run
+    except KeyboardInterrupt:
         if not _stopped:
             print("aborted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.TyperException as exc:  # usage errors (Typer vendors its own click)
-        if not hasattr(exc, "show"):
-            raise
-        exc.show()
-        return getattr(exc, "exit_code", EXIT_USAGE)
+    return run(_stopped)

@@ -299,9 +299,18 @@ def predict_command(
 
         net = load_net(model)[0]
     net = set_floor_strength(net, floor_strength)
-    report = run_plan(plan, net, opts, on_error=_report_error, progress=progress)
-    files = [str(f) for _, written in report.written for f in written]
-    shown = ", ".join(files[:4]) + (f", ... ({len(files)} files)" if len(files) > 4 else "")
-    typer.echo(f"wrote {shown}" if files else "wrote nothing")
+    try:
+        report = run_plan(plan, net, opts, on_error=_report_error, progress=progress)
+    except KeyboardInterrupt as exc:  # say what was written before it stopped
+        if (done := getattr(exc, "report", None)) and (shown := _written(done)):
+            typer.echo(f"wrote {shown} before it stopped (--skip-existing goes on from there)")
+        raise
+    typer.echo(f"wrote {_written(report) or 'nothing'}")
     if report.failed:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _written(report) -> str:
+    """The files ``report`` says were written, the first four named; "" when none."""
+    files = [str(f) for _, written in report.written for f in written]
+    return ", ".join(files[:4]) + (f", ... ({len(files)} files)" if len(files) > 4 else "")

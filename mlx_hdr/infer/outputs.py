@@ -226,8 +226,8 @@ def write_outputs(
         for dest in dests:
             _write_one(dest, src, ldr, hdr, opts, photo, wide)
             done.append(dest)
-    except (HDRError, OSError) as exc:
-        exc.written = done  # what was written before it: reported as written
+    except (HDRError, OSError, KeyboardInterrupt) as exc:
+        exc.written = done  # what was written before it (or before a Ctrl-C): reported
         raise
     return dests
 

@@ -367,16 +367,21 @@ def run_plan(
     skipped.
 
     ``on_error(path, problem)`` is called for each failure as it happens. Each HDR and preview is
-    written atomically, so a failure (a full disk included) never leaves a partial file.
+    written atomically, so a failure (a full disk included) never leaves a partial file. An
+    interrupt (Ctrl-C, SIGTERM) goes on up with the report so far as its ``report``.
     """
     report = PredictReport(skipped=list(plan.done))
     fail = partial(record_failure, report, on_error)
     for item, problem in plan.missing:
         fail(item, problem)
-    for src, dests in tqdm(plan.jobs, desc="predict", unit="img", disable=not progress):
-        problem = _predict_one(src, dests, net, opts, report)
-        if problem:
-            fail(str(src), problem)
+    try:
+        for src, dests in tqdm(plan.jobs, desc="predict", unit="img", disable=not progress):
+            problem = _predict_one(src, dests, net, opts, report)
+            if problem:
+                fail(str(src), problem)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what was written goes with it
+        exc.report = report
+        raise
     return report
 
 
@@ -388,9 +393,11 @@ def _predict_one(
         dests[0].parent.mkdir(parents=True, exist_ok=True)
         with warnings_naming(src):
             report.written.append((src, predict_file(src, dests, net, opts)))
-    except (HDRError, OSError) as exc:  # OSError: e.g. a folder that cannot be created
+    except (HDRError, OSError, KeyboardInterrupt) as exc:  # OSError: e.g. a folder
         if written := getattr(exc, "written", None):  # the outputs before the failed one
             report.written.append((src, written))
+        if isinstance(exc, KeyboardInterrupt):
+            raise
         if isinstance(exc, OSError):
             return os_error_line(exc)
         return str(exc).removeprefix(f"{src}: ")

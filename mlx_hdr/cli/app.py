@@ -1,0 +1,80 @@
+"""The Typer app of the ``mlx-hdr`` command line: its commands, and how their outcome turns
+into an exit code.
+
+Each command module defines ``register(app)``. The command line is an entry point, so this
+module opts the process in to the CPU backend's settings (:func:`mlx_hdr.backend.setup`)
+before the commands import ``mlx.core``; :func:`mlx_hdr.cli.main` imports it only after its
+signal handlers are set, so a Ctrl-C during these imports is an abort like any other.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from mlx_hdr import __version__, backend
+from mlx_hdr.errors import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    HDRError,
+    UsageError,
+    os_error_line,
+)
+
+backend.setup()  # before the commands below import mlx.core
+
+COMMAND_MODULES = ("predict", "evaluate", "train", "data", "convert")
+
+app = typer.Typer(
+    name="mlx-hdr",
+    help="Single-image LDR to HDR reconstruction with MLX.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,  # plain help: wrapped to the terminal, never cut off
+)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"mlx_hdr.cli.{_name}").register(app)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlx-hdr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version."
+    ),
+) -> None:
+    """Single-image LDR to HDR reconstruction with MLX."""
+
+
+def run(stopped: list[int]) -> int | None:
+    """The app's exit code; expected errors as one line and their exit code. ``stopped``:
+    the signals received so far (an interrupt they raised is said by the caller)."""
+    try:
+        return app(standalone_mode=False)  # returns typer.Exit codes instead of raising them
+    except HDRError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR
+    except OSError as exc:  # e.g. an output folder that cannot be created
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except (KeyboardInterrupt, typer.Abort):
+        if not stopped:
+            print("aborted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.TyperException as exc:  # usage errors (Typer vendors its own click)
+        if not hasattr(exc, "show"):
+            raise
+        exc.show()
+        return getattr(exc, "exit_code", EXIT_USAGE)
