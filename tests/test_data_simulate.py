@@ -346,6 +346,21 @@ def test_response_table_inverts_the_measured_curve(tmp_path):
     assert table_curve(np.array([[[2.0, -1.0, 1.0]]]), table).tolist() == [[[1.0, 0.0, 1.0]]]
 
 
+def test_a_flat_run_in_a_response_table_spreads_over_its_codes():
+    from mlx_hdr.data.camera_response import table_curve
+
+    levels = np.linspace(0.0, 1.0, 256)
+    table = np.tile(levels[:, None], (1, 3))
+    table[:10] = 0.0  # a toe flat at black
+    table[100:120] = table[100]  # a dip that load_response levelled
+    x = np.linspace(0.0, 1.0, 4001, dtype=np.float32)[:, None, None] * np.ones(3, np.float32)
+    out = table_curve(x, table)
+    assert out[0, 0, 0] == 0.0  # black stays black
+    assert (np.diff(out[:, 0, 0]) >= 0).all()
+    codes = np.unique(np.round(out[:, 0, 0] * 255))
+    assert len(codes) == 256  # every code is reached, those of the flat runs too
+
+
 def test_response_table_reads_json_and_names_a_bad_file(tmp_path):
     from mlx_hdr.data.camera_response import load_response
 

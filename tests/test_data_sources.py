@@ -100,6 +100,29 @@ def test_pair_source_aligns_orientation_and_exposure(tmp_path, scene, make_scene
     assert np.abs(linear_to_srgb(b["hdr"]) - b["ldr"]).mean() < 0.03
 
 
+def test_a_shuffled_pair_source_visits_every_pair_once_a_pass_in_a_new_order(tmp_path, make_scenes):
+    src = PairSource(index_dataset(make_scenes(tmp_path / "ds", 5)), size=16, shuffle=7)
+    names = [src.ldr_path(k).parent.name for k in range(15)]
+    passes = [names[i : i + 5] for i in range(0, 15, 5)]
+    assert all(sorted(p) == sorted(passes[0]) for p in passes)  # each pair once a pass
+    assert len({tuple(p) for p in passes}) > 1  # in its own order
+    again = PairSource(index_dataset(tmp_path / "ds"), size=16, shuffle=7)
+    assert [again.ldr_path(k).parent.name for k in (12, 3, 7)] == [names[12], names[3], names[7]]
+
+
+def test_training_leaves_out_pairs_whose_files_are_gone_before_it_starts(tmp_path, make_scenes):
+    from mlx_hdr.train.config import TrainConfig
+    from mlx_hdr.train.pool import pool_source
+
+    manifest = tmp_path / "m.jsonl"
+    index_dataset(make_scenes(tmp_path / "ds", 4), out=manifest)
+    (tmp_path / "ds/s2/input.png").unlink()
+    cfg = TrainConfig(data=str(manifest), crop=16, val_crop=16, batch_size=2)
+    with pytest.warns(UserWarning, match=r"s2/input\.png: file not found; left out of training"):
+        src = pool_source(cfg, holdout=4)
+    assert len(src.train) + len(src.val) == 3
+
+
 def test_real_pool(shared):
     b = batch(PoolSource(shared / "data/hdr-pool", size=32), 2)
     assert b["ldr"].shape == (2, 32, 32, 3) and np.isfinite(b["hdr"]).all()
@@ -155,6 +178,21 @@ def test_exposure_pair_is_one_view_by_one_camera_at_two_exposures(pool_dir):
     b = simulate_ldr(view, np.random.default_rng(9), clean, 2.0**1.5)[2]
     assert b.exposure / a.exposure == pytest.approx(2.0**1.5)
     assert (b.curve, b.clip_levels, b.jpeg_quality) == (a.curve, a.clip_levels, a.jpeg_quality)
+
+
+def test_a_noisy_jpeg_exposure_pair_shares_its_jpeg_quality(pool_dir):
+    from mlx_hdr.data.simulate import simulate_ldr
+
+    noisy = SimConfig(noise_prob=1.0, jpeg_prob=1.0, jpeg_quality=(10, 100))
+    view = PoolSource(pool_dir, size=24, sim=noisy).view(np.random.default_rng(1))[0]
+    same = 0
+    for seed in range(8):  # the noise takes a number of draws that depends on the light
+        a = simulate_ldr(view, np.random.default_rng(seed), noisy)[2]
+        b = simulate_ldr(view, np.random.default_rng(seed), noisy, 4.0, like=a)[2]
+        c = simulate_ldr(view, np.random.default_rng(seed), noisy, 4.0)[2]
+        assert (b.full_well, b.jpeg_quality) == (a.full_well, a.jpeg_quality)
+        same += c.jpeg_quality == a.jpeg_quality
+    assert same < 8  # drawn after the noise, the quality would differ
 
 
 def test_exposure_pair_turns_when_the_longer_photo_clips_too_much(pool_dir):

@@ -92,13 +92,14 @@ def test_loss_falls_and_outputs_appear(tmp_path):
     assert not list(Path(cfg.run_dir).rglob(".*tmp*"))
 
 
-@pytest.mark.parametrize("compiled", [False, True])
-def test_resume_is_exact(tmp_path, compiled):
-    straight = tiny_cfg(tmp_path / "a", epochs=2, compile=compiled)
+@pytest.mark.parametrize("compiled, corrected", [(False, False), (True, False), (True, True)])
+def test_resume_is_exact(tmp_path, compiled, corrected):
+    kw = dict(compile=compiled, bias_correction=corrected)  # corrected: by Adam's step count
+    straight = tiny_cfg(tmp_path / "a", epochs=2, **kw)
     run(straight)
-    half = tiny_cfg(tmp_path / "b", epochs=1, compile=compiled)
+    half = tiny_cfg(tmp_path / "b", epochs=1, **kw)
     run(half)
-    result = run(tiny_cfg(tmp_path / "b", epochs=2, compile=compiled), resume=True)
+    result = run(tiny_cfg(tmp_path / "b", epochs=2, **kw), resume=True)
     assert result.step == 6
     a, b = params_of(tmp_path / "a"), params_of(tmp_path / "b")
     assert a.keys() == b.keys()
@@ -615,6 +616,9 @@ def test_a_pools_bracketed_images_never_train(tmp_path):
         ({"model": {"encoder_kwargs": {"width_mult": 1e400}}}, "width_mult cannot be inf"),
         ({"model": {"decoder_channels": [1e300] * 6}}, "cannot be wider than 8192"),
         ({"sim": {"glare_amount": [0, 0.03]}}, "glare_amount cannot be [0, 0.03]"),
+        ({"sim": {"camera_knee": [0.9, 1]}}, "camera_knee cannot be [0.9, 1]"),
+        ({"sim": {"camera_rolloff": [-0.25, 1]}}, "camera_rolloff cannot be [-0.25, 1]"),
+        ({"sim": {"shoulder_white": [0.25, 0.5]}}, "shoulder_white cannot be [0.25, 0.5]"),
         ({"crop": 8}, "LPIPS needs crops of at least 16 px"),
     ],
 )
@@ -712,3 +716,28 @@ def test_a_resume_says_when_the_untrained_weights_changed(tmp_path):
     other = TinyEncoder()  # another encoder's weights
     with pytest.warns(UserWarning, match="differ from those it was trained with"):
         train(tiny_cfg(tmp_path / "run", epochs=3), source(), encoder=other, echo=None, resume=True)
+
+
+def test_a_run_of_no_steps_is_refused_before_its_folder_is_made(tmp_path):
+    from mlx_hdr.errors import UsageError
+
+    with pytest.raises(UsageError, match="no steps"):
+        run(tiny_cfg(tmp_path / "run", epochs=0))
+    assert not (tmp_path / "run").exists()  # a later run there is not refused
+
+
+def test_a_pool_of_one_image_says_validation_scores_it(tmp_path):
+    from mlx_hdr.train.pool import split
+
+    with pytest.warns(UserWarning, match="validation is scored on it too"):
+        assert split(["only"], 4) == (["only"], ["only"])
+
+
+@pytest.mark.parametrize("corrected, first_step", [(True, 1.0), (False, 0.5 / 0.001**0.5)])
+def test_adams_bias_correction_is_a_recipe_setting(corrected, first_step):
+    from mlx_hdr.train.step import make_optimizer
+
+    opt = make_optimizer(TrainConfig(lpips_weight=0.0, bias_correction=corrected))
+    new = opt.apply_gradients({"w": mx.array([1.0, -2.0])}, {"w": mx.zeros((2,))})["w"]
+    np.testing.assert_allclose(np.array(new) / -9e-4, [first_step, -first_step], rtol=1e-4)
+    assert load_config("configs/default.json").bias_correction  # the original recipe's Adam

@@ -46,10 +46,13 @@ def load_response(path: str) -> np.ndarray:
 def table_curve(x: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Linear HxWx3 exposure in [0, 1] -> display [0, 1] through a response ``table``
     (:func:`load_response`): per channel, the code whose linear value it is, interpolated
-    between codes."""
+    between codes. A run of codes with one value (a flat toe, or a dip that
+    :func:`load_response` levelled) is spread over the light up to the next value: its first
+    code at its value, so black stays at code 0."""
     x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
     levels = np.arange(CODES) / (CODES - 1.0)
     out = np.empty_like(x)
     for c in range(3):
-        out[..., c] = np.interp(x[..., c], table[:, c], levels)
+        values, first = np.unique(table[:, c], return_index=True)  # increasing, each run once
+        out[..., c] = np.interp(x[..., c], values, levels[first])
     return out

@@ -7,7 +7,9 @@ from dataclasses import fields
 
 # settings in stops, which may lie below 0
 SIGNED = {"metering_ev", "window_stops", "window_frame_stops", "lights_stops", "lights_knee"}
-SIGNED |= {"gain_floor", "camera_rolloff"}
+SIGNED |= {"gain_floor"}
+BELOW_ONE = {"camera_knee"}  # a share that divides by 1 - itself
+AT_LEAST_ONE = {"shoulder_white"}  # a white below 1 would leave nothing clipped
 POSITIVE = {"gamma", "full_well", "shoulder_white", "boost_power", "boost_cap", "glare_sigma"}
 POSITIVE |= {"window_size", "scene_luminance", "scene_quantile", "glare_amount"}
 FRACTIONS = {"clip_fraction", "metered_clip", "channel_clip", "window_size", "camera_knee"}
@@ -17,7 +19,8 @@ FRACTIONS |= {"scene_quantile"}
 def check_sim_config(cfg) -> None:
     """``ValueError`` naming the first setting of a ``SimConfig`` that is not what its
     default is: a probability in [0, 1], a range [low, high] of finite numbers with
-    low <= high (>= 0 unless signed, > 0 where it divides, <= 1 for a share), a finite
+    low <= high (>= 0 unless signed, > 0 where it divides, <= 1 for a share, < 1 for the
+    camera curve's knee, >= 1 for the shoulder's white), a finite
     number, a count >= 1, JPEG qualities in 1..100 or None, a bool."""
     for f in fields(cfg):
         value, default = getattr(cfg, f.name), f.default
@@ -54,6 +57,8 @@ def _bounded(name: str, pair) -> bool:
     low, high = pair
     if name in POSITIVE and low <= 0:
         return False
-    if name in FRACTIONS and high > 1:
+    if name in FRACTIONS and high > 1 or name in BELOW_ONE and high >= 1:
+        return False
+    if name in AT_LEAST_ONE and low < 1:
         return False
     return name in SIGNED or low >= 0

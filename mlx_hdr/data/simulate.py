@@ -344,12 +344,15 @@ def simulate_ldr(
     rng: np.random.Generator,
     cfg: SimConfig | None = None,
     exposure_scale: float = 1.0,
+    like: SimRecord | None = None,
 ) -> tuple[np.ndarray, np.ndarray, SimRecord]:
     """Simulate a photo of a scene-linear HxWx3 HDR.
 
-    ``exposure_scale`` multiplies the drawn exposure; every other draw is unchanged, so two
-    calls with equally seeded ``rng`` photograph the scene with one camera at two exposures
-    (``PoolSource.sample_pair``).
+    ``exposure_scale`` multiplies the drawn exposure; every draw before the sensor noise is
+    unchanged, so two calls with equally seeded ``rng`` photograph the scene with one camera
+    (its curve, clip levels, noise settings) at two exposures (``PoolSource.sample_pair``).
+    The noise takes a number of draws that depends on the light, so the JPEG step is
+    repeated from ``like``, the first photo's record, instead of drawn.
 
     Returns ``(ldr, hdr_scaled, record)``: ``ldr`` display float32 HxWx3 in [0, 1] (8-bit
     values / 255); ``hdr_scaled`` = hdr * exposure (float32, >= 0) so that the LDR's clipping
@@ -387,8 +390,11 @@ def simulate_ldr(
     x = shoulder(np.minimum(x, levels * white), white)
     u8 = (encode(x, curve, params, cfg) * 255.0 + 0.5).astype(np.uint8)
     quality = None
-    if cfg.jpeg_quality is not None and rng.random() < cfg.jpeg_prob:
+    if like is not None:
+        quality = like.jpeg_quality
+    elif cfg.jpeg_quality is not None and rng.random() < cfg.jpeg_prob:
         quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
+    if quality is not None:
         u8 = jpeg_round_trip(u8, quality)
     ldr = u8.astype(np.float32) / 255.0
     k = target_scale(ldr, scaled) if cfg.align_target else 1.0

@@ -41,17 +41,39 @@ def sample_rng(seed: int, *keys: int) -> np.random.Generator:
 
 
 class PairSource:
-    """Samples from the kept pairs of a manifest (which must have LDR files)."""
+    """Samples from the kept pairs of a manifest (which must have LDR files). With
+    ``shuffle`` (a seed), sample index ``k`` is pair ``perm(k // n)[k % n]``: each pass over
+    the ``n`` pairs in its own seeded order, still a pure function of ``k``; without it,
+    pair ``k % n``."""
 
-    def __init__(self, manifest: Manifest | str, size: int = 256, scale=(0.5, 1.0)):
+    def __init__(
+        self,
+        manifest: Manifest | str,
+        size: int = 256,
+        scale=(0.5, 1.0),
+        shuffle: int | None = None,
+    ):
         self.manifest = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
         self.records = [r for r in self.manifest.kept() if r["ldr"] is not None]
         if not self.records:
             raise ValueError("manifest has no kept LDR/HDR pairs")
-        self.size, self.scale = size, scale
+        self.size, self.scale, self.shuffle = size, scale, shuffle
+        self._order: tuple[int, np.ndarray] | None = None  # the last pass's permutation
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def _record(self, index: int) -> int:
+        """The pair that sample ``index`` takes (the class docstring)."""
+        n = len(self.records)
+        if self.shuffle is None:
+            return index % n
+        lap, k = divmod(index, n)
+        order = self._order
+        if order is None or order[0] != lap or len(order[1]) != n:
+            order = (lap, np.random.default_rng([self.shuffle, lap]).permutation(n))
+            self._order = order  # one tuple: threads see an old or a new one, whole
+        return int(order[1][k])
 
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """The full-size pair ``i``: display LDR and exposure-aligned HDR."""
@@ -62,14 +84,28 @@ class PairSource:
         return ldr, hdr * np.float32(estimate_exposure(ldr, hdr))
 
     def sample(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Pair ``index % len(self)``, augmented with ``rng``: ``(ldr, hdr)``, float32
-        ``size`` x ``size`` x 3 (LDR display in [0, 1], HDR exposure-aligned, >= 0)."""
-        ldr, hdr = self.load(index % len(self))
+        """Sample ``index``'s pair (the class docstring), augmented with ``rng``: ``(ldr,
+        hdr)``, float32 ``size`` x ``size`` x 3 (LDR display in [0, 1], HDR exposure-aligned,
+        >= 0)."""
+        ldr, hdr = self.load(self._record(index))
         return augment_pair(ldr, hdr, rng, self.size, self.scale)
 
     def ldr_path(self, index: int) -> Path:
-        """The LDR file of pair ``index % len(self)`` (:meth:`sample`'s)."""
-        return self.manifest.path(self.records[index % len(self)], "ldr")
+        """The LDR file of sample ``index``'s pair (:meth:`sample`'s)."""
+        return self.manifest.path(self.records[self._record(index)], "ldr")
+
+    def missing(self) -> list[str]:
+        """Leave out the pairs whose LDR or HDR file is gone (e.g. moved since ``mlx-hdr
+        data index``); a line per pair left out, naming the file."""
+        kept, gone = [], []
+        for rec in self.records:
+            absent = [p for k in ("ldr", "hdr") if not (p := self.manifest.path(rec, k)).is_file()]
+            if absent:
+                gone.append(f"{absent[0]}: file not found")
+            else:
+                kept.append(rec)
+        self.records = kept
+        return gone
 
 
 class PoolSource:
@@ -167,20 +203,21 @@ class PoolSource:
         """Two photos of one scene by one camera, the second exposed ``2 ** stops`` times as
         long: ``[(ldr, hdr), (ldr, hdr)]`` as :meth:`sample`. The first is drawn and
         filtered like :meth:`sample_with_record`'s; the second shares its view, curve,
-        noise, clip levels and JPEG quality (``simulate_ldr``'s ``exposure_scale``), so
+        noise settings, clip levels and JPEG quality (``simulate_ldr``'s ``exposure_scale``
+        and ``like``), so
         only how exposed the photo is tells them apart. The second is exposed ``2 **
         -stops`` times instead when it clips a share outside ``sim.metered_clip`` or the
         gain floor would redraw it (:meth:`_keep`), so both follow the single photos' mix."""
         for _ in range(self.tries):
             crop, _ = self.scene(rng)
             camera = int(rng.integers(2**63))
-            ldr, hdr, _ = simulate_ldr(crop, np.random.default_rng(camera), self.sim)
+            ldr, hdr, first = simulate_ldr(crop, np.random.default_rng(camera), self.sim)
             if self._accept(ldr, hdr, rng):
                 break
         low, high = self.sim.metered_clip
         for d in (stops, -stops):  # the other way when the first is not kept
             other, hdr_other, rec = simulate_ldr(
-                crop, np.random.default_rng(camera), self.sim, 2.0**d
+                crop, np.random.default_rng(camera), self.sim, 2.0**d, like=first
             )
             if low <= rec.clipped_fraction <= high and self._keep(other, hdr_other, rng):
                 break

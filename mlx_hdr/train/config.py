@@ -53,6 +53,9 @@ class TrainConfig:
     lr: float = 9e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    # Adam's bias correction (PyTorch's Adam, the original recipe's). Off: MLX's default,
+    # whose first steps are up to 1 / (1 - beta1) times lr; the shipped phases ran so
+    bias_correction: bool = False
     warmup_steps: int = 0
     schedule: str = "constant"  # or "cosine" (to 0 over all steps, after warmup)
     batch_size: int = 16

@@ -159,8 +159,15 @@ def heldout_brackets(
 
 
 def split(items: list, holdout: int) -> tuple[list, list]:
-    """(train, validation): every ``holdout``-th item is validation (all when only one)."""
+    """(train, validation): every ``holdout``-th item is validation (all when only one,
+    with a warning: then validation scores the training image)."""
     if len(items) < 2:
+        if items:
+            warnings.warn(
+                "one training image: validation is scored on it too, so says nothing "
+                "about other photos",
+                stacklevel=2,
+            )
         return items, items
     val = items[::holdout]
     return [x for i, x in enumerate(items) if i % holdout], val
@@ -201,7 +208,12 @@ def _pool_sources(pairs: list, cfg, holdout: int):
 def _pair_sources(manifest, cfg, holdout: int):
     from mlx_hdr.data.sources import PairSource
 
-    train, val = PairSource(manifest, size=cfg.crop), PairSource(manifest, size=cfg.val_crop)
+    train = PairSource(manifest, size=cfg.crop, shuffle=cfg.seed)
+    for line in train.missing():  # found now, not steps into the run
+        warnings.warn(f"{line}; left out of training", stacklevel=2)
+    if not train.records:
+        raise ValueError("none of the manifest's pairs has both its files")
+    val = PairSource(manifest, size=cfg.val_crop)
     train.records, val.records = split(train.records, holdout)
     return train, val
 

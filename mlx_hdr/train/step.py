@@ -15,7 +15,8 @@ from mlx_hdr.train.loss import hybrid_loss
 
 
 def make_optimizer(cfg) -> optim.Adam:
-    """Adam(β1, β2) with constant lr, optional linear warmup and cosine decay."""
+    """Adam(β1, β2), bias-corrected when ``cfg.bias_correction``, with constant lr,
+    optional linear warmup and cosine decay."""
     lr = cfg.lr
     if cfg.schedule == "cosine":
         decay = max(1, cfg.total_steps - cfg.warmup_steps)
@@ -25,7 +26,8 @@ def make_optimizer(cfg) -> optim.Adam:
         lr = optim.join_schedules(
             [warm, lr if callable(lr) else lambda _: cfg.lr], [cfg.warmup_steps]
         )
-    return optim.Adam(learning_rate=lr, betas=[cfg.beta1, cfg.beta2])
+    betas = [cfg.beta1, cfg.beta2]
+    return optim.Adam(learning_rate=lr, betas=betas, bias_correction=cfg.bias_correction)
 
 
 def global_norm(tree) -> mx.array:

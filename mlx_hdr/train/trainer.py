@@ -348,6 +348,8 @@ def train(
     data parallelism (``cfg.batch_size`` is the global batch). ``progress``: a progress bar.
     Raises :class:`TrainingDiverged` on NaN/inf (the last good checkpoint is kept).
     """
+    if not resume and cfg.end_step == 0:  # before the run folder is made
+        raise UsageError("the run has no steps (epochs is 0): nothing to train")
     with run_lock(cfg.run_dir, main=group is None or group.rank() == 0) as held:
         check_run_dir(cfg.run_dir, resume, overwrite, group, busy=not held)
         trainer = Trainer(
