@@ -51,8 +51,9 @@ def test_mobilenet_v2_classifies_like_torchvision(mobilenet_v2, name):
     top3 = np.argsort(-probs)[:3]
     assert [int(i) for i, _ in V2_REFERENCE[name]] == top3.tolist()
     expected = np.array([p for _, p in V2_REFERENCE[name]])
-    # The table has 4 decimals: 5e-5 rounding on top of the 1e-3 tolerance.
-    np.testing.assert_allclose(probs[top3], expected, atol=1e-3 + 5e-5)
+    # The table has 4 decimals: 5e-5 rounding on top of 1e-4 (measured: at most 3.8e-5 in
+    # all; ReLU for ReLU6 moves these by 9e-4 and 4.9e-3).
+    np.testing.assert_allclose(probs[top3], expected, atol=1e-4 + 5e-5)
 
 
 def test_mobilenet_v2_features_at(mobilenet_v2):

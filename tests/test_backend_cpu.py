@@ -193,6 +193,20 @@ def test_depthwise_dispatch_follows_device(monkeypatch):
 
 
 @pytest.mark.parametrize(
+    "kernel, stride, padding",
+    [(3, (2, 1), (1, 1)), (3, 1, (1, 0)), ((3, 1), 1, (1, 0)), ((1, 3), 1, (0, 1))],
+)
+def test_a_depthwise_conv_of_unequal_sides_is_the_plain_one(kernel, stride, padding):
+    mx.random.seed(0)
+    conv = Conv2d(6, 6, kernel, stride=stride, padding=padding, groups=6)
+    x = mx.random.normal((2, 9, 11, 6))
+    want = mx.conv2d(x, conv.weight, conv.stride, conv.padding, 1, 6) + conv.bias
+    got = conv(x)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(np.array(got), np.array(want), atol=1e-5)
+
+
+@pytest.mark.parametrize(
     "shape, out_ch, k, pad",
     [
         ((2, 9, 11, 5), 7, 3, 1),

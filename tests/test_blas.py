@@ -72,3 +72,22 @@ def test_importing_the_package_changes_nothing_process_wide():
         [sys.executable, "-c", NO_SIDE_EFFECTS], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["None", "False", "False"]
+
+
+STREAMS = """
+from mlx_hdr import backend
+backend.setup()
+from mlx_hdr.backend import blas, streams
+print(blas.loaded, blas.threads_limited(), streams.infer_streams() is not None)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the preload is Linux's")
+def test_a_blas_that_is_not_openblas_or_not_there_splits_nothing():
+    import _ctypes  # a shared library without OpenBLAS's thread setting
+
+    for setting, said in ((_ctypes.__file__, ""), ("/no/such.so", "no such")):
+        env = {**os.environ, "MLX_HDR_OPENBLAS": setting}
+        run = subprocess.run([sys.executable, "-c", STREAMS], capture_output=True, env=env)
+        assert run.stdout.decode().split()[1:] == ["False", "False"], run.stderr
+        assert said in run.stderr.decode()

@@ -440,7 +440,7 @@ def test_conversion_refuses_weights_a_model_cannot_use(
     state = load_torch_checkpoint(shared / "weights/lpips_v0.1_vgg.pth")
     key = next(iter(state))
     state[key] = spoil(state[key])
-    monkeypatch.setattr(convert_module, "load_torch_checkpoint", lambda path: state)
+    monkeypatch.setattr(convert_module, "load_torch_checkpoint", lambda path, keep=None: state)
     dst = tmp_path / "lp.safetensors"
     with pytest.raises(WeightsError, match=message):
         convert_checkpoint("lpips_vgg", shared / "weights/lpips_v0.1_vgg.pth", dst, "float16")
@@ -521,3 +521,33 @@ def test_a_legacy_files_pickles_are_capped_as_a_zips_are(tmp_path, fake_torch, m
     monkeypatch.setattr(tp, "MAX_PICKLE", 8192)
     with pytest.raises(WeightsError, match="its pickles are larger than"):
         load_torch_checkpoint(tmp_path / "big.pth")
+
+
+def test_a_checkpoint_is_checked_on_its_shapes_before_any_tensor_is_built(
+    fake_torch, tmp_path, monkeypatch
+):
+    from mlx_hdr.convert import unpickler
+
+    built = []
+    materialize = unpickler.LazyTensor.materialize
+    monkeypatch.setattr(
+        unpickler.LazyTensor, "materialize", lambda t: built.append(t.size) or materialize(t)
+    )
+    one = StorageRef("0", np.zeros(1, np.float32))  # a stride-0 tensor of 680 MB
+    huge = {"lin0.model.1.weight": Tensor(one, 0, (10000, 17000), (0, 0))}
+    write_checkpoint(tmp_path / "huge.pth", huge, [one])
+    with pytest.raises(WeightsError, match=r"huge\.pth: lpips_vgg checkpoint does not match"):
+        convert_checkpoint("lpips_vgg", tmp_path / "huge.pth", tmp_path / "out")
+    assert built == []
+    # what a rule drops (VGG16's classifier) is never built either
+    conv = StorageRef("1", np.zeros(64 * 3 * 9, np.float32))
+    dropped = {"classifier.0.weight": Tensor(one, 0, (4096, 25088), (0, 0))}
+    write_checkpoint(
+        tmp_path / "v.pth",
+        {"features.0.weight": Tensor(conv, 0, (64, 3, 3, 3), (27, 9, 3, 1)), **dropped},
+        [one, conv],
+    )
+    assert set(
+        load_torch_checkpoint(tmp_path / "v.pth", keep=lambda shapes: {"features.0.weight"})
+    ) == {"features.0.weight"}
+    assert built == [(64, 3, 3, 3)]

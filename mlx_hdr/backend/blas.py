@@ -47,6 +47,14 @@ def preload_openblas() -> str | None:
             )
         return loaded
     paths = CANDIDATES if setting == "1" else (setting,)
+    if setting != "1" and not os.path.exists(setting):
+        import warnings
+
+        warnings.warn(
+            f"MLX_HDR_OPENBLAS={setting}: no such file (give 0, 1 or the path of an "
+            "OpenBLAS library); MLX keeps its bundled BLAS",
+            stacklevel=3,
+        )
     for path in paths:
         if os.path.exists(path):
             try:
@@ -63,6 +71,12 @@ def _openblas():
         return None
     lib = ctypes.CDLL(loaded)
     return lib if hasattr(lib, "openblas_set_num_threads") else None
+
+
+def threads_limited() -> bool:
+    """Whether :func:`blas_threads` can limit the preloaded BLAS (an OpenBLAS is loaded):
+    work is split over CPU streams only then."""
+    return _openblas() is not None
 
 
 @contextlib.contextmanager

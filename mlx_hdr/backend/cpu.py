@@ -104,7 +104,8 @@ def conv2d(
     the formulations above that applies (``mx.conv2d`` itself off the CPU)."""
     o, kh, kw, i = weight.shape
     plain = not on_cpu() or dilation not in (1, (1, 1))
-    if not plain and groups > 1 and groups == o == x.shape[-1] and i == 1:
+    square = kh == kw and stride[0] == stride[1] and padding[0] == padding[1]
+    if not plain and groups > 1 and groups == o == x.shape[-1] and i == 1 and square:
         y = depthwise_conv2d_shifted(x, weight, stride[0], padding[0])
     elif plain or groups != 1 or stride != (1, 1):
         y = mx.conv2d(x, weight, stride, padding, dilation, groups)

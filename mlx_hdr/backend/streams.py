@@ -56,7 +56,11 @@ def stream_slices(n: int, streams: list, multiple: int = 1) -> list[tuple]:
 def infer_streams() -> list | None:
     """The two CPU streams :func:`infer` splits over, or None where it does not split (see
     the module docstring)."""
-    if not cpu_path("MLX_HDR_INFER_STREAMS") or (os.cpu_count() or 1) < 2 or not blas.loaded:
+    if (
+        not cpu_path("MLX_HDR_INFER_STREAMS")
+        or (os.cpu_count() or 1) < 2
+        or not blas.threads_limited()
+    ):
         return None
     if not _STREAMS:
         _STREAMS.extend(mx.new_stream(mx.cpu) for _ in range(2))

@@ -8,7 +8,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_hdr.convert.download import download_checkpoint, sha256_file
-from mlx_hdr.convert.mapping import convert_state_dict, load_spec
+from mlx_hdr.convert.mapping import convert_state_dict, load_spec, spec_keeper
 from mlx_hdr.convert.torch_pickle import load_torch_checkpoint
 from mlx_hdr.errors import UsageError, WeightsError
 from mlx_hdr.io.atomic import is_file_name, save_safetensors_atomic
@@ -50,7 +50,7 @@ def convert_checkpoint(
     load_spec(arch)  # unknown architecture: fail before reading a large file
     dst = output_path(arch, dst)
     src = Path(src)
-    state = load_torch_checkpoint(src)
+    state = load_torch_checkpoint(src, keep=spec_keeper(arch))  # named by the loader
     arrays = convert_state_dict(arch, state, source=src)
     target = DTYPES[dtype]
     ints = sorted(k for k, a in arrays.items() if not np.issubdtype(a.dtype, np.floating))

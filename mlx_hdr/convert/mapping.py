@@ -75,20 +75,31 @@ def _rule(arch: str) -> Callable[[str], str | None]:
         raise WeightsError(f"unknown architecture {arch!r} (known: {known})") from None
 
 
-def map_state_dict(arch: str, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Apply ``arch``'s rules to a torch-layout state dict; no spec check (any width works)."""
+def mapped_keys(arch: str, keys) -> dict[str, str]:
+    """Torch key -> MLX key under ``arch``'s rules, for the ``keys`` that are kept."""
     rule = _rule(arch)
-    out: dict[str, np.ndarray] = {}
-    for key, array in state.items():
-        if key.endswith("num_batches_tracked"):
-            continue
-        new_key = rule(key)
+    out: dict[str, str] = {}
+    for key in keys:
+        new_key = None if key.endswith("num_batches_tracked") else rule(key)
         if new_key is None:
             continue
-        if new_key in out:
+        if new_key in out.values():
             raise WeightsError(f"{arch}: two checkpoint tensors map to {new_key!r}")
-        out[new_key] = torch_to_mlx_layout(key, np.asarray(array))
+        out[key] = new_key
     return out
+
+
+def map_state_dict(arch: str, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Apply ``arch``'s rules to a torch-layout state dict; no spec check (any width works)."""
+    keys = mapped_keys(arch, state)
+    return {new: torch_to_mlx_layout(key, np.asarray(state[key])) for key, new in keys.items()}
+
+
+def mlx_shape(key: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A torch tensor's shape in MLX's layout (:func:`torch_to_mlx_layout`)."""
+    if len(shape) == 4 and key.endswith(".weight"):
+        return (shape[0], shape[2], shape[3], shape[1])
+    return tuple(shape)
 
 
 def load_spec(arch: str) -> dict[str, tuple[int, ...]]:
@@ -114,3 +125,17 @@ def convert_state_dict(
     actual = {key: tuple(a.shape) for key, a in arrays.items()}
     check_shapes(actual, load_spec(arch), what=f"{arch} checkpoint", path=source)
     return arrays
+
+
+def spec_keeper(arch: str):
+    """A ``keep`` for ``load_torch_checkpoint``: the torch keys ``arch`` keeps, after checking
+    their shapes against its spec as :func:`convert_state_dict` does (so a checkpoint that
+    does not fit is refused before its tensors are built, and dropped ones never are)."""
+
+    def keep(shapes: dict[str, tuple[int, ...]]) -> set[str]:
+        keys = mapped_keys(arch, shapes)
+        actual = {new: mlx_shape(key, shapes[key]) for key, new in keys.items()}
+        check_shapes(actual, load_spec(arch), what=f"{arch} checkpoint")
+        return set(keys)
+
+    return keep

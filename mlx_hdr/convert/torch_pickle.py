@@ -22,12 +22,16 @@ import pickle
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from mlx_hdr.convert.unpickler import LazyTensor, RestrictedUnpickler, Storage, checked_name
 from mlx_hdr.errors import WeightsError
+
+# names and shapes of a checkpoint's tensors -> the names to build (load_torch_checkpoint)
+Keep = Callable[[dict[str, tuple[int, ...]]], set[str]]
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -143,21 +147,23 @@ def _unwrap(obj: object) -> dict:
     return obj
 
 
-def _state_dict(obj: object, budget: int) -> dict[str, np.ndarray]:
+def _state_dict(obj: object, budget: int, keep: Keep | None = None) -> dict[str, np.ndarray]:
     state = dict(dict.items(_unwrap(obj)))  # dict's own items: not an attribute BUILD set
     if not all(isinstance(k, str) for k in state):
         raise ValueError("a state dict key is not a name")
     odd = [k for k, v in state.items() if not isinstance(v, LazyTensor)]
     if odd:
         raise ValueError(f"{len(odd)} entries are not tensors, e.g. {odd[:3]}")
+    if not state:
+        raise ValueError("the state dict holds no tensors")
+    if all(k.startswith("module.") for k in state):  # saved from DataParallel
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    if keep is not None:  # checked and chosen on their shapes, before any is built
+        kept = keep({k: tuple(int(n) for n in v.size) for k, v in state.items()})
+        state = {k: v for k, v in state.items() if k in kept}
     if sum(v.nbytes for v in state.values()) > budget:  # shared or repeated (stride 0) storage
         raise ValueError(f"its tensors would take more than {INFLATE} times its size")
-    out = {k: v.materialize() for k, v in state.items()}
-    if not out:
-        raise ValueError("the state dict holds no tensors")
-    if all(k.startswith("module.") for k in out):  # saved from DataParallel
-        out = {k[len("module.") :]: v for k, v in out.items()}
-    return out
+    return {k: v.materialize() for k, v in state.items()}
 
 
 CORRUPT = (
@@ -180,12 +186,14 @@ CORRUPT = (
 )
 
 
-def load_torch_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
+def load_torch_checkpoint(path: str | Path, keep: Keep | None = None) -> dict[str, np.ndarray]:
     """Read a PyTorch ``.pth``/``.pt`` state dict as ``{name: np.ndarray}`` without torch.
 
     Tensors keep PyTorch's layout (conv weights ``(O, I, kH, kW)``) and dtype (bfloat16 is
     widened to float32). ``{"state_dict": ...}``/``{"model": ...}`` wrappers are unwrapped and
-    a DataParallel ``module.`` prefix is stripped. Raises ``WeightsError`` (one line, naming
+    a DataParallel ``module.`` prefix is stripped. ``keep(shapes)``, given every tensor's
+    name and shape before any is built, may raise ``WeightsError`` and returns the names to
+    build (the others are never read into memory). Raises ``WeightsError`` (one line, naming
     the file) when the file is missing, corrupt, or its pickle names anything outside the
     allow-list; refused code is never imported or run.
     """
@@ -202,7 +210,7 @@ def load_torch_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
             obj, _ = _load_legacy(path)
         else:
             raise ValueError("not a PyTorch checkpoint (neither a zip archive nor a pickle)")
-        return _state_dict(obj, budget)
+        return _state_dict(obj, budget, keep)
     except WeightsError as exc:
         raise WeightsError(str(exc), path) from None
     except zipfile.BadZipFile as exc:

@@ -103,7 +103,7 @@ class SimConfig:
 class SimRecord:
     """The parameters one simulated photo was made with."""
 
-    exposure: float  # the HDR was multiplied by this before clipping at 1.0
+    exposure: float  # the HDR was multiplied by this before clipping at shoulder_white
     curve: str
     curve_params: tuple[float, ...]
     full_well: float | None  # None: no noise
@@ -355,8 +355,11 @@ def simulate_ldr(
     repeated from ``like``, the first photo's record, instead of drawn.
 
     Returns ``(ldr, hdr_scaled, record)``: ``ldr`` display float32 HxWx3 in [0, 1] (8-bit
-    values / 255); ``hdr_scaled`` = hdr * exposure (float32, >= 0) so that the LDR's clipping
-    point is 1.0 (the training target's domain); ``record`` the parameters used.
+    values / 255); ``hdr_scaled`` = hdr * exposure * target_scale (float32, >= 0): with
+    ``cfg.align_target`` (the default) on the scale of the LDR's sRGB linearisation, so that
+    its clipping point is about 1.0 (the training target's domain); without it, the clip lies
+    at the shoulder's white (``record.shoulder_white``, 1.0 without one); ``record`` the
+    parameters used.
     """
     cfg = cfg or SimConfig()
     hdr = np.maximum(np.asarray(hdr, np.float32), 0.0)

@@ -81,9 +81,22 @@ def temp_path(path: Path, suffix: str | None = None) -> Path:
 
 
 def commit(tmp: Path, path: Path) -> None:
-    """Give ``tmp`` ordinary file permissions and rename it over ``path``."""
+    """Give ``tmp`` ordinary file permissions, flush it to the disk and rename it over
+    ``path``, then flush the folder's entry (a power cut leaves the old file or the new one,
+    not an empty one)."""
     os.chmod(tmp, file_mode())
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
+    with contextlib.suppress(OSError):  # not every file system syncs a folder
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager
