@@ -133,6 +133,18 @@ def test_apply_ceiling_never_goes_below_the_photo():
     np.testing.assert_allclose(out[:10], srgb_to_linear(ldr)[:10], rtol=1e-6)
 
 
+def test_apply_ceiling_keeps_what_the_camera_curve_says_was_recorded():
+    from mlx_hdr.infer.response import recorded_table, response_to_linear
+
+    ldr, hdr = sky_photo(gain_stops=2.0)
+    table = recorded_table("camera")  # a clipped channel recorded 0.44 stops above white
+    out = apply_ceiling(ldr, hdr, 0.0, recorded=table)
+    np.testing.assert_allclose(out[:10], response_to_linear(ldr, table)[:10], rtol=1e-6)
+    assert recorded_table("srgb") is None and recorded_table("model") is None
+    low = hdr * np.float32(0.3)  # 1.2: below what was recorded already, never raised
+    np.testing.assert_array_equal(apply_ceiling(ldr, low, 0.0, recorded=table)[:10], low[:10])
+
+
 def test_limit_to_ceiling_acts_only_with_an_exposure_and_a_ceiling():
     ldr, hdr = sky_photo(gain_stops=3.0)
     daylight = Exposure(1 / 60, 5.6, 100)  # white ~2,260 cd/m^2: the ceiling 2.1 stops up
@@ -203,15 +215,19 @@ def test_predict_hdr_applies_the_ceiling_to_the_model_only():
 
     net = load_net(None)[0]
     ldr = read_ldr(Path(mlx_hdr.__file__).parent / "assets" / "sample.jpg")
-    free = predict_hdr(ldr, net)
+    free = predict_hdr(ldr, net, response="srgb")
     gain = median_clipped_gain(ldr, free)
-    assert gain > 0.35
-    # an exposure that puts the ceiling 0.2 stops above white
-    e = Exposure(1.0, 1.0, 78 / 0.65 / 10_000 * 2**0.2)
-    assert ceiling_stops(e) == pytest.approx(0.2)
-    held = predict_hdr(ldr, net, exposure=e)
-    assert median_clipped_gain(ldr, held) == pytest.approx(0.2, abs=0.03)
-    np.testing.assert_array_equal(predict_hdr(ldr, net, exposure=e, sky_ceiling=None), free)
+    assert gain > 0.25
+    # an exposure that puts the ceiling 0.1 stops above white
+    e = Exposure(1.0, 1.0, 78 / 0.65 / 10_000 * 2**0.1)
+    assert ceiling_stops(e) == pytest.approx(0.1)
+    held = predict_hdr(ldr, net, response="srgb", exposure=e)
+    assert median_clipped_gain(ldr, held) == pytest.approx(0.1, abs=0.03)
+    kept = predict_hdr(ldr, net, response="srgb", exposure=e, sky_ceiling=None)
+    np.testing.assert_array_equal(kept, free)
+    # through the camera curve a clipped channel recorded 0.44 stops above white: kept
+    camera = predict_hdr(ldr, net, exposure=e)
+    assert 0.43 < median_clipped_gain(ldr, camera) < median_clipped_gain(ldr, predict_hdr(ldr, net))
     lin = predict_hdr(ldr, method="linear", exposure=e)
     np.testing.assert_array_equal(lin, srgb_to_linear(ldr))
 
@@ -242,13 +258,13 @@ def test_predict_file_reads_the_photos_exif(tmp_path):
     from mlx_hdr.infer.model_hub import load_net
 
     net = load_net(None)[0]
-    # the sample's white at ~8,700 cd/m^2 (1/113 s, f/8, ISO 100): ceiling 0.2 stops up
-    src = photo_with_exif(tmp_path / "day.jpg", 1 / 113, 8.0, 100)
+    # the sample's white at ~9,700 cd/m^2 (1/126 s, f/8, ISO 100): ceiling 0.05 stops up
+    src = photo_with_exif(tmp_path / "day.jpg", 1 / 126, 8.0, 100)
     ldr = read_ldr(src)
     outs = {}
     for name, ceiling in (("on", 10_000.0), ("off", None)):
         dest = tmp_path / f"{name}.hdr"
-        predict_file(src, [dest], net, PredictOptions(sky_ceiling=ceiling))
+        predict_file(src, [dest], net, PredictOptions(sky_ceiling=ceiling, response="srgb"))
         outs[name] = read_hdr(dest)
     ceiling = ceiling_stops(read_exposure(src))
     assert median_clipped_gain(ldr, outs["off"]) > ceiling + 0.15

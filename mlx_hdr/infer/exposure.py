@@ -40,7 +40,8 @@ import math
 
 import numpy as np
 
-from mlx_hdr.color import CLIPPED, clip_mask, clipped_gain, row_slices, srgb_to_linear
+from mlx_hdr.color import CLIPPED, clip_mask, clipped_gain, row_slices
+from mlx_hdr.infer.response import response_to_linear
 from mlx_hdr.io.photo_meta import Exposure
 
 SKY_CEILING = 10_000.0  # cd/m^2: a sunlit white cloud
@@ -58,13 +59,17 @@ def ceiling_stops(exposure: Exposure, ceiling: float = SKY_CEILING) -> float | N
 
 
 def limit_to_ceiling(
-    ldr: np.ndarray, hdr: np.ndarray, exposure: Exposure | None, ceiling: float | None
+    ldr: np.ndarray,
+    hdr: np.ndarray,
+    exposure: Exposure | None,
+    ceiling: float | None,
+    recorded: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:func:`apply_ceiling` at ``ceiling`` cd/m^2 for a photo taken at ``exposure``;
-    ``hdr`` unchanged without an exposure or a ceiling, or where the ceiling does not act
-    (:func:`ceiling_stops`)."""
+    """:func:`apply_ceiling` at ``ceiling`` cd/m^2 for a photo taken at ``exposure``, never
+    below the photo read through the response table ``recorded``; ``hdr`` unchanged without
+    an exposure or a ceiling, or where the ceiling does not act (:func:`ceiling_stops`)."""
     stops = ceiling_stops(exposure, ceiling) if exposure and ceiling else None
-    return hdr if stops is None else apply_ceiling(ldr, hdr, stops)
+    return hdr if stops is None else apply_ceiling(ldr, hdr, stops, recorded=recorded)
 
 
 def median_clipped_gain(ldr: np.ndarray, hdr: np.ndarray) -> float:
@@ -73,7 +78,13 @@ def median_clipped_gain(ldr: np.ndarray, hdr: np.ndarray) -> float:
     return clipped_gain(ldr, hdr, CLIPPED)
 
 
-def apply_ceiling(ldr: np.ndarray, hdr: np.ndarray, stops: float, rounds: int = 3) -> np.ndarray:
+def apply_ceiling(
+    ldr: np.ndarray,
+    hdr: np.ndarray,
+    stops: float,
+    rounds: int = 3,
+    recorded: np.ndarray | None = None,
+) -> np.ndarray:
     """``hdr`` with its clipped pixels lowered so their median gain is at most ``stops``.
 
     Args:
@@ -81,13 +92,16 @@ def apply_ceiling(ldr: np.ndarray, hdr: np.ndarray, stops: float, rounds: int = 
         hdr: HxWx3 scene-linear reconstruction of it (>= 0, 1.0 = the photo's white).
         stops: the highest median clipped gain allowed, stops above white (>= 0).
         rounds: passes of the correction (the soft mask makes one pass fall a little short).
+        recorded: the response table (``infer.response``) that says what the photo recorded
+            at least; None: the sRGB curve.
     Returns:
         HxWx3 float32: ``hdr`` times 2^(-d * m) with m the soft clipped mask
         (``color.clip_mask``) and d the excess of the median clipped gain over ``stops``,
-        never below the linearised photo; ``hdr`` itself where the median is within it.
-        Computed in strips of rows, so a large photo costs one full-size copy.
+        never below the photo linearised through ``recorded`` (nor below ``hdr`` where that
+        is lower); ``hdr`` itself where the median is within it. Computed in strips of
+        rows, so a large photo costs one full-size copy.
     """
-    return shift_clipped(ldr, hdr, stops, raise_=False, rounds=rounds)
+    return shift_clipped(ldr, hdr, stops, raise_=False, rounds=rounds, recorded=recorded)
 
 
 def shift_clipped(
@@ -97,6 +111,7 @@ def shift_clipped(
     raise_: bool,
     rounds: int = 3,
     gain: float | None = None,
+    recorded: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`apply_ceiling`, or with ``raise_`` its mirror: the clipped pixels raised
     (times 2^(d * m)) until their median gain is at least ``stops``. ``gain``: ``hdr``'s
@@ -112,7 +127,10 @@ def shift_clipped(
             out = np.array(hdr, np.float32)
         for rows in row_slices(ldr.shape[0]):
             shifted = out[rows] * np.exp2(sign * d * clip_mask(ldr[rows]))
-            out[rows] = shifted if raise_ else np.maximum(shifted, srgb_to_linear(ldr[rows]))
+            if not raise_:  # never below what the photo recorded, nor below where it was
+                least = np.minimum(response_to_linear(ldr[rows], recorded), hdr[rows])
+                shifted = np.maximum(shifted, least)
+            out[rows] = shifted
     return out
 
 

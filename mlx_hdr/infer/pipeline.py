@@ -45,7 +45,7 @@ from mlx_hdr.infer.calibrate import (
 from mlx_hdr.infer.exposure import SKY_CEILING, lift_to_daylight, limit_to_ceiling
 from mlx_hdr.infer.outputs import Plan, plan_outputs, write_outputs
 from mlx_hdr.infer.recorded import gain_for, note_hdr_input, with_recorded
-from mlx_hdr.infer.response import response_table, response_to_linear
+from mlx_hdr.infer.response import recorded_table, response_table, response_to_linear
 from mlx_hdr.infer.targets import target_kind
 from mlx_hdr.io.image_io import MAX_PIXELS, read_ldr
 from mlx_hdr.io.photo_meta import Exposure, read_exposure
@@ -249,7 +249,8 @@ def predict_hdr(
     white = None if exposure is None else exposure.white_log2()
     hdr = predict_model_hdr(net, ldr, blend, work_pixels, flip, response, white)
     hdr = lift_to_daylight(ldr, hdr, exposure, daylight_floor)
-    hdr = limit_to_ceiling(ldr, hdr, exposure, sky_ceiling)
+    recorded = recorded_table(response) if blend else None  # the blend's own floor
+    hdr = limit_to_ceiling(ldr, hdr, exposure, sky_ceiling, recorded)
     return grey_for_grey(ldr, hdr) if blend else hdr
 
 

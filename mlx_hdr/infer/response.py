@@ -12,8 +12,9 @@ global curve and applies it to the photo:
   values in ``BAND``, with P the network's scene-linear output, L = srgb_to_linear(v) and
   f = ``targets.STOPS_FLOOR``, on ``BINS`` bins, interpolated and smoothed on a
   ``GRID``-point table;
-- faded to 0 over ``FADE``: above it the pixels keep the sRGB curve, so those that clip
-  keep the white the network's highlights are relative to. On clean sRGB renderings the
+- faded to 0 over ``FADE``: above it the pixels keep the sRGB curve (but for the shift
+  below, a few hundredths of a stop), so those that clip keep the white the network's
+  highlights are relative to. On clean sRGB renderings the
   network reads a highlight roll-off into the upper tones that is not there, and on the
   real bracket frames correcting them gained nothing (docs/MODEL_CARD.md, Validation);
 - kept monotone (the corrected linearisation never decreases with v), then shifted so its
@@ -115,6 +116,13 @@ def shoulder_table() -> np.ndarray:
     that level."""
     v = np.linspace(0.0, 1.0, GRID)
     return highlight_rolloff(v, SHOULDER_STOPS, SHOULDER_KNEE, SHOULDER_TOP).astype(np.float32)
+
+
+def recorded_table(response: str) -> np.ndarray | None:
+    """The part of ``response``'s table that says what a clipped channel recorded at least:
+    :func:`shoulder_table` for ``"camera"``; None (the sRGB curve) otherwise, where the
+    table read from the network is faded out near white."""
+    return shoulder_table() if check_response(response) == "camera" else None
 
 
 def response_table(response: str, ldr: np.ndarray, hdr: np.ndarray) -> np.ndarray | None:
