@@ -25,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import validate_model as vm  # noqa: E402  (sets the backend up first)
 from bracket_sets import Case, add_rectilinear, bracket_cases, rectilinear_cases  # noqa: E402
 
+from mlx_hdr.errors import HDRError  # noqa: E402
+
 PEER = "kovaleski2014"
 
 
@@ -64,10 +66,19 @@ def main() -> None:
     args = ap.parse_args()
     if not args.rectilinear:
         ap.error("give at least one --rectilinear view")
+    try:
+        table(args)
+    except (HDRError, FileNotFoundError) as exc:  # a missing set, a bad model: one line
+        sys.exit(f"error: {exc}")
+
+
+def table(args) -> None:
+    """Print the renderings' table for the parsed arguments (:func:`main`)."""
     methods = vm.runners([args.model], [PEER])
     model = Path(args.model).stem
+    views = renderings(args.brackets, args.rectilinear, args.resize)
     print(f"| rendering | {model} | {PEER} | highlight error against {PEER}'s |\n|---|---|---|---|")
-    for title, cases in renderings(args.brackets, args.rectilinear, args.resize).items():
+    for title, cases in views.items():
         preds = [{} for _ in cases]
         scores = {n: vm.score(n, run, net, cases, preds) for n, (run, net) in methods.items()}
         cells = [f"{scores[n][0]:.2f} / {scores[n][1]:.3f}" for n in (model, PEER)]

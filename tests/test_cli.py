@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,9 +43,20 @@ def test_exit_codes_tell_usage_errors_from_failed_files(tmp_path):
     assert failed.returncode == 3  # some inputs failed
     assert failed.stderr.count("file not found") == 2
     usage = cli("predict", *missing, "--bogus")
-    assert usage.returncode == 2 and "No such option" in usage.stderr
+    assert usage.returncode == 2 and usage.stderr.startswith("error: No such option: --bogus")
+    assert usage.stderr.strip().endswith("(see mlx-hdr predict --help)")
+    assert len(usage.stderr.splitlines()) == 1  # one line, as every other error
     stopped = cli("predict", *missing, "--model", str(tmp_path / "none.safetensors"))
     assert stopped.returncode == 1 and stopped.stderr.startswith("error: ")
+
+
+def test_the_progress_bar_is_for_terminals_unless_asked(tmp_path):
+    sample = str(Path(mlx_hdr.__file__).parent / "assets" / "sample.jpg")
+    args = ["predict", sample, "-o", str(tmp_path), "--method", "linear"]
+    quiet = cli(*args)  # stderr is a pipe here, as in a log or CI
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    shown = cli(*args, "--progress")
+    assert shown.returncode == 0 and "img/s" in shown.stderr
 
 
 def test_train_help_shows_the_defaults():

@@ -230,3 +230,31 @@ def test_a_panorama_wider_than_avif_or_jpeg_allow_is_one_line(cli, tmp_path):
     assert stdout.strip() == f"wrote {out / 'wide.exr'}"  # what came before it
     code, _, err = cli("predict", tmp_path / "wide.png", "-o", out, "--format", "uhdr", *LINEAR)
     assert code == 3 and "a JPEG holds at most 65,500 px a side" in err
+
+
+def test_missing_expandnet_weights_are_said_once_before_any_photo(
+    cli, shoot, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("MLX_HDR_EXPANDNET", raising=False)
+    code, _, err = cli("predict", shoot, "-o", tmp_path / "out", "--method", "expandnet2018")
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("error: ExpandNet weights not given: set MLX_HDR_EXPANDNET")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_that_cannot_be_written_is_said_before_any_work(
+    cli, shoot, tmp_path, monkeypatch
+):
+    from mlx_hdr.infer import outputs, pipeline
+
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(outputs.os, "access", lambda p, m: p != locked and real_access(p, m))
+    monkeypatch.setattr(pipeline, "predict_file", lambda *a: pytest.fail("worked first"))
+    code, _, err = cli("predict", shoot, "-o", locked / "sub", *LINEAR)
+    assert (
+        code == 1
+        and err == f"error: {locked}: cannot write here (read-only file system or no permission)\n"
+    )
+    assert list(locked.iterdir()) == []

@@ -149,10 +149,15 @@ def test_an_unwritable_file_type_is_refused(cli, pics, tmp_path):
     dest = tmp_path / "x.txt"  # used to become a folder holding a.hdr
     code, _, err = cli("predict", pics / "a.jpg", "-o", dest)
     assert code == 2 and err == (
-        f"error: {dest}: cannot write this type: name a folder or a "
-        ".hdr/.exr/.pfm/.avif/.png/.jpg/.jpeg file\n"
+        f"error: {dest}: cannot write this type: name a folder (a new one with a dot ends "
+        "in /) or a .hdr/.exr/.pfm/.avif/.png/.jpg/.jpeg file\n"
     )
     assert names(tmp_path) == ["in"]
+    code, _, err = cli(
+        "predict", pics / "a.jpg", "-o", f"{tmp_path / 'v1.2'}/", "--method", "linear"
+    )
+    assert code == 0, err  # a trailing slash: a new folder, whatever its name
+    assert sorted(p.name for p in (tmp_path / "v1.2").iterdir()) == ["a.hdr", "a_preview.png"]
 
 
 def test_convert_refuses_a_file_name_of_another_type(monkeypatch, capsys, tmp_path):

@@ -73,8 +73,11 @@ def test_evaluate_cli_output_folder_error_is_one_line(dataset, tmp_path, monkeyp
     with pytest.raises(SystemExit) as exc:
         main()
     err = capsys.readouterr().err
-    assert exc.value.code == 1
-    assert err == f"error: {tmp_path / 'taken' / 'sheets'}: Not a directory\n"
+    assert exc.value.code == 2  # a usage error, said before any case is run
+    taken = tmp_path / "taken"
+    assert (
+        err == f"error: {taken}: exists and is not a folder: -o names the folder for the results\n"
+    )
 
 
 def test_evaluate_cli_reports_unpaired_files(dataset, tmp_path, monkeypatch, capsys):

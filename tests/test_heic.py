@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pillow_heif
@@ -201,3 +202,14 @@ def test_exposure_settings_of_a_heic(tmp_path):
     ifd[0x829A], ifd[0x829D], ifd[0x8827] = IFDRational(1, 250), IFDRational(178, 100), 50
     save_heic(tmp_path / "a.heic", photo(), exif=exif.tobytes())
     assert read_exposure(tmp_path / "a.heic") == Exposure(1 / 250, 1.78, 50.0)
+
+
+@pytest.mark.parametrize("name", ["iphone13pro_pug.heic", "seine_hdr_srgb.avif"])
+def test_a_cut_short_heic_or_avif_is_refused_not_filled_in(tmp_path, name):
+    """libheif decodes a HEIC whose tiles are missing without a word (the rest comes out
+    green); the boxes say the file is short."""
+    data = (Path(__file__).parent / "fixtures" / name).read_bytes()
+    cut = tmp_path / f"cut{Path(name).suffix}"
+    cut.write_bytes(data[: len(data) * 95 // 100])
+    with pytest.raises(InputError, match=r"cut\.(heic|avif): truncated (HEIF|AVIF) file \("):
+        read_ldr(cut)

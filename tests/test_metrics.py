@@ -120,6 +120,21 @@ def test_hdr_metrics_perfect_and_scale_invariant():
     assert a["highlight_log2"] == pytest.approx(2.0, abs=1e-3)
 
 
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_one_bad_pixel_makes_every_metric_nan_not_some(bad):
+    rng = np.random.default_rng(3)
+    gt = rng.uniform(0.05, 0.6, (24, 24, 3)).astype(np.float32)
+    gt[:6, :6] = 4.0
+    from mlx_hdr.color import linear_to_srgb
+
+    ldr = linear_to_srgb(gt)
+    pred = np.minimum(gt, 1.0)
+    pred[20, 20, 1] = bad  # outside the clipped patch
+    for scores in (M.hdr_metrics(pred, gt, ldr), M.hdr_metrics(gt, pred, ldr)):
+        assert scores.keys() == M.hdr_metrics(gt, gt, ldr).keys()
+        assert all(np.isnan(v) for v in scores.values()), scores
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (2, 3), (1, 64), (3, 3)])
 def test_hdr_metrics_on_tiny_images(shape):
     # below 3 px skimage's SSIM divided by zero, which ended `evaluate` with a traceback

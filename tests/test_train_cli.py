@@ -31,6 +31,7 @@ def test_cli_trains_on_a_pool(tmp_path):
     args = ["train", "--data", str(pool), "--run-dir", str(run), "--encoder-weights", "random"]
     args += ["--lpips-weight", "0", "--batch-size", "2", "--crop", "64", "--val-crop", "64"]
     args += ["--epochs", "2", "--steps-per-epoch", "3", "--val-size", "2", "--no-compile"]
+    args += ["--progress"]  # a pipe gets no bar unless asked
     proc = subprocess.run(CLI + args, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "done: 6 steps" in proc.stdout

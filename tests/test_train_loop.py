@@ -327,8 +327,9 @@ def test_run_files_rewritten_atomically(tmp_path, monkeypatch, suffix):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Path, "write_text", half_then_fail)
+    longer = tiny_cfg(tmp_path / "run", epochs=2, steps_per_epoch=2)  # a checkpoint to save
     with pytest.raises(InputError, match=rf"{name}: cannot write \(No space left on device\)"):
-        run(cfg, resume=True)
+        run(longer, resume=True)
     assert (tmp_path / "run" / name).read_text() == before
     assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
 
@@ -741,3 +742,43 @@ def test_adams_bias_correction_is_a_recipe_setting(corrected, first_step):
     new = opt.apply_gradients({"w": mx.array([1.0, -2.0])}, {"w": mx.zeros((2,))})["w"]
     np.testing.assert_allclose(np.array(new) / -9e-4, [first_step, -first_step], rtol=1e-4)
     assert load_config("configs/default.json").bias_correction  # the original recipe's Adam
+
+
+def test_a_run_stopped_before_its_first_checkpoint_leaves_no_folder(tmp_path, monkeypatch):
+    from mlx_hdr.train.trainer import Trainer
+
+    one_step, calls = Trainer.one_step, []
+
+    def stopped(self, *args):  # Ctrl-C during the second step
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return one_step(self, *args)
+
+    monkeypatch.setattr(Trainer, "one_step", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_cfg(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()  # so the same command runs again
+    (tmp_path / "mine").mkdir()  # an empty folder it was given stays, empty
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_cfg(tmp_path / "mine"))
+    assert list((tmp_path / "mine").iterdir()) == []
+
+
+def test_a_resume_stopped_before_its_next_checkpoint_keeps_the_runs_config(tmp_path, monkeypatch):
+    from mlx_hdr.train.trainer import Trainer
+
+    run(tiny_cfg(tmp_path / "run", epochs=1))
+    before = (tmp_path / "run" / "config.json").read_text()
+
+    def stopped(self, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "one_step", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_cfg(tmp_path / "run", epochs=5), resume=True)
+    assert (tmp_path / "run" / "config.json").read_text() == before
+    monkeypatch.undo()
+    run(tiny_cfg(tmp_path / "run", epochs=2), resume=True)  # its next checkpoint: written
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 2

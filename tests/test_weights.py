@@ -156,8 +156,10 @@ def test_mlx_hdr_convert_errors_are_one_line(shared, tmp_path, capsys, monkeypat
     assert convert_main(["vgg16", src, "-o", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {src}: vgg16 checkpoint does not match") and err.count("\n") == 1
-    assert convert_main(["vgg16"]) != 0
+    assert convert_main(["vgg16"]) == 2  # usage errors
     assert "give either a checkpoint file or --download" in capsys.readouterr().err
+    assert convert_main(["resnet50", src]) == 2
+    assert "unknown architecture 'resnet50'" in capsys.readouterr().err
 
 
 def test_cli_convert_command(shared, tmp_path):

@@ -60,7 +60,7 @@ def run(stopped: list[int]) -> int | None:
     """The app's exit code; expected errors as one line and their exit code. ``stopped``:
     the signals received so far (an interrupt they raised is said by the caller)."""
     try:
-        return app(standalone_mode=False)  # returns typer.Exit codes instead of raising them
+        return app(standalone_mode=False, prog_name="mlx-hdr")  # typer.Exit codes returned
     except HDRError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR
@@ -76,5 +76,15 @@ def run(stopped: list[int]) -> int | None:
     except typer.TyperException as exc:  # usage errors (Typer vendors its own click)
         if not hasattr(exc, "show"):
             raise
-        exc.show()
+        if type(exc).__name__ == "NoArgsIsHelpError" or not hasattr(exc, "format_message"):
+            exc.show()  # a command without arguments: its help
+        else:
+            print(f"error: {usage_line(exc)}", file=sys.stderr)
         return getattr(exc, "exit_code", EXIT_USAGE)
+
+
+def usage_line(exc) -> str:
+    """A usage error as one line: Click's message and where the command's help is."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    return f"{message} (see {ctx.command_path} --help)" if ctx is not None else message

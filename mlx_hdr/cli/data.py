@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from mlx_hdr.cli.common import Progress, show_progress
 from mlx_hdr.data.brackets import BRACKET_SET_USE, MOVED_WARN, write_bracket_set
 from mlx_hdr.data.manifest import check, format_summary, index_dataset, summarize
 from mlx_hdr.data.preprocess import MAX_HDR_VALUE
@@ -36,14 +37,16 @@ def index_command(
         bool, typer.Option(help="Detect rotated/flipped HDRs (paired data).")
     ] = True,
     workers: Annotated[int, typer.Option(min=1, help="Decoding threads.")] = 2,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Progress = None,
 ) -> dict:
     """Scan DIRECTORY once and write a manifest of its pairs (kept/dropped and why)."""
     if not (math.isfinite(max_value) and max_value > 0):
         raise typer.BadParameter(f"{max_value} is not a number > 0", param_hint="--max-value")
     if output.is_dir():  # found before the decoding, not after it
         raise typer.BadParameter(f"{output} is a folder; name the manifest file", param_hint="-o")
-    manifest = index_dataset(directory, output, max_value, orientation, workers, progress)
+    manifest = index_dataset(
+        directory, output, max_value, orientation, workers, show_progress(progress)
+    )
     summary = summarize(manifest)
     typer.echo(format_summary(summary))
     typer.echo(f"wrote {output}")

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
+from mlx_hdr.cli.common import Progress, show_progress
 from mlx_hdr.cli.predict import choice, set_floor_strength
-from mlx_hdr.errors import EXIT_SOME_FAILED
+from mlx_hdr.errors import EXIT_SOME_FAILED, UsageError
 from mlx_hdr.eval.evaluate import evaluate, net_for_methods, summary_markdown
 from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.pipeline import RESPONSE
@@ -42,7 +43,7 @@ def evaluate_command(
     model: Annotated[
         str | None, typer.Option(help="Local .safetensors or Hugging Face repo id.")
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Progress = None,
     blend: Annotated[bool, typer.Option(help="Model: keep the input where not clipped.")] = True,
     flip: Annotated[
         bool | None,
@@ -93,6 +94,8 @@ def evaluate_command(
     """Write metrics.csv, summary.md and contact sheets; print the summary table (exit code
     3 when some cases failed)."""
     response = choice(response, RESPONSES, "--response")
+    if out.exists() and not out.is_dir():
+        raise UsageError("exists and is not a folder: -o names the folder for the results", out)
     net = set_floor_strength(net_for_methods(method, model), floor_strength)
     report = evaluate(
         dataset,
@@ -100,7 +103,7 @@ def evaluate_command(
         method,
         net,
         _report_error,
-        progress,
+        show_progress(progress),
         blend=blend,
         max_pixels=max_pixels,
         flip=flip,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from mlx_hdr.cli.common import Progress, show_progress
 from mlx_hdr.errors import EXIT_SOME_FAILED
 from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.methods import METHODS
@@ -53,12 +55,13 @@ def _check_numbers(work_pixels: int, exposure: float, max_boost: float | None) -
 
 
 def _check_combinations(
-    out: Path, fmt: list[str] | None, preview: bool | None, preview_only: bool
+    out: Path, fmt: list[str] | None, preview: bool | None, preview_only: bool, folder: bool
 ) -> None:
     """Usage errors for options that contradict each other or ``-o`` (one of them would be
     ignored): ``--preview-only`` with ``--no-preview`` or a ``--format``; ``-o x.png`` (the
-    preview alone) with either; ``-o`` naming one file with a ``--format`` of another kind."""
-    suffix = out.suffix.lower() if is_file_name(out) else ""
+    preview alone) with either; ``-o`` naming one file with a ``--format`` of another kind.
+    ``folder``: ``-o`` was given with a trailing slash."""
+    suffix = out.suffix.lower() if is_file_name(out) and not folder else ""
     named = "uhdr" if suffix in JPEG_SUFFIXES else suffix[1:]  # the format -o's file is
     hint = problem = None
     if preview_only and (preview is False or fmt):
@@ -112,8 +115,13 @@ def _report_error(path: str, problem: str) -> None:
 def predict_command(
     inputs: Annotated[list[str], typer.Argument(help="Images, folders or glob patterns.")],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output folder, or a file for a single input.")
-    ] = Path("."),
+        str,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder (a name ending in / always is one), or a file for a single input.",
+        ),
+    ] = ".",
     model: Annotated[
         str | None,
         typer.Option(help="Local .safetensors or Hugging Face repo id (default: bundled)."),
@@ -262,11 +270,13 @@ def predict_command(
         int,
         typer.Option(min=1, help="Refuse larger images (a guard against decompression bombs)."),
     ] = MAX_PIXELS,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Progress = None,
 ) -> None:
     """Reconstruct HDR from LDR images (exit code 3 when some of them failed)."""
     _check_numbers(work_pixels, exposure, max_boost)
-    _check_combinations(out, fmt, preview, preview_only)
+    folder = out.endswith(("/", os.sep))  # "v1.2/" is a folder, not a file of type .2
+    out = Path(out)
+    _check_combinations(out, fmt, preview, preview_only, folder)
     opts = PredictOptions(
         method=choice(method, METHOD_CHOICES, "--method"),
         blend=blend,
@@ -289,18 +299,22 @@ def predict_command(
         wide_gamut=wide_gamut,
         skip_existing=skip_existing,
     )
-    plan = plan_outputs(inputs, out, opts)  # output problems: refused before any work
+    plan = plan_outputs(inputs, out, opts, folder)  # output problems: before any work
     _note_unused(opts, plan, model, max_boost)
     if n := len(plan.done):
         typer.echo(f"skipped {n} input{'s' * (n > 1)} whose outputs all exist (--skip-existing)")
     net = None
+    if opts.method == "expandnet2018":  # its weights, once, before any photo is read
+        from mlx_hdr.infer.methods.expandnet2018 import load_expandnet
+
+        load_expandnet()
     if opts.method == "model":
         from mlx_hdr.infer.model_hub import load_net
 
         net = load_net(model)[0]
     net = set_floor_strength(net, floor_strength)
     try:
-        report = run_plan(plan, net, opts, on_error=_report_error, progress=progress)
+        report = run_plan(plan, net, opts, on_error=_report_error, progress=show_progress(progress))
     except KeyboardInterrupt as exc:  # say what was written before it stopped
         if (done := getattr(exc, "report", None)) and (shown := _written(done)):
             typer.echo(f"wrote {shown} before it stopped (--skip-existing goes on from there)")

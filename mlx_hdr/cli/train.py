@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from mlx_hdr.cli.common import Progress, show_progress
 from mlx_hdr.models.hybrid import HybridConfig
 from mlx_hdr.train.config import TrainConfig
 
@@ -87,7 +88,7 @@ def register(app: typer.Typer) -> None:
         streams: Annotated[
             int | None, Opt(help="CPU streams to split a batch over", key="streams")
         ] = None,
-        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+        progress: Progress = None,
     ) -> None:
         """Train the hybrid model (HDR pool through the camera simulator).
 
@@ -99,7 +100,11 @@ def register(app: typer.Typer) -> None:
         from mlx_hdr.train.trainer import train_from_options
 
         result = train_from_options(
-            config, resume=resume, overwrite=overwrite, progress=progress, **overrides
+            config,
+            resume=resume,
+            overwrite=overwrite,
+            progress=show_progress(progress),
+            **overrides,
         )
         if result.rank == 0:
             typer.echo(done_message(result))

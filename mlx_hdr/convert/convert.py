@@ -8,7 +8,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_hdr.convert.download import download_checkpoint, sha256_file
-from mlx_hdr.convert.mapping import convert_state_dict, load_spec, spec_keeper
+from mlx_hdr.convert.mapping import ARCHITECTURES, convert_state_dict, load_spec, spec_keeper
 from mlx_hdr.convert.torch_pickle import load_torch_checkpoint
 from mlx_hdr.errors import UsageError, WeightsError
 from mlx_hdr.io.atomic import is_file_name, save_safetensors_atomic
@@ -82,8 +82,10 @@ def convert_from(
     variant: str | None = None,
 ) -> Path:
     """What ``mlx-hdr convert`` does: convert ``src``, or the official file with ``download``."""
+    if arch not in ARCHITECTURES:
+        raise UsageError(f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
     if (src is None) == (not download):
-        raise WeightsError("give either a checkpoint file or --download (exactly one)")
+        raise UsageError("give either a checkpoint file or --download (exactly one)")
     if variant is not None and not download:
         raise UsageError("--variant names the official weights to --download")
     if dtype not in DTYPES:  # refused before the download

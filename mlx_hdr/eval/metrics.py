@@ -30,6 +30,8 @@ Conventions (stated once, used everywhere):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from skimage.metrics import structural_similarity
 
@@ -167,8 +169,12 @@ def hdr_metrics(
         ``{"pu21_psnr", "pu21_ssim", "mu_psnr", "highlight_log2", "log_psnr", "log_ssim",
         "log_l1", "scale"}``; ``scale`` is the factor applied to ``pred``. The ground truth is
         first put in input-white units (aligned to the linearised input), then 1.0 is mapped
-        to 200 cd/m^2 for PU21.
+        to 200 cd/m^2 for PU21. Every value is NaN where ``pred`` or ``gt`` holds NaN or inf
+        (one bad pixel would otherwise make some metrics NaN and leave others as they were).
     """
+    if not (np.isfinite(pred).all() and np.isfinite(gt).all()):
+        keys = ("pu21_psnr", "pu21_ssim", "mu_psnr", "highlight_log2", "log_psnr", "log_ssim")
+        return dict.fromkeys((*keys, "log_l1", "scale"), math.nan)
     well = well_exposed_mask(ldr)
     # float64 from here: a ground truth near float32's limit (~1e38) times 200 cd/m² overflowed
     # to inf and made the log-domain metrics NaN

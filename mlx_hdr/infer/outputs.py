@@ -3,7 +3,8 @@
 Inputs are files, folders and glob patterns; every input gets its own output names, one file
 per ``--format`` (``<stem>.hdr``/``.exr``/``.pfm``/``.avif``, ``<stem>_uhdr.jpg`` for the
 gain-map JPEG) and a ``<stem>_preview.png`` beside an HDR file; ``-o`` is a folder, or a file
-for a single input. A name with a file extension is a file: it is never created as a folder.
+for a single input. A name with a file extension is a file, unless it was given with a
+trailing slash (``-o v1.2/``): only then is it created as a folder.
 Problems with the outputs are :class:`UsageError`s, raised by :func:`plan_outputs` before a
 model is loaded or an image decoded. :func:`write_outputs` writes one input's files.
 """
@@ -11,6 +12,7 @@ model is loaded or an image decoded. :func:`write_outputs` writes one input's fi
 from __future__ import annotations
 
 import glob
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cache
@@ -135,19 +137,23 @@ def output_stems(paths: list[Path]) -> list[str]:
     return [names[p] for p in paths]
 
 
-def check_output(out: Path, single: bool) -> None:
-    """``UsageError`` unless ``out`` can be what it names: a folder, or for one input a
-    ``.hdr``/``.exr``/``.pfm``/``.avif`` file, a ``.png`` preview or a ``.jpg`` gain-map JPEG
-    (never TIFF or HEIC)."""
+def check_output(out: Path, single: bool, folder: bool = False) -> None:
+    """``UsageError`` unless ``out`` can be what it names: a folder (with ``folder``, always),
+    or for one input a ``.hdr``/``.exr``/``.pfm``/``.avif`` file, a ``.png`` preview or a
+    ``.jpg`` gain-map JPEG (never TIFF or HEIC)."""
     if out.is_dir():
         return
-    if not is_file_name(out):
+    if folder or not is_file_name(out):
         if out.exists():
             raise UsageError("exists and is not a folder", out)
         return  # a folder to create
     if out.suffix.lower() not in FILE_SUFFIXES:
         kinds = "/".join(FILE_SUFFIXES)
-        raise UsageError(f"cannot write this type: name a folder or a {kinds} file", out)
+        raise UsageError(
+            f"cannot write this type: name a folder (a new one with a dot ends in /) or a "
+            f"{kinds} file",
+            out,
+        )
     if not single:
         raise UsageError("is a file name, but there are several inputs; name a folder", out)
 
@@ -177,13 +183,14 @@ def output_paths(stem: str, out: Path, single: bool, opts) -> list[Path]:
     return [*main, preview] if wanted else main
 
 
-def plan_outputs(inputs: list[str], out: Path, opts) -> Plan:
+def plan_outputs(inputs: list[str], out: Path, opts, folder: bool = False) -> Plan:
     """Expand ``inputs`` and name every output; ``UsageError`` for an ``out`` that cannot
     be written, two inputs with one output name, or an output that is an input. With
-    ``opts.skip_existing``, an input whose outputs all exist is put in ``done``, not run."""
+    ``opts.skip_existing``, an input whose outputs all exist is put in ``done``, not run.
+    ``folder``: ``out`` is a folder whatever its name (given with a trailing slash)."""
     paths, missing = expand_inputs(inputs)
-    single = len(paths) == 1  # one photo, however named: -o may name its file
-    check_output(out, single)
+    check_output(out, len(paths) == 1, folder)
+    single = len(paths) == 1 and not folder  # one photo, however named: -o may name its file
     sources = {p.resolve() for p in paths}
     plan = Plan(missing=missing)
     for src, stem in zip(paths, output_stems(paths), strict=True):
@@ -197,7 +204,18 @@ def plan_outputs(inputs: list[str], out: Path, opts) -> Plan:
             plan.done.append(src)  # written whole by an earlier run (writes are atomic)
         else:
             plan.jobs.append((src, dests))
+    check_writable({d.parent for _, dests in plan.jobs for d in dests})
     return plan
+
+
+def check_writable(folders) -> None:
+    """``HDRError`` naming the first of ``folders`` that cannot be written into: the nearest
+    existing folder on its way (what would be created from) is read-only or not ours."""
+    for folder in sorted(folders):
+        base = next(p for p in (folder, *folder.parents) if p.exists() or p == p.parent)
+        if base.is_dir() and not os.access(base, os.W_OK | os.X_OK):
+            why = "read-only file system or no permission"
+            raise HDRError(f"cannot write here ({why})", folder if base == folder else base)
 
 
 def write_outputs(

@@ -31,6 +31,7 @@ from mlx_hdr.color import (
 )
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.icc import fit_to_srgb, icc_to_srgb16
+from mlx_hdr.io.isobmff import cut_short
 
 HEIF_SUFFIXES = (".heic", ".heif", ".hif")
 AVIF_SUFFIXES = (".avif",)  # AV1 in HEIF: the container read here, the pixels by Pillow
@@ -59,12 +60,14 @@ def register(path: Path):
 def open_heif(path: Path):
     """pillow-heif's ``HeifFile`` for ``path`` (pixels decoded on first use), any bit depth;
     ``InputError`` where it has no primary image that can be read (its ``info`` is read here)."""
+    kind = "AVIF" if path.suffix.lower() in AVIF_SUFFIXES else "HEIF"
+    if why := cut_short(path.read_bytes()):  # its decoder may fill the gap in silently
+        raise InputError(f"truncated {kind} file ({why})", path)
     try:
         heif = register(path).open_heif(path, convert_hdr_to_8bit=False)
         _ = heif.info, heif.size  # a damaged file without a primary image fails here
         return heif
     except (ValueError, RuntimeError, OSError, SyntaxError, IndexError, KeyError) as exc:
-        kind = "AVIF" if path.suffix.lower() in AVIF_SUFFIXES else "HEIF"
         raise InputError(f"not a readable {kind} image ({str(exc).strip()})", path) from None
 
 

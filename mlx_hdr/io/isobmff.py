@@ -152,6 +152,45 @@ def _parse_meta(data: bytes) -> Meta:
     return meta
 
 
+def cut_short(data: bytes) -> str | None:
+    """Why an ISO base media file's bytes ``data`` end before the file does, or None: a
+    top-level box (usually ``mdat``, the coded pixels) that runs past the end, or an item
+    whose data lies beyond it. A decoder may fill what is missing in silently (a HEIC's
+    tiles), so this is read from the boxes themselves; a file malformed in another way
+    gives None (its decoder says what it makes of it)."""
+    if data[4:8] != b"ftyp":  # not an ISO base media file: the decoder says so
+        return None
+    cut = _first_cut(data)
+    if cut is not None:  # a box that runs past the end: a file cut short if it is a real one
+        return f"its {cut.decode()!r} box runs past the end of the file" if cut in CUT else None
+    if not any(kind == b"meta" for kind, *_ in boxes(data, 0, len(data))):
+        return None
+    try:
+        meta = _parse_meta(data)
+    except (ValueError, IndexError, struct.error):
+        return None
+    for item, (method, extents) in meta.extents.items():
+        if method == 0 and any(o + n > len(data) for o, n in extents):
+            return f"the data of item {item} lies past the end of the file"
+    return None
+
+
+CUT = (b"meta", b"mdat", b"idat", b"moov")  # boxes whose end a file cut short loses
+
+
+def _first_cut(data: bytes) -> bytes | None:
+    """The type of the first top-level box that does not fit in ``data``; None if all do."""
+    pos = 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        if size == 1 and pos + 16 <= len(data):
+            size = struct.unpack_from(">Q", data, pos + 8)[0]
+        if size != 0 and (size < 8 or pos + size > len(data)):
+            return kind
+        pos += size or len(data)
+    return None
+
+
 def item_data(data: bytes, meta: Meta, item: int) -> bytes:
     """The bytes of ``item`` (in the file, or in ``idat``)."""
     method, extents = meta.extents.get(item, (0, []))

@@ -67,13 +67,17 @@ def check_run_dir(run_dir, resume: bool, overwrite: bool, group=None, busy=False
         raise problem
 
 
-def clear_run(run_dir) -> None:
-    """Remove a previous run's files from ``run_dir`` (other files stay)."""
+def clear_run(run_dir, remove_empty: bool = False) -> None:
+    """Remove a run's files from ``run_dir`` (other files stay); with ``remove_empty`` the
+    folder too, where nothing else is left in it."""
     run_dir = Path(run_dir)
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
     for name in RUN_FOLDERS:
         shutil.rmtree(run_dir / name, ignore_errors=True)
+    if remove_empty:
+        with contextlib.suppress(OSError):  # not empty (a lock, the user's files): kept
+            run_dir.rmdir()
 
 
 @contextlib.contextmanager

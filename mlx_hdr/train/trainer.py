@@ -185,9 +185,11 @@ class Trainer:
         return self.run_dir / "checkpoints" / f"{name}.safetensors"
 
     def save(self, name: str) -> None:
-        """Write checkpoint ``name`` (model, optimizer, step, config, best PSNR); rank 0 only."""
+        """Write checkpoint ``name`` (model, optimizer, step, config, best PSNR), and the
+        folder's ``config.json`` before it; rank 0 only."""
         if not self.main:
             return
+        write_config(self.run_dir, self.cfg)
         ckpt.save_checkpoint(
             self.ckpt_path(name),
             self.model,
@@ -350,6 +352,7 @@ def train(
     """
     if not resume and cfg.end_step == 0:  # before the run folder is made
         raise UsageError("the run has no steps (epochs is 0): nothing to train")
+    existed = Path(cfg.run_dir).exists()
     with run_lock(cfg.run_dir, main=group is None or group.rank() == 0) as held:
         check_run_dir(cfg.run_dir, resume, overwrite, group, busy=not held)
         trainer = Trainer(
@@ -361,13 +364,22 @@ def train(
             overwrite=overwrite,
             progress=progress,
         )
-        if resume:  # before config.json: a checkpoint that does not fit leaves the run as is
+        if resume:  # its config.json is written with its next checkpoint (Trainer.save)
             trainer.resume()
-        if trainer.main:
-            config = json.dumps(json.loads(cfg.to_json()), indent=2)
-            write_text_atomic(trainer.run_dir / "config.json", config)
-        with backend.blas_threads(1) if cfg.use_streams > 1 else contextlib.nullcontext():
-            return trainer.run()
+        elif trainer.main:
+            write_config(trainer.run_dir, cfg)
+        try:
+            with backend.blas_threads(1) if cfg.use_streams > 1 else contextlib.nullcontext():
+                return trainer.run()
+        except KeyboardInterrupt:  # a new run stopped before its first checkpoint: gone
+            if not resume and trainer.main and not trainer.ckpt_path("last").is_file():
+                clear_run(trainer.run_dir, remove_empty=not existed)
+            raise
+
+
+def write_config(run_dir: Path, cfg: TrainConfig) -> None:
+    """The run folder's ``config.json``: ``cfg`` as indented JSON, written atomically."""
+    write_text_atomic(run_dir / "config.json", json.dumps(json.loads(cfg.to_json()), indent=2))
 
 
 def train_from_options(

@@ -1,7 +1,11 @@
 """Classical LDR -> HDR operators (no learned model), registered by author-year name.
 
 Each maps an HxWx3 float display input in [0, 1] to an HxWx3 float32 scene-linear image >= 0
-whose 1.0 is (about) the input's white.
+whose 1.0 is (about) the input's white. Those whose output is display-referred (Akyüz's and
+Masia's put the brightest pixel at the display's peak, ExpandNet's spans [0, 1]) are
+rescaled as registered, by the one factor that puts their well-exposed pixels on the
+linearised input (:func:`on_input_white`, the factor the metrics align by), so their
+highlights too come out above 1.0.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mlx_hdr.color import srgb_to_linear
+from mlx_hdr.color import align_scale, srgb_to_linear, well_exposed_mask
 from mlx_hdr.infer.methods.akyuz2007 import akyuz2007
 from mlx_hdr.infer.methods.kovaleski2014 import kovaleski2014
 from mlx_hdr.infer.methods.masia2017 import masia2017
@@ -32,12 +36,27 @@ def expandnet2018(ldr: np.ndarray) -> np.ndarray:
     return run(ldr)
 
 
+def on_input_white(method: Callable[[np.ndarray], np.ndarray]):
+    """``method`` times the global factor (``color.align_scale`` over the well-exposed
+    pixels) that puts its output on the linearised input, so that its 1.0 is the input's
+    white; scale-free metrics score it as before."""
+
+    def scaled(ldr: np.ndarray) -> np.ndarray:
+        hdr = method(ldr)
+        k = align_scale(hdr, srgb_to_linear(ldr), well_exposed_mask(ldr))
+        return (hdr * np.float32(k)).astype(np.float32, copy=False)
+
+    scaled.__name__ = scaled.__qualname__ = method.__name__
+    scaled.__doc__ = method.__doc__
+    return scaled
+
+
 METHODS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": linear,
-    "akyuz2007": akyuz2007,
-    "masia2017": masia2017,
+    "akyuz2007": on_input_white(akyuz2007),
+    "masia2017": on_input_white(masia2017),
     "kovaleski2014": kovaleski2014,
-    "expandnet2018": expandnet2018,
+    "expandnet2018": on_input_white(expandnet2018),
 }
 
 

@@ -202,7 +202,7 @@ def resolve_weights(weights: str | Path | None = None) -> Path:
     if not value:
         raise WeightsError(
             f"ExpandNet weights not given: set {ENV_WEIGHTS} to the released weights.pth "
-            "(github.com/dmarnerides/hdr-expandnet), or pass weights="
+            "(github.com/dmarnerides/hdr-expandnet)"
         )
     path = Path(value).expanduser().resolve()
     if not path.is_file():

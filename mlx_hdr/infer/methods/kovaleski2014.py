@@ -13,6 +13,13 @@ specified), L the luminance of the linearised input. The paper's display is 0.3-
 here the output is relative, 1.0 = an unexpanded white. Colour is kept by scaling RGB by
 L_out / L. As in the paper, the filter is evaluated with a bilateral grid (Chen et al. 2007):
 nearest-cell splatting at two cells per sigma, a Gaussian blur of the grid, trilinear slicing.
+
+Banterle's HDR Toolbox (``KovaleskiOliveiraEO.m``) linearises the input first and guides the
+filter by linear luminance, with sigma_r and the threshold raised to the same gamma. Its map
+spreads further around highlights: over the clipped pixels of eval-public's scenes its mean
+E is 2.97 where this one's is 2.04 (ilm_goldengate), 2.69 against 2.32 (ilm_tree), 3.56
+against 3.31 (ilm_candleglass). Here the guide is the display luma the paper's sigma_r is
+given for; since this operator is both a peer and the model's floor, both follow it.
 """
 
 from __future__ import annotations
