@@ -64,6 +64,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+", type=Path, help="iPhone HEIC files with a gain map")
     args = ap.parse_args()
+    try:
+        import apple_hdr_heic  # noqa: F401
+    except ImportError:
+        sys.exit("error: the reference needs apple-hdr-heic: pip install apple-hdr-heic")
     print("| file | headroom | reference | factor max diff | rel. Y median | rel. Y p99 |")
     print("|---|---|---|---|---|---|")
     for path in args.files:

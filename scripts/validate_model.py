@@ -402,8 +402,15 @@ def main() -> None:
                 write_sheet(args.sheets / f"{tag}_{i:02d}.jpg", ldr, hdr, preds[i])
 
 
+def one_line(exc: Exception) -> str:
+    """An error of this script as one line: a missing file as ``<file>: not found``."""
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"{exc.filename}: not found"
+    return str(exc)
+
+
 if __name__ == "__main__":
     try:
         main()
     except (HDRError, FileNotFoundError) as exc:  # a missing folder, a bad model: one line
-        sys.exit(f"error: {exc}")
+        sys.exit(f"error: {one_line(exc)}")

@@ -69,7 +69,7 @@ def main() -> None:
     try:
         table(args)
     except (HDRError, FileNotFoundError) as exc:  # a missing set, a bad model: one line
-        sys.exit(f"error: {exc}")
+        sys.exit(f"error: {vm.one_line(exc)}")
 
 
 def table(args) -> None:

@@ -473,6 +473,15 @@ def test_step_clock_estimates_the_run_after_its_first_steps(monkeypatch):
         "training 40 steps (to step 50: 5 epochs x 20 steps, capped by max_steps 50), batch 4, "
         "224 px crops, L1, into runs/x; time estimate after 4 steps"
     )
+    one = tiny_cfg("runs/x", epochs=1, steps_per_epoch=1)
+    assert progress.plan_line(one, 0).startswith("training 1 step (to step 1: 1 epoch x 1 step)")
+    ticks = iter(range(0, 100, 2))
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: float(next(ticks)))
+    said.clear()
+    short = progress.StepClock(total=4, start=0, say=said.append, bar=False)
+    for step in range(4):  # the estimate would be for no step left: not said
+        short.tick(step)
+    assert said == []
 
 
 def test_config_of_an_older_run_with_retired_keys_still_loads():

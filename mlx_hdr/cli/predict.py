@@ -157,7 +157,8 @@ def predict_command(
         float, typer.Option(help=f"Preview exposure in stops (EV), -{MAX_EV:g} to {MAX_EV:g}.")
     ] = 0.0,
     max_size: Annotated[
-        int | None, typer.Option(min=0, help="Downscale so the longer side is at most N px.")
+        int | None,
+        typer.Option(min=0, help="Downscale so the longer side is at most N px (0: as it is)."),
     ] = None,
     blend: Annotated[
         bool,
@@ -169,7 +170,8 @@ def predict_command(
     work_pixels: Annotated[
         int,
         typer.Option(
-            help="The model runs on at most this many pixels; larger photos via a gain map."
+            help="The model runs on at most this many pixels (at least "
+            f"{MULTIPLE * MULTIPLE}); larger photos via a gain map."
         ),
     ] = WORK_PIXELS,
     flip: Annotated[

@@ -102,7 +102,8 @@ def _means(rows: list[dict], methods: list[str]) -> dict[str, dict[str, float]]:
 def summary_markdown(means: dict[str, dict[str, float]], n_cases: int, dataset: str) -> str:
     """The per-method means as a markdown table."""
     head = "| method | " + " | ".join(title for _, title, _ in METRICS) + " |"
-    lines = [f"# Evaluation of `{dataset}` ({n_cases} cases)", "", head]
+    cases = f"{n_cases} case{'' if n_cases == 1 else 's'}"
+    lines = [f"# Evaluation of `{dataset}` ({cases})", "", head]
     lines.append("|---" * (len(METRICS) + 1) + "|")
     for m, vals in means.items():
         cells = " | ".join(fmt.format(vals[k]) for k, _, fmt in METRICS)

@@ -208,7 +208,9 @@ def _warn_alpha(path: Path) -> None:
     global _alpha_warned
     if not _alpha_warned:
         _alpha_warned = True
-        warnings.warn(f"{path}: alpha channel dropped (warned once)", stacklevel=3)
+        warnings.warn(
+            f"{path}: alpha channel dropped (said for the first such photo only)", stacklevel=3
+        )
 
 
 def read_16bit_rgb(path: Path) -> np.ndarray:
@@ -348,6 +350,8 @@ def _read_pil(path: Path, max_pixels: int | None, icc: bool = True) -> np.ndarra
             im = turned(im, turn)
             return _pil_to_rgb(im, path)
         except (OSError, SyntaxError, ValueError, RuntimeError) as exc:  # RuntimeError: AVIF
+            if str(exc).startswith("image file is truncated"):  # Pillow's words for it
+                raise InputError("truncated: the file ends before its image does", path) from None
             raise InputError(f"corrupt or truncated image data ({exc})", path) from None
 
 

@@ -22,6 +22,11 @@ def format_duration(seconds: float) -> str:
     return f"{s} s"
 
 
+def plural(n: int, word: str) -> str:
+    """``"1 step"``, ``"2 steps"``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def plan_line(cfg, start: int) -> str:
     """The run in one line, before it starts: steps, batch, crops, losses, folder."""
     total = cfg.end_step
@@ -31,8 +36,9 @@ def plan_line(cfg, start: int) -> str:
         cap += f", stopping at step {total} of the schedule's {cfg.total_steps}"
     losses = "L1 + LPIPS (VGG16)" if cfg.lpips_weight > 0 else "L1"
     return (
-        f"training {total - start} steps (to step {total}: {cfg.epochs} epochs x "
-        f"{cfg.steps_per_epoch} steps{cap}), batch {cfg.batch_size}, {cfg.crop} px crops, "
+        f"training {plural(total - start, 'step')} (to step {total}: "
+        f"{plural(cfg.epochs, 'epoch')} x {plural(cfg.steps_per_epoch, 'step')}{cap}), "
+        f"batch {cfg.batch_size}, {cfg.crop} px crops, "
         f"{losses}, into {cfg.run_dir}; time estimate after {ESTIMATE_AFTER + 1} steps"
     )
 
@@ -41,7 +47,7 @@ def estimate_line(seconds_per_step: float, steps_left: int) -> str:
     """The time the rest of the run will take at ``seconds_per_step``."""
     return (
         f"{seconds_per_step:.2f} s/step: about {format_duration(seconds_per_step * steps_left)} "
-        f"for the {steps_left} steps left (plus validation each epoch)"
+        f"for the {plural(steps_left, 'step')} left (plus validation each epoch)"
     )
 
 
@@ -63,7 +69,7 @@ class StepClock:
         dt, self.last = now - self.last, now
         if step > self.start:
             self.n, self.seconds = self.n + 1, self.seconds + dt
-            if self.n == ESTIMATE_AFTER:
+            if self.n == ESTIMATE_AFTER and self.total - step - 1 > 0:
                 self.say(estimate_line(self.seconds_per_step, self.total - step - 1))
         self.bar.update(1)
         return dt

@@ -178,7 +178,8 @@ class Trainer:
             )
         if self.main:
             self.log.truncate_after(self.step)
-            self.log.say(f"resumed from step {self.step} (epoch {state.epoch})")
+            done = self.step // self.cfg.steps_per_epoch
+            self.log.say(f"resumed from step {self.step} ({done} of {self.cfg.epochs} epochs done)")
 
     def ckpt_path(self, name: str) -> Path:
         """``run_dir/checkpoints/<name>.safetensors``."""
