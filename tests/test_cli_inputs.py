@@ -198,6 +198,18 @@ def test_options_the_run_does_not_use_are_noted(cli, shoot, tmp_path, recwarn):
         "--model is not used with --method linear",
         "--max-boost acts on the gain-map JPEG (--format uhdr) only",
     ]
+    recwarn.clear()
+    more = ["--no-blend", "--response", "srgb", "--gainmap-scale", "2", "--float", "--no-preview"]
+    code, _, err = cli(
+        "predict", shoot / "a.jpg", "-o", tmp_path / "p", "--exposure", "1", *more, *LINEAR
+    )
+    assert code == 0, err
+    assert [str(w.message) for w in recwarn] == [
+        "--no-blend, --response are not used with --method linear",
+        "--gainmap-scale acts on the gain-map JPEG (--format uhdr) only",
+        "--float acts on the EXR (--format exr) only",
+        "--exposure acts on the preview only",
+    ]
 
 
 def test_an_ignored_signal_stays_ignored(cli, shoot, tmp_path, monkeypatch):

@@ -78,17 +78,42 @@ def _check_combinations(
         raise typer.BadParameter(problem, param_hint=hint)
 
 
+MODEL_ONLY = (  # PredictOptions fields the classical methods do not read, and their options
+    ("blend", "--no-blend"),
+    ("flip", "--flip"),
+    ("response", "--response"),
+    ("sky_ceiling", "--sky-ceiling"),
+    ("daylight_floor", "--daylight-floor"),
+    ("work_pixels", "--work-pixels"),
+)
+
+
 def _note_unused(opts: PredictOptions, plan: Plan, model: str | None, max_boost: float | None):
-    """Warn about options that the run (``plan``'s outputs) does not use."""
-    if model is not None and opts.method != "model":
-        warnings.warn(f"--model is not used with --method {opts.method}", stacklevel=2)
-    dests = [d for _, job in plan.jobs for d in job]
-    if (
-        max_boost is not None
-        and dests
-        and not any(d.suffix.lower() in JPEG_SUFFIXES for d in dests)
+    """Warn about options that the run (its method, ``plan``'s outputs) does not use."""
+    default = PredictOptions()
+    if opts.method != "model":
+        given = ["--model"] if model is not None else []
+        given += [
+            flag for name, flag in MODEL_ONLY if getattr(opts, name) != getattr(default, name)
+        ]
+        if given:
+            verb = "is" if len(given) == 1 else "are"
+            note = f"{', '.join(given)} {verb} not used with --method {opts.method}"
+            warnings.warn(note, stacklevel=2)
+    suffixes = {d.suffix.lower() for _, job in plan.jobs for d in job}
+    uhdr = [("--max-boost", max_boost is not None)]
+    uhdr += [("--gainmap-quality", opts.uhdr.quality != default.uhdr.quality)]
+    uhdr += [("--gainmap-scale", opts.uhdr.scale != default.uhdr.scale)]
+    preview = [("--tonemap", opts.tonemap != default.tonemap), ("--exposure", opts.exposure_ev)]
+    for flags, wanted, what in (
+        (uhdr, JPEG_SUFFIXES, "the gain-map JPEG (--format uhdr)"),
+        ([("--float", opts.dtype != default.dtype)], (".exr",), "the EXR (--format exr)"),
+        (preview, (".png",), "the preview"),
     ):
-        warnings.warn("--max-boost acts on the gain-map JPEG (--format uhdr) only", stacklevel=2)
+        given = [flag for flag, set_ in flags if set_]
+        if given and suffixes and not suffixes & set(wanted):
+            verb = "acts" if len(given) == 1 else "act"
+            warnings.warn(f"{', '.join(given)} {verb} on {what} only", stacklevel=2)
 
 
 def set_floor_strength(net, floor_strength: float | None):
