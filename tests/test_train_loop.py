@@ -468,11 +468,13 @@ def test_step_clock_estimates_the_run_after_its_first_steps(monkeypatch):
     assert said == [
         "2.00 s/step: about 3 min 12 s for the 96 steps left (plus validation each epoch)"
     ]
-    cfg = tiny_cfg("runs/x", epochs=5, steps_per_epoch=20, max_steps=50)
+    cfg = tiny_cfg("runs/x", epochs=5, steps_per_epoch=20, max_steps=50, data="pool/")
     assert progress.plan_line(cfg, 10) == (
         "training 40 steps (to step 50: 5 epochs x 20 steps, capped by max_steps 50), batch 4, "
-        "224 px crops, L1, into runs/x; time estimate after 4 steps"
+        "224 px crops, L1, from pool/, into runs/x; time estimate after 4 steps"
     )
+    pools = tiny_cfg("runs/x", data=["a", "b"])
+    assert ", from a + b, into runs/x;" in progress.plan_line(pools, 0)
     one = tiny_cfg("runs/x", epochs=1, steps_per_epoch=1)
     assert progress.plan_line(one, 0).startswith("training 1 step (to step 1: 1 epoch x 1 step)")
     ticks = iter(range(0, 100, 2))

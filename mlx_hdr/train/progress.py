@@ -27,6 +27,13 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _data(data) -> str:
+    """``"from DATA, "`` for the plan line; "" where the run was given its batches instead."""
+    if not data:
+        return ""
+    return f"from {data if isinstance(data, str) else ' + '.join(map(str, data))}, "
+
+
 def plan_line(cfg, start: int) -> str:
     """The run in one line, before it starts: steps, batch, crops, losses, folder."""
     total = cfg.end_step
@@ -39,7 +46,8 @@ def plan_line(cfg, start: int) -> str:
         f"training {plural(total - start, 'step')} (to step {total}: "
         f"{plural(cfg.epochs, 'epoch')} x {plural(cfg.steps_per_epoch, 'step')}{cap}), "
         f"batch {cfg.batch_size}, {cfg.crop} px crops, "
-        f"{losses}, into {cfg.run_dir}; time estimate after {ESTIMATE_AFTER + 1} steps"
+        f"{losses}, {_data(cfg.data)}into {cfg.run_dir}; time estimate after "
+        f"{ESTIMATE_AFTER + 1} steps"
     )
 
 
