@@ -123,3 +123,22 @@ def test_the_gain_map_jpegs_exif_gives_its_own_size(tmp_path, cli):
     sub = written.get_ifd(0x8769)
     assert size == (24, 40) and (sub[0xA002], sub[0xA003]) == size
     assert written.get(0x0112, 1) == 1 and float(sub[0x829A]) == 0.01
+
+
+def test_a_block_passed_on_as_stored_gets_the_outputs_size():
+    """IFD0 {Orientation, EXIF IFD}, EXIF IFD {PixelXDimension SHORT, PixelYDimension LONG}."""
+    o = ">"
+    sub = 8 + 2 + 2 * 12 + 4
+    tiff = b"MM" + struct.pack(o + "HI", 42, 8) + struct.pack(o + "H", 2)
+    tiff += struct.pack(o + "HHIHH", 0x0112, 3, 1, 6, 0)
+    tiff += struct.pack(o + "HHII", 0x8769, 4, 1, sub) + struct.pack(o + "I", 0)
+    tiff += struct.pack(o + "H", 2) + struct.pack(o + "HHIHH", 0xA002, 3, 1, 120, 0)
+    tiff += struct.pack(o + "HHII", 0xA003, 4, 1, 80) + struct.pack(o + "I", 0)
+    out = Image.Exif()
+    out.load(upright_exif(b"Exif\0\0" + tiff, (80, 120)))  # turned: width and height swap
+    assert out[0x0112] == 1 and dict(out.get_ifd(0x8769)) == {0xA002: 80, 0xA003: 120}
+    too_wide = Image.Exif()  # 70,000 px does not fit the SHORT: left as stored
+    too_wide.load(upright_exif(b"Exif\0\0" + tiff, (70_000, 5)))
+    assert dict(too_wide.get_ifd(0x8769)) == {0xA002: 120, 0xA003: 5}
+    bogus = tiff[:30] + struct.pack(o + "I", 9999) + tiff[34:]  # a sub-IFD past the block
+    assert upright_exif(b"Exif\0\0" + bogus, (80, 120)) is not None

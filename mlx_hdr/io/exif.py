@@ -5,6 +5,7 @@ Each function takes an open Pillow image or an array; none opens a file.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import numpy as np
@@ -79,23 +80,40 @@ def exif_orient(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops.get(orientation, ops[1])(img))
 
 
-def upright_exif(raw: bytes) -> bytes | None:
+def upright_exif(raw: bytes, size: tuple[int, int] | None = None) -> bytes | None:
     """An EXIF block (``b"Exif\\0\\0"`` + TIFF data, or the TIFF data alone) with its IFD0
-    orientation set to 1, patched in place: for a block Pillow parses but cannot write
-    again (a GPS tag of the wrong type, say). The block as given where it has no
-    orientation tag; None where its TIFF header or IFD0 cannot be read."""
+    orientation set to 1 and, given ``size`` (width, height), the EXIF sub-IFD's
+    PixelXDimension/PixelYDimension set to it where they hold it, patched in place: for a
+    block Pillow parses but cannot write again (a GPS tag of the wrong type, say). The block
+    as given where it has none of these tags; None where its TIFF header or IFD0 cannot be
+    read."""
     head = b"Exif\0\0" if raw.startswith(b"Exif\0\0") else b""
     tiff = bytearray(raw[len(head) :])
     order = {b"II": "<", b"MM": ">"}.get(bytes(tiff[:2]))
     try:
         if order is None or struct.unpack_from(order + "H", tiff, 2)[0] != 42:
             return None
-        ifd = struct.unpack_from(order + "I", tiff, 4)[0]
-        for i in range(struct.unpack_from(order + "H", tiff, ifd)[0]):
-            entry = ifd + 2 + 12 * i
-            tag, kind, count = struct.unpack_from(order + "HHI", tiff, entry)
-            if tag == ORIENTATION and kind in (3, 4) and count == 1:  # SHORT/LONG, in place
-                struct.pack_into(order + ("H" if kind == 3 else "I"), tiff, entry + 8, 1)
+        ifd0 = struct.unpack_from(order + "I", tiff, 4)[0]
+        sub = _patch_ifd(tiff, order, ifd0, {ORIENTATION: 1}).get(EXIF_IFD)
     except struct.error:
         return None
+    if size is not None and sub:
+        with contextlib.suppress(struct.error):  # a sub-IFD past the block: left as it is
+            _patch_ifd(tiff, order, sub, dict(zip((0xA002, 0xA003), size, strict=True)))
     return b"Exif\0\0" + bytes(tiff)
+
+
+def _patch_ifd(tiff: bytearray, order: str, ifd: int, values: dict[int, int]) -> dict:
+    """Set the single SHORT/LONG tags of ``values`` in the IFD at ``ifd`` where the value
+    fits their type; the IFD's LONG values by tag (to find its sub-IFDs)."""
+    longs = {}
+    for i in range(struct.unpack_from(order + "H", tiff, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        tag, kind, count = struct.unpack_from(order + "HHI", tiff, entry)
+        if kind in (4, 13) and count == 1:  # LONG, or IFD (a sub-IFD's offset)
+            longs[tag] = struct.unpack_from(order + "I", tiff, entry + 8)[0]
+        if tag in values and kind in (3, 4) and count == 1:
+            value = int(values[tag])
+            if value < (1 << (16 if kind == 3 else 32)):
+                struct.pack_into(order + ("H" if kind == 3 else "I"), tiff, entry + 8, value)
+    return longs

@@ -36,7 +36,7 @@ def read_exif(path, size: tuple[int, int] | None = None) -> bytes | None:
     pixels ``read_ldr`` returns are turned already), or None when it has none or is unreadable.
     ``size`` (width, height): the pixels the block will describe, set in its
     PixelXDimension/PixelYDimension where it has them (the photo turned or downscaled). A
-    block Pillow cannot write again is passed on as stored, its orientation patched
+    block Pillow cannot write again is passed on as stored, its orientation and size patched
     (``exif.upright_exif``)."""
     path = Path(path)
     try:
@@ -55,7 +55,7 @@ def read_exif(path, size: tuple[int, int] | None = None) -> bytes | None:
                 return exif.tobytes()
             except Exception:  # Pillow's writer has no single error type (TypeError, ...)
                 raw = im.info.get("exif")
-                return upright_exif(raw) if isinstance(raw, bytes) else None
+                return upright_exif(raw, size) if isinstance(raw, bytes) else None
     except UNREADABLE:
         return None
 
