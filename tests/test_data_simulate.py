@@ -359,6 +359,10 @@ def test_a_flat_run_in_a_response_table_spreads_over_its_codes():
     assert (np.diff(out[:, 0, 0]) >= 0).all()
     codes = np.unique(np.round(out[:, 0, 0] * 255))
     assert len(codes) == 256  # every code is reached, those of the flat runs too
+    top = np.tile(levels[:, None] ** 2.2, (1, 3))
+    top[250:] = top[250] * 1.03  # a fit above code 255's light: levelled flat to 1.0
+    top = np.maximum.accumulate(top, axis=0) / top[-1]
+    assert table_curve(np.ones((1, 1, 3), np.float32), top).tolist() == [[[1.0, 1.0, 1.0]]]
 
 
 def test_response_table_reads_json_and_names_a_bad_file(tmp_path):

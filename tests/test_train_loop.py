@@ -793,3 +793,27 @@ def test_a_resume_stopped_before_its_next_checkpoint_keeps_the_runs_config(tmp_p
     monkeypatch.undo()
     run(tiny_cfg(tmp_path / "run", epochs=2), resume=True)  # its next checkpoint: written
     assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 2
+
+
+def test_a_run_stopped_after_saving_its_best_keeps_it(tmp_path, monkeypatch):
+    from mlx_hdr.train.trainer import Trainer
+
+    save = Trainer.save
+
+    def stopped(self, name):  # Ctrl-C between the best checkpoint and "last"
+        if name == "last":
+            raise KeyboardInterrupt
+        save(self, name)
+
+    monkeypatch.setattr(Trainer, "save", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_cfg(tmp_path / "run"))
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_a_resume_with_other_optimizer_settings_says_so(tmp_path):
+    run(tiny_cfg(tmp_path / "run", epochs=1))
+    with pytest.warns(
+        UserWarning, match=r"other optimizer settings \(bias_correction False -> True"
+    ):
+        run(tiny_cfg(tmp_path / "run", epochs=2, bias_correction=True), resume=True)

@@ -48,11 +48,13 @@ def table_curve(x: np.ndarray, table: np.ndarray) -> np.ndarray:
     (:func:`load_response`): per channel, the code whose linear value it is, interpolated
     between codes. A run of codes with one value (a flat toe, or a dip that
     :func:`load_response` levelled) is spread over the light up to the next value: its first
-    code at its value, so black stays at code 0."""
+    code at its value, so black stays at code 0; full light is code 255."""
     x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
     levels = np.arange(CODES) / (CODES - 1.0)
     out = np.empty_like(x)
     for c in range(3):
         values, first = np.unique(table[:, c], return_index=True)  # increasing, each run once
-        out[..., c] = np.interp(x[..., c], values, levels[first])
+        codes = levels[first]
+        codes[-1] = 1.0  # a flat top (the levelled codes above 255's light) still clips at 255
+        out[..., c] = np.interp(x[..., c], values, codes)
     return out

@@ -84,19 +84,24 @@ def commit(tmp: Path, path: Path) -> None:
     """Give ``tmp`` ordinary file permissions, flush it to the disk and rename it over
     ``path``, then flush the folder's entry (a power cut leaves the old file or the new one,
     not an empty one)."""
+    _fsync(tmp)  # before chmod: the file is still the writer's to open
     os.chmod(tmp, file_mode())
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
     os.replace(tmp, path)
     with contextlib.suppress(OSError):  # not every file system syncs a folder
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file or a folder) to the disk; a file system that cannot (EINVAL,
+    ENOTSUP: some network and FUSE ones) is let be."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -129,8 +129,10 @@ def heldout_brackets(
     exif: bool = False,
 ) -> list[tuple]:
     """Simulated exposure brackets of ``n`` held-out scenes: each scene (a view of a held-out
-    image) photographed at every metered exposure offset in ``evs`` (stops) by one camera,
-    the same response curve, noise draw and JPEG quality in every frame.
+    image) photographed at every metered exposure offset in ``evs`` (stops) by one camera:
+    the same response curve and noise settings in every frame (the JPEG quality may differ
+    between frames: it is drawn after the noise, whose draws depend on the light; the
+    documented simulated-bracket figures were measured so).
 
     Returns ``(ldr, hdr, scene)`` per frame; ``hdr`` is on the frame's own scale (its white
     is 1.0), ``scene`` the scene's index. Within a scene only the exposure changes, so a

@@ -170,6 +170,7 @@ class Trainer:
                 "resumed run mixes them",
                 stacklevel=2,
             )
+        self._note_new_optimizer(state.config)
         if self.cfg.stop_at and self.cfg.stop_at <= self.step:  # before the log is trimmed
             raise UsageError(
                 f"stop_at {self.cfg.stop_at} (--stop-at, or the recipe's) is not after the "
@@ -184,6 +185,27 @@ class Trainer:
     def ckpt_path(self, name: str) -> Path:
         """``run_dir/checkpoints/<name>.safetensors``."""
         return self.run_dir / "checkpoints" / f"{name}.safetensors"
+
+    def _note_new_optimizer(self, saved: dict) -> None:
+        """Warn where the recipe's optimizer settings differ from those the checkpoint was
+        trained with (a run started before ``bias_correction`` existed lacks it: off)."""
+        now = json.loads(self.cfg.to_json())
+        saved = {"bias_correction": False} | saved
+        changed = [k for k in OPTIMIZER_FIELDS if k in saved and saved[k] != now[k]]
+        if changed and self.main:
+            was = ", ".join(f"{k} {saved[k]} -> {now[k]}" for k in changed)
+            warnings.warn(
+                f"{self.ckpt_path('last')}: resumed with other optimizer settings ({was}): "
+                "the run goes on, but not as one run with either",
+                stacklevel=3,
+            )
+
+    def saved_anything(self) -> bool:
+        """Whether the run folder holds a checkpoint or a model (the best one is saved first,
+        before ``last``)."""
+        if (self.run_dir / "model.safetensors").exists():
+            return True
+        return any((self.run_dir / "checkpoints").glob("*.safetensors"))
 
     def save(self, name: str) -> None:
         """Write checkpoint ``name`` (model, optimizer, step, config, best PSNR), and the
@@ -372,10 +394,13 @@ def train(
         try:
             with backend.blas_threads(1) if cfg.use_streams > 1 else contextlib.nullcontext():
                 return trainer.run()
-        except KeyboardInterrupt:  # a new run stopped before its first checkpoint: gone
-            if not resume and trainer.main and not trainer.ckpt_path("last").is_file():
+        except KeyboardInterrupt:  # a new run stopped before it saved anything: gone
+            if not resume and trainer.main and not trainer.saved_anything():
                 clear_run(trainer.run_dir, remove_empty=not existed)
             raise
+
+
+OPTIMIZER_FIELDS = ("lr", "beta1", "beta2", "bias_correction", "schedule", "warmup_steps")
 
 
 def write_config(run_dir: Path, cfg: TrainConfig) -> None:
