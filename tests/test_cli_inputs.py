@@ -270,3 +270,26 @@ def test_an_output_folder_that_cannot_be_written_is_said_before_any_work(
         and err == f"error: {locked}: cannot write here (read-only file system or no permission)\n"
     )
     assert list(locked.iterdir()) == []
+
+
+def test_a_rerun_with_nothing_left_to_do_needs_no_expandnet_weights(
+    cli, shoot, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MLX_HDR_EXPANDNET", "/no/weights.pth")
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("a.hdr", "a_preview.png"):
+        (out / name).write_bytes(b"done")
+    code, stdout, err = cli(
+        "predict", shoot / "a.jpg", "-o", out, "--method", "expandnet2018", "--skip-existing"
+    )
+    assert code == 0 and "skipped 1 input" in stdout, err
+
+
+def test_an_output_folder_under_a_file_is_a_usage_error(cli, shoot, tmp_path):
+    (tmp_path / "afile").write_text("")
+    code, _, err = cli("predict", shoot, "-o", f"{tmp_path / 'afile' / 'sub'}/", *LINEAR)
+    assert (
+        code == 2
+        and err == f"error: {tmp_path / 'afile'}: is a file, not a folder: choose another -o\n"
+    )

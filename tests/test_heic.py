@@ -213,3 +213,17 @@ def test_a_cut_short_heic_or_avif_is_refused_not_filled_in(tmp_path, name):
     cut.write_bytes(data[: len(data) * 95 // 100])
     with pytest.raises(InputError, match=r"cut\.(heic|avif): truncated (HEIF|AVIF) file \("):
         read_ldr(cut)
+
+
+def test_a_box_of_an_impossible_size_is_not_taken_for_a_cut_file(tmp_path):
+    """A 64-bit box size below its own header once raised a ValueError past the reader (a
+    traceback that stopped a batch); it is a malformed file, said as one."""
+    import struct
+
+    data = (Path(__file__).parent / "fixtures" / "iphone13pro_pug.heic").read_bytes()
+    n = struct.unpack(">I", data[:4])[0]  # after the ftyp box
+    for size in (8, 15):
+        bad = tmp_path / f"bad{size}.heic"
+        bad.write_bytes(data[:n] + struct.pack(">I4sQ", 1, b"free", size) + data[n:])
+        with pytest.raises(InputError, match=r"not a readable HEIF image"):
+            read_ldr(bad)

@@ -87,4 +87,7 @@ def usage_line(exc) -> str:
     """A usage error as one line: Click's message and where the command's help is."""
     message = " ".join(exc.format_message().split())
     ctx = getattr(exc, "ctx", None)
-    return f"{message} (see {ctx.command_path} --help)" if ctx is not None else message
+    if ctx is not None:
+        return f"{message} (see {ctx.command_path} --help)"
+    command = next((a for a in sys.argv[1:2] if a in COMMAND_MODULES), None)  # as typed
+    return f"{message} (see mlx-hdr{f' {command}' if command else ''} --help)"

@@ -331,15 +331,15 @@ def predict_command(
     if n := len(plan.done):
         typer.echo(f"skipped {n} input{'s' * (n > 1)} whose outputs all exist (--skip-existing)")
     net = None
-    if opts.method == "expandnet2018":  # its weights, once, before any photo is read
-        from mlx_hdr.infer.methods.expandnet2018 import load_expandnet
-
-        load_expandnet()
     if opts.method == "model":
         from mlx_hdr.infer.model_hub import load_net
 
         net = load_net(model)[0]
-    net = set_floor_strength(net, floor_strength)
+    net = set_floor_strength(net, floor_strength)  # a usage error first for another method
+    if opts.method == "expandnet2018" and plan.jobs:  # its weights, once, before any photo
+        from mlx_hdr.infer.methods.expandnet2018 import load_expandnet
+
+        load_expandnet()
     try:
         report = run_plan(plan, net, opts, on_error=_report_error, progress=show_progress(progress))
     except KeyboardInterrupt as exc:  # say what was written before it stopped

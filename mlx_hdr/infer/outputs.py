@@ -210,9 +210,12 @@ def plan_outputs(inputs: list[str], out: Path, opts, folder: bool = False) -> Pl
 
 def check_writable(folders) -> None:
     """``HDRError`` naming the first of ``folders`` that cannot be written into: the nearest
-    existing folder on its way (what would be created from) is read-only or not ours."""
+    existing folder on its way (what would be created from) is read-only or not ours;
+    ``UsageError`` where that nearest existing path is a file."""
     for folder in sorted(folders):
         base = next(p for p in (folder, *folder.parents) if p.exists() or p == p.parent)
+        if base.exists() and not base.is_dir():
+            raise UsageError("is a file, not a folder: choose another -o", base)
         if base.is_dir() and not os.access(base, os.W_OK | os.X_OK):
             why = "read-only file system or no permission"
             raise HDRError(f"cannot write here ({why})", folder if base == folder else base)

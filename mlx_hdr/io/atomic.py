@@ -81,9 +81,10 @@ def temp_path(path: Path, suffix: str | None = None) -> Path:
 
 
 def commit(tmp: Path, path: Path) -> None:
-    """Give ``tmp`` ordinary file permissions, flush it to the disk and rename it over
-    ``path``, then flush the folder's entry (a power cut leaves the old file or the new one,
-    not an empty one)."""
+    """Flush ``tmp`` to the disk, give it ordinary file permissions and rename it over
+    ``path``, then flush the folder's entry: a crash of the system leaves the old file or
+    the new one, not an empty one, as far as ``fsync`` reaches (macOS's keeps the drive's
+    own cache)."""
     _fsync(tmp)  # before chmod: the file is still the writer's to open
     os.chmod(tmp, file_mode())
     os.replace(tmp, path)
@@ -98,7 +99,7 @@ def _fsync(path: Path) -> None:
     try:
         os.fsync(fd)
     except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
             raise
     finally:
         os.close(fd)

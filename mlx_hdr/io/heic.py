@@ -61,9 +61,9 @@ def open_heif(path: Path):
     """pillow-heif's ``HeifFile`` for ``path`` (pixels decoded on first use), any bit depth;
     ``InputError`` where it has no primary image that can be read (its ``info`` is read here)."""
     kind = "AVIF" if path.suffix.lower() in AVIF_SUFFIXES else "HEIF"
-    if why := cut_short(path.read_bytes()):  # its decoder may fill the gap in silently
-        raise InputError(f"truncated {kind} file ({why})", path)
     try:
+        if why := cut_short(path.read_bytes()):  # its decoder may fill the gap in silently
+            raise InputError(f"truncated {kind} file ({why})", path)
         heif = register(path).open_heif(path, convert_hdr_to_8bit=False)
         _ = heif.info, heif.size  # a damaged file without a primary image fails here
         return heif

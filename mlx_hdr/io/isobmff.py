@@ -160,14 +160,14 @@ def cut_short(data: bytes) -> str | None:
     gives None (its decoder says what it makes of it)."""
     if data[4:8] != b"ftyp":  # not an ISO base media file: the decoder says so
         return None
-    cut = _first_cut(data)
-    if cut is not None:  # a box that runs past the end: a file cut short if it is a real one
-        return f"its {cut.decode()!r} box runs past the end of the file" if cut in CUT else None
-    if not any(kind == b"meta" for kind, *_ in boxes(data, 0, len(data))):
-        return None
     try:
+        cut = _first_cut(data)
+        if cut is not None:  # a real box whose end is missing: a file cut short
+            return f"its {cut.decode()!r} box runs past the end of the file" if cut in CUT else None
+        if not any(kind == b"meta" for kind, *_ in boxes(data, 0, len(data))):
+            return None
         meta = _parse_meta(data)
-    except (ValueError, IndexError, struct.error):
+    except (ValueError, IndexError, struct.error):  # malformed, not short
         return None
     for item, (method, extents) in meta.extents.items():
         if method == 0 and any(o + n > len(data) for o, n in extents):
@@ -179,15 +179,23 @@ CUT = (b"meta", b"mdat", b"idat", b"moov")  # boxes whose end a file cut short l
 
 
 def _first_cut(data: bytes) -> bytes | None:
-    """The type of the first top-level box that does not fit in ``data``; None if all do."""
+    """The type of the first top-level box that runs past the end of ``data``; None if all
+    fit. ``ValueError`` for a box whose size cannot be one (malformed, not cut short)."""
     pos = 0
     while pos + 8 <= len(data):
         size, kind = struct.unpack_from(">I4s", data, pos)
-        if size == 1 and pos + 16 <= len(data):
-            size = struct.unpack_from(">Q", data, pos + 8)[0]
-        if size != 0 and (size < 8 or pos + size > len(data)):
+        head = 8
+        if size == 1:
+            if pos + 16 > len(data):
+                return kind
+            size, head = struct.unpack_from(">Q", data, pos + 8)[0], 16
+        if size == 0:  # to the end of the file
+            return None
+        if size < head:
+            raise ValueError(f"box {kind!r} has a size of {size}")
+        if pos + size > len(data):
             return kind
-        pos += size or len(data)
+        pos += size
     return None
 
 
