@@ -214,6 +214,21 @@ def calibrate(
             ``"camera"`` (the predict pipeline's default) for that curve plus a camera JPEG's
             highlight roll-off (:mod:`~mlx_hdr.infer.response`).
     """
+    return calibrate_with_table(ldr, target, blend, tau, kind, floor, response, floor_strength)[0]
+
+
+def calibrate_with_table(
+    ldr: np.ndarray,
+    target: np.ndarray,
+    blend: bool = True,
+    tau: float = BLEND_TAU,
+    kind: str = "minmax_log1p",
+    floor: str | None = None,
+    response: str = "srgb",
+    floor_strength: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`calibrate`'s HDR and the response table its blend linearised the photo with
+    (``infer.response``; None for the sRGB curve, or without the blend)."""
     check_response(response)
     if kind == "stops":
         hdr = stops_to_hdr(target, ldr)
@@ -223,9 +238,10 @@ def calibrate(
         hdr = target_to_hdr(target, lo, hi - EPS)
     floored = hdr if floor is None else np.maximum(hdr, floor_image(floor, ldr, floor_strength))
     if not blend:
-        return floored
-    lin = response_to_linear(ldr, response_table(response, ldr, hdr))  # read before the floor
-    return blend_with_input(ldr, floored, tau, lin=lin, colour=fill_colour(ldr, lin, tau))
+        return floored, None
+    table = response_table(response, ldr, hdr)  # read before the floor
+    lin = response_to_linear(ldr, table)
+    return blend_with_input(ldr, floored, tau, lin=lin, colour=fill_colour(ldr, lin, tau)), table
 
 
 def floor_image(floor: str | None, ldr: np.ndarray, strength: float = 1.0) -> np.ndarray | None:

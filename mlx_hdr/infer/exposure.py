@@ -91,15 +91,15 @@ def apply_ceiling(
         ldr: HxWx3 display photo in [0, 1].
         hdr: HxWx3 scene-linear reconstruction of it (>= 0, 1.0 = the photo's white).
         stops: the highest median clipped gain allowed, stops above white (>= 0).
-        rounds: passes of the correction (the soft mask makes one pass fall a little short).
+        rounds: passes of the correction (the floor makes one pass fall a little short).
         recorded: the response table (``infer.response``) that says what the photo recorded
             at least; None: the sRGB curve.
     Returns:
-        HxWx3 float32: ``hdr`` times 2^(-d * m) with m the soft clipped mask
-        (``color.clip_mask``) and d the excess of the median clipped gain over ``stops``,
-        never below the photo linearised through ``recorded`` (nor below ``hdr`` where that
-        is lower); ``hdr`` itself where the median is within it. Computed in strips of
-        rows, so a large photo costs one full-size copy.
+        HxWx3 float32: ``hdr`` times 2^-d wherever the soft clipped mask
+        (``color.clip_mask``) is above 0, d the excess of the median clipped gain over
+        ``stops``, never below the photo linearised through ``recorded`` (nor below ``hdr``
+        where that is lower); ``hdr`` itself where the median is within it. Computed in
+        strips of rows, so a large photo costs one full-size copy.
     """
     return shift_clipped(ldr, hdr, stops, raise_=False, rounds=rounds, recorded=recorded)
 
@@ -126,11 +126,16 @@ def shift_clipped(
         if out is hdr:
             out = np.array(hdr, np.float32)
         for rows in row_slices(ldr.shape[0]):
-            shifted = out[rows] * np.exp2(sign * d * clip_mask(ldr[rows]))
-            if not raise_:  # never below what the photo recorded, nor below where it was
-                least = np.minimum(response_to_linear(ldr[rows], recorded), hdr[rows])
-                shifted = np.maximum(shifted, least)
-            out[rows] = shifted
+            m = clip_mask(ldr[rows])
+            if raise_:
+                out[rows] = out[rows] * np.exp2(d * m)
+                continue
+            # lowered whole wherever anything clipped, never below what the photo recorded nor
+            # below where it was: the blend's ramp lifted those pixels most of the way to the
+            # prediction, and a share of d there left them brighter than the core (a ring)
+            least = np.minimum(response_to_linear(ldr[rows], recorded), hdr[rows])
+            lowered = np.maximum(out[rows] * np.float32(2.0**-d), least)
+            out[rows] = np.where(m > 0, lowered, out[rows])
     return out
 
 

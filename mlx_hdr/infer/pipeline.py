@@ -37,6 +37,7 @@ from mlx_hdr.errors import HDRError, os_error_line, warnings_naming
 from mlx_hdr.infer.calibrate import (
     blend_with_input,
     calibrate,
+    calibrate_with_table,
     fill_colour,
     floor_image,
     grey_for_grey,
@@ -45,7 +46,7 @@ from mlx_hdr.infer.calibrate import (
 from mlx_hdr.infer.exposure import SKY_CEILING, lift_to_daylight, limit_to_ceiling
 from mlx_hdr.infer.outputs import Plan, plan_outputs, write_outputs
 from mlx_hdr.infer.recorded import gain_for, note_hdr_input, with_recorded
-from mlx_hdr.infer.response import recorded_table, response_table, response_to_linear
+from mlx_hdr.infer.response import response_table, response_to_linear
 from mlx_hdr.infer.targets import target_kind
 from mlx_hdr.io.image_io import MAX_PIXELS, read_ldr
 from mlx_hdr.io.photo_meta import Exposure, read_exposure
@@ -172,8 +173,9 @@ def predict_model_hdr(
     flip: bool | None = None,
     response: str = RESPONSE,
     white: float | None = None,
-) -> np.ndarray:
-    """The model's scene-linear HDR for a display image of any size (see the module doc).
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The model's scene-linear HDR for a display image of any size (see the module doc), and
+    the response table the blend read the photo with (None: the sRGB curve, or no blend).
 
     ``blend=False`` gives the network's own output: no blend with the input and no floor.
     ``flip``: the mean of the network over the photo and its mirror (:func:`predict_target`);
@@ -188,7 +190,7 @@ def predict_model_hdr(
     kind = target_kind(net)
     if size is None:
         target = predict_target(net, ldr, flip is not False, white)
-        return calibrate(
+        return calibrate_with_table(
             ldr, target, blend, kind=kind, floor=floor, response=response, floor_strength=strength
         )
     small = np.clip(cv2.resize(ldr, size[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
@@ -199,7 +201,7 @@ def predict_model_hdr(
     if blend:
         hdr_small = small_with_colour(small, hdr_small, lin_small)
     floor_hdr = floor_image(floor, ldr, strength)
-    return apply_gain_map(ldr, small, hdr_small, blend, floor_hdr, table, lin_small)
+    return apply_gain_map(ldr, small, hdr_small, blend, floor_hdr, table, lin_small), table
 
 
 def predict_hdr(
@@ -247,10 +249,9 @@ def predict_hdr(
     if net is None:
         raise ValueError("method 'model' needs a network")
     white = None if exposure is None else exposure.white_log2()
-    hdr = predict_model_hdr(net, ldr, blend, work_pixels, flip, response, white)
+    hdr, table = predict_model_hdr(net, ldr, blend, work_pixels, flip, response, white)
     hdr = lift_to_daylight(ldr, hdr, exposure, daylight_floor)
-    recorded = recorded_table(response) if blend else None  # the blend's own floor
-    hdr = limit_to_ceiling(ldr, hdr, exposure, sky_ceiling, recorded)
+    hdr = limit_to_ceiling(ldr, hdr, exposure, sky_ceiling, table)  # the blend's own floor
     return grey_for_grey(ldr, hdr) if blend else hdr
 
 

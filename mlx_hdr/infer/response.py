@@ -118,13 +118,6 @@ def shoulder_table() -> np.ndarray:
     return highlight_rolloff(v, SHOULDER_STOPS, SHOULDER_KNEE, SHOULDER_TOP).astype(np.float32)
 
 
-def recorded_table(response: str) -> np.ndarray | None:
-    """The part of ``response``'s table that says what a clipped channel recorded at least:
-    :func:`shoulder_table` for ``"camera"``; None (the sRGB curve) otherwise, where the
-    table read from the network is faded out near white."""
-    return shoulder_table() if check_response(response) == "camera" else None
-
-
 def response_table(response: str, ldr: np.ndarray, hdr: np.ndarray) -> np.ndarray | None:
     """The table ``response`` names for a photo and the network's output for it:
     :func:`fit_response` for ``"model"``, that plus :func:`shoulder_table` for

@@ -4,8 +4,10 @@ Each maps an HxWx3 float display input in [0, 1] to an HxWx3 float32 scene-linea
 whose 1.0 is (about) the input's white. Those whose output is display-referred (Akyüz's and
 Masia's put the brightest pixel at the display's peak, ExpandNet's spans [0, 1]) are
 rescaled as registered, by the one factor that puts their well-exposed pixels on the
-linearised input (:func:`on_input_white`, the factor the metrics align by), so their
-highlights too come out above 1.0.
+linearised input (:func:`on_input_white`, the factor the metrics align by). How far their
+highlights then lie above 1.0 is their own: Akyüz's linear expansion leaves a photo with
+black and white in it as it is, Masia's gamma lifts them where it is above 1 and lowers
+them where it is below, ExpandNet's network lifts them.
 """
 
 from __future__ import annotations
