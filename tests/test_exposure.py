@@ -286,3 +286,15 @@ def test_the_ceiling_leaves_no_ring_where_the_blend_ramps_in():
     row = rgb_to_luminance(out)[0]
     assert (np.diff(row) >= -1e-6).all(), row  # brighter with the photo, never a ring
     assert median_clipped_gain(ldr, out) == pytest.approx(1.0, abs=0.03)
+
+
+def test_the_ceiling_keeps_the_networks_own_output_continuous_where_the_mask_starts():
+    """Without the blend nothing brings the output down to the photo as the mask goes to 0:
+    lowered whole, the first pixel the mask touched stepped below its neighbour."""
+    level = np.concatenate([np.linspace(0.90, 1.0, 101), np.ones(100)]).astype(np.float32)
+    ldr = np.repeat(level[None, :, None], 3, axis=2).repeat(4, axis=0)
+    raw = (srgb_to_linear(ldr) * np.float32(1.4) + 2.0 * (ldr >= 1.0)).astype(np.float32)
+    out = apply_ceiling(ldr, raw, 1.0, blended=False)
+    ramp = rgb_to_luminance(out)[0, :100]  # display 0.90 to just below 1
+    assert np.abs(np.diff(ramp)).max() < 0.03, ramp  # no step where the mask starts (0.95)
+    assert (out <= raw + 1e-6).all()  # lowered only

@@ -817,3 +817,13 @@ def test_a_resume_with_other_optimizer_settings_says_so(tmp_path):
         UserWarning, match=r"other optimizer settings \(bias_correction False -> True"
     ):
         run(tiny_cfg(tmp_path / "run", epochs=2, bias_correction=True), resume=True)
+
+
+def test_a_resume_that_stretches_its_cosine_says_so(tmp_path):
+    run(tiny_cfg(tmp_path / "run", epochs=1, schedule="cosine"))
+    with pytest.warns(UserWarning, match=r"cosine length 3 -> 9 steps"):
+        run(tiny_cfg(tmp_path / "run", epochs=3, schedule="cosine"), resume=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same schedule, a longer constant run: no note
+        run(tiny_cfg(tmp_path / "c", epochs=1))
+        run(tiny_cfg(tmp_path / "c", epochs=2), resume=True)

@@ -64,12 +64,15 @@ def limit_to_ceiling(
     exposure: Exposure | None,
     ceiling: float | None,
     recorded: np.ndarray | None = None,
+    blended: bool = True,
 ) -> np.ndarray:
     """:func:`apply_ceiling` at ``ceiling`` cd/m^2 for a photo taken at ``exposure``, never
     below the photo read through the response table ``recorded``; ``hdr`` unchanged without
     an exposure or a ceiling, or where the ceiling does not act (:func:`ceiling_stops`)."""
     stops = ceiling_stops(exposure, ceiling) if exposure and ceiling else None
-    return hdr if stops is None else apply_ceiling(ldr, hdr, stops, recorded=recorded)
+    if stops is None:
+        return hdr
+    return apply_ceiling(ldr, hdr, stops, recorded=recorded, blended=blended)
 
 
 def median_clipped_gain(ldr: np.ndarray, hdr: np.ndarray) -> float:
@@ -84,6 +87,7 @@ def apply_ceiling(
     stops: float,
     rounds: int = 3,
     recorded: np.ndarray | None = None,
+    blended: bool = True,
 ) -> np.ndarray:
     """``hdr`` with its clipped pixels lowered so their median gain is at most ``stops``.
 
@@ -94,14 +98,18 @@ def apply_ceiling(
         rounds: passes of the correction (the floor makes one pass fall a little short).
         recorded: the response table (``infer.response``) that says what the photo recorded
             at least; None: the sRGB curve.
+        blended: ``hdr`` is the blend's output, which ramps down to the photo as the soft
+            clipped mask goes to 0 (False: the network's own output, which does not).
     Returns:
-        HxWx3 float32: ``hdr`` times 2^-d wherever the soft clipped mask
-        (``color.clip_mask``) is above 0, d the excess of the median clipped gain over
-        ``stops``, never below the photo linearised through ``recorded`` (nor below ``hdr``
-        where that is lower); ``hdr`` itself where the median is within it. Computed in
-        strips of rows, so a large photo costs one full-size copy.
+        HxWx3 float32: ``hdr`` times 2^-d wherever the soft clipped mask m
+        (``color.clip_mask``) is above 0 (``blended``; else 2^(-d * m)), d the excess of the
+        median clipped gain over ``stops``, never below the photo linearised through
+        ``recorded`` (nor below ``hdr`` where that is lower); ``hdr`` itself where the median
+        is within it. Computed in strips of rows, so a large photo costs one full-size copy.
     """
-    return shift_clipped(ldr, hdr, stops, raise_=False, rounds=rounds, recorded=recorded)
+    return shift_clipped(
+        ldr, hdr, stops, raise_=False, rounds=rounds, recorded=recorded, blended=blended
+    )
 
 
 def shift_clipped(
@@ -112,6 +120,7 @@ def shift_clipped(
     rounds: int = 3,
     gain: float | None = None,
     recorded: np.ndarray | None = None,
+    blended: bool = True,
 ) -> np.ndarray:
     """:func:`apply_ceiling`, or with ``raise_`` its mirror: the clipped pixels raised
     (times 2^(d * m)) until their median gain is at least ``stops``. ``gain``: ``hdr``'s
@@ -130,11 +139,14 @@ def shift_clipped(
             if raise_:
                 out[rows] = out[rows] * np.exp2(d * m)
                 continue
-            # lowered whole wherever anything clipped, never below what the photo recorded nor
-            # below where it was: the blend's ramp lifted those pixels most of the way to the
-            # prediction, and a share of d there left them brighter than the core (a ring)
+            # blended: lowered whole wherever anything clipped (the blend's ramp lifted those
+            # pixels most of the way to the prediction, and a share of d there left them
+            # brighter than the core: a ring); the network's own output by the mask's share,
+            # which keeps it continuous where the mask starts. Never below what the photo
+            # recorded, nor below where it was.
             least = np.minimum(response_to_linear(ldr[rows], recorded), hdr[rows])
-            lowered = np.maximum(out[rows] * np.float32(2.0**-d), least)
+            factor = np.float32(2.0**-d) if blended else np.exp2(-d * m)
+            lowered = np.maximum(out[rows] * factor, least)
             out[rows] = np.where(m > 0, lowered, out[rows])
     return out
 

@@ -251,7 +251,7 @@ def predict_hdr(
     white = None if exposure is None else exposure.white_log2()
     hdr, table = predict_model_hdr(net, ldr, blend, work_pixels, flip, response, white)
     hdr = lift_to_daylight(ldr, hdr, exposure, daylight_floor)
-    hdr = limit_to_ceiling(ldr, hdr, exposure, sky_ceiling, table)  # the blend's own floor
+    hdr = limit_to_ceiling(ldr, hdr, exposure, sky_ceiling, table, blended=blend)
     return grey_for_grey(ldr, hdr) if blend else hdr
 
 

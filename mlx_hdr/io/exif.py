@@ -104,16 +104,19 @@ def upright_exif(raw: bytes, size: tuple[int, int] | None = None) -> bytes | Non
 
 
 def _patch_ifd(tiff: bytearray, order: str, ifd: int, values: dict[int, int]) -> dict:
-    """Set the single SHORT/LONG tags of ``values`` in the IFD at ``ifd`` where the value
-    fits their type; the IFD's LONG values by tag (to find its sub-IFDs)."""
-    longs = {}
+    """Set the single SHORT/LONG tags of ``values`` in the IFD at ``ifd``, all of them where
+    each value fits its tag's type, else none; the IFD's LONG values by tag (to find its
+    sub-IFDs)."""
+    longs, places = {}, []
     for i in range(struct.unpack_from(order + "H", tiff, ifd)[0]):
         entry = ifd + 2 + 12 * i
         tag, kind, count = struct.unpack_from(order + "HHI", tiff, entry)
         if kind in (4, 13) and count == 1:  # LONG, or IFD (a sub-IFD's offset)
             longs[tag] = struct.unpack_from(order + "I", tiff, entry + 8)[0]
         if tag in values and kind in (3, 4) and count == 1:
-            value = int(values[tag])
-            if value < (1 << (16 if kind == 3 else 32)):
-                struct.pack_into(order + ("H" if kind == 3 else "I"), tiff, entry + 8, value)
+            fits = int(values[tag]) < (1 << (16 if kind == 3 else 32))
+            places.append((entry + 8, "H" if kind == 3 else "I", int(values[tag]), fits))
+    if all(fits for *_, fits in places):  # all or none: never a size half old, half new
+        for at, kind, value, _ in places:
+            struct.pack_into(order + kind, tiff, at, value)
     return longs

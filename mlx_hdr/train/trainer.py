@@ -192,8 +192,13 @@ class Trainer:
         now = json.loads(self.cfg.to_json())
         saved = {"bias_correction": False} | saved
         changed = [k for k in OPTIMIZER_FIELDS if k in saved and saved[k] != now[k]]
-        if changed and self.main:
-            was = ", ".join(f"{k} {saved[k]} -> {now[k]}" for k in changed)
+        was = [f"{k} {saved[k]} -> {now[k]}" for k in changed]
+        if self.cfg.schedule == "cosine" and saved.get("schedule") == "cosine":
+            total = _total_steps(saved)  # the cosine's length: its learning rate jumps
+            if total is not None and total != self.cfg.total_steps:
+                was.append(f"cosine length {total} -> {self.cfg.total_steps} steps")
+        if was and self.main:
+            was = ", ".join(was)
             warnings.warn(
                 f"{self.ckpt_path('last')}: resumed with other optimizer settings ({was}): "
                 "the run goes on, but not as one run with either",
@@ -401,6 +406,14 @@ def train(
 
 
 OPTIMIZER_FIELDS = ("lr", "beta1", "beta2", "bias_correction", "schedule", "warmup_steps")
+
+
+def _total_steps(saved: dict) -> int | None:
+    """A saved config's ``total_steps`` (None where it cannot be read)."""
+    try:
+        return TrainConfig.from_dict(saved).total_steps
+    except (TypeError, ValueError):
+        return None
 
 
 def write_config(run_dir: Path, cfg: TrainConfig) -> None:
