@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -267,3 +268,35 @@ def _read_recipe(path: Path) -> dict:
     if not isinstance(recipe, dict):
         raise InputError("unreadable config (not a JSON object of options)", path)
     return recipe
+
+
+OPTIMIZER_FIELDS = ("lr", "beta1", "beta2", "bias_correction", "schedule", "warmup_steps")
+
+
+def optimizer_changes(saved: dict, cfg: TrainConfig) -> list[str]:
+    """How ``cfg``'s optimizer differs from that of ``saved``, a run's saved config, as
+    ``"lr 0.001 -> 0.0009"`` lines (a run saved before ``bias_correction`` existed ran
+    without it); a cosine schedule's length counts, since its learning rate jumps."""
+    now, saved = json.loads(cfg.to_json()), {"bias_correction": False} | saved
+    changes = [
+        f"{k} {saved[k]} -> {now[k]}" for k in OPTIMIZER_FIELDS if saved.get(k, now[k]) != now[k]
+    ]
+    if cfg.schedule == "cosine" and saved.get("schedule") == "cosine":
+        try:
+            total = TrainConfig.from_dict(saved).total_steps
+        except (TypeError, ValueError):  # a config this version cannot read
+            return changes
+        if total != cfg.total_steps:
+            changes.append(f"cosine length {total} -> {cfg.total_steps} steps")
+    return changes
+
+
+def note_optimizer_changes(saved: dict, cfg: TrainConfig, checkpoint) -> None:
+    """Warn, naming ``checkpoint``, where a resumed run's optimizer differs from the one it
+    was trained with (:func:`optimizer_changes`)."""
+    if changes := optimizer_changes(saved, cfg):
+        warnings.warn(
+            f"{checkpoint}: resumed with other optimizer settings ({', '.join(changes)}): the "
+            "run goes on, but not as one run with either",
+            stacklevel=4,
+        )

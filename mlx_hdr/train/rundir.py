@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from mlx_hdr.errors import HDRError, UsageError
+from mlx_hdr.io.atomic import write_text_atomic
 from mlx_hdr.models.model_io import weights_dir
 
 RUN_FILES = ("config.json", "log.jsonl", "training_curves.png", "model.safetensors")
@@ -67,6 +69,27 @@ def check_run_dir(run_dir, resume: bool, overwrite: bool, group=None, busy=False
         raise problem
 
 
+def saved_anything(run_dir) -> bool:
+    """Whether ``run_dir`` holds a checkpoint or a model (a run saves its best one first,
+    before ``last``)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "model.safetensors").exists():
+        return True
+    return any((run_dir / "checkpoints").glob("*.safetensors"))
+
+
+@contextlib.contextmanager
+def forgotten_if_stopped(run_dir, new: bool, existed: bool) -> Iterator[None]:
+    """Run the block; interrupted (Ctrl-C, SIGTERM) before a ``new`` run saved anything,
+    its files are removed, and its folder too unless it ``existed`` before the run."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if new and not saved_anything(run_dir):
+            clear_run(run_dir, remove_empty=not existed)
+        raise
+
+
 def clear_run(run_dir, remove_empty: bool = False) -> None:
     """Remove a run's files from ``run_dir`` (other files stay); with ``remove_empty`` the
     folder too, where nothing else is left in it."""
@@ -110,3 +133,11 @@ def _lock_key(run_dir: Path) -> str:
     path = str(run_dir.resolve())
     path = path.casefold() if sys.platform == "darwin" else path
     return hashlib.sha256(path.encode()).hexdigest()[:20]
+
+
+def write_config(run_dir: Path, cfg) -> None:
+    """The run folder's ``config.json``: the ``TrainConfig`` ``cfg`` as indented JSON,
+    written atomically."""
+    write_text_atomic(
+        Path(run_dir) / "config.json", json.dumps(json.loads(cfg.to_json()), indent=2)
+    )

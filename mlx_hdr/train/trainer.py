@@ -13,7 +13,6 @@ Run directory layout::
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -28,15 +27,20 @@ from mlx_hdr.color import clip_mask, ldr_to_input
 from mlx_hdr.errors import HDRError, UsageError
 from mlx_hdr.infer.calibrate import calibrate
 from mlx_hdr.infer.targets import encode_target, target_kind
-from mlx_hdr.io.atomic import write_text_atomic
 from mlx_hdr.models.model_io import save_model
 from mlx_hdr.train import checkpoint as ckpt
 from mlx_hdr.train.build import build_lpips, build_model
-from mlx_hdr.train.config import TrainConfig
+from mlx_hdr.train.config import TrainConfig, note_optimizer_changes
 from mlx_hdr.train.data import BatchSource, prefetch
 from mlx_hdr.train.plots import plot_curves, save_sample
 from mlx_hdr.train.progress import StepClock, plan_line
-from mlx_hdr.train.rundir import check_run_dir, clear_run, run_lock
+from mlx_hdr.train.rundir import (
+    check_run_dir,
+    clear_run,
+    forgotten_if_stopped,
+    run_lock,
+    write_config,
+)
 from mlx_hdr.train.runlog import RunLog, memory_stats
 from mlx_hdr.train.step import make_optimizer, make_train_step
 
@@ -170,7 +174,8 @@ class Trainer:
                 "resumed run mixes them",
                 stacklevel=2,
             )
-        self._note_new_optimizer(state.config)
+        if self.main:
+            note_optimizer_changes(state.config, self.cfg, self.ckpt_path("last"))
         if self.cfg.stop_at and self.cfg.stop_at <= self.step:  # before the log is trimmed
             raise UsageError(
                 f"stop_at {self.cfg.stop_at} (--stop-at, or the recipe's) is not after the "
@@ -185,32 +190,6 @@ class Trainer:
     def ckpt_path(self, name: str) -> Path:
         """``run_dir/checkpoints/<name>.safetensors``."""
         return self.run_dir / "checkpoints" / f"{name}.safetensors"
-
-    def _note_new_optimizer(self, saved: dict) -> None:
-        """Warn where the recipe's optimizer settings differ from those the checkpoint was
-        trained with (a run started before ``bias_correction`` existed lacks it: off)."""
-        now = json.loads(self.cfg.to_json())
-        saved = {"bias_correction": False} | saved
-        changed = [k for k in OPTIMIZER_FIELDS if k in saved and saved[k] != now[k]]
-        was = [f"{k} {saved[k]} -> {now[k]}" for k in changed]
-        if self.cfg.schedule == "cosine" and saved.get("schedule") == "cosine":
-            total = _total_steps(saved)  # the cosine's length: its learning rate jumps
-            if total is not None and total != self.cfg.total_steps:
-                was.append(f"cosine length {total} -> {self.cfg.total_steps} steps")
-        if was and self.main:
-            was = ", ".join(was)
-            warnings.warn(
-                f"{self.ckpt_path('last')}: resumed with other optimizer settings ({was}): "
-                "the run goes on, but not as one run with either",
-                stacklevel=3,
-            )
-
-    def saved_anything(self) -> bool:
-        """Whether the run folder holds a checkpoint or a model (the best one is saved first,
-        before ``last``)."""
-        if (self.run_dir / "model.safetensors").exists():
-            return True
-        return any((self.run_dir / "checkpoints").glob("*.safetensors"))
 
     def save(self, name: str) -> None:
         """Write checkpoint ``name`` (model, optimizer, step, config, best PSNR), and the
@@ -396,29 +375,9 @@ def train(
             trainer.resume()
         elif trainer.main:
             write_config(trainer.run_dir, cfg)
-        try:
-            with backend.blas_threads(1) if cfg.use_streams > 1 else contextlib.nullcontext():
-                return trainer.run()
-        except KeyboardInterrupt:  # a new run stopped before it saved anything: gone
-            if not resume and trainer.main and not trainer.saved_anything():
-                clear_run(trainer.run_dir, remove_empty=not existed)
-            raise
-
-
-OPTIMIZER_FIELDS = ("lr", "beta1", "beta2", "bias_correction", "schedule", "warmup_steps")
-
-
-def _total_steps(saved: dict) -> int | None:
-    """A saved config's ``total_steps`` (None where it cannot be read)."""
-    try:
-        return TrainConfig.from_dict(saved).total_steps
-    except (TypeError, ValueError):
-        return None
-
-
-def write_config(run_dir: Path, cfg: TrainConfig) -> None:
-    """The run folder's ``config.json``: ``cfg`` as indented JSON, written atomically."""
-    write_text_atomic(run_dir / "config.json", json.dumps(json.loads(cfg.to_json()), indent=2))
+        blas = backend.blas_threads(1) if cfg.use_streams > 1 else contextlib.nullcontext()
+        with forgotten_if_stopped(trainer.run_dir, not resume and trainer.main, existed), blas:
+            return trainer.run()
 
 
 def train_from_options(
