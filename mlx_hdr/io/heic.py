@@ -62,9 +62,10 @@ def open_heif(path: Path):
     ``InputError`` where it has no primary image that can be read (its ``info`` is read here)."""
     kind = "AVIF" if path.suffix.lower() in AVIF_SUFFIXES else "HEIF"
     try:
-        if why := cut_short(path.read_bytes()):  # its decoder may fill the gap in silently
+        data = path.read_bytes()  # read once: checked here, decoded from memory
+        if why := cut_short(data):  # its decoder may fill the gap in silently
             raise InputError(f"truncated {kind} file ({why})", path)
-        heif = register(path).open_heif(path, convert_hdr_to_8bit=False)
+        heif = register(path).open_heif(data, convert_hdr_to_8bit=False)
         _ = heif.info, heif.size  # a damaged file without a primary image fails here
         return heif
     except (ValueError, RuntimeError, OSError, SyntaxError, IndexError, KeyError) as exc:

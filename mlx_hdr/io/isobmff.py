@@ -164,9 +164,7 @@ def cut_short(data: bytes) -> str | None:
         cut = _first_cut(data)
         if cut is not None:  # a real box whose end is missing: a file cut short
             return f"its {cut.decode()!r} box runs past the end of the file" if cut in CUT else None
-        if not any(kind == b"meta" for kind, *_ in boxes(data, 0, len(data))):
-            return None
-        meta = _parse_meta(data)
+        meta = _parse_meta(data)  # no meta box: no items
     except (ValueError, IndexError, struct.error):  # malformed, not short
         return None
     for item, (method, extents) in meta.extents.items():
