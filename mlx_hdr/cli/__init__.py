@@ -66,12 +66,13 @@ def main() -> None:
 
 
 def _run() -> int | None:
-    """The app's exit code, the commands imported first; an interrupt during those imports
-    is an abort."""
+    """The app's exit code, the commands imported first; an interrupt, during those imports
+    or the command, is an abort (said by :func:`main` where a signal raised it)."""
     try:
         from mlx_hdr.cli.app import run
+
+        return run()
     except KeyboardInterrupt:
         if not _stopped:
             print("aborted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return run(_stopped)

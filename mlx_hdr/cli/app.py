@@ -17,7 +17,6 @@ import typer
 from mlx_hdr import __version__, backend
 from mlx_hdr.errors import (
     EXIT_ERROR,
-    EXIT_INTERRUPTED,
     EXIT_USAGE,
     HDRError,
     UsageError,
@@ -56,9 +55,9 @@ def _root(
     """Single-image LDR to HDR reconstruction with MLX."""
 
 
-def run(stopped: list[int]) -> int | None:
-    """The app's exit code; expected errors as one line and their exit code. ``stopped``:
-    the signals received so far (an interrupt they raised is said by the caller)."""
+def run() -> int | None:
+    """The app's exit code; expected errors as one line and their exit code. An interrupt
+    goes on up as ``KeyboardInterrupt`` (:func:`mlx_hdr.cli.main` says it)."""
     try:
         return app(standalone_mode=False, prog_name="mlx-hdr")  # typer.Exit codes returned
     except HDRError as exc:
@@ -67,10 +66,8 @@ def run(stopped: list[int]) -> int | None:
     except OSError as exc:  # e.g. an output folder that cannot be created
         print(f"error: {os_error_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
-    except (KeyboardInterrupt, typer.Abort):
-        if not stopped:
-            print("aborted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except typer.Abort:  # Click's name for an interrupt inside a command
+        raise KeyboardInterrupt from None
     except typer.Exit as exc:
         return exc.exit_code
     except typer.TyperException as exc:  # usage errors (Typer vendors its own click)

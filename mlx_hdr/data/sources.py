@@ -58,7 +58,6 @@ class PairSource:
         if not self.records:
             raise ValueError("manifest has no kept LDR/HDR pairs")
         self.size, self.scale, self.shuffle = size, scale, shuffle
-        self._order: tuple[int, np.ndarray] | None = None  # the last pass's permutation
 
     def __len__(self) -> int:
         return len(self.records)
@@ -69,11 +68,7 @@ class PairSource:
         if self.shuffle is None:
             return index % n
         lap, k = divmod(index, n)
-        order = self._order
-        if order is None or order[0] != lap or len(order[1]) != n:
-            order = (lap, np.random.default_rng([self.shuffle, lap]).permutation(n))
-            self._order = order  # one tuple: threads see an old or a new one, whole
-        return int(order[1][k])
+        return int(np.random.default_rng([self.shuffle, lap]).permutation(n)[k])
 
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """The full-size pair ``i``: display LDR and exposure-aligned HDR."""
