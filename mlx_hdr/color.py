@@ -166,6 +166,13 @@ def align_scale(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None
     return float(np.exp(np.median(np.log(yg[sel]) - np.log(yp[sel]))))
 
 
+def input_white_scale(hdr: np.ndarray, ldr: np.ndarray) -> float:
+    """The global factor that puts ``hdr`` (HxWx3 scene-linear, any scale) on the scale of
+    the photo ``ldr`` (HxWx3 display [0, 1]) linearised by the sRGB curve, over its
+    well-exposed pixels (:func:`align_scale`): after it, 1.0 is the photo's white."""
+    return align_scale(hdr, srgb_to_linear(ldr), well_exposed_mask(ldr))
+
+
 _BRADFORD = np.array(
     [[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]], np.float64
 )

@@ -69,8 +69,8 @@ backend.setup()
 # isort: split
 from mlx_hdr.color import (
     CLIPPED,
-    align_scale,
     clipped_mask,
+    input_white_scale,
     linear_to_srgb,
     rgb_to_luminance,
     srgb_to_linear,
@@ -126,7 +126,7 @@ def gain_slope(cases, preds: list[dict], scenes: list[int], name: str) -> float:
 
 def aligned(img: np.ndarray, ldr: np.ndarray) -> np.ndarray:
     """``img`` on the linearised input's scale (one factor over its well-exposed pixels)."""
-    return img * align_scale(img, srgb_to_linear(ldr), well_exposed_mask(ldr))
+    return img * input_white_scale(img, ldr)
 
 
 def clipped_gain(img: np.ndarray, ldr: np.ndarray, min_share: float = 0.0) -> float:

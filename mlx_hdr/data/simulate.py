@@ -22,12 +22,11 @@ import numpy as np
 from PIL import Image
 
 from mlx_hdr.color import (
-    align_scale,
     highlight_rolloff,
+    input_white_scale,
     linear_to_srgb,
     rgb_to_luminance,
     srgb_to_linear,
-    well_exposed_mask,
 )
 from mlx_hdr.data.camera_response import load_response, table_curve
 from mlx_hdr.data.sim_checks import check_sim_config
@@ -420,8 +419,6 @@ def simulate_ldr(
 
 
 def target_scale(ldr: np.ndarray, hdr: np.ndarray) -> float:
-    """The factor that puts ``hdr`` on the scale of ``srgb_to_linear(ldr)`` (one global
-    factor over the well-exposed pixels, ``color.align_scale``), clamped to [1/64, 64]."""
-
-    k = align_scale(hdr, srgb_to_linear(ldr), well_exposed_mask(ldr))
-    return float(np.clip(k, 1.0 / 64.0, 64.0))
+    """The factor that puts ``hdr`` on the scale of ``srgb_to_linear(ldr)``
+    (``color.input_white_scale``), clamped to [1/64, 64]."""
+    return float(np.clip(input_white_scale(hdr, ldr), 1.0 / 64.0, 64.0))

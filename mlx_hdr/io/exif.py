@@ -13,6 +13,7 @@ from PIL import Image
 
 ORIENTATION = 0x0112  # the EXIF orientation tag
 EXIF_IFD = 0x8769  # the EXIF sub-IFD (exposure settings, MakerNote)
+PIXEL_SIZE = (0xA002, 0xA003)  # the sub-IFD's PixelXDimension, PixelYDimension
 
 
 def exif_of(im: Image.Image) -> Image.Exif:
@@ -99,7 +100,7 @@ def upright_exif(raw: bytes, size: tuple[int, int] | None = None) -> bytes | Non
         return None
     if size is not None and sub:
         with contextlib.suppress(struct.error):  # a sub-IFD past the block: left as it is
-            _patch_ifd(tiff, order, sub, dict(zip((0xA002, 0xA003), size, strict=True)))
+            _patch_ifd(tiff, order, sub, dict(zip(PIXEL_SIZE, size, strict=True)))
     return b"Exif\0\0" + bytes(tiff)
 
 

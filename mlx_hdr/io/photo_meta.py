@@ -12,7 +12,7 @@ from PIL import Image
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import jpeg_apple_map
 from mlx_hdr.io.avif_gainmap import AVIF_GAIN_MAP, has_gain_map
-from mlx_hdr.io.exif import EXIF_IFD, ORIENTATION, exif_of, upright_exif
+from mlx_hdr.io.exif import EXIF_IFD, ORIENTATION, PIXEL_SIZE, exif_of, upright_exif
 from mlx_hdr.io.heic import (
     APPLE_HDR,
     AVIF_SUFFIXES,
@@ -65,7 +65,7 @@ def _set_size(exif: Image.Exif, size: tuple[int, int] | None) -> None:
     if size is None:
         return
     ifd = exif.get_ifd(EXIF_IFD)
-    for tag, value in zip((0xA002, 0xA003), size, strict=True):
+    for tag, value in zip(PIXEL_SIZE, size, strict=True):
         if tag in ifd:
             ifd[tag] = int(value)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mlx_hdr.color import align_scale, srgb_to_linear, well_exposed_mask
+from mlx_hdr.color import input_white_scale, srgb_to_linear
 from mlx_hdr.infer.methods.akyuz2007 import akyuz2007
 from mlx_hdr.infer.methods.kovaleski2014 import kovaleski2014
 from mlx_hdr.infer.methods.masia2017 import masia2017
@@ -39,13 +39,13 @@ def expandnet2018(ldr: np.ndarray) -> np.ndarray:
 
 
 def on_input_white(method: Callable[[np.ndarray], np.ndarray]):
-    """``method`` times the global factor (``color.align_scale`` over the well-exposed
-    pixels) that puts its output on the linearised input, so that its 1.0 is the input's
-    white; scale-free metrics score it as before."""
+    """``method`` times the global factor that puts its output on the linearised input
+    (``color.input_white_scale``), so that its 1.0 is the input's white; scale-free metrics
+    score it as before."""
 
     def scaled(ldr: np.ndarray) -> np.ndarray:
         hdr = method(ldr)
-        k = align_scale(hdr, srgb_to_linear(ldr), well_exposed_mask(ldr))
+        k = input_white_scale(hdr, ldr)
         return (hdr * np.float32(k)).astype(np.float32, copy=False)
 
     scaled.__name__ = scaled.__qualname__ = method.__name__
