@@ -216,10 +216,16 @@ def score(name: str, run, net, cases, preds: list[dict]) -> list[float]:
         m["cast"] = colour_cast(preds[i][f"{name} (raw)"], ldr) if net else np.nan
         m["clip_hue"] = clipped_hue(pred, hdr, ldr)
         rows.append(m)
-    mean = lambda k: np.nanmean if k in CLIPPED_ONLY else np.mean  # noqa: E731
     with warnings.catch_warnings():  # a column no case has (a peer's cast): NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        return [float(mean(k)([r[k] for r in rows])) for k in KEYS]
+        return [float(np.mean([r[k] for r in rows if defines(r, k)])) for k in KEYS]
+
+
+def defines(row: dict, key: str) -> bool:
+    """Whether ``row`` counts in ``key``'s mean: a ``CLIPPED_ONLY`` metric's NaN is left out
+    (the case has none), unless the prediction itself is NaN (its PU21-PSNR is), which then
+    shows as NaN rather than as a mean over the other cases."""
+    return key not in CLIPPED_ONLY or not np.isnan(row[key]) or np.isnan(row["pu21_psnr"])
 
 
 def print_gains(cases, preds: list[dict]) -> None:

@@ -14,7 +14,7 @@ from PIL import Image
 from test_data_datasets import run_cli
 from test_exposure import photo_with_exif
 
-from mlx_hdr.color import linear_to_srgb, rgb_to_luminance
+from mlx_hdr.color import linear_to_srgb, rgb_to_luminance, srgb_to_linear
 from mlx_hdr.data.brackets import (
     frame_shifts,
     merge_bracket,
@@ -24,9 +24,11 @@ from mlx_hdr.data.brackets import (
 )
 from mlx_hdr.data.camera_response import load_response
 from mlx_hdr.data.datasets import scan_dataset
-from mlx_hdr.data.manifest import index_dataset
+from mlx_hdr.data.manifest import format_summary, index_dataset, summarize
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.image_io import read_hdr
+from mlx_hdr.eval.evaluate import evaluate
+from mlx_hdr.io.image_io import read_hdr, read_ldr
+from mlx_hdr.io.photo_meta import read_exposure
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMES = (1 / 8, 1 / 30, 1 / 125, 1 / 500)  # 2 stops apart, f/4, ISO 100
@@ -142,6 +144,59 @@ def test_bracket_set_is_written_whole_and_read_back(tmp_path):
 
     cases = bracket_sets.bracket_cases(out, None)  # validate_model.py --brackets
     assert cases and all(c.exposure is not None for c in cases)
+
+
+def test_an_aligned_set_stores_each_frame_where_the_merge_has_it(tmp_path):
+    """A handheld frame is scored against the merge: stored as merged (shifted), with its
+    EXIF, so evaluation and training pair it with the HDR pixel for pixel."""
+    hdr = scene()
+    shoot(tmp_path / "shots", hdr, shift=4)
+    out = tmp_path / "set"
+    meta = write_bracket_set([tmp_path / "shots"], out, align=True)
+    merged = read_hdr(out / "merged.hdr")
+    seen = seen_mask(hdr)
+    seen[:, :8] = seen[:, -8:] = False  # np.roll wrapped the shifted frame's edges
+    spreads = []
+    for rec in meta["frames"]:  # the set's pairs are those clipping at most 30%
+        assert read_exposure(out / rec["file"]).time_s == pytest.approx(rec["exposure_time_s"])
+        lin = rgb_to_luminance(srgb_to_linear(read_ldr(out / rec["file"])))
+        ok = seen & (lin > 0.02) & (lin < 0.8)
+        ratio = np.log2(lin[ok] / rgb_to_luminance(merged)[ok])
+        spreads.append(np.abs(ratio - np.median(ratio)).mean())
+    assert max(spreads) < 0.1  # stops; the nudged frame as shot: 0.5
+    assert meta["frames"][1]["shift_px"][0] == pytest.approx(4.0, abs=0.3)
+    assert meta["frames"][1]["file"].endswith(".png")
+
+
+def test_frames_a_set_leaves_out_are_said_with_why(tmp_path, monkeypatch, capsys):
+    shoot(tmp_path / "shots", scene())
+    out = tmp_path / "set"
+    meta = write_bracket_set([tmp_path / "shots"], out, align=True)
+    frames = meta["frames"]
+    left = scan_dataset(out).left_out
+    assert [p.name for p, _ in left] == [f["file"] for f in frames if f["clipped"] > 0.3]
+    assert left and all(
+        "of its pixels (frames clipping at most 30% are scored)" in w for _, w in left
+    )
+    assert "left out: " in format_summary(summarize(index_dataset(out)))
+    code, _, err = run_cli(
+        monkeypatch, capsys, "evaluate", out, "--method", "linear", "-o", out / "e"
+    )
+    assert code == 0 and f"note: {len(left)} file" in err and "left out" in err
+    frames[-1]["shift_px"] = [3.0, 0.0]  # as an older --align stored it: the file as given
+    del meta["merge"]["frames_as_merged"]
+    (out / "exposures.json").write_text(json.dumps(meta))
+    left = dict(scan_dataset(out).left_out)
+    assert "stored 3.0 px off the merge" in left[out / frames[-1]["file"]]
+    meta["ghost_region_xyxy"] = [0, 0, 8, 8]
+    (out / "exposures.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="no LDR/HDR pairs found .*ghost region"):
+        evaluate(out, tmp_path / "eval", ["linear"], progress=False)
+    del meta["ghost_region_xyxy"]
+    frames[-1]["shift_px"] = [0.0, 0.0]
+    (out / "exposures.json").write_text(json.dumps(meta))
+    (out / "merged.hdr").rename(tmp_path / "merged.hdr")  # the set's own path, not two up
+    assert {p.hdr_path for p in scan_dataset(out).pairs} == {out / "merged.hdr"}
 
 
 def test_bad_brackets_fail_naming_the_file_and_write_nothing(tmp_path):

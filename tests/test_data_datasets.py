@@ -57,7 +57,14 @@ def test_scenes_layout_reports_unpaired(tmp_path, scene, make_scenes):
         write_ldr(tmp_path / f"odd/{name}", scene()[0])
     ds = scan_dataset(tmp_path)
     assert ds.layout == "scenes" and [p.name for p in ds.pairs] == ["s0", "s1"]
-    assert len(ds.unpaired) == 3
+    assert [p.name for p in ds.unpaired] == ["gt.exr", "a.jpg", "b.jpg"] and not ds.left_out
+    assert set(ds.why.values()) == {"scene odd has 2 photos and none is named input.*"}
+    (tmp_path / "odd/b.jpg").unlink()
+    (tmp_path / "odd/a.jpg").rename(tmp_path / "odd/gt.jpg")  # a photo named gt is an input
+    write_hdr(tmp_path / "odd/gt.hdr", scene()[1])
+    assert set(scan_dataset(tmp_path).why.values()) == {
+        "scene odd has 2 ground truths named gt; it needs one"
+    }
 
 
 def test_no_layout_is_one_line_error(tmp_path):

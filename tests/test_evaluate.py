@@ -12,7 +12,7 @@ import pytest
 from mlx_hdr.cli import main
 from mlx_hdr.color import linear_to_srgb
 from mlx_hdr.eval.evaluate import evaluate
-from mlx_hdr.io.image_io import write_hdr, write_ldr
+from mlx_hdr.io.image_io import read_hdr, write_hdr, write_ldr
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +94,39 @@ def test_evaluate_cli_reports_unpaired_files(dataset, tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert exc.value.code == 3, err  # some failed: not 2, the usage-error code
     assert err.splitlines() == [
-        f"error: {root / name}: no input/ground-truth partner; skipped"
-        for name in ("two/gt.hdr", "three/input.png")
+        f"error: {root}/two/gt.hdr: scene two has no input photo beside its ground truth; skipped",
+        f"error: {root}/three/input.png: no input/ground-truth partner; skipped",
     ]
     rows = list(csv.DictReader((tmp_path / "out" / "metrics.csv").open()))
     assert [r["case"] for r in rows] == ["one"]
+
+
+def test_a_truth_stored_turned_is_scored_turned_back(dataset, tmp_path):
+    """Some SingleHDR ground truths are stored rotated or mirrored: evaluate turns them back
+    as ``data index`` does for training, and says so (a quarter turn of a non-square image
+    had been refused, a half turn scored misaligned)."""
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    for case, turn in (("one", lambda a: np.rot90(a)), ("two", lambda a: a[::-1, ::-1])):
+        write_hdr(root / case / "gt.hdr", turn(read_hdr(dataset / case / "gt.hdr")))
+    with pytest.warns(UserWarning, match="stored turned from its input") as said:
+        report = evaluate(root, tmp_path / "out", ["linear"], progress=False)
+    assert {str(w.message).split(":")[0] for w in said} == {
+        str(root / c / "gt.hdr") for c in ("one", "two")
+    }
+    straight = evaluate(dataset, tmp_path / "ref", ["linear"], progress=False)
+    assert report.means["linear"] == pytest.approx(straight.means["linear"], rel=1e-6)
+
+
+def test_summary_names_what_is_not_in_its_means(dataset, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    (root / "two" / "input.png").unlink()
+    evaluate(root, tmp_path / "out", ["linear", "linear"], progress=False)  # each method once
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert summary.count("| linear |") == 1 and "(1 case)" in summary
+    why = "scene two has no input photo beside its ground truth; skipped"
+    assert summary.endswith(f"Not in the means:\n\n- {root}/two/gt.hdr: {why}\n")
 
 
 def test_eval_public_linear_matches_reference(shared, tmp_path):
@@ -299,12 +327,18 @@ def test_bad_expandnet_weights_stop_the_run_before_any_case(dataset, tmp_path, m
 
 
 def test_a_nan_case_shows_in_the_means_and_a_missing_highlight_does_not():
-    """The highlight error is NaN where nothing clipped: left out of its mean. Any other
-    metric's NaN (a NaN prediction) makes the mean NaN instead of a mean over the rest."""
+    """The highlight error is NaN where nothing clipped, SSIM on an image under 7 px: left
+    out of their means. A NaN prediction (every metric NaN) makes every mean NaN, the
+    highlight error's too, instead of a mean over the rest."""
     from mlx_hdr.eval.evaluate import METRICS, _means
 
     row = lambda m, v, h: {"method": m, **{k: v for k, _, _ in METRICS}, "highlight_log2": h}  # noqa: E731
     rows = [row("a", 20.0, 1.0), row("a", 30.0, np.nan), row("b", 20.0, 1.0), row("b", np.nan, 3.0)]
-    means = _means(rows, ["a", "b"])
+    rows += [row("c", 20.0, 1.0), row("c", np.nan, np.nan), row("d", 20.0, 1.0)]
+    rows.append(row("d", 30.0, 3.0) | {"log_ssim": np.nan, "pu21_ssim": np.nan})  # 2x2 px
+    means = _means(rows, ["a", "b", "c", "d"])
     assert means["a"]["pu21_psnr"] == 25.0 and means["a"]["highlight_log2"] == 1.0
-    assert np.isnan(means["b"]["pu21_psnr"]) and means["b"]["highlight_log2"] == 2.0
+    assert np.isnan(means["b"]["pu21_psnr"]) and np.isnan(means["b"]["mu_psnr"])
+    assert all(np.isnan(v) for v in means["c"].values())
+    assert means["d"]["log_ssim"] == means["d"]["pu21_ssim"] == 20.0
+    assert means["d"]["highlight_log2"] == 2.0 and means["d"]["log_psnr"] == 25.0

@@ -84,6 +84,14 @@ def test_pfm_round_trip_and_row_order(tmp_path):
     grey = io.read_hdr(tmp_path / "g.pfm")
     assert grey.shape == (3, 2, 3)
     np.testing.assert_array_equal(grey[..., 1], [[4, 5], [2, 3], [0, 1]])
+    # a header with Windows line ends: its "\r\n" is one separator, not "\r" then data
+    (tmp_path / "w.pfm").write_bytes(b"Pf\r\n2 3\r\n1.0\r\n" + rows.tobytes())
+    np.testing.assert_array_equal(io.read_hdr(tmp_path / "w.pfm"), grey)
+    data = b"\n\0\x80?" + np.float32(2.0).tobytes()  # a first value whose first byte is "\n"
+    (tmp_path / "r.pfm").write_bytes(b"Pf\n2 1\n-1.0\r" + data)  # a lone "\r" separator
+    np.testing.assert_array_equal(
+        io.read_hdr(tmp_path / "r.pfm")[0, :, 0], np.frombuffer(data, "<f4")
+    )
 
 
 def test_hdr_sanitised_with_warning(tmp_path):
@@ -438,6 +446,8 @@ def _bad_files(tmp_path, shared_dir):
         "noheader.hdr": b"hello world\n",
         "trunc.exr": (tmp_path / "ok.exr").read_bytes()[:200],
         "trunc.pfm": b"PF\n4 4\n-1.0\n" + b"\0" * 20,
+        "scale.pfm": b"PF\n2 2\ne\n" + b"\0" * 48,  # matched the header, then ValueError
+        "xyze.hdr": real.replace(b"32-bit_rle_rgbe", b"32-bit_rle_xyze", 1),
         "image.gif": b"GIF89a",
     }
     for name, data in files.items():

@@ -114,5 +114,10 @@ def evaluate_command(
     n_cases = len({r["case"] for r in report.rows})
     typer.echo(summary_markdown(report.means, n_cases, str(dataset)))
     typer.echo(f"wrote {out}/metrics.csv, {out}/summary.md, {out}/sheets/")
+    if n := len(report.left_out):
+        files = f"{n} file{'' if n == 1 else 's'}"
+        typer.echo(
+            f"note: {files} left out by the dataset's layout (summary.md says why)", err=True
+        )
     if report.failed:
         raise typer.Exit(EXIT_SOME_FAILED)

@@ -11,7 +11,9 @@ them with OpenCV (ECC for small shifts, ``CalibrateDebevec`` for the camera's re
                            :func:`disagreement` with the frame before), the merge,
                            the response (``response_curve_rgb``: ``--sim-response`` reads it)
     <set>/merged.hdr       the scene, scene-linear; 1.0 is the white of the shortest frame
-    <set>/frame_NN_<name>  the frames as given (copies), longest exposure first
+    <set>/frame_NN_<name>  the frames, longest exposure first: copies of the files, or
+                           where ``--align`` moved one, its shifted pixels as PNG
+                           (with its EXIF), so that every frame lies on the merge
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from mlx_hdr.color import CLIPPED, clipped_mask, rgb_to_luminance, srgb_to_linear
 from mlx_hdr.data.datasets import BRACKETS
@@ -34,7 +37,7 @@ from mlx_hdr.data.preprocess import estimate_exposure
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.atomic import current_umask
 from mlx_hdr.io.image_io import LDR_SUFFIXES, distinct_files, ldr_files, read_ldr, write_hdr
-from mlx_hdr.io.photo_meta import Exposure, read_exposure
+from mlx_hdr.io.photo_meta import Exposure, read_exif, read_exposure
 
 MERGED = "merged.hdr"
 MIN_SIDE = 16  # px: OpenCV's Debevec calibration samples a grid that needs this much
@@ -268,7 +271,7 @@ def write_bracket_set(inputs: list[Path], out: Path, align: bool = False) -> dic
         raise InputError(f"cannot write here ({exc.strerror or exc})", out) from None
     try:
         os.chmod(tmp, 0o777 & ~current_umask())  # an ordinary folder's mode, not mkdtemp's 0700
-        meta = _write_set(tmp, out.name, frames, hdr, response, shifts, moved)
+        meta = _write_set(tmp, out.name, merged, hdr, response, shifts, moved)
         with contextlib.suppress(FileNotFoundError):
             out.rmdir()  # the empty folder it may replace
         os.replace(tmp, out)
@@ -279,13 +282,20 @@ def write_bracket_set(inputs: list[Path], out: Path, align: bool = False) -> dic
 
 
 def _write_set(folder: Path, name: str, frames, hdr, response, shifts, moved) -> dict:
-    """Write the frames' copies, the merged HDR and ``exposures.json`` (the set called
-    ``name``) into ``folder``; ``moved``: each frame's :func:`disagreement` with the one
-    before (NaN for the first), recorded as ``moved`` (null where not measured)."""
+    """Write the frames as merged, the merged HDR and ``exposures.json`` (the set called
+    ``name``) into ``folder``: a frame ``shifts`` moved as its shifted pixels (PNG with its
+    EXIF, so it lies on the merge as evaluation and training read it), the others as copies
+    of their files; ``moved``: each frame's :func:`disagreement` with the one before (NaN
+    for the first), recorded as ``moved`` (null where not measured)."""
     records = []
     for i, f in enumerate(frames):
         file = f"frame_{i:02d}_{f.path.name}"
-        shutil.copyfile(f.path, folder / file)
+        if shifts is not None and shifts[i] is not None and any(shifts[i]):
+            file = f"frame_{i:02d}_{f.path.stem}.png"
+            exif = read_exif(f.path, f.pixels.shape[1::-1])
+            Image.fromarray(f.pixels).save(folder / file, "PNG", exif=exif or b"")
+        else:
+            shutil.copyfile(f.path, folder / file)
         e = f.exposure
         records.append(
             {"file": file, "source": f.path.name, "exposure_time_s": e.time_s}
@@ -296,6 +306,7 @@ def _write_set(folder: Path, name: str, frames, hdr, response, shifts, moved) ->
             records[-1]["shift_px"] = shifts[i] and [round(v, 3) for v in shifts[i]]
     write_hdr(folder / MERGED, hdr)
     merge = {"output": MERGED, "method": "opencv-debevec", "aligned": shifts is not None}
+    merge["frames_as_merged"] = True  # shifted frames stored shifted (datasets._moved_px)
     meta = {"name": name, "frames": records, "merge": merge | {"scale": SCALE_NOTE}}
     meta["response_curve_rgb"] = np.round(response, 6).tolist()
     (folder / BRACKETS).write_text(json.dumps(meta, indent=1) + "\n")

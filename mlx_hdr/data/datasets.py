@@ -8,9 +8,9 @@ Layouts (checked in this order):
 - ``brackets``: an exposure-bracket set (``exposures.json`` with its ``frames`` and merged
   HDR, as ``mlx-hdr data brackets`` writes it), or a folder of such sets with no HDR files
   of its own (with them it is an ``hdr-pool``, as ``hdr-pool-2`` is): one pair per frame
-  that clips at most ``BRACKET_MAX_CLIPPED`` of its pixels, against the set's HDR. Sets that
-  mark a ghost region (something moved between frames) are left out: their frames count as
-  unpaired.
+  that clips at most ``BRACKET_MAX_CLIPPED`` of its pixels, against the set's HDR. The other
+  frames are left out (``Dataset.left_out``, with the reason), and so are all the frames of a
+  set that marks a ghost region (something moved between frames).
 - ``scenes``: one folder per scene with the HDR ``gt.{hdr,exr,pfm}`` and the LDR input
   (``input.*``, or the folder's only photo: JPEG/PNG/TIFF/WebP/HEIC/AVIF): HDR-Eye style test
   sets and the generic ``<case>/input.* + gt.*`` layout of ``eval-public``.
@@ -52,6 +52,8 @@ class Dataset:
     layout: str
     pairs: list[Pair]
     unpaired: list[Path] = field(default_factory=list)  # files without a partner
+    why: dict[Path, str] = field(default_factory=dict)  # an unpaired file's problem, if known
+    left_out: list[tuple[Path, str]] = field(default_factory=list)  # on purpose, and why
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
@@ -85,25 +87,31 @@ def _by_stem(paths: list[Path]) -> tuple[dict[str, Path], list[Path]]:
     return first, [p for p in paths if first[p.stem] != p]
 
 
-def _scene(folder: Path) -> tuple[Pair | None, list[Path]]:
-    """Pair of one scene folder, or (None, its files) when it has no unique LDR."""
+def _scene(folder: Path) -> tuple[Pair | None, list[tuple[Path, str]]]:
+    """Pair of one scene folder, or (None, its files and why) when it has no unique LDR."""
     hdrs = [p for p in _files(folder, HDR_SUFFIXES) if p.stem.lower() == "gt"]
     ldrs = ldr_files(folder)
     inputs = [p for p in ldrs if p.stem.lower() == "input"]
     ldr = inputs[0] if len(inputs) == 1 else (ldrs[0] if len(ldrs) == 1 else None)
     if len(hdrs) != 1 or ldr is None:
-        return None, hdrs + ldrs
+        if len(hdrs) != 1:
+            why = f"scene {folder.name} has {len(hdrs)} ground truths named gt; it needs one"
+        elif ldrs:
+            why = f"scene {folder.name} has {len(ldrs)} photos and none is named input.*"
+        else:
+            why = f"scene {folder.name} has no input photo beside its ground truth"
+        return None, [(p, why) for p in hdrs + ldrs]
     return Pair(folder.name, ldr, hdrs[0]), []
 
 
 def _scan_scenes(root: Path, folders: list[Path]) -> Dataset:
-    pairs, unpaired = [], []
+    ds = Dataset(root, "scenes", [])
     for folder in folders:
-        pair, extra = _scene(folder)
-        if pair is not None:
-            pairs.append(pair)
-        unpaired += extra
-    return Dataset(root, "scenes", pairs, unpaired)
+        pair, left = _scene(folder)
+        ds.pairs += [pair] if pair is not None else []
+        ds.unpaired += [path for path, _ in left]
+        ds.why |= dict(left)
+    return ds
 
 
 def read_pool_kinds(root: Path) -> dict[str, str]:
@@ -125,29 +133,59 @@ def _scan_pool(root: Path, layout: str, folder: Path) -> Dataset:
     return Dataset(root, layout, pairs, ldr_files(folder))
 
 
-def _bracket_set(folder: Path) -> tuple[list[Pair], list[Path]]:
-    """(pairs, left out) of the bracket set in ``folder`` (the ``brackets`` layout), against
-    its :func:`bracket_hdr`."""
+def _bracket_set(folder: Path) -> tuple[list[Pair], list[tuple[Path, str]]]:
+    """(pairs, frames left out and why) of the bracket set in ``folder`` (the ``brackets``
+    layout), against its :func:`bracket_hdr`."""
     path = folder / BRACKETS
     try:
         meta = json.loads(path.read_text())
-        frames, output = meta["frames"], meta["merge"]["output"]
-        files = [(folder / f["file"], f.get("clipped")) for f in frames]
-        files = [(f, None if c is None else float(c)) for f, c in files]
+        frames, merge = meta["frames"], meta["merge"]
+        files = [(folder / f["file"], f.get("clipped"), _moved_px(f, merge)) for f in frames]
+        files = [(f, None if c is None else float(c), m) for f, c, m in files]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"not a bracket set description ({exc})", path) from None
-    hdr = bracket_hdr(folder, output)
+    hdr = bracket_hdr(folder, merge["output"])
     if meta.get("ghost_region_xyxy"):
-        return [], [f for f, _ in files]
-    kept = [f for f, c in files if _clipped_share(f, c) <= BRACKET_MAX_CLIPPED]
-    return [Pair(f"{folder.name}-{f.stem}", f, hdr) for f in kept], []
+        why = "its set marks a ghost region (scripts/validate_model.py --brackets masks it)"
+        return [], [(f, why) for f, _, _ in files]
+    pairs, left = [], []
+    for f, c, moved in files:
+        if moved:
+            left.append(
+                (
+                    f,
+                    f"stored {moved:.1f} px off the merge by an older `data brackets "
+                    "--align`: build the set again",
+                )
+            )
+        elif (share := _clipped_share(f, c)) > BRACKET_MAX_CLIPPED:
+            left.append(
+                (
+                    f,
+                    f"clips {share:.0%} of its pixels (frames clipping at most "
+                    f"{BRACKET_MAX_CLIPPED:.0%} are scored)",
+                )
+            )
+        else:
+            pairs.append(Pair(f"{folder.name}-{f.stem}", f, hdr))
+    return pairs, left
+
+
+def _moved_px(record: dict, merge: dict) -> float:
+    """How far (px) a frame recorded in ``exposures.json`` lies off its set's merge: the
+    shift ``--align`` merged it with where the set stores the frame as given (sets written
+    before frames were stored as merged), else 0 (half a pixel and less counts as 0)."""
+    shift = record.get("shift_px") if not merge.get("frames_as_merged") else None
+    moved = float(max(abs(float(v)) for v in shift)) if shift else 0.0
+    return moved if moved > 0.5 else 0.0
 
 
 def bracket_hdr(folder: Path, output: str) -> Path:
     """A bracket set's merged HDR (its ``merge.output``): in the set's folder, or two folders
-    up (``hdr-pool-2``'s layout, the HDR beside the pool's other images)."""
+    up (``hdr-pool-2``'s layout, the HDR beside the pool's other images) where it is there."""
     hdr = folder / output
-    return hdr if hdr.exists() else folder.parent.parent / Path(output).name
+    beside = folder.parent.parent / Path(output).name
+    return beside if not hdr.exists() and beside.exists() else hdr
 
 
 def _clipped_share(path: Path, recorded: float | None) -> float:
@@ -167,7 +205,7 @@ def _scan_brackets(root: Path, sets: list[Path]) -> Dataset:
     for folder in sets:
         pairs, left = _bracket_set(folder)
         ds.pairs += pairs
-        ds.unpaired += left
+        ds.left_out += left
     return ds
 
 

@@ -1,7 +1,8 @@
 """Scan a dataset once into a JSON-lines manifest that training reads instead of rescanning.
 
 Line 1 is a header ``{"format": "mlx-hdr-manifest", "version": 1, "root": ..., "layout": ...,
-"max_value": ..., "unpaired": [...]}``; every further line is one pair:
+"max_value": ..., "unpaired": [...], "left_out": [{"file", "why"}, ...]}`` (files a layout
+leaves out on purpose, as bracket frames that clip too much); every further line is one pair:
 ``name, ldr, hdr`` (paths relative to root; ``ldr`` null for HDR-only data), ``kind``,
 ``width, height`` (of the HDR as stored), ``max`` (largest HDR value), ``dr_stops``
 (log2 of P99.9 / P0.1 of luminance over Y > 0), ``orientation`` (op to apply to the HDR so
@@ -114,6 +115,7 @@ def index_dataset(
         records = list(it)
     header = {"format": FORMAT, "version": 1, "root": str(root), "layout": ds.layout}
     header |= {"max_value": max_value, "unpaired": [_rel(p.absolute(), root) for p in ds.unpaired]}
+    header["left_out"] = [{"file": _rel(p.absolute(), root), "why": w} for p, w in ds.left_out]
     manifest = Manifest(header, records)
     if out is not None:
         write_manifest(manifest, out)
@@ -191,6 +193,7 @@ def summarize(manifest: Manifest) -> dict:
         "kinds": dict(Counter(r.get("kind") or "unknown" for r in kept)),
         "orientation_fixes": dict(fixes),
         "unpaired": len(manifest.header.get("unpaired", [])),
+        "left_out": [(r.get("file"), r.get("why")) for r in manifest.header.get("left_out", [])],
         "dr_stops": {
             "min": min(drs, default=None),
             "median": statistics.median(drs) if drs else None,
@@ -206,6 +209,9 @@ def check(path) -> dict:
     return summarize(manifest)
 
 
+SHOWN_LEFT_OUT = 5  # files left out that format_summary names
+
+
 def format_summary(summary: dict) -> str:
     """A few human-readable lines for :func:`summarize`'s result."""
     dr = summary["dr_stops"]
@@ -215,6 +221,10 @@ def format_summary(summary: dict) -> str:
         f"kept {summary['kept']}; dropped {summary['dropped'] or 'none'}",
         f"kinds {summary['kinds']}; orientation fixes {summary['orientation_fixes'] or 'none'}",
     ]
+    left = summary.get("left_out", [])
+    lines += [f"left out: {file}: {why}" for file, why in left[:SHOWN_LEFT_OUT]]
+    if len(left) > SHOWN_LEFT_OUT:
+        lines.append(f"left out: {len(left) - SHOWN_LEFT_OUT} more files (the manifest lists them)")
     if dr["median"] is not None:
         lines.append(
             f"dynamic range (stops): min {dr['min']:.1f}, median {dr['median']:.1f}, "

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from mlx_hdr.color import align_scale, srgb_to_linear, well_exposed_mask
 from mlx_hdr.data.datasets import scan_dataset
+from mlx_hdr.data.orientation import apply_dihedral, find_orientation
 from mlx_hdr.errors import HDRError, InputError, UsageError, WeightsError, warnings_naming
 from mlx_hdr.eval.labels import draw_label
 from mlx_hdr.eval.metrics import hdr_metrics
@@ -43,7 +44,8 @@ METRICS = (
     ("log_ssim", "log-domain SSIM", "{:.3f}"),
     ("log_l1", "log-domain L1", "{:.4f}"),
 )
-CLIPPED_ONLY = ("highlight_log2",)  # NaN where the input has no clipped pixel: left out
+# NaN where a case has none to measure: no clipped pixel; an image under SSIM's 7 px window
+UNDEFINED_IN_SOME = ("highlight_log2", "pu21_ssim", "log_ssim")
 SHEET_HEIGHT = 256
 
 
@@ -54,6 +56,7 @@ class EvalReport:
     rows: list[dict] = field(default_factory=list)
     means: dict[str, dict[str, float]] = field(default_factory=dict)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # not cases by design
     files: list[Path] = field(default_factory=list)
 
 
@@ -83,24 +86,33 @@ def contact_sheet(ldr: np.ndarray, gt: np.ndarray, preds: dict[str, np.ndarray])
 
 
 def _means(rows: list[dict], methods: list[str]) -> dict[str, dict[str, float]]:
-    """Each method's mean of each metric over the cases; the ``CLIPPED_ONLY`` metrics over
-    the cases that have them (NaN where none has), the others over all of them (a NaN
-    prediction shows as NaN, not as a mean over its other cases)."""
+    """Each method's mean of each metric over the cases; an ``UNDEFINED_IN_SOME`` metric's
+    over the cases that define it (NaN where none does). A NaN prediction (its PU21-PSNR
+    NaN, as every metric) shows as NaN, not as a mean over its other cases."""
     means = {}
     for m in methods:
         sel = [r for r in rows if r["method"] == m]
-        with warnings.catch_warnings():  # a metric no case has (no clipped pixels): NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            if sel:
-                means[m] = {
-                    k: float((np.nanmean if k in CLIPPED_ONLY else np.mean)([r[k] for r in sel]))
-                    for k, _, _ in METRICS
-                }
+        if sel:
+            means[m] = {k: _mean([r[k] for r in sel if _counts(r, k)]) for k, _, _ in METRICS}
     return means
 
 
-def summary_markdown(means: dict[str, dict[str, float]], n_cases: int, dataset: str) -> str:
-    """The per-method means as a markdown table."""
+def _counts(row: dict, key: str) -> bool:
+    return key not in UNDEFINED_IN_SOME or not np.isnan(row[key]) or np.isnan(row["pu21_psnr"])
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def summary_markdown(
+    means: dict[str, dict[str, float]],
+    n_cases: int,
+    dataset: str,
+    missing: list[tuple[str, str]] = (),
+) -> str:
+    """The per-method means as a markdown table, then the files or cases ``missing`` from
+    it, each with why (failed, or left out by the dataset's layout)."""
     head = "| method | " + " | ".join(title for _, title, _ in METRICS) + " |"
     cases = f"{n_cases} case{'' if n_cases == 1 else 's'}"
     lines = [f"# Evaluation of `{dataset}` ({cases})", "", head]
@@ -108,6 +120,8 @@ def summary_markdown(means: dict[str, dict[str, float]], n_cases: int, dataset: 
     for m, vals in means.items():
         cells = " | ".join(fmt.format(vals[k]) for k, _, fmt in METRICS)
         lines.append(f"| {m} | {cells} |")
+    if missing:
+        lines += ["", "Not in the means:", "", *(f"- {item}: {why}" for item, why in missing)]
     return "\n".join(lines) + "\n"
 
 
@@ -134,16 +148,7 @@ def _eval_case(
     with warnings_naming(pair.ldr_path):  # a library's note names the file it is about
         ldr, exposure = read_ldr(pair.ldr_path, max_pixels), read_exposure(pair.ldr_path)
     with warnings_naming(pair.hdr_path):
-        gt = read_hdr(pair.hdr_path, max_pixels)
-    if not gt.any():
-        raise InputError(
-            "ground truth is black (every pixel 0): no metric means anything", pair.hdr_path
-        )
-    if ldr.shape != gt.shape:
-        raise InputError(
-            f"input {ldr.shape[1]}x{ldr.shape[0]} but ground truth {gt.shape[1]}x{gt.shape[0]}",
-            pair.ldr_path,
-        )
+        gt = oriented_truth(ldr, read_hdr(pair.hdr_path, max_pixels), pair)
     rows, preds = [], {}
     for m in methods:
         with warnings_naming(pair.ldr_path):
@@ -162,7 +167,27 @@ def _eval_case(
     return rows, contact_sheet(ldr, gt, preds)
 
 
+def oriented_truth(ldr: np.ndarray, gt: np.ndarray, pair) -> np.ndarray:
+    """The ground truth ``gt`` turned or mirrored to lie on ``ldr`` where it is stored so
+    (some SingleHDR pairs; ``orientation.find_orientation``, as ``data index`` does for
+    training), with a warning. Raises ``InputError`` for a black one or one no turn fits."""
+    if not gt.any():
+        raise InputError(
+            "ground truth is black (every pixel 0): no metric means anything", pair.hdr_path
+        )
+    try:
+        op = find_orientation(ldr, gt).op
+    except ValueError:
+        size = f"input {ldr.shape[1]}x{ldr.shape[0]} but ground truth {gt.shape[1]}x{gt.shape[0]}"
+        raise InputError(size, pair.ldr_path) from None
+    if op == "identity":
+        return gt
+    warnings.warn(f"{pair.hdr_path}: stored turned from its input: scored after {op}", stacklevel=2)
+    return apply_dihedral(gt, op)
+
+
 def _check_methods(methods: list[str] | None, net: Net | None) -> list[str]:
+    methods = list(dict.fromkeys(methods)) if methods else None  # each named once
     methods = methods or [*default_methods(), *(["model"] if net is not None else [])]
     _check_names(methods)
     if "model" in methods and net is None:
@@ -240,12 +265,14 @@ def evaluate(
     found = scan_dataset(dataset)
     pairs = [p for p in found.pairs if p.ldr_path is not None]
     if not pairs:
-        raise InputError("no LDR/HDR pairs found", dataset)
+        why = f" ({found.left_out[0][0].name}: {found.left_out[0][1]})" if found.left_out else ""
+        raise InputError(f"no LDR/HDR pairs found{why}", dataset)
     out = Path(out)
     (out / "sheets").mkdir(parents=True, exist_ok=True)
-    report = EvalReport()
+    report = EvalReport(left_out=[(str(path), why) for path, why in found.left_out])
     for path in found.unpaired:
-        record_failure(report, on_error, str(path), "no input/ground-truth partner; skipped")
+        why = found.why.get(path, "no input/ground-truth partner")
+        record_failure(report, on_error, str(path), f"{why}; skipped")
     for pair in tqdm(pairs, desc="evaluate", unit="case", disable=not progress):
         try:
             rows, sheet = _eval_case(
@@ -281,6 +308,6 @@ def _write_report(report: EvalReport, out: Path, methods: list[str], title: str)
     report.means = _means(report.rows, methods)
     n_cases = len({r["case"] for r in report.rows})
     report.files.append(write_text_atomic(out / "metrics.csv", _csv_text(report.rows)))
-    md = summary_markdown(report.means, n_cases, title)
+    md = summary_markdown(report.means, n_cases, title, [*report.failed, *report.left_out])
     report.files.append(write_text_atomic(out / "summary.md", md))
     return report

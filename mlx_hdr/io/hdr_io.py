@@ -78,6 +78,8 @@ def _rgbe_resolution(path: Path) -> re.Match:
     m = re.search(rb"\n\n([-+][YX]) (\d+) ([-+][YX]) (\d+)\n", head)
     if m is None:
         raise InputError("Radiance header has no resolution line", path)
+    if b"FORMAT=32-bit_rle_xyze" in head[: m.start()]:
+        raise InputError("a Radiance file in CIE XYZ (XYZE): only RGBE ones are read", path)
     return m
 
 

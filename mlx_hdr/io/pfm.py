@@ -28,13 +28,20 @@ def read_pfm(path: Path, check_size: Callable[[int, int], None] | None = None) -
     if m is None:
         raise InputError("not a PFM file (bad header)", path)
     channels = 3 if m.group(1) == b"PF" else 1
-    width, height, scale = int(m.group(2)), int(m.group(3)), float(m.group(4))
+    width, height = int(m.group(2)), int(m.group(3))
+    try:
+        scale = float(m.group(4))
+    except ValueError:
+        what = f"its scale {m.group(4).decode()!r} is no number"
+        raise InputError(f"not a PFM file ({what})", path) from None
     if check_size is not None:
         check_size(width, height)
     if scale == 0:
         raise InputError("PFM scale is 0", path)
     count = width * height * channels
     body = data[m.end() :]
+    if data[m.end() - 1 : m.end() + 1] == b"\r\n" and len(body) > 4 * count:
+        body = body[1:]  # a header written with Windows line ends: its "\r\n" is one
     if len(body) < 4 * count:
         raise InputError(f"truncated PFM data ({len(body)} of {4 * count} bytes)", path)
     dtype = "<f4" if scale < 0 else ">f4"
