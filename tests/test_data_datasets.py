@@ -42,6 +42,7 @@ def test_hdr_synth_and_pool_layouts(tmp_path, scene):
     write_hdr(tmp_path / "pool/p.hdr", scene()[1])
     write_hdr(tmp_path / "pool/q.pfm", scene()[1])
     (tmp_path / "pool/MANIFEST.csv").write_text("file,kind\np.hdr,panorama\n")
+    (tmp_path / "pool/._p.hdr").write_bytes(b"\0\5\26\7")  # macOS's companion on an exFAT disk
     ds = scan_dataset(tmp_path / "pool")
     assert ds.layout == "hdr-pool" and {p.name: p.kind for p in ds.pairs} == {
         "p": "panorama",
@@ -86,8 +87,10 @@ def test_real_layouts(shared):
 
 
 def test_index_records_orientation_and_drops(tmp_path, scene, make_scenes):
-    root = make_scenes(tmp_path / "ds", 4)
+    root = make_scenes(tmp_path / "ds", 6)
     ldr, hdr = scene(seed=1)
+    write_hdr(root / "s4/gt.hdr", hdr * 0)  # black: as evaluate refuses it
+    write_ldr(root / "s5/input.png", ldr * 0)
     write_hdr(root / "s1/gt.hdr", apply_dihedral(hdr, "rot180"))  # stored upside down
     write_hdr(root / "s2/gt.hdr", hdr * 1e4)  # brighter than the brightness filter's 4096
     (root / "s3/gt.hdr").write_bytes(b"#?RADIANCE\n\n-Y 4 +X 4\n")  # truncated
@@ -100,7 +103,10 @@ def test_index_records_orientation_and_drops(tmp_path, scene, make_scenes):
     assert recs["s2"]["reason"] == "too_bright" and recs["s3"]["reason"] == "unreadable"
     assert recs["s0"]["dr_stops"] > 3 and recs["s0"]["width"] == 32
     summary = summarize(manifest)
-    assert summary["kept"] == 2 and summary["dropped"] == {"too_bright": 1, "unreadable": 1}
+    assert summary["kept"] == 2
+    assert summary["dropped"] == {"too_bright": 1, "unreadable": 1, "black": 2}
+    assert recs["s4"]["detail"] == "the HDR is 0 in every pixel"
+    assert recs["s5"]["detail"] == "the LDR is 0 in every pixel"
     assert summary["orientation_fixes"] == {"rot180": 1}
     assert check(out) == summary == check(root)
 

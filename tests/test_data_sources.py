@@ -10,6 +10,7 @@ from mlx_hdr.data.manifest import index_dataset
 from mlx_hdr.data.orientation import apply_dihedral
 from mlx_hdr.data.simulate import SimConfig
 from mlx_hdr.data.sources import PairSource, PoolSource, sample_rng
+from mlx_hdr.errors import InputError
 from mlx_hdr.io.image_io import write_hdr
 
 
@@ -121,6 +122,23 @@ def test_training_leaves_out_pairs_whose_files_are_gone_before_it_starts(tmp_pat
     with pytest.warns(UserWarning, match=r"s2/input\.png: file not found; left out of training"):
         src = pool_source(cfg, holdout=4)
     assert len(src.train) + len(src.val) == 3
+    aimed = TrainConfig(data=str(manifest), crop=16, val_crop=16, batch_size=2, highlight_views=0.5)
+    with pytest.warns(UserWarning, match="highlight_views act on the simulated views"):
+        pool_source(aimed, holdout=4)  # a manifest's photos are used as they are
+    (tmp_path / "one.hdr").write_bytes((tmp_path / "ds/s0/gt.hdr").read_bytes())
+    with pytest.raises(InputError, match="--data takes a folder of HDR images or a manifest"):
+        pool_source(TrainConfig(data=str(tmp_path / "one.hdr")), holdout=4)
+
+
+def test_a_pool_keeps_only_its_cache_budget_in_memory(pool_dir):
+    """A user's folder of large HDRs had been held whole (72 MB per 6 MP image); samples
+    do not depend on what is cached."""
+    small = PoolSource(pool_dir, size=24, cache_bytes=1)  # one image at a time
+    full = PoolSource(pool_dir, size=24)
+    for seed in range(3):
+        a, b = batch(small, 4, seed), batch(full, 4, seed)
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert len(small._cache) == 1 and len(full._cache) == 2
 
 
 def test_real_pool(shared):

@@ -28,6 +28,9 @@ def tiny_pool(root: Path) -> Path:
 def test_cli_trains_on_a_pool(tmp_path):
     pool, run = tiny_pool(tmp_path / "pool"), tmp_path / "run"
     (pool / "broken.hdr").write_bytes(b"#?RADIANCE\n not really")  # `data index` drops it
+    from mlx_hdr.io.image_io import write_hdr
+
+    write_hdr(pool / "black.hdr", np.zeros((8, 8, 3), np.float32))  # and this one
     args = ["train", "--data", str(pool), "--run-dir", str(run), "--encoder-weights", "random"]
     args += ["--lpips-weight", "0", "--batch-size", "2", "--crop", "64", "--val-crop", "64"]
     args += ["--epochs", "2", "--steps-per-epoch", "3", "--val-size", "2", "--no-compile"]
@@ -37,6 +40,7 @@ def test_cli_trains_on_a_pool(tmp_path):
     assert "done: 6 steps" in proc.stdout
     # an unreadable HDR is left out with a warning (it used to abort the run)
     assert f"warning: {pool / 'broken.hdr'}: " in proc.stderr
+    assert f"warning: {pool / 'black.hdr'}: 0 in every pixel; left out" in proc.stderr
     assert "; left out of training" in proc.stderr and "Traceback" not in proc.stderr
     # the cost before the start, the estimate after the first steps, a bar with total and ETA
     assert "training 6 steps (to step 6: 2 epochs x 3 steps), batch 2, 64 px crops, L1" in (
@@ -171,7 +175,9 @@ def test_done_message_when_nothing_ran(tmp_path):
     )
     assert ran.startswith("done: 60 steps") and "0.50 s/step" in ran
     one_step = done_message(TrainResult(tmp_path, 1, 0, losses=[1.0], best_psnr=20.0))
-    assert one_step.startswith("done: 1 steps") and "nan" not in one_step
+    assert one_step.startswith("done: 1 step,") and "nan" not in one_step
+    stops = TrainResult(tmp_path, 60, 1, losses=[1.0], best_psnr=26.4, best_name="PU21-PSNR")
+    assert "best val PU21-PSNR 26.40 dB" in done_message(stops)  # the score it chose by
 
 
 def test_missing_weights_leave_no_run_folder(tmp_path):
@@ -211,6 +217,6 @@ def test_a_stopped_run_resumes_to_its_end(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps(recipe))
     again = ("train", "--config", "r.json", "--run-dir", "r2", "--no-progress")
     proc = train(*again, "--stop-at", "1")
-    assert proc.returncode == 0 and "done: 1 steps" in proc.stdout, proc.stderr[-2000:]
+    assert proc.returncode == 0 and "done: 1 step," in proc.stdout, proc.stderr[-2000:]
     proc = train(*again, "--resume")
     assert "done: 3 steps" in proc.stdout, proc.stderr[-2000:]

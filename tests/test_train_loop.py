@@ -309,6 +309,15 @@ def test_run_log_skips_a_last_line_cut_by_a_kill(tmp_path):
     path.write_bytes(lines)
     with pytest.warns(UserWarning, match="5 damaged line"):
         assert [r["step"] for r in RunLog(path, echo=None).records] == [1, 4]
+    log = RunLog(tmp_path / "nan.jsonl", echo=None)  # a score with nothing to measure
+    log.write({"kind": "val", "step": 3, "epoch": 1, "psnr": float("nan"), "ssim": 0.5, "l1": 0.1})
+    assert json.loads((tmp_path / "nan.jsonl").read_text())["psnr"] is None  # not NaN: jq reads it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not a damaged line
+        assert RunLog(tmp_path / "nan.jsonl", echo=None).records[0]["psnr"] is None
+    from mlx_hdr.train.plots import plot_curves
+
+    plot_curves(RunLog(tmp_path / "nan.jsonl", echo=None).records, tmp_path / "c.png")
 
 
 @pytest.mark.parametrize("suffix", [".json", ".jsonl"])  # config.json, log.jsonl on resume
@@ -386,13 +395,13 @@ def test_a_failed_resume_or_overwrite_leaves_the_run_as_it_was(tmp_path):
     """A checkpoint that does not fit the recipe, or data that fail before the first step,
     change nothing in the run folder (config.json was rewritten first; --overwrite had
     already deleted the run)."""
-    from mlx_hdr.errors import WeightsError
+    from mlx_hdr.errors import UsageError
 
     cfg = tiny_cfg(tmp_path / "run", epochs=1)
     run(cfg)
     before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
     other = tiny_cfg(tmp_path / "run", epochs=2, model=dict(decoder_channels=(8,) * 6))
-    with pytest.raises(WeightsError, match="does not match the model"):
+    with pytest.raises(UsageError, match=r"model is not the run's \(decoder_channels"):
         run(other, resume=True)
     ldr, hdr = synthetic_pairs(4, 80, seed=1)
     for broken in (Broken(ldr, hdr, batch_size=4, crop=64, at=0), Broken(ldr, hdr, 4, 64, at=-1)):
@@ -477,6 +486,7 @@ def test_step_clock_estimates_the_run_after_its_first_steps(monkeypatch):
     assert ", from a + b, into runs/x;" in progress.plan_line(pools, 0)
     one = tiny_cfg("runs/x", epochs=1, steps_per_epoch=1)
     assert progress.plan_line(one, 0).startswith("training 1 step (to step 1: 1 epoch x 1 step)")
+    assert not progress.plan_line(one, 0).endswith("4 steps")  # over before an estimate
     ticks = iter(range(0, 100, 2))
     monkeypatch.setattr(progress.time, "perf_counter", lambda: float(next(ticks)))
     said.clear()
@@ -809,6 +819,31 @@ def test_a_run_stopped_after_saving_its_best_keeps_it(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run(tiny_cfg(tmp_path / "run"))
     assert (tmp_path / "run" / "model.safetensors").is_file()
+    assert not (tmp_path / "run" / "checkpoints" / "last.safetensors").exists()
+    monkeypatch.undo()
+    from mlx_hdr.errors import UsageError
+
+    with pytest.raises(UsageError, match="already holds a run: --resume continues it"):
+        run(tiny_cfg(tmp_path / "run"))
+    result = run(tiny_cfg(tmp_path / "run"), resume=True)  # from "best", the epoch's end
+    assert result.step == 6 and len(result.losses) == 3
+    run(tiny_cfg(tmp_path / "straight"))
+    a, b = params_of(tmp_path / "straight"), params_of(tmp_path / "run")
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], atol=1e-6, err_msg=k)
+
+
+def test_a_resume_refuses_another_network_or_an_end_before_its_step(tmp_path):
+    from mlx_hdr.errors import UsageError
+
+    run(tiny_cfg(tmp_path / "run", epochs=2))
+    stops = dict(decoder_channels=SMALL, target="stops")
+    with pytest.raises(UsageError, match=r"model is not the run's \(target minmax_log1p -> stops"):
+        run(tiny_cfg(tmp_path / "run", epochs=3, model=stops), resume=True)
+    with pytest.raises(UsageError, match="ends at step 3 .* before the checkpoint's step 6"):
+        run(tiny_cfg(tmp_path / "run", epochs=1), resume=True)
+    bundled = dict(decoder_channels=SMALL, floor="kovaleski2014", floor_strength=0.9)
+    assert run(tiny_cfg(tmp_path / "run", epochs=3, model=bundled), resume=True).step == 9
 
 
 def test_a_resume_with_other_optimizer_settings_says_so(tmp_path):

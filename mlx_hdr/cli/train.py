@@ -120,5 +120,8 @@ def done_message(result) -> str:
     # the first step (compilation, warm-up) is not timed, so a 1-step run has no speed
     speed = "" if math.isnan(result.seconds_per_step) else f", {result.seconds_per_step:.2f} s/step"
     best = result.best_psnr
-    scored = f"best val PSNR {best:.2f} dB" if math.isfinite(best) else "not validated yet"
-    return f"done: {result.step} steps, {scored}{speed}; outputs in {result.run_dir}"
+    from mlx_hdr.train.progress import plural
+
+    name = result.best_name
+    scored = f"best val {name} {best:.2f} dB" if math.isfinite(best) else "not validated yet"
+    return f"done: {plural(result.step, 'step')}, {scored}{speed}; outputs in {result.run_dir}"

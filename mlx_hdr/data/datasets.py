@@ -57,7 +57,13 @@ class Dataset:
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    """The files of ``folder`` with these suffixes, sorted; hidden ones (macOS's ``._*``
+    companions on other disks) are not images."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
+    )
 
 
 def _subdir(root: Path, name: str) -> Path | None:

@@ -7,7 +7,7 @@ leaves out on purpose, as bracket frames that clip too much); every further line
 ``width, height`` (of the HDR as stored), ``max`` (largest HDR value), ``dr_stops``
 (log2 of P99.9 / P0.1 of luminance over Y > 0), ``orientation`` (op to apply to the HDR so
 it matches the LDR, null without LDR), ``orientation_score`` (SSIM), ``kept``, ``reason``
-(why dropped: ``too_bright``, ``unreadable``, ``size_mismatch``) and ``detail``.
+(why dropped: ``too_bright``, ``unreadable``, ``size_mismatch``, ``black``) and ``detail``.
 
 The brightness filter of the original hybrid-autoencoder recipe (max > ``max_value``, default
 4096) is applied to paired data,
@@ -75,6 +75,11 @@ def index_pair(pair: Pair, root: Path, max_value: float = MAX_HDR_VALUE, orient:
     except InputError as exc:
         return rec | {"reason": "unreadable", "detail": str(exc)}
     rec |= {"height": hdr.shape[0], "width": hdr.shape[1], "max": float(hdr.max())}
+    black = [
+        what for what, img in (("HDR", hdr), ("LDR", ldr)) if img is not None and not img.any()
+    ]
+    if black:  # as evaluate refuses such a ground truth: nothing to learn from
+        return rec | {"reason": "black", "detail": f"the {black[0]} is 0 in every pixel"}
     rec["dr_stops"] = round(dynamic_range_stops(hdr), 3)
     kept, why = keep_hdr(rec["max"], max_value) if ldr is not None else (True, None)
     if not kept:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,9 @@ class PairSource:
         return gone
 
 
+CACHE_BYTES = 4 << 30  # decoded pool images kept in memory (PoolSource.hdr)
+
+
 class PoolSource:
     """Simulated photos of an HDR pool: panorama views / photo crops + the camera simulator."""
 
@@ -114,13 +118,15 @@ class PoolSource:
         view: ViewConfig | None = None,
         max_value: float | None = MAX_HDR_VALUE,
         tries: int = 5,
+        cache_bytes: int = CACHE_BYTES,
     ):
         self.pairs = scan_dataset(pairs).pairs if isinstance(pairs, (str, Path)) else list(pairs)
         if not self.pairs:
             raise ValueError("empty HDR pool")
         self.size, self.sim, self.view_cfg = size, sim or SimConfig(), view or ViewConfig()
         self.max_value, self.tries = max_value, max(1, tries)
-        self._cache: dict[int, np.ndarray] = {}
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()  # least recently used first
+        self.cache_bytes = cache_bytes
         self._refs: dict[int, float] = {}
         self._lock = threading.Lock()
 
@@ -128,14 +134,24 @@ class PoolSource:
         return len(self.pairs)
 
     def hdr(self, i: int) -> np.ndarray:
-        """Decoded HDR ``i``, cached (the pool is small: 36 images, ~230 MB as float32)."""
+        """Decoded HDR ``i``; the most recently used ones are kept, up to ``cache_bytes``
+        (the shared pools, 62 images, hold about 0.5 GB as float32; a folder of 24 MP
+        merges 0.3 GB each, so more are read again)."""
         with self._lock:
             img = self._cache.get(i)
+            if img is not None:
+                self._cache.move_to_end(i)
         if img is None:
             img = read_hdr(self.pairs[i].hdr_path)
             with self._lock:
                 img = self._cache.setdefault(i, img)
+                self._cache.move_to_end(i)
+                while len(self._cache) > 1 and self._cached_bytes() > self.cache_bytes:
+                    self._cache.popitem(last=False)
         return img
+
+    def _cached_bytes(self) -> int:
+        return sum(a.nbytes for a in self._cache.values())
 
     def reference(self, i: int) -> float:
         """HDR ``i``'s luminance at quantile ``sim.scene_quantile`` (its sky, windows and

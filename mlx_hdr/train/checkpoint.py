@@ -86,6 +86,28 @@ def read_checkpoint(path) -> tuple[dict[str, mx.array], dict]:
     return arrays, meta
 
 
+def checkpoint_header(path) -> dict | None:
+    """A checkpoint file's metadata (step, config, ...: JSON strings), read from its
+    safetensors header alone; None where it is missing or not a checkpoint."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            meta = json.loads(f.read(min(size, 1 << 24))).get("__metadata__", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
+
+
+def checkpoint_step(path) -> int | None:
+    """The step a checkpoint was saved at (:func:`checkpoint_header`), or None (also for
+    one no training writes)."""
+    try:
+        step = int((checkpoint_header(path) or {})["step"])
+    except (KeyError, ValueError, TypeError):
+        return None
+    return step if step >= 0 else None
+
+
 def _model_arrays(arrays: dict[str, mx.array]) -> dict[str, mx.array]:
     """A checkpoint's ``model.*`` arrays, keyed without the prefix."""
     return {k.removeprefix("model."): v for k, v in arrays.items() if k.startswith("model.")}

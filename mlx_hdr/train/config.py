@@ -8,7 +8,7 @@ import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from mlx_hdr.errors import InputError
+from mlx_hdr.errors import InputError, UsageError
 from mlx_hdr.models.encoders import ENCODERS
 from mlx_hdr.models.hybrid import HybridConfig
 
@@ -291,6 +291,32 @@ def optimizer_changes(saved: dict, cfg: TrainConfig) -> list[str]:
     return changes
 
 
+# model settings that only say how the network is bundled for inference
+BUNDLING_FIELDS = ("floor", "floor_strength")
+
+
+def check_same_model(header: dict | None, cfg: TrainConfig, checkpoint) -> None:
+    """``UsageError`` naming ``checkpoint`` where the recipe's network differs from the one
+    its ``header`` (``checkpoint.checkpoint_header``) was trained as: a target of another
+    domain would reinterpret the weights, another architecture cannot load them."""
+    try:
+        saved = json.loads((header or {})["config"])["model"]
+    except (KeyError, ValueError, TypeError):
+        return  # not readable here: loading the checkpoint says what is wrong
+    now = json.loads(cfg.to_json())["model"]
+    changes = [
+        f"{k} {saved.get(k)} -> {v}"
+        for k, v in now.items()
+        if k not in BUNDLING_FIELDS and k in saved and saved[k] != v
+    ]
+    if changes:
+        raise UsageError(
+            f"the recipe's model is not the run's ({', '.join(changes)}): a resume goes on "
+            "with the run's network; another one is a new run",
+            checkpoint,
+        )
+
+
 def note_optimizer_changes(saved: dict, cfg: TrainConfig, checkpoint) -> None:
     """Warn, naming ``checkpoint``, where a resumed run's optimizer differs from the one it
     was trained with (:func:`optimizer_changes`)."""
@@ -299,4 +325,21 @@ def note_optimizer_changes(saved: dict, cfg: TrainConfig, checkpoint) -> None:
             f"{checkpoint}: resumed with other optimizer settings ({', '.join(changes)}): the "
             "run goes on, but not as one run with either",
             stacklevel=4,
+        )
+
+
+def check_resume_end(cfg: TrainConfig, step: int, checkpoint) -> None:
+    """``UsageError`` naming ``checkpoint`` where the recipe ends (``stop_at``, epochs,
+    ``max_steps``) before the checkpoint's ``step`` (one ending at it has nothing to do)."""
+    if cfg.stop_at and cfg.stop_at <= step:
+        raise UsageError(
+            f"stop_at {cfg.stop_at} (--stop-at, or the recipe's) is not after the "
+            f"checkpoint's step {step}",
+            checkpoint,
+        )
+    if cfg.total_steps < step:
+        raise UsageError(
+            f"the recipe ends at step {cfg.total_steps} (--epochs x --steps-per-epoch, "
+            f"--max-steps), before the checkpoint's step {step}",
+            checkpoint,
         )

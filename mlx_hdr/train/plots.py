@@ -39,7 +39,7 @@ def _draw_panel(
     img = Image.new("RGB", PANEL, "white")
     d = ImageDraw.Draw(img)
     d.text((MARGIN, 5), title, fill="black")
-    pts = [p for s in series.values() for p in s if math.isfinite(p[1])]
+    pts = [p for s in series.values() for p in s if _drawn(p)]
     box = (MARGIN, 22, w - 10, h - 22)
     d.rectangle(box, outline=(150, 150, 150))
     d.text(((box[0] + box[2] - d.textlength(xlabel)) / 2, box[3] + 4), xlabel, fill="black")
@@ -62,12 +62,17 @@ def _draw_panel(
 
     for k, s in enumerate(series.values()):
         color = COLORS[k % len(COLORS)]
-        xy = [to_px(p) for p in s if math.isfinite(p[1])]
+        xy = [to_px(p) for p in s if _drawn(p)]
         if len(xy) > 1:
             d.line(xy, fill=color, width=2)
         for x, y in xy if len(xy) < 30 else []:
             d.ellipse((x - 2, y - 2, x + 2, y + 2), fill=color)
     return img
+
+
+def _drawn(point: tuple) -> bool:
+    """Whether a (x, value) point has a value to draw (a log's null or NaN has none)."""
+    return point[1] is not None and math.isfinite(point[1])
 
 
 def plot_curves(history: list[dict], path) -> Path:

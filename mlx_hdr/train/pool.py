@@ -24,6 +24,7 @@ from mlx_hdr.color import clip_mask
 from mlx_hdr.data.simulate import SimConfig
 from mlx_hdr.data.sources import sample_rng
 from mlx_hdr.errors import InputError, UsageError
+from mlx_hdr.io.image_io import HDR_SUFFIXES, LDR_SUFFIXES
 from mlx_hdr.io.photo_meta import read_exposure
 from mlx_hdr.train.data import TRAIN_STREAM, VAL_STREAM
 
@@ -176,14 +177,15 @@ def split(items: list, holdout: int) -> tuple[list, list]:
 
 
 def readable(pairs: list) -> list:
-    """The pairs whose HDR decodes; each other one is left out with a warning naming it
-    (as ``mlx-hdr data index`` drops it as unreadable)."""
+    """The pairs whose HDR decodes and is not black; each other one is left out with a
+    warning naming it (as ``mlx-hdr data index`` drops it as unreadable or black)."""
     from mlx_hdr.io.image_io import read_hdr
 
     kept = []
     for pair in pairs:
         try:
-            read_hdr(pair.hdr_path)
+            if not read_hdr(pair.hdr_path).any():
+                raise InputError("0 in every pixel", pair.hdr_path)
         except InputError as exc:
             warnings.warn(f"{exc}; left out of training", stacklevel=2)
             continue
@@ -211,6 +213,13 @@ def _pair_sources(manifest, cfg, holdout: int):
     from mlx_hdr.data.sources import PairSource
 
     train = PairSource(manifest, size=cfg.crop, shuffle=cfg.seed)
+    unused = [k for k in ("highlight_views", "sim") if getattr(cfg, k)]
+    if unused:  # they shape simulated views, which a manifest of photos has none of
+        warnings.warn(
+            f"{' and '.join(unused)} act on the simulated views of an HDR pool; this manifest's "
+            "pairs are photos, used as they are: not used",
+            stacklevel=2,
+        )
     for line in train.missing():  # found now, not steps into the run
         warnings.warn(f"{line}; left out of training", stacklevel=2)
     if not train.records:
@@ -268,6 +277,12 @@ def pool_source(cfg, holdout: int = HOLDOUT) -> SourceBatches:
             raise InputError(str(exc), Path(cfg.data[0])) from None
         return _batches(train, val, cfg)
     path = Path(cfg.data)
+    if path.is_file() and path.suffix.lower() in (*HDR_SUFFIXES, *LDR_SUFFIXES):
+        raise InputError(
+            "--data takes a folder of HDR images or a manifest (`mlx-hdr data index`), "
+            "not one image",
+            path,
+        )
     try:
         if path.is_file():
             m = read_manifest(path)

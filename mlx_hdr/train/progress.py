@@ -42,12 +42,13 @@ def plan_line(cfg, start: int) -> str:
     if total < cfg.total_steps:
         cap += f", stopping at step {total} of the schedule's {cfg.total_steps}"
     losses = "L1 + LPIPS (VGG16)" if cfg.lpips_weight > 0 else "L1"
+    later = total - start > ESTIMATE_AFTER + 1  # a shorter run is over before an estimate
+    estimate = f"; time estimate after {ESTIMATE_AFTER + 1} steps" if later else ""
     return (
         f"training {plural(total - start, 'step')} (to step {total}: "
         f"{plural(cfg.epochs, 'epoch')} x {plural(cfg.steps_per_epoch, 'step')}{cap}), "
         f"batch {cfg.batch_size}, {cfg.crop} px crops, "
-        f"{losses}, {_data(cfg.data)}into {cfg.run_dir}; time estimate after "
-        f"{ESTIMATE_AFTER + 1} steps"
+        f"{losses}, {_data(cfg.data)}into {cfg.run_dir}{estimate}"
     )
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from mlx_hdr.errors import HDRError, UsageError
 from mlx_hdr.io.atomic import write_text_atomic
 from mlx_hdr.models.model_io import weights_dir
+from mlx_hdr.train.checkpoint import checkpoint_step
 
 RUN_FILES = ("config.json", "log.jsonl", "training_curves.png", "model.safetensors")
 RUN_FOLDERS = ("checkpoints", "samples")
@@ -38,7 +39,7 @@ def run_dir_problem(
         return None
     if not run_dir.is_dir():
         return UsageError("exists and is not a folder", run_dir)
-    if (run_dir / "checkpoints" / "last.safetensors").is_file():
+    if resume_point(run_dir) is not None:
         return UsageError(
             "already holds a run: --resume continues it, --overwrite replaces it, or choose "
             "another --run-dir",
@@ -67,6 +68,18 @@ def check_run_dir(run_dir, resume: bool, overwrite: bool, group=None, busy=False
             raise HDRError("rank 0 refused the run folder", run_dir)
     if problem is not None:
         raise problem
+
+
+def resume_point(run_dir) -> Path | None:
+    """The checkpoint a resume continues from: ``last``, or ``best`` where that is later (an
+    epoch's end saves ``best`` first, so a run stopped between the two, or before its first
+    ``last``, has only ``best`` of that epoch); None where the run has neither. A ``last``
+    that cannot be read is returned: loading it says what is wrong."""
+    last, best = (Path(run_dir) / "checkpoints" / f"{n}.safetensors" for n in ("last", "best"))
+    at_last, at_best = checkpoint_step(last), checkpoint_step(best)
+    if not last.exists():
+        return best if at_best is not None else None
+    return best if at_best is not None and at_last is not None and at_best > at_last else last
 
 
 def saved_anything(run_dir) -> bool:

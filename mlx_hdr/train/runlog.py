@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import resource
 import sys
 import warnings
@@ -26,7 +27,7 @@ class RunLog:
         self.records.append(record)
         if self.path is not None:
             with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(_json(record) + "\n")
             self.say(message)
 
     def say(self, message: str | None) -> None:
@@ -39,7 +40,7 @@ class RunLog:
         keep = [r for r in self.records if r.get("step", 0) <= step]
         self.records = keep
         if self.path is not None:
-            write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in keep))
+            write_text_atomic(self.path, "".join(_json(r) + "\n" for r in keep))
 
 
 def read_log(path: Path) -> list[dict]:
@@ -67,13 +68,13 @@ def _usable(record) -> bool:
     (and, for a validation, the ``epoch`` and scores the curves plot)."""
     if not isinstance(record, dict) or not isinstance(record.get("step"), int):
         return False
-    plotted = ("epoch", "psnr", "ssim", "l1") if record.get("kind") == "val" else ()
-    numbers = [record.get(k) for k in plotted] + [
-        record[k]
-        for k in ("loss", "l1", "lpips")
-        if k in record  # curves of a train record
-    ]
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers)
+    val = record.get("kind") == "val"
+    scores = [record.get(k, 0) for k in ("psnr", "ssim", "l1")] if val else []
+    numbers = [record.get("epoch")] if val else []
+    numbers += [record[k] for k in ("loss", "l1", "lpips") if k in record and not val]
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    # a score with nothing to measure is null (``_json``): a gap in its curve
+    return all(map(number, numbers)) and all(v is None or number(v) for v in scores)
 
 
 def memory_stats() -> dict:
@@ -81,3 +82,12 @@ def memory_stats() -> dict:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 1024
     return {"peak_mem_mb": mx.get_peak_memory() / 2**20, "max_rss_mb": rss_mb}
+
+
+def _json(record: dict) -> str:
+    """One record as standard JSON: a metric with nothing to measure (NaN, the highlight
+    error of a view without clipped pixels) as null, which ``jq`` and browsers read."""
+    clean = {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()
+    }
+    return json.dumps(clean)

@@ -30,7 +30,12 @@ from mlx_hdr.infer.targets import encode_target, target_kind
 from mlx_hdr.models.model_io import save_model
 from mlx_hdr.train import checkpoint as ckpt
 from mlx_hdr.train.build import build_lpips, build_model
-from mlx_hdr.train.config import TrainConfig, note_optimizer_changes
+from mlx_hdr.train.config import (
+    TrainConfig,
+    check_resume_end,
+    check_same_model,
+    note_optimizer_changes,
+)
 from mlx_hdr.train.data import BatchSource, prefetch
 from mlx_hdr.train.plots import plot_curves, save_sample
 from mlx_hdr.train.progress import StepClock, plan_line
@@ -38,6 +43,7 @@ from mlx_hdr.train.rundir import (
     check_run_dir,
     clear_run,
     forgotten_if_stopped,
+    resume_point,
     run_lock,
     write_config,
 )
@@ -60,8 +66,9 @@ class TrainResult:
     epoch: int
     losses: list[float] = field(default_factory=list)
     val: list[dict] = field(default_factory=list)
-    best_psnr: float = -math.inf
+    best_psnr: float = -math.inf  # the score the best model is chosen by: best_name
     seconds_per_step: float = math.nan
+    best_name: str = "PSNR"  # "PU21-PSNR" for a model predicting stops
     rank: int = 0
 
 
@@ -163,29 +170,29 @@ class Trainer:
         self.step, self.best = 0, -math.inf
 
     def resume(self) -> None:
-        """Restore the last checkpoint of the run directory (exact continuation)."""
-        state = ckpt.load_checkpoint(self.ckpt_path("last"), self.model, self.optimizer)
+        """Restore the run directory's latest checkpoint (``rundir.resume_point``: exact
+        continuation); refuse a recipe whose network or end does not fit it."""
+        path = resume_point(self.run_dir) or self.ckpt_path("last")
+        check_same_model(ckpt.checkpoint_header(path), self.cfg, path)
+        state = ckpt.load_checkpoint(path, self.model, self.optimizer)
         self.step = state.step
         self.best = state.extra.get("best_psnr", -math.inf)
         if state.extra.get("frozen", self.frozen) != self.frozen and self.main:
             warnings.warn(
-                f"{self.ckpt_path('last')}: the weights this run does not train differ from "
-                "those it was trained with (its encoder or init_model file changed?): the "
-                "resumed run mixes them",
+                f"{path}: the weights this run does not train differ from those it was "
+                "trained with (its encoder or init_model file changed?): the resumed run "
+                "mixes them",
                 stacklevel=2,
             )
         if self.main:
-            note_optimizer_changes(state.config, self.cfg, self.ckpt_path("last"))
-        if self.cfg.stop_at and self.cfg.stop_at <= self.step:  # before the log is trimmed
-            raise UsageError(
-                f"stop_at {self.cfg.stop_at} (--stop-at, or the recipe's) is not after the "
-                f"checkpoint's step {self.step}",
-                self.ckpt_path("last"),
-            )
+            note_optimizer_changes(state.config, self.cfg, path)
+        check_resume_end(self.cfg, self.step, path)  # before the log is trimmed
         if self.main:
             self.log.truncate_after(self.step)
             done = self.step // self.cfg.steps_per_epoch
             self.log.say(f"resumed from step {self.step} ({done} of {self.cfg.epochs} epochs done)")
+            if path.stem == "best":  # stopped before it saved this epoch's model and "last"
+                save_model(self.run_dir / "model.safetensors", self.model)
 
     def ckpt_path(self, name: str) -> Path:
         """``run_dir/checkpoints/<name>.safetensors``."""
@@ -282,6 +289,7 @@ class Trainer:
             clock.close()
         result.step, result.epoch = self.step, self.step // cfg.steps_per_epoch
         result.best_psnr, result.seconds_per_step = self.best, clock.seconds_per_step
+        result.best_name = "PU21-PSNR" if cfg.model.target == "stops" else "PSNR"
         return result
 
     def log_step(self, loss: float, parts: dict, norm: float, dt: float) -> None:
@@ -318,6 +326,8 @@ class Trainer:
         rec = {"kind": "val", "step": self.step, "epoch": epoch, **metrics}
         m = metrics
         msg = f"epoch {epoch}: val PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, L1 {m['l1']:.4f}"
+        if self.cfg.model.target == "stops":  # the score its best model is chosen by
+            msg = msg.replace("val PSNR", f"val PU21-PSNR {m['pu21_psnr']:.2f} dB, PSNR")
         self.log.write(rec, msg)
         n = min(4, len(pred))
         sample = self.run_dir / "samples" / f"epoch_{epoch:03d}.png"
@@ -399,7 +409,7 @@ def train_from_options(
             overrides["stop_at"] = 0
     cfg = load_config(config_path, **overrides)
     last = Path(cfg.run_dir) / "checkpoints" / "last.safetensors"
-    if resume and not last.is_file():
+    if resume and resume_point(cfg.run_dir) is None:
         raise InputError("no checkpoint to resume from", last)
     group = init_group()
     return train(cfg, resume=resume, overwrite=overwrite, group=group, progress=progress)
