@@ -4,6 +4,7 @@ the ceiling, the floor."""
 from __future__ import annotations
 
 import math
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -76,6 +77,10 @@ def test_exposure_from_values_takes_rationals_and_refuses_gaps():
     for bad in [(None, 5.6, 100), (0.01, 0, 100), (0.01, 5.6, ()), (0.01, "x", 100)]:
         assert exposure_from_values(*bad) is None
     assert exposure_from_values(IFDRational(1, 0), 5.6, 100) is None  # a 1/0 rational
+    # EXIF may hold an f-number as a DOUBLE: a white beyond a float's range had been an
+    # OverflowError (and its log2 a ValueError) that stopped a whole batch
+    assert exposure_from_values(0.01, 1e200, 100) is None
+    assert exposure_from_values(0.01, 1e-200, 100) is None
 
 
 def test_read_exposure_from_a_jpeg_and_none_without(tmp_path):
@@ -142,6 +147,22 @@ def test_apply_ceiling_keeps_what_the_camera_curve_says_was_recorded():
     np.testing.assert_allclose(out[:10], response_to_linear(ldr, table)[:10], rtol=1e-6)
     low = hdr * np.float32(0.3)  # 1.2: below what was recorded already, never raised
     np.testing.assert_array_equal(apply_ceiling(ldr, low, 0.0, recorded=table)[:10], low[:10])
+
+
+def test_a_ceiling_below_what_was_recorded_lowers_by_the_medians_excess_only():
+    """A white of ~9,900 cd/m^2 puts the ceiling 0.01 stops up, under the camera roll-off's
+    0.44: the median cannot get there. Repeated passes had gone on lowering the pixels the
+    floor did not hold (the brightest 1.5 stops, the median 0.26)."""
+    from mlx_hdr.infer.response import shoulder_table
+
+    ldr, hdr = sky_photo(gain_stops=0.0)
+    spread = np.linspace(0.3, 3.0, ldr.shape[1], dtype=np.float32)  # stops, across the sky
+    hdr[:20] *= np.exp2(spread)[None, :, None]
+    before = median_clipped_gain(ldr, hdr)
+    out = apply_ceiling(ldr, hdr, 0.01, recorded=shoulder_table())
+    lowered = np.log2(rgb_to_luminance(hdr[:20]) / rgb_to_luminance(out[:20]))
+    assert lowered.max() == pytest.approx(before - 0.01, abs=1e-4)
+    assert median_clipped_gain(ldr, out) > 0.4  # held by the record, not pushed further
 
 
 def test_limit_to_ceiling_acts_only_with_an_exposure_and_a_ceiling():
@@ -271,6 +292,19 @@ def test_predict_file_reads_the_photos_exif(tmp_path):
     ceiling = ceiling_stops(read_exposure(src))
     assert median_clipped_gain(ldr, outs["off"]) > ceiling + 0.15
     assert median_clipped_gain(ldr, outs["on"]) == pytest.approx(ceiling, abs=0.03)
+
+
+def test_the_daylight_floor_says_when_a_photo_has_no_exposure(tmp_path):
+    from mlx_hdr.infer.model_hub import load_net
+    from mlx_hdr.io.image_io import write_ldr
+
+    src = write_ldr(tmp_path / "bare.png", sky_photo()[0])
+    net = load_net(None)[0]
+    with pytest.warns(UserWarning, match=r"bare\.png: no EXIF exposure: --daylight-floor"):
+        predict_file(src, [tmp_path / "a.hdr"], net, PredictOptions(daylight_floor=3000.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not asked for: nothing to say
+        predict_file(src, [tmp_path / "b.hdr"], net, PredictOptions())
 
 
 def test_the_ceiling_leaves_no_ring_where_the_blend_ramps_in():

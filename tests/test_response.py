@@ -169,6 +169,17 @@ def test_camera_response_lifts_kept_near_white_channels(photo):
     np.testing.assert_allclose(cam[dark], mod[dark], rtol=1e-5, atol=1e-6)
     near = (photo > 0.9) & (photo < 0.94) & (photo.max(axis=-1, keepdims=True) < 0.94)
     lift = np.log2((cam[near] + STOPS_FLOOR) / (mod[near] + STOPS_FLOOR))
-    want = shoulder_table()[(photo[near] * (GRID - 1) + 0.5).astype(int)]
+    want = np.interp(photo[near], np.linspace(0.0, 1.0, GRID), shoulder_table())
     np.testing.assert_allclose(lift, want, atol=1e-4)
     assert want.min() > 0.1
+
+
+def test_a_16_bit_gradient_keeps_its_steps_through_the_camera_table():
+    """The table is read between its 256 levels: near white the camera roll-off's moves
+    0.034 stops from one level to the next, which a 16-bit ramp had shown as steps."""
+    ramp = np.linspace(0.80, 0.95, 4000, dtype=np.float32)[:, None, None].repeat(3, -1)
+    lin = response_to_linear(ramp, shoulder_table())[:, 0, 0]
+    assert np.abs(np.diff(np.log2(lin))).max() < 0.002  # stops; read at the nearest: 0.034
+    levels = np.arange(256, dtype=np.float32) / 255  # 8-bit photos: the table's own values
+    want = (srgb_to_linear(levels) + STOPS_FLOOR) * np.exp2(shoulder_table()) - STOPS_FLOOR
+    np.testing.assert_allclose(response_to_linear(levels, shoulder_table()), want, rtol=1e-5)

@@ -21,6 +21,7 @@ not, and on an 8x-upscaled sample rings grew from one small ring at 1 MP to many
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -316,6 +317,9 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
         return []
     ldr = load_input(src, opts.max_size, opts.max_pixels)
     gain = gain_for(src, ldr.shape[:2], ldr, opts.max_pixels) if opts.input_gain_map else None
+    exposure = read_exposure(src)
+    if exposure is None and opts.daylight_floor and opts.method == "model":
+        warnings.warn(f"{src}: no EXIF exposure: --daylight-floor does not act", stacklevel=2)
     hdr = predict_hdr(
         ldr,
         net,
@@ -324,7 +328,7 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
         opts.work_pixels,
         opts.flip,
         opts.response,
-        exposure=read_exposure(src),
+        exposure=exposure,
         sky_ceiling=opts.sky_ceiling,
         daylight_floor=opts.daylight_floor,
     )

@@ -97,7 +97,7 @@ def fit_response(ldr: np.ndarray, hdr: np.ndarray) -> np.ndarray | None:
     table = np.maximum.accumulate(base + table) - base
     well = well_exposed_mask(ldr)
     if well.any():
-        table -= table[_levels(ldr[well])].mean()
+        table -= _table_at(table, ldr[well]).mean()
     return table.astype(np.float32)
 
 
@@ -131,20 +131,25 @@ def response_table(response: str, ldr: np.ndarray, hdr: np.ndarray) -> np.ndarra
     return shoulder if table is None else table + shoulder
 
 
-def _levels(ldr: np.ndarray) -> np.ndarray:
-    """The nearest of the ``GRID`` table levels of display values in [0, 1], as uint8."""
-    return (np.minimum(ldr, 1.0) * np.float32(GRID - 1) + np.float32(0.5)).astype(np.uint8)
+def _table_at(table: np.ndarray, ldr: np.ndarray) -> np.ndarray:
+    """A ``GRID``-point table read at display values ``ldr`` in [0, 1], linearly between
+    its levels (so a 16-bit gradient keeps its steps: the camera roll-off's table moves by
+    up to 0.034 stops from one level to the next)."""
+    x = np.clip(ldr, 0.0, 1.0) * np.float32(GRID - 1)
+    low = np.minimum(x.astype(np.int32), GRID - 2)
+    t = np.asarray(table, np.float32)
+    return t[low] + (x - low) * (t[low + 1] - t[low])
 
 
 def response_to_linear(ldr: np.ndarray, table: np.ndarray | None) -> np.ndarray:
     """Display [0, 1] (any shape) -> scene-linear >= 0 through a :func:`fit_response`
     table: (srgb_to_linear(ldr) + f) * 2**table(ldr) - f; plain sRGB for ``None``.
 
-    The table is read at the nearest of its ``GRID`` levels (exact for 8-bit photos; for
-    16-bit ones the table moves by well under 0.01 stops between levels)."""
+    The table is read linearly between its ``GRID`` levels (``_table_at``: at the
+    levels themselves for 8-bit photos)."""
     lin = srgb_to_linear(ldr)
     if table is None:
         return lin
     f = STOPS_FLOOR
-    gain = np.exp2(np.asarray(table, np.float32))[_levels(np.maximum(ldr, 0.0))]
+    gain = np.exp2(_table_at(table, ldr))
     return np.maximum((lin + f) * gain - f, 0.0).astype(np.float32, copy=False)

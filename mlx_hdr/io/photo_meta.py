@@ -138,16 +138,19 @@ class Exposure:
 
 def exposure_from_values(time_s, f_number, iso) -> Exposure | None:
     """An :class:`Exposure` from three EXIF values (numbers or rationals; ISO may be a
-    sequence), or None where one is missing, not a number or not positive."""
+    sequence), or None where one is missing, not a number or not positive, or where they
+    put the white beyond what a float holds (an f-number of 1e200 stored as a DOUBLE)."""
     if isinstance(iso, tuple | list):
         iso = iso[0] if iso else None
     try:
         values = [float(v) for v in (time_s, f_number, iso)]
-    except (TypeError, ValueError, ZeroDivisionError):
+        exposure = Exposure(*values)
+        white = exposure.white_luminance()
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
-    if not all(math.isfinite(v) and v > 0 for v in values):
+    if not all(math.isfinite(v) and v > 0 for v in (*values, white)):
         return None
-    return Exposure(*values)
+    return exposure
 
 
 def read_exposure(path) -> Exposure | None:
