@@ -155,26 +155,25 @@ def _bracket_set(folder: Path) -> tuple[list[Pair], list[tuple[Path, str]]]:
         why = "its set marks a ghost region (scripts/validate_model.py --brackets masks it)"
         return [], [(f, why) for f, _, _ in files]
     pairs, left = [], []
-    for f, c, moved in files:
-        if moved:
-            left.append(
-                (
-                    f,
-                    f"stored {moved:.1f} px off the merge by an older `data brackets "
-                    "--align`: build the set again",
-                )
-            )
-        elif (share := _clipped_share(f, c)) > BRACKET_MAX_CLIPPED:
-            left.append(
-                (
-                    f,
-                    f"clips {share:.0%} of its pixels (frames clipping at most "
-                    f"{BRACKET_MAX_CLIPPED:.0%} are scored)",
-                )
-            )
+    for f, clipped, moved in files:
+        if why := _frame_problem(f, clipped, moved):
+            left.append((f, why))
         else:
             pairs.append(Pair(f"{folder.name}-{f.stem}", f, hdr))
     return pairs, left
+
+
+def _frame_problem(path: Path, clipped: float | None, moved: float) -> str | None:
+    """Why a bracket set's frame is not one of its pairs, or None: it lies ``moved`` px off
+    the merge (:func:`_moved_px`), or clips more than ``BRACKET_MAX_CLIPPED``."""
+    if moved:
+        older = "an older `data brackets --align`: build the set again"
+        return f"stored {moved:.1f} px off the merge by {older}"
+    share = _clipped_share(path, clipped)
+    if share > BRACKET_MAX_CLIPPED:
+        scored = f"frames clipping at most {BRACKET_MAX_CLIPPED:.0%} are scored"
+        return f"clips {share:.0%} of its pixels ({scored})"
+    return None
 
 
 def _moved_px(record: dict, merge: dict) -> float:
