@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from mlx_hdr.color import clipped_mask
-from mlx_hdr.data.datasets import BRACKET_MAX_CLIPPED, bracket_hdr
+from mlx_hdr.data.datasets import BRACKET_MAX_CLIPPED, bracket_hdr, moved_px
 from mlx_hdr.eval.fisheye import Circle, find_circle, remap, view_maps
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 from mlx_hdr.io.photo_meta import WHITE_K, Exposure, exposure_from_values, read_exposure
@@ -65,6 +66,13 @@ def bracket_cases(folder: Path, long_side: int | None) -> list[Case]:
     ghost = meta.get("ghost_region_xyxy")
     cases = []
     for frame in meta["frames"]:
+        if moved := moved_px(frame, meta["merge"]):  # as evaluate and data index leave it out
+            print(
+                f"{folder / frame['file']}: {moved:.1f} px off the merge (an older "
+                "`data brackets --align` set: build it again); left out",
+                file=sys.stderr,
+            )
+            continue
         ldr = read_ldr(folder / frame["file"])
         exposure = frame_exposure(folder, frame)
         for box in meta.get("views", [[0.0, 0.0, 1.0, 1.0]]):

@@ -188,6 +188,16 @@ def test_frames_a_set_leaves_out_are_said_with_why(tmp_path, monkeypatch, capsys
     (out / "exposures.json").write_text(json.dumps(meta))
     left = dict(scan_dataset(out).left_out)
     assert "stored 3.0 px off the merge" in left[out / frames[-1]["file"]]
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bracket_sets
+
+    assert not bracket_sets.bracket_cases(out, None)  # validate_model.py leaves it out too
+    assert "px off the merge" in capsys.readouterr().err
+    for merge in ({"method": "opencv-debevec"}, ["merged.hdr"]):  # hand-edited: one line
+        (out / "exposures.json").write_text(json.dumps(meta | {"merge": merge}))
+        with pytest.raises(InputError, match="not a bracket set description"):
+            scan_dataset(out)
+    (out / "exposures.json").write_text(json.dumps(meta))
     meta["ghost_region_xyxy"] = [0, 0, 8, 8]
     (out / "exposures.json").write_text(json.dumps(meta))
     with pytest.raises(InputError, match="no LDR/HDR pairs found .*ghost region"):

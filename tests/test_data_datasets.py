@@ -66,6 +66,12 @@ def test_scenes_layout_reports_unpaired(tmp_path, scene, make_scenes):
     assert set(scan_dataset(tmp_path).why.values()) == {
         "scene odd has 2 ground truths named gt; it needs one"
     }
+    (tmp_path / "odd/gt.hdr").unlink()
+    write_ldr(tmp_path / "odd/input.png", scene()[0])
+    write_ldr(tmp_path / "odd/input.jpg", scene()[0])
+    assert set(scan_dataset(tmp_path).why.values()) == {
+        "scene odd has 2 photos named input.*; it needs one"
+    }
 
 
 def test_no_layout_is_one_line_error(tmp_path):
@@ -124,6 +130,7 @@ def test_read_manifest_rejects_other_files(tmp_path):
     "header, record, message",
     [
         ({}, None, "without its dataset folder"),
+        ({"root": "/data", "left_out": ["a.jpg"]}, None, "left_out is not a list of"),
         ({"root": "/data"}, '"x"', "line 2: not a record"),
         ({"root": "/data"}, '{"name": "a", "hdr": "a.hdr", "ldr": null}', "line 2: kept missing"),
         ({"root": "/data"}, '{"name": "a", "hdr": null, "kept": true}', "line 2: hdr missing"),

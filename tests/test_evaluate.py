@@ -11,6 +11,7 @@ import pytest
 
 from mlx_hdr.cli import main
 from mlx_hdr.color import linear_to_srgb
+from mlx_hdr.errors import InputError
 from mlx_hdr.eval.evaluate import evaluate
 from mlx_hdr.io.image_io import read_hdr, write_hdr, write_ldr
 
@@ -127,6 +128,9 @@ def test_summary_names_what_is_not_in_its_means(dataset, tmp_path):
     assert summary.count("| linear |") == 1 and "(1 case)" in summary
     why = "scene two has no input photo beside its ground truth; skipped"
     assert summary.endswith(f"Not in the means:\n\n- {root}/two/gt.hdr: {why}\n")
+    shutil.rmtree(root / "one")
+    with pytest.raises(InputError, match=r"no LDR/HDR pairs found \(gt\.hdr: scene two has no"):
+        evaluate(root, tmp_path / "none", ["linear"], progress=False)
 
 
 def test_eval_public_linear_matches_reference(shared, tmp_path):

@@ -165,6 +165,18 @@ def test_a_ceiling_below_what_was_recorded_lowers_by_the_medians_excess_only():
     assert median_clipped_gain(ldr, out) > 0.4  # held by the record, not pushed further
 
 
+def test_the_networks_own_output_reaches_the_ceiling_in_more_passes():
+    """Without the blend, clipped pixels move by the soft mask's share (0.6-1 at display
+    0.98-1): one pass falls short though no floor holds them."""
+    ldr, hdr = sky_photo(gain_stops=0.0)
+    ldr[:20] = 0.985
+    hdr[:20] = srgb_to_linear(ldr[:20]) * 16.0  # 4 stops up: the ceiling is 2.15
+    daylight = Exposure(1 / 60, 5.6, 100)
+    stops = math.log2(10_000 / daylight.white_luminance())
+    raw = limit_to_ceiling(ldr, hdr * 1.0, daylight, 10_000, blended=False)
+    assert median_clipped_gain(ldr, raw) == pytest.approx(stops, abs=0.06)  # one pass: 0.56 off
+
+
 def test_limit_to_ceiling_acts_only_with_an_exposure_and_a_ceiling():
     ldr, hdr = sky_photo(gain_stops=3.0)
     daylight = Exposure(1 / 60, 5.6, 100)  # white ~2,260 cd/m^2: the ceiling 2.1 stops up

@@ -87,6 +87,8 @@ def test_pfm_round_trip_and_row_order(tmp_path):
     # a header with Windows line ends: its "\r\n" is one separator, not "\r" then data
     (tmp_path / "w.pfm").write_bytes(b"Pf\r\n2 3\r\n1.0\r\n" + rows.tobytes())
     np.testing.assert_array_equal(io.read_hdr(tmp_path / "w.pfm"), grey)
+    (tmp_path / "s.pfm").write_bytes(b"Pf\n2 3\n1.0 \t\n" + rows.tobytes())  # spaces after it
+    np.testing.assert_array_equal(io.read_hdr(tmp_path / "s.pfm"), grey)
     data = b"\n\0\x80?" + np.float32(2.0).tobytes()  # a first value whose first byte is "\n"
     (tmp_path / "r.pfm").write_bytes(b"Pf\n2 1\n-1.0\r" + data)  # a lone "\r" separator
     np.testing.assert_array_equal(

@@ -315,6 +315,10 @@ def test_run_log_skips_a_last_line_cut_by_a_kill(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # not a damaged line
         assert RunLog(tmp_path / "nan.jsonl", echo=None).records[0]["psnr"] is None
+    with open(tmp_path / "nan.jsonl", "a") as f:  # a score missing, not null: the curves need it
+        f.write('{"kind": "val", "step": 6, "epoch": 2, "psnr": 20.0, "l1": 0.1}\n{"step": 7}\n')
+    with pytest.warns(UserWarning, match="1 damaged line"):
+        assert [r["step"] for r in RunLog(tmp_path / "nan.jsonl", echo=None).records] == [3, 7]
     from mlx_hdr.train.plots import plot_curves
 
     plot_curves(RunLog(tmp_path / "nan.jsonl", echo=None).records, tmp_path / "c.png")
@@ -833,6 +837,29 @@ def test_a_run_stopped_after_saving_its_best_keeps_it(tmp_path, monkeypatch):
         np.testing.assert_allclose(b[k], a[k], atol=1e-6, err_msg=k)
 
 
+def test_a_run_stopped_before_its_final_last_checkpoint_gets_it_on_resume(tmp_path, monkeypatch):
+    """At the run's end there is nothing left to do, but "last" (what bundling reads) must
+    be the final step's, not an epoch's before."""
+    from mlx_hdr.train.checkpoint import checkpoint_step
+    from mlx_hdr.train.trainer import Trainer
+
+    save = Trainer.save
+
+    def stopped(self, name):
+        if name == "last" and self.step == 6:
+            raise KeyboardInterrupt
+        save(self, name)
+
+    monkeypatch.setattr(Trainer, "save", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_cfg(tmp_path / "run", epochs=2, lr=2e-4))  # a best model each epoch
+    monkeypatch.undo()
+    last = tmp_path / "run" / "checkpoints" / "last.safetensors"
+    assert checkpoint_step(last) == 3
+    assert run(tiny_cfg(tmp_path / "run", epochs=2, lr=2e-4), resume=True).losses == []
+    assert checkpoint_step(last) == 6
+
+
 def test_a_resume_refuses_another_network_or_an_end_before_its_step(tmp_path):
     from mlx_hdr.errors import UsageError
 
@@ -844,6 +871,11 @@ def test_a_resume_refuses_another_network_or_an_end_before_its_step(tmp_path):
         run(tiny_cfg(tmp_path / "run", epochs=1), resume=True)
     bundled = dict(decoder_channels=SMALL, floor="kovaleski2014", floor_strength=0.9)
     assert run(tiny_cfg(tmp_path / "run", epochs=3, model=bundled), resume=True).step == 9
+    from mlx_hdr.train.config import check_same_model
+
+    old = {"config": json.dumps({"model": {"decoder_channels": list(SMALL)}})}  # no target yet
+    with pytest.raises(UsageError, match="target minmax_log1p -> stops"):
+        check_same_model(old, tiny_cfg(tmp_path / "run", model=stops), "old.safetensors")
 
 
 def test_a_resume_with_other_optimizer_settings_says_so(tmp_path):

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from mlx_hdr.color import CLIPPED, clipped_mask, rgb_to_luminance, srgb_to_linear
-from mlx_hdr.data.datasets import BRACKETS
+from mlx_hdr.data.datasets import BRACKETS, MOVED_PX
 from mlx_hdr.data.preprocess import estimate_exposure
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.atomic import current_umask
@@ -283,14 +283,16 @@ def write_bracket_set(inputs: list[Path], out: Path, align: bool = False) -> dic
 
 def _write_set(folder: Path, name: str, frames, hdr, response, shifts, moved) -> dict:
     """Write the frames as merged, the merged HDR and ``exposures.json`` (the set called
-    ``name``) into ``folder``: a frame ``shifts`` moved as its shifted pixels (PNG with its
-    EXIF, so it lies on the merge as evaluation and training read it), the others as copies
-    of their files; ``moved``: each frame's :func:`disagreement` with the one before (NaN
-    for the first), recorded as ``moved`` (null where not measured)."""
+    ``name``) into ``folder``: a frame ``shifts`` moved by more than ``MOVED_PX`` as its
+    shifted pixels (8-bit PNG with its EXIF, so it lies on the merge as evaluation and
+    training read it), the others as copies of their files (a tripod's spurious shifts of a
+    few hundredths of a pixel keep the file as it was); ``moved``: each frame's
+    :func:`disagreement` with the one before (NaN for the first), recorded as ``moved``
+    (null where not measured)."""
     records = []
     for i, f in enumerate(frames):
         file = f"frame_{i:02d}_{f.path.name}"
-        if shifts is not None and shifts[i] is not None and any(shifts[i]):
+        if shifts is not None and max(map(abs, shifts[i] or (0.0,))) > MOVED_PX:
             file = f"frame_{i:02d}_{f.path.stem}.png"
             exif = read_exif(f.path, f.pixels.shape[1::-1])
             Image.fromarray(f.pixels).save(folder / file, "PNG", exif=exif or b"")
@@ -306,7 +308,7 @@ def _write_set(folder: Path, name: str, frames, hdr, response, shifts, moved) ->
             records[-1]["shift_px"] = shifts[i] and [round(v, 3) for v in shifts[i]]
     write_hdr(folder / MERGED, hdr)
     merge = {"output": MERGED, "method": "opencv-debevec", "aligned": shifts is not None}
-    merge["frames_as_merged"] = True  # shifted frames stored shifted (datasets._moved_px)
+    merge["frames_as_merged"] = True  # shifted frames stored shifted (datasets.moved_px)
     meta = {"name": name, "frames": records, "merge": merge | {"scale": SCALE_NOTE}}
     meta["response_curve_rgb"] = np.round(response, 6).tolist()
     (folder / BRACKETS).write_text(json.dumps(meta, indent=1) + "\n")

@@ -32,6 +32,7 @@ from mlx_hdr.io.image_io import HDR_SUFFIXES, ldr_files, read_ldr
 LAYOUTS = ("hdr-real", "hdr-synth", "brackets", "scenes", "hdr-pool")
 BRACKETS = "exposures.json"  # a bracket set's description
 BRACKET_MAX_CLIPPED = 0.3  # frames clipping more are left out of a bracket set's pairs
+MOVED_PX = 0.5  # a bracket frame shifted by more lies off a merge it is not stored on
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ def _scene(folder: Path) -> tuple[Pair | None, list[tuple[Path, str]]]:
     if len(hdrs) != 1 or ldr is None:
         if len(hdrs) != 1:
             why = f"scene {folder.name} has {len(hdrs)} ground truths named gt; it needs one"
+        elif len(inputs) > 1:
+            why = f"scene {folder.name} has {len(inputs)} photos named input.*; it needs one"
         elif ldrs:
             why = f"scene {folder.name} has {len(ldrs)} photos and none is named input.*"
         else:
@@ -145,12 +148,12 @@ def _bracket_set(folder: Path) -> tuple[list[Pair], list[tuple[Path, str]]]:
     path = folder / BRACKETS
     try:
         meta = json.loads(path.read_text())
-        frames, merge = meta["frames"], meta["merge"]
-        files = [(folder / f["file"], f.get("clipped"), _moved_px(f, merge)) for f in frames]
+        frames, merge, output = meta["frames"], meta["merge"], meta["merge"]["output"]
+        files = [(folder / f["file"], f.get("clipped"), moved_px(f, merge)) for f in frames]
         files = [(f, None if c is None else float(c), m) for f, c, m in files]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"not a bracket set description ({exc})", path) from None
-    hdr = bracket_hdr(folder, merge["output"])
+    hdr = bracket_hdr(folder, output)
     if meta.get("ghost_region_xyxy"):
         why = "its set marks a ghost region (scripts/validate_model.py --brackets masks it)"
         return [], [(f, why) for f, _, _ in files]
@@ -165,7 +168,7 @@ def _bracket_set(folder: Path) -> tuple[list[Pair], list[tuple[Path, str]]]:
 
 def _frame_problem(path: Path, clipped: float | None, moved: float) -> str | None:
     """Why a bracket set's frame is not one of its pairs, or None: it lies ``moved`` px off
-    the merge (:func:`_moved_px`), or clips more than ``BRACKET_MAX_CLIPPED``."""
+    the merge (:func:`moved_px`), or clips more than ``BRACKET_MAX_CLIPPED``."""
     if moved:
         older = "an older `data brackets --align`: build the set again"
         return f"stored {moved:.1f} px off the merge by {older}"
@@ -176,13 +179,13 @@ def _frame_problem(path: Path, clipped: float | None, moved: float) -> str | Non
     return None
 
 
-def _moved_px(record: dict, merge: dict) -> float:
+def moved_px(record: dict, merge: dict) -> float:
     """How far (px) a frame recorded in ``exposures.json`` lies off its set's merge: the
     shift ``--align`` merged it with where the set stores the frame as given (sets written
-    before frames were stored as merged), else 0 (half a pixel and less counts as 0)."""
+    before frames were stored as merged), else 0 (``MOVED_PX`` and less counts as 0)."""
     shift = record.get("shift_px") if not merge.get("frames_as_merged") else None
     moved = float(max(abs(float(v)) for v in shift)) if shift else 0.0
-    return moved if moved > 0.5 else 0.0
+    return moved if moved > MOVED_PX else 0.0
 
 
 def bracket_hdr(folder: Path, output: str) -> Path:

@@ -151,6 +151,9 @@ def read_manifest(path) -> Manifest:
         rows[0].get("unpaired", []), list
     ):
         raise InputError("manifest header without its dataset folder (root) or unpaired list", path)
+    left = rows[0].get("left_out", [])
+    if not isinstance(left, list) or not all(isinstance(r, dict) for r in left):
+        raise InputError("manifest header's left_out is not a list of {file, why}", path)
     for line, rec in enumerate(rows[1:], start=2):
         if problem := _bad_record(rec):
             raise InputError(f"manifest line {line}: {problem}", path)

@@ -44,7 +44,7 @@ METRICS = (
     ("log_ssim", "log-domain SSIM", "{:.3f}"),
     ("log_l1", "log-domain L1", "{:.4f}"),
 )
-# NaN where a case has none to measure: no clipped pixel; an image under SSIM's 7 px window
+# NaN where a case has none to measure: no clipped pixel; SSIM on an image under 3 px
 UNDEFINED_IN_SOME = ("highlight_log2", "pu21_ssim", "log_ssim")
 SHEET_HEIGHT = 256
 
@@ -265,7 +265,8 @@ def evaluate(
     found = scan_dataset(dataset)
     pairs = [p for p in found.pairs if p.ldr_path is not None]
     if not pairs:
-        why = f" ({found.left_out[0][0].name}: {found.left_out[0][1]})" if found.left_out else ""
+        known = [*found.left_out, *found.why.items()]
+        why = f" ({known[0][0].name}: {known[0][1]})" if known else ""
         raise InputError(f"no LDR/HDR pairs found{why}", dataset)
     out = Path(out)
     (out / "sheets").mkdir(parents=True, exist_ok=True)

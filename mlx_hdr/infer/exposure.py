@@ -11,9 +11,11 @@ so a photo's pixels, scaled so that 1.0 is its white, are in units of L_white. B
 daylit surfaces are rarely brighter than a sunlit white cloud, about 10^4 cd/m^2 (an
 average clear sky is about 7 * 10^3): ``SKY_CEILING``. Where the reconstruction puts the
 photo's clipped pixels, as a whole (their median luminance), above that, they are lowered
-(in stops, all together) to it; nothing else changes, and no pixel goes below what the
-camera recorded. Where the white itself is at or above the ceiling, what clipped is
-brighter than any sky (the sun, a glint) and nothing is done. Indoors (long exposures,
+(in stops, all together) by that excess; nothing else changes, and no pixel goes below what
+the camera recorded (where that record holds some of them up, their median stays above the
+ceiling rather than the others being lowered further). Where the white itself is at or
+above the ceiling, what clipped is brighter than any sky (the sun, a glint) and nothing is
+done. Indoors (long exposures,
 white at 10^2 cd/m^2 or so) the ceiling lies many stops above white and never acts; in a
 short daylight exposure it keeps the model from lifting a sky that barely clipped far
 above white.
@@ -72,7 +74,8 @@ def limit_to_ceiling(
     stops = ceiling_stops(exposure, ceiling) if exposure and ceiling else None
     if stops is None:
         return hdr
-    return apply_ceiling(ldr, hdr, stops, recorded=recorded, blended=blended)
+    rounds = 1 if blended else 3  # the network's own output moves by the mask's share
+    return apply_ceiling(ldr, hdr, stops, rounds, recorded=recorded, blended=blended)
 
 
 def median_clipped_gain(ldr: np.ndarray, hdr: np.ndarray) -> float:
@@ -89,17 +92,18 @@ def apply_ceiling(
     recorded: np.ndarray | None = None,
     blended: bool = True,
 ) -> np.ndarray:
-    """``hdr`` with its clipped pixels lowered so their median gain is at most ``stops``.
+    """``hdr`` with its clipped pixels lowered by their median gain's excess over ``stops``.
 
     Args:
         ldr: HxWx3 display photo in [0, 1].
         hdr: HxWx3 scene-linear reconstruction of it (>= 0, 1.0 = the photo's white).
         stops: the highest median clipped gain allowed, stops above white (>= 0).
-        rounds: passes of the correction. One: the pixels are lowered together by the
-            median's excess; where the floor holds some of them the median stays above
+        rounds: passes of the correction, each by what is left of the excess. One for
+            the blend's output: where the floor holds some pixels the median stays above
             ``stops``, and further passes would lower only the others (with the recorded
-            level itself above the ceiling, three had taken the brightest pixels down 1.5
-            stops to move the median 0.26).
+            level above the ceiling, three had taken the brightest pixels down 1.5 stops to
+            move the median 0.26). The network's own output (not ``blended``) moves by the
+            soft mask's share, 0.6-1 on clipped pixels, so it takes more than one.
         recorded: the response table (``infer.response``) that says what the photo recorded
             at least; None: the sRGB curve.
         blended: ``hdr`` is the blend's output, which ramps down to the photo as the soft

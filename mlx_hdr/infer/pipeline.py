@@ -235,8 +235,9 @@ def predict_hdr(
             JPEG's highlight roll-off), ``"model"`` (that curve alone) or ``"srgb"``
             (:mod:`~mlx_hdr.infer.response`).
         exposure: the photo's exposure settings (:func:`~mlx_hdr.io.photo_meta.read_exposure`);
-            with ``sky_ceiling`` (cd/m^2), the model's clipped pixels are kept, as a whole, at
-            most that bright (:mod:`~mlx_hdr.infer.exposure`). None: no ceiling. A model
+            with ``sky_ceiling`` (cd/m^2), the model's clipped pixels are lowered, as a
+            whole, by their median's excess over that luminance
+            (:mod:`~mlx_hdr.infer.exposure`). None: no ceiling. A model
             with ``exposure_gain`` also reads the photo's white from it.
         daylight_floor: with ``exposure``, clipped pixels the model reads as a light
             brighter than a lamp-lit surface are raised, as a whole, towards this

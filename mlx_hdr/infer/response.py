@@ -44,6 +44,7 @@ BINS = 32
 MIN_COUNT = 30  # values per bin, else the bin is left out (interpolated over)
 MIN_SHARE = 0.05  # share of the photo's values in BAND, else no fit (a nearly black photo)
 GRID = 256  # table points at display levels k / 255: exact for 8-bit photos
+LUT_SIZE = 65536  # the lookup a table is read through (``_table_at``): 16-bit steps
 SMOOTH = 9  # box filter over the table, in grid points
 MAX_VALUES = 1 << 18  # the fit reads at most about this many values (a stride over pixels)
 SHOULDER_KNEE = 0.85  # display level where the camera roll-off starts
@@ -134,22 +135,24 @@ def response_table(response: str, ldr: np.ndarray, hdr: np.ndarray) -> np.ndarra
 def _table_at(table: np.ndarray, ldr: np.ndarray) -> np.ndarray:
     """A ``GRID``-point table read at display values ``ldr`` in [0, 1], linearly between
     its levels (so a 16-bit gradient keeps its steps: the camera roll-off's table moves by
-    up to 0.034 stops from one level to the next)."""
-    x = np.clip(ldr, 0.0, 1.0) * np.float32(GRID - 1)
-    low = np.minimum(x.astype(np.int32), GRID - 2)
-    t = np.asarray(table, np.float32)
-    return t[low] + (x - low) * (t[low + 1] - t[low])
+    up to 0.034 stops from one level to the next), through a 16-bit lookup (exact at the
+    8-bit levels, k / 255 being 257 k / 65535); float32 like ``ldr``'s shape."""
+    lut = np.interp(np.linspace(0.0, 1.0, LUT_SIZE), np.linspace(0.0, 1.0, GRID), table)
+    x = np.nan_to_num(np.clip(np.asarray(ldr, np.float32), 0.0, 1.0), copy=False)
+    return lut.astype(np.float32)[
+        (x * np.float32(LUT_SIZE - 1) + np.float32(0.5)).astype(np.uint16)
+    ]
 
 
 def response_to_linear(ldr: np.ndarray, table: np.ndarray | None) -> np.ndarray:
     """Display [0, 1] (any shape) -> scene-linear >= 0 through a :func:`fit_response`
     table: (srgb_to_linear(ldr) + f) * 2**table(ldr) - f; plain sRGB for ``None``.
 
-    The table is read linearly between its ``GRID`` levels (``_table_at``: at the
-    levels themselves for 8-bit photos)."""
+    The table's gains are read linearly between its ``GRID`` levels (``_table_at``: at
+    the levels themselves for 8-bit photos)."""
     lin = srgb_to_linear(ldr)
     if table is None:
         return lin
     f = STOPS_FLOOR
-    gain = np.exp2(_table_at(table, ldr))
+    gain = _table_at(np.exp2(np.asarray(table, np.float32)), ldr)  # the levels' gains, between
     return np.maximum((lin + f) * gain - f, 0.0).astype(np.float32, copy=False)

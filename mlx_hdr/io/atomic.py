@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,6 +145,13 @@ def write_text_atomic(path, text: str) -> Path:
     with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
+
+
+def copy_atomic(src, dst) -> Path:
+    """Copy the file ``src`` to ``dst`` atomically."""
+    with atomic_write(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return Path(dst)
 
 
 def save_safetensors_atomic(path, arrays: dict, metadata: dict, *, parents: bool = True) -> Path:

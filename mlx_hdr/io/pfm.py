@@ -40,8 +40,8 @@ def read_pfm(path: Path, check_size: Callable[[int, int], None] | None = None) -
         raise InputError("PFM scale is 0", path)
     count = width * height * channels
     body = data[m.end() :]
-    if data[m.end() - 1 : m.end() + 1] == b"\r\n" and len(body) > 4 * count:
-        body = body[1:]  # a header written with Windows line ends: its "\r\n" is one
+    while len(body) > 4 * count and body[:1] in (b" ", b"\t", b"\r", b"\n"):
+        body = body[1:]  # the rest of the scale's line ("-1.0 \n", Windows' "\r\n")
     if len(body) < 4 * count:
         raise InputError(f"truncated PFM data ({len(body)} of {4 * count} bytes)", path)
     dtype = "<f4" if scale < 0 else ">f4"

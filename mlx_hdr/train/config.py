@@ -303,11 +303,14 @@ def check_same_model(header: dict | None, cfg: TrainConfig, checkpoint) -> None:
         saved = json.loads((header or {})["config"])["model"]
     except (KeyError, ValueError, TypeError):
         return  # not readable here: loading the checkpoint says what is wrong
+    if not isinstance(saved, dict):
+        return
     now = json.loads(cfg.to_json())["model"]
+    saved = json.loads(json.dumps(asdict(HybridConfig()))) | saved  # a field it lacks: default
     changes = [
         f"{k} {saved.get(k)} -> {v}"
         for k, v in now.items()
-        if k not in BUNDLING_FIELDS and k in saved and saved[k] != v
+        if k not in BUNDLING_FIELDS and saved.get(k) != v
     ]
     if changes:
         raise UsageError(

@@ -69,7 +69,7 @@ def _usable(record) -> bool:
     if not isinstance(record, dict) or not isinstance(record.get("step"), int):
         return False
     val = record.get("kind") == "val"
-    scores = [record.get(k, 0) for k in ("psnr", "ssim", "l1")] if val else []
+    scores = [record.get(k, "missing") for k in ("psnr", "ssim", "l1")] if val else []
     numbers = [record.get("epoch")] if val else []
     numbers += [record[k] for k in ("loss", "l1", "lpips") if k in record and not val]
     number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731

@@ -27,6 +27,7 @@ from mlx_hdr.color import clip_mask, ldr_to_input
 from mlx_hdr.errors import HDRError, UsageError
 from mlx_hdr.infer.calibrate import calibrate
 from mlx_hdr.infer.targets import encode_target, target_kind
+from mlx_hdr.io.atomic import copy_atomic
 from mlx_hdr.models.model_io import save_model
 from mlx_hdr.train import checkpoint as ckpt
 from mlx_hdr.train.build import build_lpips, build_model
@@ -193,6 +194,7 @@ class Trainer:
             self.log.say(f"resumed from step {self.step} ({done} of {self.cfg.epochs} epochs done)")
             if path.stem == "best":  # stopped before it saved this epoch's model and "last"
                 save_model(self.run_dir / "model.safetensors", self.model)
+                copy_atomic(path, self.ckpt_path("last"))  # the same state, for bundling
 
     def ckpt_path(self, name: str) -> Path:
         """``run_dir/checkpoints/<name>.safetensors``."""
@@ -338,7 +340,7 @@ class Trainer:
         save_sample(sample, val["ldr"][:n], np.stack(preds), val["hdr"][:n])
         plot_curves(self.log.records, self.run_dir / "training_curves.png")
         score = metrics["pu21_psnr"] if self.cfg.model.target == "stops" else metrics["psnr"]
-        if score > self.best:  # best first: stopped before "last", a resume redoes the epoch
+        if score > self.best:  # best first: stopped before "last", a resume starts from it
             self.best = score
             self.save("best")
             save_model(self.run_dir / "model.safetensors", self.model)
@@ -361,7 +363,8 @@ def train(
 
     ``source`` defaults to the HDR pool named by ``cfg.data`` through the camera simulator.
     ``encoder``: a ready encoder module instead of ``cfg.model.encoder`` (tests, custom).
-    ``resume`` continues exactly from ``run_dir/checkpoints/last.safetensors``; without it,
+    ``resume`` continues exactly from the run's latest checkpoint (``last``, or ``best``
+    where a stop came between them: ``rundir.resume_point``); without it,
     a ``run_dir`` holding another run is a ``UsageError`` unless ``overwrite`` (which
     replaces that run once this one is built). ``group``: an ``mx.distributed`` group for
     data parallelism (``cfg.batch_size`` is the global batch). ``progress``: a progress bar.
