@@ -261,10 +261,10 @@ def table(results: list[dict]) -> str:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--framework", choices=("all", "mlx", "torch"), default="all")
     p.add_argument("--rows", nargs="*", default=[], help="keep rows whose id contains any")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per row (>= 1)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="3 repeats, no compiled rows")
     p.add_argument("--torch-python", default=TORCH_PYTHON)
@@ -272,6 +272,10 @@ def main(argv=None) -> None:
     p.add_argument("--check-twin", action="store_true", help="twin == MLX model on one input")
     p.add_argument("--run-row", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
+    if args.run_row and args.run_row not in ROWS:
+        p.error(f"no row {args.run_row!r} (rows: {', '.join(ROWS)})")
     if args.run_row:
         print(json.dumps(run_row(args.run_row, args.warmup, args.repeats)))
         return
@@ -291,6 +295,8 @@ def main(argv=None) -> None:
         and (not args.rows or any(s in r for s in args.rows))
         and not (args.quick and variant == "compiled")
     ]
+    if not ids:
+        p.error(f"no row matches --rows {' '.join(args.rows)} (rows: {', '.join(ROWS)})")
     has_torch = torch_available(args.torch_python)
     results = []
     for row_id in ids:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import sys
 
 import numpy as np
 
@@ -28,9 +30,12 @@ backend.setup()
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
 
+from mlx_hdr.errors import HDRError, UsageError
+from mlx_hdr.io.atomic import atomic_write
 from mlx_hdr.models.hybrid import HybridAutoencoder
 from mlx_hdr.models.model_io import load_model, save_model
-from mlx_hdr.train.checkpoint import checkpoint_weights
+from mlx_hdr.train.checkpoint import checkpoint_header, checkpoint_weights
+from mlx_hdr.train.config import BUNDLING_FIELDS, model_changes
 
 
 def strip_classifier(model: HybridAutoencoder) -> HybridAutoencoder:
@@ -42,7 +47,37 @@ def strip_classifier(model: HybridAutoencoder) -> HybridAutoencoder:
     return bare
 
 
+def fitted_weights(model: HybridAutoencoder, paths: list[str]) -> tuple[dict, list[int]]:
+    """The checkpoints' ``model.*`` weights (their mean) for ``model``; ``UsageError`` for
+    a checkpoint trained as another network (target, widths, encoder: its weights would be
+    read as this one's) or whose arrays do not fit it."""
+    now = json.loads(json.dumps(dataclasses.asdict(model.config)))
+    for path in paths:
+        try:
+            saved = json.loads((checkpoint_header(path) or {})["config"])["model"]
+        except (KeyError, ValueError, TypeError):
+            continue  # not a checkpoint: checkpoint_weights says so
+        same = (*BUNDLING_FIELDS, "encoder_kwargs")  # the shapes say what these change
+        if changes := model_changes(saved, now, same):
+            raise UsageError(
+                f"trained as another model (its -> the model's: {', '.join(changes)})", path
+            )
+    weights, steps = checkpoint_weights(paths)
+    params = dict(tree_flatten(model.parameters()))
+    bad = [k for k, v in weights.items() if k not in params or params[k].shape != v.shape]
+    if bad or not weights:
+        raise UsageError(f"its weights do not fit the model ({', '.join(bad[:3])})", paths[0])
+    return weights, steps
+
+
 def main() -> None:
+    try:
+        bundle(parse_args())
+    except HDRError as exc:
+        sys.exit(f"error: {exc}")
+
+
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")
     ap.add_argument("-o", "--out", required=True)
@@ -57,9 +92,16 @@ def main() -> None:
         "--floor-strength", type=float, help="share of the floor's expansion, in stops (0-1)"
     )
     args = ap.parse_args()
+    if args.floor_strength is not None and not 0.0 <= args.floor_strength <= 1.0:
+        ap.error(f"--floor-strength must lie in [0, 1], got {args.floor_strength}")
+    return args
+
+
+def bundle(args: argparse.Namespace) -> None:
+    """Write the bundled model; nothing is written unless it loads back and fits."""
     model, _ = load_model(args.model)
     if args.checkpoint:
-        weights, steps = checkpoint_weights(args.checkpoint)
+        weights, steps = fitted_weights(model, args.checkpoint)
         model.update(tree_unflatten(list(weights.items())))
         what = f"step {steps[0]}" if len(steps) == 1 else f"the mean of steps {steps}"
         print(f"weights of {what} from {', '.join(args.checkpoint)}")
@@ -68,8 +110,9 @@ def main() -> None:
         bare.config = dataclasses.replace(bare.config, floor=args.floor)
     if args.floor_strength is not None:
         bare.config = dataclasses.replace(bare.config, floor_strength=args.floor_strength)
-    save_model(args.out, bare, dtype=mx.float16)
-    shipped, _ = load_model(args.out)
+    with atomic_write(args.out) as tmp:  # the output replaced only once it loads back
+        save_model(tmp, bare, dtype=mx.float16)
+        shipped, _ = load_model(tmp)
     x = mx.random.normal((1, 96, 128, 3), key=mx.random.key(0))
     diff = float(np.abs(np.array(shipped(x)) - np.array(model(x))).max())
     n = sum(v.size for _, v in tree_flatten(shipped.parameters()))

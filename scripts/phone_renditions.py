@@ -31,6 +31,7 @@ from mlx_hdr import backend
 
 backend.setup()
 # isort: split
+from mlx_hdr.errors import HDRError
 from mlx_hdr.eval.metrics import hdr_metrics
 from mlx_hdr.infer.pipeline import load_input
 from mlx_hdr.infer.recorded import KEPT, gain_for, recorded_hdr
@@ -88,4 +89,7 @@ def cell(v: float) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except HDRError as exc:  # a photo, a model or ExpandNet's weights: one line
+        sys.exit(f"error: {exc}")

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from mlx_hdr.color import rgb_to_rec709_matrix
+from mlx_hdr.errors import HDRError
 from mlx_hdr.io.avif import REC2020_CHROMATICITIES, REFERENCE_WHITE_NITS, pq_decode
 from mlx_hdr.io.image_io import read_hdr, read_ldr, to_uint8
 from mlx_hdr.io.native import P3_TO_REC709, display_p3_base
@@ -100,4 +101,7 @@ if __name__ == "__main__":
     elif len(sys.argv) != 4:
         sys.exit(__doc__)
     else:
-        main(*sys.argv[1:])
+        try:
+            main(*sys.argv[1:])
+        except HDRError as exc:  # a missing or unreadable file: one line
+            sys.exit(f"error: {exc}")

@@ -58,7 +58,8 @@ def renderings(folder: Path, views, sides: list[int]) -> dict[str, list[Case]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("brackets", type=Path, help="a circular-fisheye bracket set folder")
-    ap.add_argument("--model", default="mlx_hdr/assets/default.safetensors")
+    bundled = Path(__file__).resolve().parents[1] / "mlx_hdr" / "assets" / "default.safetensors"
+    ap.add_argument("--model", default=str(bundled), help="model file or repo id (the bundled one)")
     ap.add_argument(
         "--resize", type=int, nargs="*", default=[444, 640, 1024], help="long sides, px"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import pickle
 import sys
 import urllib.error
 from pathlib import Path
@@ -104,6 +105,14 @@ def test_load_converted_errors(monkeypatch, tmp_path):
     with pytest.raises(WeightsError, match="unreadable safetensors file") as info:
         load_converted(bad)
     assert "\n" not in str(info.value)
+    monkeypatch.chdir(tmp_path)  # --encoder-weights FILE: a file's name, not an architecture
+    (tmp_path / "mine.pth").write_bytes(b"PK\x03\x04 a torch zip")
+    with pytest.raises(WeightsError, match="a PyTorch checkpoint: convert it first") as info:
+        load_converted("mine.pth")
+    assert str(info.value).startswith("mine.pth: ")
+    (tmp_path / "myv2").write_bytes(bad.read_bytes())
+    with pytest.raises(WeightsError, match="unreadable safetensors file"):
+        load_converted("myv2")  # an existing file named like no architecture
 
 
 MODELS = {
@@ -160,6 +169,15 @@ def test_mlx_hdr_convert_errors_are_one_line(shared, tmp_path, capsys, monkeypat
     assert "give either a checkpoint file or --download" in capsys.readouterr().err
     assert convert_main(["resnet50", src]) == 2
     assert "unknown architecture 'resnet50'" in capsys.readouterr().err
+    assert convert_main(["vgg16", "--download", "--variant", "NOPE"]) == 2  # before any download
+    assert "vgg16 has no variant 'NOPE' (known: " in capsys.readouterr().err
+    (tmp_path / "taken").write_text("")
+    assert convert_main(["lpips_vgg", src, "-o", str(tmp_path / "taken")]) == 2
+    assert "taken: exists and is not a folder" in capsys.readouterr().err
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps({"a": 1}))  # not a torch file: said at its first pickle
+    assert convert_main(["vgg16", str(plain)]) == 1
+    assert "(bad magic number)" in capsys.readouterr().err
 
 
 def test_cli_convert_command(shared, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from mlx_hdr.convert.download import download_checkpoint, sha256_file
+from mlx_hdr.convert.download import SOURCES, download_checkpoint, sha256_file
 from mlx_hdr.convert.mapping import ARCHITECTURES, convert_state_dict, load_spec, spec_keeper
 from mlx_hdr.convert.torch_pickle import load_torch_checkpoint
 from mlx_hdr.errors import UsageError, WeightsError
@@ -27,6 +27,10 @@ def output_path(arch: str, dst: str | Path | None) -> Path:
         return converted_path(arch)
     dst = Path(dst)
     if not is_file_name(dst):
+        if dst.exists() and not dst.is_dir():
+            raise UsageError(
+                "exists and is not a folder: name a .safetensors file or a folder", dst
+            )
         return dst / f"{arch}.safetensors"
     if dst.suffix != ".safetensors":
         raise UsageError("cannot write this type: name a .safetensors file or a folder", dst)
@@ -88,6 +92,9 @@ def convert_from(
         raise UsageError("give either a checkpoint file or --download (exactly one)")
     if variant is not None and not download:
         raise UsageError("--variant names the official weights to --download")
+    if variant is not None and variant not in SOURCES.get(arch, {variant: None}):
+        known = ", ".join(SOURCES[arch])
+        raise UsageError(f"{arch} has no variant {variant!r} (known: {known})")
     if dtype not in DTYPES:  # refused before the download
         raise UsageError(f"unsupported dtype {dtype!r} (choose from {', '.join(DTYPES)})")
     dst = output_path(arch, dst)  # a bad output name: refused before the download

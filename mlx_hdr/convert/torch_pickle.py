@@ -87,9 +87,10 @@ def _frombuffer(raw: bytes, storage: Storage, order: str) -> np.ndarray:
 def _load_legacy(path: Path) -> tuple[object, dict[str, Storage]]:
     with open(path, "rb") as fh:
         pickles = _Capped(fh, MAX_PICKLE)  # the five pickles before the storages, together
-        header = [RestrictedUnpickler(pickles, legacy=True).load() for _ in range(3)]
-        if header[0] != LEGACY_MAGIC or header[1] != LEGACY_PROTOCOL:
-            raise ValueError("neither a zip nor a legacy PyTorch checkpoint (bad magic number)")
+        for want in (LEGACY_MAGIC, LEGACY_PROTOCOL, None):  # a plain pickle: said at once
+            found = RestrictedUnpickler(pickles, legacy=True).load()
+            if want is not None and found != want:
+                raise ValueError("neither a zip nor a legacy PyTorch checkpoint (bad magic number)")
         unpickler = RestrictedUnpickler(pickles, legacy=True)
         obj = unpickler.load()
         keys = RestrictedUnpickler(pickles, legacy=True).load()

@@ -76,9 +76,17 @@ def hub_download(spec: str) -> Path:
     except Exception:  # not in the cache (or not a valid id: the download says which)
         pass
     if hub_offline():
-        raise WeightsError("not in the local Hugging Face cache, and HF_HUB_OFFLINE is set", spec)
+        raise WeightsError(
+            "no local file or folder by that name, not in the local Hugging Face cache, and "
+            "HF_HUB_OFFLINE is set",
+            spec,
+        )
     if not hub_reachable():
-        raise WeightsError("not in the local cache, and the Hub is unreachable (offline?)", spec)
+        raise WeightsError(
+            "no local file or folder by that name, not in the local Hugging Face cache, and "
+            "the Hub is unreachable (offline?)",
+            spec,
+        )
     return _download(hf_hub_download, args, spec)
 
 

@@ -115,8 +115,22 @@ def read_safetensors(
     try:
         return mx.load(str(path), format="safetensors", return_metadata=True)
     except Exception as exc:  # MLX raises RuntimeError/ValueError with multi-line text
+        if _is_torch_file(path):
+            raise WeightsError(
+                "a PyTorch checkpoint: convert it first (`mlx-hdr convert ARCH FILE`)", path
+            ) from None
         detail = " ".join(str(exc).split())
         raise WeightsError(f"unreadable {what} ({detail})", path) from None
+
+
+def _is_torch_file(path: Path) -> bool:
+    """Whether ``path`` starts as ``torch.save`` writes: a zip, or a legacy pickle."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head.startswith((b"PK\x03\x04", b"\x80"))
 
 
 def _how_to_make(arch: str) -> str:
@@ -126,9 +140,10 @@ def _how_to_make(arch: str) -> str:
 def resolve_converted(
     arch_or_path: str | Path, architecture: str | None = None
 ) -> tuple[Path, str | None]:
-    """An architecture name or a file path -> (file path, expected architecture or None)."""
+    """An architecture name or a file path -> (file path, expected architecture or None):
+    a file that exists, or a name with a folder or a suffix (``my.pth``), is a path."""
     arg = str(arch_or_path)
-    if isinstance(arch_or_path, Path) or arg.endswith(".safetensors") or os.sep in arg:
+    if isinstance(arch_or_path, Path) or os.sep in arg or Path(arg).suffix or Path(arg).is_file():
         return Path(arg), architecture
     return converted_path(arg), arg
 

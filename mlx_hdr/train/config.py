@@ -295,6 +295,16 @@ def optimizer_changes(saved: dict, cfg: TrainConfig) -> list[str]:
 BUNDLING_FIELDS = ("floor", "floor_strength")
 
 
+def model_changes(saved: dict, now: dict, same=BUNDLING_FIELDS) -> list[str]:
+    """How the model config ``now`` differs from ``saved`` (both as JSON objects), as
+    ``"target minmax_log1p -> stops"`` lines, leaving out the fields ``same``; a field
+    ``saved`` lacks is its default (a file without ``target`` holds the original one)."""
+    saved = json.loads(json.dumps(asdict(HybridConfig()))) | saved
+    return [
+        f"{k} {saved.get(k)} -> {v}" for k, v in now.items() if k not in same and saved.get(k) != v
+    ]
+
+
 def check_same_model(header: dict | None, cfg: TrainConfig, checkpoint) -> None:
     """``UsageError`` naming ``checkpoint`` where the recipe's network differs from the one
     its ``header`` (``checkpoint.checkpoint_header``) was trained as: a target of another
@@ -305,14 +315,7 @@ def check_same_model(header: dict | None, cfg: TrainConfig, checkpoint) -> None:
         return  # not readable here: loading the checkpoint says what is wrong
     if not isinstance(saved, dict):
         return
-    now = json.loads(cfg.to_json())["model"]
-    saved = json.loads(json.dumps(asdict(HybridConfig()))) | saved  # a field it lacks: default
-    changes = [
-        f"{k} {saved.get(k)} -> {v}"
-        for k, v in now.items()
-        if k not in BUNDLING_FIELDS and saved.get(k) != v
-    ]
-    if changes:
+    if changes := model_changes(saved, json.loads(cfg.to_json())["model"]):
         raise UsageError(
             f"the recipe's model is not the run's ({', '.join(changes)}): a resume goes on "
             "with the run's network; another one is a new run",
