@@ -93,7 +93,10 @@ def test_gain_map_kinds():
 
 
 def test_no_headroom_means_no_rendition(tmp_path):
-    with pytest.raises(InputError, match="comes without a headroom"):
+    with pytest.raises(
+        InputError,
+        match=r"comes without a headroom \(no XMP HDRGainMapHeadroom; MakerNote lacks tag 48\)",
+    ):
         recorded_gain(PUG)
     with pytest.warns(UserWarning) as notes:
         assert gain_for(PUG, (3024, 4032)) is None

@@ -42,6 +42,17 @@ def test_a_glob_skips_our_own_outputs_so_a_run_can_go_on(cli, shoot):
     assert code == 3 and "matches only mlx-hdr's outputs or hidden files" in err
 
 
+def test_a_mistyped_folder_is_said_to_be_missing(cli, shoot, tmp_path):
+    """It had been told its file type ('') is not supported."""
+    for name in ("shot/", "shot", "zz*z/"):
+        code, _, err = cli("predict", tmp_path / name, "-o", tmp_path / "o", *LINEAR)
+        why = "no files match this pattern" if "*" in name else "no such file or folder"
+        assert code == 3 and err.startswith(f"error: {tmp_path / name}"), err
+        assert why in err and "file type" not in err
+    code, _, err = cli("predict", tmp_path / "gone.jpg", "-o", tmp_path / "o", *LINEAR)
+    assert "gone.jpg: file not found" in err
+
+
 def test_hidden_files_in_a_folder_are_not_photos(cli, shoot, tmp_path):
     (shoot / "._a.jpg").write_bytes(b"\x00\x05\x16\x07AppleDouble")  # macOS resource file
     (shoot / ".a_preview.x1y2.tmp.png").write_bytes(b"")  # an interrupted run's temp file

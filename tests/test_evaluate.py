@@ -125,9 +125,13 @@ def test_summary_names_what_is_not_in_its_means(dataset, tmp_path):
     (root / "two" / "input.png").unlink()
     evaluate(root, tmp_path / "out", ["linear", "linear"], progress=False)  # each method once
     summary = (tmp_path / "out" / "summary.md").read_text()
-    assert summary.count("| linear |") == 1 and "(1 case)" in summary
+    assert summary.count("| linear |") == 1 and "(1 case; 1 not scored)" in summary
     why = "scene two has no input photo beside its ground truth; skipped"
     assert summary.endswith(f"Not in the means:\n\n- {root}/two/gt.hdr: {why}\n")
+    (tmp_path / "pool").mkdir()
+    shutil.copy(dataset / "one" / "gt.hdr", tmp_path / "pool" / "a.hdr")
+    with pytest.raises(InputError, match=r"no LDR/HDR pairs found \(HDR images without their"):
+        evaluate(tmp_path / "pool", tmp_path / "p", ["linear"], progress=False)
     shutil.rmtree(root / "one")
     with pytest.raises(InputError, match=r"no LDR/HDR pairs found \(gt\.hdr: scene two has no"):
         evaluate(root, tmp_path / "none", ["linear"], progress=False)

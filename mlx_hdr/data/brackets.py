@@ -42,7 +42,8 @@ from mlx_hdr.io.photo_meta import Exposure, read_exif, read_exposure
 MERGED = "merged.hdr"
 MIN_SIDE = 16  # px: OpenCV's Debevec calibration samples a grid that needs this much
 BRACKET_SET_USE = (
-    "validate on it:  python scripts/validate_model.py --brackets {out} -n 0 --model MODEL\n"
+    "validate on it (from an mlx-hdr clone):  python scripts/validate_model.py --brackets {out}"
+    " -n 0 --model mlx_hdr/assets/default.safetensors\n"
     "train on it:     mlx-hdr data index {out.parent} -o brackets.jsonl"
     " (the folder of your sets), then --data brackets.jsonl"
 )

@@ -115,6 +115,7 @@ def summary_markdown(
     it, each with why (failed, or left out by the dataset's layout)."""
     head = "| method | " + " | ".join(title for _, title, _ in METRICS) + " |"
     cases = f"{n_cases} case{'' if n_cases == 1 else 's'}"
+    cases += f"; {len(missing)} not scored" if missing else ""
     lines = [f"# Evaluation of `{dataset}` ({cases})", "", head]
     lines.append("|---" * (len(METRICS) + 1) + "|")
     for m, vals in means.items():
@@ -267,6 +268,8 @@ def evaluate(
     if not pairs:
         known = [*found.left_out, *found.why.items()]
         why = f" ({known[0][0].name}: {known[0][1]})" if known else ""
+        if found.layout in ("hdr-pool", "hdr-synth"):
+            why = " (HDR images without their photos: for training and `data index`)"
         raise InputError(f"no LDR/HDR pairs found{why}", dataset)
     out = Path(out)
     (out / "sheets").mkdir(parents=True, exist_ok=True)

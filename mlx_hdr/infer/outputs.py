@@ -77,6 +77,12 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
             paths += (found := _photos(ldr_files(p)))
             if not found:
                 missing.append((item, "folder has no JPEG/PNG/TIFF/WebP/HEIC/AVIF images"))
+        elif (
+            not p.exists()
+            and not GLOB_CHARS & set(item)
+            and (not p.suffix or item.endswith(("/", os.sep)))
+        ):
+            missing.append((item, "no such file or folder"))  # a mistyped folder, not a type
         elif p.exists() or not GLOB_CHARS & set(item):
             paths.append(p)  # a missing file fails later with read_ldr's message
         else:

@@ -86,14 +86,12 @@ def maker_note_values(maker: bytes) -> dict[int, float]:
     return values
 
 
-def _maker_headroom(path: Path) -> float | None:
+def _maker_values(path: Path) -> dict[int, float]:
+    """The numeric entries of the photo's Apple MakerNote (empty without one)."""
     register(path)
     with Image.open(path) as im:
         maker = exif_of(im).get_ifd(EXIF_IFD).get(MAKER_NOTE)
-    values = maker_note_values(maker) if isinstance(maker, bytes) else {}
-    if HEADROOM_TAG in values and GAIN_TAG in values:
-        return apple_headroom(values[HEADROOM_TAG], values[GAIN_TAG])
-    return None
+    return maker_note_values(maker) if isinstance(maker, bytes) else {}
 
 
 def headroom_of(path: Path) -> float:
@@ -103,14 +101,19 @@ def headroom_of(path: Path) -> float:
         InputError: the file gives none.
     """
     found = _XMP_HEADROOM.search(path.read_bytes())
+    values = {} if found else _maker_values(path)
+    missing = [str(t) for t in (HEADROOM_TAG, GAIN_TAG) if t not in values]
     try:
-        headroom = float(found.group(1)) if found else _maker_headroom(path)
+        if found:
+            headroom = float(found.group(1))
+        else:
+            headroom = None if missing else apple_headroom(values[HEADROOM_TAG], values[GAIN_TAG])
     except ValueError:
         headroom = None
     if headroom is None or not np.isfinite(headroom):
+        lacks = f"MakerNote lacks tag {' and '.join(missing)}" if missing else "MakerNote unusable"
         raise InputError(
-            "its Apple HDR gain map comes without a headroom "
-            "(no XMP HDRGainMapHeadroom, no MakerNote tags 33 and 48)",
+            f"its Apple HDR gain map comes without a headroom (no XMP HDRGainMapHeadroom; {lacks})",
             path,
         )
     return max(headroom, 1.0)
