@@ -295,6 +295,8 @@ def main(argv=None) -> None:
         and (not args.rows or any(s in r for s in args.rows))
         and not (args.quick and variant == "compiled")
     ]
+    if not ids and any(s in r for r in ROWS for s in args.rows):
+        p.error("the rows --rows names are left out by --framework or --quick (compiled rows)")
     if not ids:
         p.error(f"no row matches --rows {' '.join(args.rows)} (rows: {', '.join(ROWS)})")
     has_torch = torch_available(args.torch_python)

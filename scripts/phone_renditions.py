@@ -33,6 +33,7 @@ backend.setup()
 # isort: split
 from mlx_hdr.errors import HDRError
 from mlx_hdr.eval.metrics import hdr_metrics
+from mlx_hdr.infer.methods.expandnet2018 import load_expandnet
 from mlx_hdr.infer.pipeline import load_input
 from mlx_hdr.infer.recorded import KEPT, gain_for, recorded_hdr
 from mlx_hdr.io.photo_meta import read_exposure
@@ -67,6 +68,7 @@ def main() -> None:
     if args.expandnet:
         os.environ["MLX_HDR_EXPANDNET"] = args.expandnet
         peers.append("expandnet2018")
+        load_expandnet()  # its weights before the table: a bad file said at once
     methods = runners(args.model, peers)
     cases = {p: c for p in args.files if (c := case(p, args.long_side)) is not None}
     print("| photo | method | " + " | ".join(KEYS) + " |")

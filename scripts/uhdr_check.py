@@ -105,3 +105,7 @@ if __name__ == "__main__":
             main(*sys.argv[1:])
         except HDRError as exc:  # a missing or unreadable file: one line
             sys.exit(f"error: {exc}")
+        except OSError as exc:  # the gain-map JPEG: read as bytes
+            sys.exit(f"error: {exc.filename}: {exc.strerror or exc}")
+        except imagecodecs.UltrahdrError as exc:  # not an Ultra HDR JPEG
+            sys.exit(f"error: {sys.argv[2]}: not an Ultra HDR JPEG ({exc})")

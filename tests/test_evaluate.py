@@ -128,9 +128,16 @@ def test_summary_names_what_is_not_in_its_means(dataset, tmp_path):
     assert summary.count("| linear |") == 1 and "(1 case; 1 not scored)" in summary
     why = "scene two has no input photo beside its ground truth; skipped"
     assert summary.endswith(f"Not in the means:\n\n- {root}/two/gt.hdr: {why}\n")
+    (tmp_path / "sheetless" / "sheets" / "one.png").mkdir(parents=True)  # a sheet it loses
+    evaluate(root, tmp_path / "sheetless", ["linear"], progress=False)
+    summary = (tmp_path / "sheetless" / "summary.md").read_text()
+    assert "(1 case; 1 not scored)" in summary and "one.png" not in summary  # one is scored
     (tmp_path / "pool").mkdir()
     shutil.copy(dataset / "one" / "gt.hdr", tmp_path / "pool" / "a.hdr")
     with pytest.raises(InputError, match=r"no LDR/HDR pairs found \(HDR images without their"):
+        evaluate(tmp_path / "pool", tmp_path / "p", ["linear"], progress=False)
+    shutil.copy(dataset / "one" / "input.png", tmp_path / "pool" / "a.png")  # beside it
+    with pytest.raises(InputError, match=r"found \(pair photos and HDRs as <case>/input"):
         evaluate(tmp_path / "pool", tmp_path / "p", ["linear"], progress=False)
     shutil.rmtree(root / "one")
     with pytest.raises(InputError, match=r"no LDR/HDR pairs found \(gt\.hdr: scene two has no"):

@@ -7,6 +7,7 @@ import io
 import pickle
 import sys
 import urllib.error
+import zipfile
 from pathlib import Path
 
 import mlx.core as mx
@@ -22,7 +23,13 @@ from mlx_hdr.cli.convert import register
 from mlx_hdr.convert import convert_checkpoint
 from mlx_hdr.convert.mapping import load_spec
 from mlx_hdr.errors import WeightsError
-from mlx_hdr.models.model_io import converted_path, load_converted, load_strict, weights_dir
+from mlx_hdr.models.model_io import (
+    converted_path,
+    load_converted,
+    load_model,
+    load_strict,
+    weights_dir,
+)
 
 
 class Tiny(nn.Module):
@@ -106,10 +113,15 @@ def test_load_converted_errors(monkeypatch, tmp_path):
         load_converted(bad)
     assert "\n" not in str(info.value)
     monkeypatch.chdir(tmp_path)  # --encoder-weights FILE: a file's name, not an architecture
-    (tmp_path / "mine.pth").write_bytes(b"PK\x03\x04 a torch zip")
-    with pytest.raises(WeightsError, match="a PyTorch checkpoint: convert it first") as info:
+    with zipfile.ZipFile(tmp_path / "mine.pth", "w") as archive:  # as torch.save writes
+        archive.writestr("mine/data.pkl", b"\x80\x02}q\x00.")
+    with pytest.raises(WeightsError, match=r"a PyTorch file: convert it first \(`mlx-hdr conv"):
         load_converted("mine.pth")
-    assert str(info.value).startswith("mine.pth: ")
+    with pytest.raises(WeightsError, match="mine.pth: a PyTorch file, not a model file"):
+        load_model(tmp_path / "mine.pth")  # convert makes no model: not told to
+    np.savez(tmp_path / "arrays.npz", a=np.zeros(2))  # a zip, but not torch's
+    with pytest.raises(WeightsError, match="unreadable safetensors file"):
+        load_converted(tmp_path / "arrays.npz")
     (tmp_path / "myv2").write_bytes(bad.read_bytes())
     with pytest.raises(WeightsError, match="unreadable safetensors file"):
         load_converted("myv2")  # an existing file named like no architecture

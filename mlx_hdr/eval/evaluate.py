@@ -268,8 +268,10 @@ def evaluate(
     if not pairs:
         known = [*found.left_out, *found.why.items()]
         why = f" ({known[0][0].name}: {known[0][1]})" if known else ""
-        if found.layout in ("hdr-pool", "hdr-synth"):
+        if found.layout in ("hdr-pool", "hdr-synth") and not found.unpaired:
             why = " (HDR images without their photos: for training and `data index`)"
+        elif found.layout in ("hdr-pool", "hdr-synth"):  # photos beside them: not a layout
+            why = " (pair photos and HDRs as <case>/input.* + <case>/gt.*, or LDR_in/ + HDR_gt/)"
         raise InputError(f"no LDR/HDR pairs found{why}", dataset)
     out = Path(out)
     (out / "sheets").mkdir(parents=True, exist_ok=True)
@@ -310,8 +312,9 @@ def _write_sheet(report: EvalReport, on_error, path: Path, case: str, sheet) -> 
 def _write_report(report: EvalReport, out: Path, methods: list[str], title: str) -> EvalReport:
     """Fill in the means and write metrics.csv and summary.md."""
     report.means = _means(report.rows, methods)
-    n_cases = len({r["case"] for r in report.rows})
+    scored = {r["case"] for r in report.rows}
     report.files.append(write_text_atomic(out / "metrics.csv", _csv_text(report.rows)))
-    md = summary_markdown(report.means, n_cases, title, [*report.failed, *report.left_out])
+    missing = [f for f in report.failed if f[0] not in scored]  # not a sheet it lost
+    md = summary_markdown(report.means, len(scored), title, [*missing, *report.left_out])
     report.files.append(write_text_atomic(out / "summary.md", md))
     return report

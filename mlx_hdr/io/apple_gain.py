@@ -25,6 +25,7 @@ orientation as ``read_ldr`` turns the photo.
 from __future__ import annotations
 
 import io
+import math
 import re
 import struct
 from pathlib import Path
@@ -101,21 +102,20 @@ def headroom_of(path: Path) -> float:
         InputError: the file gives none.
     """
     found = _XMP_HEADROOM.search(path.read_bytes())
-    values = {} if found else _maker_values(path)
-    missing = [str(t) for t in (HEADROOM_TAG, GAIN_TAG) if t not in values]
-    try:
-        if found:
+    if found:
+        try:
             headroom = float(found.group(1))
-        else:
-            headroom = None if missing else apple_headroom(values[HEADROOM_TAG], values[GAIN_TAG])
-    except ValueError:
-        headroom = None
-    if headroom is None or not np.isfinite(headroom):
-        lacks = f"MakerNote lacks tag {' and '.join(missing)}" if missing else "MakerNote unusable"
-        raise InputError(
-            f"its Apple HDR gain map comes without a headroom (no XMP HDRGainMapHeadroom; {lacks})",
-            path,
-        )
+        except ValueError:
+            headroom = math.nan
+        why = f"its XMP HDRGainMapHeadroom {found.group(1).decode(errors='replace')!r} is unusable"
+    else:
+        values = _maker_values(path)
+        missing = [str(t) for t in (HEADROOM_TAG, GAIN_TAG) if t not in values]
+        headroom = math.nan if missing else apple_headroom(values[HEADROOM_TAG], values[GAIN_TAG])
+        lacks = f"lacks tag {' and '.join(missing)}" if missing else "gives no number"
+        why = f"no XMP HDRGainMapHeadroom, and the MakerNote {lacks}"
+    if not np.isfinite(headroom):
+        raise InputError(f"its Apple HDR gain map comes without a headroom ({why})", path)
     return max(headroom, 1.0)
 
 

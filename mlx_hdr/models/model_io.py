@@ -13,6 +13,7 @@ in MLX layout (O, kH, kW, I / groups)):
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -115,22 +116,28 @@ def read_safetensors(
     try:
         return mx.load(str(path), format="safetensors", return_metadata=True)
     except Exception as exc:  # MLX raises RuntimeError/ValueError with multi-line text
-        if _is_torch_file(path):
-            raise WeightsError(
-                "a PyTorch checkpoint: convert it first (`mlx-hdr convert ARCH FILE`)", path
-            ) from None
+        if is_torch_file(path):
+            raise WeightsError(f"a PyTorch file, not {_a(what)}", path) from None
         detail = " ".join(str(exc).split())
         raise WeightsError(f"unreadable {what} ({detail})", path) from None
 
 
-def _is_torch_file(path: Path) -> bool:
-    """Whether ``path`` starts as ``torch.save`` writes: a zip, or a legacy pickle."""
+def _a(what: str) -> str:
+    return f"an {what}" if what[0] in "aeiou" else f"a {what}"
+
+
+def is_torch_file(path: Path) -> bool:
+    """Whether ``path`` is as ``torch.save`` writes it: a zip holding a ``data.pkl``, or a
+    legacy file (a pickle of its magic number first)."""
     try:
         with open(path, "rb") as f:
             head = f.read(4)
-    except OSError:
+        if head.startswith(b"\x80\x02\x8a\x0a"):  # protocol 2, then a 10-byte long
+            return True
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("data.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
         return False
-    return head.startswith((b"PK\x03\x04", b"\x80"))
 
 
 def _how_to_make(arch: str) -> str:
@@ -159,6 +166,11 @@ def load_converted(
     """
     path, architecture = resolve_converted(arch_or_path, architecture)
     hint = _how_to_make(architecture) if architecture else "convert it with `mlx-hdr convert`"
+    if path.is_file() and is_torch_file(path):
+        arch = architecture or "ARCH"
+        raise WeightsError(
+            f"a PyTorch file: convert it first (`mlx-hdr convert {arch} FILE`)", path
+        )
     arrays, metadata = read_safetensors(path, missing=f"converted weights not found; {hint}")
     found = metadata.get("architecture")
     if architecture and found and found != architecture:
