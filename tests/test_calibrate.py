@@ -59,6 +59,19 @@ def test_fallbacks_keep_hi_above_lo():
     assert hi - lo >= MIN_SPAN - 1e-9 and lo >= 0
 
 
+def test_a_degenerate_fit_keeps_the_output_finite():
+    """Well-exposed outputs that barely vary (2e-5) had fitted a log1p span of 35,000: the
+    clipped pixels' expm1 overflowed to inf, then NaN through the blend."""
+    ldr = np.tile(np.linspace(0.1, 0.8, 32, dtype=np.float32)[None, :, None], (32, 1, 3))
+    ldr[:4] = 1.0
+    target = np.full(ldr.shape, -0.5, np.float32)
+    target[4:] += np.linspace(0, 2e-5, 32, dtype=np.float32)[None, :, None]
+    target[:4] = 0.9
+    lo, hi = fit_log_range(ldr, target)
+    assert hi - lo <= np.log1p(2.0**16) + 1e-6
+    assert np.isfinite(calibrate(ldr, target)).all()
+
+
 def test_blend_weight_and_blend():
     ldr = np.array([[[0.5, 0.5, 0.5], [0.975, 0.2, 0.2], [1.0, 1.0, 1.0]]], np.float32)
     np.testing.assert_allclose(clip_mask(ldr, BLEND_TAU)[..., 0], [[0.0, 0.5, 1.0]], atol=1e-6)

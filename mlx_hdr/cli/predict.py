@@ -248,8 +248,9 @@ def predict_command(
         typer.Option(
             min=0,
             max=MAX_STOPS,
-            help="Gain-map JPEG: the most stops above SDR white its HDR rendition reaches "
-            "(default: the prediction's peak, at most 4; at most 16).",
+            help="Gain-map JPEG: the most stops its HDR rendition brightens a pixel over the "
+            "photo, a clipped one's above SDR white (default: the prediction's peak, at most "
+            "4; at most 16).",
         ),
     ] = None,
     gainmap_quality: Annotated[

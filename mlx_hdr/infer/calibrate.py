@@ -35,6 +35,7 @@ from mlx_hdr.infer.targets import stops_to_hdr
 DISPLAY_BAND = (0.05, 0.85)
 MIN_PIXELS = 64
 MIN_SPAN = 0.05
+MAX_SPAN = float(np.log1p(2.0**16))  # log1p units: 16 stops over the photo's white at most
 FALLBACK_HI = float(np.log1p(16.0))
 BLEND_TAU = 0.95
 FLOOR_EPS = 1e-4  # offset of a partial floor's ratio: black pixels stay finite
@@ -71,7 +72,9 @@ def fit_log_range(
         target: HxWx3 network output in [-1, 1] for that input.
         band: display range every channel of a pixel must lie in to be used.
     Returns:
-        ``(lo, hi)`` floats with lo >= 0 and hi - lo >= ``MIN_SPAN``.
+        ``(lo, hi)`` floats with lo >= 0 and ``MIN_SPAN`` <= hi - lo <= ``MAX_SPAN`` (a
+        degenerate fit, well-exposed values that barely vary, had given a span whose
+        expm1 overflowed to inf and then NaN in the blend).
     """
     ldr = np.asarray(ldr, np.float32)
     good = np.all((ldr >= band[0]) & (ldr <= band[1]), axis=-1)
@@ -85,7 +88,7 @@ def fit_log_range(
     else:
         lo, hi = 0.0, FALLBACK_HI
     lo = max(lo, 0.0)
-    return lo, max(hi, lo + MIN_SPAN)
+    return lo, min(max(hi, lo + MIN_SPAN), lo + MAX_SPAN)
 
 
 def blend_with_input(
