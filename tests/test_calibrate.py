@@ -22,6 +22,7 @@ from mlx_hdr.infer.calibrate import (
     fill_colour,
     fit_log_range,
 )
+from mlx_hdr.infer.targets import STOPS_FLOOR
 
 
 def scene(seed: int = 0) -> np.ndarray:
@@ -104,7 +105,7 @@ def test_anchor_lowers_a_partly_clipped_prediction_towards_its_recorded_channels
     ldr = np.array([[[0.8, 0.8, 1.0], [1.0, 1.0, 1.0], [0.8, 0.8, 1.0]]], np.float32)
     lin = srgb_to_linear(ldr)
     pred = np.array([[[8.0, 8.0, 8.0], [8.0, 8.0, 8.0], [0.3, 0.3, 0.3]]], np.float32)
-    stops = np.log(lin[0, 0, 0] / 8.0)  # ln; both recorded channels alike
+    stops = np.log((lin[0, 0, 0] + STOPS_FLOOR) / (8.0 + STOPS_FLOOR))  # ln; both alike
     for anchor in (0.25, 1.0):
         out = blend_with_input(ldr, pred, anchor=anchor)
         expect = max(8.0 * np.exp(anchor * stops), 1.0)  # never below the recorded clip
@@ -113,6 +114,17 @@ def test_anchor_lowers_a_partly_clipped_prediction_towards_its_recorded_channels
         np.testing.assert_allclose(out[0, 1:], blend_with_input(ldr, pred, anchor=0.0)[0, 1:])
     assert 8.0 * np.exp(0.25 * stops) > 3.0  # a quarter anchor still lifts it well above
     assert 8.0 * np.exp(ANCHOR * stops) < 2**0.5  # the default brings it within half a stop
+
+
+def test_the_anchor_reads_a_near_black_recorded_channel_in_the_targets_stops():
+    """A saturated yellow light (red and green clipped, blue recorded near 0) predicted
+    +2 stops in every channel is lowered by the anchor's share of those 2 stops; read with
+    an offset of 1e-4 the blue channel had said 8 and erased the highlight."""
+    for blue in (0.0, 0.03, 0.1):
+        ldr = np.array([[[1.0, 1.0, blue]]], np.float32)
+        pred = (srgb_to_linear(ldr) + STOPS_FLOOR) * 4.0 - STOPS_FLOOR
+        out = blend_with_input(ldr, pred)
+        np.testing.assert_allclose(out[0, 0, 0], pred[0, 0, 0] * 2.0 ** (-2 * ANCHOR), rtol=0.02)
 
 
 def test_blend_never_puts_clipped_pixels_below_the_input():

@@ -30,7 +30,7 @@ from mlx_hdr.color import (
     target_to_hdr,
 )
 from mlx_hdr.infer.response import check_response, response_table, response_to_linear
-from mlx_hdr.infer.targets import stops_to_hdr
+from mlx_hdr.infer.targets import STOPS_FLOOR, stops_to_hdr
 
 DISPLAY_BAND = (0.05, 0.85)
 MIN_PIXELS = 64
@@ -117,8 +117,11 @@ def blend_with_input(
     them (a bright white sky over a blue one whose red was recorded) would make the clipped
     channels too bright and the pixel too saturated. So P is first lowered, by the share
     ``anchor`` in stops, towards the level at which its recorded channels match the
-    camera's: by exp(anchor * m * min(0, sum_c w_c log(L_c / P_c) / sum_c w_c)), with
-    w_c = 1 - a_c and m = min(1, sum_c w_c) (0 where all three clip; never raised).
+    camera's: by exp(anchor * m * min(0, sum_c w_c log((L_c + f) / (P_c + f)) / sum_c w_c)),
+    with w_c = 1 - a_c, m = min(1, sum_c w_c) (0 where all three clip; never raised) and f
+    the ``stops`` target's own offset (``STOPS_FLOOR``): a near-black recorded channel then
+    reads the network's residual as the stops it is (with 1e-4, a yellow light whose blue
+    was recorded near 0 read +2 stops as +8 and lost its highlight).
     """
     lin = srgb_to_linear(ldr) if lin is None else lin
     alpha = clip_ramp(ldr, tau)
@@ -133,7 +136,7 @@ def _anchored(hdr, lin, w, anchor):
     if anchor == 0.0:
         return hdr
     total = w.sum(axis=-1, keepdims=True)
-    ratio = np.log((lin + FLOOR_EPS) / (np.maximum(hdr, 0.0) + FLOOR_EPS))
+    ratio = np.log((lin + STOPS_FLOOR) / (np.maximum(hdr, 0.0) + STOPS_FLOOR))
     stops = np.minimum((w * ratio).sum(axis=-1, keepdims=True) / np.maximum(total, 1e-6), 0.0)
     return hdr * np.exp(anchor * np.minimum(total, 1.0) * stops)
 
