@@ -81,7 +81,7 @@ from mlx_hdr.color import (
 )
 from mlx_hdr.data.simulate import CAMERA, CURVES
 from mlx_hdr.errors import HDRError
-from mlx_hdr.eval.evaluate import labelled_panel
+from mlx_hdr.eval.evaluate import counts_in_mean, labelled_panel
 from mlx_hdr.eval.metrics import hdr_metrics
 from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.model_hub import load_net, with_floor_strength
@@ -218,14 +218,9 @@ def score(name: str, run, net, cases, preds: list[dict]) -> list[float]:
         rows.append(m)
     with warnings.catch_warnings():  # a column no case has (a peer's cast): NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        return [float(np.mean([r[k] for r in rows if defines(r, k)])) for k in KEYS]
-
-
-def defines(row: dict, key: str) -> bool:
-    """Whether ``row`` counts in ``key``'s mean: a ``CLIPPED_ONLY`` metric's NaN is left out
-    (the case has none), unless the prediction itself is NaN (its PU21-PSNR is), which then
-    shows as NaN rather than as a mean over the other cases."""
-    return key not in CLIPPED_ONLY or not np.isnan(row[key]) or np.isnan(row["pu21_psnr"])
+        return [
+            float(np.mean([r[k] for r in rows if counts_in_mean(r, k, CLIPPED_ONLY)])) for k in KEYS
+        ]
 
 
 def print_gains(cases, preds: list[dict]) -> None:

@@ -93,12 +93,17 @@ def _means(rows: list[dict], methods: list[str]) -> dict[str, dict[str, float]]:
     for m in methods:
         sel = [r for r in rows if r["method"] == m]
         if sel:
-            means[m] = {k: _mean([r[k] for r in sel if _counts(r, k)]) for k, _, _ in METRICS}
+            means[m] = {
+                k: _mean([r[k] for r in sel if counts_in_mean(r, k)]) for k, _, _ in METRICS
+            }
     return means
 
 
-def _counts(row: dict, key: str) -> bool:
-    return key not in UNDEFINED_IN_SOME or not np.isnan(row[key]) or np.isnan(row["pu21_psnr"])
+def counts_in_mean(row: dict, key: str, undefined=UNDEFINED_IN_SOME) -> bool:
+    """Whether ``row`` counts in ``key``'s mean: the NaN of an ``undefined`` metric (the
+    case has none to measure) is left out, unless the prediction itself is NaN (its
+    PU21-PSNR is), which then shows as NaN rather than as a mean over the other cases."""
+    return key not in undefined or not np.isnan(row[key]) or np.isnan(row["pu21_psnr"])
 
 
 def _mean(values: list[float]) -> float:

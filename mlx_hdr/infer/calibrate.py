@@ -73,8 +73,8 @@ def fit_log_range(
         band: display range every channel of a pixel must lie in to be used.
     Returns:
         ``(lo, hi)`` floats with lo >= 0 and ``MIN_SPAN`` <= hi - lo <= ``MAX_SPAN`` (a
-        degenerate fit, well-exposed values that barely vary, had given a span whose
-        expm1 overflowed to inf and then NaN in the blend).
+        degenerate fit, on well-exposed values that barely vary, would otherwise give a
+        span whose expm1 overflows to inf, and NaN in the blend).
     """
     ldr = np.asarray(ldr, np.float32)
     good = np.all((ldr >= band[0]) & (ldr <= band[1]), axis=-1)
@@ -120,8 +120,8 @@ def blend_with_input(
     camera's: by exp(anchor * m * min(0, sum_c w_c log((L_c + f) / (P_c + f)) / sum_c w_c)),
     with w_c = 1 - a_c, m = min(1, sum_c w_c) (0 where all three clip; never raised) and f
     the ``stops`` target's own offset (``STOPS_FLOOR``): a near-black recorded channel then
-    reads the network's residual as the stops it is (with 1e-4, a yellow light whose blue
-    was recorded near 0 read +2 stops as +8 and lost its highlight).
+    reads the network's residual as the stops it is (a yellow light whose blue was recorded
+    near 0 keeps its highlight: with 1e-4 its +2 stops would read as +8).
     """
     lin = srgb_to_linear(ldr) if lin is None else lin
     alpha = clip_ramp(ldr, tau)

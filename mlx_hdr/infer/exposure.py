@@ -15,10 +15,9 @@ photo's clipped pixels, as a whole (their median luminance), above that, they ar
 the camera recorded (where that record holds some of them up, their median stays above the
 ceiling rather than the others being lowered further). Where the white itself is at or
 above the ceiling, what clipped is brighter than any sky (the sun, a glint) and nothing is
-done. Indoors (long exposures,
-white at 10^2 cd/m^2 or so) the ceiling lies many stops above white and never acts; in a
-short daylight exposure it keeps the model from lifting a sky that barely clipped far
-above white.
+done. Indoors (long exposures, white at 10^2 cd/m^2 or so) the ceiling lies many stops
+above white and never acts; in a short daylight exposure it keeps the model from lifting a
+sky that barely clipped far above white.
 
 The daylight floor (opt-in: ``predict --daylight-floor 3000``) works the other way, in
 long exposures. A surface lit by lamps indoors is rarely brighter than a few hundred
@@ -101,8 +100,8 @@ def apply_ceiling(
         rounds: passes of the correction, each by what is left of the excess. One for
             the blend's output: where the floor holds some pixels the median stays above
             ``stops``, and further passes would lower only the others (with the recorded
-            level above the ceiling, three had taken the brightest pixels down 1.5 stops to
-            move the median 0.26). The network's own output (not ``blended``) moves by the
+            level above the ceiling, three take the brightest pixels down 1.5 stops to move
+            the median 0.26). The network's own output (not ``blended``) moves by the
             soft mask's share, 0.6-1 on clipped pixels, so it takes more than one.
         recorded: the response table (``infer.response``) that says what the photo recorded
             at least; None: the sRGB curve.

@@ -77,14 +77,13 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
             paths += (found := _photos(ldr_files(p)))
             if not found:
                 missing.append((item, "folder has no JPEG/PNG/TIFF/WebP/HEIC/AVIF images"))
-        elif (
-            not p.exists()
-            and not GLOB_CHARS & set(item)
-            and (not p.suffix or item.endswith(("/", os.sep)))
-        ):
-            missing.append((item, "no such file or folder"))  # a mistyped folder, not a type
-        elif p.exists() or not GLOB_CHARS & set(item):
-            paths.append(p)  # a missing file fails later with read_ldr's message
+        elif p.exists():
+            paths.append(p)
+        elif not GLOB_CHARS & set(item):
+            if p.suffix and not item.endswith(("/", os.sep)):
+                paths.append(p)  # a missing file fails later with read_ldr's message
+            else:
+                missing.append((item, "no such file or folder"))  # a mistyped folder
         else:
             matched = sorted(Path(q) for q in glob.glob(item, recursive=True))
             photos = [q for q in matched if q.is_file() and is_ldr_file(q)]

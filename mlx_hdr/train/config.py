@@ -291,6 +291,11 @@ def optimizer_changes(saved: dict, cfg: TrainConfig) -> list[str]:
     return changes
 
 
+def chosen_by(cfg: TrainConfig) -> tuple[str, str]:
+    """The validation score a run's best model is chosen by: (metrics key, its name)."""
+    return ("pu21_psnr", "PU21-PSNR") if cfg.model.target == "stops" else ("psnr", "PSNR")
+
+
 # model settings that only say how the network is bundled for inference
 BUNDLING_FIELDS = ("floor", "floor_strength")
 

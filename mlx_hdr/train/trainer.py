@@ -35,6 +35,7 @@ from mlx_hdr.train.config import (
     TrainConfig,
     check_resume_end,
     check_same_model,
+    chosen_by,
     note_optimizer_changes,
 )
 from mlx_hdr.train.data import BatchSource, prefetch
@@ -291,7 +292,7 @@ class Trainer:
             clock.close()
         result.step, result.epoch = self.step, self.step // cfg.steps_per_epoch
         result.best_psnr, result.seconds_per_step = self.best, clock.seconds_per_step
-        result.best_name = "PU21-PSNR" if cfg.model.target == "stops" else "PSNR"
+        result.best_name = chosen_by(cfg)[1]
         return result
 
     def log_step(self, loss: float, parts: dict, norm: float, dt: float) -> None:
@@ -328,8 +329,9 @@ class Trainer:
         rec = {"kind": "val", "step": self.step, "epoch": epoch, **metrics}
         m = metrics
         msg = f"epoch {epoch}: val PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}, L1 {m['l1']:.4f}"
-        if self.cfg.model.target == "stops":  # the score its best model is chosen by
-            msg = msg.replace("val PSNR", f"val PU21-PSNR {m['pu21_psnr']:.2f} dB, PSNR")
+        key, name = chosen_by(self.cfg)
+        if key != "psnr":  # the score its best model is chosen by, first
+            msg = msg.replace("val PSNR", f"val {name} {m[key]:.2f} dB, PSNR")
         self.log.write(rec, msg)
         n = min(4, len(pred))
         sample = self.run_dir / "samples" / f"epoch_{epoch:03d}.png"
@@ -339,7 +341,7 @@ class Trainer:
         ]
         save_sample(sample, val["ldr"][:n], np.stack(preds), val["hdr"][:n])
         plot_curves(self.log.records, self.run_dir / "training_curves.png")
-        score = metrics["pu21_psnr"] if self.cfg.model.target == "stops" else metrics["psnr"]
+        score = metrics[key]
         if score > self.best:  # best first: stopped before "last", a resume starts from it
             self.best = score
             self.save("best")
