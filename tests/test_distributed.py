@@ -21,7 +21,7 @@ from test_hybrid import tiny_model
 
 from mlx_hdr.train.data import ArrayBatches, synthetic_pairs
 from mlx_hdr.train.step import make_train_step
-from mlx_hdr.train.trainer import prepare
+from mlx_hdr.train.validation import prepare
 
 TESTS = Path(__file__).resolve().parent
 LAUNCH = Path(sys.executable).parent / "mlx.launch"

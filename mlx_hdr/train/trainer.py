@@ -23,10 +23,10 @@ import numpy as np
 from tqdm import tqdm
 
 from mlx_hdr import backend
-from mlx_hdr.color import clip_mask, ldr_to_input
+from mlx_hdr.color import ldr_to_input
 from mlx_hdr.errors import HDRError, UsageError
 from mlx_hdr.infer.calibrate import calibrate
-from mlx_hdr.infer.targets import encode_target, target_kind
+from mlx_hdr.infer.targets import encode_target
 from mlx_hdr.io.atomic import copy_atomic
 from mlx_hdr.models.model_io import save_model
 from mlx_hdr.train import checkpoint as ckpt
@@ -51,6 +51,7 @@ from mlx_hdr.train.rundir import (
 )
 from mlx_hdr.train.runlog import RunLog, memory_stats
 from mlx_hdr.train.step import make_optimizer, make_train_step
+from mlx_hdr.train.validation import prepare, validate
 
 
 class TrainingDiverged(HDRError):
@@ -72,52 +73,6 @@ class TrainResult:
     seconds_per_step: float = math.nan
     best_name: str = "PSNR"  # "PU21-PSNR" for a model predicting stops
     rank: int = 0
-
-
-def prepare(batch: dict[str, np.ndarray], kind: str = "minmax_log1p") -> tuple:
-    """A training batch -> (x, target, mask) mx arrays in target domain ``kind``
-    (``targets.TARGETS``)."""
-    target = encode_target(kind, batch["hdr"], batch["ldr"])
-    mask = batch.get("clip_mask")
-    if mask is None:
-        mask = clip_mask(batch["ldr"])
-    mask = mask[..., None] if mask.ndim == 3 else mask
-    arrays = (ldr_to_input(batch["ldr"]), target, mask.astype(np.float32))
-    return tuple(mx.array(a) for a in arrays)
-
-
-def predict_batches(
-    model, x: np.ndarray, batch_size: int, white: np.ndarray | None = None
-) -> np.ndarray:
-    """Model output in [-1, 1] for an NHWC input array, in chunks (``white``: the photos'
-    (N,) log2 white in cd/m², NaN where unknown, for a model that reads it)."""
-    outs = []
-    for i in range(0, len(x), batch_size):
-        chunk = mx.array(x[i : i + batch_size])
-        y = model(chunk) if white is None else model(chunk, mx.array(white[i : i + batch_size]))
-        mx.eval(y)
-        outs.append(np.array(y))
-    return np.concatenate(outs)
-
-
-def validate(model, val: dict, batch_size: int) -> tuple[dict, np.ndarray]:
-    """Mean PSNR / SSIM / L1 in the target domain on the fixed validation set, the HDR
-    metrics (PU21-PSNR, highlight error) of the blended predictions, and the predictions."""
-    from mlx_hdr.eval.metrics import hdr_metrics, log_domain_metrics
-
-    pred = predict_batches(model, val["x"], batch_size, val.get("white"))
-    m = {
-        k: float(np.mean(v))
-        for k, v in log_domain_metrics(pred, val["target"], inputs="target").items()
-    }
-    kind = target_kind(model)
-    rows = [
-        hdr_metrics(calibrate(ldr, p, kind=kind), hdr, ldr)
-        for ldr, p, hdr in zip(val["ldr"], pred, val["hdr"], strict=True)
-    ]
-    for k in ("pu21_psnr", "highlight_log2"):
-        m[k] = float(np.nanmean([r[k] for r in rows]))
-    return m, pred
 
 
 def make_source(cfg: TrainConfig) -> BatchSource:
