@@ -223,6 +223,13 @@ def test_options_the_run_does_not_use_are_noted(cli, shoot, tmp_path, recwarn):
     ]
 
 
+def test_a_sky_ceiling_given_at_its_default_value_is_noted_too(cli, shoot, tmp_path, recwarn):
+    args = ["-o", tmp_path / "o", "--sky-ceiling", "10000", *LINEAR]
+    code, _, err = cli("predict", shoot / "a.jpg", *args)
+    assert code == 0, err
+    assert [str(w.message) for w in recwarn] == ["--sky-ceiling is not used with --method linear"]
+
+
 def test_an_ignored_signal_stays_ignored(cli, shoot, tmp_path, monkeypatch):
     """A job started with SIGINT ignored (``cmd &`` in a script) is not stopped by it."""
     real = atomic.commit

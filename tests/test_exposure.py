@@ -306,7 +306,7 @@ def test_predict_file_reads_the_photos_exif(tmp_path):
     assert median_clipped_gain(ldr, outs["on"]) == pytest.approx(ceiling, abs=0.03)
 
 
-def test_the_daylight_floor_says_when_a_photo_has_no_exposure(tmp_path):
+def test_the_exif_options_say_when_a_photo_has_no_exposure(tmp_path):
     from mlx_hdr.infer.model_hub import load_net
     from mlx_hdr.io.image_io import write_ldr
 
@@ -314,9 +314,14 @@ def test_the_daylight_floor_says_when_a_photo_has_no_exposure(tmp_path):
     net = load_net(None)[0]
     with pytest.warns(UserWarning, match=r"bare\.png: no EXIF exposure: --daylight-floor"):
         predict_file(src, [tmp_path / "a.hdr"], net, PredictOptions(daylight_floor=3000.0))
+    asked = PredictOptions(sky_ceiling_asked=True, daylight_floor=3000.0)
+    with pytest.warns(UserWarning, match="--sky-ceiling and --daylight-floor do not act"):
+        predict_file(src, [tmp_path / "c.hdr"], net, asked)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # not asked for: nothing to say
+        warnings.simplefilter("error")  # not asked for (the ceiling at its default): no note
         predict_file(src, [tmp_path / "b.hdr"], net, PredictOptions())
+        off = PredictOptions(sky_ceiling=None, sky_ceiling_asked=True)  # --sky-ceiling 0
+        predict_file(src, [tmp_path / "d.hdr"], net, off)
 
 
 def test_the_ceiling_leaves_no_ring_where_the_blend_ramps_in():

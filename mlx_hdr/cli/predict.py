@@ -82,7 +82,7 @@ MODEL_ONLY = (  # PredictOptions fields the classical methods do not read, and t
     ("blend", "--no-blend"),
     ("flip", "--flip"),
     ("response", "--response"),
-    ("sky_ceiling", "--sky-ceiling"),
+    ("sky_ceiling_asked", "--sky-ceiling"),
     ("daylight_floor", "--daylight-floor"),
     ("work_pixels", "--work-pixels"),
 )
@@ -227,13 +227,15 @@ def predict_command(
         ),
     ] = None,
     sky_ceiling: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.0,
             help="Model: with the photo's EXIF exposure (time, f-number, ISO), keep its clipped "
-            "pixels, as a whole, at most this bright in cd/m² (a sunlit cloud); 0: off.",
+            f"pixels, as a whole, at most this bright in cd/m² (a sunlit cloud; default: "
+            f"{SKY_CEILING:g}); 0: off.",
+            show_default=False,
         ),
-    ] = SKY_CEILING,
+    ] = None,
     daylight_floor: Annotated[
         float,
         typer.Option(
@@ -318,7 +320,8 @@ def predict_command(
         work_pixels=work_pixels,
         flip=flip,
         response=choice(response, RESPONSES, "--response"),
-        sky_ceiling=sky_ceiling or None,
+        sky_ceiling=SKY_CEILING if sky_ceiling is None else sky_ceiling or None,
+        sky_ceiling_asked=sky_ceiling is not None,
         daylight_floor=daylight_floor or None,
         max_pixels=max_pixels,
         uhdr=UhdrOptions(max_boost, gainmap_quality, gainmap_scale),

@@ -277,6 +277,7 @@ class PredictOptions:
     flip: bool | None = None  # the mirror mean (predict_target); None: on one-pass photos
     response: str = RESPONSE  # how the blend linearises the kept pixels (infer.response)
     sky_ceiling: float | None = SKY_CEILING  # cd/m^2, with the photo's EXIF (infer.exposure)
+    sky_ceiling_asked: bool = False  # given by the user: a note where a photo has no EXIF
     daylight_floor: float | None = None  # cd/m^2, likewise (opt-in)
     max_pixels: int = MAX_PIXELS  # larger inputs are refused (decompression bombs)
     uhdr: UhdrOptions = field(default_factory=UhdrOptions)
@@ -309,6 +310,17 @@ def load_input(path: Path, max_size: int | None, max_pixels: int = MAX_PIXELS) -
     return ldr
 
 
+def _note_no_exposure(src: Path, opts: PredictOptions) -> None:
+    """Warn that the EXIF options the user asked for cannot act on ``src`` (no exposure)."""
+    asked = [opts.sky_ceiling_asked and opts.sky_ceiling, opts.daylight_floor]
+    flags = [f for f, on in zip(("--sky-ceiling", "--daylight-floor"), asked, strict=True) if on]
+    if flags:
+        verb = "does" if len(flags) == 1 else "do"
+        warnings.warn(
+            f"{src}: no EXIF exposure: {' and '.join(flags)} {verb} not act", stacklevel=3
+        )
+
+
 def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOptions) -> list[Path]:
     """Predict one image and write ``dests`` by extension: ``.png`` the preview, ``.jpg`` the
     gain-map JPEG, ``.avif`` the PQ AVIF, else the HDR file. Nothing is written for a skipped
@@ -319,8 +331,8 @@ def predict_file(src: Path, dests: list[Path], net: Net | None, opts: PredictOpt
     ldr = load_input(src, opts.max_size, opts.max_pixels)
     gain = gain_for(src, ldr.shape[:2], ldr, opts.max_pixels) if opts.input_gain_map else None
     exposure = read_exposure(src)
-    if exposure is None and opts.daylight_floor and opts.method == "model":
-        warnings.warn(f"{src}: no EXIF exposure: --daylight-floor does not act", stacklevel=2)
+    if exposure is None and opts.method == "model":
+        _note_no_exposure(src, opts)
     hdr = predict_hdr(
         ldr,
         net,
