@@ -16,7 +16,7 @@ from mlx_hdr import backend
 from mlx_hdr.backend import cpu
 from mlx_hdr.backend.cpu import Conv2d, InstanceNorm, depthwise_conv2d_shifted
 from mlx_hdr.backend.flatconv import conv2d_flat
-from mlx_hdr.backend.winograd import conv3x3_winograd
+from mlx_hdr.backend.winograd import conv3x3_winograd, winograd_pays
 from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig
 from mlx_hdr.models.mobilenetv2 import MobileNetV2
 
@@ -92,6 +92,26 @@ def test_accelerate_swaps_layers_in_place_and_keeps_keys(monkeypatch):
     assert type(model.head.norm1) is InstanceNorm
     after = dict(tree_flatten(model.parameters()))
     assert after.keys() == before.keys() and all(after[k] is before[k] for k in after)
+
+
+@pytest.mark.parametrize("value", ["0", "off", " False "])
+def test_accelerate_off_leaves_the_plain_model(monkeypatch, value):
+    monkeypatch.setenv("MLX_HDR_ACCELERATE", value)
+    model = backend.accelerate(HybridAutoencoder(HybridConfig(decoder_channels=(8,) * 6)))
+    kinds = {type(m) for _, m in model.named_modules()}
+    assert nn.Conv2d in kinds and nn.InstanceNorm in kinds
+    assert not kinds & {Conv2d, InstanceNorm}
+
+
+def test_switches_read_off_words_and_keep_the_rest_on(monkeypatch):
+    from mlx_hdr.backend.switches import switched_off
+
+    for value, off in (("0", True), ("NO", True), ("off", True), ("1", False), ("", False)):
+        monkeypatch.setenv("MLX_HDR_FLATCONV", value)
+        assert switched_off("MLX_HDR_FLATCONV") is off
+        assert cpu.cpu_path("MLX_HDR_FLATCONV") is (ON_CPU and not off)
+    monkeypatch.delenv("MLX_HDR_FLATCONV")
+    assert not switched_off("MLX_HDR_FLATCONV")
 
 
 def _model_loss_and_grads(model, x, target):
@@ -268,6 +288,14 @@ def test_winograd_matches_conv2d(shape, out_ch):
     float32), gradients within 1e-4 of the largest entry."""
     mx.random.seed(6)
     _check_against_conv2d(conv3x3_winograd, shape, (out_ch, 3, 3), 1, rel_out=2e-5)
+
+
+def test_winograd_matches_conv2d_at_the_widths_it_runs_on():
+    """256 -> 256 channels, as the decoder's and VGG's convs that take the path
+    (``winograd_pays``): the sums are long, the error budget the same."""
+    mx.random.seed(7)
+    assert winograd_pays(256, 256, 12, 12)
+    _check_against_conv2d(conv3x3_winograd, (1, 12, 12, 256), (256, 3, 3), 1, rel_out=2e-5)
 
 
 def test_conv2d_takes_winograd_path_for_wide_convs(monkeypatch):

@@ -42,6 +42,8 @@ def test_openblas_preloaded_and_numerically_equal():
     plain_lib, plain = probe(MLX_HDR_OPENBLAS="0")
     assert fast_lib.endswith("libopenblas.so.0") and plain_lib == "None"
     np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-4)
+    assert probe(MLX_HDR_OPENBLAS="off")[0] == "None"  # an off word, not a library path
+    assert probe(MLX_HDR_OPENBLAS="true")[0] == fast_lib  # an on word: the candidates
 
 
 @pytest.mark.skipif(not HAVE_OPENBLAS, reason="no OpenBLAS installed (Linux fast path)")

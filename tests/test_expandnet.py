@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 
+from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.errors import WeightsError
 
 # The module, not the function that ``mlx_hdr.infer.methods`` may re-export under the same name.
@@ -109,6 +110,9 @@ def test_expandnet2018_inputs(random_model):
     np.testing.assert_array_equal(out, en.expandnet2018(grey[..., None]))
     with pytest.raises(ValueError, match="HxWx3"):
         en.expandnet2018(np.zeros((4, 4, 4), np.float32))
+    for level in (0.0, 0.5):  # flat: the release's min-max would make it white
+        flat = np.full((9, 7, 3), level, np.float32)
+        np.testing.assert_array_equal(en.expandnet2018(flat), srgb_to_linear(flat))
 
 
 def test_missing_weights_errors(monkeypatch, tmp_path):

@@ -14,10 +14,12 @@ rounding, tested in ``tests/test_backend_*.py``):
 - :func:`infer` (module :mod:`.streams`): the inference forward, with the blocks split by
   channels over two CPU streams where that pays.
 
-Switches (environment variables, ``0`` turns the path off; for benchmarks and checks):
+Switches (environment variables, ``0`` turns the path off, as do ``false``, ``off`` and
+``no``; for benchmarks and checks):
 
 | variable | path |
 |---|---|
+| ``MLX_HDR_ACCELERATE`` | every layer and block twin of :func:`accelerate` (the plain model) |
 | ``MLX_HDR_OPENBLAS`` | OpenBLAS preload (or a path to another BLAS library) |
 | ``MLX_HDR_MALLOC`` | glibc malloc settings |
 | ``MLX_HDR_FLATCONV`` | stride-1 k×k convs as shifted GEMMs |
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 from mlx_hdr.backend.blas import blas_threads, preload_openblas
 from mlx_hdr.backend.malloc import tune_malloc
+from mlx_hdr.backend.switches import switched_off
 
 __all__ = ["accelerate", "blas_threads", "infer", "setup"]
 
@@ -54,14 +57,15 @@ def accelerate(model):
     change of class of the same object: parameters, keys, frozen flags and any outside
     reference stay as they were. Convs and InstanceNorms: :data:`.cpu.LAYERS`; blocks that
     :func:`infer` splits over streams: :data:`.streams.BLOCKS`. Only when the default
-    device is the CPU (elsewhere the model is returned unchanged); idempotent.
+    device is the CPU and ``MLX_HDR_ACCELERATE`` does not turn it off (elsewhere the model
+    is returned unchanged); idempotent.
     """
     import mlx.core as mx
 
     from mlx_hdr.backend.cpu import LAYERS
     from mlx_hdr.backend.streams import BLOCKS
 
-    if mx.default_device() != mx.cpu:
+    if mx.default_device() != mx.cpu or switched_off("MLX_HDR_ACCELERATE"):
         return model
     twins = LAYERS | BLOCKS
     for _, module in model.named_modules():

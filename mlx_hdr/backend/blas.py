@@ -15,6 +15,8 @@ import os
 import platform
 import sys
 
+from mlx_hdr.backend.switches import ON, setting, switched_off
+
 CANDIDATES = (
     "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
     "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
@@ -33,8 +35,7 @@ def preload_openblas() -> str | None:
     already imported (too late for symbol resolution: warns when OpenBLAS is installed).
     """
     global loaded
-    setting = os.environ.get("MLX_HDR_OPENBLAS", "1")
-    if loaded or setting == "0" or platform.system() != "Linux":
+    if loaded or switched_off("MLX_HDR_OPENBLAS") or platform.system() != "Linux":
         return loaded
     if "mlx.core" in sys.modules:
         if any(os.path.exists(p) for p in CANDIDATES):
@@ -46,12 +47,14 @@ def preload_openblas() -> str | None:
                 stacklevel=3,
             )
         return loaded
-    paths = CANDIDATES if setting == "1" else (setting,)
-    if setting != "1" and not os.path.exists(setting):
+    chosen = setting("MLX_HDR_OPENBLAS")
+    default = chosen.lower() in ON
+    paths = CANDIDATES if default else (chosen,)
+    if not default and not os.path.exists(chosen):
         import warnings
 
         warnings.warn(
-            f"MLX_HDR_OPENBLAS={setting}: no such file (give 0, 1 or the path of an "
+            f"MLX_HDR_OPENBLAS={chosen}: no such file (give 0, 1 or the path of an "
             "OpenBLAS library); MLX keeps its bundled BLAS",
             stacklevel=3,
         )

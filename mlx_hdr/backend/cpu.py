@@ -13,19 +13,19 @@ core) and element-wise ops that stay NHWC:
 
 :class:`Conv2d` and :class:`InstanceNorm` are ``nn.Conv2d`` / ``nn.InstanceNorm`` with only
 ``__call__`` replaced (same parameters, same keys); ``mlx_hdr.backend.accelerate`` puts them
-into a built model. Each call still checks that it runs on the CPU, and the Winograd and
-flat convs have switches for benchmarks: ``MLX_HDR_WINOGRAD=0``, ``MLX_HDR_FLATCONV=0``.
+into a built model (not at all with ``MLX_HDR_ACCELERATE=0``). Each call still checks that
+it runs on the CPU, and the Winograd and flat convs have switches of their own for
+benchmarks: ``MLX_HDR_WINOGRAD=0``, ``MLX_HDR_FLATCONV=0``.
 All shapes NHWC float; conv weights in MLX's layout (O, kH, kW, I / groups).
 """
 
 from __future__ import annotations
 
-import os
-
 import mlx.core as mx
 import mlx.nn as nn
 
 from mlx_hdr.backend.flatconv import conv2d_flat
+from mlx_hdr.backend.switches import switched_off
 from mlx_hdr.backend.winograd import conv3x3_winograd, winograd_pays
 
 # below this many pixels per image, mx.conv2d's im2col is cheap and beats the flat GEMMs
@@ -39,8 +39,8 @@ def on_cpu() -> bool:
 
 def cpu_path(env: str) -> bool:
     """Whether a switchable CPU fast path may run: on the CPU, and the environment variable
-    ``env`` (its opt-out, for benchmarks) is not ``"0"``."""
-    return on_cpu() and os.environ.get(env, "1") != "0"
+    ``env`` (its opt-out, for benchmarks) does not turn it off (``switches.OFF``)."""
+    return on_cpu() and not switched_off(env)
 
 
 def depthwise_conv2d_shifted(

@@ -17,8 +17,9 @@ peak working set). Process-wide, so only entry points call it (through
 from __future__ import annotations
 
 import ctypes
-import os
 import platform
+
+from mlx_hdr.backend.switches import switched_off
 
 M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
 M_MMAP_MAX = -4
@@ -30,7 +31,7 @@ tuned = False
 def tune_malloc() -> bool:
     """Apply the settings above once on Linux with glibc; return whether they are in force."""
     global tuned
-    if tuned or os.environ.get("MLX_HDR_MALLOC", "1") == "0" or platform.system() != "Linux":
+    if tuned or switched_off("MLX_HDR_MALLOC") or platform.system() != "Linux":
         return tuned
     if platform.libc_ver()[0] != "glibc":
         return False

@@ -28,6 +28,7 @@ import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
+from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.convert.mapping import torch_to_mlx_layout
 from mlx_hdr.convert.torch_pickle import load_torch_checkpoint
 from mlx_hdr.errors import WeightsError
@@ -240,7 +241,9 @@ def expandnet2018(ldr: np.ndarray, weights: str | Path | None = None) -> np.ndar
         weights: the released ``weights.pth``; default ``$MLX_HDR_EXPANDNET``.
     Returns:
         HxWx3 float32 scene-linear, relative scale: min-max normalised to [0, 1] like the
-        release (so its darkest value is 0; align to a reference by one global factor).
+        release (so its darkest value is 0; align to a reference by one global factor). A
+        flat photo (one value in every pixel and channel), which the release's min-max
+        turns into white, gives the photo linearised.
     """
     x = np.asarray(ldr, np.float32)
     if x.ndim == 3 and x.shape[-1] == 1:
@@ -249,5 +252,7 @@ def expandnet2018(ldr: np.ndarray, weights: str | Path | None = None) -> np.ndar
         x = np.repeat(x[..., None], 3, axis=-1)
     if x.ndim != 3 or x.shape[-1] != 3:
         raise ValueError(f"expandnet2018 expects an HxWx3 image, got shape {x.shape}")
-    model = load_expandnet(weights)
+    model = load_expandnet(weights)  # missing weights are an error whatever the photo
+    if x.max() == x.min():  # nothing to expand, and no range to map
+        return srgb_to_linear(x)
     return map_range(model.predict(mx.array(map_range(x)[None]))[0])
