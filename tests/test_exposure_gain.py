@@ -67,11 +67,36 @@ def test_simulated_photo_carries_its_white(pool_dir):  # noqa: F811
     y = 0.2126 * src.hdr(rec["index"])[..., 0] + 0.7152 * src.hdr(rec["index"])[..., 1]
     y += 0.0722 * src.hdr(rec["index"])[..., 2]
     assert ref == pytest.approx(float(np.quantile(y, sim.scene_quantile)), rel=1e-4)
+    at_clip = rec["exposure"] / rec["shoulder_white"]
     y_photo = hdr @ np.array([0.2126, 0.7152, 0.0722], np.float32) / rec["target_scale"]
-    ref = max(ref, float(np.quantile(y_photo, sim.scene_quantile)) / rec["exposure"])
-    assert white == pytest.approx(math.log2(4000.0 / ref / rec["exposure"]), abs=1e-6)
+    ref = max(
+        ref, float(np.quantile(y_photo / rec["shoulder_white"], sim.scene_quantile)) / at_clip
+    )
+    assert white == pytest.approx(math.log2(4000.0 / ref / at_clip), abs=1e-6)
     none = PoolSource(pool_dir, size=24, sim=SimConfig(exif_prob=0.0))
     assert math.isnan(none.sample_photo(0, sample_rng(1, 0, 0))[2])
+
+
+@pytest.mark.parametrize("where", ["sample_photo", "heldout_brackets"])
+def test_a_photos_white_is_where_its_sensor_clips_whatever_its_shoulder(pool_dir, where):  # noqa: F811
+    """ISO 12232's saturation: the highlight shoulder (which the simulator reaches by
+    exposing the HDR ``shoulder_white`` times more) moves the tone curve, not the sensor's
+    clip, so the same camera exposure gives the same EXIF white (it had been 2 stops
+    lower with a shoulder white of 4)."""
+    from mlx_hdr.train.pool import heldout_brackets
+
+    whites = []
+    for w in (1.0, 4.0):
+        shoulder = dict(shoulder_prob=1.0, shoulder_white=(w, w), boost_prob=0.0)
+        sim = SimConfig(exif_prob=1.0, scene_luminance=(4000.0, 4000.0), **shoulder)
+        if where == "sample_photo":
+            src = PoolSource(pool_dir, size=24, sim=sim)
+            whites.append([src.sample_photo(0, sample_rng(s, 0, 0))[2] for s in range(3)])
+        else:
+            frames = heldout_brackets([pool_dir], 2, (-1.0, 1.0), 24, sim=sim, exif=True)
+            whites.append([f[3] for f in frames])
+    assert len(whites[0]) >= 2
+    np.testing.assert_allclose(whites[1], whites[0], atol=1e-4)
 
 
 def test_a_photos_own_brighter_lights_set_its_white(pool_dir):  # noqa: F811

@@ -268,20 +268,23 @@ class PoolSource:
         ldr, hdr, rec = self.sample_with_record(rng)
         if rng.random() >= self.sim.exif_prob:
             return ldr, hdr, math.nan
-        scene = hdr / np.float32(rec["target_scale"])  # the exposed scene, white 1.0
-        return ldr, hdr, self.photo_white(rec["index"], rec["exposure"], rng, scene)
+        at_clip = rec["exposure"] / rec["shoulder_white"]  # the sensor's clip at 1.0
+        scene = hdr / np.float32(rec["target_scale"] * rec["shoulder_white"])
+        return ldr, hdr, self.photo_white(rec["index"], at_clip, rng, scene)
 
     def photo_white(
         self, i: int, exposure: float, rng: np.random.Generator, hdr: np.ndarray | None = None
     ) -> float:
         """log2 cd/m² of the white of a photo of HDR ``i`` exposed by ``exposure`` (the HDR
-        times it clips at 1.0), its scene's lights put at a luminance drawn log-uniform in
-        ``sim.scene_luminance``.
+        times it reaches the sensor's clip at 1.0: ISO 12232's saturation, which an EXIF
+        white follows from; ``SimRecord.exposure / shoulder_white``), its scene's lights put
+        at a luminance drawn log-uniform in ``sim.scene_luminance``.
 
         The lights' level is the image's :meth:`reference`, or where the exposed scene the
-        photo shows, ``hdr`` (HxWx3, scene-linear, white 1.0), holds brighter ones (a
-        composited window, lamps the simulator brightened) their ``sim.scene_quantile``
-        luminance: so a window put 6 stops above its room lies at daylight's level too.
+        photo shows, ``hdr`` (HxWx3, scene-linear, the sensor's clip at 1.0), holds brighter
+        ones (a composited window, lamps the simulator brightened) their
+        ``sim.scene_quantile`` luminance: so a window put 6 stops above its room lies at
+        daylight's level too.
         """
         ref = self.reference(i)
         if hdr is not None:

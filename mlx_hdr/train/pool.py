@@ -155,8 +155,9 @@ def heldout_brackets(
             if not exif:
                 frames.append((ldr, hdr, i))
                 continue
-            scene = hdr / np.float32(rec.target_scale)
-            white = source.photo_white(info["index"], rec.exposure, sample_rng(seed, 2, i), scene)
+            at_clip = rec.exposure / rec.shoulder_white  # the sensor's clip at 1.0
+            scene = hdr / np.float32(rec.target_scale * rec.shoulder_white)
+            white = source.photo_white(info["index"], at_clip, sample_rng(seed, 2, i), scene)
             frames.append((ldr, hdr, i, white))
     return frames
 
