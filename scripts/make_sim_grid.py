@@ -23,6 +23,7 @@ from mlx_hdr.data.simulate import SimConfig
 from mlx_hdr.data.sources import PoolSource, sample_rng
 from mlx_hdr.io.image_io import write_ldr
 from mlx_hdr.train.config import load_config
+from mlx_hdr.train.pool import pool_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,7 @@ def main() -> None:
         sim = load_config(args.config).sim_config()
     else:
         sim = SimConfig(metering_prob=args.metering, boost_prob=args.boost)
-    src = PoolSource(args.pool, size=args.size, sim=sim)
+    src = PoolSource(pool_pairs([args.pool]), size=args.size, sim=sim)  # training's images
     gap = 4
     h = args.rows * (args.size + gap) - gap
     w = args.cols * (args.size + gap) - gap

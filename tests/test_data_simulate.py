@@ -406,3 +406,13 @@ def test_response_table_names_a_file_of_text(tmp_path):
     np.save(path, np.array([["a", "b", "c"]] * 256))
     with pytest.raises(ValueError, match="words.npy: not a readable response table"):
         load_response(str(path))
+
+
+def test_simulate_ldr_names_an_hdr_it_cannot_photograph():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"HxWx3 HDR, not shape \(8, 8\)"):
+        sim.simulate_ldr(np.ones((8, 8), np.float32), rng)
+    bad = np.ones((8, 8, 3), np.float32)
+    bad[2, 3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        sim.simulate_ldr(bad, rng)

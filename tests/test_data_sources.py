@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -179,10 +181,15 @@ def test_heldout_brackets_take_the_given_camera(pool_dir):
         assert spread(ldr, hdr) < 0.05 < spread(ref, ref_hdr)
 
 
-def test_exposure_pair_is_one_view_by_one_camera_at_two_exposures(pool_dir):
+@pytest.mark.parametrize("boost", [0.0, 1.0])
+def test_exposure_pair_is_one_view_by_one_camera_at_two_exposures(pool_dir, boost):
+    """With the highlight boost too: it brightens the scene, so its knee follows the
+    exposure (a knee fixed at the photo's clip had boosted the longer photo's highlights
+    further: p·d stops apart instead of d)."""
     from mlx_hdr.data.simulate import simulate_ldr
 
     clean = SimConfig(noise_prob=0.0, jpeg_quality=None, shoulder_prob=0.0, metered_clip=(0, 1))
+    clean = replace(clean, boost_prob=boost, boost_power=(2.0, 2.0), boost_knee=(0.05, 0.05))
     src = PoolSource(pool_dir, size=24, sim=clean)
     (short, short_hdr), (long, long_hdr) = src.sample_pair(np.random.default_rng(4), 1.5)
     assert long.mean() > short.mean()

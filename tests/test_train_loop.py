@@ -627,6 +627,45 @@ def test_a_pools_bracketed_images_never_train(tmp_path):
         pool_source(tiny_cfg(tmp_path / "run", data=str(tmp_path)))
 
 
+def test_a_pool_manifests_kinds_are_read_in_any_case_and_a_typo_is_named(tmp_path):
+    from mlx_hdr.data.datasets import read_pool_kinds
+
+    (tmp_path / "MANIFEST.csv").write_text("file,kind\na.hdr, Panorama\nb.hdr,PHOTO\nc.hdr,\n")
+    assert read_pool_kinds(tmp_path) == {"a.hdr": "panorama", "b.hdr": "photo", "c.hdr": None}
+    (tmp_path / "MANIFEST.csv").write_text("file,kind\na.hdr,panorama\nb.hdr,equirect\n")
+    with pytest.raises(InputError, match="b.hdr: unknown kind 'equirect'"):
+        read_pool_kinds(tmp_path)
+
+
+def test_an_image_twice_as_wide_as_high_is_a_panorama_unless_its_pool_says_otherwise(tmp_path):
+    from mlx_hdr.data.sources import PoolSource
+    from mlx_hdr.io.image_io import write_hdr
+
+    pano = np.random.default_rng(0).random((32, 64, 3)).astype(np.float32)
+    write_hdr(tmp_path / "pano.hdr", pano)
+    views = PoolSource(tmp_path, size=16).view(np.random.default_rng(1))[1]
+    assert "yaw" in views and "x0" not in views  # a perspective view, not a crop
+    (tmp_path / "MANIFEST.csv").write_text("file,kind\npano.hdr,photo\n")
+    crops = PoolSource(tmp_path, size=16).view(np.random.default_rng(1))[1]
+    assert "x0" in crops and "yaw" not in crops
+
+
+def test_held_out_views_are_the_images_training_holds_out(tmp_path):
+    """With an unreadable or black image in the pool, training's split (after it drops the
+    image) and the validation sets' had differed: a training image scored as held out."""
+    from mlx_hdr.io.image_io import write_hdr
+    from mlx_hdr.train.pool import HOLDOUT, _heldout_source, pool_source
+
+    rng = np.random.default_rng(0)
+    for i in range(HOLDOUT + 2):
+        level = 0.0 if i == 1 else 4.0  # img01 black
+        write_hdr(tmp_path / f"img{i:02d}.hdr", rng.random((24, 36, 3)).astype(np.float32) * level)
+    with pytest.warns(UserWarning, match="img01.hdr: 0 in every pixel"):
+        val = pool_source(tiny_cfg(tmp_path / "run", data=str(tmp_path))).val
+        held = _heldout_source(str(tmp_path), 16)
+    assert [p.name for p in held.pairs] == [p.name for p in val.pairs]
+
+
 @pytest.mark.parametrize(
     "recipe, message",
     [
@@ -645,6 +684,10 @@ def test_a_pools_bracketed_images_never_train(tmp_path):
         ({"sim": {"camera_knee": [0.9, 1]}}, "camera_knee cannot be [0.9, 1]"),
         ({"sim": {"camera_rolloff": [-0.25, 1]}}, "camera_rolloff cannot be [-0.25, 1]"),
         ({"sim": {"shoulder_white": [0.25, 0.5]}}, "shoulder_white cannot be [0.25, 0.5]"),
+        ({"sim": {"glare_amount": [1.5, 2]}}, "glare_amount cannot be [1.5, 2]"),  # < 0 out
+        ({"sim": {"boost_knee": [0, 0]}}, "boost_knee cannot be [0, 0]"),  # all to the cap
+        ({"sim": {"curves": "srgb"}}, "curves is a list of names, not 'srgb'"),
+        ({"sim": {"response_files": "a.json"}}, "response_files is a list of names, not 'a.json'"),
         ({"crop": 8}, "LPIPS needs crops of at least 16 px"),
     ],
 )

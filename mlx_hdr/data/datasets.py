@@ -15,7 +15,8 @@ Layouts (checked in this order):
   (``input.*``, or the folder's only photo: JPEG/PNG/TIFF/WebP/HEIC/AVIF): HDR-Eye style test
   sets and the generic ``<case>/input.* + gt.*`` layout of ``eval-public``.
 - ``hdr-pool``: a flat folder of HDR files, with an optional ``MANIFEST.csv`` whose ``kind``
-  column says ``panorama`` or ``photo``.
+  column says ``panorama``, ``photo`` or ``bracketed`` (``POOL_KINDS``; a file it does not
+  list, or lists with no kind, counts as a panorama where it is twice as wide as high).
 """
 
 from __future__ import annotations
@@ -123,16 +124,27 @@ def _scan_scenes(root: Path, folders: list[Path]) -> Dataset:
     return ds
 
 
+POOL_KINDS = ("panorama", "photo", "bracketed")  # a pool manifest's kinds (any case)
+
+
 def read_pool_kinds(root: Path) -> dict[str, str]:
-    """``file -> kind`` from an HDR pool's optional MANIFEST.csv (empty when absent)."""
+    """``file -> kind`` (lower case, ``POOL_KINDS``) from an HDR pool's optional
+    MANIFEST.csv (empty when absent); ``InputError`` for a kind it does not know (a typo
+    had left the image out of training unsaid)."""
     path = root / "MANIFEST.csv"
     if not path.is_file():
         return {}
     try:
         with open(path, newline="") as f:
-            return {r["file"]: r.get("kind") or None for r in csv.DictReader(f) if r.get("file")}
+            rows = [r for r in csv.DictReader(f) if r.get("file")]
+            kinds = {r["file"]: (r.get("kind") or "").strip().lower() or None for r in rows}
     except (OSError, KeyError, csv.Error, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read pool manifest ({exc})", path) from None
+    for name, kind in kinds.items():
+        if kind is not None and kind not in POOL_KINDS:
+            known = ", ".join(POOL_KINDS)
+            raise InputError(f"{name}: unknown kind {kind!r} (one of {known}, or empty)", path)
+    return kinds
 
 
 def _scan_pool(root: Path, layout: str, folder: Path) -> Dataset:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields
+from os import PathLike
 
 # settings in stops, which may lie below 0
 SIGNED = {"metering_ev", "window_stops", "window_frame_stops", "lights_stops", "lights_knee"}
@@ -11,9 +12,9 @@ SIGNED |= {"gain_floor"}
 BELOW_ONE = {"camera_knee"}  # a share that divides by 1 - itself
 AT_LEAST_ONE = {"shoulder_white"}  # a white below 1 would leave nothing clipped
 POSITIVE = {"gamma", "full_well", "shoulder_white", "boost_power", "boost_cap", "glare_sigma"}
-POSITIVE |= {"window_size", "scene_luminance", "scene_quantile", "glare_amount"}
+POSITIVE |= {"window_size", "scene_luminance", "scene_quantile", "glare_amount", "boost_knee"}
 FRACTIONS = {"clip_fraction", "metered_clip", "channel_clip", "window_size", "camera_knee"}
-FRACTIONS |= {"scene_quantile"}
+FRACTIONS |= {"scene_quantile", "glare_amount"}  # glare: the share of the light scattered
 
 
 def check_sim_config(cfg) -> None:
@@ -24,8 +25,12 @@ def check_sim_config(cfg) -> None:
     number, a count >= 1, JPEG qualities in 1..100 or None, a bool."""
     for f in fields(cfg):
         value, default = getattr(cfg, f.name), f.default
-        if f.name in ("curves", "response_files"):
-            continue  # names and files: checked by SimConfig itself
+        if f.name in ("curves", "response_files"):  # names and files: SimConfig reads them
+            if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, str | PathLike) for v in value
+            ):
+                raise ValueError(f"simulator setting {f.name} is a list of names, not {value!r}")
+            continue
         if f.name == "jpeg_quality":  # whole numbers, 90.0 as well as 90
             whole = _range(value, (int, float)) and all(float(v).is_integer() for v in value)
             ok = value is None or whole and 1 <= value[0] <= value[1] <= 100

@@ -65,6 +65,7 @@ class SimConfig:
     boost_prob: float = 0.0  # probability of brightening the scene's highlights (boost_highlights)
     boost_power: tuple[float, float] = (1.0, 1.5)  # log-contrast exponent above the knee
     boost_knee: tuple[float, float] = (0.5, 1.0)  # knee, in units of the exposed clip point
+    # (a pair's first photo's: the boost is the scene's)
     boost_cap: float = 1024.0  # boosted luminance stays below this (clip point 1), or its own
     glare_prob: float = 0.0  # probability of lens glare (add_glare)
     glare_amount: tuple[float, float] = (0.003, 0.03)  # scattered share of the light, log-uniform
@@ -361,7 +362,12 @@ def simulate_ldr(
     parameters used.
     """
     cfg = cfg or SimConfig()
-    hdr = np.maximum(np.asarray(hdr, np.float32), 0.0)
+    hdr = np.asarray(hdr, np.float32)
+    if hdr.ndim != 3 or hdr.shape[-1] != 3:
+        raise ValueError(f"simulate_ldr takes an HxWx3 HDR, not shape {hdr.shape}")
+    if not np.isfinite(hdr).all():  # NaN reached the noise as "lam value too large"
+        raise ValueError("the HDR holds NaN or inf (io.hdr_io.sanitize_hdr cleans them)")
+    hdr = np.maximum(hdr, 0.0)
     lights = (0.0, 0.0)
     if cfg.lights_prob > 0 and rng.random() < cfg.lights_prob:
         lights = (float(rng.uniform(*cfg.lights_stops)), float(rng.uniform(*cfg.lights_knee)))
@@ -374,7 +380,8 @@ def simulate_ldr(
     boost = (1.0, 1.0)
     if cfg.boost_prob > 0 and rng.random() < cfg.boost_prob:
         boost = (float(rng.uniform(*cfg.boost_power)), float(rng.uniform(*cfg.boost_knee)))
-        scaled = boost_highlights(scaled, boost[0], boost[1] * white, cfg.boost_cap * white)
+        at = white * float(exposure_scale)  # the scene's knee and cap, exposed like it
+        scaled = boost_highlights(scaled, boost[0], boost[1] * at, cfg.boost_cap * at)
     glare = (0.0, 0.0)
     if cfg.glare_prob > 0 and rng.random() < cfg.glare_prob:
         amount = float(np.exp(rng.uniform(*np.log(cfg.glare_amount))))

@@ -166,10 +166,13 @@ class PoolSource:
         return ref
 
     def view(self, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-        """A random HDR crop: a perspective view of a panorama, a crop of a photo."""
+        """A random HDR crop: a perspective view of a panorama (an image its pool calls one,
+        or, of no stated kind, twice as wide as high: an equirectangular one), a crop of a
+        photo."""
         i = int(rng.integers(len(self)))
         img, size = self.hdr(i), (self.size, self.size)
-        if self.pairs[i].kind == "panorama":
+        kind = self.pairs[i].kind
+        if kind == "panorama" or kind is None and img.shape[1] == 2 * img.shape[0]:
             crop, info = random_view(img, rng, size, self.view_cfg)
         else:
             crop, info = random_crop(img, rng, size, self.view_cfg)

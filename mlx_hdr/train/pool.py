@@ -116,7 +116,7 @@ def _heldout_source(pool, size: int, sim=None):
     from mlx_hdr.data.sources import PoolSource
 
     pools = [pool] if isinstance(pool, (str, Path)) else list(pool)
-    _, val = split(pool_pairs(pools), HOLDOUT)
+    _, val = split(readable(pool_pairs(pools), "validation"), HOLDOUT)  # training's split
     return PoolSource(val, size=size, sim=sim)
 
 
@@ -177,9 +177,10 @@ def split(items: list, holdout: int) -> tuple[list, list]:
     return [x for i, x in enumerate(items) if i % holdout], val
 
 
-def readable(pairs: list) -> list:
-    """The pairs whose HDR decodes and is not black; each other one is left out with a
-    warning naming it (as ``mlx-hdr data index`` drops it as unreadable or black)."""
+def readable(pairs: list, use: str = "training") -> list:
+    """The pairs whose HDR decodes and is not black; each other one is left out (of
+    ``use``) with a warning naming it (as ``mlx-hdr data index`` drops it as unreadable or
+    black)."""
     from mlx_hdr.io.image_io import read_hdr
 
     kept = []
@@ -188,7 +189,7 @@ def readable(pairs: list) -> list:
             if not read_hdr(pair.hdr_path).any():
                 raise InputError("0 in every pixel", pair.hdr_path)
         except InputError as exc:
-            warnings.warn(f"{exc}; left out of training", stacklevel=2)
+            warnings.warn(f"{exc}; left out of {use}", stacklevel=2)
             continue
         kept.append(pair)
     return kept
