@@ -3,6 +3,7 @@ reports, and how it stops on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -107,6 +108,31 @@ def test_a_stopped_batch_says_what_it_wrote(cli, shoot, tmp_path, monkeypatch):
         "(--skip-existing goes on from there)"
     )
     assert sorted(p.name for p in out.iterdir()) == ["a.hdr", "a_preview.png"]
+
+
+def test_a_stop_whose_interrupt_was_lost_ends_the_batch_at_the_next_photo(
+    cli, shoot, tmp_path, monkeypatch
+):
+    """An interrupt raised inside a destructor or a library's callback is only printed;
+    the batch had gone on to write every photo, and a second signal was only noted."""
+    real_commit, commits = atomic.commit, []
+
+    def commit(tmp, path):
+        commits.append(path)
+        if len(commits) == 2:  # SIGTERM while the first photo's preview is written...
+            with contextlib.suppress(KeyboardInterrupt):  # ...its interrupt swallowed
+                os.kill(os.getpid(), signal.SIGTERM)
+        real_commit(tmp, path)
+
+    monkeypatch.setattr(atomic, "commit", commit)
+    outer = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        code, stdout, err = cli("predict", shoot, "-o", tmp_path / "out", *LINEAR)
+    finally:
+        signal.signal(signal.SIGTERM, outer)
+    assert (code, err.strip()) == (143, "terminated")
+    assert "before it stopped" in stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.hdr", "a_preview.png"]
 
 
 def test_a_ctrl_c_while_the_commands_load_is_an_abort():

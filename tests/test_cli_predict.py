@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -300,6 +301,32 @@ def test_never_overwrites_an_input(cli, photos, tmp_path):
     assert code == 2  # refused before any work
     assert err == f"error: {src}: output {src} would overwrite an input; choose another -o\n"
     assert src.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+def test_never_overwrites_an_input_under_another_name_for_it(cli, photos, tmp_path):
+    """On macOS's case-insensitive disks ``IMG.PNG``'s output ``img.png`` is the photo
+    itself; a hard link stands in for that here."""
+    src = tmp_path / "IMG.PNG"
+    write_ldr(src, read_ldr(photos / "a.jpg"))
+    os.link(src, tmp_path / "img.png")
+    before = src.read_bytes()
+    args = ["-o", tmp_path / "img.png", "--preview-only", "--method", "linear"]
+    code, _, err = cli("predict", src, *args)
+    assert code == 2 and "would overwrite an input" in err, err
+    assert src.read_bytes() == before
+
+
+def test_a_name_near_the_file_systems_limit_is_written(cli, photos, tmp_path):
+    """The temporary file's name had been 13 bytes longer than the output's: an output
+    name of 243-255 bytes (78 CJK characters) could not be written."""
+    src = tmp_path / ("写真" * 39 + ".jpg")  # 234 bytes
+    src.write_bytes((photos / "a.jpg").read_bytes())
+    code, _, err = cli("predict", src, "-o", tmp_path / "out", "--method", "linear")
+    assert code == 0, err
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        src.stem + ".hdr",
+        src.stem + "_preview.png",
+    }
 
 
 def test_output_errors_name_the_output(cli, photos, tmp_path):

@@ -227,3 +227,28 @@ def test_a_box_of_an_impossible_size_is_not_taken_for_a_cut_file(tmp_path):
         bad.write_bytes(data[:n] + struct.pack(">I4sQ", 1, b"free", size) + data[n:])
         with pytest.raises(InputError, match=r"not a readable HEIF image"):
             read_ldr(bad)
+
+
+def test_heif_and_avif_are_told_by_their_content_not_their_name(tmp_path):
+    """A HEIC named .JPG (as some transfer tools write it) is read as one; an HDR AVIF
+    named .jpg is refused as one (it had been read as an sRGB photo)."""
+    from mlx_hdr.io.heic import container
+    from mlx_hdr.io.image_io import is_ldr_file
+
+    save_heic(tmp_path / "a.heic", photo(48, 64))
+    (tmp_path / "IMG_0001.JPG").write_bytes((tmp_path / "a.heic").read_bytes())
+    assert container(tmp_path / "IMG_0001.JPG") == "heif"
+    np.testing.assert_array_equal(
+        read_ldr(tmp_path / "IMG_0001.JPG"), read_ldr(tmp_path / "a.heic")
+    )
+    hdr = Path(__file__).parent / "fixtures" / "seine_hdr_srgb.avif"
+    (tmp_path / "pq_as.jpg").write_bytes(hdr.read_bytes())
+    assert container(tmp_path / "pq_as.jpg") == "avif"
+    assert not is_ldr_file(tmp_path / "pq_as.jpg")
+    with pytest.raises(InputError, match=r"pq_as\.jpg: already an HDR image \(PQ transfer\)"):
+        read_ldr(tmp_path / "pq_as.jpg")
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "jpeg.heic", "JPEG")
+    assert container(tmp_path / "jpeg.heic") is None  # a JPEG, whatever its name
+    assert read_ldr(tmp_path / "jpeg.heic").shape == (4, 4, 3)
+    (tmp_path / "empty.heic").write_bytes(b"")
+    assert container(tmp_path / "empty.heic") == "heif"  # named as one: its reader says why

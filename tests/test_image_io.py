@@ -581,3 +581,22 @@ def test_a_radiance_file_stored_bottom_up_or_right_to_left(tmp_path):
     (tmp_path / "c.hdr").write_bytes(data.replace(b"-Y 6 +X 9", b"+X 9 -Y 6"))
     with pytest.raises(InputError, match="stored by columns"):
         io.read_hdr(tmp_path / "c.hdr")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_tiff_whose_first_page_is_a_thumbnail_gives_the_photo(tmp_path, recwarn, dtype):
+    """A reduced-resolution copy first (NewSubfileType 1), as some scanners and raw
+    converters write it: the HDR had come out 12x8."""
+    import tifffile
+
+    top = np.iinfo(dtype).max
+    photo = np.zeros((24, 36, 3), dtype)
+    photo[..., 1] = top // 2
+    thumb = np.full((8, 12, 3), top, dtype)
+    with tifffile.TiffWriter(tmp_path / "t.tif") as tif:
+        tif.write(thumb, photometric="rgb", subfiletype=1)
+        tif.write(photo, photometric="rgb")
+    img = io.read_ldr(tmp_path / "t.tif")
+    assert img.shape == (24, 36, 3)
+    np.testing.assert_allclose(img[0, 0], (0, (top // 2) / top, 0), atol=1 / 255)
+    assert "holds 2 images; using the first full-size one" in str(recwarn[-1].message)

@@ -36,6 +36,13 @@ def _on_signal(signum, frame) -> None:
         raise KeyboardInterrupt
 
 
+def stop_requested() -> bool:
+    """Whether a stopping signal came in this run: long loops check it between items, since
+    the interrupt it raised may have been lost (Python only prints one raised inside a
+    destructor or a callback), and later signals are only noted."""
+    return bool(_stopped)
+
+
 def _handle_signals() -> dict:
     """Install :func:`_on_signal` for ``STOPPED``'s signals that are not ignored (a job
     started with them ignored keeps them so); the handlers it replaced, to put back. None

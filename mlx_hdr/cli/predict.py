@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from mlx_hdr.cli import stop_requested
 from mlx_hdr.cli.common import Progress, show_progress
 from mlx_hdr.errors import EXIT_SOME_FAILED
 from mlx_hdr.infer.exposure import SKY_CEILING
@@ -345,7 +346,8 @@ def predict_command(
 
         load_expandnet()
     try:
-        report = run_plan(plan, net, opts, on_error=_report_error, progress=show_progress(progress))
+        shown = show_progress(progress)
+        report = run_plan(plan, net, opts, _report_error, shown, stop=stop_requested)
     except KeyboardInterrupt as exc:  # say what was written before it stopped
         if (done := getattr(exc, "report", None)) and (shown := _written(done)):
             typer.echo(f"wrote {shown} before it stopped (--skip-existing goes on from there)")

@@ -188,6 +188,12 @@ def output_paths(stem: str, out: Path, single: bool, opts) -> list[Path]:
     return [*main, preview] if wanted else main
 
 
+def file_id(path: Path) -> tuple[int, int]:
+    """``(device, inode)``: one file under every name it has."""
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
 def plan_outputs(inputs: list[str], out: Path, opts, folder: bool = False) -> Plan:
     """Expand ``inputs`` and name every output; ``UsageError`` for an ``out`` that cannot
     be written, two inputs with one output name, or an output that is an input. With
@@ -197,11 +203,12 @@ def plan_outputs(inputs: list[str], out: Path, opts, folder: bool = False) -> Pl
     check_output(out, len(paths) == 1, folder)
     single = len(paths) == 1 and not folder  # one photo, however named: -o may name its file
     sources = {p.resolve() for p in paths}
+    inodes = {file_id(p) for p in paths if p.exists()}  # a name in another case (macOS), a link
     plan = Plan(missing=missing)
     for src, stem in zip(paths, output_stems(paths), strict=True):
         dests = output_paths(stem, out, single, opts)
         for dest in dests:
-            if dest.resolve() in sources:
+            if dest.resolve() in sources or dest.exists() and file_id(dest) in inodes:
                 raise UsageError(f"output {dest} would overwrite an input; choose another -o", src)
             if dest.is_dir():
                 raise UsageError(f"output {dest} is a folder; choose another -o", src)

@@ -381,13 +381,16 @@ def run_plan(
     opts: PredictOptions,
     on_error: Callable[[str, str], None] | None = None,
     progress: bool = True,
+    stop: Callable[[], bool] | None = None,
 ) -> PredictReport:
     """Predict each of ``plan``'s inputs into its files; a failing file is reported and
     skipped.
 
     ``on_error(path, problem)`` is called for each failure as it happens. Each HDR and preview is
     written atomically, so a failure (a full disk included) never leaves a partial file. An
-    interrupt (Ctrl-C, SIGTERM) goes on up with the report so far as its ``report``.
+    interrupt (Ctrl-C, SIGTERM) goes on up with the report so far as its ``report``; so does
+    one raised before the next file where ``stop()`` says a stop was asked for (a signal's
+    interrupt raised inside a destructor or a library's callback is lost).
     """
     report = PredictReport(skipped=list(plan.done))
     fail = partial(record_failure, report, on_error)
@@ -395,6 +398,8 @@ def run_plan(
         fail(item, problem)
     try:
         for src, dests in tqdm(plan.jobs, desc="predict", unit="img", disable=not progress):
+            if stop is not None and stop():
+                raise KeyboardInterrupt
             problem = _predict_one(src, dests, net, opts, report)
             if problem:
                 fail(str(src), problem)

@@ -38,7 +38,7 @@ from mlx_hdr.color import srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.exif import EXIF_IFD, exif_of, exif_orient, exif_orientation
 from mlx_hdr.io.hdrgm import APP1, ContainerError, mpf_images, segments
-from mlx_hdr.io.heic import APPLE_GAIN_MAP_AUX, HEIF_SUFFIXES, aux_image, register
+from mlx_hdr.io.heic import APPLE_GAIN_MAP_AUX, aux_image, container, register
 
 MAKER_NOTE = 0x927C
 APPLE_MAP = "Apple HDR gain map"  # as the notes name it
@@ -152,7 +152,7 @@ def _jpeg_map(path: Path) -> tuple[np.ndarray, tuple[int, int], int]:
 def _gain_map(path: Path) -> tuple[np.ndarray, tuple[int, int], int]:
     """The map (HxW float32 in [0, 1], as stored), the photo's stored (width, height) and the
     EXIF orientation that turns both for display."""
-    read = _heic_map if path.suffix.lower() in HEIF_SUFFIXES else _jpeg_map
+    read = _heic_map if container(path) == "heif" else _jpeg_map
     stored, size, orientation = read(path)
     return (stored[..., 0] if stored.ndim == 3 else stored), size, orientation
 

@@ -5,7 +5,8 @@ here, so a failure never leaves a half-written file, and outputs get the permiss
 ordinary ``open(path, "w")`` would give them (``0o666 & ~umask``; ``mkstemp`` makes 0600).
 The one exception is the training log ``log.jsonl``: appended one line per record (a crash
 can cut at most its last line, which the reader skips), rewritten atomically on resume.
-Temporary names are ``.<stem>.<random>.tmp<suffix>``, hidden and recognisable. A write that
+Temporary names are ``.<stem>.<random>.tmp<suffix>`` (the stem's first ``STEM_CHARS``
+characters), hidden and recognisable. A write that
 fails for lack of storage (a full disk, a quota, an I/O error) is an ``InputError`` naming
 the file and the cause.
 """
@@ -69,6 +70,9 @@ def file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
+STEM_CHARS = 64  # of the target's stem in a temporary name
+
+
 def temp_path(path: Path, suffix: str | None = None) -> Path:
     """Create an empty temporary file beside ``path`` and return its name.
 
@@ -76,7 +80,8 @@ def temp_path(path: Path, suffix: str | None = None) -> Path:
     from the extension (OpenCV, MLX's safetensors) then write the right format.
     """
     suffix = path.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{suffix}")
+    stem = path.stem[:STEM_CHARS]  # a name near the file system's limit must fit
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{stem}.", suffix=f".tmp{suffix}")
     os.close(fd)
     return Path(tmp)
 

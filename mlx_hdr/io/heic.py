@@ -46,6 +46,32 @@ ST240 = (1.1115721959217, 0.0228215)  # the same for SMPTE ST 240 (rounded: 1.11
 _PRIMARY_KEYS = ("red_x", "red_y", "green_x", "green_y", "blue_x", "blue_y", "white_x", "white_y")
 
 
+AVIF_BRANDS = {b"avif", b"avis"}
+OTHER_IMAGES = (b"\xff\xd8\xff", b"\x89PNG", b"II*\x00", b"MM\x00*", b"RIFF", b"#?RADIANCE")
+
+
+def container(path: Path) -> str | None:
+    """``"avif"`` or ``"heif"`` for a file of the HEIF family, else None, told by its
+    ``ftyp`` box's brands (AVIF: ``avif`` or ``avis`` among them) whatever its name, so that
+    a HEIC named ``.JPG`` is read as one and an HDR AVIF named ``.jpg`` is refused as one.
+    A file without an ``ftyp`` box goes by its suffix (so that an empty or cut-short
+    ``.heic`` is named as one), unless it starts as another image format does."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            head = f.read(64)
+    except OSError:
+        head = b""
+    if head[4:8] == b"ftyp":
+        size = int.from_bytes(head[:4], "big")
+        brands = {head[i : i + 4] for i in range(8, min(max(size, 16), len(head)) - 3, 4)}
+        return "avif" if brands & AVIF_BRANDS else "heif"
+    if head.startswith(OTHER_IMAGES) and head[4:8] != b"ftyp":
+        return None
+    suffix = path.suffix.lower()
+    return "avif" if suffix in AVIF_SUFFIXES else "heif" if suffix in HEIF_SUFFIXES else None
+
+
 def register(path: Path):
     """Import pillow-heif and register its Pillow opener (``InputError`` naming ``path`` if it
     is not installed)."""
@@ -60,7 +86,7 @@ def register(path: Path):
 def open_heif(path: Path):
     """pillow-heif's ``HeifFile`` for ``path`` (pixels decoded on first use), any bit depth;
     ``InputError`` where it has no primary image that can be read (its ``info`` is read here)."""
-    kind = "AVIF" if path.suffix.lower() in AVIF_SUFFIXES else "HEIF"
+    kind = "AVIF" if container(path) == "avif" else "HEIF"
     try:
         data = path.read_bytes()  # read once: checked here, decoded from memory
         if why := cut_short(data):  # its decoder may fill the gap in silently
@@ -204,7 +230,7 @@ def avif_info(path: Path) -> dict:
 def is_hdr_avif(path: Path) -> bool:
     """Whether ``path`` is an AVIF whose nclx transfer is PQ or HLG (such as our own
     ``--format avif`` output); False for any other file, an unreadable one included."""
-    if path.suffix.lower() not in AVIF_SUFFIXES:
+    if container(path) != "avif":
         return False
     try:
         return hdr_transfer(open_heif(path).info) is not None

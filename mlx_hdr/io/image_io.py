@@ -44,6 +44,7 @@ from mlx_hdr.io.heic import (
     avif_deep_pixels,
     avif_info,
     cicp_info,
+    container,
     is_hdr_avif,
     nclx_to_srgb,
     read_heif,
@@ -70,6 +71,7 @@ __all__ = [
     "write_ldr",
 ]
 
+NEW_SUBFILE_TYPE = 254  # TIFF tag: bit 0 marks a reduced-resolution copy
 LDR_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", *HEIF_SUFFIXES, *AVIF_SUFFIXES)
 SEQUENCES = ("TIFF", "WEBP", "AVIF", "PNG")  # files that may hold several images (not MPO)
 LDR_WRITE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -123,9 +125,10 @@ def open_photo(path: Path) -> Image.Image:
     would take one whose major brand is mif1 and cannot decode AV1 here), a TIFF that
     Pillow turns as it loads it (an orientation tag) from an open file. Pillow's errors
     pass through."""
-    if path.suffix.lower() in HEIF_SUFFIXES:
+    kind = container(path)
+    if kind == "heif":
         register(path)
-    im = Image.open(path, formats=["AVIF"] if path.suffix.lower() in AVIF_SUFFIXES else None)
+    im = Image.open(path, formats=["AVIF"] if kind == "avif" else None)
     if im.format == "TIFF" and im.tag_v2.get(ORIENTATION, 1) != 1:
         im.close()  # Pillow maps an uncompressed TIFF from a named file at its turned size
         fp = path.open("rb")  # (garbled); from an open file it decodes it
@@ -213,10 +216,10 @@ def _warn_alpha(path: Path) -> None:
         )
 
 
-def read_16bit_rgb(path: Path) -> np.ndarray:
+def read_16bit_rgb(path: Path, page: int = 0) -> np.ndarray:
     """A 16-bit PNG/TIFF's pixels as stored, not turned, in RGB(A) order (HxW for grey): a
-    PNG by OpenCV, a TIFF by tifffile (OpenCV turns some orientation tags itself and fails on
-    others, and garbles planar files)."""
+    PNG by OpenCV, a TIFF (its ``page``) by tifffile (OpenCV turns some orientation tags
+    itself and fails on others, and garbles planar files)."""
     if path.suffix.lower() not in (".tif", ".tiff"):
         with quiet_cv2():
             arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -227,9 +230,9 @@ def read_16bit_rgb(path: Path) -> np.ndarray:
 
     try:
         with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            arr = page.asarray()
-            if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and arr.ndim == 3:
+            stored = tif.pages[page]
+            arr = stored.asarray()
+            if stored.planarconfig == tifffile.PLANARCONFIG.SEPARATE and arr.ndim == 3:
                 arr = np.moveaxis(arr, 0, -1)  # stored one plane per channel
     except (OSError, ValueError, IndexError, RuntimeError, tifffile.TiffFileError):
         arr = None
@@ -238,10 +241,10 @@ def read_16bit_rgb(path: Path) -> np.ndarray:
     return arr
 
 
-def _read_16bit(path: Path, orientation: int, icc: bytes | None) -> np.ndarray:
-    """16-bit RGB(A) PNG/TIFF (Pillow would truncate them to 8 bits), its ICC profile ``icc``
-    (read by Pillow) converted to sRGB."""
-    arr = read_16bit_rgb(path)
+def _read_16bit(path: Path, orientation: int, icc: bytes | None, page: int = 0) -> np.ndarray:
+    """16-bit RGB(A) PNG/TIFF (Pillow would truncate them to 8 bits; a TIFF's ``page``), its
+    ICC profile ``icc`` (read by Pillow) converted to sRGB."""
+    arr = read_16bit_rgb(path, page)
     if arr.ndim == 3 and arr.shape[2] == 4:
         _warn_alpha(path)
     if arr.ndim == 3 and arr.dtype == np.uint16:
@@ -279,9 +282,10 @@ def read_ldr(path, max_pixels: int | None = None) -> np.ndarray:
     PNG) and TIFFs of samples other than 8 or 16-bit unsigned.
     """
     path = check_input(path, LDR_SUFFIXES, "LDR")
-    if path.suffix.lower() in HEIF_SUFFIXES:
+    kind = container(path)
+    if kind == "heif":
         return _read_heif(path, max_pixels)
-    if path.suffix.lower() in AVIF_SUFFIXES:
+    if kind == "avif":
         info = avif_info(path)  # an HDR (PQ, HLG) file is refused before decoding
         bits = int(info.get("bit_depth") or 8)
         img = _read_pil(path, max_pixels) if bits <= 8 else _read_deep_avif(path, bits, max_pixels)
@@ -338,13 +342,15 @@ def _read_pil(path: Path, max_pixels: int | None, icc: bool = True) -> np.ndarra
             first = lambda v: v[0] if isinstance(v, tuple) else v  # noqa: E731
             if problem := tiff_samples(int(first(bits)), int(first(kind))):
                 raise InputError(problem, path)
+        page = first_full_page(im)
         if im.format in SEQUENCES and (n := getattr(im, "n_frames", 1)) > 1:
-            warnings.warn(f"{path}: holds {n} images; using the first", stacklevel=2)
+            which = "the first" if page == 0 else "the first full-size one"
+            warnings.warn(f"{path}: holds {n} images; using {which}", stacklevel=2)
         try:
             wide = is_16bit(im)  # before getexif(), which may decode a PNG and drop .tile
             orientation = exif_orientation(im)
             if wide and im.mode in ("RGB", "RGBA"):  # others at 8 bits by Pillow (CMYK)
-                return _read_16bit(path, orientation, im.info.get("icc_profile"))
+                return _read_16bit(path, orientation, im.info.get("icc_profile"), page)
             turn = pixel_orientation(im)
             im.load()  # full decode: truncated files fail here (LOAD_TRUNCATED_IMAGES is False)
             im = turned(im, turn)
@@ -353,6 +359,19 @@ def _read_pil(path: Path, max_pixels: int | None, icc: bool = True) -> np.ndarra
             if str(exc).startswith("image file is truncated"):  # Pillow's words for it
                 raise InputError("truncated: the file ends before its image does", path) from None
             raise InputError(f"corrupt or truncated image data ({exc})", path) from None
+
+
+def first_full_page(im: Image.Image) -> int:
+    """Seek a multi-page TIFF to its first page not marked as a reduced-resolution copy (a
+    thumbnail before the photo: NewSubfileType bit 0); the page's index (0 for others)."""
+    if im.format != "TIFF":
+        return 0
+    for i in range(im.n_frames):
+        im.seek(i)
+        if not int(im.tag_v2.get(NEW_SUBFILE_TYPE, 0)) & 1:
+            return i
+    im.seek(0)  # thumbnails only: the first
+    return 0
 
 
 def _read_heif(path: Path, max_pixels: int | None) -> np.ndarray:

@@ -24,12 +24,11 @@ from mlx_hdr.color import DISPLAY_P3, REC709_CHROMATICITIES, srgb_to_linear
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.exif import exif_orient, exif_orientation, pixel_orientation, turned
 from mlx_hdr.io.heic import (
-    AVIF_SUFFIXES,
-    HEIF_SUFFIXES,
     SRGB_TRANSFERS,
     CicpColours,
     avif_deep_pixels,
     cicp_info,
+    container,
     deep_pixels,
     nclx_curve,
     nclx_to_rec709,
@@ -85,7 +84,7 @@ def _p3_profile(im: Image.Image, path: Path) -> bytes | None:
     icc = im.info.get("icc_profile")
     if im.mode not in ("RGB", "RGBA"):
         return None
-    heif = path.suffix.lower() in (*HEIF_SUFFIXES, *AVIF_SUFFIXES)
+    heif = container(path) is not None
     png = None if heif else _png_cicp(path)  # a PNG's cICP chunk wins over its profile
     if png is None and (icc or not heif):
         return icc if is_display_p3(icc) else None
@@ -208,7 +207,7 @@ def _own_pixels(path: Path) -> tuple[np.ndarray, bytes | CicpColours] | None:
     what they mean (:attr:`OwnPhoto.source`), where the photo is tagged other than sRGB as
     ``read_ldr`` reads the tag: an ICC profile, Adobe RGB by its EXIF (8 bits), CICP
     primaries alone (HEIC, AVIF; a PNG's cICP chunk); else None."""
-    heif = open_heif(path) if path.suffix.lower() in (*HEIF_SUFFIXES, *AVIF_SUFFIXES) else None
+    heif = open_heif(path) if container(path) is not None else None
     stored = _deep_stored(path, heif) if heif is not None else None
     info = heif.info if heif is not None else _png_cicp(path)
     to709 = nclx_to_rec709(info) if info is not None else None
@@ -246,7 +245,7 @@ def _deep_stored(path: Path, heif) -> Callable[[], np.ndarray] | None:
     the photo at 8 bits (an 8-bit one, an animated AVIF)."""
     if (bits := int(heif.info["bit_depth"])) <= 8:
         return None
-    if path.suffix.lower() in HEIF_SUFFIXES:
+    if container(path) == "heif":
         return lambda: deep_pixels(heif)  # turned by libheif
     with open_photo(path) as im:  # an AVIF turned as Pillow reports its irot/imir
         orientation, frames = exif_orientation(im), getattr(im, "n_frames", 1)

@@ -15,8 +15,7 @@ from mlx_hdr.io.avif_gainmap import AVIF_GAIN_MAP, has_gain_map
 from mlx_hdr.io.exif import EXIF_IFD, ORIENTATION, PIXEL_SIZE, exif_of, upright_exif
 from mlx_hdr.io.heic import (
     APPLE_HDR,
-    AVIF_SUFFIXES,
-    HEIF_SUFFIXES,
+    container,
     gain_map_kind,
     open_heif,
     register,
@@ -40,7 +39,7 @@ def read_exif(path, size: tuple[int, int] | None = None) -> bytes | None:
     (``exif.upright_exif``)."""
     path = Path(path)
     try:
-        if path.suffix.lower() in HEIF_SUFFIXES:
+        if container(path) == "heif":
             register(path)
         with Image.open(path) as im:
             exif = exif_of(im)
@@ -101,15 +100,15 @@ def existing_gain_map(path) -> str | None:
     metadata, or Apple's map as its second MPF image; AVIF: an ISO 21496-1 ``tmap`` item), else
     None. Unreadable files give None (reading them reports the problem)."""
     path = Path(path)
-    suffix = path.suffix.lower()
     try:
-        if suffix in HEIF_SUFFIXES:
+        if (kind := container(path)) == "heif":
             return gain_map_kind(open_heif(path).info)
-        if suffix in AVIF_SUFFIXES:
+        if kind == "avif":
             return AVIF_GAIN_MAP if has_gain_map(path) else None
-        if suffix in (".jpg", ".jpeg"):
-            with Image.open(path) as im:
-                app = b"".join(content for _, content in getattr(im, "applist", []))
+        with Image.open(path) as im:  # a JPEG by its content, whatever its name
+            jpeg = im.format == "JPEG"
+            app = b"".join(content for _, content in getattr(im, "applist", []))
+        if jpeg:
             if b"hdrgm:Version" in app or ISO_21496_NS in app:
                 return ULTRA_HDR
             if b"MPF\0" in app and jpeg_apple_map(path.read_bytes()) is not None:
@@ -158,7 +157,7 @@ def read_exposure(path) -> Exposure | None:
     reading its pixels reports that)."""
     path = Path(path)
     try:
-        if path.suffix.lower() in HEIF_SUFFIXES:
+        if container(path) == "heif":
             register(path)
         with Image.open(path) as im:
             ifd = exif_of(im).get_ifd(EXIF_IFD)
