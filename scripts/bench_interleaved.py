@@ -101,7 +101,7 @@ def lpips_table(rounds: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=16)
     args = ap.parse_args()
     infer_table(args.rounds)

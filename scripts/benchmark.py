@@ -270,7 +270,12 @@ def main(argv=None) -> None:
     p.add_argument("--torch-python", default=TORCH_PYTHON)
     p.add_argument("--profile", action="store_true", help="MLX per-op-type breakdown")
     p.add_argument("--check-twin", action="store_true", help="twin == MLX model on one input")
-    p.add_argument("--run-row", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--run-row",
+        metavar="ROW",
+        help="measure one row in this process and print it as one JSON line (what the full run "
+        "starts a process for per row)",
+    )
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats must be at least 1")

@@ -99,7 +99,7 @@ def reconstruct(ldr: np.ndarray, t: np.ndarray, variant: str) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("pool")
     ap.add_argument("-n", type=int, default=24, help="simulated views")
     ap.add_argument("--model", default=None, help="default: the bundled model")

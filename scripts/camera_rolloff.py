@@ -49,7 +49,7 @@ def shipped_row() -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("brackets", nargs="+", type=Path, help="bracket set folder(s)")
     ap.add_argument("--long-side", type=int, default=1024, help="frames resized to")
     args = ap.parse_args()

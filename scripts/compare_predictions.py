@@ -66,7 +66,7 @@ def compare(a: Path, b: Path, rtol: float) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("write", help="predict every case into a folder of EXRs")
     w.add_argument("dataset", type=Path)

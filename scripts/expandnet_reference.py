@@ -87,7 +87,7 @@ def crop_clipped(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", required=True)
     ap.add_argument("--image", required=True)
     ap.add_argument("--out", default=str(OUT))

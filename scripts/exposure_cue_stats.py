@@ -80,7 +80,7 @@ def cv_error(cols: dict, names: list[str], folds: int = 5) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True, help="training recipe whose views to draw")
     ap.add_argument("-n", type=int, default=800, help="views")
     ap.add_argument("--crop", type=int, default=320, help="view size, px")

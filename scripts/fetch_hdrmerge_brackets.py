@@ -210,7 +210,7 @@ def fetch_and_build(doc: str, url: str, sha256: str, build_set) -> dict:
     local copy of the source archive (else downloaded and checked); ``build_set(out,
     archive)`` writes the set, in a folder beside ``out`` renamed to it once whole, and
     returns its metadata, returned here."""
-    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("-o", "--out", type=Path, required=True, help="set folder to write")
     ap.add_argument("--archive", type=Path, help="a local copy of the source archive")
     args = ap.parse_args()

@@ -61,7 +61,7 @@ def scores(pred: np.ndarray, hdr: np.ndarray, ldr: np.ndarray) -> list[float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pool", action="append", required=True, help="HDR pool folder(s)")
     ap.add_argument("-n", type=int, default=POOL_VIEWS, help="held-out views")
     ap.add_argument("--model", default="mlx_hdr/assets/default.safetensors")

@@ -69,7 +69,7 @@ def row(name: str, v: list[float]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("eval_dir")
     ap.add_argument("pool")
     ap.add_argument("-n", type=int, default=40, help="simulated views per setting")

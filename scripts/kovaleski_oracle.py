@@ -54,7 +54,7 @@ def report(title: str, err: np.ndarray) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pool", action="append", default=[], help="HDR pool folder(s)")
     ap.add_argument("--brackets", action="append", default=[], help="bracket set folder(s)")
     ap.add_argument(

@@ -38,7 +38,7 @@ def variants(ldr: np.ndarray, hdr: np.ndarray, pred: np.ndarray) -> dict[str, np
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("pool")
     ap.add_argument("--model", default=None)
     ap.add_argument("-n", type=int, default=24)

@@ -21,7 +21,7 @@ from mlx_hdr.io.image_io import read_hdr
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("panorama")
     ap.add_argument("-o", "--out", required=True)
     ap.add_argument("--clip", type=float, default=0.06)

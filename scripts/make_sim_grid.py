@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pool", type=Path, default=ROOT.parent / "shared/data/hdr-pool")
     ap.add_argument("--out", type=Path, default=ROOT / "docs/simulated_ldr_grid.jpg")
     ap.add_argument("--rows", type=int, default=4)

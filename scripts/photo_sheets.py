@@ -37,7 +37,7 @@ def photos(paths: list[str]) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-o", "--out", required=True)
     ap.add_argument("--method", action="append", default=None)
     ap.add_argument("--model", default=None, help="model file (default: bundled)")

@@ -21,7 +21,7 @@ TAG_48 = b"\x00\x30" + TAG_29[2:]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path, help="the HEIC to write")
     out = ap.parse_args().out
     data = PUG.read_bytes()

@@ -57,7 +57,7 @@ def renderings(ldr: np.ndarray, hdr: np.ndarray, rolloff: float, knee: float) ->
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_bracket_set(ap)
     ap.add_argument("--rolloff", type=float, default=1.0, help="camera curve: stops at white")
     ap.add_argument("--knee", type=float, default=0.85, help="camera curve: display knee")

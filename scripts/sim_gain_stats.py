@@ -95,7 +95,7 @@ def frame_rows(cases, net) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", type=Path, required=True, help="training config (data, sim)")
     ap.add_argument("--brackets", type=Path, help="a real exposure-bracket set folder")
     ap.add_argument("-n", type=int, default=300, help="simulated views")

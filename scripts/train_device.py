@@ -130,7 +130,7 @@ def lr_at(step: int, args) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", nargs="+", required=True)
     ap.add_argument("--encoder-from", required=True, help="an mlx-hdr model file")
     ap.add_argument("--out", required=True)

@@ -56,7 +56,7 @@ def renderings(folder: Path, views, sides: list[int]) -> dict[str, list[Case]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("brackets", type=Path, help="a circular-fisheye bracket set folder")
     bundled = Path(__file__).resolve().parents[1] / "mlx_hdr" / "assets" / "default.safetensors"
     ap.add_argument("--model", default=str(bundled), help="model file or repo id (the bundled one)")

@@ -82,7 +82,7 @@ def raw_gain(net, photo: np.ndarray, ldr: np.ndarray) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_bracket_set(ap)
     ap.add_argument("--radius", type=int, default=20, help="edge width, px")
     args = ap.parse_args()

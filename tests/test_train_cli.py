@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 CLI = [sys.executable, "-c", "from mlx_hdr.cli import main; main()"]
+RECIPES = Path(__file__).resolve().parents[1] / "configs"
 
 
 def tiny_pool(root: Path) -> Path:
@@ -152,6 +153,9 @@ def test_bad_options_are_one_line_errors(tmp_path):
         (["--config", str(tmp_path / "model.json")], "model must be an object, got 'x'"),
         (["--config", str(tmp_path / "str.json")], "batch_size must be an integer >= 1, got 'x'"),
         (["--config", str(tmp_path / "sim.json")], "simulator setting clip_fraction cannot be"),
+        # a bad value given on the command line is not blamed on a sound recipe
+        (["--config", str(RECIPES / "cpu_l1.json"), "--lr", "-1"], "bad training option (lr"),
+        (["--config", str(tmp_path / "str.json"), "--lr", "1"], "str.json: bad training config"),
     ]
     for args, message in cases:
         run = tmp_path / "run"

@@ -937,3 +937,21 @@ def test_a_resume_that_stretches_its_cosine_says_so(tmp_path):
         warnings.simplefilter("error")  # the same schedule, a longer constant run: no note
         run(tiny_cfg(tmp_path / "c", epochs=1))
         run(tiny_cfg(tmp_path / "c", epochs=2), resume=True)
+
+
+def test_weights_beyond_float16_end_the_run_as_diverged(tmp_path, monkeypatch):
+    """The loss can stay finite while the weights outgrow float16: the run had ended with
+    'save as float32', an option train does not have, and a 'best' of diverged weights."""
+    from mlx_hdr.train.trainer import Trainer
+
+    real = Trainer.end_epoch
+
+    def blown(self, val):
+        self.model.head.conv1.weight = self.model.head.conv1.weight + 1e6
+        return real(self, val)
+
+    monkeypatch.setattr(Trainer, "end_epoch", blown)
+    with pytest.raises(TrainingDiverged, match="beyond float16's range"):
+        run(tiny_cfg(tmp_path / "run", epochs=1))
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    assert not (tmp_path / "run" / "checkpoints" / "best.safetensors").exists()

@@ -237,18 +237,32 @@ def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
     if not isinstance(model, dict):
         raise InputError(f"bad training config (model must be an object, got {model!r})", path)
     model = dict(model)
-    for key in ("encoder", "upsample", "decoder_channels", "input_skip"):
-        for src in (d, overrides):
+    recipe = None
+    for src in (d, overrides):  # flat model options: the recipe's, then the command line's
+        for key in ("encoder", "upsample", "decoder_channels", "input_skip"):
             if src.get(key) is not None:
                 model[key] = src.pop(key)
             else:
                 src.pop(key, None)
-    d.update({k: v for k, v in overrides.items() if v is not None})
+        recipe = recipe or {**d, "model": dict(model)}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    d.update(given)
     d["model"] = model
     try:
         return TrainConfig.from_dict(d)
     except (TypeError, ValueError) as exc:
+        changed = given or model != recipe["model"]  # by the command line
+        if changed and _valid(recipe):  # the recipe alone is fine: a command-line value is not
+            raise InputError(f"bad training option ({exc})") from None
         raise InputError(f"bad training config ({exc})", path) from None
+
+
+def _valid(recipe: dict) -> bool:
+    try:
+        TrainConfig.from_dict(recipe)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _read_recipe(path: Path) -> dict:

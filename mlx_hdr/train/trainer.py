@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from mlx_hdr import backend
 from mlx_hdr.color import ldr_to_input
-from mlx_hdr.errors import HDRError, UsageError
+from mlx_hdr.errors import HDRError, UsageError, WeightsError
 from mlx_hdr.infer.calibrate import calibrate
 from mlx_hdr.infer.targets import encode_target
 from mlx_hdr.io.atomic import copy_atomic
@@ -275,6 +275,19 @@ class Trainer:
             "hdr": val["hdr"],
         } | ({"white": val["white"]} if "white" in val else {})
 
+    def export_model(self) -> None:
+        """Write ``model.safetensors`` (float16); weights beyond its range mean the run
+        diverged, though its loss stayed finite: :class:`TrainingDiverged`."""
+        try:
+            save_model(self.run_dir / "model.safetensors", self.model)
+        except WeightsError:
+            msg = (
+                f"training diverged by step {self.step}: its weights grew beyond float16's "
+                "range (a lower lr?); model.safetensors keeps the last model within it"
+            )
+            self.log.write({"kind": "error", "step": self.step, "message": msg})
+            raise TrainingDiverged(msg) from None
+
     def end_epoch(self, val: dict) -> dict:
         """Validate, write the sample strip and curves, save last/best checkpoints."""
         epoch = (self.step - 1) // self.cfg.steps_per_epoch + 1
@@ -298,9 +311,9 @@ class Trainer:
         plot_curves(self.log.records, self.run_dir / "training_curves.png")
         score = metrics[key]
         if score > self.best:  # best first: stopped before "last", a resume starts from it
+            self.export_model()  # first: weights that diverged do not become "best"
             self.best = score
             self.save("best")
-            save_model(self.run_dir / "model.safetensors", self.model)
         self.save("last")
         return rec
 
