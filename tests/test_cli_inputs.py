@@ -41,6 +41,12 @@ def test_a_glob_skips_our_own_outputs_so_a_run_can_go_on(cli, shoot):
     assert not list(shoot.glob("*_uhdr_uhdr.jpg"))
     code, _, err = cli("predict", str(shoot / "*_uhdr.jpg"), "-o", shoot / "o", *LINEAR)
     assert code == 3 and "matches only mlx-hdr's outputs or hidden files" in err
+    outputs = shoot / "o"  # a folder of our outputs alone: said so, not "no images"
+    outputs.mkdir()
+    for name in ("a_uhdr.jpg", "b_uhdr.jpg"):
+        (shoot / name).rename(outputs / name)
+    code, _, err = cli("predict", outputs, "-o", shoot / "p", *LINEAR)
+    assert code == 3 and "folder holds only mlx-hdr's outputs" in err, err
 
 
 def test_a_mistyped_folder_is_said_to_be_missing(cli, shoot, tmp_path):

@@ -171,7 +171,7 @@ def test_cli_index_check_and_errors(tmp_path, monkeypatch, capsys, shared):
     code, stdout, _ = run_cli(
         monkeypatch, capsys, "data", "index", shared / "data/hdr-pool", "-o", out, "--no-progress"
     )
-    assert code == 0 and "36 pairs" in stdout and out.is_file()
+    assert code == 0 and "36 HDR images (photos simulated)" in stdout and out.is_file()
     assert len(read_manifest(out).kept()) == 36  # HDR-only: brightness filtered per sample
     with open(shared / "data/hdr-pool/MANIFEST.csv", newline="") as f:  # the pool's own figures
         ref = {r["file"]: float(r["dr_stops"]) for r in csv.DictReader(f)}

@@ -223,9 +223,13 @@ SHOWN_LEFT_OUT = 5  # files left out that format_summary names
 def format_summary(summary: dict) -> str:
     """A few human-readable lines for :func:`summarize`'s result."""
     dr = summary["dr_stops"]
+    images = (  # an HDR pool's images are not pairs: the simulator makes their photos
+        f"{summary['pairs']} HDR images (photos simulated)"
+        if summary["with_ldr"] == 0
+        else f"{summary['pairs']} pairs, {summary['with_ldr']} with LDR"
+    )
     lines = [
-        f"{summary['root']} ({summary['layout']}): {summary['pairs']} pairs, "
-        f"{summary['with_ldr']} with LDR, {summary['unpaired']} unpaired files",
+        f"{summary['root']} ({summary['layout']}): {images}, {summary['unpaired']} unpaired files",
         f"kept {summary['kept']}; dropped {summary['dropped'] or 'none'}",
         f"kinds {summary['kinds']}; orientation fixes {summary['orientation_fixes'] or 'none'}",
     ]

@@ -74,8 +74,11 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            paths += (found := _photos(ldr_files(p)))
-            if not found:
+            paths += (found := _photos(listed := ldr_files(p)))
+            if listed and not found:
+                why = "folder holds only mlx-hdr's outputs (name one to take it)"
+                missing.append((item, why))
+            elif not found:
                 missing.append((item, "folder has no JPEG/PNG/TIFF/WebP/HEIC/AVIF images"))
         elif p.exists():
             paths.append(p)
