@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -308,7 +309,10 @@ def test_never_overwrites_an_input_under_another_name_for_it(cli, photos, tmp_pa
     itself; a hard link stands in for that here."""
     src = tmp_path / "IMG.PNG"
     write_ldr(src, read_ldr(photos / "a.jpg"))
-    os.link(src, tmp_path / "img.png")
+    try:
+        os.link(src, tmp_path / "img.png")
+    except FileExistsError:  # a case-insensitive disk: the name is the photo's already
+        pass
     before = src.read_bytes()
     args = ["-o", tmp_path / "img.png", "--preview-only", "--method", "linear"]
     code, _, err = cli("predict", src, *args)
@@ -316,10 +320,11 @@ def test_never_overwrites_an_input_under_another_name_for_it(cli, photos, tmp_pa
     assert src.read_bytes() == before
 
 
-def test_a_name_near_the_file_systems_limit_is_written(cli, photos, tmp_path):
+@pytest.mark.parametrize("stem", ["写真" * 39, "😀" * 60])  # 234 and 240 bytes
+def test_a_name_near_the_file_systems_limit_is_written(cli, photos, tmp_path, stem):
     """The temporary file's name had been 13 bytes longer than the output's: an output
     name of 243-255 bytes (78 CJK characters) could not be written."""
-    src = tmp_path / ("写真" * 39 + ".jpg")  # 234 bytes
+    src = tmp_path / f"{stem}.jpg"
     src.write_bytes((photos / "a.jpg").read_bytes())
     code, _, err = cli("predict", src, "-o", tmp_path / "out", "--method", "linear")
     assert code == 0, err
@@ -472,3 +477,17 @@ def test_sky_ceiling_and_daylight_floor_options_reach_the_model(cli, photos, tmp
         (None, c, None),
         (None, c, 2000.0),
     ]
+
+
+def test_file_ids_of_a_file_gone_or_without_inode_numbers_match_nothing(tmp_path, monkeypatch):
+    """Some network and FUSE mounts give every file inode 0: every existing output had been
+    taken for an input."""
+    from types import SimpleNamespace
+
+    from mlx_hdr.infer.outputs import file_id
+
+    assert file_id(tmp_path / "gone.jpg") is None
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    assert file_id(tmp_path / "a.jpg") is not None
+    monkeypatch.setattr(Path, "stat", lambda self, **kw: SimpleNamespace(st_dev=1, st_ino=0))
+    assert file_id(tmp_path / "a.jpg") is None

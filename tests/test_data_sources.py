@@ -163,6 +163,22 @@ def test_heldout_brackets_photograph_one_scene_at_each_exposure(pool_dir):
     np.testing.assert_array_equal(frames[3][0], again[3][0])
 
 
+def test_heldout_brackets_refuse_a_boost_and_take_the_sims_scene_luminance(pool_dir):
+    """A boost drawn per frame would follow each frame's exposure, not the scene's; the
+    whites had ignored the given sim's scene luminance."""
+    from mlx_hdr.data.simulate import SimConfig
+    from mlx_hdr.train.pool import heldout_brackets
+
+    with pytest.raises(ValueError, match="without a highlight boost"):
+        heldout_brackets(pool_dir, 1, (-1.0, 0.0), size=24, sim=SimConfig(boost_prob=0.5))
+    whites = {}
+    for level in (1000.0, 4000.0):
+        sim = SimConfig(scene_luminance=(level, level))
+        frames = heldout_brackets(pool_dir, 1, (-1.0, 0.0), size=24, sim=sim, exif=True)
+        whites[level] = np.array([f[3] for f in frames])
+    np.testing.assert_allclose(whites[4000.0] - whites[1000.0], 2.0, atol=1e-6)
+
+
 def test_heldout_brackets_take_the_given_camera(pool_dir):
     from mlx_hdr.data.simulate import SimConfig
     from mlx_hdr.train.pool import heldout_brackets

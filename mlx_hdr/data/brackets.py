@@ -35,7 +35,7 @@ from mlx_hdr.color import CLIPPED, clipped_mask, rgb_to_luminance, srgb_to_linea
 from mlx_hdr.data.datasets import BRACKETS, MOVED_PX
 from mlx_hdr.data.preprocess import estimate_exposure
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.atomic import current_umask
+from mlx_hdr.io.atomic import current_umask, short_stem
 from mlx_hdr.io.image_io import LDR_SUFFIXES, distinct_files, ldr_files, read_ldr, write_hdr
 from mlx_hdr.io.photo_meta import Exposure, read_exif, read_exposure
 
@@ -267,7 +267,7 @@ def write_bracket_set(inputs: list[Path], out: Path, align: bool = False) -> dic
     moved = [float("nan"), *disagreement(merged, response)]
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{short_stem(out.name)}.", dir=out.parent))
     except OSError as exc:
         raise InputError(f"cannot write here ({exc.strerror or exc})", out) from None
     try:

@@ -191,10 +191,14 @@ def output_paths(stem: str, out: Path, single: bool, opts) -> list[Path]:
     return [*main, preview] if wanted else main
 
 
-def file_id(path: Path) -> tuple[int, int]:
-    """``(device, inode)``: one file under every name it has."""
-    st = path.stat()
-    return st.st_dev, st.st_ino
+def file_id(path: Path) -> tuple[int, int] | None:
+    """``(device, inode)``: one file under every name it has; None where the file is gone
+    or its file system gives no inode numbers (0: some network and FUSE mounts)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if st.st_ino else None
 
 
 def plan_outputs(inputs: list[str], out: Path, opts, folder: bool = False) -> Plan:
@@ -206,7 +210,7 @@ def plan_outputs(inputs: list[str], out: Path, opts, folder: bool = False) -> Pl
     check_output(out, len(paths) == 1, folder)
     single = len(paths) == 1 and not folder  # one photo, however named: -o may name its file
     sources = {p.resolve() for p in paths}
-    inodes = {file_id(p) for p in paths if p.exists()}  # a name in another case (macOS), a link
+    inodes = {file_id(p) for p in paths} - {None}  # a name in another case (macOS), a link
     plan = Plan(missing=missing)
     for src, stem in zip(paths, output_stems(paths), strict=True):
         dests = output_paths(stem, out, single, opts)

@@ -5,8 +5,8 @@ here, so a failure never leaves a half-written file, and outputs get the permiss
 ordinary ``open(path, "w")`` would give them (``0o666 & ~umask``; ``mkstemp`` makes 0600).
 The one exception is the training log ``log.jsonl``: appended one line per record (a crash
 can cut at most its last line, which the reader skips), rewritten atomically on resume.
-Temporary names are ``.<stem>.<random>.tmp<suffix>`` (the stem's first ``STEM_CHARS``
-characters), hidden and recognisable. A write that
+Temporary names are ``.<stem>.<random>.tmp<suffix>`` (the stem's first ``STEM_BYTES``
+bytes), hidden and recognisable. A write that
 fails for lack of storage (a full disk, a quota, an I/O error) is an ``InputError`` naming
 the file and the cause.
 """
@@ -70,7 +70,15 @@ def file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
-STEM_CHARS = 64  # of the target's stem in a temporary name
+STEM_BYTES = 64  # of the target's stem in a temporary name (file names: 255 bytes)
+
+
+def short_stem(name: str, limit: int = STEM_BYTES) -> str:
+    """``name`` cut to at most ``limit`` bytes in the file system's encoding, by whole
+    characters: a temporary name beside a target whose own name is near the limit fits."""
+    while len(os.fsencode(name)) > limit:
+        name = name[:-1]
+    return name
 
 
 def temp_path(path: Path, suffix: str | None = None) -> Path:
@@ -80,8 +88,8 @@ def temp_path(path: Path, suffix: str | None = None) -> Path:
     from the extension (OpenCV, MLX's safetensors) then write the right format.
     """
     suffix = path.suffix if suffix is None else suffix
-    stem = path.stem[:STEM_CHARS]  # a name near the file system's limit must fit
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{stem}.", suffix=f".tmp{suffix}")
+    prefix = f".{short_stem(path.stem)}."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=f".tmp{suffix}")
     os.close(fd)
     return Path(tmp)
 

@@ -47,15 +47,18 @@ _PRIMARY_KEYS = ("red_x", "red_y", "green_x", "green_y", "blue_x", "blue_y", "wh
 
 
 AVIF_BRANDS = {b"avif", b"avis"}
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs"}
+HEIF_BRANDS |= {b"mif1", b"msf1", b"mif2", b"miaf"}  # image/sequence brands of any codec
 OTHER_IMAGES = (b"\xff\xd8\xff", b"\x89PNG", b"II*\x00", b"MM\x00*", b"RIFF", b"#?RADIANCE")
 
 
 def container(path: Path) -> str | None:
     """``"avif"`` or ``"heif"`` for a file of the HEIF family, else None, told by its
     ``ftyp`` box's brands (AVIF: ``avif`` or ``avis`` among them) whatever its name, so that
-    a HEIC named ``.JPG`` is read as one and an HDR AVIF named ``.jpg`` is refused as one.
-    A file without an ``ftyp`` box goes by its suffix (so that an empty or cut-short
-    ``.heic`` is named as one), unless it starts as another image format does."""
+    a HEIC named ``.JPG`` is read as one and an HDR AVIF named ``.jpg`` is refused as one;
+    another ``ftyp`` (a video, a CR3 raw) is None. A file without an ``ftyp`` box goes by
+    its suffix (so that an empty or cut-short ``.heic`` is named as one), unless it starts
+    as another image format does."""
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -65,7 +68,7 @@ def container(path: Path) -> str | None:
     if head[4:8] == b"ftyp":
         size = int.from_bytes(head[:4], "big")
         brands = {head[i : i + 4] for i in range(8, min(max(size, 16), len(head)) - 3, 4)}
-        return "avif" if brands & AVIF_BRANDS else "heif"
+        return "avif" if brands & AVIF_BRANDS else "heif" if brands & HEIF_BRANDS else None
     if head.startswith(OTHER_IMAGES) and head[4:8] != b"ftyp":
         return None
     suffix = path.suffix.lower()

@@ -86,7 +86,8 @@ def is_ldr_file(path: Path) -> bool:
     """Whether ``path`` is named as a photo :func:`read_ldr` reads (``LDR_SUFFIXES``) and is
     not an HDR AVIF (``heic.is_hdr_avif``: our own ``--format avif`` output): what folder
     listings take as photos."""
-    return path.suffix.lower() in LDR_SUFFIXES and not is_hdr_avif(path)
+    suffix = path.suffix.lower()  # only .avif files opened: listing a folder stays cheap
+    return suffix in LDR_SUFFIXES and not (suffix in AVIF_SUFFIXES and is_hdr_avif(path))
 
 
 def distinct_files(paths: list[Path]) -> list[Path]:
@@ -123,17 +124,20 @@ def open_photo(path: Path) -> Image.Image:
     """``path`` opened by Pillow (its header read) as every reader here opens a photo: a HEIC
     through pillow-heif, an AVIF by Pillow's own decoder (pillow-heif, registered for HEIC,
     would take one whose major brand is mif1 and cannot decode AV1 here), a TIFF that
-    Pillow turns as it loads it (an orientation tag) from an open file. Pillow's errors
-    pass through."""
+    Pillow turns as it loads it (an orientation tag) from an open file, a TIFF at its first
+    full-size page (:func:`first_full_page`, ``im.tell()``: a thumbnail may come first).
+    Pillow's errors pass through."""
     kind = container(path)
     if kind == "heif":
         register(path)
     im = Image.open(path, formats=["AVIF"] if kind == "avif" else None)
+    page = first_full_page(im)
     if im.format == "TIFF" and im.tag_v2.get(ORIENTATION, 1) != 1:
         im.close()  # Pillow maps an uncompressed TIFF from a named file at its turned size
         fp = path.open("rb")  # (garbled); from an open file it decodes it
         try:
             im = Image.open(fp)
+            im.seek(page)
         except BaseException:
             fp.close()
             raise
@@ -342,7 +346,7 @@ def _read_pil(path: Path, max_pixels: int | None, icc: bool = True) -> np.ndarra
             first = lambda v: v[0] if isinstance(v, tuple) else v  # noqa: E731
             if problem := tiff_samples(int(first(bits)), int(first(kind))):
                 raise InputError(problem, path)
-        page = first_full_page(im)
+        page = im.tell() if im.format == "TIFF" else 0  # open_photo's choice
         if im.format in SEQUENCES and (n := getattr(im, "n_frames", 1)) > 1:
             which = "the first" if page == 0 else "the first full-size one"
             warnings.warn(f"{path}: holds {n} images; using {which}", stacklevel=2)
@@ -364,7 +368,7 @@ def _read_pil(path: Path, max_pixels: int | None, icc: bool = True) -> np.ndarra
 def first_full_page(im: Image.Image) -> int:
     """Seek a multi-page TIFF to its first page not marked as a reduced-resolution copy (a
     thumbnail before the photo: NewSubfileType bit 0); the page's index (0 for others)."""
-    if im.format != "TIFF":
+    if im.format != "TIFF" or getattr(im, "n_frames", 1) == 1:
         return 0
     for i in range(im.n_frames):
         im.seek(i)

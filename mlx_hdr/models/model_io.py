@@ -222,17 +222,25 @@ def load_encoder(model: HybridAutoencoder, weights: str | Path | None = None) ->
     return True
 
 
-def save_model(path, model: HybridAutoencoder, dtype=mx.float16) -> Path:
-    """Save all weights (encoder included) and the config to one safetensors file, atomically."""
-    path = Path(path)
+def savable_weights(model: HybridAutoencoder, dtype=mx.float16, path=None, hint="") -> dict:
+    """``model``'s weights (encoder included) as ``dtype``; ``WeightsError`` where one holds
+    NaN or inf, or lies beyond ``dtype``'s range (such a file would not load; ``hint``
+    follows that message)."""
     weights = dict(tree_flatten(model.parameters()))
-    check_finite(weights, path)  # NaN or inf: such a file would not load
+    check_finite(weights, path)
     arrays = {k: v.astype(dtype) for k, v in weights.items()}
     try:
         check_finite(arrays, path)
     except WeightsError:  # beyond float16's range: inf in the file
         name = str(dtype).rsplit(".", 1)[-1]
-        raise WeightsError(f"weights beyond {name}'s range: save as float32", path) from None
+        raise WeightsError(f"weights beyond {name}'s range{hint}", path) from None
+    return arrays
+
+
+def save_model(path, model: HybridAutoencoder, dtype=mx.float16) -> Path:
+    """Save all weights (encoder included) and the config to one safetensors file, atomically."""
+    path = Path(path)
+    arrays = savable_weights(model, dtype, path, hint=": save as float32")
     metadata = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": model.config.to_json()}
     return save_safetensors_atomic(path, arrays, metadata, parents=False)
 

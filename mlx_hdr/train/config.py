@@ -236,33 +236,29 @@ def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
     model = d.pop("model", {}) or {}
     if not isinstance(model, dict):
         raise InputError(f"bad training config (model must be an object, got {model!r})", path)
-    model = dict(model)
-    recipe = None
-    for src in (d, overrides):  # flat model options: the recipe's, then the command line's
+    model, flat = dict(model), {}
+    for src, into in ((d, model), (overrides, flat)):  # flat model options
         for key in ("encoder", "upsample", "decoder_channels", "input_skip"):
             if src.get(key) is not None:
-                model[key] = src.pop(key)
+                into[key] = src.pop(key)
             else:
                 src.pop(key, None)
-        recipe = recipe or {**d, "model": dict(model)}
     given = {k: v for k, v in overrides.items() if v is not None}
-    d.update(given)
-    d["model"] = model
     try:
-        return TrainConfig.from_dict(d)
+        return TrainConfig.from_dict({**d, **given, "model": {**model, **flat}})
     except (TypeError, ValueError) as exc:
-        changed = given or model != recipe["model"]  # by the command line
-        if changed and _valid(recipe):  # the recipe alone is fine: a command-line value is not
-            raise InputError(f"bad training option ({exc})") from None
+        if (given or flat) and _problem({**given, "model": flat}) == str(exc):
+            raise InputError(f"bad training option ({exc})") from None  # the command line's
         raise InputError(f"bad training config ({exc})", path) from None
 
 
-def _valid(recipe: dict) -> bool:
+def _problem(options: dict) -> str | None:
+    """What is wrong with ``options`` on the defaults, or None."""
     try:
-        TrainConfig.from_dict(recipe)
-    except (TypeError, ValueError):
-        return False
-    return True
+        TrainConfig.from_dict(options)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 def _read_recipe(path: Path) -> dict:

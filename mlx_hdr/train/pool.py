@@ -138,14 +138,19 @@ def heldout_brackets(
     Returns ``(ldr, hdr, scene)`` per frame; ``hdr`` is on the frame's own scale (its white
     is 1.0), ``scene`` the scene's index. Within a scene only the exposure changes, so a
     model that reads how exposed a photo is gives the longer frames higher clipped gains.
-    ``sim``: the camera's other settings (a ``SimConfig``; default: the simulator's own).
-    ``exif``: ``(ldr, hdr, scene, white)`` instead, each frame with its EXIF white (log2
-    cd/m², ``PoolSource.photo_white``; one scene luminance per scene).
+    ``sim``: the camera's other settings (a ``SimConfig``; default: the simulator's own),
+    without a highlight boost (``ValueError``: each frame's would follow its own exposure,
+    not the scene's). ``exif``: ``(ldr, hdr, scene, white)`` instead, each frame with its
+    EXIF white (log2 cd/m², ``PoolSource.photo_white`` with ``sim``'s scene luminance; one
+    per scene).
     """
     from mlx_hdr.data.simulate import simulate_ldr
 
-    source = _heldout_source(pool, size)
-    metered = replace(sim or SimConfig(), metering_prob=1.0, metered_clip=(0.0, 1.0))
+    sim = sim or SimConfig()
+    if sim.boost_prob > 0:
+        raise ValueError("simulated brackets take a sim without a highlight boost (boost_prob 0)")
+    source = _heldout_source(pool, size, sim)
+    metered = replace(sim, metering_prob=1.0, metered_clip=(0.0, 1.0))
     cameras = [replace(metered, metering_ev=(ev, ev)) for ev in evs]
     frames = []
     for i in range(n):

@@ -28,7 +28,7 @@ from mlx_hdr.errors import HDRError, UsageError, WeightsError
 from mlx_hdr.infer.calibrate import calibrate
 from mlx_hdr.infer.targets import encode_target
 from mlx_hdr.io.atomic import copy_atomic
-from mlx_hdr.models.model_io import save_model
+from mlx_hdr.models.model_io import savable_weights, save_model
 from mlx_hdr.train import checkpoint as ckpt
 from mlx_hdr.train.build import build_lpips, build_model
 from mlx_hdr.train.config import (
@@ -275,16 +275,15 @@ class Trainer:
             "hdr": val["hdr"],
         } | ({"white": val["white"]} if "white" in val else {})
 
-    def export_model(self) -> None:
-        """Write ``model.safetensors`` (float16); weights beyond its range mean the run
-        diverged, though its loss stayed finite: :class:`TrainingDiverged`."""
+    def check_exportable(self) -> None:
+        """:class:`TrainingDiverged` where the weights cannot be saved as the run's float16
+        model (NaN or inf, or beyond float16's range), though the loss stayed finite."""
         try:
-            save_model(self.run_dir / "model.safetensors", self.model)
-        except WeightsError:
-            msg = (
-                f"training diverged by step {self.step}: its weights grew beyond float16's "
-                "range (a lower lr?); model.safetensors keeps the last model within it"
-            )
+            savable_weights(self.model)
+        except WeightsError as exc:
+            model = self.run_dir / "model.safetensors"
+            kept = f"{model} keeps the best before" if model.exists() else "no model was saved"
+            msg = f"training diverged by step {self.step}: {exc} (a lower lr?); {kept}"
             self.log.write({"kind": "error", "step": self.step, "message": msg})
             raise TrainingDiverged(msg) from None
 
@@ -311,9 +310,10 @@ class Trainer:
         plot_curves(self.log.records, self.run_dir / "training_curves.png")
         score = metrics[key]
         if score > self.best:  # best first: stopped before "last", a resume starts from it
-            self.export_model()  # first: weights that diverged do not become "best"
+            self.check_exportable()  # weights that diverged do not become "best"
             self.best = score
             self.save("best")
+            save_model(self.run_dir / "model.safetensors", self.model)
         self.save("last")
         return rec
 
