@@ -106,7 +106,7 @@ def existing_gain_map(path) -> str | None:
         if kind == "avif":
             return AVIF_GAIN_MAP if has_gain_map(path) else None
         with Image.open(path) as im:  # a JPEG by its content, whatever its name
-            jpeg = im.format == "JPEG"
+            jpeg = im.format in ("JPEG", "MPO")  # MPO: a JPEG with more images after it
             app = b"".join(content for _, content in getattr(im, "applist", []))
         if jpeg:
             if b"hdrgm:Version" in app or ISO_21496_NS in app:
