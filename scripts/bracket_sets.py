@@ -11,6 +11,7 @@ A set is a folder with ``exposures.json`` (``frames``: ``file``, ``exposure_time
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -20,24 +21,33 @@ import numpy as np
 
 from mlx_hdr.color import clipped_mask
 from mlx_hdr.data.datasets import BRACKET_MAX_CLIPPED, bracket_hdr, moved_px
-from mlx_hdr.eval.fisheye import Circle, find_circle, remap, view_maps
+from mlx_hdr.eval.fisheye import Circle, find_circle, inside, remap, view_maps
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 from mlx_hdr.io.photo_meta import WHITE_K, Exposure, exposure_from_values, read_exposure
 
 CLIPPED_RANGE = (0.01, BRACKET_MAX_CLIPPED)  # bracket frames used: this share clipped
 
 
-def usable(ldr: np.ndarray) -> bool:
-    """Whether a bracket frame (or view) is used: ``CLIPPED_RANGE`` of its pixels clipped."""
-    return bool(CLIPPED_RANGE[0] <= clipped_mask(ldr).mean() <= CLIPPED_RANGE[1])
+def usable(ldr: np.ndarray, valid: np.ndarray | None = None) -> bool:
+    """Whether a bracket frame (or view) is used: ``CLIPPED_RANGE`` of its pixels (those
+    scored, ``valid``, where given) clipped."""
+    clipped = clipped_mask(ldr) if valid is None else clipped_mask(ldr)[valid]
+    return bool(clipped.size and CLIPPED_RANGE[0] <= clipped.mean() <= CLIPPED_RANGE[1])
 
 
 class Case(tuple):
-    """A case, ``(ldr, hdr)``, with its photo's exposure settings (or None) as ``exposure``."""
+    """A case, ``(ldr, hdr)``, with its photo's exposure settings (or None) as ``exposure``
+    and the HxW bool mask of the pixels scored (None: all) as ``valid``."""
 
-    def __new__(cls, ldr: np.ndarray, hdr: np.ndarray, exposure: Exposure | None = None):
+    def __new__(
+        cls,
+        ldr: np.ndarray,
+        hdr: np.ndarray,
+        exposure: Exposure | None = None,
+        valid: np.ndarray | None = None,
+    ):
         case = super().__new__(cls, (ldr, hdr))
-        case.exposure = exposure
+        case.exposure, case.valid = exposure, valid
         return case
 
 
@@ -55,15 +65,23 @@ def frame_exposure(folder: Path, frame: dict) -> Exposure | None:
     return listed or read_exposure(folder / frame["file"])
 
 
-def bracket_cases(folder: Path, long_side: int | None) -> list[Case]:
+def bracket_cases(
+    folder: Path, long_side: int | None, scored: bool = False, every: bool = False
+) -> list[Case]:
     """(ldr, hdr) per real frame, or per crop of it where ``exposures.json`` lists ``views``
-    ((x0, y0, x1, y1), fractions of the frame), with 1-30% clipped pixels, at ``long_side``
-    px at most (None: as stored), each with its frame's exposure (:func:`frame_exposure`).
-    The merged HDR is ``data.datasets.bracket_hdr``'s. The set's ghost box, where it has
-    one, is blacked out in both (it counts as neither clipped nor well exposed)."""
+    ((x0, y0, x1, y1), fractions of the frame), with 1-30% clipped pixels (``every``: all),
+    at ``long_side`` px at most (None: as stored), each with its frame's exposure
+    (:func:`frame_exposure`). The merged HDR is ``data.datasets.bracket_hdr``'s.
+
+    ``scored`` (validate_model's way): each case carries the pixels it is scored on
+    (``Case.valid``, :func:`scored_pixels`: not the set's ghost box, and in a circular
+    fisheye only the image circle), which its clipped share is taken over too; the photo
+    and the truth keep their own pixels. Else (the diagnostics' way, as their figures were
+    measured) the ghost box is blacked out in both and the whole frame counts."""
     meta = json.loads((folder / "exposures.json").read_text())
     hdr = read_hdr(bracket_hdr(folder, meta["merge"]["output"]))
     ghost = meta.get("ghost_region_xyxy")
+    keep = scored_pixels(hdr, ghost) if scored else None
     cases = []
     for frame in meta["frames"]:
         if moved := moved_px(frame, meta["merge"]):  # as evaluate and data index leave it out
@@ -77,10 +95,13 @@ def bracket_cases(folder: Path, long_side: int | None) -> list[Case]:
         exposure = frame_exposure(folder, frame)
         for box in meta.get("views", [[0.0, 0.0, 1.0, 1.0]]):
             rows, cols = crop = _crop_box(ldr.shape, box)
-            if not usable(ldr[crop]):
-                continue
             pair = [_resize(a[crop], long_side) for a in (ldr, hdr)]
-            if ghost:
+            valid = (
+                None if keep is None else _resize(keep[crop].astype(np.float32), long_side) > 0.5
+            )
+            if not every and not usable(pair[0], valid):
+                continue
+            if ghost and not scored:
                 k = pair[0].shape[1] / (cols.stop - cols.start)
                 y, x = rows.start, cols.start
                 x0, y0, x1, y1 = (
@@ -88,8 +109,21 @@ def bracket_cases(folder: Path, long_side: int | None) -> list[Case]:
                 )
                 for a in pair:
                     a[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = 0.0
-            cases.append(Case(*pair, exposure))
+            cases.append(Case(*pair, exposure, valid))
     return cases
+
+
+def scored_pixels(hdr: np.ndarray, ghost: list | None) -> np.ndarray:
+    """HxW bool: the pixels of a set's frames that are scored: not in its ghost box
+    (x0, y0, x1, y1; something moved between the frames), and where the set is a circular
+    fisheye, inside the image circle (outside lies the lens barrel)."""
+    valid = np.ones(hdr.shape[:2], bool)
+    with contextlib.suppress(ValueError):  # no image circle: not a fisheye
+        valid &= inside(find_circle(hdr), hdr.shape)
+    if ghost:
+        x0, y0, x1, y1 = (max(int(v), 0) for v in ghost)
+        valid[y0:y1, x0:x1] = False
+    return valid
 
 
 def _crop_box(shape, box) -> tuple[slice, slice]:
@@ -146,8 +180,11 @@ def rectilinear_cases(cases, views: list[tuple[float, float, float]], long_side:
         for pair in cases:
             ldr, hdr = (remap(a, maps) for a in pair)
             ldr = np.clip(ldr, 0.0, 1.0)
-            if usable(ldr):
-                out.append(Case(ldr, np.maximum(hdr, 0.0), getattr(pair, "exposure", None)))
+            valid = getattr(pair, "valid", None)
+            valid = None if valid is None else remap(valid.astype(np.float32), maps) > 0.5
+            if usable(ldr, valid):
+                exposure = getattr(pair, "exposure", None)
+                out.append(Case(ldr, np.maximum(hdr, 0.0), exposure, valid))
                 scenes.append(i)
     return out, scenes
 

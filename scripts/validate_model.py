@@ -69,6 +69,7 @@ backend.setup()
 # isort: split
 from mlx_hdr.color import (
     CLIPPED,
+    align_scale,
     clipped_mask,
     input_white_scale,
     linear_to_srgb,
@@ -112,9 +113,9 @@ def gain_slope(cases, preds: list[dict], scenes: list[int], name: str) -> float:
     """Slope of ``name``'s clipped gain on the truth's over the frames of each scene, both
     centred per scene (:func:`clipped_gain`): 1 follows the exposure as the truth does, 0
     gives every exposure of a scene the same gain. NaN without two frames of one scene."""
-    truth = np.array([clipped_gain(hdr, ldr) for ldr, hdr in cases])
+    truth = np.array([clipped_gain(c[1], c[0], valid=valid_of(c)) for c in cases])
     pairs = zip(cases, preds, strict=True)
-    pred = np.array([clipped_gain(row[name], ldr) for (ldr, _), row in pairs])
+    pred = np.array([clipped_gain(row[name], c[0], valid=valid_of(c)) for c, row in pairs])
     scenes = np.asarray(scenes)
     for k in np.unique(scenes):
         at = scenes == k
@@ -124,28 +125,43 @@ def gain_slope(cases, preds: list[dict], scenes: list[int], name: str) -> float:
     return float((truth * pred).sum() / var) if var > 0 else float("nan")
 
 
-def aligned(img: np.ndarray, ldr: np.ndarray) -> np.ndarray:
-    """``img`` on the linearised input's scale (one factor over its well-exposed pixels)."""
-    return img * input_white_scale(img, ldr)
+def valid_of(case) -> np.ndarray:
+    """A case's HxW bool mask of the pixels scored (``bracket_sets.Case.valid``; all)."""
+    valid = getattr(case, "valid", None)
+    return np.ones(case[0].shape[:2], bool) if valid is None else valid
 
 
-def clipped_gain(img: np.ndarray, ldr: np.ndarray, min_share: float = 0.0) -> float:
+def aligned(img: np.ndarray, ldr: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """``img`` on the linearised input's scale (one factor over its well-exposed pixels,
+    those in ``valid`` where given)."""
+    if valid is None:
+        return img * input_white_scale(img, ldr)
+    return img * align_scale(img, srgb_to_linear(ldr), well_exposed_mask(ldr) & valid)
+
+
+def clipped_gain(
+    img: np.ndarray, ldr: np.ndarray, min_share: float = 0.0, valid: np.ndarray | None = None
+) -> float:
     """log2 of the median luminance gain of aligned ``img`` over the linearised input, over
-    the pixels clipped in ``ldr`` (the highlight metric's set), stops; NaN when at most
-    ``min_share`` of them clip."""
+    the pixels clipped in ``ldr`` (the highlight metric's set; those in ``valid``), stops;
+    NaN when at most ``min_share`` of them clip."""
     if clipped_mask(ldr).mean() <= min_share:
         return float("nan")
-    return color_clipped_gain(ldr, aligned(img, ldr), threshold=CLIPPED)
+    if valid is None:
+        return color_clipped_gain(ldr, aligned(img, ldr), threshold=CLIPPED)
+    return color_clipped_gain(ldr[valid], aligned(img, ldr, valid)[valid], threshold=CLIPPED)
 
 
-def gain_error(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray) -> float:
+def gain_error(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray, valid=None) -> float:
     """|log2| of median clipped-pixel gain, prediction over truth (both aligned), stops."""
-    return abs(clipped_gain(pred, ldr) - clipped_gain(gt, ldr))
+    return abs(clipped_gain(pred, ldr, valid=valid) - clipped_gain(gt, ldr, valid=valid))
 
 
-def peak_ratio(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray) -> float:
-    """log2 of max Y(pred) over max Y(gt), both aligned to the linearised input, stops."""
-    peaks = [rgb_to_luminance(aligned(img, ldr)).max() for img in (pred, gt)]
+def peak_ratio(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray, valid=None) -> float:
+    """log2 of max Y(pred) over max Y(gt) (over ``valid``), both aligned to the linearised
+    input, stops."""
+    keep = np.ones(ldr.shape[:2], bool) if valid is None else valid
+    peaks = [rgb_to_luminance(aligned(img, ldr, valid))[keep].max() for img in (pred, gt)]
     return float(np.log2(max(peaks[0], 1e-8) / max(peaks[1], 1e-8)))
 
 
@@ -162,18 +178,20 @@ def chroma_difference(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return float(np.abs(rg(a) - rg(b)).mean() * 100.0)
 
 
-def colour_cast(raw: np.ndarray, ldr: np.ndarray) -> float:
+def colour_cast(raw: np.ndarray, ldr: np.ndarray, valid=None) -> float:
     """Mean |rg chromaticity| difference of ``raw`` to the linearised input, well-exposed
-    pixels, x100."""
+    pixels (in ``valid``), x100."""
     well = well_exposed_mask(ldr) & ~clipped_mask(ldr)
+    well = well if valid is None else well & valid
     return chroma_difference(raw, srgb_to_linear(ldr), well)
 
 
-def clipped_hue(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray) -> float:
+def clipped_hue(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray, valid=None) -> float:
     """Mean |rg chromaticity| difference of ``pred`` to the truth over the pixels clipped in
-    all three channels (where the photo holds no colour), x100; NaN with fewer than
-    ``MIN_HUE_PIXELS`` of them."""
+    all three channels (where the photo holds no colour; in ``valid``), x100; NaN with
+    fewer than ``MIN_HUE_PIXELS`` of them."""
     full = np.asarray(ldr).min(axis=-1) >= CLIPPED
+    full = full if valid is None else full & valid
     return chroma_difference(pred, gt, full) if full.sum() >= MIN_HUE_PIXELS else float("nan")
 
 
@@ -206,15 +224,16 @@ def score(name: str, run, net, cases, preds: list[dict]) -> list[float]:
     rows = []
     for i, (ldr, hdr) in enumerate(cases):
         exposure = getattr(cases[i], "exposure", None)
+        valid = getattr(cases[i], "valid", None)  # None: every pixel scored
         pred = run(ldr, exposure=exposure)
         preds[i][name] = pred
         if net is not None:  # as predict --no-blend gives it, with the photo's exposure
             preds[i][f"{name} (raw)"] = run(ldr, blend=False, exposure=exposure)
-        m = hdr_metrics(pred, hdr, ldr)
-        m["gain_err"] = gain_error(pred, hdr, ldr)
-        m["peak"] = peak_ratio(pred, hdr, ldr)
-        m["cast"] = colour_cast(preds[i][f"{name} (raw)"], ldr) if net else np.nan
-        m["clip_hue"] = clipped_hue(pred, hdr, ldr)
+        m = hdr_metrics(pred, hdr, ldr, valid=valid)
+        m["gain_err"] = gain_error(pred, hdr, ldr, valid)
+        m["peak"] = peak_ratio(pred, hdr, ldr, valid)
+        m["cast"] = colour_cast(preds[i][f"{name} (raw)"], ldr, valid) if net else np.nan
+        m["clip_hue"] = clipped_hue(pred, hdr, ldr, valid)
         rows.append(m)
     with warnings.catch_warnings():  # a column no case has (a peer's cast): NaN
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -228,8 +247,12 @@ def print_gains(cases, preds: list[dict]) -> None:
     names = list(preds[0])
     print("\n| case | clipped | truth | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 3) + "|")
-    for i, ((ldr, hdr), row) in enumerate(zip(cases, preds, strict=True)):
-        gains = [clipped_gain(img, ldr) for img in (hdr, *row.values())]
+    for i, (case, row) in enumerate(zip(cases, preds, strict=True)):
+        ldr, hdr = case
+        gains = [
+            clipped_gain(img, ldr, valid=getattr(case, "valid", None))
+            for img in (hdr, *row.values())
+        ]
         cells = [f"{clipped_mask(ldr).mean():.3f}", *(f"{g:.2f}" for g in gains)]
         print(f"| {i} | " + " | ".join(cells) + " |")
 
@@ -357,7 +380,7 @@ def main() -> None:
     for folder in map(Path, args.brackets):
         title = f"real brackets: {folder.name}"
         frame_side = None if args.rectilinear and not args.view_side else args.long_side
-        cases = bracket_cases(folder, frame_side)
+        cases = bracket_cases(folder, frame_side, scored=True, every=bool(args.rectilinear))
         if not cases:  # bracket_cases keeps the frames with 1-30% of their pixels clipped
             sys.exit(f"error: {folder}: no frame has 1-30% of its pixels clipped")
         ids = [0] * len(cases)

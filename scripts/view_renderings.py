@@ -32,7 +32,8 @@ PEER = "kovaleski2014"
 
 def resized(cases: list[Case], side: int) -> list[Case]:
     """``cases`` resized to a long side of ``side`` px: area when reducing, bicubic when
-    enlarging; the display image clipped to [0, 1], the HDR to >= 0."""
+    enlarging; the display image clipped to [0, 1], the HDR to >= 0, the scored pixels
+    where at least half a pixel was."""
 
     def rs(img: np.ndarray) -> np.ndarray:
         h, w = img.shape[:2]
@@ -40,16 +41,21 @@ def resized(cases: list[Case], side: int) -> list[Case]:
         size = (round(w * k), round(h * k))
         return cv2.resize(img, size, interpolation=cv2.INTER_CUBIC if k > 1 else cv2.INTER_AREA)
 
-    return [Case(np.clip(rs(c[0]), 0, 1), np.maximum(rs(c[1]), 0), c.exposure) for c in cases]
+    def valid(c: Case) -> np.ndarray | None:
+        return None if c.valid is None else rs(c.valid.astype(np.float32)) > 0.5
+
+    return [
+        Case(np.clip(rs(c[0]), 0, 1), np.maximum(rs(c[1]), 0), c.exposure, valid(c)) for c in cases
+    ]
 
 
 def renderings(folder: Path, views, sides: list[int]) -> dict[str, list[Case]]:
     """Title -> the views rendered that way (see the module docstring)."""
-    stored = bracket_cases(folder, None)
+    stored = bracket_cases(folder, None, scored=True, every=True)
     native, _ = rectilinear_cases(stored, views, None)
     out = {f"native ({native[0][0].shape[1]} px)": native}
     out |= {f"native, resized to {s} px": resized(native, s) for s in sides}
-    for frames in (stored, bracket_cases(folder, 1024)):
+    for frames in (stored, bracket_cases(folder, 1024, scored=True, every=True)):
         title = f"1024 px from {max(frames[0][0].shape[:2])}-px frames"
         out[title] = rectilinear_cases(frames, views, 1024)[0]
     return out

@@ -163,3 +163,46 @@ def test_view_renderings_resize_keeps_each_views_exposure():
     assert small.exposure == case.exposure
     (big,) = view_renderings.resized([case], 192)
     assert big[0].shape == (128, 192, 3) and 0.0 <= big[0].min() and big[0].max() <= 1.0
+
+
+def test_scored_cases_keep_their_pixels_and_leave_the_ghost_box_and_barrel_out(tmp_path):
+    """validate_model scores only what the set recorded well: the ghost box and a fisheye's
+    lens barrel had been scored (the box blacked out: a free perfect block for a method
+    that keeps black black; the barrel: half of each fisheye frame)."""
+    yy, xx = np.mgrid[:80, :80]
+    circle = (yy - 39.5) ** 2 + (xx - 39.5) ** 2 < 38**2
+    frame = np.where(circle[..., None], 0.4, 0.02).astype(np.float32).repeat(3, axis=-1)
+    frame[circle & (xx > 48) & (xx < 58) & (yy > 30) & (yy < 50)] = 1.0
+    hdr = np.where(frame >= 1.0, 4.0, frame * 0.3).astype(np.float32)
+    write_set(tmp_path / "s", {"ghost_region_xyxy": [20, 30, 30, 40]}, frame, hdr)
+    (case,) = bracket_sets.bracket_cases(tmp_path / "s", 1024, scored=True)
+    np.testing.assert_allclose(case[0], frame, atol=1 / 255)  # as recorded, box included
+    assert not case.valid[35, 25] and case.valid[39, 45]  # the box; inside the circle
+    assert not case.valid[2, 2] and case.valid.mean() < circle.mean()  # the barrel
+    (diag,) = bracket_sets.bracket_cases(tmp_path / "s", 1024)  # the diagnostics' way
+    assert diag.valid is None and (diag[0][30:40, 20:30] == 0).all()
+    views, _ = bracket_sets.rectilinear_cases([case], [(0.0, 0.0, 90.0)], 60)
+    assert views[0].valid is not None and views[0].valid.shape == views[0][0].shape[:2]
+
+
+def test_a_method_is_not_scored_on_the_pixels_left_out():
+    from mlx_hdr.eval.metrics import hdr_metrics
+
+    rng = np.random.default_rng(3)
+    ldr = np.clip(rng.random((48, 64, 3)) * 1.3, 0, 1).astype(np.float32)
+    gt = (rng.random((48, 64, 3)) * 4).astype(np.float32)
+    pred = (gt * np.exp(rng.normal(0, 0.3, gt.shape))).astype(np.float32)
+    whole = hdr_metrics(pred, gt, ldr)
+    every = hdr_metrics(pred, gt, ldr, valid=np.ones((48, 64), bool))
+    for k in whole:
+        assert every[k] == pytest.approx(whole[k], rel=1e-6), k
+    valid = np.ones((48, 64), bool)
+    valid[10:30, 20:40] = False
+    spoiled = pred.copy()
+    spoiled[10:30, 20:40] = 1e3  # whatever a method puts there
+    a, b = (hdr_metrics(p, gt, ldr, valid=valid) for p in (pred, spoiled))
+    for k in a:
+        if k.endswith("ssim"):  # windows reach a few pixels across the border
+            continue
+        assert b[k] == pytest.approx(a[k], rel=1e-9), k
+    assert whole["pu21_psnr"] != pytest.approx(hdr_metrics(spoiled, gt, ldr)["pu21_psnr"])

@@ -112,6 +112,13 @@ def _fitted(xs: np.ndarray, ys: np.ndarray) -> Circle:
     return Circle(float(cx), float(cy), radius)
 
 
+def inside(circle: Circle, shape: tuple[int, ...]) -> np.ndarray:
+    """HxW bool for an image of ``shape`` (H, W, ...): the pixels within the image circle
+    (the rest is lens barrel and black)."""
+    ys, xs = np.indices(shape[:2], dtype=np.float32)
+    return np.hypot(xs - circle.cx, ys - circle.cy) <= circle.radius
+
+
 def view_maps(
     circle: Circle, yaw: float, pitch: float, fov: float, size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:

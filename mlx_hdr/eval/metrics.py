@@ -36,6 +36,7 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from mlx_hdr.color import (
+    EPS,
     TINY,
     align_scale,
     clipped_mask,
@@ -153,7 +154,12 @@ def highlight_log2_error(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> 
 
 
 def hdr_metrics(
-    pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray, *, log_units: float = LDR_WHITE_NITS
+    pred: np.ndarray,
+    gt: np.ndarray,
+    ldr: np.ndarray,
+    *,
+    log_units: float = LDR_WHITE_NITS,
+    valid: np.ndarray | None = None,
 ) -> dict:
     """All metrics of one prediction, after aligning it to the ground truth.
 
@@ -165,6 +171,10 @@ def hdr_metrics(
             Default 200: cd/m^2 with the input's white at 200, the convention of the reference
             table in the project's issues (log1p is not scale-invariant); 1.0 = input-white
             units, the model's training domain.
+        valid: HxW bool, the pixels scored (None: all): the others (outside a fisheye's
+            image circle, a region where something moved between bracket frames) count in
+            no metric, the alignment and the log domain's min-max included
+            (:func:`metrics_over`).
     Returns:
         ``{"pu21_psnr", "pu21_ssim", "mu_psnr", "highlight_log2", "log_psnr", "log_ssim",
         "log_l1", "scale"}``; ``scale`` is the factor applied to ``pred``. The ground truth is
@@ -175,12 +185,16 @@ def hdr_metrics(
     if not (np.isfinite(pred).all() and np.isfinite(gt).all()):
         keys = ("pu21_psnr", "pu21_ssim", "mu_psnr", "highlight_log2", "log_psnr", "log_ssim")
         return dict.fromkeys((*keys, "log_l1", "scale"), math.nan)
-    well = well_exposed_mask(ldr)
+    well = well_exposed_mask(ldr) if valid is None else well_exposed_mask(ldr) & valid
     # float64 from here: a ground truth near float32's limit (~1e38) times 200 cd/m² overflowed
     # to inf and made the log-domain metrics NaN
     gt_w = np.asarray(gt, np.float64) * align_scale(gt, srgb_to_linear(ldr), well)
     scale = align_scale(pred, gt_w, well)
     pred_w = np.asarray(pred, np.float64) * scale
+    if valid is not None:
+        return metrics_over(pred_w, gt_w, ldr, np.asarray(valid, bool), log_units) | {
+            "scale": scale
+        }
     return {
         "pu21_psnr": pu21_psnr(pred_w * LDR_WHITE_NITS, gt_w * LDR_WHITE_NITS),
         "pu21_ssim": pu21_ssim(pred_w * LDR_WHITE_NITS, gt_w * LDR_WHITE_NITS),
@@ -192,3 +206,55 @@ def hdr_metrics(
         },
         "scale": scale,
     }
+
+
+def metrics_over(
+    pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray, valid: np.ndarray, log_units: float
+) -> dict:
+    """:func:`hdr_metrics`' metrics of aligned ``pred`` and ``gt`` (input-white units) over
+    the HxW pixels ``valid`` alone: PSNRs and L1 over them, SSIMs as the mean of the SSIM
+    map over them (away from the border, as skimage's mean), the log domain's min-max over
+    them. With every pixel valid they equal the whole image's to float rounding."""
+    if not valid.any():
+        keys = ("pu21_psnr", "pu21_ssim", "mu_psnr", "highlight_log2", "log_psnr", "log_ssim")
+        return dict.fromkeys((*keys, "log_l1"), math.nan)
+    pu_p, pu_g = (pu21_encode(x * LDR_WHITE_NITS) for x in (pred, gt))
+    lum_p, lum_g = (pu21_encode(rgb_to_luminance(x * LDR_WHITE_NITS)) for x in (pred, gt))
+    gauss = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
+    norm = max(float(np.percentile(gt[valid], 99.0)), TINY)
+    mu = [mu_law(np.tanh(np.maximum(x, 0.0) / norm)) for x in (pred, gt)]
+    log_p, log_g = (_log_target_over(x * log_units, valid) for x in (pred, gt))
+    return {
+        "pu21_psnr": psnr(pu_p[valid], pu_g[valid], PU21_PEAK),
+        "pu21_ssim": _ssim_over(lum_p, lum_g, PU21_PEAK, valid, **gauss),
+        "mu_psnr": psnr(mu[0][valid], mu[1][valid], 1.0),
+        "highlight_log2": highlight_log2_error(pred, gt, clipped_mask(ldr) & valid),
+        "log_psnr": psnr(log_p[valid], log_g[valid], 2.0),
+        "log_ssim": _ssim_over(log_p, log_g, 2.0, valid, channel_axis=-1),
+        "log_l1": float(np.mean(np.abs(log_p[valid] - log_g[valid]))),
+    }
+
+
+def _log_target_over(hdr: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``color.hdr_to_target`` with the min-max taken over the ``valid`` pixels (float32)."""
+    log = np.log1p(np.maximum(hdr, 0.0))
+    lo, hi = log[valid].min(), log[valid].max()
+    return ((log - lo) / (hi - lo + EPS) * 2.0 - 1.0).astype(np.float32)
+
+
+def _ssim_over(a: np.ndarray, b: np.ndarray, data_range: float, valid: np.ndarray, **kw) -> float:
+    """Mean of skimage's SSIM map over ``valid`` pixels at least half a window from the
+    border (skimage's own mean leaves that border out); windows as :func:`_ssim`'s."""
+    side = min(a.shape[0], a.shape[1])
+    if side < 3:
+        return float("nan")
+    win = min(7, side if side % 2 else side - 1)
+    if kw.get("gaussian_weights"):
+        win = None if side >= 11 else win
+    _, smap = structural_similarity(a, b, data_range=data_range, win_size=win, full=True, **kw)
+    pad = ((win or 11) - 1) // 2  # skimage's crop: its Gaussian window is 11 px
+    inner = np.zeros_like(valid)
+    inner[pad : valid.shape[0] - pad, pad : valid.shape[1] - pad] = True
+    keep = valid & inner
+    smap = smap.mean(axis=-1) if smap.ndim == 3 else smap
+    return float(smap[keep].mean()) if keep.any() else float("nan")
