@@ -21,6 +21,7 @@ import numpy as np
 
 from mlx_hdr.color import clipped_mask
 from mlx_hdr.data.datasets import BRACKET_MAX_CLIPPED, bracket_hdr, moved_px
+from mlx_hdr.errors import InputError
 from mlx_hdr.eval.fisheye import Circle, find_circle, inside, remap, view_maps
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 from mlx_hdr.io.photo_meta import WHITE_K, Exposure, exposure_from_values, read_exposure
@@ -78,12 +79,19 @@ def bracket_cases(
     fisheye only the image circle), which its clipped share is taken over too; the photo
     and the truth keep their own pixels. Else (the diagnostics' way, as their figures were
     measured) the ghost box is blacked out in both and the whole frame counts."""
-    meta = json.loads((folder / "exposures.json").read_text())
-    hdr = read_hdr(bracket_hdr(folder, meta["merge"]["output"]))
+    path = folder / "exposures.json"
+    try:
+        meta = json.loads(path.read_text())
+        output, frames = meta["merge"]["output"], list(meta["frames"])
+    except (ValueError, KeyError, TypeError) as exc:  # OSError: FileNotFoundError, one line
+        raise InputError(
+            f"not a bracket set description ({type(exc).__name__}: {exc})", path
+        ) from None
+    hdr = read_hdr(bracket_hdr(folder, output))
     ghost = meta.get("ghost_region_xyxy")
     keep = scored_pixels(hdr, ghost) if scored else None
     cases = []
-    for frame in meta["frames"]:
+    for frame in frames:
         if moved := moved_px(frame, meta["merge"]):  # as evaluate and data index leave it out
             print(
                 f"{folder / frame['file']}: {moved:.1f} px off the merge (an older "

@@ -358,6 +358,10 @@ def main() -> None:
     args = ap.parse_args()
     if any(not 0.0 <= v <= 1.0 for v in args.floor_strength):
         ap.error("--floor-strength takes values in [0, 1]")
+    if min(args.n, args.renders, args.sim_brackets) < 0:
+        ap.error("-n, --renders and --sim-brackets count cases: 0 or more")
+    if args.no_peers and not args.model:
+        ap.error("--no-peers with no --model leaves nothing to score")
     peers = [] if args.no_peers else ["linear", "kovaleski2014"]
     if args.expandnet and not args.no_peers:
         os.environ["MLX_HDR_EXPANDNET"] = args.expandnet
@@ -379,6 +383,7 @@ def main() -> None:
         )
     for folder in map(Path, args.brackets):
         title = f"real brackets: {folder.name}"
+        title = title if title not in sets else f"real brackets: {folder}"  # two of one name
         frame_side = None if args.rectilinear and not args.view_side else args.long_side
         cases = bracket_cases(folder, frame_side, scored=True, every=bool(args.rectilinear))
         if not cases:  # bracket_cases keeps the frames with 1-30% of their pixels clipped
@@ -438,3 +443,5 @@ if __name__ == "__main__":
         main()
     except (HDRError, FileNotFoundError) as exc:  # a missing folder, a bad model: one line
         sys.exit(f"error: {one_line(exc)}")
+    except ValueError as exc:  # a bad --sim-response file
+        sys.exit(f"error: {exc}")

@@ -133,6 +133,12 @@ def test_bracket_set_is_written_whole_and_read_back(tmp_path):
         kept = [f["file"] for f in meta["frames"] if f["clipped"] <= 0.3]
         assert ds.layout == "brackets" and [p.ldr_path.name for p in ds.pairs] == kept
         assert all(p.hdr_path == out / "merged.hdr" for p in ds.pairs)
+        # evaluate takes each frame's exposure as its set lists it (a frame file written
+        # without EXIF, as the fetch scripts write them, had got no sky ceiling there)
+        listed = {f["file"]: f["exposure_time_s"] for f in meta["frames"]}
+        assert [p.exposure.time_s for p in ds.pairs] == pytest.approx(
+            [listed[p.ldr_path.name] for p in ds.pairs]
+        )
     for f in meta["frames"]:  # a set that does not record the shares: measured
         f.pop("clipped")
     (out / "exposures.json").write_text(json.dumps(meta))

@@ -206,3 +206,40 @@ def test_a_method_is_not_scored_on_the_pixels_left_out():
             continue
         assert b[k] == pytest.approx(a[k], rel=1e-9), k
     assert whole["pu21_psnr"] != pytest.approx(hdr_metrics(spoiled, gt, ldr)["pu21_psnr"])
+
+
+def test_view_renderings_resize_carries_the_scored_pixels():
+    import view_renderings
+
+    valid = np.ones((64, 96), bool)
+    valid[:, :48] = False
+    case = bracket_sets.Case(photo(), photo() * 3, None, valid)
+    (small,) = view_renderings.resized([case], 48)
+    assert (
+        small.valid.shape == (32, 48)
+        and not small.valid[:, :23].any()
+        and small.valid[:, 25:].all()
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--brackets", "{set}", "-n", "0", "--no-peers", "--model", DEFAULT], "not a bracket set"),
+        (["-n", "-2"], "count cases: 0 or more"),
+        (["--no-peers"], "leaves nothing to score"),
+    ],
+)
+def test_validate_model_refuses_bad_arguments_in_one_line(tmp_path, args, message):
+    import subprocess
+
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "exposures.json").write_text("{}")
+    argv = [a.replace("{set}", str(tmp_path / "set")) for a in args]
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "validate_model.py"), *argv],
+        capture_output=True,
+        text=True,
+    )
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode != 0 and message in lines[-1] and "Traceback" not in run.stderr

@@ -29,6 +29,7 @@ from pathlib import Path
 from mlx_hdr.color import clipped_mask
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.image_io import HDR_SUFFIXES, ldr_files, read_ldr
+from mlx_hdr.io.photo_meta import Exposure, exposure_from_values
 
 LAYOUTS = ("hdr-real", "hdr-synth", "brackets", "scenes", "hdr-pool")
 BRACKETS = "exposures.json"  # a bracket set's description
@@ -44,6 +45,7 @@ class Pair:
     ldr_path: Path | None
     hdr_path: Path
     kind: str | None = None  # "panorama" | "photo" when known (HDR pools)
+    exposure: Exposure | None = None  # a bracket frame's, as its set lists it (else: EXIF)
 
 
 @dataclass
@@ -161,20 +163,22 @@ def _bracket_set(folder: Path) -> tuple[list[Pair], list[tuple[Path, str]]]:
     try:
         meta = json.loads(path.read_text())
         frames, merge, output = meta["frames"], meta["merge"], meta["merge"]["output"]
-        files = [(folder / f["file"], f.get("clipped"), moved_px(f, merge)) for f in frames]
-        files = [(f, None if c is None else float(c), m) for f, c, m in files]
+        files = [(folder / f["file"], f.get("clipped"), moved_px(f, merge), f) for f in frames]
+        files = [(f, None if c is None else float(c), m, r) for f, c, m, r in files]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"not a bracket set description ({exc})", path) from None
     hdr = bracket_hdr(folder, output)
     if meta.get("ghost_region_xyxy"):
         why = "its set marks a ghost region (scripts/validate_model.py --brackets masks it)"
-        return [], [(f, why) for f, _, _ in files]
+        return [], [(f, why) for f, _, _, _ in files]
     pairs, left = [], []
-    for f, clipped, moved in files:
+    for f, clipped, moved, record in files:
         if why := _frame_problem(f, clipped, moved):
             left.append((f, why))
         else:
-            pairs.append(Pair(f"{folder.name}-{f.stem}", f, hdr))
+            keys = ("exposure_time_s", "f_number", "iso")
+            exposure = exposure_from_values(*(record.get(k) for k in keys))
+            pairs.append(Pair(f"{folder.name}-{f.stem}", f, hdr, exposure=exposure))
     return pairs, left
 
 

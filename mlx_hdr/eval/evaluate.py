@@ -152,7 +152,8 @@ def _eval_case(
     daylight_floor: float | None = None,
 ) -> tuple[list[dict], np.ndarray]:
     with warnings_naming(pair.ldr_path):  # a library's note names the file it is about
-        ldr, exposure = read_ldr(pair.ldr_path, max_pixels), read_exposure(pair.ldr_path)
+        ldr = read_ldr(pair.ldr_path, max_pixels)
+        exposure = getattr(pair, "exposure", None) or read_exposure(pair.ldr_path)  # its set's
     with warnings_naming(pair.hdr_path):
         gt = oriented_truth(ldr, read_hdr(pair.hdr_path, max_pixels), pair)
     rows, preds = [], {}

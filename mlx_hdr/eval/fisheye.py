@@ -4,9 +4,11 @@ A circular fisheye records a hemisphere inside a circle; users photograph with o
 (rectilinear) lenses. :func:`rectilinear_view` resamples the circle as a rectilinear camera
 pointed ``yaw`` degrees right and ``pitch`` degrees up from the lens axis would see it,
 for the LDR frames and their merged HDR alike. The fisheye is taken as equidistant (the
-image radius grows in proportion to the angle off axis, 90° at the circle's edge), the
-common design of circular fisheyes; a lens that departs from it bends straight lines a
-little in the views, which the metrics do not depend on.
+image radius grows in proportion to the angle off axis, 90° at the circle's edge). Many
+circular fisheyes are equisolid instead (r = R·√2·sin(θ/2); the office set's lens is
+likely one, an 8 mm on a Canon 5D): then straight lines bend a little in the views and a
+view turned 40° looks about 37° off axis, which the metrics do not depend on, since the
+photo and its truth share the mapping.
 """
 
 from __future__ import annotations
