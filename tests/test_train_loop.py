@@ -955,3 +955,14 @@ def test_weights_beyond_float16_end_the_run_as_diverged(tmp_path, monkeypatch):
         run(tiny_cfg(tmp_path / "run", epochs=1))
     assert not (tmp_path / "run" / "model.safetensors").exists()
     assert not (tmp_path / "run" / "checkpoints" / "best.safetensors").exists()
+
+
+def test_data_index_counts_an_unstated_twice_as_wide_image_as_training_does(tmp_path):
+    from mlx_hdr.data.manifest import index_dataset, summarize
+    from mlx_hdr.io.image_io import write_hdr
+
+    rng = np.random.default_rng(0)
+    write_hdr(tmp_path / "pano.hdr", rng.random((16, 32, 3)).astype(np.float32) + 0.1)
+    write_hdr(tmp_path / "flat.hdr", rng.random((16, 24, 3)).astype(np.float32) + 0.1)
+    kinds = summarize(index_dataset(tmp_path))["kinds"]
+    assert kinds == {"panorama": 1, "unknown": 1}

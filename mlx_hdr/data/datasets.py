@@ -129,6 +129,14 @@ def _scan_scenes(root: Path, folders: list[Path]) -> Dataset:
 POOL_KINDS = ("panorama", "photo", "bracketed")  # a pool manifest's kinds (any case)
 
 
+def pool_kind(kind: str | None, height: int | None, width: int | None) -> str | None:
+    """An HDR pool image's kind: as its pool states it, else ``panorama`` where it is twice
+    as wide as high (an equirectangular one), else None."""
+    if kind is None and height and width == 2 * height:
+        return "panorama"
+    return kind
+
+
 def read_pool_kinds(root: Path) -> dict[str, str]:
     """``file -> kind`` (lower case, ``POOL_KINDS``) from an HDR pool's optional
     MANIFEST.csv (empty when absent); ``InputError`` for a kind it does not know (a typo

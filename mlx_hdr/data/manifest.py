@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlx_hdr.data.datasets import Pair, scan_dataset
+from mlx_hdr.data.datasets import Pair, pool_kind, scan_dataset
 from mlx_hdr.data.orientation import DIHEDRAL, find_orientation
 from mlx_hdr.data.preprocess import MAX_HDR_VALUE, dynamic_range_stops, keep_hdr
 from mlx_hdr.errors import InputError
@@ -198,7 +198,7 @@ def summarize(manifest: Manifest) -> dict:
         "with_ldr": sum(r.get("ldr") is not None for r in recs),
         "kept": len(kept),
         "dropped": dict(Counter(r.get("reason") for r in recs if not r["kept"])),
-        "kinds": dict(Counter(r.get("kind") or "unknown" for r in kept)),
+        "kinds": dict(Counter(_kind(r) for r in kept)),
         "orientation_fixes": dict(fixes),
         "unpaired": len(manifest.header.get("unpaired", [])),
         "left_out": [(r.get("file"), r.get("why")) for r in manifest.header.get("left_out", [])],
@@ -215,6 +215,13 @@ def check(path) -> dict:
     path = Path(path)
     manifest = index_dataset(path) if path.is_dir() else read_manifest(path)
     return summarize(manifest)
+
+
+def _kind(rec: dict) -> str:
+    """A record's kind as training takes it (``datasets.pool_kind`` for an HDR-only one)."""
+    if rec.get("ldr") is None:
+        return pool_kind(rec.get("kind"), rec.get("height"), rec.get("width")) or "unknown"
+    return rec.get("kind") or "unknown"
 
 
 SHOWN_LEFT_OUT = 5  # files left out that format_summary names

@@ -23,7 +23,7 @@ import numpy as np
 
 from mlx_hdr.color import clipped_gain, rgb_to_luminance
 from mlx_hdr.data.composite import add_window, dynamic_range
-from mlx_hdr.data.datasets import Pair, scan_dataset
+from mlx_hdr.data.datasets import Pair, pool_kind, scan_dataset
 from mlx_hdr.data.manifest import Manifest, read_manifest
 from mlx_hdr.data.orientation import apply_dihedral
 from mlx_hdr.data.panorama import ViewConfig, random_crop, random_view
@@ -171,8 +171,7 @@ class PoolSource:
         photo."""
         i = int(rng.integers(len(self)))
         img, size = self.hdr(i), (self.size, self.size)
-        kind = self.pairs[i].kind
-        if kind == "panorama" or kind is None and img.shape[1] == 2 * img.shape[0]:
+        if pool_kind(self.pairs[i].kind, *img.shape[:2]) == "panorama":
             crop, info = random_view(img, rng, size, self.view_cfg)
         else:
             crop, info = random_crop(img, rng, size, self.view_cfg)
