@@ -248,12 +248,10 @@ def print_gains(cases, preds: list[dict]) -> None:
     print("\n| case | clipped | truth | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 3) + "|")
     for i, (case, row) in enumerate(zip(cases, preds, strict=True)):
-        ldr, hdr = case
-        gains = [
-            clipped_gain(img, ldr, valid=getattr(case, "valid", None))
-            for img in (hdr, *row.values())
-        ]
-        cells = [f"{clipped_mask(ldr).mean():.3f}", *(f"{g:.2f}" for g in gains)]
+        (ldr, hdr), valid = case, getattr(case, "valid", None)
+        gains = [clipped_gain(img, ldr, valid=valid) for img in (hdr, *row.values())]
+        share = clipped_mask(ldr)[valid_of(case)].mean()  # of the pixels scored
+        cells = [f"{share:.3f}", *(f"{g:.2f}" for g in gains)]
         print(f"| {i} | " + " | ".join(cells) + " |")
 
 
