@@ -136,7 +136,8 @@ def aligned(img: np.ndarray, ldr: np.ndarray, valid: np.ndarray | None = None) -
     those in ``valid`` where given)."""
     if valid is None:
         return img * input_white_scale(img, ldr)
-    return img * align_scale(img, srgb_to_linear(ldr), well_exposed_mask(ldr) & valid)
+    well = well_exposed_mask(ldr) & valid
+    return img * align_scale(img, srgb_to_linear(ldr), well if well.any() else valid)
 
 
 def clipped_gain(

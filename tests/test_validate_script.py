@@ -243,3 +243,19 @@ def test_validate_model_refuses_bad_arguments_in_one_line(tmp_path, args, messag
     )
     lines = run.stderr.strip().splitlines()
     assert run.returncode != 0 and message in lines[-1] and "Traceback" not in run.stderr
+
+
+def test_with_no_scored_pixel_well_exposed_the_alignment_still_reads_only_scored_ones():
+    from mlx_hdr.eval.metrics import hdr_metrics
+
+    rng = np.random.default_rng(0)
+    ldr = np.full((40, 40, 3), 0.02, np.float32)  # nothing well exposed anywhere
+    ldr[:20] = 1.0
+    gt = (rng.random((40, 40, 3)) * 4 + 0.1).astype(np.float32)
+    valid = np.zeros((40, 40), bool)
+    valid[5:25, 5:25] = True
+    spoiled = gt.copy()
+    spoiled[~valid] *= 16  # had moved the fallback alignment: PU21 198 -> 4 dB
+    a, b = (hdr_metrics(p, gt, ldr, valid=valid) for p in (gt, spoiled))
+    assert b["pu21_psnr"] == pytest.approx(a["pu21_psnr"]) and a["pu21_psnr"] > 100
+    assert validate_model.gain_error(spoiled, gt, ldr, valid) == pytest.approx(0.0, abs=1e-6)

@@ -173,8 +173,9 @@ def hdr_metrics(
             units, the model's training domain.
         valid: HxW bool, the pixels scored (None: all): the others (outside a fisheye's
             image circle, a region where something moved between bracket frames) count in
-            no metric, the alignment and the log domain's min-max included
-            (:func:`metrics_over`).
+            no metric, the alignment (the scored pixels where none is well exposed) and the
+            log domain's min-max included, but for the SSIMs' windows, which reach a few
+            pixels across the edge of the scored region (:func:`metrics_over`).
     Returns:
         ``{"pu21_psnr", "pu21_ssim", "mu_psnr", "highlight_log2", "log_psnr", "log_ssim",
         "log_l1", "scale"}``; ``scale`` is the factor applied to ``pred``. The ground truth is
@@ -185,7 +186,9 @@ def hdr_metrics(
     if not (np.isfinite(pred).all() and np.isfinite(gt).all()):
         keys = ("pu21_psnr", "pu21_ssim", "mu_psnr", "highlight_log2", "log_psnr", "log_ssim")
         return dict.fromkeys((*keys, "log_l1", "scale"), math.nan)
-    well = well_exposed_mask(ldr) if valid is None else well_exposed_mask(ldr) & valid
+    well = well_exposed_mask(ldr)
+    if valid is not None:  # where no scored pixel is well exposed: the scored ones
+        well = well & valid if (well & valid).any() else np.asarray(valid, bool)
     # float64 from here: a ground truth near float32's limit (~1e38) times 200 cd/m² overflowed
     # to inf and made the log-domain metrics NaN
     gt_w = np.asarray(gt, np.float64) * align_scale(gt, srgb_to_linear(ldr), well)
@@ -213,8 +216,10 @@ def metrics_over(
 ) -> dict:
     """:func:`hdr_metrics`' metrics of aligned ``pred`` and ``gt`` (input-white units) over
     the HxW pixels ``valid`` alone: PSNRs and L1 over them, SSIMs as the mean of the SSIM
-    map over them (away from the border, as skimage's mean), the log domain's min-max over
-    them. With every pixel valid they equal the whole image's to float rounding."""
+    map over them (away from the border, as skimage's mean; each window still reads the
+    few pixels around its centre, so near the edge of ``valid`` some unscored ones), the log
+    domain's min-max over them. With every pixel valid they equal the whole image's to
+    float rounding."""
     if not valid.any():
         keys = ("pu21_psnr", "pu21_ssim", "mu_psnr", "highlight_log2", "log_psnr", "log_ssim")
         return dict.fromkeys((*keys, "log_l1"), math.nan)
