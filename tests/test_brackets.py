@@ -317,3 +317,16 @@ def test_office_script_writes_exif_back_and_merges(tmp_path, monkeypatch):
     meta = json.loads((out / "exposures.json").read_text())
     assert [f["exposure_time_s"] for f in meta["frames"]] == pytest.approx(TIMES)
     assert (out / "merged.hdr").is_file() and scan_dataset(out).pairs
+
+
+def test_a_set_written_into_the_working_folder_is_told_to_go_into_a_folder_of_sets(
+    tmp_path, monkeypatch
+):
+    """`data index .` there would index whatever else the working folder holds."""
+    from mlx_hdr.data.brackets import bracket_set_use
+
+    monkeypatch.chdir(tmp_path)
+    here = bracket_set_use(Path("office"))
+    assert "mlx-hdr data index sets " in here and "mv office sets/" in here
+    nested = bracket_set_use(Path("shoots") / "office")
+    assert "mlx-hdr data index shoots " in nested and "mv " not in nested

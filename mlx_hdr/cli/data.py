@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from mlx_hdr.cli.common import Progress, show_progress
-from mlx_hdr.data.brackets import BRACKET_SET_USE, MOVED_WARN, write_bracket_set
+from mlx_hdr.data.brackets import MOVED_WARN, bracket_set_use, write_bracket_set
 from mlx_hdr.data.manifest import check, format_summary, index_dataset, summarize
 from mlx_hdr.data.preprocess import MAX_HDR_VALUE
 
@@ -91,5 +91,5 @@ def brackets_command(
     stuck = [f["source"] for f in frames if align and f["shift_px"] is None]
     if stuck:
         typer.echo(f"not aligned (too little in common with the others): {', '.join(stuck)}")
-    typer.echo(BRACKET_SET_USE.format(out=output))
+    typer.echo(bracket_set_use(Path(output)))
     return meta

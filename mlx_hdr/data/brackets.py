@@ -44,9 +44,20 @@ MIN_SIDE = 16  # px: OpenCV's Debevec calibration samples a grid that needs this
 BRACKET_SET_USE = (
     "validate on it (from an mlx-hdr clone):  python scripts/validate_model.py --brackets {out}"
     " -n 0 --model mlx_hdr/assets/default.safetensors\n"
-    "train on it:     mlx-hdr data index {out.parent} -o brackets.jsonl"
-    " (the folder of your sets), then --data brackets.jsonl"
+    "train on it:     mlx-hdr data index {sets} -o brackets.jsonl"
+    " (the folder of your sets{move}), then --data brackets.jsonl"
 )
+
+
+def bracket_set_use(out: Path) -> str:
+    """What to do with the set just written to ``out`` (``BRACKET_SET_USE``): a set written
+    into the working folder is told to go into a folder of sets first (indexing the working
+    folder would take whatever else it holds)."""
+    if out.resolve().parent == Path.cwd().resolve():
+        return BRACKET_SET_USE.format(out=out, sets="sets", move=f": mkdir sets; mv {out} sets/")
+    return BRACKET_SET_USE.format(out=out, sets=out.parent, move="")
+
+
 SCALE_NOTE = "1.0 = the white of the shortest frame"
 RECORDED = (16, 239)  # 8-bit codes a frame records well (above noise, below the shoulder)
 MOVED_STOPS = 1.0  # two frames disagreeing by more than this at a pixel: something moved
