@@ -115,3 +115,14 @@ def test_registry(monkeypatch):
         assert out.shape == ldr.shape and out.dtype == np.float32 and out.min() >= 0
     with pytest.raises(ValueError, match="unknown method"):
         get_method("banterle2006")
+
+
+@pytest.mark.parametrize("method", ["linear", "kovaleski2014", "masia2017"])
+def test_predict_hdr_names_a_photo_holding_nan(method):
+    """Kovaleski's grid had failed on int(NaN); masia2017 gave NaN everywhere."""
+    from mlx_hdr.infer.pipeline import predict_hdr
+
+    ldr = np.full((8, 8, 3), 0.5, np.float32)
+    ldr[2, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        predict_hdr(ldr, method=method)

@@ -243,7 +243,11 @@ def predict_hdr(
             brighter than a lamp-lit surface are raised, as a whole, towards this
             luminance (cd/m^2; :func:`~mlx_hdr.infer.exposure.lift_to_daylight`). None
             (the default): no floor.
+
+    Raises ``ValueError`` for a photo holding NaN or inf (``read_ldr`` never gives one).
     """
+    if not np.isfinite(ldr).all():  # Kovaleski's grid had failed on int(NaN), masia2017 ...
+        raise ValueError("predict_hdr takes finite display values; the photo holds NaN or inf")
     if method != "model":
         from mlx_hdr.infer.methods import get_method
 
