@@ -20,11 +20,11 @@ import cv2
 import numpy as np
 
 from mlx_hdr.color import clipped_mask
-from mlx_hdr.data.datasets import BRACKET_MAX_CLIPPED, bracket_hdr, moved_px
+from mlx_hdr.data.datasets import BRACKET_MAX_CLIPPED, bracket_hdr, listed_exposure, moved_px
 from mlx_hdr.errors import InputError
 from mlx_hdr.eval.fisheye import Circle, find_circle, inside, remap, view_maps
 from mlx_hdr.io.image_io import read_hdr, read_ldr
-from mlx_hdr.io.photo_meta import WHITE_K, Exposure, exposure_from_values, read_exposure
+from mlx_hdr.io.photo_meta import WHITE_K, Exposure, read_exposure
 
 CLIPPED_RANGE = (0.01, BRACKET_MAX_CLIPPED)  # bracket frames used: this share clipped
 
@@ -61,9 +61,7 @@ def simulated_case(ldr: np.ndarray, hdr: np.ndarray, white: float) -> Case:
 def frame_exposure(folder: Path, frame: dict) -> Exposure | None:
     """A bracket frame's exposure settings: ``exposures.json``'s ``exposure_time_s``,
     ``f_number`` and ``iso``, or where one is missing the frame file's EXIF."""
-    keys = ("exposure_time_s", "f_number", "iso")
-    listed = exposure_from_values(*(frame.get(k) for k in keys))
-    return listed or read_exposure(folder / frame["file"])
+    return listed_exposure(frame) or read_exposure(folder / frame["file"])
 
 
 def bracket_cases(

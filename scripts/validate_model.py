@@ -71,7 +71,6 @@ from mlx_hdr.color import (
     CLIPPED,
     align_scale,
     clipped_mask,
-    input_white_scale,
     linear_to_srgb,
     rgb_to_luminance,
     srgb_to_linear,
@@ -83,7 +82,7 @@ from mlx_hdr.color import (
 from mlx_hdr.data.simulate import CAMERA, CURVES
 from mlx_hdr.errors import HDRError
 from mlx_hdr.eval.evaluate import counts_in_mean, labelled_panel
-from mlx_hdr.eval.metrics import hdr_metrics
+from mlx_hdr.eval.metrics import alignment_pixels, hdr_metrics
 from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.model_hub import load_net, with_floor_strength
 from mlx_hdr.infer.pipeline import RESPONSE, WORK_PIXELS, predict_hdr
@@ -125,19 +124,26 @@ def gain_slope(cases, preds: list[dict], scenes: list[int], name: str) -> float:
     return float((truth * pred).sum() / var) if var > 0 else float("nan")
 
 
-def valid_of(case) -> np.ndarray:
-    """A case's HxW bool mask of the pixels scored (``bracket_sets.Case.valid``; all)."""
-    valid = getattr(case, "valid", None)
-    return np.ones(case[0].shape[:2], bool) if valid is None else valid
+def valid_of(case) -> np.ndarray | None:
+    """A case's HxW bool mask of the pixels scored (``bracket_sets.Case.valid``; None:
+    all)."""
+    return getattr(case, "valid", None)
+
+
+def picked(valid: np.ndarray | None):
+    """The index of the pixels scored: ``valid``, or every pixel (``...``) for None."""
+    return ... if valid is None else valid
 
 
 def aligned(img: np.ndarray, ldr: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """``img`` on the linearised input's scale (one factor over its well-exposed pixels,
-    those in ``valid`` where given)."""
-    if valid is None:
-        return img * input_white_scale(img, ldr)
-    well = well_exposed_mask(ldr) & valid
-    return img * align_scale(img, srgb_to_linear(ldr), well if well.any() else valid)
+    """``img`` on the linearised input's scale (one factor over the pixels
+    ``metrics.alignment_pixels`` gives: the well-exposed ones, those in ``valid``)."""
+    return img * align_scale(img, srgb_to_linear(ldr), alignment_pixels(ldr, valid))
+
+
+def scored(mask: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """HxW ``mask`` within the pixels scored (``valid``; None: all)."""
+    return mask if valid is None else mask & valid
 
 
 def clipped_gain(
@@ -148,9 +154,8 @@ def clipped_gain(
     NaN when at most ``min_share`` of them clip."""
     if clipped_mask(ldr).mean() <= min_share:
         return float("nan")
-    if valid is None:
-        return color_clipped_gain(ldr, aligned(img, ldr), threshold=CLIPPED)
-    return color_clipped_gain(ldr[valid], aligned(img, ldr, valid)[valid], threshold=CLIPPED)
+    pick = picked(valid)
+    return color_clipped_gain(ldr[pick], aligned(img, ldr, valid)[pick], threshold=CLIPPED)
 
 
 def gain_error(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray, valid=None) -> float:
@@ -161,8 +166,7 @@ def gain_error(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray, valid=None) ->
 def peak_ratio(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray, valid=None) -> float:
     """log2 of max Y(pred) over max Y(gt) (over ``valid``), both aligned to the linearised
     input, stops."""
-    keep = np.ones(ldr.shape[:2], bool) if valid is None else valid
-    peaks = [rgb_to_luminance(aligned(img, ldr, valid))[keep].max() for img in (pred, gt)]
+    peaks = [rgb_to_luminance(aligned(img, ldr, valid))[picked(valid)].max() for img in (pred, gt)]
     return float(np.log2(max(peaks[0], 1e-8) / max(peaks[1], 1e-8)))
 
 
@@ -182,8 +186,7 @@ def chroma_difference(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 def colour_cast(raw: np.ndarray, ldr: np.ndarray, valid=None) -> float:
     """Mean |rg chromaticity| difference of ``raw`` to the linearised input, well-exposed
     pixels (in ``valid``), x100."""
-    well = well_exposed_mask(ldr) & ~clipped_mask(ldr)
-    well = well if valid is None else well & valid
+    well = scored(well_exposed_mask(ldr) & ~clipped_mask(ldr), valid)
     return chroma_difference(raw, srgb_to_linear(ldr), well)
 
 
@@ -191,8 +194,7 @@ def clipped_hue(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray, valid=None) -
     """Mean |rg chromaticity| difference of ``pred`` to the truth over the pixels clipped in
     all three channels (where the photo holds no colour; in ``valid``), x100; NaN with
     fewer than ``MIN_HUE_PIXELS`` of them."""
-    full = np.asarray(ldr).min(axis=-1) >= CLIPPED
-    full = full if valid is None else full & valid
+    full = scored(np.asarray(ldr).min(axis=-1) >= CLIPPED, valid)
     return chroma_difference(pred, gt, full) if full.sum() >= MIN_HUE_PIXELS else float("nan")
 
 
@@ -225,7 +227,7 @@ def score(name: str, run, net, cases, preds: list[dict]) -> list[float]:
     rows = []
     for i, (ldr, hdr) in enumerate(cases):
         exposure = getattr(cases[i], "exposure", None)
-        valid = getattr(cases[i], "valid", None)  # None: every pixel scored
+        valid = valid_of(cases[i])
         pred = run(ldr, exposure=exposure)
         preds[i][name] = pred
         if net is not None:  # as predict --no-blend gives it, with the photo's exposure
@@ -249,9 +251,9 @@ def print_gains(cases, preds: list[dict]) -> None:
     print("\n| case | clipped | truth | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 3) + "|")
     for i, (case, row) in enumerate(zip(cases, preds, strict=True)):
-        (ldr, hdr), valid = case, getattr(case, "valid", None)
+        (ldr, hdr), valid = case, valid_of(case)
         gains = [clipped_gain(img, ldr, valid=valid) for img in (hdr, *row.values())]
-        share = clipped_mask(ldr)[valid_of(case)].mean()  # of the pixels scored
+        share = clipped_mask(ldr)[picked(valid)].mean()  # of the pixels scored
         cells = [f"{share:.3f}", *(f"{g:.2f}" for g in gains)]
         print(f"| {i} | " + " | ".join(cells) + " |")
 

@@ -184,10 +184,15 @@ def _bracket_set(folder: Path) -> tuple[list[Pair], list[tuple[Path, str]]]:
         if why := _frame_problem(f, clipped, moved):
             left.append((f, why))
         else:
-            keys = ("exposure_time_s", "f_number", "iso")
-            exposure = exposure_from_values(*(record.get(k) for k in keys))
+            exposure = listed_exposure(record)
             pairs.append(Pair(f"{folder.name}-{f.stem}", f, hdr, exposure=exposure))
     return pairs, left
+
+
+def listed_exposure(frame: dict) -> Exposure | None:
+    """A bracket frame's exposure settings as its set's ``exposures.json`` lists them
+    (``exposure_time_s``, ``f_number``, ``iso``), or None where one is missing."""
+    return exposure_from_values(*(frame.get(k) for k in ("exposure_time_s", "f_number", "iso")))
 
 
 def _frame_problem(path: Path, clipped: float | None, moved: float) -> str | None:

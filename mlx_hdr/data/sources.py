@@ -270,9 +270,15 @@ class PoolSource:
         ldr, hdr, rec = self.sample_with_record(rng)
         if rng.random() >= self.sim.exif_prob:
             return ldr, hdr, math.nan
+        return ldr, hdr, self.record_white(rec["index"], rec, rng, hdr)
+
+    def record_white(self, i: int, rec: dict, rng: np.random.Generator, hdr: np.ndarray) -> float:
+        """:meth:`photo_white` of a simulated photo of HDR ``i``: its record
+        (``SimRecord.to_dict()``) and its ``hdr`` as ``simulate_ldr`` returns it, on the
+        target's scale."""
         at_clip = rec["exposure"] / rec["shoulder_white"]  # the sensor's clip at 1.0
         scene = hdr / np.float32(rec["target_scale"] * rec["shoulder_white"])
-        return ldr, hdr, self.photo_white(rec["index"], at_clip, rng, scene)
+        return self.photo_white(i, at_clip, rng, scene)
 
     def photo_white(
         self, i: int, exposure: float, rng: np.random.Generator, hdr: np.ndarray | None = None

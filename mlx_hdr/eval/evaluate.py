@@ -153,7 +153,7 @@ def _eval_case(
 ) -> tuple[list[dict], np.ndarray]:
     with warnings_naming(pair.ldr_path):  # a library's note names the file it is about
         ldr = read_ldr(pair.ldr_path, max_pixels)
-        exposure = getattr(pair, "exposure", None) or read_exposure(pair.ldr_path)  # its set's
+        exposure = pair.exposure or read_exposure(pair.ldr_path)  # as its set lists it, or EXIF
     with warnings_naming(pair.hdr_path):
         gt = oriented_truth(ldr, read_hdr(pair.hdr_path, max_pixels), pair)
     rows, preds = [], {}

@@ -47,6 +47,7 @@ from mlx_hdr.color import (
 )
 
 LDR_WHITE_NITS = 200.0
+METRICS = ("pu21_psnr", "pu21_ssim", "mu_psnr", "highlight_log2", "log_psnr", "log_ssim", "log_l1")
 PU21_BANDING_GLARE = (
     0.353487901,
     0.3734658629,
@@ -67,24 +68,56 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(data_range**2 / mse)
 
 
-def _ssim(a: np.ndarray, b: np.ndarray, data_range: float, **kw) -> float:
+def _picked(x: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """``x``'s pixels in the HxW ``valid`` (all of ``x`` for None)."""
+    return x if valid is None else x[valid]
+
+
+def _ssim(
+    a: np.ndarray, b: np.ndarray, data_range: float, valid: np.ndarray | None = None, **kw
+) -> float:
     """skimage SSIM with the window shrunk for images smaller than 7 px; NaN below 3 px,
-    where no window has the two samples a variance needs (skimage divides by zero)."""
+    where no window has the two samples a variance needs (skimage divides by zero). With
+    ``valid`` (HxW bool): the mean of the SSIM map over those pixels at least half a window
+    from the border (skimage's own mean leaves that border out); each window still reads
+    the few pixels around its centre, so near the edge of ``valid`` some others."""
     side = min(a.shape[0], a.shape[1])
     if side < 3:
         return float("nan")
     win = min(7, side if side % 2 else side - 1)
     if kw.get("gaussian_weights"):
         win = None if side >= 11 else win  # Gaussian window is 11 px when sigma=1.5
-    return float(structural_similarity(a, b, data_range=data_range, win_size=win, **kw))
+    if valid is None:
+        return float(structural_similarity(a, b, data_range=data_range, win_size=win, **kw))
+    _, smap = structural_similarity(a, b, data_range=data_range, win_size=win, full=True, **kw)
+    pad = ((win or 11) - 1) // 2  # skimage's crop
+    keep = np.zeros_like(valid)
+    keep[pad : valid.shape[0] - pad, pad : valid.shape[1] - pad] = True
+    keep &= valid
+    smap = smap.mean(axis=-1) if smap.ndim == 3 else smap
+    return float(smap[keep].mean()) if keep.any() else float("nan")
 
 
-def _log_metrics_one(p: np.ndarray, g: np.ndarray) -> tuple[float, float, float]:
-    ssim = _ssim(p, g, 2.0, channel_axis=-1)
-    return psnr(p, g, 2.0), ssim, float(np.mean(np.abs(p - g)))
+def _log_metrics_one(
+    p: np.ndarray, g: np.ndarray, valid: np.ndarray | None = None
+) -> tuple[float, float, float]:
+    ssim = _ssim(p, g, 2.0, valid, channel_axis=-1)
+    p_v, g_v = _picked(p, valid), _picked(g, valid)
+    return psnr(p_v, g_v, 2.0), ssim, float(np.mean(np.abs(p_v - g_v)))
 
 
-def log_domain_metrics(pred: np.ndarray, gt: np.ndarray, *, inputs: str = "hdr") -> dict:
+def _log_target(hdr: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """``color.hdr_to_target``, its min-max taken over the ``valid`` pixels where given."""
+    if valid is None:
+        return hdr_to_target(hdr)[0]
+    log = np.log1p(np.maximum(hdr, 0.0))
+    lo, hi = log[valid].min(), log[valid].max()
+    return ((log - lo) / (hi - lo + EPS) * 2.0 - 1.0).astype(np.float32)
+
+
+def log_domain_metrics(
+    pred: np.ndarray, gt: np.ndarray, *, inputs: str = "hdr", valid: np.ndarray | None = None
+) -> dict:
     """The original recipe's PSNR / SSIM / L1 in the per-image min-max log1p domain [-1, 1].
 
     Args:
@@ -92,6 +125,7 @@ def log_domain_metrics(pred: np.ndarray, gt: np.ndarray, *, inputs: str = "hdr")
             (>= 0) and each is mapped with ``color.hdr_to_target`` separately; with
             ``inputs="target"`` they are already in [-1, 1] (e.g. network outputs and
             training targets) and are used as they are.
+        valid: HxW bool for HWC inputs: the pixels scored, the min-max included (None: all).
     Returns:
         ``{"psnr", "ssim", "l1"}``: floats for HWC, float64 arrays of shape (N,) for NHWC.
     """
@@ -100,11 +134,13 @@ def log_domain_metrics(pred: np.ndarray, gt: np.ndarray, *, inputs: str = "hdr")
     p, g = np.asarray(pred), np.asarray(gt)
     if p.shape != g.shape:
         raise ValueError(f"shape mismatch: {p.shape} vs {g.shape}")
+    if valid is not None and p.ndim != 3:
+        raise ValueError("valid pixels are given for one HWC image")
     if inputs == "hdr":  # in float64 when given: x * 200 cd/m² may exceed float32's range
-        p, g = hdr_to_target(p)[0], hdr_to_target(g)[0]
+        p, g = _log_target(p, valid), _log_target(g, valid)
     p, g = p.astype(np.float32, copy=False), g.astype(np.float32, copy=False)
     if p.ndim == 3:
-        return dict(zip(("psnr", "ssim", "l1"), _log_metrics_one(p, g), strict=True))
+        return dict(zip(("psnr", "ssim", "l1"), _log_metrics_one(p, g, valid), strict=True))
     rows = np.array([_log_metrics_one(pi, gi) for pi, gi in zip(p, g, strict=True)])
     return {"psnr": rows[:, 0], "ssim": rows[:, 1], "l1": rows[:, 2]}
 
@@ -119,17 +155,20 @@ def pu21_encode(lum: np.ndarray, par: tuple[float, ...] = PU21_BANDING_GLARE) ->
     return np.maximum(p7 * (((p1 + p2 * y) / (1 + p3 * y)) ** p5 - p6), 0.0)
 
 
-def pu21_psnr(pred_nits: np.ndarray, gt_nits: np.ndarray) -> float:
-    """PU21-PSNR of absolute RGB images (cd/m^2): encoded channels, peak 256."""
-    return psnr(pu21_encode(pred_nits), pu21_encode(gt_nits), PU21_PEAK)
+def pu21_psnr(pred_nits: np.ndarray, gt_nits: np.ndarray, valid=None) -> float:
+    """PU21-PSNR of absolute RGB images (cd/m^2): encoded channels, peak 256 (over the
+    HxW ``valid`` pixels where given)."""
+    p, g = (_picked(pu21_encode(x), valid) for x in (pred_nits, gt_nits))
+    return psnr(p, g, PU21_PEAK)
 
 
-def pu21_ssim(pred_nits: np.ndarray, gt_nits: np.ndarray) -> float:
-    """PU21-SSIM of absolute RGB images (cd/m^2): on encoded luminance, range 256."""
+def pu21_ssim(pred_nits: np.ndarray, gt_nits: np.ndarray, valid=None) -> float:
+    """PU21-SSIM of absolute RGB images (cd/m^2): on encoded luminance, range 256 (over the
+    HxW ``valid`` pixels where given, :func:`_ssim`)."""
     p = pu21_encode(rgb_to_luminance(pred_nits))
     g = pu21_encode(rgb_to_luminance(gt_nits))
     kw = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
-    return _ssim(p, g, PU21_PEAK, **kw)
+    return _ssim(p, g, PU21_PEAK, valid, **kw)
 
 
 def mu_law(x: np.ndarray, mu: float = MU) -> np.ndarray:
@@ -137,10 +176,11 @@ def mu_law(x: np.ndarray, mu: float = MU) -> np.ndarray:
     return np.log1p(mu * np.asarray(x, np.float64)) / np.log1p(mu)
 
 
-def mu_psnr(pred: np.ndarray, gt: np.ndarray, percentile: float = 99.0) -> float:
-    """NTIRE 2021 mu-PSNR: tanh(x / P99(gt)), then mu-law (mu 5000), PSNR with peak 1."""
-    norm = max(float(np.percentile(gt, percentile)), TINY)
-    t = lambda x: mu_law(np.tanh(np.maximum(x, 0.0) / norm))  # noqa: E731
+def mu_psnr(pred: np.ndarray, gt: np.ndarray, percentile: float = 99.0, valid=None) -> float:
+    """NTIRE 2021 mu-PSNR: tanh(x / P99(gt)), then mu-law (mu 5000), PSNR with peak 1 (over
+    the HxW ``valid`` pixels where given)."""
+    norm = max(float(np.percentile(_picked(gt, valid), percentile)), TINY)
+    t = lambda x: _picked(mu_law(np.tanh(np.maximum(x, 0.0) / norm)), valid)  # noqa: E731
     return psnr(t(pred), t(gt), 1.0)
 
 
@@ -173,9 +213,9 @@ def hdr_metrics(
             units, the model's training domain.
         valid: HxW bool, the pixels scored (None: all): the others (outside a fisheye's
             image circle, a region where something moved between bracket frames) count in
-            no metric, the alignment (the scored pixels where none is well exposed) and the
-            log domain's min-max included, but for the SSIMs' windows, which reach a few
-            pixels across the edge of the scored region (:func:`metrics_over`).
+            no metric, the alignment (:func:`alignment_pixels`) and the log domain's
+            min-max included, but for the SSIMs' windows, which reach a few pixels across
+            the edge of the scored region (:func:`_ssim`).
     Returns:
         ``{"pu21_psnr", "pu21_ssim", "mu_psnr", "highlight_log2", "log_psnr", "log_ssim",
         "log_l1", "scale"}``; ``scale`` is the factor applied to ``pred``. The ground truth is
@@ -184,82 +224,36 @@ def hdr_metrics(
         (one bad pixel would otherwise make some metrics NaN and leave others as they were).
     """
     if not (np.isfinite(pred).all() and np.isfinite(gt).all()):
-        keys = ("pu21_psnr", "pu21_ssim", "mu_psnr", "highlight_log2", "log_psnr", "log_ssim")
-        return dict.fromkeys((*keys, "log_l1", "scale"), math.nan)
-    well = well_exposed_mask(ldr)
-    if valid is not None:  # where no scored pixel is well exposed: the scored ones
-        well = well & valid if (well & valid).any() else np.asarray(valid, bool)
+        return dict.fromkeys((*METRICS, "scale"), math.nan)
+    well = alignment_pixels(ldr, valid)
     # float64 from here: a ground truth near float32's limit (~1e38) times 200 cd/m² overflowed
     # to inf and made the log-domain metrics NaN
     gt_w = np.asarray(gt, np.float64) * align_scale(gt, srgb_to_linear(ldr), well)
     scale = align_scale(pred, gt_w, well)
     pred_w = np.asarray(pred, np.float64) * scale
+    clipped = clipped_mask(ldr)
     if valid is not None:
-        return metrics_over(pred_w, gt_w, ldr, np.asarray(valid, bool), log_units) | {
-            "scale": scale
-        }
+        valid = np.asarray(valid, bool)
+        if not valid.any():
+            return dict.fromkeys(METRICS, math.nan) | {"scale": scale}
+        clipped &= valid
+    logs = log_domain_metrics(pred_w * log_units, gt_w * log_units, valid=valid)
     return {
-        "pu21_psnr": pu21_psnr(pred_w * LDR_WHITE_NITS, gt_w * LDR_WHITE_NITS),
-        "pu21_ssim": pu21_ssim(pred_w * LDR_WHITE_NITS, gt_w * LDR_WHITE_NITS),
-        "mu_psnr": mu_psnr(pred_w, gt_w),
-        "highlight_log2": highlight_log2_error(pred_w, gt_w, clipped_mask(ldr)),
-        **{
-            f"log_{k}": v
-            for k, v in log_domain_metrics(pred_w * log_units, gt_w * log_units).items()
-        },
+        "pu21_psnr": pu21_psnr(pred_w * LDR_WHITE_NITS, gt_w * LDR_WHITE_NITS, valid),
+        "pu21_ssim": pu21_ssim(pred_w * LDR_WHITE_NITS, gt_w * LDR_WHITE_NITS, valid),
+        "mu_psnr": mu_psnr(pred_w, gt_w, valid=valid),
+        "highlight_log2": highlight_log2_error(pred_w, gt_w, clipped),
+        **{f"log_{k}": v for k, v in logs.items()},
         "scale": scale,
     }
 
 
-def metrics_over(
-    pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray, valid: np.ndarray, log_units: float
-) -> dict:
-    """:func:`hdr_metrics`' metrics of aligned ``pred`` and ``gt`` (input-white units) over
-    the HxW pixels ``valid`` alone: PSNRs and L1 over them, SSIMs as the mean of the SSIM
-    map over them (away from the border, as skimage's mean; each window still reads the
-    few pixels around its centre, so near the edge of ``valid`` some unscored ones), the log
-    domain's min-max over them. With every pixel valid they equal the whole image's to
-    float rounding."""
-    if not valid.any():
-        keys = ("pu21_psnr", "pu21_ssim", "mu_psnr", "highlight_log2", "log_psnr", "log_ssim")
-        return dict.fromkeys((*keys, "log_l1"), math.nan)
-    pu_p, pu_g = (pu21_encode(x * LDR_WHITE_NITS) for x in (pred, gt))
-    lum_p, lum_g = (pu21_encode(rgb_to_luminance(x * LDR_WHITE_NITS)) for x in (pred, gt))
-    gauss = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
-    norm = max(float(np.percentile(gt[valid], 99.0)), TINY)
-    mu = [mu_law(np.tanh(np.maximum(x, 0.0) / norm)) for x in (pred, gt)]
-    log_p, log_g = (_log_target_over(x * log_units, valid) for x in (pred, gt))
-    return {
-        "pu21_psnr": psnr(pu_p[valid], pu_g[valid], PU21_PEAK),
-        "pu21_ssim": _ssim_over(lum_p, lum_g, PU21_PEAK, valid, **gauss),
-        "mu_psnr": psnr(mu[0][valid], mu[1][valid], 1.0),
-        "highlight_log2": highlight_log2_error(pred, gt, clipped_mask(ldr) & valid),
-        "log_psnr": psnr(log_p[valid], log_g[valid], 2.0),
-        "log_ssim": _ssim_over(log_p, log_g, 2.0, valid, channel_axis=-1),
-        "log_l1": float(np.mean(np.abs(log_p[valid] - log_g[valid]))),
-    }
-
-
-def _log_target_over(hdr: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """``color.hdr_to_target`` with the min-max taken over the ``valid`` pixels (float32)."""
-    log = np.log1p(np.maximum(hdr, 0.0))
-    lo, hi = log[valid].min(), log[valid].max()
-    return ((log - lo) / (hi - lo + EPS) * 2.0 - 1.0).astype(np.float32)
-
-
-def _ssim_over(a: np.ndarray, b: np.ndarray, data_range: float, valid: np.ndarray, **kw) -> float:
-    """Mean of skimage's SSIM map over ``valid`` pixels at least half a window from the
-    border (skimage's own mean leaves that border out); windows as :func:`_ssim`'s."""
-    side = min(a.shape[0], a.shape[1])
-    if side < 3:
-        return float("nan")
-    win = min(7, side if side % 2 else side - 1)
-    if kw.get("gaussian_weights"):
-        win = None if side >= 11 else win
-    _, smap = structural_similarity(a, b, data_range=data_range, win_size=win, full=True, **kw)
-    pad = ((win or 11) - 1) // 2  # skimage's crop: its Gaussian window is 11 px
-    inner = np.zeros_like(valid)
-    inner[pad : valid.shape[0] - pad, pad : valid.shape[1] - pad] = True
-    keep = valid & inner
-    smap = smap.mean(axis=-1) if smap.ndim == 3 else smap
-    return float(smap[keep].mean()) if keep.any() else float("nan")
+def alignment_pixels(ldr: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """HxW bool: the pixels a prediction and its truth are aligned over: the photo's
+    well-exposed ones (``color.well_exposed_mask``), those of them in ``valid`` where given,
+    and where none of them is, the ``valid`` ones."""
+    well = well_exposed_mask(ldr)
+    if valid is None:
+        return well
+    scored = well & valid
+    return scored if scored.any() else np.asarray(valid, bool)

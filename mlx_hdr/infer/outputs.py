@@ -215,7 +215,7 @@ def plan_outputs(inputs: list[str], out: Path, opts, folder: bool = False) -> Pl
     for src, stem in zip(paths, output_stems(paths), strict=True):
         dests = output_paths(stem, out, single, opts)
         for dest in dests:
-            if dest.resolve() in sources or dest.exists() and file_id(dest) in inodes:
+            if dest.resolve() in sources or file_id(dest) in inodes:  # None: not there
                 raise UsageError(f"output {dest} would overwrite an input; choose another -o", src)
             if dest.is_dir():
                 raise UsageError(f"output {dest} is a folder; choose another -o", src)

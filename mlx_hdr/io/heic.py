@@ -69,7 +69,7 @@ def container(path: Path) -> str | None:
         size = int.from_bytes(head[:4], "big")
         brands = {head[i : i + 4] for i in range(8, min(max(size, 16), len(head)) - 3, 4)}
         return "avif" if brands & AVIF_BRANDS else "heif" if brands & HEIF_BRANDS else None
-    if head.startswith(OTHER_IMAGES) and head[4:8] != b"ftyp":
+    if head.startswith(OTHER_IMAGES):
         return None
     suffix = path.suffix.lower()
     return "avif" if suffix in AVIF_SUFFIXES else "heif" if suffix in HEIF_SUFFIXES else None

@@ -346,7 +346,7 @@ def _read_pil(path: Path, max_pixels: int | None, icc: bool = True) -> np.ndarra
             first = lambda v: v[0] if isinstance(v, tuple) else v  # noqa: E731
             if problem := tiff_samples(int(first(bits)), int(first(kind))):
                 raise InputError(problem, path)
-        page = im.tell() if im.format == "TIFF" else 0  # open_photo's choice
+        page = im.tell()  # open_photo's choice (a TIFF's first full-size page)
         if im.format in SEQUENCES and (n := getattr(im, "n_frames", 1)) > 1:
             which = "the first" if page == 0 else "the first full-size one"
             warnings.warn(f"{path}: holds {n} images; using {which}", stacklevel=2)

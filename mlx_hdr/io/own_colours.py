@@ -226,7 +226,7 @@ def _own_pixels(path: Path) -> tuple[np.ndarray, bytes | CicpColours] | None:
         orientation = exif_orientation(im)  # before anything loads a PNG's late eXIf chunk
         turn = pixel_orientation(im)  # what is left to do once Pillow decodes the pixels
         if wide:  # read_ldr converts these by their ICC profile alone
-            stored = read_16bit_rgb(path, im.tell() if im.format == "TIFF" else 0)
+            stored = read_16bit_rgb(path, im.tell())  # open_photo's page
             if stored.ndim != 3 or stored.dtype != np.uint16:
                 return None
             upright = lambda: exif_orient(stored[..., :3], orientation)  # noqa: E731

@@ -237,10 +237,15 @@ def savable_weights(model: HybridAutoencoder, dtype=mx.float16, path=None, hint=
     return arrays
 
 
-def save_model(path, model: HybridAutoencoder, dtype=mx.float16) -> Path:
-    """Save all weights (encoder included) and the config to one safetensors file, atomically."""
+def save_model(
+    path, model: HybridAutoencoder, dtype=mx.float16, weights: dict | None = None
+) -> Path:
+    """Save all weights (encoder included) and the config to one safetensors file, atomically
+    (``weights``: :func:`savable_weights`' result for ``model``, where the caller has it)."""
     path = Path(path)
-    arrays = savable_weights(model, dtype, path, hint=": save as float32")
+    arrays = (
+        weights if weights is not None else savable_weights(model, dtype, path, ": save as float32")
+    )
     metadata = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": model.config.to_json()}
     return save_safetensors_atomic(path, arrays, metadata, parents=False)
 

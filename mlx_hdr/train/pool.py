@@ -160,9 +160,7 @@ def heldout_brackets(
             if not exif:
                 frames.append((ldr, hdr, i))
                 continue
-            at_clip = rec.exposure / rec.shoulder_white  # the sensor's clip at 1.0
-            scene = hdr / np.float32(rec.target_scale * rec.shoulder_white)
-            white = source.photo_white(info["index"], at_clip, sample_rng(seed, 2, i), scene)
+            white = source.record_white(info["index"], rec.to_dict(), sample_rng(seed, 2, i), hdr)
             frames.append((ldr, hdr, i, white))
     return frames
 

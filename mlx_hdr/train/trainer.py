@@ -17,6 +17,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import mlx.core as mx
 import numpy as np
@@ -195,8 +196,15 @@ class Trainer:
             return
         last = self.ckpt_path("last")
         kept = f"last good checkpoint: {last}" if last.exists() else "no checkpoint was written"
-        msg = f"training diverged at step {self.step + 1} (loss={loss}, grad norm={norm}); {kept}"
-        self.log.write({"kind": "error", "step": self.step + 1, "message": msg})
+        self.diverged(
+            self.step + 1, f"at step {self.step + 1} (loss={loss}, grad norm={norm}); {kept}"
+        )
+
+    def diverged(self, step: int, why: str) -> NoReturn:
+        """Log ``training diverged <why>`` as an error record at ``step`` and raise it as
+        :class:`TrainingDiverged`."""
+        msg = f"training diverged {why}"
+        self.log.write({"kind": "error", "step": step, "message": msg})
         raise TrainingDiverged(msg)
 
     def one_step(self, step_fn, step: int, batch: dict) -> tuple[float, dict, float]:
@@ -275,17 +283,16 @@ class Trainer:
             "hdr": val["hdr"],
         } | ({"white": val["white"]} if "white" in val else {})
 
-    def check_exportable(self) -> None:
-        """:class:`TrainingDiverged` where the weights cannot be saved as the run's float16
-        model (NaN or inf, or beyond float16's range), though the loss stayed finite."""
+    def exportable(self) -> dict:
+        """The weights as the run's float16 model saves them; :class:`TrainingDiverged`
+        where they cannot be (NaN or inf, or beyond float16's range), though the loss stayed
+        finite."""
         try:
-            savable_weights(self.model)
+            return savable_weights(self.model)
         except WeightsError as exc:
             model = self.run_dir / "model.safetensors"
             kept = f"{model} keeps the best before" if model.exists() else "no model was saved"
-            msg = f"training diverged by step {self.step}: {exc} (a lower lr?); {kept}"
-            self.log.write({"kind": "error", "step": self.step, "message": msg})
-            raise TrainingDiverged(msg) from None
+            self.diverged(self.step, f"by step {self.step}: {exc} (a lower lr?); {kept}")
 
     def end_epoch(self, val: dict) -> dict:
         """Validate, write the sample strip and curves, save last/best checkpoints."""
@@ -310,10 +317,10 @@ class Trainer:
         plot_curves(self.log.records, self.run_dir / "training_curves.png")
         score = metrics[key]
         if score > self.best:  # best first: stopped before "last", a resume starts from it
-            self.check_exportable()  # weights that diverged do not become "best"
+            weights = self.exportable()  # weights that diverged do not become "best"
             self.best = score
             self.save("best")
-            save_model(self.run_dir / "model.safetensors", self.model)
+            save_model(self.run_dir / "model.safetensors", self.model, weights=weights)
         self.save("last")
         return rec
 
