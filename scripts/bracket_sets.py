@@ -20,9 +20,15 @@ import cv2
 import numpy as np
 
 from mlx_hdr.color import clipped_mask
-from mlx_hdr.data.datasets import BRACKET_MAX_CLIPPED, bracket_hdr, listed_exposure, moved_px
+from mlx_hdr.data.datasets import (
+    BRACKET_MAX_CLIPPED,
+    ScoredRegion,
+    bracket_hdr,
+    listed_exposure,
+    moved_px,
+)
 from mlx_hdr.errors import InputError
-from mlx_hdr.eval.fisheye import Circle, find_circle, inside, remap, view_maps
+from mlx_hdr.eval.fisheye import Circle, find_circle, remap, view_maps
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 from mlx_hdr.io.photo_meta import WHITE_K, Exposure, read_exposure
 
@@ -122,14 +128,12 @@ def bracket_cases(
 def scored_pixels(hdr: np.ndarray, ghost: list | None) -> np.ndarray:
     """HxW bool: the pixels of a set's frames that are scored: not in its ghost box
     (x0, y0, x1, y1; something moved between the frames), and where the set is a circular
-    fisheye, inside the image circle (outside lies the lens barrel)."""
-    valid = np.ones(hdr.shape[:2], bool)
+    fisheye, inside the image circle (outside lies the lens barrel), found on ``hdr``
+    (``mlx-hdr evaluate`` takes the circle only where the set marks one)."""
+    circle = None
     with contextlib.suppress(ValueError):  # no image circle: not a fisheye
-        valid &= inside(find_circle(hdr), hdr.shape)
-    if ghost:
-        x0, y0, x1, y1 = (max(int(v), 0) for v in ghost)
-        valid[y0:y1, x0:x1] = False
-    return valid
+        circle = find_circle(hdr)
+    return ScoredRegion(tuple(ghost) if ghost else None, circle).pixels(hdr.shape)
 
 
 def _crop_box(shape, box) -> tuple[slice, slice]:

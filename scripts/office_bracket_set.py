@@ -3,8 +3,10 @@
 The stored frames carry no EXIF; this writes each one back with its exposure from the set's
 ``exposures.json`` (re-encoded as JPEG quality 95, 4:4:4) and merges them as
 ``mlx-hdr data brackets`` does (``data.brackets.write_bracket_set``, no alignment: a
-tripod). The set's ghost box is not carried over, so a person who moved between frames
-counts against every method alike.
+tripod). The new set marks what ``mlx-hdr evaluate`` leaves unscored, as
+``scripts/validate_model.py`` does: the stored set's ghost box (a person moved between the
+frames) and the lens's image circle found on the new merge (outside it lies the lens
+barrel; ``eval.fisheye.find_circle``).
 
     python scripts/office_bracket_set.py -o runs/brackets/office
     mlx-hdr evaluate runs/brackets/office --method model --method kovaleski2014 \\
@@ -24,7 +26,10 @@ from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
 from mlx_hdr.data.brackets import write_bracket_set
+from mlx_hdr.eval.fisheye import find_circle
+from mlx_hdr.io.atomic import write_text_atomic
 from mlx_hdr.io.exif import EXIF_IFD
+from mlx_hdr.io.image_io import read_hdr
 from mlx_hdr.io.photo_meta import EXPOSURE_TIME, F_NUMBER, ISO_SPEED
 
 OFFICE = Path(__file__).resolve().parents[1] / "../shared/data/hdr-pool-2/brackets"
@@ -65,7 +70,23 @@ def main() -> None:
             for f in meta["frames"]
         ]
         written = write_bracket_set(frames, args.output)
+    marked = marks(meta, args.output / written["merge"]["output"])
+    write_text_atomic(args.output / "exposures.json", json.dumps(written | marked, indent=1) + "\n")
     print(f"wrote {args.output}: {len(written['frames'])} frames and {written['merge']['output']}")
+
+
+def marks(stored: dict, merged: Path) -> dict:
+    """The unscored pixels the new set marks (``datasets.ScoredRegion``): the stored set's
+    ghost box and the image circle found on the new ``merged`` HDR, where there is one."""
+    out = (
+        {"ghost_region_xyxy": stored["ghost_region_xyxy"]} if "ghost_region_xyxy" in stored else {}
+    )
+    try:
+        circle = find_circle(read_hdr(merged))
+    except ValueError as exc:
+        print(f"{merged}: {exc}; every pixel is scored")
+        return out
+    return out | {"image_circle": [round(v, 1) for v in (circle.cx, circle.cy, circle.radius)]}
 
 
 if __name__ == "__main__":

@@ -95,6 +95,12 @@ def index_pair(pair: Pair, root: Path, max_value: float = MAX_HDR_VALUE, orient:
     return rec | {"kept": True}
 
 
+MARKED = (
+    "its set marks pixels not to score (a ghost box or an image circle): "
+    "`mlx-hdr evaluate` scores it without them; a manifest takes none of its frames"
+)
+
+
 def index_dataset(
     root,
     out=None,
@@ -104,12 +110,17 @@ def index_dataset(
     progress: bool = False,
 ) -> Manifest:
     """Scan ``root`` (any layout of :mod:`mlx_hdr.data.datasets`), measure every pair and
-    write the manifest to ``out`` atomically when given. Returns the manifest."""
+    write the manifest to ``out`` atomically when given. Returns the manifest. The frames of
+    a bracket set that marks pixels not to score (a ghost box, an image circle) are left out:
+    their truth is wrong or empty there, and a manifest keeps no such mark."""
     ds = scan_dataset(root)
     root = ds.root.absolute()  # links are kept as named: their targets may lie elsewhere
+    marked = [p for p in ds.pairs if p.region is not None]
+    ds.left_out += [(p.ldr_path, MARKED) for p in marked]
     pairs = [
         Pair(p.name, p.ldr_path and p.ldr_path.absolute(), p.hdr_path.absolute(), p.kind)
         for p in ds.pairs
+        if p.region is None
     ]
     with ThreadPoolExecutor(max(1, workers)) as pool:
         it = pool.map(lambda p: index_pair(p, root, max_value, orient), pairs)

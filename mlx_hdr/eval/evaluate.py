@@ -156,6 +156,7 @@ def _eval_case(
         exposure = pair.exposure or read_exposure(pair.ldr_path)  # as its set lists it, or EXIF
     with warnings_naming(pair.hdr_path):
         gt = oriented_truth(ldr, read_hdr(pair.hdr_path, max_pixels), pair)
+    valid = None if pair.region is None else pair.region.pixels(ldr.shape)
     rows, preds = [], {}
     for m in methods:
         with warnings_naming(pair.ldr_path):
@@ -170,7 +171,7 @@ def _eval_case(
                 sky_ceiling=sky_ceiling,
                 daylight_floor=daylight_floor,
             )
-        rows.append({"case": pair.name, "method": m, **hdr_metrics(preds[m], gt, ldr)})
+        rows.append({"case": pair.name, "method": m, **hdr_metrics(preds[m], gt, ldr, valid=valid)})
     return rows, contact_sheet(ldr, gt, preds)
 
 
