@@ -27,8 +27,8 @@ from mlx_hdr.data.datasets import (
     listed_exposure,
     moved_px,
 )
+from mlx_hdr.data.fisheye import Circle, find_circle, remap, view_maps
 from mlx_hdr.errors import InputError
-from mlx_hdr.eval.fisheye import Circle, find_circle, remap, view_maps
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 from mlx_hdr.io.photo_meta import WHITE_K, Exposure, read_exposure
 
@@ -176,7 +176,7 @@ def native_side(circle: Circle, fov: float) -> int:
 
 def rectilinear_cases(cases, views: list[tuple[float, float, float]], long_side: int | None):
     """(cases, scenes): each (ldr, hdr) of a circular-fisheye bracket set as the normal-lens
-    photos ``views`` ((yaw, pitch, fov), degrees) would be (:mod:`mlx_hdr.eval.fisheye`), 3:2
+    photos ``views`` ((yaw, pitch, fov), degrees) would be (:mod:`mlx_hdr.data.fisheye`), 3:2
     with ``long_side`` px (None: :func:`native_side`, as sharp as the frames allow; a
     larger side magnifies the fisheye and blurs the view), those with 1-30% clipped pixels,
     and each one's view index (a scene for the gain slope). The image circle is found on the

@@ -6,7 +6,7 @@ The stored frames carry no EXIF; this writes each one back with its exposure fro
 tripod). The new set marks what ``mlx-hdr evaluate`` leaves unscored, as
 ``scripts/validate_model.py`` does: the stored set's ghost box (a person moved between the
 frames) and the lens's image circle found on the new merge (outside it lies the lens
-barrel; ``eval.fisheye.find_circle``).
+barrel; ``data.fisheye.find_circle``).
 
     python scripts/office_bracket_set.py -o runs/brackets/office
     mlx-hdr evaluate runs/brackets/office --method model --method kovaleski2014 \\
@@ -26,7 +26,7 @@ from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
 from mlx_hdr.data.brackets import write_bracket_set
-from mlx_hdr.eval.fisheye import find_circle
+from mlx_hdr.data.fisheye import find_circle
 from mlx_hdr.io.atomic import write_text_atomic
 from mlx_hdr.io.exif import EXIF_IFD
 from mlx_hdr.io.image_io import read_hdr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlx_hdr.eval.fisheye import Circle, find_circle, rectilinear_view, view_maps
+from mlx_hdr.data.fisheye import Circle, find_circle, rectilinear_view, view_maps
 
 
 def directions_fisheye(circle: Circle, shape=(300, 400)) -> np.ndarray:

@@ -12,10 +12,10 @@ from test_brackets import scene, shoot
 
 from mlx_hdr.data.brackets import write_bracket_set
 from mlx_hdr.data.datasets import ScoredRegion, scan_dataset
+from mlx_hdr.data.fisheye import Circle, inside
 from mlx_hdr.data.manifest import MARKED, index_dataset
 from mlx_hdr.errors import InputError
 from mlx_hdr.eval.evaluate import evaluate
-from mlx_hdr.eval.fisheye import Circle, inside
 from mlx_hdr.eval.metrics import hdr_metrics
 from mlx_hdr.infer.pipeline import predict_hdr
 from mlx_hdr.io.hdr_io import read_hdr, write_hdr

@@ -143,7 +143,7 @@ def test_simulated_cases_carry_their_white():
 
 
 def test_native_view_side_takes_one_fisheye_pixel_per_view_pixel_at_its_centre():
-    from mlx_hdr.eval.fisheye import Circle, view_maps
+    from mlx_hdr.data.fisheye import Circle, view_maps
 
     circle = Circle(500.0, 400.0, 300.0)
     side = bracket_sets.native_side(circle, 75.0)

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from mlx_hdr.color import clipped_mask
+from mlx_hdr.data.fisheye import Circle, find_circle, inside
 from mlx_hdr.errors import InputError
-from mlx_hdr.eval.fisheye import Circle, find_circle, inside
 from mlx_hdr.io.image_io import HDR_SUFFIXES, ldr_files, read_hdr, read_ldr
 from mlx_hdr.io.photo_meta import Exposure, exposure_from_values
 
