@@ -3,15 +3,16 @@ normal-lens view of a fisheye frame) against the HDR merged from all of them, wi
 frame's exposure settings.
 
 A set is a folder with ``exposures.json`` (``frames``: ``file``, ``exposure_time_s``,
-``f_number``, ``iso``; ``merge.output``: the merged HDR; optional ``views`` and
-``ghost_region_xyxy``), as ``hdr-pool-2/brackets/`` and
-``scripts/fetch_hdrmerge_brackets.py`` write them.
+``f_number``, ``iso``; ``merge.output``: the merged HDR; optional ``views``, and the marks
+of ``mlx_hdr.data.scored``: ``ghost_region_xyxy``, ``image_circle``), as
+``hdr-pool-2/brackets/`` and ``scripts/fetch_hdrmerge_brackets.py`` write them.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -20,14 +21,9 @@ import cv2
 import numpy as np
 
 from mlx_hdr.color import clipped_mask
-from mlx_hdr.data.datasets import (
-    BRACKET_MAX_CLIPPED,
-    ScoredRegion,
-    bracket_hdr,
-    listed_exposure,
-    moved_px,
-)
+from mlx_hdr.data.datasets import BRACKET_MAX_CLIPPED, bracket_hdr, listed_exposure, moved_px
 from mlx_hdr.data.fisheye import Circle, find_circle, remap, view_maps
+from mlx_hdr.data.scored import ScoredRegion, scored_region
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 from mlx_hdr.io.photo_meta import WHITE_K, Exposure, read_exposure
@@ -93,7 +89,7 @@ def bracket_cases(
         ) from None
     hdr = read_hdr(bracket_hdr(folder, output))
     ghost = meta.get("ghost_region_xyxy")
-    keep = scored_pixels(hdr, ghost) if scored else None
+    keep = scored_pixels(hdr, meta, path, bracket_hdr(folder, output)) if scored else None
     cases = []
     for frame in frames:
         if moved := moved_px(frame, meta["merge"]):  # as evaluate and data index leave it out
@@ -125,15 +121,17 @@ def bracket_cases(
     return cases
 
 
-def scored_pixels(hdr: np.ndarray, ghost: list | None) -> np.ndarray:
-    """HxW bool: the pixels of a set's frames that are scored: not in its ghost box
-    (x0, y0, x1, y1; something moved between the frames), and where the set is a circular
-    fisheye, inside the image circle (outside lies the lens barrel), found on ``hdr``
-    (``mlx-hdr evaluate`` takes the circle only where the set marks one)."""
-    circle = None
-    with contextlib.suppress(ValueError):  # no image circle: not a fisheye
-        circle = find_circle(hdr)
-    return ScoredRegion(tuple(ghost) if ghost else None, circle).pixels(hdr.shape)
+def scored_pixels(hdr: np.ndarray, meta: dict, path: Path, hdr_path: Path) -> np.ndarray:
+    """HxW bool: the pixels of a set's frames that are scored, as its description ``meta``
+    (read from ``path``) marks them (``mlx_hdr.data.scored``: not its ghost box, only its
+    image circle), and where it marks no image circle (nor ``false``) but is a circular
+    fisheye, only inside the circle found on its merged ``hdr`` (outside lies the lens
+    barrel; ``mlx-hdr evaluate`` takes the circle only where the set marks one)."""
+    region = scored_region(meta, path, hdr_path) or ScoredRegion()
+    if region.circle is None and meta.get("image_circle") is not False:
+        with contextlib.suppress(ValueError):  # no image circle: not a fisheye
+            region = dataclasses.replace(region, circle=find_circle(hdr))
+    return region.pixels(hdr.shape)
 
 
 def _crop_box(shape, box) -> tuple[slice, slice]:

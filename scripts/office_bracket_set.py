@@ -86,7 +86,7 @@ def marks(stored: dict, merged: Path) -> dict:
     except ValueError as exc:
         print(f"{merged}: {exc}; every pixel is scored")
         return out
-    return out | {"image_circle": [round(v, 1) for v in (circle.cx, circle.cy, circle.radius)]}
+    return out | {"image_circle": [round(v, 3) for v in (circle.cx, circle.cy, circle.radius)]}
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ image circle are left out of what ``mlx-hdr evaluate`` scores, not out of the ph
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +13,10 @@ import pytest
 from test_brackets import scene, shoot
 
 from mlx_hdr.data.brackets import write_bracket_set
-from mlx_hdr.data.datasets import ScoredRegion, scan_dataset
+from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.data.fisheye import Circle, inside
 from mlx_hdr.data.manifest import MARKED, index_dataset
+from mlx_hdr.data.scored import ScoredRegion
 from mlx_hdr.errors import InputError
 from mlx_hdr.eval.evaluate import evaluate
 from mlx_hdr.eval.metrics import hdr_metrics
@@ -92,23 +95,39 @@ def test_an_image_circle_is_scored_inside_and_picks_frames_by_it(bracket, tmp_pa
     assert got == pytest.approx(want, rel=1e-6, abs=1e-9)
 
 
-def test_a_bad_mark_fails_in_one_line_naming_the_file(bracket, tmp_path):
-    for i, marks in enumerate(
-        [
-            {"ghost_region_xyxy": [1, 2, 3]},
-            {"ghost_region_xyxy": "box"},
-            {"image_circle": [10, 10, -5]},
-            {"image_circle": "yes"},
-        ]
-    ):
-        folder = marked(bracket, tmp_path / str(i), **marks)
-        with pytest.raises(InputError, match="is not") as err:
-            scan_dataset(folder)
-        assert str(folder / "exposures.json") in str(err.value) and "\n" not in str(err.value)
-    folder = marked(bracket, tmp_path / "found", image_circle=True)  # no fisheye here
-    with pytest.raises(InputError, match="image_circle: no image circle") as err:
-        scan_dataset(folder)
-    assert "merged" in str(err.value) and "\n" not in str(err.value)
+BAD_MARKS = [
+    ({"ghost_region_xyxy": [1, 2, 3]}, "is not"),
+    ({"ghost_region_xyxy": "box"}, "is not"),
+    ({"ghost_region_xyxy": []}, "is not"),
+    ({"ghost_region_xyxy": [40, 40, 10, 10]}, "is not"),  # inverted: would mark nothing
+    ({"ghost_region_xyxy": [True, False, 10, 10]}, "is not"),
+    ({"ghost_region_xyxy": [0, 0, 10**400, 10]}, "is not"),  # beyond any float
+    ({"ghost_region_xyxy": [500, 500, 600, 600]}, "lies outside the 64x48 frames"),
+    ({"ghost_region_xyxy": [-9, -9, 0, 0]}, "lies outside"),
+    ({"ghost_region_xyxy": [-5, -5, 1000, 1000]}, "leave 0.0% of the frames' pixels scored"),
+    ({"image_circle": [10, 10, -5]}, "is not"),
+    ({"image_circle": "yes"}, "is not"),
+    ({"image_circle": [True, True, True]}, "is not"),
+    ({"image_circle": [1000, 1000, 5]}, "leave 0.0%"),
+    ({"image_circle": [30, 20, 0.1]}, "leave 0.0%"),  # one pixel
+    ({"image_circle": True}, "image_circle true: none found on the merged HDR"),  # no fisheye
+]
+
+
+@pytest.mark.parametrize(("marks", "why"), BAD_MARKS)
+def test_a_bad_mark_fails_in_one_line_naming_the_file(bracket, tmp_path, marks, why):
+    folder = marked(bracket, tmp_path / "set", **marks)
+    for scan in (scan_dataset, index_dataset):
+        with pytest.raises(InputError, match=re.escape(why)) as err:
+            scan(folder)
+        assert str(err.value).startswith(str(folder / "exposures.json") + ": ")
+        assert "\n" not in str(err.value)
+
+
+def test_no_mark_and_false_mark_nothing(bracket, tmp_path):
+    folder = marked(bracket, tmp_path / "set", ghost_region_xyxy=None, image_circle=False)
+    pairs = scan_dataset(folder).pairs
+    assert pairs and [p.region for p in pairs] == [None] * len(scan_dataset(bracket).pairs)
 
 
 def test_a_manifest_takes_no_frame_of_a_marked_set(bracket, tmp_path):
@@ -117,3 +136,22 @@ def test_a_manifest_takes_no_frame_of_a_marked_set(bracket, tmp_path):
     assert not manifest.records and scan_dataset(folder).pairs
     assert {r["why"] for r in manifest.header["left_out"]} >= {MARKED}
     assert len(index_dataset(bracket).records) == len(scan_dataset(bracket).pairs)
+
+
+def test_the_validation_scores_the_pixels_a_set_marks(bracket, tmp_path):
+    """``scripts/bracket_sets.scored_pixels`` (``validate_model.py``) takes the set's marks,
+    so it scores what ``evaluate`` scores; it finds a fisheye's circle only where none is
+    marked."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import bracket_sets
+
+    circle = [36.0, 24.0, 14.0]
+    folder = marked(bracket, tmp_path / "set", image_circle=circle, ghost_region_xyxy=BOX)
+    meta = json.loads((folder / "exposures.json").read_text())
+    path, merged = folder / "exposures.json", folder / meta["merge"]["output"]
+    hdr = read_hdr(merged)
+    want = ScoredRegion(tuple(BOX), Circle(*circle)).pixels(hdr.shape)
+    np.testing.assert_array_equal(bracket_sets.scored_pixels(hdr, meta, path, merged), want)
+    assert scan_dataset(folder).pairs[0].region.pixels(hdr.shape).tolist() == want.tolist()
+    plain = bracket_sets.scored_pixels(hdr, {}, path, merged)  # no marks, no fisheye: all
+    assert plain.all()

@@ -10,9 +10,8 @@ Layouts (checked in this order):
   of its own (with them it is an ``hdr-pool``, as ``hdr-pool-2`` is): one pair per frame
   that clips at most ``BRACKET_MAX_CLIPPED`` of its pixels, against the set's HDR. The other
   frames are left out (``Dataset.left_out``, with the reason). A set may mark pixels that are
-  not scored (:class:`ScoredRegion`): a ghost box, where something moved between the frames
-  (``ghost_region_xyxy``), and a circular fisheye's image circle, outside which lies the lens
-  barrel (``image_circle``); the clipped share is then taken over the scored pixels.
+  not scored (:mod:`mlx_hdr.data.scored`: a ghost box, a fisheye's image circle); the
+  clipped share is then taken over the scored pixels.
 - ``scenes``: one folder per scene with the HDR ``gt.{hdr,exr,pfm}`` and the LDR input
   (``input.*``, or the folder's only photo: JPEG/PNG/TIFF/WebP/HEIC/AVIF): HDR-Eye style test
   sets and the generic ``<case>/input.* + gt.*`` layout of ``eval-public``.
@@ -31,34 +30,15 @@ from pathlib import Path
 import numpy as np
 
 from mlx_hdr.color import clipped_mask
-from mlx_hdr.data.fisheye import Circle, find_circle, inside
+from mlx_hdr.data.scored import ScoredRegion, scored_region
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.image_io import HDR_SUFFIXES, ldr_files, read_hdr, read_ldr
+from mlx_hdr.io.image_io import HDR_SUFFIXES, ldr_files, read_ldr
 from mlx_hdr.io.photo_meta import Exposure, exposure_from_values
 
 LAYOUTS = ("hdr-real", "hdr-synth", "brackets", "scenes", "hdr-pool")
 BRACKETS = "exposures.json"  # a bracket set's description
 BRACKET_MAX_CLIPPED = 0.3  # frames clipping more are left out of a bracket set's pairs
 MOVED_PX = 0.5  # a bracket frame shifted by more lies off a merge it is not stored on
-
-
-@dataclass(frozen=True)
-class ScoredRegion:
-    """The pixels of a bracket set's frames that metrics score, in the frames' pixels: not
-    its ghost box (``ghost``: x0, y0, x1, y1, where something moved between the frames) and,
-    for a circular fisheye, only its image circle (``circle``; outside lies the lens barrel).
-    The photo and its truth keep every pixel; only what is scored is left out."""
-
-    ghost: tuple[float, float, float, float] | None = None
-    circle: Circle | None = None
-
-    def pixels(self, shape: tuple[int, ...]) -> np.ndarray:
-        """HxW bool for the frames' ``shape`` (H, W, ...): True where scored."""
-        valid = np.ones(shape[:2], bool) if self.circle is None else inside(self.circle, shape)
-        if self.ghost:
-            x0, y0, x1, y1 = (max(round(v), 0) for v in self.ghost)
-            valid[y0:y1, x0:x1] = False
-        return valid
 
 
 @dataclass(frozen=True)
@@ -210,36 +190,6 @@ def _bracket_set(folder: Path) -> tuple[list[Pair], list[tuple[Path, str]]]:
             exposure = listed_exposure(record)
             pairs.append(Pair(f"{folder.name}-{f.stem}", f, hdr, exposure=exposure, region=region))
     return pairs, left
-
-
-def scored_region(meta: dict, path: Path, hdr: Path) -> ScoredRegion | None:
-    """The :class:`ScoredRegion` a bracket set's description (``path``) marks, or None:
-    ``ghost_region_xyxy`` [x0, y0, x1, y1] and ``image_circle`` [cx, cy, radius] in the
-    frames' pixels, or ``true`` for the circle found on the merged ``hdr``
-    (``fisheye.find_circle``). Raises ``InputError`` for a malformed one."""
-    ghost, circle = meta.get("ghost_region_xyxy"), meta.get("image_circle")
-    if not ghost and not circle:
-        return None
-    if ghost and not _numbers(ghost, 4):
-        raise InputError(f"ghost_region_xyxy {ghost!r} is not [x0, y0, x1, y1]", path)
-    if circle is True:
-        try:
-            found = find_circle(read_hdr(hdr))
-        except ValueError as exc:
-            raise InputError(f"image_circle: {exc}", hdr) from None
-    elif circle and _numbers(circle, 3) and float(circle[2]) > 0:
-        found = Circle(*(float(v) for v in circle))
-    elif circle:
-        raise InputError(f"image_circle {circle!r} is not [cx, cy, radius] or true", path)
-    return ScoredRegion(
-        tuple(float(v) for v in ghost) if ghost else None, found if circle else None
-    )
-
-
-def _numbers(value, n: int) -> bool:
-    """Whether ``value`` is a list of ``n`` finite numbers."""
-    ok = isinstance(value, list) and len(value) == n
-    return ok and all(isinstance(v, int | float) and np.isfinite(v) for v in value)
 
 
 def listed_exposure(frame: dict) -> Exposure | None:

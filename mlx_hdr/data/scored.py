@@ -1,0 +1,94 @@
+"""The pixels of an exposure-bracket set's frames that metrics score.
+
+A set may mark, in its ``exposures.json`` and in the frames' pixels, a ghost box
+(``ghost_region_xyxy``: [x0, y0, x1, y1], where something moved between the frames) and a
+circular fisheye's image circle (``image_circle``: [cx, cy, radius], outside which lies the
+lens barrel, or ``true`` for the circle :func:`fisheye.find_circle` finds on the merge). The
+photo and its truth keep every pixel; only what is scored is left out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mlx_hdr.data.fisheye import Circle, find_circle, inside
+from mlx_hdr.errors import InputError
+from mlx_hdr.io.image_io import read_hdr
+
+MIN_SCORED = 0.01  # a set's marks leave at least this share of its frames' pixels scored
+
+
+@dataclass(frozen=True)
+class ScoredRegion:
+    """What a set's marks leave scored: not ``ghost`` (x0, y0, x1, y1) and, where given, only
+    inside ``circle``; in the frames' pixels."""
+
+    ghost: tuple[float, float, float, float] | None = None
+    circle: Circle | None = None
+
+    def pixels(self, shape: tuple[int, ...]) -> np.ndarray:
+        """HxW bool for the frames' ``shape`` (H, W, ...): True where scored."""
+        valid = np.ones(shape[:2], bool) if self.circle is None else inside(self.circle, shape)
+        if self.ghost:
+            x0, y0, x1, y1 = (max(int(v), 0) for v in self.ghost)
+            valid[y0:y1, x0:x1] = False
+        return valid
+
+
+def scored_region(meta: dict, path: Path, hdr: Path) -> ScoredRegion | None:
+    """The :class:`ScoredRegion` a bracket set's description ``meta`` (read from ``path``)
+    marks on the frames of its merged ``hdr``, or None where it marks nothing. Raises
+    ``InputError`` naming ``path`` for a malformed mark, a box that misses the frames, and
+    marks that leave less than ``MIN_SCORED`` of the pixels scored."""
+    ghost, circle = meta.get("ghost_region_xyxy"), meta.get("image_circle")
+    if ghost is None and circle in (None, False):
+        return None
+    if ghost is not None and not _box(ghost):
+        raise InputError(
+            f"ghost_region_xyxy {ghost!r} is not [x0, y0, x1, y1], x0 < x1, y0 < y1", path
+        )
+    if circle not in (None, False, True) and not (_numbers(circle, 3) and circle[2] > 0):
+        raise InputError(f"image_circle {circle!r} is not [cx, cy, radius] or true", path)
+    image = read_hdr(hdr)
+    h, w = image.shape[:2]
+    if ghost is not None and not (ghost[0] < w and ghost[1] < h and ghost[2] > 0 and ghost[3] > 0):
+        raise InputError(f"ghost_region_xyxy {ghost!r} lies outside the {w}x{h} frames", path)
+    region = ScoredRegion(ghost and tuple(float(v) for v in ghost), _circle(circle, image, path))
+    share = float(region.pixels(image.shape).mean())
+    if share < MIN_SCORED:
+        raise InputError(f"its marks leave {share:.1%} of the frames' pixels scored", path)
+    return region
+
+
+def _circle(circle, image: np.ndarray, path: Path) -> Circle | None:
+    """The image circle an ``image_circle`` mark gives: its numbers, or found on ``image``."""
+    if circle is not True:
+        return None if circle in (None, False) else Circle(*(float(v) for v in circle))
+    try:
+        return find_circle(image)
+    except ValueError as exc:
+        raise InputError(f"image_circle true: none found on the merged HDR ({exc})", path) from None
+
+
+def _box(value) -> bool:
+    """Whether ``value`` is [x0, y0, x1, y1] with x0 < x1 and y0 < y1."""
+    return _numbers(value, 4) and value[0] < value[2] and value[1] < value[3]
+
+
+def _numbers(value, n: int) -> bool:
+    """Whether ``value`` is a list of ``n`` finite numbers (not booleans)."""
+    ok = isinstance(value, list) and len(value) == n
+    return ok and all(_finite(v) for v in value)
+
+
+def _finite(v) -> bool:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an integer beyond any float
+        return False
