@@ -45,6 +45,6 @@ def test_the_shipped_model_bundles_back_to_itself(tmp_path, monkeypatch, capsys)
     code, said = bundle(monkeypatch, capsys, DEFAULT, "-o", out)
     assert code == 0 and "max |output diff| 0.00e+00" in said, said
     config_a, config_b = load_model(out)[0].config, load_model(DEFAULT)[0].config
-    assert config_a == config_b and config_a.floor_strength == 0.9
+    assert config_a == config_b and config_a.floor_strength == 1.0
     code, said = bundle(monkeypatch, capsys, tmp_path / "none.safetensors", "-o", out)
     assert said.startswith("error: ") and "not found" in said and "\n" not in said.strip()

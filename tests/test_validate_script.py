@@ -26,13 +26,13 @@ def photo() -> np.ndarray:
 
 
 def test_floor_strengths_score_one_network_as_each_bundle_would():
-    methods = validate_model.runners([DEFAULT], [], strengths=(0.9, 1.0, 0.0))
-    assert list(methods) == ["default floor 0.9", "default floor 1", "default floor 0"]
+    methods = validate_model.runners([DEFAULT], [], strengths=(1.0, 0.9, 0.0))
+    assert list(methods) == ["default floor 1", "default floor 0.9", "default floor 0"]
     own, _ = validate_model.runners([DEFAULT], [])["default"]
     x, clipped = photo(), photo().max(axis=-1) >= 1.0
     runs = {name: run(x) for name, (run, _) in methods.items()}
-    # the shipped strength (0.9) gives the bundled model's output exactly
-    np.testing.assert_array_equal(runs["default floor 0.9"], own(x))
+    # the shipped strength (1.0) gives the bundled model's output exactly
+    np.testing.assert_array_equal(runs["default floor 1"], own(x))
     # a stronger floor only raises the clipped pixels, and leaves the kept ones alone
     high, low = runs["default floor 1"], runs["default floor 0"]
     assert (high[clipped] >= low[clipped] - 1e-6).all() and (high[clipped] > low[clipped]).any()
@@ -41,7 +41,7 @@ def test_floor_strengths_score_one_network_as_each_bundle_would():
     nets = [net for _, net in methods.values()]
     a, b = (dict(tree_flatten(n.parameters())) for n in nets[:2])
     assert a and all(a[k] is b[k] for k in a)
-    assert nets[0].config.floor_strength == 0.9 and nets[1].config.floor_strength == 1.0
+    assert nets[0].config.floor_strength == 1.0 and nets[1].config.floor_strength == 0.9
 
 
 def test_floor_strength_leaves_the_raw_output_alone():

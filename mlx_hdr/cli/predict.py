@@ -222,8 +222,8 @@ def predict_command(
             min=0.0,
             max=1.0,
             help="Model: how much of Kovaleski & Oliveira 2014's expansion (in stops) the "
-            "recovered highlights keep at least, 0-1 (default: the model's own, 0.9 for the "
-            "bundled one; 1 is bolder, 0 the network alone).",
+            "recovered highlights keep at least, 0-1 (default: the model's own, 1 for the "
+            "bundled one; lower is less bold, 0 the network alone).",
             show_default=False,
         ),
     ] = None,
