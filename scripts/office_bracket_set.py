@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import tempfile
 from fractions import Fraction
@@ -63,20 +64,26 @@ def main() -> None:
     ap.add_argument("-o", "--output", type=Path, required=True, help="the new set's folder")
     ap.add_argument("--source", type=Path, default=OFFICE, help="the stored bracket set")
     args = ap.parse_args()
+    if args.output.exists() and not (args.output.is_dir() and not any(args.output.iterdir())):
+        ap.error(f"{args.output}: already exists (choose a new folder)")
     meta = json.loads((args.source / "exposures.json").read_text())
-    with tempfile.TemporaryDirectory() as tmp:
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    # built beside the output and renamed into place with its marks: all or nothing
+    with tempfile.TemporaryDirectory(prefix=".office.", dir=args.output.parent) as tmp:
         frames = [
             with_exif(args.source / f["file"], Path(tmp) / bare(f["file"]), f)
             for f in meta["frames"]
         ]
-        written = write_bracket_set(frames, args.output)
-    marked = marks(meta, args.output / written["merge"]["output"])
-    write_text_atomic(args.output / "exposures.json", json.dumps(written | marked, indent=1) + "\n")
+        built = Path(tmp) / "set"
+        written = write_bracket_set(frames, built)
+        marked = marks(meta, built / written["merge"]["output"])
+        write_text_atomic(built / "exposures.json", json.dumps(written | marked, indent=1) + "\n")
+        os.rename(built, args.output)
     print(f"wrote {args.output}: {len(written['frames'])} frames and {written['merge']['output']}")
 
 
 def marks(stored: dict, merged: Path) -> dict:
-    """The unscored pixels the new set marks (``datasets.ScoredRegion``): the stored set's
+    """The unscored pixels the new set marks (``mlx_hdr.data.scored``): the stored set's
     ghost box and the image circle found on the new ``merged`` HDR, where there is one."""
     out = (
         {"ghost_region_xyxy": stored["ghost_region_xyxy"]} if "ghost_region_xyxy" in stored else {}

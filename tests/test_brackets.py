@@ -302,7 +302,10 @@ def test_office_script_writes_exif_back_and_merges(tmp_path, monkeypatch):
         Image.open(path).save(bare)  # without the EXIF
         t = read_exposure(path).time_s
         frames.append({"file": bare.name, "exposure_time_s": t, "f_number": 4.0, "iso": 100})
-    (stored / "exposures.json").write_text(json.dumps({"frames": frames}))
+    ghost = [4, 6, 30, 40]
+    (stored / "exposures.json").write_text(
+        json.dumps({"frames": frames, "ghost_region_xyxy": ghost})
+    )
     assert read_exposure(stored / "f0.jpg") is None
     out = tmp_path / "set"
     monkeypatch.setattr(sys, "argv", ["x", "-o", str(out), "--source", str(stored)])
@@ -310,6 +313,11 @@ def test_office_script_writes_exif_back_and_merges(tmp_path, monkeypatch):
     meta = json.loads((out / "exposures.json").read_text())
     assert [f["exposure_time_s"] for f in meta["frames"]] == pytest.approx(TIMES)
     assert (out / "merged.hdr").is_file() and scan_dataset(out).pairs
+    assert meta["ghost_region_xyxy"] == ghost and "image_circle" not in meta  # no fisheye here
+    assert all(p.region.ghost == tuple(ghost) for p in scan_dataset(out).pairs)
+    with pytest.raises(SystemExit):  # an existing set is not overwritten, nothing is left
+        office_bracket_set.main()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set", "shots", "stored"]
 
 
 def test_a_set_written_into_the_working_folder_is_told_to_go_into_a_folder_of_sets(
