@@ -108,6 +108,9 @@ BAD_MARKS = [
     ({"image_circle": [10, 10, -5]}, "is not"),
     ({"image_circle": "yes"}, "is not"),
     ({"image_circle": [True, True, True]}, "is not"),
+    ({"image_circle": 1}, "is not"),  # a number is not true ...
+    ({"image_circle": 0}, "is not"),  # ... nor false
+    ({"image_circle": 1.0}, "is not"),
     ({"image_circle": [1000, 1000, 5]}, "leave 0.0%"),
     ({"image_circle": [30, 20, 0.1]}, "leave 0.0%"),  # one pixel
     ({"image_circle": True}, "image_circle true: none found on the merged HDR"),  # no fisheye
@@ -134,7 +137,11 @@ def test_a_manifest_takes_no_frame_of_a_marked_set(bracket, tmp_path):
     folder = marked(bracket, tmp_path / "set", ghost_region_xyxy=BOX)
     manifest = index_dataset(folder)
     assert not manifest.records and scan_dataset(folder).pairs
-    assert {r["why"] for r in manifest.header["left_out"]} >= {MARKED}
+    # every frame, those that clip too much included, is said to be left out for the marks
+    assert {r["why"] for r in manifest.header["left_out"]} == {MARKED}
+    assert len(manifest.header["left_out"]) == len(
+        json.loads((folder / "exposures.json").read_text())["frames"]
+    )
     assert len(index_dataset(bracket).records) == len(scan_dataset(bracket).pairs)
 
 
@@ -155,3 +162,22 @@ def test_the_validation_scores_the_pixels_a_set_marks(bracket, tmp_path):
     assert scan_dataset(folder).pairs[0].region.pixels(hdr.shape).tolist() == want.tolist()
     plain = bracket_sets.scored_pixels(hdr, {}, path, merged)  # no marks, no fisheye: all
     assert plain.all()
+
+
+def test_a_marked_set_without_its_merge_leaves_the_others_scored(bracket, tmp_path):
+    root = tmp_path / "sets"
+    root.mkdir()
+    marked(bracket, root / "a", ghost_region_xyxy=BOX)
+    broken = marked(bracket, root / "b", ghost_region_xyxy=BOX)
+    (broken / "merged.hdr").unlink()
+    found = scan_dataset(root)
+    assert {p.ldr_path.parent.name for p in found.pairs} == {"a"}
+    why = {w for f, w in found.left_out if f.parent.name == "b"}
+    assert len(why) == 1 and why.pop().startswith("its merged HDR: ")
+    report = evaluate(root, tmp_path / "e", ["linear"], progress=False)
+    summary = (tmp_path / "e/summary.md").read_text()
+    assert (
+        report.rows
+        and "`a` is scored without its ghost box, as its exposures.json marks." in summary
+    )
+    assert "`b` is scored" not in summary

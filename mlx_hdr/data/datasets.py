@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mlx_hdr.color import clipped_mask
-from mlx_hdr.data.scored import ScoredRegion, scored_region
+from mlx_hdr.data.scored import ScoredRegion, UnreadableMerge, scored_region
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.image_io import HDR_SUFFIXES, ldr_files, read_ldr
 from mlx_hdr.io.photo_meta import Exposure, exposure_from_values
@@ -63,6 +63,7 @@ class Dataset:
     unpaired: list[Path] = field(default_factory=list)  # files without a partner
     why: dict[Path, str] = field(default_factory=dict)  # an unpaired file's problem, if known
     left_out: list[tuple[Path, str]] = field(default_factory=list)  # on purpose, and why
+    marked: dict[Path, ScoredRegion] = field(default_factory=dict)  # bracket sets' marks
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
@@ -169,9 +170,9 @@ def _scan_pool(root: Path, layout: str, folder: Path) -> Dataset:
     return Dataset(root, layout, pairs, ldr_files(folder))
 
 
-def _bracket_set(folder: Path) -> tuple[list[Pair], list[tuple[Path, str]]]:
-    """(pairs, frames left out and why) of the bracket set in ``folder`` (the ``brackets``
-    layout), against its :func:`bracket_hdr`."""
+def _bracket_set(folder: Path) -> tuple[list[Pair], list[tuple[Path, str]], ScoredRegion | None]:
+    """(pairs, frames left out and why, the pixels it marks) of the bracket set in ``folder``
+    (the ``brackets`` layout), against its :func:`bracket_hdr`."""
     path = folder / BRACKETS
     try:
         meta = json.loads(path.read_text())
@@ -181,7 +182,10 @@ def _bracket_set(folder: Path) -> tuple[list[Pair], list[tuple[Path, str]]]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"not a bracket set description ({exc})", path) from None
     hdr = bracket_hdr(folder, output)
-    region = scored_region(meta, path, hdr)
+    try:
+        region = scored_region(meta, path, hdr)
+    except UnreadableMerge as exc:  # its frames are not scored, as where it marks nothing
+        return [], [(f, f"its merged HDR: {exc}") for f, _, _, _ in files], None
     pairs, left = [], []
     for f, clipped, moved, record in files:
         if why := _frame_problem(f, clipped, moved, region):
@@ -189,7 +193,7 @@ def _bracket_set(folder: Path) -> tuple[list[Pair], list[tuple[Path, str]]]:
         else:
             exposure = listed_exposure(record)
             pairs.append(Pair(f"{folder.name}-{f.stem}", f, hdr, exposure=exposure, region=region))
-    return pairs, left
+    return pairs, left, region
 
 
 def listed_exposure(frame: dict) -> Exposure | None:
@@ -248,9 +252,11 @@ def _clipped_share(path: Path, recorded: float | None, region: ScoredRegion | No
 def _scan_brackets(root: Path, sets: list[Path]) -> Dataset:
     ds = Dataset(root, "brackets", [])
     for folder in sets:
-        pairs, left = _bracket_set(folder)
+        pairs, left, region = _bracket_set(folder)
         ds.pairs += pairs
         ds.left_out += left
+        if region is not None:
+            ds.marked[folder] = region
     return ds
 
 

@@ -115,8 +115,8 @@ def index_dataset(
     their truth is wrong or empty there, and a manifest keeps no such mark."""
     ds = scan_dataset(root)
     root = ds.root.absolute()  # links are kept as named: their targets may lie elsewhere
-    marked = [p for p in ds.pairs if p.region is not None]
-    ds.left_out += [(p.ldr_path, MARKED) for p in marked]
+    left = [(f, MARKED if f.parent in ds.marked else why) for f, why in ds.left_out]
+    ds.left_out = left + [(p.ldr_path, MARKED) for p in ds.pairs if p.region is not None]
     pairs = [
         Pair(p.name, p.ldr_path and p.ldr_path.absolute(), p.hdr_path.absolute(), p.kind)
         for p in ds.pairs

@@ -22,6 +22,10 @@ from mlx_hdr.io.image_io import read_hdr
 MIN_SCORED = 0.01  # a set's marks leave at least this share of its frames' pixels scored
 
 
+class UnreadableMerge(InputError):
+    """A set that marks pixels has a merged HDR that cannot be read (missing, corrupt)."""
+
+
 @dataclass(frozen=True)
 class ScoredRegion:
     """What a set's marks leave scored: not ``ghost`` (x0, y0, x1, y1) and, where given, only
@@ -45,15 +49,18 @@ def scored_region(meta: dict, path: Path, hdr: Path) -> ScoredRegion | None:
     ``InputError`` naming ``path`` for a malformed mark, a box that misses the frames, and
     marks that leave less than ``MIN_SCORED`` of the pixels scored."""
     ghost, circle = meta.get("ghost_region_xyxy"), meta.get("image_circle")
-    if ghost is None and circle in (None, False):
+    if ghost is None and (circle is None or circle is False):
         return None
     if ghost is not None and not _box(ghost):
         raise InputError(
             f"ghost_region_xyxy {ghost!r} is not [x0, y0, x1, y1], x0 < x1, y0 < y1", path
         )
-    if circle not in (None, False, True) and not (_numbers(circle, 3) and circle[2] > 0):
+    if not (circle is None or isinstance(circle, bool) or _numbers(circle, 3) and circle[2] > 0):
         raise InputError(f"image_circle {circle!r} is not [cx, cy, radius] or true", path)
-    image = read_hdr(hdr)
+    try:
+        image = read_hdr(hdr)
+    except InputError as exc:
+        raise UnreadableMerge(str(exc)) from None
     h, w = image.shape[:2]
     if ghost is not None and not (ghost[0] < w and ghost[1] < h and ghost[2] > 0 and ghost[3] > 0):
         raise InputError(f"ghost_region_xyxy {ghost!r} lies outside the {w}x{h} frames", path)
@@ -67,7 +74,7 @@ def scored_region(meta: dict, path: Path, hdr: Path) -> ScoredRegion | None:
 def _circle(circle, image: np.ndarray, path: Path) -> Circle | None:
     """The image circle an ``image_circle`` mark gives: its numbers, or found on ``image``."""
     if circle is not True:
-        return None if circle in (None, False) else Circle(*(float(v) for v in circle))
+        return None if circle is None or circle is False else Circle(*(float(v) for v in circle))
     try:
         return find_circle(image)
     except ValueError as exc:

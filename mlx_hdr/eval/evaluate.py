@@ -57,6 +57,7 @@ class EvalReport:
     means: dict[str, dict[str, float]] = field(default_factory=dict)
     failed: list[tuple[str, str]] = field(default_factory=list)
     left_out: list[tuple[str, str]] = field(default_factory=list)  # not cases by design
+    notes: list[str] = field(default_factory=list)  # how cases were scored, where it differs
     files: list[Path] = field(default_factory=list)
 
 
@@ -283,6 +284,7 @@ def evaluate(
     out = Path(out)
     (out / "sheets").mkdir(parents=True, exist_ok=True)
     report = EvalReport(left_out=[(str(path), why) for path, why in found.left_out])
+    report.notes = [marked_note(folder, region) for folder, region in found.marked.items()]
     for path in found.unpaired:
         why = found.why.get(path, "no input/ground-truth partner")
         record_failure(report, on_error, str(path), f"{why}; skipped")
@@ -307,6 +309,14 @@ def evaluate(
     return _write_report(report, out, methods, str(dataset))
 
 
+def marked_note(folder: Path, region) -> str:
+    """A line for summary.md: the bracket set ``folder`` was scored on the pixels its marks
+    (``data.scored.ScoredRegion``) leave."""
+    parts = ["without its ghost box"] if region.ghost else []
+    parts += ["only inside its image circle"] if region.circle else []
+    return f"`{folder.name}` is scored {' and '.join(parts)}, as its exposures.json marks."
+
+
 def _write_sheet(report: EvalReport, on_error, path: Path, case: str, sheet) -> None:
     """Write a contact sheet; one that cannot be written (a full disk) is a failure of
     ``case`` that loses the sheet, not the metrics."""
@@ -323,5 +333,6 @@ def _write_report(report: EvalReport, out: Path, methods: list[str], title: str)
     report.files.append(write_text_atomic(out / "metrics.csv", _csv_text(report.rows)))
     missing = [f for f in report.failed if f[0] not in scored]  # not a sheet it lost
     md = summary_markdown(report.means, len(scored), title, [*missing, *report.left_out])
+    md += "".join(f"\n{note}\n" for note in report.notes)
     report.files.append(write_text_atomic(out / "summary.md", md))
     return report
