@@ -206,3 +206,27 @@ def test_linked_files_and_a_merged_hdr_beside_the_folder_are_indexed(tmp_path, s
     from mlx_hdr.data.manifest import _rel
 
     assert _rel(tmp_path / "set.hdr", tmp_path / "ds") == "../set.hdr"
+
+
+def test_a_manifest_moved_with_its_dataset_reads_it_and_check_names_missing_files(
+    tmp_path, make_scenes
+):
+    import shutil
+
+    from mlx_hdr.data.manifest import format_summary, write_manifest
+
+    make_scenes(tmp_path / "a/ds", 3)
+    index = index_dataset(tmp_path / "a/ds")
+    write_manifest(index, tmp_path / "a/m.jsonl")
+    shutil.move(tmp_path / "a", tmp_path / "b")  # the folder and its manifest, together
+    with pytest.warns(UserWarning, match=r"dataset folder .*/a/ds not found; reading .*/b/ds"):
+        moved = read_manifest(tmp_path / "b/m.jsonl")
+    assert moved.root == tmp_path / "b/ds" and moved.records == index.records
+    assert all(moved.path(r, "ldr").is_file() for r in moved.kept())
+    (tmp_path / "b/ds/s1/gt.hdr").unlink()
+    with pytest.warns(UserWarning):
+        summary = check(tmp_path / "b/m.jsonl")
+    assert summary["missing"] == [str(tmp_path / "b/ds/s1/gt.hdr")]
+    assert f"missing: 1 of the kept pairs' files ({tmp_path / 'b/ds/s1/gt.hdr'})" in format_summary(
+        summary
+    )

@@ -242,3 +242,20 @@ def test_exposure_pair_turns_when_the_longer_photo_clips_too_much(pool_dir):
     src = PoolSource(pool_dir, size=24, sim=clean)
     (first, _), (second, _) = src.sample_pair(np.random.default_rng(4), 10.0)
     assert second.mean() < first.mean()
+
+
+def test_a_manifest_is_split_by_scene_so_validation_sees_no_training_scene():
+    """The frames of one bracket set share its merge: held out together, never split."""
+    from mlx_hdr.train.pool import split, split_scenes
+
+    records = [
+        {"ldr": f"{s}/f{i}.jpg", "hdr": f"{s}/merged.hdr"} for s in "abcde" for i in range(3)
+    ]
+    train, val = split_scenes(records, holdout=3)
+    assert {r["hdr"] for r in val} == {"a/merged.hdr", "d/merged.hdr"} and len(val) == 6
+    assert not {r["hdr"] for r in train} & {r["hdr"] for r in val}
+    assert len(train) + len(val) == len(records)
+    single = [{"ldr": f"{i}.jpg", "hdr": f"{i}.hdr"} for i in range(10)]  # a pair per scene
+    assert split_scenes(single, 4) == split(single, 4)  # as before
+    with pytest.warns(UserWarning, match="one scene"):
+        assert split_scenes(records[:3], 3) == (records[:3], records[:3])

@@ -140,6 +140,10 @@ def test_load_model_errors(tmp_path):
     mx.save_safetensors(str(tmp_path / "other.safetensors"), {"a": mx.zeros(2)})
     with pytest.raises(WeightsError, match="not an mlx-hdr-hybrid model"):
         load_model(tmp_path / "other.safetensors")
+    meta = {"format": "mlx-hdr-train-checkpoint"}  # as train/checkpoint.py writes them
+    mx.save_safetensors(str(tmp_path / "last.safetensors"), {"a": mx.zeros(2)}, metadata=meta)
+    with pytest.raises(WeightsError, match="a training checkpoint, not a model: .*bundle_model"):
+        load_model(tmp_path / "last.safetensors")
     path = save_model(tmp_path / "m.safetensors", tiny_model())
     with pytest.raises(WeightsError, match="does not match"):
         load_model(path, encoder=TinyEncoder((8, 8, 16, 16, 24)))

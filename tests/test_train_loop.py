@@ -505,6 +505,8 @@ def test_config_of_an_older_run_with_retired_keys_still_loads():
     assert TrainConfig.from_dict(d) == TrainConfig.from_dict(json.loads(TrainConfig().to_json()))
     with pytest.raises(ValueError, match="unknown training options: typo"):
         TrainConfig.from_dict({"typo": 1})
+    with pytest.raises(ValueError, match=r"^unknown model options: decoder_channel$"):
+        TrainConfig.from_dict({"model": {"target": "stops", "decoder_channel": [8]}})
 
 
 def test_init_from_a_bundled_model_ignores_the_encoder_head(tmp_path):
@@ -966,3 +968,25 @@ def test_data_index_counts_an_unstated_twice_as_wide_image_as_training_does(tmp_
     write_hdr(tmp_path / "flat.hdr", rng.random((16, 24, 3)).astype(np.float32) + 0.1)
     kinds = summarize(index_dataset(tmp_path))["kinds"]
     assert kinds == {"panorama": 1, "unknown": 1}
+
+
+def test_a_run_whose_gradient_stays_zero_says_it_no_longer_learns(tmp_path, monkeypatch):
+    """A finite loss with a gradient of exactly 0 (a collapsed branch) is no divergence, but
+    the run says, once, that it has stopped learning."""
+    import mlx_hdr.train.trainer as trainer
+
+    real = trainer.make_train_step
+
+    def zero_gradient(*args, **kw):
+        step = real(*args, **kw)
+        return lambda *a: (lambda loss, parts, norm: (loss, parts, norm * 0))(*step(*a))
+
+    monkeypatch.setattr(trainer, "make_train_step", zero_gradient)
+    monkeypatch.setattr(trainer, "STALLED_STEPS", 4)
+    with pytest.warns(UserWarning, match="step 4: a zero gradient for 4 steps") as said:
+        run(tiny_cfg(tmp_path / "run", epochs=3))  # 9 steps
+    assert sum("zero gradient" in str(w.message) for w in said) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a learning run says nothing of it
+        monkeypatch.setattr(trainer, "make_train_step", real)
+        run(tiny_cfg(tmp_path / "run2", epochs=3))

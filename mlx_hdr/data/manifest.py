@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -139,10 +140,14 @@ def index_dataset(
 
 
 def write_manifest(manifest: Manifest, path) -> Path:
-    """Write a manifest as JSON lines, atomically."""
+    """Write a manifest as JSON lines, atomically. Its header also records where the dataset
+    folder lies from the manifest's own folder (``root_from_manifest``), so that the two moved
+    together are read together (:func:`read_manifest`)."""
     path = Path(path)
+    beside = os.path.relpath(manifest.header["root"], path.parent.absolute())
+    header = manifest.header | {"root_from_manifest": beside}
     with atomic_write(path) as tmp, open(tmp, "w") as f:
-        for row in [manifest.header, *manifest.records]:
+        for row in [header, *manifest.records]:
             f.write(json.dumps(row) + "\n")
     return path
 
@@ -168,7 +173,20 @@ def read_manifest(path) -> Manifest:
     for line, rec in enumerate(rows[1:], start=2):
         if problem := _bad_record(rec):
             raise InputError(f"manifest line {line}: {problem}", path)
-    return Manifest(rows[0], rows[1:])
+    return Manifest(_moved_root(rows[0], path), rows[1:])
+
+
+def _moved_root(header: dict, path: Path) -> dict:
+    """``header`` with its dataset folder found again where the manifest ``path`` and the
+    folder were moved together (``root_from_manifest``), with a warning; else as it is."""
+    root, beside = Path(header["root"]), header.get("root_from_manifest")
+    if root.is_dir() or not isinstance(beside, str):
+        return header
+    moved = Path(os.path.normpath(path.parent.absolute() / beside))
+    if not moved.is_dir():
+        return header
+    warnings.warn(f"{path}: dataset folder {root} not found; reading {moved}", stacklevel=3)
+    return header | {"root": str(moved)}
 
 
 # what training and ``data check`` read of a record: key -> the types it may have
@@ -213,12 +231,19 @@ def summarize(manifest: Manifest) -> dict:
         "orientation_fixes": dict(fixes),
         "unpaired": len(manifest.header.get("unpaired", [])),
         "left_out": [(r.get("file"), r.get("why")) for r in manifest.header.get("left_out", [])],
+        "missing": [str(p) for p in _missing(manifest)],
         "dr_stops": {
             "min": min(drs, default=None),
             "median": statistics.median(drs) if drs else None,
             "max": max(drs, default=None),
         },
     }
+
+
+def _missing(manifest: Manifest) -> list[Path]:
+    """The files of the kept records that are not there (moved or deleted since indexing)."""
+    paths = (manifest.path(r, key) for r in manifest.kept() for key in ("ldr", "hdr"))
+    return [p for p in paths if p is not None and not p.is_file()]
 
 
 def check(path) -> dict:
@@ -251,6 +276,9 @@ def format_summary(summary: dict) -> str:
         f"kept {summary['kept']}; dropped {summary['dropped'] or 'none'}",
         f"kinds {summary['kinds']}; orientation fixes {summary['orientation_fixes'] or 'none'}",
     ]
+    if missing := summary.get("missing"):
+        more = ", ..." if len(missing) > 1 else ""
+        lines.append(f"missing: {len(missing)} of the kept pairs' files ({missing[0]}{more})")
     left = summary.get("left_out", [])
     lines += [f"left out: {file}: {why}" for file, why in left[:SHOWN_LEFT_OUT]]
     if len(left) > SHOWN_LEFT_OUT:

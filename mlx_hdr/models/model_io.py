@@ -27,6 +27,7 @@ from mlx_hdr.models.hybrid import HybridAutoencoder, HybridConfig
 
 FORMAT = "mlx-hdr"  # converted weights
 MODEL_FORMAT = "mlx-hdr-hybrid"  # saved models
+CHECKPOINT_FORMAT = "mlx-hdr-train-checkpoint"  # training checkpoints (train/checkpoint.py)
 MODEL_VERSION = "1"
 SHOW = 3  # how many names an error message lists per category
 
@@ -253,6 +254,9 @@ def save_model(
 def read_config(path) -> HybridConfig:
     """The :class:`HybridConfig` stored in a saved model; ``WeightsError`` if not one."""
     _, meta = read_safetensors(path, "model file")
+    if meta.get("format") == CHECKPOINT_FORMAT:
+        how = "python scripts/bundle_model.py RUN/model.safetensors --checkpoint THIS -o OUT"
+        raise WeightsError(f"a training checkpoint, not a model: make one with `{how}`", path)
     if meta.get("format") != MODEL_FORMAT:
         raise WeightsError(f"not an {MODEL_FORMAT} model (format={meta.get('format')!r})", path)
     if meta.get("version") != MODEL_VERSION:

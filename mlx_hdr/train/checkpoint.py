@@ -24,9 +24,9 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from mlx_hdr.errors import WeightsError
 from mlx_hdr.io.atomic import save_safetensors_atomic
-from mlx_hdr.models.model_io import read_safetensors
+from mlx_hdr.models.model_io import CHECKPOINT_FORMAT, read_safetensors
 
-FORMAT = "mlx-hdr-train-checkpoint"
+FORMAT = CHECKPOINT_FORMAT
 
 
 @dataclass

@@ -82,6 +82,9 @@ class TrainConfig:
 
     def __post_init__(self):
         if isinstance(self.model, dict):
+            unknown = sorted(set(self.model) - {f.name for f in fields(HybridConfig)})
+            if unknown:
+                raise ValueError(f"unknown model options: {', '.join(unknown)}")
             self.model = HybridConfig(**self.model)
         self._check_numbers()
         self.sim_config()  # unknown or bad simulator settings fail here, not mid-run

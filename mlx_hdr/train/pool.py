@@ -7,7 +7,8 @@ simulator), paired ones through :class:`~mlx_hdr.data.sources.PairSource`.
 
 Each sample of a batch is ``source.sample(index, rng)`` with ``rng`` seeded by
 (seed, step, index), so every batch is a pure function of the step (exact resume) and ranks
-can make just their shard. Every ``holdout``-th image is kept out for validation.
+can make just their shard. Every ``holdout``-th image (of a manifest: every ``holdout``-th
+scene, the photos that share one ground truth together) is kept out for validation.
 """
 
 from __future__ import annotations
@@ -180,6 +181,25 @@ def split(items: list, holdout: int) -> tuple[list, list]:
     return [x for i, x in enumerate(items) if i % holdout], val
 
 
+def split_scenes(records: list[dict], holdout: int) -> tuple[list, list]:
+    """:func:`split` of a manifest's records by scene: the records that share a ground truth
+    (the frames of one exposure-bracket set, against its merge) are held out together, so
+    validation never scores a scene training sees. Each record its own scene: as
+    :func:`split`."""
+    scenes: dict[str, list[dict]] = {}
+    for rec in records:
+        scenes.setdefault(rec["hdr"], []).append(rec)
+    if len(scenes) == 1 and len(records) > 1:
+        warnings.warn(
+            "one scene (every pair shares one ground truth): validation is scored on it too, "
+            "so says nothing about other photos",
+            stacklevel=2,
+        )
+        return records, records
+    train, val = split(list(scenes.values()), holdout)
+    return [r for group in train for r in group], [r for group in val for r in group]
+
+
 def readable(pairs: list, use: str = "training") -> list:
     """The pairs whose HDR decodes and is not black; each other one is left out (of
     ``use``) with a warning naming it (as ``mlx-hdr data index`` drops it as unreadable or
@@ -230,7 +250,7 @@ def _pair_sources(manifest, cfg, holdout: int):
     if not train.records:
         raise ValueError("none of the manifest's pairs has both its files")
     val = PairSource(manifest, size=cfg.val_crop)
-    train.records, val.records = split(train.records, holdout)
+    train.records, val.records = split_scenes(train.records, holdout)
     return train, val
 
 
