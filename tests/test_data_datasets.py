@@ -9,7 +9,7 @@ import pytest
 
 from mlx_hdr.cli import main
 from mlx_hdr.data.datasets import scan_dataset
-from mlx_hdr.data.manifest import check, index_dataset, read_manifest, summarize
+from mlx_hdr.data.manifest import check, format_summary, index_dataset, read_manifest, summarize
 from mlx_hdr.data.orientation import apply_dihedral
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.image_io import write_hdr, write_ldr
@@ -115,6 +115,9 @@ def test_index_records_orientation_and_drops(tmp_path, scene, make_scenes):
     assert recs["s5"]["detail"] == "the LDR is 0 in every pixel"
     assert summary["orientation_fixes"] == {"rot180": 1}
     assert check(out) == summary == check(root)
+    said = format_summary(summary)  # each dropped file named with why (up to five)
+    assert "dropped: s4/input.png: the HDR is 0 in every pixel" in said
+    assert said.count("\ndropped: ") == 4
 
 
 def test_read_manifest_rejects_other_files(tmp_path):
@@ -213,13 +216,16 @@ def test_a_manifest_moved_with_its_dataset_reads_it_and_check_names_missing_file
 ):
     import shutil
 
-    from mlx_hdr.data.manifest import format_summary, write_manifest
+    from mlx_hdr.data.manifest import write_manifest
 
     make_scenes(tmp_path / "a/ds", 3)
     index = index_dataset(tmp_path / "a/ds")
     write_manifest(index, tmp_path / "a/m.jsonl")
     shutil.move(tmp_path / "a", tmp_path / "b")  # the folder and its manifest, together
-    with pytest.warns(UserWarning, match=r"dataset folder .*/a/ds not found; reading .*/b/ds"):
+    (tmp_path / "a/ds").mkdir(parents=True)  # and an empty folder where it was
+    with pytest.warns(
+        UserWarning, match=r"dataset folder .*/a/ds lacks its files; reading .*/b/ds"
+    ):
         moved = read_manifest(tmp_path / "b/m.jsonl")
     assert moved.root == tmp_path / "b/ds" and moved.records == index.records
     assert all(moved.path(r, "ldr").is_file() for r in moved.kept())
@@ -227,6 +233,6 @@ def test_a_manifest_moved_with_its_dataset_reads_it_and_check_names_missing_file
     with pytest.warns(UserWarning):
         summary = check(tmp_path / "b/m.jsonl")
     assert summary["missing"] == [str(tmp_path / "b/ds/s1/gt.hdr")]
-    assert f"missing: 1 of the kept pairs' files ({tmp_path / 'b/ds/s1/gt.hdr'})" in format_summary(
+    assert f"missing: 1 file of the kept pairs ({tmp_path / 'b/ds/s1/gt.hdr'})" in format_summary(
         summary
     )

@@ -253,6 +253,7 @@ def test_a_manifest_is_split_by_scene_so_validation_sees_no_training_scene():
     ]
     train, val = split_scenes(records, holdout=3)
     assert {r["hdr"] for r in val} == {"a/merged.hdr", "d/merged.hdr"} and len(val) == 6
+    assert [r["hdr"][0] for r in val] == list("adadad")  # scene by scene in turn
     assert not {r["hdr"] for r in train} & {r["hdr"] for r in val}
     assert len(train) + len(val) == len(records)
     single = [{"ldr": f"{i}.jpg", "hdr": f"{i}.hdr"} for i in range(10)]  # a pair per scene

@@ -982,11 +982,22 @@ def test_a_run_whose_gradient_stays_zero_says_it_no_longer_learns(tmp_path, monk
         return lambda *a: (lambda loss, parts, norm: (loss, parts, norm * 0))(*step(*a))
 
     monkeypatch.setattr(trainer, "make_train_step", zero_gradient)
+    import mlx_hdr.train.progress as progress
+
     monkeypatch.setattr(trainer, "STALLED_STEPS", 4)
-    with pytest.warns(UserWarning, match="step 4: a zero gradient for 4 steps") as said:
+    monkeypatch.setattr(progress, "STALLED_STEPS", 4)
+    with pytest.warns(UserWarning, match="step 4: a zero gradient for 4 steps: .* warm-up") as said:
         run(tiny_cfg(tmp_path / "run", epochs=3))  # 9 steps
     assert sum("zero gradient" in str(w.message) for w in said) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # a learning run says nothing of it
         monkeypatch.setattr(trainer, "make_train_step", real)
         run(tiny_cfg(tmp_path / "run2", epochs=3))
+
+
+def test_a_stalled_run_is_told_its_likely_cause():
+    from mlx_hdr.train.progress import stalled
+
+    exposure = TrainConfig(model=dict(target="stops", exposure_gain=True), train_only="exposure")
+    assert "no photo of the batches carries an EXIF white" in stalled(exposure)
+    assert "warm-up" in stalled(TrainConfig())

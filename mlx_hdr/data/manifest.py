@@ -173,19 +173,23 @@ def read_manifest(path) -> Manifest:
     for line, rec in enumerate(rows[1:], start=2):
         if problem := _bad_record(rec):
             raise InputError(f"manifest line {line}: {problem}", path)
-    return Manifest(_moved_root(rows[0], path), rows[1:])
+    return Manifest(_moved_root(rows[0], rows[1:], path), rows[1:])
 
 
-def _moved_root(header: dict, path: Path) -> dict:
+def _moved_root(header: dict, records: list[dict], path: Path) -> dict:
     """``header`` with its dataset folder found again where the manifest ``path`` and the
-    folder were moved together (``root_from_manifest``), with a warning; else as it is."""
+    folder were moved together (``root_from_manifest``), with a warning, where the folder it
+    names lacks the first kept record's files and that one has them; else as it is."""
     root, beside = Path(header["root"]), header.get("root_from_manifest")
-    if root.is_dir() or not isinstance(beside, str):
+    if not isinstance(beside, str):
         return header
     moved = Path(os.path.normpath(path.parent.absolute() / beside))
-    if not moved.is_dir():
+    first = next((r for r in records if r["kept"]), None)
+    files = [] if first is None else [first[k] for k in ("ldr", "hdr") if first.get(k)]
+    there = all((root / f).is_file() for f in files) if root.is_dir() else False
+    if there or moved == root or not all((moved / f).is_file() for f in files):
         return header
-    warnings.warn(f"{path}: dataset folder {root} not found; reading {moved}", stacklevel=3)
+    warnings.warn(f"{path}: dataset folder {root} lacks its files; reading {moved}", stacklevel=3)
     return header | {"root": str(moved)}
 
 
@@ -227,6 +231,11 @@ def summarize(manifest: Manifest) -> dict:
         "with_ldr": sum(r.get("ldr") is not None for r in recs),
         "kept": len(kept),
         "dropped": dict(Counter(r.get("reason") for r in recs if not r["kept"])),
+        "dropped_files": [
+            (r.get("ldr") or r["hdr"], r.get("detail") or r.get("reason"))
+            for r in recs
+            if not r["kept"]
+        ],
         "kinds": dict(Counter(_kind(r) for r in kept)),
         "orientation_fixes": dict(fixes),
         "unpaired": len(manifest.header.get("unpaired", [])),
@@ -243,7 +252,7 @@ def summarize(manifest: Manifest) -> dict:
 def _missing(manifest: Manifest) -> list[Path]:
     """The files of the kept records that are not there (moved or deleted since indexing)."""
     paths = (manifest.path(r, key) for r in manifest.kept() for key in ("ldr", "hdr"))
-    return [p for p in paths if p is not None and not p.is_file()]
+    return [p for p in dict.fromkeys(paths) if p is not None and not p.is_file()]
 
 
 def check(path) -> dict:
@@ -278,7 +287,12 @@ def format_summary(summary: dict) -> str:
     ]
     if missing := summary.get("missing"):
         more = ", ..." if len(missing) > 1 else ""
-        lines.append(f"missing: {len(missing)} of the kept pairs' files ({missing[0]}{more})")
+        n = f"{len(missing)} file{'s' if len(missing) > 1 else ''}"
+        lines.append(f"missing: {n} of the kept pairs ({missing[0]}{more})")
+    dropped = summary.get("dropped_files", [])
+    lines += [f"dropped: {file}: {why}" for file, why in dropped[:SHOWN_LEFT_OUT]]
+    if len(dropped) > SHOWN_LEFT_OUT:
+        lines.append(f"dropped: {len(dropped) - SHOWN_LEFT_OUT} more (the manifest lists them)")
     left = summary.get("left_out", [])
     lines += [f"left out: {file}: {why}" for file, why in left[:SHOWN_LEFT_OUT]]
     if len(left) > SHOWN_LEFT_OUT:

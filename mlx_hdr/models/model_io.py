@@ -255,7 +255,10 @@ def read_config(path) -> HybridConfig:
     """The :class:`HybridConfig` stored in a saved model; ``WeightsError`` if not one."""
     _, meta = read_safetensors(path, "model file")
     if meta.get("format") == CHECKPOINT_FORMAT:
-        how = "python scripts/bundle_model.py RUN/model.safetensors --checkpoint THIS -o OUT"
+        run = Path(path).parent.parent  # RUN/checkpoints/NAME.safetensors
+        how = (
+            f"python scripts/bundle_model.py {run / 'model.safetensors'} --checkpoint {path} -o OUT"
+        )
         raise WeightsError(f"a training checkpoint, not a model: make one with `{how}`", path)
     if meta.get("format") != MODEL_FORMAT:
         raise WeightsError(f"not an {MODEL_FORMAT} model (format={meta.get('format')!r})", path)

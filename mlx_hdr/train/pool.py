@@ -13,6 +13,7 @@ scene, the photos that share one ground truth together) is kept out for validati
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from dataclasses import dataclass, replace
@@ -184,8 +185,9 @@ def split(items: list, holdout: int) -> tuple[list, list]:
 def split_scenes(records: list[dict], holdout: int) -> tuple[list, list]:
     """:func:`split` of a manifest's records by scene: the records that share a ground truth
     (the frames of one exposure-bracket set, against its merge) are held out together, so
-    validation never scores a scene training sees. Each record its own scene: as
-    :func:`split`."""
+    validation never scores a scene training sees; the held-out records go scene by scene in
+    turn, so the first ``val_size`` of them span as many scenes as they can. Each record its
+    own scene: as :func:`split`."""
     scenes: dict[str, list[dict]] = {}
     for rec in records:
         scenes.setdefault(rec["hdr"], []).append(rec)
@@ -197,7 +199,8 @@ def split_scenes(records: list[dict], holdout: int) -> tuple[list, list]:
         )
         return records, records
     train, val = split(list(scenes.values()), holdout)
-    return [r for group in train for r in group], [r for group in val for r in group]
+    rounds = itertools.zip_longest(*val)  # the first frame of each held-out scene, then ...
+    return [r for group in train for r in group], [r for row in rounds for r in row if r]
 
 
 def readable(pairs: list, use: str = "training") -> list:

@@ -95,3 +95,15 @@ class StepClock:
     def close(self) -> None:
         """Remove the bar."""
         self.bar.close()
+
+
+STALLED_STEPS = 20  # steps of a gradient of exactly 0 after which a run says it stopped learning
+
+
+def stalled(cfg) -> str:
+    """Why a run's gradient has been exactly 0 for ``STALLED_STEPS`` steps, as far as its
+    recipe ``cfg`` tells."""
+    said = f"a zero gradient for {STALLED_STEPS} steps: the network no longer learns"
+    if cfg.train_only == "exposure":  # the exposure branch learns from photos with a white
+        return f"{said} (no photo of the batches carries an EXIF white?)"
+    return f"{said} (a collapsed branch: a longer warm-up? a lower lr?)"

@@ -41,7 +41,7 @@ from mlx_hdr.train.config import (
 )
 from mlx_hdr.train.data import BatchSource, prefetch
 from mlx_hdr.train.plots import plot_curves, save_sample
-from mlx_hdr.train.progress import StepClock, plan_line
+from mlx_hdr.train.progress import STALLED_STEPS, StepClock, plan_line, stalled
 from mlx_hdr.train.rundir import (
     check_run_dir,
     clear_run,
@@ -53,8 +53,6 @@ from mlx_hdr.train.rundir import (
 from mlx_hdr.train.runlog import RunLog, memory_stats
 from mlx_hdr.train.step import make_optimizer, make_train_step
 from mlx_hdr.train.validation import prepare, validate
-
-STALLED_STEPS = 20  # steps of a gradient of exactly 0 after which a run says it stopped learning
 
 
 class TrainingDiverged(HDRError):
@@ -111,7 +109,7 @@ class Trainer:
             )
         self.source = source if source is not None else make_source(cfg)
         self.run_dir = Path(cfg.run_dir)
-        self.main, self.stalled = self.rank == 0, 0  # stalled: steps of a zero gradient
+        self.main, self.stalled = self.rank == 0, 0  # steps of a zero gradient
         mx.random.seed(cfg.seed)  # same initial decoder on every rank and every run
         self.model = build_model(cfg, encoder)
         self.frozen = ckpt.frozen_digest(self.model)  # what the run does not train
@@ -218,10 +216,12 @@ class Trainer:
         mx.eval(loss, parts, norm, self.model.state, self.optimizer.state)
         loss_f, norm_f = loss.item(), norm.item()
         self.check_finite(loss_f, norm_f)
-        self.stalled = self.stalled + 1 if norm_f == 0.0 else 0
-        if self.stalled == STALLED_STEPS and self.main:  # finite, so no divergence is caught
-            why = f"a zero gradient for {STALLED_STEPS} steps: the network no longer learns"
-            warnings.warn(f"step {step + 1}: {why} (a longer warm-up? a lower lr?)", stacklevel=2)
+        if self.stalled is not None:  # finite, so no divergence is caught; None: said
+            self.stalled = self.stalled + 1 if norm_f == 0.0 else 0
+            if self.stalled == STALLED_STEPS:
+                self.stalled = None
+                if self.main:
+                    warnings.warn(f"step {step + 1}: {stalled(self.cfg)}", stacklevel=2)
         self.step = step + 1
         return loss_f, parts, norm_f
 
