@@ -989,6 +989,8 @@ def test_a_run_whose_gradient_stays_zero_says_it_no_longer_learns(tmp_path, monk
     with pytest.warns(UserWarning, match="step 4: a zero gradient for 4 steps: .* warm-up") as said:
         run(tiny_cfg(tmp_path / "run", epochs=3))  # 9 steps
     assert sum("zero gradient" in str(w.message) for w in said) == 1
+    logged = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if r["kind"] == "warning"] == [4]
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # a learning run says nothing of it
         monkeypatch.setattr(trainer, "make_train_step", real)

@@ -220,7 +220,10 @@ class Trainer:
             self.stalled = self.stalled + 1 if norm_f == 0.0 else 0
             if self.stalled == STALLED_STEPS:
                 self.stalled = None
-                if self.main:
+                if self.main:  # in the run's log too, for a run left to itself
+                    self.log.write(
+                        {"kind": "warning", "step": step + 1, "message": stalled(self.cfg)}
+                    )
                     warnings.warn(f"step {step + 1}: {stalled(self.cfg)}", stacklevel=2)
         self.step = step + 1
         return loss_f, parts, norm_f
