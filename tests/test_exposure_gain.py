@@ -15,6 +15,7 @@ from test_train_loop import tiny_cfg
 
 from mlx_hdr.data.simulate import SimConfig
 from mlx_hdr.data.sources import PoolSource, sample_rng
+from mlx_hdr.errors import InputError
 from mlx_hdr.infer.pipeline import predict_hdr
 from mlx_hdr.io.photo_meta import Exposure
 from mlx_hdr.models.hybrid import WHITE_REF, HybridConfig, stops_zero_logit
@@ -135,6 +136,9 @@ def test_training_only_the_exposure_branch(tmp_path, pool_dir):  # noqa: F811
     assert any(np.abs(got[k]).max() > 0 for k in got if k.startswith("exposure.fc2"))
     with pytest.raises(ValueError, match="needs a model with exposure_gain"):
         tiny_cfg(tmp_path / "x", train_only="exposure")
+    blind = tiny_cfg(tmp_path / "y", model=model, train_only="exposure", **kw | {"sim": {}})
+    with pytest.raises(InputError, match=r"learns from an EXIF white: set sim\.exif_prob > 0"):
+        pool_source(blind)  # simulated photos without a white: its gradient would be 0
 
 
 def test_predict_passes_the_photos_white_to_the_network():

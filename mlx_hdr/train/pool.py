@@ -231,6 +231,8 @@ def _pool_sources(pairs: list, cfg, holdout: int):
     train, val = split(kept, holdout)
     view = ViewConfig(highlight_views=cfg.highlight_views)  # validation keeps uniform views
     sim = cfg.sim_config()
+    if cfg.train_only == "exposure" and sim.exif_prob == 0:  # its gradient would be 0
+        raise ValueError("train_only 'exposure' learns from an EXIF white: set sim.exif_prob > 0")
     return (
         PoolSource(train, size=cfg.crop, sim=sim, view=view),
         PoolSource(val, size=cfg.val_crop, sim=sim),
