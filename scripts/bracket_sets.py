@@ -23,7 +23,7 @@ import numpy as np
 from mlx_hdr.color import clipped_mask
 from mlx_hdr.data.datasets import BRACKET_MAX_CLIPPED, bracket_hdr, listed_exposure, moved_px
 from mlx_hdr.data.fisheye import Circle, find_circle, remap, view_maps
-from mlx_hdr.data.scored import ScoredRegion, scored_region
+from mlx_hdr.data.scored import ScoredRegion, region_on
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 from mlx_hdr.io.photo_meta import WHITE_K, Exposure, read_exposure
@@ -89,7 +89,7 @@ def bracket_cases(
         ) from None
     hdr = read_hdr(bracket_hdr(folder, output))
     ghost = meta.get("ghost_region_xyxy")
-    keep = scored_pixels(hdr, meta, path, bracket_hdr(folder, output)) if scored else None
+    keep = scored_pixels(hdr, meta, path) if scored else None
     cases = []
     for frame in frames:
         if moved := moved_px(frame, meta["merge"]):  # as evaluate and data index leave it out
@@ -121,13 +121,13 @@ def bracket_cases(
     return cases
 
 
-def scored_pixels(hdr: np.ndarray, meta: dict, path: Path, hdr_path: Path) -> np.ndarray:
+def scored_pixels(hdr: np.ndarray, meta: dict, path: Path) -> np.ndarray:
     """HxW bool: the pixels of a set's frames that are scored, as its description ``meta``
     (read from ``path``) marks them (``mlx_hdr.data.scored``: not its ghost box, only its
     image circle), and where it marks no image circle (nor ``false``) but is a circular
     fisheye, only inside the circle found on its merged ``hdr`` (outside lies the lens
     barrel; ``mlx-hdr evaluate`` takes the circle only where the set marks one)."""
-    region = scored_region(meta, path, hdr_path) or ScoredRegion()
+    region = region_on(meta, path, hdr) or ScoredRegion()
     if region.circle is None and meta.get("image_circle") is not False:
         with contextlib.suppress(ValueError):  # no image circle: not a fisheye
             region = dataclasses.replace(region, circle=find_circle(hdr))

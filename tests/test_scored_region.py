@@ -158,9 +158,9 @@ def test_the_validation_scores_the_pixels_a_set_marks(bracket, tmp_path):
     path, merged = folder / "exposures.json", folder / meta["merge"]["output"]
     hdr = read_hdr(merged)
     want = ScoredRegion(tuple(BOX), Circle(*circle)).pixels(hdr.shape)
-    np.testing.assert_array_equal(bracket_sets.scored_pixels(hdr, meta, path, merged), want)
+    np.testing.assert_array_equal(bracket_sets.scored_pixels(hdr, meta, path), want)
     assert scan_dataset(folder).pairs[0].region.pixels(hdr.shape).tolist() == want.tolist()
-    plain = bracket_sets.scored_pixels(hdr, {}, path, merged)  # no marks, no fisheye: all
+    plain = bracket_sets.scored_pixels(hdr, {}, path)  # no marks, no fisheye: all
     assert plain.all()
 
 

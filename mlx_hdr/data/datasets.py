@@ -27,8 +27,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from mlx_hdr.color import clipped_mask
 from mlx_hdr.data.scored import ScoredRegion, UnreadableMerge, scored_region
 from mlx_hdr.errors import InputError
@@ -245,8 +243,8 @@ def _clipped_share(path: Path, recorded: float | None, region: ScoredRegion | No
         clipped = clipped_mask(read_ldr(path))
     except InputError:
         return 0.0
-    valid = np.ones(clipped.shape, bool) if region is None else region.pixels(clipped.shape)
-    return float(clipped[valid].mean()) if valid.any() else 0.0
+    scored = clipped if region is None else clipped[region.pixels(clipped.shape)]
+    return float(scored.mean()) if scored.size else 0.0
 
 
 def _scan_brackets(root: Path, sets: list[Path]) -> Dataset:

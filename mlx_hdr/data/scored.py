@@ -45,9 +45,19 @@ class ScoredRegion:
 
 def scored_region(meta: dict, path: Path, hdr: Path) -> ScoredRegion | None:
     """The :class:`ScoredRegion` a bracket set's description ``meta`` (read from ``path``)
-    marks on the frames of its merged ``hdr``, or None where it marks nothing. Raises
-    ``InputError`` naming ``path`` for a malformed mark, a box that misses the frames, and
-    marks that leave less than ``MIN_SCORED`` of the pixels scored."""
+    marks on the frames of its merged ``hdr``, or None where it marks nothing (the merge is
+    then not read): :func:`region_on` the merge; ``UnreadableMerge`` where it cannot be read."""
+    if _marks(meta, path) is None:
+        return None
+    try:
+        image = read_hdr(hdr)
+    except InputError as exc:
+        raise UnreadableMerge(str(exc)) from None
+    return region_on(meta, path, image)
+
+
+def _marks(meta: dict, path: Path) -> tuple | None:
+    """(ghost, circle) as ``meta`` gives them, checked for their form, or None for no mark."""
     ghost, circle = meta.get("ghost_region_xyxy"), meta.get("image_circle")
     if ghost is None and (circle is None or circle is False):
         return None
@@ -57,10 +67,18 @@ def scored_region(meta: dict, path: Path, hdr: Path) -> ScoredRegion | None:
         )
     if not (circle is None or isinstance(circle, bool) or _numbers(circle, 3) and circle[2] > 0):
         raise InputError(f"image_circle {circle!r} is not [cx, cy, radius] or true", path)
-    try:
-        image = read_hdr(hdr)
-    except InputError as exc:
-        raise UnreadableMerge(str(exc)) from None
+    return ghost, circle
+
+
+def region_on(meta: dict, path: Path, image: np.ndarray) -> ScoredRegion | None:
+    """The :class:`ScoredRegion` ``meta`` (read from ``path``) marks on its merged HDR,
+    already read: ``image``; None where it marks nothing. Raises ``InputError`` naming
+    ``path`` for a malformed mark, a box that misses the frames, and marks that leave less
+    than ``MIN_SCORED`` of the pixels scored."""
+    marks = _marks(meta, path)
+    if marks is None:
+        return None
+    ghost, circle = marks
     h, w = image.shape[:2]
     if ghost is not None and not (ghost[0] < w and ghost[1] < h and ghost[2] > 0 and ghost[3] > 0):
         raise InputError(f"ghost_region_xyxy {ghost!r} lies outside the {w}x{h} frames", path)

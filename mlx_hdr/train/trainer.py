@@ -221,10 +221,9 @@ class Trainer:
             if self.stalled == STALLED_STEPS:
                 self.stalled = None
                 if self.main:  # in the run's log too, for a run left to itself
-                    self.log.write(
-                        {"kind": "warning", "step": step + 1, "message": stalled(self.cfg)}
-                    )
-                    warnings.warn(f"step {step + 1}: {stalled(self.cfg)}", stacklevel=2)
+                    why = stalled(self.cfg)
+                    self.log.write({"kind": "warning", "step": step + 1, "message": why})
+                    warnings.warn(f"step {step + 1}: {why}", stacklevel=2)
         self.step = step + 1
         return loss_f, parts, norm_f
 
