@@ -37,6 +37,13 @@ class UsageError(HDRError):
     """Options or arguments that cannot work together, found before any work (exit code 2)."""
 
 
+class OutputClosed(HDRError):
+    """The command's standard output was closed while it ran (``| head`` exited)."""
+
+    def __init__(self):
+        super().__init__("standard output was closed (a broken pipe): stopped")
+
+
 def os_error_line(exc: OSError) -> str:
     """An ``OSError`` as one line: ``<file>: <reason>`` (just the reason without a file)."""
     where = f"{exc.filename}: " if exc.filename else ""

@@ -18,7 +18,7 @@ from mlx_hdr.data.sources import PoolSource, sample_rng
 from mlx_hdr.errors import InputError
 from mlx_hdr.infer.pipeline import predict_hdr
 from mlx_hdr.io.photo_meta import Exposure
-from mlx_hdr.models.hybrid import WHITE_REF, HybridConfig, stops_zero_logit
+from mlx_hdr.models.hybrid import LOG_SCALE_MAX, WHITE_REF, HybridConfig, stops_zero_logit
 
 
 def exposure_model(seed=4):
@@ -36,14 +36,29 @@ def test_exposure_gain_starts_at_zero_and_reads_only_a_known_white():
     white = mx.array([8.0, math.nan])
     for w in (None, white):
         np.testing.assert_allclose(np.array(model(x, w)), y0, atol=1e-6)
-    model.exposure.fc2.bias = mx.array([math.log(2.0) / model.exposure.scale])  # twice as bold
+    model.exposure.fc2.bias = mx.array([math.log(2.0) / model.exposure.scale])  # 2x, bounded
     y = np.array(model(x, white))
     z0 = stops_zero_logit()
-    np.testing.assert_allclose(np.arctanh(y[0]) - z0, 2 * (np.arctanh(y0[0]) - z0), atol=1e-3)
+    bold = math.exp(LOG_SCALE_MAX * math.tanh(math.log(2.0) / LOG_SCALE_MAX))  # 1.95
+    np.testing.assert_allclose(np.arctanh(y[0]) - z0, bold * (np.arctanh(y0[0]) - z0), atol=1e-3)
     np.testing.assert_allclose(y[1], y0[1], atol=1e-6)  # NaN: no EXIF, no change
     np.testing.assert_allclose(np.array(model(x)), y0, atol=1e-6)  # None: the same
     with pytest.raises(ValueError, match="exposure_gain needs target 'stops'"):
         HybridConfig(exposure_gain=True)
+
+
+def test_a_runaway_gain_branch_still_lets_the_residual_through():
+    base, model = exposure_model()
+    x, white = smooth_image(), mx.array([8.0])
+    z0 = stops_zero_logit()
+    plain = np.arctanh(np.array(base(x))) - z0
+    for log_scale, factor in ((-100.0, 1 / 8), (100.0, 8.0)):  # exp(±100): 0 or inf unbounded
+        model.exposure.fc2.bias = mx.array([log_scale / model.exposure.scale])
+        y = np.clip(np.array(model(x, white)).astype(np.float64), -1 + 1e-9, 1 - 1e-9)
+        z = np.arctanh(y) - z0  # saturated pixels (y = 1 in float32) are left out below
+        fair = np.abs(z0 + factor * plain) < 3.0  # where float32's tanh can be inverted
+        assert fair.mean() > 0.3
+        np.testing.assert_allclose(z[fair], factor * plain[fair], rtol=2e-3, atol=2e-3)
 
 
 def test_exposure_gain_follows_the_white():
@@ -191,3 +206,26 @@ def test_paired_photos_carry_the_white_of_their_exif(tmp_path, make_scenes):
     white = dict(zip(names, got["white"], strict=True))
     exif = [w for w in white.values() if np.isfinite(w)]
     assert len(exif) == 1 and exif[0] == pytest.approx(math.log2(120 * 16 / (0.01 * 200)))
+
+
+def test_training_only_the_exposure_branch_on_photos_without_exif_is_refused(tmp_path, make_scenes):
+    from test_exposure import photo_with_exif
+
+    from mlx_hdr.data.manifest import index_dataset, write_manifest
+    from mlx_hdr.io.image_io import read_ldr
+    from mlx_hdr.train.pool import pool_source
+
+    root = make_scenes(tmp_path / "ds", 3)
+    manifest = write_manifest(index_dataset(root), tmp_path / "pairs.jsonl")
+    model = dict(decoder_channels=(16, 16, 8, 8, 8, 8), target="stops", exposure_gain=True)
+    kw = dict(data=str(manifest), crop=16, val_crop=16, model=model, train_only="exposure")
+    cfg = tiny_cfg(tmp_path / "run", **kw)
+    with pytest.raises(InputError, match="none of the manifest's training photos has an EXIF"):
+        pool_source(cfg)  # PNGs without EXIF: the branch's gradient would be 0
+    for k in range(3):  # camera JPEGs with their EXIF instead
+        png = root / f"s{k}/input.png"
+        pixels = (read_ldr(png) * 255).round().astype(np.uint8)
+        png.unlink()
+        photo_with_exif(root / f"s{k}/input.jpg", 1 / 100, 4.0, 200, pixels=pixels)
+    manifest = write_manifest(index_dataset(root), tmp_path / "pairs.jsonl")
+    assert np.isfinite(pool_source(cfg).batch(0)["white"]).any()

@@ -114,6 +114,11 @@ BAD_MARKS = [
     ({"image_circle": [1000, 1000, 5]}, "leave 0.0%"),
     ({"image_circle": [30, 20, 0.1]}, "leave 0.0%"),  # one pixel
     ({"image_circle": True}, "image_circle true: none found on the merged HDR"),  # no fisheye
+    ({"image_cirle": [30, 20, 10]}, "unknown key 'image_cirle' (did you mean 'image_circle'?)"),
+    ({"Image-Circle": True}, "unknown key 'Image-Circle' (did you mean 'image_circle'?)"),
+    ({"circle": [30, 20, 10]}, "(did you mean 'image_circle'?)"),
+    ({"ghost_region": BOX}, "unknown key 'ghost_region' (did you mean 'ghost_region_xyxy'?)"),
+    ({"ghost_region_xyx": BOX}, "(did you mean 'ghost_region_xyxy'?)"),
 ]
 
 
@@ -125,6 +130,12 @@ def test_a_bad_mark_fails_in_one_line_naming_the_file(bracket, tmp_path, marks, 
             scan(folder)
         assert str(err.value).startswith(str(folder / "exposures.json") + ": ")
         assert "\n" not in str(err.value)
+
+
+def test_a_sets_own_notes_beside_its_marks_are_not_taken_for_misspelt_marks(bracket, tmp_path):
+    notes = {"ghost_region_note": "a person", "ghost_check": {"moved": 0.1}, "name": "x"}
+    folder = marked(bracket, tmp_path / "set", ghost_region_xyxy=BOX, **notes)
+    assert all(p.region is not None for p in scan_dataset(folder).pairs)
 
 
 def test_no_mark_and_false_mark_nothing(bracket, tmp_path):

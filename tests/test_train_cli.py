@@ -64,6 +64,21 @@ def test_cli_trains_on_a_pool(tmp_path):
     assert "train: " not in proc.stderr  # --no-progress: no bar
 
 
+def test_a_run_whose_output_is_closed_stops_in_one_line(tmp_path):
+    pool, run = tiny_pool(tmp_path / "pool"), tmp_path / "run"
+    args = ["train", "--data", str(pool), "--run-dir", str(run), "--encoder-weights", "random"]
+    args += ["--lpips-weight", "0", "--batch-size", "2", "--crop", "32", "--val-crop", "32"]
+    args += ["--epochs", "1", "--steps-per-epoch", "400", "--log-every", "1", "--no-compile"]
+    proc = subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("training 400 steps")
+    proc.stdout.close()  # as `| head -1` does
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 1, err
+    assert err.splitlines()[-1] == "error: standard output was closed (a broken pipe): stopped"
+    assert "Traceback" not in err and "terminate" not in err and "Exception ignored" not in err
+    assert not run.exists()  # stopped before it saved anything, as an interrupt is
+
+
 def test_existing_run_folder_is_refused_without_resume(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -789,6 +789,25 @@ def test_a_resume_says_when_the_untrained_weights_changed(tmp_path):
         train(tiny_cfg(tmp_path / "run", epochs=3), source(), encoder=other, echo=None, resume=True)
 
 
+def test_a_resume_says_when_the_images_it_validates_on_changed(tmp_path):
+    """A pool or manifest changed since (or split otherwise) gives validation other images:
+    the run's best so far was scored on the old ones."""
+    from test_train_cli import tiny_pool
+
+    from mlx_hdr.io.image_io import write_hdr
+    from mlx_hdr.train.pool import pool_source
+
+    pool = tiny_pool(tmp_path / "pool")  # validation: its first image, every 9th
+    cfg = lambda epochs: tiny_cfg(tmp_path / "run", epochs=epochs, data=str(pool), crop=32)  # noqa: E731
+    train(cfg(1), pool_source(cfg(1)), encoder=encoder(), echo=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same images: no note
+        train(cfg(2), pool_source(cfg(2)), encoder=encoder(), echo=None, resume=True)
+    write_hdr(pool / "0_first.hdr", np.full((40, 60, 3), 0.5, np.float32))  # now the first
+    with pytest.warns(UserWarning, match=r"the images this run validates on differ from those"):
+        train(cfg(3), pool_source(cfg(3)), encoder=encoder(), echo=None, resume=True)
+
+
 def test_a_run_of_no_steps_is_refused_before_its_folder_is_made(tmp_path):
     from mlx_hdr.errors import UsageError
 

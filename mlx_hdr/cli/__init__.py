@@ -7,12 +7,13 @@ Ctrl-C at any moment says ``aborted``; errors are caught once, in :func:`mlx_hdr
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 import warnings
 
-from mlx_hdr.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
+from mlx_hdr.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, OutputClosed
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -56,11 +57,38 @@ def _handle_signals() -> dict:
     return previous
 
 
+class GuardedOutput:
+    """A text stream (``sys.stdout``) whose write or flush into a closed pipe raises
+    :class:`OutputClosed`: an error that stops the command with its one line on stderr, as
+    any other does, where Click would end it without a word (and a training run with its
+    data thread still running)."""
+
+    def __init__(self, stream):
+        self.stream, self.closed_pipe = stream, False
+
+    def write(self, text: str) -> int:
+        return self._guard(self.stream.write, text)
+
+    def flush(self) -> None:
+        self._guard(self.stream.flush)
+
+    def _guard(self, call, *args):
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            self.closed_pipe = True
+            raise OutputClosed() from None
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
 def main() -> None:
     """Console entry point: run the app, turning expected errors into one line."""
     warnings.formatwarning = _one_line_warning  # user-facing notes, not source locations
     _stopped.clear()
     previous = _handle_signals()
+    out = sys.stdout = GuardedOutput(sys.stdout)
     try:
         code = _run()
         if _stopped:  # say why, with the signal's own exit code
@@ -69,6 +97,9 @@ def main() -> None:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        sys.stdout = out.stream
+        if out.closed_pipe:  # what is still buffered would fail again at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(code if isinstance(code, int) else 0)
 
 

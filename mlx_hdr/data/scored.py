@@ -9,7 +9,9 @@ photo and its truth keep every pixel; only what is scored is left out.
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from mlx_hdr.errors import InputError
 from mlx_hdr.io.image_io import read_hdr
 
 MIN_SCORED = 0.01  # a set's marks leave at least this share of its frames' pixels scored
+MARK_KEYS = ("ghost_region_xyxy", "image_circle")
 
 
 class UnreadableMerge(InputError):
@@ -58,6 +61,9 @@ def scored_region(meta: dict, path: Path, hdr: Path) -> ScoredRegion | None:
 
 def _marks(meta: dict, path: Path) -> tuple | None:
     """(ghost, circle) as ``meta`` gives them, checked for their form, or None for no mark."""
+    for key in meta:
+        if mark := misspelt_mark(key):
+            raise InputError(f"unknown key {key!r} (did you mean {mark!r}?)", path)
     ghost, circle = meta.get("ghost_region_xyxy"), meta.get("image_circle")
     if ghost is None and (circle is None or circle is False):
         return None
@@ -68,6 +74,22 @@ def _marks(meta: dict, path: Path) -> tuple | None:
     if not (circle is None or isinstance(circle, bool) or _numbers(circle, 3) and circle[2] > 0):
         raise InputError(f"image_circle {circle!r} is not [cx, cy, radius] or true", path)
     return ghost, circle
+
+
+def misspelt_mark(key: str) -> str | None:
+    """The mark key (``MARK_KEYS``) that ``key`` seems a misspelling of, or None: the same
+    letters in another case or with other separators, nearly the same letters, or the
+    start of ``ghost_region_xyxy`` or end of ``image_circle`` alone (``ghost_region``,
+    ``circle``); other keys (``ghost_region_note``) are a set's own."""
+    if key in MARK_KEYS:
+        return None
+    k = re.sub(r"[^a-z]", "", key.lower())
+    for mark in MARK_KEYS:
+        m = mark.replace("_", "")
+        near = difflib.SequenceMatcher(None, k, m).ratio() >= 0.85
+        if near or (len(k) >= 5 and (m.startswith(k) or m.endswith(k))):
+            return mark
+    return None
 
 
 def region_on(meta: dict, path: Path, image: np.ndarray) -> ScoredRegion | None:

@@ -86,6 +86,10 @@ class PairSource:
         ldr, hdr = self.load(self._record(index))
         return augment_pair(ldr, hdr, rng, self.size, self.scale)
 
+    def names(self) -> list[str]:
+        """The pairs' names, in the order they are drawn from."""
+        return [rec["name"] for rec in self.records]
+
     def ldr_path(self, index: int) -> Path:
         """The LDR file of sample ``index``'s pair (:meth:`sample`'s)."""
         return self.manifest.path(self.records[self._record(index)], "ldr")
@@ -132,6 +136,10 @@ class PoolSource:
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def names(self) -> list[str]:
+        """The HDR images' names, in the pool's order."""
+        return [p.name for p in self.pairs]
 
     def hdr(self, i: int) -> np.ndarray:
         """Decoded HDR ``i``; the most recently used ones are kept, up to ``cache_bytes``

@@ -239,6 +239,7 @@ class GlobalGain(nn.Module):
         return self.mlp(self.photo_features(c5, x))
 
 
+LOG_SCALE_MAX = math.log(8.0)  # the gain branches scale a residual by 1/8 to 8 at most
 WHITE_REF = 10.0  # log2 cd/m² (about 1,000) that ExposureGain's input is centred on
 WHITE_SPAN = 4.0  # stops per unit of that input, which is clipped to [-2, 2]
 
@@ -322,13 +323,18 @@ class HybridAutoencoder(nn.Module):
         return mx.tanh(z)
 
     def log_scale(self, c5: mx.array, x: mx.array, white: mx.array | None):
-        """(N, 1) log of the residual's per-image scale from the gain branches, or None."""
+        """(N, 1) log of the residual's per-image scale from the gain branches, or None:
+        their sum s through ``LOG_SCALE_MAX * tanh(s / LOG_SCALE_MAX)``, so that a branch
+        that runs away (a high learning rate) cannot scale the residual to 0, where no
+        gradient would reach the decoder again."""
         terms = []
         if self.config.global_gain:
             terms.append(self.gain(c5, x))
         if self.config.exposure_gain and white is not None:
             terms.append(self.exposure(c5, x, white))
-        return sum(terms[1:], terms[0]) if terms else None
+        if not terms:
+            return None
+        return LOG_SCALE_MAX * mx.tanh(sum(terms[1:], terms[0]) / LOG_SCALE_MAX)
 
 
 def pad_to_multiple(x: mx.array, multiple: int = MULTIPLE) -> mx.array:

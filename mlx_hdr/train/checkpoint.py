@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,36 @@ def frozen_digest(model: nn.Module) -> str:
         hashlib.sha256(np.asarray(v.astype(mx.float32)).tobytes()).hexdigest() for v in frozen
     )
     return hashlib.sha256("".join(parts).encode()).hexdigest()[:16]
+
+
+def heldout_digest(source) -> str | None:
+    """A digest of the names of the images ``source`` validates on, in its order
+    (``source.validation_names()``; None for a source without them): a checkpoint keeps it,
+    so a resume can tell when its data, or the way they are split, changed since."""
+    names = getattr(source, "validation_names", None)
+    if names is None:
+        return None
+    return hashlib.sha256("\n".join(names()).encode()).hexdigest()[:16]
+
+
+def note_changes(extra: dict, frozen: str, heldout: str | None, best: float, path) -> None:
+    """Warn where what a checkpoint (``path``) recorded in its ``extra`` differs from the
+    resumed run's: the weights it does not train (:func:`frozen_digest`), the images it
+    validates on (:func:`heldout_digest`); ``best``: the run's best score so far, dB."""
+    if extra.get("frozen", frozen) != frozen:
+        warnings.warn(
+            f"{path}: the weights this run does not train differ from those it was "
+            "trained with (its encoder or init_model file changed?): the resumed run "
+            "mixes them",
+            stacklevel=3,
+        )
+    if None not in (saved := extra.get("heldout"), heldout) and saved != heldout:
+        warnings.warn(
+            f"{path}: the images this run validates on differ from those its checkpoints "
+            "were scored on (its data changed, or the way they are split): its best so "
+            f"far ({best:.2f} dB) compares with scores on other images",
+            stacklevel=3,
+        )
 
 
 def save_checkpoint(

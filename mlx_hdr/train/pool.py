@@ -59,6 +59,10 @@ class SourceBatches:
             return source.sample_photo(index, rng)
         return (*source.sample(index, rng), exif_white(source.ldr_path(index)))
 
+    def validation_names(self) -> list[str]:
+        """The names of the images (a pool's) or pairs (a manifest's) validation draws from."""
+        return self.val.names()
+
     def batch(self, step: int, rank: int = 0, size: int = 1) -> dict[str, np.ndarray]:
         """Samples ``rank, rank + size, ...`` of step ``step``'s batch from ``train`` (sample
         index ``step * batch_size + i``): NHWC float32 ``ldr``, ``hdr`` and ``clip_mask``.
@@ -256,7 +260,19 @@ def _pair_sources(manifest, cfg, holdout: int):
         raise ValueError("none of the manifest's pairs has both its files")
     val = PairSource(manifest, size=cfg.val_crop)
     train.records, val.records = split_scenes(train.records, holdout)
+    if cfg.train_only == "exposure" and not _any_exif(train):  # its gradient would be 0
+        raise ValueError(
+            "train_only 'exposure' learns from an EXIF white: none of the manifest's training "
+            "photos has an EXIF exposure (time, f-number and ISO)"
+        )
     return train, val
+
+
+def _any_exif(source) -> bool:
+    """Whether any of a :class:`PairSource`'s photos has an EXIF exposure (read until one
+    has)."""
+    paths = (source.manifest.path(rec, "ldr") for rec in source.records)
+    return any(math.isfinite(exif_white(p)) for p in paths)
 
 
 TRAIN_KINDS = (None, "panorama", "photo")  # "bracketed" sets are validation data (README)

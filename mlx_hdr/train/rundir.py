@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlx_hdr.errors import HDRError, UsageError
+from mlx_hdr.errors import HDRError, OutputClosed, UsageError
 from mlx_hdr.io.atomic import write_text_atomic
 from mlx_hdr.models.model_io import weights_dir
 from mlx_hdr.train.checkpoint import checkpoint_step
@@ -93,11 +93,11 @@ def saved_anything(run_dir) -> bool:
 
 @contextlib.contextmanager
 def forgotten_if_stopped(run_dir, new: bool, existed: bool) -> Iterator[None]:
-    """Run the block; interrupted (Ctrl-C, SIGTERM) before a ``new`` run saved anything,
-    its files are removed, and its folder too unless it ``existed`` before the run."""
+    """Run the block; stopped (Ctrl-C, SIGTERM, its output closed) before a ``new`` run saved
+    anything, its files are removed, and its folder too unless it ``existed`` before the run."""
     try:
         yield
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, OutputClosed):
         if new and not saved_anything(run_dir):
             clear_run(run_dir, remove_empty=not existed)
         raise

@@ -113,6 +113,7 @@ class Trainer:
         mx.random.seed(cfg.seed)  # same initial decoder on every rank and every run
         self.model = build_model(cfg, encoder)
         self.frozen = ckpt.frozen_digest(self.model)  # what the run does not train
+        self.heldout = ckpt.heldout_digest(self.source)  # what it validates on
         self.optimizer = make_optimizer(cfg)
         self.lpips = build_lpips(cfg)
         # the data too: a bad setting or file must not leave a half-made run folder (or,
@@ -135,14 +136,8 @@ class Trainer:
         state = ckpt.load_checkpoint(path, self.model, self.optimizer)
         self.step = state.step
         self.best = state.extra.get("best_psnr", -math.inf)
-        if state.extra.get("frozen", self.frozen) != self.frozen and self.main:
-            warnings.warn(
-                f"{path}: the weights this run does not train differ from those it was "
-                "trained with (its encoder or init_model file changed?): the resumed run "
-                "mixes them",
-                stacklevel=2,
-            )
         if self.main:
+            ckpt.note_changes(state.extra, self.frozen, self.heldout, self.best, path)
             note_optimizer_changes(state.config, self.cfg, path)
         check_resume_end(self.cfg, self.step, path)  # before the log is trimmed
         if self.main:
@@ -170,7 +165,8 @@ class Trainer:
             step=self.step,
             epoch=self.step // self.cfg.steps_per_epoch,
             config_json=self.cfg.to_json(),
-            extra={"best_psnr": self.best, "frozen": self.frozen},
+            extra={"best_psnr": self.best, "frozen": self.frozen}
+            | ({"heldout": self.heldout} if self.heldout else {}),
         )
 
     def build_step(self):
