@@ -25,7 +25,7 @@ C`` sets its level in cd/m²; ``--daylight-floor F`` adds the opt-in EXIF daylig
 F cd/m² (``predict --daylight-floor``).
 
 ``--floor-strength S`` (repeatable) scores each model once per floor strength, as
-``bundle_model.py --floor-strength S`` would bundle it (the floor-strength rule of
+``mlx-hdr bundle --floor-strength S`` would bundle it (the floor-strength rule of
 docs/MODEL_CARD.md picks among these rows).
 
 Columns (means over the cases of a set; the metrics of ``mlx-hdr evaluate``, after one

@@ -1,31 +1,32 @@
-"""``scripts/bundle_model.py``: the shipped model's packaging refuses weights that are not
-its own before it writes anything."""
+"""``mlx-hdr bundle``: a trained model packaged to share (float16, no classifier, the
+weights of chosen checkpoints, a recorded floor), refusing weights that are not its own
+before it writes anything."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import mlx.core as mx
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten
 from test_train_loop import run, tiny_cfg
 
+from mlx_hdr.cli import main
 from mlx_hdr.models.model_io import load_model
+from mlx_hdr.train.checkpoint import checkpoint_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "mlx_hdr" / "assets" / "default.safetensors"
 
 
 def bundle(monkeypatch, capsys, *args) -> tuple[int, str]:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import bundle_model
-
-    monkeypatch.setattr(sys, "argv", ["bundle_model.py", *map(str, args)])
-    try:
-        bundle_model.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
+    """``mlx-hdr bundle ARGS``: the exit code, and stdout then stderr."""
+    monkeypatch.setattr("sys.argv", ["mlx-hdr", "bundle", *map(str, args)])
+    with pytest.raises(SystemExit) as done:
+        main()
     out = capsys.readouterr()
-    return code, out.out + (out.err if isinstance(code, int) else str(code))
+    return done.value.code, out.out + out.err
 
 
 def test_a_checkpoint_of_another_model_is_refused_and_nothing_written(
@@ -36,7 +37,7 @@ def test_a_checkpoint_of_another_model_is_refused_and_nothing_written(
     out = tmp_path / "out.safetensors"
     code, said = bundle(monkeypatch, capsys, DEFAULT, "--checkpoint", ckpt, "-o", out)
     assert said.startswith(f"error: {ckpt}: trained as another model (its -> the model's: ")
-    assert "target minmax_log1p -> stops" in said and code != 0
+    assert "target minmax_log1p -> stops" in said and code == 2
     assert not out.exists() and not list(tmp_path.glob(".out*"))  # it had written it first
 
 
@@ -44,7 +45,47 @@ def test_the_shipped_model_bundles_back_to_itself(tmp_path, monkeypatch, capsys)
     out = tmp_path / "again.safetensors"
     code, said = bundle(monkeypatch, capsys, DEFAULT, "-o", out)
     assert code == 0 and "max |output diff| 0.00e+00" in said, said
-    config_a, config_b = load_model(out)[0].config, load_model(DEFAULT)[0].config
-    assert config_a == config_b and config_a.floor_strength == 1.0
+    assert out.read_bytes() == DEFAULT.read_bytes()
     code, said = bundle(monkeypatch, capsys, tmp_path / "none.safetensors", "-o", out)
     assert said.startswith("error: ") and "not found" in said and "\n" not in said.strip()
+
+
+def test_a_runs_checkpoints_bundle_to_their_mean_with_a_floor(tmp_path, monkeypatch, capsys):
+    from test_train_cli import tiny_pool
+
+    from mlx_hdr.train.pool import pool_source
+    from mlx_hdr.train.trainer import train
+
+    model = dict(encoder="mobilenet_v2", decoder_channels=(16, 16, 8, 8, 8, 8), target="stops")
+    data = str(tiny_pool(tmp_path / "pool"))
+    cfg = tiny_cfg(tmp_path / "run", epochs=2, model=model, data=data, crop=32, val_crop=32)
+    train(cfg, pool_source(cfg), echo=None)
+    folder = tmp_path / "run"
+    ckpts = [folder / "checkpoints" / f"{n}.safetensors" for n in ("best", "last")]
+    out = tmp_path / "mean.safetensors"
+    args = ["--checkpoint", ckpts[0], "--checkpoint", ckpts[1], "--floor", "kovaleski2014"]
+    code, said = bundle(monkeypatch, capsys, folder / "model.safetensors", *args, "-o", out)
+    assert code == 0, said
+    assert said.startswith("weights of the mean of steps ")
+    model, _ = load_model(out)
+    assert model.config.floor == "kovaleski2014" and model.config.floor_strength == 1.0
+    mean, _ = checkpoint_weights(ckpts)
+    got = dict(tree_flatten(model.parameters()))
+    for k, v in mean.items():  # stored as float16
+        np.testing.assert_array_equal(np.array(got[k]), np.array(v.astype(mx.float16)), k)
+    assert not any(".classifier." in k for k in got)
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["-o", "x.npz"], "x.npz: a model is written as .safetensors"),
+        (["-o", "x.safetensors", "--floor", "akyuz"], "unknown floor 'akyuz' (known: kovaleski"),
+        (["-o", "x.safetensors", "--floor-strength", "1.5"], "floor strength 1.5 does not lie"),
+    ],
+)
+def test_bad_bundle_options_are_one_line(tmp_path, monkeypatch, capsys, args, why):
+    monkeypatch.chdir(tmp_path)
+    code, said = bundle(monkeypatch, capsys, DEFAULT, *args)
+    assert code == 2 and said.startswith("error: ") and why in said and said.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

@@ -143,7 +143,9 @@ def test_load_model_errors(tmp_path):
         load_model(tmp_path / "other.safetensors")
     meta = {"format": "mlx-hdr-train-checkpoint"}  # as train/checkpoint.py writes them
     mx.save_safetensors(str(tmp_path / "last.safetensors"), {"a": mx.zeros(2)}, metadata=meta)
-    with pytest.raises(WeightsError, match="a training checkpoint, not a model: .*bundle_model"):
+    with pytest.raises(
+        WeightsError, match="a training checkpoint, not a model: make one with `mlx-hdr bundle "
+    ):
         load_model(tmp_path / "last.safetensors")
     path = save_model(tmp_path / "m.safetensors", tiny_model())
     with pytest.raises(WeightsError, match="does not match"):

@@ -25,7 +25,7 @@ from mlx_hdr.errors import (
 
 backend.setup()  # before the commands below import mlx.core
 
-COMMAND_MODULES = ("predict", "evaluate", "train", "data", "convert")
+COMMAND_MODULES = ("predict", "evaluate", "train", "bundle", "data", "convert")
 
 app = typer.Typer(
     name="mlx-hdr",

@@ -150,7 +150,7 @@ def load_net(spec: str | None):
 def with_floor_strength(net, strength: float):
     """``net`` with its floor keeping ``strength`` (0-1) of the floor operator's expansion, in
     stops over the linearised photo (``HybridConfig.floor_strength``): a shallow copy that
-    shares the weights, as ``scripts/bundle_model.py --floor-strength`` would bundle it.
+    shares the weights, as ``mlx-hdr bundle --floor-strength`` would bundle it.
 
     Raises ``ValueError`` for a model without a floor (nothing to set) or a strength outside
     [0, 1] (``HybridConfig``'s check)."""

@@ -256,9 +256,7 @@ def read_config(path) -> HybridConfig:
     _, meta = read_safetensors(path, "model file")
     if meta.get("format") == CHECKPOINT_FORMAT:
         run = Path(path).parent.parent  # RUN/checkpoints/NAME.safetensors
-        how = (
-            f"python scripts/bundle_model.py {run / 'model.safetensors'} --checkpoint {path} -o OUT"
-        )
+        how = f"mlx-hdr bundle {run / 'model.safetensors'} --checkpoint {path} -o OUT.safetensors"
         raise WeightsError(f"a training checkpoint, not a model: make one with `{how}`", path)
     if meta.get("format") != MODEL_FORMAT:
         raise WeightsError(f"not an {MODEL_FORMAT} model (format={meta.get('format')!r})", path)
