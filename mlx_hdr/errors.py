@@ -37,11 +37,13 @@ class UsageError(HDRError):
     """Options or arguments that cannot work together, found before any work (exit code 2)."""
 
 
-class OutputClosed(HDRError):
-    """The command's standard output was closed while it ran (``| head`` exited)."""
+class OutputClosed(Exception):
+    """The command's standard output was closed while it ran (``| head`` exited). Not an
+    :class:`HDRError`: a command's handling of one input's error must not take it for one
+    (it would go on to the next input, and fail there again)."""
 
     def __init__(self):
-        super().__init__("standard output was closed (a broken pipe): stopped")
+        super().__init__("standard output was closed (a broken pipe)")
 
 
 def os_error_line(exc: OSError) -> str:

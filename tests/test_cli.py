@@ -24,7 +24,23 @@ def test_version():
     assert proc.returncode == 0 and proc.stdout == f"mlx-hdr {mlx_hdr.__version__}\n"
 
 
-@pytest.mark.parametrize("command", ["predict", "evaluate", "train", "convert"])
+def test_a_closed_stdout_descriptor_is_no_error():
+    # with descriptor 1 closed (a cron or daemon job), sys.stdout is None: nothing to guard
+    proc = subprocess.run(
+        [
+            "sh",
+            "-c",
+            '"$0" -c "from mlx_hdr.cli import main; main()" --version >&-',
+            sys.executable,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "train", "bundle", "convert"])
 def test_help_is_wrapped_not_cut_at_80_columns(command):
     # the help used to end lines with "…" (e.g. "--no-preview-on…", "<stem>_preview.p…")
     proc = cli(command, "--help")

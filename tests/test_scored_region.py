@@ -117,8 +117,12 @@ BAD_MARKS = [
     ({"image_cirle": [30, 20, 10]}, "unknown key 'image_cirle' (did you mean 'image_circle'?)"),
     ({"Image-Circle": True}, "unknown key 'Image-Circle' (did you mean 'image_circle'?)"),
     ({"circle": [30, 20, 10]}, "(did you mean 'image_circle'?)"),
+    ({"lens_circle": [30, 20, 10]}, "(did you mean 'image_circle'?)"),
     ({"ghost_region": BOX}, "unknown key 'ghost_region' (did you mean 'ghost_region_xyxy'?)"),
     ({"ghost_region_xyx": BOX}, "(did you mean 'ghost_region_xyxy'?)"),
+    ({"ghost_regions": [BOX]}, "(did you mean 'ghost_region_xyxy'?)"),
+    ({"ghost_box": BOX}, "(did you mean 'ghost_region_xyxy'?)"),
+    ({"gost_region_xyxy": BOX}, "(did you mean 'ghost_region_xyxy'?)"),
 ]
 
 
@@ -134,6 +138,8 @@ def test_a_bad_mark_fails_in_one_line_naming_the_file(bracket, tmp_path, marks, 
 
 def test_a_sets_own_notes_beside_its_marks_are_not_taken_for_misspelt_marks(bracket, tmp_path):
     notes = {"ghost_region_note": "a person", "ghost_check": {"moved": 0.1}, "name": "x"}
+    notes |= {"image": "fisheye.jpg", "ghost": "none seen", "ghost_region_by": "eye"}
+    notes |= {"views": [[0.0, 0.0, 1.0, 1.0]], "circle_note": "found on the merge"}
     folder = marked(bracket, tmp_path / "set", ghost_region_xyxy=BOX, **notes)
     assert all(p.region is not None for p in scan_dataset(folder).pairs)
 

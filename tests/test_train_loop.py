@@ -803,9 +803,38 @@ def test_a_resume_says_when_the_images_it_validates_on_changed(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same images: no note
         train(cfg(2), pool_source(cfg(2)), encoder=encoder(), echo=None, resume=True)
+    changed = r"this run's validation samples differ from those its checkpoints were scored on"
+    wider = tiny_cfg(tmp_path / "run", epochs=3, data=str(pool), crop=32, val_crop=48)
+    with pytest.warns(UserWarning, match=changed):  # other crops of the same images
+        train(wider, pool_source(wider), encoder=encoder(), echo=None, resume=True)
     write_hdr(pool / "0_first.hdr", np.full((40, 60, 3), 0.5, np.float32))  # now the first
-    with pytest.warns(UserWarning, match=r"the images this run validates on differ from those"):
-        train(cfg(3), pool_source(cfg(3)), encoder=encoder(), echo=None, resume=True)
+    with pytest.warns(UserWarning, match=changed):
+        train(cfg(4), pool_source(cfg(4)), encoder=encoder(), echo=None, resume=True)
+
+
+def test_pairs_added_that_validation_does_not_draw_keep_its_digest(tmp_path, make_scenes):
+    from conftest import _scene
+
+    from mlx_hdr.data.manifest import index_dataset, write_manifest
+    from mlx_hdr.io.image_io import write_hdr, write_ldr
+    from mlx_hdr.train.checkpoint import heldout_digest
+    from mlx_hdr.train.pool import pool_source
+
+    root = make_scenes(tmp_path / "ds", 10)  # scenes s0 and s9 held out; val_size 1: s0
+    cfg = tiny_cfg(tmp_path / "run", data=str(tmp_path / "pairs.jsonl"), val_size=1)
+    digest = lambda: heldout_digest(pool_source(cfg), cfg)  # noqa: E731
+    write_manifest(index_dataset(root), tmp_path / "pairs.jsonl")
+    before = digest()
+    for i in range(3):  # more scenes, listed after the others
+        (root / f"t{i}").mkdir()
+        ldr, hdr = _scene(seed=20 + i)
+        write_ldr(root / f"t{i}/input.png", ldr)
+        write_hdr(root / f"t{i}/gt.hdr", hdr)
+    write_manifest(index_dataset(root), tmp_path / "pairs.jsonl")
+    assert digest() == before
+    (root / "s0/input.png").unlink()  # the pair validation drew is gone
+    write_manifest(index_dataset(root), tmp_path / "pairs.jsonl")
+    assert digest() != before
 
 
 def test_a_run_of_no_steps_is_refused_before_its_folder_is_made(tmp_path):

@@ -69,6 +69,9 @@ class GuardedOutput:
     def write(self, text: str) -> int:
         return self._guard(self.stream.write, text)
 
+    def writelines(self, lines) -> None:
+        self._guard(self.stream.writelines, lines)
+
     def flush(self) -> None:
         self._guard(self.stream.flush)
 
@@ -83,12 +86,25 @@ class GuardedOutput:
         return getattr(self.stream, name)
 
 
+def guard_stdout() -> GuardedOutput | None:
+    """Put :class:`GuardedOutput` in place of ``sys.stdout``, line-buffered (into a pipe,
+    Python would hold 8 KB of a training run's lines: ``| tee`` would show nothing for
+    minutes, and a closed pipe would be found as late); None where there is no stdout
+    (its descriptor closed: ``sys.stdout`` is None)."""
+    if sys.stdout is None:
+        return None
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
+    sys.stdout = GuardedOutput(sys.stdout)
+    return sys.stdout
+
+
 def main() -> None:
     """Console entry point: run the app, turning expected errors into one line."""
     warnings.formatwarning = _one_line_warning  # user-facing notes, not source locations
     _stopped.clear()
     previous = _handle_signals()
-    out = sys.stdout = GuardedOutput(sys.stdout)
+    out = guard_stdout()
     try:
         code = _run()
         if _stopped:  # say why, with the signal's own exit code
@@ -97,9 +113,10 @@ def main() -> None:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        sys.stdout = out.stream
-        if out.closed_pipe:  # what is still buffered would fail again at exit
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if out is not None:
+            sys.stdout = out.stream
+            if out.closed_pipe:  # what is still buffered would fail again at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(code if isinstance(code, int) else 0)
 
 

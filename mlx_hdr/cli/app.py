@@ -19,6 +19,7 @@ from mlx_hdr.errors import (
     EXIT_ERROR,
     EXIT_USAGE,
     HDRError,
+    OutputClosed,
     UsageError,
     os_error_line,
 )
@@ -60,7 +61,7 @@ def run() -> int | None:
     goes on up as ``KeyboardInterrupt`` (:func:`mlx_hdr.cli.main` says it)."""
     try:
         return app(standalone_mode=False, prog_name="mlx-hdr")  # typer.Exit codes returned
-    except HDRError as exc:
+    except (HDRError, OutputClosed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR
     except OSError as exc:  # e.g. an output folder that cannot be created

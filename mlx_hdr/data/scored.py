@@ -61,8 +61,8 @@ def scored_region(meta: dict, path: Path, hdr: Path) -> ScoredRegion | None:
 
 def _marks(meta: dict, path: Path) -> tuple | None:
     """(ghost, circle) as ``meta`` gives them, checked for their form, or None for no mark."""
-    for key in meta:
-        if mark := misspelt_mark(key):
+    for key, value in meta.items():
+        if mark := misspelt_mark(key, value):
             raise InputError(f"unknown key {key!r} (did you mean {mark!r}?)", path)
     ghost, circle = meta.get("ghost_region_xyxy"), meta.get("image_circle")
     if ghost is None and (circle is None or circle is False):
@@ -76,18 +76,22 @@ def _marks(meta: dict, path: Path) -> tuple | None:
     return ghost, circle
 
 
-def misspelt_mark(key: str) -> str | None:
-    """The mark key (``MARK_KEYS``) that ``key`` seems a misspelling of, or None: the same
-    letters in another case or with other separators, nearly the same letters, or the
-    start of ``ghost_region_xyxy`` or end of ``image_circle`` alone (``ghost_region``,
-    ``circle``); other keys (``ghost_region_note``) are a set's own."""
+MARK_WORDS = {"ghost_region_xyxy": "ghost", "image_circle": "circle"}
+
+
+def misspelt_mark(key: str, value) -> str | None:
+    """The mark key (``MARK_KEYS``) that ``key`` with ``value`` seems meant for, or None:
+    a value of a mark's kind (a list for the ghost box; a list or true/false for the
+    circle) under a key that names the mark's word (``ghost_box``, ``lens_circle``) or
+    nearly spells the key (``image_cirle``, ``Image-Circle``). A set's own notes
+    (``ghost_region_note``: text, ``ghost_check``: an object) are not marks."""
     if key in MARK_KEYS:
         return None
     k = re.sub(r"[^a-z]", "", key.lower())
-    for mark in MARK_KEYS:
-        m = mark.replace("_", "")
-        near = difflib.SequenceMatcher(None, k, m).ratio() >= 0.85
-        if near or (len(k) >= 5 and (m.startswith(k) or m.endswith(k))):
+    for mark, word in MARK_WORDS.items():
+        kind = isinstance(value, list) or (word == "circle" and isinstance(value, bool))
+        near = difflib.SequenceMatcher(None, k, mark.replace("_", "")).ratio() >= 0.8
+        if kind and (word in k or near):
             return mark
     return None
 

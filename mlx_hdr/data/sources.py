@@ -86,9 +86,9 @@ class PairSource:
         ldr, hdr = self.load(self._record(index))
         return augment_pair(ldr, hdr, rng, self.size, self.scale)
 
-    def names(self) -> list[str]:
-        """The pairs' names, in the order they are drawn from."""
-        return [rec["name"] for rec in self.records]
+    def drawn_names(self, n: int) -> list[str]:
+        """The names of the pairs that samples ``0 .. n - 1`` take (:meth:`_record`)."""
+        return [self.records[self._record(i)]["name"] for i in range(n)]
 
     def ldr_path(self, index: int) -> Path:
         """The LDR file of sample ``index``'s pair (:meth:`sample`'s)."""
@@ -137,8 +137,9 @@ class PoolSource:
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def names(self) -> list[str]:
-        """The HDR images' names, in the pool's order."""
+    def drawn_names(self, n: int) -> list[str]:
+        """The names of the HDR images samples draw from: all of them, in the pool's order
+        (each sample draws its image with its own ``rng``), whatever ``n``."""
         return [p.name for p in self.pairs]
 
     def hdr(self, i: int) -> np.ndarray:

@@ -54,14 +54,17 @@ def frozen_digest(model: nn.Module) -> str:
     return hashlib.sha256("".join(parts).encode()).hexdigest()[:16]
 
 
-def heldout_digest(source) -> str | None:
-    """A digest of the names of the images ``source`` validates on, in its order
-    (``source.validation_names()``; None for a source without them): a checkpoint keeps it,
-    so a resume can tell when its data, or the way they are split, changed since."""
-    names = getattr(source, "validation_names", None)
-    if names is None:
+def heldout_digest(source, cfg) -> str | None:
+    """A digest of what a run's validation samples are drawn from: the images ``source``
+    validates on (``source.validation_key``; None for a source without it) and the
+    recipe's ``val_size``, ``val_crop`` and ``seed``. A checkpoint keeps it, so a resume can
+    tell when its data, the way they are split or drawn, changed since (not an image's
+    content under its old name)."""
+    key = getattr(source, "validation_key", None)
+    if key is None:
         return None
-    return hashlib.sha256("\n".join(names()).encode()).hexdigest()[:16]
+    drawn = [key(cfg.val_size), cfg.val_size, cfg.val_crop, cfg.seed]
+    return hashlib.sha256(json.dumps(drawn, default=str).encode()).hexdigest()[:16]
 
 
 def note_changes(extra: dict, frozen: str, heldout: str | None, best: float, path) -> None:
@@ -77,9 +80,9 @@ def note_changes(extra: dict, frozen: str, heldout: str | None, best: float, pat
         )
     if None not in (saved := extra.get("heldout"), heldout) and saved != heldout:
         warnings.warn(
-            f"{path}: the images this run validates on differ from those its checkpoints "
-            "were scored on (its data changed, or the way they are split): its best so "
-            f"far ({best:.2f} dB) compares with scores on other images",
+            f"{path}: this run's validation samples differ from those its checkpoints were "
+            "scored on (its data, their split, or val_size, val_crop, seed or sim changed): "
+            f"its best so far ({best:.2f} dB) compares with scores on other samples",
             stacklevel=3,
         )
 

@@ -113,7 +113,7 @@ class Trainer:
         mx.random.seed(cfg.seed)  # same initial decoder on every rank and every run
         self.model = build_model(cfg, encoder)
         self.frozen = ckpt.frozen_digest(self.model)  # what the run does not train
-        self.heldout = ckpt.heldout_digest(self.source)  # what it validates on
+        self.heldout = ckpt.heldout_digest(self.source, cfg)  # what it validates on
         self.optimizer = make_optimizer(cfg)
         self.lpips = build_lpips(cfg)
         # the data too: a bad setting or file must not leave a half-made run folder (or,
