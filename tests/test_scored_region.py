@@ -121,6 +121,7 @@ BAD_MARKS = [
     ({"ghost_region": BOX}, "unknown key 'ghost_region' (did you mean 'ghost_region_xyxy'?)"),
     ({"ghost_region_xyx": BOX}, "(did you mean 'ghost_region_xyxy'?)"),
     ({"ghost_regions": [BOX]}, "(did you mean 'ghost_region_xyxy'?)"),
+    ({"circle": True}, "(did you mean 'image_circle'?)"),
     ({"ghost_box": BOX}, "(did you mean 'ghost_region_xyxy'?)"),
     ({"gost_region_xyxy": BOX}, "(did you mean 'ghost_region_xyxy'?)"),
 ]
@@ -139,9 +140,22 @@ def test_a_bad_mark_fails_in_one_line_naming_the_file(bracket, tmp_path, marks, 
 def test_a_sets_own_notes_beside_its_marks_are_not_taken_for_misspelt_marks(bracket, tmp_path):
     notes = {"ghost_region_note": "a person", "ghost_check": {"moved": 0.1}, "name": "x"}
     notes |= {"image": "fisheye.jpg", "ghost": "none seen", "ghost_region_by": "eye"}
+    notes |= {"ghost_check": [{"frame": "a.jpg", "moved": 0.1}], "circle_center": [30, 20]}
+    notes |= {"ghost_frames": ["a.jpg", "b.jpg"], "circle_found": True}
     notes |= {"views": [[0.0, 0.0, 1.0, 1.0]], "circle_note": "found on the merge"}
     folder = marked(bracket, tmp_path / "set", ghost_region_xyxy=BOX, **notes)
     assert all(p.region is not None for p in scan_dataset(folder).pairs)
+
+
+def test_the_shared_bracket_sets_keys_are_their_own(shared):
+    from mlx_hdr.data.scored import misspelt_mark
+
+    sets = sorted((shared / "data").glob("*/brackets/*/exposures.json"))
+    assert sets  # the office set at least
+    for path in sets:
+        meta = json.loads(path.read_text())
+        assert [k for k, v in meta.items() if misspelt_mark(k, v)] == [], path
+    assert scan_dataset(sets[0].parent).pairs  # its ghost box: a mark, read
 
 
 def test_no_mark_and_false_mark_nothing(bracket, tmp_path):

@@ -82,6 +82,22 @@ def test_a_run_whose_output_is_closed_stops_in_one_line(tmp_path):
     assert not run.exists()  # stopped before its first checkpoint (step 50): no run folder
 
 
+def test_an_epoch_said_into_a_closed_output_is_saved_first(tmp_path):
+    from mlx_hdr.train.checkpoint import checkpoint_step
+
+    pool, run = tiny_pool(tmp_path / "pool"), tmp_path / "run"
+    args = ["train", "--data", str(pool), "--run-dir", str(run), "--encoder-weights", "random"]
+    args += ["--lpips-weight", "0", "--batch-size", "2", "--crop", "32", "--val-crop", "32"]
+    args += ["--epochs", "8", "--steps-per-epoch", "2", "--log-every", "100", "--no-compile"]
+    proc = subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().decode().startswith("training 16 steps")
+    proc.stdout.close()  # the next line is epoch 1's
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 1, err
+    assert checkpoint_step(run / "checkpoints" / "last.safetensors") == 2
+    assert (run / "model.safetensors").is_file()
+
+
 def test_existing_run_folder_is_refused_without_resume(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

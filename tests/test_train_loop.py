@@ -807,9 +807,12 @@ def test_a_resume_says_when_the_images_it_validates_on_changed(tmp_path):
     wider = tiny_cfg(tmp_path / "run", epochs=3, data=str(pool), crop=32, val_crop=48)
     with pytest.warns(UserWarning, match=changed):  # other crops of the same images
         train(wider, pool_source(wider), encoder=encoder(), echo=None, resume=True)
+    noisier = tiny_cfg(tmp_path / "run", epochs=4, data=str(pool), crop=32, sim={"noise_prob": 1})
+    with pytest.warns(UserWarning, match=changed):  # other simulated photos of them
+        train(noisier, pool_source(noisier), encoder=encoder(), echo=None, resume=True)
     write_hdr(pool / "0_first.hdr", np.full((40, 60, 3), 0.5, np.float32))  # now the first
     with pytest.warns(UserWarning, match=changed):
-        train(cfg(4), pool_source(cfg(4)), encoder=encoder(), echo=None, resume=True)
+        train(cfg(5), pool_source(cfg(5)), encoder=encoder(), echo=None, resume=True)
 
 
 def test_pairs_added_that_validation_does_not_draw_keep_its_digest(tmp_path, make_scenes):

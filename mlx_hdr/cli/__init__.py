@@ -90,8 +90,8 @@ def guard_stdout() -> GuardedOutput | None:
     """Put :class:`GuardedOutput` in place of ``sys.stdout``, line-buffered (into a pipe,
     Python would hold 8 KB of a training run's lines: ``| tee`` would show nothing for
     minutes, and a closed pipe would be found as late); None where there is no stdout
-    (its descriptor closed: ``sys.stdout`` is None)."""
-    if sys.stdout is None:
+    (its descriptor closed: ``sys.stdout`` is None) or it is closed."""
+    if sys.stdout is None or getattr(sys.stdout, "closed", False):
         return None
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)

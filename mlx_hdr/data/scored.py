@@ -76,22 +76,23 @@ def _marks(meta: dict, path: Path) -> tuple | None:
     return ghost, circle
 
 
-MARK_WORDS = {"ghost_region_xyxy": "ghost", "image_circle": "circle"}
+MARK_WORDS = {"ghost_region_xyxy": ("ghost", 4), "image_circle": ("circle", 3)}
 
 
 def misspelt_mark(key: str, value) -> str | None:
     """The mark key (``MARK_KEYS``) that ``key`` with ``value`` seems meant for, or None:
-    a value of a mark's kind (a list for the ghost box; a list or true/false for the
-    circle) under a key that names the mark's word (``ghost_box``, ``lens_circle``) or
-    nearly spells the key (``image_cirle``, ``Image-Circle``). A set's own notes
-    (``ghost_region_note``: text, ``ghost_check``: an object) are not marks."""
+    a key that nearly spells a mark's (``image_cirle``, ``Image-Circle``, ``ghost_region``)
+    with a list or true/false, or one that names the mark's word (``ghost_box``,
+    ``lens_circle``) with the mark's own form: 4 numbers for the box, 3 for the circle (or
+    true/false under the word alone: ``circle``). A set's own notes (``ghost_region_note``:
+    text; ``ghost_check``: a list of objects) are not marks."""
     if key in MARK_KEYS:
         return None
     k = re.sub(r"[^a-z]", "", key.lower())
-    for mark, word in MARK_WORDS.items():
-        kind = isinstance(value, list) or (word == "circle" and isinstance(value, bool))
+    for mark, (word, n) in MARK_WORDS.items():
         near = difflib.SequenceMatcher(None, k, mark.replace("_", "")).ratio() >= 0.8
-        if kind and (word in k or near):
+        named = word in k and _numbers(value, n) or k == word and isinstance(value, bool)
+        if named or (near and isinstance(value, list | bool)):
             return mark
     return None
 

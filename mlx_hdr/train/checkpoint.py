@@ -56,15 +56,19 @@ def frozen_digest(model: nn.Module) -> str:
 
 def heldout_digest(source, cfg) -> str | None:
     """A digest of what a run's validation samples are drawn from: the images ``source``
-    validates on (``source.validation_key``; None for a source without it) and the
-    recipe's ``val_size``, ``val_crop`` and ``seed``. A checkpoint keeps it, so a resume can
-    tell when its data, the way they are split or drawn, changed since (not an image's
-    content under its old name)."""
+    validates on (``source.validation_key``; None for a source without it), the recipe's
+    ``val_size``, ``val_crop`` and ``seed``, and for simulated photos its ``sim`` settings
+    (as the recipe gives them: a setting the simulator gains later changes no digest). A
+    checkpoint keeps it, so a resume can tell when its data, the way they are split or
+    drawn, changed since (not an image's content under its old name)."""
     key = getattr(source, "validation_key", None)
     if key is None:
         return None
-    drawn = [key(cfg.val_size), cfg.val_size, cfg.val_crop, cfg.seed]
-    return hashlib.sha256(json.dumps(drawn, default=str).encode()).hexdigest()[:16]
+    drawn = key(cfg.val_size)
+    drawn |= {"size": cfg.val_size, "crop": cfg.val_crop, "seed": cfg.seed}
+    drawn["sim"] = cfg.sim if drawn["simulated"] else None
+    text = json.dumps(drawn, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def note_changes(extra: dict, frozen: str, heldout: str | None, best: float, path) -> None:

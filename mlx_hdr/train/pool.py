@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,12 @@ class SourceBatches:
             return source.sample_photo(index, rng)
         return (*source.sample(index, rng), exif_white(source.ldr_path(index)))
 
-    def validation_key(self, n: int) -> list:
+    def validation_key(self, n: int) -> dict:
         """What :meth:`validation` ``(n)`` draws from, to tell a change: the names of the
-        images (a pool's) or pairs (a manifest's), and a pool's simulator settings."""
-        sim = getattr(self.val, "sim", None)
-        return [self.val.drawn_names(n), None if sim is None else asdict(sim)]
+        images (a pool's) or pairs (a manifest's), whether it draws their EXIF white, and
+        whether they go through the camera simulator."""
+        simulated = hasattr(self.val, "sim")
+        return {"names": self.val.drawn_names(n), "exif": self.exif, "simulated": simulated}
 
     def batch(self, step: int, rank: int = 0, size: int = 1) -> dict[str, np.ndarray]:
         """Samples ``rank, rank + size, ...`` of step ``step``'s batch from ``train`` (sample

@@ -310,7 +310,7 @@ class Trainer:
         key, name = chosen_by(self.cfg)
         if key != "psnr":  # the score its best model is chosen by, first
             msg = msg.replace("val PSNR", f"val {name} {m[key]:.2f} dB, PSNR")
-        self.log.write(rec, msg)
+        self.log.write(rec)  # said once saved: a closed stdout stops the run there
         n = min(4, len(pred))
         sample = self.run_dir / "samples" / f"epoch_{epoch:03d}.png"
         preds = [
@@ -326,6 +326,7 @@ class Trainer:
             self.save("best")
             save_model(self.run_dir / "model.safetensors", self.model, weights=weights)
         self.save("last")
+        self.log.say(msg)
         return rec
 
 
