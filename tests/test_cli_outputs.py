@@ -112,14 +112,28 @@ def test_inputs_sharing_a_stem_get_distinct_names(cli, monkeypatch, pics, tmp_pa
     assert names(tmp_path / "o2")[::2] == ["a_jpg.hdr", "a_png.hdr"]
 
 
-def test_inputs_that_cannot_be_told_apart_are_refused_up_front(cli, pics, tmp_path):
-    # x/a.jpg and y/x/a.jpg: same stem, extension and folder name
-    for sub in ("x", "y/x"):
+def test_inputs_in_folders_of_one_name_take_the_folders_above(cli, pics, tmp_path):
+    # 2023/jpg/a.jpg, 2024/jpg/a.jpg (and a.png beside the first) had been refused
+    for sub in ("2023/jpg", "2024/jpg"):
         (tmp_path / sub).mkdir(parents=True)
         (tmp_path / sub / "a.jpg").write_bytes((pics / "a.jpg").read_bytes())
-    one, two = tmp_path / "x" / "a.jpg", tmp_path / "y" / "x" / "a.jpg"
+    (tmp_path / "2023/jpg/a.png").write_bytes((pics / "a.png").read_bytes())
     out = tmp_path / "out"
-    code, _, err = cli("predict", one, two, "-o", out, "--method", "linear")
+    code, _, err = cli("predict", tmp_path / "2023/jpg", tmp_path / "2024/jpg", "-o", out)
+    assert code == 0, err
+    assert names(out)[::2] == ["2023_jpg_a_jpg.hdr", "2023_jpg_a_png.hdr", "2024_jpg_a_jpg.hdr"]
+
+
+def test_inputs_that_cannot_be_told_apart_are_refused_up_front(cli, pics, tmp_path):
+    # a.jpg and a.JPG in one folder: one file where names ignore case (macOS)
+    one, two = tmp_path / "a.jpg", tmp_path / "a.JPG"
+    for p in (one, two):
+        p.write_bytes((pics / "a.jpg").read_bytes())
+    (tmp_path / "b").mkdir()
+    three = tmp_path / "b" / "a.jpg"  # told apart by its folder: not the pair named
+    three.write_bytes((pics / "a.jpg").read_bytes())
+    out = tmp_path / "out"
+    code, _, err = cli("predict", one, three, two, "-o", out, "--method", "linear")
     assert code == 2
     assert err == f"error: {two}: {one} and {two} would get the same output name; rename one\n"
     assert not out.exists()

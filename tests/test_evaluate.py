@@ -137,7 +137,7 @@ def test_summary_names_what_is_not_in_its_means(dataset, tmp_path):
     with pytest.raises(InputError, match=r"no LDR/HDR pairs found \(HDR images without their"):
         evaluate(tmp_path / "pool", tmp_path / "p", ["linear"], progress=False)
     shutil.copy(dataset / "one" / "input.png", tmp_path / "pool" / "a.png")  # beside it
-    with pytest.raises(InputError, match=r"found \(pair photos and HDRs as <case>/input"):
+    with pytest.raises(InputError, match=r"found \(expected LDR_in/ \+ HDR_gt/"):
         evaluate(tmp_path / "pool", tmp_path / "p", ["linear"], progress=False)
     shutil.rmtree(root / "one")
     with pytest.raises(InputError, match=r"no LDR/HDR pairs found \(gt\.hdr: scene two has no"):
@@ -357,3 +357,31 @@ def test_a_nan_case_shows_in_the_means_and_a_missing_highlight_does_not():
     assert all(np.isnan(v) for v in means["c"].values())
     assert means["d"]["log_ssim"] == means["d"]["pu21_ssim"] == 20.0
     assert means["d"]["highlight_log2"] == 2.0 and means["d"]["log_psnr"] == 25.0
+
+
+def test_a_rerun_keeps_only_its_own_sheets_and_says_how_the_model_ran(
+    dataset, tmp_path, monkeypatch, capsys
+):
+    out = tmp_path / "out"
+    (out / "sheets").mkdir(parents=True)
+    (out / "sheets" / "gone.png").write_bytes(b"an earlier run's case")
+    (out / "sheets" / "notes.txt").write_text("not a sheet")
+    argv = ["mlx-hdr", "evaluate", str(dataset), "--method", "linear", "--method", "model"]
+    argv += ["-o", str(out), "--no-progress", "--response", "srgb", "--no-flip"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (out / "sheets").iterdir()) == ["notes.txt", "one.png", "two.png"]
+    summary = (out / "summary.md").read_text()
+    assert summary.endswith(
+        "The model (the bundled default, floor strength 1) ran with --response srgb, --flip off, "
+        "--blend on, --sky-ceiling 10000, --daylight-floor 0.\n"
+    )
+
+
+def test_a_folder_without_pairs_is_told_the_paired_layouts(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"no LDR/HDR pairs found \(expected LDR_in/") as err:
+        evaluate(tmp_path / "empty", tmp_path / "out", ["linear"], progress=False)
+    assert "folder of .hdr" not in str(err.value)

@@ -29,6 +29,20 @@ def _report_error(case: str, problem: str) -> None:
     tqdm.write(f"error: {case}: {problem}", file=sys.stderr)
 
 
+def settings_note(net, model, blend, flip, response, sky_ceiling, daylight_floor) -> list:
+    """summary.md's line of the settings the model ran with (none where it did not run)."""
+    if net is None:
+        return []
+    config = getattr(net, "config", None)
+    which = f"`{model}`" if model else "the bundled default"
+    if getattr(config, "floor", None):
+        which += f", floor strength {config.floor_strength:g}"
+    flips = {None: "auto", True: "on", False: "off"}[flip]
+    parts = [f"--response {response}", f"--flip {flips}", f"--blend {'on' if blend else 'off'}"]
+    parts += [f"--sky-ceiling {sky_ceiling:g}", f"--daylight-floor {daylight_floor:g}"]
+    return [f"The model ({which}) ran with " + ", ".join(parts) + "."]
+
+
 def evaluate_command(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder (any supported layout).")],
     method: Annotated[
@@ -110,6 +124,7 @@ def evaluate_command(
         response=response,
         sky_ceiling=sky_ceiling or None,
         daylight_floor=daylight_floor or None,
+        notes=settings_note(net, model, blend, flip, response, sky_ceiling, daylight_floor),
     )
     n_cases = len({r["case"] for r in report.rows})
     typer.echo(summary_markdown(report.means, n_cases, str(dataset)))

@@ -35,6 +35,12 @@ from mlx_hdr.io.photo_meta import Exposure, exposure_from_values
 
 LAYOUTS = ("hdr-real", "hdr-synth", "brackets", "scenes", "hdr-pool")
 BRACKETS = "exposures.json"  # a bracket set's description
+
+
+class NoDataset(InputError):
+    """A folder in none of the layouts :func:`scan_dataset` knows."""
+
+
 BRACKET_MAX_CLIPPED = 0.3  # frames clipping more are left out of a bracket set's pairs
 MOVED_PX = 0.5  # a bracket frame shifted by more lies off a merge it is not stored on
 
@@ -284,7 +290,7 @@ def scan_dataset(root) -> Dataset:
         return ds
     if _files(root, HDR_SUFFIXES):
         return _scan_pool(root, "hdr-pool", root)
-    raise InputError(
+    raise NoDataset(
         "no dataset found: expected LDR_in/ + HDR_gt/ (HDR-Real), HDR_gt/ (HDR-Synth), "
         "<scene>/gt.hdr + <scene>/input.jpg folders, bracket sets (exposures.json), "
         "or a folder of .hdr/.exr/.pfm files",

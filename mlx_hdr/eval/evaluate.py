@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mlx_hdr.color import align_scale, srgb_to_linear, well_exposed_mask
-from mlx_hdr.data.datasets import scan_dataset
+from mlx_hdr.data.datasets import NoDataset, scan_dataset
 from mlx_hdr.data.orientation import apply_dihedral, find_orientation
 from mlx_hdr.errors import HDRError, InputError, UsageError, WeightsError, warnings_naming
 from mlx_hdr.eval.labels import draw_label
@@ -249,6 +249,7 @@ def evaluate(
     response: str = RESPONSE,
     sky_ceiling: float | None = SKY_CEILING,
     daylight_floor: float | None = None,
+    notes: list[str] | None = None,
 ) -> EvalReport:
     """Run ``methods`` on every paired case of ``dataset`` and write the report into ``out``.
 
@@ -269,9 +270,13 @@ def evaluate(
             None: off.
         daylight_floor: for the model, the EXIF daylight floor in cd/m^2 (``predict
             --daylight-floor``); None (the default): off.
+        notes: lines for summary.md (the settings the run was made with).
+
+    The contact sheets of an earlier run into ``out`` whose cases this run has not scored
+    are removed, so ``out/sheets`` shows this run's cases only.
     """
     methods = _check_methods(methods, net)
-    found = scan_dataset(dataset)
+    found = _scan(dataset)
     pairs = [p for p in found.pairs if p.ldr_path is not None]
     if not pairs:
         known = [*found.left_out, *found.why.items()]
@@ -279,12 +284,13 @@ def evaluate(
         if found.layout in ("hdr-pool", "hdr-synth") and not found.unpaired:
             why = " (HDR images without their photos: for training and `data index`)"
         elif found.layout in ("hdr-pool", "hdr-synth"):  # photos beside them: not a layout
-            why = " (pair photos and HDRs as <case>/input.* + <case>/gt.*, or LDR_in/ + HDR_gt/)"
+            why = f" (expected {PAIRED_LAYOUTS})"
         raise InputError(f"no LDR/HDR pairs found{why}", dataset)
     out = Path(out)
     (out / "sheets").mkdir(parents=True, exist_ok=True)
     report = EvalReport(left_out=[(str(path), why) for path, why in found.left_out])
     report.notes = [marked_note(folder, region) for folder, region in found.marked.items()]
+    report.notes += notes or []
     for path in found.unpaired:
         why = found.why.get(path, "no input/ground-truth partner")
         record_failure(report, on_error, str(path), f"{why}; skipped")
@@ -306,7 +312,33 @@ def evaluate(
             continue
         report.rows += rows
         _write_sheet(report, on_error, out / "sheets" / f"{pair.name}.png", pair.name, sheet)
-    return _write_report(report, out, methods, str(dataset))
+    _write_report(report, out, methods, str(dataset))
+    _drop_stale_sheets(out / "sheets", report.files)
+    return report
+
+
+def _scan(dataset):
+    """``scan_dataset``'s :class:`Dataset` of ``dataset``; a folder in no layout is named
+    with the paired layouts only (the scan's list names HDR-only ones, for training)."""
+    try:
+        return scan_dataset(dataset)
+    except NoDataset:
+        raise InputError(f"no LDR/HDR pairs found (expected {PAIRED_LAYOUTS})", dataset) from None
+
+
+def _drop_stale_sheets(folder: Path, written: list) -> None:
+    """Remove the contact sheets in ``folder`` that this run did not write (``written``):
+    an earlier run's, of cases this one has not scored."""
+    names = {Path(f).name for f in written}
+    for old in folder.glob("*.png"):
+        if old.name not in names and old.is_file():
+            old.unlink(missing_ok=True)
+
+
+PAIRED_LAYOUTS = (
+    "LDR_in/ + HDR_gt/ (HDR-Real, HDR-Eye), <case>/input.* + <case>/gt.* folders, "
+    "or exposure-bracket sets (exposures.json)"
+)
 
 
 def marked_note(folder: Path, region) -> str:

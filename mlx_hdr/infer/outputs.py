@@ -107,34 +107,42 @@ def _photos(paths) -> list[Path]:
     return [p for p in paths if not p.name.endswith(own) and not p.name.startswith(".")]
 
 
-def _folder(p: Path) -> str:
-    return p.parent.name or p.resolve().parent.name
+def _folders(p: Path, depth: int) -> str:
+    """The names of the ``depth`` folders ``p`` lies in, outermost first, joined by ``_``
+    (as its absolute path has them: ``../a.jpg`` lies in the folder above)."""
+    return "_".join(Path(os.path.abspath(p)).parent.parts[1:][-depth:])
 
 
 def _ext(p: Path) -> str:
     return p.suffix.lstrip(".").lower()
 
 
-# how inputs sharing a stem are told apart, tried in this order
-NAMERS = (
-    lambda p: f"{p.stem}_{_ext(p)}",
-    lambda p: f"{_folder(p)}_{p.stem}",
-    lambda p: f"{_folder(p)}_{p.stem}_{_ext(p)}",
-)
+FOLDER_DEPTH = 4  # folders an output name may take in to tell inputs apart
+
+
+def _namers():
+    """How inputs sharing a stem are told apart, in the order tried: ``<stem>_<ext>``, then
+    ``<folders>_<stem>`` and ``<folders>_<stem>_<ext>`` with one folder, two, ..."""
+    yield lambda p: f"{p.stem}_{_ext(p)}"
+    for d in range(1, FOLDER_DEPTH + 1):
+        yield lambda p, d=d: f"{_folders(p, d)}_{p.stem}"
+        yield lambda p, d=d: f"{_folders(p, d)}_{p.stem}_{_ext(p)}"
 
 
 def output_stems(paths: list[Path]) -> list[str]:
     """One output name per input: its stem, or for inputs sharing a stem (ignoring case)
-    ``<stem>_<ext>`` when their extensions differ, else ``<folder>_<stem>``, else
-    ``<folder>_<stem>_<ext>``. ``UsageError`` when two inputs would still share a name."""
+    ``<stem>_<ext>`` when their extensions differ, else ``<folder>_<stem>`` (with the
+    extension where the folder does not tell them apart), with as many folders as it takes
+    (up to ``FOLDER_DEPTH``). ``UsageError`` when two inputs would still share a name (one
+    folder holding ``a.jpg`` and ``a.JPG``: one file on macOS)."""
     groups: dict[str, list[Path]] = defaultdict(list)
     for p in paths:
         groups[p.stem.casefold()].append(p)
     names = {}
     for group in groups.values():
+        *_, last = namers = list(_namers())  # none: the last one names the pair left
         namer = next(
-            (f for f in NAMERS if len({f(p).casefold() for p in group}) == len(group)),
-            lambda p: p.stem,
+            (f for f in namers if len({f(p).casefold() for p in group}) == len(group)), last
         )
         names.update({p: (namer(p) if len(group) > 1 else p.stem) for p in group})
     seen: dict[str, Path] = {}
