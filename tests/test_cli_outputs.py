@@ -139,6 +139,15 @@ def test_inputs_that_cannot_be_told_apart_are_refused_up_front(cli, pics, tmp_pa
     assert not out.exists()
 
 
+@pytest.mark.parametrize("args", [["", "-o", "out"], ["a.jpg", "-o", ""]])
+def test_an_empty_name_is_refused_not_taken_for_the_current_folder(cli, pics, args, monkeypatch):
+    # `predict "$PHOTOS" -o "$OUT"` with a variable unset had run on, or into, the current folder
+    monkeypatch.chdir(pics)
+    code, _, err = cli("predict", *args, "--method", "linear")
+    assert code == 2 and "an empty name (an unset variable?)" in err, err
+    assert sorted(p.name for p in pics.iterdir()) == ["a.jpg", "a.png", "b.jpg"]
+
+
 @pytest.mark.parametrize("value", ["128", "-21", "1e308", "inf"])
 def test_exposure_out_of_range_is_a_usage_error(cli, pics, tmp_path, value):
     # +128 EV wrote an all-black preview with exit code 0; 1e308 a traceback after the .hdr

@@ -1,4 +1,4 @@
-"""What several commands share: the progress bar option."""
+"""What several commands share: the progress bar option, the check of names given empty."""
 
 from __future__ import annotations
 
@@ -21,3 +21,12 @@ def show_progress(progress: bool | None) -> bool:
     """``--progress``/``--no-progress`` as given, else whether stderr is a terminal (a log
     file or a pipe gets no bar)."""
     return sys.stderr.isatty() if progress is None else progress
+
+
+def not_empty(names: dict[str, list[str] | str]) -> None:
+    """A usage error for an empty name among ``names`` (what an unset shell variable gives,
+    ``-o "$OUT"``), by option: it would stand for the current folder."""
+    for hint, given in names.items():
+        if "" in ([given] if isinstance(given, str) else given):
+            problem = "an empty name (an unset variable?); name the current folder as ."
+            raise typer.BadParameter(problem, param_hint=hint)

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mlx_hdr.cli import stop_requested
-from mlx_hdr.cli.common import Progress, show_progress
+from mlx_hdr.cli.common import Progress, not_empty, show_progress
 from mlx_hdr.errors import EXIT_SOME_FAILED
 from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.methods import METHODS
@@ -304,6 +304,7 @@ def predict_command(
     progress: Progress = None,
 ) -> None:
     """Reconstruct HDR from LDR images (exit code 3 when some of them failed)."""
+    not_empty({"INPUTS": inputs, "--out": out})
     _check_numbers(work_pixels, exposure, max_boost)
     folder = out.endswith(("/", os.sep))  # "v1.2/" is a folder, not a file of type .2
     out = Path(out)
