@@ -139,11 +139,11 @@ def test_inputs_that_cannot_be_told_apart_are_refused_up_front(cli, pics, tmp_pa
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args", [["", "-o", "out"], ["a.jpg", "-o", ""]])
+@pytest.mark.parametrize("args", [["", "-o", "out"], ["a.jpg", "-o", ""], ["a.jpg", "--model", ""]])
 def test_an_empty_name_is_refused_not_taken_for_the_current_folder(cli, pics, args, monkeypatch):
     # `predict "$PHOTOS" -o "$OUT"` with a variable unset had run on, or into, the current folder
     monkeypatch.chdir(pics)
-    code, _, err = cli("predict", *args, "--method", "linear")
+    code, _, err = cli("predict", *args)
     assert code == 2 and "an empty name (an unset variable?)" in err, err
     assert sorted(p.name for p in pics.iterdir()) == ["a.jpg", "a.png", "b.jpg"]
 

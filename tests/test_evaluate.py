@@ -364,7 +364,9 @@ def test_a_rerun_keeps_only_its_own_sheets_and_says_how_the_model_ran(
 ):
     out = tmp_path / "out"
     (out / "sheets").mkdir(parents=True)
+    (out / "metrics.csv").write_text("case,method\ngone,linear\none,linear\n")
     (out / "sheets" / "gone.png").write_bytes(b"an earlier run's case")
+    (out / "sheets" / "mine.png").write_bytes(b"the user's own")  # no run's case: kept
     (out / "sheets" / "notes.txt").write_text("not a sheet")
     argv = ["mlx-hdr", "evaluate", str(dataset), "--method", "linear", "--method", "model"]
     argv += ["-o", str(out), "--no-progress", "--response", "srgb", "--no-flip"]
@@ -372,12 +374,26 @@ def test_a_rerun_keeps_only_its_own_sheets_and_says_how_the_model_ran(
     with pytest.raises(SystemExit) as exc:
         main()
     assert exc.value.code == 0, capsys.readouterr().err
-    assert sorted(p.name for p in (out / "sheets").iterdir()) == ["notes.txt", "one.png", "two.png"]
+    sheets = sorted(p.name for p in (out / "sheets").iterdir())
+    assert sheets == ["mine.png", "notes.txt", "one.png", "two.png"]
     summary = (out / "summary.md").read_text()
     assert summary.endswith(
-        "The model (the bundled default, floor strength 1) ran with --response srgb, --flip off, "
-        "--blend on, --sky-ceiling 10000, --daylight-floor 0.\n"
+        "The model (the bundled default, floor kovaleski2014 at strength 1) ran with "
+        "`--response srgb --no-flip --sky-ceiling 10000 --daylight-floor 0`.\n"
     )
+
+
+@pytest.mark.parametrize("args", [["", "-o", "out"], ["DATA", "-o", ""], ["DATA", "--model", ""]])
+def test_an_empty_name_is_refused_not_taken_for_the_current_folder(
+    dataset, tmp_path, monkeypatch, capsys, args
+):
+    monkeypatch.chdir(tmp_path)
+    args = [str(dataset) if a == "DATA" else a for a in args]
+    monkeypatch.setattr(sys, "argv", ["mlx-hdr", "evaluate", *args, "--method", "linear"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2 and "an empty name" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_folder_without_pairs_is_told_the_paired_layouts(tmp_path):

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mlx_hdr.cli.common import Progress, show_progress
+from mlx_hdr.cli.common import Progress, not_empty, show_progress
 from mlx_hdr.cli.predict import choice, set_floor_strength
 from mlx_hdr.errors import EXIT_SOME_FAILED, UsageError
 from mlx_hdr.eval.evaluate import evaluate, net_for_methods, summary_markdown
@@ -30,21 +30,24 @@ def _report_error(case: str, problem: str) -> None:
 
 
 def settings_note(net, model, blend, flip, response, sky_ceiling, daylight_floor) -> list:
-    """summary.md's line of the settings the model ran with (none where it did not run)."""
+    """summary.md's line of the settings the model ran with, as options that give them
+    again (none where it did not run)."""
     if net is None:
         return []
     config = getattr(net, "config", None)
     which = f"`{model}`" if model else "the bundled default"
     if getattr(config, "floor", None):
-        which += f", floor strength {config.floor_strength:g}"
-    flips = {None: "auto", True: "on", False: "off"}[flip]
-    parts = [f"--response {response}", f"--flip {flips}", f"--blend {'on' if blend else 'off'}"]
-    parts += [f"--sky-ceiling {sky_ceiling:g}", f"--daylight-floor {daylight_floor:g}"]
-    return [f"The model ({which}) ran with " + ", ".join(parts) + "."]
+        which += f", floor {config.floor} at strength {config.floor_strength:g}"
+    flips = {None: " (the mirror mean where the photo runs in one pass)"}
+    options = [f"--response {response}", {True: "--flip", False: "--no-flip"}.get(flip, "")]
+    options += ["" if blend else "--no-blend", f"--sky-ceiling {sky_ceiling:g}"]
+    options += [f"--daylight-floor {daylight_floor:g}"]
+    said = " ".join(o for o in options if o)
+    return [f"The model ({which}) ran with `{said}`{flips.get(flip, '')}."]
 
 
 def evaluate_command(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder (any supported layout).")],
+    dataset: Annotated[str, typer.Argument(help="Dataset folder (any supported layout).")],
     method: Annotated[
         list[str] | None,
         typer.Option(
@@ -53,7 +56,7 @@ def evaluate_command(
             "model where it loads and expandnet2018 where MLX_HDR_EXPANDNET is set."
         ),
     ] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("eval-out"),
+    out: Annotated[str, typer.Option("--out", "-o", help="Report folder.")] = "eval-out",
     model: Annotated[
         str | None, typer.Option(help="Local .safetensors or Hugging Face repo id.")
     ] = None,
@@ -107,6 +110,8 @@ def evaluate_command(
 ) -> None:
     """Write metrics.csv, summary.md and contact sheets; print the summary table (exit code
     3 when some cases failed)."""
+    not_empty({"DATASET": dataset, "--out": out, "--model": "-" if model is None else model})
+    dataset, out = Path(dataset), Path(out)
     response = choice(response, RESPONSES, "--response")
     if out.exists() and not out.is_dir():
         raise UsageError("exists and is not a folder: -o names the folder for the results", out)

@@ -272,8 +272,8 @@ def evaluate(
             --daylight-floor``); None (the default): off.
         notes: lines for summary.md (the settings the run was made with).
 
-    The contact sheets of an earlier run into ``out`` whose cases this run has not scored
-    are removed, so ``out/sheets`` shows this run's cases only.
+    The contact sheets of an earlier run into ``out`` (the cases its ``metrics.csv``
+    lists) that this run has not scored are removed, so ``out/sheets`` shows this run's.
     """
     methods = _check_methods(methods, net)
     found = _scan(dataset)
@@ -312,8 +312,9 @@ def evaluate(
             continue
         report.rows += rows
         _write_sheet(report, on_error, out / "sheets" / f"{pair.name}.png", pair.name, sheet)
+    earlier = _reported_cases(out / "metrics.csv")  # before this run replaces it
     _write_report(report, out, methods, str(dataset))
-    _drop_stale_sheets(out / "sheets", report.files)
+    _drop_stale_sheets(out / "sheets", earlier - {r["case"] for r in report.rows})
     return report
 
 
@@ -326,13 +327,23 @@ def _scan(dataset):
         raise InputError(f"no LDR/HDR pairs found (expected {PAIRED_LAYOUTS})", dataset) from None
 
 
-def _drop_stale_sheets(folder: Path, written: list) -> None:
-    """Remove the contact sheets in ``folder`` that this run did not write (``written``):
-    an earlier run's, of cases this one has not scored."""
-    names = {Path(f).name for f in written}
-    for old in folder.glob("*.png"):
-        if old.name not in names and old.is_file():
-            old.unlink(missing_ok=True)
+def _reported_cases(path: Path) -> set[str]:
+    """The cases an earlier run's ``metrics.csv`` (``path``) lists; none where there is
+    none, or it cannot be read."""
+    try:
+        with open(path, newline="") as f:
+            return {row["case"] for row in csv.DictReader(f) if row.get("case")}
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError):
+        return set()
+
+
+def _drop_stale_sheets(folder: Path, cases: set[str]) -> None:
+    """Remove the contact sheets in ``folder`` of ``cases``: an earlier run's, of cases this
+    one has not scored (other files there are left alone)."""
+    for case in cases:
+        sheet = folder / f"{case}.png"
+        if sheet.is_file() and sheet.parent == folder:
+            sheet.unlink(missing_ok=True)
 
 
 PAIRED_LAYOUTS = (
