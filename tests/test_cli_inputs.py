@@ -38,7 +38,11 @@ def test_a_glob_skips_our_own_outputs_so_a_run_can_go_on(cli, shoot):
     assert sorted(p.name for p in shoot.iterdir()) == ["a.jpg", "a_uhdr.jpg", "b.jpg", "b_uhdr.jpg"]
     code, _, err = cli("predict", pattern, "-o", shoot, "--format", "uhdr", "--skip-existing")
     assert code == 0, err  # the gain-map JPEGs are not taken for photos
-    assert not list(shoot.glob("*_uhdr_uhdr.jpg"))
+    assert not list(shoot.glob("*_uhdr_uhdr.jpg")) and "left out" not in err  # its own: quiet
+    (shoot / "c_uhdr.jpg").write_bytes((shoot / "a.jpg").read_bytes())  # a photo of that name
+    code, _, err = cli("predict", pattern, "-o", shoot, "--format", "uhdr", "--skip-existing")
+    assert code == 0 and "note: left out 1 file named as mlx-hdr's outputs (c_uhdr.jpg)" in err
+    (shoot / "c_uhdr.jpg").unlink()
     code, _, err = cli("predict", str(shoot / "*_uhdr.jpg"), "-o", shoot / "o", *LINEAR)
     assert code == 3 and "matches only mlx-hdr's outputs or hidden files" in err
     outputs = shoot / "o"  # a folder of our outputs alone: said so, not "no images"

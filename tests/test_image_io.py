@@ -280,8 +280,8 @@ def test_a_folder_input_skips_hdr_avifs_only(tmp_path):
     _avif(tmp_path / "photo.avif", grey)
     _avif(tmp_path / "photo_hdr.avif", grey, primaries=9, transfer=16, bits=10)
     (tmp_path / "junk.avif").write_bytes(b"not an avif")  # kept: read_ldr names its problem
-    paths, missing = expand_inputs([str(tmp_path)])
-    assert [p.name for p in paths] == ["junk.avif", "photo.avif"] and not missing
+    paths, missing, own = expand_inputs([str(tmp_path)])
+    assert [p.name for p in paths] == ["junk.avif", "photo.avif"] and not missing and not own
     # a scene folder of a dataset: the HDR AVIF beside the photo leaves it paired
     from mlx_hdr.data.datasets import scan_dataset
 

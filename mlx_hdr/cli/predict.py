@@ -336,6 +336,13 @@ def predict_command(
     _note_unused(opts, plan, model, max_boost)
     if n := len(plan.done):
         typer.echo(f"skipped {n} input{'s' * (n > 1)} whose outputs all exist (--skip-existing)")
+    if n := len(plan.own):
+        names = ", ".join(p.name for p in plan.own[:3]) + (", ..." if n > 3 else "")
+        files = f"{n} file{'s' * (n > 1)}"
+        typer.echo(
+            f"note: left out {files} named as mlx-hdr's outputs ({names}); name one to take it",
+            err=True,
+        )
     net = None
     if opts.method == "model":
         from mlx_hdr.infer.model_hub import load_net

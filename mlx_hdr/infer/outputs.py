@@ -60,21 +60,24 @@ class Plan:
     jobs: list[tuple[Path, list[Path]]] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)
     done: list[Path] = field(default_factory=list)
+    own: list[Path] = field(default_factory=list)  # a folder's or glob's files named as ours
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]], list[Path]]:
     """Files, folders and globs. A folder or a glob gives its JPEG/PNG/TIFF/WebP/HEIC/AVIF
     files, sorted, skipping our previews, gain-map JPEGs and HDR AVIFs (so that a run
     writing next to its photos can be run again) and hidden files (an interrupted run's
     temporary files, macOS's ``._`` files); a file named is taken as it is.
 
-    Returns ``(paths, missing)``, ``missing`` as ``(input, problem)`` pairs.
+    Returns ``(paths, missing, own)``, ``missing`` as ``(input, problem)`` pairs, ``own``
+    the files a folder or glob held that are named as our outputs (left out).
     """
-    paths, missing = [], []
+    paths, missing, own = [], [], []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             paths += (found := _photos(listed := ldr_files(p)))
+            own += _own(listed)
             if listed and not found:
                 why = "folder holds only mlx-hdr's outputs (name one to take it)"
                 missing.append((item, why))
@@ -91,6 +94,7 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
             matched = sorted(Path(q) for q in glob.glob(item, recursive=True))
             photos = [q for q in matched if q.is_file() and is_ldr_file(q)]
             paths += (found := _photos(photos))
+            own += _own(photos)
             if not matched:
                 missing.append((item, "no files match this pattern"))
             elif photos and not found:
@@ -98,13 +102,19 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
                 missing.append((item, why))
             elif not found:
                 missing.append((item, "no JPEG/PNG/TIFF/WebP/HEIC/AVIF photos match it"))
-    return distinct_files(paths), missing  # an input named twice runs once
+    return distinct_files(paths), missing, distinct_files(own)  # a file named twice: once
 
 
 def _photos(paths) -> list[Path]:
     """``paths`` without our own outputs (previews, gain-map JPEGs) and hidden files."""
-    own = (PREVIEW_SUFFIX, UHDR_SUFFIX)
-    return [p for p in paths if not p.name.endswith(own) and not p.name.startswith(".")]
+    own = set(_own(paths))
+    return [p for p in paths if p not in own and not p.name.startswith(".")]
+
+
+def _own(paths) -> list[Path]:
+    """The ``paths`` named as our outputs are (previews, gain-map JPEGs), hidden ones aside."""
+    names = (PREVIEW_SUFFIX, UHDR_SUFFIX)
+    return [p for p in paths if p.name.endswith(names) and not p.name.startswith(".")]
 
 
 def _folders(p: Path, depth: int) -> str:
@@ -213,15 +223,17 @@ def plan_outputs(inputs: list[str], out: Path, opts, folder: bool = False) -> Pl
     """Expand ``inputs`` and name every output; ``UsageError`` for an ``out`` that cannot
     be written, two inputs with one output name, or an output that is an input. With
     ``opts.skip_existing``, an input whose outputs all exist is put in ``done``, not run.
-    ``folder``: ``out`` is a folder whatever its name (given with a trailing slash)."""
-    paths, missing = expand_inputs(inputs)
+    ``folder``: ``out`` is a folder whatever its name (given with a trailing slash). Files
+    named as outputs that this run would not write are listed in ``own`` (left out)."""
+    paths, missing, own = expand_inputs(inputs)
     check_output(out, len(paths) == 1, folder)
     single = len(paths) == 1 and not folder  # one photo, however named: -o may name its file
     sources = {p.resolve() for p in paths}
     inodes = {file_id(p) for p in paths} - {None}  # a name in another case (macOS), a link
-    plan = Plan(missing=missing)
+    plan, planned = Plan(missing=missing), set()
     for src, stem in zip(paths, output_stems(paths), strict=True):
         dests = output_paths(stem, out, single, opts)
+        planned |= {d.resolve() for d in dests}
         for dest in dests:
             if dest.resolve() in sources or file_id(dest) in inodes:  # None: not there
                 raise UsageError(f"output {dest} would overwrite an input; choose another -o", src)
@@ -232,6 +244,7 @@ def plan_outputs(inputs: list[str], out: Path, opts, folder: bool = False) -> Pl
         else:
             plan.jobs.append((src, dests))
     check_writable({d.parent for _, dests in plan.jobs for d in dests})
+    plan.own = [p for p in own if p.resolve() not in planned]  # not this run's outputs
     return plan
 
 
