@@ -378,8 +378,8 @@ def test_a_rerun_keeps_only_its_own_sheets_and_says_how_the_model_ran(
     assert sheets == ["mine.png", "notes.txt", "one.png", "two.png"]
     summary = (out / "summary.md").read_text()
     assert summary.endswith(
-        "The model (the bundled default, floor kovaleski2014 at strength 1) ran with "
-        "`--response srgb --no-flip --sky-ceiling 10000 --daylight-floor 0`.\n"
+        "The model (the bundled default, its floor kovaleski2014) ran with `--floor-strength 1 "
+        "--response srgb --no-flip --sky-ceiling 10000 --daylight-floor 0`.\n"
     )
 
 
@@ -401,3 +401,15 @@ def test_a_folder_without_pairs_is_told_the_paired_layouts(tmp_path):
     with pytest.raises(InputError, match=r"no LDR/HDR pairs found \(expected LDR_in/") as err:
         evaluate(tmp_path / "empty", tmp_path / "out", ["linear"], progress=False)
     assert "folder of .hdr" not in str(err.value)
+
+
+def test_stale_sheets_go_and_other_files_stay(tmp_path):
+    from mlx_hdr.eval.evaluate import _drop_stale_sheets
+
+    for name in ("one.png", "gone.png", "lost.png", "mine.png"):
+        (tmp_path / name).write_bytes(b"a sheet")
+    earlier = {"one", "gone", "lost", "ONE", "../up"}  # lost: scored now, its sheet not written
+    (tmp_path.parent / "up.png").write_bytes(b"outside")
+    _drop_stale_sheets(tmp_path, earlier, [tmp_path / "one.png"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.png", "one.png"]
+    assert (tmp_path.parent / "up.png").is_file()

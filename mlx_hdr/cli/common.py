@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -23,10 +24,10 @@ def show_progress(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else progress
 
 
-def not_empty(names: dict[str, list[str] | str]) -> None:
+def not_empty(names: dict[str, list | str | os.PathLike]) -> None:
     """A usage error for an empty name among ``names`` (what an unset shell variable gives,
     ``-o "$OUT"``), by option: it would stand for the current folder."""
     for hint, given in names.items():
-        if "" in ([given] if isinstance(given, str) else given):
+        if "" in map(str, [given] if isinstance(given, str | os.PathLike) else given):
             problem = "an empty name (an unset variable?); name the current folder as ."
             raise typer.BadParameter(problem, param_hint=hint)

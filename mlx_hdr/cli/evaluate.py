@@ -30,20 +30,22 @@ def _report_error(case: str, problem: str) -> None:
 
 
 def settings_note(net, model, blend, flip, response, sky_ceiling, daylight_floor) -> list:
-    """summary.md's line of the settings the model ran with, as options that give them
+    """summary.md's line of the settings the model ran with, as the options that give them
     again (none where it did not run)."""
     if net is None:
         return []
     config = getattr(net, "config", None)
-    which = f"`{model}`" if model else "the bundled default"
+    options = [f"--model {model}" if model else ""]
     if getattr(config, "floor", None):
-        which += f", floor {config.floor} at strength {config.floor_strength:g}"
-    flips = {None: " (the mirror mean where the photo runs in one pass)"}
-    options = [f"--response {response}", {True: "--flip", False: "--no-flip"}.get(flip, "")]
+        options += [f"--floor-strength {config.floor_strength:g}"]
+    options += [f"--response {response}", {True: "--flip", False: "--no-flip"}.get(flip, "")]
     options += ["" if blend else "--no-blend", f"--sky-ceiling {sky_ceiling:g}"]
     options += [f"--daylight-floor {daylight_floor:g}"]
+    which = "" if model else "the bundled default, "
+    floor = f"its floor {config.floor}" if getattr(config, "floor", None) else "no floor"
     said = " ".join(o for o in options if o)
-    return [f"The model ({which}) ran with `{said}`{flips.get(flip, '')}."]
+    mirror = " (the mirror mean where the photo runs in one pass)" if flip is None else ""
+    return [f"The model ({which}{floor}) ran with `{said}`{mirror}."]
 
 
 def evaluate_command(

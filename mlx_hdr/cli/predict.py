@@ -337,12 +337,14 @@ def predict_command(
     if n := len(plan.done):
         typer.echo(f"skipped {n} input{'s' * (n > 1)} whose outputs all exist (--skip-existing)")
     if n := len(plan.own):
-        names = ", ".join(p.name for p in plan.own[:3]) + (", ..." if n > 3 else "")
-        files = f"{n} file{'s' * (n > 1)}"
-        typer.echo(
-            f"note: left out {files} named as mlx-hdr's outputs ({names}); name one to take it",
-            err=True,
+        names = ", ".join(map(str, plan.own[:3])) + (", ..." if n > 3 else "")
+        what = (
+            "a file named like an mlx-hdr output"
+            if n == 1
+            else f"{n} files named like mlx-hdr's outputs"
         )
+        them = "it" if n == 1 else "one"
+        typer.echo(f"note: left out {what} ({names}); name {them} to take it", err=True)
     net = None
     if opts.method == "model":
         from mlx_hdr.infer.model_hub import load_net

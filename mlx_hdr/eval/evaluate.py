@@ -314,7 +314,7 @@ def evaluate(
         _write_sheet(report, on_error, out / "sheets" / f"{pair.name}.png", pair.name, sheet)
     earlier = _reported_cases(out / "metrics.csv")  # before this run replaces it
     _write_report(report, out, methods, str(dataset))
-    _drop_stale_sheets(out / "sheets", earlier - {r["case"] for r in report.rows})
+    _drop_stale_sheets(out / "sheets", earlier, report.files)
     return report
 
 
@@ -331,18 +331,21 @@ def _reported_cases(path: Path) -> set[str]:
     """The cases an earlier run's ``metrics.csv`` (``path``) lists; none where there is
     none, or it cannot be read."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             return {row["case"] for row in csv.DictReader(f) if row.get("case")}
     except (OSError, UnicodeDecodeError, csv.Error, KeyError):
         return set()
 
 
-def _drop_stale_sheets(folder: Path, cases: set[str]) -> None:
-    """Remove the contact sheets in ``folder`` of ``cases``: an earlier run's, of cases this
-    one has not scored (other files there are left alone)."""
+def _drop_stale_sheets(folder: Path, cases: set[str], written: list) -> None:
+    """Remove the contact sheets in ``folder`` of an earlier run's ``cases`` that this run
+    has not written (``written``: its files; a sheet it lost to a full disk goes too), other
+    files there left alone; a name this run wrote in another case is kept (macOS: the
+    same file)."""
+    ours = {Path(f).name.casefold() for f in written}
     for case in cases:
         sheet = folder / f"{case}.png"
-        if sheet.is_file() and sheet.parent == folder:
+        if sheet.name.casefold() not in ours and sheet.parent == folder and sheet.is_file():
             sheet.unlink(missing_ok=True)
 
 

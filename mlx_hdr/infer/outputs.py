@@ -77,7 +77,7 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]],
         p = Path(item)
         if p.is_dir():
             paths += (found := _photos(listed := ldr_files(p)))
-            own += _own(listed)
+            own += _own(listed) if found else []  # none found: an error says so
             if listed and not found:
                 why = "folder holds only mlx-hdr's outputs (name one to take it)"
                 missing.append((item, why))
@@ -94,7 +94,7 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]],
             matched = sorted(Path(q) for q in glob.glob(item, recursive=True))
             photos = [q for q in matched if q.is_file() and is_ldr_file(q)]
             paths += (found := _photos(photos))
-            own += _own(photos)
+            own += _own(photos) if found else []
             if not matched:
                 missing.append((item, "no files match this pattern"))
             elif photos and not found:
@@ -230,8 +230,8 @@ def plan_outputs(inputs: list[str], out: Path, opts, folder: bool = False) -> Pl
     single = len(paths) == 1 and not folder  # one photo, however named: -o may name its file
     sources = {p.resolve() for p in paths}
     inodes = {file_id(p) for p in paths} - {None}  # a name in another case (macOS), a link
-    plan, planned = Plan(missing=missing), set()
-    for src, stem in zip(paths, output_stems(paths), strict=True):
+    plan, planned, stems = Plan(missing=missing), set(), output_stems(paths)
+    for src, stem in zip(paths, stems, strict=True):
         dests = output_paths(stem, out, single, opts)
         planned |= {d.resolve() for d in dests}
         for dest in dests:
@@ -244,8 +244,21 @@ def plan_outputs(inputs: list[str], out: Path, opts, folder: bool = False) -> Pl
         else:
             plan.jobs.append((src, dests))
     check_writable({d.parent for _, dests in plan.jobs for d in dests})
-    plan.own = [p for p in own if p.resolve() not in planned]  # not this run's outputs
+    plan.own = _not_ours(own, planned, {*stems, *(p.stem for p in paths)})
     return plan
+
+
+def _not_ours(own: list[Path], planned: set[Path], stems: set[str]) -> list[Path]:
+    """The files named as our outputs (``own``) that are none of this run's (``planned``)
+    nor another format's output of one of its photos (``<stem>_preview.png`` or
+    ``<stem>_uhdr.jpg`` for a ``stems`` of its inputs or outputs); names compared ignoring
+    case (one file on macOS)."""
+    planned_names = {str(p).casefold() for p in planned}
+    folded = {s.casefold() for s in stems}
+    ends = (PREVIEW_SUFFIX, UHDR_SUFFIX)
+    base = {p: next(p.name[: -len(e)] for e in ends if p.name.endswith(e)) for p in own}
+    kept = [p for p in own if str(p.resolve()).casefold() not in planned_names]
+    return [p for p in kept if base[p].casefold() not in folded]
 
 
 def check_writable(folders) -> None:
