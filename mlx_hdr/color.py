@@ -64,17 +64,23 @@ def _axes(x: np.ndarray) -> tuple[int, ...]:
 STOPS_LO, STOPS_HI = -4.0, 12.0  # ``stops`` target's residual range (``infer.targets``); 12 = 4096x
 
 
-def hdr_to_target(hdr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hdr_to_target(
+    hdr: np.ndarray, valid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scene-linear HDR -> the network's target domain, [-1, 1].
 
     log1p, then per-image min-max to [0, 1] with eps 1e-6, then to [-1, 1] (the design).
     Returns ``(target, lo, hi)`` where lo/hi are the per-image log1p min/max (keepdims),
     needed by :func:`target_to_hdr`. A float64 ``hdr`` is taken in float64 (values beyond
-    float32's range stay finite); the target is float32.
+    float32's range stay finite); the target is float32. ``valid``: for one HWC image, the
+    HxW pixels the min-max is taken over (lo/hi are then scalars; None: all of them).
     """
     log = np.log1p(np.maximum(as_float(hdr), 0.0))
-    lo = log.min(axis=_axes(log), keepdims=True)
-    hi = log.max(axis=_axes(log), keepdims=True)
+    if valid is None:
+        lo = log.min(axis=_axes(log), keepdims=True)
+        hi = log.max(axis=_axes(log), keepdims=True)
+    else:
+        lo, hi = log[valid].min(), log[valid].max()
     unit = (log - lo) / (hi - lo + EPS)
     return (unit * 2.0 - 1.0).astype(np.float32), lo, hi
 

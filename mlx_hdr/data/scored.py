@@ -50,13 +50,13 @@ def scored_region(meta: dict, path: Path, hdr: Path) -> ScoredRegion | None:
     """The :class:`ScoredRegion` a bracket set's description ``meta`` (read from ``path``)
     marks on the frames of its merged ``hdr``, or None where it marks nothing (the merge is
     then not read): :func:`region_on` the merge; ``UnreadableMerge`` where it cannot be read."""
-    if _marks(meta, path) is None:
+    if (marks := _marks(meta, path)) is None:
         return None
     try:
         image = read_hdr(hdr)
     except InputError as exc:
         raise UnreadableMerge(str(exc)) from None
-    return region_on(meta, path, image)
+    return _region(marks, path, image)
 
 
 def _marks(meta: dict, path: Path) -> tuple | None:
@@ -103,8 +103,11 @@ def region_on(meta: dict, path: Path, image: np.ndarray) -> ScoredRegion | None:
     ``path`` for a malformed mark, a box that misses the frames, and marks that leave less
     than ``MIN_SCORED`` of the pixels scored."""
     marks = _marks(meta, path)
-    if marks is None:
-        return None
+    return None if marks is None else _region(marks, path, image)
+
+
+def _region(marks: tuple, path: Path, image: np.ndarray) -> ScoredRegion:
+    """:func:`region_on` for the ``marks`` :func:`_marks` checked."""
     ghost, circle = marks
     h, w = image.shape[:2]
     if ghost is not None and not (ghost[0] < w and ghost[1] < h and ghost[2] > 0 and ghost[3] > 0):

@@ -36,7 +36,6 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from mlx_hdr.color import (
-    EPS,
     TINY,
     align_scale,
     clipped_mask,
@@ -106,15 +105,6 @@ def _log_metrics_one(
     return psnr(p_v, g_v, 2.0), ssim, float(np.mean(np.abs(p_v - g_v)))
 
 
-def _log_target(hdr: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
-    """``color.hdr_to_target``, its min-max taken over the ``valid`` pixels where given."""
-    if valid is None:
-        return hdr_to_target(hdr)[0]
-    log = np.log1p(np.maximum(hdr, 0.0))
-    lo, hi = log[valid].min(), log[valid].max()
-    return ((log - lo) / (hi - lo + EPS) * 2.0 - 1.0).astype(np.float32)
-
-
 def log_domain_metrics(
     pred: np.ndarray, gt: np.ndarray, *, inputs: str = "hdr", valid: np.ndarray | None = None
 ) -> dict:
@@ -137,7 +127,7 @@ def log_domain_metrics(
     if valid is not None and p.ndim != 3:
         raise ValueError("valid pixels are given for one HWC image")
     if inputs == "hdr":  # in float64 when given: x * 200 cd/m² may exceed float32's range
-        p, g = _log_target(p, valid), _log_target(g, valid)
+        p, g = hdr_to_target(p, valid)[0], hdr_to_target(g, valid)[0]
     p, g = p.astype(np.float32, copy=False), g.astype(np.float32, copy=False)
     if p.ndim == 3:
         return dict(zip(("psnr", "ssim", "l1"), _log_metrics_one(p, g, valid), strict=True))

@@ -46,6 +46,7 @@ from mlx_hdr.io.uhdr import UHDR_SUFFIX, write_uhdr
 
 GLOB_CHARS = set("*?[")
 PREVIEW_SUFFIX = "_preview.png"
+OWN_SUFFIXES = (PREVIEW_SUFFIX, UHDR_SUFFIX)  # how our outputs beside the photos end
 JPEG_SUFFIXES = (".jpg", ".jpeg")  # ``-o x.jpg``: the gain-map JPEG
 HDR_OUTPUTS = (*HDR_SUFFIXES, ".avif")  # files that hold the HDR rendition alone
 FILE_SUFFIXES = (*HDR_OUTPUTS, ".png", *JPEG_SUFFIXES)  # what ``-o FILE`` may name
@@ -113,8 +114,7 @@ def _photos(paths) -> list[Path]:
 
 def _own(paths) -> list[Path]:
     """The ``paths`` named as our outputs are (previews, gain-map JPEGs), hidden ones aside."""
-    names = (PREVIEW_SUFFIX, UHDR_SUFFIX)
-    return [p for p in paths if p.name.endswith(names) and not p.name.startswith(".")]
+    return [p for p in paths if p.name.endswith(OWN_SUFFIXES) and not p.name.startswith(".")]
 
 
 def _folders(p: Path, depth: int) -> str:
@@ -149,8 +149,8 @@ def output_stems(paths: list[Path]) -> list[str]:
     for p in paths:
         groups[p.stem.casefold()].append(p)
     names = {}
+    *_, last = namers = list(_namers())  # none tells a group apart: the last names the pair
     for group in groups.values():
-        *_, last = namers = list(_namers())  # none: the last one names the pair left
         namer = next(
             (f for f in namers if len({f(p).casefold() for p in group}) == len(group)), last
         )
@@ -233,7 +233,7 @@ def plan_outputs(inputs: list[str], out: Path, opts, folder: bool = False) -> Pl
     plan, planned, stems = Plan(missing=missing), set(), output_stems(paths)
     for src, stem in zip(paths, stems, strict=True):
         dests = output_paths(stem, out, single, opts)
-        planned |= {d.resolve() for d in dests}
+        planned |= {str(d.resolve()).casefold() for d in dests}
         for dest in dests:
             if dest.resolve() in sources or file_id(dest) in inodes:  # None: not there
                 raise UsageError(f"output {dest} would overwrite an input; choose another -o", src)
@@ -248,16 +248,14 @@ def plan_outputs(inputs: list[str], out: Path, opts, folder: bool = False) -> Pl
     return plan
 
 
-def _not_ours(own: list[Path], planned: set[Path], stems: set[str]) -> list[Path]:
-    """The files named as our outputs (``own``) that are none of this run's (``planned``)
-    nor another format's output of one of its photos (``<stem>_preview.png`` or
-    ``<stem>_uhdr.jpg`` for a ``stems`` of its inputs or outputs); names compared ignoring
-    case (one file on macOS)."""
-    planned_names = {str(p).casefold() for p in planned}
+def _not_ours(own: list[Path], planned: set[str], stems: set[str]) -> list[Path]:
+    """The files named as our outputs (``own``) that are none of this run's (``planned``:
+    resolved paths, casefolded) nor another format's output of one of its photos
+    (``<stem>_preview.png`` or ``<stem>_uhdr.jpg`` for a ``stems`` of its inputs or
+    outputs); names compared ignoring case (one file on macOS)."""
     folded = {s.casefold() for s in stems}
-    ends = (PREVIEW_SUFFIX, UHDR_SUFFIX)
-    base = {p: next(p.name[: -len(e)] for e in ends if p.name.endswith(e)) for p in own}
-    kept = [p for p in own if str(p.resolve()).casefold() not in planned_names]
+    base = {p: next(p.name[: -len(e)] for e in OWN_SUFFIXES if p.name.endswith(e)) for p in own}
+    kept = [p for p in own if str(p.resolve()).casefold() not in planned]
     return [p for p in kept if base[p].casefold() not in folded]
 
 
