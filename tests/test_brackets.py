@@ -254,6 +254,8 @@ def test_cli_merges_a_bracket_and_fails_in_one_line(tmp_path, monkeypatch, capsy
     code, stdout, _ = run_cli(monkeypatch, capsys, *args)
     assert code == 0 and "merged 4 photos" in stdout and (out / "merged.hdr").is_file()
     assert "validate_model.py --brackets" in stdout
+    short = json.loads((out / "exposures.json").read_text())["frames"][-1]
+    assert f"the shortest photo ({short['source']}) clips {short['clipped']:.1%} of" in stdout
     code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 1 and err.count("\n") == 1 and "already exists" in err and "set" in err
     report = tmp_path / "report"
@@ -262,6 +264,19 @@ def test_cli_merges_a_bracket_and_fails_in_one_line(tmp_path, monkeypatch, capsy
     rows = (report / "metrics.csv").read_text().splitlines()
     frames = json.loads((out / "exposures.json").read_text())["frames"]
     assert code == 0 and len(rows) - 1 == sum(f["clipped"] <= 0.3 for f in frames) > 0, err
+
+
+def test_light_every_frame_clips_is_merged_at_least_at_the_shortest_frames_white(tmp_path):
+    # Debevec's merge had averaged the longer frames' clipped codes in: such a light came
+    # out at a fraction of the white, darker than the near-white pixels around it
+    hdr = scene()
+    frames = read_frames(shoot(tmp_path, hdr))
+    merged, _ = merge_bracket(frames)
+    every = hdr.min(-1) * TIMES[-1] * 8 > 1.2  # beyond the shortest frame's clip
+    assert every.sum() > 50
+    assert merged[every].min() > 0.9
+    near = (hdr.max(-1) * TIMES[-1] * 8 > 0.7) & (hdr.max(-1) * TIMES[-1] * 8 < 0.9)
+    assert np.median(merged[every]) > np.median(merged[near])
 
 
 def test_merge_matches_the_office_sets_own_merge(shared):

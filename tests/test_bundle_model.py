@@ -74,6 +74,34 @@ def test_a_runs_checkpoints_bundle_to_their_mean_with_a_floor(tmp_path, monkeypa
     for k, v in mean.items():  # stored as float16
         np.testing.assert_array_equal(np.array(got[k]), np.array(v.astype(mx.float16)), k)
     assert not any(".classifier." in k for k in got)
+    arrays, meta = mx.load(str(ckpts[1]), return_metadata=True)
+    key = next(k for k in sorted(arrays) if k.startswith("model.") and "weight" in k)
+    arrays[key] = mx.full(arrays[key].shape, float("nan"))
+    mx.save_safetensors(str(tmp_path / "nan.safetensors"), arrays, metadata=meta)
+    args = ["--checkpoint", tmp_path / "nan.safetensors", "-o", tmp_path / "b.safetensors"]
+    code, said = bundle(monkeypatch, capsys, folder / "model.safetensors", *args)
+    assert said.startswith(f"error: {tmp_path / 'nan.safetensors'}: 1 weights hold NaN"), said
+    args = ["--floor-strength", "0.5", "-o", tmp_path / "b.safetensors"]  # no floor to share
+    code, said = bundle(monkeypatch, capsys, folder / "model.safetensors", *args)
+    assert code == 2 and "a floor strength needs a floor" in said, said
+    assert not (tmp_path / "b.safetensors").exists()
+
+
+def test_a_bundle_never_replaces_the_model_or_checkpoint_it_is_made_from(
+    tmp_path, monkeypatch, capsys
+):
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(DEFAULT.read_bytes())
+    (tmp_path / "link.safetensors").symlink_to(model)
+    for args in (
+        [model, "-o", model],
+        [model, "-o", tmp_path / "link.safetensors"],
+        [DEFAULT, "--checkpoint", model, "-o", model],  # refused before the checkpoint is read
+    ):
+        code, said = bundle(monkeypatch, capsys, *args)
+        assert code == 2 and said.count("\n") == 1, said
+        assert "the bundle is made from; name another file" in said
+        assert model.read_bytes() == DEFAULT.read_bytes()
 
 
 @pytest.mark.parametrize(

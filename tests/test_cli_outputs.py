@@ -205,3 +205,37 @@ def test_max_pixels_flag_sets_the_decompression_bomb_limit(cli, pics, tmp_path):
     assert code == 0 and names(out) == ["a.hdr", "a_preview.png"], err
     code, _, err = cli(*args, "--max-pixels", "0")
     assert code == 2 and "--max-pixels" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["convert", "lpips_vgg", "v.pth", "-o", ""], "--output"),
+        (["convert", "lpips_vgg", ""], "SRC"),
+        (["data", "index", ""], "DIRECTORY"),
+        (["data", "index", "ds", "-o", ""], "--output"),
+        (["data", "check", ""], "PATH"),
+        (["data", "brackets", "", "-o", "set"], "PHOTOS"),
+        (["data", "brackets", "a.jpg", "b.jpg", "-o", ""], "--output"),
+        (["bundle", "", "-o", "m.safetensors"], "MODEL"),
+        (["bundle", "m.safetensors", "-o", ""], "--out"),
+        (["bundle", "m.safetensors", "--checkpoint", "", "-o", "b.safetensors"], "--checkpoint"),
+        (["train", "--data", ""], "--data"),
+        (["train", "--data", "pool", "--run-dir", ""], "--run-dir"),
+        (["train", "--config", ""], "--config"),
+        (["train", "--data", "pool", "--init-model", ""], "--init-model"),
+    ],
+)
+def test_every_command_refuses_an_empty_name(pics, args, hint, monkeypatch, capsys):
+    # convert -o "" had written into the current folder, data brackets "" merged its photos,
+    # train --run-dir "" would have run in it
+    from mlx_hdr.cli import main
+
+    monkeypatch.chdir(pics)
+    monkeypatch.setattr("sys.argv", ["mlx-hdr", *args])
+    with pytest.raises(SystemExit) as done:
+        main()
+    code, err = done.value.code, capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: Invalid value for {hint}: an empty name (an unset variable?)")
+    assert sorted(p.name for p in pics.iterdir()) == ["a.jpg", "a.png", "b.jpg"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import sys
 
+import numpy as np
 import pytest
 
 from mlx_hdr.cli import main
@@ -191,6 +192,27 @@ def test_cli_index_check_and_errors(tmp_path, monkeypatch, capsys, shared):
     assert code == 2 and "is a folder; name the manifest file" in " ".join(err.split())
 
 
+def test_index_never_writes_over_a_file_that_is_not_a_manifest(tmp_path, monkeypatch, capsys):
+    """``-o`` naming one of the dataset's own files (a set's merged.hdr, a photo, its
+    exposures.json) or any other file is refused before the scan; a manifest is replaced."""
+    (tmp_path / "ds").mkdir()
+    hdr = tmp_path / "ds" / "scene.hdr"
+    write_hdr(hdr, np.full((8, 16, 3), 2.0, np.float32))
+    before = hdr.read_bytes()
+    (tmp_path / "notes.jsonl").write_text('{"format": "other"}\n')
+    for out in (hdr, tmp_path / "notes.jsonl"):
+        code, _, err = run_cli(monkeypatch, capsys, "data", "index", tmp_path / "ds", "-o", out)
+        said = f"error: {out}: exists and is not a manifest: it would be overwritten\n"
+        assert code == 2 and err == said, err
+    assert hdr.read_bytes() == before
+    manifest = tmp_path / "ds" / "m.jsonl"
+    for _ in range(2):  # the second run replaces the first's manifest
+        code, _, err = run_cli(
+            monkeypatch, capsys, "data", "index", tmp_path / "ds", "-o", manifest
+        )
+        assert code == 0 and read_manifest(manifest).records, err
+
+
 def test_linked_files_and_a_merged_hdr_beside_the_folder_are_indexed(tmp_path, scene):
     """Record paths may lead out of the dataset folder: links to files elsewhere (kept as
     named), a bracket set's HDR one level up (``..``); they had raised a traceback."""
@@ -212,7 +234,7 @@ def test_linked_files_and_a_merged_hdr_beside_the_folder_are_indexed(tmp_path, s
 
 
 def test_a_manifest_moved_with_its_dataset_reads_it_and_check_names_missing_files(
-    tmp_path, make_scenes
+    tmp_path, make_scenes, monkeypatch, capsys
 ):
     import shutil
 
@@ -229,10 +251,15 @@ def test_a_manifest_moved_with_its_dataset_reads_it_and_check_names_missing_file
         moved = read_manifest(tmp_path / "b/m.jsonl")
     assert moved.root == tmp_path / "b/ds" and moved.records == index.records
     assert all(moved.path(r, "ldr").is_file() for r in moved.kept())
-    (tmp_path / "b/ds/s1/gt.hdr").unlink()
+    gone = [tmp_path / "b/ds/s1/gt.hdr", tmp_path / "b/ds/s2/gt.hdr"]
+    for p in gone:
+        p.unlink()
     with pytest.warns(UserWarning):
         summary = check(tmp_path / "b/m.jsonl")
-    assert summary["missing"] == [str(tmp_path / "b/ds/s1/gt.hdr")]
-    assert f"missing: 1 file of the kept pairs ({tmp_path / 'b/ds/s1/gt.hdr'})" in format_summary(
-        summary
-    )
+    assert summary["missing"] == [str(p) for p in gone]
+    lines = format_summary(summary).splitlines()
+    assert "missing: 2 files of the kept pairs (moved or deleted since indexing)" in lines
+    assert all(f"missing: {p}" in lines for p in gone)  # each named, not only the first
+    with pytest.warns(UserWarning):
+        code, stdout, _ = run_cli(monkeypatch, capsys, "data", "check", tmp_path / "b/m.jsonl")
+    assert code == 3 and f"missing: {gone[1]}" in stdout  # a script can tell

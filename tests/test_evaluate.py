@@ -207,6 +207,30 @@ def test_black_ground_truth_is_refused(dataset, tmp_path):
     assert [r["case"] for r in report.rows] == ["one"]
 
 
+def test_where_every_case_fails_nothing_is_written_and_an_earlier_report_stays(
+    dataset, tmp_path, monkeypatch, capsys
+):
+    # it had written an empty metrics.csv and summary.md over the earlier ones, and said so
+    root, out = tmp_path / "data", tmp_path / "out"
+    shutil.copytree(dataset, root)
+    argv = ["mlx-hdr", "evaluate", str(root), "--method", "linear", "-o", str(out)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--no-progress"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 0
+    earlier = (out / "metrics.csv").read_bytes(), (out / "summary.md").read_bytes()
+    for case in ("one", "two"):
+        (root / case / "gt.hdr").write_bytes(b"#?RADIANCE\n")  # cut short
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main()
+    said = capsys.readouterr()
+    assert exc.value.code == 3 and said.out == "wrote nothing\n", said
+    assert said.err.count("\n") == 2 and said.err.startswith("error: ")
+    assert ((out / "metrics.csv").read_bytes(), (out / "summary.md").read_bytes()) == earlier
+    assert sorted(p.name for p in (out / "sheets").iterdir()) == ["one.png", "two.png"]
+
+
 def test_a_sheet_on_a_full_disk_is_reported_and_the_run_goes_on(dataset, tmp_path, monkeypatch):
     # a write error used to end the evaluation with a traceback
     import errno

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from mlx_hdr.cli.common import not_empty
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``bundle`` command to ``app``."""
@@ -14,10 +16,10 @@ def register(app: typer.Typer) -> None:
 
 
 def bundle_command(
-    model: Annotated[Path, typer.Argument(help="The model to package: a run's model.safetensors.")],
-    output: Annotated[Path, typer.Option("-o", "--out", help="The .safetensors to write.")],
+    model: Annotated[str, typer.Argument(help="The model to package: a run's model.safetensors.")],
+    output: Annotated[str, typer.Option("-o", "--out", help="The .safetensors to write.")],
     checkpoint: Annotated[
-        list[Path] | None,
+        list[str] | None,
         typer.Option(
             help="Take the trainable weights from this training checkpoint instead (e.g. "
             "RUN/checkpoints/last.safetensors); given several times, their mean."
@@ -36,7 +38,9 @@ def bundle_command(
     (outputs unchanged), usable with predict --model."""
     from mlx_hdr.train.bundle import bundle_model
 
-    done = bundle_model(model, output, checkpoint or (), floor, floor_strength)
+    not_empty({"MODEL": model, "--out": output, "--checkpoint": checkpoint or []})
+    paths = [Path(c) for c in checkpoint or ()]
+    done = bundle_model(Path(model), Path(output), paths, floor, floor_strength)
     if done.steps:
         what = (
             f"step {done.steps[0]}" if len(done.steps) == 1 else f"the mean of steps {done.steps}"

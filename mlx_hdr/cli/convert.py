@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from mlx_hdr.cli.common import not_empty
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``convert`` command to ``app``."""
@@ -19,10 +21,10 @@ def convert_command(
         typer.Argument(help="mobilenet_v3_large, mobilenet_v2, vgg16 or lpips_vgg."),
     ],
     src: Annotated[
-        Path | None, typer.Argument(help="The PyTorch .pth file (or use --download).")
+        str | None, typer.Argument(help="The PyTorch .pth file (or use --download).")
     ] = None,
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option("-o", "--output", help="A .safetensors file or a directory."),
     ] = None,
     download: Annotated[
@@ -36,4 +38,6 @@ def convert_command(
     """Convert a torchvision / lpips checkpoint to MLX safetensors (no PyTorch needed)."""
     from mlx_hdr.convert import convert_from
 
-    typer.echo(convert_from(arch, src, output, download, dtype, variant))
+    not_empty({"SRC": "-" if src is None else src, "--output": "-" if output is None else output})
+    src_path, out_path = (None if p is None else Path(p) for p in (src, output))
+    typer.echo(convert_from(arch, src_path, out_path, download, dtype, variant))

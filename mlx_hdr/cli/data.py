@@ -9,8 +9,13 @@ from typing import Annotated
 
 import typer
 
-from mlx_hdr.cli.common import Progress, show_progress
-from mlx_hdr.data.brackets import MOVED_WARN, bracket_set_use, write_bracket_set
+from mlx_hdr.cli.common import Progress, not_empty, show_progress
+from mlx_hdr.data.brackets import (
+    MOVED_WARN,
+    SHORTEST_CLIP_WARN,
+    bracket_set_use,
+    write_bracket_set,
+)
 from mlx_hdr.data.manifest import check, format_summary, index_dataset, summarize
 from mlx_hdr.data.preprocess import MAX_HDR_VALUE
 
@@ -26,10 +31,10 @@ def register(app: typer.Typer) -> None:
 
 @data_app.command("index")
 def index_command(
-    directory: Annotated[Path, typer.Argument(help="Dataset folder (any supported layout).")],
+    directory: Annotated[str, typer.Argument(help="Dataset folder (any supported layout).")],
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="Manifest to write (JSON lines).")
-    ] = Path("manifest.jsonl"),
+        str, typer.Option("-o", "--output", help="Manifest to write (JSON lines).")
+    ] = "manifest.jsonl",
     max_value: Annotated[
         float, typer.Option(help="Drop paired HDRs brighter than this (the design: 4096).")
     ] = MAX_HDR_VALUE,
@@ -42,6 +47,8 @@ def index_command(
     """Scan DIRECTORY once and write a manifest of its pairs (kept/dropped and why)."""
     if not (math.isfinite(max_value) and max_value > 0):
         raise typer.BadParameter(f"{max_value} is not a number > 0", param_hint="--max-value")
+    not_empty({"DIRECTORY": directory, "--output": output})
+    directory, output = Path(directory), Path(output)
     if output.is_dir():  # found before the decoding, not after it
         raise typer.BadParameter(f"{output} is a folder; name the manifest file", param_hint="-o")
     manifest = index_dataset(
@@ -55,20 +62,24 @@ def index_command(
 
 @data_app.command("check")
 def check_command(
-    path: Annotated[Path, typer.Argument(help="A manifest (.jsonl) or a dataset folder.")],
+    path: Annotated[str, typer.Argument(help="A manifest (.jsonl) or a dataset folder.")],
 ) -> dict:
-    """Print counts, drop reasons and dynamic-range statistics."""
-    summary = check(path)
+    """Print counts, drop reasons and dynamic-range statistics (exit code 3 when files of
+    the kept pairs are missing)."""
+    not_empty({"PATH": path})
+    summary = check(Path(path))
     typer.echo(format_summary(summary))
+    if summary["missing"]:
+        raise typer.Exit(3)
     return summary
 
 
 @data_app.command("brackets")
 def brackets_command(
     photos: Annotated[
-        list[Path], typer.Argument(help="The bracket's photos (with EXIF), or their folder.")
+        list[str], typer.Argument(help="The bracket's photos (with EXIF), or their folder.")
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="The bracket set's folder (new).")],
+    output: Annotated[str, typer.Option("-o", "--output", help="The bracket set's folder (new).")],
     align: Annotated[
         bool,
         typer.Option(help="Shift the photos onto each other first (a handheld bracket)."),
@@ -76,7 +87,9 @@ def brackets_command(
 ) -> dict:
     """Merge one exposure bracket into an HDR and write it with its photos as a bracket set:
     real LDR/HDR pairs from your camera for validation and training."""
-    meta = write_bracket_set(photos, output, align)
+    not_empty({"PHOTOS": photos, "--output": output})
+    output = Path(output)
+    meta = write_bracket_set([Path(p) for p in photos], output, align)
     frames = meta["frames"]
     times = ", ".join(f"{f['exposure_time_s']:.4g} s" for f in frames)
     typer.echo(f"merged {len(frames)} photos ({times}) into {output / meta['merge']['output']}")
@@ -87,6 +100,12 @@ def brackets_command(
         typer.echo(
             f"frames disagree with the next longer one (something moved?) in up to "
             f"{worst:.0%} of the pixels both record: {names}"
+        )
+    if frames[-1]["clipped"] > SHORTEST_CLIP_WARN:
+        typer.echo(
+            f"the shortest photo ({frames[-1]['source']}) clips {frames[-1]['clipped']:.1%} of "
+            "its pixels: the merge holds them at its white, below their truth (add a shorter "
+            "exposure to measure them)"
         )
     stuck = [f["source"] for f in frames if align and f["shift_px"] is None]
     if stuck:

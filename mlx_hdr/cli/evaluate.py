@@ -134,8 +134,11 @@ def evaluate_command(
         notes=settings_note(net, model, blend, flip, response, sky_ceiling, daylight_floor),
     )
     n_cases = len({r["case"] for r in report.rows})
-    typer.echo(summary_markdown(report.means, n_cases, str(dataset)))
-    typer.echo(f"wrote {out}/metrics.csv, {out}/summary.md, {out}/sheets/")
+    if n_cases:
+        typer.echo(summary_markdown(report.means, n_cases, str(dataset)))
+        typer.echo(f"wrote {out}/metrics.csv, {out}/summary.md, {out}/sheets/")
+    else:
+        typer.echo("wrote nothing")
     if n := len(report.left_out):
         files = f"{n} file{'' if n == 1 else 's'}"
         typer.echo(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mlx_hdr.cli.common import Progress, show_progress
+from mlx_hdr.cli.common import Progress, not_empty, show_progress
 from mlx_hdr.models.hybrid import HybridConfig
 from mlx_hdr.train.config import TrainConfig
 
@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
         config: Annotated[
-            Path | None, Opt("--config", "-c", help="recipe .json/.toml (default: the options)")
+            str | None, Opt("--config", "-c", help="recipe .json/.toml (default: the options)")
         ] = None,
         data: Annotated[str | None, Opt(help="HDR pool folder or manifest", key="data")] = None,
         run_dir: Annotated[
@@ -99,8 +99,11 @@ def register(app: typer.Typer) -> None:
         overrides = {k: v for k, v in locals().items() if k not in NOT_RECIPE}
         from mlx_hdr.train.trainer import train_from_options
 
+        named = {"--config": config, "--data": data, "--run-dir": run_dir}
+        named |= {"--init-model": init_model, "--encoder-weights": encoder_weights}
+        not_empty({k: "-" if v is None else v for k, v in named.items()})
         result = train_from_options(
-            config,
+            None if config is None else Path(config),
             resume=resume,
             overwrite=overwrite,
             progress=show_progress(progress),

@@ -40,6 +40,7 @@ from mlx_hdr.io.image_io import LDR_SUFFIXES, distinct_files, ldr_files, read_ld
 from mlx_hdr.io.photo_meta import Exposure, read_exif, read_exposure
 
 MERGED = "merged.hdr"
+SHORTEST_CLIP_WARN = 0.001  # share of the shortest frame clipped that ``data brackets`` names
 MIN_SIDE = 16  # px: OpenCV's Debevec calibration samples a grid that needs this much
 BRACKET_SET_USE = (
     "validate on it (from an mlx-hdr clone):  python scripts/validate_model.py --brackets {out}"
@@ -148,16 +149,30 @@ def merge_bracket(frames: list[Frame]) -> tuple[np.ndarray, np.ndarray]:
     the shortest frame (matched to its well-exposed pixels, linearised as sRGB:
     ``preprocess.estimate_exposure``), and ``response`` 256x3 RGB, the linear value of each
     8-bit code (OpenCV's ``CalibrateDebevec``). Frames of a handheld bracket are aligned
-    first (:func:`shifted`)."""
+    first (:func:`shifted`). Where even the shortest frame clips, ``hdr`` is what that frame
+    records there (:func:`_shortest_reads`), a floor of the unknown truth."""
     images = [cv2.cvtColor(f.pixels, cv2.COLOR_RGB2BGR) for f in frames]
     times = np.array([f.relative_exposure for f in frames], np.float32)
     times /= times.max()  # OpenCV's Debevec works in any unit of exposure
     response = cv2.createCalibrateDebevec().process(images, times)
     hdr = cv2.createMergeDebevec().process(images, times, response)
+    hdr = np.maximum(hdr, _shortest_reads(images[-1], response.reshape(256, 3), times[-1]))
     rgb = np.maximum(cv2.cvtColor(hdr, cv2.COLOR_BGR2RGB), 0.0).astype(np.float32)
     response = response.reshape(256, 3)[:, ::-1].astype(np.float32)
     scale = estimate_exposure(frames[-1].display, rgb)  # onto the shortest frame, sRGB-linearised
     return (rgb * np.float32(scale)).astype(np.float32), response
+
+
+def _shortest_reads(short: np.ndarray, response: np.ndarray, time: float) -> np.ndarray:
+    """Where the shortest frame ``short`` (HxWx3 uint8, the merge's channel order) has a
+    channel at ``color.CLIPPED`` or above, the light its code stands for (``response``,
+    256x3, over its exposure ``time``); 0 elsewhere. Debevec's merge weighs each frame's
+    clipped code as a reading (weight 1 of 128), so where every frame clips it averages the
+    longer frames' far lower readings and puts the light below the shortest frame's white
+    (a lamp at 0.2-0.4 of it): the merge is held at least there. Its truth lies higher,
+    unknown (``data brackets`` says how much of the shortest photo clips)."""
+    top = short >= np.uint8(np.ceil(CLIPPED * 255.0))
+    return np.where(top, response[short, np.arange(3)] / np.float32(time), 0.0).astype(np.float32)
 
 
 def shifted(frames: list[Frame], shifts: list[tuple[float, float] | None]) -> list[Frame]:

@@ -30,7 +30,7 @@ from pathlib import Path
 from mlx_hdr.data.datasets import Pair, pool_kind, scan_dataset
 from mlx_hdr.data.orientation import DIHEDRAL, find_orientation
 from mlx_hdr.data.preprocess import MAX_HDR_VALUE, dynamic_range_stops, keep_hdr
-from mlx_hdr.errors import InputError
+from mlx_hdr.errors import InputError, UsageError
 from mlx_hdr.io.atomic import atomic_write
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 
@@ -114,6 +114,8 @@ def index_dataset(
     write the manifest to ``out`` atomically when given. Returns the manifest. The frames of
     a bracket set that marks pixels not to score (a ghost box, an image circle) are left out:
     their truth is wrong or empty there, and a manifest keeps no such mark."""
+    if out is not None:
+        check_manifest_output(out)
     ds = scan_dataset(root)
     root = ds.root.absolute()  # links are kept as named: their targets may lie elsewhere
     left = [(f, MARKED if f.parent in ds.marked else why) for f, why in ds.left_out]
@@ -137,6 +139,22 @@ def index_dataset(
     if out is not None:
         write_manifest(manifest, out)
     return manifest
+
+
+def check_manifest_output(path) -> None:
+    """``UsageError`` where ``path`` is an existing file other than a manifest (a bracket
+    set's ``merged.hdr``, a photo, its ``exposures.json``): writing the manifest there
+    would replace it. An earlier manifest may be replaced."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        with path.open("rb") as f:
+            header = json.loads(f.readline(1 << 20))
+    except (OSError, ValueError):
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise UsageError("exists and is not a manifest: it would be overwritten", path)
 
 
 def write_manifest(manifest: Manifest, path) -> Path:
@@ -270,6 +288,7 @@ def _kind(rec: dict) -> str:
 
 
 SHOWN_LEFT_OUT = 5  # files left out that format_summary names
+SHOWN_MISSING = 20  # missing files that format_summary names
 
 
 def format_summary(summary: dict) -> str:
@@ -286,9 +305,11 @@ def format_summary(summary: dict) -> str:
         f"kinds {summary['kinds']}; orientation fixes {summary['orientation_fixes'] or 'none'}",
     ]
     if missing := summary.get("missing"):
-        more = ", ..." if len(missing) > 1 else ""
         n = f"{len(missing)} file{'s' if len(missing) > 1 else ''}"
-        lines.append(f"missing: {n} of the kept pairs ({missing[0]}{more})")
+        lines.append(f"missing: {n} of the kept pairs (moved or deleted since indexing)")
+        lines += [f"missing: {file}" for file in missing[:SHOWN_MISSING]]
+        if len(missing) > SHOWN_MISSING:
+            lines.append(f"missing: {len(missing) - SHOWN_MISSING} more files")
     dropped = summary.get("dropped_files", [])
     lines += [f"dropped: {file}: {why}" for file, why in dropped[:SHOWN_LEFT_OUT]]
     if len(dropped) > SHOWN_LEFT_OUT:

@@ -251,7 +251,8 @@ def evaluate(
     daylight_floor: float | None = None,
     notes: list[str] | None = None,
 ) -> EvalReport:
-    """Run ``methods`` on every paired case of ``dataset`` and write the report into ``out``.
+    """Run ``methods`` on every paired case of ``dataset`` and write the report into ``out``
+    (nothing where every case failed).
 
     Args:
         dataset: dataset folder (any layout of ``scan_dataset`` with LDR inputs).
@@ -312,9 +313,10 @@ def evaluate(
             continue
         report.rows += rows
         _write_sheet(report, on_error, out / "sheets" / f"{pair.name}.png", pair.name, sheet)
-    earlier = _reported_cases(out / "metrics.csv")  # before this run replaces it
-    _write_report(report, out, methods, str(dataset))
-    _drop_stale_sheets(out / "sheets", earlier, report.files)
+    if report.rows:  # where every case failed, an earlier run's report is left as it was
+        earlier = _reported_cases(out / "metrics.csv")  # before this run replaces it
+        _write_report(report, out, methods, str(dataset))
+        _drop_stale_sheets(out / "sheets", earlier, report.files)
     return report
 
 

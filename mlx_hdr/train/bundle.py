@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 from mlx_hdr.errors import UsageError
 from mlx_hdr.io.atomic import atomic_write
 from mlx_hdr.models.hybrid import FLOORS, HybridAutoencoder
-from mlx_hdr.models.model_io import load_model, save_model
+from mlx_hdr.models.model_io import load_model, savable_weights, save_model
 from mlx_hdr.train.checkpoint import checkpoint_header, checkpoint_weights
 from mlx_hdr.train.config import BUNDLING_FIELDS, model_changes
 
@@ -72,6 +73,17 @@ def fitted_weights(model: HybridAutoencoder, paths: list) -> tuple[dict, list[in
     return weights, steps
 
 
+def check_not_input(out, model, checkpoints) -> None:
+    """``UsageError`` where ``out`` is ``model`` or one of ``checkpoints`` (by any name: a
+    link, another case): the bundle would replace what it is made from."""
+    out = Path(out)
+    if not out.exists():
+        return
+    for what, path in [("the model", model), *(("a checkpoint", c) for c in checkpoints)]:
+        if Path(path).exists() and os.path.samefile(out, path):
+            raise UsageError(f"is {what} the bundle is made from; name another file", out)
+
+
 def bundle_model(
     model_path,
     out,
@@ -88,7 +100,10 @@ def bundle_model(
         raise UsageError(f"unknown floor {floor!r} (known: {', '.join(FLOORS[1:])})")
     if floor_strength is not None and not 0.0 <= floor_strength <= 1.0:
         raise UsageError(f"floor strength {floor_strength:g} does not lie in [0, 1]")
+    check_not_input(out, model_path, checkpoints)
     model, _ = load_model(model_path)
+    if floor_strength is not None and (floor or model.config.floor) is None:
+        raise UsageError("a floor strength needs a floor (--floor kovaleski2014)", model_path)
     steps = []
     if checkpoints:
         weights, steps = fitted_weights(model, list(checkpoints))
@@ -98,8 +113,9 @@ def bundle_model(
     bare.config = dataclasses.replace(
         bare.config, **{k: v for k, v in changes.items() if v is not None}
     )
+    arrays = savable_weights(bare, mx.float16, checkpoints[0] if checkpoints else model_path)
     with atomic_write(out) as tmp:  # the output replaced only once it loads back
-        save_model(tmp, bare, dtype=mx.float16)
+        save_model(tmp, bare, weights=arrays)
         shipped, _ = load_model(tmp)
     x = mx.random.normal((1, 96, 128, 3), key=mx.random.key(0))
     diff = float(np.abs(np.array(shipped(x)) - np.array(model(x))).max())

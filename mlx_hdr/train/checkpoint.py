@@ -25,7 +25,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from mlx_hdr.errors import WeightsError
 from mlx_hdr.io.atomic import save_safetensors_atomic
-from mlx_hdr.models.model_io import CHECKPOINT_FORMAT, read_safetensors
+from mlx_hdr.models.model_io import CHECKPOINT_FORMAT, check_finite, read_safetensors
 
 FORMAT = CHECKPOINT_FORMAT
 
@@ -166,6 +166,7 @@ def checkpoint_weights(paths) -> tuple[dict[str, mx.array], list[int]]:
     for path in paths:
         arrays, meta = read_checkpoint(path)
         w = {k: v.astype(mx.float32) for k, v in _model_arrays(arrays).items()}
+        check_finite(w, path)
         if total is not None and _mismatched(w, total):
             raise WeightsError("its weights differ in names or shapes from the first's", path)
         total = w if total is None else {k: total[k] + w[k] for k in total}
