@@ -127,6 +127,26 @@ def test_predict_keeps_an_avifs_recorded_highlights(cli, tmp_path, recwarn):
         assert out.shape[:2] == (im.height, im.width)
 
 
+@pytest.mark.parametrize("no_map", [False, True])
+def test_a_map_libavif_refuses_leaves_the_photo_readable(cli, tmp_path, recwarn, no_map):
+    # libavif refuses a whole file whose tmap holds a zero denominator: the photo had failed,
+    # even with --no-input-gain-map, where the README promises a fallback to it
+    data = SDR.read_bytes()
+    meta = parse_meta(data)
+    payload = item_data(data, meta, next(i for i, k in meta.types.items() if k == b"tmap"))
+    assert data.count(payload) == 1
+    bad = tmp_path / "zeros.avif"
+    bad.write_bytes(data.replace(payload, payload[:6] + bytes(len(payload) - 6)))
+    np.testing.assert_array_equal(read_ldr(bad), read_ldr(SDR))
+    args = ["--no-input-gain-map"] if no_map else []
+    code, _, err = cli("predict", bad, "-o", tmp_path / "out", "--method", "linear", *args)
+    assert code == 0 and "Traceback" not in err, err
+    notes = [str(w.message) for w in recwarn] + err.splitlines()
+    if not no_map:
+        assert any("its HDR gain map cannot be decoded" in n for n in notes), notes
+    assert (tmp_path / "out" / "zeros.hdr").is_file()
+
+
 def test_an_adobe_gain_map_jpeg_that_libultrahdr_refuses_reads_as_its_avif_twin():
     """libavif made the AVIF from Adobe Camera Raw's gain-map JPEG (``fixtures/
     seine_sdr_gainmap_srgb.jpg``), which libultrahdr refuses ("could not find attribute

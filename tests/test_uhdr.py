@@ -214,7 +214,7 @@ def test_no_highlights_write_boost_1_and_say_so(cli, recwarn, tmp_path):
     dest = tmp_path / "a_uhdr.jpg"
     assert code == 0 and err == ""
     assert [str(w.message) for w in recwarn] == [
-        f"{dest}: nothing above white in this reconstruction; gain map written with "
+        f"{dest}: nothing above white in this HDR; gain map written with "
         "boost 1 (HDR screens show the photo as it is)"
     ]
     data = dest.read_bytes()
@@ -358,7 +358,7 @@ def test_oversized_exif_is_dropped_with_a_note(tmp_path, recwarn):
     path = uhdr.write_uhdr(tmp_path / "e.jpg", ldr, srgb_to_linear(ldr), big)
     assert [str(w.message) for w in recwarn] == [
         f"{path}: the photo's EXIF ({len(big)} bytes) does not fit a JPEG segment; not kept",
-        f"{path}: nothing above white in this reconstruction; gain map written with boost 1 "
+        f"{path}: nothing above white in this HDR; gain map written with boost 1 "
         "(HDR screens show the photo as it is)",
     ]
     with Image.open(path) as im:

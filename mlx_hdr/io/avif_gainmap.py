@@ -32,7 +32,14 @@ from mlx_hdr.io.checks import pil_pixel_limit, too_large
 from mlx_hdr.io.exif import exif_orient, exif_orientation
 from mlx_hdr.io.hdrgm_read import HdrgmParams, parse_tmap
 from mlx_hdr.io.heic import CICP_PRIMARIES
-from mlx_hdr.io.isobmff import Meta, item_data, nclx_primaries, one_item_avif, parse_meta
+from mlx_hdr.io.isobmff import (
+    Meta,
+    item_data,
+    nclx_primaries,
+    one_item_avif,
+    parse_meta,
+    without_gain_map,
+)
 
 AVIF_GAIN_MAP = "an AVIF gain map"  # existing_gain_map's answer for such a file
 TRANSFORMS = (b"irot", b"imir", b"clap")  # the photo's turn is applied to the map by hand
@@ -52,6 +59,24 @@ def _map_item(meta: Meta) -> tuple[int, int] | None:
                 if group == b"altr" and item in ids and meta.primary in ids[ids.index(item) :]:
                     return item, inputs[1]
     return None
+
+
+def open_avif(path: Path) -> Image.Image:
+    """An AVIF opened by Pillow; where libavif refuses it and it holds a gain map, its
+    primary image alone (``isobmff.without_gain_map``: a gain map whose metadata libavif
+    cannot read made it refuse the intact photo; reading the map says why it is not
+    used). Pillow's first error where that fails too."""
+    try:
+        return Image.open(path, formats=["AVIF"])
+    except (OSError, ValueError, RuntimeError) as exc:
+        error = exc
+    try:
+        alone = without_gain_map(path.read_bytes())
+        if alone is not None:
+            return Image.open(io.BytesIO(alone), formats=["AVIF"])
+    except (OSError, ValueError, RuntimeError):
+        pass
+    raise error
 
 
 def has_gain_map(path: Path) -> bool:

@@ -27,6 +27,7 @@ from mlx_hdr.color import linear_to_srgb, row_slices
 from mlx_hdr.errors import InputError
 from mlx_hdr.io import pngcheck
 from mlx_hdr.io.atomic import atomic_write
+from mlx_hdr.io.avif_gainmap import open_avif
 from mlx_hdr.io.checks import (
     MAX_PIXELS,
     check_image,
@@ -130,7 +131,7 @@ def open_photo(path: Path) -> Image.Image:
     kind = container(path)
     if kind == "heif":
         register(path)
-    im = Image.open(path, formats=["AVIF"] if kind == "avif" else None)
+    im = open_avif(path) if kind == "avif" else Image.open(path)
     page = first_full_page(im)
     if im.format == "TIFF" and im.tag_v2.get(ORIENTATION, 1) != 1:
         im.close()  # Pillow maps an uncompressed TIFF from a named file at its turned size

@@ -27,6 +27,9 @@ class Meta:
     idat: bytes = b""
 
 
+HIDDEN = b"xmap"  # what :func:`without_gain_map` renames ``tmap`` to: a type no reader knows
+
+
 def boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int, int]]:
     """(type, box start, payload start, end) of each box in ``data[start:end]``."""
     pos = start
@@ -150,6 +153,31 @@ def _parse_meta(data: bytes) -> Meta:
                 elif sub == b"idat":
                     meta.idat = data[a:b]
     return meta
+
+
+def without_gain_map(data: bytes) -> bytes | None:
+    """An AVIF's bytes ``data`` with its ``tmap`` brand and ``tmap`` item renamed (``HIDDEN``),
+    so that a reader takes the primary image alone; None where it has neither. libavif
+    refuses the whole file where it cannot read the gain map's metadata, though the photo
+    is intact. ``ValueError`` if malformed."""
+    out = bytearray(data)
+    try:
+        for kind, _, s, e in boxes(data, 0, len(data)):
+            if kind == b"ftyp":
+                for i in range(s + 8, e - 3, 4):
+                    if data[i : i + 4] == b"tmap":
+                        out[i : i + 4] = HIDDEN
+            elif kind == b"meta":
+                for sub, _, a, b in boxes(data, s + 4, e):
+                    if sub == b"iinf":
+                        for k, _, i, _ in boxes(data, a + (6 if data[a] == 0 else 8), b):
+                            if k == b"infe" and data[i] >= 2:
+                                p = i + 4 + (2 if data[i] == 2 else 4) + 2
+                                if data[p : p + 4] == b"tmap":
+                                    out[p : p + 4] = HIDDEN
+    except (IndexError, struct.error):
+        raise ValueError("malformed box structure") from None
+    return bytes(out) if out != data else None
 
 
 def cut_short(data: bytes) -> str | None:

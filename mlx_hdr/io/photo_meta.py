@@ -11,7 +11,7 @@ from PIL import Image
 
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.apple_gain import jpeg_apple_map
-from mlx_hdr.io.avif_gainmap import AVIF_GAIN_MAP, has_gain_map
+from mlx_hdr.io.avif_gainmap import AVIF_GAIN_MAP, has_gain_map, open_avif
 from mlx_hdr.io.exif import EXIF_IFD, ORIENTATION, PIXEL_SIZE, exif_of, upright_exif
 from mlx_hdr.io.heic import (
     APPLE_HDR,
@@ -21,13 +21,26 @@ from mlx_hdr.io.heic import (
     register,
 )
 
-# what opening a photo's metadata may raise; reading its pixels (read_ldr) reports the problem
-UNREADABLE = (OSError, ValueError, SyntaxError, InputError, Image.DecompressionBombError)
+# what opening a photo's metadata may raise (RuntimeError: an AVIF libavif refuses); reading
+# its pixels (read_ldr) reports the problem
+UNREADABLE = (
+    OSError,
+    ValueError,
+    RuntimeError,
+    SyntaxError,
+    InputError,
+    Image.DecompressionBombError,
+)
 WHITE_K = 78.0 / 0.65  # cd/m^2 s: L_white = WHITE_K * N^2 / (t * S), ISO 12232, q = 0.65
 EXPOSURE_TIME, F_NUMBER, ISO_SPEED = 0x829A, 0x829D, 0x8827
 ISO_FULL = (0x8833, 0x8832)  # EXIF 2.3 ISOSpeed, RecommendedExposureIndex: above 65,535
 ISO_21496_NS = b"urn:iso:std:iso:ts:21496:-1"
 ULTRA_HDR = "an Ultra HDR gain map"  # existing_gain_map's answer for such a JPEG
+
+
+def _open(path: Path) -> Image.Image:
+    """``path`` opened by Pillow, an AVIF as ``read_ldr`` opens it (``open_avif``)."""
+    return open_avif(path) if container(path) == "avif" else Image.open(path)
 
 
 def read_exif(path, size: tuple[int, int] | None = None) -> bytes | None:
@@ -41,7 +54,7 @@ def read_exif(path, size: tuple[int, int] | None = None) -> bytes | None:
     try:
         if container(path) == "heif":
             register(path)
-        with Image.open(path) as im:
+        with _open(path) as im:
             exif = exif_of(im)
             if im.format == "TIFF":  # its IFD0 describes the TIFF's own strips and profile
                 exif = _descriptive(exif)
@@ -105,7 +118,7 @@ def existing_gain_map(path) -> str | None:
             return gain_map_kind(open_heif(path).info)
         if kind == "avif":
             return AVIF_GAIN_MAP if has_gain_map(path) else None
-        with Image.open(path) as im:  # a JPEG by its content, whatever its name
+        with _open(path) as im:  # a JPEG by its content, whatever its name
             jpeg = im.format in ("JPEG", "MPO")  # MPO: a JPEG with more images after it
             app = b"".join(content for _, content in getattr(im, "applist", []))
         if jpeg:
@@ -159,7 +172,7 @@ def read_exposure(path) -> Exposure | None:
     try:
         if container(path) == "heif":
             register(path)
-        with Image.open(path) as im:
+        with _open(path) as im:
             ifd = exif_of(im).get_ifd(EXIF_IFD)
     except UNREADABLE:
         return None

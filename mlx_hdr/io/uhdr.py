@@ -313,7 +313,7 @@ def write_uhdr(
         tmp.write_bytes(data)
     if boost <= 1.0:  # said once the file is there
         capped = opts is not None and opts.max_boost == 0
-        why = "--max-boost 0" if capped else "nothing above white in this reconstruction"
+        why = "--max-boost 0" if capped else "nothing above white in this HDR"
         warnings.warn(
             f"{path}: {why}; gain map written with boost 1 (HDR screens show the photo as it is)",
             stacklevel=2,
