@@ -220,9 +220,14 @@ def test_bad_brackets_fail_naming_the_file_and_write_nothing(tmp_path):
     assert "empty" in str(err.value) and "raw" in str(err.value)
     bare = tmp_path / "bare.jpg"
     Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(bare)
-    with pytest.raises(InputError, match="no EXIF exposure") as err:
+    with pytest.raises(InputError, match="no EXIF exposure time, f-number and ISO") as err:
         write_bracket_set([*paths, bare], out)
     assert "bare.jpg" in str(err.value)
+    manual = photo_with_exif(
+        tmp_path / "manual.jpg", 1 / 60, 0.0, 100, np.zeros((48, 64, 3), np.uint8)
+    )
+    with pytest.raises(InputError, match="manual.jpg: no EXIF f-number to merge by$"):
+        write_bracket_set([*paths, manual], out)  # a manual lens: it had named all three
     small = photo_with_exif(
         tmp_path / "small.jpg", 1 / 60, 4.0, 100, np.zeros((16, 16, 3), np.uint8)
     )

@@ -37,7 +37,7 @@ from mlx_hdr.data.preprocess import estimate_exposure
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.atomic import current_umask, short_stem
 from mlx_hdr.io.image_io import LDR_SUFFIXES, distinct_files, ldr_files, read_ldr, write_hdr
-from mlx_hdr.io.photo_meta import Exposure, read_exif, read_exposure
+from mlx_hdr.io.photo_meta import Exposure, missing_exposure, read_exif, read_exposure
 
 MERGED = "merged.hdr"
 SHORTEST_CLIP_WARN = 0.001  # share of the shortest frame clipped that ``data brackets`` names
@@ -128,7 +128,7 @@ def read_frames(files: list[Path], where: Path | str = ".") -> list[Frame]:
     for path in files:
         exposure = read_exposure(path)
         if exposure is None:
-            raise InputError("no EXIF exposure time, f-number and ISO to merge by", path)
+            raise InputError(f"no EXIF {missing_exposure(path)} to merge by", path)
         frame = Frame.read(path, exposure)
         if min(frame.pixels.shape[:2]) < MIN_SIDE:
             raise InputError(f"too small to merge (under {MIN_SIDE} px a side)", path)

@@ -165,10 +165,9 @@ def exposure_from_values(time_s, f_number, iso) -> Exposure | None:
     return exposure
 
 
-def read_exposure(path) -> Exposure | None:
-    """The exposure settings in a photo's EXIF, or None when it has none (or is unreadable:
-    reading its pixels reports that)."""
-    path = Path(path)
+def _exposure_values(path: Path) -> tuple | None:
+    """The EXIF exposure time, f-number and ISO as stored (each None where missing), or None
+    for a file that cannot be opened."""
     try:
         if container(path) == "heif":
             register(path)
@@ -176,7 +175,28 @@ def read_exposure(path) -> Exposure | None:
             ifd = exif_of(im).get_ifd(EXIF_IFD)
     except UNREADABLE:
         return None
-    return exposure_from_values(ifd.get(EXPOSURE_TIME), ifd.get(F_NUMBER), _iso(ifd))
+    return ifd.get(EXPOSURE_TIME), ifd.get(F_NUMBER), _iso(ifd)
+
+
+def read_exposure(path) -> Exposure | None:
+    """The exposure settings in a photo's EXIF, or None when it has none (or is unreadable:
+    reading its pixels reports that)."""
+    values = _exposure_values(Path(path))
+    return None if values is None else exposure_from_values(*values)
+
+
+def missing_exposure(path) -> str:
+    """Which of the exposure settings a photo's EXIF lacks, or holds as no positive number
+    (for a photo :func:`read_exposure` gives None for): "exposure time, f-number and ISO"
+    where it has none of them."""
+    values = _exposure_values(Path(path)) or (None, None, None)
+    names = ("exposure time", "f-number", "ISO")
+    bad = [
+        n
+        for n, v in zip(names, values, strict=True)
+        if exposure_from_values(*(v if m == n else 1.0 for m in names)) is None
+    ]
+    return " and ".join([", ".join(bad[:-1]), bad[-1]] if len(bad) > 1 else bad) or "exposure"
 
 
 def _iso(ifd) -> object:
