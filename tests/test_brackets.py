@@ -284,6 +284,19 @@ def test_light_every_frame_clips_is_merged_at_least_at_the_shortest_frames_white
     assert np.median(merged[every]) > np.median(merged[near])
 
 
+def test_the_floor_follows_the_longer_frames_clipping_not_a_code_of_the_shortest():
+    # a floor only at the shortest frame's codes >= 250 made a step between 249 and 250
+    # where OpenCV 4.x's merge weighs clipped codes in (codes below 250 stayed low)
+    from mlx_hdr.data.brackets import _shortest_reads
+
+    response = np.tile(np.arange(256, dtype=np.float32)[:, None] + 1.0, (1, 3))
+    short = np.array([[[200, 249, 250]], [[200, 249, 250]]], np.uint8)  # 2 pixels, 3 channels
+    longer = np.array([[[255, 255, 255]], [[255, 249, 255]]], np.uint8)
+    floor = _shortest_reads([longer, longer, short], response, 0.25)
+    np.testing.assert_array_equal(floor[0, 0], [804.0, 1000.0, 1004.0])  # (code + 1) / 0.25
+    np.testing.assert_array_equal(floor[1, 0], [804.0, 0.0, 1004.0])  # recorded by a longer one
+
+
 def test_merge_matches_the_office_sets_own_merge(shared):
     """hdr-pool-2's office HDR and response were merged by OpenCV's Debevec from its stored
     frames: the same frames give the same response and, up to scale, the same HDR."""

@@ -206,6 +206,7 @@ def test_index_never_writes_over_a_file_that_is_not_a_manifest(tmp_path, monkeyp
         assert code == 2 and err == said, err
     assert hdr.read_bytes() == before
     manifest = tmp_path / "ds" / "m.jsonl"
+    manifest.touch()  # an empty file (mktemp's) is no one's data
     for _ in range(2):  # the second run replaces the first's manifest
         code, _, err = run_cli(
             monkeypatch, capsys, "data", "index", tmp_path / "ds", "-o", manifest

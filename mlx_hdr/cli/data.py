@@ -104,8 +104,8 @@ def brackets_command(
     if frames[-1]["clipped"] > SHORTEST_CLIP_WARN:
         typer.echo(
             f"the shortest photo ({frames[-1]['source']}) clips {frames[-1]['clipped']:.1%} of "
-            "its pixels: the merge holds them at its white, below their truth (add a shorter "
-            "exposure to measure them)"
+            "its pixels: where a channel clips even there, the merge holds it at that photo's "
+            "white, below its truth (add a shorter exposure to measure it)"
         )
     stuck = [f["source"] for f in frames if align and f["shift_px"] is None]
     if stuck:

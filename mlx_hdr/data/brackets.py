@@ -156,23 +156,27 @@ def merge_bracket(frames: list[Frame]) -> tuple[np.ndarray, np.ndarray]:
     times /= times.max()  # OpenCV's Debevec works in any unit of exposure
     response = cv2.createCalibrateDebevec().process(images, times)
     hdr = cv2.createMergeDebevec().process(images, times, response)
-    hdr = np.maximum(hdr, _shortest_reads(images[-1], response.reshape(256, 3), times[-1]))
+    hdr = np.maximum(hdr, _shortest_reads(images, response.reshape(256, 3), times[-1]))
     rgb = np.maximum(cv2.cvtColor(hdr, cv2.COLOR_BGR2RGB), 0.0).astype(np.float32)
     response = response.reshape(256, 3)[:, ::-1].astype(np.float32)
     scale = estimate_exposure(frames[-1].display, rgb)  # onto the shortest frame, sRGB-linearised
     return (rgb * np.float32(scale)).astype(np.float32), response
 
 
-def _shortest_reads(short: np.ndarray, response: np.ndarray, time: float) -> np.ndarray:
-    """Where the shortest frame ``short`` (HxWx3 uint8, the merge's channel order) has a
-    channel at ``color.CLIPPED`` or above, the light its code stands for (``response``,
-    256x3, over its exposure ``time``); 0 elsewhere. Debevec's merge weighs each frame's
-    clipped code as a reading (weight 1 of 128), so where every frame clips it averages the
-    longer frames' far lower readings and puts the light below the shortest frame's white
-    (a lamp at 0.2-0.4 of it): the merge is held at least there. Its truth lies higher,
-    unknown (``data brackets`` says how much of the shortest photo clips)."""
-    top = short >= np.uint8(np.ceil(CLIPPED * 255.0))
-    return np.where(top, response[short, np.arange(3)] / np.float32(time), 0.0).astype(np.float32)
+def _shortest_reads(images: list[np.ndarray], response: np.ndarray, time: float) -> np.ndarray:
+    """Where every frame but the shortest (``images``: HxWx3 uint8, longest first, the
+    merge's channel order) has a channel at ``color.CLIPPED`` or above, the light the
+    shortest frame's code stands for there (``response``, 256x3, over its exposure
+    ``time``); 0 elsewhere. OpenCV's Debevec merge may weigh a clipped code as a reading of
+    low weight (4.x: 1 of 128; 5.x: about none), so where the longer frames clip it can
+    average in their far lower readings: a lamp every frame clips came out at 0.2-0.4 of the
+    shortest frame's white. The merge is held at least at that frame's reading there, which
+    a clipped channel's truth lies above, unknown (``data brackets`` says how much of the
+    shortest photo clips)."""
+    top = np.uint8(np.ceil(CLIPPED * 255.0))
+    longer_clip = np.logical_and.reduce([img >= top for img in images[:-1]])
+    reads = response[images[-1], np.arange(3)] / np.float32(time)
+    return np.where(longer_clip, reads, 0.0).astype(np.float32)
 
 
 def shifted(frames: list[Frame], shifts: list[tuple[float, float] | None]) -> list[Frame]:

@@ -146,7 +146,7 @@ def check_manifest_output(path) -> None:
     set's ``merged.hdr``, a photo, its ``exposures.json``): writing the manifest there
     would replace it. An earlier manifest may be replaced."""
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() or path.stat().st_size == 0:  # an empty file (mktemp's) holds nothing
         return
     try:
         with path.open("rb") as f:
@@ -309,7 +309,8 @@ def format_summary(summary: dict) -> str:
         lines.append(f"missing: {n} of the kept pairs (moved or deleted since indexing)")
         lines += [f"missing: {file}" for file in missing[:SHOWN_MISSING]]
         if len(missing) > SHOWN_MISSING:
-            lines.append(f"missing: {len(missing) - SHOWN_MISSING} more files")
+            more = len(missing) - SHOWN_MISSING
+            lines.append(f"missing: {more} more file{'s' if more > 1 else ''}")
     dropped = summary.get("dropped_files", [])
     lines += [f"dropped: {file}: {why}" for file, why in dropped[:SHOWN_LEFT_OUT]]
     if len(dropped) > SHOWN_LEFT_OUT:
