@@ -26,7 +26,7 @@ from mlx_hdr.data.camera_response import load_response
 from mlx_hdr.data.datasets import scan_dataset
 from mlx_hdr.data.manifest import format_summary, index_dataset, summarize
 from mlx_hdr.errors import InputError
-from mlx_hdr.io.image_io import read_hdr, read_ldr
+from mlx_hdr.io.image_io import read_hdr, read_ldr, write_hdr
 from mlx_hdr.io.photo_meta import read_exposure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,12 @@ def scene(h: int = 48, w: int = 64) -> np.ndarray:
 
 
 def shoot(
-    folder: Path, hdr: np.ndarray, times=TIMES, shift: int = 0, ghost: bool = False
+    folder: Path,
+    hdr: np.ndarray,
+    times=TIMES,
+    shift: int = 0,
+    ghost: bool = False,
+    f_number: float = 4.0,
 ) -> list[Path]:
     """The scene photographed at ``times`` (s), f/4, ISO 100: sRGB JPEGs with their EXIF,
     unordered; the second longest one ``shift`` px to the right, and with ``ghost`` the
@@ -58,7 +63,7 @@ def shoot(
             moved[:24, :32] /= 8.0
         display = linear_to_srgb(np.minimum(moved * (t * 8.0), 1.0))
         pixels = np.rint(display * 255).astype(np.uint8)
-        paths.append(photo_with_exif(folder / f"IMG_{len(paths)}.jpg", t, 4.0, 100, pixels))
+        paths.append(photo_with_exif(folder / f"IMG_{len(paths)}.jpg", t, f_number, 100, pixels))
     return paths
 
 
@@ -108,6 +113,8 @@ def test_something_that_moved_is_reported(tmp_path, monkeypatch, capsys):
     args = ("data", "brackets", tmp_path / "ghost", "-o", tmp_path / "set")
     code, stdout, _ = run_cli(monkeypatch, capsys, *args)
     assert code == 0 and "something moved" in stdout and "IMG_1.jpg" in stdout
+    odd = "IMG_1.jpg disagrees with the photos on both sides of it in exposure (IMG_2.jpg, IMG_0"
+    assert odd in stdout  # the frame named, not only its links (a stray photo: leave it out)
     frames = json.loads((tmp_path / "set/exposures.json").read_text())["frames"]
     assert frames[0]["moved"] is None and frames[2]["moved"] > MOVED_WARN
 
@@ -220,14 +227,16 @@ def test_bad_brackets_fail_naming_the_file_and_write_nothing(tmp_path):
     assert "empty" in str(err.value) and "raw" in str(err.value)
     bare = tmp_path / "bare.jpg"
     Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(bare)
-    with pytest.raises(InputError, match="no EXIF exposure time, f-number and ISO") as err:
+    with pytest.raises(InputError, match="no EXIF exposure time to merge by$") as err:
         write_bracket_set([*paths, bare], out)
     assert "bare.jpg" in str(err.value)
-    manual = photo_with_exif(
-        tmp_path / "manual.jpg", 1 / 60, 0.0, 100, np.zeros((48, 64, 3), np.uint8)
-    )
-    with pytest.raises(InputError, match="manual.jpg: no EXIF f-number to merge by$"):
-        write_bracket_set([*paths, manual], out)  # a manual lens: it had named all three
+    pixels = np.zeros((48, 64, 3), np.uint8)
+    manual = photo_with_exif(tmp_path / "manual.jpg", 1 / 60, 0.0, 100, pixels)
+    with pytest.raises(InputError, match="manual.jpg: no EXIF f-number to merge by, which the"):
+        write_bracket_set([*paths, manual], out)  # the others' f/4 cannot be compared with it
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    with pytest.raises(InputError, match="notes.jpg: (?!no EXIF)"):  # named as no photo
+        write_bracket_set([*paths, tmp_path / "notes.jpg"], out)
     small = photo_with_exif(
         tmp_path / "small.jpg", 1 / 60, 4.0, 100, np.zeros((16, 16, 3), np.uint8)
     )
@@ -269,6 +278,24 @@ def test_cli_merges_a_bracket_and_fails_in_one_line(tmp_path, monkeypatch, capsy
     rows = (report / "metrics.csv").read_text().splitlines()
     frames = json.loads((out / "exposures.json").read_text())["frames"]
     assert code == 0 and len(rows) - 1 == sum(f["clipped"] <= 0.3 for f in frames) > 0, err
+
+
+def test_a_manual_lens_bracket_merges_by_time_and_iso(tmp_path, monkeypatch, capsys):
+    # no photo records an f-number (a manual lens writes 0): it had been refused
+    hdr = scene()
+    out = tmp_path / "set"
+    shoot(tmp_path / "shots", hdr, f_number=0.0)
+    code, stdout, err = run_cli(
+        monkeypatch, capsys, "data", "brackets", tmp_path / "shots", "-o", out
+    )
+    assert code == 0, err
+    assert "no photo records its f-number (a manual lens?): merged by the rest" in stdout
+    frames = json.loads((out / "exposures.json").read_text())["frames"]
+    assert [f["f_number"] for f in frames] == [None] * 4 and frames[0]["iso"] == 100
+    shoot(tmp_path / "shots4", hdr)  # the same scene with its f-number
+    expected, _ = merge_bracket(read_frames(sorted((tmp_path / "shots4").iterdir())))
+    write_hdr(tmp_path / "expected.hdr", expected)  # as RGBE rounds it
+    np.testing.assert_array_equal(read_hdr(out / "merged.hdr"), read_hdr(tmp_path / "expected.hdr"))
 
 
 def test_light_every_frame_clips_is_merged_at_least_at_the_shortest_frames_white(tmp_path):

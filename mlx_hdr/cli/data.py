@@ -93,22 +93,42 @@ def brackets_command(
     frames = meta["frames"]
     times = ", ".join(f"{f['exposure_time_s']:.4g} s" for f in frames)
     typer.echo(f"merged {len(frames)} photos ({times}) into {output / meta['merge']['output']}")
-    moved = [f for f in frames if (f["moved"] or 0.0) > MOVED_WARN]
-    if moved:
-        worst = max(f["moved"] for f in moved)
-        names = ", ".join(f["source"] for f in moved)
-        typer.echo(
-            f"frames disagree with the next longer one (something moved?) in up to "
-            f"{worst:.0%} of the pixels both record: {names}"
-        )
-    if frames[-1]["clipped"] > SHORTEST_CLIP_WARN:
-        typer.echo(
-            f"the shortest photo ({frames[-1]['source']}) clips {frames[-1]['clipped']:.1%} of "
-            "its pixels: where a channel clips even there, the merge holds it at that photo's "
-            "white, below its truth (add a shorter exposure to measure it)"
-        )
-    stuck = [f["source"] for f in frames if align and f["shift_px"] is None]
-    if stuck:
-        typer.echo(f"not aligned (too little in common with the others): {', '.join(stuck)}")
+    for line in bracket_notes(frames, align):
+        typer.echo(line)
     typer.echo(bracket_set_use(Path(output)))
     return meta
+
+
+def bracket_notes(frames: list[dict], align: bool) -> list[str]:
+    """What ``data brackets`` says about the set whose ``exposures.json`` frames are
+    ``frames``: settings no photo records, photos that disagree (something moved), light
+    the shortest photo clips, photos ``align`` could not align."""
+    lines = []
+    keys = (("f_number", "f-number"), ("iso", "ISO"))
+    if unknown := [name for key, name in keys if frames[0][key] is None]:
+        lines.append(
+            f"no photo records its {' or '.join(unknown)} (a manual lens?): merged by the rest;"
+            " the set gives no absolute exposure (no EXIF white for the sky ceiling)"
+        )
+    if moved := [f for f in frames if (f["moved"] or 0.0) > MOVED_WARN]:
+        lines.append(
+            f"frames disagree with the next longer one (something moved?) in up to "
+            f"{max(f['moved'] for f in moved):.0%} of the pixels both record: "
+            + ", ".join(f["source"] for f in moved)
+        )
+    for before, frame, after in zip(frames, frames[1:], frames[2:], strict=False):
+        if min(frame["moved"] or 0.0, after["moved"] or 0.0) > MOVED_WARN:
+            lines.append(
+                f"{frame['source']} disagrees with the photos on both sides of it in exposure "
+                f"({before['source']}, {after['source']}): something moved in it, or it is "
+                "another picture (then leave it out)"
+            )
+    if (short := frames[-1])["clipped"] > SHORTEST_CLIP_WARN:
+        lines.append(
+            f"the shortest photo ({short['source']}) clips {short['clipped']:.1%} of its "
+            "pixels: where a channel clips even there, the merge holds it at that photo's "
+            "white, below its truth (add a shorter exposure to measure it)"
+        )
+    if stuck := [f["source"] for f in frames if align and f["shift_px"] is None]:
+        lines.append(f"not aligned (too little in common with the others): {', '.join(stuck)}")
+    return lines

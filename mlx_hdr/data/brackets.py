@@ -37,7 +37,7 @@ from mlx_hdr.data.preprocess import estimate_exposure
 from mlx_hdr.errors import InputError
 from mlx_hdr.io.atomic import current_umask, short_stem
 from mlx_hdr.io.image_io import LDR_SUFFIXES, distinct_files, ldr_files, read_ldr, write_hdr
-from mlx_hdr.io.photo_meta import Exposure, missing_exposure, read_exif, read_exposure
+from mlx_hdr.io.photo_meta import SETTINGS, Exposure, exposure_settings, read_exif
 
 MERGED = "merged.hdr"
 SHORTEST_CLIP_WARN = 0.001  # share of the shortest frame clipped that ``data brackets`` names
@@ -74,6 +74,7 @@ class Frame:
     path: Path
     exposure: Exposure
     pixels: np.ndarray
+    unknown: tuple[str, ...] = ()  # settings no frame records (1 in ``exposure``), by name
 
     @classmethod
     def read(cls, path: Path, exposure: Exposure) -> Frame:
@@ -119,17 +120,19 @@ def bracket_files(inputs: list[Path]) -> list[Path]:
 
 def read_frames(files: list[Path], where: Path | str = ".") -> list[Frame]:
     """The bracket's frames, longest exposure first. Raises ``InputError`` naming the file
-    for one without EXIF exposure settings or of another size than the first, and for
+    for one without an EXIF exposure time, or without the f-number or ISO that other
+    frames record (where no frame records one, a manual lens's f-number, the frames are
+    compared without it: ``Frame.unknown``), or of another size than the first, and for
     fewer than two frames (naming ``where`` when there is none) or frames that all share
     one exposure."""
     if len(files) < 2:
         raise InputError("a bracket needs at least two photos", files[0] if files else where)
     frames = []
-    for path in files:
-        exposure = read_exposure(path)
-        if exposure is None:
-            raise InputError(f"no EXIF {missing_exposure(path)} to merge by", path)
-        frame = Frame.read(path, exposure)
+    settings = {path: exposure_settings(path) for path in files}
+    unknown = _unknown_settings(settings)
+    for path, values in settings.items():
+        exposure = Exposure(*(1.0 if v is None else v for v in values))
+        frame = replace(Frame.read(path, exposure), unknown=unknown)
         if min(frame.pixels.shape[:2]) < MIN_SIDE:
             raise InputError(f"too small to merge (under {MIN_SIDE} px a side)", path)
         if frames and frame.pixels.shape != frames[0].pixels.shape:
@@ -140,6 +143,22 @@ def read_frames(files: list[Path], where: Path | str = ".") -> list[Frame]:
     if frames[0].relative_exposure <= frames[-1].relative_exposure * 1.01:
         raise InputError("the photos do not differ in exposure", files[0])
     return frames
+
+
+def _unknown_settings(settings: dict[Path, tuple]) -> tuple[str, ...]:
+    """The exposure settings (``photo_meta.SETTINGS``) no photo records; ``InputError``
+    naming the photo that lacks its exposure time, or a setting the others record (an
+    unreadable photo is named by reading it)."""
+    unknown = []
+    for k, name in enumerate(SETTINGS):
+        lacking = [path for path, values in settings.items() if values[k] is None]
+        if lacking and (k == 0 or len(lacking) < len(settings)):
+            read_ldr(lacking[0])  # a file that is no photo says so
+            others = "" if k == 0 else ", which the other photos record"
+            raise InputError(f"no EXIF {name} to merge by{others}", lacking[0])
+        if lacking:
+            unknown.append(name)
+    return tuple(unknown)
 
 
 def merge_bracket(frames: list[Frame]) -> tuple[np.ndarray, np.ndarray]:
@@ -332,7 +351,8 @@ def _write_set(folder: Path, name: str, frames, hdr, response, shifts, moved) ->
         e = f.exposure
         records.append(
             {"file": file, "source": f.path.name, "exposure_time_s": e.time_s}
-            | {"f_number": e.f_number, "iso": e.iso, "clipped": round(f.clipped, 4)}
+            | {"f_number": None if "f-number" in f.unknown else e.f_number}
+            | {"iso": None if "ISO" in f.unknown else e.iso, "clipped": round(f.clipped, 4)}
         )
         records[-1]["moved"] = None if np.isnan(moved[i]) else round(moved[i], 4)
         if shifts is not None:  # None: could not be aligned

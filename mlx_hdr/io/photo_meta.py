@@ -33,6 +33,7 @@ UNREADABLE = (
 )
 WHITE_K = 78.0 / 0.65  # cd/m^2 s: L_white = WHITE_K * N^2 / (t * S), ISO 12232, q = 0.65
 EXPOSURE_TIME, F_NUMBER, ISO_SPEED = 0x829A, 0x829D, 0x8827
+SETTINGS = ("exposure time", "f-number", "ISO")  # what exposure_settings reads, by name
 ISO_FULL = (0x8833, 0x8832)  # EXIF 2.3 ISOSpeed, RecommendedExposureIndex: above 65,535
 ISO_21496_NS = b"urn:iso:std:iso:ts:21496:-1"
 ULTRA_HDR = "an Ultra HDR gain map"  # existing_gain_map's answer for such a JPEG
@@ -185,18 +186,21 @@ def read_exposure(path) -> Exposure | None:
     return None if values is None else exposure_from_values(*values)
 
 
-def missing_exposure(path) -> str:
-    """Which of the exposure settings a photo's EXIF lacks, or holds as no positive number
-    (for a photo :func:`read_exposure` gives None for): "exposure time, f-number and ISO"
-    where it has none of them."""
-    values = _exposure_values(Path(path)) or (None, None, None)
-    names = ("exposure time", "f-number", "ISO")
-    bad = [
-        n
-        for n, v in zip(names, values, strict=True)
-        if exposure_from_values(*(v if m == n else 1.0 for m in names)) is None
-    ]
-    return " and ".join([", ".join(bad[:-1]), bad[-1]] if len(bad) > 1 else bad) or "exposure"
+def exposure_settings(path) -> tuple[float | None, float | None, float | None]:
+    """A photo's EXIF exposure time (s), f-number and ISO (``SETTINGS``), each None where
+    it is missing or no positive number (a manual lens records its f-number as 0)."""
+    return tuple(map(_positive, _exposure_values(Path(path)) or (None, None, None)))
+
+
+def _positive(value) -> float | None:
+    """An EXIF number (a rational; ISO may be a sequence) as a positive finite float."""
+    if isinstance(value, tuple | list):
+        value = value[0] if value else None
+    try:
+        v = float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return v if math.isfinite(v) and v > 0 else None
 
 
 def _iso(ifd) -> object:
