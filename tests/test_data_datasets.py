@@ -205,6 +205,10 @@ def test_index_never_writes_over_a_file_that_is_not_a_manifest(tmp_path, monkeyp
         said = f"error: {out}: exists and is not a manifest: it would be overwritten\n"
         assert code == 2 and err == said, err
     assert hdr.read_bytes() == before
+    code, _, err = run_cli(
+        monkeypatch, capsys, "data", "index", tmp_path / "ds", "-o", tmp_path / "new/m.jsonl"
+    )
+    assert code == 0 and (tmp_path / "new/m.jsonl").is_file(), err  # its folder made
     manifest = tmp_path / "ds" / "m.jsonl"
     manifest.touch()  # an empty file (mktemp's) is no one's data
     for _ in range(2):  # the second run replaces the first's manifest

@@ -164,7 +164,7 @@ def write_manifest(manifest: Manifest, path) -> Path:
     path = Path(path)
     beside = os.path.relpath(manifest.header["root"], path.parent.absolute())
     header = manifest.header | {"root_from_manifest": beside}
-    with atomic_write(path) as tmp, open(tmp, "w") as f:
+    with atomic_write(path, parents=True) as tmp, open(tmp, "w") as f:
         for row in [header, *manifest.records]:
             f.write(json.dumps(row) + "\n")
     return path

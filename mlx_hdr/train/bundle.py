@@ -114,7 +114,7 @@ def bundle_model(
         bare.config, **{k: v for k, v in changes.items() if v is not None}
     )
     arrays = savable_weights(bare, mx.float16, checkpoints[0] if checkpoints else model_path)
-    with atomic_write(out) as tmp:  # the output replaced only once it loads back
+    with atomic_write(out, parents=True) as tmp:  # replaced only once it loads back
         save_model(tmp, bare, weights=arrays)
         shipped, _ = load_model(tmp)
     x = mx.random.normal((1, 96, 128, 3), key=mx.random.key(0))
