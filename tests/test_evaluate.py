@@ -229,6 +229,11 @@ def test_where_every_case_fails_nothing_is_written_and_an_earlier_report_stays(
     assert said.err.count("\n") == 2 and said.err.startswith("error: ")
     assert ((out / "metrics.csv").read_bytes(), (out / "summary.md").read_bytes()) == earlier
     assert sorted(p.name for p in (out / "sheets").iterdir()) == ["one.png", "two.png"]
+    new = tmp_path / "new"
+    monkeypatch.setattr(sys, "argv", [*argv[:-1], str(new), "--no-progress"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 3 and list(new.iterdir()) == []  # no empty sheets/ either
 
 
 def test_a_sheet_on_a_full_disk_is_reported_and_the_run_goes_on(dataset, tmp_path, monkeypatch):
@@ -437,3 +442,25 @@ def test_stale_sheets_go_and_other_files_stay(tmp_path):
     _drop_stale_sheets(tmp_path, earlier, [tmp_path / "one.png"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.png", "one.png"]
     assert (tmp_path.parent / "up.png").is_file()
+
+
+def test_an_output_folder_that_cannot_be_written_is_said_before_any_case(
+    dataset, tmp_path, monkeypatch, capsys
+):
+    import os
+
+    from mlx_hdr.eval import evaluate as ev
+    from mlx_hdr.infer import outputs
+
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(outputs.os, "access", lambda p, m: p != locked and real_access(p, m))
+    monkeypatch.setattr(ev, "_eval_case", lambda *a: pytest.fail("worked first"))
+    argv = ["mlx-hdr", "evaluate", str(dataset), "--method", "linear", "-o", str(locked / "o")]
+    monkeypatch.setattr(sys, "argv", [*argv, "--no-progress"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 1, err
+    assert err == f"error: {locked}: cannot write here (read-only file system or no permission)\n"

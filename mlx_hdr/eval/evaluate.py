@@ -24,11 +24,19 @@ from tqdm import tqdm
 from mlx_hdr.color import align_scale, srgb_to_linear, well_exposed_mask
 from mlx_hdr.data.datasets import NoDataset, scan_dataset
 from mlx_hdr.data.orientation import apply_dihedral, find_orientation
-from mlx_hdr.errors import HDRError, InputError, UsageError, WeightsError, warnings_naming
+from mlx_hdr.errors import (
+    HDRError,
+    InputError,
+    UsageError,
+    WeightsError,
+    os_error_line,
+    warnings_naming,
+)
 from mlx_hdr.eval.labels import draw_label
 from mlx_hdr.eval.metrics import hdr_metrics
 from mlx_hdr.infer.exposure import SKY_CEILING
 from mlx_hdr.infer.methods import METHODS, default_methods
+from mlx_hdr.infer.outputs import check_writable
 from mlx_hdr.infer.pipeline import RESPONSE, Net, predict_hdr, record_failure
 from mlx_hdr.infer.tonemap import reinhard_simple
 from mlx_hdr.io.atomic import write_text_atomic
@@ -278,17 +286,10 @@ def evaluate(
     """
     methods = _check_methods(methods, net)
     found = _scan(dataset)
-    pairs = [p for p in found.pairs if p.ldr_path is not None]
-    if not pairs:
-        known = [*found.left_out, *found.why.items()]
-        why = f" ({known[0][0].name}: {known[0][1]})" if known else ""
-        if found.layout in ("hdr-pool", "hdr-synth") and not found.unpaired:
-            why = " (HDR images without their photos: for training and `data index`)"
-        elif found.layout in ("hdr-pool", "hdr-synth"):  # photos beside them: not a layout
-            why = f" (expected {PAIRED_LAYOUTS})"
-        raise InputError(f"no LDR/HDR pairs found{why}", dataset)
+    pairs = _paired(found, dataset)
     out = Path(out)
-    (out / "sheets").mkdir(parents=True, exist_ok=True)
+    check_writable([out])  # before any work
+    out.mkdir(parents=True, exist_ok=True)
     report = EvalReport(left_out=[(str(path), why) for path, why in found.left_out])
     report.notes = [marked_note(folder, region) for folder, region in found.marked.items()]
     report.notes += notes or []
@@ -318,6 +319,21 @@ def evaluate(
         _write_report(report, out, methods, str(dataset))
         _drop_stale_sheets(out / "sheets", earlier, report.files)
     return report
+
+
+def _paired(found, dataset) -> list:
+    """The pairs of the scanned ``found`` that have their photo; ``InputError`` naming
+    ``dataset`` and why where there is none."""
+    pairs = [p for p in found.pairs if p.ldr_path is not None]
+    if not pairs:
+        known = [*found.left_out, *found.why.items()]
+        why = f" ({known[0][0].name}: {known[0][1]})" if known else ""
+        if found.layout in ("hdr-pool", "hdr-synth") and not found.unpaired:
+            why = " (HDR images without their photos: for training and `data index`)"
+        elif found.layout in ("hdr-pool", "hdr-synth"):  # photos beside them: not a layout
+            why = f" (expected {PAIRED_LAYOUTS})"
+        raise InputError(f"no LDR/HDR pairs found{why}", dataset)
+    return pairs
 
 
 def _scan(dataset):
@@ -369,7 +385,10 @@ def _write_sheet(report: EvalReport, on_error, path: Path, case: str, sheet) -> 
     """Write a contact sheet; one that cannot be written (a full disk) is a failure of
     ``case`` that loses the sheet, not the metrics."""
     try:
+        path.parent.mkdir(exist_ok=True)
         report.files.append(write_ldr(path, sheet))
+    except OSError as exc:  # the sheets folder cannot be made
+        record_failure(report, on_error, case, os_error_line(exc))
     except HDRError as exc:
         record_failure(report, on_error, case, str(exc))
 
