@@ -26,6 +26,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+# ruff: noqa: E402  (imports after backend.setup(): OpenCV's Debevec fit follows the BLAS
+# loaded, so the set is merged as `mlx-hdr data brackets`, which loads OpenBLAS, merges it)
+from mlx_hdr import backend
+
+backend.setup()
+# isort: split
 from mlx_hdr.data.brackets import write_bracket_set
 from mlx_hdr.data.datasets import BRACKETS
 from mlx_hdr.errors import HDRError

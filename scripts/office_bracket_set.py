@@ -23,6 +23,12 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
+# ruff: noqa: E402  (imports after backend.setup(): OpenCV's Debevec fit follows the BLAS
+# loaded, so the set is merged as `mlx-hdr data brackets`, which loads OpenBLAS, merges it)
+from mlx_hdr import backend
+
+backend.setup()
+# isort: split
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 

@@ -102,6 +102,11 @@ def test_a_bundle_never_replaces_the_model_or_checkpoint_it_is_made_from(
         assert code == 2 and said.count("\n") == 1, said
         assert "the bundle is made from; name another file" in said
         assert model.read_bytes() == DEFAULT.read_bytes()
+    code, said = bundle(monkeypatch, capsys, DEFAULT, "-o", model / "sub" / "b.safetensors")
+    assert (
+        code == 2
+        and said == f"error: {model}: is a file, not a folder: the output cannot go in it\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -206,6 +206,12 @@ def test_index_never_writes_over_a_file_that_is_not_a_manifest(tmp_path, monkeyp
         assert code == 2 and err == said, err
     assert hdr.read_bytes() == before
     code, _, err = run_cli(
+        monkeypatch, capsys, "data", "index", tmp_path / "ds", "-o", hdr / "m.jsonl"
+    )
+    assert (
+        code == 2 and err == f"error: {hdr}: is a file, not a folder: the output cannot go in it\n"
+    )
+    code, _, err = run_cli(
         monkeypatch, capsys, "data", "index", tmp_path / "ds", "-o", tmp_path / "new/m.jsonl"
     )
     assert code == 0 and (tmp_path / "new/m.jsonl").is_file(), err  # its folder made

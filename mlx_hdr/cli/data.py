@@ -101,14 +101,15 @@ def brackets_command(
 
 def bracket_notes(frames: list[dict], align: bool) -> list[str]:
     """What ``data brackets`` says about the set whose ``exposures.json`` frames are
-    ``frames``: settings no photo records, photos that disagree (something moved), light
-    the shortest photo clips, photos ``align`` could not align."""
+    ``frames``: settings no photo records, photos that disagree with the next longer one
+    (something moved), light the shortest photo clips, photos ``align`` could not align."""
     lines = []
     keys = (("f_number", "f-number"), ("iso", "ISO"))
     if unknown := [name for key, name in keys if frames[0][key] is None]:
+        lens = " (a manual lens?)" if "f-number" in unknown else ""
         lines.append(
-            f"no photo records its {' or '.join(unknown)} (a manual lens?): merged by the rest;"
-            " the set gives no absolute exposure (no EXIF white for the sky ceiling)"
+            f"no photo records its {' or '.join(unknown)}{lens}: merged by the rest; the set"
+            " gives no absolute exposure (no EXIF white for the sky ceiling)"
         )
     if moved := [f for f in frames if (f["moved"] or 0.0) > MOVED_WARN]:
         lines.append(
@@ -116,13 +117,6 @@ def bracket_notes(frames: list[dict], align: bool) -> list[str]:
             f"{max(f['moved'] for f in moved):.0%} of the pixels both record: "
             + ", ".join(f["source"] for f in moved)
         )
-    for before, frame, after in zip(frames, frames[1:], frames[2:], strict=False):
-        if min(frame["moved"] or 0.0, after["moved"] or 0.0) > MOVED_WARN:
-            lines.append(
-                f"{frame['source']} disagrees with the photos on both sides of it in exposure "
-                f"({before['source']}, {after['source']}): something moved in it, or it is "
-                "another picture (then leave it out)"
-            )
     if (short := frames[-1])["clipped"] > SHORTEST_CLIP_WARN:
         lines.append(
             f"the shortest photo ({short['source']}) clips {short['clipped']:.1%} of its "

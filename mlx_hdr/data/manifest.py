@@ -31,7 +31,7 @@ from mlx_hdr.data.datasets import Pair, pool_kind, scan_dataset
 from mlx_hdr.data.orientation import DIHEDRAL, find_orientation
 from mlx_hdr.data.preprocess import MAX_HDR_VALUE, dynamic_range_stops, keep_hdr
 from mlx_hdr.errors import InputError, UsageError
-from mlx_hdr.io.atomic import atomic_write
+from mlx_hdr.io.atomic import atomic_write, check_folder_of
 from mlx_hdr.io.image_io import read_hdr, read_ldr
 
 FORMAT = "mlx-hdr-manifest"
@@ -146,6 +146,7 @@ def check_manifest_output(path) -> None:
     set's ``merged.hdr``, a photo, its ``exposures.json``): writing the manifest there
     would replace it. An earlier manifest may be replaced."""
     path = Path(path)
+    check_folder_of(path)
     if not path.is_file() or path.stat().st_size == 0:  # an empty file (mktemp's) holds nothing
         return
     try:

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlx_hdr.errors import InputError
+from mlx_hdr.errors import InputError, UsageError
 
 
 def is_file_name(path) -> bool:
@@ -119,6 +119,14 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def check_folder_of(path) -> None:
+    """``UsageError`` where the nearest existing folder on ``path``'s way is a file
+    (``-o notes.txt/out.jsonl``): its folder cannot be made."""
+    base = next(p for p in Path(path).parents if p.exists() or p == p.parent)
+    if base.exists() and not base.is_dir():
+        raise UsageError("is a file, not a folder: the output cannot go in it", base)
+
+
 @contextlib.contextmanager
 def atomic_write(path, *, suffix: str | None = None, parents: bool = False) -> Iterator[Path]:
     """Yield a temporary path (same directory) that replaces ``path`` on success.
@@ -131,6 +139,7 @@ def atomic_write(path, *, suffix: str | None = None, parents: bool = False) -> I
     """
     path = Path(path)
     if parents:
+        check_folder_of(path)
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.parent.is_dir():
         raise InputError("output directory does not exist", path.parent)

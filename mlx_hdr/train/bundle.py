@@ -22,7 +22,7 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
 from mlx_hdr.errors import UsageError
-from mlx_hdr.io.atomic import atomic_write
+from mlx_hdr.io.atomic import atomic_write, check_folder_of
 from mlx_hdr.models.hybrid import FLOORS, HybridAutoencoder
 from mlx_hdr.models.model_io import load_model, savable_weights, save_model
 from mlx_hdr.train.checkpoint import checkpoint_header, checkpoint_weights
@@ -77,6 +77,7 @@ def check_not_input(out, model, checkpoints) -> None:
     """``UsageError`` where ``out`` is ``model`` or one of ``checkpoints`` (by any name: a
     link, another case): the bundle would replace what it is made from."""
     out = Path(out)
+    check_folder_of(out)
     if not out.exists():
         return
     for what, path in [("the model", model), *(("a checkpoint", c) for c in checkpoints)]:
