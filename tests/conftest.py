@@ -44,6 +44,19 @@ def cli(monkeypatch, capsys):
     return run
 
 
+@pytest.fixture
+def locked(tmp_path, monkeypatch) -> Path:
+    """A folder ``check_writable`` takes as read-only (``os.access`` says so: the tests may
+    run as root, whom permissions do not stop)."""
+    from mlx_hdr.infer import outputs
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(outputs.os, "access", lambda p, m: p != folder and real_access(p, m))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     """Path to ``../shared``; skip locally when absent, fail in CI where it must exist."""

@@ -312,14 +312,10 @@ def test_missing_expandnet_weights_are_said_once_before_any_photo(
 
 
 def test_an_output_folder_that_cannot_be_written_is_said_before_any_work(
-    cli, shoot, tmp_path, monkeypatch
+    cli, shoot, locked, monkeypatch
 ):
-    from mlx_hdr.infer import outputs, pipeline
+    from mlx_hdr.infer import pipeline
 
-    locked = tmp_path / "ro"
-    locked.mkdir()
-    real_access = os.access
-    monkeypatch.setattr(outputs.os, "access", lambda p, m: p != locked and real_access(p, m))
     monkeypatch.setattr(pipeline, "predict_file", lambda *a: pytest.fail("worked first"))
     code, _, err = cli("predict", shoot, "-o", locked / "sub", *LINEAR)
     assert (

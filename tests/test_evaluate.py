@@ -445,17 +445,10 @@ def test_stale_sheets_go_and_other_files_stay(tmp_path):
 
 
 def test_an_output_folder_that_cannot_be_written_is_said_before_any_case(
-    dataset, tmp_path, monkeypatch, capsys
+    dataset, locked, monkeypatch, capsys
 ):
-    import os
-
     from mlx_hdr.eval import evaluate as ev
-    from mlx_hdr.infer import outputs
 
-    locked = tmp_path / "ro"
-    locked.mkdir()
-    real_access = os.access
-    monkeypatch.setattr(outputs.os, "access", lambda p, m: p != locked and real_access(p, m))
     monkeypatch.setattr(ev, "_eval_case", lambda *a: pytest.fail("worked first"))
     argv = ["mlx-hdr", "evaluate", str(dataset), "--method", "linear", "-o", str(locked / "o")]
     monkeypatch.setattr(sys, "argv", [*argv, "--no-progress"])
