@@ -204,6 +204,10 @@ def test_plan_line_says_where_a_stopped_run_ends():
     cfg = tiny_cfg("runs/x", epochs=5, steps_per_epoch=20, stop_at=30)
     assert cfg.end_step == 30 and cfg.total_steps == 100
     assert "stopping at step 30 of the schedule's 100" in progress.plan_line(cfg, 0)
+    past = tiny_cfg("runs/x", epochs=5, steps_per_epoch=20, stop_at=999)  # had been silent
+    assert past.end_step == 100 and "stop_at 999 lies past its last step" in progress.plan_line(
+        past, 0
+    )
 
 
 def test_config_file_and_overrides(tmp_path):
@@ -676,6 +680,8 @@ def test_held_out_views_are_the_images_training_holds_out(tmp_path):
         ({"data": [5]}, "data must be a folder, a manifest or a list of folders"),
         ({"init_model": 5}, "init_model must be a str or null"),
         ({"compile": "yes"}, "compile must be a bool or null"),
+        ({"bias_correction": "false"}, "bias_correction must be a bool, got 'false'"),  # on
+        ({"model": {"floor_strength": "x"}}, "floor_strength must be a number in [0, 1]"),
         ({"model": {"decoder_channels": [1.5, 1, 1, 1, 1, 1]}}, "must be whole numbers"),
         ({"model": {"input_skip": "no"}}, "input_skip must be true or false"),
         ({"sim": {"exif_prob": 5}}, "simulator setting exif_prob cannot be 5"),
@@ -757,6 +763,12 @@ def test_two_trainings_in_one_folder_are_refused(tmp_path):
     with run_lock(cfg.run_dir) as held:  # the folder exists now: the same lock
         with pytest.raises(UsageError, match="another process is training"):
             run(tiny_cfg(tmp_path / "link" / "run", epochs=2), resume=True)
+        # a resume from a shell with another MLX_HDR_HOME (the lock file another) had run
+        # beside it, the two writing one log
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("MLX_HDR_HOME", str(tmp_path / "other-home"))
+            with run_lock(cfg.run_dir) as again:
+                assert not again
 
 
 def test_recipes_the_old_checks_took_still_load(tmp_path):
@@ -1008,6 +1020,50 @@ def test_weights_beyond_float16_end_the_run_as_diverged(tmp_path, monkeypatch):
         run(tiny_cfg(tmp_path / "run", epochs=1))
     assert not (tmp_path / "run" / "model.safetensors").exists()
     assert not (tmp_path / "run" / "checkpoints" / "best.safetensors").exists()
+
+
+def test_weights_that_diverge_later_leave_the_last_good_checkpoint(tmp_path, monkeypatch):
+    # finite weights beyond float16 had been saved over the good "last" (only "best" was
+    # guarded), and a run whose validation no longer improved ended with exit 0
+    from mlx_hdr.train.trainer import Trainer
+
+    real = Trainer.end_epoch
+
+    def blown_late(self, val):
+        if self.step == 6:  # and its validation no better than before: no "best" to save
+            self.model.head.conv1.weight = self.model.head.conv1.weight + 1e6
+            self.best = float("inf")
+        return real(self, val)
+
+    monkeypatch.setattr(Trainer, "end_epoch", blown_late)
+    with pytest.raises(TrainingDiverged, match="by step 6: .*beyond float16's range"):
+        run(tiny_cfg(tmp_path / "run", epochs=2))
+    _, meta = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert meta["step"] == "3"
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` by its relative path, with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_run_that_fails_before_it_saves_leaves_the_folder_as_it_was(tmp_path):
+    # --overwrite had removed the old run once the new one was built: a divergence (or a
+    # Ctrl-C) before the new run's first checkpoint left nothing; a new run that diverged
+    # left a folder the same command then refused
+    run(tiny_cfg(tmp_path / "run", epochs=1))
+    before = snapshot(tmp_path / "run")
+    for _ in range(2):  # the second time, a replaced run left by the first would show
+        with pytest.raises(TrainingDiverged, match="no checkpoint was written"):
+            run(tiny_cfg(tmp_path / "run", lr=1e30, steps_per_epoch=50), overwrite=True)
+        assert snapshot(tmp_path / "run") == before
+    with pytest.raises(TrainingDiverged):
+        run(tiny_cfg(tmp_path / "new", lr=1e30, steps_per_epoch=50))
+    assert not (tmp_path / "new").exists()
+    run(tiny_cfg(tmp_path / "run", epochs=1, seed=3), overwrite=True)  # saves: replaced
+    assert not (tmp_path / "run" / ".replaced").exists()
+    assert snapshot(tmp_path / "run").keys() == before.keys()
+    assert snapshot(tmp_path / "run") != before
 
 
 def test_data_index_counts_an_unstated_twice_as_wide_image_as_training_does(tmp_path):

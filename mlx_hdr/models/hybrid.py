@@ -66,6 +66,9 @@ class HybridConfig:
             raise ValueError("exposure_gain needs target 'stops' (it scales a residual in stops)")
         if self.floor not in FLOORS:
             raise ValueError(f"floor must be one of {FLOORS}, got {self.floor!r}")
+        strength = self.floor_strength
+        if isinstance(strength, bool) or not isinstance(strength, int | float):
+            raise ValueError(f"floor_strength must be a number in [0, 1], got {strength!r}")
         if not 0.0 <= self.floor_strength <= 1.0:
             raise ValueError(f"floor_strength must be in [0, 1], got {self.floor_strength!r}")
         if self.upsample not in UPSAMPLE_MODES:

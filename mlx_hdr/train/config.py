@@ -22,6 +22,7 @@ MAXIMUM = {"crop": 4096, "val_crop": 4096}  # larger views ran out of memory wit
 # MLX's seed is 64-bit, and each step's is seed * 1000003 + step (steps below 10^9)
 MAXIMUM |= {"seed": (2**64 - 10**9) // 1_000_003}
 TYPES = {"str": (str,), "str | None": (str, type(None)), "bool | None": (bool, type(None))}
+TYPES |= {"bool": (bool,)}  # "false" in a recipe is no false
 TYPES |= {"str | list | None": (str, list, tuple, type(None)), "list": (list, tuple)}
 TYPES |= {"dict": (dict,)}
 # [low, high) of float fields: a negative loss weight trains towards the error, beta >= 1

@@ -41,6 +41,8 @@ def plan_line(cfg, start: int) -> str:
     cap = f", capped by max_steps {cfg.max_steps}" if capped else ""
     if total < cfg.total_steps:
         cap += f", stopping at step {total} of the schedule's {cfg.total_steps}"
+    elif cfg.stop_at > total:  # taken for the end: said, not run past
+        cap += f", stop_at {cfg.stop_at} lies past its last step"
     losses = "L1 + LPIPS (VGG16)" if cfg.lpips_weight > 0 else "L1"
     later = total - start > ESTIMATE_AFTER + 1  # a shorter run is over before an estimate
     estimate = f"; time estimate after {ESTIMATE_AFTER + 1} steps" if later else ""

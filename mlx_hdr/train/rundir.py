@@ -1,8 +1,10 @@
 """Whether a run may use its folder: a new run never writes into another run's folder.
 
 A fresh run needs a new or empty ``run_dir``; ``resume`` continues the run there; ``overwrite``
-replaces it (its files are removed only once the new run has been built). Rank 0, the one
-that writes, decides; under ``mlx.launch`` the other ranks follow its decision.
+replaces it: once the new run has been built, its files are set aside (``REPLACED``), and
+removed when the new run saves its first checkpoint; a new run stopped or failed before that
+leaves the folder as it was (:func:`forgotten_if_stopped`). Rank 0, the one that writes,
+decides; under ``mlx.launch`` the other ranks follow its decision.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -23,6 +26,7 @@ from mlx_hdr.train.checkpoint import checkpoint_step
 
 RUN_FILES = ("config.json", "log.jsonl", "training_curves.png", "model.safetensors")
 RUN_FOLDERS = ("checkpoints", "samples")
+REPLACED = ".replaced"  # the files of a run being replaced, until the new run saves
 
 
 def run_dir_problem(
@@ -93,14 +97,44 @@ def saved_anything(run_dir) -> bool:
 
 @contextlib.contextmanager
 def forgotten_if_stopped(run_dir, new: bool, existed: bool) -> Iterator[None]:
-    """Run the block; stopped (Ctrl-C, SIGTERM, its output closed) before a ``new`` run saved
-    anything, its files are removed, and its folder too unless it ``existed`` before the run."""
+    """Run the block; stopped (Ctrl-C, SIGTERM, its output closed) or failed (diverged)
+    before a ``new`` run saved anything, its files are removed, and its folder too unless it
+    ``existed`` before the run; a run it replaces (:func:`set_aside`) is put back."""
     try:
         yield
-    except (KeyboardInterrupt, OutputClosed):
+    except (KeyboardInterrupt, OutputClosed, HDRError):
         if new and not saved_anything(run_dir):
-            clear_run(run_dir, remove_empty=not existed)
+            replacing = (Path(run_dir) / REPLACED).is_dir()
+            clear_run(run_dir, remove_empty=not existed and not replacing)
+            put_back(run_dir)
         raise
+
+
+def set_aside(run_dir) -> None:
+    """Move the run in ``run_dir`` (its ``RUN_FILES`` and ``RUN_FOLDERS``) into
+    ``run_dir/REPLACED``, where it stays until the run replacing it saves (:func:`drop_set_aside`)
+    or is stopped before that (:func:`put_back`)."""
+    run_dir = Path(run_dir)
+    aside = run_dir / REPLACED
+    shutil.rmtree(aside, ignore_errors=True)  # a replaced run's, left by a crash: older
+    aside.mkdir()
+    for name in (*RUN_FILES, *RUN_FOLDERS):
+        if (run_dir / name).exists():
+            os.replace(run_dir / name, aside / name)
+
+
+def put_back(run_dir) -> None:
+    """The run :func:`set_aside` moved away, back in ``run_dir`` (nothing where none was)."""
+    aside = Path(run_dir) / REPLACED
+    if aside.is_dir():
+        for path in aside.iterdir():
+            os.replace(path, Path(run_dir) / path.name)
+        aside.rmdir()
+
+
+def drop_set_aside(run_dir) -> None:
+    """Remove the run :func:`set_aside` moved away: the run replacing it has saved."""
+    shutil.rmtree(Path(run_dir) / REPLACED, ignore_errors=True)
 
 
 def clear_run(run_dir, remove_empty: bool = False) -> None:
@@ -122,22 +156,40 @@ def run_lock(run_dir, main: bool = True) -> Iterator[bool]:
     it could (False: another process holds it: :func:`check_run_dir` refuses the run on
     every rank). An ``flock`` on a file in the user's cache (``weights_dir()/locks``), named
     after the folder's absolute path (:func:`_lock_key`: a symlink, or another case on
-    macOS, finds the same lock); the lock goes however the process ends."""
+    macOS, finds the same lock), and where the folder exists, one on the folder itself
+    (another ``MLX_HDR_HOME``, another user, finds that one); the locks go however the
+    process ends."""
     if not main:
         yield True
         return
     locks = weights_dir() / "locks"
     locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{_lock_key(Path(run_dir))}.lock", "a+") as f:
+    with open(locks / f"{_lock_key(Path(run_dir))}.lock", "a+") as f, _folder(run_dir) as fd:
+        held = [f.fileno(), *([] if fd is None else [fd])]
+        got = []
+        with contextlib.suppress(OSError):
+            for handle in held:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                got.append(handle)
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            yield False
-            return
-        try:
-            yield True
+            yield got == held
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            for handle in got:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _folder(run_dir) -> Iterator[int | None]:
+    """An open descriptor of the folder ``run_dir`` for its lock; None where it is none."""
+    try:
+        fd = os.open(run_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def _lock_key(run_dir: Path) -> str:

@@ -44,10 +44,11 @@ from mlx_hdr.train.plots import plot_curves, save_sample
 from mlx_hdr.train.progress import STALLED_STEPS, StepClock, plan_line, stalled
 from mlx_hdr.train.rundir import (
     check_run_dir,
-    clear_run,
+    drop_set_aside,
     forgotten_if_stopped,
     resume_point,
     run_lock,
+    set_aside,
     write_config,
 )
 from mlx_hdr.train.runlog import RunLog, memory_stats
@@ -122,7 +123,7 @@ class Trainer:
         self.source.batch(0, self.rank, self.size)
         if self.main:  # only now: missing weights must not leave an empty run folder
             if overwrite:
-                clear_run(self.run_dir)
+                set_aside(self.run_dir)
             (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
             (self.run_dir / "samples").mkdir(exist_ok=True)
         self.log = RunLog(self.run_dir / "log.jsonl" if self.main else None, echo)
@@ -154,9 +155,11 @@ class Trainer:
 
     def save(self, name: str) -> None:
         """Write checkpoint ``name`` (model, optimizer, step, config, best PSNR), and the
-        folder's ``config.json`` before it; rank 0 only."""
+        folder's ``config.json`` before it; rank 0 only. Weights that diverged while the
+        loss stayed finite are no checkpoint (:meth:`exportable`): the last good one stays."""
         if not self.main:
             return
+        self.exportable()
         write_config(self.run_dir, self.cfg)
         ckpt.save_checkpoint(
             self.ckpt_path(name),
@@ -168,6 +171,7 @@ class Trainer:
             extra={"best_psnr": self.best, "frozen": self.frozen}
             | ({"heldout": self.heldout} if self.heldout else {}),
         )
+        drop_set_aside(self.run_dir)  # a run this one replaces: gone once this one saved
 
     def build_step(self):
         """Initialise the optimizer state and return the step function the config asks for."""
@@ -366,12 +370,12 @@ def train(
             overwrite=overwrite,
             progress=progress,
         )
-        if resume:  # its config.json is written with its next checkpoint (Trainer.save)
-            trainer.resume()
-        elif trainer.main:
-            write_config(trainer.run_dir, cfg)
         blas = backend.blas_threads(1) if cfg.use_streams > 1 else contextlib.nullcontext()
         with forgotten_if_stopped(trainer.run_dir, not resume and trainer.main, existed), blas:
+            if resume:  # its config.json is written with its next checkpoint (Trainer.save)
+                trainer.resume()
+            elif trainer.main:
+                write_config(trainer.run_dir, cfg)
             return trainer.run()
 
 
