@@ -1048,6 +1048,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_a_run_that_fails_before_it_saves_leaves_the_folder_as_it_was(tmp_path):
+    from mlx_hdr.train.rundir import put_back, set_aside
+
     # --overwrite had removed the old run once the new one was built: a divergence (or a
     # Ctrl-C) before the new run's first checkpoint left nothing; a new run that diverged
     # left a folder the same command then refused
@@ -1060,6 +1062,12 @@ def test_a_run_that_fails_before_it_saves_leaves_the_folder_as_it_was(tmp_path):
     with pytest.raises(TrainingDiverged):
         run(tiny_cfg(tmp_path / "new", lr=1e30, steps_per_epoch=50))
     assert not (tmp_path / "new").exists()
+    set_aside(tmp_path / "run")  # a replacing run killed (-9) before it saved: its files
+    (tmp_path / "run" / "log.jsonl").write_text("{}\n")  # beside the run set aside
+    with pytest.raises(TrainingDiverged):  # the next replacement keeps the one set aside
+        run(tiny_cfg(tmp_path / "run", lr=1e30, steps_per_epoch=50), overwrite=True)
+    put_back(tmp_path / "run")
+    assert snapshot(tmp_path / "run") == before
     run(tiny_cfg(tmp_path / "run", epochs=1, seed=3), overwrite=True)  # saves: replaced
     assert not (tmp_path / "run" / ".replaced").exists()
     assert snapshot(tmp_path / "run").keys() == before.keys()

@@ -116,7 +116,10 @@ def set_aside(run_dir) -> None:
     or is stopped before that (:func:`put_back`)."""
     run_dir = Path(run_dir)
     aside = run_dir / REPLACED
-    shutil.rmtree(aside, ignore_errors=True)  # a replaced run's, left by a crash: older
+    if aside.is_dir() and not saved_anything(run_dir):  # a run replacing it crashed unsaved
+        clear_run(run_dir)  # that run's files; the one set aside is still the one to keep
+        return
+    shutil.rmtree(aside, ignore_errors=True)
     aside.mkdir()
     for name in (*RUN_FILES, *RUN_FOLDERS):
         if (run_dir / name).exists():
