@@ -769,6 +769,13 @@ def test_two_trainings_in_one_folder_are_refused(tmp_path):
             mp.setenv("MLX_HDR_HOME", str(tmp_path / "other-home"))
             with run_lock(cfg.run_dir) as again:
                 assert not again
+    with run_lock(tmp_path / "fresh") as held:  # a new run's folder: made, and held, at once
+        assert held and (tmp_path / "fresh").is_dir()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("MLX_HDR_HOME", str(tmp_path / "other-home"))
+            with run_lock(tmp_path / "fresh") as again:
+                assert not again
+    assert not (tmp_path / "fresh").exists()  # left empty: taken away again
 
 
 def test_recipes_the_old_checks_took_still_load(tmp_path):
@@ -1063,13 +1070,16 @@ def test_a_run_that_fails_before_it_saves_leaves_the_folder_as_it_was(tmp_path):
         run(tiny_cfg(tmp_path / "new", lr=1e30, steps_per_epoch=50))
     assert not (tmp_path / "new").exists()
     set_aside(tmp_path / "run")  # a replacing run killed (-9) before it saved: its files
-    (tmp_path / "run" / "log.jsonl").write_text("{}\n")  # beside the run set aside
+    (tmp_path / "run" / "log.jsonl").write_text("{}\n")  # beside the run set aside, and
+    (tmp_path / "run" / "checkpoints").mkdir()  # a checkpoint it was writing, cut short
+    (tmp_path / "run" / "checkpoints" / ".last.x1y2.tmp.safetensors").write_bytes(b"cut")
     with pytest.raises(TrainingDiverged):  # the next replacement keeps the one set aside
         run(tiny_cfg(tmp_path / "run", lr=1e30, steps_per_epoch=50), overwrite=True)
     put_back(tmp_path / "run")
     assert snapshot(tmp_path / "run") == before
     run(tiny_cfg(tmp_path / "run", epochs=1, seed=3), overwrite=True)  # saves: replaced
     assert not (tmp_path / "run" / ".replaced").exists()
+    assert run(tiny_cfg(tmp_path / "a" / "new", epochs=1), overwrite=True).step == 3  # none
     assert snapshot(tmp_path / "run").keys() == before.keys()
     assert snapshot(tmp_path / "run") != before
 

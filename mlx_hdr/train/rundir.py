@@ -92,7 +92,8 @@ def saved_anything(run_dir) -> bool:
     run_dir = Path(run_dir)
     if (run_dir / "model.safetensors").exists():
         return True
-    return any((run_dir / "checkpoints").glob("*.safetensors"))
+    saved = (run_dir / "checkpoints").glob("*.safetensors")
+    return any(not p.name.startswith(".") for p in saved)  # not a write cut short (.tmp)
 
 
 @contextlib.contextmanager
@@ -116,6 +117,8 @@ def set_aside(run_dir) -> None:
     or is stopped before that (:func:`put_back`)."""
     run_dir = Path(run_dir)
     aside = run_dir / REPLACED
+    if not run_dir.is_dir():  # --overwrite of a folder not made yet: nothing to set aside
+        return
     if aside.is_dir() and not saved_anything(run_dir):  # a run replacing it crashed unsaved
         clear_run(run_dir)  # that run's files; the one set aside is still the one to keep
         return
@@ -168,22 +171,43 @@ def run_lock(run_dir, main: bool = True) -> Iterator[bool]:
     locks = weights_dir() / "locks"
     locks.mkdir(parents=True, exist_ok=True)
     with open(locks / f"{_lock_key(Path(run_dir))}.lock", "a+") as f, _folder(run_dir) as fd:
-        held = [f.fileno(), *([] if fd is None else [fd])]
         got = []
-        with contextlib.suppress(OSError):
-            for handle in held:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                got.append(handle)
         try:
-            yield got == held
+            for handle in [f.fileno(), *([] if fd is None else [fd])]:
+                _flock(handle, must=handle == f.fileno())
+                got.append(handle)
+            yield True
+        except BlockingIOError:  # another process holds it
+            yield False
         finally:
             for handle in got:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _flock(handle: int, must: bool) -> None:
+    """An exclusive ``flock`` on ``handle`` without waiting (``BlockingIOError`` where
+    another process holds it); where the file system has no flock (some network ones),
+    an error only where the lock is a ``must``."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise
+    except OSError:
+        if must:
+            raise
+
+
 @contextlib.contextmanager
 def _folder(run_dir) -> Iterator[int | None]:
-    """An open descriptor of the folder ``run_dir`` for its lock; None where it is none."""
+    """An open descriptor of the folder ``run_dir`` for its lock, made here where only the
+    folder is missing (and removed again where the run left it empty); None where it
+    cannot be had."""
+    run_dir = Path(run_dir)
+    made = False
+    if not run_dir.exists() and run_dir.parent.is_dir():
+        with contextlib.suppress(OSError):
+            run_dir.mkdir()
+            made = True
     try:
         fd = os.open(run_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
@@ -193,6 +217,9 @@ def _folder(run_dir) -> Iterator[int | None]:
         yield fd
     finally:
         os.close(fd)
+        if made:
+            with contextlib.suppress(OSError):  # not empty: the run's
+                run_dir.rmdir()
 
 
 def _lock_key(run_dir: Path) -> str:

@@ -156,10 +156,11 @@ class Trainer:
     def save(self, name: str) -> None:
         """Write checkpoint ``name`` (model, optimizer, step, config, best PSNR), and the
         folder's ``config.json`` before it; rank 0 only. Weights that diverged while the
-        loss stayed finite are no checkpoint (:meth:`exportable`): the last good one stays."""
+        loss stayed finite are no checkpoint (:meth:`exportable`): the last good one stays
+        (every rank stops there: their weights are the same)."""
+        self.exportable()
         if not self.main:
             return
-        self.exportable()
         write_config(self.run_dir, self.cfg)
         ckpt.save_checkpoint(
             self.ckpt_path(name),
@@ -306,6 +307,7 @@ class Trainer:
         """Validate, write the sample strip and curves, save last/best checkpoints."""
         epoch = (self.step - 1) // self.cfg.steps_per_epoch + 1
         if not self.main:  # rank 0 validates and writes; the others go on to the next step
+            self.exportable()  # or stop where rank 0's save stops (the same weights)
             return {"kind": "val", "step": self.step, "epoch": epoch}
         metrics, pred = validate(self.model, val, self.cfg.batch_size)
         rec = {"kind": "val", "step": self.step, "epoch": epoch, **metrics}
