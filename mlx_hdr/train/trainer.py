@@ -300,7 +300,7 @@ class Trainer:
             return savable_weights(self.model)
         except WeightsError as exc:
             model = self.run_dir / "model.safetensors"
-            kept = f"{model} keeps the best before" if model.exists() else "no model was saved"
+            kept = f"{model} keeps the best before" if model.exists() else "this run saved no model"
             self.diverged(self.step, f"by step {self.step}: {exc} (a lower lr?); {kept}")
 
     def end_epoch(self, val: dict) -> dict:
