@@ -24,10 +24,12 @@ def show_progress(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else progress
 
 
-def not_empty(names: dict[str, list | str | os.PathLike]) -> None:
+def not_empty(names: dict[str, list | str | os.PathLike | None]) -> None:
     """A usage error for an empty name among ``names`` (what an unset shell variable gives,
-    ``-o "$OUT"``), by option: it would stand for the current folder."""
+    ``-o "$OUT"``), by option: it would stand for the current folder. None: not given."""
     for hint, given in names.items():
+        if given is None:
+            continue
         if "" in map(str, [given] if isinstance(given, str | os.PathLike) else given):
             problem = "an empty name (an unset variable?); name the current folder as ."
             raise typer.BadParameter(problem, param_hint=hint)

@@ -38,6 +38,6 @@ def convert_command(
     """Convert a torchvision / lpips checkpoint to MLX safetensors (no PyTorch needed)."""
     from mlx_hdr.convert import convert_from
 
-    not_empty({"SRC": "-" if src is None else src, "--output": "-" if output is None else output})
+    not_empty({"SRC": src, "--output": output})
     src_path, out_path = (None if p is None else Path(p) for p in (src, output))
     typer.echo(convert_from(arch, src_path, out_path, download, dtype, variant))

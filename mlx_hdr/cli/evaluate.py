@@ -112,7 +112,7 @@ def evaluate_command(
 ) -> None:
     """Write metrics.csv, summary.md and contact sheets; print the summary table (exit code
     3 when some cases failed)."""
-    not_empty({"DATASET": dataset, "--out": out, "--model": "-" if model is None else model})
+    not_empty({"DATASET": dataset, "--out": out, "--model": model})
     dataset, out = Path(dataset), Path(out)
     response = choice(response, RESPONSES, "--response")
     if out.exists() and not out.is_dir():

@@ -304,7 +304,7 @@ def predict_command(
     progress: Progress = None,
 ) -> None:
     """Reconstruct HDR from LDR images (exit code 3 when some of them failed)."""
-    not_empty({"INPUTS": inputs, "--out": out, "--model": "-" if model is None else model})
+    not_empty({"INPUTS": inputs, "--out": out, "--model": model})
     _check_numbers(work_pixels, exposure, max_boost)
     folder = out.endswith(("/", os.sep))  # "v1.2/" is a folder, not a file of type .2
     out = Path(out)

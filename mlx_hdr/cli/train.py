@@ -100,8 +100,7 @@ def register(app: typer.Typer) -> None:
         from mlx_hdr.train.trainer import train_from_options
 
         named = {"--config": config, "--data": data, "--run-dir": run_dir}
-        named |= {"--init-model": init_model, "--encoder-weights": encoder_weights}
-        not_empty({k: "-" if v is None else v for k, v in named.items()})
+        not_empty(named | {"--init-model": init_model, "--encoder-weights": encoder_weights})
         result = train_from_options(
             None if config is None else Path(config),
             resume=resume,

@@ -22,7 +22,8 @@ from mlx_hdr.errors import InputError
 from mlx_hdr.io.image_io import read_hdr
 
 MIN_SCORED = 0.01  # a set's marks leave at least this share of its frames' pixels scored
-MARK_KEYS = ("ghost_region_xyxy", "image_circle")
+MARK_WORDS = {"ghost_region_xyxy": ("ghost", 4), "image_circle": ("circle", 3)}  # word, form
+MARK_KEYS = tuple(MARK_WORDS)
 
 
 class UnreadableMerge(InputError):
@@ -74,9 +75,6 @@ def _marks(meta: dict, path: Path) -> tuple | None:
     if not (circle is None or isinstance(circle, bool) or _numbers(circle, 3) and circle[2] > 0):
         raise InputError(f"image_circle {circle!r} is not [cx, cy, radius] or true", path)
     return ghost, circle
-
-
-MARK_WORDS = {"ghost_region_xyxy": ("ghost", 4), "image_circle": ("circle", 3)}
 
 
 def misspelt_mark(key: str, value) -> str | None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from mlx_hdr.errors import HDRError, UsageError
 from mlx_hdr.infer.tonemap import tonemap
-from mlx_hdr.io.atomic import is_file_name
+from mlx_hdr.io.atomic import is_file_name, nearest_existing
 from mlx_hdr.io.avif import write_avif
 from mlx_hdr.io.hdr_io import sanitize_hdr
 from mlx_hdr.io.image_io import (
@@ -264,7 +264,7 @@ def check_writable(folders) -> None:
     existing folder on its way (what would be created from) is read-only or not ours;
     ``UsageError`` where that nearest existing path is a file."""
     for folder in sorted(folders):
-        base = next(p for p in (folder, *folder.parents) if p.exists() or p == p.parent)
+        base = nearest_existing(folder)
         if base.exists() and not base.is_dir():
             raise UsageError("is a file, not a folder: choose another -o", base)
         if base.is_dir() and not os.access(base, os.W_OK | os.X_OK):

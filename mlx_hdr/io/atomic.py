@@ -119,10 +119,17 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def nearest_existing(folder) -> Path:
+    """``folder`` or the nearest of its parents that exists: what making it starts from
+    (the root where none does)."""
+    folder = Path(folder)
+    return next(p for p in (folder, *folder.parents) if p.exists() or p == p.parent)
+
+
 def check_folder_of(path) -> None:
     """``UsageError`` where the nearest existing folder on ``path``'s way is a file
     (``-o notes.txt/out.jsonl``): its folder cannot be made."""
-    base = next(p for p in Path(path).parents if p.exists() or p == p.parent)
+    base = nearest_existing(Path(path).parent)
     if base.exists() and not base.is_dir():
         raise UsageError("is a file, not a folder: the output cannot go in it", base)
 

@@ -153,17 +153,15 @@ def exposure_from_values(time_s, f_number, iso) -> Exposure | None:
     """An :class:`Exposure` from three EXIF values (numbers or rationals; ISO may be a
     sequence), or None where one is missing, not a number or not positive, or where they
     put the white beyond what a float holds (an f-number of 1e200 stored as a DOUBLE)."""
-    if isinstance(iso, tuple | list):
-        iso = iso[0] if iso else None
+    values = [_positive(v) for v in (time_s, f_number, _first(iso))]
+    if None in values:
+        return None
+    exposure = Exposure(*values)
     try:
-        values = [float(v) for v in (time_s, f_number, iso)]
-        exposure = Exposure(*values)
         white = exposure.white_luminance()
-    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+    except OverflowError:
         return None
-    if not all(math.isfinite(v) and v > 0 for v in (*values, white)):
-        return None
-    return exposure
+    return exposure if math.isfinite(white) and white > 0 else None
 
 
 def _exposure_values(path: Path) -> tuple | None:
@@ -189,16 +187,22 @@ def read_exposure(path) -> Exposure | None:
 def exposure_settings(path) -> tuple[float | None, float | None, float | None]:
     """A photo's EXIF exposure time (s), f-number and ISO (``SETTINGS``), each None where
     it is missing or no positive number (a manual lens records its f-number as 0)."""
-    return tuple(map(_positive, _exposure_values(Path(path)) or (None, None, None)))
+    time_s, f_number, iso = _exposure_values(Path(path)) or (None, None, None)
+    return _positive(time_s), _positive(f_number), _positive(_first(iso))
+
+
+def _first(iso):
+    """An EXIF ISO value as one value: the first of a sequence (None for an empty one)."""
+    if isinstance(iso, tuple | list):
+        return iso[0] if iso else None
+    return iso
 
 
 def _positive(value) -> float | None:
-    """An EXIF number (a rational; ISO may be a sequence) as a positive finite float."""
-    if isinstance(value, tuple | list):
-        value = value[0] if value else None
+    """An EXIF number (a rational) as a positive finite float, else None."""
     try:
         v = float(value)
-    except (TypeError, ValueError, ZeroDivisionError):
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
     return v if math.isfinite(v) and v > 0 else None
 

@@ -153,14 +153,15 @@ class Trainer:
         """``run_dir/checkpoints/<name>.safetensors``."""
         return self.run_dir / "checkpoints" / f"{name}.safetensors"
 
-    def save(self, name: str) -> None:
+    def save(self, name: str) -> dict:
         """Write checkpoint ``name`` (model, optimizer, step, config, best PSNR), and the
         folder's ``config.json`` before it; rank 0 only. Weights that diverged while the
         loss stayed finite are no checkpoint (:meth:`exportable`): the last good one stays
-        (every rank stops there: their weights are the same)."""
-        self.exportable()
+        (every rank stops there: their weights are the same). Returns the weights as the
+        float16 model saves them."""
+        weights = self.exportable()
         if not self.main:
-            return
+            return weights
         write_config(self.run_dir, self.cfg)
         ckpt.save_checkpoint(
             self.ckpt_path(name),
@@ -173,6 +174,7 @@ class Trainer:
             | ({"heldout": self.heldout} if self.heldout else {}),
         )
         drop_set_aside(self.run_dir)  # a run this one replaces: gone once this one saved
+        return weights
 
     def build_step(self):
         """Initialise the optimizer state and return the step function the config asks for."""
@@ -327,9 +329,8 @@ class Trainer:
         plot_curves(self.log.records, self.run_dir / "training_curves.png")
         score = metrics[key]
         if score > self.best:  # best first: stopped before "last", a resume starts from it
-            weights = self.exportable()  # weights that diverged do not become "best"
             self.best = score
-            self.save("best")
+            weights = self.save("best")  # weights that diverged do not become "best"
             save_model(self.run_dir / "model.safetensors", self.model, weights=weights)
         self.save("last")
         self.log.say(msg)
